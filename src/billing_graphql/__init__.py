@@ -1,0 +1,3 @@
+"""billing-graphql: a GraphQL billing gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,81 @@
+"""The application factory: Litestar serving the Strawberry schema."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
+from litestar.stores.memory import MemoryStore
+from litestar.stores.registry import StoreRegistry
+from strawberry.litestar import make_graphql_controller
+
+from billing_graphql.db.engine import Database
+from billing_graphql.graphql.context import build_context
+from billing_graphql.graphql.schema import build_schema
+from billing_graphql.http.health import health
+from billing_graphql.settings import Settings
+
+
+def rate_limit_identity(request: Request[Any, Any, Any]) -> str:
+    """Count requests per credential (hashed), or per address when none is sent."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        return "credential:" + hashlib.sha256(authorization.encode()).hexdigest()[:32]
+    return "address:" + get_remote_address(request)
+
+
+def _stores(settings: Settings) -> StoreRegistry:
+    if settings.redis_url:
+        from litestar.stores.redis import RedisStore
+
+        return StoreRegistry(default_factory=lambda name: RedisStore.with_client(url=settings.redis_url, namespace=name))
+    return StoreRegistry(default_factory=lambda name: MemoryStore())
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    schema = build_schema(settings)
+    controller = make_graphql_controller(
+        schema,
+        path="/graphql",
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=False,
+        context_getter=build_context,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = db is None
+        app.state.db = db or Database.from_url(settings.database_url)
+        app.state.settings = settings
+        # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.db.dispose()
+
+    middleware = []
+    if settings.rate_limit:
+        middleware.append(
+            RateLimitConfig(
+                rate_limit=("minute", settings.rate_limit),
+                identifier_for_request=rate_limit_identity,
+                exclude_opt_key="exclude_from_rate_limit",
+            ).middleware
+        )
+    return Litestar(
+        route_handlers=[controller, health],
+        lifespan=[lifespan],
+        middleware=middleware,
+        stores=_stores(settings),
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )

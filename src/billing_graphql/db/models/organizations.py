@@ -1,0 +1,72 @@
+"""Organizations (tenants), their API keys and partner grants."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from billing_graphql.db.models.base import Base, enum_type, money_column, uuid_pk
+from billing_graphql.domain.roles import Role
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    # Account credit (from downgrades), spent on the next invoices after their tax.
+    credit_balance: Mapped[int] = money_column()
+    credit_currency: Mapped[str | None] = mapped_column(String(3))
+    gateway_customer_id: Mapped[str | None] = mapped_column(String(200))
+    billing_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="organization", lazy="raise")
+
+    __table_args__ = (CheckConstraint("credit_balance >= 0", name="credit_not_negative"),)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[Role] = mapped_column(enum_type(Role, "role"))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    organization: Mapped[Organization | None] = relationship(back_populates="api_keys", lazy="raise")
+
+    __table_args__ = (
+        CheckConstraint(
+            "(role IN ('OWNER', 'ADMIN', 'MEMBER') AND organization_id IS NOT NULL)"
+            " OR (role IN ('SUPER_ADMIN', 'PARTNER') AND organization_id IS NULL)",
+            name="role_matches_organization",
+        ),
+    )
+
+
+class PartnerGrant(Base):
+    """A partner's API key may read usage snapshots of this organization."""
+
+    __tablename__ = "partner_grants"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("api_key_id", "organization_id", name="uq_partner_grant"),)

@@ -1,0 +1,104 @@
+"""Subscriptions and their attached add-ons."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from billing_graphql.db.models.base import Base, enum_type, uuid_pk
+from billing_graphql.db.models.catalog import Addon, Coupon, Plan
+from billing_graphql.domain.periods import BillingPeriod
+from billing_graphql.domain.status import SubscriptionStatus
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id"), index=True)
+    status: Mapped[SubscriptionStatus] = mapped_column(enum_type(SubscriptionStatus, "subscription_status"))
+    billing_period: Mapped[BillingPeriod] = mapped_column(enum_type(BillingPeriod, "billing_period"))
+    # Periods are computed from the anchor; a change of billing period re-anchors.
+    period_anchor: Mapped[datetime]
+    current_period_start: Mapped[datetime]
+    current_period_end: Mapped[datetime]
+    trial_ends_at: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    canceled_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    agent_count: Mapped[int] = mapped_column(Integer, default=1)
+    payment_gateway: Mapped[str] = mapped_column(String(32), default="sandbox")
+    gateway_customer_id: Mapped[str | None] = mapped_column(String(200))
+    gateway_subscription_id: Mapped[str | None] = mapped_column(String(200))
+    coupon_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("coupons.id"))
+    # Billing periods the coupon still discounts; NULL with a coupon means forever.
+    coupon_periods_remaining: Mapped[int | None] = mapped_column(Integer)
+    spending_cap: Mapped[int | None] = mapped_column(BigInteger)
+    pending_plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("plans.id"))
+    pending_billing_period: Mapped[BillingPeriod | None] = mapped_column(
+        enum_type(BillingPeriod, "pending_billing_period")
+    )
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_retry_at: Mapped[datetime | None]
+    next_retry_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    plan: Mapped[Plan] = relationship(foreign_keys=[plan_id], lazy="raise")
+    pending_plan: Mapped[Plan | None] = relationship(foreign_keys=[pending_plan_id], lazy="raise")
+    coupon: Mapped[Coupon | None] = relationship(lazy="raise")
+    addons: Mapped[list[SubscriptionAddon]] = relationship(lazy="raise", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        # At most one live (not canceled) subscription per organization.
+        Index(
+            "uq_subscriptions_one_live_per_organization",
+            "organization_id",
+            unique=True,
+            sqlite_where=text("status <> 'CANCELED'"),
+            postgresql_where=text("status <> 'CANCELED'"),
+        ),
+        Index("ix_subscriptions_status_period_end", "status", "current_period_end"),
+        CheckConstraint("current_period_end > current_period_start", name="period_ordered"),
+        CheckConstraint("agent_count >= 0", name="agent_count_not_negative"),
+        CheckConstraint("retry_count >= 0", name="retry_count_not_negative"),
+        CheckConstraint("spending_cap IS NULL OR spending_cap >= 0", name="spending_cap_not_negative"),
+        CheckConstraint(
+            "coupon_periods_remaining IS NULL OR coupon_periods_remaining >= 0",
+            name="coupon_periods_not_negative",
+        ),
+    )
+
+
+class SubscriptionAddon(Base):
+    __tablename__ = "subscription_addons"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    addon_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("addons.id"))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    addon: Mapped[Addon] = relationship(lazy="raise")
+
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "addon_id", name="uq_subscription_addon"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+    )

@@ -1,0 +1,47 @@
+"""Usage: idempotent events and per-period counters."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billing_graphql.db.models.base import Base, uuid_pk
+
+
+class UsageEvent(Base):
+    __tablename__ = "usage_events"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    metric_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("metrics.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("organization_id", "idempotency_key", name="uq_usage_event_key"),
+        Index("ix_usage_events_org_metric_time", "organization_id", "metric_id", "occurred_at"),
+    )
+
+
+class UsageCounter(Base):
+    """A metric's value for an organization: GAUGEs keep one row, COUNTERs one per month."""
+
+    __tablename__ = "usage_counters"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    metric_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("metrics.id"))
+    # "YYYY-MM" for counters, "current" for gauges.
+    period_key: Mapped[str] = mapped_column(String(16))
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("organization_id", "metric_id", "period_key", name="uq_usage_counter"),
+        CheckConstraint("value >= 0", name="value_not_negative"),
+    )

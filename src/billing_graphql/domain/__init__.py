@@ -1,0 +1,1 @@
+"""Pure billing rules: no SQLAlchemy, Strawberry or Litestar imports here."""

@@ -1,0 +1,32 @@
+"""Who is calling: the actor an API key or session token resolves to."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from billing_graphql.domain.roles import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    role: Role
+    organization_id: uuid.UUID | None
+    subject: str  # "api_key:<id>" or "user:<sub>", written to the audit log
+    api_key_id: uuid.UUID | None = None
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.role is Role.SUPER_ADMIN
+
+    def organization_in_scope(self, requested: uuid.UUID | None) -> uuid.UUID | None:
+        """The organization an action applies to.
+
+        Tenants always act on their own organization (a different one requested is None,
+        which callers report as NOT_FOUND); super-admins act on the one they name.
+        """
+        if self.is_super_admin:
+            return requested
+        if requested is not None and requested != self.organization_id:
+            return None
+        return self.organization_id

@@ -1,0 +1,1 @@
+"""The GraphQL layer: thin resolvers that call services and map results to types."""

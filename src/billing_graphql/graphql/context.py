@@ -1,0 +1,46 @@
+"""The request context: settings, database, actor, clock reading and loaders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from litestar import Request
+from strawberry.litestar import BaseContext
+from strawberry.types import Info as StrawberryInfo
+
+from billing_graphql.db.engine import Database
+from billing_graphql.domain.actors import Actor
+from billing_graphql.graphql.loaders import Loaders
+from billing_graphql.services.auth import AuthenticationFailed, authenticate
+from billing_graphql.services.clock import current_time
+from billing_graphql.settings import Settings
+
+
+class Context(BaseContext, kw_only=True):
+    settings: Settings
+    db: Database
+    actor: Actor | None
+    auth_error: str | None
+    now: datetime
+    loaders: Loaders
+
+
+Info = StrawberryInfo[Context, Any]
+
+
+async def build_context(request: Request[Any, Any, Any]) -> Context:
+    settings: Settings = request.app.state.settings
+    db: Database = request.app.state.db
+    now = await current_time(db, test_clock=settings.test_clock)
+    actor: Actor | None = None
+    auth_error: str | None = None
+    try:
+        actor = await authenticate(
+            db, request.headers.get("authorization"), jwt_secret=settings.jwt_secret, now=now
+        )
+    except AuthenticationFailed as exc:
+        auth_error = str(exc)
+    return Context(
+        settings=settings, db=db, actor=actor, auth_error=auth_error, now=now, loaders=Loaders(db)
+    )

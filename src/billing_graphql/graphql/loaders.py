@@ -1,0 +1,60 @@
+"""Per-request DataLoaders; every batch opens its own session."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from strawberry.dataloader import DataLoader
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import Metric, Organization, Plan, PlanFeature, PlanLimit
+
+
+def _by_id_loader(db: Database, model: type) -> DataLoader[uuid.UUID, Any]:
+    async def load(ids: Sequence[uuid.UUID]) -> list[Any]:
+        async with db.read() as session:
+            rows = (await session.scalars(select(model).where(model.id.in_(ids)))).all()
+        found = {row.id: row for row in rows}
+        return [found.get(key) for key in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _grouped_loader(
+    db: Database, statement_for: Callable[[Sequence[uuid.UUID]], Any], key_of: Callable[[Any], uuid.UUID]
+) -> DataLoader[uuid.UUID, list[Any]]:
+    async def load(ids: Sequence[uuid.UUID]) -> list[list[Any]]:
+        async with db.read() as session:
+            rows = (await session.execute(statement_for(ids))).all()
+        grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for row in rows:
+            grouped[key_of(row)].append(row)
+        return [grouped.get(key, []) for key in ids]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    """Built for each request in the context getter, never shared between requests."""
+
+    def __init__(self, db: Database) -> None:
+        self.organization_by_id = _by_id_loader(db, Organization)
+        self.plan_by_id = _by_id_loader(db, Plan)
+        # (PlanLimit, Metric) rows per plan, in metric code order.
+        self.limits_by_plan = _grouped_loader(
+            db,
+            lambda ids: select(PlanLimit, Metric)
+            .join(Metric, Metric.id == PlanLimit.metric_id)
+            .where(PlanLimit.plan_id.in_(ids))
+            .order_by(Metric.code),
+            lambda row: row[0].plan_id,
+        )
+        self.features_by_plan = _grouped_loader(
+            db,
+            lambda ids: select(PlanFeature).where(PlanFeature.plan_id.in_(ids)).order_by(PlanFeature.key),
+            lambda row: row[0].plan_id,
+        )

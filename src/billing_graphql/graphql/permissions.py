@@ -1,0 +1,55 @@
+"""Permission classes, declared on fields through ``allow(...)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.types import Info
+
+from billing_graphql.domain.roles import Role
+from billing_graphql.graphql.errors import Forbidden, Unauthenticated
+
+
+class IsAuthenticated(BasePermission):
+    message = "Authentication required: send 'Authorization: Bearer <API key or session token>'."
+    error_extensions = {"code": "UNAUTHENTICATED"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        context = info.context
+        if context.auth_error is not None:
+            # A credential was sent but refused: say why (revoked, expired, malformed).
+            raise Unauthenticated(context.auth_error)
+        return context.actor is not None
+
+    def on_unauthorized(self) -> None:
+        raise Unauthenticated(self.message)
+
+
+class HasRole(BasePermission):
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(roles)
+        names = ", ".join(sorted(role.value for role in roles))
+        self.message = f"Forbidden: this needs one of the roles {names}."
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        actor = info.context.actor
+        return actor is not None and actor.role in self.roles
+
+    def on_unauthorized(self) -> None:
+        raise Forbidden(self.message)
+
+
+TENANT_ROLES = (Role.OWNER, Role.ADMIN, Role.MEMBER)
+MANAGERS = (Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN)
+READERS = (Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN, Role.MEMBER)
+
+
+def allow(*roles: Role) -> list[PermissionExtension]:
+    """Field extensions: authenticated, and (when roles are given) holding one of them."""
+    permissions: list[BasePermission] = [IsAuthenticated()]
+    if roles:
+        permissions.append(HasRole(*roles))
+    return [PermissionExtension(permissions=permissions, use_directives=False)]

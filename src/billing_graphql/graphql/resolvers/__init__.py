@@ -1,0 +1,1 @@
+"""Root fields, one module per aggregate; ``schema.py`` merges their Query and Mutation classes."""

@@ -1,0 +1,70 @@
+"""The schema: root types merged from ``resolvers/``, scalars, and the protective extensions."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry import relay
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from billing_graphql.graphql.errors import should_mask_error
+from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.resolvers import clock, organizations, plans
+from billing_graphql.graphql.scalars import SCALAR_OVERRIDES
+from billing_graphql.settings import Settings
+
+
+QUERIES = (organizations.Query, plans.Query, clock.Query)
+MUTATIONS = (organizations.Mutation, clock.Mutation)
+
+
+def _node_query() -> type:
+    # relay.node()'s extension rewrites its field when a schema is built, so each schema
+    # gets a field of its own.
+    @strawberry.type
+    class NodeQuery:
+        node: relay.Node | None = relay.node(extensions=allow(), description="Any object by its global ID.")
+
+    return NodeQuery
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: MaskErrors(should_mask_error=should_mask_error),
+    ]
+    if not settings.introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(
+        query=merge_types("Query", (*QUERIES, _node_query())),
+        mutation=merge_types("Mutation", MUTATIONS),
+        extensions=extensions,
+        scalar_overrides=SCALAR_OVERRIDES,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+def export_sdl(schema: strawberry.Schema) -> str:
+    """The SDL, with an explicit schema block so that a type named `Subscription` stays an
+    object type when the SDL is read back (there is no subscription root)."""
+    sdl = schema.as_str()
+    if not sdl.lstrip().startswith("schema {"):
+        sdl = "schema {\n  query: Query\n  mutation: Mutation\n}\n\n" + sdl
+    return sdl + "\n"
+
+
+schema = build_schema(Settings())

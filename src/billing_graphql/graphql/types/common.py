@@ -1,0 +1,113 @@
+"""Shared types: Money, the Role enum, ID decoding, and the SQL-paged connection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.money import Money as DomainMoney
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.errors import ClientError
+from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
+
+Role = strawberry.enum(DomainRole, name="Role")
+
+N = TypeVar("N")
+
+CURSOR_PREFIX = "offset"
+
+
+@strawberry.type(description="An amount of money: exact, in major units, with its currency.")
+class Money:
+    amount: Decimal
+    currency: str
+    formatted: str
+
+    @classmethod
+    def of(cls, minor: int, currency: str) -> Money:
+        money = DomainMoney(minor, currency)
+        return cls(amount=money.amount, currency=currency, formatted=money.format())
+
+    @classmethod
+    def maybe(cls, minor: int | None, currency: str | None) -> Money | None:
+        if minor is None or currency is None:
+            return None
+        return cls.of(minor, currency)
+
+
+def decode_id(global_id: relay.GlobalID, type_name: str, field: str = "id") -> uuid.UUID:
+    """The UUID behind a global ID of the given type; anything else is NOT_FOUND."""
+    if global_id.type_name != type_name:
+        raise not_found(type_name, field)
+    try:
+        return uuid.UUID(global_id.node_id)
+    except ValueError:
+        raise not_found(type_name, field) from None
+
+
+def decode_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
+    """UUIDs from node ids; a malformed one becomes None (and so resolves to nothing)."""
+    decoded: list[uuid.UUID | None] = []
+    for node_id in node_ids:
+        try:
+            decoded.append(uuid.UUID(node_id))
+        except ValueError:
+            decoded.append(None)
+    return decoded
+
+
+def offset_after(after: str | None) -> int:
+    """The offset a page starts at, from the cursor it comes after."""
+    if after is None:
+        return 0
+    try:
+        prefix, value = relay.from_base64(after)
+        if prefix != CURSOR_PREFIX:
+            raise ValueError(prefix)
+        return int(value) + 1
+    except Exception:
+        raise ClientError(f"Invalid cursor {after!r}.") from None
+
+
+def page_size(first: int | None, default: int = 10) -> int:
+    size = default if first is None else first
+    if size < 0 or size > MAX_PAGE_SIZE:
+        raise ClientError(f"'first' must be between 0 and {MAX_PAGE_SIZE}.")
+    return size
+
+
+def connection_from_page(
+    connection_class: type[relay.Connection[N]],
+    page: Page[Any],
+    to_node: Callable[[Any], N],
+) -> relay.Connection[N]:
+    edges = [
+        relay.Edge(node=to_node(item), cursor=relay.to_base64(CURSOR_PREFIX, page.offset + index))
+        for index, item in enumerate(page.items)
+    ]
+    return connection_class(
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=page.has_next,
+            has_previous_page=page.offset > 0,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
+async def attempt(awaitable: Any) -> tuple[Any, list[Any]]:
+    """Await a service call; a business failure becomes ``(None, [BillingError])``."""
+    from billing_graphql.graphql.errors import BillingError
+
+    try:
+        return await awaitable, []
+    except DomainBillingError as error:
+        return None, [BillingError.from_domain(error)]

@@ -1,0 +1,1 @@
+"""The few non-GraphQL routes."""

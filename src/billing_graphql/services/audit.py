@@ -1,0 +1,80 @@
+"""Audit rows and outbox events, written in the caller's transaction."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.models import AuditEvent, OutboxEvent
+from billing_graphql.domain.actors import Actor
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-safe copy of plain values: UUIDs, datetimes, Decimals and enums become strings."""
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(item) for item in value]
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def snapshot(row: Any, *fields: str) -> dict[str, Any]:
+    """The named attributes of a row, JSON-safe (for an audit row's before/after)."""
+    return to_json({name: getattr(row, name) for name in fields})
+
+
+def record_audit(
+    session: AsyncSession,
+    *,
+    actor: Actor | None,
+    action: str,
+    object_type: str,
+    object_id: uuid.UUID | str,
+    organization_id: uuid.UUID | None,
+    now: datetime,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            organization_id=organization_id,
+            actor=actor.subject if actor else "system",
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            before=before,
+            after=after,
+            reason=reason,
+            created_at=now,
+        )
+    )
+
+
+def emit_event(
+    session: AsyncSession,
+    *,
+    event_type: str,
+    organization_id: uuid.UUID | None,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    session.add(
+        OutboxEvent(
+            organization_id=organization_id,
+            event_type=event_type,
+            payload=to_json(payload),
+            created_at=now,
+        )
+    )

@@ -1,0 +1,37 @@
+"""Paging in SQL: LIMIT/OFFSET over an ordered statement, one row more to learn if there is a next page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.domain.errors import validation
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    offset: int
+    has_next: bool
+
+
+def check_page_size(first: int) -> int:
+    if first < 0 or first > MAX_PAGE_SIZE:
+        raise validation(f"'first' must be between 0 and {MAX_PAGE_SIZE}.", "first")
+    return first
+
+
+async def fetch_page(session: AsyncSession, statement: Select[Any], *, first: int, offset: int) -> Page[Any]:
+    """The rows of an ordered ``statement`` from ``offset``, at most ``first`` of them."""
+    check_page_size(first)
+    if offset < 0:
+        raise validation("'after' points before the first item.", "after")
+    rows = (await session.scalars(statement.limit(first + 1).offset(offset))).all()
+    return Page(items=rows[:first], offset=offset, has_next=len(rows) > first)

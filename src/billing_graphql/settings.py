@@ -1,0 +1,118 @@
+"""One frozen settings object, read from ``BILLING_*`` environment variables.
+
+A bad value fails at start with a ``SettingsError`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billing.db"
+
+
+class SettingsError(ValueError):
+    """A BILLING_* variable holds a value the gateway cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    graphiql: bool = True
+    introspection: bool = True
+    test_clock: bool = False
+    max_query_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    rate_limit: int = 600  # requests per minute per credential; 0 turns it off
+    max_body_bytes: int = 256 * 1024
+    redis_url: str | None = None
+    public_url: str = "http://localhost:8000"
+    production: bool = False
+    portal_secret: str | None = field(default=None, repr=False)
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: str | None = field(default=None, repr=False)
+    razorpay_webhook_secret: str | None = field(default=None, repr=False)
+    razorpay_base_url: str = "https://api.razorpay.com"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        production = reader.boolean("BILLING_PRODUCTION", False)
+        jwt_secret = reader.text("BILLING_JWT_SECRET")
+        if production and not jwt_secret:
+            raise SettingsError("BILLING_JWT_SECRET must be set when BILLING_PRODUCTION is on")
+        if jwt_secret is not None and len(jwt_secret) < 16:
+            raise SettingsError("BILLING_JWT_SECRET must be at least 16 characters")
+        database_url = reader.text("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL
+        if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise SettingsError(
+                "BILLING_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        values = dict(
+            database_url=database_url,
+            graphiql=reader.boolean("BILLING_GRAPHIQL", not production),
+            introspection=reader.boolean("BILLING_INTROSPECTION", not production),
+            test_clock=reader.boolean("BILLING_TEST_CLOCK", False),
+            max_query_depth=reader.integer("BILLING_MAX_QUERY_DEPTH", 10, minimum=2),
+            max_aliases=reader.integer("BILLING_MAX_ALIASES", 30, minimum=1),
+            max_tokens=reader.integer("BILLING_MAX_TOKENS", 2000, minimum=50),
+            rate_limit=reader.integer("BILLING_RATE_LIMIT", 600, minimum=0),
+            max_body_bytes=reader.integer("BILLING_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            redis_url=reader.text("BILLING_REDIS_URL"),
+            public_url=(reader.text("BILLING_PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
+            production=production,
+            portal_secret=reader.text("BILLING_PORTAL_SECRET"),
+            razorpay_key_id=reader.text("BILLING_RAZORPAY_KEY_ID"),
+            razorpay_key_secret=reader.text("BILLING_RAZORPAY_KEY_SECRET"),
+            razorpay_webhook_secret=reader.text("BILLING_RAZORPAY_WEBHOOK_SECRET"),
+            razorpay_base_url=reader.text("BILLING_RAZORPAY_BASE_URL") or "https://api.razorpay.com",
+        )
+        if jwt_secret:
+            values["jwt_secret"] = jwt_secret
+        return cls(**values)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+class _Reader:
+    _TRUE = {"1", "true", "yes", "on"}
+    _FALSE = {"0", "false", "no", "off"}
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in self._TRUE:
+            return True
+        if lowered in self._FALSE:
+            return False
+        raise SettingsError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}")
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number; got {value!r}") from None
+        if number < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}; got {number}")
+        return number
