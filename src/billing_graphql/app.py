@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request
+from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
@@ -37,7 +38,9 @@ def _stores(settings: Settings) -> StoreRegistry:
     return StoreRegistry(default_factory=lambda name: MemoryStore())
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, freeze_gc: bool = True
+) -> Litestar:
     settings = settings or Settings.from_env()
     schema = build_schema(settings)
     controller = make_graphql_controller(
@@ -51,11 +54,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = db is None
-        app.state.db = db or Database.from_url(settings.database_url)
-        app.state.settings = settings
-        # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
-        gc.collect()
-        gc.freeze()
+        if owned:
+            app.state.db = Database.from_url(settings.database_url)
+        if freeze_gc:
+            # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -71,8 +75,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                 exclude_opt_key="exclude_from_rate_limit",
             ).middleware
         )
+    state = {"settings": settings}
+    if db is not None:
+        state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(
         route_handlers=[controller, health],
+        state=State(state),
         lifespan=[lifespan],
         middleware=middleware,
         stores=_stores(settings),

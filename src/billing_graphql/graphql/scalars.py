@@ -47,7 +47,6 @@ def _serialize_datetime(value: datetime) -> str:
 
 
 DecimalScalar = strawberry.scalar(
-    Decimal,
     name="Decimal",
     description="An exact decimal amount in major units, as a string (\"299000\", \"19.00\").",
     serialize=_serialize_decimal,
@@ -55,11 +54,10 @@ DecimalScalar = strawberry.scalar(
 )
 
 DateTimeScalar = strawberry.scalar(
-    datetime,
     name="DateTime",
     description="A timezone-aware instant, ISO-8601, always returned in UTC.",
     serialize=_serialize_datetime,
     parse_value=_parse_datetime,
 )
 
-SCALAR_OVERRIDES = {Decimal: DecimalScalar, datetime: DateTimeScalar}
+SCALAR_MAP = {Decimal: DecimalScalar, datetime: DateTimeScalar}

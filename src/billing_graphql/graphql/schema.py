@@ -20,7 +20,7 @@ from strawberry.tools import merge_types
 from billing_graphql.graphql.errors import should_mask_error
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.resolvers import clock, organizations, plans
-from billing_graphql.graphql.scalars import SCALAR_OVERRIDES
+from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
 
 
@@ -53,8 +53,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=merge_types("Query", (*QUERIES, _node_query())),
         mutation=merge_types("Mutation", MUTATIONS),
         extensions=extensions,
-        scalar_overrides=SCALAR_OVERRIDES,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
 
 

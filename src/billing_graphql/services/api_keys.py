@@ -45,13 +45,13 @@ async def create_api_key(
     if not role.needs_organization and organization_id is not None:
         raise validation(f"A {role.value} key belongs to no organization.", "organizationId")
     if not _may_manage(actor, organization_id, role):
-        if actor is not None and organization_id != actor.organization_id:
-            raise not_found("Organization", "organizationId")
-        raise BillingError(
-            BillingErrorCode.VALIDATION,
-            "Owners may create OWNER, ADMIN and MEMBER keys for their own organization only.",
-            field="role",
-        )
+        if role not in OWNER_GRANTABLE:
+            raise BillingError(
+                BillingErrorCode.VALIDATION,
+                "Owners may create OWNER, ADMIN and MEMBER keys for their own organization only.",
+                field="role",
+            )
+        raise not_found("Organization", "organizationId")
     plain = generate_api_key()
     key = ApiKey(
         id=uuid.uuid4(),

@@ -1,0 +1,1 @@
+"""Payment processors behind one protocol; ``get_gateway(name, settings)`` picks one."""

@@ -1,0 +1,62 @@
+"""The protocol every payment processor implements. Amounts cross it as integer minor units."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class GatewayError(Exception):
+    """The processor could not be reached or answered with an error (not a decline)."""
+
+
+class ChargeOutcome(enum.Enum):
+    SUCCEEDED = "SUCCEEDED"
+    DECLINED = "DECLINED"
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    outcome: ChargeOutcome
+    gateway_payment_id: str | None = None
+    failure_code: str | None = None  # "card_declined", "insufficient_funds", "expired_card", ...
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    succeeded: bool
+    gateway_refund_id: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A processor-side order a client SDK completes (checkout)."""
+
+    order_id: str
+    amount: int
+    currency: str
+    key_id: str | None = None
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    async def create_customer(self, *, organization_id: str, name: str, email: str | None) -> str: ...
+
+    async def charge(
+        self, *, customer_id: str | None, payment_method_token: str, amount: int, currency: str,
+        idempotency_key: str, description: str,
+    ) -> ChargeResult: ...
+
+    async def refund(
+        self, *, gateway_payment_id: str, amount: int, currency: str, idempotency_key: str
+    ) -> RefundResult: ...
+
+    async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str) -> Order: ...
+
+    def verify_payment_signature(self, *, order_id: str, payment_id: str, signature: str) -> bool: ...
+
+    def verify_webhook(self, *, body: bytes, signature: str) -> bool: ...

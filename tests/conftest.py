@@ -1,0 +1,171 @@
+"""Fixtures: every service and API test runs on SQLite and on PostgreSQL.
+
+Each pytest-xdist worker gets its own SQLite file and its own PostgreSQL database, migrated
+once; every test starts from empty tables (reference data from the migrations kept).
+PostgreSQL comes from BILLING_TEST_POSTGRES_URL; when it is unreachable its tests skip,
+except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import make_url
+
+from billing_graphql.db.engine import Database, make_engine
+from billing_graphql.db.migrate import migrate
+from billing_graphql.db.models import Base
+from tests.helpers import REFERENCE_METRICS
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+BACKENDS = ["sqlite", "postgres"]
+KEPT_TABLES = {"alembic_version", "metrics", "tax_rates"}
+
+
+def _worker() -> str:
+    """This checkout's and this xdist worker's prefix: runs from other checkouts never collide."""
+    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:6]
+    return f"{checkout}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+def _postgres_server_url() -> str:
+    return os.environ.get("BILLING_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+async def _create_postgres_database() -> str:
+    server = make_url(_postgres_server_url())
+    name = f"bgtest_{_worker()}_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(server.render_as_string(hide_password=False))
+    try:
+        async with admin.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            # Drop what earlier, interrupted runs of this worker left behind.
+            stale = await connection.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+                {"pattern": f"bgtest_{_worker()}_%"},
+            )
+            for (stale_name,) in stale.all():
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{stale_name}" WITH (FORCE)'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_postgres_database(url: str) -> None:
+    server = make_url(_postgres_server_url())
+    name = make_url(url).database
+    admin = make_engine(server.render_as_string(hide_password=False))
+    try:
+        async with admin.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+async def _migrate_url(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("db") / f"billing-{_worker()}.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    asyncio.run(_migrate_url(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    try:
+        url = asyncio.run(_create_postgres_database())
+    except Exception as exc:  # unreachable server, refused login, ...
+        reason = f"PostgreSQL at {_postgres_server_url()} is unreachable: {exc!r}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " (CI=true: PostgreSQL tests must run)")
+        pytest.skip(reason)
+    asyncio.run(_migrate_url(url))
+    yield url
+    asyncio.run(_drop_postgres_database(url))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(f"{backend}_url")
+
+
+async def _empty_tables(db: Database) -> None:
+    tables = [table for table in reversed(Base.metadata.sorted_tables) if table.name not in KEPT_TABLES]
+    async with db.write() as session:
+        if db.is_sqlite:
+            for table in tables:
+                await session.execute(table.delete())
+        else:
+            names = ", ".join(f'"{table.name}"' for table in tables)
+            await session.execute(text(f"TRUNCATE {names} CASCADE"))
+        # Reference data stays as the migrations left it.
+        await session.execute(
+            text("DELETE FROM metrics WHERE code NOT IN :codes").bindparams(
+                bindparam("codes", expanding=True)
+            ),
+            {"codes": list(REFERENCE_METRICS)},
+        )
+        await session.execute(text("DELETE FROM tax_rates WHERE name <> 'PPN'"))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database.from_url(database_url)
+    await _empty_tables(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str):
+    from tests.helpers import test_settings
+
+    return test_settings(database_url)
+
+
+@pytest.fixture
+async def api(db: Database, settings) -> AsyncIterator["GraphQLClient"]:
+    """A GraphQL client over HTTP against the app, on this test's database."""
+    import httpx
+
+    from billing_graphql.app import create_app
+    from tests.helpers import GraphQLClient
+
+    # httpx's ASGI transport runs the app on this test's event loop (Litestar's own test
+    # client runs it on another, where the database's connections cannot be used).
+    app = create_app(settings, db=db, freeze_gc=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield GraphQLClient(client, db)
+
+
+@pytest.fixture
+async def keys(db: Database) -> "Keys":
+    """An organization 'acme' with one API key per role (and a super-admin key)."""
+    from tests.helpers import make_keys
+
+    return await make_keys(db)
