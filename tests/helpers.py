@@ -48,13 +48,18 @@ class StatementCounter:
         return len(self.statements)
 
 
+TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+
+
 @contextmanager
 def count_statements(db: Database):
-    """Count the SQL statements sent to the database inside the block (BEGIN/COMMIT excluded)."""
+    """Count the SQL statements sent to the database inside the block (transaction control excluded,
+    since SQLite's BEGIN is a statement and PostgreSQL's is not)."""
     counter = StatementCounter()
 
     def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
-        counter.statements.append(statement)
+        if statement.split(None, 1)[0].upper() not in TRANSACTION_CONTROL:
+            counter.statements.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", before_cursor_execute)
     try:

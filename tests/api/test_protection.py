@@ -1,0 +1,132 @@
+"""Protection: depth, alias and token limits, no GET operations, body limit, rate limit,
+introspection switch, and masking of unexpected errors."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from graphql import GraphQLError
+from sqlalchemy import func, select
+
+from billing_graphql.app import create_app
+from billing_graphql.db.models import Organization
+from billing_graphql.graphql.errors import ClientError, should_mask_error
+from tests.helpers import GraphQLClient, test_settings
+
+
+async def _client_with(db, database_url, **overrides):
+    app = create_app(test_settings(database_url, **overrides), db=db, freeze_gc=False)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+async def _organizations(db) -> int:
+    async with db.read() as session:
+        return await session.scalar(select(func.count()).select_from(Organization))
+
+
+async def test_query_deeper_than_the_limit_is_refused(db, database_url, keys):
+    async with await _client_with(db, database_url, max_query_depth=1) as client:
+        api = GraphQLClient(client, db)
+        result = await api.post("query Deep { viewer { organization { name } } }", token=keys.owner)
+    assert result.get("data") is None
+    assert "exceeds maximum operation depth of 1" in result["errors"][0]["message"]
+    async with await _client_with(db, database_url, max_query_depth=2) as client:
+        data = await GraphQLClient(client, db).ok("query Deep { viewer { organization { name } } }", token=keys.owner)
+    assert data["viewer"]["organization"]["name"] == "Acme"
+
+
+async def test_too_many_aliases_is_refused_and_writes_nothing(api, db, keys):
+    fields = " ".join(
+        f'a{i}: createOrganization(input: {{name: "n{i}", externalId: "x{i}"}}) {{ errors {{ code }} }}'
+        for i in range(31)
+    )
+    before = await _organizations(db)
+    result = await api.post(f"mutation Many {{ {fields} }}", token=keys.super_admin)
+    assert result.get("data") is None
+    assert "aliases" in result["errors"][0]["message"]
+    assert await _organizations(db) == before
+
+
+async def test_too_many_tokens_is_refused(db, database_url, keys):
+    async with await _client_with(db, database_url, max_tokens=50) as client:
+        result = await GraphQLClient(client, db).post(
+            "query Big { " + " ".join("viewer { role }" for _ in range(20)) + " }", token=keys.owner
+        )
+    assert result.get("data") is None
+    assert "token" in result["errors"][0]["message"].lower()
+
+
+async def test_operations_over_get_are_refused(api, keys):
+    response = await api.client.get(
+        "/graphql", params={"query": "{ viewer { role } }"},
+        headers={"authorization": f"Bearer {keys.owner}", "accept": "application/json"},
+    )
+    assert response.status_code in (400, 405)
+    assert "viewer" not in response.text
+
+
+async def test_graphiql_is_served_on_get_when_enabled(api):
+    response = await api.client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_request_body_over_the_limit_is_refused(db, database_url, keys):
+    async with await _client_with(db, database_url, max_body_bytes=1024) as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": "{ viewer { role } }", "variables": {"pad": "x" * 4096}},
+            headers={"authorization": f"Bearer {keys.owner}"},
+        )
+    assert response.status_code == 413
+
+
+async def test_rate_limit_is_per_credential(db, database_url, keys):
+    async with await _client_with(db, database_url, rate_limit=3) as client:
+        api = GraphQLClient(client, db)
+        for _ in range(3):
+            await api.ok("{ viewer { role } }", token=keys.owner)
+        limited = await client.post(
+            "/graphql", json={"query": "{ viewer { role } }"}, headers={"authorization": f"Bearer {keys.owner}"}
+        )
+        assert limited.status_code == 429
+        # Another credential has its own budget.
+        assert (await api.ok("{ viewer { role } }", token=keys.admin))["viewer"]["role"] == "ADMIN"
+
+
+async def test_introspection_can_be_turned_off(db, database_url, keys):
+    query = "{ __schema { queryType { name } } }"
+    async with await _client_with(db, database_url, introspection=False) as client:
+        result = await GraphQLClient(client, db).post(query, token=keys.owner)
+    assert result.get("data") is None
+    assert "introspection" in result["errors"][0]["message"].lower()
+    async with await _client_with(db, database_url) as client:
+        data = await GraphQLClient(client, db).ok(query, token=keys.owner)
+    assert data["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_unexpected_errors_are_masked(api, keys, monkeypatch):
+    from billing_graphql.services import organizations
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("connection string postgres://secret@host")
+
+    monkeypatch.setattr(organizations, "list_organizations", broken)
+    result = await api.post("{ organizations { edges { node { id } } } }", token=keys.super_admin)
+    assert result["errors"][0]["message"] == "Unexpected error."
+    assert "secret" not in str(result)
+
+
+def test_mask_rule_keeps_expected_errors():
+    assert should_mask_error(GraphQLError("x", original_error=RuntimeError("boom")))
+    assert not should_mask_error(GraphQLError("x", original_error=ClientError("bad input")))
+    assert not should_mask_error(GraphQLError("validation error"))
+
+
+@pytest.mark.parametrize("first", [101, -1])
+async def test_connection_page_size_is_bounded(api, keys, first):
+    result = await api.post(
+        "query($f: Int) { organizations(first: $f) { edges { node { id } } } }", {"f": first}, token=keys.super_admin
+    )
+    assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "between 0 and 100" in result["errors"][0]["message"]

@@ -1,0 +1,74 @@
+"""Every operation in queries/ runs against the demo data with no errors and the SQL statement
+count its header declares, so an N+1 cannot come back unseen."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from strawberry import relay
+
+from billing_graphql.db.models import Organization, Plan
+from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID, seed_demo
+from billing_graphql.domain.roles import Role
+from tests.helpers import T0, count_statements
+
+QUERIES = Path(__file__).resolve().parents[2] / "queries"
+FILES = sorted(QUERIES.rglob("*.graphql"))
+DEFAULT_ROLE = {"spa": Role.OWNER, "admin": Role.SUPER_ADMIN, "partner": Role.PARTNER}
+HEADER = re.compile(r"^#\s*(role|variables|statements):\s*(.+)$", re.MULTILINE)
+
+
+def header(path: Path) -> dict[str, str]:
+    return {key: value.strip() for key, value in HEADER.findall(path.read_text())}
+
+
+def test_there_are_operations_for_each_client():
+    assert {path.parent.name for path in FILES} >= {"spa", "admin"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(QUERIES)) for p in FILES])
+def test_each_file_declares_one_named_operation_and_its_statements(path):
+    text = path.read_text()
+    operations = re.findall(r"^(query|mutation)\s+(\w+)", text, re.MULTILINE)
+    assert len(operations) == 1, f"{path.name}: exactly one named operation"
+    assert operations[0][1] == path.stem, f"{path.name}: the operation is named after its file"
+    assert "statements" in header(path), f"{path.name}: declare '# statements: N'"
+
+
+async def _substitutions(db) -> dict[str, str]:
+    async with db.read() as session:
+        organization_id = await session.scalar(
+            select(Organization.id).where(Organization.external_id == DEMO_ORGANIZATION_EXTERNAL_ID)
+        )
+        plans = (await session.execute(select(Plan.slug, Plan.id))).all()
+    values = {"@organization": relay.to_base64("Organization", organization_id)}
+    values.update({f"@plan:{slug}": relay.to_base64("Plan", plan_id) for slug, plan_id in plans})
+    return values
+
+
+def _substitute(value, values):
+    if isinstance(value, str):
+        return values.get(value, value)
+    if isinstance(value, dict):
+        return {key: _substitute(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, values) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(QUERIES)) for p in FILES])
+async def test_operation_runs_with_declared_statement_count(api, db, path):
+    keys = await seed_demo(db, T0)
+    meta = header(path)
+    role = Role(meta["role"]) if "role" in meta else DEFAULT_ROLE[path.parent.name]
+    variables = _substitute(json.loads(meta.get("variables", "{}")), await _substitutions(db))
+    token = keys[role]
+    # Warm up once with a harmless query: the key's first use records last_used_at.
+    await api.ok("{ clock { now } }", token=token)
+    with count_statements(db) as counter:
+        await api.ok(path.read_text(), variables, token=token)
+    assert counter.count == int(meta["statements"]), "\n".join(counter.statements)

@@ -1,0 +1,57 @@
+"""Settings: read from BILLING_* variables; a bad value fails naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing_graphql.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+
+
+def test_defaults():
+    settings = Settings.from_env({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.graphiql and settings.introspection
+    assert not settings.test_clock
+    assert len(settings.jwt_secret) >= 32
+
+
+def test_values_are_read():
+    settings = Settings.from_env({
+        "BILLING_DATABASE_URL": "postgresql+asyncpg://u@h/db",
+        "BILLING_JWT_SECRET": "s" * 20,
+        "BILLING_GRAPHIQL": "off",
+        "BILLING_INTROSPECTION": "0",
+        "BILLING_TEST_CLOCK": "1",
+        "BILLING_MAX_QUERY_DEPTH": "7",
+        "BILLING_MAX_ALIASES": "5",
+        "BILLING_MAX_TOKENS": "500",
+        "BILLING_RATE_LIMIT": "0",
+    })
+    assert (settings.graphiql, settings.introspection, settings.test_clock) == (False, False, True)
+    assert (settings.max_query_depth, settings.max_aliases, settings.max_tokens, settings.rate_limit) == (7, 5, 500, 0)
+    assert settings.jwt_secret == "s" * 20
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("BILLING_GRAPHIQL", "maybe"), ("BILLING_MAX_QUERY_DEPTH", "deep"), ("BILLING_MAX_QUERY_DEPTH", "1"),
+     ("BILLING_RATE_LIMIT", "-1"), ("BILLING_DATABASE_URL", "mysql://x"), ("BILLING_JWT_SECRET", "short"),
+     ("BILLING_TEST_CLOCK", "yes please")],
+)
+def test_bad_value_names_the_variable(variable, value):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({variable: value})
+    assert variable in str(caught.value)
+
+
+def test_production_requires_a_secret_and_turns_explorer_off():
+    with pytest.raises(SettingsError, match="BILLING_JWT_SECRET"):
+        Settings.from_env({"BILLING_PRODUCTION": "1"})
+    settings = Settings.from_env({"BILLING_PRODUCTION": "1", "BILLING_JWT_SECRET": "x" * 32})
+    assert not settings.graphiql and not settings.introspection
+
+
+def test_settings_are_frozen():
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.graphiql = False  # type: ignore[misc]
