@@ -24,7 +24,7 @@ T0 = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
 def test_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
         database_url=database_url,
-        jwt_secret="test-secret-of-enough-length",
+        jwt_secret="test-secret-of-enough-length-for-hs256",
         rate_limit=0,
         test_clock=False,
     )

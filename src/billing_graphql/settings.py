@@ -46,8 +46,8 @@ class Settings:
         jwt_secret = reader.text("BILLING_JWT_SECRET")
         if production and not jwt_secret:
             raise SettingsError("BILLING_JWT_SECRET must be set when BILLING_PRODUCTION is on")
-        if jwt_secret is not None and len(jwt_secret) < 16:
-            raise SettingsError("BILLING_JWT_SECRET must be at least 16 characters")
+        if jwt_secret is not None and len(jwt_secret) < 32:
+            raise SettingsError("BILLING_JWT_SECRET must be at least 32 characters")
         database_url = reader.text("BILLING_DATABASE_URL") or DEFAULT_DATABASE_URL
         if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise SettingsError(

@@ -137,7 +137,7 @@ async def test_expired_or_forged_session_token_is_refused(api, keys, settings):
     assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert "expired" in result["errors"][0]["message"]
     forged = issue_session_token(
-        "another-secret-of-enough-length", subject="u", organization_external_id="acme", role=Role.OWNER,
+        "another-secret-of-enough-length-for-hs256", subject="u", organization_external_id="acme", role=Role.OWNER,
         expires_at=T0 + timedelta(days=3650),
     )
     result = await api.post(VIEWER, token=forged)

@@ -18,7 +18,7 @@ def test_defaults():
 def test_values_are_read():
     settings = Settings.from_env({
         "BILLING_DATABASE_URL": "postgresql+asyncpg://u@h/db",
-        "BILLING_JWT_SECRET": "s" * 20,
+        "BILLING_JWT_SECRET": "s" * 40,
         "BILLING_GRAPHIQL": "off",
         "BILLING_INTROSPECTION": "0",
         "BILLING_TEST_CLOCK": "1",
@@ -29,7 +29,7 @@ def test_values_are_read():
     })
     assert (settings.graphiql, settings.introspection, settings.test_clock) == (False, False, True)
     assert (settings.max_query_depth, settings.max_aliases, settings.max_tokens, settings.rate_limit) == (7, 5, 500, 0)
-    assert settings.jwt_secret == "s" * 20
+    assert settings.jwt_secret == "s" * 40
 
 
 @pytest.mark.parametrize(
