@@ -17,7 +17,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from billing_graphql.graphql.errors import should_mask_error
+from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.resolvers import clock, organizations, plans
 from billing_graphql.graphql.scalars import SCALAR_MAP
@@ -38,6 +38,15 @@ def _node_query() -> type:
     return NodeQuery
 
 
+class BillingSchema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # Unexpected exceptions are logged with their traceback when they are masked
+        # (errors.should_mask_error); the rest are the caller's mistakes (validation,
+        # permissions, bad input) and are not worth an ERROR line each.
+        for error in errors:
+            log.debug("GraphQL error: %s", error.message)
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list = [
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
@@ -49,7 +58,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(
+    return BillingSchema(
         query=merge_types("Query", (*QUERIES, _node_query())),
         mutation=merge_types("Mutation", MUTATIONS),
         extensions=extensions,
