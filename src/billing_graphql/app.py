@@ -19,6 +19,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.schema import build_schema
 from billing_graphql.http.health import health
+from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.settings import Settings
 
 
@@ -79,7 +80,7 @@ def create_app(
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(
-        route_handlers=[controller, health],
+        route_handlers=[controller, health, invoice_pdf],
         state=State(state),
         lifespan=[lifespan],
         middleware=middleware,
