@@ -21,6 +21,7 @@ from billing_graphql.graphql.schema import build_schema
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.payments_csv import payments_csv
+from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
 from billing_graphql.settings import Settings
 
 
@@ -81,7 +82,14 @@ def create_app(
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(
-        route_handlers=[controller, health, invoice_pdf, payments_csv],
+        route_handlers=[
+            controller,
+            health,
+            invoice_pdf,
+            payments_csv,
+            billing_portal,
+            billing_portal_invoice_pdf,
+        ],
         state=State(state),
         lifespan=[lifespan],
         middleware=middleware,
