@@ -22,6 +22,7 @@ from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
+from billing_graphql.http.webhooks import razorpay_webhook
 from billing_graphql.settings import Settings
 
 
@@ -89,6 +90,7 @@ def create_app(
             payments_csv,
             billing_portal,
             billing_portal_invoice_pdf,
+            razorpay_webhook,
         ],
         state=State(state),
         lifespan=[lifespan],

@@ -53,6 +53,13 @@ def _signature_matches(expected_hex: str, given: str | None) -> bool:
         return False
 
 
+def verify_webhook_signature(body: bytes, signature: str | None, webhook_secret: str | None) -> bool:
+    """``X-Razorpay-Signature``: hex HMAC-SHA256 of the raw body with the webhook secret."""
+    if not webhook_secret:
+        return False
+    return _signature_matches(hmac_sha256_hex(webhook_secret, body), signature)
+
+
 class RazorpayGateway:
     name = "razorpay"
 
@@ -100,9 +107,7 @@ class RazorpayGateway:
         return _signature_matches(self.payment_signature(order_id=order_id, payment_id=payment_id), signature)
 
     def verify_webhook(self, *, body: bytes, signature: str) -> bool:
-        if not self._webhook_secret:
-            return False
-        return _signature_matches(hmac_sha256_hex(self._webhook_secret, body), signature)
+        return verify_webhook_signature(body, signature, self._webhook_secret)
 
     # -- HTTP -------------------------------------------------------------------------------
 
