@@ -19,6 +19,10 @@ from billing_graphql.db.engine import Database
 from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.schema import build_schema
 from billing_graphql.http.health import health
+from billing_graphql.http.invoice_pdf import invoice_pdf
+from billing_graphql.http.payments_csv import payments_csv
+from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
+from billing_graphql.http.webhooks import razorpay_webhook
 from billing_graphql.settings import Settings
 
 
@@ -79,7 +83,15 @@ def create_app(
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(
-        route_handlers=[controller, health],
+        route_handlers=[
+            controller,
+            health,
+            invoice_pdf,
+            payments_csv,
+            billing_portal,
+            billing_portal_invoice_pdf,
+            razorpay_webhook,
+        ],
         state=State(state),
         lifespan=[lifespan],
         middleware=middleware,

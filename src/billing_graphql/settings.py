@@ -37,6 +37,9 @@ class Settings:
     razorpay_key_secret: str | None = field(default=None, repr=False)
     razorpay_webhook_secret: str | None = field(default=None, repr=False)
     razorpay_base_url: str = "https://api.razorpay.com"
+    seller_name: str = "Billing Gateway"
+    seller_address: str = ""
+    portal_session_minutes: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +74,10 @@ class Settings:
             razorpay_key_secret=reader.text("BILLING_RAZORPAY_KEY_SECRET"),
             razorpay_webhook_secret=reader.text("BILLING_RAZORPAY_WEBHOOK_SECRET"),
             razorpay_base_url=reader.text("BILLING_RAZORPAY_BASE_URL") or "https://api.razorpay.com",
+            seller_name=reader.text("BILLING_SELLER_NAME") or "Billing Gateway",
+            # Lines of the address may be separated by "\n" or by literal "\\n" in the variable.
+            seller_address=(reader.text("BILLING_SELLER_ADDRESS") or "").replace("\\n", "\n"),
+            portal_session_minutes=reader.integer("BILLING_PORTAL_SESSION_MINUTES", 30, minimum=1),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret

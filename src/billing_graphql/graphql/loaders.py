@@ -11,7 +11,7 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Metric, Organization, Plan, PlanFeature, PlanLimit
+from billing_graphql.db.models import Metric, Organization, PaymentMethod, Plan, PlanFeature, PlanLimit
 
 
 def _by_id_loader(db: Database, model: type) -> DataLoader[uuid.UUID, Any]:
@@ -44,6 +44,7 @@ class Loaders:
     def __init__(self, db: Database) -> None:
         self.organization_by_id = _by_id_loader(db, Organization)
         self.plan_by_id = _by_id_loader(db, Plan)
+        self.payment_method_by_id = _by_id_loader(db, PaymentMethod)
         # (PlanLimit, Metric) rows per plan, in metric code order.
         self.limits_by_plan = _grouped_loader(
             db,

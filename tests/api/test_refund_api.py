@@ -1,0 +1,112 @@
+"""The refund mutation over HTTP: super-admins only, payload, errors as data."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from billing_graphql.db.models import Invoice, Refund
+from billing_graphql.domain.status import InvoiceStatus
+from tests.helpers import gid
+from tests.payments_factories import count_rows, make_invoice, make_payment
+from tests.services.test_refunds import FakeProcessor
+
+REFUND = """
+mutation Refund($input: RefundInput!) {
+  refund(input: $input) {
+    status
+    refundAmount { amount currency formatted }
+    invoiceStatus
+    invoiceId
+    errors { code message field }
+  }
+}
+"""
+
+
+@pytest.fixture
+def processor(monkeypatch):
+    """The gateways the app resolves by name: a stand-in processor for "sandbox"."""
+    import billing_graphql.gateways as gateways
+
+    fake = FakeProcessor()
+
+    def get_gateway(name, settings):
+        if name != "sandbox":
+            raise LookupError(name)
+        return fake
+
+    monkeypatch.setattr(gateways, "get_gateway", get_gateway, raising=False)
+    return fake
+
+
+async def test_super_admin_refunds_part_then_rest(api, db, keys, processor):
+    invoice = await make_invoice(db, keys.organization_id)
+    await make_payment(db, invoice)
+    variables = {"input": {"invoiceId": gid("Invoice", invoice.id), "amount": "110000", "reason": "Goodwill",
+                           "idempotencyKey": "rf-1"}}
+    result = (await api.ok(REFUND, variables, token=keys.super_admin))["refund"]
+    assert result == {
+        "status": "SUCCEEDED",
+        "refundAmount": {"amount": "110000", "currency": "IDR", "formatted": "Rp 110,000"},
+        "invoiceStatus": "PARTIALLY_REFUNDED",
+        "invoiceId": gid("Invoice", invoice.id),
+        "errors": [],
+    }
+    # A retry with the same key is the same result, not a second refund.
+    assert (await api.ok(REFUND, variables, token=keys.super_admin))["refund"] == result
+    assert await count_rows(db, Refund) == 1
+    rest = (await api.ok(REFUND, {"input": {"invoiceId": gid("Invoice", invoice.id)}}, token=keys.super_admin))["refund"]
+    assert (rest["status"], rest["refundAmount"]["amount"], rest["invoiceStatus"]) == ("SUCCEEDED", "1000000", "REFUNDED")
+
+
+async def test_errors_are_data_and_write_nothing(api, db, keys, processor):
+    invoice = await make_invoice(db, keys.organization_id)
+    await make_payment(db, invoice)
+    open_invoice = await make_invoice(db, keys.organization_id, status=InvoiceStatus.OPEN)
+    cases = [
+        ({"invoiceId": gid("Invoice", invoice.id), "amount": "1110001"}, "REFUND_EXCEEDS_PAID", "amount"),
+        ({"invoiceId": gid("Invoice", invoice.id), "amount": "0"}, "REFUND_EXCEEDS_PAID", "amount"),
+        ({"invoiceId": gid("Invoice", invoice.id), "amount": "1.5"}, "VALIDATION", "amount"),
+        ({"invoiceId": gid("Invoice", open_invoice.id)}, "NOT_REFUNDABLE", "invoiceId"),
+        ({"invoiceId": gid("Plan", invoice.id)}, "NOT_FOUND", "invoiceId"),
+        ({"invoiceId": "garbage"}, "NOT_FOUND", "invoiceId"),
+    ]
+    for payload, code, field in cases:
+        result = (await api.ok(REFUND, {"input": payload}, token=keys.super_admin))["refund"]
+        assert [(e["code"], e["field"]) for e in result["errors"]] == [(code, field)], payload
+        assert result["status"] is None
+    assert await count_rows(db, Refund) == 0
+    async with db.read() as session:
+        assert (await session.get(Invoice, invoice.id)).amount_refunded == 0
+
+
+async def test_key_reused_with_other_input(api, db, keys, processor):
+    invoice = await make_invoice(db, keys.organization_id)
+    await make_payment(db, invoice)
+    base = {"invoiceId": gid("Invoice", invoice.id), "amount": "1000", "idempotencyKey": "rf-9"}
+    assert (await api.ok(REFUND, {"input": base}, token=keys.super_admin))["refund"]["errors"] == []
+    reused = (await api.ok(REFUND, {"input": {**base, "amount": "1001"}}, token=keys.super_admin))["refund"]
+    assert [e["code"] for e in reused["errors"]] == ["IDEMPOTENCY_KEY_REUSED"]
+
+
+async def test_refused_refund_reports_failed_with_payment_failed(api, db, keys, processor):
+    processor.mode = "refuse"
+    invoice = await make_invoice(db, keys.organization_id)
+    await make_payment(db, invoice)
+    result = (await api.ok(REFUND, {"input": {"invoiceId": gid("Invoice", invoice.id)}}, token=keys.super_admin))
+    result = result["refund"]
+    assert (result["status"], result["refundAmount"]["amount"], result["invoiceStatus"]) == ("FAILED", "0", "PAID")
+    assert [e["code"] for e in result["errors"]] == ["PAYMENT_FAILED"]
+
+
+async def test_only_super_admins_refund(api, db, keys, processor):
+    invoice = await make_invoice(db, keys.organization_id)
+    await make_payment(db, invoice)
+    for token, code in ((keys.owner, "FORBIDDEN"), (keys.admin, "FORBIDDEN"), (None, "UNAUTHENTICATED")):
+        result = await api.post(REFUND, {"input": {"invoiceId": gid("Invoice", invoice.id)}}, token=token)
+        assert result["data"] == {"refund": None}
+        assert result["errors"][0]["extensions"]["code"] == code
+    assert await count_rows(db, Refund) == 0
+    async with db.read() as session:
+        assert (await session.scalar(select(Invoice.amount_refunded).where(Invoice.id == invoice.id))) == 0

@@ -1,0 +1,118 @@
+"""Card-number detection: Luhn and the shapes a card number is written in."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from billing_graphql.domain.cards import contains_card_number, luhn_check_digit, luhn_valid
+
+# Published test numbers of the card networks (Stripe's and Razorpay's test cards).
+TEST_CARDS = [
+    "4242424242424242",  # Visa
+    "4111111111111111",  # Visa
+    "5555555555554444",  # Mastercard
+    "378282246310005",  # Amex, 15 digits
+    "6011111111111117",  # Discover
+    "3056930009020004",  # Diners, 16 digits
+    "4222222222222",  # Visa, 13 digits
+    "6200000000000005",  # UnionPay
+]
+
+payloads = st.text(alphabet="0123456789", min_size=12, max_size=18)
+filler = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_:./", min_size=0, max_size=12)
+
+
+def card_from(payload: str) -> str:
+    return payload + luhn_check_digit(payload)
+
+
+@pytest.mark.parametrize("number", TEST_CARDS)
+def test_published_test_cards_are_detected(number):
+    assert luhn_valid(number)
+    assert contains_card_number(number)
+    assert contains_card_number(f"my card {number} thanks")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4242 4242 4242 4242",
+        "4242-4242-4242-4242",
+        "3782 822463 10005",
+        "visa 4242 4242 4242 4242 exp 12 29",
+        "4242 4242 4242 4242 12 29",  # trailing groups after the number
+        "pm_4242424242424242",
+        "4242  4242 - 4242  4242",
+        "\uff14\uff12\uff14\uff12" * 4,  # full-width digits
+    ],
+)
+def test_grouped_and_embedded_numbers_are_detected(text):
+    assert contains_card_number(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        None,
+        "",
+        "pm_card_visa",
+        "Visa ending 4242",
+        "4242424242424241",  # fails Luhn
+        "424242424242",  # 12 digits
+        "42424242424242424242",  # 20 digits in one run: too long to be a card
+        "token_F462XCM3u2oLOq",
+        "BCA VA 8077 0812",
+        "4242    4242    4242    4242",  # four spaces: groups too far apart to be one number
+    ],
+)
+def test_other_text_is_not_a_card(text):
+    assert not contains_card_number(text)
+
+
+@given(payloads)
+def test_check_digit_completes_a_luhn_number(payload):
+    number = card_from(payload)
+    assert luhn_valid(number)
+    assert contains_card_number(number)
+
+
+@given(payloads, st.integers(min_value=0, max_value=18), st.integers(min_value=1, max_value=9))
+def test_luhn_catches_every_single_digit_error(payload, position, delta):
+    number = card_from(payload)
+    position %= len(number)
+    changed = number[:position] + str((int(number[position]) + delta) % 10) + number[position + 1 :]
+    assert not luhn_valid(changed)
+    assert not contains_card_number(changed)
+
+
+@given(payloads, filler, filler, st.sampled_from([" ", "-"]), st.integers(min_value=2, max_value=6))
+def test_detected_however_grouped_and_wherever_embedded(payload, before, after, separator, group):
+    number = card_from(payload)
+    grouped = separator.join(number[i : i + group] for i in range(0, len(number), group))
+    assert contains_card_number(f"{before}{grouped}{after}")
+    assert contains_card_number(f"{before} {grouped} {after}")
+
+
+@given(st.text(alphabet="0123456789", min_size=0, max_size=12), filler)
+def test_fewer_than_thirteen_digits_never_match(digits, text):
+    assert not contains_card_number(text + digits + text)
+
+
+@given(st.text(alphabet="0123456789", min_size=20, max_size=40))
+def test_unseparated_runs_longer_than_nineteen_digits_never_match(digits):
+    assert not contains_card_number(digits)
+
+
+@given(st.text())
+def test_never_raises_on_any_text(text):
+    assert contains_card_number(text) in (True, False)
+
+
+@given(payloads)
+def test_text_without_digits_around_a_non_card_stays_clean(payload):
+    number = card_from(payload)
+    wrong = number[:-1] + str((int(number[-1]) + 1) % 10)
+    assume(not luhn_valid(wrong))
+    assert not contains_card_number(f"label {wrong} end")
