@@ -195,3 +195,19 @@ async def add_tax_rate(db: Database, *, name: str, rate, currency: str, numerato
     async with db.write() as session:
         session.add(TaxRate(name=name, rate=rate, base_numerator=numerator, base_denominator=denominator,
                             currency=currency, effective_from=effective_from, created_at=effective_from))
+
+
+async def database_state(db: Database, *, exclude: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Every row of every table (sorted), to assert that a failed call wrote nothing at all."""
+    from sqlalchemy import select
+
+    from billing_graphql.db.models import Base
+
+    state: dict[str, list[tuple]] = {}
+    async with db.read() as session:
+        for table in Base.metadata.sorted_tables:
+            if table.name in exclude:
+                continue
+            rows = (await session.execute(select(table))).all()
+            state[table.name] = sorted((tuple(repr(value) for value in row) for row in rows))
+    return state

@@ -250,7 +250,7 @@ async def charge_invoice(
     session: AsyncSession,
     invoice: Invoice,
     payment_method: PaymentMethod | None,
-    gateway: PaymentGateway,
+    gateway: PaymentGateway | None,
     now: datetime,
     *,
     payment_id: uuid.UUID | None = None,
@@ -292,8 +292,8 @@ async def charge_invoice(
     if due <= 0:
         mark_paid(session, invoice, 0, now)
         return None
-    if payment_method is None:
-        raise ValueError("a payment method is needed to charge an amount due")
+    if payment_method is None or gateway is None:
+        raise ValueError("a payment method and its gateway are needed to charge an amount due")
     payment_id = payment_id or uuid.uuid4()
     payment = Payment(
         id=payment_id,
