@@ -371,3 +371,29 @@ async def reconcile_payment(
     await _call_gateway(session, payment, invoice, method.gateway_payment_method_id,
                         organization.gateway_customer_id if organization else None, gateway, now)
     return payment
+
+
+# ---- reads ----------------------------------------------------------------------------------
+
+async def list_invoices(
+    db, *, organization_id: uuid.UUID | None, status: InvoiceStatus | None, first: int, offset: int
+):
+    """Invoices newest first (``organization_id`` None: every organization's, for super-admins)."""
+    from billing_graphql.services.pagination import fetch_page
+
+    statement = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.number.desc(), Invoice.id.desc())
+    if organization_id is not None:
+        statement = statement.where(Invoice.organization_id == organization_id)
+    if status is not None:
+        statement = statement.where(Invoice.status == status)
+    async with db.read() as session:
+        return await fetch_page(session, statement, first=first, offset=offset)
+
+
+async def get_invoice(db, invoice_id: uuid.UUID, *, organization_id: uuid.UUID | None) -> Invoice | None:
+    """One invoice; with ``organization_id`` only when it belongs to that organization."""
+    statement = select(Invoice).where(Invoice.id == invoice_id)
+    if organization_id is not None:
+        statement = statement.where(Invoice.organization_id == organization_id)
+    async with db.read() as session:
+        return await session.scalar(statement)
