@@ -250,6 +250,31 @@ async def test_declined_upgrade_keeps_the_change_and_goes_past_due(db, org, app_
     assert result.payment.failure_code == "insufficient_funds"
 
 
+async def test_declined_upgrade_of_an_unpaid_subscription_stays_unpaid(db, org, app_settings):
+    from billing_graphql.domain.actors import Actor
+    from billing_graphql.domain.roles import Role
+    from billing_graphql.services.subscriptions import update_subscription
+
+    admin = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="api_key:admin")
+    starter = await make_plan(db, monthly=0)
+    growth = await make_plan(db, monthly=599000)
+    await make_payment_method(db, org.id, token="pm_card_declined")
+    sub = (await start(db, org, app_settings, starter)).subscription
+    for status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID):
+        await update_subscription(db, admin, subscription_id=sub.id, status=status, reason="dunning", now=APRIL_1)
+    result = await change(db, org, app_settings, growth)
+    assert result.subscription.status is SubscriptionStatus.UNPAID
+    assert result.payment_error.code is BillingErrorCode.PAYMENT_FAILED
+
+
+async def test_equal_caps_written_differently_are_the_same_request(db, org, app_settings, idr):
+    starter, _ = idr
+    await start(db, org, app_settings, starter)
+    first = await change(db, org, app_settings, cap=Decimal("150000"), key="cap")
+    again = await change(db, org, app_settings, cap=Decimal("150000.00"), key="cap")
+    assert again.replayed and again.subscription.spending_cap == first.subscription.spending_cap == 150000
+
+
 async def test_spending_cap(db, org, app_settings):
     plan = await make_plan(db, monthly=299000, per_agent=50000, included_agents=2)
     await make_payment_method(db, org.id)

@@ -162,6 +162,19 @@ async def test_declined_first_charge_leaves_it_past_due_with_an_open_invoice(db,
     assert "invoice.payment_failed" in await event_types(db)
 
 
+async def test_processor_fault_keeps_the_subscription_with_a_pending_payment(db, org, app_settings):
+    plan = await make_plan(db)
+    await make_payment_method(db, org.id, token="pm_card_error")
+    result = await run(db, org.id, app_settings, plan=plan, key="fault")
+    assert result.subscription.status is SubscriptionStatus.ACTIVE  # the outcome is unknown, not a decline
+    assert result.invoice.status is InvoiceStatus.OPEN
+    assert (result.payment.status, result.payment.failure_code) == (PaymentStatus.PENDING, "processing_error")
+    assert result.payment_error.code is BillingErrorCode.PAYMENT_FAILED
+    assert "pending" in result.payment_error.message
+    async with db.read() as session:
+        assert (await session.get(Payment, result.payment.id)).status is PaymentStatus.PENDING  # committed
+
+
 async def test_explicit_payment_method_is_used(db, org, app_settings):
     plan = await make_plan(db)
     await make_payment_method(db, org.id, token="pm_card_declined", is_default=True)

@@ -138,7 +138,8 @@ async def change_plan(
 ) -> SubscriptionChange:
     key = idempotency.clean_key(idempotency_key)
     request = {"plan_id": plan_id, "billing_period": billing_period, "effective": effective,
-               "spending_cap": spending_cap}
+               # "150000" and "150000.00" are the same request
+               "spending_cap": spending_cap.normalize() if spending_cap is not None else None}
     opener = db.read() if dry_run else db.write()
     async with opener as session:
         if dry_run:

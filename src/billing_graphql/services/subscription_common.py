@@ -349,8 +349,9 @@ async def bill_subscription(
 ) -> tuple[Invoice, Payment | None]:
     """Create, finalize and charge an invoice for ``subscription``.
 
-    A declined charge moves the subscription to PAST_DUE (through ``transition``); a processor
-    fault leaves the payment PENDING and the status as it is (the outcome is unknown).
+    A declined charge moves an ACTIVE (or TRIALING) subscription to PAST_DUE (through
+    ``transition``; PAST_DUE and UNPAID stay as they are); a processor fault leaves the payment
+    PENDING and the status as it is (the outcome is unknown).
     """
     require_payment_method(draft, payment_method)
     invoice = await create_invoice(
@@ -360,6 +361,7 @@ async def bill_subscription(
     await finalize_invoice(session, invoice, now)
     gateway = gateway_for(payment_method.gateway, settings) if payment_method is not None else None
     payment = await charge_invoice(session, invoice, payment_method, gateway, now, payment_id=payment_id)
-    if payment is not None and payment.status is PaymentStatus.FAILED and subscription.status is not SubscriptionStatus.PAST_DUE:
+    in_good_standing = subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+    if payment is not None and payment.status is PaymentStatus.FAILED and in_good_standing:
         subscription.status = transition(subscription.status, SubscriptionStatus.PAST_DUE)
     return invoice, payment
