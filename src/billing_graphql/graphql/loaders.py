@@ -11,7 +11,22 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Metric, Organization, PaymentMethod, Plan, PlanFeature, PlanLimit
+from billing_graphql.db.models import (
+    Addon,
+    Coupon,
+    Invoice,
+    InvoiceLine,
+    Metric,
+    Organization,
+    Payment,
+    PaymentMethod,
+    Plan,
+    PlanFeature,
+    PlanLimit,
+    Subscription,
+    SubscriptionAddon,
+    UsageCounter,
+)
 
 
 def _by_id_loader(db: Database, model: type) -> DataLoader[uuid.UUID, Any]:
@@ -38,6 +53,25 @@ def _grouped_loader(
     return DataLoader(load_fn=load)
 
 
+def _agents_loader(db: Database) -> DataLoader[uuid.UUID, int | None]:
+    """The ``agents`` gauge per organization (None where nothing was recorded)."""
+
+    async def load(ids: Sequence[uuid.UUID]) -> list[int | None]:
+        async with db.read() as session:
+            rows = (
+                await session.execute(
+                    select(UsageCounter.organization_id, UsageCounter.value)
+                    .join(Metric, Metric.id == UsageCounter.metric_id)
+                    .where(UsageCounter.organization_id.in_(ids), Metric.code == "agents",
+                           UsageCounter.period_key == "current")
+                )
+            ).all()
+        found = {organization_id: int(value) for organization_id, value in rows}
+        return [found.get(key) for key in ids]
+
+    return DataLoader(load_fn=load)
+
+
 class Loaders:
     """Built for each request in the context getter, never shared between requests."""
 
@@ -58,4 +92,27 @@ class Loaders:
             db,
             lambda ids: select(PlanFeature).where(PlanFeature.plan_id.in_(ids)).order_by(PlanFeature.key),
             lambda row: row[0].plan_id,
+        )
+        self.subscription_by_id = _by_id_loader(db, Subscription)
+        self.invoice_by_id = _by_id_loader(db, Invoice)
+        self.coupon_by_id = _by_id_loader(db, Coupon)
+        self.agents_by_organization = _agents_loader(db)
+        # (SubscriptionAddon, Addon) rows per subscription, in the catalog's order.
+        self.addons_by_subscription = _grouped_loader(
+            db,
+            lambda ids: select(SubscriptionAddon, Addon)
+            .join(Addon, Addon.id == SubscriptionAddon.addon_id)
+            .where(SubscriptionAddon.subscription_id.in_(ids))
+            .order_by(Addon.sort_order, Addon.name, Addon.id),
+            lambda row: row[0].subscription_id,
+        )
+        self.lines_by_invoice = _grouped_loader(
+            db,
+            lambda ids: select(InvoiceLine).where(InvoiceLine.invoice_id.in_(ids)).order_by(InvoiceLine.position),
+            lambda row: row[0].invoice_id,
+        )
+        self.payments_by_invoice = _grouped_loader(
+            db,
+            lambda ids: select(Payment).where(Payment.invoice_id.in_(ids)).order_by(Payment.created_at, Payment.id),
+            lambda row: row[0].invoice_id,
         )

@@ -19,15 +19,32 @@ from strawberry.tools import merge_types
 
 from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
-from billing_graphql.graphql.resolvers import clock, organizations, payment_methods, plans, portal, refunds
+from billing_graphql.graphql.resolvers import (
+    clock,
+    invoices,
+    organizations,
+    payment_methods,
+    plans,
+    portal,
+    refunds,
+    subscriptions,
+)
 from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
 
 
-QUERIES = (organizations.Query, plans.Query, clock.Query, payment_methods.Query)
+QUERIES = (
+    organizations.Query,
+    plans.Query,
+    clock.Query,
+    subscriptions.Query,
+    invoices.Query,
+    payment_methods.Query,
+)
 MUTATIONS = (
     organizations.Mutation,
     clock.Mutation,
+    subscriptions.Mutation,
     payment_methods.Mutation,
     refunds.Mutation,
     portal.Mutation,

@@ -42,6 +42,7 @@ from billing_graphql.services.audit import to_json
 RETENTION = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
 NO_SCOPE = uuid.UUID(int=0)
+_NAMESPACE = uuid.UUID("1f0d5c8e-5b7a-4b8e-9a53-3d7c1b0b2a10")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,18 @@ def request_hash(operation: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def derived_id(scope_id: uuid.UUID, operation: str, key: str, purpose: str) -> uuid.UUID:
+    """A stable id for a row a keyed call creates (the same on a retry after a crash)."""
+    return uuid.uuid5(_NAMESPACE, f"{scope_id}:{operation}:{key}:{purpose}")
+
+
 async def find_idempotent(
-    session: AsyncSession, *, scope_id: uuid.UUID, key: str, operation: str, request: dict[str, Any]
+    session: AsyncSession, *, scope_id: uuid.UUID, key: str | None, operation: str, request: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The stored response for this key, None when it is new; IDEMPOTENCY_KEY_REUSED when the
-    key was used for another operation or request."""
+    """The stored response for this key, None when it is new (or no key was given);
+    IDEMPOTENCY_KEY_REUSED when the key was used for another operation or request."""
+    if key is None:
+        return None
     record = await session.scalar(
         select(IdempotencyRecord).where(IdempotencyRecord.scope_id == scope_id, IdempotencyRecord.key == key)
     )
@@ -88,12 +96,15 @@ def store_idempotent(
     session: AsyncSession,
     *,
     scope_id: uuid.UUID,
-    key: str,
+    key: str | None,
     operation: str,
     request: dict[str, Any],
     response: dict[str, Any],
     now: datetime,
 ) -> None:
+    """Keep the response for this key (nothing when no key was given)."""
+    if key is None:
+        return
     session.add(
         IdempotencyRecord(
             id=uuid.uuid4(),

@@ -1,0 +1,72 @@
+"""Tax: a rate on a share of the price, computed exactly and rounded once.
+
+    tax = round_half_up(taxable x rate x base_numerator / base_denominator)
+
+where ``taxable`` is the amount after discounts (discounts apply before tax). PPN for IDR is
+12% on a base of 11/12 of the price (PMK 131/2024), i.e. 11% effective: 150000 -> 16500.
+A negative taxable amount (a credit) gives the negative of the tax on its magnitude, so a credit
+hands back exactly the tax a charge of the same size would have taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+
+from billing_graphql.domain.proration import round_half_up
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRule:
+    name: str
+    rate: Decimal  # 0.12 for 12%
+    base_numerator: int = 1
+    base_denominator: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rate, Decimal):
+            raise TypeError("rate must be a Decimal")
+        if self.rate < 0:
+            raise ValueError("a tax rate is never negative")
+        if self.base_numerator <= 0 or self.base_denominator <= 0:
+            raise ValueError("the taxable base must be a positive fraction")
+
+    @property
+    def exact_factor(self) -> Fraction:
+        return Fraction(self.rate) * Fraction(self.base_numerator, self.base_denominator)
+
+    @property
+    def effective_rate(self) -> Decimal:
+        """rate x base, for display (PPN: 0.11). Exact when the base divides out, else 10 places."""
+        factor = self.exact_factor
+        exact = Decimal(factor.numerator) / Decimal(factor.denominator)
+        return exact.quantize(Decimal("1e-10")).normalize()
+
+    def tax_on(self, taxable: int) -> int:
+        """The tax on ``taxable`` minor units, rounded once, half up (away from zero)."""
+        return round_half_up(taxable * self.exact_factor)
+
+
+def tax_on(taxable: int, rule: TaxRule | None) -> int:
+    """Tax under ``rule``; no rule means no tax."""
+    return 0 if rule is None else rule.tax_on(taxable)
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRateRecord:
+    """A stored rate with its scope, as the services read it (plain values, no ORM)."""
+
+    rule: TaxRule
+    currency: str | None
+    country: str | None
+    effective_from: datetime
+
+
+def pick_rate(records: list[TaxRateRecord], *, currency: str, at: datetime) -> TaxRule | None:
+    """The rate in force at ``at`` for ``currency``: the latest ``effective_from`` not after it."""
+    in_force = [r for r in records if r.currency == currency and r.effective_from <= at]
+    if not in_force:
+        return None
+    return max(in_force, key=lambda r: r.effective_from).rule
