@@ -11,7 +11,16 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Metric, Organization, Plan, PlanFeature, PlanLimit
+from billing_graphql.db.models import (
+    Addon,
+    Coupon,
+    CouponPlan,
+    Metric,
+    Organization,
+    Plan,
+    PlanFeature,
+    PlanLimit,
+)
 
 
 def _by_id_loader(db: Database, model: type) -> DataLoader[uuid.UUID, Any]:
@@ -57,4 +66,15 @@ class Loaders:
             db,
             lambda ids: select(PlanFeature).where(PlanFeature.plan_id.in_(ids)).order_by(PlanFeature.key),
             lambda row: row[0].plan_id,
+        )
+        self.addon_by_id = _by_id_loader(db, Addon)
+        self.coupon_by_id = _by_id_loader(db, Coupon)
+        # (coupon id, Plan) rows per coupon, in plan display order.
+        self.plans_by_coupon = _grouped_loader(
+            db,
+            lambda ids: select(CouponPlan.coupon_id, Plan)
+            .join(Plan, Plan.id == CouponPlan.plan_id)
+            .where(CouponPlan.coupon_id.in_(ids))
+            .order_by(Plan.sort_order, Plan.base_price_monthly, Plan.name, Plan.id),
+            lambda row: row[0],
         )

@@ -19,13 +19,13 @@ from strawberry.tools import merge_types
 
 from billing_graphql.graphql.errors import should_mask_error
 from billing_graphql.graphql.permissions import allow
-from billing_graphql.graphql.resolvers import clock, organizations, plans
+from billing_graphql.graphql.resolvers import addons, clock, coupons, metrics, organizations, plans
 from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
 
 
-QUERIES = (organizations.Query, plans.Query, clock.Query)
-MUTATIONS = (organizations.Mutation, clock.Mutation)
+QUERIES = (organizations.Query, plans.Query, clock.Query, metrics.Query, addons.Query, coupons.Query)
+MUTATIONS = (organizations.Mutation, clock.Mutation, plans.Mutation, metrics.Mutation, addons.Mutation, coupons.Mutation)
 
 
 def _node_query() -> type:
