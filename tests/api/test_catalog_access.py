@@ -92,7 +92,7 @@ async def test_only_super_admins_write_the_catalog(api, db, keys, catalog, mutat
 @pytest.mark.parametrize("field", ["plans", "addons"])
 async def test_inactive_listings_are_for_super_admins(api, keys, catalog, field):
     query = f"{{ {field}(includeInactive: true) {{ slug isActive }} }}"
-    for token in (keys.owner, keys.member, keys.partner):
+    for token in (keys.owner, keys.admin, keys.member, keys.partner):
         result = await api.post(query, token=token)
         assert result["data"] == {field: None}
         assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -117,6 +117,15 @@ async def test_tenants_see_the_active_catalog_only(api, keys, catalog):
     assert [p["slug"] for p in usd] == ["basic", "pro"]
     bad = await api.post('{ plans(currency: "XYZ") { slug } }', token=keys.member)
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_partners_see_plans_but_not_addons(api, keys, catalog):
+    assert [p["slug"] for p in (await api.ok("{ plans { slug } }", token=keys.partner))["plans"]] == [
+        "basic", "pro", "starter",
+    ]
+    result = await api.post("{ addons { slug } }", token=keys.partner)
+    assert result["data"] == {"addons": None}
+    assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
 async def test_coupon_listing_is_for_super_admins(api, keys, catalog):

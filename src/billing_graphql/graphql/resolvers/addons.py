@@ -12,7 +12,7 @@ from billing_graphql.domain.errors import BillingErrorCode as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError, ClientError
-from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.permissions import READERS, allow
 from billing_graphql.graphql.resolvers.plans import allow_inactive_to_super_admins, patch_from_input
 from billing_graphql.graphql.types.catalog import AddonType, AddonUnit
 from billing_graphql.graphql.types.common import attempt, decode_id
@@ -71,7 +71,7 @@ def _addon_id(global_id: relay.GlobalID):
 @strawberry.type
 class Query:
     @strawberry.field(
-        extensions=allow_inactive_to_super_admins(),
+        extensions=allow_inactive_to_super_admins(*READERS),
         description="Add-ons in display order (sort order, then monthly price). Inactive ones only for super-admins.",
     )
     async def addons(

@@ -18,7 +18,7 @@ from billing_graphql.domain.errors import BillingErrorCode as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
-from billing_graphql.graphql.permissions import IsAuthenticated, allow
+from billing_graphql.graphql.permissions import HasRole, IsAuthenticated, allow
 from billing_graphql.graphql.types.common import attempt, decode_id
 from billing_graphql.graphql.types.plans import PlanType
 from billing_graphql.services import plans
@@ -41,8 +41,14 @@ class SuperAdminToListInactive(BasePermission):
         raise Forbidden(self.message)
 
 
-def allow_inactive_to_super_admins() -> list[PermissionExtension]:
-    return [PermissionExtension(permissions=[IsAuthenticated(), SuperAdminToListInactive()], use_directives=False)]
+def allow_inactive_to_super_admins(*roles: DomainRole) -> list[PermissionExtension]:
+    """Field extensions: authenticated (holding one of ``roles`` when given), and a super-admin
+    when asking for inactive items."""
+    permissions: list[BasePermission] = [IsAuthenticated()]
+    if roles:
+        permissions.append(HasRole(*roles))
+    permissions.append(SuperAdminToListInactive())
+    return [PermissionExtension(permissions=permissions, use_directives=False)]
 
 
 def patch_from_input(patch_class: type, input: Any, convert: dict[str, Callable[[Any], Any]] | None = None) -> Any:
