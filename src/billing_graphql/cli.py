@@ -33,7 +33,7 @@ async def _seed_demo(settings: Settings) -> None:
     await _migrate(settings)
     db = Database.from_url(settings.database_url)
     try:
-        keys = await seed_demo(db, await current_time(db, test_clock=settings.test_clock))
+        keys = await seed_demo(db, await current_time(db, test_clock=settings.test_clock), settings)
     finally:
         await db.dispose()
     for role, key in keys.items():

@@ -1,101 +1,157 @@
-"""Demo data: a USD pricing table (Free/Pro/Team/Enterprise), an IDR catalog, a demo organization
-and one API key per role."""
+"""Demo data: a USD pricing table (Free/Pro/Team/Enterprise), an IDR catalog, add-ons and coupons,
+a demo organization and one API key per role. The catalog is built through the catalog services."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Metric, Organization, Plan, PlanFeature, PlanLimit
-from billing_graphql.domain.money import parse_major
+from billing_graphql.db.models import (
+    Addon,
+    AddonUnit,
+    Coupon,
+    CouponDuration,
+    DiscountType,
+    Organization,
+    PaymentMethodType,
+    Plan,
+    Subscription,
+)
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.periods import BillingPeriod
+from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
 from billing_graphql.domain.roles import Role
+from billing_graphql.services.addons import AddonSpec, create_addon
 from billing_graphql.services.api_keys import create_api_key
+from billing_graphql.services.coupons import CouponSpec, create_coupon
 from billing_graphql.services.organizations import create_organization
+from billing_graphql.services.payment_methods import NewPaymentMethod, add_payment_method
+from billing_graphql.services.plan_changes import change_plan
+from billing_graphql.services.plans import PlanSpec, create_plan, list_plans
+from billing_graphql.services.subscriptions import subscribe, update_subscription
+from billing_graphql.settings import Settings
 
 DEMO_ORGANIZATION_EXTERNAL_ID = "demo"
 
+_METRICS = ("agents", "contacts", "messages", "channels", "ai_agents", "integrations")
+_FEATURES = ("aiAgent", "apiAccess", "dedicatedSupport")
 
-@dataclass(frozen=True)
-class DemoPlan:
-    slug: str
-    name: str
-    currency: str
-    monthly: str
-    per_agent: str
-    overage_message: str
-    included_agents: int
-    sort_order: int
-    limits: dict[str, int | None]
-    features: dict[str, bool] = field(default_factory=dict)
-    trial_days: int = 14
+
+def _plan(
+    slug: str, name: str, currency: str, monthly: str, per_agent: str, overage_message: str,
+    included_agents: int, sort_order: int, limits: tuple[int | None, ...], features: tuple[bool, bool, bool],
+    trial_days: int = 14,
+) -> PlanSpec:
+    """A demo plan; ``limits`` follow ``_METRICS`` and ``features`` follow ``_FEATURES``."""
+    return PlanSpec(
+        name=name,
+        slug=slug,
+        currency=currency,
+        base_price_monthly=Decimal(monthly),
+        per_agent_price=Decimal(per_agent),
+        overage_message_price=Decimal(overage_message),
+        included_agents=included_agents,
+        sort_order=sort_order,
+        trial_days=trial_days,
+        limits=[LimitSpec(code, value) for code, value in zip(_METRICS, limits, strict=True)],
+        features=[FeatureSpec(key, enabled) for key, enabled in zip(_FEATURES, features, strict=True)],
+    )
 
 
 PLANS = [
-    DemoPlan("free", "Free", "USD", "0", "0", "0", 1, 0,
-             {"agents": 1, "contacts": 100, "messages": 1000, "channels": 1, "ai_agents": 0, "integrations": 1},
-             {"aiAgent": False, "apiAccess": False, "dedicatedSupport": False}, trial_days=0),
-    DemoPlan("pro", "Pro", "USD", "29.00", "9.00", "0.01", 3, 1,
-             {"agents": 10, "contacts": 5000, "messages": 50000, "channels": 5, "ai_agents": 1, "integrations": 5},
-             {"aiAgent": True, "apiAccess": True, "dedicatedSupport": False}),
-    DemoPlan("team", "Team", "USD", "99.00", "7.00", "0.01", 10, 2,
-             {"agents": 50, "contacts": 50000, "messages": 500000, "channels": 20, "ai_agents": 5, "integrations": 20},
-             {"aiAgent": True, "apiAccess": True, "dedicatedSupport": False}),
-    DemoPlan("enterprise", "Enterprise", "USD", "299.00", "5.00", "0.01", 25, 3,
-             {"agents": None, "contacts": None, "messages": None, "channels": None, "ai_agents": None,
-              "integrations": None},
-             {"aiAgent": True, "apiAccess": True, "dedicatedSupport": True}),
-    DemoPlan("starter-idr", "Starter", "IDR", "299000", "50000", "150", 2, 10,
-             {"agents": 3, "contacts": 1000, "messages": 10000, "channels": 2, "ai_agents": 0, "integrations": 2},
-             {"aiAgent": False, "apiAccess": False, "dedicatedSupport": False}),
-    DemoPlan("growth-idr", "Growth", "IDR", "599000", "45000", "120", 5, 11,
-             {"agents": 10, "contacts": 10000, "messages": 100000, "channels": 5, "ai_agents": 2, "integrations": 10},
-             {"aiAgent": True, "apiAccess": True, "dedicatedSupport": False}),
-    DemoPlan("business-idr", "Business", "IDR", "1499000", "40000", "100", 15, 12,
-             {"agents": None, "contacts": 100000, "messages": 1000000, "channels": None, "ai_agents": 10,
-              "integrations": None},
-             {"aiAgent": True, "apiAccess": True, "dedicatedSupport": True}),
+    _plan("free", "Free", "USD", "0", "0", "0", 1, 0, (1, 100, 1000, 1, 0, 1), (False, False, False), trial_days=0),
+    _plan("pro", "Pro", "USD", "29.00", "9.00", "0.01", 3, 1, (10, 5000, 50000, 5, 1, 5), (True, True, False)),
+    _plan("team", "Team", "USD", "99.00", "7.00", "0.01", 10, 2, (50, 50000, 500000, 20, 5, 20), (True, True, False)),
+    _plan("enterprise", "Enterprise", "USD", "299.00", "5.00", "0.01", 25, 3, (None,) * 6, (True, True, True)),
+    _plan("starter-idr", "Starter", "IDR", "299000", "50000", "150", 2, 10, (3, 1000, 10000, 2, 0, 2),
+          (False, False, False)),
+    _plan("growth-idr", "Growth", "IDR", "599000", "45000", "120", 5, 11, (10, 10000, 100000, 5, 2, 10),
+          (True, True, False)),
+    _plan("business-idr", "Business", "IDR", "1499000", "40000", "100", 15, 12,
+          (None, 100000, 1000000, None, 10, None), (True, True, True)),
 ]
 
+ADDONS = [
+    AddonSpec(name="Extra agent", slug="extra-agent", currency="USD", price_monthly=Decimal("9.00"),
+              unit=AddonUnit.PER_AGENT, description="One more seat.", sort_order=0),
+    AddonSpec(name="Priority support", slug="priority-support", currency="USD", price_monthly=Decimal("49.00"),
+              description="Answers within four business hours.", sort_order=1),
+    AddonSpec(name="WhatsApp number", slug="whatsapp-number-idr", currency="IDR", price_monthly=Decimal("150000"),
+              description="One more WhatsApp Business number.", sort_order=10),
+    AddonSpec(name="AI credits", slug="ai-credits-idr", currency="IDR", price_monthly=Decimal("250000"),
+              unit=AddonUnit.PER_AGENT, description="AI replies for every agent.", sort_order=11),
+]
+
+COUPONS = [
+    CouponSpec(code="WELCOME10", name="Welcome: 10% off the first invoice", discount_type=DiscountType.PERCENTAGE,
+               percent_off=10),
+    CouponSpec(code="LAUNCH50K", name="Rp 50,000 off for three months", discount_type=DiscountType.FIXED,
+               amount_off=Decimal("50000"), currency="IDR", duration=CouponDuration.REPEATING,
+               duration_in_months=3, max_uses=100),
+]
+
+
 async def _seed_catalog(db: Database, now: datetime) -> int:
+    """Create the demo plans, add-ons and coupons that are missing, through the catalog services."""
+    async with db.read() as session:
+        plans = set((await session.scalars(select(Plan.slug))).all())
+        addons = set((await session.scalars(select(Addon.slug))).all())
+        coupons = set((await session.scalars(select(Coupon.code))).all())
     created = 0
-    async with db.write() as session:
-        metrics = {m.code: m.id for m in (await session.scalars(select(Metric))).all()}
-        existing = set((await session.scalars(select(Plan.slug))).all())
-        for spec in PLANS:
-            if spec.slug in existing:
-                continue
-            monthly = parse_major(spec.monthly, spec.currency)
-            plan = Plan(
-                id=uuid.uuid4(),
-                name=spec.name,
-                slug=spec.slug,
-                currency=spec.currency,
-                base_price_monthly=monthly,
-                base_price_annual=monthly * 10,
-                per_agent_price=parse_major(spec.per_agent, spec.currency),
-                overage_message_price=parse_major(spec.overage_message, spec.currency),
-                included_agents=spec.included_agents,
-                trial_days=spec.trial_days,
-                is_active=True,
-                sort_order=spec.sort_order,
-                created_at=now,
-                updated_at=now,
-            )
-            plan.limits = [
-                PlanLimit(metric_id=metrics[code], limit_value=value) for code, value in spec.limits.items()
-            ]
-            plan.features = [PlanFeature(key=key, enabled=enabled) for key, enabled in spec.features.items()]
-            session.add(plan)
+    for spec in PLANS:
+        if spec.slug not in plans:
+            await create_plan(db, None, spec, now=now)
+            created += 1
+    for addon in ADDONS:
+        if addon.slug not in addons:
+            await create_addon(db, None, addon, now=now)
+            created += 1
+    for coupon in COUPONS:
+        if coupon.code not in coupons:
+            await create_coupon(db, None, coupon, now=now)
             created += 1
     return created
 
 
-async def seed_demo(db: Database, now: datetime) -> dict[Role, str]:
-    """Create the demo catalog and organization if missing, and fresh demo keys (returned)."""
+async def _seed_subscription(db: Database, organization_id, now: datetime, settings: Settings) -> None:
+    """A card on file and a live subscription with one paid, prorated invoice: Growth (IDR)
+    moved to ACTIVE, then upgraded to Business at once."""
+    async with db.read() as session:
+        has_subscription = await session.scalar(
+            select(Subscription.id).where(Subscription.organization_id == organization_id)
+        )
+    if has_subscription is not None:
+        return
+    owner = Actor(role=Role.OWNER, organization_id=organization_id, subject="system:demo")
+    staff = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="system:demo")
+    await add_payment_method(
+        db,
+        owner,
+        NewPaymentMethod(gateway="sandbox", gateway_payment_method_id="pm_card_visa",
+                         type=PaymentMethodType.CREDIT_CARD, label="Visa ending 4242", is_default=True,
+                         brand="visa", last4="4242", exp_month=12, exp_year=now.year + 3),
+        now=now,
+    )
+    plans = await list_plans(db, include_inactive=False)
+    by_slug = {plan.slug: plan.id for plan in plans}
+    started = await subscribe(
+        db, owner, organization_id=organization_id, plan_id=by_slug["growth-idr"],
+        billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
+        idempotency_key=None, settings=settings, now=now,
+    )
+    await update_subscription(db, staff, subscription_id=started.subscription.id,
+                              status=SubscriptionStatus.ACTIVE, reason="demo: trial skipped", now=now)
+    await change_plan(db, owner, organization_id=organization_id, plan_id=by_slug["business-idr"],
+                      billing_period=None, settings=settings, now=now)
+
+
+async def seed_demo(db: Database, now: datetime, settings: Settings | None = None) -> dict[Role, str]:
+    """Create the demo catalog, organization and subscription if missing, and fresh demo keys
+    (returned)."""
     await _seed_catalog(db, now)
     async with db.read() as session:
         organization_id = await session.scalar(
@@ -106,6 +162,7 @@ async def seed_demo(db: Database, now: datetime) -> dict[Role, str]:
             db, None, name="Demo Company", external_id=DEMO_ORGANIZATION_EXTERNAL_ID, now=now
         )
         organization_id = organization.id
+    await _seed_subscription(db, organization_id, now, settings or Settings())
     keys: dict[Role, str] = {}
     for role in Role:
         _, plain = await create_api_key(

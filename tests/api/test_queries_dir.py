@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from strawberry import relay
 
-from billing_graphql.db.models import Organization, Plan
+from billing_graphql.db.models import Addon, Coupon, Invoice, Organization, Plan
 from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID, seed_demo
 from billing_graphql.domain.roles import Role
 from tests.helpers import T0, count_statements
@@ -45,8 +45,16 @@ async def _substitutions(db) -> dict[str, str]:
             select(Organization.id).where(Organization.external_id == DEMO_ORGANIZATION_EXTERNAL_ID)
         )
         plans = (await session.execute(select(Plan.slug, Plan.id))).all()
-    values = {"@organization": relay.to_base64("Organization", organization_id)}
+        addons = (await session.execute(select(Addon.slug, Addon.id))).all()
+        coupons = (await session.execute(select(Coupon.code, Coupon.id))).all()
+        invoice_id = await session.scalar(
+            select(Invoice.id).where(Invoice.organization_id == organization_id).order_by(Invoice.created_at).limit(1)
+        )
+    values = {"@organization": relay.to_base64("Organization", organization_id),
+              "@invoice": relay.to_base64("Invoice", invoice_id)}
     values.update({f"@plan:{slug}": relay.to_base64("Plan", plan_id) for slug, plan_id in plans})
+    values.update({f"@addon:{slug}": relay.to_base64("Addon", addon_id) for slug, addon_id in addons})
+    values.update({f"@coupon:{code}": relay.to_base64("Coupon", coupon_id) for code, coupon_id in coupons})
     return values
 
 
@@ -61,8 +69,8 @@ def _substitute(value, values):
 
 
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(QUERIES)) for p in FILES])
-async def test_operation_runs_with_declared_statement_count(api, db, path):
-    keys = await seed_demo(db, T0)
+async def test_operation_runs_with_declared_statement_count(api, db, settings, path):
+    keys = await seed_demo(db, T0, settings)
     meta = header(path)
     role = Role(meta["role"]) if "role" in meta else DEFAULT_ROLE[path.parent.name]
     variables = _substitute(json.loads(meta.get("variables", "{}")), await _substitutions(db))

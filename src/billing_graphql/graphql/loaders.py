@@ -14,6 +14,9 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import (
     Addon,
     Coupon,
+    Addon,
+    Coupon,
+    CouponPlan,
     Invoice,
     InvoiceLine,
     Metric,
@@ -115,4 +118,14 @@ class Loaders:
             db,
             lambda ids: select(Payment).where(Payment.invoice_id.in_(ids)).order_by(Payment.created_at, Payment.id),
             lambda row: row[0].invoice_id,
+        )
+        self.addon_by_id = _by_id_loader(db, Addon)
+        # (coupon id, Plan) rows per coupon, in plan display order.
+        self.plans_by_coupon = _grouped_loader(
+            db,
+            lambda ids: select(CouponPlan.coupon_id, Plan)
+            .join(Plan, Plan.id == CouponPlan.plan_id)
+            .where(CouponPlan.coupon_id.in_(ids))
+            .order_by(Plan.sort_order, Plan.base_price_monthly, Plan.name, Plan.id),
+            lambda row: row[0],
         )

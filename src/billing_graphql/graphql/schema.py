@@ -20,8 +20,11 @@ from strawberry.tools import merge_types
 from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.resolvers import (
+    addons,
     clock,
+    coupons,
     invoices,
+    metrics,
     organizations,
     payment_methods,
     plans,
@@ -36,18 +39,25 @@ from billing_graphql.settings import Settings
 QUERIES = (
     organizations.Query,
     plans.Query,
-    clock.Query,
+    metrics.Query,
+    addons.Query,
+    coupons.Query,
     subscriptions.Query,
     invoices.Query,
     payment_methods.Query,
+    clock.Query,
 )
 MUTATIONS = (
     organizations.Mutation,
-    clock.Mutation,
+    plans.Mutation,
+    metrics.Mutation,
+    addons.Mutation,
+    coupons.Mutation,
     subscriptions.Mutation,
     payment_methods.Mutation,
     refunds.Mutation,
     portal.Mutation,
+    clock.Mutation,
 )
 
 

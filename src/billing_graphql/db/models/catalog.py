@@ -160,13 +160,16 @@ class Coupon(Base):
 
     __table_args__ = (
         CheckConstraint("code = UPPER(code)", name="code_upper_case"),
+        # A CHECK passes when it is NULL: each nullable column is tested for NULL explicitly.
         CheckConstraint(
-            "(discount_type = 'PERCENTAGE' AND percent_off BETWEEN 1 AND 100 AND amount_off IS NULL)"
-            " OR (discount_type = 'FIXED' AND amount_off > 0 AND currency IS NOT NULL AND percent_off IS NULL)",
+            "(discount_type = 'PERCENTAGE' AND percent_off IS NOT NULL AND percent_off BETWEEN 1 AND 100"
+            " AND amount_off IS NULL)"
+            " OR (discount_type = 'FIXED' AND amount_off IS NOT NULL AND amount_off > 0 AND currency IS NOT NULL"
+            " AND percent_off IS NULL)",
             name="discount_shape",
         ),
         CheckConstraint(
-            "(duration = 'REPEATING' AND duration_in_months >= 1)"
+            "(duration = 'REPEATING' AND duration_in_months IS NOT NULL AND duration_in_months >= 1)"
             " OR (duration <> 'REPEATING' AND duration_in_months IS NULL)",
             name="duration_months",
         ),

@@ -9,6 +9,7 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
+from billing_graphql.db.models import Metric as MetricRow
 from billing_graphql.db.models import Plan as PlanRow
 from billing_graphql.db.models.catalog import MetricKind as DomainMetricKind
 from billing_graphql.domain.roles import Role as DomainRole
@@ -22,8 +23,12 @@ MetricKind = strawberry.enum(DomainMetricKind, name="MetricKind")
 class Metric:
     code: str
     name: str
-    kind: MetricKind
+    kind: MetricKind = strawberry.field(description="GAUGE: a current count; COUNTER: summed per billing month.")
     unit: str
+
+    @classmethod
+    def from_row(cls, row: MetricRow) -> Metric:
+        return cls(code=row.code, name=row.name, kind=row.kind, unit=row.unit)
 
 
 @strawberry.type(description="A plan's limit on one metric; `limit` null means unlimited.")
@@ -32,7 +37,7 @@ class PlanLimit:
     limit: int | None
 
 
-@strawberry.type
+@strawberry.type(description="A feature flag of a plan.")
 class PlanFeature:
     key: str
     enabled: bool
@@ -103,21 +108,59 @@ class PlanType(relay.Node):
     def updated_at(self) -> datetime:
         return self.row.updated_at
 
-    @strawberry.field
+    @strawberry.field(description="Limits per metric; a metric the plan does not list is unlimited.")
     async def limits(self, info: Info) -> list[PlanLimit]:
         rows = await info.context.loaders.limits_by_plan.load(self.row.id)
-        return [
-            PlanLimit(
-                metric=Metric(code=metric.code, name=metric.name, kind=metric.kind, unit=metric.unit),
-                limit=limit.limit_value,
-            )
-            for limit, metric in rows
-        ]
+        return [PlanLimit(metric=Metric.from_row(metric), limit=limit.limit_value) for limit, metric in rows]
 
-    @strawberry.field
+    async def _limit(self, info: Info, code: str) -> int | None:
+        # The same loader as `limits`: every convenience field of a plan shares one batch.
+        rows = await info.context.loaders.limits_by_plan.load(self.row.id)
+        for limit, metric in rows:
+            if metric.code == code:
+                return limit.limit_value
+        return None
+
+    @strawberry.field(description="Limit on agents (seats); null is unlimited.")
+    async def max_agents(self, info: Info) -> int | None:
+        return await self._limit(info, "agents")
+
+    @strawberry.field(description="Limit on contacts; null is unlimited.")
+    async def max_contacts(self, info: Info) -> int | None:
+        return await self._limit(info, "contacts")
+
+    @strawberry.field(description="Limit on messages per billing month; null is unlimited.")
+    async def max_messages_month(self, info: Info) -> int | None:
+        return await self._limit(info, "messages")
+
+    @strawberry.field(description="Limit on channels; null is unlimited.")
+    async def max_channels(self, info: Info) -> int | None:
+        return await self._limit(info, "channels")
+
+    @strawberry.field(description="Limit on AI agents; null is unlimited.")
+    async def max_ai_agents(self, info: Info) -> int | None:
+        return await self._limit(info, "ai_agents")
+
+    @strawberry.field(description="Feature flags by key; a key the plan does not list is off.")
     async def features(self, info: Info) -> list[PlanFeature]:
         rows = await info.context.loaders.features_by_plan.load(self.row.id)
         return [PlanFeature(key=row.key, enabled=row.enabled) for (row,) in rows]
+
+    async def _feature(self, info: Info, key: str) -> bool:
+        rows = await info.context.loaders.features_by_plan.load(self.row.id)
+        return any(row.key == key and row.enabled for (row,) in rows)
+
+    @strawberry.field(description="The feature flag `aiAgent`.")
+    async def ai_agent(self, info: Info) -> bool:
+        return await self._feature(info, "aiAgent")
+
+    @strawberry.field(description="The feature flag `apiAccess`.")
+    async def api_access(self, info: Info) -> bool:
+        return await self._feature(info, "apiAccess")
+
+    @strawberry.field(description="The feature flag `dedicatedSupport`.")
+    async def dedicated_support(self, info: Info) -> bool:
+        return await self._feature(info, "dedicatedSupport")
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

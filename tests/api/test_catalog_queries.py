@@ -1,0 +1,181 @@
+"""SQL statements of the catalog operations: constant however many plans and coupons are listed,
+and exactly what each queries/ file declares."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from strawberry import relay
+
+from billing_graphql.db.models import (
+    Addon,
+    Coupon,
+    CouponPlan,
+    DiscountType,
+    Metric,
+    Organization,
+    Plan,
+    PlanFeature,
+    PlanLimit,
+)
+from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID, seed_demo
+from billing_graphql.domain.roles import Role
+from tests.helpers import T0, count_statements
+
+QUERIES = Path(__file__).resolve().parents[2] / "queries"
+CATALOG_FILES = [
+    QUERIES / "admin" / f"{name}.graphql"
+    for name in ("CatalogPlans", "CreatePlan", "UpdatePlan", "CreateMetric", "CatalogAddons", "CreateAddon",
+                 "UpdateAddon", "Coupons", "CreateCoupon", "UpdateCoupon")
+] + [QUERIES / "spa" / f"{name}.graphql" for name in ("PricingPage", "CheckCoupon")]
+DEFAULT_ROLE = {"spa": Role.OWNER, "admin": Role.SUPER_ADMIN}
+HEADER = re.compile(r"^#\s*(role|variables|statements):\s*(.+)$", re.MULTILINE)
+TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+
+
+@contextmanager
+def statements(db):
+    """The statements sent inside the block, transaction control left out (SQLite sends BEGIN
+    as a statement, PostgreSQL does not)."""
+    with count_statements(db) as counter:
+        sent: list[str] = []
+        yield sent
+    sent.extend(s for s in counter.statements if s.split(None, 1)[0].upper() not in TRANSACTION_CONTROL)
+
+
+def operation(name: str) -> str:
+    return next(path for path in CATALOG_FILES if path.stem == name).read_text()
+
+
+async def _warm(api, token) -> None:
+    # A key's first use records last_used_at: keep that write out of the counts.
+    await api.ok("{ clock { now } }", token=token)
+
+
+async def _many_plans(db, count: int, start: int = 0) -> list[uuid.UUID]:
+    """``count`` plans (every fifth inactive) with a limit on every metric and three features,
+    and 20 add-ons."""
+    async with db.write() as session:
+        metrics = (await session.execute(select(Metric.code, Metric.id))).all()
+        plan_ids = [uuid.uuid4() for _ in range(count)]
+        session.add_all(
+            Plan(id=plan_id, name=f"Plan {index:03}", slug=f"plan-{index:03}", currency="IDR",
+                 base_price_monthly=1000 * index, base_price_annual=10000 * index, sort_order=index % 7,
+                 is_active=index % 5 != 0, created_at=T0, updated_at=T0)
+            for index, plan_id in enumerate(plan_ids, start)
+        )
+        await session.flush()
+        session.add_all(PlanLimit(plan_id=plan_id, metric_id=metric_id, limit_value=None if code == "agents" else 100)
+                        for plan_id in plan_ids for code, metric_id in metrics)
+        session.add_all(PlanFeature(plan_id=plan_id, key=key, enabled=True)
+                        for plan_id in plan_ids for key in ("aiAgent", "apiAccess", "dedicatedSupport"))
+        session.add_all(Addon(name=f"Add-on {index}", slug=f"addon-{start}-{index}", price_monthly=index,
+                              price_annual=index, created_at=T0, updated_at=T0) for index in range(20))
+    return plan_ids
+
+
+async def _many_coupons(db, plan_ids: list[uuid.UUID], count: int) -> None:
+    async with db.write() as session:
+        coupon_ids = [uuid.uuid4() for _ in range(count)]
+        session.add_all(
+            Coupon(id=coupon_id, code=f"C{index:03}", discount_type=DiscountType.PERCENTAGE, percent_off=10,
+                   created_at=T0, updated_at=T0)
+            for index, coupon_id in enumerate(coupon_ids)
+        )
+        await session.flush()
+        session.add_all(CouponPlan(coupon_id=coupon_id, plan_id=plan_ids[(index + offset) % len(plan_ids)])
+                        for index, coupon_id in enumerate(coupon_ids) for offset in (0, 1))
+
+
+async def _count(api, db, query, token, variables=None) -> tuple[int, dict]:
+    with statements(db) as sent:
+        data = await api.ok(query, variables, token=token)
+    return len(sent), data
+
+
+async def test_listing_plans_with_limits_and_features_is_constant(api, db, keys):
+    await _warm(api, keys.super_admin)
+    await _warm(api, keys.member)
+    await _many_plans(db, 2)
+    small_admin, _ = await _count(api, db, operation("CatalogPlans"), keys.super_admin)
+    small_page, _ = await _count(api, db, operation("PricingPage"), keys.member)
+    await _many_plans(db, 200, start=2)
+    admin_count, admin = await _count(api, db, operation("CatalogPlans"), keys.super_admin)
+    page_count, page = await _count(api, db, operation("PricingPage"), keys.member)
+    assert len(admin["plans"]) == 202 and all(len(plan["limits"]) == 7 for plan in admin["plans"])
+    assert len(page["plans"]) == 161 and all(plan["aiAgent"] for plan in page["plans"])
+    assert all(plan["maxAgents"] is None and plan["maxContacts"] == 100 for plan in page["plans"])
+    # key lookup, plans, limits, features, and metrics (admin) or add-ons (pricing page)
+    assert (small_admin, admin_count) == (5, 5)
+    assert (small_page, page_count) == (5, 5)
+
+
+async def test_listing_coupons_with_their_plans_is_constant(api, db, keys):
+    await _warm(api, keys.super_admin)
+    plan_ids = await _many_plans(db, 10)
+    await _many_coupons(db, plan_ids, 3)
+    small, _ = await _count(api, db, operation("Coupons"), keys.super_admin, {"first": 100})
+    async with db.write() as session:
+        await session.execute(CouponPlan.__table__.delete())
+        await session.execute(Coupon.__table__.delete())
+    await _many_coupons(db, plan_ids, 120)
+    count, data = await _count(api, db, operation("Coupons"), keys.super_admin, {"first": 100})
+    edges = data["coupons"]["edges"]
+    assert len(edges) == 100 and data["coupons"]["pageInfo"]["hasNextPage"]
+    assert all(len(edge["node"]["applicablePlans"]) == 2 for edge in edges)
+    assert (small, count) == (3, 3)  # key lookup, one page of coupons, their plans
+
+
+# ------------------------------------------------------------------ queries/ files
+
+
+def header(path: Path) -> dict[str, str]:
+    return {key: value.strip() for key, value in HEADER.findall(path.read_text())}
+
+
+async def _substitutions(db) -> dict[str, str]:
+    async with db.read() as session:
+        organization_id = await session.scalar(
+            select(Organization.id).where(Organization.external_id == DEMO_ORGANIZATION_EXTERNAL_ID)
+        )
+        plans = (await session.execute(select(Plan.slug, Plan.id))).all()
+        addons = (await session.execute(select(Addon.slug, Addon.id))).all()
+        coupons = (await session.execute(select(Coupon.code, Coupon.id))).all()
+    values = {"@organization": relay.to_base64("Organization", organization_id)}
+    values.update({f"@plan:{slug}": relay.to_base64("Plan", key) for slug, key in plans})
+    values.update({f"@addon:{slug}": relay.to_base64("Addon", key) for slug, key in addons})
+    values.update({f"@coupon:{code}": relay.to_base64("Coupon", key) for code, key in coupons})
+    return values
+
+
+def _substitute(value, values):
+    if isinstance(value, str):
+        return values.get(value, value)
+    if isinstance(value, dict):
+        return {key: _substitute(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, values) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("path", CATALOG_FILES, ids=[p.stem for p in CATALOG_FILES])
+async def test_catalog_operation_runs_on_demo_data_with_its_declared_statements(api, db, path):
+    keys = await seed_demo(db, T0)
+    meta = header(path)
+    text = path.read_text()
+    assert re.findall(r"^(?:query|mutation)\s+(\w+)", text, re.MULTILINE) == [path.stem]
+    role = Role(meta["role"]) if "role" in meta else DEFAULT_ROLE[path.parent.name]
+    variables = _substitute(json.loads(meta.get("variables", "{}")), await _substitutions(db))
+    await _warm(api, keys[role])
+    with statements(db) as sent:
+        data = await api.ok(text, variables, token=keys[role])
+    payload = next(iter(data.values()))
+    if isinstance(payload, dict) and "errors" in payload:
+        assert payload["errors"] == [], payload["errors"]  # the declared count is of a success
+    assert len(sent) == int(meta["statements"]), "\n".join(sent)
