@@ -23,6 +23,7 @@ from billing_graphql.graphql.resolvers import (
     addons,
     clock,
     coupons,
+    invoice_payments,
     invoices,
     metrics,
     organizations,
@@ -56,6 +57,7 @@ MUTATIONS = (
     subscriptions.Mutation,
     payment_methods.Mutation,
     refunds.Mutation,
+    invoice_payments.Mutation,
     portal.Mutation,
     clock.Mutation,
 )
