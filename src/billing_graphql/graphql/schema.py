@@ -21,6 +21,7 @@ from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.resolvers import (
     addons,
+    checkout,
     clock,
     coupons,
     invoice_payments,
@@ -58,6 +59,7 @@ MUTATIONS = (
     payment_methods.Mutation,
     refunds.Mutation,
     invoice_payments.Mutation,
+    checkout.Mutation,
     portal.Mutation,
     clock.Mutation,
 )
