@@ -14,6 +14,7 @@ from billing_graphql.db.models import (
     InvoiceLineKind,
     Payment,
     PaymentStatus,
+    Refund,
 )
 from billing_graphql.domain.status import InvoiceStatus
 from tests.factories import make_addon, make_coupon, make_payment_method, make_plan
@@ -113,8 +114,30 @@ async def test_invoice_links_to_its_subscription(api, keys, db):
 
 # ---- statement counts -----------------------------------------------------------------------
 
+def _refund_key(global_id: str) -> tuple[str, str]:
+    from strawberry import relay
+
+    return relay.from_base64(global_id)
+
+
+async def seed_refunds(db, invoice_ids) -> None:
+    """One SUCCEEDED refund of 100 on each invoice's payment."""
+    from sqlalchemy import select
+
+    async with db.write() as session:
+        payments = (await session.scalars(select(Payment).where(Payment.invoice_id.in_(invoice_ids)))).all()
+        for payment in payments:
+            refund_id = uuid.uuid4()
+            session.add(Refund(id=refund_id, organization_id=payment.organization_id, invoice_id=payment.invoice_id,
+                               payment_id=payment.id, gateway="sandbox", idempotency_key=f"refund_{refund_id}",
+                               amount=100, currency="IDR", status=PaymentStatus.SUCCEEDED, reason="goodwill",
+                               created_at=T0, updated_at=T0))
+            payment.amount_refunded = 100
+
+
 async def test_invoices_page_runs_in_a_constant_number_of_statements(api, keys, db):
-    await seed_invoices(db, keys.organization_id, 100, lines=5)
+    ids = await seed_invoices(db, keys.organization_id, 100, lines=5)
+    await seed_refunds(db, ids)
     query = (QUERIES / "spa" / "Invoices.graphql").read_text()
     await api.ok("{ clock { now } }", token=keys.owner)  # the key's last-used stamp is written once a while
     with count_statements(db) as hundred:
@@ -122,10 +145,14 @@ async def test_invoices_page_runs_in_a_constant_number_of_statements(api, keys, 
     assert len(data["invoices"]["edges"]) == 100
     assert all(len(edge["node"]["lines"]) == 5 and len(edge["node"]["payments"]) == 1
                for edge in data["invoices"]["edges"])
+    refunds = [edge["node"]["refunds"] for edge in data["invoices"]["edges"]]
+    assert all(len(rows) == 1 and _refund_key(rows[0].pop("id"))[0] == "Refund" for rows in refunds)
+    assert all(rows == [{"amount": {"amount": "100", "formatted": "Rp 100"}, "status": "SUCCEEDED",
+                         "reason": "goodwill", "createdAt": "2026-01-15T09:00:00Z"}] for rows in refunds)
     with count_statements(db) as ten:
         await api.ok(query, {"first": 10}, token=keys.owner)
-    # the API key, the page of invoices, their lines, their payments
-    assert len(sql(hundred)) == len(sql(ten)) == 4, sql(hundred)
+    # the API key, the page of invoices, their lines, their payments, their refunds
+    assert len(sql(hundred)) == len(sql(ten)) == 5, sql(hundred)
 
 
 async def test_subscription_page_statement_count(api, keys, db):

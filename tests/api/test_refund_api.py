@@ -110,3 +110,37 @@ async def test_only_super_admins_refund(api, db, keys, processor):
     assert await count_rows(db, Refund) == 0
     async with db.read() as session:
         assert (await session.scalar(select(Invoice.amount_refunded).where(Invoice.id == invoice.id))) == 0
+
+
+async def test_sandbox_end_to_end_pay_then_refund_in_two_parts(api, db, keys):
+    """The real sandbox gateway, no stand-in: payInvoice with pm_card_visa, then two refunds."""
+    from tests.api.test_pay_invoice_api import PAY
+    from tests.factories import make_payment_method
+
+    invoice = await make_invoice(db, keys.organization_id, status=InvoiceStatus.OPEN)  # total 1,110,000
+    await make_payment_method(db, keys.organization_id, token="pm_card_visa")
+    paid = (await api.ok(PAY, {"input": {"invoiceId": gid("Invoice", invoice.id)}}, token=keys.owner))["payInvoice"]
+    assert paid["errors"] == [] and paid["payment"]["status"] == "SUCCEEDED" and paid["invoice"]["status"] == "PAID"
+    assert paid["payment"]["gateway"] == "sandbox"
+    part = {"input": {"invoiceId": gid("Invoice", invoice.id), "amount": "110000", "reason": "Goodwill"}}
+    first = (await api.ok(REFUND, part, token=keys.super_admin))["refund"]
+    assert (first["status"], first["refundAmount"]["amount"], first["invoiceStatus"], first["errors"]) == (
+        "SUCCEEDED", "110000", "PARTIALLY_REFUNDED", [])
+    rest = (await api.ok(REFUND, {"input": {"invoiceId": gid("Invoice", invoice.id)}}, token=keys.super_admin))
+    assert (rest["refund"]["status"], rest["refund"]["refundAmount"]["amount"], rest["refund"]["invoiceStatus"]) == (
+        "SUCCEEDED", "1000000", "REFUNDED")
+    async with db.read() as session:
+        refunds = (await session.scalars(select(Refund).order_by(Refund.amount))).all()
+    assert [(r.amount, r.status.value) for r in refunds] == [(110000, "SUCCEEDED"), (1000000, "SUCCEEDED")]
+    assert all(r.gateway_refund_id.startswith("re_sandbox_") for r in refunds)
+    listed = await api.ok("query($id: ID!) { invoice(id: $id) { status amountRefunded { amount } "
+                          "refunds { amount { amount } status reason } } }", {"id": gid("Invoice", invoice.id)},
+                          token=keys.owner)
+    assert listed["invoice"] == {
+        "status": "REFUNDED", "amountRefunded": {"amount": "1110000"},
+        "refunds": [{"amount": {"amount": "110000"}, "status": "SUCCEEDED", "reason": "Goodwill"},
+                    {"amount": {"amount": "1000000"}, "status": "SUCCEEDED", "reason": None}],
+    }
+    over = (await api.ok(REFUND, {"input": {"invoiceId": gid("Invoice", invoice.id), "amount": "1"}},
+                         token=keys.super_admin))["refund"]
+    assert [e["code"] for e in over["errors"]] == ["NOT_REFUNDABLE"]

@@ -26,6 +26,7 @@ from billing_graphql.db.models import (
     Plan,
     PlanFeature,
     PlanLimit,
+    Refund,
     Subscription,
     SubscriptionAddon,
     UsageCounter,
@@ -117,6 +118,11 @@ class Loaders:
         self.payments_by_invoice = _grouped_loader(
             db,
             lambda ids: select(Payment).where(Payment.invoice_id.in_(ids)).order_by(Payment.created_at, Payment.id),
+            lambda row: row[0].invoice_id,
+        )
+        self.refunds_by_invoice = _grouped_loader(
+            db,
+            lambda ids: select(Refund).where(Refund.invoice_id.in_(ids)).order_by(Refund.created_at, Refund.id),
             lambda row: row[0].invoice_id,
         )
         self.addon_by_id = _by_id_loader(db, Addon)

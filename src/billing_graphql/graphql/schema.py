@@ -21,8 +21,10 @@ from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.resolvers import (
     addons,
+    checkout,
     clock,
     coupons,
+    invoice_payments,
     invoices,
     metrics,
     organizations,
@@ -56,6 +58,8 @@ MUTATIONS = (
     subscriptions.Mutation,
     payment_methods.Mutation,
     refunds.Mutation,
+    invoice_payments.Mutation,
+    checkout.Mutation,
     portal.Mutation,
     clock.Mutation,
 )

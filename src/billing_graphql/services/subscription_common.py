@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -40,7 +40,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found
 from billing_graphql.domain.invoices import Discount, DiscountKind, InvoiceDraft, LineDraft, Totals
-from billing_graphql.domain.periods import BillingPeriod
+from billing_graphql.domain.periods import BillingPeriod, period_at
 from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring
 from billing_graphql.domain.status import LIVE_STATUSES, SubscriptionStatus, transition
 from billing_graphql.domain.tax import TaxRule
@@ -218,6 +218,51 @@ def recurring(plan: Plan, billing_period: BillingPeriod, agents: int,
                      tuple(addon_price(addon, attached.quantity) for attached, addon in addons))
 
 
+async def new_subscription(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    plan: Plan,
+    billing_period: BillingPeriod,
+    agents: int,
+    trial: bool,
+    payment_gateway: str,
+    now: datetime,
+) -> Subscription:
+    """A new subscription row, added and flushed (the one-live-per-organization index checks it).
+
+    ``trial``: TRIALING for the plan's trial days, the trial being the first period and paid
+    periods anchored on its end. Otherwise ACTIVE, anchored ``now``, in its first paid period.
+    Used by ``subscribe`` and by checkout confirmation.
+    """
+    if trial:
+        trial_end = now + timedelta(days=plan.trial_days)
+        anchor, period_start, period_end = trial_end, now, trial_end
+    else:
+        first = period_at(now, billing_period, 0)
+        anchor, period_start, period_end, trial_end = now, first.start, first.end, None
+    subscription = Subscription(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        plan_id=plan.id,
+        status=SubscriptionStatus.TRIALING if trial else SubscriptionStatus.ACTIVE,
+        billing_period=billing_period,
+        period_anchor=anchor,
+        current_period_start=period_start,
+        current_period_end=period_end,
+        trial_ends_at=trial_end,
+        cancel_at_period_end=False,
+        agent_count=agents,
+        payment_gateway=payment_gateway,
+        retry_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(subscription)
+    await session.flush()
+    return subscription
+
+
 def gateway_for(name: str, settings: Settings) -> PaymentGateway:
     return get_gateway(name, settings)
 
@@ -228,15 +273,11 @@ def _coupon_error(code: BillingErrorCode, message: str) -> BillingError:
     return BillingError(code, message, field="couponCode")
 
 
-async def redeem_coupon(
-    session: AsyncSession, code: str, plan: Plan, *, organization_id: uuid.UUID, subscription: Subscription,
-    now: datetime,
-) -> Coupon:
-    """Check a coupon for ``plan`` and count its redemption atomically.
+async def check_coupon(session: AsyncSession, code: str, plan: Plan, *, now: datetime) -> Coupon:
+    """The coupon ``code`` if it may be used on ``plan`` now (COUPON_* errors otherwise); counts nothing.
 
-    The count is one conditional UPDATE (``current_uses + 1 WHERE current_uses < max_uses``):
-    concurrent redemptions queue on the coupon's row and re-check the condition, so it never
-    passes ``max_uses`` (the CHECK constraint ``uses_within_max`` is the backstop).
+    Used on its own where a price is quoted before the redemption (checkout); ``redeem_coupon``
+    checks again and counts atomically.
     """
     normalized = (code or "").strip().upper()
     coupon = await session.scalar(select(Coupon).where(Coupon.code == normalized)) if normalized else None
@@ -253,6 +294,23 @@ async def redeem_coupon(
     if coupon.discount_type is DiscountType.FIXED and coupon.currency != plan.currency:
         raise _coupon_error(BillingErrorCode.COUPON_NOT_APPLICABLE,
                             f"The coupon {normalized} is in {coupon.currency}; the plan is billed in {plan.currency}.")
+    if coupon.max_uses is not None and coupon.current_uses >= coupon.max_uses:
+        raise _coupon_error(BillingErrorCode.COUPON_EXHAUSTED, f"The coupon {normalized} has been used up.")
+    return coupon
+
+
+async def redeem_coupon(
+    session: AsyncSession, code: str, plan: Plan, *, organization_id: uuid.UUID, subscription: Subscription,
+    now: datetime,
+) -> Coupon:
+    """Check a coupon for ``plan`` and count its redemption atomically.
+
+    The count is one conditional UPDATE (``current_uses + 1 WHERE current_uses < max_uses``):
+    concurrent redemptions queue on the coupon's row and re-check the condition, so it never
+    passes ``max_uses`` (the CHECK constraint ``uses_within_max`` is the backstop).
+    """
+    coupon = await check_coupon(session, code, plan, now=now)
+    normalized = coupon.code
     counted = await session.execute(
         update(Coupon)
         .where(Coupon.id == coupon.id, (Coupon.max_uses.is_(None)) | (Coupon.current_uses < Coupon.max_uses))
@@ -286,6 +344,11 @@ def discount_of(coupon: Coupon | None, subscription: Subscription, *, proration:
     """
     if coupon is None or not coupon_in_effect(subscription):
         return None
+    return coupon_discount(coupon, proration=proration)
+
+
+def coupon_discount(coupon: Coupon, *, proration: bool = False) -> Discount | None:
+    """A coupon as the discount of a period's invoice (``proration``: PERCENTAGE ones only)."""
     if coupon.discount_type is DiscountType.PERCENTAGE:
         return Discount(DiscountKind.PERCENTAGE, percent_off=coupon.percent_off)
     if proration:

@@ -8,7 +8,7 @@ its outbox events and audit rows in the same transaction.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +18,7 @@ from billing_graphql.db.models import BillingReason, Coupon, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.invoices import period_lines
-from billing_graphql.domain.periods import BillingPeriod, period_at
+from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.services import idempotency
 from billing_graphql.services.audit import emit_event, record_audit, snapshot
@@ -33,6 +33,7 @@ from billing_graphql.services.subscription_common import (
     discount_of,
     live_subscription,
     locked_organization,
+    new_subscription,
     payment_method_for,
     recurring,
     redeem_coupon,
@@ -97,31 +98,11 @@ async def subscribe(
             method = await payment_method_for(session, organization_id, payment_method_id)
             agents = await current_agents(session, organization_id, fallback=1)
             trial = plan.trial_days > 0
-            if trial:
-                trial_end = now + timedelta(days=plan.trial_days)
-                anchor, period_start, period_end = trial_end, now, trial_end
-            else:
-                first = period_at(now, billing_period, 0)
-                anchor, period_start, period_end, trial_end = now, first.start, first.end, None
-            subscription = Subscription(
-                id=uuid.uuid4(),
-                organization_id=organization_id,
-                plan_id=plan.id,
-                status=SubscriptionStatus.TRIALING if trial else SubscriptionStatus.ACTIVE,
-                billing_period=billing_period,
-                period_anchor=anchor,
-                current_period_start=period_start,
-                current_period_end=period_end,
-                trial_ends_at=trial_end,
-                cancel_at_period_end=False,
-                agent_count=agents,
-                payment_gateway=method.gateway if method else "sandbox",
-                retry_count=0,
-                created_at=now,
-                updated_at=now,
+            subscription = await new_subscription(
+                session, organization_id=organization_id, plan=plan, billing_period=billing_period, agents=agents,
+                trial=trial, payment_gateway=method.gateway if method else "sandbox", now=now,
             )
-            session.add(subscription)
-            await session.flush()
+            period_start, period_end = subscription.current_period_start, subscription.current_period_end
             coupon: Coupon | None = None
             if coupon_code:
                 coupon = await redeem_coupon(session, coupon_code, plan, organization_id=organization_id,

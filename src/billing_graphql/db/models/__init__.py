@@ -16,6 +16,7 @@ from billing_graphql.db.models.catalog import (
     PlanLimit,
     TaxRate,
 )
+from billing_graphql.db.models.checkout import CheckoutSession, CheckoutStatus
 from billing_graphql.db.models.invoices import (
     BillingReason,
     Invoice,
@@ -50,6 +51,8 @@ __all__ = [
     "AuditEvent",
     "Base",
     "BillingReason",
+    "CheckoutSession",
+    "CheckoutStatus",
     "Coupon",
     "CouponDuration",
     "CouponPlan",

@@ -18,11 +18,13 @@ from billing_graphql.db.models import InvoiceLine as InvoiceLineRow
 from billing_graphql.db.models import InvoiceLineKind as DomainInvoiceLineKind
 from billing_graphql.db.models import Payment as PaymentRow
 from billing_graphql.db.models import PaymentStatus as DomainPaymentStatus
+from billing_graphql.db.models import Refund as RefundRow
 from billing_graphql.domain.invoices import LineDraft
 from billing_graphql.domain.proration import round_half_up
 from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
+from billing_graphql.graphql.resolvers.refunds import RefundStatus
 from billing_graphql.graphql.types.common import Money, decode_ids
 from billing_graphql.graphql.types.organizations import OrganizationType
 from billing_graphql.services.invoicing import amount_due
@@ -88,6 +90,25 @@ class PaymentType:
             gateway_payment_id=row.gateway_payment_id,
             failure_code=row.failure_code,
             failure_message=row.failure_message,
+            created_at=row.created_at,
+        )
+
+
+@strawberry.type(name="Refund", description="A refund of (part of) an invoice's payments through their gateway.")
+class RefundType:
+    id: strawberry.ID
+    amount: Money
+    status: RefundStatus
+    reason: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: RefundRow) -> RefundType:
+        return cls(
+            id=strawberry.ID(relay.to_base64("Refund", row.id)),
+            amount=Money.of(row.amount, row.currency),
+            status=RefundStatus(row.status.value),
+            reason=row.reason,
             created_at=row.created_at,
         )
 
@@ -239,6 +260,11 @@ class InvoiceType(relay.Node):
     async def payments(self, info: Info) -> list[PaymentType]:
         rows = await info.context.loaders.payments_by_invoice.load(self.row.id)
         return [PaymentType.from_row(payment) for (payment,) in rows]
+
+    @strawberry.field(description="Refunds of this invoice, oldest first (FAILED ones included).")
+    async def refunds(self, info: Info) -> list[RefundType]:
+        rows = await info.context.loaders.refunds_by_invoice.load(self.row.id)
+        return [RefundType.from_row(refund) for (refund,) in rows]
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
