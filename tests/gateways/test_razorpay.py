@@ -224,3 +224,40 @@ async def test_charge_decline_is_a_declined_result():
 def test_missing_keys_are_refused():
     with pytest.raises(GatewayError):
         RazorpayGateway(key_id="", key_secret="s")
+
+
+async def test_idr_orders_are_sent_in_sen_and_returned_in_rupiah():
+    # We keep IDR in whole rupiah; Razorpay counts IDR in sen (ISO 4217 exponent 2):
+    # Rp 166,500 is 16,650,000 sen on the wire and Rp 166,500 again in our Order.
+    gateway, processor = processor_gateway(
+        {("POST", "/v1/orders"): (200, {"id": "order_Idr1", "amount": 16650000, "currency": "IDR"})}
+    )
+    order = await gateway.create_order(amount=166500, currency="IDR", receipt="INV-1", idempotency_key="k")
+    assert processor.body(0)["amount"] == 16650000
+    assert (order.amount, order.currency) == (166500, "IDR")
+
+
+async def test_idr_refunds_are_sent_in_sen():
+    gateway, processor = processor_gateway(
+        {("POST", "/v1/payments/pay_1/refund"): (200, {"id": "rfnd_1", "status": "processed"})}
+    )
+    result = await gateway.refund(gateway_payment_id="pay_1", amount=50000, currency="IDR", idempotency_key="r1")
+    assert result.succeeded
+    assert processor.body(0)["amount"] == 5000000
+
+
+@pytest.mark.parametrize(("amount", "currency", "units"),
+                         [(29900, "INR", 29900), (1900, "USD", 1900), (500, "JPY", 500), (299000, "IDR", 29900000),
+                          (12340, "KWD", 12340)])
+def test_to_razorpay_units(amount, currency, units):
+    from billing_graphql.gateways.razorpay import to_razorpay_units
+
+    assert to_razorpay_units(amount, currency) == units
+
+
+def test_three_decimal_amounts_must_end_in_zero_for_razorpay():
+    from billing_graphql.gateways.base import GatewayError
+    from billing_graphql.gateways.razorpay import to_razorpay_units
+
+    with pytest.raises(GatewayError, match="0.010"):
+        to_razorpay_units(12345, "KWD")

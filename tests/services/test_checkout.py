@@ -309,7 +309,8 @@ async def test_razorpay_is_the_default_when_configured_and_confirms_with_its_key
     assert request.method == "POST" and request.url.path == "/v1/orders"
     assert request.headers["authorization"] == "Basic " + base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
     sent = json.loads(request.content)
-    assert (sent["amount"], sent["currency"], sent["receipt"]) == (started.amount, "IDR", started.invoice.number)
+    # Razorpay counts IDR in sen (ISO exponent 2); we keep whole rupiah.
+    assert (sent["amount"], sent["currency"], sent["receipt"]) == (started.amount * 100, "IDR", started.invoice.number)
     # Razorpay Checkout hands back razorpay_signature = HMAC-SHA256(order_id|payment_id, key secret).
     signature = sign_payment("order_RZP1", "pay_RZP9", secret=KEY_SECRET)
     with pytest.raises(BillingError) as raised:  # the sandbox's secret is not Razorpay's

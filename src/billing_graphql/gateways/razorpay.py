@@ -1,7 +1,10 @@
 """Razorpay behind the gateway protocol.
 
-- Orders: ``POST {base_url}/v1/orders`` with HTTP basic auth (key id, key secret); amounts are
-  integer minor units (paise for INR), as Razorpay takes them.
+- Orders: ``POST {base_url}/v1/orders`` with HTTP basic auth (key id, key secret). Razorpay
+  takes amounts in the currency's ISO 4217 subunit: our minor units everywhere but IDR, which we
+  keep in whole rupiah (exponent 0) and Razorpay counts in sen (exponent 2), so IDR amounts are
+  multiplied by 100 on the way out and divided on the way back (``to_razorpay_units``). For
+  three-decimal currencies Razorpay wants the last digit 0; other amounts are refused.
 - Checkout confirmation: ``razorpay_signature`` is the hex HMAC-SHA256 of
   ``order_id + "|" + payment_id`` keyed with the key secret, compared in constant time.
 - Webhooks: ``X-Razorpay-Signature`` is the hex HMAC-SHA256 of the raw request body keyed
@@ -26,6 +29,8 @@ import hmac
 from typing import Any
 
 import httpx
+
+from billing_graphql.domain.money import exponent
 
 from billing_graphql.gateways.base import (
     ChargeOutcome,
@@ -58,6 +63,20 @@ def verify_webhook_signature(body: bytes, signature: str | None, webhook_secret:
     if not webhook_secret:
         return False
     return _signature_matches(hmac_sha256_hex(webhook_secret, body), signature)
+
+
+# Where Razorpay's subunit differs from ours (DESIGN.md keeps IDR in whole rupiah).
+RAZORPAY_EXPONENTS = {"IDR": 2}
+
+
+def to_razorpay_units(amount: int, currency: str) -> int:
+    """Our integer minor units as Razorpay's integer subunits of ``currency``."""
+    ours = exponent(currency)
+    theirs = RAZORPAY_EXPONENTS.get(currency, ours)
+    units = amount * 10 ** (theirs - ours)
+    if theirs == 3 and units % 10:
+        raise GatewayError(f"Razorpay takes {currency} amounts in whole multiples of 0.010.")
+    return units
 
 
 class RazorpayGateway:
@@ -160,11 +179,12 @@ class RazorpayGateway:
     async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str) -> Order:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             raise GatewayError("An order amount is a positive integer of minor units.")
+        units = to_razorpay_units(amount, currency)
         body = await self._ok(
             "POST",
             "/v1/orders",
             json={
-                "amount": amount,
+                "amount": units,
                 "currency": currency,
                 "receipt": receipt[:RECEIPT_MAX_LENGTH],
                 "payment_capture": True,
@@ -172,7 +192,7 @@ class RazorpayGateway:
             },
         )
         order_id = body.get("id")
-        if not isinstance(order_id, str) or body.get("amount") != amount or body.get("currency") != currency:
+        if not isinstance(order_id, str) or body.get("amount") != units or body.get("currency") != currency:
             raise GatewayError("Razorpay returned an order that does not match the request.")
         return Order(order_id=order_id, amount=amount, currency=currency, key_id=self.key_id)
 
@@ -202,7 +222,7 @@ class RazorpayGateway:
             json={
                 "email": customer.get("email") or "",
                 "contact": customer.get("contact") or "",
-                "amount": amount,
+                "amount": to_razorpay_units(amount, currency),
                 "currency": currency,
                 "order_id": order.order_id,
                 "customer_id": customer_id,
@@ -227,7 +247,11 @@ class RazorpayGateway:
         status, body = await self._request(
             "POST",
             f"/v1/payments/{gateway_payment_id}/refund",
-            json={"amount": amount, "speed": "normal", "notes": {"idempotency_key": idempotency_key}},
+            json={
+                "amount": to_razorpay_units(amount, currency),
+                "speed": "normal",
+                "notes": {"idempotency_key": idempotency_key},
+            },
             headers={"X-Refund-Idempotency": idempotency_key},
         )
         if 200 <= status < 300:
