@@ -75,7 +75,18 @@ def _node_query() -> type:
     return NodeQuery
 
 
+def with_schema_block(sdl: str) -> str:
+    """The SDL with an explicit schema block, so that a type named `Subscription` stays an
+    object type when the SDL is read back (there is no subscription root)."""
+    if sdl.lstrip().startswith("schema {"):
+        return sdl
+    return "schema {\n  query: Query\n  mutation: Mutation\n}\n\n" + sdl
+
+
 class BillingSchema(strawberry.Schema):
+    def as_str(self) -> str:
+        return with_schema_block(super().as_str())
+
     def process_errors(self, errors, execution_context=None) -> None:
         # Unexpected exceptions are logged with their traceback when they are masked
         # (errors.should_mask_error); the rest are the caller's mistakes (validation,
@@ -104,12 +115,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
 
 
 def export_sdl(schema: strawberry.Schema) -> str:
-    """The SDL, with an explicit schema block so that a type named `Subscription` stays an
-    object type when the SDL is read back (there is no subscription root)."""
-    sdl = schema.as_str()
-    if not sdl.lstrip().startswith("schema {"):
-        sdl = "schema {\n  query: Query\n  mutation: Mutation\n}\n\n" + sdl
-    return sdl + "\n"
+    """The SDL as committed in schema.graphql (with the explicit schema block)."""
+    return with_schema_block(schema.as_str()) + "\n"
 
 
 schema = build_schema(Settings())
