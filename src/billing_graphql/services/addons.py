@@ -28,7 +28,7 @@ from billing_graphql.domain.catalog import (
     price_minor,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
-from billing_graphql.services.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.audit import record_change, snapshot
 from billing_graphql.services.catalog import already_exists, is_unique_violation, not_null
 
 ADDON_FIELDS = (
@@ -150,11 +150,10 @@ async def create_addon(db: Database, actor: Actor | None, spec: AddonSpec, *, no
                 raise _slug_exists(addon.slug)
             session.add(addon)
             after = snapshot(addon, *ADDON_FIELDS)
-            record_audit(
+            record_change(
                 session, actor=actor, action="addon.created", object_type="Addon", object_id=addon.id,
                 organization_id=None, now=now, after=after,
             )
-            emit_event(session, event_type="addon.created", organization_id=None, payload=after, now=now)
     except IntegrityError as exc:
         if not is_unique_violation(exc, "slug"):
             raise
@@ -219,11 +218,10 @@ async def update_addon(
                 setattr(addon, name, value)
             addon.updated_at = now
             after = snapshot(addon, *ADDON_FIELDS)
-            record_audit(
+            record_change(
                 session, actor=actor, action="addon.updated", object_type="Addon", object_id=addon.id,
                 organization_id=None, now=now, before=before, after=after,
             )
-            emit_event(session, event_type="addon.updated", organization_id=None, payload=after, now=now)
     except IntegrityError as exc:
         if not is_unique_violation(exc, "slug"):
             raise

@@ -38,7 +38,7 @@ from billing_graphql.domain.catalog import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.money import Money
-from billing_graphql.services.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.audit import record_change, snapshot
 from billing_graphql.services.catalog import already_exists, is_unique_violation, not_null
 from billing_graphql.services.pagination import Page, fetch_page
 
@@ -221,11 +221,10 @@ async def create_coupon(db: Database, actor: Actor | None, spec: CouponSpec, *, 
             await session.flush()  # the coupon_plans rows reference it
             session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
             after = _coupon_snapshot(coupon, plan_ids)
-            record_audit(
+            record_change(
                 session, actor=actor, action="coupon.created", object_type="Coupon", object_id=coupon.id,
                 organization_id=None, now=now, after=after,
             )
-            emit_event(session, event_type="coupon.created", organization_id=None, payload=after, now=now)
     except IntegrityError as exc:
         if not is_unique_violation(exc, "code"):
             raise
@@ -294,11 +293,10 @@ async def update_coupon(
                 await session.flush()
                 session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
             after = _coupon_snapshot(coupon, plan_ids)
-            record_audit(
+            record_change(
                 session, actor=actor, action="coupon.updated", object_type="Coupon", object_id=coupon.id,
                 organization_id=None, now=now, before=before, after=after,
             )
-            emit_event(session, event_type="coupon.updated", organization_id=None, payload=after, now=now)
     except IntegrityError as exc:
         if not is_unique_violation(exc, "code"):
             raise

@@ -12,7 +12,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Organization
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
-from billing_graphql.services.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.audit import record_change, snapshot
 from billing_graphql.services.pagination import Page, fetch_page
 
 
@@ -50,7 +50,7 @@ async def create_organization(
             session.add(organization)
             await session.flush()  # the audit and outbox rows reference it
             after = snapshot(organization, "id", "name", "external_id")
-            record_audit(
+            record_change(
                 session,
                 actor=actor,
                 action="organization.created",
@@ -59,13 +59,6 @@ async def create_organization(
                 organization_id=organization.id,
                 now=now,
                 after=after,
-            )
-            emit_event(
-                session,
-                event_type="organization.created",
-                organization_id=organization.id,
-                payload=after,
-                now=now,
             )
     except IntegrityError as exc:
         if "external_id" not in str(exc.orig):

@@ -28,7 +28,7 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.cards import contains_card_number
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.status import SubscriptionStatus
-from billing_graphql.services.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.audit import emit_event, record_audit, record_change, snapshot
 
 SUPPORTED_GATEWAYS = ("sandbox", "razorpay")
 MAX_TOKEN_LENGTH = 200
@@ -209,7 +209,7 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
         session.add(method)
         await session.flush()
         after = snapshot(method, *_AUDIT_FIELDS)
-        record_audit(
+        record_change(
             session,
             actor=actor,
             action="payment_method.added",
@@ -218,9 +218,6 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
             organization_id=organization_id,
             now=now,
             after=after,
-        )
-        emit_event(
-            session, event_type="payment_method.added", organization_id=organization_id, payload=after, now=now
         )
     return method
 
@@ -288,7 +285,7 @@ async def remove_payment_method(
         before = snapshot(method, *_AUDIT_FIELDS)
         await session.delete(method)
         await session.flush()
-        record_audit(
+        record_change(
             session,
             actor=actor,
             action="payment_method.removed",
@@ -297,8 +294,5 @@ async def remove_payment_method(
             organization_id=organization_id,
             now=now,
             before=before,
-        )
-        emit_event(
-            session, event_type="payment_method.removed", organization_id=organization_id, payload=before, now=now
         )
     return method

@@ -40,7 +40,7 @@ from billing_graphql.domain.catalog import (
     unknown_metric,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
-from billing_graphql.services.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.audit import record_change, snapshot
 from billing_graphql.services.catalog import (
     already_exists,
     is_unique_violation,
@@ -333,11 +333,10 @@ async def create_plan(db: Database, actor: Actor | None, spec: PlanSpec, *, now:
                 {spec.metric: spec.limit for spec in values.limits or []},
                 {spec.key: spec.enabled for spec in values.features or []},
             )
-            record_audit(
+            record_change(
                 session, actor=actor, action="plan.created", object_type="Plan", object_id=plan.id,
                 organization_id=None, now=now, after=after,
             )
-            emit_event(session, event_type="plan.created", organization_id=None, payload=after, now=now)
     except IntegrityError as exc:
         if not is_unique_violation(exc, "slug"):
             raise
@@ -393,11 +392,10 @@ async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, pat
                 values.features if features_changed else None,
             )
             after = _plan_snapshot(plan, limits_after, features_after)
-            record_audit(
+            record_change(
                 session, actor=actor, action="plan.updated", object_type="Plan", object_id=plan.id,
                 organization_id=None, now=now, before=before, after=after,
             )
-            emit_event(session, event_type="plan.updated", organization_id=None, payload=after, now=now)
     except IntegrityError as exc:
         if not is_unique_violation(exc, "slug"):
             raise
