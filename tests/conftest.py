@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import bindparam, text
@@ -23,6 +24,9 @@ from billing_graphql.db.engine import Database, make_engine
 from billing_graphql.db.migrate import migrate
 from billing_graphql.db.models import Base
 from tests.helpers import REFERENCE_METRICS
+
+if TYPE_CHECKING:
+    from tests.helpers import GraphQLClient, Keys
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgres"]

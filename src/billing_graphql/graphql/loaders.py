@@ -14,8 +14,6 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import (
     Addon,
     Coupon,
-    Addon,
-    Coupon,
     CouponPlan,
     Invoice,
     InvoiceLine,

@@ -84,10 +84,12 @@ from billing_graphql.services.invoicing import (
 )
 from billing_graphql.services.subscription_common import (
     SUBSCRIPTION_FIELDS,
+    already_subscribed,
     check_coupon,
     consume_coupon_period,
     coupon_discount,
     current_agents,
+    is_live_conflict,
     live_subscription,
     locked_organization,
     new_subscription,
@@ -95,7 +97,6 @@ from billing_graphql.services.subscription_common import (
     redeem_coupon,
     resolve_plan,
 )
-from billing_graphql.services.subscriptions import _is_live_conflict, already_subscribed
 from billing_graphql.settings import Settings
 
 CONFIRM = "confirm_checkout"
@@ -223,7 +224,7 @@ async def start_checkout(
                                 "plan_id": str(plan.id), "billing_period": billing_period.value,
                                 "coupon_code": checkout.coupon_code, "amount_due": due})
     except IntegrityError as exc:
-        if _is_live_conflict(exc):
+        if is_live_conflict(exc):
             raise already_subscribed() from None
         raise
     return CheckoutStart(gateway=name, order_id=order.order_id, key_id=order.key_id, amount=due,
@@ -339,7 +340,7 @@ async def confirm_checkout(
                                          request=request, response=result.response(), now=now)
             await session.flush()
     except IntegrityError as exc:
-        if _is_live_conflict(exc):
+        if is_live_conflict(exc):
             raise already_subscribed() from None
         raise
     return result

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import lock_organization
@@ -428,3 +429,14 @@ async def bill_subscription(
     if payment is not None and payment.status is PaymentStatus.FAILED and in_good_standing:
         subscription.status = transition(subscription.status, SubscriptionStatus.PAST_DUE)
     return invoice, payment
+
+
+def is_live_conflict(exc: IntegrityError) -> bool:
+    """Whether an insert lost the race for the one live subscription of an organization."""
+    text = str(exc.orig)
+    return "uq_subscriptions_one_live_per_organization" in text or "subscriptions.organization_id" in text
+
+
+def already_subscribed() -> BillingError:
+    return BillingError(BillingErrorCode.ALREADY_SUBSCRIBED,
+                        "The organization already has a live subscription; change its plan instead.")

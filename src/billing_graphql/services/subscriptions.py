@@ -26,11 +26,13 @@ from billing_graphql.services.invoicing import draft_invoice, tax_rule_for
 from billing_graphql.services.pagination import Page, fetch_page
 from billing_graphql.services.subscription_common import (
     SUBSCRIPTION_FIELDS,
+    already_subscribed,
     SubscriptionChange,
     bill_subscription,
     consume_coupon_period,
     current_agents,
     discount_of,
+    is_live_conflict,
     live_subscription,
     locked_organization,
     new_subscription,
@@ -44,16 +46,6 @@ from billing_graphql.services.subscription_common import (
 from billing_graphql.settings import Settings
 
 MAX_REASON_LENGTH = 2000
-
-
-def _is_live_conflict(exc: IntegrityError) -> bool:
-    text = str(exc.orig)
-    return "uq_subscriptions_one_live_per_organization" in text or "subscriptions.organization_id" in text
-
-
-def already_subscribed() -> BillingError:
-    return BillingError(BillingErrorCode.ALREADY_SUBSCRIBED,
-                        "The organization already has a live subscription; change its plan instead.")
 
 
 def _event_payload(subscription: Subscription) -> dict[str, object]:
@@ -130,7 +122,7 @@ async def subscribe(
                                  request=request, response=result.response(), now=now)
             await session.flush()
     except IntegrityError as exc:
-        if _is_live_conflict(exc):
+        if is_live_conflict(exc):
             raise already_subscribed() from None
         raise
     return result
