@@ -13,8 +13,8 @@ from strawberry import relay
 
 from billing_graphql.db.engine import Database
 from billing_graphql.domain.roles import Role
-from billing_graphql.services.api_keys import create_api_key
-from billing_graphql.services.organizations import create_organization
+from billing_graphql.services.platform.api_keys import create_api_key
+from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.settings import Settings
 
 REFERENCE_METRICS = ("agents", "contacts", "messages", "channels", "ai_agents", "integrations", "api_calls")

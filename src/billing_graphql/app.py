@@ -16,6 +16,7 @@ from litestar.stores.registry import StoreRegistry
 from strawberry.litestar import make_graphql_controller
 
 from billing_graphql.db.engine import Database
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.schema import build_schema
 from billing_graphql.http.health import health
@@ -43,9 +44,14 @@ def _stores(settings: Settings) -> StoreRegistry:
 
 
 def create_app(
-    settings: Settings | None = None, *, db: Database | None = None, freeze_gc: bool = True
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    gateways: GatewayRegistry | None = None,
+    freeze_gc: bool = True,
 ) -> Litestar:
     settings = settings or Settings.from_env()
+    gateways = gateways or GatewayRegistry(settings)
     schema = build_schema(settings)
     controller = make_graphql_controller(
         schema,
@@ -79,7 +85,7 @@ def create_app(
                 exclude_opt_key="exclude_from_rate_limit",
             ).middleware
         )
-    state = {"settings": settings}
+    state = {"settings": settings, "gateways": gateways}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(

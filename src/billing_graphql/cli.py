@@ -28,7 +28,7 @@ async def _migrate(settings: Settings) -> None:
 
 async def _seed_demo(settings: Settings) -> None:
     from billing_graphql.demo import seed_demo
-    from billing_graphql.services.clock import current_time
+    from billing_graphql.services.platform.clock import current_time
 
     await _migrate(settings)
     db = Database.from_url(settings.database_url)
@@ -41,8 +41,8 @@ async def _seed_demo(settings: Settings) -> None:
 
 
 async def _create_api_key(settings: Settings, role: Role, org: str | None, label: str) -> str:
-    from billing_graphql.services.api_keys import create_api_key
-    from billing_graphql.services.clock import current_time
+    from billing_graphql.services.platform.api_keys import create_api_key
+    from billing_graphql.services.platform.clock import current_time
 
     await _migrate(settings)
     db = Database.from_url(settings.database_url)

@@ -25,14 +25,14 @@ from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
 from billing_graphql.domain.roles import Role
-from billing_graphql.services.addons import AddonSpec, create_addon
-from billing_graphql.services.api_keys import create_api_key
-from billing_graphql.services.coupons import CouponSpec, create_coupon
-from billing_graphql.services.organizations import create_organization
-from billing_graphql.services.payment_methods import NewPaymentMethod, add_payment_method
-from billing_graphql.services.plan_changes import change_plan
-from billing_graphql.services.plans import PlanSpec, create_plan, list_plans
-from billing_graphql.services.subscriptions import subscribe, update_subscription
+from billing_graphql.services.catalog.addons import AddonSpec, create_addon
+from billing_graphql.services.platform.api_keys import create_api_key
+from billing_graphql.services.catalog.coupons import CouponSpec, create_coupon
+from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.payments.payment_methods import NewPaymentMethod, add_payment_method
+from billing_graphql.services.subscriptions.plan_changes import change_plan
+from billing_graphql.services.catalog.plans import PlanSpec, create_plan, list_plans
+from billing_graphql.services.subscriptions.lifecycle import subscribe, update_subscription
 from billing_graphql.settings import Settings
 
 DEMO_ORGANIZATION_EXTERNAL_ID = "demo"

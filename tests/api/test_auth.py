@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from billing_graphql.db.models import ApiKey, AuditEvent, Organization
 from billing_graphql.domain.roles import Role
-from billing_graphql.services.auth import hash_api_key, issue_session_token
+from billing_graphql.services.platform.auth import hash_api_key, issue_session_token
 from tests.helpers import T0, gid
 
 VIEWER = "{ viewer { role subject organization { name externalId } } }"

@@ -22,9 +22,9 @@ from billing_graphql.db.models import (
     PlanLimit,
 )
 from billing_graphql.domain.catalog import LimitSpec
-from billing_graphql.services.addons import AddonSpec, create_addon
-from billing_graphql.services.coupons import CouponSpec, create_coupon
-from billing_graphql.services.plans import PlanSpec, create_plan
+from billing_graphql.services.catalog.addons import AddonSpec, create_addon
+from billing_graphql.services.catalog.coupons import CouponSpec, create_coupon
+from billing_graphql.services.catalog.plans import PlanSpec, create_plan
 from tests.helpers import T0, gid
 
 TABLES = (Plan, PlanLimit, PlanFeature, Addon, Coupon, CouponPlan, Metric, AuditEvent, OutboxEvent)

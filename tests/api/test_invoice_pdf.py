@@ -16,8 +16,8 @@ from billing_graphql.app import create_app
 from billing_graphql.db.models import InvoiceLineKind
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus
-from billing_graphql.services.auth import issue_session_token
-from billing_graphql.services.invoice_documents import invoice_pdf_path
+from billing_graphql.services.platform.auth import issue_session_token
+from billing_graphql.services.billing.invoice_documents import invoice_pdf_path
 from tests.helpers import T0
 from tests.payments_factories import Line, make_invoice, make_payment, make_refund
 

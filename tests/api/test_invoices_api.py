@@ -176,7 +176,7 @@ async def test_subscription_page_statement_count(api, keys, db):
 
 
 async def test_admin_subscriptions_statement_count_is_constant(api, keys, db):
-    from billing_graphql.services.organizations import create_organization
+    from billing_graphql.services.platform.organizations import create_organization
 
     plan = await make_plan(db, trial_days=14)
     other_plan = await make_plan(db, trial_days=14)

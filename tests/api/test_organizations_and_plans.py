@@ -111,7 +111,7 @@ async def test_health_reports_the_database(api):
 
 async def test_session_token_expiry_uses_the_test_clock(db, database_url, keys):
     from billing_graphql.domain.roles import Role
-    from billing_graphql.services.auth import issue_session_token
+    from billing_graphql.services.platform.auth import issue_session_token
 
     settings = test_settings(database_url, test_clock=True)
     app = create_app(settings, db=db, freeze_gc=False)

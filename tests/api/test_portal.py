@@ -16,7 +16,7 @@ from billing_graphql.db.models import AuditEvent
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
-from billing_graphql.services.portal import create_portal_session
+from billing_graphql.services.billing.portal import create_portal_session
 from tests.helpers import T0, GraphQLClient
 from tests.payments_factories import (
     count_rows,

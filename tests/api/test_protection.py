@@ -106,7 +106,7 @@ async def test_introspection_can_be_turned_off(db, database_url, keys):
 
 
 async def test_unexpected_errors_are_masked(api, keys, monkeypatch):
-    from billing_graphql.services import organizations
+    from billing_graphql.services.platform import organizations
 
     async def broken(*args, **kwargs):
         raise RuntimeError("connection string postgres://secret@host")

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from billing_graphql.services.organizations import create_organization
+from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.settings import Settings
 from tests.helpers import T0
 

@@ -14,8 +14,8 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import SubscriptionStatus
-from billing_graphql.services.plan_changes import Effective, change_plan
-from billing_graphql.services.subscriptions import cancel, resume, subscribe, update_subscription
+from billing_graphql.services.subscriptions.plan_changes import Effective, change_plan
+from billing_graphql.services.subscriptions.lifecycle import cancel, resume, subscribe, update_subscription
 from tests.factories import database_state, make_payment_method, make_plan
 from tests.helpers import T0
 

@@ -33,11 +33,11 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import SubscriptionStatus
-from billing_graphql.services.addons import AddonPatch, AddonSpec, create_addon, update_addon
-from billing_graphql.services.catalog import create_metric
-from billing_graphql.services.coupons import CouponPatch, CouponSpec, check_coupon, create_coupon, update_coupon
-from billing_graphql.services.organizations import create_organization
-from billing_graphql.services.plans import PlanPatch, PlanSpec, create_plan, update_plan
+from billing_graphql.services.catalog.addons import AddonPatch, AddonSpec, create_addon, update_addon
+from billing_graphql.services.catalog.metrics import create_metric
+from billing_graphql.services.catalog.coupons import CouponPatch, CouponSpec, check_coupon, create_coupon, update_coupon
+from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.catalog.plans import PlanPatch, PlanSpec, create_plan, update_plan
 from tests.helpers import T0
 
 ADMIN = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="user:staff-1")

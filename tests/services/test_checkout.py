@@ -34,8 +34,8 @@ from billing_graphql.domain.periods import BillingPeriod, period_at
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.gateways.razorpay import RazorpayGateway
 from billing_graphql.gateways.sandbox import SandboxGateway, sign_payment
-from billing_graphql.services.checkout import confirm_checkout, start_checkout
-from billing_graphql.services.organizations import create_organization
+from billing_graphql.services.payments.checkout import confirm_checkout, start_checkout
+from billing_graphql.services.platform.organizations import create_organization
 from tests.factories import database_state, make_coupon, make_plan, set_agents, set_credit
 from tests.helpers import T0
 from tests.payments_factories import make_subscription

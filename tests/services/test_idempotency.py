@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing_graphql.db.models import IdempotencyRecord
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
-from billing_graphql.services.idempotency import (
+from billing_graphql.services.platform.idempotency import (
     clean_key,
     purge_idempotency_records,
     run_idempotent,

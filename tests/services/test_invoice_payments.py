@@ -14,11 +14,11 @@ from billing_graphql.db.models import Invoice, OutboxEvent, Payment, PaymentMeth
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
-from billing_graphql.services.idempotency import derived_id
-from billing_graphql.services.invoice_payments import pay_invoice
-from billing_graphql.services.invoicing import payment_key
-from billing_graphql.services.organizations import create_organization
-from billing_graphql.services.subscriptions import subscribe
+from billing_graphql.services.platform.idempotency import derived_id
+from billing_graphql.services.billing.invoice_payments import pay_invoice
+from billing_graphql.services.billing.invoicing import payment_key
+from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import database_state, make_payment_method, make_plan
 from tests.helpers import T0
 from tests.payments_factories import make_invoice, make_payment

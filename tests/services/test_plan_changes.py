@@ -23,8 +23,8 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
-from billing_graphql.services.plan_changes import Effective, attach_addon, change_plan, detach_addon
-from billing_graphql.services.subscriptions import cancel, subscribe
+from billing_graphql.services.subscriptions.plan_changes import Effective, attach_addon, change_plan, detach_addon
+from billing_graphql.services.subscriptions.lifecycle import cancel, subscribe
 from tests.factories import (
     database_state,
     make_addon,
@@ -253,7 +253,7 @@ async def test_declined_upgrade_keeps_the_change_and_goes_past_due(db, org, app_
 async def test_declined_upgrade_of_an_unpaid_subscription_stays_unpaid(db, org, app_settings):
     from billing_graphql.domain.actors import Actor
     from billing_graphql.domain.roles import Role
-    from billing_graphql.services.subscriptions import update_subscription
+    from billing_graphql.services.subscriptions.lifecycle import update_subscription
 
     admin = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="api_key:admin")
     starter = await make_plan(db, monthly=0)

@@ -24,7 +24,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult
-from billing_graphql.services.refunds import refund_invoice
+from billing_graphql.services.payments.refunds import refund_invoice
 from tests.helpers import T0
 from tests.payments_factories import count_rows, make_invoice, make_organization, make_payment
 

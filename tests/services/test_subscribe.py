@@ -26,8 +26,8 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
-from billing_graphql.services.organizations import create_organization
-from billing_graphql.services.subscriptions import subscribe
+from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import database_state, make_coupon, make_payment_method, make_plan, set_agents
 from tests.helpers import T0
 
@@ -274,7 +274,7 @@ async def test_same_key_same_input_replays(db, org, app_settings):
     assert (await count(db, Subscription), await count(db, Invoice), await count(db, Payment)) == (1, 1, 1)
     assert await count(db, IdempotencyRecord) == 1
     # the payment's id, and so its gateway key, follow the client's key (stable across a crash-retry)
-    from billing_graphql.services.idempotency import derived_id
+    from billing_graphql.services.platform.idempotency import derived_id
 
     assert first.payment.id == derived_id(org.id, "subscribe", "sub-1", "payment")
     assert first.payment.idempotency_key == f"pay_{first.payment.id.hex}"
@@ -295,7 +295,7 @@ async def test_blank_or_long_key_is_a_validation_error(db, org, app_settings):
 
 
 async def test_subscribing_again_after_cancel(db, org, app_settings):
-    from billing_graphql.services.subscriptions import cancel
+    from billing_graphql.services.subscriptions.lifecycle import cancel
 
     plan = await make_plan(db, trial_days=14)
     first = await run(db, org.id, app_settings, plan=plan)

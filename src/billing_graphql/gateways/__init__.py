@@ -26,6 +26,7 @@ __all__ = [
     "Order",
     "PaymentGateway",
     "RefundResult",
+    "GatewayRegistry",
     "get_gateway",
 ]
 
@@ -42,3 +43,32 @@ def get_gateway(name: str, settings: Settings) -> PaymentGateway:
 
         return RazorpayGateway.from_settings(settings)
     raise ValueError(f"Unknown payment gateway {name!r}; known: {', '.join(GATEWAY_NAMES)}.")
+
+
+class GatewayRegistry:
+    """The application's gateways by name, built once from the settings (kept in the app's
+    state and handed to services); ``overrides`` replace configured ones (tests)."""
+
+    def __init__(self, settings: Settings, overrides: dict[str, PaymentGateway] | None = None) -> None:
+        self._settings = settings
+        self._gateways: dict[str, PaymentGateway] = dict(overrides or {})
+
+    def get(self, name: str) -> PaymentGateway:
+        """The gateway called ``name``; ValueError for an unknown name, GatewayError when it is
+        not configured."""
+        gateway = self._gateways.get(name)
+        if gateway is None:
+            gateway = self._gateways[name] = get_gateway(name, self._settings)
+        return gateway
+
+    def require(self, name: str, field: str | None = None) -> PaymentGateway:
+        """Like ``get``, as a PAYMENT_FAILED business error when the gateway is unavailable."""
+        from billing_graphql.domain.errors import BillingError, BillingErrorCode
+
+        try:
+            return self.get(name)
+        except (GatewayError, LookupError, ValueError) as exc:
+            raise BillingError(BillingErrorCode.PAYMENT_FAILED, f"The {name} gateway is not available: {exc}",
+                               field=field) from None
+
+    __call__ = get

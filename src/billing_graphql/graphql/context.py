@@ -11,9 +11,10 @@ from strawberry.types import Info as StrawberryInfo
 
 from billing_graphql.db.engine import Database
 from billing_graphql.domain.actors import Actor
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.loaders import Loaders
-from billing_graphql.services.auth import AuthenticationFailed, authenticate
-from billing_graphql.services.clock import current_time
+from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
+from billing_graphql.services.platform.clock import current_time
 from billing_graphql.settings import Settings
 
 
@@ -24,6 +25,7 @@ class Context(BaseContext, kw_only=True):
     auth_error: str | None
     now: datetime
     loaders: Loaders
+    gateways: GatewayRegistry
 
 
 Info = StrawberryInfo[Context, Any]
@@ -42,5 +44,6 @@ async def build_context(request: Request[Any, Any, Any]) -> Context:
     except AuthenticationFailed as exc:
         auth_error = str(exc)
     return Context(
-        settings=settings, db=db, actor=actor, auth_error=auth_error, now=now, loaders=Loaders(db)
+        settings=settings, db=db, actor=actor, auth_error=auth_error, now=now, loaders=Loaders(db),
+        gateways=request.app.state.gateways,
     )

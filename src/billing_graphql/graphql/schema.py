@@ -1,4 +1,4 @@
-"""The schema: root types merged from ``resolvers/``, scalars, and the protective extensions."""
+"""The schema: root types merged from the area packages, scalars, and the protective extensions."""
 
 from __future__ import annotations
 
@@ -19,21 +19,11 @@ from strawberry.tools import merge_types
 
 from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
-from billing_graphql.graphql.resolvers import (
-    addons,
-    checkout,
-    clock,
-    coupons,
-    invoice_payments,
-    invoices,
-    metrics,
-    organizations,
-    payment_methods,
-    plans,
-    portal,
-    refunds,
-    subscriptions,
-)
+from billing_graphql.graphql.billing import invoice_payments, invoices, portal
+from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
+from billing_graphql.graphql.payments import checkout, payment_methods, refunds
+from billing_graphql.graphql.platform import clock, organizations
+from billing_graphql.graphql.subscriptions import schema as subscriptions
 from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
 

@@ -11,7 +11,7 @@ from litestar.exceptions import NotFoundException
 
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.http.access import app_db, app_settings, organization_scope, request_now, require_actor
-from billing_graphql.services.invoice_documents import InvoiceDocument, load_invoice_document, render_invoice_pdf
+from billing_graphql.services.billing.invoice_documents import InvoiceDocument, load_invoice_document, render_invoice_pdf
 
 PDF_CACHE_CONTROL = "private, max-age=3600"
 NOT_FOUND = "Invoice not found."

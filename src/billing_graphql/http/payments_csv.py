@@ -26,7 +26,7 @@ from strawberry import relay
 
 from billing_graphql.db.models import Organization
 from billing_graphql.http.access import app_db, request_now, require_actor
-from billing_graphql.services.payment_exports import COLUMNS, ExportRow, stream_payment_rows
+from billing_graphql.services.payments.exports import COLUMNS, ExportRow, stream_payment_rows
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

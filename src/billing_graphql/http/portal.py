@@ -18,8 +18,8 @@ from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.money import Money
 from billing_graphql.http.access import app_db, app_settings, request_now
 from billing_graphql.http.invoice_pdf import NOT_FOUND, parse_pdf_name, pdf_response
-from billing_graphql.services.invoice_documents import load_invoice_document
-from billing_graphql.services.portal import (
+from billing_graphql.services.billing.invoice_documents import load_invoice_document
+from billing_graphql.services.billing.portal import (
     PortalClaims,
     PortalSubscription,
     PortalTokenInvalid,

@@ -15,7 +15,7 @@ from litestar import Request, Response, post
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.gateways.razorpay import verify_webhook_signature
 from billing_graphql.http.access import app_db, app_settings, request_now
-from billing_graphql.services.gateway_webhooks import EVENT_NAME, MAX_EVENT_NAME, record_gateway_event
+from billing_graphql.services.payments.gateway_webhooks import EVENT_NAME, MAX_EVENT_NAME, record_gateway_event
 
 
 def _answer(status: int, detail: str) -> Response[dict[str, Any]]:

@@ -1,0 +1,55 @@
+"""Root fields for reading invoices (owners, admins; super-admins across organizations)."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.permissions import MANAGERS, allow
+from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.billing.types import InvoiceConnection, InvoiceStatus, InvoiceType
+from billing_graphql.services.billing import invoicing
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        extensions=allow(*MANAGERS),
+        description="The organization's invoices, newest first. Super-admins may pass organizationId (default: all).",
+    )
+    async def invoices(
+        self, info: Info, status: InvoiceStatus | None = None, organization_id: relay.GlobalID | None = None,
+        first: int | None = 10, after: str | None = None,
+    ) -> InvoiceConnection | None:
+        actor = info.context.actor
+        size, offset = page_size(first), offset_after(after)
+        try:
+            requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
+        except DomainBillingError:
+            return _empty()
+        # Tenants: their own organization (another one reads as empty); super-admins: the one named, or all.
+        scope = actor.organization_in_scope(requested)
+        if scope is None and not actor.is_super_admin:
+            return _empty()
+        page = await invoicing.list_invoices(info.context.db, organization_id=scope, status=status, first=size,
+                                             offset=offset)
+        return connection_from_page(InvoiceConnection, page, InvoiceType.from_row)
+
+    @strawberry.field(extensions=allow(*MANAGERS), description="One invoice of the caller's organization.")
+    async def invoice(self, info: Info, id: relay.GlobalID) -> InvoiceType | None:
+        actor = info.context.actor
+        try:
+            invoice_id = decode_id(id, "Invoice")
+        except DomainBillingError:
+            return None
+        scope = None if actor.is_super_admin else actor.organization_id
+        return InvoiceType.maybe(await invoicing.get_invoice(info.context.db, invoice_id, organization_id=scope))
+
+
+def _empty() -> InvoiceConnection:
+    return InvoiceConnection(
+        edges=[],
+        page_info=relay.PageInfo(has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None),
+    )

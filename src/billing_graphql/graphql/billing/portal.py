@@ -1,0 +1,43 @@
+"""createBillingPortalSession: a short-lived link to the gateway's own billing page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.common import attempt
+from billing_graphql.services.billing import portal
+
+
+@strawberry.input
+class CreateBillingPortalSessionInput:
+    return_url: str = strawberry.field(description="Where the portal's back link goes (http or https).")
+
+
+@strawberry.type
+class CreateBillingPortalSessionPayload:
+    url: str | None = strawberry.field(default=None, description="Open this in the browser; it expires soon.")
+    expires_at: datetime | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(DomainRole.OWNER, DomainRole.ADMIN))
+    async def create_billing_portal_session(
+        self, info: Info, input: CreateBillingPortalSessionInput
+    ) -> CreateBillingPortalSessionPayload | None:
+        context = info.context
+        session, errors = await attempt(
+            portal.create_portal_session(
+                context.db, context.actor, return_url=input.return_url, settings=context.settings, now=context.now
+            )
+        )
+        if session is None:
+            return CreateBillingPortalSessionPayload(errors=errors)
+        return CreateBillingPortalSessionPayload(url=session.url, expires_at=session.expires_at)

@@ -1,0 +1,117 @@
+"""Root fields of the add-on catalog: list it (tenants: active ones), create and update (super-admins)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError, ClientError
+from billing_graphql.graphql.permissions import READERS, allow
+from billing_graphql.graphql.catalog.plans import allow_inactive_to_super_admins, patch_from_input
+from billing_graphql.graphql.catalog.types import AddonType, AddonUnit
+from billing_graphql.graphql.common import attempt, decode_id
+from billing_graphql.services.catalog import addons
+from billing_graphql.services.catalog.addons import AddonPatch, AddonSpec
+
+
+@strawberry.input(description="A new add-on. Amounts are major units of `currency`.")
+class CreateAddonInput:
+    name: str
+    slug: str = strawberry.field(description="Lower-case letters, digits and hyphens; unique.")
+    price_monthly: Decimal
+    currency: str = "IDR"
+    price_annual: Decimal | None = strawberry.field(default=None, description="Default: 10 x monthly.")
+    unit: AddonUnit = AddonUnit.FLAT
+    description: str = ""
+    is_active: bool = True
+    sort_order: int = 0
+
+
+@strawberry.input(description="Changes to an add-on: a field left out keeps its value.")
+class UpdateAddonInput:
+    id: relay.GlobalID
+    name: str | None = strawberry.UNSET
+    slug: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    currency: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Only with both prices given, and only while no subscription has it."
+    )
+    price_monthly: Decimal | None = strawberry.UNSET
+    price_annual: Decimal | None = strawberry.UNSET
+    unit: AddonUnit | None = strawberry.UNSET
+    is_active: bool | None = strawberry.UNSET
+    sort_order: int | None = strawberry.UNSET
+
+
+@strawberry.type
+class CreateAddonPayload:
+    addon: AddonType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UpdateAddonPayload:
+    addon: AddonType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+def _addon_id(global_id: relay.GlobalID):
+    try:
+        return decode_id(global_id, "Addon")
+    except DomainBillingError:
+        raise DomainBillingError(DomainBillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="id") from None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        extensions=allow_inactive_to_super_admins(*READERS),
+        description="Add-ons in display order (sort order, then monthly price). Inactive ones only for super-admins.",
+    )
+    async def addons(
+        self, info: Info, include_inactive: bool = False, currency: str | None = None
+    ) -> list[AddonType] | None:
+        try:
+            rows = await addons.list_addons(info.context.db, include_inactive=include_inactive, currency=currency)
+        except DomainBillingError as error:
+            raise ClientError(error.message) from None
+        return [AddonType.from_row(row) for row in rows]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Add an add-on to the catalog.")
+    async def create_addon(self, info: Info, input: CreateAddonInput) -> CreateAddonPayload | None:
+        context = info.context
+        spec = AddonSpec(
+            name=input.name,
+            slug=input.slug,
+            price_monthly=input.price_monthly,
+            currency=input.currency,
+            price_annual=input.price_annual,
+            unit=input.unit,
+            description=input.description,
+            is_active=input.is_active,
+            sort_order=input.sort_order,
+        )
+        row, errors = await attempt(addons.create_addon(context.db, context.actor, spec, now=context.now))
+        return CreateAddonPayload(addon=AddonType.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(
+        extensions=allow(DomainRole.SUPER_ADMIN), description="Change an add-on; fields left out keep their values."
+    )
+    async def update_addon(self, info: Info, input: UpdateAddonInput) -> UpdateAddonPayload | None:
+        context = info.context
+
+        async def update():
+            patch = patch_from_input(AddonPatch, input)
+            return await addons.update_addon(context.db, context.actor, _addon_id(input.id), patch, now=context.now)
+
+        row, errors = await attempt(update())
+        return UpdateAddonPayload(addon=AddonType.from_row(row) if row else None, errors=errors)

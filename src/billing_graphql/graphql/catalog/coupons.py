@@ -1,0 +1,185 @@
+"""Root fields for coupons: super-admins list, create and change them; tenants check a code."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.permissions import READERS, allow
+from billing_graphql.graphql.catalog.plans import patch_from_input
+from billing_graphql.graphql.catalog.types import (
+    CouponCheck,
+    CouponConnection,
+    CouponDuration,
+    CouponType,
+    DiscountType,
+)
+from billing_graphql.graphql.common import (
+    attempt,
+    connection_from_page,
+    decode_id,
+    offset_after,
+    page_size,
+)
+from billing_graphql.services.catalog import coupons
+from billing_graphql.services.catalog.coupons import CouponPatch, CouponSpec
+
+
+def _plan_ids(global_ids: list[relay.GlobalID]) -> list[uuid.UUID | None]:
+    """Plan UUIDs; an ID of another type or a malformed one becomes None, which the service
+    reports as an unknown plan at its index."""
+    decoded: list[uuid.UUID | None] = []
+    for global_id in global_ids:
+        try:
+            decoded.append(decode_id(global_id, "Plan"))
+        except DomainBillingError:
+            decoded.append(None)
+    return decoded
+
+
+@strawberry.input(
+    description="A new coupon. PERCENTAGE takes percentOff (1-100); FIXED takes amountOff and currency."
+)
+class CreateCouponInput:
+    code: str = strawberry.field(description="Letters, digits, hyphens, underscores; stored upper-case.")
+    discount_type: DiscountType
+    percent_off: int | None = None
+    amount_off: Decimal | None = strawberry.field(default=None, description="Major units of `currency`.")
+    currency: str | None = None
+    duration: CouponDuration = CouponDuration.ONCE
+    duration_in_months: int | None = strawberry.field(default=None, description="REPEATING only.")
+    max_uses: int | None = strawberry.field(default=None, description="Null: no cap.")
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    applicable_plan_ids: list[relay.GlobalID] = strawberry.field(
+        default_factory=list, description="Empty: every plan."
+    )
+    name: str = ""
+    is_active: bool = True
+
+
+@strawberry.input(
+    description="Changes to a coupon: a field left out keeps its value; null clears maxUses, validFrom, validUntil."
+    " The code, discount and duration change only while the coupon is unredeemed."
+)
+class UpdateCouponInput:
+    id: relay.GlobalID
+    code: str | None = strawberry.UNSET
+    name: str | None = strawberry.UNSET
+    discount_type: DiscountType | None = strawberry.UNSET
+    percent_off: int | None = strawberry.UNSET
+    amount_off: Decimal | None = strawberry.UNSET
+    currency: str | None = strawberry.UNSET
+    duration: CouponDuration | None = strawberry.UNSET
+    duration_in_months: int | None = strawberry.UNSET
+    max_uses: int | None = strawberry.UNSET
+    valid_from: datetime | None = strawberry.UNSET
+    valid_until: datetime | None = strawberry.UNSET
+    applicable_plan_ids: list[relay.GlobalID] | None = strawberry.UNSET
+    is_active: bool | None = strawberry.UNSET
+
+
+@strawberry.type
+class CreateCouponPayload:
+    coupon: CouponType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UpdateCouponPayload:
+    coupon: CouponType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN), description="Coupons, newest first.")
+    async def coupons(
+        self, info: Info, first: int | None = 20, after: str | None = None, is_active: bool | None = None
+    ) -> CouponConnection | None:
+        page = await coupons.list_coupons(
+            info.context.db, first=page_size(first, 20), offset=offset_after(after), is_active=is_active
+        )
+        return connection_from_page(CouponConnection, page, CouponType.from_row)
+
+    @strawberry.field(
+        extensions=allow(*READERS),
+        description="Check a coupon code (for `planId` when given): whether it can be used, and its discount."
+        " An unknown code tells nothing more than that.",
+    )
+    async def coupon(self, info: Info, code: str, plan_id: relay.GlobalID | None = None) -> CouponCheck | None:
+        context = info.context
+        plan_uuid = None
+        if plan_id is not None:
+            plan_uuid = _plan_ids([plan_id])[0] or uuid.UUID(int=0)
+        result = await coupons.check_coupon(
+            context.db,
+            code=code,
+            now=context.now,
+            plan_id=plan_uuid,
+            include_inactive_plans=context.actor.is_super_admin,
+        )
+        return CouponCheck.from_result(result)
+
+
+def _coupon_spec(input: CreateCouponInput) -> CouponSpec:
+    return CouponSpec(
+        code=input.code,
+        discount_type=input.discount_type,
+        percent_off=input.percent_off,
+        amount_off=input.amount_off,
+        currency=input.currency,
+        duration=input.duration,
+        duration_in_months=input.duration_in_months,
+        max_uses=input.max_uses,
+        valid_from=input.valid_from,
+        valid_until=input.valid_until,
+        plan_ids=_plan_ids(input.applicable_plan_ids),
+        name=input.name,
+        is_active=input.is_active,
+    )
+
+
+class _UpdateFields:
+    """An update input seen with the service's field names (``plan_ids``)."""
+
+    def __init__(self, input: UpdateCouponInput) -> None:
+        self._input = input
+
+    def __getattr__(self, name: str):
+        if name == "plan_ids":
+            return self._input.applicable_plan_ids
+        return getattr(self._input, name)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Create a coupon.")
+    async def create_coupon(self, info: Info, input: CreateCouponInput) -> CreateCouponPayload | None:
+        context = info.context
+        row, errors = await attempt(
+            coupons.create_coupon(context.db, context.actor, _coupon_spec(input), now=context.now)
+        )
+        return CreateCouponPayload(coupon=CouponType.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(
+        extensions=allow(DomainRole.SUPER_ADMIN), description="Change a coupon; fields left out keep their values."
+    )
+    async def update_coupon(self, info: Info, input: UpdateCouponInput) -> UpdateCouponPayload | None:
+        context = info.context
+
+        async def update():
+            coupon_id = decode_id(input.id, "Coupon")
+            patch = patch_from_input(CouponPatch, _UpdateFields(input), {"plan_ids": _plan_ids})
+            return await coupons.update_coupon(context.db, context.actor, coupon_id, patch, now=context.now)
+
+        row, errors = await attempt(update())
+        return UpdateCouponPayload(coupon=CouponType.from_row(row) if row else None, errors=errors)

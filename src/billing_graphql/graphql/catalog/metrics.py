@@ -1,0 +1,48 @@
+"""Root fields of the metric catalog: list it (everyone), add metrics (super-admins)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.common import attempt
+from billing_graphql.graphql.catalog.plan_types import Metric, MetricKind
+from billing_graphql.services.catalog import metrics as catalog
+
+
+@strawberry.input
+class CreateMetricInput:
+    code: str = strawberry.field(description="Lower-case letters, digits and underscores, e.g. 'voice_minutes'.")
+    name: str
+    kind: MetricKind
+    unit: str = ""
+
+
+@strawberry.type
+class CreateMetricPayload:
+    metric: Metric | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(extensions=allow(), description="The metrics plans are limited on, by code.")
+    async def metrics(self, info: Info) -> list[Metric] | None:
+        return [Metric.from_row(row) for row in await catalog.list_metrics(info.context.db)]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Add a metric to the catalog.")
+    async def create_metric(self, info: Info, input: CreateMetricInput) -> CreateMetricPayload | None:
+        context = info.context
+        row, errors = await attempt(
+            catalog.create_metric(
+                context.db, context.actor, code=input.code, name=input.name, kind=input.kind, unit=input.unit,
+                now=context.now,
+            )
+        )
+        return CreateMetricPayload(metric=Metric.from_row(row) if row else None, errors=errors)

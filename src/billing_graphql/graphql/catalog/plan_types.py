@@ -1,0 +1,175 @@
+"""Plan types: prices as Money, limits per metric, feature flags."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.db.models import Metric as MetricRow
+from billing_graphql.db.models import Plan as PlanRow
+from billing_graphql.db.models.catalog import MetricKind as DomainMetricKind
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.common import Money, decode_ids
+
+MetricKind = strawberry.enum(DomainMetricKind, name="MetricKind")
+
+
+@strawberry.type(description="A usage metric plans are limited on.")
+class Metric:
+    code: str
+    name: str
+    kind: MetricKind = strawberry.field(description="GAUGE: a current count; COUNTER: summed per billing month.")
+    unit: str
+
+    @classmethod
+    def from_row(cls, row: MetricRow) -> Metric:
+        return cls(code=row.code, name=row.name, kind=row.kind, unit=row.unit)
+
+
+@strawberry.type(description="A plan's limit on one metric; `limit` null means unlimited.")
+class PlanLimit:
+    metric: Metric
+    limit: int | None
+
+
+@strawberry.type(description="A feature flag of a plan.")
+class PlanFeature:
+    key: str
+    enabled: bool
+
+
+@strawberry.type(name="Plan", description="A plan of the catalog, with its prices, limits and features.")
+class PlanType(relay.Node):
+    id: relay.NodeID[str]
+    row: strawberry.Private[PlanRow]
+
+    @classmethod
+    def from_row(cls, row: PlanRow) -> PlanType:
+        return cls(id=str(row.id), row=row)
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field
+    def slug(self) -> str:
+        return self.row.slug
+
+    @strawberry.field
+    def description(self) -> str:
+        return self.row.description
+
+    @strawberry.field
+    def currency(self) -> str:
+        return self.row.currency
+
+    @strawberry.field
+    def base_price_monthly(self) -> Money:
+        return Money.of(self.row.base_price_monthly, self.row.currency)
+
+    @strawberry.field
+    def base_price_annual(self) -> Money:
+        return Money.of(self.row.base_price_annual, self.row.currency)
+
+    @strawberry.field
+    def per_agent_price(self) -> Money:
+        return Money.of(self.row.per_agent_price, self.row.currency)
+
+    @strawberry.field
+    def overage_message_price(self) -> Money:
+        return Money.of(self.row.overage_message_price, self.row.currency)
+
+    @strawberry.field
+    def included_agents(self) -> int:
+        return self.row.included_agents
+
+    @strawberry.field
+    def trial_days(self) -> int:
+        return self.row.trial_days
+
+    @strawberry.field
+    def is_active(self) -> bool:
+        return self.row.is_active
+
+    @strawberry.field
+    def sort_order(self) -> int:
+        return self.row.sort_order
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    def updated_at(self) -> datetime:
+        return self.row.updated_at
+
+    @strawberry.field(description="Limits per metric; a metric the plan does not list is unlimited.")
+    async def limits(self, info: Info) -> list[PlanLimit]:
+        rows = await info.context.loaders.limits_by_plan.load(self.row.id)
+        return [PlanLimit(metric=Metric.from_row(metric), limit=limit.limit_value) for limit, metric in rows]
+
+    async def _limit(self, info: Info, code: str) -> int | None:
+        # The same loader as `limits`: every convenience field of a plan shares one batch.
+        rows = await info.context.loaders.limits_by_plan.load(self.row.id)
+        for limit, metric in rows:
+            if metric.code == code:
+                return limit.limit_value
+        return None
+
+    @strawberry.field(description="Limit on agents (seats); null is unlimited.")
+    async def max_agents(self, info: Info) -> int | None:
+        return await self._limit(info, "agents")
+
+    @strawberry.field(description="Limit on contacts; null is unlimited.")
+    async def max_contacts(self, info: Info) -> int | None:
+        return await self._limit(info, "contacts")
+
+    @strawberry.field(description="Limit on messages per billing month; null is unlimited.")
+    async def max_messages_month(self, info: Info) -> int | None:
+        return await self._limit(info, "messages")
+
+    @strawberry.field(description="Limit on channels; null is unlimited.")
+    async def max_channels(self, info: Info) -> int | None:
+        return await self._limit(info, "channels")
+
+    @strawberry.field(description="Limit on AI agents; null is unlimited.")
+    async def max_ai_agents(self, info: Info) -> int | None:
+        return await self._limit(info, "ai_agents")
+
+    @strawberry.field(description="Feature flags by key; a key the plan does not list is off.")
+    async def features(self, info: Info) -> list[PlanFeature]:
+        rows = await info.context.loaders.features_by_plan.load(self.row.id)
+        return [PlanFeature(key=row.key, enabled=row.enabled) for (row,) in rows]
+
+    async def _feature(self, info: Info, key: str) -> bool:
+        rows = await info.context.loaders.features_by_plan.load(self.row.id)
+        return any(row.key == key and row.enabled for (row,) in rows)
+
+    @strawberry.field(description="The feature flag `aiAgent`.")
+    async def ai_agent(self, info: Info) -> bool:
+        return await self._feature(info, "aiAgent")
+
+    @strawberry.field(description="The feature flag `apiAccess`.")
+    async def api_access(self, info: Info) -> bool:
+        return await self._feature(info, "apiAccess")
+
+    @strawberry.field(description="The feature flag `dedicatedSupport`.")
+    async def dedicated_support(self, info: Info) -> bool:
+        return await self._feature(info, "dedicatedSupport")
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        actor = info.context.actor
+        see_inactive = actor is not None and actor.role is DomainRole.SUPER_ADMIN
+        rows = await info.context.loaders.plan_by_id.load_many(
+            [key or uuid.UUID(int=0) for key in decode_ids(node_ids)]
+        )
+        return [
+            cls.from_row(row) if row is not None and (row.is_active or see_inactive) else None
+            for row in rows
+        ]

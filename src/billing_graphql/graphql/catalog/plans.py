@@ -1,0 +1,215 @@
+"""Root fields of the plan catalog: read it (everyone), create and update plans (super-admins)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import fields
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.permission import BasePermission, PermissionExtension
+
+from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
+from billing_graphql.graphql.permissions import HasRole, IsAuthenticated, allow
+from billing_graphql.graphql.common import attempt, decode_id
+from billing_graphql.graphql.catalog.plan_types import PlanType
+from billing_graphql.services.catalog import plans
+from billing_graphql.services.catalog.plans import PlanPatch, PlanSpec
+
+
+class SuperAdminToListInactive(BasePermission):
+    """`includeInactive: true` is for super-admins; everyone else sees the active catalog."""
+
+    message = "Forbidden: only super-admins list inactive items."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        if not kwargs.get("include_inactive"):
+            return True
+        actor = info.context.actor
+        return actor is not None and actor.is_super_admin
+
+    def on_unauthorized(self) -> None:
+        raise Forbidden(self.message)
+
+
+def allow_inactive_to_super_admins(*roles: DomainRole) -> list[PermissionExtension]:
+    """Field extensions: authenticated (holding one of ``roles`` when given), and a super-admin
+    when asking for inactive items."""
+    permissions: list[BasePermission] = [IsAuthenticated()]
+    if roles:
+        permissions.append(HasRole(*roles))
+    permissions.append(SuperAdminToListInactive())
+    return [PermissionExtension(permissions=permissions, use_directives=False)]
+
+
+def patch_from_input(patch_class: type, input: Any, convert: dict[str, Callable[[Any], Any]] | None = None) -> Any:
+    """A service patch from an update input: fields left out (UNSET) stay ``KEEP``; an explicit
+    null is passed on as None (the service refuses it for required fields)."""
+    convert = convert or {}
+    values: dict[str, Any] = {}
+    for item in fields(patch_class):
+        value = getattr(input, item.name, strawberry.UNSET)
+        if value is strawberry.UNSET:
+            continue
+        if value is not None and item.name in convert:
+            value = convert[item.name](value)
+        values[item.name] = value
+    return patch_class(**values)
+
+
+def plan_id_of(global_id: relay.GlobalID, field: str = "id") -> uuid.UUID:
+    try:
+        return decode_id(global_id, "Plan", field)
+    except DomainBillingError:
+        raise DomainBillingError(DomainBillingErrorCode.PLAN_NOT_FOUND, "Plan not found.", field=field) from None
+
+
+@strawberry.input(description="A limit on one metric; `limit` null is unlimited.")
+class PlanLimitInput:
+    metric: str = strawberry.field(description="A metric code, as `metrics` lists them.")
+    limit: int | None = None
+
+
+@strawberry.input
+class PlanFeatureInput:
+    key: str
+    enabled: bool = True
+
+
+def _limits(items: list[PlanLimitInput]) -> list[LimitSpec]:
+    return [LimitSpec(item.metric, item.limit) for item in items]
+
+
+def _features(items: list[PlanFeatureInput]) -> list[FeatureSpec]:
+    return [FeatureSpec(item.key, item.enabled) for item in items]
+
+
+@strawberry.input(description="A new plan. Amounts are major units of `currency` (\"299000\" IDR, \"29.00\" USD).")
+class CreatePlanInput:
+    name: str
+    slug: str = strawberry.field(description="Lower-case letters, digits and hyphens; unique.")
+    base_price_monthly: Decimal
+    currency: str = strawberry.field(default="IDR", description="ISO 4217 code.")
+    base_price_annual: Decimal | None = strawberry.field(default=None, description="Default: 10 x monthly.")
+    per_agent_price: Decimal = Decimal("0")
+    overage_message_price: Decimal = Decimal("0")
+    included_agents: int = 1
+    trial_days: int = 14
+    description: str = ""
+    limits: list[PlanLimitInput] = strawberry.field(
+        default_factory=list, description="Per metric; a metric not listed is unlimited."
+    )
+    features: list[PlanFeatureInput] = strawberry.field(
+        default_factory=list, description="Flags by key (e.g. aiAgent, apiAccess, dedicatedSupport); unlisted keys are off."
+    )
+    is_active: bool = True
+    sort_order: int = 0
+
+
+@strawberry.input(description="Changes to a plan: a field left out keeps its value. `limits` and `features` replace the whole set.")
+class UpdatePlanInput:
+    id: relay.GlobalID
+    name: str | None = strawberry.UNSET
+    slug: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    currency: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Only with every price given, and only while no subscription uses the plan.",
+    )
+    base_price_monthly: Decimal | None = strawberry.UNSET
+    base_price_annual: Decimal | None = strawberry.UNSET
+    per_agent_price: Decimal | None = strawberry.UNSET
+    overage_message_price: Decimal | None = strawberry.UNSET
+    included_agents: int | None = strawberry.UNSET
+    trial_days: int | None = strawberry.UNSET
+    limits: list[PlanLimitInput] | None = strawberry.UNSET
+    features: list[PlanFeatureInput] | None = strawberry.UNSET
+    is_active: bool | None = strawberry.UNSET
+    sort_order: int | None = strawberry.UNSET
+
+
+@strawberry.type
+class CreatePlanPayload:
+    plan: PlanType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class UpdatePlanPayload:
+    plan: PlanType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        extensions=allow_inactive_to_super_admins(),
+        description="Plans in display order (sort order, then monthly price). Inactive ones only for super-admins.",
+    )
+    async def plans(
+        self, info: Info, include_inactive: bool = False, currency: str | None = None
+    ) -> list[PlanType] | None:
+        try:
+            rows = await plans.list_plans(info.context.db, include_inactive=include_inactive, currency=currency)
+        except DomainBillingError as error:
+            raise ClientError(error.message) from None
+        return [PlanType.from_row(row) for row in rows]
+
+    @strawberry.field(extensions=allow(), description="One plan by id or slug (inactive ones for super-admins).")
+    async def plan(
+        self, info: Info, id: relay.GlobalID | None = None, slug: str | None = None
+    ) -> PlanType | None:
+        see_inactive = info.context.actor.role is DomainRole.SUPER_ADMIN
+        try:
+            plan_id = decode_id(id, "Plan") if id is not None else None
+            row = await plans.get_plan(info.context.db, plan_id=plan_id, slug=slug, include_inactive=see_inactive)
+        except DomainBillingError:
+            return None
+        return PlanType.from_row(row)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Add a plan to the catalog.")
+    async def create_plan(self, info: Info, input: CreatePlanInput) -> CreatePlanPayload | None:
+        context = info.context
+        spec = PlanSpec(
+            name=input.name,
+            slug=input.slug,
+            base_price_monthly=input.base_price_monthly,
+            currency=input.currency,
+            base_price_annual=input.base_price_annual,
+            per_agent_price=input.per_agent_price,
+            overage_message_price=input.overage_message_price,
+            included_agents=input.included_agents,
+            trial_days=input.trial_days,
+            description=input.description,
+            limits=_limits(input.limits),
+            features=_features(input.features),
+            is_active=input.is_active,
+            sort_order=input.sort_order,
+        )
+        row, errors = await attempt(plans.create_plan(context.db, context.actor, spec, now=context.now))
+        return CreatePlanPayload(plan=PlanType.from_row(row) if row else None, errors=errors)
+
+    @strawberry.mutation(
+        extensions=allow(DomainRole.SUPER_ADMIN), description="Change a plan; fields left out keep their values."
+    )
+    async def update_plan(self, info: Info, input: UpdatePlanInput) -> UpdatePlanPayload | None:
+        context = info.context
+
+        async def update():
+            patch = patch_from_input(PlanPatch, input, {"limits": _limits, "features": _features})
+            return await plans.update_plan(context.db, context.actor, plan_id_of(input.id), patch, now=context.now)
+
+        row, errors = await attempt(update())
+        return UpdatePlanPayload(plan=PlanType.from_row(row) if row else None, errors=errors)

@@ -1,0 +1,233 @@
+"""Add-on and coupon types, and the answer to a tenant's coupon check."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.db.models import Addon as AddonRow
+from billing_graphql.db.models import AddonUnit as DomainAddonUnit
+from billing_graphql.db.models import Coupon as CouponRow
+from billing_graphql.db.models import CouponDuration as DomainCouponDuration
+from billing_graphql.db.models import DiscountType as DomainDiscountType
+from billing_graphql.domain.catalog import REFUSAL_MESSAGES
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingErrorCode
+from billing_graphql.graphql.common import Money, decode_ids
+from billing_graphql.graphql.catalog.plan_types import PlanType
+from billing_graphql.services.catalog.coupons import CouponCheck as CouponCheckResult
+
+AddonUnit = strawberry.enum(
+    DomainAddonUnit, name="AddonUnit", description="FLAT: one price per period; PER_AGENT: per agent (seat)."
+)
+DiscountType = strawberry.enum(DomainDiscountType, name="DiscountType")
+CouponDuration = strawberry.enum(
+    DomainCouponDuration,
+    name="CouponDuration",
+    description="ONCE: the first invoice; REPEATING: `durationInMonths` months; FOREVER: every invoice.",
+)
+
+_NIL = uuid.UUID(int=0)
+
+
+@strawberry.type(name="Addon", description="An extra a subscription can attach.")
+class AddonType(relay.Node):
+    id: relay.NodeID[str]
+    row: strawberry.Private[AddonRow]
+
+    @classmethod
+    def from_row(cls, row: AddonRow) -> AddonType:
+        return cls(id=str(row.id), row=row)
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field
+    def slug(self) -> str:
+        return self.row.slug
+
+    @strawberry.field
+    def description(self) -> str:
+        return self.row.description
+
+    @strawberry.field
+    def currency(self) -> str:
+        return self.row.currency
+
+    @strawberry.field
+    def price_monthly(self) -> Money:
+        return Money.of(self.row.price_monthly, self.row.currency)
+
+    @strawberry.field
+    def price_annual(self) -> Money:
+        return Money.of(self.row.price_annual, self.row.currency)
+
+    @strawberry.field
+    def unit(self) -> AddonUnit:
+        return self.row.unit
+
+    @strawberry.field
+    def is_active(self) -> bool:
+        return self.row.is_active
+
+    @strawberry.field
+    def sort_order(self) -> int:
+        return self.row.sort_order
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    def updated_at(self) -> datetime:
+        return self.row.updated_at
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        actor = info.context.actor
+        see_inactive = actor is not None and actor.is_super_admin
+        rows = await info.context.loaders.addon_by_id.load_many([key or _NIL for key in decode_ids(node_ids)])
+        return [
+            cls.from_row(row) if row is not None and (row.is_active or see_inactive) else None for row in rows
+        ]
+
+
+@strawberry.type(name="Coupon", description="A discount code (super-admins' view).")
+class CouponType(relay.Node):
+    id: relay.NodeID[str]
+    row: strawberry.Private[CouponRow]
+
+    @classmethod
+    def from_row(cls, row: CouponRow) -> CouponType:
+        return cls(id=str(row.id), row=row)
+
+    @strawberry.field(description="Upper-case; codes match whatever the case they are typed in.")
+    def code(self) -> str:
+        return self.row.code
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field
+    def discount_type(self) -> DiscountType:
+        return self.row.discount_type
+
+    @strawberry.field(description="Percent off, 1 to 100 (PERCENTAGE coupons).")
+    def percent_off(self) -> int | None:
+        return self.row.percent_off
+
+    @strawberry.field(description="Amount off per invoice (FIXED coupons).")
+    def amount_off(self) -> Money | None:
+        return Money.maybe(self.row.amount_off, self.row.currency)
+
+    @strawberry.field(description="The currency of a FIXED coupon's amount; null for PERCENTAGE.")
+    def currency(self) -> str | None:
+        return self.row.currency
+
+    @strawberry.field
+    def duration(self) -> CouponDuration:
+        return self.row.duration
+
+    @strawberry.field
+    def duration_in_months(self) -> int | None:
+        return self.row.duration_in_months
+
+    @strawberry.field(description="Null: no cap.")
+    def max_uses(self) -> int | None:
+        return self.row.max_uses
+
+    @strawberry.field(description="Redemptions so far (written by redemption only).")
+    def current_uses(self) -> int:
+        return self.row.current_uses
+
+    @strawberry.field
+    def valid_from(self) -> datetime | None:
+        return self.row.valid_from
+
+    @strawberry.field
+    def valid_until(self) -> datetime | None:
+        return self.row.valid_until
+
+    @strawberry.field(description="The plans it applies to; empty: every plan.")
+    async def applicable_plans(self, info: Info) -> list[PlanType]:
+        rows = await info.context.loaders.plans_by_coupon.load(self.row.id)
+        return [PlanType.from_row(plan) for _, plan in rows]
+
+    @strawberry.field
+    def is_active(self) -> bool:
+        return self.row.is_active
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field
+    def updated_at(self) -> datetime:
+        return self.row.updated_at
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        actor = info.context.actor
+        if actor is None or not actor.is_super_admin:
+            return [None for _ in node_ids]
+        rows = await info.context.loaders.coupon_by_id.load_many([key or _NIL for key in decode_ids(node_ids)])
+        return [cls.from_row(row) if row is not None else None for row in rows]
+
+
+@strawberry.type(description="What a tenant may know of a coupon: its discount, not its usage or other plans.")
+class CouponSummary:
+    code: str
+    name: str
+    discount_type: DiscountType
+    percent_off: int | None
+    amount_off: Money | None
+    duration: CouponDuration
+    duration_in_months: int | None
+    valid_until: datetime | None
+
+    @classmethod
+    def from_row(cls, row: CouponRow) -> CouponSummary:
+        return cls(
+            code=row.code,
+            name=row.name,
+            discount_type=row.discount_type,
+            percent_off=row.percent_off,
+            amount_off=Money.maybe(row.amount_off, row.currency),
+            duration=row.duration,
+            duration_in_months=row.duration_in_months,
+            valid_until=row.valid_until,
+        )
+
+
+@strawberry.type(description="Whether a coupon code can be used now (on the plan asked about).")
+class CouponCheck:
+    code: str = strawberry.field(description="The code as it is matched (upper-case).")
+    valid: bool
+    reason: BillingErrorCode | None = strawberry.field(
+        description="Why not: COUPON_INVALID, COUPON_EXPIRED, COUPON_EXHAUSTED, COUPON_NOT_APPLICABLE, PLAN_NOT_FOUND."
+    )
+    message: str
+    coupon: CouponSummary | None = strawberry.field(
+        description="The discount, when the coupon is usable now (possibly on other plans only)."
+    )
+
+    @classmethod
+    def from_result(cls, result: CouponCheckResult) -> CouponCheck:
+        return cls(
+            code=result.code,
+            valid=result.valid,
+            reason=result.refusal,
+            message=REFUSAL_MESSAGES[result.refusal] if result.refusal else "This coupon can be used.",
+            coupon=CouponSummary.from_row(result.coupon) if result.coupon is not None else None,
+        )
+
+
+@strawberry.type
+class CouponConnection(relay.Connection[CouponType]):
+    """Coupons, newest first."""

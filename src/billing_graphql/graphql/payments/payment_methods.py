@@ -1,0 +1,128 @@
+"""Root fields for payment methods: list, add, make default, remove (owners and admins)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.common import attempt
+from billing_graphql.graphql.ids import decode_global_id
+from billing_graphql.graphql.payments.types import PaymentMethodKind, PaymentMethodNode
+from billing_graphql.services.payments import payment_methods
+
+OWNER_ADMIN = (DomainRole.OWNER, DomainRole.ADMIN)
+
+
+@strawberry.input
+class AddPaymentMethodInput:
+    gateway: str = strawberry.field(default="sandbox", description="sandbox or razorpay.")
+    gateway_payment_method_id: str = strawberry.field(
+        description="The token the processor returned. Never a card number (refused)."
+    )
+    type: PaymentMethodKind
+    label: str = ""
+    is_default: bool = strawberry.field(
+        default=False, description="Make it the default (the first method always is)."
+    )
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+@strawberry.type
+class AddPaymentMethodPayload:
+    payment_method: PaymentMethodNode | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SetDefaultPaymentMethodInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class SetDefaultPaymentMethodPayload:
+    payment_method: PaymentMethodNode | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class RemovePaymentMethodInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class RemovePaymentMethodPayload:
+    removed_payment_method_id: strawberry.ID | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        extensions=allow(*OWNER_ADMIN),
+        description="Your organization's payment methods, the default first.",
+    )
+    async def payment_methods(self, info: Info) -> list[PaymentMethodNode] | None:
+        rows = await payment_methods.list_payment_methods(info.context.db, info.context.actor)
+        return [PaymentMethodNode.from_row(row) for row in rows]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(*OWNER_ADMIN))
+    async def add_payment_method(self, info: Info, input: AddPaymentMethodInput) -> AddPaymentMethodPayload | None:
+        context = info.context
+        data = payment_methods.NewPaymentMethod(
+            gateway=input.gateway,
+            gateway_payment_method_id=input.gateway_payment_method_id,
+            type=input.type,
+            label=input.label,
+            is_default=input.is_default,
+            brand=input.brand,
+            last4=input.last4,
+            exp_month=input.exp_month,
+            exp_year=input.exp_year,
+        )
+        row, errors = await attempt(
+            payment_methods.add_payment_method(context.db, context.actor, data, now=context.now)
+        )
+        return AddPaymentMethodPayload(
+            payment_method=PaymentMethodNode.from_row(row) if row else None, errors=errors
+        )
+
+    @strawberry.mutation(extensions=allow(*OWNER_ADMIN))
+    async def set_default_payment_method(
+        self, info: Info, input: SetDefaultPaymentMethodInput
+    ) -> SetDefaultPaymentMethodPayload | None:
+        context = info.context
+
+        async def run():
+            method_id = decode_global_id(input.id, "PaymentMethod", what="Payment method")
+            return await payment_methods.set_default_payment_method(
+                context.db, context.actor, payment_method_id=method_id, now=context.now
+            )
+
+        row, errors = await attempt(run())
+        return SetDefaultPaymentMethodPayload(
+            payment_method=PaymentMethodNode.from_row(row) if row else None, errors=errors
+        )
+
+    @strawberry.mutation(extensions=allow(*OWNER_ADMIN))
+    async def remove_payment_method(self, info: Info, input: RemovePaymentMethodInput) -> RemovePaymentMethodPayload | None:
+        context = info.context
+
+        async def run():
+            method_id = decode_global_id(input.id, "PaymentMethod", what="Payment method")
+            return await payment_methods.remove_payment_method(
+                context.db, context.actor, payment_method_id=method_id, now=context.now
+            )
+
+        row, errors = await attempt(run())
+        return RemovePaymentMethodPayload(
+            removed_payment_method_id=strawberry.ID(input.id) if row else None, errors=errors
+        )

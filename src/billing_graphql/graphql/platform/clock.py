@@ -1,0 +1,52 @@
+"""The test clock: read it, and (with BILLING_TEST_CLOCK on) move it forward."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError, ClientError
+from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.common import attempt
+from billing_graphql.services.platform import clock
+
+
+@strawberry.type
+class Clock:
+    now: datetime
+    frozen: bool = strawberry.field(description="True when the test clock is on.")
+
+
+@strawberry.input
+class AdvanceClockInput:
+    to: datetime
+
+
+@strawberry.type
+class AdvanceClockPayload:
+    clock: Clock | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(extensions=allow(), description="The gateway's current time (the test clock's when it is on).")
+    def clock(self, info: Info) -> Clock | None:
+        return Clock(now=info.context.now, frozen=info.context.settings.test_clock)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        extensions=allow(DomainRole.SUPER_ADMIN),
+        description="Move the test clock forward (only with BILLING_TEST_CLOCK=1).",
+    )
+    async def advance_clock(self, info: Info, input: AdvanceClockInput) -> AdvanceClockPayload | None:
+        context = info.context
+        if not context.settings.test_clock:
+            raise ClientError("The test clock is off; start the gateway with BILLING_TEST_CLOCK=1.")
+        now, errors = await attempt(clock.advance_clock(context.db, context.actor, input.to))
+        return AdvanceClockPayload(clock=Clock(now=now, frozen=True) if now else None, errors=errors)

@@ -1,0 +1,158 @@
+"""Root fields for the viewer, organizations and API keys."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.common import (
+    Role,
+    attempt,
+    connection_from_page,
+    decode_id,
+    offset_after,
+    page_size,
+)
+from billing_graphql.graphql.platform.types import (
+    ApiKeyType,
+    OrganizationConnection,
+    OrganizationType,
+    Viewer,
+)
+from billing_graphql.services.platform import api_keys
+from billing_graphql.services.platform import organizations
+
+
+@strawberry.input
+class CreateOrganizationInput:
+    name: str
+    external_id: str = strawberry.field(description="The SaaS's own id for this tenant.")
+
+
+@strawberry.type
+class CreateOrganizationPayload:
+    organization: OrganizationType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class CreateApiKeyInput:
+    organization_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Required for OWNER, ADMIN and MEMBER keys; absent for SUPER_ADMIN and PARTNER."
+    )
+    role: Role
+    label: str = ""
+
+
+@strawberry.type
+class CreateApiKeyPayload:
+    api_key: ApiKeyType | None = None
+    key: str | None = strawberry.field(default=None, description="The secret key: shown this once, store it now.")
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class RevokeApiKeyInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class RevokeApiKeyPayload:
+    api_key: ApiKeyType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(extensions=allow(), description="The caller: role and organization.")
+    def viewer(self, info: Info) -> Viewer | None:
+        actor = info.context.actor
+        return Viewer(role=actor.role, subject=actor.subject, organization_id=actor.organization_id)
+
+    @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN))
+    async def organizations(
+        self, info: Info, first: int | None = 10, after: str | None = None
+    ) -> OrganizationConnection | None:
+        page = await organizations.list_organizations(
+            info.context.db, first=page_size(first), offset=offset_after(after)
+        )
+        return connection_from_page(OrganizationConnection, page, OrganizationType.from_row)
+
+    @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN))
+    async def organization(self, info: Info, id: relay.GlobalID) -> OrganizationType | None:
+        try:
+            row = await organizations.get_organization(info.context.db, decode_id(id, "Organization"))
+        except DomainBillingError:
+            return None
+        return OrganizationType.from_row(row)
+
+    @strawberry.field(
+        extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER, DomainRole.ADMIN),
+        description="API keys of an organization (super-admins: of the one named, or all).",
+    )
+    async def api_keys(self, info: Info, organization_id: relay.GlobalID | None = None) -> list[ApiKeyType] | None:
+        try:
+            scope = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
+        except DomainBillingError:
+            return []
+        rows = await api_keys.list_api_keys(info.context.db, info.context.actor, scope)
+        return [ApiKeyType.from_row(row) for row in rows]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN))
+    async def create_organization(self, info: Info, input: CreateOrganizationInput) -> CreateOrganizationPayload | None:
+        context = info.context
+        row, errors = await attempt(
+            organizations.create_organization(
+                context.db, context.actor, name=input.name, external_id=input.external_id, now=context.now
+            )
+        )
+        return CreateOrganizationPayload(
+            organization=OrganizationType.from_row(row) if row else None, errors=errors
+        )
+
+    @strawberry.mutation(
+        extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER),
+        description="Create an API key. Owners may create OWNER, ADMIN and MEMBER keys for their organization.",
+    )
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload | None:
+        context = info.context
+
+        async def create():
+            organization_id = (
+                decode_id(input.organization_id, "Organization", "organizationId")
+                if input.organization_id
+                else None
+            )
+            return await api_keys.create_api_key(
+                context.db,
+                context.actor,
+                role=DomainRole(input.role.value),
+                organization_id=organization_id,
+                label=input.label,
+                now=context.now,
+            )
+
+        created, errors = await attempt(create())
+        if created is None:
+            return CreateApiKeyPayload(errors=errors)
+        row, plain = created
+        return CreateApiKeyPayload(api_key=ApiKeyType.from_row(row), key=plain)
+
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER))
+    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> RevokeApiKeyPayload | None:
+        context = info.context
+
+        async def revoke():
+            key_id = decode_id(relay.GlobalID.from_id(input.id), "ApiKey")
+            return await api_keys.revoke_api_key(context.db, context.actor, key_id=key_id, now=context.now)
+
+        row, errors = await attempt(revoke())
+        return RevokeApiKeyPayload(api_key=ApiKeyType.from_row(row) if row else None, errors=errors)

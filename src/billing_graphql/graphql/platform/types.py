@@ -1,0 +1,97 @@
+"""Organization, ApiKey and Viewer types."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.db.models import ApiKey as ApiKeyRow
+from billing_graphql.db.models import Organization as OrganizationRow
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.common import Money, Role, decode_ids
+
+
+@strawberry.type(name="Organization", description="A tenant of the SaaS.")
+class OrganizationType(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    external_id: str = strawberry.field(description="The SaaS's own id for this tenant (the session token's 'org').")
+    credit_balance: Money | None = strawberry.field(description="Account credit to be spent on the next invoices.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: OrganizationRow) -> OrganizationType:
+        return cls(
+            id=str(row.id),
+            name=row.name,
+            external_id=row.external_id,
+            credit_balance=Money.maybe(row.credit_balance, row.credit_currency),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
+        actor = info.context.actor
+        rows = await info.context.loaders.organization_by_id.load_many(
+            [key or uuid.UUID(int=0) for key in decode_ids(node_ids)]
+        )
+        return [
+            cls.from_row(row)
+            if row is not None and actor is not None and actor.organization_in_scope(row.id) == row.id
+            else None
+            for row in rows
+        ]
+
+
+@strawberry.type(name="ApiKey", description="An API key; its secret is shown once, when created.")
+class ApiKeyType:
+    id: strawberry.ID
+    role: Role
+    label: str
+    prefix: str = strawberry.field(description="The key's first characters, to tell keys apart.")
+    organization_id: strawberry.ID | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: ApiKeyRow) -> ApiKeyType:
+        return cls(
+            id=strawberry.ID(relay.to_base64("ApiKey", row.id)),
+            role=row.role,
+            label=row.label,
+            prefix=row.key_prefix,
+            organization_id=(
+                strawberry.ID(relay.to_base64("Organization", row.organization_id))
+                if row.organization_id
+                else None
+            ),
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+
+
+@strawberry.type(description="Who is calling.")
+class Viewer:
+    role: Role
+    subject: str
+    organization_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def organization(self, info: Info) -> OrganizationType | None:
+        if self.organization_id is None:
+            return None
+        row = await info.context.loaders.organization_by_id.load(self.organization_id)
+        return OrganizationType.from_row(row) if row else None
+
+
+@strawberry.type
+class OrganizationConnection(relay.Connection[OrganizationType]):
+    """Organizations, paged."""

@@ -1,1 +1,0 @@
-"""Root fields, one module per aggregate; ``schema.py`` merges their Query and Mutation classes."""

@@ -1,0 +1,332 @@
+"""Root fields for subscriptions: the tenant's own, the admin list, and the lifecycle mutations.
+
+Tenants (OWNER, ADMIN) act on their own organization; MEMBER only reads. Super-admins name the
+organization with `organizationId`. Expected failures come back in `errors`; PAYMENT_FAILED is
+the one error that comes with a written change (the change stands, its invoice stays open).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.domain.errors import not_found, validation
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
+from billing_graphql.graphql.common import Money, connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.billing.types import InvoicePreview, InvoiceType
+from billing_graphql.graphql.subscriptions.types import (
+    BillingPeriod,
+    ChangeEffective,
+    SubscriptionConnection,
+    SubscriptionStatus,
+    SubscriptionType,
+)
+from billing_graphql.services.subscriptions import plan_changes
+from billing_graphql.services.subscriptions import lifecycle as subscriptions
+from billing_graphql.services.subscriptions.common import SubscriptionChange
+
+ORGANIZATION_ID_HELP = "Super-admins: the organization to act on (required). Tenants act on their own."
+
+
+def organization_for(info: Info, organization_id: relay.GlobalID | None) -> uuid.UUID:
+    """The organization a mutation acts on (raises a BillingError for the payload)."""
+    actor = info.context.actor
+    requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
+    if actor.is_super_admin and requested is None:
+        raise validation("Super-admins name the organization: pass organizationId.", "organizationId")
+    scope = actor.organization_in_scope(requested)
+    if scope is None:
+        raise not_found("Organization", "organizationId")
+    return scope
+
+
+def _optional_id(global_id: relay.GlobalID | None, type_name: str, field: str) -> uuid.UUID | None:
+    return decode_id(global_id, type_name, field) if global_id is not None else None
+
+
+async def _run(call: Callable[[], Awaitable[SubscriptionChange]]) -> tuple[SubscriptionChange | None, list[BillingError], dict[str, Any]]:
+    """Run a service call; a BillingError becomes ``errors`` (with its details), PAYMENT_FAILED is added."""
+    try:
+        result = await call()
+    except DomainBillingError as error:
+        return None, [BillingError.from_domain(error)], error.details
+    payment_error = result.payment_error
+    return result, [BillingError.from_domain(payment_error)] if payment_error else [], {}
+
+
+# ---- inputs and payloads --------------------------------------------------------------------
+
+@strawberry.input
+class SubscribeInput:
+    plan_id: relay.GlobalID | None = strawberry.field(default=None, description="Default: the cheapest active plan.")
+    billing_period: BillingPeriod = BillingPeriod.MONTHLY
+    coupon_code: str | None = None
+    payment_method_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Pays the first invoice (plans without trial); default: the default method."
+    )
+    idempotency_key: str | None = None
+    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
+@strawberry.type
+class SubscribePayload:
+    subscription: SubscriptionType | None = None
+    invoice: InvoiceType | None = strawberry.field(default=None, description="The first period's invoice (no trial).")
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ChangePlanInput:
+    plan_id: relay.GlobalID | None = strawberry.field(default=None, description="Default: the current plan.")
+    period: BillingPeriod | None = strawberry.field(default=None, description="Default: the current period.")
+    effective: ChangeEffective = strawberry.field(default=ChangeEffective.IMMEDIATE)
+    spending_cap: Decimal | None = strawberry.field(
+        default=None, description="Cap on a period's usage charges, in the plan's currency (major units)."
+    )
+    dry_run: bool = strawberry.field(default=False, description="Return the invoice preview; write nothing.")
+    idempotency_key: str | None = None
+    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
+@strawberry.type
+class ChangePlanPayload:
+    subscription: SubscriptionType | None = None
+    invoice: InvoiceType | None = strawberry.field(default=None, description="The prorated invoice, if one was due.")
+    preview: InvoicePreview | None = strawberry.field(default=None, description="What the change bills or credits.")
+    credit_added: Money | None = strawberry.field(default=None, description="Account credit from a downgrade.")
+    minimum_required_cap: Money | None = strawberry.field(default=None, description="With SPENDING_CAP_TOO_LOW.")
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class CancelInput:
+    immediately: bool = strawberry.field(default=False, description="End it now instead of at the period's end.")
+    reason: str | None = None
+    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
+@strawberry.input
+class ResumeInput:
+    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
+@strawberry.type
+class SubscriptionPayload:
+    subscription: SubscriptionType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class AttachAddonInput:
+    addon_id: relay.GlobalID
+    quantity: int = 1
+    idempotency_key: str | None = None
+    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
+@strawberry.input
+class DetachAddonInput:
+    addon_id: relay.GlobalID
+    idempotency_key: str | None = None
+    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
+@strawberry.type
+class AddonChangePayload:
+    subscription: SubscriptionType | None = None
+    invoice: InvoiceType | None = None
+    credit_added: Money | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class UpdateSubscriptionInput:
+    id: relay.GlobalID
+    status: SubscriptionStatus | None = strawberry.field(default=None, description="Override; needs a reason.")
+    reason: str | None = None
+    current_period_end: datetime | None = strawberry.field(default=None, description="Only later than now's end.")
+    payment_gateway: str | None = None
+    gateway_customer_id: str | None = strawberry.UNSET
+    gateway_subscription_id: str | None = strawberry.UNSET
+
+
+def _credit(result: SubscriptionChange | None) -> Money | None:
+    if result is None or not result.credit_added:
+        return None
+    currency = result.preview.currency if result.preview else None
+    return Money.maybe(result.credit_added, currency)
+
+
+# ---- root fields ----------------------------------------------------------------------------
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        extensions=allow(*READERS),
+        description="The organization's live subscription, or null. Super-admins pass organizationId.",
+    )
+    async def subscription(self, info: Info, organization_id: relay.GlobalID | None = None) -> SubscriptionType | None:
+        actor = info.context.actor
+        try:
+            requested = _optional_id(organization_id, "Organization", "organizationId")
+        except DomainBillingError:
+            return None
+        scope = actor.organization_in_scope(requested)
+        if scope is None:
+            return None
+        return SubscriptionType.maybe(await subscriptions.get_live_subscription(info.context.db, scope))
+
+    @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN), description="All subscriptions, newest first.")
+    async def subscriptions(
+        self, info: Info, status: SubscriptionStatus | None = None, plan_id: relay.GlobalID | None = None,
+        first: int | None = 10, after: str | None = None,
+    ) -> SubscriptionConnection | None:
+        try:
+            plan = _optional_id(plan_id, "Plan", "planId")
+        except DomainBillingError:
+            plan = uuid.UUID(int=0)  # an id of another type matches nothing
+        page = await subscriptions.list_subscriptions(
+            info.context.db, status=status, plan_id=plan, first=page_size(first), offset=offset_after(after)
+        )
+        return connection_from_page(SubscriptionConnection, page, SubscriptionType.from_row)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(extensions=allow(*MANAGERS), description="Start the organization's subscription.")
+    async def subscribe(self, info: Info, input: SubscribeInput) -> SubscribePayload | None:
+        context = info.context
+        result, errors, _ = await _run(lambda: subscriptions.subscribe(
+            context.db, context.actor,
+            organization_id=organization_for(info, input.organization_id),
+            plan_id=_optional_id(input.plan_id, "Plan", "planId"),
+            billing_period=input.billing_period,
+            coupon_code=input.coupon_code,
+            payment_method_id=_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
+            idempotency_key=input.idempotency_key,
+            settings=context.settings,
+            now=context.now,
+        ))
+        if result is None:
+            return SubscribePayload(errors=errors)
+        return SubscribePayload(subscription=SubscriptionType.from_row(result.subscription),
+                                invoice=InvoiceType.maybe(result.invoice), errors=errors)
+
+    @strawberry.mutation(
+        extensions=allow(*MANAGERS),
+        description="Change plan and/or billing period: now with proration (default) or at the period's end.",
+    )
+    async def change_plan(self, info: Info, input: ChangePlanInput) -> ChangePlanPayload | None:
+        context = info.context
+        result, errors, details = await _run(lambda: plan_changes.change_plan(
+            context.db, context.actor,
+            organization_id=organization_for(info, input.organization_id),
+            plan_id=_optional_id(input.plan_id, "Plan", "planId"),
+            billing_period=input.period,
+            effective=input.effective,
+            spending_cap=input.spending_cap,
+            dry_run=input.dry_run,
+            idempotency_key=input.idempotency_key,
+            settings=context.settings,
+            now=context.now,
+        ))
+        if result is None:
+            minimum = Money.maybe(details.get("minimum_required_cap"), details.get("currency"))
+            return ChangePlanPayload(errors=errors, minimum_required_cap=minimum)
+        return ChangePlanPayload(
+            subscription=SubscriptionType.from_row(result.subscription),
+            invoice=InvoiceType.maybe(result.invoice),
+            preview=InvoicePreview.from_value(result.preview),
+            credit_added=_credit(result),
+            errors=errors,
+        )
+
+    @strawberry.mutation(extensions=allow(*MANAGERS), description="Cancel at the period's end, or immediately.")
+    async def cancel(self, info: Info, input: CancelInput) -> SubscriptionPayload | None:
+        context = info.context
+        result, errors, _ = await _run(lambda: subscriptions.cancel(
+            context.db, context.actor, organization_id=organization_for(info, input.organization_id),
+            immediately=input.immediately, reason=input.reason, now=context.now,
+        ))
+        return SubscriptionPayload(subscription=SubscriptionType.maybe(result.subscription if result else None),
+                                   errors=errors)
+
+    @strawberry.mutation(extensions=allow(*MANAGERS), description="Clear a pending cancellation.")
+    async def resume(self, info: Info, input: ResumeInput | None = None) -> SubscriptionPayload | None:
+        context = info.context
+        result, errors, _ = await _run(lambda: subscriptions.resume(
+            context.db, context.actor, organization_id=organization_for(info, input.organization_id if input else None),
+            now=context.now,
+        ))
+        return SubscriptionPayload(subscription=SubscriptionType.maybe(result.subscription if result else None),
+                                   errors=errors)
+
+    @strawberry.mutation(
+        extensions=allow(*MANAGERS),
+        description="Attach an add-on, or set the quantity of an attached one (prorated like a plan change).",
+    )
+    async def attach_addon(self, info: Info, input: AttachAddonInput) -> AddonChangePayload | None:
+        context = info.context
+        result, errors, _ = await _run(lambda: plan_changes.attach_addon(
+            context.db, context.actor, organization_id=organization_for(info, input.organization_id),
+            addon_id=_addon_id(input.addon_id), quantity=input.quantity,
+            idempotency_key=input.idempotency_key, settings=context.settings, now=context.now,
+        ))
+        return _addon_payload(result, errors)
+
+    @strawberry.mutation(extensions=allow(*MANAGERS), description="Detach an add-on; its unused part becomes credit.")
+    async def detach_addon(self, info: Info, input: DetachAddonInput) -> AddonChangePayload | None:
+        context = info.context
+        result, errors, _ = await _run(lambda: plan_changes.detach_addon(
+            context.db, context.actor, organization_id=organization_for(info, input.organization_id),
+            addon_id=_addon_id(input.addon_id), idempotency_key=input.idempotency_key,
+            settings=context.settings, now=context.now,
+        ))
+        return _addon_payload(result, errors)
+
+    @strawberry.mutation(
+        extensions=allow(DomainRole.SUPER_ADMIN),
+        description="Super-admin patch: status override (with a reason), a later period end, gateway ids. Audited.",
+    )
+    async def update_subscription(self, info: Info, input: UpdateSubscriptionInput) -> SubscriptionPayload | None:
+        context = info.context
+        unset = strawberry.UNSET
+        patch: dict[str, Any] = {}
+        if input.gateway_customer_id is not unset:
+            patch["gateway_customer_id"] = input.gateway_customer_id
+        if input.gateway_subscription_id is not unset:
+            patch["gateway_subscription_id"] = input.gateway_subscription_id
+        result, errors, _ = await _run(lambda: subscriptions.update_subscription(
+            context.db, context.actor, subscription_id=decode_id(input.id, "Subscription"),
+            status=input.status, reason=input.reason, current_period_end=input.current_period_end,
+            payment_gateway=input.payment_gateway, now=context.now, **patch,
+        ))
+        return SubscriptionPayload(subscription=SubscriptionType.maybe(result.subscription if result else None),
+                                   errors=errors)
+
+
+def _addon_id(global_id: relay.GlobalID) -> uuid.UUID:
+    from billing_graphql.domain.errors import BillingError as Domain
+    from billing_graphql.domain.errors import BillingErrorCode
+
+    try:
+        return decode_id(global_id, "Addon", "addonId")
+    except Domain:
+        raise Domain(BillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="addonId") from None
+
+
+def _addon_payload(result: SubscriptionChange | None, errors: list[BillingError]) -> AddonChangePayload:
+    if result is None:
+        return AddonChangePayload(errors=errors)
+    return AddonChangePayload(subscription=SubscriptionType.from_row(result.subscription),
+                              invoice=InvoiceType.maybe(result.invoice), credit_added=_credit(result), errors=errors)

@@ -1,0 +1,229 @@
+"""Add-ons: extras a subscription can attach (FLAT per period, or PER_AGENT per seat)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import Addon, AddonUnit, SubscriptionAddon
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.catalog import (
+    INT_MAX,
+    KEEP,
+    annual_price_default,
+    check_currency,
+    check_int_range,
+    check_slug,
+    clean_description,
+    clean_name,
+    given,
+    price_minor,
+)
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.services.platform.audit import record_change, snapshot
+from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
+
+ADDON_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "description",
+    "currency",
+    "price_monthly",
+    "price_annual",
+    "unit",
+    "is_active",
+    "sort_order",
+)
+PRICE_FIELDS = ("price_monthly", "price_annual")
+INPUT_FIELD = {
+    "name": "name",
+    "slug": "slug",
+    "description": "description",
+    "currency": "currency",
+    "price_monthly": "priceMonthly",
+    "price_annual": "priceAnnual",
+    "unit": "unit",
+    "is_active": "isActive",
+    "sort_order": "sortOrder",
+}
+
+
+@dataclass(frozen=True)
+class AddonSpec:
+    name: str
+    slug: str
+    price_monthly: Decimal
+    currency: str = "IDR"
+    price_annual: Decimal | None = None  # default: ten months of the monthly price
+    unit: AddonUnit = AddonUnit.FLAT
+    description: str = ""
+    is_active: bool = True
+    sort_order: int = 0
+
+
+@dataclass(frozen=True)
+class AddonPatch:
+    name: Any = KEEP
+    slug: Any = KEEP
+    description: Any = KEEP
+    currency: Any = KEEP
+    price_monthly: Any = KEEP
+    price_annual: Any = KEEP
+    unit: Any = KEEP
+    is_active: Any = KEEP
+    sort_order: Any = KEEP
+
+
+def addon_order():
+    return (Addon.sort_order, Addon.price_monthly, Addon.name, Addon.id)
+
+
+async def list_addons(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Addon]:
+    statement = select(Addon).order_by(*addon_order())
+    if not include_inactive:
+        statement = statement.where(Addon.is_active.is_(True))
+    if currency is not None:
+        statement = statement.where(Addon.currency == check_currency(currency))
+    async with db.read() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def get_addon(db: Database, addon_id: uuid.UUID, *, include_inactive: bool) -> Addon:
+    statement = select(Addon).where(Addon.id == addon_id)
+    if not include_inactive:
+        statement = statement.where(Addon.is_active.is_(True))
+    async with db.read() as session:
+        addon = await session.scalar(statement)
+    if addon is None:
+        raise BillingError(BillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="id")
+    return addon
+
+
+def _slug_exists(slug: str) -> BillingError:
+    return already_exists("An add-on with slug", slug, "slug")
+
+
+def _sort_order(value: int) -> int:
+    return check_int_range(value, "sortOrder", low=-INT_MAX, high=INT_MAX, what="sortOrder")
+
+
+async def _slug_taken(session: AsyncSession, slug: str, other_than: uuid.UUID | None = None) -> bool:
+    statement = select(Addon.id).where(Addon.slug == slug)
+    if other_than is not None:
+        statement = statement.where(Addon.id != other_than)
+    return await session.scalar(statement) is not None
+
+
+async def create_addon(db: Database, actor: Actor | None, spec: AddonSpec, *, now: datetime) -> Addon:
+    currency = check_currency(spec.currency)
+    monthly = price_minor(spec.price_monthly, currency, "priceMonthly")
+    addon = Addon(
+        id=uuid.uuid4(),
+        name=clean_name(spec.name),
+        slug=check_slug(spec.slug),
+        description=clean_description(spec.description),
+        currency=currency,
+        price_monthly=monthly,
+        price_annual=(
+            annual_price_default(monthly)
+            if spec.price_annual is None
+            else price_minor(spec.price_annual, currency, "priceAnnual")
+        ),
+        unit=spec.unit,
+        is_active=bool(spec.is_active),
+        sort_order=_sort_order(spec.sort_order),
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with db.write() as session:
+            if await _slug_taken(session, addon.slug):
+                raise _slug_exists(addon.slug)
+            session.add(addon)
+            after = snapshot(addon, *ADDON_FIELDS)
+            record_change(
+                session, actor=actor, action="addon.created", object_type="Addon", object_id=addon.id,
+                organization_id=None, now=now, after=after,
+            )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc, "slug"):
+            raise
+        raise _slug_exists(addon.slug) from None
+    return addon
+
+
+async def update_addon(
+    db: Database, actor: Actor | None, addon_id: uuid.UUID, patch: AddonPatch, *, now: datetime
+) -> Addon:
+    """Change the fields given; a field left out keeps its value. Audited as ``addon.updated``."""
+    touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
+    for name in touched - {"description"}:
+        not_null(getattr(patch, name), INPUT_FIELD[name])
+    try:
+        async with db.write() as session:
+            addon = await session.scalar(select(Addon).where(Addon.id == addon_id).with_for_update())
+            if addon is None:
+                raise BillingError(BillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="id")
+            currency = addon.currency
+            columns: dict[str, Any] = {}
+            if "currency" in touched:
+                currency = check_currency(patch.currency)
+                if currency != addon.currency:
+                    missing = [INPUT_FIELD[name] for name in PRICE_FIELDS if name not in touched]
+                    if missing:
+                        raise validation(
+                            "Changing an add-on's currency needs every price in the new currency"
+                            f" (missing: {', '.join(missing)}).",
+                            "currency",
+                        )
+                    attached = await session.scalar(
+                        select(exists().where(SubscriptionAddon.addon_id == addon.id))
+                    )
+                    if attached:
+                        raise validation(
+                            "This add-on is attached to subscriptions; its currency cannot change.", "currency"
+                        )
+                columns["currency"] = currency
+            if "name" in touched:
+                columns["name"] = clean_name(patch.name)
+            if "slug" in touched:
+                columns["slug"] = check_slug(patch.slug)
+            if "description" in touched:
+                columns["description"] = clean_description(patch.description)
+            for name in PRICE_FIELDS:
+                if name in touched:
+                    columns[name] = price_minor(getattr(patch, name), currency, INPUT_FIELD[name])
+            if "unit" in touched:
+                columns["unit"] = patch.unit
+            if "is_active" in touched:
+                columns["is_active"] = bool(patch.is_active)
+            if "sort_order" in touched:
+                columns["sort_order"] = _sort_order(patch.sort_order)
+            changed = {name: value for name, value in columns.items() if getattr(addon, name) != value}
+            if not changed:
+                return addon
+            if "slug" in changed and await _slug_taken(session, changed["slug"], other_than=addon.id):
+                raise _slug_exists(changed["slug"])
+            before = snapshot(addon, *ADDON_FIELDS)
+            for name, value in changed.items():
+                setattr(addon, name, value)
+            addon.updated_at = now
+            after = snapshot(addon, *ADDON_FIELDS)
+            record_change(
+                session, actor=actor, action="addon.updated", object_type="Addon", object_id=addon.id,
+                organization_id=None, now=now, before=before, after=after,
+            )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc, "slug"):
+            raise
+        raise _slug_exists(str(patch.slug)) from None
+    return addon

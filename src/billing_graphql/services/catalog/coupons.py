@@ -1,0 +1,401 @@
+"""Coupons: created and changed by super-admins, checked by tenants.
+
+A coupon's code, discount and duration are fixed once it has been redeemed (as Stripe's are):
+change them only while ``current_uses`` is 0, or create a new coupon. ``current_uses`` is
+written by redemption only (the subscription services), never here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import Coupon, CouponDuration, CouponPlan, DiscountType, Plan
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.catalog import (
+    KEEP,
+    CouponState,
+    CouponTerms,
+    DiscountKind,
+    DurationKind,
+    check_currency,
+    check_max_uses,
+    check_validity_window,
+    clean_name,
+    coupon_refusal,
+    coupon_terms,
+    given,
+    normalize_coupon_code,
+)
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.money import Money
+from billing_graphql.services.platform.audit import record_change, snapshot
+from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
+from billing_graphql.services.pagination import Page, fetch_page
+
+COUPON_FIELDS = (
+    "id",
+    "code",
+    "name",
+    "discount_type",
+    "percent_off",
+    "amount_off",
+    "currency",
+    "duration",
+    "duration_in_months",
+    "max_uses",
+    "current_uses",
+    "valid_from",
+    "valid_until",
+    "is_active",
+)
+TERM_FIELDS = ("code", "discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months")
+INPUT_FIELD = {
+    "code": "code",
+    "name": "name",
+    "discount_type": "discountType",
+    "percent_off": "percentOff",
+    "amount_off": "amountOff",
+    "currency": "currency",
+    "duration": "duration",
+    "duration_in_months": "durationInMonths",
+    "max_uses": "maxUses",
+    "valid_from": "validFrom",
+    "valid_until": "validUntil",
+    "plan_ids": "applicablePlanIds",
+    "is_active": "isActive",
+}
+REQUIRED = ("code", "name", "discount_type", "duration", "is_active", "plan_ids")
+
+
+@dataclass(frozen=True)
+class CouponSpec:
+    """A new coupon. ``amount_off`` is in major units of ``currency`` (FIXED only);
+    ``plan_ids`` empty means every plan."""
+
+    code: str
+    discount_type: DiscountType
+    percent_off: int | None = None
+    amount_off: Decimal | None = None
+    currency: str | None = None
+    duration: CouponDuration = CouponDuration.ONCE
+    duration_in_months: int | None = None
+    max_uses: int | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    plan_ids: Sequence[uuid.UUID] = ()
+    name: str = ""
+    is_active: bool = True
+
+
+@dataclass(frozen=True)
+class CouponPatch:
+    """Changes to a coupon; ``KEEP`` keeps a field. None clears the nullable ones
+    (``maxUses``: no cap; ``validFrom``/``validUntil``: open-ended)."""
+
+    code: Any = KEEP
+    name: Any = KEEP
+    discount_type: Any = KEEP
+    percent_off: Any = KEEP
+    amount_off: Any = KEEP
+    currency: Any = KEEP
+    duration: Any = KEEP
+    duration_in_months: Any = KEEP
+    max_uses: Any = KEEP
+    valid_from: Any = KEEP
+    valid_until: Any = KEEP
+    plan_ids: Any = KEEP
+    is_active: Any = KEEP
+
+
+@dataclass(frozen=True)
+class CouponCheck:
+    """The answer to "may I use this code (on this plan)?". ``coupon`` is set only when the
+    coupon is usable now (perhaps on other plans): a hidden or unknown code reveals nothing."""
+
+    code: str
+    refusal: BillingErrorCode | None
+    coupon: Coupon | None
+
+    @property
+    def valid(self) -> bool:
+        return self.refusal is None
+
+
+def _terms(
+    discount_type: DiscountType,
+    percent_off: int | None,
+    amount_off: Decimal | None,
+    currency: str | None,
+    duration: CouponDuration,
+    duration_in_months: int | None,
+) -> CouponTerms:
+    return coupon_terms(
+        discount_type=DiscountKind(discount_type.value),
+        percent_off=percent_off,
+        amount_off=amount_off,
+        currency=currency,
+        duration=DurationKind(duration.value),
+        duration_in_months=duration_in_months,
+    )
+
+
+def _term_columns(terms: CouponTerms) -> dict[str, Any]:
+    return {
+        "discount_type": DiscountType(terms.discount_type.value),
+        "percent_off": terms.percent_off,
+        "amount_off": terms.amount_off,
+        "currency": terms.currency,
+        "duration": CouponDuration(terms.duration.value),
+        "duration_in_months": terms.duration_in_months,
+    }
+
+
+def _code_exists(code: str) -> BillingError:
+    return already_exists("A coupon with code", code, "code")
+
+
+async def _check_plans(session: AsyncSession, plan_ids: Sequence[uuid.UUID | None]) -> list[uuid.UUID]:
+    """The distinct plan ids, each of an existing plan (VALIDATION on the first unknown one)."""
+    wanted = [plan_id for plan_id in plan_ids if plan_id is not None]
+    found = set(
+        (await session.scalars(select(Plan.id).where(Plan.id.in_(wanted)))).all() if wanted else []
+    )
+    distinct: list[uuid.UUID] = []
+    for index, plan_id in enumerate(plan_ids):
+        if plan_id is None or plan_id not in found:
+            raise validation("Unknown plan.", f"applicablePlanIds[{index}]")
+        if plan_id not in distinct:
+            distinct.append(plan_id)
+    return distinct
+
+
+async def _stored_plan_ids(session: AsyncSession, coupon_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(CouponPlan.plan_id).where(CouponPlan.coupon_id == coupon_id).order_by(CouponPlan.plan_id)
+    )
+    return list(rows.all())
+
+
+def _coupon_snapshot(coupon: Coupon, plan_ids: Sequence[uuid.UUID]) -> dict[str, Any]:
+    return {**snapshot(coupon, *COUPON_FIELDS), "plan_ids": sorted(str(plan_id) for plan_id in plan_ids)}
+
+
+async def create_coupon(db: Database, actor: Actor | None, spec: CouponSpec, *, now: datetime) -> Coupon:
+    """Create a coupon; its code is stored upper-case (unique whatever the case). Audited."""
+    code = normalize_coupon_code(spec.code)
+    terms = _terms(
+        spec.discount_type, spec.percent_off, spec.amount_off, spec.currency, spec.duration, spec.duration_in_months
+    )
+    check_validity_window(spec.valid_from, spec.valid_until)
+    if spec.valid_until is not None and spec.valid_until <= now:
+        raise validation("validUntil is in the past; the coupon could never be used.", "validUntil")
+    coupon = Coupon(
+        id=uuid.uuid4(),
+        code=code,
+        name=clean_name(spec.name, "name") if spec.name.strip() else "",
+        max_uses=check_max_uses(spec.max_uses),
+        current_uses=0,
+        valid_from=spec.valid_from,
+        valid_until=spec.valid_until,
+        is_active=bool(spec.is_active),
+        created_at=now,
+        updated_at=now,
+        **_term_columns(terms),
+    )
+    try:
+        async with db.write() as session:
+            plan_ids = await _check_plans(session, list(spec.plan_ids))
+            if await session.scalar(select(Coupon.id).where(Coupon.code == code)) is not None:
+                raise _code_exists(code)
+            session.add(coupon)
+            await session.flush()  # the coupon_plans rows reference it
+            session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
+            after = _coupon_snapshot(coupon, plan_ids)
+            record_change(
+                session, actor=actor, action="coupon.created", object_type="Coupon", object_id=coupon.id,
+                organization_id=None, now=now, after=after,
+            )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc, "code"):
+            raise
+        raise _code_exists(code) from None
+    return coupon
+
+
+async def update_coupon(
+    db: Database, actor: Actor | None, coupon_id: uuid.UUID, patch: CouponPatch, *, now: datetime
+) -> Coupon:
+    """Change the fields given. The code and the discount terms change only while the coupon
+    is unredeemed; ``maxUses`` never drops below the redemptions made. Audited."""
+    touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
+    for name in touched & set(REQUIRED):
+        not_null(getattr(patch, name), INPUT_FIELD[name])
+    try:
+        async with db.write() as session:
+            # Locked: a concurrent redemption cannot slip between the uses check and the write.
+            coupon = await session.scalar(select(Coupon).where(Coupon.id == coupon_id).with_for_update())
+            if coupon is None:
+                raise not_found("Coupon")
+            stored_plans = await _stored_plan_ids(session, coupon.id)
+            before = _coupon_snapshot(coupon, stored_plans)
+            columns: dict[str, Any] = {}
+            if "code" in touched:
+                columns["code"] = normalize_coupon_code(patch.code)
+            if touched & {"discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months"}:
+                columns.update(_merged_terms(coupon, patch, touched))
+            if coupon.current_uses > 0:
+                for name in TERM_FIELDS:
+                    if name in columns and columns[name] != getattr(coupon, name):
+                        raise validation(
+                            f"This coupon has been redeemed {coupon.current_uses} time(s): its code, discount and"
+                            " duration are fixed. Create a new coupon instead.",
+                            INPUT_FIELD[name],
+                        )
+            if "name" in touched:
+                columns["name"] = clean_name(patch.name) if patch.name.strip() else ""
+            if "max_uses" in touched:
+                columns["max_uses"] = check_max_uses(patch.max_uses, coupon.current_uses)
+            if "valid_from" in touched:
+                columns["valid_from"] = patch.valid_from
+            if "valid_until" in touched:
+                columns["valid_until"] = patch.valid_until
+            check_validity_window(
+                columns.get("valid_from", coupon.valid_from), columns.get("valid_until", coupon.valid_until)
+            )
+            if "is_active" in touched:
+                columns["is_active"] = bool(patch.is_active)
+            plan_ids = stored_plans
+            if "plan_ids" in touched:
+                plan_ids = sorted(await _check_plans(session, list(patch.plan_ids)))
+            changed = {name: value for name, value in columns.items() if getattr(coupon, name) != value}
+            plans_changed = sorted(plan_ids) != sorted(stored_plans)
+            if not changed and not plans_changed:
+                return coupon
+            if "code" in changed and await session.scalar(
+                select(Coupon.id).where(Coupon.code == changed["code"], Coupon.id != coupon.id)
+            ):
+                raise _code_exists(changed["code"])
+            for name, value in changed.items():
+                setattr(coupon, name, value)
+            coupon.updated_at = now
+            if plans_changed:
+                await session.execute(delete(CouponPlan).where(CouponPlan.coupon_id == coupon.id))
+                await session.flush()
+                session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
+            after = _coupon_snapshot(coupon, plan_ids)
+            record_change(
+                session, actor=actor, action="coupon.updated", object_type="Coupon", object_id=coupon.id,
+                organization_id=None, now=now, before=before, after=after,
+            )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc, "code"):
+            raise
+        raise _code_exists(str(patch.code).upper()) from None
+    return coupon
+
+
+def _merged_terms(coupon: Coupon, patch: CouponPatch, touched: set[str]) -> dict[str, Any]:
+    """The coupon's terms with the patch applied, checked as a whole. Switching the discount
+    type drops the other type's fields unless given; leaving REPEATING drops the months."""
+    discount_type = patch.discount_type if "discount_type" in touched else coupon.discount_type
+    switched = discount_type != coupon.discount_type
+    stored_amount = (
+        Money(coupon.amount_off, coupon.currency).amount
+        if coupon.amount_off is not None and coupon.currency is not None
+        else None
+    )
+    percent_off = patch.percent_off if "percent_off" in touched else (None if switched else coupon.percent_off)
+    amount_off = patch.amount_off if "amount_off" in touched else (None if switched else stored_amount)
+    currency = patch.currency if "currency" in touched else (None if switched else coupon.currency)
+    if "currency" in touched and currency is not None:
+        currency = check_currency(currency)
+        if "amount_off" not in touched and stored_amount is not None and currency != coupon.currency:
+            # The stored amount is in the old currency's units: it must be given again.
+            raise validation("Changing a FIXED coupon's currency needs amountOff in the new currency.", "amountOff")
+    duration = patch.duration if "duration" in touched else coupon.duration
+    if "duration_in_months" in touched:
+        months = patch.duration_in_months
+    elif duration is CouponDuration.REPEATING:
+        months = coupon.duration_in_months
+    else:
+        months = None
+    return _term_columns(_terms(discount_type, percent_off, amount_off, currency, duration, months))
+
+
+async def list_coupons(
+    db: Database, *, first: int, offset: int, is_active: bool | None = None
+) -> Page[Coupon]:
+    """Coupons, newest first, paged in SQL."""
+    statement = select(Coupon).order_by(Coupon.created_at.desc(), Coupon.id.desc())
+    if is_active is not None:
+        statement = statement.where(Coupon.is_active.is_(is_active))
+    async with db.read() as session:
+        return await fetch_page(session, statement, first=first, offset=offset)
+
+
+async def get_coupon(db: Database, coupon_id: uuid.UUID) -> Coupon:
+    async with db.read() as session:
+        coupon = await session.get(Coupon, coupon_id)
+    if coupon is None:
+        raise not_found("Coupon")
+    return coupon
+
+
+async def check_coupon(
+    db: Database,
+    *,
+    code: str,
+    now: datetime,
+    plan_id: uuid.UUID | None = None,
+    include_inactive_plans: bool = False,
+) -> CouponCheck:
+    """Whether ``code`` can be used now (on ``plan_id``). An unknown, inactive or not yet
+    valid code gets the very same answer (COUPON_INVALID, no coupon)."""
+    try:
+        normalized = normalize_coupon_code(code)
+    except BillingError:
+        return CouponCheck(code=(code or "").strip().upper(), refusal=BillingErrorCode.COUPON_INVALID, coupon=None)
+    async with db.read() as session:
+        coupon = await session.scalar(select(Coupon).where(Coupon.code == normalized))
+        plan = None
+        if plan_id is not None:
+            plan = await session.get(Plan, plan_id)
+            if plan is not None and not plan.is_active and not include_inactive_plans:
+                plan = None
+        plan_ids = await _stored_plan_ids(session, coupon.id) if coupon is not None else []
+    if coupon is None:
+        return CouponCheck(code=normalized, refusal=BillingErrorCode.COUPON_INVALID, coupon=None)
+    refusal = coupon_refusal(coupon_state(coupon, plan_ids), now=now)
+    if refusal is None and plan_id is not None:
+        if plan is None:
+            refusal = BillingErrorCode.PLAN_NOT_FOUND
+        else:
+            refusal = coupon_refusal(
+                coupon_state(coupon, plan_ids), now=now, plan_id=plan.id, plan_currency=plan.currency
+            )
+    usable_elsewhere = refusal in (None, BillingErrorCode.COUPON_NOT_APPLICABLE, BillingErrorCode.PLAN_NOT_FOUND)
+    return CouponCheck(code=normalized, refusal=refusal, coupon=coupon if usable_elsewhere else None)
+
+
+def coupon_state(coupon: Coupon, plan_ids: Sequence[uuid.UUID]) -> CouponState:
+    """The domain's view of a coupon row, for ``domain.catalog.coupon_refusal``."""
+    return CouponState(
+        is_active=coupon.is_active,
+        valid_from=coupon.valid_from,
+        valid_until=coupon.valid_until,
+        max_uses=coupon.max_uses,
+        current_uses=coupon.current_uses,
+        discount_type=DiscountKind(coupon.discount_type.value),
+        currency=coupon.currency,
+        plan_ids=frozenset(plan_ids),
+    )

@@ -1,0 +1,403 @@
+"""The plan catalog: read it (tenants see active plans), create and update plans (super-admins).
+
+Prices come in as major-unit Decimals and are stored as minor units of the plan's currency.
+Limits are per metric code (None: unlimited; a metric the plan does not list is unlimited as
+well); features are flags by key (a key the plan does not list is off).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import Metric, Plan, PlanFeature, PlanLimit, Subscription
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.catalog import (
+    INT_MAX,
+    KEEP,
+    TRIAL_DAYS_MAX,
+    FeatureSpec,
+    LimitSpec,
+    annual_price_default,
+    check_currency,
+    check_features,
+    check_int_range,
+    check_limits,
+    check_slug,
+    clean_description,
+    clean_name,
+    given,
+    price_minor,
+    unknown_metric,
+)
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.services.platform.audit import record_change, snapshot
+from billing_graphql.services.catalog.metrics import (
+    already_exists,
+    is_unique_violation,
+    known_metric_codes,
+    metric_ids_by_code,
+    not_null,
+)
+
+PLAN_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "description",
+    "currency",
+    "base_price_monthly",
+    "base_price_annual",
+    "per_agent_price",
+    "overage_message_price",
+    "included_agents",
+    "trial_days",
+    "is_active",
+    "sort_order",
+)
+PRICE_FIELDS = ("base_price_monthly", "base_price_annual", "per_agent_price", "overage_message_price")
+# The GraphQL input field each attribute is reported under.
+INPUT_FIELD = {
+    "name": "name",
+    "slug": "slug",
+    "description": "description",
+    "currency": "currency",
+    "base_price_monthly": "basePriceMonthly",
+    "base_price_annual": "basePriceAnnual",
+    "per_agent_price": "perAgentPrice",
+    "overage_message_price": "overageMessagePrice",
+    "included_agents": "includedAgents",
+    "trial_days": "trialDays",
+    "is_active": "isActive",
+    "sort_order": "sortOrder",
+    "limits": "limits",
+    "features": "features",
+}
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """A new plan. Prices in major units of ``currency``; the annual price defaults to ten
+    months of the monthly one."""
+
+    name: str
+    slug: str
+    base_price_monthly: Decimal
+    currency: str = "IDR"
+    base_price_annual: Decimal | None = None
+    per_agent_price: Decimal = Decimal(0)
+    overage_message_price: Decimal = Decimal(0)
+    included_agents: int = 1
+    trial_days: int = 14
+    description: str = ""
+    limits: Sequence[LimitSpec] = ()
+    features: Sequence[FeatureSpec] = ()
+    is_active: bool = True
+    sort_order: int = 0
+
+
+@dataclass(frozen=True)
+class PlanPatch:
+    """Changes to a plan: a field left as ``KEEP`` keeps its value. ``limits`` and
+    ``features``, when given, replace the plan's whole set."""
+
+    name: Any = KEEP
+    slug: Any = KEEP
+    description: Any = KEEP
+    currency: Any = KEEP
+    base_price_monthly: Any = KEEP
+    base_price_annual: Any = KEEP
+    per_agent_price: Any = KEEP
+    overage_message_price: Any = KEEP
+    included_agents: Any = KEEP
+    trial_days: Any = KEEP
+    limits: Any = KEEP
+    features: Any = KEEP
+    is_active: Any = KEEP
+    sort_order: Any = KEEP
+
+
+@dataclass
+class _Values:
+    """A plan's scalar columns, checked, prices in minor units."""
+
+    columns: dict[str, Any]
+    limits: list[LimitSpec] | None = None  # None: unchanged
+    features: list[FeatureSpec] | None = None
+    touched: set[str] = field(default_factory=set)
+
+
+def plan_order():
+    return (Plan.sort_order, Plan.base_price_monthly, Plan.name, Plan.id)
+
+
+async def list_plans(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Plan]:
+    """Plans in display order: sort order, then monthly price (then name)."""
+    statement = select(Plan).order_by(*plan_order())
+    if not include_inactive:
+        statement = statement.where(Plan.is_active.is_(True))
+    if currency is not None:
+        statement = statement.where(Plan.currency == check_currency(currency))
+    async with db.read() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def get_plan(
+    db: Database, *, plan_id: uuid.UUID | None = None, slug: str | None = None, include_inactive: bool
+) -> Plan:
+    if (plan_id is None) == (slug is None):
+        raise validation("Give exactly one of 'id' and 'slug'.", "id")
+    statement = select(Plan)
+    statement = statement.where(Plan.id == plan_id) if plan_id is not None else statement.where(Plan.slug == slug)
+    if not include_inactive:
+        statement = statement.where(Plan.is_active.is_(True))
+    async with db.read() as session:
+        plan = await session.scalar(statement)
+    if plan is None:
+        raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "Plan not found.", field="id" if plan_id else "slug")
+    return plan
+
+
+def _check_counts(columns: dict[str, Any]) -> None:
+    if "included_agents" in columns:
+        check_int_range(
+            columns["included_agents"], "includedAgents", low=0, high=INT_MAX, what="includedAgents"
+        )
+    if "trial_days" in columns:
+        check_int_range(columns["trial_days"], "trialDays", low=0, high=TRIAL_DAYS_MAX, what="trialDays")
+    if "sort_order" in columns:
+        check_int_range(columns["sort_order"], "sortOrder", low=-INT_MAX, high=INT_MAX, what="sortOrder")
+
+
+def _spec_values(spec: PlanSpec) -> _Values:
+    currency = check_currency(spec.currency)
+    monthly = price_minor(spec.base_price_monthly, currency, "basePriceMonthly")
+    columns: dict[str, Any] = {
+        "name": clean_name(spec.name),
+        "slug": check_slug(spec.slug),
+        "description": clean_description(spec.description),
+        "currency": currency,
+        "base_price_monthly": monthly,
+        "base_price_annual": (
+            annual_price_default(monthly)
+            if spec.base_price_annual is None
+            else price_minor(spec.base_price_annual, currency, "basePriceAnnual")
+        ),
+        "per_agent_price": price_minor(spec.per_agent_price, currency, "perAgentPrice"),
+        "overage_message_price": price_minor(spec.overage_message_price, currency, "overageMessagePrice"),
+        "included_agents": spec.included_agents,
+        "trial_days": spec.trial_days,
+        "is_active": bool(spec.is_active),
+        "sort_order": spec.sort_order,
+    }
+    _check_counts(columns)
+    return _Values(
+        columns=columns,
+        limits=check_limits(list(spec.limits)),
+        features=check_features(list(spec.features)),
+    )
+
+
+async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> _Values:
+    touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
+    for name in touched:
+        if name not in ("description",):
+            not_null(getattr(patch, name), INPUT_FIELD[name])
+    currency = plan.currency
+    columns: dict[str, Any] = {}
+    if "currency" in touched:
+        currency = check_currency(patch.currency)
+        if currency != plan.currency:
+            missing = [name for name in PRICE_FIELDS if name not in touched]
+            if missing:
+                raise validation(
+                    "Changing a plan's currency needs every price in the new currency"
+                    f" (missing: {', '.join(INPUT_FIELD[name] for name in missing)}).",
+                    "currency",
+                )
+            if await _plan_in_use(session, plan.id):
+                raise validation(
+                    "This plan has subscriptions; its currency cannot change. Create a plan in the other currency.",
+                    "currency",
+                )
+        columns["currency"] = currency
+    if "name" in touched:
+        columns["name"] = clean_name(patch.name)
+    if "slug" in touched:
+        columns["slug"] = check_slug(patch.slug)
+    if "description" in touched:
+        columns["description"] = clean_description(patch.description)
+    for name in PRICE_FIELDS:
+        if name in touched:
+            columns[name] = price_minor(getattr(patch, name), currency, INPUT_FIELD[name])
+    for name in ("included_agents", "trial_days", "sort_order"):
+        if name in touched:
+            columns[name] = getattr(patch, name)
+    if "is_active" in touched:
+        columns["is_active"] = bool(patch.is_active)
+    _check_counts(columns)
+    return _Values(
+        columns=columns,
+        limits=check_limits(list(patch.limits)) if "limits" in touched else None,
+        features=check_features(list(patch.features)) if "features" in touched else None,
+        touched=touched,
+    )
+
+
+async def _plan_in_use(session: AsyncSession, plan_id: uuid.UUID) -> bool:
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(or_(Subscription.plan_id == plan_id, Subscription.pending_plan_id == plan_id))
+            )
+        )
+    )
+
+
+async def _resolve_limits(session: AsyncSession, limits: list[LimitSpec]) -> list[tuple[uuid.UUID, int | None]]:
+    ids = await metric_ids_by_code(session, [spec.metric for spec in limits])
+    if len(ids) != len(limits):
+        unknown_metric(limits, await known_metric_codes(session))
+    return [(ids[spec.metric], spec.limit) for spec in limits]
+
+
+async def _slug_taken(session: AsyncSession, slug: str, other_than: uuid.UUID | None = None) -> bool:
+    statement = select(Plan.id).where(Plan.slug == slug)
+    if other_than is not None:
+        statement = statement.where(Plan.id != other_than)
+    return await session.scalar(statement) is not None
+
+
+async def _stored_limits(session: AsyncSession, plan_id: uuid.UUID) -> dict[str, int | None]:
+    rows = await session.execute(
+        select(Metric.code, PlanLimit.limit_value)
+        .join(Metric, Metric.id == PlanLimit.metric_id)
+        .where(PlanLimit.plan_id == plan_id)
+        .order_by(Metric.code)
+    )
+    return {code: value for code, value in rows.all()}
+
+
+async def _stored_features(session: AsyncSession, plan_id: uuid.UUID) -> dict[str, bool]:
+    rows = await session.execute(
+        select(PlanFeature.key, PlanFeature.enabled).where(PlanFeature.plan_id == plan_id).order_by(PlanFeature.key)
+    )
+    return {key: enabled for key, enabled in rows.all()}
+
+
+def _plan_snapshot(plan: Plan, limits: dict[str, int | None], features: dict[str, bool]) -> dict[str, Any]:
+    return {
+        **snapshot(plan, *PLAN_FIELDS),
+        "limits": dict(sorted(limits.items())),
+        "features": dict(sorted(features.items())),
+    }
+
+
+def _write_children(
+    session: AsyncSession, plan_id: uuid.UUID, limits: list[tuple[uuid.UUID, int | None]] | None,
+    features: list[FeatureSpec] | None,
+) -> None:
+    if limits:
+        session.add_all(PlanLimit(plan_id=plan_id, metric_id=metric_id, limit_value=value) for metric_id, value in limits)
+    if features:
+        session.add_all(PlanFeature(plan_id=plan_id, key=spec.key, enabled=spec.enabled) for spec in features)
+
+
+def _slug_exists(slug: str) -> BillingError:
+    return already_exists("A plan with slug", slug, "slug")
+
+
+async def create_plan(db: Database, actor: Actor | None, spec: PlanSpec, *, now: datetime) -> Plan:
+    """Create a plan with its limits and features; audited as ``plan.created``."""
+    values = _spec_values(spec)
+    plan = Plan(id=uuid.uuid4(), created_at=now, updated_at=now, **values.columns)
+    try:
+        async with db.write() as session:
+            limits = await _resolve_limits(session, values.limits or [])
+            if await _slug_taken(session, plan.slug):
+                raise _slug_exists(plan.slug)
+            session.add(plan)
+            await session.flush()  # the limit and feature rows reference it
+            _write_children(session, plan.id, limits, values.features)
+            after = _plan_snapshot(
+                plan,
+                {spec.metric: spec.limit for spec in values.limits or []},
+                {spec.key: spec.enabled for spec in values.features or []},
+            )
+            record_change(
+                session, actor=actor, action="plan.created", object_type="Plan", object_id=plan.id,
+                organization_id=None, now=now, after=after,
+            )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc, "slug"):
+            raise
+        raise _slug_exists(plan.slug) from None  # a concurrent create took the slug
+    return plan
+
+
+async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, patch: PlanPatch, *, now: datetime) -> Plan:
+    """Change the fields given in ``patch``; audited as ``plan.updated`` with before and after.
+    A patch that changes nothing writes nothing."""
+    try:
+        async with db.write() as session:
+            plan = await session.scalar(select(Plan).where(Plan.id == plan_id).with_for_update())
+            if plan is None:
+                raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "Plan not found.", field="id")
+            values = await _patch_values(session, plan, patch)
+            stored_limits = await _stored_limits(session, plan.id)
+            stored_features = await _stored_features(session, plan.id)
+            before = _plan_snapshot(plan, stored_limits, stored_features)
+            new_limits = None
+            if values.limits is not None:
+                new_limits = await _resolve_limits(session, values.limits)
+            if "slug" in values.columns and values.columns["slug"] != plan.slug:
+                if await _slug_taken(session, values.columns["slug"], other_than=plan.id):
+                    raise _slug_exists(values.columns["slug"])
+            limits_after = (
+                {spec.metric: spec.limit for spec in values.limits} if values.limits is not None else stored_limits
+            )
+            features_after = (
+                {spec.key: spec.enabled for spec in values.features}
+                if values.features is not None
+                else stored_features
+            )
+            changed_columns = {
+                name: value for name, value in values.columns.items() if getattr(plan, name) != value
+            }
+            limits_changed = limits_after != stored_limits
+            features_changed = features_after != stored_features
+            if not (changed_columns or limits_changed or features_changed):
+                return plan
+            for name, value in changed_columns.items():
+                setattr(plan, name, value)
+            plan.updated_at = now
+            if limits_changed:
+                await session.execute(delete(PlanLimit).where(PlanLimit.plan_id == plan.id))
+            if features_changed:
+                await session.execute(delete(PlanFeature).where(PlanFeature.plan_id == plan.id))
+            await session.flush()
+            _write_children(
+                session,
+                plan.id,
+                new_limits if limits_changed else None,
+                values.features if features_changed else None,
+            )
+            after = _plan_snapshot(plan, limits_after, features_after)
+            record_change(
+                session, actor=actor, action="plan.updated", object_type="Plan", object_id=plan.id,
+                organization_id=None, now=now, before=before, after=after,
+            )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc, "slug"):
+            raise
+        raise _slug_exists(str(patch.slug)) from None
+    return plan

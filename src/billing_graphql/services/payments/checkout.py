@@ -1,0 +1,420 @@
+"""Checkout (Razorpay-style): the customer pays the first invoice in the gateway's own widget, then
+the subscription starts ACTIVE with no trial.
+
+``start_checkout`` (one transaction under the organization's lock; ALREADY_SUBSCRIBED when a
+live subscription exists):
+
+- prices the first period of the plan (seats from the ``agents`` gauge, the coupon checked but
+  not yet counted, tax, account credit) and writes that invoice OPEN and numbered, with
+  ``billing_reason`` SUBSCRIPTION_CREATE and *no* subscription: a subscription waiting for its
+  first payment is not one of our statuses, so it is created only on confirmation;
+- keeps what the subscription will be on a ``checkout_sessions`` row (plan, billing period,
+  coupon code, billed agent count, gateway; migration 0004_checkout). An organization has at
+  most one OPEN checkout (a partial unique index): a newer one EXPIRES the older one, whose
+  invoice becomes VOID and whose account credit is given back;
+- creates the gateway order for the amount due with the invoice number as receipt and the
+  gateway key ``checkout_<session id>``, and stores its id on ``invoices.gateway_order_id``
+  (unique). A gateway failure rolls everything back (the number too: numbering stays gapless);
+  an order left at the processor unpaid expires there.
+
+``confirm_checkout``:
+
+- finds the checkout by order id (another organization's order is NOT_FOUND) and checks the
+  signature with the checkout's gateway before anything is written (INVALID_SIGNATURE);
+- in one transaction under the lock: a SUCCEEDED payment for the amount due with the gateway's
+  payment id (its row id derived from the order id, so the order can be paid once only), the
+  invoice PAID and attached to a new ACTIVE subscription anchored at confirmation (the
+  invoice's and its lines' period are re-stamped to that first period), the coupon redeemed
+  atomically (``redeem_coupon``), the checkout COMPLETED;
+- replays are harmless: confirming a COMPLETED order again with the same payment id returns
+  the same subscription, invoice and payment; another payment id for it is a VALIDATION error on
+  ``paymentId``. An idempotency key is honoured as everywhere else (``services.idempotency``).
+
+Honest limits: the price is the one quoted at start. If the coupon became unusable in between
+(used up, expired), the payment is still recorded (the customer paid it) but the coupon is not
+counted and later periods are not discounted; the audit row says so. An order of an EXPIRED
+checkout that the customer pays anyway is refused here (VALIDATION on ``orderId``); that money
+is refunded at the processor by an operator. An amount due of zero cannot be paid through an
+order: that is a VALIDATION error (``subscribe`` covers it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import (
+    BillingReason,
+    CheckoutSession,
+    CheckoutStatus,
+    Invoice,
+    InvoiceLine,
+    Organization,
+    Payment,
+    PaymentStatus,
+    Plan,
+    Subscription,
+)
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.invoices import period_lines
+from billing_graphql.domain.periods import BillingPeriod, period_at
+from billing_graphql.domain.status import InvoiceStatus
+from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, PaymentGateway
+from billing_graphql.services.platform import idempotency
+from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.billing.invoicing import (
+    add_account_credit,
+    amount_due,
+    create_invoice,
+    draft_invoice,
+    finalize_invoice,
+    invoice_event_payload,
+    mark_paid,
+    payment_key,
+    tax_rule_for,
+)
+from billing_graphql.services.subscriptions.common import (
+    SUBSCRIPTION_FIELDS,
+    already_subscribed,
+    check_coupon,
+    consume_coupon_period,
+    coupon_discount,
+    current_agents,
+    is_live_conflict,
+    live_subscription,
+    locked_organization,
+    new_subscription,
+    recurring,
+    redeem_coupon,
+    resolve_plan,
+)
+from billing_graphql.settings import Settings
+
+CONFIRM = "confirm_checkout"
+MAX_GATEWAY_ID_LENGTH = 200
+
+GatewayFor = Callable[[str], PaymentGateway]
+
+
+def configured_gateways(settings: Settings) -> GatewayFor:
+    """Gateways by name as configured (looked up through ``gateways.get_gateway`` at call time)."""
+
+    def gateway_for(name: str) -> PaymentGateway:
+        from billing_graphql import gateways
+
+        return gateways.get_gateway(name, settings)
+
+    return gateway_for
+
+
+def default_gateway(settings: Settings) -> str:
+    """Razorpay when its key id is configured, else the sandbox."""
+    return "razorpay" if settings.razorpay_key_id else "sandbox"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutStart:
+    """What the client SDK needs to open the gateway's checkout."""
+
+    gateway: str
+    order_id: str
+    key_id: str | None
+    amount: int
+    currency: str
+    invoice: Invoice
+    checkout: CheckoutSession
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    subscription: Subscription
+    invoice: Invoice
+    payment: Payment
+    replayed: bool = False
+
+    def response(self) -> dict[str, Any]:
+        return {"subscription_id": self.subscription.id, "invoice_id": self.invoice.id, "payment_id": self.payment.id}
+
+
+def _gateway(gateway_for: GatewayFor, name: str, field: str | None) -> PaymentGateway:
+    try:
+        return gateway_for(name)
+    except (GatewayError, LookupError, ValueError) as exc:
+        raise validation(f"The {name} gateway is not available: {exc}", field) from None
+
+
+# ---- start ----------------------------------------------------------------------------------
+
+async def start_checkout(
+    db: Database,
+    actor: Actor | None,
+    *,
+    organization_id: uuid.UUID,
+    plan_id: uuid.UUID | None,
+    billing_period: BillingPeriod,
+    coupon_code: str | None,
+    gateway: str | None,
+    settings: Settings,
+    now: datetime,
+    gateway_for: GatewayFor | None = None,
+) -> CheckoutStart:
+    """Price the first period, write its OPEN invoice and the checkout row, create the order."""
+    gateway_for = gateway_for or configured_gateways(settings)
+    name = (gateway or "").strip().lower() or default_gateway(settings)
+    if name not in GATEWAY_NAMES:
+        raise validation(f"Unknown gateway {gateway!r}; known: {', '.join(GATEWAY_NAMES)}.", "gateway")
+    processor = _gateway(gateway_for, name, "gateway")
+    coupon_code = coupon_code.strip().upper() if coupon_code and coupon_code.strip() else None
+    try:
+        async with db.write() as session:
+            organization = await locked_organization(session, organization_id)
+            if await live_subscription(session, organization_id) is not None:
+                raise already_subscribed()
+            plan = await resolve_plan(session, plan_id)
+            coupon = await check_coupon(session, coupon_code, plan, now=now) if coupon_code else None
+            agents = await current_agents(session, organization_id, fallback=1)
+            await _expire_open_checkouts(session, actor, organization, now)
+            first = period_at(now, billing_period, 0)
+            lines = period_lines(recurring(plan, billing_period, agents, []), first.start, first.end)
+            draft = draft_invoice(organization, plan.currency, lines,
+                                  discount=coupon_discount(coupon) if coupon else None,
+                                  tax_rule=await tax_rule_for(session, plan.currency, now))
+            if draft.amount_due <= 0:
+                raise validation("Nothing is due for this plan, so there is nothing to pay at checkout; "
+                                 "subscribe instead.", "planId")
+            invoice = await create_invoice(session, organization, draft, subscription_id=None,
+                                           billing_reason=BillingReason.SUBSCRIPTION_CREATE,
+                                           period_start=first.start, period_end=first.end, now=now)
+            await finalize_invoice(session, invoice, now)
+            checkout = CheckoutSession(
+                id=uuid.uuid4(), organization_id=organization_id, invoice_id=invoice.id, plan_id=plan.id,
+                billing_period=billing_period, coupon_code=coupon.code if coupon else None, agent_count=agents,
+                gateway=name, status=CheckoutStatus.OPEN, created_at=now, updated_at=now,
+            )
+            session.add(checkout)
+            await session.flush()
+            due = amount_due(invoice)
+            try:
+                order = await processor.create_order(amount=due, currency=invoice.currency, receipt=invoice.number,
+                                                     idempotency_key=f"checkout_{checkout.id}")
+            except GatewayError as exc:
+                raise BillingError(BillingErrorCode.PAYMENT_FAILED,
+                                   f"The {name} gateway could not create the order: {exc}", field="gateway") from None
+            if order.amount != due or order.currency != invoice.currency:
+                raise BillingError(BillingErrorCode.PAYMENT_FAILED,
+                                   f"The {name} gateway created an order for another amount.", field="gateway")
+            invoice.gateway_order_id = order.order_id
+            await session.flush()
+            emit_event(session, event_type="checkout.started", organization_id=organization_id,
+                       payload={"checkout_id": checkout.id, "invoice_id": invoice.id, "order_id": order.order_id,
+                                "gateway": name, "plan_id": plan.id, "billing_period": billing_period,
+                                "amount": due, "currency": invoice.currency}, now=now)
+            record_audit(session, actor=actor, action="checkout.started", object_type="Invoice", object_id=invoice.id,
+                         organization_id=organization_id, now=now,
+                         after={"checkout_id": str(checkout.id), "order_id": order.order_id, "gateway": name,
+                                "plan_id": str(plan.id), "billing_period": billing_period.value,
+                                "coupon_code": checkout.coupon_code, "amount_due": due})
+    except IntegrityError as exc:
+        if is_live_conflict(exc):
+            raise already_subscribed() from None
+        raise
+    return CheckoutStart(gateway=name, order_id=order.order_id, key_id=order.key_id, amount=due,
+                         currency=invoice.currency, invoice=invoice, checkout=checkout)
+
+
+async def _expire_open_checkouts(session: AsyncSession, actor: Actor | None, organization: Organization,
+                                 now: datetime) -> None:
+    """A newer checkout replaces an OPEN one: EXPIRED, its invoice VOID, its account credit returned."""
+    stale = (await session.scalars(
+        select(CheckoutSession).where(CheckoutSession.organization_id == organization.id,
+                                      CheckoutSession.status == CheckoutStatus.OPEN)
+        .execution_options(populate_existing=True)
+    )).all()
+    for checkout in stale:
+        checkout.status = CheckoutStatus.EXPIRED
+        checkout.updated_at = now
+        invoice = await session.scalar(
+            select(Invoice).where(Invoice.id == checkout.invoice_id).execution_options(populate_existing=True)
+        )
+        if invoice.status is InvoiceStatus.OPEN and invoice.amount_paid == 0:
+            invoice.status = InvoiceStatus.VOID
+            invoice.voided_at = now
+            invoice.updated_at = now
+            add_account_credit(organization, invoice.credit_applied, invoice.currency)
+            emit_event(session, event_type="invoice.voided", organization_id=organization.id,
+                       payload=invoice_event_payload(invoice, reason="checkout replaced"), now=now)
+            record_audit(session, actor=actor, action="invoice.voided", object_type="Invoice", object_id=invoice.id,
+                         organization_id=organization.id, now=now, reason="A newer checkout replaced this one.")
+    if stale:
+        await session.flush()  # before the new OPEN checkout meets the one-open index
+
+
+# ---- confirm --------------------------------------------------------------------------------
+
+def _clean_gateway_id(value: str | None, field: str) -> str:
+    value = (value or "").strip()
+    if not value or len(value) > MAX_GATEWAY_ID_LENGTH or not value.isprintable():
+        raise validation(f"{field} is 1 to {MAX_GATEWAY_ID_LENGTH} printable characters.", field)
+    return value
+
+
+async def _result_of(session: AsyncSession, checkout: CheckoutSession, replayed: bool) -> CheckoutResult:
+    return CheckoutResult(
+        subscription=await session.get(Subscription, checkout.subscription_id),
+        invoice=await session.get(Invoice, checkout.invoice_id),
+        payment=await session.get(Payment, checkout.payment_id),
+        replayed=replayed,
+    )
+
+
+async def confirm_checkout(
+    db: Database,
+    actor: Actor | None,
+    *,
+    organization_scope: uuid.UUID | None,
+    order_id: str,
+    payment_id: str,
+    signature: str,
+    idempotency_key: str | None,
+    settings: Settings,
+    now: datetime,
+    gateway_for: GatewayFor | None = None,
+) -> CheckoutResult:
+    """Verify the gateway's signature, then record the payment and start the subscription ACTIVE.
+
+    ``organization_scope``: the tenant's organization (another one's order is NOT_FOUND), or
+    None for super-admins.
+    """
+    gateway_for = gateway_for or configured_gateways(settings)
+    key = idempotency.clean_key(idempotency_key)
+    order_id = _clean_gateway_id(order_id, "orderId")
+    payment_id = _clean_gateway_id(payment_id, "paymentId")
+    async with db.read() as session:
+        statement = (select(CheckoutSession.id, CheckoutSession.organization_id, CheckoutSession.gateway)
+                     .join(Invoice, Invoice.id == CheckoutSession.invoice_id)
+                     .where(Invoice.gateway_order_id == order_id))
+        if organization_scope is not None:
+            statement = statement.where(CheckoutSession.organization_id == organization_scope)
+        found = (await session.execute(statement)).first()
+    if found is None:
+        raise not_found("Checkout order", "orderId")
+    checkout_id, organization_id, gateway_name = found
+    processor = _gateway(gateway_for, gateway_name, "orderId")
+    if not processor.verify_payment_signature(order_id=order_id, payment_id=payment_id, signature=signature or ""):
+        raise BillingError(BillingErrorCode.INVALID_SIGNATURE,
+                           "The payment signature does not match this order and payment.", field="signature")
+
+    request = {"order_id": order_id, "payment_id": payment_id}
+    try:
+        async with db.write() as session:
+            organization = await locked_organization(session, organization_id)
+            stored = await idempotency.find_idempotent(session, scope_id=organization_id, key=key, operation=CONFIRM,
+                                                       request=request)
+            if stored is not None:
+                return CheckoutResult(
+                    subscription=await session.get(Subscription, uuid.UUID(stored["subscription_id"])),
+                    invoice=await session.get(Invoice, uuid.UUID(stored["invoice_id"])),
+                    payment=await session.get(Payment, uuid.UUID(stored["payment_id"])),
+                    replayed=True,
+                )
+            checkout = await session.scalar(
+                select(CheckoutSession).where(CheckoutSession.id == checkout_id)
+                .execution_options(populate_existing=True)
+            )
+            if checkout.status is CheckoutStatus.COMPLETED:
+                if checkout.gateway_payment_id != payment_id:
+                    raise validation("This order was already confirmed with another payment.", "paymentId")
+                result = await _result_of(session, checkout, replayed=True)
+            else:
+                result = await _complete(session, actor, organization, checkout, order_id, payment_id, now)
+            idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation=CONFIRM,
+                                         request=request, response=result.response(), now=now)
+            await session.flush()
+    except IntegrityError as exc:
+        if is_live_conflict(exc):
+            raise already_subscribed() from None
+        raise
+    return result
+
+
+async def _complete(
+    session: AsyncSession, actor: Actor | None, organization: Organization, checkout: CheckoutSession,
+    order_id: str, gateway_payment_id: str, now: datetime,
+) -> CheckoutResult:
+    if checkout.status is CheckoutStatus.EXPIRED:
+        raise validation("This checkout was replaced by a newer one; pay the newer order.", "orderId")
+    invoice = await session.scalar(
+        select(Invoice).where(Invoice.id == checkout.invoice_id).execution_options(populate_existing=True)
+    )
+    if invoice.status is not InvoiceStatus.OPEN:
+        raise validation(f"The checkout's invoice is {invoice.status.value}, not OPEN.", "orderId")
+    if await live_subscription(session, organization.id) is not None:
+        raise already_subscribed()
+    plan = await session.get(Plan, checkout.plan_id)  # the quoted plan, even if retired since
+    subscription = await new_subscription(
+        session, organization_id=organization.id, plan=plan, billing_period=checkout.billing_period,
+        agents=checkout.agent_count, trial=False, payment_gateway=checkout.gateway, now=now,
+    )
+    coupon_problem: str | None = None
+    if checkout.coupon_code:
+        try:
+            await redeem_coupon(session, checkout.coupon_code, plan, organization_id=organization.id,
+                                subscription=subscription, now=now)
+        except BillingError as error:  # paid at the quoted price; later periods go undiscounted
+            coupon_problem = error.message
+        else:
+            consume_coupon_period(subscription)
+
+    due = amount_due(invoice)
+    payment_row_id = idempotency.derived_id(organization.id, CONFIRM, order_id, "payment")
+    payment = Payment(
+        id=payment_row_id, organization_id=organization.id, invoice_id=invoice.id, payment_method_id=None,
+        gateway=checkout.gateway, gateway_payment_id=gateway_payment_id, idempotency_key=payment_key(payment_row_id),
+        amount=due, amount_refunded=0, currency=invoice.currency, status=PaymentStatus.SUCCEEDED,
+        created_at=now, updated_at=now,
+    )
+    session.add(payment)
+    # The first period starts now, when it is paid for, not when the checkout was opened.
+    invoice.subscription_id = subscription.id
+    invoice.period_start = subscription.current_period_start
+    invoice.period_end = subscription.current_period_end
+    await session.execute(
+        update(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id, InvoiceLine.period_start.is_not(None))
+        .values(period_start=subscription.current_period_start, period_end=subscription.current_period_end)
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush()
+    mark_paid(session, invoice, due, now)
+    checkout.status = CheckoutStatus.COMPLETED
+    checkout.gateway_payment_id = gateway_payment_id
+    checkout.payment_id = payment.id
+    checkout.subscription_id = subscription.id
+    checkout.completed_at = now
+    checkout.updated_at = now
+    subscription_snapshot = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+    emit_event(session, event_type="subscription.created", organization_id=organization.id,
+               payload={"subscription_id": subscription.id, **subscription_snapshot}, now=now)
+    emit_event(session, event_type="checkout.completed", organization_id=organization.id,
+               payload={"checkout_id": checkout.id, "order_id": order_id, "gateway_payment_id": gateway_payment_id,
+                        "invoice_id": invoice.id, "subscription_id": subscription.id, "amount": due,
+                        "currency": invoice.currency}, now=now)
+    record_audit(session, actor=actor, action="subscription.created", object_type="Subscription",
+                 object_id=subscription.id, organization_id=organization.id, now=now, after=subscription_snapshot,
+                 reason=f"checkout {order_id}")
+    record_audit(session, actor=actor, action="checkout.confirmed", object_type="Invoice", object_id=invoice.id,
+                 organization_id=organization.id, now=now,
+                 after={"order_id": order_id, "gateway_payment_id": gateway_payment_id, "payment_id": str(payment.id),
+                        "subscription_id": str(subscription.id), "coupon_code": checkout.coupon_code,
+                        "coupon_redeemed": bool(checkout.coupon_code) and coupon_problem is None},
+                 reason=f"coupon not redeemed: {coupon_problem}" if coupon_problem else None)
+    await session.flush()
+    return CheckoutResult(subscription=subscription, invoice=invoice, payment=payment)

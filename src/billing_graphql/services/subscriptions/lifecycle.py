@@ -1,0 +1,302 @@
+"""Subscription lifecycle: subscribe, cancel, resume, the super-admin patch, and reads.
+
+Plan and add-on changes are in ``services.plan_changes``; shared pieces in
+``services.subscription_common``. Every write takes the organization's lock first and writes
+its outbox events and audit rows in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import BillingReason, Coupon, Subscription
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.invoices import period_lines
+from billing_graphql.domain.periods import BillingPeriod
+from billing_graphql.domain.status import SubscriptionStatus, transition
+from billing_graphql.services.platform import idempotency
+from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
+from billing_graphql.services.pagination import Page, fetch_page
+from billing_graphql.services.subscriptions.common import (
+    SUBSCRIPTION_FIELDS,
+    already_subscribed,
+    SubscriptionChange,
+    bill_subscription,
+    consume_coupon_period,
+    current_agents,
+    discount_of,
+    is_live_conflict,
+    live_subscription,
+    locked_organization,
+    new_subscription,
+    payment_method_for,
+    recurring,
+    redeem_coupon,
+    require_live_subscription,
+    resolve_plan,
+    result_from_response,
+)
+from billing_graphql.settings import Settings
+
+MAX_REASON_LENGTH = 2000
+
+
+def _event_payload(subscription: Subscription) -> dict[str, object]:
+    return {"subscription_id": subscription.id, **snapshot(subscription, *SUBSCRIPTION_FIELDS)}
+
+
+async def subscribe(
+    db: Database,
+    actor: Actor | None,
+    *,
+    organization_id: uuid.UUID,
+    plan_id: uuid.UUID | None,
+    billing_period: BillingPeriod,
+    coupon_code: str | None,
+    payment_method_id: uuid.UUID | None,
+    idempotency_key: str | None,
+    settings: Settings,
+    now: datetime,
+) -> SubscriptionChange:
+    """Start the organization's subscription.
+
+    TRIALING for the plan's trial days (the trial is the first period; paid periods are anchored
+    on its end). A plan without trial days starts ACTIVE: the first period's invoice is finalized
+    and charged to ``payment_method_id`` or the default method (PAYMENT_REQUIRED without one when
+    something is due, and nothing is written). A declined first charge leaves the subscription
+    PAST_DUE with its invoice OPEN (the result's ``payment_error`` says so).
+    """
+    key = idempotency.clean_key(idempotency_key)
+    coupon_code = coupon_code.strip() if coupon_code and coupon_code.strip() else None
+    request = {"plan_id": plan_id, "billing_period": billing_period, "coupon_code": coupon_code,
+               "payment_method_id": payment_method_id}
+    try:
+        async with db.write() as session:
+            organization = await locked_organization(session, organization_id)
+            stored = await idempotency.find_idempotent(session, scope_id=organization_id, key=key, operation="subscribe",
+                                              request=request)
+            if stored is not None:
+                return await result_from_response(session, stored)
+            if await live_subscription(session, organization_id) is not None:
+                raise already_subscribed()
+            plan = await resolve_plan(session, plan_id)
+            method = await payment_method_for(session, organization_id, payment_method_id)
+            agents = await current_agents(session, organization_id, fallback=1)
+            trial = plan.trial_days > 0
+            subscription = await new_subscription(
+                session, organization_id=organization_id, plan=plan, billing_period=billing_period, agents=agents,
+                trial=trial, payment_gateway=method.gateway if method else "sandbox", now=now,
+            )
+            period_start, period_end = subscription.current_period_start, subscription.current_period_end
+            coupon: Coupon | None = None
+            if coupon_code:
+                coupon = await redeem_coupon(session, coupon_code, plan, organization_id=organization_id,
+                                             subscription=subscription, now=now)
+            result = SubscriptionChange(subscription=subscription)
+            if not trial:
+                lines = period_lines(recurring(plan, billing_period, agents, []), period_start, period_end)
+                discount = discount_of(coupon, subscription, proration=False)
+                draft = draft_invoice(organization, plan.currency, lines, discount=discount,
+                                      tax_rule=await tax_rule_for(session, plan.currency, now))
+                if coupon is not None:
+                    consume_coupon_period(subscription)
+                payment_id = idempotency.derived_id(organization_id, "subscribe", key, "payment") if key else None
+                result.invoice, result.payment = await bill_subscription(
+                    session, organization, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_CREATE,
+                    period_start=period_start, period_end=period_end, payment_method=method,
+                    payment_id=payment_id, settings=settings, now=now,
+                )
+            emit_event(session, event_type="subscription.created", organization_id=organization_id,
+                       payload=_event_payload(subscription), now=now)
+            record_audit(session, actor=actor, action="subscription.created", object_type="Subscription",
+                         object_id=subscription.id, organization_id=organization_id, now=now,
+                         after=snapshot(subscription, *SUBSCRIPTION_FIELDS))
+            idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation="subscribe",
+                                 request=request, response=result.response(), now=now)
+            await session.flush()
+    except IntegrityError as exc:
+        if is_live_conflict(exc):
+            raise already_subscribed() from None
+        raise
+    return result
+
+
+async def cancel(
+    db: Database,
+    actor: Actor | None,
+    *,
+    organization_id: uuid.UUID,
+    immediately: bool,
+    reason: str | None,
+    now: datetime,
+) -> SubscriptionChange:
+    """Cancel at the period's end (status unchanged until then) or, ``immediately``, now.
+
+    Canceling now gives no credit for the unused part of the period (as Stripe without
+    ``prorate``); a super-admin may refund. A second cancel at period end changes nothing.
+    """
+    reason = _clean_reason(reason)
+    async with db.write() as session:
+        await locked_organization(session, organization_id)
+        subscription = await require_live_subscription(session, organization_id)
+        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        if immediately:
+            subscription.status = transition(subscription.status, SubscriptionStatus.CANCELED)
+            subscription.cancel_at_period_end = False
+            subscription.canceled_at = now
+            subscription.ended_at = now
+            subscription.pending_plan_id = None
+            subscription.pending_billing_period = None
+            subscription.cancel_reason = reason
+            event = "subscription.canceled"
+        elif subscription.cancel_at_period_end:
+            return SubscriptionChange(subscription=subscription)
+        else:
+            subscription.cancel_at_period_end = True
+            subscription.canceled_at = now
+            subscription.cancel_reason = reason
+            event = "subscription.updated"
+        subscription.updated_at = now
+        emit_event(session, event_type=event, organization_id=organization_id,
+                   payload={**_event_payload(subscription), "previous": before}, now=now)
+        record_audit(session, actor=actor, action="subscription.canceled" if immediately else "subscription.cancel_scheduled",
+                     object_type="Subscription", object_id=subscription.id, organization_id=organization_id,
+                     now=now, before=before, after=snapshot(subscription, *SUBSCRIPTION_FIELDS), reason=reason)
+    return SubscriptionChange(subscription=subscription)
+
+
+async def resume(db: Database, actor: Actor | None, *, organization_id: uuid.UUID, now: datetime) -> SubscriptionChange:
+    """Clear a pending cancellation while the period lasts (NOT_PENDING_CANCELLATION otherwise)."""
+    async with db.write() as session:
+        await locked_organization(session, organization_id)
+        subscription = await require_live_subscription(session, organization_id)
+        if not subscription.cancel_at_period_end:
+            raise BillingError(BillingErrorCode.NOT_PENDING_CANCELLATION,
+                               "The subscription is not set to cancel; there is nothing to resume.")
+        if now >= subscription.current_period_end:
+            raise BillingError(BillingErrorCode.SUBSCRIPTION_CANCELED,
+                               "The period the cancellation waited for has ended.")
+        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        subscription.cancel_at_period_end = False
+        subscription.canceled_at = None
+        subscription.cancel_reason = None
+        subscription.updated_at = now
+        emit_event(session, event_type="subscription.updated", organization_id=organization_id,
+                   payload={**_event_payload(subscription), "previous": before}, now=now)
+        record_audit(session, actor=actor, action="subscription.resumed", object_type="Subscription",
+                     object_id=subscription.id, organization_id=organization_id, now=now, before=before,
+                     after=snapshot(subscription, *SUBSCRIPTION_FIELDS))
+    return SubscriptionChange(subscription=subscription)
+
+
+_UNSET = object()
+
+
+async def update_subscription(
+    db: Database,
+    actor: Actor,
+    *,
+    subscription_id: uuid.UUID,
+    status: SubscriptionStatus | None = None,
+    reason: str | None = None,
+    current_period_end: datetime | None = None,
+    payment_gateway: str | None = None,
+    gateway_customer_id: object = _UNSET,
+    gateway_subscription_id: object = _UNSET,
+    now: datetime,
+) -> SubscriptionChange:
+    """The super-admin patch: a status override (with a reason, through ``transition``), a later
+    period end (re-anchoring the following periods on it; a trial's end moves with it), gateway
+    ids. Audited with before and after; no change writes nothing."""
+    from billing_graphql.gateways import GATEWAY_NAMES
+
+    reason = _clean_reason(reason)
+    if status is not None and not reason:
+        raise validation("A status override needs a reason.", "reason")
+    if payment_gateway is not None and payment_gateway not in GATEWAY_NAMES:
+        raise validation(f"Unknown gateway {payment_gateway!r}; known: {', '.join(GATEWAY_NAMES)}.", "paymentGateway")
+    for name, value in (("gatewayCustomerId", gateway_customer_id), ("gatewaySubscriptionId", gateway_subscription_id)):
+        if value is not _UNSET and value is not None and (not isinstance(value, str) or len(value) > 200):
+            raise validation("A gateway id is at most 200 characters.", name)
+    async with db.read() as session:
+        organization_id = await session.scalar(select(Subscription.organization_id).where(Subscription.id == subscription_id))
+    if organization_id is None:
+        raise not_found("Subscription")
+    async with db.write() as session:
+        await locked_organization(session, organization_id)
+        subscription = await session.get(Subscription, subscription_id)
+        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        if status is not None:
+            subscription.status = transition(subscription.status, status)
+            if status is SubscriptionStatus.CANCELED:
+                subscription.canceled_at = subscription.ended_at = now
+                subscription.cancel_at_period_end = False
+                subscription.cancel_reason = reason
+        elif subscription.status is SubscriptionStatus.CANCELED:
+            raise BillingError(BillingErrorCode.SUBSCRIPTION_CANCELED, "The subscription is canceled.")
+        if current_period_end is not None:
+            if current_period_end <= subscription.current_period_end:
+                raise validation("The period end can only be moved later.", "currentPeriodEnd")
+            subscription.current_period_end = current_period_end
+            # The following periods are anchored on the new end (the billing run renews from it).
+            subscription.period_anchor = current_period_end
+            if subscription.status is SubscriptionStatus.TRIALING:
+                subscription.trial_ends_at = current_period_end
+        if payment_gateway is not None:
+            subscription.payment_gateway = payment_gateway
+        if gateway_customer_id is not _UNSET:
+            subscription.gateway_customer_id = gateway_customer_id or None
+        if gateway_subscription_id is not _UNSET:
+            subscription.gateway_subscription_id = gateway_subscription_id or None
+        after = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        if after == before:
+            return SubscriptionChange(subscription=subscription)
+        subscription.updated_at = now
+        event = "subscription.canceled" if status is SubscriptionStatus.CANCELED else "subscription.updated"
+        emit_event(session, event_type=event, organization_id=organization_id,
+                   payload={**_event_payload(subscription), "previous": before}, now=now)
+        record_audit(session, actor=actor, action="subscription.admin_updated", object_type="Subscription",
+                     object_id=subscription.id, organization_id=organization_id, now=now, before=before,
+                     after=after, reason=reason)
+    return SubscriptionChange(subscription=subscription)
+
+
+def _clean_reason(reason: str | None) -> str | None:
+    if reason is None or not reason.strip():
+        return None
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_LENGTH:
+        raise validation(f"A reason is at most {MAX_REASON_LENGTH} characters.", "reason")
+    return reason
+
+
+# ---- reads ----------------------------------------------------------------------------------
+
+async def get_live_subscription(db: Database, organization_id: uuid.UUID) -> Subscription | None:
+    async with db.read() as session:
+        return await live_subscription(session, organization_id)
+
+
+async def get_subscription(db: Database, subscription_id: uuid.UUID) -> Subscription | None:
+    async with db.read() as session:
+        return await session.get(Subscription, subscription_id)
+
+
+async def list_subscriptions(
+    db: Database, *, status: SubscriptionStatus | None, plan_id: uuid.UUID | None, first: int, offset: int
+) -> Page[Subscription]:
+    statement = select(Subscription).order_by(Subscription.created_at.desc(), Subscription.id)
+    if status is not None:
+        statement = statement.where(Subscription.status == status)
+    if plan_id is not None:
+        statement = statement.where(Subscription.plan_id == plan_id)
+    async with db.read() as session:
+        return await fetch_page(session, statement, first=first, offset=offset)
+
