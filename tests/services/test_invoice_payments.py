@@ -16,7 +16,7 @@ from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.platform.idempotency import derived_id
 from billing_graphql.services.billing.invoice_payments import pay_invoice
-from billing_graphql.services.billing.invoicing import payment_key
+from billing_graphql.services.billing.charging import payment_key
 from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import database_state, make_payment_method, make_plan

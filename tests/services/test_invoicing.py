@@ -23,15 +23,8 @@ from billing_graphql.domain.invoices import LineDraft, LineKind
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError
 from billing_graphql.gateways.sandbox import SandboxGateway
-from billing_graphql.services.billing.invoicing import (
-    charge_invoice,
-    create_invoice,
-    default_payment_method,
-    draft_invoice,
-    finalize_invoice,
-    reconcile_payment,
-    tax_rule_for,
-)
+from billing_graphql.services.billing.charging import charge_invoice, default_payment_method, reconcile_payment
+from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.organizations import create_organization
 from tests.factories import make_payment_method, set_credit
 from tests.helpers import T0

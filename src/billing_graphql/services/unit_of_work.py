@@ -105,6 +105,16 @@ class MoneyMove:
         self.response = response
 
 
+async def locked_organization(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
+    """Take the organization's lock (first, before reading anything) and load it (NOT_FOUND when
+    it does not exist). ``money_move`` starts with it; writes that move no money use it alone."""
+    await lock_organization(session, organization_id)
+    organization = await session.get(Organization, organization_id)
+    if organization is None:
+        raise not_found("Organization", "organizationId")
+    return organization
+
+
 @asynccontextmanager
 async def money_move(
     db: Database,
@@ -120,10 +130,7 @@ async def money_move(
     """Run a money-moving use case for one organization (see the module's docstring)."""
     key = idempotency.clean_key(idempotency_key)
     async with db.write() as session:
-        await lock_organization(session, organization_id)
-        organization = await session.get(Organization, organization_id)
-        if organization is None:
-            raise not_found("Organization", "organizationId")
+        organization = await locked_organization(session, organization_id)
         stored = await idempotency.find_idempotent(
             session, scope_id=organization_id, key=key, operation=operation, request=request
         )

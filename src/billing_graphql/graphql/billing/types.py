@@ -28,7 +28,7 @@ from billing_graphql.graphql.payments.refunds import RefundStatus
 from billing_graphql.graphql.common import Money, decode_ids
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.services.billing.invoicing import amount_due
-from billing_graphql.services.subscriptions.common import InvoicePreview as PreviewValue
+from billing_graphql.services.subscriptions.results import InvoicePreview as PreviewValue
 
 if TYPE_CHECKING:
     from billing_graphql.graphql.subscriptions.types import SubscriptionType

@@ -33,7 +33,7 @@ from billing_graphql.graphql.subscriptions.types import (
 )
 from billing_graphql.services.subscriptions import plan_changes
 from billing_graphql.services.subscriptions import lifecycle as subscriptions
-from billing_graphql.services.subscriptions.common import SubscriptionChange
+from billing_graphql.services.subscriptions.results import SubscriptionChange
 
 ORGANIZATION_ID_HELP = "Super-admins: the organization to act on (required). Tenants act on their own."
 

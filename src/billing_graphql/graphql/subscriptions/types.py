@@ -18,7 +18,7 @@ from billing_graphql.graphql.common import Money, decode_ids
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.subscriptions.plan_changes import Effective as DomainEffective
-from billing_graphql.services.subscriptions.common import addon_price, plan_price
+from billing_graphql.services.subscriptions.pricing import addon_price, plan_price
 
 BillingPeriod = strawberry.enum(DomainBillingPeriod, name="BillingPeriod")
 SubscriptionStatus = strawberry.enum(DomainSubscriptionStatus, name="SubscriptionStatus")

@@ -43,12 +43,10 @@ from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus, tra
 from billing_graphql.gateways import GatewayError, PaymentGateway, get_gateway
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
-from billing_graphql.services.billing.invoicing import amount_due, charge_invoice, reconcile_payment
-from billing_graphql.services.subscriptions.common import (
-    SUBSCRIPTION_FIELDS,
-    locked_organization,
-    payment_method_for,
-)
+from billing_graphql.services.billing.charging import charge_invoice, payment_error, payment_method_for, reconcile_payment
+from billing_graphql.services.billing.invoicing import amount_due
+from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS
+from billing_graphql.services.unit_of_work import locked_organization
 from billing_graphql.settings import Settings
 
 OPERATION = "pay_invoice"
@@ -77,14 +75,7 @@ class InvoicePayment:
 
     @property
     def payment_error(self) -> BillingError | None:
-        """PAYMENT_FAILED when the charge was declined or is pending after a processor fault."""
-        if self.payment is None or self.payment.status is PaymentStatus.SUCCEEDED:
-            return None
-        if self.payment.status is PaymentStatus.PENDING:
-            message = "The payment processor did not answer; the payment is pending and will be reconciled."
-        else:
-            message = f"The payment failed ({self.payment.failure_code}): {self.payment.failure_message}"
-        return BillingError(BillingErrorCode.PAYMENT_FAILED, message, field="paymentMethodId")
+        return payment_error(self.payment)
 
     def response(self) -> dict[str, Any]:
         return {

@@ -71,32 +71,32 @@ from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, PaymentGateway
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.billing.charging import mark_paid, payment_key
+from billing_graphql.services.billing.credit import add_account_credit
 from billing_graphql.services.billing.invoicing import (
-    add_account_credit,
     amount_due,
     create_invoice,
     draft_invoice,
     finalize_invoice,
     invoice_event_payload,
-    mark_paid,
-    payment_key,
     tax_rule_for,
 )
-from billing_graphql.services.subscriptions.common import (
-    SUBSCRIPTION_FIELDS,
-    already_subscribed,
+from billing_graphql.services.subscriptions.coupons import (
     check_coupon,
     consume_coupon_period,
     coupon_discount,
-    current_agents,
+    redeem_coupon,
+)
+from billing_graphql.services.subscriptions.loading import (
+    already_subscribed,
     is_live_conflict,
     live_subscription,
-    locked_organization,
     new_subscription,
-    recurring,
-    redeem_coupon,
     resolve_plan,
 )
+from billing_graphql.services.subscriptions.pricing import current_agents, recurring
+from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS
+from billing_graphql.services.unit_of_work import locked_organization
 from billing_graphql.settings import Settings
 
 CONFIRM = "confirm_checkout"

@@ -22,27 +22,25 @@ from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
-from billing_graphql.services.pagination import Page, fetch_page
-from billing_graphql.services.subscriptions.common import (
-    SUBSCRIPTION_FIELDS,
+from billing_graphql.services.subscriptions.coupons import consume_coupon_period, discount_of, redeem_coupon
+from billing_graphql.services.subscriptions.loading import (
     already_subscribed,
-    SubscriptionChange,
-    bill_subscription,
-    consume_coupon_period,
-    current_agents,
-    discount_of,
     is_live_conflict,
     live_subscription,
-    locked_organization,
     new_subscription,
-    payment_method_for,
-    recurring,
-    redeem_coupon,
     require_live_subscription,
     resolve_plan,
-    result_from_response,
 )
+from billing_graphql.services.subscriptions.pricing import current_agents, recurring
+from billing_graphql.services.subscriptions.results import (
+    result_from_response,
+    SUBSCRIPTION_FIELDS,
+    SubscriptionChange,
+)
+from billing_graphql.services.unit_of_work import locked_organization
+from billing_graphql.services.pagination import Page, fetch_page
 from billing_graphql.settings import Settings
 
 MAX_REASON_LENGTH = 2000

@@ -39,24 +39,19 @@ from billing_graphql.domain.proration import prorate
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot, to_json
-from billing_graphql.services.billing.invoicing import add_account_credit, draft_invoice, tax_rule_for
-from billing_graphql.services.subscriptions.common import (
-    SUBSCRIPTION_FIELDS,
+from billing_graphql.services.billing.charging import bill_subscription, payment_method_for, require_payment_method
+from billing_graphql.services.billing.credit import add_account_credit
+from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
+from billing_graphql.services.subscriptions.coupons import discount_of
+from billing_graphql.services.subscriptions.loading import require_live_subscription, resolve_plan
+from billing_graphql.services.subscriptions.pricing import addon_price, attached_addons, current_agents, recurring
+from billing_graphql.services.subscriptions.results import (
     InvoicePreview,
-    SubscriptionChange,
-    addon_price,
-    attached_addons,
-    bill_subscription,
-    current_agents,
-    discount_of,
-    locked_organization,
-    payment_method_for,
-    recurring,
-    require_live_subscription,
-    require_payment_method,
-    resolve_plan,
     result_from_response,
+    SUBSCRIPTION_FIELDS,
+    SubscriptionChange,
 )
+from billing_graphql.services.unit_of_work import locked_organization
 from billing_graphql.settings import Settings
 
 

@@ -1,0 +1,117 @@
+"""Loading what subscription use cases work on, inside the caller's locked transaction: the
+live subscription, the plan asked for, and a new subscription row (one live per organization)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.models import Plan, Subscription
+from billing_graphql.domain.errors import BillingError, BillingErrorCode
+from billing_graphql.domain.periods import BillingPeriod, period_at
+from billing_graphql.domain.status import LIVE_STATUSES, SubscriptionStatus
+
+
+async def live_subscription(session: AsyncSession, organization_id: uuid.UUID) -> Subscription | None:
+    return await session.scalar(
+        select(Subscription).where(
+            Subscription.organization_id == organization_id,
+            Subscription.status.in_([status for status in LIVE_STATUSES]),
+        )
+    )
+
+
+async def require_live_subscription(session: AsyncSession, organization_id: uuid.UUID) -> Subscription:
+    """The live subscription; SUBSCRIPTION_CANCELED when only canceled ones exist, else NO_SUBSCRIPTION."""
+    subscription = await live_subscription(session, organization_id)
+    if subscription is not None:
+        return subscription
+    canceled = await session.scalar(
+        select(Subscription.id).where(
+            Subscription.organization_id == organization_id, Subscription.status == SubscriptionStatus.CANCELED
+        ).limit(1)
+    )
+    if canceled is not None:
+        raise BillingError(BillingErrorCode.SUBSCRIPTION_CANCELED,
+                           "The subscription is canceled; subscribe again to start a new one.")
+    raise BillingError(BillingErrorCode.NO_SUBSCRIPTION, "The organization has no subscription.")
+
+
+async def resolve_plan(session: AsyncSession, plan_id: uuid.UUID | None, field_name: str = "planId") -> Plan:
+    """The plan asked for (PLAN_NOT_FOUND / PLAN_NOT_AVAILABLE), or the cheapest active one."""
+    if plan_id is None:
+        plan = await session.scalar(
+            select(Plan).where(Plan.is_active.is_(True))
+            .order_by(Plan.base_price_monthly, Plan.sort_order, Plan.name, Plan.id).limit(1)
+        )
+        if plan is None:
+            raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "There is no active plan to subscribe to.",
+                               field=field_name)
+        return plan
+    plan = await session.get(Plan, plan_id)
+    if plan is None:
+        raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "Plan not found.", field=field_name)
+    if not plan.is_active:
+        raise BillingError(BillingErrorCode.PLAN_NOT_AVAILABLE, f"The plan {plan.name!r} is not available.",
+                           field=field_name)
+    return plan
+
+
+async def new_subscription(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    plan: Plan,
+    billing_period: BillingPeriod,
+    agents: int,
+    trial: bool,
+    payment_gateway: str,
+    now: datetime,
+) -> Subscription:
+    """A new subscription row, added and flushed (the one-live-per-organization index checks it).
+
+    ``trial``: TRIALING for the plan's trial days, the trial being the first period and paid
+    periods anchored on its end. Otherwise ACTIVE, anchored ``now``, in its first paid period.
+    Used by ``subscribe`` and by checkout confirmation.
+    """
+    if trial:
+        trial_end = now + timedelta(days=plan.trial_days)
+        anchor, period_start, period_end = trial_end, now, trial_end
+    else:
+        first = period_at(now, billing_period, 0)
+        anchor, period_start, period_end, trial_end = now, first.start, first.end, None
+    subscription = Subscription(
+        id=uuid.uuid4(),
+        organization_id=organization_id,
+        plan_id=plan.id,
+        status=SubscriptionStatus.TRIALING if trial else SubscriptionStatus.ACTIVE,
+        billing_period=billing_period,
+        period_anchor=anchor,
+        current_period_start=period_start,
+        current_period_end=period_end,
+        trial_ends_at=trial_end,
+        cancel_at_period_end=False,
+        agent_count=agents,
+        payment_gateway=payment_gateway,
+        retry_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(subscription)
+    await session.flush()
+    return subscription
+
+
+def is_live_conflict(exc: IntegrityError) -> bool:
+    """Whether an insert lost the race for the one live subscription of an organization."""
+    text = str(exc.orig)
+    return "uq_subscriptions_one_live_per_organization" in text or "subscriptions.organization_id" in text
+
+
+def already_subscribed() -> BillingError:
+    return BillingError(BillingErrorCode.ALREADY_SUBSCRIBED,
+                        "The organization already has a live subscription; change its plan instead.")

@@ -1,0 +1,55 @@
+"""A subscription's recurring price: plan, seats and add-ons as the domain prices them.
+
+Seat billing: the billed agent count is the organization's ``agents`` gauge (usage counter with
+period key "current") when one exists, else the subscription's stored ``agent_count`` (1 for a
+new one). It is copied onto the subscription whenever the subscription is priced (subscribe, a
+plan or add-on change), so ``agent_count`` is always what the current period was billed for,
+and a later change credits exactly that.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.models import Addon, AddonUnit, Metric, Plan, SubscriptionAddon, UsageCounter
+from billing_graphql.domain.periods import BillingPeriod
+from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring
+
+
+async def current_agents(session: AsyncSession, organization_id: uuid.UUID, fallback: int) -> int:
+    value = await session.scalar(
+        select(UsageCounter.value)
+        .join(Metric, Metric.id == UsageCounter.metric_id)
+        .where(UsageCounter.organization_id == organization_id, Metric.code == "agents",
+               UsageCounter.period_key == "current")
+    )
+    return fallback if value is None else int(value)
+
+
+def plan_price(plan: Plan) -> PlanPrice:
+    return PlanPrice(plan.name, plan.currency, plan.base_price_monthly, plan.base_price_annual,
+                     plan.per_agent_price, plan.included_agents)
+
+
+def addon_price(addon: Addon, quantity: int) -> AddonPrice:
+    return AddonPrice(addon.name, addon.price_monthly, addon.price_annual, quantity,
+                      per_agent=addon.unit is AddonUnit.PER_AGENT)
+
+
+async def attached_addons(session: AsyncSession, subscription_id: uuid.UUID) -> list[tuple[SubscriptionAddon, Addon]]:
+    rows = await session.execute(
+        select(SubscriptionAddon, Addon)
+        .join(Addon, Addon.id == SubscriptionAddon.addon_id)
+        .where(SubscriptionAddon.subscription_id == subscription_id)
+        .order_by(Addon.sort_order, Addon.name, Addon.id)
+    )
+    return [(attached, addon) for attached, addon in rows.all()]
+
+
+def recurring(plan: Plan, billing_period: BillingPeriod, agents: int,
+              addons: list[tuple[SubscriptionAddon, Addon]]) -> Recurring:
+    return Recurring(plan_price(plan), billing_period, agents,
+                     tuple(addon_price(addon, attached.quantity) for attached, addon in addons))

@@ -1,0 +1,82 @@
+"""What subscription use cases return: the change, its invoice preview, and its replay."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.models import Invoice, Payment, Subscription
+from billing_graphql.domain.errors import BillingError
+from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, Totals
+from billing_graphql.domain.tax import TaxRule
+from billing_graphql.services.billing.charging import payment_error
+
+SUBSCRIPTION_FIELDS = (
+    "plan_id", "status", "billing_period", "current_period_start", "current_period_end", "trial_ends_at",
+    "cancel_at_period_end", "cancel_reason", "agent_count", "coupon_id", "coupon_periods_remaining",
+    "spending_cap", "pending_plan_id", "pending_billing_period", "payment_gateway", "gateway_customer_id",
+    "gateway_subscription_id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePreview:
+    """What a change would bill (a dry run), or did: lines and totals; ``credit_added`` for credits."""
+
+    currency: str
+    lines: tuple[LineDraft, ...]
+    subtotal: int
+    discount: int
+    tax: int
+    tax_rule: TaxRule | None
+    total: int
+    credit_applied: int
+    amount_due: int
+    credit_added: int
+
+    @classmethod
+    def of_invoice(cls, draft: InvoiceDraft) -> InvoicePreview:
+        return cls(draft.currency, draft.lines, draft.subtotal, draft.discount, draft.tax, draft.tax_rule,
+                   draft.total, draft.credit_applied, draft.amount_due, 0)
+
+    @classmethod
+    def of_credit(cls, lines: list[LineDraft], totals: Totals) -> InvoicePreview:
+        return cls(totals.currency, tuple(lines), totals.subtotal, totals.discount, totals.tax, totals.tax_rule,
+                   totals.total, 0, 0, -totals.total)
+
+
+@dataclass(slots=True)
+class SubscriptionChange:
+    """The outcome of a subscription service call."""
+
+    subscription: Subscription
+    invoice: Invoice | None = None
+    payment: Payment | None = None
+    credit_added: int = 0
+    preview: InvoicePreview | None = None
+    replayed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def payment_error(self) -> BillingError | None:
+        return payment_error(self.payment)
+
+    def response(self) -> dict[str, Any]:
+        """What the idempotency record stores: ids to rebuild this result from."""
+        return {
+            "subscription_id": self.subscription.id,
+            "invoice_id": self.invoice.id if self.invoice else None,
+            "payment_id": self.payment.id if self.payment else None,
+            "credit_added": self.credit_added,
+        }
+
+
+async def result_from_response(session: AsyncSession, response: dict[str, Any]) -> SubscriptionChange:
+    subscription = await session.get(Subscription, uuid.UUID(response["subscription_id"]))
+    invoice = await session.get(Invoice, uuid.UUID(response["invoice_id"])) if response.get("invoice_id") else None
+    payment = await session.get(Payment, uuid.UUID(response["payment_id"])) if response.get("payment_id") else None
+    return SubscriptionChange(subscription=subscription, invoice=invoice, payment=payment,
+                              credit_added=int(response.get("credit_added") or 0), replayed=True)
