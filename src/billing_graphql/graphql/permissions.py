@@ -11,16 +11,27 @@ from billing_graphql.domain.roles import Role
 from billing_graphql.graphql.errors import Forbidden, Unauthenticated
 
 
+PARTNER_REFUSED = "Forbidden: partner keys may only read usageSnapshots."
+
+
 class IsAuthenticated(BasePermission):
+    """An actor is known; a PARTNER only where the field admits partners (``allow(Role.PARTNER)``)."""
+
     message = "Authentication required: send 'Authorization: Bearer <API key or session token>'."
     error_extensions = {"code": "UNAUTHENTICATED"}
+
+    def __init__(self, admits_partners: bool = False) -> None:
+        self.admits_partners = admits_partners
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         context = info.context
         if context.auth_error is not None:
             # A credential was sent but refused: say why (revoked, expired, malformed).
             raise Unauthenticated(context.auth_error)
-        return context.actor is not None
+        actor = context.actor
+        if actor is not None and actor.role is Role.PARTNER and not self.admits_partners:
+            raise Forbidden(PARTNER_REFUSED)
+        return actor is not None
 
     def on_unauthorized(self) -> None:
         raise Unauthenticated(self.message)
@@ -49,7 +60,7 @@ READERS = (Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN, Role.MEMBER)
 
 def allow(*roles: Role) -> list[PermissionExtension]:
     """Field extensions: authenticated, and (when roles are given) holding one of them."""
-    permissions: list[BasePermission] = [IsAuthenticated()]
+    permissions: list[BasePermission] = [IsAuthenticated(admits_partners=Role.PARTNER in roles)]
     if roles:
         permissions.append(HasRole(*roles))
     return [PermissionExtension(permissions=permissions, use_directives=False)]

@@ -24,6 +24,7 @@ from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
 from billing_graphql.graphql.platform import clock, organizations
 from billing_graphql.graphql.subscriptions import schema as subscriptions
+from billing_graphql.graphql.usage import schema as usage
 from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
 
@@ -37,6 +38,7 @@ QUERIES = (
     subscriptions.Query,
     invoices.Query,
     payment_methods.Query,
+    usage.Query,
     clock.Query,
 )
 MUTATIONS = (
@@ -51,6 +53,7 @@ MUTATIONS = (
     invoice_payments.Mutation,
     checkout.Mutation,
     portal.Mutation,
+    usage.Mutation,
     clock.Mutation,
 )
 

@@ -42,7 +42,7 @@ from billing_graphql.db.models.payments import (
     Refund,
 )
 from billing_graphql.db.models.subscriptions import Subscription, SubscriptionAddon
-from billing_graphql.db.models.usage import UsageCounter, UsageEvent
+from billing_graphql.db.models.usage import UsageCounter, UsageEvent, UsageLimitEvent
 
 __all__ = [
     "Addon",
@@ -83,6 +83,7 @@ __all__ = [
     "TestClock",
     "UsageCounter",
     "UsageEvent",
+    "UsageLimitEvent",
     "WebhookDelivery",
     "WebhookEndpoint",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing_graphql.db.models.base import Base, uuid_pk
@@ -44,4 +44,23 @@ class UsageCounter(Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "metric_id", "period_key", name="uq_usage_counter"),
         CheckConstraint("value >= 0", name="value_not_negative"),
+    )
+
+
+class UsageLimitEvent(Base):
+    """A limit threshold (80 or 100 percent) crossed by an organization's metric in one billing
+    month; the unique constraint makes its outbox event be written once, also under concurrency."""
+
+    __tablename__ = "usage_limit_events"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    metric_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("metrics.id"))
+    period_key: Mapped[str] = mapped_column(String(16))
+    threshold: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("organization_id", "metric_id", "period_key", "threshold", name="uq_usage_limit_event"),
+        CheckConstraint("threshold IN (80, 100)", name="threshold_known"),
     )

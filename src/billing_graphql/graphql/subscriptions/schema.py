@@ -24,6 +24,7 @@ from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
 from billing_graphql.graphql.common import Money, connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.billing.types import InvoicePreview, InvoiceType
+from billing_graphql.graphql.usage.types import PlanLimitsType, plan_limits_of
 from billing_graphql.graphql.subscriptions.types import (
     BillingPeriod,
     ChangeEffective,
@@ -105,6 +106,7 @@ class ChangePlanPayload:
     preview: InvoicePreview | None = strawberry.field(default=None, description="What the change bills or credits.")
     credit_added: Money | None = strawberry.field(default=None, description="Account credit from a downgrade.")
     minimum_required_cap: Money | None = strawberry.field(default=None, description="With SPENDING_CAP_TOO_LOW.")
+    plan_limits: PlanLimitsType | None = strawberry.field(default=None, description="Seed 004's plan-limits view.")
     errors: list[BillingError] = strawberry.field(default_factory=list)
 
 
@@ -248,6 +250,7 @@ class Mutation:
             invoice=InvoiceType.maybe(result.invoice),
             preview=InvoicePreview.from_value(result.preview),
             credit_added=_credit(result),
+            plan_limits=await plan_limits_of(info, result.subscription.organization_id),
             errors=errors,
         )
 

@@ -70,6 +70,21 @@ class SpendingCap:
     current_agent_count: int
 
 
+async def spending_cap_of(info: Info, row: SubscriptionRow) -> SpendingCap:
+    """A subscription's spending cap against what its current seats cost (through the loaders)."""
+    plan = await info.context.loaders.plan_by_id.load(row.plan_id)
+    gauge = await info.context.loaders.agents_by_organization.load(row.organization_id)
+    agents = row.agent_count if gauge is None else gauge
+    minimum = plan_price(plan).seats(row.billing_period, agents)
+    cap = row.spending_cap
+    return SpendingCap(
+        current_cap=Money.maybe(cap, plan.currency),
+        minimum_required_cap=Money.of(minimum, plan.currency),
+        require_increase=cap is not None and cap < minimum,
+        current_agent_count=agents,
+    )
+
+
 @strawberry.type(name="Subscription", description="An organization's subscription to a plan.")
 class SubscriptionType(relay.Node):
     id: relay.NodeID[str]
@@ -208,17 +223,7 @@ class SubscriptionType(relay.Node):
 
     @strawberry.field
     async def spending_cap(self, info: Info) -> SpendingCap:
-        plan = await info.context.loaders.plan_by_id.load(self.row.plan_id)
-        gauge = await info.context.loaders.agents_by_organization.load(self.row.organization_id)
-        agents = self.row.agent_count if gauge is None else gauge
-        minimum = plan_price(plan).seats(self.row.billing_period, agents)
-        cap = self.row.spending_cap
-        return SpendingCap(
-            current_cap=Money.maybe(cap, plan.currency),
-            minimum_required_cap=Money.of(minimum, plan.currency),
-            require_increase=cap is not None and cap < minimum,
-            current_agent_count=agents,
-        )
+        return await spending_cap_of(info, self.row)
 
     @strawberry.field
     def created_at(self) -> datetime:

@@ -1,0 +1,184 @@
+"""Usage rules: billing months, event validation, folding a batch, limits and thresholds.
+
+A COUNTER is summed per billing month. A billing month is anchored on the subscription's
+period anchor (the same day each month, clamped to the month's end, as periods are); without
+a subscription it is the calendar month. Its key is the ``YYYY-MM`` of the month it starts
+in, so each billing month has exactly one key. A GAUGE keeps one value under ``current``:
+the last one observed, by event timestamp.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from billing_graphql.domain.clock import require_utc
+from billing_graphql.domain.errors import BillingError, validation
+from billing_graphql.domain.periods import Period, add_months
+
+GAUGE_KEY = "current"
+MAX_EVENTS_PER_BATCH = 1000
+MAX_PAST = timedelta(days=35)
+MAX_FUTURE = timedelta(minutes=5)
+MAX_KEY_LENGTH = 200
+THRESHOLDS = (80, 100)  # percent of a limit that writes one event each per billing month
+THRESHOLD_EVENTS = {80: "usage.limit_approaching", 100: "usage.limit_reached"}
+MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def month_key(start: datetime) -> str:
+    return f"{start.year:04d}-{start.month:02d}"
+
+
+def calendar_month(instant: datetime) -> Period:
+    start = instant.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return Period(start, add_months(start, 1))
+
+
+def billing_month(anchor: datetime | None, instant: datetime) -> Period:
+    """The billing month containing ``instant``: anchored on ``anchor`` (before it or after), or
+    the calendar month when there is no anchor."""
+    require_utc(instant, "instant")
+    if anchor is None:
+        return calendar_month(instant)
+    require_utc(anchor, "anchor")
+    index = (instant.year - anchor.year) * 12 + (instant.month - anchor.month) - 1
+    while add_months(anchor, index + 1) <= instant:
+        index += 1
+    while add_months(anchor, index) > instant:
+        index -= 1
+    return Period(add_months(anchor, index), add_months(anchor, index + 1))
+
+
+def parse_month(value: str, field: str = "month") -> datetime:
+    """The first instant of a ``YYYY-MM`` month (UTC); VALIDATION otherwise."""
+    match = MONTH_PATTERN.match(value or "")
+    if match is None:
+        raise validation("A month is written YYYY-MM (e.g. 2026-03).", field)
+    return datetime(int(match.group(1)), int(match.group(2)), 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EventInput:
+    metric: str
+    quantity: int
+    timestamp: datetime
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    id: object
+    code: str
+    is_gauge: bool
+
+
+def check_event(
+    index: int, event: EventInput, metrics: dict[str, MetricInfo], now: datetime
+) -> BillingError | None:
+    """The first problem with one event, as a VALIDATION error naming ``events[i].field``."""
+    at = f"events[{index}]"
+    key = event.idempotency_key
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key):
+        return validation(f"idempotencyKey: 1 to {MAX_KEY_LENGTH} printable characters.", f"{at}.idempotencyKey")
+    if not isinstance(event.metric, str) or event.metric not in metrics:
+        return validation(f"Unknown metric {str(event.metric)[:64]!r}.", f"{at}.metric")
+    if not isinstance(event.quantity, int) or isinstance(event.quantity, bool) or event.quantity < 0:
+        return validation("quantity must be a whole number, 0 or more.", f"{at}.quantity")
+    if event.quantity > 2**53:
+        return validation("quantity is too large.", f"{at}.quantity")
+    stamp = event.timestamp
+    if not isinstance(stamp, datetime) or stamp.tzinfo is None:
+        return validation("timestamp must be a date-time with a time zone.", f"{at}.timestamp")
+    stamp = stamp.astimezone(UTC)
+    if stamp < now - MAX_PAST:
+        return validation("timestamp is more than 35 days in the past.", f"{at}.timestamp")
+    if stamp > now + MAX_FUTURE:
+        return validation("timestamp is more than 5 minutes in the future.", f"{at}.timestamp")
+    return None
+
+
+@dataclass(slots=True)
+class Batch:
+    """A checked batch: the events to insert (first occurrence of each key), the duplicate count
+    within the batch, and the errors of refused events."""
+
+    accepted: list[tuple[EventInput, MetricInfo]]
+    duplicates_in_batch: int
+    errors: list[BillingError]
+
+
+def check_batch(events: Sequence[EventInput], metrics: dict[str, MetricInfo], now: datetime) -> Batch:
+    if len(events) > MAX_EVENTS_PER_BATCH:
+        raise validation(f"At most {MAX_EVENTS_PER_BATCH} events per call (got {len(events)}).", "events")
+    accepted: list[tuple[EventInput, MetricInfo]] = []
+    errors: list[BillingError] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for index, event in enumerate(events):
+        error = check_event(index, event, metrics, now)
+        if error is not None:
+            errors.append(error)
+            continue
+        if event.idempotency_key in seen:
+            duplicates += 1
+            continue
+        seen.add(event.idempotency_key)
+        accepted.append((EventInput(event.metric, event.quantity, event.timestamp.astimezone(UTC),
+                                    event.idempotency_key), metrics[event.metric]))
+    return Batch(accepted=accepted, duplicates_in_batch=duplicates, errors=errors)
+
+
+def fold(
+    events: Iterable[tuple[EventInput, MetricInfo]], anchor: datetime | None
+) -> tuple[dict[tuple[object, str], int], dict[object, tuple[datetime, int]]]:
+    """Counter increments per (metric id, month key), and each gauge's last value by timestamp
+    (a tie keeps the later event of the batch)."""
+    counters: dict[tuple[object, str], int] = {}
+    gauges: dict[object, tuple[datetime, int]] = {}
+    for event, metric in events:
+        if metric.is_gauge:
+            previous = gauges.get(metric.id)
+            if previous is None or event.timestamp >= previous[0]:
+                gauges[metric.id] = (event.timestamp, event.quantity)
+        else:
+            key = (metric.id, month_key(billing_month(anchor, event.timestamp).start))
+            counters[key] = counters.get(key, 0) + event.quantity
+    return counters, gauges
+
+
+@dataclass(frozen=True, slots=True)
+class LimitUse:
+    used: int
+    limit: int | None
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(self.limit - self.used, 0)
+
+    @property
+    def overage(self) -> int:
+        return 0 if self.limit is None else max(self.used - self.limit, 0)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.limit is not None and self.used > self.limit
+
+    @property
+    def percent_used(self) -> Decimal | None:
+        if self.limit is None:
+            return None
+        if self.limit == 0:
+            return Decimal("0.00") if self.used == 0 else Decimal("100.00")
+        return (Decimal(self.used) * 100 / Decimal(self.limit)).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def thresholds_reached(used: int, limit: int | None) -> list[int]:
+    """The thresholds (percent of the limit) ``used`` has reached; none without usage or limit."""
+    if limit is None or used <= 0:
+        return []
+    return [threshold for threshold in THRESHOLDS if used * 100 >= limit * threshold]

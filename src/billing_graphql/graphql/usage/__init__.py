@@ -1,0 +1,1 @@
+"""GraphQL for usage: recordUsage, usage, entitlements, planLimits, partner snapshots and grants."""

@@ -1,0 +1,209 @@
+"""Root fields for usage: recordUsage, usage, entitlements, planLimits, and the partners' usageSnapshots
+with the grants that open them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.errors import BillingError as DomainBillingError
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.domain.usage import EventInput, calendar_month, parse_month
+from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
+from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
+from billing_graphql.graphql.subscriptions.schema import organization_for
+from billing_graphql.graphql.usage.types import (
+    Entitlements,
+    PlanLimitsType,
+    Usage,
+    UsageSnapshot,
+    UsageSnapshotConnection,
+    plan_limits_of,
+)
+from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
+from billing_graphql.services.usage import partners
+from billing_graphql.services.usage.ingest import record_usage
+from billing_graphql.services.usage.reading import entitlements, usage_now
+
+ORGANIZATION_HELP = "Super-admins: the organization to read (required). Tenants read their own."
+
+
+@strawberry.input
+class UsageEventInput:
+    metric: str = strawberry.field(description="A metric code of the catalog (messages, agents, ...).")
+    quantity: int = strawberry.field(description="COUNTER: added to the month; GAUGE: the current value.")
+    timestamp: datetime = strawberry.field(description="When it happened: at most 35 days ago, 5 minutes ahead.")
+    idempotency_key: str = strawberry.field(description="Unique per organization; a key seen before is a duplicate.")
+
+
+@strawberry.input
+class RecordUsageInput:
+    events: list[UsageEventInput] = strawberry.field(description="At most 1,000.")
+    organization_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Super-admins: the organization (required). Tenants record their own."
+    )
+
+
+@strawberry.type
+class RecordUsagePayload:
+    accepted: int = strawberry.field(description="Events recorded now.")
+    duplicates: int = strawberry.field(description="Events ignored: their key was seen before.")
+    errors: list[BillingError] = strawberry.field(description="One per refused event (field: events[i].name).")
+
+
+@strawberry.input
+class PartnerAccessInput:
+    api_key_id: relay.GlobalID = strawberry.field(description="A PARTNER key's id.")
+    organization_id: relay.GlobalID
+
+
+@strawberry.type
+class PartnerAccessPayload:
+    api_key_id: strawberry.ID | None = None
+    organization_id: strawberry.ID | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+def _scope(info: Info, organization_id: relay.GlobalID | None) -> uuid.UUID | None:
+    """The organization a read applies to: a tenant's own, the one a super-admin names (a
+    super-admin naming none is a client error); None for anything else (read as null)."""
+    actor = info.context.actor
+    if organization_id is None:
+        if actor.is_super_admin:
+            raise ClientError("Super-admins name the organization: pass organizationId.")
+        return actor.organization_id
+    try:
+        requested = decode_id(organization_id, "Organization", "organizationId")
+    except DomainBillingError:
+        return None
+    return actor.organization_in_scope(requested)
+
+
+def _month(info: Info, month: str | None) -> datetime:
+    if month is None:
+        return calendar_month(info.context.now).start
+    try:
+        return parse_month(month)
+    except DomainBillingError as error:
+        raise ClientError(error.message) from None
+
+
+def _organization_ids(ids: list[relay.GlobalID]) -> list[uuid.UUID | None]:
+    decoded: list[uuid.UUID | None] = []
+    for global_id in ids:
+        try:
+            decoded.append(decode_id(global_id, "Organization", "organizationIds"))
+        except DomainBillingError:
+            decoded.append(None)
+    return decoded
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(extensions=allow(*READERS), description="Usage in the current billing month, with limits.")
+    async def usage(self, info: Info, organization_id: relay.GlobalID | None = None) -> Usage | None:
+        scope = _scope(info, organization_id)
+        if scope is None:
+            return None
+        try:
+            async with info.context.db.read() as session:
+                return Usage.of(await usage_now(session, scope, info.context.now))
+        except DomainBillingError:
+            return None
+
+    @strawberry.field(extensions=allow(*READERS),
+                      description="Feature flags, limits and status, to gate features in one round trip.")
+    async def entitlements(self, info: Info, organization_id: relay.GlobalID | None = None) -> Entitlements | None:
+        scope = _scope(info, organization_id)
+        if scope is None:
+            return None
+        try:
+            async with info.context.db.read() as session:
+                return Entitlements.of(await entitlements(session, scope, info.context.now))
+        except DomainBillingError:
+            return None
+
+    @strawberry.field(extensions=allow(*READERS),
+                      description="Seed 004's view: current plan and trial, spending cap, every plan's limits, usage.")
+    async def plan_limits(self, info: Info, organization_id: relay.GlobalID | None = None) -> PlanLimitsType | None:
+        scope = _scope(info, organization_id)
+        if scope is None:
+            return None
+        try:
+            return await plan_limits_of(info, scope)
+        except DomainBillingError:
+            return None
+
+    @strawberry.field(
+        extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.PARTNER),
+        description="Usage snapshots for one month (default: the current one). With organizationIds: those "
+                    "(all granted to the partner, or FORBIDDEN for the whole request); without: a page of the "
+                    "granted organizations, by name.",
+    )
+    async def usage_snapshots(
+        self, info: Info, organization_ids: list[relay.GlobalID] | None = None, month: str | None = None,
+        first: int | None = 10, after: str | None = None,
+    ) -> UsageSnapshotConnection | None:
+        context = info.context
+        start = _month(info, month)
+        if organization_ids is None:
+            try:
+                page = await partners.snapshot_page(context.db, context.actor, start,
+                                                    first=page_size(first), offset=offset_after(after))
+            except DomainBillingError as error:
+                raise ClientError(error.message) from None
+            return connection_from_page(UsageSnapshotConnection, page, UsageSnapshot.of)
+        if len(organization_ids) > MAX_PAGE_SIZE:
+            raise ClientError(f"At most {MAX_PAGE_SIZE} organizationIds.")
+        try:
+            items = await partners.snapshots_of(context.db, context.actor, _organization_ids(organization_ids), start)
+        except partners.SnapshotsForbidden:
+            raise Forbidden("Forbidden: an organization asked for is not granted to this key.") from None
+        return connection_from_page(UsageSnapshotConnection, Page(items=items, offset=0, has_next=False),
+                                    UsageSnapshot.of)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        extensions=allow(*MANAGERS),
+        description="Record up to 1,000 usage events; invalid ones are refused one by one, the rest recorded.",
+    )
+    async def record_usage(self, info: Info, input: RecordUsageInput) -> RecordUsagePayload | None:
+        context = info.context
+        events = [EventInput(metric=item.metric, quantity=item.quantity, timestamp=item.timestamp,
+                             idempotency_key=item.idempotency_key) for item in input.events]
+        try:
+            result = await record_usage(context.db, organization_id=organization_for(info, input.organization_id),
+                                        events=events, now=context.now)
+        except DomainBillingError as error:
+            return RecordUsagePayload(accepted=0, duplicates=0, errors=[BillingError.from_domain(error)])
+        return RecordUsagePayload(accepted=result.accepted, duplicates=result.duplicates,
+                                  errors=[BillingError.from_domain(error) for error in result.errors])
+
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN),
+                         description="Let a PARTNER key read an organization's usage snapshots.")
+    async def grant_partner_access(self, info: Info, input: PartnerAccessInput) -> PartnerAccessPayload | None:
+        return await _partner_access(info, input, partners.grant_partner_access)
+
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Withdraw a partner's access.")
+    async def revoke_partner_access(self, info: Info, input: PartnerAccessInput) -> PartnerAccessPayload | None:
+        return await _partner_access(info, input, partners.revoke_partner_access)
+
+
+async def _partner_access(info: Info, input: PartnerAccessInput, service) -> PartnerAccessPayload:
+    context = info.context
+    try:
+        api_key_id = decode_id(input.api_key_id, "ApiKey", "apiKeyId")
+        organization_id = decode_id(input.organization_id, "Organization", "organizationId")
+        await service(context.db, context.actor, api_key_id=api_key_id, organization_id=organization_id,
+                      now=context.now)
+    except DomainBillingError as error:
+        return PartnerAccessPayload(errors=[BillingError.from_domain(error)])
+    return PartnerAccessPayload(api_key_id=strawberry.ID(relay.to_base64("ApiKey", api_key_id)),
+                                organization_id=strawberry.ID(relay.to_base64("Organization", organization_id)))

@@ -1,0 +1,195 @@
+"""Usage types: values known at construction are plain fields (no resolvers)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
+from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
+from billing_graphql.services.usage.partners import Snapshot
+from billing_graphql.services.usage.reading import Entitlements as EntitlementsValue
+from billing_graphql.services.usage.reading import MetricUse, UsageNow, plan_limits_view
+from billing_graphql.services.usage.reading import PlanLimitsView as PlanLimitsValue
+
+
+@strawberry.type(description="A metric's use in the current billing month; `limit` null is unlimited.")
+class MetricUsage:
+    metric: Metric
+    used: int
+    limit: int | None
+    remaining: int | None = strawberry.field(description="Null when unlimited.")
+    overage: int
+    percent_used: Decimal | None = strawberry.field(description="Of the limit, two decimals; null when unlimited.")
+
+    @classmethod
+    def of(cls, item: MetricUse) -> MetricUsage:
+        use = item.use
+        return cls(metric=Metric.from_row(item.metric), used=use.used, limit=use.limit, remaining=use.remaining,
+                   overage=use.overage, percent_used=use.percent_used)
+
+
+def _limits(uses: list[MetricUse]) -> list[PlanLimit]:
+    return [PlanLimit(metric=Metric.from_row(use.metric), limit=use.use.limit) for use in uses if use.limited]
+
+
+@strawberry.type(description="An organization's usage in its current billing month (the calendar month "
+                             "without a subscription). GAUGEs are current counts; COUNTERs are this month's sums.")
+class Usage:
+    organization_id: strawberry.ID
+    agent_count: int
+    contact_count: int
+    messages_this_month: int
+    active_integrations: int
+    usage_month: str = strawberry.field(description="YYYY-MM of the month the billing month starts in.")
+    period_start: datetime
+    period_end: datetime
+    limits: list[PlanLimit] = strawberry.field(description="The plan's limits; null is unlimited.")
+    metrics: list[MetricUsage] = strawberry.field(description="Every metric the plan limits or that has a value.")
+
+    @classmethod
+    def of(cls, usage: UsageNow) -> Usage:
+        return cls(
+            organization_id=strawberry.ID(relay.to_base64("Organization", usage.organization.organization.id)),
+            agent_count=usage.used("agents"),
+            contact_count=usage.used("contacts"),
+            messages_this_month=usage.used("messages"),
+            active_integrations=usage.used("integrations"),
+            usage_month=usage.usage_month,
+            period_start=usage.month.start,
+            period_end=usage.month.end,
+            limits=_limits(usage.metrics),
+            metrics=[MetricUsage.of(item) for item in usage.metrics],
+        )
+
+
+@strawberry.type(description="A limit and its use now.")
+class EntitlementLimit:
+    metric: Metric
+    used: int
+    limit: int | None
+    exceeded: bool
+
+
+@strawberry.type(description="What an organization may use now: its plan's feature flags and limits, and "
+                             "the subscription's status (UNPAID: restrict access).")
+class Entitlements:
+    plan_slug: str | None = strawberry.field(description="The live plan's, the free tier's, or null.")
+    status: SubscriptionStatus | None = strawberry.field(description="Null without a live subscription.")
+    features: list[PlanFeature]
+    limits: list[EntitlementLimit]
+
+    @classmethod
+    def of(cls, value: EntitlementsValue) -> Entitlements:
+        status: DomainSubscriptionStatus | None = value.subscription.status if value.subscription else None
+        return cls(
+            plan_slug=value.plan.slug if value.plan else None,
+            status=status,
+            features=[PlanFeature(key=key, enabled=enabled) for key, enabled in value.features],
+            limits=[EntitlementLimit(metric=Metric.from_row(use.metric), used=use.use.used, limit=use.use.limit,
+                                     exceeded=use.use.exceeded) for use in value.limits],
+        )
+
+
+@strawberry.type(description="Current values in the shape of a plan's limits.")
+class PlanLimitsUsage:
+    agent_count: int
+    limits: list[PlanLimit] = strawberry.field(description="Each limited metric with its current value as `limit`.")
+
+
+@strawberry.type(name="PlanLimits", description="Seed 004's plan-limits view.")
+class PlanLimitsType:
+    current_plan: PlanType | None
+    is_trial: bool
+    trial_end_date: datetime | None
+    expired_trial: bool
+    plans: list[PlanType] = strawberry.field(description="Every active plan: limits, includedAgents, trialDays, "
+                                                         "basePriceMonthly.")
+    usage: PlanLimitsUsage
+    view: strawberry.Private[PlanLimitsValue]
+
+    @strawberry.field(description="The spending cap (seed 004's capped amount); null without a subscription.")
+    async def capped_amount(self, info: Info) -> SpendingCap | None:
+        subscription = self.view.usage.organization.subscription
+        return await spending_cap_of(info, subscription) if subscription is not None else None
+
+    @classmethod
+    def of(cls, view: PlanLimitsValue, now: datetime) -> PlanLimitsType:
+        found = view.usage.organization
+        subscription = found.subscription
+        trial_end = subscription.trial_ends_at if subscription else None
+        status = subscription.status if subscription else None
+        return cls(
+            current_plan=PlanType.from_row(found.plan) if found.plan else None,
+            is_trial=status is DomainSubscriptionStatus.TRIALING,
+            trial_end_date=trial_end,
+            expired_trial=trial_end is not None and now >= trial_end and status in (
+                DomainSubscriptionStatus.TRIALING, DomainSubscriptionStatus.PAST_DUE, DomainSubscriptionStatus.UNPAID),
+            plans=[PlanType.from_row(plan) for plan in view.plans],
+            usage=PlanLimitsUsage(
+                agent_count=view.usage.used("agents"),
+                limits=[PlanLimit(metric=Metric.from_row(use.metric), limit=use.use.used)
+                        for use in view.usage.metrics if use.limited],
+            ),
+            view=view,
+        )
+
+
+@strawberry.type(description="The organization a snapshot is of.")
+class SnapshotOrganization:
+    id: strawberry.ID
+    name: str
+
+
+@strawberry.type(description="The plan of a snapshot's organization.")
+class SnapshotPlan:
+    slug: str
+    name: str
+
+
+@strawberry.type(description="A metric in a snapshot; `limit` null is unlimited.")
+class SnapshotMetric:
+    metric: Metric
+    used: int
+    limit: int | None
+    overage: int
+
+
+@strawberry.type(description="An organization's usage in one month (GAUGEs: their current value).")
+class UsageSnapshot:
+    organization: SnapshotOrganization
+    plan: SnapshotPlan | None
+    month: str
+    metrics: list[SnapshotMetric]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> UsageSnapshot:
+        organization = snapshot.organization.organization
+        plan = snapshot.organization.plan
+        return cls(
+            organization=SnapshotOrganization(id=strawberry.ID(relay.to_base64("Organization", organization.id)),
+                                              name=organization.name),
+            plan=SnapshotPlan(slug=plan.slug, name=plan.name) if plan else None,
+            month=snapshot.month,
+            metrics=[SnapshotMetric(metric=Metric.from_row(use.metric), used=use.use.used, limit=use.use.limit,
+                                    overage=use.use.overage) for use in snapshot.metrics],
+        )
+
+
+@strawberry.type
+class UsageSnapshotConnection(relay.Connection[UsageSnapshot]):
+    pass
+
+
+async def plan_limits_of(info: Info, organization_id: uuid.UUID) -> PlanLimitsType:
+    """The plan-limits view of an organization (also on changePlan's payload)."""
+    context = info.context
+    async with context.db.read() as session:
+        view = await plan_limits_view(session, organization_id, context.now)
+    return PlanLimitsType.of(view, context.now)

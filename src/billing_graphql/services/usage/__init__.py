@@ -1,0 +1,1 @@
+"""Usage metering: ingestion, reading against limits, entitlements, partner snapshots."""

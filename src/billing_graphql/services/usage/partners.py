@@ -1,0 +1,118 @@
+"""Partner grants and usage snapshots: a PARTNER key reads the usage of the organizations a
+super-admin granted it, and nothing else."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import ApiKey, Organization, PartnerGrant
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.roles import Role
+from billing_graphql.domain.usage import month_key
+from billing_graphql.services.pagination import Page, fetch_page
+from billing_graphql.services.platform.audit import record_audit
+from billing_graphql.services.usage.ingest import dialect_insert
+from billing_graphql.services.usage.reading import MetricUse, OrganizationPlan, metric_uses, organization_plans
+
+GRANTS = PartnerGrant.__table__
+
+
+async def _check_grant_target(session: AsyncSession, api_key_id: uuid.UUID, organization_id: uuid.UUID) -> None:
+    key = await session.get(ApiKey, api_key_id)
+    if key is None:
+        raise not_found("API key", "apiKeyId")
+    if key.role is not Role.PARTNER:
+        raise validation(f"Only PARTNER keys get partner access (this key is {key.role.value}).", "apiKeyId")
+    if key.revoked_at is not None:
+        raise validation("This API key is revoked.", "apiKeyId")
+    if await session.get(Organization, organization_id) is None:
+        raise not_found("Organization", "organizationId")
+
+
+async def grant_partner_access(
+    db: Database, actor: Actor | None, *, api_key_id: uuid.UUID, organization_id: uuid.UUID, now: datetime
+) -> None:
+    """Let a PARTNER key read the organization's usage snapshots (granting twice is harmless)."""
+    async with db.write() as session:
+        await _check_grant_target(session, api_key_id, organization_id)
+        statement = dialect_insert(session)(GRANTS).values(
+            id=uuid.uuid4(), api_key_id=api_key_id, organization_id=organization_id, created_at=now
+        ).on_conflict_do_nothing(index_elements=[GRANTS.c.api_key_id, GRANTS.c.organization_id])
+        await session.execute(statement)
+        record_audit(session, actor=actor, action="partner_access.granted", object_type="ApiKey",
+                     object_id=api_key_id, organization_id=organization_id, now=now,
+                     after={"apiKeyId": str(api_key_id), "organizationId": str(organization_id)})
+
+
+async def revoke_partner_access(
+    db: Database, actor: Actor | None, *, api_key_id: uuid.UUID, organization_id: uuid.UUID, now: datetime
+) -> None:
+    """Withdraw a grant; NOT_FOUND when there was none."""
+    async with db.write() as session:
+        result = await session.execute(
+            delete(PartnerGrant).where(PartnerGrant.api_key_id == api_key_id,
+                                       PartnerGrant.organization_id == organization_id)
+        )
+        if result.rowcount == 0:
+            raise BillingError(BillingErrorCode.NOT_FOUND, "This key has no access to this organization.",
+                               field="apiKeyId")
+        record_audit(session, actor=actor, action="partner_access.revoked", object_type="ApiKey",
+                     object_id=api_key_id, organization_id=organization_id, now=now,
+                     before={"apiKeyId": str(api_key_id), "organizationId": str(organization_id)})
+
+
+class SnapshotsForbidden(Exception):
+    """An organization asked for is not granted to the partner (or does not exist)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    organization: OrganizationPlan
+    month: str
+    metrics: list[MetricUse]
+
+
+async def _snapshots(session: AsyncSession, organization_ids: list[uuid.UUID], month: datetime) -> list[Snapshot]:
+    found = await organization_plans(session, organization_ids)
+    key = month_key(month)
+    uses = await metric_uses(session, {item.organization.id: (item.plan.id if item.plan else None, key)
+                                       for item in found})
+    return [Snapshot(item, key, uses[item.organization.id]) for item in found]
+
+
+async def snapshots_of(
+    db: Database, actor: Actor, organization_ids: list[uuid.UUID | None], month: datetime
+) -> list[Snapshot]:
+    """Snapshots of the organizations asked for, in that order. A partner asking for any one not
+    granted to it (or malformed, or missing) gets SnapshotsForbidden for the whole request."""
+    async with db.read() as session:
+        wanted = list(dict.fromkeys(organization_ids))
+        if actor.role is not Role.SUPER_ADMIN:
+            ids = [item for item in wanted if item is not None]
+            granted = await session.scalar(
+                select(func.count()).select_from(PartnerGrant)
+                .where(PartnerGrant.api_key_id == actor.api_key_id, PartnerGrant.organization_id.in_(ids))
+            ) if ids and actor.api_key_id is not None else 0
+            if len(ids) != len(wanted) or granted != len(ids):
+                raise SnapshotsForbidden()
+        return await _snapshots(session, [item for item in wanted if item is not None], month)
+
+
+async def snapshot_page(db: Database, actor: Actor, month: datetime, *, first: int, offset: int) -> Page[Snapshot]:
+    """A page of the granted organizations' snapshots (every organization's for super-admins), by name."""
+    statement = select(Organization.id).order_by(Organization.name, Organization.id)
+    if actor.role is not Role.SUPER_ADMIN:
+        statement = statement.join(PartnerGrant, PartnerGrant.organization_id == Organization.id).where(
+            PartnerGrant.api_key_id == actor.api_key_id
+        )
+    async with db.read() as session:
+        page = await fetch_page(session, statement, first=first, offset=offset)
+        items = await _snapshots(session, list(page.items), month) if page.items else []
+    return Page(items=items, offset=page.offset, has_next=page.has_next)

@@ -1,0 +1,201 @@
+"""Reading usage: per organization and metric, used against the plan's limit, in a fixed number
+of statements whatever the number of organizations and metrics.
+
+Counter keys: a COUNTER's row for an organization and metric is keyed by the ``YYYY-MM`` of the
+month its billing month starts in (``domain.usage.billing_month``: anchored on the live
+subscription's ``period_anchor``, the calendar month without one). A GAUGE has one row keyed
+``current``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.models import (
+    Metric,
+    MetricKind,
+    Organization,
+    Plan,
+    PlanFeature,
+    PlanLimit,
+    Subscription,
+    UsageCounter,
+)
+from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.periods import Period, add_months
+from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, billing_month, month_key
+from billing_graphql.services.catalog.plans import plan_order
+from billing_graphql.services.usage.ingest import live_join
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationPlan:
+    organization: Organization
+    subscription: Subscription | None
+    plan: Plan | None
+
+    def month(self, now: datetime) -> Period:
+        """The billing month containing ``now`` (the calendar month without a subscription)."""
+        return billing_month(self.subscription.period_anchor if self.subscription else None, now)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricUse:
+    metric: Metric
+    use: LimitUse
+    limited: bool  # the plan lists the metric (its limit may still be null: unlimited)
+
+
+async def organization_plans(session: AsyncSession, organization_ids: Iterable[uuid.UUID]) -> list[OrganizationPlan]:
+    """Organizations with their live subscription and its plan, in the order asked (missing ones left out)."""
+    ids = list(dict.fromkeys(organization_ids))
+    if not ids:
+        return []
+    rows = (await session.execute(
+        select(Organization, Subscription, Plan)
+        .outerjoin(Subscription, live_join())
+        .outerjoin(Plan, Plan.id == Subscription.plan_id)
+        .where(Organization.id.in_(ids))
+    )).all()
+    found = {organization.id: OrganizationPlan(organization, subscription, plan)
+             for organization, subscription, plan in rows}
+    return [found[organization_id] for organization_id in ids if organization_id in found]
+
+
+async def organization_plan(session: AsyncSession, organization_id: uuid.UUID) -> OrganizationPlan:
+    found = await organization_plans(session, [organization_id])
+    if not found:
+        raise not_found("Organization", "organizationId")
+    return found[0]
+
+
+async def metric_uses(
+    session: AsyncSession, months: dict[uuid.UUID, tuple[uuid.UUID | None, str]]
+) -> dict[uuid.UUID, list[MetricUse]]:
+    """Per organization (mapped to its plan id and the month key to read), each metric the plan
+    limits or that has a value: used, limit. Three statements for any number of organizations."""
+    if not months:
+        return {}
+    metrics = {metric.id: metric for metric in (await session.scalars(select(Metric).order_by(Metric.code))).all()}
+    plan_ids = {plan_id for plan_id, _ in months.values() if plan_id is not None}
+    limits: dict[uuid.UUID, dict[uuid.UUID, int | None]] = {}
+    if plan_ids:
+        for plan_id, metric_id, value in (await session.execute(
+            select(PlanLimit.plan_id, PlanLimit.metric_id, PlanLimit.limit_value).where(PlanLimit.plan_id.in_(plan_ids))
+        )).all():
+            limits.setdefault(plan_id, {})[metric_id] = value
+    keys = {key for _, key in months.values()} | {GAUGE_KEY}
+    values: dict[tuple[uuid.UUID, uuid.UUID, str], int] = {
+        (organization_id, metric_id, key): value
+        for organization_id, metric_id, key, value in (await session.execute(
+            select(UsageCounter.organization_id, UsageCounter.metric_id, UsageCounter.period_key, UsageCounter.value)
+            .where(UsageCounter.organization_id.in_(list(months)), UsageCounter.period_key.in_(keys))
+        )).all()
+    }
+    result: dict[uuid.UUID, list[MetricUse]] = {}
+    for organization_id, (plan_id, key) in months.items():
+        plan_limits = limits.get(plan_id, {}) if plan_id is not None else {}
+        uses: list[MetricUse] = []
+        for metric in metrics.values():
+            value = values.get((organization_id, metric.id, GAUGE_KEY if metric.kind is MetricKind.GAUGE else key))
+            limited = metric.id in plan_limits
+            if limited or value is not None:
+                uses.append(MetricUse(metric, LimitUse(value or 0, plan_limits.get(metric.id)), limited))
+        result[organization_id] = uses
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class UsageNow:
+    organization: OrganizationPlan
+    month: Period
+    metrics: list[MetricUse]
+
+    def used(self, code: str) -> int:
+        return next((use.use.used for use in self.metrics if use.metric.code == code), 0)
+
+    @property
+    def usage_month(self) -> str:
+        return month_key(self.month.start)
+
+
+async def usage_now(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> UsageNow:
+    found = await organization_plan(session, organization_id)
+    month = found.month(now)
+    uses = await metric_uses(session, {organization_id: (found.plan.id if found.plan else None, month_key(month.start))})
+    return UsageNow(found, month, uses[organization_id])
+
+
+@dataclass(frozen=True, slots=True)
+class Entitlements:
+    plan: Plan | None
+    subscription: Subscription | None
+    features: list[tuple[str, bool]]
+    limits: list[MetricUse]
+
+
+async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> Entitlements:
+    """The live plan's features and limits; without a live subscription the free tier (an active
+    plan priced 0), else every known feature off and no limits."""
+    found = await organization_plan(session, organization_id)
+    plan = found.plan
+    if plan is None:
+        plan = await session.scalar(
+            select(Plan).where(Plan.is_active.is_(True), Plan.base_price_monthly == 0)
+            .order_by(Plan.sort_order, Plan.name).limit(1)
+        )
+    if plan is None:
+        keys = (await session.scalars(select(PlanFeature.key).distinct().order_by(PlanFeature.key))).all()
+        return Entitlements(None, None, [(key, False) for key in keys], [])
+    features = (await session.execute(
+        select(PlanFeature.key, PlanFeature.enabled).where(PlanFeature.plan_id == plan.id).order_by(PlanFeature.key)
+    )).all()
+    uses = await metric_uses(session, {organization_id: (plan.id, month_key(found.month(now).start))})
+    limits = [use for use in uses[organization_id] if use.limited]
+    return Entitlements(plan, found.subscription, [(key, enabled) for key, enabled in features], limits)
+
+
+async def usage_in_period(
+    session: AsyncSession, organization_id: uuid.UUID, metric_code: str, period_start: datetime,
+    period_end: datetime | None = None,
+) -> int:
+    """COUNTER usage of ``metric_code`` for an organization over the billing months that start in
+    [``period_start``, ``period_end``) (default: the one billing month starting at ``period_start``;
+    pass the period's end for an annual period). 0 when nothing was recorded."""
+    end = period_end or add_months(period_start, 1)
+    keys: list[str] = []
+    start = period_start
+    index = 0
+    while start < end:
+        keys.append(month_key(start))
+        index += 1
+        start = add_months(period_start, index)
+    total = await session.scalar(
+        select(func.coalesce(func.sum(UsageCounter.value), 0))
+        .join(Metric, Metric.id == UsageCounter.metric_id)
+        .where(UsageCounter.organization_id == organization_id, Metric.code == metric_code,
+               Metric.kind == MetricKind.COUNTER, UsageCounter.period_key.in_(keys))
+    )
+    return int(total or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimitsView:
+    """Seed 004's plan-limits view: the current plan and trial, every active plan, current usage."""
+
+    usage: UsageNow
+    plans: list[Plan]
+
+
+async def plan_limits_view(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> PlanLimitsView:
+    usage = await usage_now(session, organization_id, now)
+    plans = (await session.scalars(
+        select(Plan).where(Plan.is_active.is_(True)).order_by(*plan_order())
+    )).all()
+    return PlanLimitsView(usage=usage, plans=list(plans))
