@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,15 +44,26 @@ def _stores(settings: Settings) -> StoreRegistry:
     return StoreRegistry(default_factory=lambda name: MemoryStore())
 
 
+def background_tasks(app: Litestar, settings: Settings) -> list[Callable[[], Awaitable[None]]]:
+    """The workers ``serve`` runs in-process beside the HTTP server (none with ``--no-worker``,
+    i.e. ``BILLING_WORKERS=0``): each a coroutine function looping until cancelled."""
+    from billing_graphql.jobs.billing_run import billing_worker
+
+    return [lambda: billing_worker(app.state.db, settings, app.state.gateways)]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     db: Database | None = None,
     gateways: GatewayRegistry | None = None,
     freeze_gc: bool = True,
+    workers: bool | None = None,
 ) -> Litestar:
+    """``workers``: start the background tasks (default: ``settings.run_workers``)."""
     settings = settings or Settings.from_env()
     gateways = gateways or GatewayRegistry(settings)
+    run_workers = settings.run_workers if workers is None else workers
     schema = build_schema(settings)
     controller = make_graphql_controller(
         schema,
@@ -66,6 +78,7 @@ def create_app(
         owned = db is None
         if owned:
             app.state.db = Database.from_url(settings.database_url)
+        tasks = [asyncio.create_task(start()) for start in background_tasks(app, settings)] if run_workers else []
         if freeze_gc:
             # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
             gc.collect()
@@ -73,6 +86,9 @@ def create_app(
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if owned:
                 await app.state.db.dispose()
 

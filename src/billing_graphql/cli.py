@@ -1,4 +1,4 @@
-"""`billing-graphql serve | migrate | seed-demo | create-api-key | export-schema`."""
+"""`billing-graphql serve | migrate | seed-demo | create-api-key | run-billing | export-schema`."""
 
 from __future__ import annotations
 
@@ -75,8 +75,51 @@ async def _find_organization(session, reference: str) -> uuid.UUID | None:
     )
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def _parse_until(text: str | None):
+    from datetime import datetime
+
+    from billing_graphql.domain.clock import require_utc
+
+    if text is None:
+        return None
+    try:
+        return require_utc(datetime.fromisoformat(text.replace("Z", "+00:00")), "--until")
+    except ValueError as exc:
+        raise SystemExit(f"error: --until must be an ISO-8601 time with a zone (2026-03-01T00:00:00Z): {exc}") from None
+
+
+async def _run_billing(settings: Settings, until, batch: int) -> str:
+    from billing_graphql.gateways import GatewayRegistry
+    from billing_graphql.jobs.billing_run import count_due, run_billing, run_config
+    from billing_graphql.services.platform.clock import current_time
+
+    await _migrate(settings)
+    db = Database.from_url(settings.database_url)
+    try:
+        now = until or await current_time(db, test_clock=settings.test_clock)
+        config = run_config(settings, GatewayRegistry(settings))
+        if not sys.stderr.isatty():
+            return (await run_billing(db, config, now=now, batch=batch)).summary()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        total = await count_due(db, now, config)
+        with Progress(TextColumn("billing run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      transient=True) as progress:
+            task = progress.add_task("billing", total=total)
+            result = await run_billing(db, config, now=now, batch=batch, progress=lambda tally: progress.update(
+                task, completed=tally.examined + tally.skipped))
+        return result.summary()
+    finally:
+        await db.dispose()
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True) -> None:
+    import os
+
     import uvicorn
+
+    # The app factory reads its settings from the environment: start the in-process workers there.
+    os.environ["BILLING_WORKERS"] = "1" if worker else "0"
 
     asyncio.run(_migrate(settings))
     if workers > 1 and settings.is_sqlite:
@@ -100,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="seed demo data first and print its API keys")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not run the background workers (billing run) in this process")
+
+    run = commands.add_parser("run-billing", help="bill what is due: trial ends, renewals, dunning retries")
+    run.add_argument("--until", help="bring subscriptions up to this ISO-8601 time (default: now)")
+    run.add_argument("--batch", type=int, default=100, help="subscriptions read per batch (default 100)")
 
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("seed-demo", help="demo catalog, organization and one API key per role (printed)")
@@ -133,10 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_seed_demo(settings))
         elif args.command == "create-api-key":
             print(asyncio.run(_create_api_key(settings, Role(args.role), args.org, args.label)))
+        elif args.command == "run-billing":
+            if args.batch < 1:
+                print("error: --batch must be at least 1", file=sys.stderr)
+                return 2
+            print(asyncio.run(_run_billing(settings, _parse_until(args.until), args.batch)))
         elif args.command == "serve":
             if args.demo:
                 asyncio.run(_seed_demo(settings))
-            _serve(settings, args.host, args.port, args.workers)
+            _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker)
     except BillingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -40,6 +40,10 @@ class Settings:
     seller_name: str = "Billing Gateway"
     seller_address: str = ""
     portal_session_minutes: int = 30
+    dunning_days: tuple[int, ...] = (1, 3, 5, 7)
+    dunning_final_action: str = "unpaid"  # or "cancel"
+    worker_interval_seconds: int = 60
+    run_workers: bool = False  # `serve` turns it on (BILLING_WORKERS); `serve --no-worker` leaves it off
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +82,10 @@ class Settings:
             # Lines of the address may be separated by "\n" or by literal "\\n" in the variable.
             seller_address=(reader.text("BILLING_SELLER_ADDRESS") or "").replace("\\n", "\n"),
             portal_session_minutes=reader.integer("BILLING_PORTAL_SESSION_MINUTES", 30, minimum=1),
+            dunning_days=_dunning_days(reader.text("BILLING_DUNNING_DAYS")),
+            dunning_final_action=reader.choice("BILLING_DUNNING_FINAL_ACTION", "unpaid", ("unpaid", "cancel")),
+            worker_interval_seconds=reader.integer("BILLING_WORKER_INTERVAL_SECONDS", 60, minimum=1),
+            run_workers=reader.boolean("BILLING_WORKERS", False),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret
@@ -86,6 +94,17 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _dunning_days(text: str | None) -> tuple[int, ...]:
+    from billing_graphql.domain.dunning import DEFAULT_DUNNING_DAYS, parse_dunning_days
+
+    if text is None:
+        return DEFAULT_DUNNING_DAYS
+    try:
+        return parse_dunning_days(text)
+    except ValueError as exc:
+        raise SettingsError(f"BILLING_DUNNING_DAYS: {exc}") from None
 
 
 class _Reader:
@@ -111,6 +130,14 @@ class _Reader:
         if lowered in self._FALSE:
             return False
         raise SettingsError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.lower() not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        return value.lower()
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         value = self.text(name)

@@ -57,6 +57,8 @@ class Subscription(Base):
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     last_retry_at: Mapped[datetime | None]
     next_retry_at: Mapped[datetime | None]
+    # The billing run sends subscription.trial_will_end once (migration 0006).
+    trial_will_end_sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -75,6 +77,7 @@ class Subscription(Base):
             postgresql_where=text("status <> 'CANCELED'"),
         ),
         Index("ix_subscriptions_status_period_end", "status", "current_period_end"),
+        Index("ix_subscriptions_next_retry_at", "next_retry_at"),
         CheckConstraint("current_period_end > current_period_start", name="period_ordered"),
         CheckConstraint("agent_count >= 0", name="agent_count_not_negative"),
         CheckConstraint("retry_count >= 0", name="retry_count_not_negative"),

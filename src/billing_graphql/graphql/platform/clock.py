@@ -11,6 +11,7 @@ from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError, ClientError
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.common import attempt
+from billing_graphql.jobs.billing_run import run_billing, run_config
 from billing_graphql.services.platform import clock
 
 
@@ -42,11 +43,14 @@ class Query:
 class Mutation:
     @strawberry.mutation(
         extensions=allow(DomainRole.SUPER_ADMIN),
-        description="Move the test clock forward (only with BILLING_TEST_CLOCK=1).",
+        description="Move the test clock forward (only with BILLING_TEST_CLOCK=1); the billing run then "
+                    "brings every subscription up to the new time, period by period, before this returns.",
     )
     async def advance_clock(self, info: Info, input: AdvanceClockInput) -> AdvanceClockPayload | None:
         context = info.context
         if not context.settings.test_clock:
             raise ClientError("The test clock is off; start the gateway with BILLING_TEST_CLOCK=1.")
         now, errors = await attempt(clock.advance_clock(context.db, context.actor, input.to))
+        if now is not None:
+            await run_billing(context.db, run_config(context.settings, context.gateways), now=now)
         return AdvanceClockPayload(clock=Clock(now=now, frozen=True) if now else None, errors=errors)

@@ -1,0 +1,155 @@
+"""The billing run: find the subscriptions with work due, and bring each up to date.
+
+``run_subscription`` is the unit: one subscription, one transaction, the organization's lock
+taken first, then ``services.billing.renewals.advance_subscription``. ``run_billing`` walks the
+due subscriptions in id order, in batches. On PostgreSQL the lock is claimed with
+``FOR UPDATE SKIP LOCKED``: a subscription whose organization another worker (or a mutation)
+holds is skipped by this worker (the holder brings it up to date), so any number of workers
+run at once; each re-reads the subscription under the lock, so nothing is done twice, and the
+unique recurring invoice per subscription and period is the backstop. On SQLite the write
+transaction (BEGIN IMMEDIATE) serializes the workers.
+
+``billing_worker`` repeats the run every ``BILLING_WORKER_INTERVAL_SECONDS`` inside ``serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+
+from billing_graphql.db.engine import Database, lock_organization
+from billing_graphql.db.models import Organization, Subscription
+from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE
+from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.billing.renewals import RunConfig, Tally, advance_subscription
+from billing_graphql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_config(settings: Settings, gateways: GatewayRegistry) -> RunConfig:
+    return RunConfig(gateways=gateways, dunning_days=settings.dunning_days,
+                     cancel_when_exhausted=settings.dunning_final_action == "cancel")
+
+
+def due_condition(now: datetime, config: RunConfig):
+    """SQL for "has a step due at ``now``" (``domain.billing_run.due_steps``, plus a PAST_DUE
+    subscription whose dunning has not started)."""
+    return and_(
+        Subscription.status != SubscriptionStatus.CANCELED,
+        or_(
+            Subscription.current_period_end <= now,
+            Subscription.next_retry_at <= now,
+            and_(Subscription.status == SubscriptionStatus.TRIALING, Subscription.trial_will_end_sent_at.is_(None),
+                 Subscription.trial_ends_at <= now + TRIAL_WILL_END_NOTICE),
+            and_(Subscription.status == SubscriptionStatus.PAST_DUE, Subscription.next_retry_at.is_(None),
+                 Subscription.retry_count < len(config.dunning_days)),
+        ),
+    )
+
+
+async def run_subscription(db: Database, subscription_id: uuid.UUID, now: datetime, config: RunConfig, *,
+                           skip_locked: bool = False) -> Tally | None:
+    """Bring one subscription up to date at ``now`` in its own transaction under its
+    organization's lock. None when ``skip_locked`` and another transaction holds the lock."""
+    async with db.write() as session:
+        organization_id = await session.scalar(
+            select(Subscription.organization_id).where(Subscription.id == subscription_id))
+        if organization_id is None:
+            return Tally()
+        if skip_locked and not db.is_sqlite:
+            claimed = await session.scalar(
+                select(Organization.id).where(Organization.id == organization_id)
+                .with_for_update(skip_locked=True))
+            if claimed is None:
+                return None
+        else:
+            await lock_organization(session, organization_id)
+        organization = await session.get(Organization, organization_id)
+        subscription = await session.get(Subscription, subscription_id, populate_existing=True)
+        return await advance_subscription(session, organization, subscription, now, config)
+
+
+async def due_subscription_ids(db: Database, now: datetime, config: RunConfig, *, after: uuid.UUID | None,
+                               limit: int) -> list[uuid.UUID]:
+    statement = select(Subscription.id).where(due_condition(now, config)).order_by(Subscription.id).limit(limit)
+    if after is not None:
+        statement = statement.where(Subscription.id > after)
+    async with db.read() as session:
+        return list((await session.scalars(statement)).all())
+
+
+async def count_due(db: Database, now: datetime, config: RunConfig) -> int:
+    from sqlalchemy import func
+
+    async with db.read() as session:
+        return await session.scalar(select(func.count()).select_from(Subscription).where(due_condition(now, config)))
+
+
+@dataclass(slots=True)
+class RunResult:
+    tally: Tally
+    errors: int
+    seconds: float
+
+    def summary(self) -> str:
+        tally = self.tally
+        return (f"examined {tally.examined} subscriptions, {tally.invoices} invoices, {tally.paid} paid, "
+                f"{tally.failed} failed, {tally.canceled} canceled, {tally.skipped} skipped, {self.errors} errors "
+                f"in {self.seconds:.2f}s")
+
+
+async def run_billing(db: Database, config: RunConfig, *, now: datetime, batch: int = 100,
+                      progress: Callable[[Tally], None] | None = None) -> RunResult:
+    """One pass over the subscriptions due at ``now``, each brought up to date.
+
+    A subscription that fails (an unexpected error) is logged, rolled back and left for the next
+    run; the others go on.
+    """
+    started = time.perf_counter()
+    tally, errors, after = Tally(), 0, None
+    while True:
+        ids = await due_subscription_ids(db, now, config, after=after, limit=batch)
+        if not ids:
+            break
+        for subscription_id in ids:
+            try:
+                done = await run_subscription(db, subscription_id, now, config, skip_locked=True)
+            except Exception:
+                log.exception("billing run: subscription %s failed; left for the next run", subscription_id)
+                errors += 1
+                continue
+            if done is None:
+                tally.skipped += 1
+            else:
+                tally.add(done)
+            if progress is not None:
+                progress(tally)
+        after = ids[-1]
+    return RunResult(tally, errors, time.perf_counter() - started)
+
+
+async def billing_worker(db: Database, settings: Settings, gateways: GatewayRegistry) -> None:
+    """Run the billing run now and every ``worker_interval_seconds`` until cancelled."""
+    from billing_graphql.services.platform.clock import current_time
+
+    config = run_config(settings, gateways)
+    while True:
+        try:
+            now = await current_time(db, test_clock=settings.test_clock)
+            result = await run_billing(db, config, now=now)
+            if result.tally.examined or result.errors:
+                log.info("billing run: %s", result.summary())
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("billing run failed; trying again in %ss", settings.worker_interval_seconds)
+        await asyncio.sleep(settings.worker_interval_seconds)

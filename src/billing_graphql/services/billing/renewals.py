@@ -1,0 +1,302 @@
+"""The billing run's work for one subscription: the trial-will-end notice, trial ends and period
+ends (a scheduled change applied, a cancellation at period end, else a renewal invoice).
+
+``advance_subscription`` does everything due for one subscription up to an instant, step by
+step (``domain.billing_run.next_step``), each step at its own instant, inside the caller's
+transaction and under the organization's lock (``jobs.billing_run`` opens both). Charging and
+dunning are in ``services.billing.dunning``.
+
+The renewal invoice (``renewal_draft``, also ``upcoming_invoice``, so the preview and the run
+are one computation) for the new period: the plan's base for the billing period, seats beyond
+the included agents, add-ons (FLAT and PER_AGENT), the ended period's overage (COUNTER usage
+above the plan's limits, priced at ``overage_message_price``, capped by the spending cap;
+``domain.overage``), the coupon while it still runs (``domain.coupon_duration``), tax from the
+tax rows, account credit after tax.
+
+Usage counters read: ``usage_counters`` rows of COUNTER metrics whose ``period_key`` is the
+calendar month ``"YYYY-MM"`` (UTC), for the months that end within the ended period
+(``domain.overage.usage_month_keys``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.models import (
+    BillingReason,
+    Coupon,
+    Invoice,
+    Metric,
+    MetricKind,
+    Organization,
+    Plan,
+    PlanLimit,
+    Subscription,
+    UsageCounter,
+)
+from billing_graphql.domain.billing_run import DueState, Step, next_period, next_step
+from billing_graphql.domain.coupon_duration import coupon_applies, remaining_after
+from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, LineKind, period_lines
+from billing_graphql.domain.overage import cap_overage, metric_overage, usage_month_keys
+from billing_graphql.domain.periods import BillingPeriod, Period
+from billing_graphql.domain.status import SubscriptionStatus, transition
+from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
+from billing_graphql.services.platform.audit import emit_event, snapshot
+from billing_graphql.services.subscriptions.common import (
+    SUBSCRIPTION_FIELDS,
+    InvoicePreview,
+    attached_addons,
+    coupon_discount,
+    current_agents,
+    recurring,
+)
+
+MAX_STEPS = 10_000  # a guard: no subscription has this many steps due
+IDS = uuid.UUID("5b0e7d0c-2f64-4d8e-9a43-0c1f3a7e9d10")  # namespace of ids derived by the run
+
+
+@dataclass(slots=True)
+class Tally:
+    """What the run did (summed over subscriptions)."""
+
+    examined: int = 0
+    invoices: int = 0
+    paid: int = 0
+    failed: int = 0
+    canceled: int = 0
+    skipped: int = 0
+    invoice_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        for name in ("examined", "invoices", "paid", "failed", "canceled", "skipped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.invoice_ids.extend(other.invoice_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """The run's settings and gateways."""
+
+    gateways: GatewayRegistry
+    dunning_days: tuple[int, ...] = (1, 3, 5, 7)
+    cancel_when_exhausted: bool = False
+
+
+def derived_id(*parts: object) -> uuid.UUID:
+    """An id the run derives from what it bills (the same after a rollback and a rerun)."""
+    return uuid.uuid5(IDS, ":".join(str(part) for part in parts))
+
+
+def due_state(subscription: Subscription) -> DueState:
+    return DueState(
+        status=subscription.status,
+        current_period_end=subscription.current_period_end,
+        trial_ends_at=subscription.trial_ends_at,
+        next_retry_at=subscription.next_retry_at,
+        trial_will_end_sent=subscription.trial_will_end_sent_at is not None,
+    )
+
+
+def subscription_payload(subscription: Subscription, before: dict[str, object] | None = None) -> dict[str, object]:
+    payload: dict[str, object] = {"subscription_id": subscription.id, **snapshot(subscription, *SUBSCRIPTION_FIELDS)}
+    if before is not None:
+        payload["previous"] = before
+    return payload
+
+
+def emit_subscription(session: AsyncSession, event_type: str, subscription: Subscription,
+                      before: dict[str, object] | None, at: datetime) -> None:
+    emit_event(session, event_type=event_type, organization_id=subscription.organization_id,
+               payload=subscription_payload(subscription, before), now=at)
+
+
+def move(session: AsyncSession, subscription: Subscription, target: SubscriptionStatus, at: datetime) -> None:
+    """A status change through ``transition``, announced (``subscription.updated``/``.canceled``)."""
+    if subscription.status is target:
+        return
+    before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+    subscription.status = transition(subscription.status, target)
+    subscription.updated_at = at
+    if target is SubscriptionStatus.CANCELED:
+        subscription.canceled_at = subscription.canceled_at or at
+        subscription.ended_at = at
+        subscription.cancel_at_period_end = False
+        subscription.pending_plan_id = subscription.pending_billing_period = None
+        subscription.next_retry_at = None
+    emit_subscription(session, "subscription.canceled" if target is SubscriptionStatus.CANCELED
+                      else "subscription.updated", subscription, before, at)
+
+
+# ---- pricing a renewal ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Renewal:
+    """What a period end turns into: the plan and period billed next, and the invoice's draft."""
+
+    plan: Plan
+    billing_period: BillingPeriod
+    anchor: datetime
+    period: Period
+    agents: int
+    draft: InvoiceDraft
+    coupon_used: bool
+
+
+async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan: Plan, ended: Period,
+                        seats_amount: int, cap: int | None) -> list[LineDraft]:
+    """The ended period's overage lines (COUNTER metrics above ``plan``'s limits), capped."""
+    if plan.overage_message_price <= 0:
+        return []
+    limits = (await session.execute(
+        select(Metric.id, Metric.code, Metric.name, PlanLimit.limit_value)
+        .join(PlanLimit, PlanLimit.metric_id == Metric.id)
+        .where(PlanLimit.plan_id == plan.id, Metric.kind == MetricKind.COUNTER, PlanLimit.limit_value.is_not(None))
+        .order_by(Metric.code)
+    )).all()
+    keys = usage_month_keys(ended)
+    if not limits or not keys:
+        return []
+    counted = (await session.execute(
+        select(UsageCounter.metric_id, UsageCounter.period_key, UsageCounter.value).where(
+            UsageCounter.organization_id == organization_id,
+            UsageCounter.metric_id.in_([row.id for row in limits]),
+            UsageCounter.period_key.in_(keys),
+        )
+    )).all()
+    usage: dict[uuid.UUID, dict[str, int]] = {}
+    for metric_id, key, value in counted:
+        usage.setdefault(metric_id, {})[key] = int(value)
+    overages = [
+        metric_overage(row.code, row.name, [usage.get(row.id, {}).get(key, 0) for key in keys], row.limit_value,
+                       plan.overage_message_price)
+        for row in limits
+    ]
+    billed = cap_overage(overages, seats_amount, cap)
+    lines = []
+    for row, overage, amount in zip(limits, overages, billed, strict=True):
+        if overage.units == 0:
+            continue
+        description = f"{row.name} above the {row.limit_value:,} included per month"
+        if amount < overage.amount:
+            description += " (capped by the spending cap)"
+        lines.append(LineDraft(kind=LineKind.OVERAGE, description=description, quantity=Decimal(overage.units),
+                               unit_amount=Decimal(plan.overage_message_price), amount=amount,
+                               period_start=ended.start, period_end=ended.end))
+    return lines
+
+
+async def renewal_draft(session: AsyncSession, organization: Organization, subscription: Subscription,
+                        *, at: datetime, trial_end: bool) -> Renewal:
+    """Price what the period ending at ``at`` (= ``current_period_end``) renews into; writes nothing.
+
+    A scheduled change is priced as applied (a change of billing period re-anchors at ``at``).
+    """
+    plan_id = subscription.pending_plan_id or subscription.plan_id
+    billing_period = subscription.pending_billing_period or subscription.billing_period
+    plan = await session.get(Plan, plan_id)
+    ended_plan = plan if plan_id == subscription.plan_id else await session.get(Plan, subscription.plan_id)
+    anchor = at if billing_period is not subscription.billing_period else subscription.period_anchor
+    period = next_period(anchor, billing_period, at)
+    agents = await current_agents(session, organization.id, fallback=subscription.agent_count)
+    prices = recurring(plan, billing_period, agents, await attached_addons(session, subscription.id))
+    lines = period_lines(prices, period.start, period.end)
+    if not trial_end:
+        ended = Period(subscription.current_period_start, subscription.current_period_end)
+        lines += await overage_lines(session, organization.id, ended_plan, ended, prices.seats_amount,
+                                     subscription.spending_cap)
+    coupon_used = coupon_applies(subscription.coupon_periods_remaining, has_coupon=subscription.coupon_id is not None)
+    discount = None
+    if coupon_used:
+        coupon = await session.get(Coupon, subscription.coupon_id)
+        discount = coupon_discount(coupon) if coupon is not None else None
+    draft = draft_invoice(organization, plan.currency, lines, discount=discount,
+                          tax_rule=await tax_rule_for(session, plan.currency, at))
+    return Renewal(plan, billing_period, anchor, period, agents, draft, coupon_used)
+
+
+async def upcoming_invoice(session: AsyncSession, subscription: Subscription) -> InvoicePreview | None:
+    """What the next period end will bill (the run's own computation, nothing written); None when
+    the subscription ends then or has ended."""
+    if subscription.status is SubscriptionStatus.CANCELED or subscription.cancel_at_period_end:
+        return None
+    organization = await session.get(Organization, subscription.organization_id)
+    renewal = await renewal_draft(session, organization, subscription, at=subscription.current_period_end,
+                                  trial_end=subscription.status is SubscriptionStatus.TRIALING)
+    return InvoicePreview.of_invoice(renewal.draft)
+
+
+# ---- the steps ------------------------------------------------------------------------------
+
+async def advance_subscription(session: AsyncSession, organization: Organization, subscription: Subscription,
+                               now: datetime, config: RunConfig) -> Tally:
+    """Do every step due for ``subscription`` up to ``now``, oldest first, each at its instant."""
+    from billing_graphql.services.billing import dunning
+
+    tally = Tally(examined=1)
+    await dunning.start_if_needed(session, subscription, config)
+    for _ in range(MAX_STEPS):
+        step = next_step(due_state(subscription), now)
+        if step is None:
+            return tally
+        if step.step is Step.TRIAL_WILL_END:
+            subscription.trial_will_end_sent_at = step.at
+            emit_event(session, event_type="subscription.trial_will_end", organization_id=organization.id,
+                       payload={**subscription_payload(subscription), "trial_ends_at": subscription.trial_ends_at},
+                       now=step.at)
+        elif step.step is Step.DUNNING_RETRY:
+            await dunning.retry(session, organization, subscription, step.at, config, tally)
+        else:
+            await end_period(session, organization, subscription, step.at, config, tally,
+                             trial_end=step.step is Step.TRIAL_END)
+    raise RuntimeError(f"subscription {subscription.id} still has steps due after {MAX_STEPS}")
+
+
+async def end_period(session: AsyncSession, organization: Organization, subscription: Subscription, at: datetime,
+                     config: RunConfig, tally: Tally, *, trial_end: bool) -> None:
+    """Cancel at period end, or apply the scheduled change and renew with an invoice."""
+    from billing_graphql.services.billing import dunning
+
+    if subscription.cancel_at_period_end:
+        move(session, subscription, SubscriptionStatus.CANCELED, at)
+        tally.canceled += 1
+        return
+    renewal = await renewal_draft(session, organization, subscription, at=at, trial_end=trial_end)
+    before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+    plan_changed = (renewal.plan.id, renewal.billing_period) != (subscription.plan_id, subscription.billing_period)
+    subscription.plan_id, subscription.billing_period = renewal.plan.id, renewal.billing_period
+    subscription.pending_plan_id = subscription.pending_billing_period = None
+    subscription.period_anchor = renewal.anchor
+    subscription.current_period_start, subscription.current_period_end = renewal.period.start, renewal.period.end
+    subscription.agent_count = renewal.agents
+    if renewal.coupon_used:
+        remaining = remaining_after(subscription.coupon_periods_remaining, renewal.billing_period.months)
+        subscription.coupon_periods_remaining = remaining
+        if remaining == 0:
+            subscription.coupon_id = subscription.coupon_periods_remaining = None
+    subscription.updated_at = at
+    if plan_changed and not trial_end:
+        emit_subscription(session, "subscription.updated", subscription, before, at)
+    invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
+    tally.invoices += 1
+    tally.invoice_ids.append(invoice.id)
+    if subscription.status is SubscriptionStatus.UNPAID:
+        return  # dunning is over: the invoice waits for payInvoice
+    outcome = await dunning.collect(session, organization, subscription, invoice, at, config, attempt=0)
+    await dunning.settle(session, subscription, [outcome], at, config, tally, new_invoice=True)
+
+
+async def _cycle_invoice(session: AsyncSession, organization: Organization, subscription: Subscription,
+                         draft: InvoiceDraft, at: datetime) -> Invoice:
+    """The period's invoice, created and finalized (one per subscription and period: a unique index)."""
+    invoice = await create_invoice(
+        session, organization, draft, subscription_id=subscription.id, billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+        period_start=subscription.current_period_start, period_end=subscription.current_period_end, now=at,
+    )
+    return await finalize_invoice(session, invoice, at)
