@@ -40,6 +40,8 @@ class Settings:
     seller_name: str = "Billing Gateway"
     seller_address: str = ""
     portal_session_minutes: int = 30
+    sandbox_webhook_secret: str | None = field(default=None, repr=False)
+    run_workers: bool = True  # `serve` runs the background loops (webhook delivery, ...) unless --no-worker
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +80,8 @@ class Settings:
             # Lines of the address may be separated by "\n" or by literal "\\n" in the variable.
             seller_address=(reader.text("BILLING_SELLER_ADDRESS") or "").replace("\\n", "\n"),
             portal_session_minutes=reader.integer("BILLING_PORTAL_SESSION_MINUTES", 30, minimum=1),
+            sandbox_webhook_secret=reader.text("BILLING_SANDBOX_WEBHOOK_SECRET"),
+            run_workers=reader.boolean("BILLING_RUN_WORKERS", True),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret
