@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +24,7 @@ from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
-from billing_graphql.http.webhooks import razorpay_webhook
+from billing_graphql.http.webhooks import gateway_webhook
 from billing_graphql.settings import Settings
 
 
@@ -41,6 +42,16 @@ def _stores(settings: Settings) -> StoreRegistry:
 
         return StoreRegistry(default_factory=lambda name: RedisStore.with_client(url=settings.redis_url, namespace=name))
     return StoreRegistry(default_factory=lambda name: MemoryStore())
+
+
+BackgroundTask = Callable[[Database, Settings], Coroutine[Any, Any, None]]
+
+
+def background_tasks() -> list[BackgroundTask]:
+    """The loops ``serve`` runs beside HTTP (``--no-worker`` / BILLING_RUN_WORKERS=0 turns them off)."""
+    from billing_graphql.jobs.webhook_delivery import run_webhook_worker
+
+    return [run_webhook_worker]
 
 
 def create_app(
@@ -70,9 +81,14 @@ def create_app(
             # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
             gc.collect()
             gc.freeze()
+        tasks = [asyncio.create_task(task(app.state.db, settings)) for task in background_tasks()
+                 ] if settings.run_workers else []
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if owned:
                 await app.state.db.dispose()
 
@@ -96,7 +112,7 @@ def create_app(
             payments_csv,
             billing_portal,
             billing_portal_invoice_pdf,
-            razorpay_webhook,
+            gateway_webhook,
         ],
         state=State(state),
         lifespan=[lifespan],

@@ -1,4 +1,4 @@
-"""`billing-graphql serve | migrate | seed-demo | create-api-key | export-schema`."""
+"""`billing-graphql serve | migrate | seed-demo | create-api-key | deliver-webhooks | export-schema`."""
 
 from __future__ import annotations
 
@@ -75,8 +75,13 @@ async def _find_organization(session, reference: str) -> uuid.UUID | None:
     )
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int, run_workers: bool = True) -> None:
+    import os
+
     import uvicorn
+
+    if not run_workers:
+        os.environ["BILLING_RUN_WORKERS"] = "0"  # read by create_app in every server process
 
     asyncio.run(_migrate(settings))
     if workers > 1 and settings.is_sqlite:
@@ -100,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="seed demo data first and print its API keys")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="serve HTTP only: no background loops (webhook delivery, ...)")
 
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("seed-demo", help="demo catalog, organization and one API key per role (printed)")
@@ -109,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--org", help="organization id or external id (OWNER, ADMIN, MEMBER keys)")
     key.add_argument("--label", default="")
 
+    commands.add_parser("deliver-webhooks", help="run the webhook delivery loop alone (until interrupted)")
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
 
@@ -136,7 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             if args.demo:
                 asyncio.run(_seed_demo(settings))
-            _serve(settings, args.host, args.port, args.workers)
+            _serve(settings, args.host, args.port, args.workers, run_workers=not args.no_worker)
+        elif args.command == "deliver-webhooks":
+            from billing_graphql.jobs.webhook_delivery import deliver_webhooks
+
+            asyncio.run(_migrate(settings))
+            try:
+                asyncio.run(deliver_webhooks(settings))
+            except KeyboardInterrupt:
+                pass
     except BillingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -87,10 +87,14 @@ def _handler(receiver: Receiver):
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the workers open up to a batch's worth of connections at once
+
+
 @contextmanager
 def running_receiver(**options: Any) -> Iterator[Receiver]:
     receiver = Receiver(**options)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server = _Server(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
