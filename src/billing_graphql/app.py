@@ -24,7 +24,7 @@ from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
-from billing_graphql.http.webhooks import razorpay_webhook
+from billing_graphql.http.webhooks import gateway_webhook
 from billing_graphql.settings import Settings
 
 
@@ -48,8 +48,12 @@ def background_tasks(app: Litestar, settings: Settings) -> list[Callable[[], Awa
     """The workers ``serve`` runs in-process beside the HTTP server (none with ``--no-worker``,
     i.e. ``BILLING_WORKERS=0``): each a coroutine function looping until cancelled."""
     from billing_graphql.jobs.billing_run import billing_worker
+    from billing_graphql.jobs.webhook_delivery import run_webhook_worker
 
-    return [lambda: billing_worker(app.state.db, settings, app.state.gateways)]
+    return [
+        lambda: billing_worker(app.state.db, settings, app.state.gateways),
+        lambda: run_webhook_worker(app.state.db, settings),
+    ]
 
 
 def create_app(
@@ -83,6 +87,8 @@ def create_app(
             # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
             gc.collect()
             gc.freeze()
+        tasks = [asyncio.create_task(task(app.state.db, settings)) for task in background_tasks()
+                 ] if settings.run_workers else []
         try:
             yield
         finally:
@@ -112,7 +118,7 @@ def create_app(
             payments_csv,
             billing_portal,
             billing_portal_invoice_pdf,
-            razorpay_webhook,
+            gateway_webhook,
         ],
         state=State(state),
         lifespan=[lifespan],

@@ -1,4 +1,4 @@
-"""`billing-graphql serve | migrate | seed-demo | create-api-key | run-billing | export-schema`."""
+"""`billing-graphql serve | migrate | seed-demo | create-api-key | run-billing | deliver-webhooks | export-schema`."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="seed demo data first and print its API keys")
     serve.add_argument("--no-worker", action="store_true",
-                       help="do not run the background workers (billing run) in this process")
+                       help="do not run the background workers (billing run, webhook delivery) in this process")
 
     run = commands.add_parser("run-billing", help="bill what is due: trial ends, renewals, dunning retries")
     run.add_argument("--until", help="bring subscriptions up to this ISO-8601 time (default: now)")
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--org", help="organization id or external id (OWNER, ADMIN, MEMBER keys)")
     key.add_argument("--label", default="")
 
+    commands.add_parser("deliver-webhooks", help="run the webhook delivery loop alone (until interrupted)")
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
 
@@ -191,6 +192,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.demo:
                 asyncio.run(_seed_demo(settings))
             _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker)
+        elif args.command == "deliver-webhooks":
+            from billing_graphql.jobs.webhook_delivery import deliver_webhooks
+
+            asyncio.run(_migrate(settings))
+            try:
+                asyncio.run(deliver_webhooks(settings))
+            except KeyboardInterrupt:
+                pass
     except BillingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

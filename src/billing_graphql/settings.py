@@ -44,6 +44,7 @@ class Settings:
     dunning_final_action: str = "unpaid"  # or "cancel"
     worker_interval_seconds: int = 60
     run_workers: bool = False  # `serve` turns it on (BILLING_WORKERS); `serve --no-worker` leaves it off
+    sandbox_webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +87,7 @@ class Settings:
             dunning_final_action=reader.choice("BILLING_DUNNING_FINAL_ACTION", "unpaid", ("unpaid", "cancel")),
             worker_interval_seconds=reader.integer("BILLING_WORKER_INTERVAL_SECONDS", 60, minimum=1),
             run_workers=reader.boolean("BILLING_WORKERS", False),
+            sandbox_webhook_secret=reader.text("BILLING_SANDBOX_WEBHOOK_SECRET"),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret

@@ -21,6 +21,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from datetime import UTC, datetime
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult
 
@@ -95,3 +99,24 @@ class SandboxGateway:
     def verify_webhook(self, *, body: bytes, signature: str) -> bool:
         expected = hmac.new(SANDBOX_SECRET.encode(), body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, signature or "")
+
+
+# ---- webhooks: Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature) ----------
+
+def webhook_headers(secret: str, event_id: str, body: bytes, at: datetime | None = None) -> dict[str, str]:
+    """The headers the sandbox processor sends with an event (for tests and demos)."""
+    at = at or datetime.now(UTC)
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(event_id, at, body.decode()),
+    }
+
+
+def verify_standard_webhook(secret: str, body: bytes, headers: dict[str, str]) -> str | None:
+    """The event id of a correctly signed event at most 5 minutes (300 s) off our clock, else None."""
+    try:
+        Webhook(secret).verify(body, headers, json_parse=False)
+    except (WebhookVerificationError, ValueError, UnicodeDecodeError):
+        return None
+    return headers.get("webhook-id")

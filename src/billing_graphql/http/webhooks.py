@@ -1,54 +1,84 @@
-"""POST /webhooks/razorpay: Razorpay's events, signature-checked over the raw body.
+"""POST /webhooks/{gateway}: processors' events, signature-checked over the raw body.
 
-400 without a signature or with a body that is not an event, 401 with a wrong signature,
-503 when no webhook secret is configured; otherwise the event goes to the outbox as
-``gateway.razorpay.<event>`` and the answer is 200 (also for a repeated delivery).
+- ``razorpay``: ``X-Razorpay-Signature`` (hex HMAC-SHA256 of the body with
+  BILLING_RAZORPAY_WEBHOOK_SECRET); the event id is ``X-Razorpay-Event-Id`` (or, when absent,
+  a hash of the body). Razorpay's scheme has no timestamp.
+- ``sandbox``: Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
+  with BILLING_SANDBOX_WEBHOOK_SECRET, timestamps at most 300 s off.
+
+Answers: 404 for an unknown gateway, 503 when its secret is not configured, 400 for a missing
+or wrong signature or a body that is not an event (nothing written), otherwise 200, also for
+a repeated event (``duplicate: true``; nothing changes the second time).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from litestar import Request, Response, post
 
-from billing_graphql.domain.errors import BillingError
 from billing_graphql.gateways.razorpay import verify_webhook_signature
+from billing_graphql.gateways.sandbox import verify_standard_webhook
 from billing_graphql.http.access import app_db, app_settings, request_now
-from billing_graphql.services.payments.gateway_webhooks import EVENT_NAME, MAX_EVENT_NAME, record_gateway_event
+from billing_graphql.services.payments.gateway_webhooks import (
+    InboundEvent,
+    InvalidEvent,
+    apply_gateway_event,
+    parse_razorpay,
+    parse_sandbox,
+)
+from billing_graphql.settings import Settings
+
+MAX_EVENT_ID = 200
 
 
 def _answer(status: int, detail: str) -> Response[dict[str, Any]]:
     return Response({"status_code": status, "detail": detail}, status_code=status)
 
 
-@post("/webhooks/razorpay", name="razorpay_webhook", opt={"exclude_from_rate_limit": True})
-async def razorpay_webhook(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    secret = app_settings(request).razorpay_webhook_secret
-    if not secret:
-        return _answer(503, "Razorpay webhooks are not configured (BILLING_RAZORPAY_WEBHOOK_SECRET).")
-    signature = request.headers.get("x-razorpay-signature")
+def _razorpay(settings: Settings, body: bytes, headers: dict[str, str]) -> tuple[str | None, str | None, Any]:
+    """(error, event id, parser) for a Razorpay delivery."""
+    if not settings.razorpay_webhook_secret:
+        return "503:Razorpay webhooks are not configured (BILLING_RAZORPAY_WEBHOOK_SECRET).", None, None
+    signature = headers.get("x-razorpay-signature")
     if not signature:
-        return _answer(400, "Missing X-Razorpay-Signature header.")
+        return "400:Missing X-Razorpay-Signature header.", None, None
+    if not verify_webhook_signature(body, signature, settings.razorpay_webhook_secret):
+        return "400:Invalid X-Razorpay-Signature.", None, None
+    event_id = headers.get("x-razorpay-event-id") or "sha256:" + hashlib.sha256(body).hexdigest()
+    return None, event_id, parse_razorpay
+
+
+def _sandbox(settings: Settings, body: bytes, headers: dict[str, str]) -> tuple[str | None, str | None, Any]:
+    if not settings.sandbox_webhook_secret:
+        return "503:Sandbox webhooks are not configured (BILLING_SANDBOX_WEBHOOK_SECRET).", None, None
+    event_id = verify_standard_webhook(settings.sandbox_webhook_secret, body, headers)
+    if event_id is None:
+        return "400:Missing or invalid webhook signature (or a timestamp more than 300 s off).", None, None
+    return None, event_id, parse_sandbox
+
+
+VERIFIERS = {"razorpay": _razorpay, "sandbox": _sandbox}
+
+
+@post("/webhooks/{gateway:str}", name="gateway_webhook", opt={"exclude_from_rate_limit": True})
+async def gateway_webhook(request: Request[Any, Any, Any], gateway: str) -> Response[dict[str, Any]]:
+    verifier = VERIFIERS.get(gateway)
+    if verifier is None:
+        return _answer(404, f"No gateway {gateway[:40]!r}; known: {', '.join(sorted(VERIFIERS))}.")
     body = await request.body()
-    if not verify_webhook_signature(body, signature, secret):
-        return _answer(401, "Invalid X-Razorpay-Signature.")
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    error, event_id, parse = verifier(app_settings(request), body, headers)
+    if error is not None:
+        status, detail = error.split(":", 1)
+        return _answer(int(status), detail)
+    if not event_id or len(event_id) > MAX_EVENT_ID or "\x00" in event_id:
+        return _answer(400, "The event id is missing or too long.")
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return _answer(400, "The body is not JSON.")
-    event = payload.get("event") if isinstance(payload, dict) else None
-    if not isinstance(event, str) or len(event) > MAX_EVENT_NAME or not EVENT_NAME.match(event):
-        return _answer(400, "The body has no valid 'event'.")
-    try:
-        recorded = await record_gateway_event(
-            app_db(request),
-            gateway="razorpay",
-            event=event,
-            payload=payload,
-            event_id=request.headers.get("x-razorpay-event-id"),
-            now=await request_now(request),
-        )
-    except BillingError:  # the event id was seen with another event name
-        return _answer(409, "This event id was already delivered with another event.")
-    return Response({"received": True, "duplicate": not recorded}, status_code=200)
+        event: InboundEvent = parse(json.loads(body), event_id)
+    except (ValueError, InvalidEvent) as exc:
+        return _answer(400, str(exc) if isinstance(exc, InvalidEvent) else "The body is not JSON.")
+    applied = await apply_gateway_event(app_db(request), event, await request_now(request))
+    return Response({"received": True, "duplicate": applied.duplicate, "result": applied.result}, status_code=200)

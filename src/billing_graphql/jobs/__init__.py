@@ -1,0 +1,1 @@
+"""Loops that claim due work and call services (webhook delivery, ...)."""

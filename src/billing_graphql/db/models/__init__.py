@@ -26,12 +26,9 @@ from billing_graphql.db.models.invoices import (
 )
 from billing_graphql.db.models.ops import (
     AuditEvent,
-    DeliveryStatus,
     IdempotencyRecord,
     OutboxEvent,
     TestClock,
-    WebhookDelivery,
-    WebhookEndpoint,
 )
 from billing_graphql.db.models.organizations import ApiKey, Organization, PartnerGrant
 from billing_graphql.db.models.payments import (
@@ -43,6 +40,7 @@ from billing_graphql.db.models.payments import (
 )
 from billing_graphql.db.models.subscriptions import Subscription, SubscriptionAddon
 from billing_graphql.db.models.usage import UsageCounter, UsageEvent, UsageLimitEvent
+from billing_graphql.db.models.webhooks import DeliveryStatus, GatewayEvent, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Addon",
@@ -59,6 +57,7 @@ __all__ = [
     "CouponRedemption",
     "DeliveryStatus",
     "DiscountType",
+    "GatewayEvent",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceLine",

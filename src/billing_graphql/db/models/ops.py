@@ -1,22 +1,15 @@
-"""Operational records: outbox events, webhooks, audit log, idempotency, the test clock."""
+"""Operational records: outbox events, audit log, idempotency, the test clock (webhooks: ``webhooks.py``)."""
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_graphql.db.models.base import Base, enum_type, uuid_pk
-
-
-class DeliveryStatus(enum.Enum):
-    PENDING = "PENDING"
-    DELIVERED = "DELIVERED"
-    FAILED = "FAILED"
+from billing_graphql.db.models.base import Base, uuid_pk
 
 
 class OutboxEvent(Base):
@@ -34,40 +27,6 @@ class OutboxEvent(Base):
     dispatched_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_outbox_undispatched", "dispatched_at", "created_at"),)
-
-
-class WebhookEndpoint(Base):
-    __tablename__ = "webhook_endpoints"
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
-    url: Mapped[str] = mapped_column(Text)
-    secret: Mapped[str] = mapped_column(String(200))
-    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime]
-
-
-class WebhookDelivery(Base):
-    __tablename__ = "webhook_deliveries"
-
-    id: Mapped[uuid.UUID] = uuid_pk()
-    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
-    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outbox_events.id", ondelete="CASCADE"))
-    status: Mapped[DeliveryStatus] = mapped_column(enum_type(DeliveryStatus, "delivery_status"))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
-    last_status_code: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-
-    __table_args__ = (
-        UniqueConstraint("endpoint_id", "event_id", name="uq_delivery_endpoint_event"),
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-    )
 
 
 class AuditEvent(Base):

@@ -29,12 +29,7 @@ from billing_graphql.domain.invoices import InvoiceDraft
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus, transition
 from billing_graphql.gateways import get_gateway
 from billing_graphql.gateways.base import ChargeOutcome, GatewayError, PaymentGateway
-from billing_graphql.services.billing.invoicing import (
-    amount_due,
-    create_invoice,
-    finalize_invoice,
-    invoice_event_payload,
-)
+from billing_graphql.services.billing.invoicing import amount_due, create_invoice, finalize_invoice, invoice_event_payload
 from billing_graphql.services.platform.audit import emit_event
 from billing_graphql.settings import Settings
 

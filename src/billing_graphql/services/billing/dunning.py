@@ -28,13 +28,8 @@ from billing_graphql.db.models import BillingReason, Invoice, Organization, Paym
 from billing_graphql.domain.dunning import retries_exhausted, retry_at
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.gateways import GatewayError
-from billing_graphql.services.billing.invoicing import (
-    amount_due,
-    charge_invoice,
-    default_payment_method,
-    invoice_event_payload,
-    reconcile_payment,
-)
+from billing_graphql.services.billing.charging import charge_invoice, default_payment_method, reconcile_payment
+from billing_graphql.services.billing.invoicing import amount_due, invoice_event_payload
 from billing_graphql.services.billing.renewals import RunConfig, Tally, derived_id, move
 from billing_graphql.services.platform.audit import emit_event
 

@@ -156,7 +156,7 @@ async def pay_invoice(
                 .execution_options(populate_existing=True)
             )
         if invoice.status is InvoiceStatus.PAID and subscription is not None:
-            await _recover(session, actor, subscription, invoice, now)
+            await recover_subscription(session, actor, subscription, invoice, now)
         result = InvoicePayment(invoice=invoice, payment=payment, subscription=subscription)
         record_audit(session, actor=actor, action="invoice.pay", object_type="Invoice", object_id=invoice.id,
                      organization_id=organization_id, now=now, before=before,
@@ -190,7 +190,7 @@ async def _settle_pending(session: AsyncSession, invoice: Invoice, settings: Set
                            field="invoiceId") from None
 
 
-async def _recover(session: AsyncSession, actor: Actor | None, subscription: Subscription, invoice: Invoice,
+async def recover_subscription(session: AsyncSession, actor: Actor | None, subscription: Subscription, invoice: Invoice,
                    now: datetime) -> None:
     """PAST_DUE/UNPAID -> ACTIVE once none of the subscription's invoices is left OPEN."""
     if subscription.status not in RECOVERABLE:

@@ -49,14 +49,10 @@ from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import emit_event, snapshot
-from billing_graphql.services.subscriptions.common import (
-    SUBSCRIPTION_FIELDS,
-    InvoicePreview,
-    attached_addons,
-    coupon_discount,
-    current_agents,
-    recurring,
-)
+from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS
+from billing_graphql.services.subscriptions.coupons import coupon_discount
+from billing_graphql.services.subscriptions.pricing import attached_addons, current_agents, recurring
+from billing_graphql.services.subscriptions.results import InvoicePreview
 
 MAX_STEPS = 10_000  # a guard: no subscription has this many steps due
 IDS = uuid.UUID("5b0e7d0c-2f64-4d8e-9a43-0c1f3a7e9d10")  # namespace of ids derived by the run

@@ -73,14 +73,7 @@ from billing_graphql.services.platform import idempotency
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
 from billing_graphql.services.billing.charging import mark_paid, payment_key
 from billing_graphql.services.billing.credit import add_account_credit
-from billing_graphql.services.billing.invoicing import (
-    amount_due,
-    create_invoice,
-    draft_invoice,
-    finalize_invoice,
-    invoice_event_payload,
-    tax_rule_for,
-)
+from billing_graphql.services.billing.invoicing import amount_due, create_invoice, draft_invoice, finalize_invoice, invoice_event_payload, tax_rule_for
 from billing_graphql.services.subscriptions.coupons import (
     check_coupon,
     consume_coupon_period,

@@ -1,85 +1,216 @@
-"""Inbound gateway webhooks, recorded in the outbox as ``gateway.<gateway>.<event>``.
+"""Inbound gateway webhooks: a verified event is recorded once per (gateway, event id) and its
+outcome applied in the same transaction, under the organization's lock:
 
-A delivery the gateway retries (same event id) is recorded once: the event id is kept as an
-idempotency key in the unscoped space (``gateway-webhook:<gateway>:<event id>``).
+- a captured payment: its PENDING payment becomes SUCCEEDED and the invoice PAID (outbox
+  ``invoice.paid``); a PAST_DUE or UNPAID subscription with no other open invoice returns to
+  ACTIVE (outbox ``subscription.updated``);
+- a failed payment: its PENDING payment becomes FAILED (outbox ``invoice.payment_failed``);
+- a processed refund: its PENDING refund becomes SUCCEEDED (outbox ``refund.created``).
+
+The same event id again changes nothing (a unique constraint decides, also between concurrent
+deliveries). An event for a payment we do not know, or one already settled, is recorded and
+otherwise ignored. Parsing a gateway's body into a ``GatewayEvent`` happens in ``parse_*``.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Organization
-from billing_graphql.services.platform.audit import emit_event
-from billing_graphql.services.platform.idempotency import NO_SCOPE, find_idempotent, store_idempotent
+from billing_graphql.db.engine import Database, lock_organization
+from billing_graphql.db.models import GatewayEvent, Invoice, Payment, PaymentStatus, Refund, Subscription
+from billing_graphql.domain.status import InvoiceStatus
+from billing_graphql.services.billing.invoice_payments import recover_subscription
+from billing_graphql.services.billing.charging import mark_paid
+from billing_graphql.services.billing.invoicing import invoice_event_payload
+from billing_graphql.services.payments.refunds import refund_event_payload
+from billing_graphql.services.platform.audit import emit_event, record_audit
 
 EVENT_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_EVENT_NAME = 80
-OPERATION = "gateway.webhook"
+MAX_REFERENCE = 200
+CAPTURED, FAILED, REFUND_PROCESSED = "payment.captured", "payment.failed", "refund.processed"
 
 
-def organization_hint(payload: dict[str, Any]) -> str | None:
-    """``notes.organization_id`` of the event's first entity, when the gateway echoes it."""
-    entities = payload.get("payload")
-    if not isinstance(entities, dict):
-        return None
-    for wrapper in entities.values():
-        entity = wrapper.get("entity") if isinstance(wrapper, dict) else None
-        notes = entity.get("notes") if isinstance(entity, dict) else None
-        if isinstance(notes, dict) and isinstance(notes.get("organization_id"), str):
-            return notes["organization_id"]
+class InvalidEvent(ValueError):
+    """A verified body that is not an event we can read (400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    gateway: str
+    event_id: str
+    event_type: str
+    payment_reference: str | None = None  # the processor's payment id
+    payment_key: str | None = None  # our idempotency key for the charge, when echoed back
+    refund_reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+def _text(value: Any, limit: int = MAX_REFERENCE) -> str | None:
+    if isinstance(value, str) and value and len(value) <= limit and "\x00" not in value:
+        return value
     return None
 
 
-async def record_gateway_event(
-    db: Database, *, gateway: str, event: str, payload: dict[str, Any], event_id: str | None, now: datetime
-) -> bool:
-    """Write the event to the outbox; False when this event id was recorded before."""
-    event_type = f"gateway.{gateway}.{event}"
-    organization_id: uuid.UUID | None = None
-    hint = organization_hint(payload)
-    key = f"gateway-webhook:{gateway}:{event_id}" if event_id else None
+def _event_type(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_EVENT_NAME or not EVENT_NAME.match(value):
+        raise InvalidEvent("The body has no valid event type.")
+    return value
+
+
+def parse_razorpay(payload: Any, event_id: str) -> InboundEvent:
+    """Razorpay: ``{"event": "payment.captured", "payload": {"payment": {"entity": {...}}}}``."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent("The body is not an event object.")
+    event_type = _event_type(payload.get("event"))
+    entities = payload.get("payload") if isinstance(payload.get("payload"), dict) else {}
+
+    def entity(name: str) -> dict[str, Any]:
+        wrapper = entities.get(name)
+        found = wrapper.get("entity") if isinstance(wrapper, dict) else None
+        return found if isinstance(found, dict) else {}
+
+    payment, refund = entity("payment"), entity("refund")
+    notes = payment.get("notes") if isinstance(payment.get("notes"), dict) else {}
+    return InboundEvent(
+        gateway="razorpay", event_id=event_id, event_type=event_type,
+        payment_reference=_text(payment.get("id")) or _text(refund.get("payment_id")),
+        payment_key=_text(notes.get("idempotency_key")),
+        refund_reference=_text(refund.get("id")),
+        failure_code=_text(payment.get("error_code"), 64),
+        failure_message=_text(payment.get("error_description"), 1000),
+    )
+
+
+def parse_sandbox(payload: Any, event_id: str) -> InboundEvent:
+    """Sandbox: ``{"type": "payment.captured", "data": {"payment_id", "idempotency_key", "refund_id",
+    "failure_code", "failure_message"}}``."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data", {}), dict):
+        raise InvalidEvent("The body is not an event object.")
+    data = payload.get("data", {})
+    return InboundEvent(
+        gateway="sandbox", event_id=event_id, event_type=_event_type(payload.get("type")),
+        payment_reference=_text(data.get("payment_id")), payment_key=_text(data.get("idempotency_key")),
+        refund_reference=_text(data.get("refund_id")), failure_code=_text(data.get("failure_code"), 64),
+        failure_message=_text(data.get("failure_message"), 1000),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    duplicate: bool
+    result: str
+
+
+async def apply_gateway_event(db: Database, event: InboundEvent, now: datetime) -> Applied:
+    """Record the event once and apply its outcome; a repeated event id is a duplicate."""
+    async with db.read() as session:
+        organization_id = await _organization_of(session, event)
     try:
         async with db.write() as session:
-            if key is not None:
-                stored = await find_idempotent(
-                    session, scope_id=NO_SCOPE, key=key, operation=OPERATION, request={"event": event_type}
-                )
-                if stored is not None:
-                    return False
-            if hint is not None:
-                try:
-                    candidate = uuid.UUID(hint)
-                except ValueError:
-                    candidate = None
-                if candidate is not None:
-                    organization_id = await session.scalar(
-                        select(Organization.id).where(Organization.id == candidate)
-                    )
-            emit_event(
-                session,
-                event_type=event_type,
-                organization_id=organization_id,
-                payload={"event_id": event_id, "event": payload},
-                now=now,
-            )
-            if key is not None:
-                store_idempotent(
-                    session,
-                    scope_id=NO_SCOPE,
-                    key=key,
-                    operation=OPERATION,
-                    request={"event": event_type},
-                    response={"recorded": True},
-                    now=now,
-                )
+            if organization_id is not None:
+                await lock_organization(session, organization_id)
+            if await session.scalar(select(GatewayEvent.id).where(
+                GatewayEvent.gateway == event.gateway, GatewayEvent.event_id == event.event_id)) is not None:
+                return Applied(True, "duplicate")
+            record = GatewayEvent(gateway=event.gateway, event_id=event.event_id, event_type=event.event_type,
+                                  result="received", received_at=now)
+            session.add(record)
+            await session.flush()  # a concurrent delivery of the same id fails here or at commit
+            record.result = (await _apply(session, event, now))[:200]
+            result = record.result
     except IntegrityError:
-        # A concurrent delivery of the same event id committed first.
-        return False
-    return True
+        return Applied(True, "duplicate")
+    return Applied(False, result)
+
+
+async def _organization_of(session: AsyncSession, event: InboundEvent) -> uuid.UUID | None:
+    if event.event_type == REFUND_PROCESSED and event.refund_reference:
+        return await session.scalar(select(Refund.organization_id).where(
+            Refund.gateway == event.gateway, Refund.gateway_refund_id == event.refund_reference))
+    payment = _payment_match(event)
+    if payment is None:
+        return None
+    return await session.scalar(select(Payment.organization_id).where(payment).limit(1))
+
+
+def _payment_match(event: InboundEvent):
+    conditions = []
+    if event.payment_reference:
+        conditions.append(Payment.gateway_payment_id == event.payment_reference)
+    if event.payment_key:
+        conditions.append(Payment.idempotency_key == event.payment_key)
+    if not conditions:
+        return None
+    return (Payment.gateway == event.gateway) & or_(*conditions)
+
+
+async def _apply(session: AsyncSession, event: InboundEvent, now: datetime) -> str:
+    if event.event_type == REFUND_PROCESSED:
+        return await _refund_processed(session, event, now)
+    if event.event_type not in (CAPTURED, FAILED):
+        return f"ignored: {event.event_type} is not acted on"
+    match = _payment_match(event)
+    payment = await session.scalar(
+        select(Payment).where(match).execution_options(populate_existing=True).limit(1)
+    ) if match is not None else None
+    if payment is None:
+        return "ignored: no such payment"
+    if payment.status is not PaymentStatus.PENDING:
+        return f"ignored: payment already {payment.status.value}"
+    invoice = await session.scalar(
+        select(Invoice).where(Invoice.id == payment.invoice_id).execution_options(populate_existing=True))
+    payment.gateway_payment_id = payment.gateway_payment_id or event.payment_reference
+    payment.updated_at = now
+    before = {"status": payment.status.value}
+    if event.event_type == CAPTURED:
+        payment.status = PaymentStatus.SUCCEEDED
+        payment.failure_code = payment.failure_message = None
+        if invoice.status is InvoiceStatus.OPEN:
+            mark_paid(session, invoice, payment.amount, now)
+            if invoice.status is InvoiceStatus.PAID and invoice.subscription_id is not None:
+                subscription = await session.scalar(
+                    select(Subscription).where(Subscription.id == invoice.subscription_id)
+                    .execution_options(populate_existing=True))
+                await recover_subscription(session, None, subscription, invoice, now)
+    else:
+        payment.status = PaymentStatus.FAILED
+        payment.failure_code = event.failure_code or "payment_failed"
+        payment.failure_message = event.failure_message or "The processor reported the payment failed."
+        invoice.updated_at = now
+        emit_event(session, event_type="invoice.payment_failed", organization_id=invoice.organization_id,
+                   payload=invoice_event_payload(invoice, payment_id=payment.id, failure_code=payment.failure_code,
+                                                 failure_message=payment.failure_message), now=now)
+    record_audit(session, actor=None, action=f"payment.{payment.status.value.lower()}", object_type="Payment",
+                 object_id=payment.id, organization_id=payment.organization_id, now=now, before=before,
+                 after={"status": payment.status.value}, reason=f"{event.gateway} webhook {event.event_id}")
+    return f"payment {payment.status.value}"
+
+
+async def _refund_processed(session: AsyncSession, event: InboundEvent, now: datetime) -> str:
+    refund = await session.scalar(
+        select(Refund).where(Refund.gateway == event.gateway, Refund.gateway_refund_id == event.refund_reference)
+        .execution_options(populate_existing=True)
+    ) if event.refund_reference else None
+    if refund is None:
+        return "ignored: no such refund"
+    if refund.status is not PaymentStatus.PENDING:
+        return f"ignored: refund already {refund.status.value}"
+    refund.status = PaymentStatus.SUCCEEDED
+    refund.updated_at = now
+    invoice_status = await session.scalar(select(Invoice.status).where(Invoice.id == refund.invoice_id))
+    emit_event(session, event_type="refund.created", organization_id=refund.organization_id,
+               payload=refund_event_payload(refund, invoice_status), now=now)
+    record_audit(session, actor=None, action="refund.succeeded", object_type="Refund", object_id=refund.id,
+                 organization_id=refund.organization_id, now=now, after={"status": refund.status.value},
+                 reason=f"{event.gateway} webhook {event.event_id}")
+    return "refund SUCCEEDED"

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -260,6 +261,22 @@ async def _drive(
     return results
 
 
+def refund_event_payload(refund: Refund, invoice_status: InvoiceStatus) -> dict[str, Any]:
+    """The outbox payload of ``refund.created`` / ``refund.failed``."""
+    return {
+        "id": refund.id,
+        "invoice_id": refund.invoice_id,
+        "payment_id": refund.payment_id,
+        "amount": refund.amount,
+        "currency": refund.currency,
+        "status": refund.status,
+        "reason": refund.reason,
+        "gateway": refund.gateway,
+        "gateway_refund_id": refund.gateway_refund_id,
+        "invoice_status": invoice_status,
+    }
+
+
 async def _settle(db: Database, results: dict[uuid.UUID, RefundResult], now: datetime) -> None:
     async with db.write() as session:
         organization_id = await session.scalar(
@@ -296,18 +313,7 @@ async def _settle(db: Database, results: dict[uuid.UUID, RefundResult], now: dat
                     amount_paid=invoice.amount_paid, amount_refunded=invoice.amount_refunded
                 )
                 invoice.updated_at = now
-            payload = {
-                "id": refund.id,
-                "invoice_id": refund.invoice_id,
-                "payment_id": refund.payment_id,
-                "amount": refund.amount,
-                "currency": refund.currency,
-                "status": refund.status,
-                "reason": refund.reason,
-                "gateway": refund.gateway,
-                "gateway_refund_id": refund.gateway_refund_id,
-                "invoice_status": invoice.status,
-            }
+            payload = refund_event_payload(refund, invoice.status)
             if not result.succeeded:
                 payload["failure_message"] = result.failure_message
             event = "refund.created" if result.succeeded else "refund.failed"

@@ -1,0 +1,91 @@
+"""Deliveries you can see and replay: the list (paged in SQL), a redelivery, a test event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookEndpoint
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.errors import not_found
+from billing_graphql.services.pagination import Page, fetch_page
+from billing_graphql.services.platform.audit import record_audit, to_json
+from billing_graphql.services.webhooks.dispatch import new_delivery
+
+TEST_EVENT = "webhook.test"
+
+
+def _scoped(statement, actor: Actor):
+    if actor.is_super_admin:
+        return statement
+    return statement.join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id).where(
+        WebhookEndpoint.organization_id == actor.organization_id
+    )
+
+
+async def list_deliveries(
+    db: Database, actor: Actor, *, endpoint_id: uuid.UUID | None, status: DeliveryStatus | None,
+    first: int, offset: int,
+) -> Page[WebhookDelivery]:
+    """The deliveries the actor may see, newest first: one endpoint's, or all of its scope."""
+    statement = _scoped(select(WebhookDelivery), actor)
+    if endpoint_id is not None:
+        statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        statement = statement.where(WebhookDelivery.status == status)
+    statement = statement.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    async with db.read() as session:
+        return await fetch_page(session, statement, first=first, offset=offset)
+
+
+async def get_deliveries(db: Database, actor: Actor, ids: list[uuid.UUID]) -> dict[uuid.UUID, WebhookDelivery]:
+    async with db.read() as session:
+        rows = (await session.scalars(_scoped(select(WebhookDelivery), actor).where(WebhookDelivery.id.in_(ids)))).all()
+    return {row.id: row for row in rows}
+
+
+async def redeliver(db: Database, actor: Actor, delivery_id: uuid.UUID, *, now: datetime) -> WebhookDelivery:
+    """Send the same event again (same ``webhook-id`` and body), now, with a fresh retry schedule.
+    A delivery that is PENDING already is simply made due now."""
+    async with db.write() as session:
+        delivery = await session.scalar(
+            _scoped(select(WebhookDelivery), actor).where(WebhookDelivery.id == delivery_id)
+            .with_for_update(of=WebhookDelivery).execution_options(populate_existing=True)
+        )
+        if delivery is None:
+            raise not_found("Webhook delivery", "deliveryId")
+        if delivery.status is not DeliveryStatus.PENDING:
+            delivery.status = DeliveryStatus.PENDING
+            delivery.schedule_start = delivery.attempts
+        delivery.next_attempt_at = now
+        delivery.updated_at = now
+        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+        record_audit(session, actor=actor, action="webhook_delivery.redelivered", object_type="WebhookDelivery",
+                     object_id=delivery.id, organization_id=endpoint.organization_id, now=now)
+    return delivery
+
+
+async def send_test(db: Database, actor: Actor, endpoint_id: uuid.UUID, *, now: datetime) -> WebhookDelivery:
+    """A ``webhook.test`` event for this endpoint alone (other endpoints never see it)."""
+    async with db.write() as session:
+        statement = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+        if not actor.is_super_admin:
+            statement = statement.where(WebhookEndpoint.organization_id == actor.organization_id)
+        endpoint = await session.scalar(statement)
+        if endpoint is None:
+            raise not_found("Webhook endpoint", "endpointId")
+        event = OutboxEvent(
+            id=uuid.uuid4(), organization_id=endpoint.organization_id, event_type=TEST_EVENT,
+            payload=to_json({"endpoint_id": endpoint.id, "message": "A test event from billing-graphql.",
+                             "sent_at": now}),
+            created_at=now, dispatched_at=now,  # fanned out here, to this endpoint only
+        )
+        session.add(event)
+        await session.flush()
+        delivery = new_delivery(endpoint.id, event, now)
+        session.add(delivery)
+        await session.flush()
+    return delivery

@@ -1,0 +1,152 @@
+"""POST /webhooks/{gateway}: verified on the raw body, recorded once per event id, applied to
+payments, invoices, subscriptions and refunds; the same event twice changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from billing_graphql.app import create_app
+from billing_graphql.db.models import (
+    GatewayEvent,
+    Invoice,
+    OutboxEvent,
+    Payment,
+    PaymentStatus,
+    Refund,
+    Subscription,
+)
+from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
+from billing_graphql.domain.webhooks import new_secret
+from billing_graphql.gateways.sandbox import webhook_headers
+from tests.factories import database_state
+from tests.payments_factories import count_rows, make_invoice, make_payment, make_refund, make_subscription
+
+SANDBOX_SECRET = new_secret()
+RAZORPAY_SECRET = "razorpay-webhook-secret"
+
+
+@pytest.fixture
+async def client(db, settings):
+    configured = replace(settings, sandbox_webhook_secret=SANDBOX_SECRET, razorpay_webhook_secret=RAZORPAY_SECRET)
+    app = create_app(configured, db=db, freeze_gc=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def past_due(db, organization):
+    """A PAST_DUE subscription whose OPEN invoice has a PENDING sandbox payment."""
+    subscription = await make_subscription(db, organization.id, status=SubscriptionStatus.PAST_DUE)
+    invoice = await make_invoice(db, organization.id, status=InvoiceStatus.OPEN, subscription_id=subscription.id)
+    payment = await make_payment(db, invoice, status=PaymentStatus.PENDING)
+    return subscription, invoice, payment
+
+
+async def sandbox_event(client, event_id, event_type, at=None, secret=SANDBOX_SECRET, **data):
+    body = json.dumps({"type": event_type, "data": data}).encode()
+    headers = {"content-type": "application/json", **webhook_headers(secret, event_id, body, at)}
+    return await client.post("/webhooks/sandbox", content=body, headers=headers)
+
+
+async def load(db, model, key):
+    async with db.read() as session:
+        return await session.get(model, key)
+
+
+async def test_a_captured_payment_pays_the_invoice_and_reactivates_the_subscription(client, db, past_due):
+    subscription, invoice, payment = past_due
+    response = await sandbox_event(client, "evt_1", "payment.captured", payment_id="ch_sandbox_1",
+                                   idempotency_key=payment.idempotency_key)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": True, "duplicate": False, "result": "payment SUCCEEDED"}
+    stored = await load(db, Payment, payment.id)
+    assert (stored.status, stored.gateway_payment_id) == (PaymentStatus.SUCCEEDED, "ch_sandbox_1")
+    paid = await load(db, Invoice, invoice.id)
+    assert paid.status is InvoiceStatus.PAID and paid.amount_paid == paid.total
+    assert (await load(db, Subscription, subscription.id)).status is SubscriptionStatus.ACTIVE
+    async with db.read() as session:
+        types = set((await session.scalars(select(OutboxEvent.event_type))).all())
+    assert {"invoice.paid", "subscription.updated"} <= types
+
+    before = await database_state(db)
+    again = await sandbox_event(client, "evt_1", "payment.captured", payment_id="ch_sandbox_1",
+                                idempotency_key=payment.idempotency_key)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert await database_state(db) == before
+
+
+async def test_a_failed_payment_is_marked_failed(client, db, past_due):
+    _, invoice, payment = past_due
+    response = await sandbox_event(client, "evt_2", "payment.failed", idempotency_key=payment.idempotency_key,
+                                   failure_code="card_declined", failure_message="Declined.")
+    assert response.json()["result"] == "payment FAILED"
+    stored = await load(db, Payment, payment.id)
+    assert (stored.status, stored.failure_code) == (PaymentStatus.FAILED, "card_declined")
+    assert (await load(db, Invoice, invoice.id)).status is InvoiceStatus.OPEN
+    # A late 'captured' for a payment already settled changes nothing.
+    late = await sandbox_event(client, "evt_3", "payment.captured", idempotency_key=payment.idempotency_key)
+    assert late.json()["result"] == "ignored: payment already FAILED"
+
+
+async def test_a_processed_refund_succeeds_once(client, db, organization):
+    invoice = await make_invoice(db, organization.id)
+    payment = await make_payment(db, invoice)
+    refund = await make_refund(db, payment, 1000)
+    async with db.write() as session:
+        (await session.get(Refund, refund.id)).status = PaymentStatus.PENDING
+    for duplicate in (False, True):
+        response = await sandbox_event(client, "evt_r", "refund.processed", refund_id=refund.gateway_refund_id)
+        assert response.json()["duplicate"] is duplicate
+    assert (await load(db, Refund, refund.id)).status is PaymentStatus.SUCCEEDED
+    async with db.read() as session:
+        assert len((await session.scalars(select(OutboxEvent).where(OutboxEvent.event_type == "refund.created"))
+                    ).all()) == 1
+
+
+async def test_razorpay_captured_event_is_applied(client, db, organization):
+    invoice = await make_invoice(db, organization.id, status=InvoiceStatus.OPEN)
+    payment = await make_payment(db, invoice, status=PaymentStatus.PENDING, gateway="razorpay")
+    body = json.dumps({"event": "payment.captured", "payload": {"payment": {"entity": {
+        "id": "pay_X", "notes": {"idempotency_key": payment.idempotency_key}}}}}).encode()
+    signature = hmac.new(RAZORPAY_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    response = await client.post("/webhooks/razorpay", content=body, headers={
+        "x-razorpay-signature": signature, "x-razorpay-event-id": "evt_rzp", "content-type": "application/json"})
+    assert response.json()["result"] == "payment SUCCEEDED"
+    assert (await load(db, Invoice, invoice.id)).status is InvoiceStatus.PAID
+
+
+async def test_unknown_gateway_is_404(client, db):
+    response = await client.post("/webhooks/stripe", content=b"{}")
+    assert response.status_code == 404
+    assert await count_rows(db, GatewayEvent) == 0
+
+
+@pytest.mark.parametrize("problem", ["wrong secret", "flipped byte", "old timestamp", "no headers"])
+async def test_a_bad_signature_is_400_with_nothing_written(client, db, past_due, problem):
+    _, _, payment = past_due
+    before = await database_state(db)
+    body = json.dumps({"type": "payment.captured", "data": {"idempotency_key": payment.idempotency_key}}).encode()
+    at = datetime.now(UTC) - timedelta(seconds=301) if problem == "old timestamp" else None
+    headers = webhook_headers(new_secret() if problem == "wrong secret" else SANDBOX_SECRET, "evt_bad", body, at)
+    if problem == "flipped byte":
+        body = body.replace(b"captured", b"capturec")
+    if problem == "no headers":
+        headers = {}
+    response = await client.post("/webhooks/sandbox", content=body, headers=headers)
+    assert response.status_code == 400
+    assert await database_state(db) == before
+
+
+async def test_a_signed_body_that_is_not_an_event_is_400(client, db):
+    for body in (b"not json", b"[1]", json.dumps({"type": "Payment Captured!"}).encode()):
+        headers = webhook_headers(SANDBOX_SECRET, "evt_x", body)
+        assert (await client.post("/webhooks/sandbox", content=body, headers=headers)).status_code == 400
+    assert await count_rows(db, GatewayEvent) == 0
