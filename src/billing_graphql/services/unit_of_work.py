@@ -120,6 +120,7 @@ async def money_move(
     """Run a money-moving use case for one organization (see the module's docstring)."""
     key = idempotency.clean_key(idempotency_key)
     async with db.write() as session:
+        session.info["now"] = now  # the instant of the changes (db.mrr_history dates revisions with it)
         await lock_organization(session, organization_id)
         organization = await session.get(Organization, organization_id)
         if organization is None:
