@@ -19,6 +19,7 @@ from strawberry.tools import merge_types
 
 from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.analytics import schema as analytics
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
@@ -40,6 +41,7 @@ QUERIES = (
     payment_methods.Query,
     usage.Query,
     clock.Query,
+    analytics.Query,
 )
 MUTATIONS = (
     organizations.Mutation,

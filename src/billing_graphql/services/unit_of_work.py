@@ -130,6 +130,7 @@ async def money_move(
     """Run a money-moving use case for one organization (see the module's docstring)."""
     key = idempotency.clean_key(idempotency_key)
     async with db.write() as session:
+        session.info["now"] = now  # the instant of the changes (db.mrr_history dates revisions with it)
         organization = await locked_organization(session, organization_id)
         stored = await idempotency.find_idempotent(
             session, scope_id=organization_id, key=key, operation=operation, request=request

@@ -86,3 +86,9 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
 ]
+
+from billing_graphql.db.models.analytics import SubscriptionMrrRevision  # noqa: E402
+from billing_graphql.db import mrr_history  # noqa: E402  (keeps the MRR history on every flush)
+
+mrr_history.install()
+__all__ += ["SubscriptionMrrRevision"]

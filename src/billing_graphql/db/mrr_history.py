@@ -1,0 +1,284 @@
+"""Keeps ``subscription_mrr_revisions`` in step with the subscriptions, in every transaction.
+
+Session listeners (registered for every ``Session`` when the models are imported): after each
+flush, note what it changed: a Subscription inserted or with a changed plan, status, billing
+period, agent count or coupon; a SubscriptionAddon inserted, changed or deleted; a Plan or Addon
+whose prices changed (then every live subscription on it). Before the commit, read the noted
+subscriptions' state in one SELECT, price each with ``domain.analytics.monthly_recurring_revenue``
+and, where MRR, status, plan or currency differ from the open revision, close that revision and
+open a new one at the instant of the change, in the same transaction. No service has to remember
+to write history; a transaction that changed none of these costs nothing more.
+
+The instant of a change is the latest final ``updated_at`` of the changed rows (services set it
+to their clock, the test clock included) or ``session.info["now"]`` (set by the unit of work),
+else the wall clock. A second change at the same instant rewrites the open revision in place, so one
+subscription's revisions never share a start (a unique constraint backs it).
+
+Bulk ``UPDATE subscriptions`` statements bypass flushes; change subscriptions through the ORM.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, and_, event, insert, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import get_history
+from sqlalchemy.sql.expression import bindparam
+
+from billing_graphql.db.models.analytics import SubscriptionMrrRevision
+from billing_graphql.db.models.catalog import Addon, AddonUnit, Coupon, Plan
+from billing_graphql.db.models.subscriptions import Subscription, SubscriptionAddon
+from billing_graphql.domain.analytics import monthly_recurring_revenue
+from billing_graphql.domain.invoices import Discount, DiscountKind
+from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring
+from billing_graphql.domain.status import SubscriptionStatus
+
+SUBSCRIPTION_ATTRIBUTES = ("plan_id", "status", "billing_period", "agent_count", "coupon_id",
+                           "coupon_periods_remaining")
+ADDON_ATTRIBUTES = ("addon_id", "quantity")
+PLAN_PRICE_ATTRIBUTES = ("currency", "base_price_monthly", "base_price_annual", "per_agent_price", "included_agents")
+ADDON_PRICE_ATTRIBUTES = ("price_monthly", "price_annual", "unit")
+CHUNK = 500
+
+_s = Subscription.__table__
+_p = Plan.__table__
+_c = Coupon.__table__
+_sa = SubscriptionAddon.__table__
+_a = Addon.__table__
+_r = SubscriptionMrrRevision.__table__
+
+
+@dataclass(slots=True)
+class Touched:
+    """What changed: subscriptions (with the instant), and repriced plans and add-ons."""
+
+    subscriptions: dict[uuid.UUID, datetime | None]
+    plans: dict[uuid.UUID, datetime | None]
+    addons: dict[uuid.UUID, datetime | None]
+
+
+@dataclass(slots=True)
+class Noted:
+    """The rows the flushes of one transaction changed, kept until it commits (their final
+    ``updated_at`` is the instant of the change)."""
+
+    subscriptions: dict[uuid.UUID, list[object]] = field(default_factory=dict)
+    plans: dict[uuid.UUID, Plan] = field(default_factory=dict)
+    addons: dict[uuid.UUID, Addon] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.subscriptions or self.plans or self.addons)
+
+    def note(self, subscription_id: uuid.UUID | None, row: object | None) -> None:
+        if subscription_id is not None:
+            rows = self.subscriptions.setdefault(subscription_id, [])
+            if row is not None:
+                rows.append(row)
+
+    def resolve(self, now: datetime | None) -> Touched:
+        def latest(rows: Iterable[object]) -> datetime | None:
+            instants = [row.updated_at for row in rows if getattr(row, "updated_at", None) is not None]
+            instants += [now] if now is not None else []
+            return max(instants, default=None)
+
+        return Touched(
+            {key: latest(rows) for key, rows in self.subscriptions.items()},
+            {key: latest([row]) for key, row in self.plans.items()},
+            {key: latest([row]) for key, row in self.addons.items()},
+        )
+
+
+def _changed(instance: object, attributes: Iterable[str]) -> bool:
+    return any(get_history(instance, name).has_changes() for name in attributes)
+
+
+def note_flush(session: Session, noted: Noted) -> None:
+    """Note what a flush changed (run after it, while the attributes' history is still there)."""
+    for instance in session.new:
+        if isinstance(instance, Subscription):
+            noted.note(instance.id, instance)
+        elif isinstance(instance, SubscriptionAddon):
+            noted.note(instance.subscription_id, instance)
+    for instance in session.dirty:
+        if isinstance(instance, Subscription) and _changed(instance, SUBSCRIPTION_ATTRIBUTES):
+            noted.note(instance.id, instance)
+        elif isinstance(instance, SubscriptionAddon) and _changed(instance, ADDON_ATTRIBUTES):
+            noted.note(instance.subscription_id, instance)
+        elif isinstance(instance, Plan) and _changed(instance, PLAN_PRICE_ATTRIBUTES):
+            noted.plans[instance.id] = instance
+        elif isinstance(instance, Addon) and _changed(instance, ADDON_PRICE_ATTRIBUTES):
+            noted.addons[instance.id] = instance
+    for instance in session.deleted:
+        if isinstance(instance, SubscriptionAddon):
+            noted.note(instance.subscription_id, None)
+
+
+@dataclass(slots=True)
+class _State:
+    organization_id: uuid.UUID
+    plan_id: uuid.UUID
+    currency: str
+    status: SubscriptionStatus
+    recurring: Recurring
+    discount: Discount | None
+    open_id: uuid.UUID | None
+    open_key: tuple | None
+    open_from: datetime | None
+
+    @property
+    def mrr(self) -> int:
+        return monthly_recurring_revenue(self.recurring, self.status, self.discount)
+
+    @property
+    def key(self) -> tuple:
+        return (self.status, self.plan_id, self.currency, self.mrr)
+
+
+def _discount(row) -> Discount | None:
+    running = row.coupon_id is not None and (row.coupon_periods_remaining is None or row.coupon_periods_remaining > 0)
+    if not running or row.discount_type is None:
+        return None
+    return Discount(DiscountKind(row.discount_type.value), percent_off=row.percent_off, amount_off=row.amount_off,
+                    currency=row.coupon_currency)
+
+
+def _select_states(connection: Connection, condition) -> dict[uuid.UUID, _State]:
+    addons = _sa.join(_a, _a.c.id == _sa.c.addon_id)
+    statement = (
+        select(
+            _s.c.id, _s.c.organization_id, _s.c.plan_id, _s.c.status, _s.c.billing_period, _s.c.agent_count,
+            _s.c.coupon_id, _s.c.coupon_periods_remaining,
+            _p.c.name, _p.c.currency, _p.c.base_price_monthly, _p.c.base_price_annual, _p.c.per_agent_price,
+            _p.c.included_agents,
+            _c.c.discount_type, _c.c.percent_off, _c.c.amount_off, _c.c.currency.label("coupon_currency"),
+            _r.c.id.label("open_id"), _r.c.status.label("open_status"), _r.c.plan_id.label("open_plan_id"),
+            _r.c.currency.label("open_currency"), _r.c.mrr_minor.label("open_mrr"),
+            _r.c.valid_from.label("open_from"),
+            _sa.c.quantity, _a.c.name.label("addon_name"), _a.c.price_monthly, _a.c.price_annual, _a.c.unit,
+        )
+        .select_from(
+            _s.join(_p, _p.c.id == _s.c.plan_id)
+            .outerjoin(_c, _c.c.id == _s.c.coupon_id)
+            .outerjoin(_r, and_(_r.c.subscription_id == _s.c.id, _r.c.valid_to.is_(None)))
+            .outerjoin(addons, _sa.c.subscription_id == _s.c.id)
+        )
+        .where(condition)
+    )
+    rows: dict[uuid.UUID, tuple] = {}
+    addon_prices: dict[uuid.UUID, list[AddonPrice]] = {}
+    for row in connection.execute(statement):
+        rows.setdefault(row.id, row)
+        if row.quantity is not None:
+            addon_prices.setdefault(row.id, []).append(
+                AddonPrice(name=row.addon_name, monthly=row.price_monthly, annual=row.price_annual,
+                           quantity=row.quantity, per_agent=row.unit is AddonUnit.PER_AGENT)
+            )
+    states: dict[uuid.UUID, _State] = {}
+    for subscription_id, row in rows.items():
+        plan = PlanPrice(name=row.name, currency=row.currency, base_monthly=row.base_price_monthly,
+                         base_annual=row.base_price_annual, per_agent=row.per_agent_price,
+                         included_agents=row.included_agents)
+        recurring = Recurring(plan=plan, billing_period=row.billing_period, agents=row.agent_count,
+                              addons=tuple(addon_prices.get(subscription_id, ())))
+        states[subscription_id] = _State(
+            organization_id=row.organization_id, plan_id=row.plan_id, currency=row.currency, status=row.status,
+            recurring=recurring, discount=_discount(row), open_id=row.open_id,
+            open_key=(row.open_status, row.open_plan_id, row.open_currency, row.open_mrr) if row.open_id else None,
+            open_from=row.open_from,
+        )
+    return states
+
+
+def _conditions(found: Touched) -> list:
+    live = _s.c.status != SubscriptionStatus.CANCELED
+    conditions = []
+    ids = list(found.subscriptions)
+    conditions += [_s.c.id.in_(ids[i:i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+    if found.plans:
+        conditions.append(and_(live, _s.c.plan_id.in_(list(found.plans))))
+    if found.addons:
+        with_addon = select(_sa.c.subscription_id).where(_sa.c.addon_id.in_(list(found.addons)))
+        conditions.append(and_(live, _s.c.id.in_(with_addon)))
+    return conditions
+
+
+def record_revisions(connection: Connection, found: Touched, now: datetime) -> None:
+    """Write the revisions the changes in ``found`` call for (see the module docstring)."""
+    conditions = _conditions(found)
+    states: dict[uuid.UUID, _State] = {}
+    for start in range(0, len(conditions), 4):
+        states.update(_select_states(connection, or_(*conditions[start:start + 4])))
+    closes: list[dict] = []
+    rewrites: list[dict] = []
+    inserts: list[dict] = []
+    for subscription_id, state in states.items():
+        if state.key == state.open_key:
+            continue
+        when = (found.subscriptions.get(subscription_id) or found.plans.get(state.plan_id)
+                or max((instant for instant in found.addons.values() if instant), default=None) or now)
+        values = dict(organization_id=state.organization_id, plan_id=state.plan_id, currency=state.currency,
+                      status=state.status, mrr_minor=state.mrr)
+        if state.open_id is not None and when <= state.open_from:
+            rewrites.append(dict(values, revision_id=state.open_id))
+            continue
+        if state.open_id is not None:
+            closes.append({"revision_id": state.open_id, "valid_to": when})
+        inserts.append(dict(values, id=uuid.uuid4(), subscription_id=subscription_id, valid_from=when,
+                            valid_to=None))
+    target = _r.c.id == bindparam("revision_id")
+    if closes:
+        connection.execute(update(_r).where(target).values(valid_to=bindparam("valid_to")), closes)
+    if rewrites:
+        connection.execute(
+            update(_r).where(target).values(
+                {name: bindparam(name) for name in ("organization_id", "plan_id", "currency", "status", "mrr_minor")}
+            ),
+            rewrites,
+        )
+    if inserts:
+        connection.execute(insert(_r), inserts)
+
+
+NOTED = "billing_graphql.mrr_history"
+
+
+def _after_flush(session: Session, _flush_context) -> None:
+    noted = session.info.get(NOTED) or Noted()
+    note_flush(session, noted)
+    if noted:
+        session.info[NOTED] = noted
+
+
+def _before_commit(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # what the commit would flush next, so that it is noted too
+    noted = session.info.pop(NOTED, None)
+    if noted:
+        now = session.info.get("now")
+        record_revisions(session.connection(), noted.resolve(now), now or datetime.now(UTC))
+
+
+def _after_rollback(session: Session, _previous_transaction) -> None:
+    session.info.pop(NOTED, None)
+
+
+def backfill(connection: Connection, now: datetime) -> None:
+    """Open a revision for every subscription that has none (used by the migration)."""
+    missing = select(_s.c.id, _s.c.created_at).where(
+        ~select(_r.c.id).where(_r.c.subscription_id == _s.c.id).exists()
+    )
+    found = Touched({row.id: row.created_at for row in connection.execute(missing)}, {}, {})
+    if found.subscriptions:
+        record_revisions(connection, found, now)
+
+
+def install() -> None:
+    """Listen on every Session (idempotent)."""
+    for name, listener in (("after_flush", _after_flush), ("before_commit", _before_commit),
+                           ("after_soft_rollback", _after_rollback)):
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)

@@ -1,0 +1,1 @@
+"""Revenue analytics: MRR, its movements, cash and receivables, computed in the database."""

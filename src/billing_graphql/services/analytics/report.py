@@ -1,0 +1,210 @@
+"""Revenue analytics for staff: every figure an aggregate computed by the database.
+
+Five statements whatever the number of subscriptions or months (none loads rows into Python):
+
+1. the state at the range's start (MRR, live subscriptions, paying organizations) from the
+   revisions valid then;
+2. the MRR movements of each month: each revision that began in the range beside the one
+   before it (``LAG`` over the subscription's revisions), summed per month;
+3. the money of each month (succeeded payments, succeeded refunds, failed payment attempts)
+   and the outstanding amount of open invoices, in one ``UNION ALL``;
+4. the plans of the currency with their live subscriptions and current MRR;
+5. the subscriptions of the currency counted by status.
+
+``domain.analytics`` defines each figure and carries the start state through the months.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import and_, case, func, literal, null, or_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import Invoice, Payment, PaymentStatus, Plan, Refund, Subscription
+from billing_graphql.db.models.analytics import SubscriptionMrrRevision as Revision
+from billing_graphql.domain.analytics import (
+    CashFlow,
+    MonthFigures,
+    Movements,
+    Range,
+    Snapshot,
+    analytics_range,
+    month_figures,
+)
+from billing_graphql.domain.money import normalize_currency
+from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
+from billing_graphql.services.analytics.sql import month_of
+
+S = SubscriptionStatus
+MRR_STATUS_VALUES = (S.ACTIVE, S.PAST_DUE)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanBreakdown:
+    plan: Plan
+    subscriptions: int
+    mrr: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsReport:
+    currency: str
+    mrr: int
+    months: tuple[MonthFigures, ...]
+    by_status: tuple[tuple[SubscriptionStatus, int], ...]
+    by_plan: tuple[PlanBreakdown, ...]
+    outstanding: int
+    failed_payments_rate: object
+
+    @property
+    def arr(self) -> int:
+        return self.mrr * 12
+
+
+def _int(value: object) -> int:
+    return int(value or 0)
+
+
+def _valid_at(instant: datetime):
+    """The revision in force just before ``instant`` (a month's end is the next one's start)."""
+    return and_(Revision.valid_from < instant, or_(Revision.valid_to.is_(None), Revision.valid_to >= instant))
+
+
+async def _start_state(session: AsyncSession, currency: str, span: Range) -> Snapshot:
+    row = (await session.execute(
+        select(
+            func.coalesce(func.sum(Revision.mrr_minor), 0),
+            func.count(case((Revision.status != S.CANCELED, 1))),
+            func.count(case((Revision.mrr_minor > 0, 1))),
+        ).where(Revision.currency == currency, _valid_at(span.start))
+    )).one()
+    return Snapshot(mrr=_int(row[0]), live=_int(row[1]), paying=_int(row[2]))
+
+
+async def _movements(session: AsyncSession, currency: str, span: Range) -> dict[str, Movements]:
+    order = {"partition_by": Revision.subscription_id, "order_by": Revision.valid_from}
+    sequence = (
+        select(
+            Revision.valid_from, Revision.status, Revision.mrr_minor.label("mrr"),
+            func.lag(Revision.status, type_=Revision.status.type).over(**order).label("before_status"),
+            func.coalesce(func.lag(Revision.mrr_minor, type_=Revision.mrr_minor.type).over(**order), 0)
+            .label("before_mrr"),
+        )
+        # The revisions of the range and the ones just before them (which end inside it).
+        .where(Revision.currency == currency, Revision.valid_from < span.end,
+               or_(Revision.valid_to.is_(None), Revision.valid_to >= span.start))
+        .subquery()
+    )
+    mrr, before = sequence.c.mrr, sequence.c.before_mrr
+    status, before_status = sequence.c.status, sequence.c.before_status
+
+    def total(condition, value):
+        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+    month = month_of(sequence.c.valid_from).label("month")
+    rows = (await session.execute(
+        select(
+            month,
+            func.count(case((and_(before_status.is_(None), status != S.CANCELED), 1))),
+            func.count(case((and_(status == S.CANCELED, before_status != S.CANCELED), 1))),
+            total(and_(before == 0, mrr > 0), mrr),
+            total(and_(before > 0, mrr > before), mrr - before),
+            total(and_(mrr > 0, mrr < before), before - mrr),
+            total(and_(before > 0, mrr == 0), before),
+            func.count(case((and_(before_status == S.TRIALING, status.in_(MRR_STATUS_VALUES)), 1))),
+            total(and_(before == 0, mrr > 0), 1) - total(and_(before > 0, mrr == 0), 1),
+        )
+        .where(sequence.c.valid_from >= span.start)
+        .group_by(month)
+    )).all()
+    return {row[0]: Movements(*(_int(value) for value in row[1:])) for row in rows}
+
+
+async def _money(session: AsyncSession, currency: str, span: Range) -> tuple[dict[str, CashFlow], int]:
+    paid = Payment.status == PaymentStatus.SUCCEEDED
+    failed = Payment.status == PaymentStatus.FAILED
+    payment_month = month_of(Payment.created_at)
+    refund_month = month_of(Refund.created_at)
+    payments = (
+        select(literal("payments").label("kind"), payment_month.label("month"),
+               func.coalesce(func.sum(case((paid, Payment.amount), else_=0)), 0).label("amount"),
+               func.count(case((paid, 1))).label("succeeded"), func.count(case((failed, 1))).label("failed"))
+        .where(Payment.currency == currency, Payment.created_at >= span.start, Payment.created_at < span.end)
+        .group_by(payment_month)
+    )
+    refunds = (
+        select(literal("refunds"), refund_month, func.coalesce(func.sum(Refund.amount), 0), literal(0), literal(0))
+        .where(Refund.currency == currency, Refund.status == PaymentStatus.SUCCEEDED,
+               Refund.created_at >= span.start, Refund.created_at < span.end)
+        .group_by(refund_month)
+    )
+    outstanding = (
+        select(literal("outstanding"), null(),
+               func.coalesce(func.sum(Invoice.total - Invoice.credit_applied - Invoice.amount_paid), 0),
+               literal(0), literal(0))
+        .where(Invoice.currency == currency, Invoice.status == InvoiceStatus.OPEN)
+    )
+    cash: dict[str, CashFlow] = {}
+    owed = 0
+    for kind, month, amount, succeeded, failures in (await session.execute(union_all(payments, refunds, outstanding))):
+        if kind == "outstanding":
+            owed = _int(amount)
+            continue
+        flow = cash.get(month, CashFlow())
+        if kind == "payments":
+            cash[month] = CashFlow(_int(amount), flow.refunds, _int(succeeded), _int(failures))
+        else:
+            cash[month] = CashFlow(flow.payments, _int(amount), flow.succeeded_payments, flow.failed_payments)
+    return cash, owed
+
+
+async def _by_plan(session: AsyncSession, currency: str) -> tuple[PlanBreakdown, ...]:
+    subscriptions = func.count(Subscription.id)
+    rows = (await session.execute(
+        select(Plan, subscriptions, func.coalesce(func.sum(Revision.mrr_minor), 0))
+        .outerjoin(Subscription, and_(Subscription.plan_id == Plan.id, Subscription.status != S.CANCELED))
+        .outerjoin(Revision, and_(Revision.subscription_id == Subscription.id, Revision.valid_to.is_(None)))
+        .where(Plan.currency == currency)
+        .group_by(Plan.id)
+        .having(or_(Plan.is_active, subscriptions > 0))
+        .order_by(Plan.sort_order, Plan.base_price_monthly, Plan.slug)
+    )).all()
+    return tuple(PlanBreakdown(plan, _int(count), _int(mrr)) for plan, count, mrr in rows)
+
+
+async def _by_status(session: AsyncSession, currency: str) -> tuple[tuple[SubscriptionStatus, int], ...]:
+    rows = (await session.execute(
+        select(Subscription.status, func.count())
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(Plan.currency == currency)
+        .group_by(Subscription.status)
+    )).all()
+    counts = {status: _int(count) for status, count in rows}
+    return tuple((status, counts.get(status, 0)) for status in SubscriptionStatus)
+
+
+async def revenue_analytics(db: Database, *, first: date, last: date, currency: str, now: datetime) -> AnalyticsReport:
+    """The figures of ``domain.analytics`` for the days ``first``..``last`` in ``currency`` (never
+    converted). Raises VALIDATION for an unknown currency or a range of more than 120 months."""
+    currency = normalize_currency(currency)
+    span = analytics_range(first, last, now)
+    async with db.read() as session:
+        # An empty range runs the same statements; they find nothing in [start, start).
+        start = await _start_state(session, currency, span)
+        moved = await _movements(session, currency, span)
+        cash, owed = await _money(session, currency, span)
+        by_plan = await _by_plan(session, currency)
+        by_status = await _by_status(session, currency)
+    figures = month_figures(span, start, moved, cash)
+    return AnalyticsReport(
+        currency=currency,
+        mrr=sum(row.mrr for row in by_plan),
+        months=figures.months,
+        by_status=by_status,
+        by_plan=by_plan,
+        outstanding=owed,
+        failed_payments_rate=figures.failed_payments_rate,
+    )
