@@ -40,6 +40,9 @@ class Settings:
     seller_name: str = "Billing Gateway"
     seller_address: str = ""
     portal_session_minutes: int = 30
+    trial_once: bool = True  # an organization gets each plan's trial once
+    seller_tax_id: str = ""
+    graphiql_assets_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +81,9 @@ class Settings:
             # Lines of the address may be separated by "\n" or by literal "\\n" in the variable.
             seller_address=(reader.text("BILLING_SELLER_ADDRESS") or "").replace("\\n", "\n"),
             portal_session_minutes=reader.integer("BILLING_PORTAL_SESSION_MINUTES", 30, minimum=1),
+            trial_once=reader.boolean("BILLING_TRIAL_ONCE", True),
+            seller_tax_id=reader.text("BILLING_SELLER_TAX_ID") or "",
+            graphiql_assets_dir=reader.text("BILLING_GRAPHIQL_ASSETS_DIR"),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret

@@ -16,6 +16,7 @@ from billing_graphql.db.models.catalog import (
     PlanLimit,
     TaxRate,
 )
+from billing_graphql.db.models.billing_details import BillingDetails, InvoiceParties, TrialGrant
 from billing_graphql.db.models.checkout import CheckoutSession, CheckoutStatus
 from billing_graphql.db.models.invoices import (
     BillingReason,
@@ -50,6 +51,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "BillingDetails",
     "BillingReason",
     "CheckoutSession",
     "CheckoutStatus",
@@ -64,6 +66,7 @@ __all__ = [
     "InvoiceLine",
     "InvoiceLineKind",
     "InvoiceNumberSequence",
+    "InvoiceParties",
     "Metric",
     "MetricKind",
     "Organization",
@@ -81,6 +84,7 @@ __all__ = [
     "SubscriptionAddon",
     "TaxRate",
     "TestClock",
+    "TrialGrant",
     "UsageCounter",
     "UsageEvent",
     "WebhookDelivery",
