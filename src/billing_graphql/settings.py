@@ -45,6 +45,9 @@ class Settings:
     worker_interval_seconds: int = 60
     run_workers: bool = False  # `serve` turns it on (BILLING_WORKERS); `serve --no-worker` leaves it off
     sandbox_webhook_secret: str | None = field(default=None, repr=False)
+    trial_once: bool = True  # an organization gets each plan's trial once
+    seller_tax_id: str = ""
+    graphiql_assets_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +91,9 @@ class Settings:
             worker_interval_seconds=reader.integer("BILLING_WORKER_INTERVAL_SECONDS", 60, minimum=1),
             run_workers=reader.boolean("BILLING_WORKERS", False),
             sandbox_webhook_secret=reader.text("BILLING_SANDBOX_WEBHOOK_SECRET"),
+            trial_once=reader.boolean("BILLING_TRIAL_ONCE", True),
+            seller_tax_id=reader.text("BILLING_SELLER_TAX_ID") or "",
+            graphiql_assets_dir=reader.text("BILLING_GRAPHIQL_ASSETS_DIR"),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret

@@ -300,8 +300,11 @@ async def test_subscribing_again_after_cancel(db, org, app_settings):
     plan = await make_plan(db, trial_days=14)
     first = await run(db, org.id, app_settings, plan=plan)
     await cancel(db, None, organization_id=org.id, immediately=True, reason="moving", now=T0)
+    await make_payment_method(db, org.id)
     second = await run(db, org.id, app_settings, plan=plan)
     assert second.subscription.id != first.subscription.id
+    # the plan's trial was had: the second subscription is invoiced from the start
+    assert second.subscription.status is SubscriptionStatus.ACTIVE and second.invoice is not None
     assert await count(db, Subscription) == 2
 
 

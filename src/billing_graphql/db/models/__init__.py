@@ -16,6 +16,7 @@ from billing_graphql.db.models.catalog import (
     PlanLimit,
     TaxRate,
 )
+from billing_graphql.db.models.billing_details import BillingDetails, InvoiceParties, TrialGrant
 from billing_graphql.db.models.checkout import CheckoutSession, CheckoutStatus
 from billing_graphql.db.models.invoices import (
     BillingReason,
@@ -48,6 +49,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "BillingDetails",
     "BillingReason",
     "CheckoutSession",
     "CheckoutStatus",
@@ -63,6 +65,7 @@ __all__ = [
     "InvoiceLine",
     "InvoiceLineKind",
     "InvoiceNumberSequence",
+    "InvoiceParties",
     "Metric",
     "MetricKind",
     "Organization",
@@ -80,6 +83,7 @@ __all__ = [
     "SubscriptionAddon",
     "TaxRate",
     "TestClock",
+    "TrialGrant",
     "UsageCounter",
     "UsageEvent",
     "UsageLimitEvent",

@@ -299,6 +299,9 @@ class InvoicePreview:
     credit_applied: Money
     amount_due: Money
     credit_added: Money = strawberry.field(description="Account credit the change adds (a downgrade).")
+    message: str | None = strawberry.field(
+        default=None, description="Why nothing is billed now, e.g. no invoice is due until the trial ends."
+    )
 
     @classmethod
     def from_value(cls, value: PreviewValue | None) -> InvoicePreview | None:
@@ -317,4 +320,5 @@ class InvoicePreview:
             credit_applied=Money.of(value.credit_applied, currency),
             amount_due=Money.of(value.amount_due, currency),
             credit_added=Money.of(value.credit_added, currency),
+            message=value.message,
         )

@@ -41,6 +41,7 @@ from billing_graphql.services.subscriptions.results import (
 )
 from billing_graphql.services.unit_of_work import locked_organization
 from billing_graphql.services.pagination import Page, fetch_page
+from billing_graphql.services.subscriptions.trials import record_trial, trial_available
 from billing_graphql.settings import Settings
 
 MAX_REASON_LENGTH = 2000
@@ -66,7 +67,8 @@ async def subscribe(
     """Start the organization's subscription.
 
     TRIALING for the plan's trial days (the trial is the first period; paid periods are anchored
-    on its end). A plan without trial days starts ACTIVE: the first period's invoice is finalized
+    on its end), once per organization and plan (``services.subscriptions.trials``). A plan
+    without trial days, or whose trial the organization has had, starts ACTIVE: the first period's invoice is finalized
     and charged to ``payment_method_id`` or the default method (PAYMENT_REQUIRED without one when
     something is due, and nothing is written). A declined first charge leaves the subscription
     PAST_DUE with its invoice OPEN (the result's ``payment_error`` says so).
@@ -87,7 +89,9 @@ async def subscribe(
             plan = await resolve_plan(session, plan_id)
             method = await payment_method_for(session, organization_id, payment_method_id)
             agents = await current_agents(session, organization_id, fallback=1)
-            trial = plan.trial_days > 0
+            trial = await trial_available(session, organization_id, plan, settings)
+            if trial:
+                await record_trial(session, organization_id, plan.id, now)
             subscription = await new_subscription(
                 session, organization_id=organization_id, plan=plan, billing_period=billing_period, agents=agents,
                 trial=trial, payment_gateway=method.gateway if method else "sandbox", now=now,

@@ -52,6 +52,7 @@ from billing_graphql.services.subscriptions.results import (
     SubscriptionChange,
 )
 from billing_graphql.services.unit_of_work import locked_organization
+from billing_graphql.services.subscriptions.trials import record_trial
 from billing_graphql.settings import Settings
 
 
@@ -196,6 +197,11 @@ async def change_plan(
             if draft is not None and not dry_run:
                 method = await payment_method_for(session, organization_id, None)
                 require_payment_method(draft, method)
+        elif immediate:
+            ends = subscription.trial_ends_at or subscription.current_period_end
+            result.preview = InvoicePreview.nothing_due(
+                currency, f"No invoice is due until the trial ends on {ends:%Y-%m-%d %H:%M} UTC; the first "
+                          f"invoice then bills the {target_plan.name} plan.")
         if dry_run:
             return result
 
@@ -211,7 +217,9 @@ async def change_plan(
             subscription.plan_id = target_plan.id
             subscription.billing_period = target_period
             subscription.pending_plan_id = subscription.pending_billing_period = None
-            if not trialing:
+            if trialing:
+                await record_trial(session, organization_id, target_plan.id, now)
+            else:
                 subscription.agent_count = agents
                 if restart:
                     subscription.period_anchor = now

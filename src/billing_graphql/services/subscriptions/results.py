@@ -36,6 +36,12 @@ class InvoicePreview:
     credit_applied: int
     amount_due: int
     credit_added: int
+    message: str | None = None
+
+    @classmethod
+    def nothing_due(cls, currency: str, message: str) -> InvoicePreview:
+        """A zero preview: the change bills nothing now (a plan change during a trial)."""
+        return cls(currency, (), 0, 0, 0, None, 0, 0, 0, 0, message)
 
     @classmethod
     def of_invoice(cls, draft: InvoiceDraft) -> InvoicePreview:
