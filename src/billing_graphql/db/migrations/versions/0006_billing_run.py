@@ -1,7 +1,7 @@
 """billing run: the trial-will-end notice is sent once; due retries are found by index
 
 Revision ID: 0006_billing_run
-Revises: 0004_checkout
+Revises: 0005_usage
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import billing_graphql.db.types
 
 revision = "0006_billing_run"
-down_revision = "0004_checkout"
+down_revision = "0005_usage"
 branch_labels = None
 depends_on = None
 

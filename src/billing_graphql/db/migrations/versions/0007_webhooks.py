@@ -5,7 +5,7 @@ shape (the downgrade restores the old one). Outbox events already in the table a
 dispatched: endpoints receive what happens after this migration.
 
 Revision ID: 0007_webhooks
-Revises: 0004_checkout
+Revises: 0006_billing_run
 Create Date: 2026-12-02
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import billing_graphql.db.types
 
 revision = "0007_webhooks"
-down_revision = "0004_checkout"
+down_revision = "0006_billing_run"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """analytics: subscription_mrr_revisions, the history of every subscription's MRR
 
 Revision ID: 0008_analytics
-Revises: 0004_checkout
+Revises: 0007_webhooks
 Create Date: 2026-12-02
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import billing_graphql.db.types
 
 revision = "0008_analytics"
-down_revision = "0004_checkout"
+down_revision = "0007_webhooks"
 branch_labels = None
 depends_on = None
 

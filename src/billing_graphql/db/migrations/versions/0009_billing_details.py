@@ -1,7 +1,7 @@
 """billing details of organizations, their copy on finalized invoices, and trial grants
 
 Revision ID: 0009_billing_details
-Revises: 0004_checkout
+Revises: 0008_analytics
 Create Date: 2026-12-02
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import billing_graphql.db.types
 
 revision = "0009_billing_details"
-down_revision = "0004_checkout"
+down_revision = "0008_analytics"
 branch_labels = None
 depends_on = None
 
