@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import strawberry
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
@@ -48,11 +49,14 @@ def create_app(
     *,
     db: Database | None = None,
     gateways: GatewayRegistry | None = None,
+    schema: strawberry.Schema | None = None,
     freeze_gc: bool = True,
 ) -> Litestar:
+    """The app; ``db``, ``gateways`` and an already built ``schema`` (of these settings) may be
+    handed in (tests build the schema once per run)."""
     settings = settings or Settings.from_env()
     gateways = gateways or GatewayRegistry(settings)
-    schema = build_schema(settings)
+    schema = schema or build_schema(settings)
     controller = make_graphql_controller(
         schema,
         path="/graphql",

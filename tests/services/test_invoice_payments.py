@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import Invoice, OutboxEvent, Payment, PaymentMethod, PaymentStatus, Subscription
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
@@ -28,7 +29,7 @@ LATER = T0 + timedelta(days=2)
 
 async def pay(db, settings, invoice_id, *, scope=None, method=None, key=None, now=LATER):
     return await pay_invoice(db, None, invoice_id=invoice_id, organization_scope=scope, payment_method_id=method,
-                             idempotency_key=key, settings=settings, now=now)
+                             idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def count(db, model, *where) -> int:
@@ -42,7 +43,7 @@ async def past_due(db, org, settings, *, status=SubscriptionStatus.PAST_DUE):
     plan = await make_plan(db, monthly=299000, trial_days=0)
     await make_payment_method(db, org.id, token="pm_card_declined")
     started = await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                              coupon_code=None, payment_method_id=None, idempotency_key=None, settings=settings,
+                              coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                               now=T0)
     assert started.subscription.status is SubscriptionStatus.PAST_DUE
     async with db.write() as session:

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import (
     AuditEvent,
     Invoice,
@@ -42,14 +43,14 @@ HALFWAY = datetime(2026, 4, 16, tzinfo=UTC)  # 15 of 30 days left
 async def start(db, org, settings, plan, *, coupon=None, period=BillingPeriod.MONTHLY, now=APRIL_1):
     return await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=period,
                            coupon_code=coupon, payment_method_id=None, idempotency_key=None,
-                           settings=settings, now=now)
+                           gateways=GatewayRegistry(settings), now=now)
 
 
 async def change(db, org, settings, plan=None, *, period=None, effective=Effective.IMMEDIATE, cap=None,
                  dry_run=False, key=None, now=HALFWAY):
     return await change_plan(db, None, organization_id=org.id, plan_id=plan.id if plan else None,
                              billing_period=period, effective=effective, spending_cap=cap, dry_run=dry_run,
-                             idempotency_key=key, settings=settings, now=now)
+                             idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def lines_of(db, invoice_id):
@@ -156,7 +157,7 @@ async def test_seats_and_addons_are_part_of_the_recurring_price(db, org, app_set
     january = datetime(2026, 1, 1, tzinfo=UTC)
     await start(db, org, app_settings, pro, now=january)
     for addon in (channel, ai):
-        await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=1, settings=app_settings,
+        await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=1, gateways=GatewayRegistry(app_settings),
                            now=january)
     # Jan 11, 21 of 31 days left. Old: 2900 + 2x900 + 500 + 5x200 = 6200; new: 9900 + 0 + 500 + 1000 = 11400
     # credit 6200 x 21/31 = 4200; charge 11400 x 21/31 = 7722.58 -> 7723; net 3523 (no tax in USD)
@@ -369,11 +370,11 @@ async def test_ten_concurrent_plan_changes_stay_consistent(db, org, app_settings
 
 async def attach(db, org, settings, addon, quantity=1, *, key=None, now=HALFWAY):
     return await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=quantity,
-                              idempotency_key=key, settings=settings, now=now)
+                              idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def detach(db, org, settings, addon, *, now=HALFWAY):
-    return await detach_addon(db, None, organization_id=org.id, addon_id=addon.id, settings=settings, now=now)
+    return await detach_addon(db, None, organization_id=org.id, addon_id=addon.id, gateways=GatewayRegistry(settings), now=now)
 
 
 async def test_attach_flat_addon_halfway(db, org, app_settings, idr):

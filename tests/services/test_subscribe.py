@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import (
     AuditEvent,
     Coupon,
@@ -36,7 +37,7 @@ async def run(db, org_id, settings, *, plan=None, period=BillingPeriod.MONTHLY, 
               now=T0):
     return await subscribe(db, None, organization_id=org_id, plan_id=plan.id if plan else None,
                            billing_period=period, coupon_code=coupon, payment_method_id=method,
-                           idempotency_key=key, settings=settings, now=now)
+                           idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def count(db, model, *where) -> int:

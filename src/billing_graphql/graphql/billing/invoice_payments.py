@@ -55,7 +55,7 @@ class Mutation:
                 payment_method_id=(decode_id(input.payment_method_id, "PaymentMethod", "paymentMethodId")
                                    if input.payment_method_id is not None else None),
                 idempotency_key=input.idempotency_key,
-                settings=context.settings,
+                gateways=context.gateways,
                 now=context.now,
             )
         except DomainBillingError as error:

@@ -70,7 +70,7 @@ class Mutation:
                 billing_period=input.billing_period,
                 coupon_code=input.coupon_code,
                 gateway=input.gateway,
-                settings=context.settings,
+                gateways=context.gateways,
                 now=context.now,
             )
         except DomainBillingError as error:
@@ -94,7 +94,7 @@ class Mutation:
                 context.db, actor,
                 organization_scope=None if actor.is_super_admin else actor.organization_id,
                 order_id=input.order_id, payment_id=input.payment_id, signature=input.signature,
-                idempotency_key=input.idempotency_key, settings=context.settings, now=context.now,
+                idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
             )
         except DomainBillingError as error:
             return ConfirmCheckoutPayload(errors=[BillingError.from_domain(error)])

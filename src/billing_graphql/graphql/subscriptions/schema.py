@@ -214,7 +214,7 @@ class Mutation:
             coupon_code=input.coupon_code,
             payment_method_id=_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
             idempotency_key=input.idempotency_key,
-            settings=context.settings,
+            gateways=context.gateways,
             now=context.now,
         ))
         if result is None:
@@ -237,7 +237,7 @@ class Mutation:
             spending_cap=input.spending_cap,
             dry_run=input.dry_run,
             idempotency_key=input.idempotency_key,
-            settings=context.settings,
+            gateways=context.gateways,
             now=context.now,
         ))
         if result is None:
@@ -280,7 +280,7 @@ class Mutation:
         result, errors, _ = await _run(lambda: plan_changes.attach_addon(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
             addon_id=_addon_id(input.addon_id), quantity=input.quantity,
-            idempotency_key=input.idempotency_key, settings=context.settings, now=context.now,
+            idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
         ))
         return _addon_payload(result, errors)
 
@@ -290,7 +290,7 @@ class Mutation:
         result, errors, _ = await _run(lambda: plan_changes.detach_addon(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
             addon_id=_addon_id(input.addon_id), idempotency_key=input.idempotency_key,
-            settings=context.settings, now=context.now,
+            gateways=context.gateways, now=context.now,
         ))
         return _addon_payload(result, errors)
 

@@ -1,11 +1,13 @@
 """Inbound gateway webhooks, recorded in the outbox as ``gateway.<gateway>.<event>``.
 
 A delivery the gateway retries (same event id) is recorded once: the event id is kept as an
-idempotency key in the unscoped space (``gateway-webhook:<gateway>:<event id>``).
+idempotency key in the unscoped space (``gateway-webhook:<gateway>:<event id>``), through the
+unit of work without an organization (``money_move(db, None, ...)``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import datetime
@@ -13,11 +15,13 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Organization
 from billing_graphql.services.platform.audit import emit_event
-from billing_graphql.services.platform.idempotency import NO_SCOPE, find_idempotent, store_idempotent
+from billing_graphql.services.platform.idempotency import MAX_KEY_LENGTH
+from billing_graphql.services.unit_of_work import money_move
 
 EVENT_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_EVENT_NAME = 80
@@ -37,49 +41,37 @@ def organization_hint(payload: dict[str, Any]) -> str | None:
     return None
 
 
+def event_key(gateway: str, event_id: str) -> str:
+    """The idempotency key of a gateway's event id; a long or unprintable id is hashed to fit."""
+    key = f"gateway-webhook:{gateway}:{event_id}"
+    if len(key) <= MAX_KEY_LENGTH and key.isprintable():
+        return key
+    return f"gateway-webhook:{gateway}:sha256:{hashlib.sha256(event_id.encode()).hexdigest()}"
+
+
 async def record_gateway_event(
     db: Database, *, gateway: str, event: str, payload: dict[str, Any], event_id: str | None, now: datetime
 ) -> bool:
     """Write the event to the outbox; False when this event id was recorded before."""
     event_type = f"gateway.{gateway}.{event}"
-    organization_id: uuid.UUID | None = None
-    hint = organization_hint(payload)
-    key = f"gateway-webhook:{gateway}:{event_id}" if event_id else None
+    key = event_key(gateway, event_id) if event_id else None
     try:
-        async with db.write() as session:
-            if key is not None:
-                stored = await find_idempotent(
-                    session, scope_id=NO_SCOPE, key=key, operation=OPERATION, request={"event": event_type}
-                )
-                if stored is not None:
-                    return False
-            if hint is not None:
-                try:
-                    candidate = uuid.UUID(hint)
-                except ValueError:
-                    candidate = None
-                if candidate is not None:
-                    organization_id = await session.scalar(
-                        select(Organization.id).where(Organization.id == candidate)
-                    )
-            emit_event(
-                session,
-                event_type=event_type,
-                organization_id=organization_id,
-                payload={"event_id": event_id, "event": payload},
-                now=now,
-            )
-            if key is not None:
-                store_idempotent(
-                    session,
-                    scope_id=NO_SCOPE,
-                    key=key,
-                    operation=OPERATION,
-                    request={"event": event_type},
-                    response={"recorded": True},
-                    now=now,
-                )
+        async with money_move(db, None, OPERATION, key, {"event": event_type}, actor=None, now=now) as uow:
+            if uow.replayed:
+                return False
+            emit_event(uow.session, event_type=event_type, organization_id=await _organization(uow.session, payload),
+                       payload={"event_id": event_id, "event": payload}, now=now)
+            uow.done({"recorded": True})
     except IntegrityError:
         # A concurrent delivery of the same event id committed first.
         return False
     return True
+
+
+async def _organization(session: AsyncSession, payload: dict[str, Any]) -> uuid.UUID | None:
+    """The organization the event names (``organization_hint``) when it exists."""
+    try:
+        candidate = uuid.UUID(organization_hint(payload) or "")
+    except ValueError:
+        return None
+    return await session.scalar(select(Organization.id).where(Organization.id == candidate))
