@@ -14,7 +14,7 @@ from billing_graphql.db.models import (
     AddonUnit,
     Coupon,
     CouponDuration,
-    DiscountType,
+    DiscountKind,
     Organization,
     PaymentMethodType,
     Plan,
@@ -88,9 +88,9 @@ ADDONS = [
 ]
 
 COUPONS = [
-    CouponSpec(code="WELCOME10", name="Welcome: 10% off the first invoice", discount_type=DiscountType.PERCENTAGE,
+    CouponSpec(code="WELCOME10", name="Welcome: 10% off the first invoice", discount_type=DiscountKind.PERCENTAGE,
                percent_off=10),
-    CouponSpec(code="LAUNCH50K", name="Rp 50,000 off for three months", discount_type=DiscountType.FIXED,
+    CouponSpec(code="LAUNCH50K", name="Rp 50,000 off for three months", discount_type=DiscountKind.FIXED,
                amount_off=Decimal("50000"), currency="IDR", duration=CouponDuration.REPEATING,
                duration_in_months=3, max_uses=100),
 ]

@@ -19,7 +19,7 @@ from billing_graphql.db.models import (
     Payment,
     PaymentStatus,
 )
-from billing_graphql.domain.invoices import LineDraft, LineKind
+from billing_graphql.domain.invoices import LineDraft, InvoiceLineKind
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError
 from billing_graphql.gateways.sandbox import SandboxGateway
@@ -33,7 +33,7 @@ SANDBOX = SandboxGateway(slow_seconds=0)
 
 
 def plan_line(amount: int) -> LineDraft:
-    return LineDraft(LineKind.PLAN, "Starter plan (monthly)", Decimal(1), Decimal(amount), amount, T0,
+    return LineDraft(InvoiceLineKind.PLAN, "Starter plan (monthly)", Decimal(1), Decimal(amount), amount, T0,
                      T0 + timedelta(days=31))
 
 

@@ -15,16 +15,16 @@ from strawberry import relay
 from billing_graphql.db.models import BillingReason as DomainBillingReason
 from billing_graphql.db.models import Invoice as InvoiceRow
 from billing_graphql.db.models import InvoiceLine as InvoiceLineRow
-from billing_graphql.db.models import InvoiceLineKind as DomainInvoiceLineKind
+from billing_graphql.domain.invoices import InvoiceLineKind as DomainInvoiceLineKind
 from billing_graphql.db.models import Payment as PaymentRow
 from billing_graphql.db.models import PaymentStatus as DomainPaymentStatus
 from billing_graphql.db.models import Refund as RefundRow
 from billing_graphql.domain.invoices import LineDraft
 from billing_graphql.domain.proration import round_half_up
+from billing_graphql.domain.refunds import RefundStatus as DomainRefundStatus
 from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
-from billing_graphql.graphql.payments.refunds import RefundStatus
 from billing_graphql.graphql.common import Money, decode_ids
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.services.billing.invoicing import amount_due
@@ -37,6 +37,7 @@ InvoiceStatus = strawberry.enum(DomainInvoiceStatus, name="InvoiceStatus")
 InvoiceLineKind = strawberry.enum(DomainInvoiceLineKind, name="InvoiceLineKind")
 BillingReason = strawberry.enum(DomainBillingReason, name="BillingReason")
 PaymentStatus = strawberry.enum(DomainPaymentStatus, name="PaymentStatus")
+RefundStatus = strawberry.enum(DomainRefundStatus, name="RefundStatus", description="Where a refund stands at the gateway.")
 
 
 def _rounded(value: Decimal, currency: str) -> Money:
@@ -57,7 +58,7 @@ class InvoiceLineType:
     @classmethod
     def from_row(cls, row: InvoiceLineRow | LineDraft, currency: str) -> InvoiceLineType:
         return cls(
-            kind=DomainInvoiceLineKind(row.kind.value),
+            kind=row.kind,
             description=row.description,
             quantity=row.quantity,
             unit_amount=_rounded(row.unit_amount, currency),

@@ -12,8 +12,8 @@ from strawberry import relay
 from billing_graphql.db.models import Addon as AddonRow
 from billing_graphql.db.models import AddonUnit as DomainAddonUnit
 from billing_graphql.db.models import Coupon as CouponRow
-from billing_graphql.db.models import CouponDuration as DomainCouponDuration
-from billing_graphql.db.models import DiscountType as DomainDiscountType
+from billing_graphql.domain.catalog import CouponDuration as DomainCouponDuration
+from billing_graphql.domain.invoices import DiscountKind
 from billing_graphql.domain.catalog import REFUSAL_MESSAGES
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
@@ -24,7 +24,7 @@ from billing_graphql.services.catalog.coupons import CouponCheck as CouponCheckR
 AddonUnit = strawberry.enum(
     DomainAddonUnit, name="AddonUnit", description="FLAT: one price per period; PER_AGENT: per agent (seat)."
 )
-DiscountType = strawberry.enum(DomainDiscountType, name="DiscountType")
+DiscountType = strawberry.enum(DiscountKind, name="DiscountType")
 CouponDuration = strawberry.enum(
     DomainCouponDuration,
     name="CouponDuration",

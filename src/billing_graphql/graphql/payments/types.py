@@ -11,13 +11,12 @@ from strawberry import relay
 
 from billing_graphql.db.models import PaymentMethod as PaymentMethodRow
 from billing_graphql.db.models import PaymentMethodType as DomainPaymentMethodType
-from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.domain.roles import MANAGERS
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.common import decode_ids
 
 PaymentMethodKind = strawberry.enum(DomainPaymentMethodType, name="PaymentMethodType")
 
-_MANAGERS = frozenset({DomainRole.SUPER_ADMIN, DomainRole.OWNER, DomainRole.ADMIN})
 
 
 @strawberry.type(
@@ -82,7 +81,7 @@ class PaymentMethodNode(relay.Node):
             cls.from_row(row)
             if row is not None
             and actor is not None
-            and actor.role in _MANAGERS
+            and actor.role in MANAGERS
             and actor.organization_in_scope(row.organization_id) == row.organization_id
             else None
             for row in rows

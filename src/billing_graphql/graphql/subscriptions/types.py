@@ -9,15 +9,17 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountType
+from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountKind
 from billing_graphql.db.models import Subscription as SubscriptionRow
 from billing_graphql.domain.periods import BillingPeriod as DomainBillingPeriod
+from billing_graphql.domain.proration import Effective as DomainEffective
+from billing_graphql.domain.proration import billed_agents, cap_too_low
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
+from billing_graphql.domain.status import trial_expired
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.common import Money, decode_ids
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
-from billing_graphql.services.subscriptions.plan_changes import Effective as DomainEffective
 from billing_graphql.services.subscriptions.pricing import addon_price, plan_price
 
 BillingPeriod = strawberry.enum(DomainBillingPeriod, name="BillingPeriod")
@@ -25,10 +27,6 @@ SubscriptionStatus = strawberry.enum(DomainSubscriptionStatus, name="Subscriptio
 ChangeEffective = strawberry.enum(
     DomainEffective, name="ChangeEffective", description="When a plan change takes effect."
 )
-
-_PROBLEM_STATUSES = {DomainSubscriptionStatus.TRIALING, DomainSubscriptionStatus.PAST_DUE,
-                     DomainSubscriptionStatus.UNPAID}
-
 
 @strawberry.type(description="An add-on attached to a subscription.")
 class SubscriptionAddon:
@@ -131,8 +129,7 @@ class SubscriptionType(relay.Node):
     @strawberry.field(description="The trial has ended and the subscription is not in good standing "
                                   "(not yet converted, or its first payment failed).")
     def expired_trial(self, info: Info) -> bool:
-        ends = self.row.trial_ends_at
-        return ends is not None and info.context.now >= ends and self.row.status in _PROBLEM_STATUSES
+        return trial_expired(self.row.status, self.row.trial_ends_at, info.context.now)
 
     @strawberry.field
     def current_period_start(self) -> datetime:
@@ -183,7 +180,7 @@ class SubscriptionType(relay.Node):
         coupon = await info.context.loaders.coupon_by_id.load(self.row.coupon_id)
         if coupon is None:
             return None
-        fixed = coupon.discount_type is DiscountType.FIXED
+        fixed = coupon.discount_type is DiscountKind.FIXED
         return AppliedCoupon(
             code=coupon.code,
             name=coupon.name,
@@ -210,13 +207,13 @@ class SubscriptionType(relay.Node):
     async def spending_cap(self, info: Info) -> SpendingCap:
         plan = await info.context.loaders.plan_by_id.load(self.row.plan_id)
         gauge = await info.context.loaders.agents_by_organization.load(self.row.organization_id)
-        agents = self.row.agent_count if gauge is None else gauge
+        agents = billed_agents(gauge, self.row.agent_count)
         minimum = plan_price(plan).seats(self.row.billing_period, agents)
         cap = self.row.spending_cap
         return SpendingCap(
             current_cap=Money.maybe(cap, plan.currency),
             minimum_required_cap=Money.of(minimum, plan.currency),
-            require_increase=cap is not None and cap < minimum,
+            require_increase=cap_too_low(cap, minimum),
             current_agent_count=agents,
         )
 

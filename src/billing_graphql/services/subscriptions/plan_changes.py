@@ -20,7 +20,6 @@ checks and pricing in a read-only session and returns the preview, writing nothi
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -44,7 +43,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, valida
 from billing_graphql.domain.invoices import InvoiceDraft, price, proration_lines
 from billing_graphql.domain.money import Money, major_to_minor_exact
 from billing_graphql.domain.periods import BillingPeriod, Period, add_months
-from billing_graphql.domain.proration import prorate
+from billing_graphql.domain.proration import Effective, cap_too_low, prorate
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for, require_payment_method
@@ -61,11 +60,6 @@ from billing_graphql.services.subscriptions.results import (
     subscription_snapshot,
 )
 from billing_graphql.services.unit_of_work import MoneyMove, money_move
-
-
-class Effective(enum.Enum):
-    IMMEDIATE = "IMMEDIATE"
-    PERIOD_END = "PERIOD_END"
 
 
 def _period_label(billing_period: BillingPeriod) -> str:
@@ -163,7 +157,7 @@ async def change_plan(
         agents = await current_agents(session, organization_id, fallback=subscription.agent_count)
         addons = await attached_addons(session, subscription.id)
         new_recurring = recurring(target_plan, target_period, agents, addons)
-        if cap is not None and cap < new_recurring.seats_amount:
+        if cap_too_low(cap, new_recurring.seats_amount):
             raise spending_cap_too_low(new_recurring.seats_amount, currency)
         plan_changes = (target_plan.id, target_period) != (subscription.plan_id, subscription.billing_period)
         cap_changes = cap is not None and cap != subscription.spending_cap
