@@ -343,14 +343,6 @@ async def list_coupons(
         return await fetch_page(session, statement, first=first, offset=offset)
 
 
-async def get_coupon(db: Database, coupon_id: uuid.UUID) -> Coupon:
-    async with db.read() as session:
-        coupon = await session.get(Coupon, coupon_id)
-    if coupon is None:
-        raise not_found("Coupon")
-    return coupon
-
-
 async def check_coupon(
     db: Database,
     *,
