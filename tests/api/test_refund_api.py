@@ -8,7 +8,7 @@ from sqlalchemy import select
 from billing_graphql.db.models import Invoice, Refund
 from billing_graphql.domain.status import InvoiceStatus
 from tests.helpers import gid
-from tests.payments_factories import count_rows, make_invoice, make_payment
+from tests.factories import count_rows, make_invoice, make_payment
 from tests.services.test_refunds import FakeProcessor
 
 REFUND = """

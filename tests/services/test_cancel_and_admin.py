@@ -5,19 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import AuditEvent, OutboxEvent
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.errors import BillingError, BillingErrorCode
+from billing_graphql.domain.errors import BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.subscriptions.plan_changes import Effective, change_plan
 from billing_graphql.services.subscriptions.lifecycle import cancel, resume, subscribe, update_subscription
-from tests.factories import database_state, make_payment_method, make_plan
+from tests.factories import database_state, expect_unchanged, make_payment_method, make_plan
 from tests.helpers import T0
 
 ADMIN = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="api_key:admin")
@@ -29,15 +28,6 @@ async def start(db, org, settings, *, trial_days=0):
     return (await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
                             coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                             now=T0)).subscription
-
-
-async def expect_unchanged(db, code, call):
-    before = await database_state(db)
-    with pytest.raises(BillingError) as raised:
-        await call
-    assert raised.value.code is code, raised.value
-    assert await database_state(db) == before
-    return raised.value
 
 
 async def events(db) -> list[str]:

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from billing_graphql.db.models import (
     AuditEvent,
@@ -37,9 +37,16 @@ from billing_graphql.gateways.razorpay import RazorpayGateway
 from billing_graphql.gateways.sandbox import sign_payment
 from billing_graphql.services.payments.checkout import confirm_checkout, start_checkout
 from billing_graphql.services.platform.organizations import create_organization
-from tests.factories import database_state, make_coupon, make_plan, set_agents, set_credit
+from tests.factories import (
+    count_rows,
+    database_state,
+    make_coupon,
+    make_plan,
+    make_subscription,
+    set_agents,
+    set_credit,
+)
 from tests.helpers import T0
-from tests.payments_factories import make_subscription
 
 CONFIRMED_AT = T0 + timedelta(minutes=7)
 
@@ -57,11 +64,6 @@ async def confirm(db, settings, order_id, payment_id="pay_sandbox_1", *, signatu
     return await confirm_checkout(db, None, organization_scope=scope, order_id=order_id, payment_id=payment_id,
                                   signature=signature, idempotency_key=key,
                                   gateways=GatewayRegistry(settings, overrides=overrides), now=now)
-
-
-async def count(db, model, *where) -> int:
-    async with db.read() as session:
-        return await session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 async def get(db, model, key):
@@ -87,7 +89,7 @@ async def test_start_writes_the_open_first_invoice_without_subscription_and_an_o
     checkout = await get(db, CheckoutSession, started.checkout.id)
     assert (checkout.status, checkout.plan_id, checkout.billing_period, checkout.coupon_code, checkout.agent_count,
             checkout.gateway) == (CheckoutStatus.OPEN, plan.id, BillingPeriod.MONTHLY, "WELCOME10", 3, "sandbox")
-    assert await count(db, Subscription) == 0
+    assert await count_rows(db, Subscription) == 0
     assert (await get(db, Coupon, coupon.id)).current_uses == 0  # counted on confirmation only
 
 
@@ -114,7 +116,7 @@ async def test_confirm_pays_the_invoice_and_starts_the_subscription_active(db, o
     assert (payment.status, payment.amount, payment.gateway, payment.gateway_payment_id, payment.payment_method_id) == (
         PaymentStatus.SUCCEEDED, invoice.total, "sandbox", "pay_abc", None)
     assert (await get(db, Coupon, coupon.id)).current_uses == 1
-    assert await count(db, CouponRedemption, CouponRedemption.subscription_id == sub.id) == 1
+    assert await count_rows(db, CouponRedemption, CouponRedemption.subscription_id == sub.id) == 1
     checkout = await get(db, CheckoutSession, started.checkout.id)
     assert (checkout.status, checkout.gateway_payment_id, checkout.payment_id, checkout.subscription_id,
             checkout.completed_at) == (CheckoutStatus.COMPLETED, "pay_abc", payment.id, sub.id, CONFIRMED_AT)
@@ -252,7 +254,7 @@ async def test_nothing_due_cannot_be_checked_out(db, org, app_settings):
     with pytest.raises(BillingError) as raised:
         await start(db, org.id, app_settings, plan, coupon="FREE")
     assert (raised.value.code, raised.value.field) == (BillingErrorCode.VALIDATION, "planId")
-    assert await count(db, Invoice) == 0
+    assert await count_rows(db, Invoice) == 0
 
 
 async def test_concurrent_confirmations_of_one_order_start_one_subscription(db, org, app_settings, backend):
@@ -263,7 +265,7 @@ async def test_concurrent_confirmations_of_one_order_start_one_subscription(db, 
     results = await asyncio.gather(*(confirm(db, app_settings, started.order_id, "pay_1") for _ in range(3)))
     assert len({result.subscription.id for result in results}) == 1
     assert sum(not result.replayed for result in results) == 1
-    assert await count(db, Subscription) == 1 and await count(db, Payment) == 1
+    assert await count_rows(db, Subscription) == 1 and await count_rows(db, Payment) == 1
 
 
 # ---- Razorpay over httpx.MockTransport --------------------------------------------------------

@@ -22,7 +22,7 @@ from billing_graphql.services.platform.idempotency import (
 )
 from billing_graphql.services.unit_of_work import money_move
 from tests.helpers import T0
-from tests.payments_factories import count_rows
+from tests.factories import count_rows
 
 SCOPE = NO_SCOPE  # money_move without an organization keeps its keys in the unscoped space
 

@@ -28,7 +28,7 @@ from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayEr
 from billing_graphql.services.payments.refunds import refund_invoice
 from billing_graphql.settings import Settings
 from tests.helpers import T0
-from tests.payments_factories import count_rows, make_invoice, make_organization, make_payment
+from tests.factories import count_rows, make_invoice, make_organization, make_payment
 
 ADMIN = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="user:finance")
 WRITTEN = (Refund, AuditEvent, OutboxEvent, IdempotencyRecord)

@@ -123,3 +123,29 @@ async def attempt(
         return None, [BillingError.from_domain(error)]
     payment_error = getattr(result, "payment_error", None)
     return result, [BillingError.from_domain(payment_error)] if payment_error else []
+
+
+R = TypeVar("R")
+_PLAIN_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def from_row(cls: type[R], row: Any, **values: Any) -> R:
+    """The one way a type is built from a row, once: each plain field of ``cls`` (a field without
+    a resolver) not given in ``values`` takes the row's attribute of the same name (a Relay
+    ``id`` as a string), and a private ``row`` field, where the type declares one for its nested
+    resolvers, keeps the row. Types list their fields as plain attributes; only computed ones
+    (Money, nested objects) are passed in ``values``."""
+    names = _PLAIN_FIELDS.get(cls)
+    if names is None:
+        definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+        names = _PLAIN_FIELDS[cls] = tuple(
+            field.python_name for field in definition.fields
+            if field.base_resolver is None and field.python_name != "row"
+        )
+    for name in names:
+        if name not in values:
+            value = getattr(row, name)
+            values[name] = str(value) if name == "id" else value
+    if "row" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+        values["row"] = row
+    return cls(**values)
