@@ -151,17 +151,35 @@ def settings(database_url: str):
     return test_settings(database_url)
 
 
+@pytest.fixture(scope="session")
+def graphql_schema():
+    """The test app's schema, built once per run (the ``settings`` fixture differs only in its
+    database URL, which the schema does not read)."""
+    from billing_graphql.graphql.schema import build_schema
+    from tests.helpers import test_settings
+
+    return build_schema(test_settings("sqlite+aiosqlite://"))
+
+
 @pytest.fixture
-async def api(db: Database, settings) -> AsyncIterator["GraphQLClient"]:
+def gateway_overrides() -> dict:
+    """Gateways the test app uses instead of the configured ones (a test module overrides this)."""
+    return {}
+
+
+@pytest.fixture
+async def api(db: Database, settings, graphql_schema, gateway_overrides) -> AsyncIterator["GraphQLClient"]:
     """A GraphQL client over HTTP against the app, on this test's database."""
     import httpx
 
     from billing_graphql.app import create_app
+    from billing_graphql.gateways import GatewayRegistry
     from tests.helpers import GraphQLClient
 
     # httpx's ASGI transport runs the app on this test's event loop (Litestar's own test
     # client runs it on another, where the database's connections cannot be used).
-    app = create_app(settings, db=db, freeze_gc=False)
+    app = create_app(settings, db=db, gateways=GatewayRegistry(settings, overrides=gateway_overrides),
+                     schema=graphql_schema, freeze_gc=False)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield GraphQLClient(client, db)

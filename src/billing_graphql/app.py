@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import strawberry
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
@@ -61,14 +62,17 @@ def create_app(
     *,
     db: Database | None = None,
     gateways: GatewayRegistry | None = None,
+    schema: strawberry.Schema | None = None,
     freeze_gc: bool = True,
     workers: bool | None = None,
 ) -> Litestar:
-    """``workers``: start the background tasks (default: ``settings.run_workers``)."""
+    """``workers``: start the background tasks (default: ``settings.run_workers``). ``db``,
+    ``gateways`` and an already built ``schema`` (of these settings) may be handed in (tests
+    build the schema once per run)."""
     settings = settings or Settings.from_env()
     gateways = gateways or GatewayRegistry(settings)
     run_workers = settings.run_workers if workers is None else workers
-    schema = build_schema(settings)
+    schema = schema or build_schema(settings)
     controller = make_graphql_controller(
         schema,
         path="/graphql",

@@ -14,7 +14,7 @@ from billing_graphql.db.models import (
     AddonUnit,
     Coupon,
     CouponDuration,
-    DiscountType,
+    DiscountKind,
     Organization,
     PaymentMethodType,
     Plan,
@@ -33,6 +33,7 @@ from billing_graphql.services.payments.payment_methods import NewPaymentMethod, 
 from billing_graphql.services.subscriptions.plan_changes import change_plan
 from billing_graphql.services.catalog.plans import PlanSpec, create_plan, list_plans
 from billing_graphql.services.subscriptions.lifecycle import subscribe, update_subscription
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.settings import Settings
 
 DEMO_ORGANIZATION_EXTERNAL_ID = "demo"
@@ -87,9 +88,9 @@ ADDONS = [
 ]
 
 COUPONS = [
-    CouponSpec(code="WELCOME10", name="Welcome: 10% off the first invoice", discount_type=DiscountType.PERCENTAGE,
+    CouponSpec(code="WELCOME10", name="Welcome: 10% off the first invoice", discount_type=DiscountKind.PERCENTAGE,
                percent_off=10),
-    CouponSpec(code="LAUNCH50K", name="Rp 50,000 off for three months", discount_type=DiscountType.FIXED,
+    CouponSpec(code="LAUNCH50K", name="Rp 50,000 off for three months", discount_type=DiscountKind.FIXED,
                amount_off=Decimal("50000"), currency="IDR", duration=CouponDuration.REPEATING,
                duration_in_months=3, max_uses=100),
 ]
@@ -117,7 +118,7 @@ async def _seed_catalog(db: Database, now: datetime) -> int:
     return created
 
 
-async def _seed_subscription(db: Database, organization_id, now: datetime, settings: Settings) -> None:
+async def _seed_subscription(db: Database, organization_id, now: datetime, gateways: GatewayRegistry) -> None:
     """A card on file and a live subscription with one paid, prorated invoice: Growth (IDR)
     moved to ACTIVE, then upgraded to Business at once."""
     async with db.read() as session:
@@ -141,12 +142,12 @@ async def _seed_subscription(db: Database, organization_id, now: datetime, setti
     started = await subscribe(
         db, owner, organization_id=organization_id, plan_id=by_slug["growth-idr"],
         billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
-        idempotency_key=None, settings=settings, now=now,
+        idempotency_key=None, gateways=gateways, now=now,
     )
     await update_subscription(db, staff, subscription_id=started.subscription.id,
                               status=SubscriptionStatus.ACTIVE, reason="demo: trial skipped", now=now)
     await change_plan(db, owner, organization_id=organization_id, plan_id=by_slug["business-idr"],
-                      billing_period=None, settings=settings, now=now)
+                      billing_period=None, gateways=gateways, now=now)
 
 
 async def seed_demo(db: Database, now: datetime, settings: Settings | None = None) -> dict[Role, str]:
@@ -162,7 +163,7 @@ async def seed_demo(db: Database, now: datetime, settings: Settings | None = Non
             db, None, name="Demo Company", external_id=DEMO_ORGANIZATION_EXTERNAL_ID, now=now
         )
         organization_id = organization.id
-    await _seed_subscription(db, organization_id, now, settings or Settings())
+    await _seed_subscription(db, organization_id, now, GatewayRegistry(settings or Settings()))
     keys: dict[Role, str] = {}
     for role in Role:
         _, plain = await create_api_key(

@@ -15,7 +15,7 @@ from billing_graphql.db.models import (
     AuditEvent,
     Coupon,
     CouponPlan,
-    DiscountType,
+    DiscountKind,
     Metric,
     OutboxEvent,
     Plan,
@@ -58,7 +58,7 @@ async def catalog(db):
     addon = await create_addon(db, None, AddonSpec(name="Seat", slug="seat", price_monthly=Decimal("1000")), now=T0)
     hidden_addon = await create_addon(db, None, AddonSpec(name="Gone", slug="gone", price_monthly=Decimal("1000"),
                                                           is_active=False), now=T0)
-    coupon = await create_coupon(db, None, CouponSpec(code="PRO20", discount_type=DiscountType.PERCENTAGE,
+    coupon = await create_coupon(db, None, CouponSpec(code="PRO20", discount_type=DiscountKind.PERCENTAGE,
                                                       percent_off=20, plan_ids=[pro.id], max_uses=50), now=T0)
     return {
         "plan": gid("Plan", pro.id), "basic": gid("Plan", basic.id), "retired": gid("Plan", retired.id),
@@ -189,7 +189,7 @@ async def test_a_coupon_for_other_plans_is_not_applicable(api, keys, catalog):
 
 
 async def test_a_fixed_coupon_in_another_currency_is_not_applicable(api, db, keys, catalog):
-    await create_coupon(db, None, CouponSpec(code="USD5", discount_type=DiscountType.FIXED,
+    await create_coupon(db, None, CouponSpec(code="USD5", discount_type=DiscountKind.FIXED,
                                              amount_off=Decimal("5"), currency="USD"), now=T0)
     assert (await _check(api, keys.member, "usd5", catalog["basic"]))["valid"] is True
     check = await _check(api, keys.member, "usd5", catalog["idr"])
@@ -199,9 +199,9 @@ async def test_a_fixed_coupon_in_another_currency_is_not_applicable(api, db, key
 
 async def test_unknown_inactive_and_future_codes_look_exactly_alike(api, db, keys, catalog):
     far = datetime(2999, 1, 1, tzinfo=UTC)
-    await create_coupon(db, None, CouponSpec(code="HIDDEN1", discount_type=DiscountType.PERCENTAGE, percent_off=50,
+    await create_coupon(db, None, CouponSpec(code="HIDDEN1", discount_type=DiscountKind.PERCENTAGE, percent_off=50,
                                              is_active=False), now=T0)
-    await create_coupon(db, None, CouponSpec(code="HIDDEN2", discount_type=DiscountType.PERCENTAGE, percent_off=50,
+    await create_coupon(db, None, CouponSpec(code="HIDDEN2", discount_type=DiscountKind.PERCENTAGE, percent_off=50,
                                              valid_from=far), now=T0)
     answers = []
     for code in ("NOSUCHCODE", "HIDDEN1", "HIDDEN2", "x"):
@@ -213,9 +213,9 @@ async def test_unknown_inactive_and_future_codes_look_exactly_alike(api, db, key
 
 
 async def test_expired_and_exhausted_coupons_say_so_without_their_discount(api, db, keys, catalog):
-    await create_coupon(db, None, CouponSpec(code="OLD", discount_type=DiscountType.PERCENTAGE, percent_off=5),
+    await create_coupon(db, None, CouponSpec(code="OLD", discount_type=DiscountKind.PERCENTAGE, percent_off=5),
                         now=T0)
-    await create_coupon(db, None, CouponSpec(code="FEW", discount_type=DiscountType.PERCENTAGE, percent_off=5,
+    await create_coupon(db, None, CouponSpec(code="FEW", discount_type=DiscountKind.PERCENTAGE, percent_off=5,
                                              max_uses=2), now=T0)
     async with db.write() as session:  # time passed, redemptions happened
         await session.execute(update(Coupon).where(Coupon.code == "OLD").values(
@@ -242,7 +242,7 @@ async def test_partners_cannot_check_coupons(api, keys, catalog):
 
 async def test_coupons_are_paged_newest_first(api, db, keys):
     for index in range(5):
-        await create_coupon(db, None, CouponSpec(code=f"PAGE{index}", discount_type=DiscountType.PERCENTAGE,
+        await create_coupon(db, None, CouponSpec(code=f"PAGE{index}", discount_type=DiscountKind.PERCENTAGE,
                                                  percent_off=10, is_active=index != 2),
                             now=T0 + timedelta(minutes=index))
     query = ("query($after: String, $active: Boolean) { coupons(first: 2, after: $after, isActive: $active)"

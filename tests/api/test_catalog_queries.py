@@ -12,7 +12,7 @@ from billing_graphql.db.models import (
     Addon,
     Coupon,
     CouponPlan,
-    DiscountType,
+    DiscountKind,
     Metric,
     Plan,
     PlanFeature,
@@ -57,7 +57,7 @@ async def _many_coupons(db, plan_ids: list[uuid.UUID], count: int) -> None:
     async with db.write() as session:
         coupon_ids = [uuid.uuid4() for _ in range(count)]
         session.add_all(
-            Coupon(id=coupon_id, code=f"C{index:03}", discount_type=DiscountType.PERCENTAGE, percent_off=10,
+            Coupon(id=coupon_id, code=f"C{index:03}", discount_type=DiscountKind.PERCENTAGE, percent_off=10,
                    created_at=T0, updated_at=T0)
             for index, coupon_id in enumerate(coupon_ids)
         )

@@ -14,7 +14,7 @@ from billing_graphql.db.models import (
     AuditEvent,
     Coupon,
     CouponPlan,
-    DiscountType,
+    DiscountKind,
     Metric,
     OutboxEvent,
     Plan,
@@ -57,7 +57,7 @@ async def catalog(db) -> Catalog:
     addon = await create_addon(db, None, AddonSpec(name="Seat", slug="seat", price_monthly=Decimal("50000")), now=T0)
     coupon = await create_coupon(
         db, None,
-        CouponSpec(code="SAVE20", discount_type=DiscountType.PERCENTAGE, percent_off=20, max_uses=10,
+        CouponSpec(code="SAVE20", discount_type=DiscountKind.PERCENTAGE, percent_off=20, max_uses=10,
                    valid_from=T0.replace(year=2030)),
         now=T0,
     )

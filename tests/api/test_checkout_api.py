@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from billing_graphql.db.models import CheckoutSession, Invoice, Payment, Subscription
 from billing_graphql.gateways.sandbox import sign_payment
-from tests.factories import make_plan
+from tests.factories import count_rows, make_plan, make_subscription
 from tests.helpers import gid
-from tests.payments_factories import count_rows, make_subscription
 
 START = """
 mutation Start($input: StartCheckoutInput!) {

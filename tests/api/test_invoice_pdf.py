@@ -19,7 +19,7 @@ from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.services.platform.auth import issue_session_token
 from billing_graphql.services.billing.invoice_documents import invoice_pdf_path
 from tests.helpers import T0
-from tests.payments_factories import Line, make_invoice, make_payment, make_refund
+from tests.factories import Line, make_invoice, make_payment, make_refund
 
 
 def pdf_text(content: bytes) -> str:

@@ -6,9 +6,8 @@ from sqlalchemy import update
 
 from billing_graphql.db.models import Payment, Subscription
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
-from tests.factories import make_payment_method
+from tests.factories import count_rows, make_invoice, make_payment_method, make_subscription
 from tests.helpers import gid
-from tests.payments_factories import count_rows, make_invoice, make_subscription
 
 PAY = """
 mutation Pay($input: PayInvoiceInput!) {

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from billing_graphql.db.models import AuditEvent, OutboxEvent, PaymentMethod, PaymentMethodType
 from billing_graphql.domain.status import SubscriptionStatus
 from tests.helpers import T0, count_statements, gid
-from tests.payments_factories import count_rows, make_payment_method, make_subscription
+from tests.factories import count_rows, make_payment_method, make_subscription
 
 QUERIES = Path(__file__).resolve().parents[2] / "queries"
 
@@ -253,7 +253,7 @@ async def test_concurrent_default_changes_leave_exactly_one_default(api, db, key
 
 async def test_payment_methods_page_statement_count(api, db, keys):
     for n in range(6):
-        await make_payment_method(db, keys.organization_id, is_default=n == 0, created_at=T0)
+        await make_payment_method(db, keys.organization_id, is_default=n == 0, now=T0)
     query = (QUERIES / "spa" / "PaymentMethods.graphql").read_text()
     await api.ok(query, token=keys.owner)  # warm: the key's last-used stamp is written once
     with count_statements(db) as counter:

@@ -10,7 +10,7 @@ import pytest
 
 from billing_graphql.db.models import PaymentStatus
 from tests.helpers import T0, gid
-from tests.payments_factories import Line, make_invoice, make_organization, make_payment, make_refund
+from tests.factories import Line, make_invoice, make_organization, make_payment, make_refund
 
 HEADER = (
     "type,id,created_at,organization,organization_external_id,invoice_number,status,amount,currency,"

@@ -18,7 +18,7 @@ from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.billing.portal import create_portal_session
 from tests.helpers import T0, GraphQLClient
-from tests.payments_factories import (
+from tests.factories import (
     count_rows,
     make_invoice,
     make_organization,

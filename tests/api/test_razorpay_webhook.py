@@ -14,7 +14,7 @@ from sqlalchemy import select
 from billing_graphql.app import create_app
 from billing_graphql.db.models import GatewayEvent
 from tests.gateways.test_razorpay import SDK_SECRET, WEBHOOK_SIGNATURE, webhook_body
-from tests.payments_factories import count_rows
+from tests.factories import count_rows
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from billing_graphql.db.models import Invoice, Refund
 from billing_graphql.domain.status import InvoiceStatus
 from tests.helpers import gid
-from tests.payments_factories import count_rows, make_invoice, make_payment
+from tests.factories import count_rows, make_invoice, make_payment
 from tests.services.test_refunds import FakeProcessor
 
 REFUND = """
@@ -25,19 +25,14 @@ mutation Refund($input: RefundInput!) {
 
 
 @pytest.fixture
-def processor(monkeypatch):
-    """The gateways the app resolves by name: a stand-in processor for "sandbox"."""
-    import billing_graphql.gateways as gateways
+def processor():
+    return FakeProcessor()
 
-    fake = FakeProcessor()
 
-    def get_gateway(name, settings):
-        if name != "sandbox":
-            raise LookupError(name)
-        return fake
-
-    monkeypatch.setattr(gateways, "get_gateway", get_gateway, raising=False)
-    return fake
+@pytest.fixture
+def gateway_overrides(request):
+    """The app's gateways: for tests that ask for ``processor``, it stands in for "sandbox"."""
+    return {"sandbox": request.getfixturevalue("processor")} if "processor" in request.fixturenames else {}
 
 
 async def test_super_admin_refunds_part_then_rest(api, db, keys, processor):

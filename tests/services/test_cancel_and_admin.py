@@ -5,18 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import AuditEvent, OutboxEvent
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.errors import BillingError, BillingErrorCode
+from billing_graphql.domain.errors import BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.subscriptions.plan_changes import Effective, change_plan
 from billing_graphql.services.subscriptions.lifecycle import cancel, resume, subscribe, update_subscription
-from tests.factories import database_state, make_payment_method, make_plan
+from tests.factories import database_state, expect_unchanged, make_payment_method, make_plan
 from tests.helpers import T0
 
 ADMIN = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="api_key:admin")
@@ -26,17 +26,8 @@ async def start(db, org, settings, *, trial_days=0):
     plan = await make_plan(db, trial_days=trial_days)
     await make_payment_method(db, org.id)
     return (await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                            coupon_code=None, payment_method_id=None, idempotency_key=None, settings=settings,
+                            coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                             now=T0)).subscription
-
-
-async def expect_unchanged(db, code, call):
-    before = await database_state(db)
-    with pytest.raises(BillingError) as raised:
-        await call
-    assert raised.value.code is code, raised.value
-    assert await database_state(db) == before
-    return raised.value
 
 
 async def events(db) -> list[str]:
@@ -70,7 +61,7 @@ async def test_resume_after_the_period_ended_is_refused(db, org, app_settings):
 async def test_cancel_immediately(db, org, app_settings):
     await start(db, org, app_settings, trial_days=14)
     await change_plan(db, None, organization_id=org.id, plan_id=(await make_plan(db)).id, billing_period=None,
-                      effective=Effective.PERIOD_END, settings=app_settings, now=T0)
+                      effective=Effective.PERIOD_END, gateways=GatewayRegistry(app_settings), now=T0)
     sub = (await cancel(db, None, organization_id=org.id, immediately=True, reason="closing", now=T0)).subscription
     assert (sub.status, sub.ended_at, sub.pending_plan_id, sub.cancel_at_period_end) == (
         SubscriptionStatus.CANCELED, T0, None, False)

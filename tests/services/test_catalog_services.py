@@ -18,7 +18,7 @@ from billing_graphql.db.models import (
     Coupon,
     CouponDuration,
     CouponPlan,
-    DiscountType,
+    DiscountKind,
     Metric,
     MetricKind,
     Plan,
@@ -196,7 +196,7 @@ async def test_concurrent_creates_with_one_key_make_one_row(db, make):
     calls = {
         "plan": lambda: create_plan(db, ADMIN, _pro(), now=T0),
         "addon": lambda: create_addon(db, ADMIN, AddonSpec(name="S", slug="seat", price_monthly=Decimal(1)), now=T0),
-        "coupon": lambda: create_coupon(db, ADMIN, CouponSpec(code="race", discount_type=DiscountType.PERCENTAGE,
+        "coupon": lambda: create_coupon(db, ADMIN, CouponSpec(code="race", discount_type=DiscountKind.PERCENTAGE,
                                                               percent_off=5), now=T0),
         "metric": lambda: create_metric(db, ADMIN, code="race_metric", name="Race", kind=MetricKind.GAUGE, now=T0),
     }
@@ -212,14 +212,14 @@ async def test_concurrent_creates_with_one_key_make_one_row(db, make):
 
 
 async def test_coupon_terms_switch_cleanly_while_unredeemed(db):
-    coupon = await create_coupon(db, ADMIN, CouponSpec(code="flex", discount_type=DiscountType.PERCENTAGE,
+    coupon = await create_coupon(db, ADMIN, CouponSpec(code="flex", discount_type=DiscountKind.PERCENTAGE,
                                                        percent_off=10, duration=CouponDuration.REPEATING,
                                                        duration_in_months=3), now=T0)
     fixed = await update_coupon(db, ADMIN, coupon.id, CouponPatch(
-        discount_type=DiscountType.FIXED, amount_off=Decimal("25000"), currency="IDR",
+        discount_type=DiscountKind.FIXED, amount_off=Decimal("25000"), currency="IDR",
         duration=CouponDuration.FOREVER), now=LATER)
     assert (fixed.discount_type, fixed.percent_off, fixed.amount_off, fixed.currency) == (
-        DiscountType.FIXED, None, 25000, "IDR",
+        DiscountKind.FIXED, None, 25000, "IDR",
     )
     assert (fixed.duration, fixed.duration_in_months) == (CouponDuration.FOREVER, None)
     await _raises(BillingErrorCode.VALIDATION, "amountOff",
@@ -230,13 +230,13 @@ async def test_coupon_terms_switch_cleanly_while_unredeemed(db):
 
 async def test_a_redeemed_coupon_keeps_its_terms_but_not_its_limits(db):
     plan = await create_plan(db, ADMIN, _pro(), now=T0)
-    coupon = await create_coupon(db, ADMIN, CouponSpec(code="USED", discount_type=DiscountType.PERCENTAGE,
+    coupon = await create_coupon(db, ADMIN, CouponSpec(code="USED", discount_type=DiscountKind.PERCENTAGE,
                                                        percent_off=15, max_uses=10), now=T0)
     async with db.write() as session:
         await session.execute(update(Coupon).where(Coupon.id == coupon.id).values(current_uses=4))
     for patch, field in [
         (CouponPatch(percent_off=20), "percentOff"),
-        (CouponPatch(discount_type=DiscountType.FIXED, amount_off=Decimal(5), currency="USD"), "discountType"),
+        (CouponPatch(discount_type=DiscountKind.FIXED, amount_off=Decimal(5), currency="USD"), "discountType"),
         (CouponPatch(duration=CouponDuration.FOREVER), "duration"),
         (CouponPatch(code="USED2"), "code"),
         (CouponPatch(max_uses=3), "maxUses"),
@@ -258,7 +258,7 @@ async def test_a_redeemed_coupon_keeps_its_terms_but_not_its_limits(db):
 async def test_check_coupon_reports_the_plan_it_was_asked_about(db):
     pro = await create_plan(db, ADMIN, _pro(), now=T0)
     team = await create_plan(db, ADMIN, _pro(slug="team", name="Team"), now=T0)
-    await create_coupon(db, ADMIN, CouponSpec(code="PROONLY", discount_type=DiscountType.PERCENTAGE, percent_off=5,
+    await create_coupon(db, ADMIN, CouponSpec(code="PROONLY", discount_type=DiscountKind.PERCENTAGE, percent_off=5,
                                               plan_ids=[pro.id]), now=T0)
     assert (await check_coupon(db, code="proonly", now=T0, plan_id=pro.id)).valid
     refused = await check_coupon(db, code="proonly", now=T0, plan_id=team.id)

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from billing_graphql.db.models import (
     AuditEvent,
@@ -32,35 +32,38 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod, period_at
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.gateways.razorpay import RazorpayGateway
-from billing_graphql.gateways.sandbox import SandboxGateway, sign_payment
+from billing_graphql.gateways.sandbox import sign_payment
 from billing_graphql.services.payments.checkout import confirm_checkout, start_checkout
 from billing_graphql.services.platform.organizations import create_organization
-from tests.factories import database_state, make_coupon, make_plan, set_agents, set_credit
+from tests.factories import (
+    count_rows,
+    database_state,
+    make_coupon,
+    make_plan,
+    make_subscription,
+    set_agents,
+    set_credit,
+)
 from tests.helpers import T0
-from tests.payments_factories import make_subscription
 
 CONFIRMED_AT = T0 + timedelta(minutes=7)
 
 
 async def start(db, org_id, settings, plan=None, *, period=BillingPeriod.MONTHLY, coupon=None, gateway="sandbox",
-                gateway_for=None, now=T0):
+                overrides=None, now=T0):
     return await start_checkout(db, None, organization_id=org_id, plan_id=plan.id if plan else None,
-                                billing_period=period, coupon_code=coupon, gateway=gateway, settings=settings,
-                                now=now, gateway_for=gateway_for)
+                                billing_period=period, coupon_code=coupon, gateway=gateway,
+                                gateways=GatewayRegistry(settings, overrides=overrides), now=now)
 
 
 async def confirm(db, settings, order_id, payment_id="pay_sandbox_1", *, signature=None, scope=None, key=None,
-                  gateway_for=None, now=CONFIRMED_AT):
+                  overrides=None, now=CONFIRMED_AT):
     signature = sign_payment(order_id, payment_id) if signature is None else signature
     return await confirm_checkout(db, None, organization_scope=scope, order_id=order_id, payment_id=payment_id,
-                                  signature=signature, idempotency_key=key, settings=settings, now=now,
-                                  gateway_for=gateway_for)
-
-
-async def count(db, model, *where) -> int:
-    async with db.read() as session:
-        return await session.scalar(select(func.count()).select_from(model).where(*where))
+                                  signature=signature, idempotency_key=key,
+                                  gateways=GatewayRegistry(settings, overrides=overrides), now=now)
 
 
 async def get(db, model, key):
@@ -86,7 +89,7 @@ async def test_start_writes_the_open_first_invoice_without_subscription_and_an_o
     checkout = await get(db, CheckoutSession, started.checkout.id)
     assert (checkout.status, checkout.plan_id, checkout.billing_period, checkout.coupon_code, checkout.agent_count,
             checkout.gateway) == (CheckoutStatus.OPEN, plan.id, BillingPeriod.MONTHLY, "WELCOME10", 3, "sandbox")
-    assert await count(db, Subscription) == 0
+    assert await count_rows(db, Subscription) == 0
     assert (await get(db, Coupon, coupon.id)).current_uses == 0  # counted on confirmation only
 
 
@@ -113,7 +116,7 @@ async def test_confirm_pays_the_invoice_and_starts_the_subscription_active(db, o
     assert (payment.status, payment.amount, payment.gateway, payment.gateway_payment_id, payment.payment_method_id) == (
         PaymentStatus.SUCCEEDED, invoice.total, "sandbox", "pay_abc", None)
     assert (await get(db, Coupon, coupon.id)).current_uses == 1
-    assert await count(db, CouponRedemption, CouponRedemption.subscription_id == sub.id) == 1
+    assert await count_rows(db, CouponRedemption, CouponRedemption.subscription_id == sub.id) == 1
     checkout = await get(db, CheckoutSession, started.checkout.id)
     assert (checkout.status, checkout.gateway_payment_id, checkout.payment_id, checkout.subscription_id,
             checkout.completed_at) == (CheckoutStatus.COMPLETED, "pay_abc", payment.id, sub.id, CONFIRMED_AT)
@@ -251,7 +254,7 @@ async def test_nothing_due_cannot_be_checked_out(db, org, app_settings):
     with pytest.raises(BillingError) as raised:
         await start(db, org.id, app_settings, plan, coupon="FREE")
     assert (raised.value.code, raised.value.field) == (BillingErrorCode.VALIDATION, "planId")
-    assert await count(db, Invoice) == 0
+    assert await count_rows(db, Invoice) == 0
 
 
 async def test_concurrent_confirmations_of_one_order_start_one_subscription(db, org, app_settings, backend):
@@ -262,7 +265,7 @@ async def test_concurrent_confirmations_of_one_order_start_one_subscription(db, 
     results = await asyncio.gather(*(confirm(db, app_settings, started.order_id, "pay_1") for _ in range(3)))
     assert len({result.subscription.id for result in results}) == 1
     assert sum(not result.replayed for result in results) == 1
-    assert await count(db, Subscription) == 1 and await count(db, Payment) == 1
+    assert await count_rows(db, Subscription) == 1 and await count_rows(db, Payment) == 1
 
 
 # ---- Razorpay over httpx.MockTransport --------------------------------------------------------
@@ -287,12 +290,8 @@ class FakeRazorpay:
                                          "receipt": body["receipt"], "status": "created"})
 
     def gateways(self, settings):
-        def gateway_for(name):
-            if name == "razorpay":
-                return RazorpayGateway.from_settings(settings, transport=httpx.MockTransport(self.handler))
-            return SandboxGateway()
-
-        return gateway_for
+        """Gateway overrides: Razorpay talking to this fake over a mock transport."""
+        return {"razorpay": RazorpayGateway.from_settings(settings, transport=httpx.MockTransport(self.handler))}
 
 
 @pytest.fixture
@@ -303,7 +302,7 @@ def razorpay_settings(app_settings):
 async def test_razorpay_is_the_default_when_configured_and_confirms_with_its_key_secret(db, org, razorpay_settings):
     fake = FakeRazorpay()
     plan = await make_plan(db, monthly=299000)
-    started = await start(db, org.id, razorpay_settings, plan, gateway=None, gateway_for=fake.gateways(razorpay_settings))
+    started = await start(db, org.id, razorpay_settings, plan, gateway=None, overrides=fake.gateways(razorpay_settings))
     assert (started.gateway, started.order_id, started.key_id) == ("razorpay", "order_RZP1", KEY_ID)
     [request] = fake.requests
     assert request.method == "POST" and request.url.path == "/v1/orders"
@@ -314,10 +313,10 @@ async def test_razorpay_is_the_default_when_configured_and_confirms_with_its_key
     # Razorpay Checkout hands back razorpay_signature = HMAC-SHA256(order_id|payment_id, key secret).
     signature = sign_payment("order_RZP1", "pay_RZP9", secret=KEY_SECRET)
     with pytest.raises(BillingError) as raised:  # the sandbox's secret is not Razorpay's
-        await confirm(db, razorpay_settings, "order_RZP1", "pay_RZP9", gateway_for=fake.gateways(razorpay_settings))
+        await confirm(db, razorpay_settings, "order_RZP1", "pay_RZP9", overrides=fake.gateways(razorpay_settings))
     assert raised.value.code is BillingErrorCode.INVALID_SIGNATURE
     result = await confirm(db, razorpay_settings, "order_RZP1", "pay_RZP9", signature=signature,
-                           gateway_for=fake.gateways(razorpay_settings))
+                           overrides=fake.gateways(razorpay_settings))
     assert result.payment.gateway == "razorpay" and result.payment.gateway_payment_id == "pay_RZP9"
     assert result.subscription.payment_gateway == "razorpay" and result.invoice.status is InvoiceStatus.PAID
 
@@ -326,7 +325,7 @@ async def test_sandbox_can_be_chosen_even_when_razorpay_is_configured(db, org, r
     fake = FakeRazorpay()
     plan = await make_plan(db)
     started = await start(db, org.id, razorpay_settings, plan, gateway="sandbox",
-                          gateway_for=fake.gateways(razorpay_settings))
+                          overrides=fake.gateways(razorpay_settings))
     assert started.gateway == "sandbox" and fake.requests == []
 
 
@@ -336,10 +335,10 @@ async def test_a_gateway_failure_rolls_everything_back_and_keeps_numbers_gapless
     state = await database_state(db)
     with pytest.raises(BillingError) as raised:
         await start(db, org.id, razorpay_settings, plan, gateway="razorpay",
-                    gateway_for=fake.gateways(razorpay_settings))
+                    overrides=fake.gateways(razorpay_settings))
     assert raised.value.code is BillingErrorCode.PAYMENT_FAILED
     assert await database_state(db) == state
     fake.status = 200
     started = await start(db, org.id, razorpay_settings, plan, gateway="razorpay",
-                          gateway_for=fake.gateways(razorpay_settings))
+                          overrides=fake.gateways(razorpay_settings))
     assert started.invoice.number == "INV-202601-000001"

@@ -1,41 +1,49 @@
-"""run_idempotent: stored results, reuse with another request, nothing stored on failure."""
+"""Idempotency keys through the unit of work (``money_move``): stored results, reuse with another
+request, nothing stored on failure."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from billing_graphql.db.models import IdempotencyRecord
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.services.platform.audit import to_json
 from billing_graphql.services.platform.idempotency import (
+    NO_SCOPE,
     clean_key,
     purge_idempotency_records,
-    run_idempotent,
     store_idempotent,
 )
+from billing_graphql.services.unit_of_work import money_move
 from tests.helpers import T0
-from tests.payments_factories import count_rows
+from tests.factories import count_rows
 
-SCOPE = uuid.uuid4()
+SCOPE = NO_SCOPE  # money_move without an organization keeps its keys in the unscoped space
 
 
-async def run(db, *, key="k", request=None, operation="op", scope=SCOPE, result=None, fail=False):
+@dataclass
+class Outcome:
+    response: dict[str, Any]
+    replayed: bool
+
+
+async def run(db, *, key="k", request=None, operation="op", organization_id=None, result=None, fail=False):
     calls = []
-
-    async def perform():
+    async with money_move(db, organization_id, operation, key, request or {"a": 1}, actor=None, now=T0) as uow:
+        if uow.replayed:
+            return Outcome(uow.stored, True), calls
         calls.append(1)
         if fail:
             raise validation("no", "x")
-        return result or {"value": 1, "id": uuid.UUID(int=7)}
-
-    async with db.write() as session:
-        outcome = await run_idempotent(
-            session, scope_id=scope, key=key, operation=operation, request=request or {"a": 1}, now=T0, perform=perform
-        )
-    return outcome, calls
+        response = result or {"value": 1, "id": uuid.UUID(int=7)}
+        uow.done(response)
+    return Outcome(to_json(response), False), calls
 
 
 async def test_first_call_runs_and_replays_return_the_stored_response(db):
@@ -45,14 +53,14 @@ async def test_first_call_runs_and_replays_return_the_stored_response(db):
     assert (again.replayed, calls, again.response) == (True, [], first.response)
 
 
-async def test_another_request_or_operation_with_the_key_is_refused(db):
+async def test_another_request_or_operation_with_the_key_is_refused(db, org):
     await run(db)
     for changed in ({"request": {"a": 2}}, {"operation": "other"}):
         with pytest.raises(BillingError) as error:
             await run(db, **changed)
         assert error.value.code is BillingErrorCode.IDEMPOTENCY_KEY_REUSED
     # Another scope has its own keys.
-    assert not (await run(db, scope=uuid.uuid4()))[0].replayed
+    assert not (await run(db, organization_id=org.id))[0].replayed
 
 
 async def test_a_failed_perform_stores_nothing(db):

@@ -8,8 +8,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import Invoice, OutboxEvent, Payment, PaymentMethod, PaymentStatus, Subscription
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
@@ -19,21 +20,15 @@ from billing_graphql.services.billing.invoice_payments import pay_invoice
 from billing_graphql.services.billing.charging import payment_key
 from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.services.subscriptions.lifecycle import subscribe
-from tests.factories import database_state, make_payment_method, make_plan
+from tests.factories import count_rows, database_state, make_invoice, make_payment, make_payment_method, make_plan
 from tests.helpers import T0
-from tests.payments_factories import make_invoice, make_payment
 
 LATER = T0 + timedelta(days=2)
 
 
 async def pay(db, settings, invoice_id, *, scope=None, method=None, key=None, now=LATER):
     return await pay_invoice(db, None, invoice_id=invoice_id, organization_scope=scope, payment_method_id=method,
-                             idempotency_key=key, settings=settings, now=now)
-
-
-async def count(db, model, *where) -> int:
-    async with db.read() as session:
-        return await session.scalar(select(func.count()).select_from(model).where(*where))
+                             idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def past_due(db, org, settings, *, status=SubscriptionStatus.PAST_DUE):
@@ -42,7 +37,7 @@ async def past_due(db, org, settings, *, status=SubscriptionStatus.PAST_DUE):
     plan = await make_plan(db, monthly=299000, trial_days=0)
     await make_payment_method(db, org.id, token="pm_card_declined")
     started = await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                              coupon_code=None, payment_method_id=None, idempotency_key=None, settings=settings,
+                              coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                               now=T0)
     assert started.subscription.status is SubscriptionStatus.PAST_DUE
     async with db.write() as session:
@@ -80,13 +75,13 @@ async def test_unpaid_subscription_recovers_too(db, org, app_settings):
 
 async def test_a_decline_is_payment_failed_and_the_invoice_stays_open(db, org, app_settings):
     subscription, invoice = await past_due(db, org, app_settings)
-    before = await count(db, Payment)
+    before = await count_rows(db, Payment)
     result = await pay(db, app_settings, invoice.id, scope=org.id)  # the default card declines
     error = result.payment_error
     assert error is not None and error.code is BillingErrorCode.PAYMENT_FAILED and "card_declined" in error.message
     assert result.invoice.status is InvoiceStatus.OPEN and result.invoice.amount_paid == 0
     assert result.payment.status is PaymentStatus.FAILED
-    assert await count(db, Payment) == before + 1
+    assert await count_rows(db, Payment) == before + 1
     async with db.read() as session:
         stored = await session.get(Subscription, subscription.id)
     assert stored.status is SubscriptionStatus.PAST_DUE and stored.retry_count == 3
@@ -153,10 +148,10 @@ async def test_same_key_replays_and_other_input_is_refused(db, org, app_settings
     first = await pay(db, app_settings, invoice.id, scope=org.id, method=visa.id, key="pay-1")
     assert first.payment.id == derived_id(org.id, "pay_invoice", "pay-1", "payment")
     assert first.payment.idempotency_key == payment_key(first.payment.id)
-    payments = await count(db, Payment)
+    payments = await count_rows(db, Payment)
     again = await pay(db, app_settings, invoice.id, scope=org.id, method=visa.id, key="pay-1")
     assert again.replayed and again.payment.id == first.payment.id and again.invoice.status is InvoiceStatus.PAID
-    assert await count(db, Payment) == payments
+    assert await count_rows(db, Payment) == payments
     with pytest.raises(BillingError) as raised:
         await pay(db, app_settings, invoice.id, scope=org.id, method=None, key="pay-1")
     assert raised.value.code is BillingErrorCode.IDEMPOTENCY_KEY_REUSED
@@ -182,7 +177,7 @@ async def test_a_pending_payment_is_settled_before_charging_again(db, org, app_s
     result = await pay(db, app_settings, invoice.id, scope=org.id)
     assert result.payment.id == pending.id and result.payment.status is PaymentStatus.SUCCEEDED
     assert result.invoice.status is InvoiceStatus.PAID
-    assert await count(db, Payment) == 1
+    assert await count_rows(db, Payment) == 1
 
 
 async def test_a_processor_fault_leaves_the_payment_pending_and_is_not_charged_twice(db, org, app_settings):
@@ -192,7 +187,7 @@ async def test_a_processor_fault_leaves_the_payment_pending_and_is_not_charged_t
     assert first.payment.status is PaymentStatus.PENDING and "pending" in first.payment_error.message
     second = await pay(db, app_settings, invoice.id, scope=org.id)
     assert second.payment.id == first.payment.id and second.payment.status is PaymentStatus.PENDING
-    assert await count(db, Payment) == 1
+    assert await count_rows(db, Payment) == 1
     assert second.invoice.status is InvoiceStatus.OPEN
 
 
@@ -208,6 +203,6 @@ async def test_concurrent_payments_charge_once(db, org, app_settings, backend):
     paid = [o for o in outcomes if not isinstance(o, BaseException)]
     failed = [o for o in outcomes if isinstance(o, BillingError)]
     assert len(paid) == 1 and len(failed) == 1 and failed[0].code is BillingErrorCode.VALIDATION
-    assert await count(db, Payment, Payment.status == PaymentStatus.SUCCEEDED) == 1
+    assert await count_rows(db, Payment, Payment.status == PaymentStatus.SUCCEEDED) == 1
     async with db.read() as session:
         assert (await session.get(Invoice, invoice.id)).amount_paid == invoice.total

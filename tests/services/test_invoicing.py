@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,21 +19,21 @@ from billing_graphql.db.models import (
     Payment,
     PaymentStatus,
 )
-from billing_graphql.domain.invoices import LineDraft, LineKind
+from billing_graphql.domain.invoices import LineDraft, InvoiceLineKind
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError
 from billing_graphql.gateways.sandbox import SandboxGateway
 from billing_graphql.services.billing.charging import charge_invoice, default_payment_method, reconcile_payment
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.organizations import create_organization
-from tests.factories import make_payment_method, set_credit
+from tests.factories import add_tax_rate, make_payment_method, set_credit
 from tests.helpers import T0
 
 SANDBOX = SandboxGateway(slow_seconds=0)
 
 
 def plan_line(amount: int) -> LineDraft:
-    return LineDraft(LineKind.PLAN, "Starter plan (monthly)", Decimal(1), Decimal(amount), amount, T0,
+    return LineDraft(InvoiceLineKind.PLAN, "Starter plan (monthly)", Decimal(1), Decimal(amount), amount, T0,
                      T0 + timedelta(days=31))
 
 
@@ -65,6 +65,19 @@ async def test_tax_rule_for_idr_is_ppn_and_usd_has_none(db):
         assert await tax_rule_for(session, "USD", T0) is None
         # not yet in force before 2025
         assert await tax_rule_for(session, "IDR", T0.replace(year=2024)) is None
+
+
+async def test_tax_rule_for_takes_the_latest_rate_in_force_for_the_currency(db):
+    """(Was the unit test of domain.tax.pick_rate, which only repeated this SQL.)"""
+    await add_tax_rate(db, name="PPN 11", rate=Decimal("0.11"), currency="IDR",
+                       effective_from=datetime(2022, 4, 1, tzinfo=UTC))
+    await add_tax_rate(db, name="PPN 13", rate=Decimal("0.13"), currency="IDR",
+                       effective_from=datetime(2030, 1, 1, tzinfo=UTC))
+    async with db.read() as session:
+        assert (await tax_rule_for(session, "IDR", datetime(2026, 1, 1, tzinfo=UTC))).name == "PPN"
+        assert (await tax_rule_for(session, "IDR", datetime(2023, 1, 1, tzinfo=UTC))).name == "PPN 11"
+        assert await tax_rule_for(session, "USD", datetime(2026, 1, 1, tzinfo=UTC)) is None
+        assert await tax_rule_for(session, "IDR", datetime(2020, 1, 1, tzinfo=UTC)) is None
 
 
 async def test_draft_invoice_copies_the_tax_rate(db):

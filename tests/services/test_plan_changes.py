@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import (
     AuditEvent,
     Invoice,
@@ -26,7 +27,9 @@ from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.subscriptions.plan_changes import Effective, attach_addon, change_plan, detach_addon
 from billing_graphql.services.subscriptions.lifecycle import cancel, subscribe
 from tests.factories import (
+    count_rows,
     database_state,
+    expect_unchanged,
     make_addon,
     make_coupon,
     make_payment_method,
@@ -42,14 +45,14 @@ HALFWAY = datetime(2026, 4, 16, tzinfo=UTC)  # 15 of 30 days left
 async def start(db, org, settings, plan, *, coupon=None, period=BillingPeriod.MONTHLY, now=APRIL_1):
     return await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=period,
                            coupon_code=coupon, payment_method_id=None, idempotency_key=None,
-                           settings=settings, now=now)
+                           gateways=GatewayRegistry(settings), now=now)
 
 
 async def change(db, org, settings, plan=None, *, period=None, effective=Effective.IMMEDIATE, cap=None,
                  dry_run=False, key=None, now=HALFWAY):
     return await change_plan(db, None, organization_id=org.id, plan_id=plan.id if plan else None,
                              billing_period=period, effective=effective, spending_cap=cap, dry_run=dry_run,
-                             idempotency_key=key, settings=settings, now=now)
+                             idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def lines_of(db, invoice_id):
@@ -58,23 +61,9 @@ async def lines_of(db, invoice_id):
                                       .order_by(InvoiceLine.position))).all()
 
 
-async def count(db, model, *where) -> int:
-    async with db.read() as session:
-        return await session.scalar(select(func.count()).select_from(model).where(*where))
-
-
 async def credit_of(db, org) -> int:
     async with db.read() as session:
         return (await session.get(Organization, org.id)).credit_balance
-
-
-async def expect_unchanged(db, code, call):
-    before = await database_state(db)
-    with pytest.raises(BillingError) as raised:
-        await call
-    assert raised.value.code is code, raised.value
-    assert await database_state(db) == before
-    return raised.value
 
 
 @pytest.fixture
@@ -122,7 +111,7 @@ async def test_downgrade_becomes_account_credit_spent_on_the_next_invoice(db, or
     assert result.invoice is None and result.credit_added == 222000
     assert result.preview.total == -222000
     assert await credit_of(db, org) == 222000
-    assert await count(db, Invoice) == 1
+    assert await count_rows(db, Invoice) == 1
     # upgrading back at Apr 21 (10 of 30 days left): 599000/3 - 299000/3 = 199666.67 - 99666.67
     # credit 99667, charge 199667, net 100000, tax 11000, total 111000; all of it from the credit
     back = await change(db, org, app_settings, growth, now=datetime(2026, 4, 21, tzinfo=UTC))
@@ -156,7 +145,7 @@ async def test_seats_and_addons_are_part_of_the_recurring_price(db, org, app_set
     january = datetime(2026, 1, 1, tzinfo=UTC)
     await start(db, org, app_settings, pro, now=january)
     for addon in (channel, ai):
-        await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=1, settings=app_settings,
+        await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=1, gateways=GatewayRegistry(app_settings),
                            now=january)
     # Jan 11, 21 of 31 days left. Old: 2900 + 2x900 + 500 + 5x200 = 6200; new: 9900 + 0 + 500 + 1000 = 11400
     # credit 6200 x 21/31 = 4200; charge 11400 x 21/31 = 7722.58 -> 7723; net 3523 (no tax in USD)
@@ -174,7 +163,7 @@ async def test_trial_changes_plan_without_invoice(db, org, app_settings, idr):
     sub = result.subscription
     assert (sub.plan_id, sub.billing_period, sub.status) == (growth.id, BillingPeriod.ANNUAL, SubscriptionStatus.TRIALING)
     assert sub.current_period_end == APRIL_1 + timedelta(days=14)  # still the trial
-    assert await count(db, Invoice) == 0
+    assert await count_rows(db, Invoice) == 0
 
 
 async def test_period_end_schedules_replaces_and_clears(db, org, app_settings, idr):
@@ -193,7 +182,7 @@ async def test_period_end_schedules_replaces_and_clears(db, org, app_settings, i
         business.id, BillingPeriod.ANNUAL)
     cleared = await change(db, org, app_settings, starter, effective=Effective.PERIOD_END)
     assert cleared.subscription.pending_plan_id is None and cleared.subscription.pending_billing_period is None
-    assert await count(db, Invoice) == 1
+    assert await count_rows(db, Invoice) == 1
 
 
 async def test_immediate_change_replaces_a_schedule(db, org, app_settings, idr):
@@ -329,7 +318,7 @@ async def test_same_key_replays_the_change(db, org, app_settings, idr):
     first = await change(db, org, app_settings, growth, key="up")
     again = await change(db, org, app_settings, growth, key="up", now=HALFWAY + timedelta(hours=2))
     assert again.replayed and again.invoice.id == first.invoice.id
-    assert await count(db, Invoice) == 2 and await count(db, Payment) == 2
+    assert await count_rows(db, Invoice) == 2 and await count_rows(db, Payment) == 2
 
 
 async def test_ten_concurrent_plan_changes_stay_consistent(db, org, app_settings, idr):
@@ -350,8 +339,8 @@ async def test_ten_concurrent_plan_changes_stay_consistent(db, org, app_settings
     downgrades = [r for r in done if r.credit_added]
     # every effective change produced exactly one invoice (upgrade) or one credit (downgrade)
     assert len(upgrades) + len(downgrades) == len(done) >= 1
-    assert await count(db, Invoice) == 1 + len(upgrades)
-    assert await count(db, Invoice, Invoice.status == InvoiceStatus.PAID) == 1 + len(upgrades)
+    assert await count_rows(db, Invoice) == 1 + len(upgrades)
+    assert await count_rows(db, Invoice, Invoice.status == InvoiceStatus.PAID) == 1 + len(upgrades)
     assert await credit_of(db, org) + sum(r.invoice.credit_applied for r in upgrades) == sum(
         r.credit_added for r in downgrades)
     async with db.read() as session:
@@ -369,11 +358,11 @@ async def test_ten_concurrent_plan_changes_stay_consistent(db, org, app_settings
 
 async def attach(db, org, settings, addon, quantity=1, *, key=None, now=HALFWAY):
     return await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=quantity,
-                              idempotency_key=key, settings=settings, now=now)
+                              idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def detach(db, org, settings, addon, *, now=HALFWAY):
-    return await detach_addon(db, None, organization_id=org.id, addon_id=addon.id, settings=settings, now=now)
+    return await detach_addon(db, None, organization_id=org.id, addon_id=addon.id, gateways=GatewayRegistry(settings), now=now)
 
 
 async def test_attach_flat_addon_halfway(db, org, app_settings, idr):
@@ -386,7 +375,7 @@ async def test_attach_flat_addon_halfway(db, org, app_settings, idr):
     [line] = await lines_of(db, result.invoice.id)
     assert (line.kind, line.description) == (InvoiceLineKind.PRORATION_CHARGE,
                                              "Remaining time on Broadcast add-on x 1 (monthly)")
-    assert await count(db, SubscriptionAddon) == 1
+    assert await count_rows(db, SubscriptionAddon) == 1
 
 
 async def test_per_agent_addon_and_quantity_change_and_detach(db, org, app_settings):
@@ -408,7 +397,7 @@ async def test_per_agent_addon_and_quantity_change_and_detach(db, org, app_setti
     gone = await detach(db, org, app_settings, addon, now=datetime(2026, 4, 26, tzinfo=UTC))
     # 5 of 30 days left: credit 120000 x 1/6 = 20000 + PPN 2200 = 22200 of account credit
     assert gone.credit_added == 22200 and gone.invoice is None
-    assert await count(db, SubscriptionAddon) == 0
+    assert await count_rows(db, SubscriptionAddon) == 0
     assert await credit_of(db, org) == 22200
 
 
@@ -417,7 +406,7 @@ async def test_addon_during_trial_has_no_invoice(db, org, app_settings):
     addon = await make_addon(db)
     await start(db, org, app_settings, plan)
     result = await attach(db, org, app_settings, addon, 3)
-    assert result.invoice is None and await count(db, Invoice) == 0 and await count(db, SubscriptionAddon) == 1
+    assert result.invoice is None and await count_rows(db, Invoice) == 0 and await count_rows(db, SubscriptionAddon) == 1
 
 
 async def test_addon_errors_write_nothing(db, org, app_settings, idr):

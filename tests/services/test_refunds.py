@@ -23,10 +23,12 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult
 from billing_graphql.services.payments.refunds import refund_invoice
+from billing_graphql.settings import Settings
 from tests.helpers import T0
-from tests.payments_factories import count_rows, make_invoice, make_organization, make_payment
+from tests.factories import count_rows, make_invoice, make_organization, make_payment
 
 ADMIN = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="user:finance")
 WRITTEN = (Refund, AuditEvent, OutboxEvent, IdempotencyRecord)
@@ -79,13 +81,9 @@ class FakeProcessor:
         return False
 
 
-def gateways(processor: FakeProcessor):
-    def gateway_for(name: str):
-        if name != "sandbox":
-            raise LookupError(name)
-        return processor
-
-    return gateway_for
+def gateways(processor: FakeProcessor) -> GatewayRegistry:
+    """The app's gateways with ``processor`` standing in for the sandbox."""
+    return GatewayRegistry(Settings(), overrides={"sandbox": processor})
 
 
 async def paid_invoice(db, total_lines: int = 1_000_000):
@@ -108,7 +106,7 @@ async def refund(db, invoice, processor, **kwargs):
     values = dict(reason="Customer asked", idempotency_key=None)
     values.update(kwargs)
     return await refund_invoice(
-        db, ADMIN, invoice_id=invoice.id, gateway_for=gateways(processor), now=T0, **values
+        db, ADMIN, invoice_id=invoice.id, gateways=gateways(processor), now=T0, **values
     )
 
 
@@ -192,7 +190,7 @@ async def test_missing_invoice_is_not_found(db):
     with pytest.raises(BillingError) as error:
         await refund_invoice(
             db, ADMIN, invoice_id=uuid.uuid4(), reason=None, idempotency_key=None,
-            gateway_for=gateways(FakeProcessor()), now=T0,
+            gateways=gateways(FakeProcessor()), now=T0,
         )
     assert error.value.code is BillingErrorCode.NOT_FOUND
 

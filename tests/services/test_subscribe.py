@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import (
     AuditEvent,
     Coupon,
@@ -28,7 +29,14 @@ from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.services.subscriptions.lifecycle import subscribe
-from tests.factories import database_state, make_coupon, make_payment_method, make_plan, set_agents
+from tests.factories import (
+    count_rows,
+    expect_unchanged,
+    make_coupon,
+    make_payment_method,
+    make_plan,
+    set_agents,
+)
 from tests.helpers import T0
 
 
@@ -36,12 +44,7 @@ async def run(db, org_id, settings, *, plan=None, period=BillingPeriod.MONTHLY, 
               now=T0):
     return await subscribe(db, None, organization_id=org_id, plan_id=plan.id if plan else None,
                            billing_period=period, coupon_code=coupon, payment_method_id=method,
-                           idempotency_key=key, settings=settings, now=now)
-
-
-async def count(db, model, *where) -> int:
-    async with db.read() as session:
-        return await session.scalar(select(func.count()).select_from(model).where(*where))
+                           idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 
 async def event_types(db) -> list[str]:
@@ -64,9 +67,9 @@ async def test_trial_plan_starts_trialing_without_invoice(db, org, app_settings)
     assert (sub.current_period_start, sub.current_period_end) == (T0, T0 + timedelta(days=14))
     assert sub.period_anchor == sub.trial_ends_at  # paid periods start when the trial ends
     assert result.invoice is None and result.payment is None
-    assert await count(db, Invoice) == 0
+    assert await count_rows(db, Invoice) == 0
     assert await event_types(db) == ["organization.created", "subscription.created"]
-    assert await count(db, AuditEvent, AuditEvent.action == "subscription.created") == 1
+    assert await count_rows(db, AuditEvent, AuditEvent.action == "subscription.created") == 1
 
 
 async def test_trial_needs_no_payment_method(db, org, app_settings):
@@ -192,15 +195,6 @@ async def test_free_plan_needs_no_payment_method(db, org, app_settings):
 
 # ---- errors leave the database as it was ------------------------------------------------------
 
-async def expect_unchanged(db, code: BillingErrorCode, call):
-    before = await database_state(db)
-    with pytest.raises(BillingError) as raised:
-        await call
-    assert raised.value.code is code, raised.value
-    assert await database_state(db) == before
-    return raised.value
-
-
 async def test_already_subscribed(db, org, app_settings):
     plan = await make_plan(db, trial_days=14)
     await run(db, org.id, app_settings, plan=plan)
@@ -271,8 +265,8 @@ async def test_same_key_same_input_replays(db, org, app_settings):
     assert again.replayed and not first.replayed
     assert (again.subscription.id, again.invoice.id, again.payment.id) == (
         first.subscription.id, first.invoice.id, first.payment.id)
-    assert (await count(db, Subscription), await count(db, Invoice), await count(db, Payment)) == (1, 1, 1)
-    assert await count(db, IdempotencyRecord) == 1
+    assert (await count_rows(db, Subscription), await count_rows(db, Invoice), await count_rows(db, Payment)) == (1, 1, 1)
+    assert await count_rows(db, IdempotencyRecord) == 1
     # the payment's id, and so its gateway key, follow the client's key (stable across a crash-retry)
     from billing_graphql.services.platform.idempotency import derived_id
 
@@ -305,7 +299,7 @@ async def test_subscribing_again_after_cancel(db, org, app_settings):
     assert second.subscription.id != first.subscription.id
     # the plan's trial was had: the second subscription is invoiced from the start
     assert second.subscription.status is SubscriptionStatus.ACTIVE and second.invoice is not None
-    assert await count(db, Subscription) == 2
+    assert await count_rows(db, Subscription) == 2
 
 
 # ---- races (PostgreSQL) ---------------------------------------------------------------------
@@ -331,7 +325,7 @@ async def test_ten_concurrent_subscribes_make_one_subscription(db, org, app_sett
     ok = [r for r in results if not isinstance(r, BillingError)]
     assert len(ok) == 1
     assert all(r.code is BillingErrorCode.ALREADY_SUBSCRIBED for r in results if isinstance(r, BillingError))
-    assert (await count(db, Subscription), await count(db, Invoice), await count(db, Payment)) == (1, 1, 1)
+    assert (await count_rows(db, Subscription), await count_rows(db, Invoice), await count_rows(db, Payment)) == (1, 1, 1)
 
 
 async def test_concurrent_retries_with_one_key_run_once(db, org, app_settings):
@@ -341,7 +335,7 @@ async def test_concurrent_retries_with_one_key_run_once(db, org, app_settings):
     results = await outcomes([run(db, org.id, app_settings, plan=plan, key="same") for _ in range(8)])
     assert len({r.subscription.id for r in results}) == 1
     assert sum(not r.replayed for r in results) == 1
-    assert (await count(db, Subscription), await count(db, Invoice), await count(db, Payment)) == (1, 1, 1)
+    assert (await count_rows(db, Subscription), await count_rows(db, Invoice), await count_rows(db, Payment)) == (1, 1, 1)
 
 
 async def test_twenty_concurrent_redemptions_of_a_five_use_coupon(db, app_settings):
@@ -355,8 +349,8 @@ async def test_twenty_concurrent_redemptions_of_a_five_use_coupon(db, app_settin
     assert all(r.code is BillingErrorCode.COUPON_EXHAUSTED for r in results if isinstance(r, BillingError))
     async with db.read() as session:
         assert (await session.get(Coupon, coupon.id)).current_uses == 5
-    assert await count(db, CouponRedemption) == 5
-    assert await count(db, Subscription) == 5
+    assert await count_rows(db, CouponRedemption) == 5
+    assert await count_rows(db, Subscription) == 5
 
 
 async def test_aware_times_survive_the_round_trip(db, org, app_settings):

@@ -16,7 +16,7 @@ from billing_graphql.domain.catalog import (
     MAX_MINOR,
     CouponState,
     DiscountKind,
-    DurationKind,
+    CouponDuration,
     FeatureSpec,
     LimitSpec,
     annual_price_default,
@@ -192,7 +192,7 @@ def _terms(**overrides):
         percent_off=20,
         amount_off=None,
         currency=None,
-        duration=DurationKind.ONCE,
+        duration=CouponDuration.ONCE,
         duration_in_months=None,
     )
     values.update(overrides)
@@ -229,12 +229,12 @@ def test_fixed_shape_needs_currency_and_a_positive_amount_that_fits_it():
 
 
 def test_duration_shape():
-    assert _terms(duration=DurationKind.REPEATING, duration_in_months=3).duration_in_months == 3
-    _fails("durationInMonths", _terms, duration=DurationKind.REPEATING, duration_in_months=None)
-    _fails("durationInMonths", _terms, duration=DurationKind.REPEATING, duration_in_months=0)
-    _fails("durationInMonths", _terms, duration=DurationKind.ONCE, duration_in_months=3)
-    _fails("durationInMonths", _terms, duration=DurationKind.FOREVER, duration_in_months=1)
-    assert _terms(duration=DurationKind.FOREVER).duration_in_months is None
+    assert _terms(duration=CouponDuration.REPEATING, duration_in_months=3).duration_in_months == 3
+    _fails("durationInMonths", _terms, duration=CouponDuration.REPEATING, duration_in_months=None)
+    _fails("durationInMonths", _terms, duration=CouponDuration.REPEATING, duration_in_months=0)
+    _fails("durationInMonths", _terms, duration=CouponDuration.ONCE, duration_in_months=3)
+    _fails("durationInMonths", _terms, duration=CouponDuration.FOREVER, duration_in_months=1)
+    assert _terms(duration=CouponDuration.FOREVER).duration_in_months is None
 
 
 def test_validity_window_and_max_uses():

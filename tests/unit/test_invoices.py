@@ -12,7 +12,7 @@ from billing_graphql.domain.invoices import (
     Discount,
     DiscountKind,
     LineDraft,
-    LineKind,
+    InvoiceLineKind,
     build_invoice,
     price,
 )
@@ -21,7 +21,7 @@ from billing_graphql.domain.tax import TaxRule
 PPN = TaxRule("PPN", Decimal("0.12"), 11, 12)
 
 
-def line(amount: int, kind: LineKind = LineKind.PLAN) -> LineDraft:
+def line(amount: int, kind: InvoiceLineKind = InvoiceLineKind.PLAN) -> LineDraft:
     return LineDraft(kind, "line", Decimal(1), Decimal(amount), amount)
 
 
@@ -61,7 +61,7 @@ def test_percentage_rounds_half_up_once():
 
 def test_negative_subtotal_is_priced_on_its_magnitude():
     discount = Discount(DiscountKind.PERCENTAGE, percent_off=10)
-    totals = price("IDR", [line(-100000, LineKind.PRORATION_CREDIT), line(50000)], discount=discount, tax_rule=PPN)
+    totals = price("IDR", [line(-100000, InvoiceLineKind.PRORATION_CREDIT), line(50000)], discount=discount, tax_rule=PPN)
     # magnitude 50000, 10% = 5000, taxable 45000, tax 4950; credit = 49950
     assert (totals.subtotal, totals.discount, totals.tax, totals.total) == (-50000, -5000, -4950, -49950)
 

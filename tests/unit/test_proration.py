@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_graphql.domain.invoices import LineKind, build_invoice, price, proration_lines
+from billing_graphql.domain.invoices import InvoiceLineKind, build_invoice, price, proration_lines
 from billing_graphql.domain.periods import BillingPeriod, Period, period_at
 from billing_graphql.domain.proration import (
     AddonPrice,
@@ -41,8 +41,8 @@ def test_worked_example_upgrade_halfway_through_30_days_idr():
         at=at, period_end=APRIL.end, new_period_end=APRIL.end,
     )
     assert [(line.kind, line.amount) for line in lines] == [
-        (LineKind.PRORATION_CREDIT, -149500),
-        (LineKind.PRORATION_CHARGE, 299500),
+        (InvoiceLineKind.PRORATION_CREDIT, -149500),
+        (InvoiceLineKind.PRORATION_CHARGE, 299500),
     ]
     invoice = build_invoice("IDR", lines, discount=None, tax_rule=PPN, account_credit=0)
     # tax = 150000 x 12% x 11/12 = 150000 x 0.11 = 16500; total = 150000 + 16500 = 166500
@@ -126,7 +126,7 @@ def test_round_half_up_is_away_from_zero(value, expected):
 def _line(amount: int):
     from billing_graphql.domain.invoices import LineDraft
 
-    return LineDraft(LineKind.PRORATION_CHARGE, "x", Decimal(1), Decimal(amount), amount)
+    return LineDraft(InvoiceLineKind.PRORATION_CHARGE, "x", Decimal(1), Decimal(amount), amount)
 
 
 # ---- properties -----------------------------------------------------------------------------

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_graphql.domain.tax import TaxRateRecord, TaxRule, pick_rate, tax_on
+from billing_graphql.domain.tax import TaxRule, tax_on
 
 PPN = TaxRule("PPN", Decimal("0.12"), 11, 12)
 
@@ -55,14 +54,3 @@ def test_tax_is_symmetric_and_within_half_a_unit(amount):
     exact = amount * PPN.exact_factor
     assert abs(PPN.tax_on(amount) - exact) <= Decimal("0.5")
     assert PPN.tax_on(-amount) == -PPN.tax_on(amount)
-
-
-def test_pick_rate_takes_latest_in_force_for_currency():
-    old = TaxRateRecord(TaxRule("PPN 11", Decimal("0.11")), "IDR", "ID", datetime(2022, 4, 1, tzinfo=UTC))
-    new = TaxRateRecord(PPN, "IDR", "ID", datetime(2025, 1, 1, tzinfo=UTC))
-    future = TaxRateRecord(TaxRule("PPN 13", Decimal("0.13")), "IDR", "ID", datetime(2030, 1, 1, tzinfo=UTC))
-    records = [old, new, future]
-    assert pick_rate(records, currency="IDR", at=datetime(2026, 1, 1, tzinfo=UTC)) is PPN
-    assert pick_rate(records, currency="IDR", at=datetime(2023, 1, 1, tzinfo=UTC)).name == "PPN 11"
-    assert pick_rate(records, currency="USD", at=datetime(2026, 1, 1, tzinfo=UTC)) is None
-    assert pick_rate(records, currency="IDR", at=datetime(2020, 1, 1, tzinfo=UTC)) is None

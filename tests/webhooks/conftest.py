@@ -11,7 +11,7 @@ from billing_graphql.domain.roles import Role
 from billing_graphql.services.platform.audit import emit_event
 from billing_graphql.services.webhooks import endpoints
 from tests.helpers import T0
-from tests.payments_factories import make_organization
+from tests.factories import make_organization
 from tests.webhooks.receiver import running_receiver
 
 STAFF = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="test:staff")

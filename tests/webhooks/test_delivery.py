@@ -215,7 +215,7 @@ async def test_a_success_resets_the_failure_streak(db, organization, clock):
 
 
 async def test_events_go_to_matching_endpoints_of_their_organization_and_platform_wide_ones(db, clock):
-    from tests.payments_factories import make_organization
+    from tests.factories import make_organization
 
     acme, globex = await make_organization(db, "Acme"), await make_organization(db, "Globex")
     with running_receiver() as mine, running_receiver() as platform, running_receiver() as invoices_only:

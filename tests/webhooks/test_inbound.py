@@ -27,7 +27,7 @@ from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.domain.webhooks import new_secret
 from billing_graphql.gateways.sandbox import webhook_headers
 from tests.factories import database_state
-from tests.payments_factories import count_rows, make_invoice, make_payment, make_refund, make_subscription
+from tests.factories import count_rows, make_invoice, make_payment, make_refund, make_subscription
 
 SANDBOX_SECRET = new_secret()
 RAZORPAY_SECRET = "razorpay-webhook-secret"

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from billing_graphql.domain.errors import BillingErrorCode, validation
+from billing_graphql.domain.invoices import DiscountKind
 from billing_graphql.domain.money import exponent, major_to_minor_exact, normalize_currency
 
 SLUG_PATTERN: Final = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -243,12 +244,7 @@ def check_features(features: Sequence[FeatureSpec], field: str = "features") -> 
 # ---------------------------------------------------------------- coupons
 
 
-class DiscountKind(enum.Enum):
-    PERCENTAGE = "PERCENTAGE"
-    FIXED = "FIXED"
-
-
-class DurationKind(enum.Enum):
+class CouponDuration(enum.Enum):
     ONCE = "ONCE"
     REPEATING = "REPEATING"
     FOREVER = "FOREVER"
@@ -262,7 +258,7 @@ class CouponTerms:
     percent_off: int | None
     amount_off: int | None  # minor units of ``currency``
     currency: str | None
-    duration: DurationKind
+    duration: CouponDuration
     duration_in_months: int | None
 
 
@@ -272,7 +268,7 @@ def coupon_terms(
     percent_off: int | None,
     amount_off: Decimal | None,
     currency: str | None,
-    duration: DurationKind,
+    duration: CouponDuration,
     duration_in_months: int | None,
 ) -> CouponTerms:
     """Check a coupon's shape. PERCENTAGE takes ``percentOff`` 1..100 and nothing else;
@@ -298,7 +294,7 @@ def coupon_terms(
         if amount_off is None:
             raise validation("A FIXED coupon needs amountOff.", "amountOff")
         amount_minor = positive_amount_minor(amount_off, code, "amountOff")
-    if duration is DurationKind.REPEATING:
+    if duration is CouponDuration.REPEATING:
         if duration_in_months is None:
             raise validation("A REPEATING coupon needs durationInMonths.", "durationInMonths")
         check_int_range(

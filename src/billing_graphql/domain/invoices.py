@@ -26,8 +26,8 @@ from billing_graphql.domain.proration import Proration, Recurring, RecurringKind
 from billing_graphql.domain.tax import TaxRule, tax_on
 
 
-class LineKind(enum.Enum):
-    """Mirrors the stored line kinds (db.models.InvoiceLineKind has the same values)."""
+class InvoiceLineKind(enum.Enum):
+    """What an invoice line bills (stored as such on ``invoice_lines.kind``)."""
 
     PLAN = "PLAN"
     SEATS = "SEATS"
@@ -39,6 +39,8 @@ class LineKind(enum.Enum):
 
 
 class DiscountKind(enum.Enum):
+    """A coupon's discount: a share off (PERCENTAGE) or an amount off (FIXED)."""
+
     PERCENTAGE = "PERCENTAGE"
     FIXED = "FIXED"
 
@@ -53,7 +55,7 @@ def exact_decimal(value: Fraction) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class LineDraft:
-    kind: LineKind
+    kind: InvoiceLineKind
     description: str
     quantity: Decimal
     unit_amount: Decimal  # minor units, possibly with fractions of one (prorated units)
@@ -63,9 +65,9 @@ class LineDraft:
 
 
 _RECURRING_LINE_KINDS = {
-    RecurringKind.PLAN: LineKind.PLAN,
-    RecurringKind.SEATS: LineKind.SEATS,
-    RecurringKind.ADDON: LineKind.ADDON,
+    RecurringKind.PLAN: InvoiceLineKind.PLAN,
+    RecurringKind.SEATS: InvoiceLineKind.SEATS,
+    RecurringKind.ADDON: InvoiceLineKind.ADDON,
 }
 
 
@@ -102,7 +104,7 @@ def proration_lines(
     if proration.credit:
         lines.append(
             LineDraft(
-                kind=LineKind.PRORATION_CREDIT,
+                kind=InvoiceLineKind.PRORATION_CREDIT,
                 description=f"Unused time on {old_description}",
                 quantity=Decimal(1),
                 unit_amount=-exact_decimal(proration.exact_credit),
@@ -114,7 +116,7 @@ def proration_lines(
     if proration.charge:
         lines.append(
             LineDraft(
-                kind=LineKind.PRORATION_CHARGE,
+                kind=InvoiceLineKind.PRORATION_CHARGE,
                 description=f"Remaining time on {new_description}"
                 if not proration.restarts_period
                 else f"{new_description}, new period",

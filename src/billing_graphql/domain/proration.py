@@ -49,6 +49,24 @@ class RecurringKind(enum.Enum):
     ADDON = "ADDON"
 
 
+class Effective(enum.Enum):
+    """When a plan change takes effect: now (prorated) or at the period's end (scheduled)."""
+
+    IMMEDIATE = "IMMEDIATE"
+    PERIOD_END = "PERIOD_END"
+
+
+def billed_agents(gauge: int | None, stored: int) -> int:
+    """The agent count seats are billed for: the organization's ``agents`` gauge when one was
+    recorded, else the count the subscription last billed (``agent_count``)."""
+    return stored if gauge is None else gauge
+
+
+def cap_too_low(cap: int | None, minimum: int) -> bool:
+    """A spending cap below what the current seats cost (its minimum) needs raising."""
+    return cap is not None and cap < minimum
+
+
 @dataclass(frozen=True, slots=True)
 class PlanPrice:
     """What a plan charges per period."""

@@ -3,6 +3,7 @@ invoice status the refunded amount implies."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Hashable, Sequence
 from typing import TypeVar
 
@@ -10,6 +11,14 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.status import InvoiceStatus
 
 K = TypeVar("K", bound=Hashable)
+
+class RefundStatus(enum.Enum):
+    """Where a refund stands at the gateway (a refund row's payment status, as clients see it)."""
+
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
 
 REFUNDABLE_STATUSES = frozenset({InvoiceStatus.PAID, InvoiceStatus.PARTIALLY_REFUNDED})
 

@@ -14,8 +14,13 @@ class Role(enum.Enum):
 
     @property
     def needs_organization(self) -> bool:
-        return self in (Role.OWNER, Role.ADMIN, Role.MEMBER)
+        return self in TENANT_ROLES
 
 
+# The role sets, defined here only (GraphQL permissions and the HTTP routes use them).
+TENANT_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER})  # act within one organization
+TENANT_MANAGERS = frozenset({Role.OWNER, Role.ADMIN})  # manage their organization's billing
+MANAGERS = frozenset({Role.SUPER_ADMIN, *TENANT_MANAGERS})  # ... or any organization's
+READERS = frozenset({Role.SUPER_ADMIN, *TENANT_ROLES})  # read an organization's billing
 # Roles an organization's owner may hand out for its own organization.
-OWNER_GRANTABLE = frozenset({Role.OWNER, Role.ADMIN, Role.MEMBER})
+OWNER_GRANTABLE = TENANT_ROLES

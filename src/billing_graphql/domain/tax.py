@@ -11,7 +11,6 @@ hands back exactly the tax a charge of the same size would have taken.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -52,21 +51,3 @@ class TaxRule:
 def tax_on(taxable: int, rule: TaxRule | None) -> int:
     """Tax under ``rule``; no rule means no tax."""
     return 0 if rule is None else rule.tax_on(taxable)
-
-
-@dataclass(frozen=True, slots=True)
-class TaxRateRecord:
-    """A stored rate with its scope, as the services read it (plain values, no ORM)."""
-
-    rule: TaxRule
-    currency: str | None
-    country: str | None
-    effective_from: datetime
-
-
-def pick_rate(records: list[TaxRateRecord], *, currency: str, at: datetime) -> TaxRule | None:
-    """The rate in force at ``at`` for ``currency``: the latest ``effective_from`` not after it."""
-    in_force = [r for r in records if r.currency == currency and r.effective_from <= at]
-    if not in_force:
-        return None
-    return max(in_force, key=lambda r: r.effective_from).rule

@@ -14,6 +14,7 @@ from billing_graphql.gateways.base import (
 )
 
 if TYPE_CHECKING:
+    from billing_graphql.domain.errors import BillingErrorCode
     from billing_graphql.settings import Settings
 
 GATEWAY_NAMES = ("sandbox", "razorpay")
@@ -61,14 +62,21 @@ class GatewayRegistry:
             gateway = self._gateways[name] = get_gateway(name, self._settings)
         return gateway
 
-    def require(self, name: str, field: str | None = None) -> PaymentGateway:
-        """Like ``get``, as a PAYMENT_FAILED business error when the gateway is unavailable."""
+    @property
+    def checkout_default(self) -> str:
+        """The gateway a checkout uses when none is asked for: Razorpay once its key id is
+        configured, else the sandbox."""
+        return "razorpay" if self._settings.razorpay_key_id else "sandbox"
+
+    def require(self, name: str, field: str | None = None, *, code: BillingErrorCode | None = None) -> PaymentGateway:
+        """Like ``get``, as a business error when the gateway is unavailable: PAYMENT_FAILED, or
+        ``code`` (VALIDATION where the client named the gateway)."""
         from billing_graphql.domain.errors import BillingError, BillingErrorCode
 
         try:
             return self.get(name)
         except (GatewayError, LookupError, ValueError) as exc:
-            raise BillingError(BillingErrorCode.PAYMENT_FAILED, f"The {name} gateway is not available: {exc}",
+            raise BillingError(code or BillingErrorCode.PAYMENT_FAILED, f"The {name} gateway is not available: {exc}",
                                field=field) from None
 
     __call__ = get

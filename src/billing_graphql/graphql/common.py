@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -103,11 +103,49 @@ def connection_from_page(
     )
 
 
-async def attempt(awaitable: Any) -> tuple[Any, list[Any]]:
-    """Await a service call; a business failure becomes ``(None, [BillingError])``."""
+async def attempt(
+    call: Awaitable[Any] | Callable[[], Awaitable[Any]], details: dict[str, Any] | None = None
+) -> tuple[Any, list[Any]]:
+    """The one way a mutation turns a service call into payload errors.
+
+    ``call``: an awaitable, or a function returning one (so that decoding its arguments fails
+    inside, as a business error too). A ``BillingError`` becomes ``(None, [BillingError])``
+    (its details go into ``details`` when given); a result that carries a ``payment_error``
+    (a declined or pending charge, the change standing) comes back with it as the error.
+    """
     from billing_graphql.graphql.errors import BillingError
 
     try:
-        return await awaitable, []
+        result = await (call() if callable(call) else call)
     except DomainBillingError as error:
+        if details is not None:
+            details.update(error.details)
         return None, [BillingError.from_domain(error)]
+    payment_error = getattr(result, "payment_error", None)
+    return result, [BillingError.from_domain(payment_error)] if payment_error else []
+
+
+R = TypeVar("R")
+_PLAIN_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def from_row(cls: type[R], row: Any, **values: Any) -> R:
+    """The one way a type is built from a row, once: each plain field of ``cls`` (a field without
+    a resolver) not given in ``values`` takes the row's attribute of the same name (a Relay
+    ``id`` as a string), and a private ``row`` field, where the type declares one for its nested
+    resolvers, keeps the row. Types list their fields as plain attributes; only computed ones
+    (Money, nested objects) are passed in ``values``."""
+    names = _PLAIN_FIELDS.get(cls)
+    if names is None:
+        definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+        names = _PLAIN_FIELDS[cls] = tuple(
+            field.python_name for field in definition.fields
+            if field.base_resolver is None and field.python_name != "row"
+        )
+    for name in names:
+        if name not in values:
+            value = getattr(row, name)
+            values[name] = str(value) if name == "id" else value
+    if "row" in cls.__dataclass_fields__:  # type: ignore[attr-defined]
+        values["row"] = row
+    return cls(**values)

@@ -7,7 +7,7 @@ from typing import Any
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
-from billing_graphql.domain.roles import Role
+from billing_graphql.domain.roles import MANAGERS, READERS, TENANT_MANAGERS, TENANT_ROLES, Role
 from billing_graphql.graphql.errors import Forbidden, Unauthenticated
 
 
@@ -53,9 +53,7 @@ class HasRole(BasePermission):
         raise Forbidden(self.message)
 
 
-TENANT_ROLES = (Role.OWNER, Role.ADMIN, Role.MEMBER)
-MANAGERS = (Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN)
-READERS = (Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN, Role.MEMBER)
+__all__ = ["MANAGERS", "READERS", "TENANT_MANAGERS", "TENANT_ROLES", "allow"]
 
 
 def allow(*roles: Role) -> list[PermissionExtension]:

@@ -12,12 +12,11 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 
 from billing_graphql.db.engine import Database
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.roles import Role
+from billing_graphql.domain.roles import MANAGERS, Role
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
 from billing_graphql.services.platform.clock import current_time
 from billing_graphql.settings import Settings
 
-MANAGERS = frozenset({Role.SUPER_ADMIN, Role.OWNER, Role.ADMIN})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="billing"'}
 
 

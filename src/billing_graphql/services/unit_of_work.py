@@ -8,14 +8,23 @@
 3. the idempotency check: with a key seen before for the same operation and request,
    ``uow.replayed`` is true and ``uow.stored`` holds the stored response (the body rebuilds
    its result from it and writes nothing); the same key with another request is
-   IDEMPOTENCY_KEY_REUSED;
+   IDEMPOTENCY_KEY_REUSED. The key is checked (``idempotency.clean_key``) before anything else;
 4. audit rows and outbox events (``uow.record`` / ``uow.audit`` / ``uow.emit``) in the same
    transaction;
 5. the payment gateways, taken from the application's state (``uow.gateway(name)``), so tests
-   hand in their own;
+   hand in their own (``GatewayRegistry(settings, overrides={...})``);
 6. on leaving the block: the response given to ``uow.done`` is stored under the key, and the
    transaction commits. An exception (a ``BillingError`` included) rolls everything back,
    so the same key may be retried once the cause is fixed.
+
+Two variants:
+
+- ``organization_id=None``: work that belongs to no organization yet (an inbound gateway
+  event): no lock is taken, ``uow.organization`` is None and keys live in the unscoped space
+  (``idempotency.NO_SCOPE``); the unique (scope, key) constraint then decides between
+  concurrent callers, so the caller handles its ``IntegrityError``.
+- ``dry_run=True``: the same checks and pricing in a read-only session: no lock, no
+  idempotency record is looked up or kept, and the body must write nothing.
 
 A use case then reads::
 
@@ -53,19 +62,24 @@ class MoneyMove:
     """The open unit of work: its session, the locked organization, and what it writes."""
 
     session: AsyncSession
-    organization: Organization
+    organization: Organization | None
     operation: str
     key: str | None
     request: dict[str, Any]
     actor: Actor | None
     now: datetime
-    gateways: GatewayRegistry
+    gateways: GatewayRegistry | None
     stored: dict[str, Any] | None = None
     response: dict[str, Any] | None = field(default=None)
 
     @property
-    def organization_id(self) -> uuid.UUID:
-        return self.organization.id
+    def organization_id(self) -> uuid.UUID | None:
+        return self.organization.id if self.organization is not None else None
+
+    @property
+    def scope_id(self) -> uuid.UUID:
+        """Where the idempotency key lives: the organization, else the unscoped space."""
+        return self.organization.id if self.organization is not None else idempotency.NO_SCOPE
 
     @property
     def replayed(self) -> bool:
@@ -74,30 +88,32 @@ class MoneyMove:
 
     def gateway(self, name: str, field_name: str | None = "paymentMethodId") -> PaymentGateway:
         """The gateway called ``name``; PAYMENT_FAILED (on ``field_name``) when it is unavailable."""
+        if self.gateways is None:
+            raise ValueError(f"the {self.operation} unit of work was opened without gateways")
         return self.gateways.require(name, field_name)
 
     def derived_id(self, purpose: str) -> uuid.UUID | None:
         """A stable id for a row this keyed call creates (the same on a retry); None without a key."""
         if self.key is None:
             return None
-        return idempotency.derived_id(self.organization.id, self.operation, self.key, purpose)
+        return idempotency.derived_id(self.scope_id, self.operation, self.key, purpose)
 
     def record(self, action: str, object_type: str, object_id: uuid.UUID | str, *,
                before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
         """An audit row and the outbox event named ``action`` (its payload: ``after``, else ``before``)."""
         record_change(self.session, actor=self.actor, action=action, object_type=object_type, object_id=object_id,
-                      organization_id=self.organization.id, now=self.now, before=before, after=after)
+                      organization_id=self.organization_id, now=self.now, before=before, after=after)
 
     def audit(self, action: str, object_type: str, object_id: uuid.UUID | str, *,
               before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
               reason: str | None = None) -> None:
         """An audit row only."""
         record_audit(self.session, actor=self.actor, action=action, object_type=object_type, object_id=object_id,
-                     organization_id=self.organization.id, now=self.now, before=before, after=after, reason=reason)
+                     organization_id=self.organization_id, now=self.now, before=before, after=after, reason=reason)
 
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
         """An outbox event only (a curated public payload)."""
-        emit_event(self.session, event_type=event_type, organization_id=self.organization.id, payload=payload,
+        emit_event(self.session, event_type=event_type, organization_id=self.organization_id, payload=payload,
                    now=self.now)
 
     def done(self, response: dict[str, Any]) -> None:
@@ -118,27 +134,37 @@ async def locked_organization(session: AsyncSession, organization_id: uuid.UUID)
 @asynccontextmanager
 async def money_move(
     db: Database,
-    organization_id: uuid.UUID,
+    organization_id: uuid.UUID | None,
     operation: str,
     idempotency_key: str | None,
     request: dict[str, Any],
     *,
     actor: Actor | None,
     now: datetime,
-    gateways: GatewayRegistry,
+    gateways: GatewayRegistry | None = None,
+    dry_run: bool = False,
 ) -> AsyncIterator[MoneyMove]:
     """Run a money-moving use case for one organization (see the module's docstring)."""
     key = idempotency.clean_key(idempotency_key)
-    async with db.write() as session:
+    async with db.read() if dry_run else db.write() as session:
         session.info["now"] = now  # the instant of the changes (db.mrr_history dates revisions with it)
-        organization = await locked_organization(session, organization_id)
-        stored = await idempotency.find_idempotent(
-            session, scope_id=organization_id, key=key, operation=operation, request=request
-        )
+        organization = None
+        if dry_run:
+            organization = await session.get(Organization, organization_id)
+            if organization is None:
+                raise not_found("Organization", "organizationId")
+        elif organization_id is not None:
+            organization = await locked_organization(session, organization_id)
         uow = MoneyMove(session=session, organization=organization, operation=operation, key=key, request=request,
-                        actor=actor, now=now, gateways=gateways, stored=stored)
+                        actor=actor, now=now, gateways=gateways)
+        if not dry_run:
+            uow.stored = await idempotency.find_idempotent(
+                session, scope_id=uow.scope_id, key=key, operation=operation, request=request
+            )
         yield uow
-        if stored is None and uow.response is not None:
-            idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation=operation,
+        if dry_run:
+            return
+        if uow.stored is None and uow.response is not None:
+            idempotency.store_idempotent(session, scope_id=uow.scope_id, key=key, operation=operation,
                                          request=request, response=uow.response, now=now)
         await session.flush()

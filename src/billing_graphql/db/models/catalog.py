@@ -22,6 +22,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, uuid_pk
 from billing_graphql.db.types import DecimalText
+from billing_graphql.domain.catalog import CouponDuration
+from billing_graphql.domain.invoices import DiscountKind
 
 
 class MetricKind(enum.Enum):
@@ -32,17 +34,6 @@ class MetricKind(enum.Enum):
 class AddonUnit(enum.Enum):
     FLAT = "FLAT"
     PER_AGENT = "PER_AGENT"
-
-
-class DiscountType(enum.Enum):
-    PERCENTAGE = "PERCENTAGE"
-    FIXED = "FIXED"
-
-
-class CouponDuration(enum.Enum):
-    ONCE = "ONCE"
-    REPEATING = "REPEATING"
-    FOREVER = "FOREVER"
 
 
 class Metric(Base):
@@ -140,7 +131,7 @@ class Coupon(Base):
     # Stored upper-case, so the unique constraint is case-insensitive.
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    discount_type: Mapped[DiscountType] = mapped_column(enum_type(DiscountType, "discount_type"))
+    discount_type: Mapped[DiscountKind] = mapped_column(enum_type(DiscountKind, "discount_type"))
     percent_off: Mapped[int | None] = mapped_column(Integer)
     amount_off: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str | None] = mapped_column(String(3))

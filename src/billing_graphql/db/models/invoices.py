@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, uuid_pk
 from billing_graphql.db.types import DecimalText
+from billing_graphql.domain.invoices import InvoiceLineKind
 from billing_graphql.domain.status import InvoiceStatus
 
 
@@ -20,16 +21,6 @@ class BillingReason(enum.Enum):
     SUBSCRIPTION_CYCLE = "SUBSCRIPTION_CYCLE"
     SUBSCRIPTION_UPDATE = "SUBSCRIPTION_UPDATE"
     MANUAL = "MANUAL"
-
-
-class InvoiceLineKind(enum.Enum):
-    PLAN = "PLAN"
-    SEATS = "SEATS"
-    ADDON = "ADDON"
-    OVERAGE = "OVERAGE"
-    PRORATION_CREDIT = "PRORATION_CREDIT"
-    PRORATION_CHARGE = "PRORATION_CHARGE"
-    DISCOUNT = "DISCOUNT"
 
 
 class Invoice(Base):

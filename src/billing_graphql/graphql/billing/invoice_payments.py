@@ -5,11 +5,10 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 
-from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import MANAGERS, allow
-from billing_graphql.graphql.common import decode_id
+from billing_graphql.graphql.common import attempt, decode_id
 from billing_graphql.graphql.billing.types import InvoiceType, PaymentType
 from billing_graphql.graphql.subscriptions.types import SubscriptionType
 from billing_graphql.services.billing import invoice_payments
@@ -47,23 +46,21 @@ class Mutation:
     async def pay_invoice(self, info: Info, input: PayInvoiceInput) -> PayInvoicePayload | None:
         context = info.context
         actor = context.actor
-        try:
-            result = await invoice_payments.pay_invoice(
-                context.db, actor,
-                invoice_id=decode_id(input.invoice_id, "Invoice", "invoiceId"),
-                organization_scope=None if actor.is_super_admin else actor.organization_id,
-                payment_method_id=(decode_id(input.payment_method_id, "PaymentMethod", "paymentMethodId")
-                                   if input.payment_method_id is not None else None),
-                idempotency_key=input.idempotency_key,
-                settings=context.settings,
-                now=context.now,
-            )
-        except DomainBillingError as error:
-            return PayInvoicePayload(errors=[BillingError.from_domain(error)])
-        payment_error = result.payment_error
+        result, errors = await attempt(lambda: invoice_payments.pay_invoice(
+            context.db, actor,
+            invoice_id=decode_id(input.invoice_id, "Invoice", "invoiceId"),
+            organization_scope=None if actor.is_super_admin else actor.organization_id,
+            payment_method_id=(decode_id(input.payment_method_id, "PaymentMethod", "paymentMethodId")
+                               if input.payment_method_id is not None else None),
+            idempotency_key=input.idempotency_key,
+            gateways=context.gateways,
+            now=context.now,
+        ))
+        if result is None:
+            return PayInvoicePayload(errors=errors)
         return PayInvoicePayload(
             invoice=InvoiceType.from_row(result.invoice),
             payment=PaymentType.from_row(result.payment) if result.payment else None,
             subscription=SubscriptionType.maybe(result.subscription),
-            errors=[BillingError.from_domain(payment_error)] if payment_error else [],
+            errors=errors,
         )

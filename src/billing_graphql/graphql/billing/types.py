@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -15,17 +15,17 @@ from strawberry import relay
 from billing_graphql.db.models import BillingReason as DomainBillingReason
 from billing_graphql.db.models import Invoice as InvoiceRow
 from billing_graphql.db.models import InvoiceLine as InvoiceLineRow
-from billing_graphql.db.models import InvoiceLineKind as DomainInvoiceLineKind
+from billing_graphql.domain.invoices import InvoiceLineKind as DomainInvoiceLineKind
 from billing_graphql.db.models import Payment as PaymentRow
 from billing_graphql.db.models import PaymentStatus as DomainPaymentStatus
 from billing_graphql.db.models import Refund as RefundRow
 from billing_graphql.domain.invoices import LineDraft
 from billing_graphql.domain.proration import round_half_up
+from billing_graphql.domain.refunds import RefundStatus as DomainRefundStatus
 from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
-from billing_graphql.graphql.payments.refunds import RefundStatus
-from billing_graphql.graphql.common import Money, decode_ids
+from billing_graphql.graphql.common import Money, decode_ids, from_row
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.services.billing.invoicing import amount_due
 from billing_graphql.services.subscriptions.results import InvoicePreview as PreviewValue
@@ -37,6 +37,15 @@ InvoiceStatus = strawberry.enum(DomainInvoiceStatus, name="InvoiceStatus")
 InvoiceLineKind = strawberry.enum(DomainInvoiceLineKind, name="InvoiceLineKind")
 BillingReason = strawberry.enum(DomainBillingReason, name="BillingReason")
 PaymentStatus = strawberry.enum(DomainPaymentStatus, name="PaymentStatus")
+RefundStatus = strawberry.enum(DomainRefundStatus, name="RefundStatus", description="Where a refund stands at the gateway.")
+
+
+_INVOICE_AMOUNTS = ("subtotal", "discount", "credit_applied", "tax", "total", "amount_paid", "amount_refunded")
+
+
+def _amounts(row: Any, *names: str) -> dict[str, Money]:
+    """The row's minor-unit amounts ``names`` as Money in its currency."""
+    return {name: Money.of(getattr(row, name), row.currency) for name in names}
 
 
 def _rounded(value: Decimal, currency: str) -> Money:
@@ -56,15 +65,7 @@ class InvoiceLineType:
 
     @classmethod
     def from_row(cls, row: InvoiceLineRow | LineDraft, currency: str) -> InvoiceLineType:
-        return cls(
-            kind=DomainInvoiceLineKind(row.kind.value),
-            description=row.description,
-            quantity=row.quantity,
-            unit_amount=_rounded(row.unit_amount, currency),
-            amount=Money.of(row.amount, currency),
-            period_start=row.period_start,
-            period_end=row.period_end,
-        )
+        return from_row(cls, row, unit_amount=_rounded(row.unit_amount, currency), amount=Money.of(row.amount, currency))
 
 
 @strawberry.type(name="Payment", description="A charge attempt on an invoice.")
@@ -81,17 +82,8 @@ class PaymentType:
 
     @classmethod
     def from_row(cls, row: PaymentRow) -> PaymentType:
-        return cls(
-            id=strawberry.ID(relay.to_base64("Payment", row.id)),
-            amount=Money.of(row.amount, row.currency),
-            amount_refunded=Money.of(row.amount_refunded, row.currency),
-            status=row.status,
-            gateway=row.gateway,
-            gateway_payment_id=row.gateway_payment_id,
-            failure_code=row.failure_code,
-            failure_message=row.failure_message,
-            created_at=row.created_at,
-        )
+        return from_row(cls, row, id=strawberry.ID(relay.to_base64("Payment", row.id)),
+                        **_amounts(row, "amount", "amount_refunded"))
 
 
 @strawberry.type(name="Refund", description="A refund of (part of) an invoice's payments through their gateway.")
@@ -104,132 +96,52 @@ class RefundType:
 
     @classmethod
     def from_row(cls, row: RefundRow) -> RefundType:
-        return cls(
-            id=strawberry.ID(relay.to_base64("Refund", row.id)),
-            amount=Money.of(row.amount, row.currency),
-            status=RefundStatus(row.status.value),
-            reason=row.reason,
-            created_at=row.created_at,
-        )
+        return from_row(cls, row, id=strawberry.ID(relay.to_base64("Refund", row.id)),
+                        amount=Money.of(row.amount, row.currency), status=RefundStatus(row.status.value))
 
 
 @strawberry.type(name="Invoice", description="An invoice: lines, discount, tax, account credit, payments.")
 class InvoiceType(relay.Node):
     id: relay.NodeID[str]
     row: strawberry.Private[InvoiceRow]
+    invoice_number: str | None = strawberry.field(description="Assigned when the invoice is finalized: INV-YYYYMM-000001.")
+    currency: str
+    status: InvoiceStatus
+    billing_reason: BillingReason
+    subtotal: Money
+    discount: Money = strawberry.field(description="The coupon's discount, taken before tax.")
+    credit_applied: Money = strawberry.field(description="Account credit spent on this invoice, after tax.")
+    tax: Money
+    tax_name: str | None
+    tax_rate: Decimal | None = strawberry.field(
+        description="The tax rate as applied to its base (PPN: 0.12 on 11/12 of the price)."
+    )
+    tax_base: str | None = strawberry.field(description="The share of the amount the rate applies to, e.g. \"11/12\".")
+    total: Money = strawberry.field(description="subtotal - discount + tax.")
+    amount_paid: Money
+    amount_refunded: Money
+    amount_due: Money = strawberry.field(description="total - creditApplied - amountPaid.")
+    retry_count: int
+    last_retry_at: datetime | None
+    created_at: datetime
+    finalized_at: datetime | None
+    paid_at: datetime | None
+    due_date: datetime | None
+    period_start: datetime | None
+    period_end: datetime | None
+    gateway_invoice_id: str | None
+    payment_url: str | None
 
     @classmethod
     def from_row(cls, row: InvoiceRow) -> InvoiceType:
-        return cls(id=str(row.id), row=row)
+        tax_base = f"{row.tax_base_numerator}/{row.tax_base_denominator}" if row.tax_name is not None else None
+        return from_row(cls, row, invoice_number=row.number, tax_base=tax_base,
+                        amount_due=Money.of(amount_due(row), row.currency),
+                        **_amounts(row, *_INVOICE_AMOUNTS))
 
     @classmethod
     def maybe(cls, row: InvoiceRow | None) -> InvoiceType | None:
         return cls.from_row(row) if row is not None else None
-
-    def _money(self, minor: int) -> Money:
-        return Money.of(minor, self.row.currency)
-
-    @strawberry.field(description="Assigned when the invoice is finalized: INV-YYYYMM-000001.")
-    def invoice_number(self) -> str | None:
-        return self.row.number
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.row.currency
-
-    @strawberry.field
-    def status(self) -> InvoiceStatus:
-        return self.row.status
-
-    @strawberry.field
-    def billing_reason(self) -> BillingReason:
-        return self.row.billing_reason
-
-    @strawberry.field
-    def subtotal(self) -> Money:
-        return self._money(self.row.subtotal)
-
-    @strawberry.field(description="The coupon's discount, taken before tax.")
-    def discount(self) -> Money:
-        return self._money(self.row.discount)
-
-    @strawberry.field(description="Account credit spent on this invoice, after tax.")
-    def credit_applied(self) -> Money:
-        return self._money(self.row.credit_applied)
-
-    @strawberry.field
-    def tax(self) -> Money:
-        return self._money(self.row.tax)
-
-    @strawberry.field
-    def tax_name(self) -> str | None:
-        return self.row.tax_name
-
-    @strawberry.field(description="The tax rate as applied to its base (PPN: 0.12 on 11/12 of the price).")
-    def tax_rate(self) -> Decimal | None:
-        return self.row.tax_rate
-
-    @strawberry.field(description="The share of the amount the rate applies to, e.g. \"11/12\".")
-    def tax_base(self) -> str | None:
-        if self.row.tax_name is None:
-            return None
-        return f"{self.row.tax_base_numerator}/{self.row.tax_base_denominator}"
-
-    @strawberry.field(description="subtotal - discount + tax.")
-    def total(self) -> Money:
-        return self._money(self.row.total)
-
-    @strawberry.field
-    def amount_paid(self) -> Money:
-        return self._money(self.row.amount_paid)
-
-    @strawberry.field
-    def amount_refunded(self) -> Money:
-        return self._money(self.row.amount_refunded)
-
-    @strawberry.field(description="total - creditApplied - amountPaid.")
-    def amount_due(self) -> Money:
-        return self._money(amount_due(self.row))
-
-    @strawberry.field
-    def retry_count(self) -> int:
-        return self.row.retry_count
-
-    @strawberry.field
-    def last_retry_at(self) -> datetime | None:
-        return self.row.last_retry_at
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def finalized_at(self) -> datetime | None:
-        return self.row.finalized_at
-
-    @strawberry.field
-    def paid_at(self) -> datetime | None:
-        return self.row.paid_at
-
-    @strawberry.field
-    def due_date(self) -> datetime | None:
-        return self.row.due_date
-
-    @strawberry.field
-    def period_start(self) -> datetime | None:
-        return self.row.period_start
-
-    @strawberry.field
-    def period_end(self) -> datetime | None:
-        return self.row.period_end
-
-    @strawberry.field
-    def gateway_invoice_id(self) -> str | None:
-        return self.row.gateway_invoice_id
-
-    @strawberry.field
-    def payment_url(self) -> str | None:
-        return self.row.payment_url
 
     @strawberry.field(description="The invoice as PDF (owner/admin of its organization, or super-admin).")
     def pdf_url(self, info: Info) -> str:

@@ -14,7 +14,7 @@ from billing_graphql.db.models import Plan as PlanRow
 from billing_graphql.db.models.catalog import MetricKind as DomainMetricKind
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.common import Money, decode_ids
+from billing_graphql.graphql.common import Money, decode_ids, from_row
 
 MetricKind = strawberry.enum(DomainMetricKind, name="MetricKind")
 
@@ -28,7 +28,7 @@ class Metric:
 
     @classmethod
     def from_row(cls, row: MetricRow) -> Metric:
-        return cls(code=row.code, name=row.name, kind=row.kind, unit=row.unit)
+        return from_row(cls, row)
 
 
 @strawberry.type(description="A plan's limit on one metric; `limit` null means unlimited.")
@@ -43,70 +43,32 @@ class PlanFeature:
     enabled: bool
 
 
+_PRICES = ("base_price_monthly", "base_price_annual", "per_agent_price", "overage_message_price")
+
+
 @strawberry.type(name="Plan", description="A plan of the catalog, with its prices, limits and features.")
 class PlanType(relay.Node):
     id: relay.NodeID[str]
     row: strawberry.Private[PlanRow]
 
+    name: str
+    slug: str
+    description: str
+    currency: str
+    base_price_monthly: Money
+    base_price_annual: Money
+    per_agent_price: Money
+    overage_message_price: Money
+    included_agents: int
+    trial_days: int
+    is_active: bool
+    sort_order: int
+    created_at: datetime
+    updated_at: datetime
+
     @classmethod
     def from_row(cls, row: PlanRow) -> PlanType:
-        return cls(id=str(row.id), row=row)
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.row.name
-
-    @strawberry.field
-    def slug(self) -> str:
-        return self.row.slug
-
-    @strawberry.field
-    def description(self) -> str:
-        return self.row.description
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.row.currency
-
-    @strawberry.field
-    def base_price_monthly(self) -> Money:
-        return Money.of(self.row.base_price_monthly, self.row.currency)
-
-    @strawberry.field
-    def base_price_annual(self) -> Money:
-        return Money.of(self.row.base_price_annual, self.row.currency)
-
-    @strawberry.field
-    def per_agent_price(self) -> Money:
-        return Money.of(self.row.per_agent_price, self.row.currency)
-
-    @strawberry.field
-    def overage_message_price(self) -> Money:
-        return Money.of(self.row.overage_message_price, self.row.currency)
-
-    @strawberry.field
-    def included_agents(self) -> int:
-        return self.row.included_agents
-
-    @strawberry.field
-    def trial_days(self) -> int:
-        return self.row.trial_days
-
-    @strawberry.field
-    def is_active(self) -> bool:
-        return self.row.is_active
-
-    @strawberry.field
-    def sort_order(self) -> int:
-        return self.row.sort_order
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
+        return from_row(cls, row, **{name: Money.of(getattr(row, name), row.currency) for name in _PRICES})
 
     @strawberry.field(description="Limits per metric; a metric the plan does not list is unlimited.")
     async def limits(self, info: Info) -> list[PlanLimit]:

@@ -12,19 +12,19 @@ from strawberry import relay
 from billing_graphql.db.models import Addon as AddonRow
 from billing_graphql.db.models import AddonUnit as DomainAddonUnit
 from billing_graphql.db.models import Coupon as CouponRow
-from billing_graphql.db.models import CouponDuration as DomainCouponDuration
-from billing_graphql.db.models import DiscountType as DomainDiscountType
+from billing_graphql.domain.catalog import CouponDuration as DomainCouponDuration
+from billing_graphql.domain.invoices import DiscountKind
 from billing_graphql.domain.catalog import REFUSAL_MESSAGES
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
-from billing_graphql.graphql.common import Money, decode_ids
+from billing_graphql.graphql.common import Money, decode_ids, from_row
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog.coupons import CouponCheck as CouponCheckResult
 
 AddonUnit = strawberry.enum(
     DomainAddonUnit, name="AddonUnit", description="FLAT: one price per period; PER_AGENT: per agent (seat)."
 )
-DiscountType = strawberry.enum(DomainDiscountType, name="DiscountType")
+DiscountType = strawberry.enum(DiscountKind, name="DiscountType")
 CouponDuration = strawberry.enum(
     DomainCouponDuration,
     name="CouponDuration",
@@ -37,55 +37,22 @@ _NIL = uuid.UUID(int=0)
 @strawberry.type(name="Addon", description="An extra a subscription can attach.")
 class AddonType(relay.Node):
     id: relay.NodeID[str]
-    row: strawberry.Private[AddonRow]
+    name: str
+    slug: str
+    description: str
+    currency: str
+    price_monthly: Money
+    price_annual: Money
+    unit: AddonUnit
+    is_active: bool
+    sort_order: int
+    created_at: datetime
+    updated_at: datetime
 
     @classmethod
     def from_row(cls, row: AddonRow) -> AddonType:
-        return cls(id=str(row.id), row=row)
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.row.name
-
-    @strawberry.field
-    def slug(self) -> str:
-        return self.row.slug
-
-    @strawberry.field
-    def description(self) -> str:
-        return self.row.description
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.row.currency
-
-    @strawberry.field
-    def price_monthly(self) -> Money:
-        return Money.of(self.row.price_monthly, self.row.currency)
-
-    @strawberry.field
-    def price_annual(self) -> Money:
-        return Money.of(self.row.price_annual, self.row.currency)
-
-    @strawberry.field
-    def unit(self) -> AddonUnit:
-        return self.row.unit
-
-    @strawberry.field
-    def is_active(self) -> bool:
-        return self.row.is_active
-
-    @strawberry.field
-    def sort_order(self) -> int:
-        return self.row.sort_order
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
+        return from_row(cls, row, price_monthly=Money.of(row.price_monthly, row.currency),
+                        price_annual=Money.of(row.price_annual, row.currency))
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -97,79 +64,38 @@ class AddonType(relay.Node):
         ]
 
 
+async def _applicable_plans(root: CouponType, info: Info) -> list[PlanType]:
+    rows = await info.context.loaders.plans_by_coupon.load(root.row.id)
+    return [PlanType.from_row(plan) for _, plan in rows]
+
+
 @strawberry.type(name="Coupon", description="A discount code (super-admins' view).")
 class CouponType(relay.Node):
     id: relay.NodeID[str]
     row: strawberry.Private[CouponRow]
+    code: str = strawberry.field(description="Upper-case; codes match whatever the case they are typed in.")
+    name: str
+    discount_type: DiscountType
+    percent_off: int | None = strawberry.field(description="Percent off, 1 to 100 (PERCENTAGE coupons).")
+    amount_off: Money | None = strawberry.field(description="Amount off per invoice (FIXED coupons).")
+    currency: str | None = strawberry.field(description="The currency of a FIXED coupon's amount; null for PERCENTAGE.")
+    duration: CouponDuration
+    duration_in_months: int | None
+    max_uses: int | None = strawberry.field(description="Null: no cap.")
+    current_uses: int = strawberry.field(description="Redemptions so far (written by redemption only).")
+    valid_from: datetime | None
+    valid_until: datetime | None
 
     @classmethod
     def from_row(cls, row: CouponRow) -> CouponType:
-        return cls(id=str(row.id), row=row)
+        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency))
 
-    @strawberry.field(description="Upper-case; codes match whatever the case they are typed in.")
-    def code(self) -> str:
-        return self.row.code
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.row.name
-
-    @strawberry.field
-    def discount_type(self) -> DiscountType:
-        return self.row.discount_type
-
-    @strawberry.field(description="Percent off, 1 to 100 (PERCENTAGE coupons).")
-    def percent_off(self) -> int | None:
-        return self.row.percent_off
-
-    @strawberry.field(description="Amount off per invoice (FIXED coupons).")
-    def amount_off(self) -> Money | None:
-        return Money.maybe(self.row.amount_off, self.row.currency)
-
-    @strawberry.field(description="The currency of a FIXED coupon's amount; null for PERCENTAGE.")
-    def currency(self) -> str | None:
-        return self.row.currency
-
-    @strawberry.field
-    def duration(self) -> CouponDuration:
-        return self.row.duration
-
-    @strawberry.field
-    def duration_in_months(self) -> int | None:
-        return self.row.duration_in_months
-
-    @strawberry.field(description="Null: no cap.")
-    def max_uses(self) -> int | None:
-        return self.row.max_uses
-
-    @strawberry.field(description="Redemptions so far (written by redemption only).")
-    def current_uses(self) -> int:
-        return self.row.current_uses
-
-    @strawberry.field
-    def valid_from(self) -> datetime | None:
-        return self.row.valid_from
-
-    @strawberry.field
-    def valid_until(self) -> datetime | None:
-        return self.row.valid_until
-
-    @strawberry.field(description="The plans it applies to; empty: every plan.")
-    async def applicable_plans(self, info: Info) -> list[PlanType]:
-        rows = await info.context.loaders.plans_by_coupon.load(self.row.id)
-        return [PlanType.from_row(plan) for _, plan in rows]
-
-    @strawberry.field
-    def is_active(self) -> bool:
-        return self.row.is_active
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
+    applicable_plans: list[PlanType] = strawberry.field(
+        resolver=_applicable_plans, description="The plans it applies to; empty: every plan."
+    )
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -193,16 +119,7 @@ class CouponSummary:
 
     @classmethod
     def from_row(cls, row: CouponRow) -> CouponSummary:
-        return cls(
-            code=row.code,
-            name=row.name,
-            discount_type=row.discount_type,
-            percent_off=row.percent_off,
-            amount_off=Money.maybe(row.amount_off, row.currency),
-            duration=row.duration,
-            duration_in_months=row.duration_in_months,
-            valid_until=row.valid_until,
-        )
+        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency))
 
 
 @strawberry.type(description="Whether a coupon code can be used now (on the plan asked about).")

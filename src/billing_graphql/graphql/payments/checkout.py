@@ -5,12 +5,11 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 
-from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import MANAGERS, allow
 from billing_graphql.graphql.subscriptions.schema import ORGANIZATION_ID_HELP, organization_for
-from billing_graphql.graphql.common import Money, decode_id
+from billing_graphql.graphql.common import Money, attempt, decode_id
 from billing_graphql.graphql.billing.types import InvoiceType, PaymentType
 from billing_graphql.graphql.subscriptions.types import BillingPeriod, SubscriptionType
 from billing_graphql.services.payments import checkout
@@ -62,19 +61,18 @@ class Mutation:
     )
     async def start_checkout(self, info: Info, input: StartCheckoutInput) -> StartCheckoutPayload | None:
         context = info.context
-        try:
-            started = await checkout.start_checkout(
-                context.db, context.actor,
-                organization_id=organization_for(info, input.organization_id),
-                plan_id=decode_id(input.plan_id, "Plan", "planId") if input.plan_id is not None else None,
-                billing_period=input.billing_period,
-                coupon_code=input.coupon_code,
-                gateway=input.gateway,
-                settings=context.settings,
-                now=context.now,
-            )
-        except DomainBillingError as error:
-            return StartCheckoutPayload(errors=[BillingError.from_domain(error)])
+        started, errors = await attempt(lambda: checkout.start_checkout(
+            context.db, context.actor,
+            organization_id=organization_for(info, input.organization_id),
+            plan_id=decode_id(input.plan_id, "Plan", "planId") if input.plan_id is not None else None,
+            billing_period=input.billing_period,
+            coupon_code=input.coupon_code,
+            gateway=input.gateway,
+            gateways=context.gateways,
+            now=context.now,
+        ))
+        if started is None:
+            return StartCheckoutPayload(errors=errors)
         return StartCheckoutPayload(
             gateway=started.gateway, order_id=started.order_id, key_id=started.key_id,
             amount=Money.of(started.amount, started.currency), currency=started.currency,
@@ -89,15 +87,14 @@ class Mutation:
     async def confirm_checkout(self, info: Info, input: ConfirmCheckoutInput) -> ConfirmCheckoutPayload | None:
         context = info.context
         actor = context.actor
-        try:
-            result = await checkout.confirm_checkout(
-                context.db, actor,
-                organization_scope=None if actor.is_super_admin else actor.organization_id,
-                order_id=input.order_id, payment_id=input.payment_id, signature=input.signature,
-                idempotency_key=input.idempotency_key, settings=context.settings, now=context.now,
-            )
-        except DomainBillingError as error:
-            return ConfirmCheckoutPayload(errors=[BillingError.from_domain(error)])
+        result, errors = await attempt(checkout.confirm_checkout(
+            context.db, actor,
+            organization_scope=None if actor.is_super_admin else actor.organization_id,
+            order_id=input.order_id, payment_id=input.payment_id, signature=input.signature,
+            idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
+        ))
+        if result is None:
+            return ConfirmCheckoutPayload(errors=errors)
         return ConfirmCheckoutPayload(
             subscription=SubscriptionType.from_row(result.subscription),
             invoice=InvoiceType.from_row(result.invoice),

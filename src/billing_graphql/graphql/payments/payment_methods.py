@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.domain.roles import TENANT_MANAGERS
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import allow
@@ -13,7 +13,6 @@ from billing_graphql.graphql.ids import decode_global_id
 from billing_graphql.graphql.payments.types import PaymentMethodKind, PaymentMethodNode
 from billing_graphql.services.payments import payment_methods
 
-OWNER_ADMIN = (DomainRole.OWNER, DomainRole.ADMIN)
 
 
 @strawberry.input
@@ -64,7 +63,7 @@ class RemovePaymentMethodPayload:
 @strawberry.type
 class Query:
     @strawberry.field(
-        extensions=allow(*OWNER_ADMIN),
+        extensions=allow(*TENANT_MANAGERS),
         description="Your organization's payment methods, the default first.",
     )
     async def payment_methods(self, info: Info) -> list[PaymentMethodNode] | None:
@@ -74,7 +73,7 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(extensions=allow(*OWNER_ADMIN))
+    @strawberry.mutation(extensions=allow(*TENANT_MANAGERS))
     async def add_payment_method(self, info: Info, input: AddPaymentMethodInput) -> AddPaymentMethodPayload | None:
         context = info.context
         data = payment_methods.NewPaymentMethod(
@@ -95,7 +94,7 @@ class Mutation:
             payment_method=PaymentMethodNode.from_row(row) if row else None, errors=errors
         )
 
-    @strawberry.mutation(extensions=allow(*OWNER_ADMIN))
+    @strawberry.mutation(extensions=allow(*TENANT_MANAGERS))
     async def set_default_payment_method(
         self, info: Info, input: SetDefaultPaymentMethodInput
     ) -> SetDefaultPaymentMethodPayload | None:
@@ -112,7 +111,7 @@ class Mutation:
             payment_method=PaymentMethodNode.from_row(row) if row else None, errors=errors
         )
 
-    @strawberry.mutation(extensions=allow(*OWNER_ADMIN))
+    @strawberry.mutation(extensions=allow(*TENANT_MANAGERS))
     async def remove_payment_method(self, info: Info, input: RemovePaymentMethodInput) -> RemovePaymentMethodPayload | None:
         context = info.context
 

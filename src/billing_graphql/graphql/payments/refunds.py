@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal
 
 import strawberry
 
 from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
 from billing_graphql.domain.roles import Role as DomainRole
-from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
-from billing_graphql.gateways.base import PaymentGateway
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.billing.types import InvoiceStatus, RefundStatus
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.common import Money, attempt
 from billing_graphql.graphql.ids import decode_global_id
 from billing_graphql.services.payments import refunds
-from billing_graphql.settings import Settings
 
-InvoiceStatus = strawberry.enum(DomainInvoiceStatus, name="InvoiceStatus")
-
-
-@strawberry.enum(description="Where a refund stands at the gateway.")
-class RefundStatus(enum.Enum):
-    PENDING = "PENDING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-
-
-def gateway_resolver(settings: Settings):
-    """Gateways by name, as configured (``gateways.get_gateway``)."""
-
-    def gateway_for(name: str) -> PaymentGateway:
-        from billing_graphql.gateways import get_gateway
-
-        return get_gateway(name, settings)
-
-    return gateway_for
 
 
 @strawberry.input
@@ -80,7 +58,7 @@ class Mutation:
                 amount=input.amount,
                 reason=input.reason,
                 idempotency_key=input.idempotency_key,
-                gateway_for=gateway_resolver(context.settings),
+                gateways=context.gateways,
                 now=context.now,
             )
 

@@ -12,7 +12,7 @@ from strawberry import relay
 from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.common import Money, Role, decode_ids
+from billing_graphql.graphql.common import Money, Role, decode_ids, from_row
 
 
 @strawberry.type(name="Organization", description="A tenant of the SaaS.")
@@ -26,14 +26,7 @@ class OrganizationType(relay.Node):
 
     @classmethod
     def from_row(cls, row: OrganizationRow) -> OrganizationType:
-        return cls(
-            id=str(row.id),
-            name=row.name,
-            external_id=row.external_id,
-            credit_balance=Money.maybe(row.credit_balance, row.credit_currency),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return from_row(cls, row, credit_balance=Money.maybe(row.credit_balance, row.credit_currency))
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -62,20 +55,10 @@ class ApiKeyType:
 
     @classmethod
     def from_row(cls, row: ApiKeyRow) -> ApiKeyType:
-        return cls(
-            id=strawberry.ID(relay.to_base64("ApiKey", row.id)),
-            role=row.role,
-            label=row.label,
-            prefix=row.key_prefix,
-            organization_id=(
-                strawberry.ID(relay.to_base64("Organization", row.organization_id))
-                if row.organization_id
-                else None
-            ),
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-        )
+        organization = row.organization_id
+        return from_row(cls, row, id=strawberry.ID(relay.to_base64("ApiKey", row.id)), prefix=row.key_prefix,
+                        organization_id=strawberry.ID(relay.to_base64("Organization", organization))
+                        if organization else None)
 
 
 @strawberry.type(description="Who is calling.")

@@ -8,7 +8,6 @@ the one error that comes with a written change (the change stands, its invoice s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,7 @@ from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
-from billing_graphql.graphql.common import Money, connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.common import Money, attempt, connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.billing.types import InvoicePreview, InvoiceType
 from billing_graphql.graphql.usage.types import PlanLimitsType, plan_limits_of
 from billing_graphql.graphql.subscriptions.types import (
@@ -53,16 +52,6 @@ def organization_for(info: Info, organization_id: relay.GlobalID | None) -> uuid
 
 def _optional_id(global_id: relay.GlobalID | None, type_name: str, field: str) -> uuid.UUID | None:
     return decode_id(global_id, type_name, field) if global_id is not None else None
-
-
-async def _run(call: Callable[[], Awaitable[SubscriptionChange]]) -> tuple[SubscriptionChange | None, list[BillingError], dict[str, Any]]:
-    """Run a service call; a BillingError becomes ``errors`` (with its details), PAYMENT_FAILED is added."""
-    try:
-        result = await call()
-    except DomainBillingError as error:
-        return None, [BillingError.from_domain(error)], error.details
-    payment_error = result.payment_error
-    return result, [BillingError.from_domain(payment_error)] if payment_error else [], {}
 
 
 # ---- inputs and payloads --------------------------------------------------------------------
@@ -208,7 +197,7 @@ class Mutation:
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Start the organization's subscription.")
     async def subscribe(self, info: Info, input: SubscribeInput) -> SubscribePayload | None:
         context = info.context
-        result, errors, _ = await _run(lambda: subscriptions.subscribe(
+        result, errors = await attempt(lambda: subscriptions.subscribe(
             context.db, context.actor,
             organization_id=organization_for(info, input.organization_id),
             plan_id=_optional_id(input.plan_id, "Plan", "planId"),
@@ -216,8 +205,9 @@ class Mutation:
             coupon_code=input.coupon_code,
             payment_method_id=_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
             idempotency_key=input.idempotency_key,
-            settings=context.settings,
+            gateways=context.gateways,
             now=context.now,
+            trial_once=context.settings.trial_once,
         ))
         if result is None:
             return SubscribePayload(errors=errors)
@@ -230,7 +220,8 @@ class Mutation:
     )
     async def change_plan(self, info: Info, input: ChangePlanInput) -> ChangePlanPayload | None:
         context = info.context
-        result, errors, details = await _run(lambda: plan_changes.change_plan(
+        details: dict[str, Any] = {}
+        result, errors = await attempt(lambda: plan_changes.change_plan(
             context.db, context.actor,
             organization_id=organization_for(info, input.organization_id),
             plan_id=_optional_id(input.plan_id, "Plan", "planId"),
@@ -239,9 +230,9 @@ class Mutation:
             spending_cap=input.spending_cap,
             dry_run=input.dry_run,
             idempotency_key=input.idempotency_key,
-            settings=context.settings,
+            gateways=context.gateways,
             now=context.now,
-        ))
+        ), details)
         if result is None:
             minimum = Money.maybe(details.get("minimum_required_cap"), details.get("currency"))
             return ChangePlanPayload(errors=errors, minimum_required_cap=minimum)
@@ -257,7 +248,7 @@ class Mutation:
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Cancel at the period's end, or immediately.")
     async def cancel(self, info: Info, input: CancelInput) -> SubscriptionPayload | None:
         context = info.context
-        result, errors, _ = await _run(lambda: subscriptions.cancel(
+        result, errors = await attempt(lambda: subscriptions.cancel(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
             immediately=input.immediately, reason=input.reason, now=context.now,
         ))
@@ -267,7 +258,7 @@ class Mutation:
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Clear a pending cancellation.")
     async def resume(self, info: Info, input: ResumeInput | None = None) -> SubscriptionPayload | None:
         context = info.context
-        result, errors, _ = await _run(lambda: subscriptions.resume(
+        result, errors = await attempt(lambda: subscriptions.resume(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id if input else None),
             now=context.now,
         ))
@@ -280,20 +271,20 @@ class Mutation:
     )
     async def attach_addon(self, info: Info, input: AttachAddonInput) -> AddonChangePayload | None:
         context = info.context
-        result, errors, _ = await _run(lambda: plan_changes.attach_addon(
+        result, errors = await attempt(lambda: plan_changes.attach_addon(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
             addon_id=_addon_id(input.addon_id), quantity=input.quantity,
-            idempotency_key=input.idempotency_key, settings=context.settings, now=context.now,
+            idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
         ))
         return _addon_payload(result, errors)
 
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Detach an add-on; its unused part becomes credit.")
     async def detach_addon(self, info: Info, input: DetachAddonInput) -> AddonChangePayload | None:
         context = info.context
-        result, errors, _ = await _run(lambda: plan_changes.detach_addon(
+        result, errors = await attempt(lambda: plan_changes.detach_addon(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
             addon_id=_addon_id(input.addon_id), idempotency_key=input.idempotency_key,
-            settings=context.settings, now=context.now,
+            gateways=context.gateways, now=context.now,
         ))
         return _addon_payload(result, errors)
 
@@ -309,7 +300,7 @@ class Mutation:
             patch["gateway_customer_id"] = input.gateway_customer_id
         if input.gateway_subscription_id is not unset:
             patch["gateway_subscription_id"] = input.gateway_subscription_id
-        result, errors, _ = await _run(lambda: subscriptions.update_subscription(
+        result, errors = await attempt(lambda: subscriptions.update_subscription(
             context.db, context.actor, subscription_id=decode_id(input.id, "Subscription"),
             status=input.status, reason=input.reason, current_period_end=input.current_period_end,
             payment_gateway=input.payment_gateway, now=context.now, **patch,

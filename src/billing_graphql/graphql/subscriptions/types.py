@@ -9,15 +9,17 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountType
+from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountKind
 from billing_graphql.db.models import Subscription as SubscriptionRow
 from billing_graphql.domain.periods import BillingPeriod as DomainBillingPeriod
+from billing_graphql.domain.proration import Effective as DomainEffective
+from billing_graphql.domain.proration import billed_agents, cap_too_low
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
+from billing_graphql.domain.status import trial_expired
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.common import Money, decode_ids
+from billing_graphql.graphql.common import Money, decode_ids, from_row
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
-from billing_graphql.services.subscriptions.plan_changes import Effective as DomainEffective
 from billing_graphql.services.subscriptions.pricing import addon_price, plan_price
 
 BillingPeriod = strawberry.enum(DomainBillingPeriod, name="BillingPeriod")
@@ -25,10 +27,6 @@ SubscriptionStatus = strawberry.enum(DomainSubscriptionStatus, name="Subscriptio
 ChangeEffective = strawberry.enum(
     DomainEffective, name="ChangeEffective", description="When a plan change takes effect."
 )
-
-_PROBLEM_STATUSES = {DomainSubscriptionStatus.TRIALING, DomainSubscriptionStatus.PAST_DUE,
-                     DomainSubscriptionStatus.UNPAID}
-
 
 @strawberry.type(description="An add-on attached to a subscription.")
 class SubscriptionAddon:
@@ -70,17 +68,82 @@ class SpendingCap:
     current_agent_count: int
 
 
+async def _organization(root: SubscriptionType, info: Info) -> OrganizationType | None:
+    row = await info.context.loaders.organization_by_id.load(root.row.organization_id)
+    return OrganizationType.from_row(row) if row else None
+
+
+async def _plan(root: SubscriptionType, info: Info) -> PlanType:
+    return PlanType.from_row(await info.context.loaders.plan_by_id.load(root.row.plan_id))
+
+
+def _expired_trial(root: SubscriptionType, info: Info) -> bool:
+    return trial_expired(root.row.status, root.row.trial_ends_at, info.context.now)
+
+
+async def _addons(root: SubscriptionType, info: Info) -> list[SubscriptionAddon]:
+    rows = await info.context.loaders.addons_by_subscription.load(root.row.id)
+    period, agents = root.row.billing_period, root.row.agent_count
+    return [
+        SubscriptionAddon(
+            addon_id=strawberry.ID(relay.to_base64("Addon", addon.id)),
+            name=addon.name,
+            slug=addon.slug,
+            per_agent=addon.unit is AddonUnit.PER_AGENT,
+            quantity=attached.quantity,
+            unit_price=Money.of(addon_price(addon, 1).unit_price(period), addon.currency),
+            amount=Money.of(addon_price(addon, attached.quantity).amount(period, agents), addon.currency),
+            attached_at=attached.created_at,
+        )
+        for attached, addon in rows
+    ]
+
+
+async def _coupon(root: SubscriptionType, info: Info) -> AppliedCoupon | None:
+    if root.row.coupon_id is None:
+        return None
+    coupon = await info.context.loaders.coupon_by_id.load(root.row.coupon_id)
+    if coupon is None:
+        return None
+    fixed = coupon.discount_type is DiscountKind.FIXED
+    return AppliedCoupon(
+        code=coupon.code,
+        name=coupon.name,
+        percent_off=None if fixed else coupon.percent_off,
+        amount_off=Money.of(coupon.amount_off, coupon.currency) if fixed else None,
+        duration=coupon.duration.value,
+        duration_in_months=coupon.duration_in_months if coupon.duration is CouponDuration.REPEATING else None,
+        periods_remaining=root.row.coupon_periods_remaining,
+    )
+
+
+async def _pending_change(root: SubscriptionType, info: Info) -> PendingChange | None:
+    row = root.row
+    if row.pending_plan_id is None and row.pending_billing_period is None:
+        return None
+    plan = await info.context.loaders.plan_by_id.load(row.pending_plan_id or row.plan_id)
+    return PendingChange(
+        plan=PlanType.from_row(plan) if plan else None,
+        billing_period=row.pending_billing_period or row.billing_period,
+        effective_at=row.current_period_end,
+    )
+
+
+async def _spending_cap(root: SubscriptionType, info: Info) -> SpendingCap:
+    return await spending_cap_of(info, root.row)
+
+
 async def spending_cap_of(info: Info, row: SubscriptionRow) -> SpendingCap:
     """A subscription's spending cap against what its current seats cost (through the loaders)."""
     plan = await info.context.loaders.plan_by_id.load(row.plan_id)
     gauge = await info.context.loaders.agents_by_organization.load(row.organization_id)
-    agents = row.agent_count if gauge is None else gauge
+    agents = billed_agents(gauge, row.agent_count)
     minimum = plan_price(plan).seats(row.billing_period, agents)
     cap = row.spending_cap
     return SpendingCap(
         current_cap=Money.maybe(cap, plan.currency),
         minimum_required_cap=Money.of(minimum, plan.currency),
-        require_increase=cap is not None and cap < minimum,
+        require_increase=cap_too_low(cap, minimum),
         current_agent_count=agents,
     )
 
@@ -92,146 +155,41 @@ class SubscriptionType(relay.Node):
 
     @classmethod
     def from_row(cls, row: SubscriptionRow) -> SubscriptionType:
-        return cls(id=str(row.id), row=row)
+        return from_row(cls, row, trial_end_date=row.trial_ends_at,
+                        is_trial=row.status is DomainSubscriptionStatus.TRIALING)
 
     @classmethod
     def maybe(cls, row: SubscriptionRow | None) -> SubscriptionType | None:
         return cls.from_row(row) if row is not None else None
 
-    @strawberry.field
-    async def organization(self, info: Info) -> OrganizationType | None:
-        row = await info.context.loaders.organization_by_id.load(self.row.organization_id)
-        return OrganizationType.from_row(row) if row else None
-
-    @strawberry.field
-    async def plan(self, info: Info) -> PlanType:
-        return PlanType.from_row(await info.context.loaders.plan_by_id.load(self.row.plan_id))
-
-    @strawberry.field
-    def status(self) -> SubscriptionStatus:
-        return self.row.status
-
-    @strawberry.field
-    def billing_period(self) -> BillingPeriod:
-        return self.row.billing_period
-
-    @strawberry.field(description="Set to cancel when the current period ends; `resume` clears it.")
-    def cancel_at_period_end(self) -> bool:
-        return self.row.cancel_at_period_end
-
-    @strawberry.field
-    def cancel_reason(self) -> str | None:
-        return self.row.cancel_reason
-
-    @strawberry.field
-    def canceled_at(self) -> datetime | None:
-        return self.row.canceled_at
-
-    @strawberry.field
-    def ended_at(self) -> datetime | None:
-        return self.row.ended_at
-
-    @strawberry.field
-    def trial_ends_at(self) -> datetime | None:
-        return self.row.trial_ends_at
-
-    @strawberry.field(description="Same as trialEndsAt (the name seed 004 uses).")
-    def trial_end_date(self) -> datetime | None:
-        return self.row.trial_ends_at
-
-    @strawberry.field
-    def is_trial(self) -> bool:
-        return self.row.status is DomainSubscriptionStatus.TRIALING
-
-    @strawberry.field(description="The trial has ended and the subscription is not in good standing "
-                                  "(not yet converted, or its first payment failed).")
-    def expired_trial(self, info: Info) -> bool:
-        ends = self.row.trial_ends_at
-        return ends is not None and info.context.now >= ends and self.row.status in _PROBLEM_STATUSES
-
-    @strawberry.field
-    def current_period_start(self) -> datetime:
-        return self.row.current_period_start
-
-    @strawberry.field
-    def current_period_end(self) -> datetime:
-        return self.row.current_period_end
-
-    @strawberry.field
-    def payment_gateway(self) -> str:
-        return self.row.payment_gateway
-
-    @strawberry.field
-    def gateway_customer_id(self) -> str | None:
-        return self.row.gateway_customer_id
-
-    @strawberry.field
-    def gateway_subscription_id(self) -> str | None:
-        return self.row.gateway_subscription_id
-
-    @strawberry.field(description="The agent count the current period was billed for.")
-    def agent_count(self) -> int:
-        return self.row.agent_count
-
-    @strawberry.field
-    async def addons(self, info: Info) -> list[SubscriptionAddon]:
-        rows = await info.context.loaders.addons_by_subscription.load(self.row.id)
-        period, agents = self.row.billing_period, self.row.agent_count
-        return [
-            SubscriptionAddon(
-                addon_id=strawberry.ID(relay.to_base64("Addon", addon.id)),
-                name=addon.name,
-                slug=addon.slug,
-                per_agent=addon.unit is AddonUnit.PER_AGENT,
-                quantity=attached.quantity,
-                unit_price=Money.of(addon_price(addon, 1).unit_price(period), addon.currency),
-                amount=Money.of(addon_price(addon, attached.quantity).amount(period, agents), addon.currency),
-                attached_at=attached.created_at,
-            )
-            for attached, addon in rows
-        ]
-
-    @strawberry.field
-    async def coupon(self, info: Info) -> AppliedCoupon | None:
-        if self.row.coupon_id is None:
-            return None
-        coupon = await info.context.loaders.coupon_by_id.load(self.row.coupon_id)
-        if coupon is None:
-            return None
-        fixed = coupon.discount_type is DiscountType.FIXED
-        return AppliedCoupon(
-            code=coupon.code,
-            name=coupon.name,
-            percent_off=None if fixed else coupon.percent_off,
-            amount_off=Money.of(coupon.amount_off, coupon.currency) if fixed else None,
-            duration=coupon.duration.value,
-            duration_in_months=coupon.duration_in_months if coupon.duration is CouponDuration.REPEATING else None,
-            periods_remaining=self.row.coupon_periods_remaining,
-        )
-
-    @strawberry.field
-    async def pending_change(self, info: Info) -> PendingChange | None:
-        row = self.row
-        if row.pending_plan_id is None and row.pending_billing_period is None:
-            return None
-        plan = await info.context.loaders.plan_by_id.load(row.pending_plan_id or row.plan_id)
-        return PendingChange(
-            plan=PlanType.from_row(plan) if plan else None,
-            billing_period=row.pending_billing_period or row.billing_period,
-            effective_at=row.current_period_end,
-        )
-
-    @strawberry.field
-    async def spending_cap(self, info: Info) -> SpendingCap:
-        return await spending_cap_of(info, self.row)
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    def updated_at(self) -> datetime:
-        return self.row.updated_at
+    organization: OrganizationType | None = strawberry.field(resolver=_organization)
+    plan: PlanType = strawberry.field(resolver=_plan)
+    status: SubscriptionStatus
+    billing_period: BillingPeriod
+    cancel_at_period_end: bool = strawberry.field(
+        description="Set to cancel when the current period ends; `resume` clears it."
+    )
+    cancel_reason: str | None
+    canceled_at: datetime | None
+    ended_at: datetime | None
+    trial_ends_at: datetime | None
+    trial_end_date: datetime | None = strawberry.field(description="Same as trialEndsAt (the name seed 004 uses).")
+    is_trial: bool
+    expired_trial: bool = strawberry.field(resolver=_expired_trial, description=(
+        "The trial has ended and the subscription is not in good standing "
+        "(not yet converted, or its first payment failed)."))
+    current_period_start: datetime
+    current_period_end: datetime
+    payment_gateway: str
+    gateway_customer_id: str | None
+    gateway_subscription_id: str | None
+    agent_count: int = strawberry.field(description="The agent count the current period was billed for.")
+    addons: list[SubscriptionAddon] = strawberry.field(resolver=_addons)
+    coupon: AppliedCoupon | None = strawberry.field(resolver=_coupon)
+    pending_change: PendingChange | None = strawberry.field(resolver=_pending_change)
+    spending_cap: SpendingCap = strawberry.field(resolver=_spending_cap)
+    created_at: datetime
+    updated_at: datetime
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

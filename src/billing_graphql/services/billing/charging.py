@@ -27,11 +27,10 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found
 from billing_graphql.domain.invoices import InvoiceDraft
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus, transition
-from billing_graphql.gateways import get_gateway
 from billing_graphql.gateways.base import ChargeOutcome, GatewayError, PaymentGateway
 from billing_graphql.services.billing.invoicing import amount_due, create_invoice, finalize_invoice, invoice_event_payload
 from billing_graphql.services.platform.audit import emit_event
-from billing_graphql.settings import Settings
+from billing_graphql.services.unit_of_work import MoneyMove
 
 PROCESSING_ERROR = "processing_error"
 
@@ -223,8 +222,7 @@ def require_payment_method(draft: InvoiceDraft, method: PaymentMethod | None) ->
 
 
 async def bill_subscription(
-    session: AsyncSession,
-    organization: Organization,
+    uow: MoneyMove,
     subscription: Subscription,
     draft: InvoiceDraft,
     *,
@@ -232,24 +230,24 @@ async def bill_subscription(
     period_start: datetime,
     period_end: datetime,
     payment_method: PaymentMethod | None,
-    payment_id: uuid.UUID | None,
-    settings: Settings,
-    now: datetime,
 ) -> tuple[Invoice, Payment | None]:
-    """Create, finalize and charge an invoice for ``subscription``.
+    """Create, finalize and charge an invoice for ``subscription`` in the unit of work (the
+    payment's id is derived from its idempotency key, so a retry sends the processor the same key).
 
     A declined charge moves an ACTIVE (or TRIALING) subscription to PAST_DUE (through
     ``transition``; PAST_DUE and UNPAID stay as they are); a processor fault leaves the payment
     PENDING and the status as it is (the outcome is unknown).
     """
     require_payment_method(draft, payment_method)
+    session, now = uow.session, uow.now
     invoice = await create_invoice(
-        session, organization, draft, subscription_id=subscription.id, billing_reason=billing_reason,
+        session, uow.organization, draft, subscription_id=subscription.id, billing_reason=billing_reason,
         period_start=period_start, period_end=period_end, now=now,
     )
     await finalize_invoice(session, invoice, now)
-    gateway = get_gateway(payment_method.gateway, settings) if payment_method is not None else None
-    payment = await charge_invoice(session, invoice, payment_method, gateway, now, payment_id=payment_id)
+    gateway = uow.gateway(payment_method.gateway) if payment_method is not None else None
+    payment = await charge_invoice(session, invoice, payment_method, gateway, now,
+                                   payment_id=uow.derived_id("payment"))
     in_good_standing = subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
     if payment is not None and payment.status is PaymentStatus.FAILED and in_good_standing:
         subscription.status = transition(subscription.status, SubscriptionStatus.PAST_DUE)

@@ -40,14 +40,12 @@ from billing_graphql.db.models import Invoice, Payment, PaymentStatus, Subscript
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus, transition
-from billing_graphql.gateways import GatewayError, PaymentGateway, get_gateway
-from billing_graphql.services.platform import idempotency
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
 from billing_graphql.services.billing.charging import charge_invoice, payment_error, payment_method_for, reconcile_payment
 from billing_graphql.services.billing.invoicing import amount_due
-from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS
-from billing_graphql.services.unit_of_work import locked_organization
-from billing_graphql.settings import Settings
+from billing_graphql.services.subscriptions.results import subscription_snapshot
+from billing_graphql.services.unit_of_work import MoneyMove, money_move
 
 OPERATION = "pay_invoice"
 RECOVERABLE = (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID)
@@ -95,14 +93,6 @@ async def _from_response(session: AsyncSession, response: dict[str, Any]) -> Inv
     return InvoicePayment(invoice=invoice, payment=payment, subscription=subscription, replayed=True)
 
 
-def _gateway(name: str, settings: Settings) -> PaymentGateway:
-    try:
-        return get_gateway(name, settings)
-    except (GatewayError, ValueError) as exc:
-        raise BillingError(BillingErrorCode.PAYMENT_FAILED, f"The {name} gateway is not available: {exc}",
-                           field="paymentMethodId") from None
-
-
 async def pay_invoice(
     db: Database,
     actor: Actor | None,
@@ -111,12 +101,11 @@ async def pay_invoice(
     organization_scope: uuid.UUID | None,
     payment_method_id: uuid.UUID | None,
     idempotency_key: str | None,
-    settings: Settings,
+    gateways: GatewayRegistry,
     now: datetime,
 ) -> InvoicePayment:
     """Pay an OPEN invoice. ``organization_scope``: the tenant's organization (another one's
     invoice is NOT_FOUND), or None for super-admins (any organization)."""
-    key = idempotency.clean_key(idempotency_key)
     request = {"invoice_id": invoice_id, "payment_method_id": payment_method_id}
     async with db.read() as session:
         statement = select(Invoice.organization_id).where(Invoice.id == invoice_id)
@@ -126,12 +115,11 @@ async def pay_invoice(
     if organization_id is None:
         raise not_found("Invoice", "invoiceId")
 
-    async with db.write() as session:
-        await locked_organization(session, organization_id)
-        stored = await idempotency.find_idempotent(session, scope_id=organization_id, key=key, operation=OPERATION,
-                                                   request=request)
-        if stored is not None:
-            return await _from_response(session, stored)
+    async with money_move(db, organization_id, OPERATION, idempotency_key, request, actor=actor, now=now,
+                          gateways=gateways) as uow:
+        session = uow.session
+        if uow.replayed:
+            return await _from_response(session, uow.stored)
         invoice = await session.scalar(
             select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
         )
@@ -140,14 +128,13 @@ async def pay_invoice(
         method = await payment_method_for(session, organization_id, payment_method_id)
         before = snapshot(invoice, *_INVOICE_FIELDS)
 
-        payment = await _settle_pending(session, invoice, settings, now)
+        payment = await _settle_pending(uow, invoice)
         if invoice.status is InvoiceStatus.OPEN and (payment is None or payment.status is PaymentStatus.FAILED):
             if amount_due(invoice) > 0 and method is None:
                 raise BillingError(BillingErrorCode.PAYMENT_REQUIRED,
                                    "There is no payment method to pay with; add one first.", field="paymentMethodId")
-            gateway = _gateway(method.gateway, settings) if method is not None else None
-            payment_id = idempotency.derived_id(organization_id, OPERATION, key, "payment") if key else None
-            payment = await charge_invoice(session, invoice, method, gateway, now, payment_id=payment_id)
+            gateway = uow.gateway(method.gateway) if method is not None else None
+            payment = await charge_invoice(session, invoice, method, gateway, now, payment_id=uow.derived_id("payment"))
 
         subscription = None
         if invoice.subscription_id is not None:
@@ -158,32 +145,29 @@ async def pay_invoice(
         if invoice.status is InvoiceStatus.PAID and subscription is not None:
             await recover_subscription(session, actor, subscription, invoice, now)
         result = InvoicePayment(invoice=invoice, payment=payment, subscription=subscription)
-        record_audit(session, actor=actor, action="invoice.pay", object_type="Invoice", object_id=invoice.id,
-                     organization_id=organization_id, now=now, before=before,
-                     after={**snapshot(invoice, *_INVOICE_FIELDS),
-                            "payment_id": str(payment.id) if payment else None,
-                            "payment_status": payment.status.value if payment else None})
-        idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation=OPERATION,
-                                     request=request, response=result.response(), now=now)
-        await session.flush()
+        uow.audit("invoice.pay", "Invoice", invoice.id, before=before,
+                  after={**snapshot(invoice, *_INVOICE_FIELDS),
+                         "payment_id": str(payment.id) if payment else None,
+                         "payment_status": payment.status.value if payment else None})
+        uow.done(result.response())
     return result
 
 
-async def _settle_pending(session: AsyncSession, invoice: Invoice, settings: Settings, now: datetime) -> Payment | None:
+async def _settle_pending(uow: MoneyMove, invoice: Invoice) -> Payment | None:
     """Re-drive a payment of this invoice left PENDING by a processor fault (same gateway key).
 
     Returns the settled payment (SUCCEEDED: the invoice is now PAID; FAILED: a new charge may
     follow), the one still PENDING (the processor still does not answer: nothing more is
     charged), or None when there was none.
     """
-    pending = await session.scalar(
+    pending = await uow.session.scalar(
         select(Payment).where(Payment.invoice_id == invoice.id, Payment.status == PaymentStatus.PENDING)
         .order_by(Payment.created_at, Payment.id).limit(1)
     )
     if pending is None:
         return None
     try:
-        return await reconcile_payment(session, pending, _gateway(pending.gateway, settings), now)
+        return await reconcile_payment(uow.session, pending, uow.gateway(pending.gateway), uow.now)
     except ValueError:  # its payment method is gone: only an operator can settle it
         raise BillingError(BillingErrorCode.PAYMENT_FAILED,
                            "An earlier payment of this invoice is pending reconciliation; try again later.",
@@ -202,15 +186,15 @@ async def recover_subscription(session: AsyncSession, actor: Actor | None, subsc
     )
     if still_open:
         return
-    before = snapshot(subscription, *SUBSCRIPTION_FIELDS, "retry_count")
+    before = subscription_snapshot(subscription, "retry_count")
     subscription.status = transition(subscription.status, SubscriptionStatus.ACTIVE)
     subscription.retry_count = 0
     subscription.last_retry_at = None
     subscription.next_retry_at = None
     subscription.updated_at = now
     emit_event(session, event_type="subscription.updated", organization_id=subscription.organization_id,
-               payload={"subscription_id": subscription.id, **snapshot(subscription, *SUBSCRIPTION_FIELDS),
+               payload={"subscription_id": subscription.id, **subscription_snapshot(subscription),
                         "previous": before, "invoice_id": invoice.id}, now=now)
     record_audit(session, actor=actor, action="subscription.recovered", object_type="Subscription",
                  object_id=subscription.id, organization_id=subscription.organization_id, now=now, before=before,
-                 after=snapshot(subscription, *SUBSCRIPTION_FIELDS, "retry_count"))
+                 after=subscription_snapshot(subscription, "retry_count"))

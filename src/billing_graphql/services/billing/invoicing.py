@@ -24,7 +24,6 @@ from billing_graphql.db.models import (
     BillingReason,
     Invoice,
     InvoiceLine,
-    InvoiceLineKind,
     InvoiceNumberSequence,
     Organization,
     TaxRate,
@@ -107,7 +106,7 @@ async def create_invoice(
         InvoiceLine(
             id=uuid.uuid4(),
             position=position,
-            kind=InvoiceLineKind(line.kind.value),
+            kind=line.kind,
             description=line.description,
             quantity=line.quantity,
             unit_amount=line.unit_amount,

@@ -42,7 +42,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.billing_run import DueState, Step, next_period, next_step
 from billing_graphql.domain.coupon_duration import coupon_applies, remaining_after
-from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, LineKind, period_lines
+from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, InvoiceLineKind, period_lines
 from billing_graphql.domain.overage import cap_overage, metric_overage, usage_month_keys
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus, transition
@@ -182,7 +182,7 @@ async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan:
         description = f"{row.name} above the {row.limit_value:,} included per month"
         if amount < overage.amount:
             description += " (capped by the spending cap)"
-        lines.append(LineDraft(kind=LineKind.OVERAGE, description=description, quantity=Decimal(overage.units),
+        lines.append(LineDraft(kind=InvoiceLineKind.OVERAGE, description=description, quantity=Decimal(overage.units),
                                unit_amount=Decimal(plan.overage_message_price), amount=amount,
                                period_start=ended.start, period_end=ended.end))
     return lines

@@ -97,17 +97,6 @@ async def list_addons(db: Database, *, include_inactive: bool, currency: str | N
         return list((await session.scalars(statement)).all())
 
 
-async def get_addon(db: Database, addon_id: uuid.UUID, *, include_inactive: bool) -> Addon:
-    statement = select(Addon).where(Addon.id == addon_id)
-    if not include_inactive:
-        statement = statement.where(Addon.is_active.is_(True))
-    async with db.read() as session:
-        addon = await session.scalar(statement)
-    if addon is None:
-        raise BillingError(BillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="id")
-    return addon
-
-
 def _slug_exists(slug: str) -> BillingError:
     return already_exists("An add-on with slug", slug, "slug")
 

@@ -19,14 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Coupon, CouponDuration, CouponPlan, DiscountType, Plan
+from billing_graphql.db.models import Coupon, CouponPlan, Plan
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import (
     KEEP,
     CouponState,
     CouponTerms,
     DiscountKind,
-    DurationKind,
+    CouponDuration,
     check_currency,
     check_max_uses,
     check_validity_window,
@@ -83,7 +83,7 @@ class CouponSpec:
     ``plan_ids`` empty means every plan."""
 
     code: str
-    discount_type: DiscountType
+    discount_type: DiscountKind
     percent_off: int | None = None
     amount_off: Decimal | None = None
     currency: str | None = None
@@ -132,7 +132,7 @@ class CouponCheck:
 
 
 def _terms(
-    discount_type: DiscountType,
+    discount_type: DiscountKind,
     percent_off: int | None,
     amount_off: Decimal | None,
     currency: str | None,
@@ -140,22 +140,22 @@ def _terms(
     duration_in_months: int | None,
 ) -> CouponTerms:
     return coupon_terms(
-        discount_type=DiscountKind(discount_type.value),
+        discount_type=discount_type,
         percent_off=percent_off,
         amount_off=amount_off,
         currency=currency,
-        duration=DurationKind(duration.value),
+        duration=duration,
         duration_in_months=duration_in_months,
     )
 
 
 def _term_columns(terms: CouponTerms) -> dict[str, Any]:
     return {
-        "discount_type": DiscountType(terms.discount_type.value),
+        "discount_type": terms.discount_type,
         "percent_off": terms.percent_off,
         "amount_off": terms.amount_off,
         "currency": terms.currency,
-        "duration": CouponDuration(terms.duration.value),
+        "duration": terms.duration,
         "duration_in_months": terms.duration_in_months,
     }
 
@@ -179,7 +179,7 @@ async def _check_plans(session: AsyncSession, plan_ids: Sequence[uuid.UUID | Non
     return distinct
 
 
-async def _stored_plan_ids(session: AsyncSession, coupon_id: uuid.UUID) -> list[uuid.UUID]:
+async def coupon_plan_ids(session: AsyncSession, coupon_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await session.scalars(
         select(CouponPlan.plan_id).where(CouponPlan.coupon_id == coupon_id).order_by(CouponPlan.plan_id)
     )
@@ -246,7 +246,7 @@ async def update_coupon(
             coupon = await session.scalar(select(Coupon).where(Coupon.id == coupon_id).with_for_update())
             if coupon is None:
                 raise not_found("Coupon")
-            stored_plans = await _stored_plan_ids(session, coupon.id)
+            stored_plans = await coupon_plan_ids(session, coupon.id)
             before = _coupon_snapshot(coupon, stored_plans)
             columns: dict[str, Any] = {}
             if "code" in touched:
@@ -343,14 +343,6 @@ async def list_coupons(
         return await fetch_page(session, statement, first=first, offset=offset)
 
 
-async def get_coupon(db: Database, coupon_id: uuid.UUID) -> Coupon:
-    async with db.read() as session:
-        coupon = await session.get(Coupon, coupon_id)
-    if coupon is None:
-        raise not_found("Coupon")
-    return coupon
-
-
 async def check_coupon(
     db: Database,
     *,
@@ -372,7 +364,7 @@ async def check_coupon(
             plan = await session.get(Plan, plan_id)
             if plan is not None and not plan.is_active and not include_inactive_plans:
                 plan = None
-        plan_ids = await _stored_plan_ids(session, coupon.id) if coupon is not None else []
+        plan_ids = await coupon_plan_ids(session, coupon.id) if coupon is not None else []
     if coupon is None:
         return CouponCheck(code=normalized, refusal=BillingErrorCode.COUPON_INVALID, coupon=None)
     refusal = coupon_refusal(coupon_state(coupon, plan_ids), now=now)
@@ -395,7 +387,7 @@ def coupon_state(coupon: Coupon, plan_ids: Sequence[uuid.UUID]) -> CouponState:
         valid_until=coupon.valid_until,
         max_uses=coupon.max_uses,
         current_uses=coupon.current_uses,
-        discount_type=DiscountKind(coupon.discount_type.value),
+        discount_type=coupon.discount_type,
         currency=coupon.currency,
         plan_ids=frozenset(plan_ids),
     )

@@ -41,13 +41,11 @@ order: that is a VALIDATION error (``subscribe`` covers it).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -57,7 +55,6 @@ from billing_graphql.db.models import (
     CheckoutStatus,
     Invoice,
     InvoiceLine,
-    Organization,
     Payment,
     PaymentStatus,
     Plan,
@@ -68,9 +65,8 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_fo
 from billing_graphql.domain.invoices import period_lines
 from billing_graphql.domain.periods import BillingPeriod, period_at
 from billing_graphql.domain.status import InvoiceStatus
-from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, PaymentGateway
+from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, GatewayRegistry
 from billing_graphql.services.platform import idempotency
-from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
 from billing_graphql.services.billing.charging import mark_paid, payment_key
 from billing_graphql.services.billing.credit import add_account_credit
 from billing_graphql.services.billing.invoicing import amount_due, create_invoice, draft_invoice, finalize_invoice, invoice_event_payload, tax_rule_for
@@ -82,37 +78,17 @@ from billing_graphql.services.subscriptions.coupons import (
 )
 from billing_graphql.services.subscriptions.loading import (
     already_subscribed,
-    is_live_conflict,
     live_subscription,
     new_subscription,
+    one_live_subscription,
     resolve_plan,
 )
 from billing_graphql.services.subscriptions.pricing import current_agents, recurring
-from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS
-from billing_graphql.services.unit_of_work import locked_organization
-from billing_graphql.settings import Settings
+from billing_graphql.services.subscriptions.results import announce_subscription
+from billing_graphql.services.unit_of_work import MoneyMove, money_move
 
 CONFIRM = "confirm_checkout"
 MAX_GATEWAY_ID_LENGTH = 200
-
-GatewayFor = Callable[[str], PaymentGateway]
-
-
-def configured_gateways(settings: Settings) -> GatewayFor:
-    """Gateways by name as configured (looked up through ``gateways.get_gateway`` at call time)."""
-
-    def gateway_for(name: str) -> PaymentGateway:
-        from billing_graphql import gateways
-
-        return gateways.get_gateway(name, settings)
-
-    return gateway_for
-
-
-def default_gateway(settings: Settings) -> str:
-    """Razorpay when its key id is configured, else the sandbox."""
-    return "razorpay" if settings.razorpay_key_id else "sandbox"
-
 
 @dataclass(frozen=True, slots=True)
 class CheckoutStart:
@@ -138,13 +114,6 @@ class CheckoutResult:
         return {"subscription_id": self.subscription.id, "invoice_id": self.invoice.id, "payment_id": self.payment.id}
 
 
-def _gateway(gateway_for: GatewayFor, name: str, field: str | None) -> PaymentGateway:
-    try:
-        return gateway_for(name)
-    except (GatewayError, LookupError, ValueError) as exc:
-        raise validation(f"The {name} gateway is not available: {exc}", field) from None
-
-
 # ---- start ----------------------------------------------------------------------------------
 
 async def start_checkout(
@@ -156,26 +125,26 @@ async def start_checkout(
     billing_period: BillingPeriod,
     coupon_code: str | None,
     gateway: str | None,
-    settings: Settings,
+    gateways: GatewayRegistry,
     now: datetime,
-    gateway_for: GatewayFor | None = None,
 ) -> CheckoutStart:
     """Price the first period, write its OPEN invoice and the checkout row, create the order."""
-    gateway_for = gateway_for or configured_gateways(settings)
-    name = (gateway or "").strip().lower() or default_gateway(settings)
+    name = (gateway or "").strip().lower() or gateways.checkout_default
     if name not in GATEWAY_NAMES:
         raise validation(f"Unknown gateway {gateway!r}; known: {', '.join(GATEWAY_NAMES)}.", "gateway")
-    processor = _gateway(gateway_for, name, "gateway")
+    processor = gateways.require(name, "gateway", code=BillingErrorCode.VALIDATION)
     coupon_code = coupon_code.strip().upper() if coupon_code and coupon_code.strip() else None
-    try:
-        async with db.write() as session:
-            organization = await locked_organization(session, organization_id)
+    request = {"plan_id": plan_id, "billing_period": billing_period, "coupon_code": coupon_code, "gateway": name}
+    with one_live_subscription():
+        async with money_move(db, organization_id, "start_checkout", None, request, actor=actor, now=now,
+                              gateways=gateways) as uow:
+            session, organization = uow.session, uow.organization
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
             plan = await resolve_plan(session, plan_id)
             coupon = await check_coupon(session, coupon_code, plan, now=now) if coupon_code else None
             agents = await current_agents(session, organization_id, fallback=1)
-            await _expire_open_checkouts(session, actor, organization, now)
+            await _expire_open_checkouts(uow)
             first = period_at(now, billing_period, 0)
             lines = period_lines(recurring(plan, billing_period, agents, []), first.start, first.end)
             draft = draft_invoice(organization, plan.currency, lines,
@@ -207,26 +176,21 @@ async def start_checkout(
                                    f"The {name} gateway created an order for another amount.", field="gateway")
             invoice.gateway_order_id = order.order_id
             await session.flush()
-            emit_event(session, event_type="checkout.started", organization_id=organization_id,
-                       payload={"checkout_id": checkout.id, "invoice_id": invoice.id, "order_id": order.order_id,
-                                "gateway": name, "plan_id": plan.id, "billing_period": billing_period,
-                                "amount": due, "currency": invoice.currency}, now=now)
-            record_audit(session, actor=actor, action="checkout.started", object_type="Invoice", object_id=invoice.id,
-                         organization_id=organization_id, now=now,
-                         after={"checkout_id": str(checkout.id), "order_id": order.order_id, "gateway": name,
-                                "plan_id": str(plan.id), "billing_period": billing_period.value,
-                                "coupon_code": checkout.coupon_code, "amount_due": due})
-    except IntegrityError as exc:
-        if is_live_conflict(exc):
-            raise already_subscribed() from None
-        raise
+            uow.emit("checkout.started", {"checkout_id": checkout.id, "invoice_id": invoice.id,
+                                          "order_id": order.order_id, "gateway": name, "plan_id": plan.id,
+                                          "billing_period": billing_period, "amount": due,
+                                          "currency": invoice.currency})
+            uow.audit("checkout.started", "Invoice", invoice.id,
+                      after={"checkout_id": str(checkout.id), "order_id": order.order_id, "gateway": name,
+                             "plan_id": str(plan.id), "billing_period": billing_period.value,
+                             "coupon_code": checkout.coupon_code, "amount_due": due})
     return CheckoutStart(gateway=name, order_id=order.order_id, key_id=order.key_id, amount=due,
                          currency=invoice.currency, invoice=invoice, checkout=checkout)
 
 
-async def _expire_open_checkouts(session: AsyncSession, actor: Actor | None, organization: Organization,
-                                 now: datetime) -> None:
+async def _expire_open_checkouts(uow: MoneyMove) -> None:
     """A newer checkout replaces an OPEN one: EXPIRED, its invoice VOID, its account credit returned."""
+    session, organization, now = uow.session, uow.organization, uow.now
     stale = (await session.scalars(
         select(CheckoutSession).where(CheckoutSession.organization_id == organization.id,
                                       CheckoutSession.status == CheckoutStatus.OPEN)
@@ -243,10 +207,8 @@ async def _expire_open_checkouts(session: AsyncSession, actor: Actor | None, org
             invoice.voided_at = now
             invoice.updated_at = now
             add_account_credit(organization, invoice.credit_applied, invoice.currency)
-            emit_event(session, event_type="invoice.voided", organization_id=organization.id,
-                       payload=invoice_event_payload(invoice, reason="checkout replaced"), now=now)
-            record_audit(session, actor=actor, action="invoice.voided", object_type="Invoice", object_id=invoice.id,
-                         organization_id=organization.id, now=now, reason="A newer checkout replaced this one.")
+            uow.emit("invoice.voided", invoice_event_payload(invoice, reason="checkout replaced"))
+            uow.audit("invoice.voided", "Invoice", invoice.id, reason="A newer checkout replaced this one.")
     if stale:
         await session.flush()  # before the new OPEN checkout meets the one-open index
 
@@ -278,17 +240,15 @@ async def confirm_checkout(
     payment_id: str,
     signature: str,
     idempotency_key: str | None,
-    settings: Settings,
+    gateways: GatewayRegistry,
     now: datetime,
-    gateway_for: GatewayFor | None = None,
 ) -> CheckoutResult:
     """Verify the gateway's signature, then record the payment and start the subscription ACTIVE.
 
     ``organization_scope``: the tenant's organization (another one's order is NOT_FOUND), or
     None for super-admins.
     """
-    gateway_for = gateway_for or configured_gateways(settings)
-    key = idempotency.clean_key(idempotency_key)
+    idempotency.clean_key(idempotency_key)  # a bad key is refused before anything else
     order_id = _clean_gateway_id(order_id, "orderId")
     payment_id = _clean_gateway_id(payment_id, "paymentId")
     async with db.read() as session:
@@ -301,22 +261,21 @@ async def confirm_checkout(
     if found is None:
         raise not_found("Checkout order", "orderId")
     checkout_id, organization_id, gateway_name = found
-    processor = _gateway(gateway_for, gateway_name, "orderId")
+    processor = gateways.require(gateway_name, "orderId", code=BillingErrorCode.VALIDATION)
     if not processor.verify_payment_signature(order_id=order_id, payment_id=payment_id, signature=signature or ""):
         raise BillingError(BillingErrorCode.INVALID_SIGNATURE,
                            "The payment signature does not match this order and payment.", field="signature")
 
     request = {"order_id": order_id, "payment_id": payment_id}
-    try:
-        async with db.write() as session:
-            organization = await locked_organization(session, organization_id)
-            stored = await idempotency.find_idempotent(session, scope_id=organization_id, key=key, operation=CONFIRM,
-                                                       request=request)
-            if stored is not None:
+    with one_live_subscription():
+        async with money_move(db, organization_id, CONFIRM, idempotency_key, request, actor=actor, now=now,
+                              gateways=gateways) as uow:
+            session = uow.session
+            if uow.replayed:
                 return CheckoutResult(
-                    subscription=await session.get(Subscription, uuid.UUID(stored["subscription_id"])),
-                    invoice=await session.get(Invoice, uuid.UUID(stored["invoice_id"])),
-                    payment=await session.get(Payment, uuid.UUID(stored["payment_id"])),
+                    subscription=await session.get(Subscription, uuid.UUID(uow.stored["subscription_id"])),
+                    invoice=await session.get(Invoice, uuid.UUID(uow.stored["invoice_id"])),
+                    payment=await session.get(Payment, uuid.UUID(uow.stored["payment_id"])),
                     replayed=True,
                 )
             checkout = await session.scalar(
@@ -328,21 +287,13 @@ async def confirm_checkout(
                     raise validation("This order was already confirmed with another payment.", "paymentId")
                 result = await _result_of(session, checkout, replayed=True)
             else:
-                result = await _complete(session, actor, organization, checkout, order_id, payment_id, now)
-            idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation=CONFIRM,
-                                         request=request, response=result.response(), now=now)
-            await session.flush()
-    except IntegrityError as exc:
-        if is_live_conflict(exc):
-            raise already_subscribed() from None
-        raise
+                result = await _complete(uow, checkout, order_id, payment_id)
+            uow.done(result.response())
     return result
 
 
-async def _complete(
-    session: AsyncSession, actor: Actor | None, organization: Organization, checkout: CheckoutSession,
-    order_id: str, gateway_payment_id: str, now: datetime,
-) -> CheckoutResult:
+async def _complete(uow: MoneyMove, checkout: CheckoutSession, order_id: str, gateway_payment_id: str) -> CheckoutResult:
+    session, organization, now = uow.session, uow.organization, uow.now
     if checkout.status is CheckoutStatus.EXPIRED:
         raise validation("This checkout was replaced by a newer one; pay the newer order.", "orderId")
     invoice = await session.scalar(
@@ -393,21 +344,15 @@ async def _complete(
     checkout.subscription_id = subscription.id
     checkout.completed_at = now
     checkout.updated_at = now
-    subscription_snapshot = snapshot(subscription, *SUBSCRIPTION_FIELDS)
-    emit_event(session, event_type="subscription.created", organization_id=organization.id,
-               payload={"subscription_id": subscription.id, **subscription_snapshot}, now=now)
-    emit_event(session, event_type="checkout.completed", organization_id=organization.id,
-               payload={"checkout_id": checkout.id, "order_id": order_id, "gateway_payment_id": gateway_payment_id,
-                        "invoice_id": invoice.id, "subscription_id": subscription.id, "amount": due,
-                        "currency": invoice.currency}, now=now)
-    record_audit(session, actor=actor, action="subscription.created", object_type="Subscription",
-                 object_id=subscription.id, organization_id=organization.id, now=now, after=subscription_snapshot,
-                 reason=f"checkout {order_id}")
-    record_audit(session, actor=actor, action="checkout.confirmed", object_type="Invoice", object_id=invoice.id,
-                 organization_id=organization.id, now=now,
-                 after={"order_id": order_id, "gateway_payment_id": gateway_payment_id, "payment_id": str(payment.id),
-                        "subscription_id": str(subscription.id), "coupon_code": checkout.coupon_code,
-                        "coupon_redeemed": bool(checkout.coupon_code) and coupon_problem is None},
-                 reason=f"coupon not redeemed: {coupon_problem}" if coupon_problem else None)
+    announce_subscription(session, uow.actor, subscription, action="subscription.created",
+                          event="subscription.created", now=now, reason=f"checkout {order_id}")
+    uow.emit("checkout.completed", {"checkout_id": checkout.id, "order_id": order_id,
+                                    "gateway_payment_id": gateway_payment_id, "invoice_id": invoice.id,
+                                    "subscription_id": subscription.id, "amount": due, "currency": invoice.currency})
+    uow.audit("checkout.confirmed", "Invoice", invoice.id,
+              after={"order_id": order_id, "gateway_payment_id": gateway_payment_id, "payment_id": str(payment.id),
+                     "subscription_id": str(subscription.id), "coupon_code": checkout.coupon_code,
+                     "coupon_redeemed": bool(checkout.coupon_code) and coupon_problem is None},
+              reason=f"coupon not redeemed: {coupon_problem}" if coupon_problem else None)
     await session.flush()
     return CheckoutResult(subscription=subscription, invoice=invoice, payment=payment)

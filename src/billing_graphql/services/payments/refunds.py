@@ -2,14 +2,16 @@
 
 ``refund_invoice`` runs in three steps so that a crash never loses or repeats money:
 
-1. One transaction under the organization's lock: check the invoice (PAID or
+1. One unit of work (``money_move``: the organization's lock, the caller's idempotency key):
+   check the invoice (PAID or
    PARTIALLY_REFUNDED) and the amount (more than zero, at most paid minus refunded), spread
    it over the invoice's SUCCEEDED payments (newest first), write one PENDING ``Refund`` row
    per payment with the idempotency key ``refund_<row id>``, and reserve the amount: the
    payments' and the invoice's ``amount_refunded`` grow at once (their CHECK constraints keep
    refunds within what was paid even if the lock were lost) and the invoice's status follows.
    The caller's idempotency key is stored here, pointing at the refund rows.
-2. Outside any transaction: call the gateway for each PENDING row with its key. A processor
+2. Outside any transaction: call the gateway (from the ``GatewayRegistry``) for each PENDING
+   row with its key. A processor
    that cannot be reached leaves the row PENDING; the same call with the same idempotency
    key later re-drives it with the same gateway key, so the processor never refunds twice.
 3. One transaction under the lock again: a refund the gateway accepted becomes SUCCEEDED
@@ -24,16 +26,15 @@ in step 1, and ``refund.succeeded`` / ``refund.failed`` per row in step 3.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.engine import Database, lock_organization
+from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Invoice, Payment, PaymentStatus, Refund
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.cards import contains_card_number
@@ -46,16 +47,14 @@ from billing_graphql.domain.refunds import (
     status_after_refund,
 )
 from billing_graphql.domain.status import InvoiceStatus
-from billing_graphql.gateways.base import GatewayError, PaymentGateway, RefundResult
+from billing_graphql.gateways import GatewayError, GatewayRegistry, RefundResult
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
-from billing_graphql.services.platform.idempotency import clean_key, find_idempotent, store_idempotent
+from billing_graphql.services.platform.idempotency import clean_key
+from billing_graphql.services.unit_of_work import MoneyMove, locked_organization, money_move
 
 OPERATION = "refund"
 MAX_REASON_LENGTH = 500
 _INVOICE_AUDIT_FIELDS = ("status", "amount_paid", "amount_refunded")
-
-GatewayFor = Callable[[str], PaymentGateway]
-
 
 @dataclass(frozen=True, slots=True)
 class RefundOutcome:
@@ -88,18 +87,6 @@ def refund_idempotency_key(refund_id: uuid.UUID) -> str:
     return f"refund_{refund_id}"
 
 
-async def _lock_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Invoice:
-    organization_id = await session.scalar(select(Invoice.organization_id).where(Invoice.id == invoice_id))
-    if organization_id is None:
-        raise not_found("Invoice", "invoiceId")
-    await lock_organization(session, organization_id)
-    invoice = await session.scalar(
-        select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
-    )
-    assert invoice is not None  # invoices are never deleted
-    return invoice
-
-
 async def refund_invoice(
     db: Database,
     actor: Actor | None,
@@ -109,7 +96,7 @@ async def refund_invoice(
     amount: Decimal | None = None,
     reason: str | None,
     idempotency_key: str | None,
-    gateway_for: GatewayFor,
+    gateways: GatewayRegistry,
     now: datetime,
 ) -> RefundOutcome:
     """Refund ``amount_minor`` (or ``amount`` in major units; everything refundable when both
@@ -117,49 +104,37 @@ async def refund_invoice(
     if amount_minor is not None and amount is not None:
         raise validation("Give the amount once.", "amount")
     reason = _clean_reason(reason)
-    key = clean_key(idempotency_key)
+    clean_key(idempotency_key)  # a bad key is refused before anything is looked up
+    async with db.read() as session:
+        found = (await session.execute(
+            select(Invoice.organization_id, Invoice.currency).where(Invoice.id == invoice_id)
+        )).first()
+    if found is None:
+        raise not_found("Invoice", "invoiceId")
+    organization_id, currency = found
+    if amount is not None:
+        amount_minor = major_to_minor_exact(amount, currency, "amount")
+    request = {"invoice_id": invoice_id, "amount_minor": amount_minor, "reason": reason}
 
-    async with db.write() as session:
-        invoice = await _lock_invoice(session, invoice_id)
-        if amount is not None:
-            amount_minor = major_to_minor_exact(amount, invoice.currency, "amount")
-        request = {"invoice_id": invoice.id, "amount_minor": amount_minor, "reason": reason}
-        stored = None
-        if key is not None:
-            stored = await find_idempotent(
-                session, scope_id=invoice.organization_id, key=key, operation=OPERATION, request=request
-            )
-        if stored is None:
-            refund_ids = await _reserve(session, actor, invoice, amount_minor, reason, gateway_for, now)
-            if key is not None:
-                store_idempotent(
-                    session,
-                    scope_id=invoice.organization_id,
-                    key=key,
-                    operation=OPERATION,
-                    request=request,
-                    response={"refund_ids": [str(refund_id) for refund_id in refund_ids]},
-                    now=now,
-                )
-            replayed = False
+    async with money_move(db, organization_id, OPERATION, idempotency_key, request, actor=actor, now=now,
+                          gateways=gateways) as uow:
+        if uow.replayed:
+            refund_ids = [uuid.UUID(value) for value in uow.stored["refund_ids"]]
         else:
-            refund_ids = [uuid.UUID(value) for value in stored["refund_ids"]]
-            replayed = True
+            refund_ids = await _reserve(uow, invoice_id, amount_minor, reason)
+            uow.done({"refund_ids": refund_ids})
 
-    results = await _drive(db, refund_ids, gateway_for, now)
-    return await _outcome(db, invoice_id, refund_ids, replayed, results)
+    results = await _drive(db, refund_ids, gateways, now)
+    return await _outcome(db, invoice_id, refund_ids, uow.replayed, results)
 
 
-async def _reserve(
-    session: AsyncSession,
-    actor: Actor | None,
-    invoice: Invoice,
-    requested: int | None,
-    reason: str | None,
-    gateway_for: GatewayFor,
-    now: datetime,
-) -> list[uuid.UUID]:
-    """Step 1: PENDING refund rows and the reservation, in the caller's locked transaction."""
+async def _reserve(uow: MoneyMove, invoice_id: uuid.UUID, requested: int | None,
+                   reason: str | None) -> list[uuid.UUID]:
+    """Step 1: PENDING refund rows and the reservation, in the unit of work."""
+    session, now = uow.session, uow.now
+    invoice = await session.scalar(
+        select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
+    )
     if invoice.status not in REFUNDABLE_STATUSES:
         raise BillingError(
             BillingErrorCode.NOT_REFUNDABLE,
@@ -180,12 +155,7 @@ async def _reserve(
             raise BillingError(
                 BillingErrorCode.NOT_REFUNDABLE, "A payment of this invoice has no gateway reference to refund."
             )
-        try:
-            gateway_for(payment.gateway)
-        except (GatewayError, LookupError, ValueError) as exc:
-            raise BillingError(
-                BillingErrorCode.PAYMENT_FAILED, f"The {payment.gateway} gateway is not available: {exc}"
-            ) from None
+        uow.gateway(payment.gateway, None)
 
     before = snapshot(invoice, *_INVOICE_AUDIT_FIELDS)
     refund_ids: list[uuid.UUID] = []
@@ -214,23 +184,14 @@ async def _reserve(
     invoice.status = status_after_refund(amount_paid=invoice.amount_paid, amount_refunded=invoice.amount_refunded)
     invoice.updated_at = now
     await session.flush()
-    record_audit(
-        session,
-        actor=actor,
-        action="invoice.refund_requested",
-        object_type="Invoice",
-        object_id=invoice.id,
-        organization_id=invoice.organization_id,
-        now=now,
-        before=before,
-        after={**snapshot(invoice, *_INVOICE_AUDIT_FIELDS), "refund_amount": amount, "refund_ids": [str(r) for r in refund_ids]},
-        reason=reason,
-    )
+    uow.audit("invoice.refund_requested", "Invoice", invoice.id, before=before, reason=reason,
+              after={**snapshot(invoice, *_INVOICE_AUDIT_FIELDS), "refund_amount": amount,
+                     "refund_ids": [str(r) for r in refund_ids]})
     return refund_ids
 
 
 async def _drive(
-    db: Database, refund_ids: Sequence[uuid.UUID], gateway_for: GatewayFor, now: datetime
+    db: Database, refund_ids: Sequence[uuid.UUID], gateways: GatewayRegistry, now: datetime
 ) -> dict[uuid.UUID, RefundResult]:
     """Steps 2 and 3 for the rows still PENDING; the gateway's answers by refund id."""
     async with db.read() as session:
@@ -247,7 +208,7 @@ async def _drive(
     results: dict[uuid.UUID, RefundResult] = {}
     for refund, gateway_payment_id in pending:
         try:
-            gateway = gateway_for(refund.gateway)
+            gateway = gateways.get(refund.gateway)
             results[refund.id] = await gateway.refund(
                 gateway_payment_id=gateway_payment_id,
                 amount=refund.amount,
@@ -282,7 +243,7 @@ async def _settle(db: Database, results: dict[uuid.UUID, RefundResult], now: dat
         organization_id = await session.scalar(
             select(Refund.organization_id).where(Refund.id == next(iter(results)))
         )
-        await lock_organization(session, organization_id)
+        await locked_organization(session, organization_id)
         refunds = (
             await session.scalars(
                 select(Refund)

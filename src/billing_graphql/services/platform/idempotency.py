@@ -4,18 +4,18 @@ A record is keyed by (scope_id, key): the scope is the organization acted on (th
 UUID for actions outside one), so tenants never see each other's keys. It stores the
 operation, a SHA-256 of the canonical JSON of the request, and a JSON response.
 
-Semantics (``run_idempotent``; ``find_idempotent`` + ``store_idempotent`` for flows that
-span several transactions, such as a refund that calls the gateway between two):
+Semantics (used through the unit of work, ``services.unit_of_work.money_move``, which calls
+``find_idempotent`` and ``store_idempotent``):
 - Call it inside the caller's write transaction, after taking the lock that serializes the
   scope (``lock_organization``): a concurrent retry then waits for the first to commit and
   sees its record. The unique constraint on (scope_id, key) backs this when no lock is held:
   the second INSERT fails and its transaction rolls back.
-- A key not seen before: ``perform()`` runs; its response (a JSON-able dict) is stored with
-  the request's hash and returned with ``replayed=False``.
-- The same key with the same operation and request: the stored response, ``replayed=True``,
-  and ``perform`` is not called.
+- A key not seen before: the use case runs; its response (a JSON-able dict) is stored with
+  the request's hash.
+- The same key with the same operation and request: the stored response, and the use case
+  writes nothing.
 - The same key with another operation or request: IDEMPOTENCY_KEY_REUSED.
-- When ``perform`` raises (a business error), nothing is stored and the transaction rolls
+- When the use case raises (a business error), nothing is stored and the transaction rolls
   back, so the same key may be retried once the cause is fixed.
 - Records are kept at least ``RETENTION`` (24 hours); ``purge_idempotency_records`` deletes
   older ones.
@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,12 +41,6 @@ RETENTION = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
 NO_SCOPE = uuid.UUID(int=0)
 _NAMESPACE = uuid.UUID("1f0d5c8e-5b7a-4b8e-9a53-3d7c1b0b2a10")
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotentResult:
-    response: dict[str, Any]
-    replayed: bool
 
 
 def clean_key(key: str | None, field: str = "idempotencyKey") -> str | None:
@@ -116,27 +108,6 @@ def store_idempotent(
             created_at=now,
         )
     )
-
-
-async def run_idempotent(
-    session: AsyncSession,
-    *,
-    scope_id: uuid.UUID,
-    key: str,
-    operation: str,
-    request: dict[str, Any],
-    now: datetime,
-    perform: Callable[[], Awaitable[dict[str, Any]]],
-) -> IdempotentResult:
-    stored = await find_idempotent(session, scope_id=scope_id, key=key, operation=operation, request=request)
-    if stored is not None:
-        return IdempotentResult(response=stored, replayed=True)
-    response = await perform()
-    store_idempotent(
-        session, scope_id=scope_id, key=key, operation=operation, request=request, response=response, now=now
-    )
-    await session.flush()
-    return IdempotentResult(response=to_json(response), replayed=False)
 
 
 async def purge_idempotency_records(db: Database, *, now: datetime, older_than: timedelta = RETENTION) -> int:

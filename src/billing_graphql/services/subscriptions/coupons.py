@@ -8,17 +8,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.models import (
-    Coupon,
-    CouponDuration,
-    CouponPlan,
-    CouponRedemption,
-    DiscountType,
-    Plan,
-    Subscription,
-)
+from billing_graphql.db.models import Coupon, CouponRedemption, Plan, Subscription
+from billing_graphql.domain.catalog import CouponDuration, coupon_refusal
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.invoices import Discount, DiscountKind
+from billing_graphql.services.catalog.coupons import coupon_plan_ids, coupon_state
 
 
 def _coupon_error(code: BillingErrorCode, message: str) -> BillingError:
@@ -28,27 +22,31 @@ def _coupon_error(code: BillingErrorCode, message: str) -> BillingError:
 async def check_coupon(session: AsyncSession, code: str, plan: Plan, *, now: datetime) -> Coupon:
     """The coupon ``code`` if it may be used on ``plan`` now (COUPON_* errors otherwise); counts nothing.
 
-    Used on its own where a price is quoted before the redemption (checkout); ``redeem_coupon``
-    checks again and counts atomically.
+    ``domain.catalog.coupon_refusal`` decides, in the same order as the ``coupon`` query. Used on
+    its own where a price is quoted before the redemption (checkout); ``redeem_coupon`` checks
+    again and counts atomically.
     """
     normalized = (code or "").strip().upper()
     coupon = await session.scalar(select(Coupon).where(Coupon.code == normalized)) if normalized else None
-    if coupon is None or not coupon.is_active:
+    if coupon is None:
         raise _coupon_error(BillingErrorCode.COUPON_INVALID, f"The coupon {code!r} is not valid.")
-    if coupon.valid_from is not None and now < coupon.valid_from:
-        raise _coupon_error(BillingErrorCode.COUPON_INVALID, f"The coupon {normalized} is not valid yet.")
-    if coupon.valid_until is not None and now >= coupon.valid_until:
-        raise _coupon_error(BillingErrorCode.COUPON_EXPIRED, f"The coupon {normalized} has expired.")
-    plans = set((await session.scalars(select(CouponPlan.plan_id).where(CouponPlan.coupon_id == coupon.id))).all())
-    if plans and plan.id not in plans:
-        raise _coupon_error(BillingErrorCode.COUPON_NOT_APPLICABLE,
-                            f"The coupon {normalized} does not apply to the {plan.name} plan.")
-    if coupon.discount_type is DiscountType.FIXED and coupon.currency != plan.currency:
-        raise _coupon_error(BillingErrorCode.COUPON_NOT_APPLICABLE,
-                            f"The coupon {normalized} is in {coupon.currency}; the plan is billed in {plan.currency}.")
-    if coupon.max_uses is not None and coupon.current_uses >= coupon.max_uses:
-        raise _coupon_error(BillingErrorCode.COUPON_EXHAUSTED, f"The coupon {normalized} has been used up.")
+    state = coupon_state(coupon, await coupon_plan_ids(session, coupon.id))
+    refusal = coupon_refusal(state, now=now, plan_id=plan.id, plan_currency=plan.currency)
+    if refusal is not None:
+        raise _coupon_error(refusal, _refusal_message(refusal, coupon, plan))
     return coupon
+
+
+def _refusal_message(refusal: BillingErrorCode, coupon: Coupon, plan: Plan) -> str:
+    if refusal is BillingErrorCode.COUPON_EXPIRED:
+        return f"The coupon {coupon.code} has expired."
+    if refusal is BillingErrorCode.COUPON_EXHAUSTED:
+        return f"The coupon {coupon.code} has been used up."
+    if refusal is BillingErrorCode.COUPON_NOT_APPLICABLE:
+        if coupon.currency is not None and coupon.currency != plan.currency:
+            return f"The coupon {coupon.code} is in {coupon.currency}; the plan is billed in {plan.currency}."
+        return f"The coupon {coupon.code} does not apply to the {plan.name} plan."
+    return f"The coupon {coupon.code} is not valid."
 
 
 async def redeem_coupon(
@@ -101,7 +99,7 @@ def discount_of(coupon: Coupon | None, subscription: Subscription, *, proration:
 
 def coupon_discount(coupon: Coupon, *, proration: bool = False) -> Discount | None:
     """A coupon as the discount of a period's invoice (``proration``: PERCENTAGE ones only)."""
-    if coupon.discount_type is DiscountType.PERCENTAGE:
+    if coupon.discount_type is DiscountKind.PERCENTAGE:
         return Discount(DiscountKind.PERCENTAGE, percent_off=coupon.percent_off)
     if proration:
         return None

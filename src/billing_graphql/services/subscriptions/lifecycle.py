@@ -1,7 +1,7 @@
 """Subscription lifecycle: subscribe, cancel, resume, the super-admin patch, and reads.
 
-Plan and add-on changes are in ``services.plan_changes``; shared pieces in
-``services.subscription_common``. Every write takes the organization's lock first and writes
+Plan and add-on changes are in ``plan_changes``; shared pieces in ``loading``, ``pricing``,
+``coupons`` and ``results`` beside it. Every write takes the organization's lock first and writes
 its outbox events and audit rows in the same transaction.
 """
 
@@ -11,44 +11,39 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import BillingReason, Coupon, Subscription
+from billing_graphql.db.models import BillingReason, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.invoices import period_lines
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus, transition
-from billing_graphql.services.platform import idempotency
-from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
+from billing_graphql.gateways import GATEWAY_NAMES, GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
+from billing_graphql.services.pagination import Page, fetch_page
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, discount_of, redeem_coupon
 from billing_graphql.services.subscriptions.loading import (
     already_subscribed,
-    is_live_conflict,
     live_subscription,
     new_subscription,
+    one_live_subscription,
     require_live_subscription,
     resolve_plan,
 )
 from billing_graphql.services.subscriptions.pricing import current_agents, recurring
 from billing_graphql.services.subscriptions.results import (
-    result_from_response,
-    SUBSCRIPTION_FIELDS,
     SubscriptionChange,
+    announce_subscription,
+    result_from_response,
+    subscription_snapshot,
 )
-from billing_graphql.services.unit_of_work import locked_organization
+from billing_graphql.services.unit_of_work import locked_organization, money_move
 from billing_graphql.services.pagination import Page, fetch_page
 from billing_graphql.services.subscriptions.trials import record_trial, trial_available
-from billing_graphql.settings import Settings
 
 MAX_REASON_LENGTH = 2000
-
-
-def _event_payload(subscription: Subscription) -> dict[str, object]:
-    return {"subscription_id": subscription.id, **snapshot(subscription, *SUBSCRIPTION_FIELDS)}
 
 
 async def subscribe(
@@ -61,8 +56,9 @@ async def subscribe(
     coupon_code: str | None,
     payment_method_id: uuid.UUID | None,
     idempotency_key: str | None,
-    settings: Settings,
+    gateways: GatewayRegistry,
     now: datetime,
+    trial_once: bool = True,
 ) -> SubscriptionChange:
     """Start the organization's subscription.
 
@@ -73,60 +69,45 @@ async def subscribe(
     something is due, and nothing is written). A declined first charge leaves the subscription
     PAST_DUE with its invoice OPEN (the result's ``payment_error`` says so).
     """
-    key = idempotency.clean_key(idempotency_key)
     coupon_code = coupon_code.strip() if coupon_code and coupon_code.strip() else None
     request = {"plan_id": plan_id, "billing_period": billing_period, "coupon_code": coupon_code,
                "payment_method_id": payment_method_id}
-    try:
-        async with db.write() as session:
-            organization = await locked_organization(session, organization_id)
-            stored = await idempotency.find_idempotent(session, scope_id=organization_id, key=key, operation="subscribe",
-                                              request=request)
-            if stored is not None:
-                return await result_from_response(session, stored)
+    with one_live_subscription():
+        async with money_move(db, organization_id, "subscribe", idempotency_key, request,
+                              actor=actor, now=now, gateways=gateways) as uow:
+            session = uow.session
+            if uow.replayed:
+                return await result_from_response(session, uow.stored)
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
             plan = await resolve_plan(session, plan_id)
             method = await payment_method_for(session, organization_id, payment_method_id)
             agents = await current_agents(session, organization_id, fallback=1)
-            trial = await trial_available(session, organization_id, plan, settings)
+            trial = await trial_available(session, organization_id, plan, trial_once=trial_once)
             if trial:
                 await record_trial(session, organization_id, plan.id, now)
             subscription = await new_subscription(
                 session, organization_id=organization_id, plan=plan, billing_period=billing_period, agents=agents,
                 trial=trial, payment_gateway=method.gateway if method else "sandbox", now=now,
             )
-            period_start, period_end = subscription.current_period_start, subscription.current_period_end
-            coupon: Coupon | None = None
-            if coupon_code:
-                coupon = await redeem_coupon(session, coupon_code, plan, organization_id=organization_id,
-                                             subscription=subscription, now=now)
+            coupon = await redeem_coupon(session, coupon_code, plan, organization_id=organization_id,
+                                         subscription=subscription, now=now) if coupon_code else None
             result = SubscriptionChange(subscription=subscription)
             if not trial:
-                lines = period_lines(recurring(plan, billing_period, agents, []), period_start, period_end)
-                discount = discount_of(coupon, subscription, proration=False)
-                draft = draft_invoice(organization, plan.currency, lines, discount=discount,
+                start, end = subscription.current_period_start, subscription.current_period_end
+                lines = period_lines(recurring(plan, billing_period, agents, []), start, end)
+                draft = draft_invoice(uow.organization, plan.currency, lines,
+                                      discount=discount_of(coupon, subscription, proration=False),
                                       tax_rule=await tax_rule_for(session, plan.currency, now))
                 if coupon is not None:
                     consume_coupon_period(subscription)
-                payment_id = idempotency.derived_id(organization_id, "subscribe", key, "payment") if key else None
                 result.invoice, result.payment = await bill_subscription(
-                    session, organization, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_CREATE,
-                    period_start=period_start, period_end=period_end, payment_method=method,
-                    payment_id=payment_id, settings=settings, now=now,
+                    uow, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_CREATE,
+                    period_start=start, period_end=end, payment_method=method,
                 )
-            emit_event(session, event_type="subscription.created", organization_id=organization_id,
-                       payload=_event_payload(subscription), now=now)
-            record_audit(session, actor=actor, action="subscription.created", object_type="Subscription",
-                         object_id=subscription.id, organization_id=organization_id, now=now,
-                         after=snapshot(subscription, *SUBSCRIPTION_FIELDS))
-            idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation="subscribe",
-                                 request=request, response=result.response(), now=now)
-            await session.flush()
-    except IntegrityError as exc:
-        if is_live_conflict(exc):
-            raise already_subscribed() from None
-        raise
+            announce_subscription(session, actor, subscription, action="subscription.created",
+                                  event="subscription.created", now=now)
+            uow.done(result.response())
     return result
 
 
@@ -148,7 +129,7 @@ async def cancel(
     async with db.write() as session:
         await locked_organization(session, organization_id)
         subscription = await require_live_subscription(session, organization_id)
-        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        before = subscription_snapshot(subscription)
         if immediately:
             subscription.status = transition(subscription.status, SubscriptionStatus.CANCELED)
             subscription.cancel_at_period_end = False
@@ -166,11 +147,8 @@ async def cancel(
             subscription.cancel_reason = reason
             event = "subscription.updated"
         subscription.updated_at = now
-        emit_event(session, event_type=event, organization_id=organization_id,
-                   payload={**_event_payload(subscription), "previous": before}, now=now)
-        record_audit(session, actor=actor, action="subscription.canceled" if immediately else "subscription.cancel_scheduled",
-                     object_type="Subscription", object_id=subscription.id, organization_id=organization_id,
-                     now=now, before=before, after=snapshot(subscription, *SUBSCRIPTION_FIELDS), reason=reason)
+        announce_subscription(session, actor, subscription, event=event, now=now, before=before, reason=reason,
+                              action="subscription.canceled" if immediately else "subscription.cancel_scheduled")
     return SubscriptionChange(subscription=subscription)
 
 
@@ -185,16 +163,13 @@ async def resume(db: Database, actor: Actor | None, *, organization_id: uuid.UUI
         if now >= subscription.current_period_end:
             raise BillingError(BillingErrorCode.SUBSCRIPTION_CANCELED,
                                "The period the cancellation waited for has ended.")
-        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        before = subscription_snapshot(subscription)
         subscription.cancel_at_period_end = False
         subscription.canceled_at = None
         subscription.cancel_reason = None
         subscription.updated_at = now
-        emit_event(session, event_type="subscription.updated", organization_id=organization_id,
-                   payload={**_event_payload(subscription), "previous": before}, now=now)
-        record_audit(session, actor=actor, action="subscription.resumed", object_type="Subscription",
-                     object_id=subscription.id, organization_id=organization_id, now=now, before=before,
-                     after=snapshot(subscription, *SUBSCRIPTION_FIELDS))
+        announce_subscription(session, actor, subscription, action="subscription.resumed",
+                              event="subscription.updated", now=now, before=before)
     return SubscriptionChange(subscription=subscription)
 
 
@@ -217,8 +192,6 @@ async def update_subscription(
     """The super-admin patch: a status override (with a reason, through ``transition``), a later
     period end (re-anchoring the following periods on it; a trial's end moves with it), gateway
     ids. Audited with before and after; no change writes nothing."""
-    from billing_graphql.gateways import GATEWAY_NAMES
-
     reason = _clean_reason(reason)
     if status is not None and not reason:
         raise validation("A status override needs a reason.", "reason")
@@ -234,7 +207,7 @@ async def update_subscription(
     async with db.write() as session:
         await locked_organization(session, organization_id)
         subscription = await session.get(Subscription, subscription_id)
-        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        before = subscription_snapshot(subscription)
         if status is not None:
             subscription.status = transition(subscription.status, status)
             if status is SubscriptionStatus.CANCELED:
@@ -257,16 +230,12 @@ async def update_subscription(
             subscription.gateway_customer_id = gateway_customer_id or None
         if gateway_subscription_id is not _UNSET:
             subscription.gateway_subscription_id = gateway_subscription_id or None
-        after = snapshot(subscription, *SUBSCRIPTION_FIELDS)
-        if after == before:
+        if subscription_snapshot(subscription) == before:
             return SubscriptionChange(subscription=subscription)
         subscription.updated_at = now
         event = "subscription.canceled" if status is SubscriptionStatus.CANCELED else "subscription.updated"
-        emit_event(session, event_type=event, organization_id=organization_id,
-                   payload={**_event_payload(subscription), "previous": before}, now=now)
-        record_audit(session, actor=actor, action="subscription.admin_updated", object_type="Subscription",
-                     object_id=subscription.id, organization_id=organization_id, now=now, before=before,
-                     after=after, reason=reason)
+        announce_subscription(session, actor, subscription, action="subscription.admin_updated", event=event,
+                              now=now, before=before, reason=reason)
     return SubscriptionChange(subscription=subscription)
 
 
@@ -284,11 +253,6 @@ def _clean_reason(reason: str | None) -> str | None:
 async def get_live_subscription(db: Database, organization_id: uuid.UUID) -> Subscription | None:
     async with db.read() as session:
         return await live_subscription(session, organization_id)
-
-
-async def get_subscription(db: Database, subscription_id: uuid.UUID) -> Subscription | None:
-    async with db.read() as session:
-        return await session.get(Subscription, subscription_id)
 
 
 async def list_subscriptions(

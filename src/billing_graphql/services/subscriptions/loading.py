@@ -4,6 +4,8 @@ live subscription, the plan asked for, and a new subscription row (one live per 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -115,3 +117,16 @@ def is_live_conflict(exc: IntegrityError) -> bool:
 def already_subscribed() -> BillingError:
     return BillingError(BillingErrorCode.ALREADY_SUBSCRIBED,
                         "The organization already has a live subscription; change its plan instead.")
+
+
+@contextmanager
+def one_live_subscription() -> Iterator[None]:
+    """Around a unit of work that starts a subscription: an insert that lost the race for the
+    organization's one live subscription (the unique index, at flush or commit) is
+    ALREADY_SUBSCRIBED."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if is_live_conflict(exc):
+            raise already_subscribed() from None
+        raise

@@ -20,7 +20,6 @@ checks and pricing in a read-only session and returns the preview, writing nothi
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -29,16 +28,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Addon, BillingReason, Coupon, Organization, Plan, Subscription, SubscriptionAddon
+from billing_graphql.db.models import (
+    Addon,
+    BillingReason,
+    Coupon,
+    Organization,
+    PaymentMethod,
+    Plan,
+    Subscription,
+    SubscriptionAddon,
+)
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
-from billing_graphql.domain.invoices import price, proration_lines
+from billing_graphql.domain.invoices import InvoiceDraft, price, proration_lines
 from billing_graphql.domain.money import Money, major_to_minor_exact
 from billing_graphql.domain.periods import BillingPeriod, Period, add_months
-from billing_graphql.domain.proration import prorate
+from billing_graphql.domain.proration import Effective, cap_too_low, prorate
 from billing_graphql.domain.status import SubscriptionStatus
-from billing_graphql.services.platform import idempotency
-from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot, to_json
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for, require_payment_method
 from billing_graphql.services.billing.credit import add_account_credit
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
@@ -47,18 +54,13 @@ from billing_graphql.services.subscriptions.loading import require_live_subscrip
 from billing_graphql.services.subscriptions.pricing import addon_price, attached_addons, current_agents, recurring
 from billing_graphql.services.subscriptions.results import (
     InvoicePreview,
-    result_from_response,
-    SUBSCRIPTION_FIELDS,
     SubscriptionChange,
+    announce_subscription,
+    result_from_response,
+    subscription_snapshot,
 )
-from billing_graphql.services.unit_of_work import locked_organization
+from billing_graphql.services.unit_of_work import MoneyMove, money_move
 from billing_graphql.services.subscriptions.trials import record_trial
-from billing_graphql.settings import Settings
-
-
-class Effective(enum.Enum):
-    IMMEDIATE = "IMMEDIATE"
-    PERIOD_END = "PERIOD_END"
 
 
 def _period_label(billing_period: BillingPeriod) -> str:
@@ -129,25 +131,17 @@ async def change_plan(
     spending_cap: Decimal | None = None,
     dry_run: bool = False,
     idempotency_key: str | None = None,
-    settings: Settings,
+    gateways: GatewayRegistry,
     now: datetime,
 ) -> SubscriptionChange:
-    key = idempotency.clean_key(idempotency_key)
     request = {"plan_id": plan_id, "billing_period": billing_period, "effective": effective,
                # "150000" and "150000.00" are the same request
                "spending_cap": spending_cap.normalize() if spending_cap is not None else None}
-    opener = db.read() if dry_run else db.write()
-    async with opener as session:
-        if dry_run:
-            organization = await session.get(Organization, organization_id)
-            if organization is None:
-                raise BillingError(BillingErrorCode.NOT_FOUND, "Organization not found.", field="organizationId")
-        else:
-            organization = await locked_organization(session, organization_id)
-            stored = await idempotency.find_idempotent(session, scope_id=organization_id, key=key, operation="change_plan",
-                                              request=request)
-            if stored is not None:
-                return await result_from_response(session, stored)
+    async with money_move(db, organization_id, "change_plan", idempotency_key, request, actor=actor, now=now,
+                          gateways=gateways, dry_run=dry_run) as uow:
+        session, organization = uow.session, uow.organization
+        if uow.replayed:
+            return await result_from_response(session, uow.stored)
         subscription = await require_live_subscription(session, organization_id)
         current_plan = await session.get(Plan, subscription.plan_id)
         target_plan = current_plan if plan_id is None else await resolve_plan(session, plan_id)
@@ -164,7 +158,7 @@ async def change_plan(
         agents = await current_agents(session, organization_id, fallback=subscription.agent_count)
         addons = await attached_addons(session, subscription.id)
         new_recurring = recurring(target_plan, target_period, agents, addons)
-        if cap is not None and cap < new_recurring.seats_amount:
+        if cap_too_low(cap, new_recurring.seats_amount):
             raise spending_cap_too_low(new_recurring.seats_amount, currency)
         plan_changes = (target_plan.id, target_period) != (subscription.plan_id, subscription.billing_period)
         cap_changes = cap is not None and cap != subscription.spending_cap
@@ -205,7 +199,7 @@ async def change_plan(
         if dry_run:
             return result
 
-        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        before = subscription_snapshot(subscription)
         if cap is not None:
             subscription.spending_cap = cap
         if effective is Effective.PERIOD_END:
@@ -225,23 +219,11 @@ async def change_plan(
                     subscription.period_anchor = now
                     subscription.current_period_start = now
                     subscription.current_period_end = new_period_end
-                if draft is not None:
-                    payment_id = idempotency.derived_id(organization_id, "change_plan", key, "payment") if key else None
-                    result.invoice, result.payment = await bill_subscription(
-                        session, organization, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
-                        period_start=now, period_end=new_period_end, payment_method=method, payment_id=payment_id,
-                        settings=settings, now=now,
-                    )
-                elif result.preview is not None and result.preview.credit_added:
-                    result.credit_added = result.preview.credit_added
-                    add_account_credit(organization, result.credit_added, currency)
-                    organization.updated_at = now
+                await _book(uow, subscription, result, draft, method, period_end=new_period_end, currency=currency)
         subscription.updated_at = now
-        await _record_change(session, actor, subscription, before, result, now, action="subscription.plan_changed"
-                             if effective is Effective.IMMEDIATE else "subscription.change_scheduled")
-        idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation="change_plan", request=request,
-                             response=result.response(), now=now)
-        await session.flush()
+        _announce(uow, subscription, before, result, action="subscription.plan_changed"
+                  if effective is Effective.IMMEDIATE else "subscription.change_scheduled")
+        uow.done(result.response())
     return result
 
 
@@ -253,18 +235,25 @@ def _same_plan(*, scheduled: bool) -> BillingError:
                         field="planId")
 
 
-async def _record_change(session: AsyncSession, actor: Actor | None, subscription: Subscription,
-                         before: dict, result: SubscriptionChange, now: datetime, *, action: str) -> None:
-    after = snapshot(subscription, *SUBSCRIPTION_FIELDS)
-    extra = {
-        "invoice_id": result.invoice.id if result.invoice else None,
-        "credit_added": result.credit_added,
-    }
-    emit_event(session, event_type="subscription.updated", organization_id=subscription.organization_id,
-               payload={"subscription_id": subscription.id, **after, "previous": before, **extra}, now=now)
-    record_audit(session, actor=actor, action=action, object_type="Subscription", object_id=subscription.id,
-                 organization_id=subscription.organization_id, now=now, before=before,
-                 after={**after, **to_json(extra)})
+async def _book(uow: MoneyMove, subscription: Subscription, result: SubscriptionChange, draft: InvoiceDraft | None,
+                method: PaymentMethod | None, *, period_end: datetime, currency: str) -> None:
+    """Book a priced change: bill a positive net (a prorated invoice), or add a credit."""
+    if draft is not None:
+        result.invoice, result.payment = await bill_subscription(
+            uow, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+            period_start=uow.now, period_end=period_end, payment_method=method,
+        )
+    elif result.preview is not None and result.preview.credit_added:
+        result.credit_added = result.preview.credit_added
+        add_account_credit(uow.organization, result.credit_added, currency)
+        uow.organization.updated_at = uow.now
+
+
+def _announce(uow: MoneyMove, subscription: Subscription, before: dict, result: SubscriptionChange, *,
+              action: str) -> None:
+    extra = {"invoice_id": result.invoice.id if result.invoice else None, "credit_added": result.credit_added}
+    announce_subscription(uow.session, uow.actor, subscription, action=action, event="subscription.updated",
+                          now=uow.now, before=before, extra=extra)
 
 
 # ---- add-ons --------------------------------------------------------------------------------
@@ -281,37 +270,35 @@ async def _addon(session: AsyncSession, addon_id: uuid.UUID, currency: str, *, f
 
 async def attach_addon(
     db: Database, actor: Actor | None, *, organization_id: uuid.UUID, addon_id: uuid.UUID, quantity: int = 1,
-    idempotency_key: str | None = None, settings: Settings, now: datetime,
+    idempotency_key: str | None = None, gateways: GatewayRegistry, now: datetime,
 ) -> SubscriptionChange:
     """Attach an add-on, or set the quantity of an attached one; prorated like a plan change."""
     if quantity < 1 or quantity > 10_000:
         raise validation("Quantity is 1 to 10000.", "quantity")
     return await _change_addon(db, actor, organization_id=organization_id, addon_id=addon_id, quantity=quantity,
-                               idempotency_key=idempotency_key, settings=settings, now=now)
+                               idempotency_key=idempotency_key, gateways=gateways, now=now)
 
 
 async def detach_addon(
     db: Database, actor: Actor | None, *, organization_id: uuid.UUID, addon_id: uuid.UUID,
-    idempotency_key: str | None = None, settings: Settings, now: datetime,
+    idempotency_key: str | None = None, gateways: GatewayRegistry, now: datetime,
 ) -> SubscriptionChange:
     """Detach an add-on; the unused part of its price becomes account credit."""
     return await _change_addon(db, actor, organization_id=organization_id, addon_id=addon_id, quantity=0,
-                               idempotency_key=idempotency_key, settings=settings, now=now)
+                               idempotency_key=idempotency_key, gateways=gateways, now=now)
 
 
 async def _change_addon(
     db: Database, actor: Actor | None, *, organization_id: uuid.UUID, addon_id: uuid.UUID, quantity: int,
-    idempotency_key: str | None, settings: Settings, now: datetime,
+    idempotency_key: str | None, gateways: GatewayRegistry, now: datetime,
 ) -> SubscriptionChange:
-    key = idempotency.clean_key(idempotency_key)
     operation = "attach_addon" if quantity else "detach_addon"
     request = {"addon_id": addon_id, "quantity": quantity}
-    async with db.write() as session:
-        organization = await locked_organization(session, organization_id)
-        stored = await idempotency.find_idempotent(session, scope_id=organization_id, key=key, operation=operation,
-                                          request=request)
-        if stored is not None:
-            return await result_from_response(session, stored)
+    async with money_move(db, organization_id, operation, idempotency_key, request, actor=actor, now=now,
+                          gateways=gateways) as uow:
+        session, organization = uow.session, uow.organization
+        if uow.replayed:
+            return await result_from_response(session, uow.stored)
         subscription = await require_live_subscription(session, organization_id)
         plan = await session.get(Plan, subscription.plan_id)
         addon = await _addon(session, addon_id, plan.currency, for_attach=bool(quantity))
@@ -325,7 +312,7 @@ async def _change_addon(
         old_quantity = attached.quantity if attached else 0
         if quantity == old_quantity:
             return result  # attached already with that quantity: nothing to change
-        before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
+        before = subscription_snapshot(subscription)
         before["addons"] = {str(addon.id): old_quantity}
         if subscription.status is not SubscriptionStatus.TRIALING:
             # Both sides at the billed agent count: seat changes are billed on a plan change or at
@@ -342,19 +329,12 @@ async def _change_addon(
                 restart_period=False, new_period_end=subscription.current_period_end,
                 coupon=await _load_coupon(session, subscription),
             )
+            method = None
             if draft is not None:
                 method = await payment_method_for(session, organization_id, None)
                 require_payment_method(draft, method)
-                payment_id = idempotency.derived_id(organization_id, operation, key, "payment") if key else None
-                result.invoice, result.payment = await bill_subscription(
-                    session, organization, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
-                    period_start=now, period_end=subscription.current_period_end, payment_method=method,
-                    payment_id=payment_id, settings=settings, now=now,
-                )
-            elif result.preview is not None and result.preview.credit_added:
-                result.credit_added = result.preview.credit_added
-                add_account_credit(organization, result.credit_added, plan.currency)
-                organization.updated_at = now
+            await _book(uow, subscription, result, draft, method, period_end=subscription.current_period_end,
+                        currency=plan.currency)
         if quantity and attached is None:
             session.add(SubscriptionAddon(subscription_id=subscription.id, addon_id=addon.id, quantity=quantity,
                                           created_at=now, updated_at=now))
@@ -364,9 +344,7 @@ async def _change_addon(
         else:
             await session.delete(attached)
         subscription.updated_at = now
-        await _record_change(session, actor, subscription, before, result, now,
-                             action="subscription.addon_attached" if quantity else "subscription.addon_detached")
-        idempotency.store_idempotent(session, scope_id=organization_id, key=key, operation=operation, request=request,
-                             response=result.response(), now=now)
-        await session.flush()
+        _announce(uow, subscription, before, result,
+                  action="subscription.addon_attached" if quantity else "subscription.addon_detached")
+        uow.done(result.response())
     return result

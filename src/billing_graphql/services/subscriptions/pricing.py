@@ -16,17 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import Addon, AddonUnit, Metric, Plan, SubscriptionAddon, UsageCounter
 from billing_graphql.domain.periods import BillingPeriod
-from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring
+from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring, billed_agents
 
 
 async def current_agents(session: AsyncSession, organization_id: uuid.UUID, fallback: int) -> int:
+    """The billed agent count (``domain.proration.billed_agents``): the gauge, else ``fallback``."""
     value = await session.scalar(
         select(UsageCounter.value)
         .join(Metric, Metric.id == UsageCounter.metric_id)
         .where(UsageCounter.organization_id == organization_id, Metric.code == "agents",
                UsageCounter.period_key == "current")
     )
-    return fallback if value is None else int(value)
+    return billed_agents(None if value is None else int(value), fallback)
 
 
 def plan_price(plan: Plan) -> PlanPrice:

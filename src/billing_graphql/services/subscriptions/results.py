@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import Invoice, Payment, Subscription
+from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, Totals
 from billing_graphql.domain.tax import TaxRule
 from billing_graphql.services.billing.charging import payment_error
+from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot, to_json
 
 SUBSCRIPTION_FIELDS = (
     "plan_id", "status", "billing_period", "current_period_start", "current_period_end", "trial_ends_at",
@@ -86,3 +89,26 @@ async def result_from_response(session: AsyncSession, response: dict[str, Any]) 
     payment = await session.get(Payment, uuid.UUID(response["payment_id"])) if response.get("payment_id") else None
     return SubscriptionChange(subscription=subscription, invoice=invoice, payment=payment,
                               credit_added=int(response.get("credit_added") or 0), replayed=True)
+
+
+def subscription_snapshot(subscription: Subscription, *more: str) -> dict[str, Any]:
+    """The subscription's fields an audit row and an event carry (JSON-safe)."""
+    return snapshot(subscription, *SUBSCRIPTION_FIELDS, *more)
+
+
+def announce_subscription(
+    session: AsyncSession, actor: Actor | None, subscription: Subscription, *, action: str, event: str,
+    now: datetime, before: dict[str, Any] | None = None, reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """The outbox ``event`` (the subscription now, ``previous`` with ``before``, and ``extra``)
+    and the audit row ``action`` (before, after with ``extra``, reason) of a subscription change."""
+    after = subscription_snapshot(subscription)
+    payload: dict[str, Any] = {"subscription_id": subscription.id, **after}
+    if before is not None:
+        payload["previous"] = before
+    emit_event(session, event_type=event, organization_id=subscription.organization_id,
+               payload={**payload, **(extra or {})}, now=now)
+    record_audit(session, actor=actor, action=action, object_type="Subscription", object_id=subscription.id,
+                 organization_id=subscription.organization_id, now=now, before=before,
+                 after={**after, **to_json(extra)} if extra else after, reason=reason)

@@ -14,14 +14,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import Plan, TrialGrant
-from billing_graphql.settings import Settings
 
 
-async def trial_available(session: AsyncSession, organization_id: uuid.UUID, plan: Plan, settings: Settings) -> bool:
-    """Whether a new subscription of ``organization_id`` to ``plan`` starts with the plan's trial."""
+async def trial_available(session: AsyncSession, organization_id: uuid.UUID, plan: Plan, *, trial_once: bool) -> bool:
+    """Whether a new subscription of ``organization_id`` to ``plan`` starts with the plan's trial
+    (``trial_once``: the setting BILLING_TRIAL_ONCE)."""
     if plan.trial_days <= 0:
         return False
-    if not settings.trial_once:
+    if not trial_once:
         return True
     return await session.get(TrialGrant, (organization_id, plan.id)) is None
 
