@@ -35,3 +35,40 @@ def test_bad_setting_is_reported_with_its_name(monkeypatch, capsys):
     monkeypatch.setenv("BILLING_GRAPHIQL", "perhaps")
     assert main(["migrate"]) == 2
     assert "BILLING_GRAPHIQL" in capsys.readouterr().err
+
+
+def test_record_usage_adds_to_the_demo_months_usage(sqlite_file, capsys):
+    import asyncio
+
+    from sqlalchemy import select
+
+    from billing_graphql.db.engine import Database
+    from billing_graphql.db.models import Metric, Organization, UsageCounter
+
+    assert main(["seed-demo"]) == 0
+    capsys.readouterr()
+
+    async def messages() -> dict[str, int]:
+        db = Database.from_url(f"sqlite+aiosqlite:///{sqlite_file}")
+        try:
+            async with db.read() as session:
+                rows = (await session.execute(
+                    select(Metric.code, UsageCounter.period_key, UsageCounter.value)
+                    .join(Metric, Metric.id == UsageCounter.metric_id)
+                    .join(Organization, Organization.id == UsageCounter.organization_id)
+                    .where(Organization.external_id == "demo")
+                )).all()
+        finally:
+            await db.dispose()
+        return {f"{code}:{key}": value for code, key, value in rows}
+
+    seeded = asyncio.run(messages())
+    # A month of usage: both counters over two billing months, and the gauges.
+    assert seeded["agents:current"] == 8 and seeded["contacts:current"] == 12_480
+    assert sum(value for name, value in seeded.items() if name.startswith("messages:")) > 60_000
+    assert main(["record-usage", "--org", "demo", "--metric", "agents", "--quantity", "11"]) == 0
+    assert "recorded 11 agents" in capsys.readouterr().out
+    assert asyncio.run(messages())["agents:current"] == 11
+    assert main(["record-usage", "--org", "demo", "--metric", "nope", "--quantity", "1"]) == 1
+    with pytest.raises(SystemExit, match="no organization"):
+        main(["record-usage", "--org", "nobody", "--metric", "agents", "--quantity", "1"])

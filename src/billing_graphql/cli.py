@@ -1,4 +1,4 @@
-"""`billing-graphql serve | migrate | seed-demo | create-api-key | run-billing | deliver-webhooks | export-schema`."""
+"""`billing-graphql serve | migrate | seed-demo | create-api-key | run-billing | deliver-webhooks | record-usage | grant-partner | export-schema`."""
 
 from __future__ import annotations
 
@@ -73,6 +73,59 @@ async def _find_organization(session, reference: str) -> uuid.UUID | None:
     return await session.scalar(
         select(Organization.id).where(or_(Organization.external_id == reference, Organization.id.in_(candidates)))
     )
+
+
+async def _record_usage(settings: Settings, org: str, metric: str, quantity: int) -> str:
+    from billing_graphql.domain.usage import EventInput
+    from billing_graphql.services.platform.clock import current_time
+    from billing_graphql.services.usage.ingest import record_usage
+
+    await _migrate(settings)
+    db = Database.from_url(settings.database_url)
+    try:
+        async with db.read() as session:
+            organization_id = await _find_organization(session, org)
+        if organization_id is None:
+            raise SystemExit(f"error: no organization {org!r} (give its id or external id)")
+        now = await current_time(db, test_clock=settings.test_clock)
+        event = EventInput(metric=metric, quantity=quantity, timestamp=now, idempotency_key=f"cli:{uuid.uuid4()}")
+        result = await record_usage(db, organization_id=organization_id, events=[event], now=now)
+    finally:
+        await db.dispose()
+    if result.errors:
+        raise BillingError(result.errors[0].code, result.errors[0].message, result.errors[0].field)
+    return f"recorded {quantity} {metric}"
+
+
+async def _grant_partner(settings: Settings, key_id: str, org: str) -> str:
+    from billing_graphql.services.platform.clock import current_time
+    from billing_graphql.services.usage.partners import grant_partner_access
+
+    await _migrate(settings)
+    db = Database.from_url(settings.database_url)
+    try:
+        async with db.read() as session:
+            organization_id = await _find_organization(session, org)
+        if organization_id is None:
+            raise SystemExit(f"error: no organization {org!r} (give its id or external id)")
+        api_key_id = _uuid_of(key_id)
+        if api_key_id is None:
+            raise SystemExit(f"error: {key_id!r} is not an API key id")
+        now = await current_time(db, test_clock=settings.test_clock)
+        await grant_partner_access(db, None, api_key_id=api_key_id, organization_id=organization_id, now=now)
+    finally:
+        await db.dispose()
+    return f"granted key {api_key_id} access to organization {organization_id}"
+
+
+def _uuid_of(reference: str) -> uuid.UUID | None:
+    """A UUID, or the UUID inside a global ID."""
+    for candidate in (lambda: reference, lambda: relay.GlobalID.from_id(reference).node_id):
+        try:
+            return uuid.UUID(candidate())
+        except Exception:  # neither form
+            continue
+    return None
 
 
 def _parse_until(text: str | None):
@@ -159,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--label", default="")
 
     commands.add_parser("deliver-webhooks", help="run the webhook delivery loop alone (until interrupted)")
+    usage = commands.add_parser("record-usage", help="record one usage event now (COUNTER: add; GAUGE: set)")
+    usage.add_argument("--org", required=True, help="organization id or external id")
+    usage.add_argument("--metric", required=True, help="metric code, e.g. messages or agents")
+    usage.add_argument("--quantity", required=True, type=int)
+
+    partner = commands.add_parser("grant-partner", help="let a PARTNER key read an organization's usage snapshots")
+    partner.add_argument("--key-id", required=True, help="the PARTNER key's id (UUID or global ID)")
+    partner.add_argument("--org", required=True, help="organization id or external id")
+
     commands.add_parser("export-schema", help="print the GraphQL SDL")
     return parser
 
@@ -188,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("error: --batch must be at least 1", file=sys.stderr)
                 return 2
             print(asyncio.run(_run_billing(settings, _parse_until(args.until), args.batch)))
+        elif args.command == "record-usage":
+            print(asyncio.run(_record_usage(settings, args.org, args.metric, args.quantity)))
+        elif args.command == "grant-partner":
+            print(asyncio.run(_grant_partner(settings, args.key_id, args.org)))
         elif args.command == "serve":
             if args.demo:
                 asyncio.run(_seed_demo(settings))

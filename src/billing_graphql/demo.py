@@ -3,7 +3,7 @@ a demo organization and one API key per role. The catalog is built through the c
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from billing_graphql.db.models import (
     PaymentMethodType,
     Plan,
     Subscription,
+    UsageEvent,
 )
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.periods import BillingPeriod
@@ -34,6 +35,9 @@ from billing_graphql.services.subscriptions.plan_changes import change_plan
 from billing_graphql.services.catalog.plans import PlanSpec, create_plan, list_plans
 from billing_graphql.services.subscriptions.lifecycle import subscribe, update_subscription
 from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.usage.ingest import record_usage
+from billing_graphql.services.usage.partners import grant_partner_access
+from billing_graphql.domain.usage import EventInput
 from billing_graphql.settings import Settings
 
 DEMO_ORGANIZATION_EXTERNAL_ID = "demo"
@@ -150,9 +154,32 @@ async def _seed_subscription(db: Database, organization_id, now: datetime, gatew
                       billing_period=None, gateways=gateways, now=now)
 
 
+# The demo organization's current counts (GAUGEs) and its daily traffic (COUNTERs).
+DEMO_GAUGES = {"agents": 8, "contacts": 12_480, "channels": 3, "ai_agents": 2, "integrations": 4}
+DEMO_DAILY = {"messages": 3_200, "api_calls": 1_450}
+
+
+async def _seed_usage(db: Database, organization_id, now: datetime) -> None:
+    """A month of usage, once: a day's messages and API calls for each of the last 30 days (a
+    weekday/weekend rhythm, in four events a day), today's so far, and the current gauges."""
+    async with db.read() as session:
+        if await session.scalar(select(UsageEvent.id).where(UsageEvent.organization_id == organization_id).limit(1)):
+            return
+    events: list[EventInput] = []
+    for days_ago in range(30, -1, -1):
+        day = now - timedelta(days=days_ago)
+        factor = 0.45 if day.weekday() >= 5 else 1.0 + (days_ago % 7) / 20
+        for metric, per_day in DEMO_DAILY.items():
+            for quarter in range(4):
+                at = min(day - timedelta(hours=6 * quarter), now)
+                events.append(EventInput(metric, int(per_day * factor / 4), at, f"demo:{metric}:{days_ago}:{quarter}"))
+    events += [EventInput(metric, value, now, f"demo:{metric}:now") for metric, value in DEMO_GAUGES.items()]
+    await record_usage(db, organization_id=organization_id, events=events, now=now)
+
+
 async def seed_demo(db: Database, now: datetime, settings: Settings | None = None) -> dict[Role, str]:
-    """Create the demo catalog, organization and subscription if missing, and fresh demo keys
-    (returned)."""
+    """Create the demo catalog, organization, subscription and a month of usage if missing, and
+    fresh demo keys (returned; the PARTNER key is granted the demo organization)."""
     await _seed_catalog(db, now)
     async with db.read() as session:
         organization_id = await session.scalar(
@@ -166,7 +193,7 @@ async def seed_demo(db: Database, now: datetime, settings: Settings | None = Non
     await _seed_subscription(db, organization_id, now, GatewayRegistry(settings or Settings()))
     keys: dict[Role, str] = {}
     for role in Role:
-        _, plain = await create_api_key(
+        key, plain = await create_api_key(
             db,
             None,
             role=role,
@@ -175,4 +202,7 @@ async def seed_demo(db: Database, now: datetime, settings: Settings | None = Non
             now=now,
         )
         keys[role] = plain
+        if role is Role.PARTNER:
+            await grant_partner_access(db, None, api_key_id=key.id, organization_id=organization_id, now=now)
+    await _seed_usage(db, organization_id, now)
     return keys

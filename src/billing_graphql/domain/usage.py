@@ -140,14 +140,21 @@ def fold(
     (a tie keeps the later event of the batch)."""
     counters: dict[tuple[object, str], int] = {}
     gauges: dict[object, tuple[datetime, int]] = {}
+    months: list[tuple[datetime, datetime, str]] = []  # the billing months seen (a batch spans one or two)
     for event, metric in events:
+        stamp = event.timestamp
         if metric.is_gauge:
             previous = gauges.get(metric.id)
-            if previous is None or event.timestamp >= previous[0]:
-                gauges[metric.id] = (event.timestamp, event.quantity)
-        else:
-            key = (metric.id, month_key(billing_month(anchor, event.timestamp).start))
-            counters[key] = counters.get(key, 0) + event.quantity
+            if previous is None or stamp >= previous[0]:
+                gauges[metric.id] = (stamp, event.quantity)
+            continue
+        month = next((key for start, end, key in months if start <= stamp < end), None)
+        if month is None:
+            period = billing_month(anchor, stamp)
+            month = month_key(period.start)
+            months.append((period.start, period.end, month))
+        key = (metric.id, month)
+        counters[key] = counters.get(key, 0) + event.quantity
     return counters, gauges
 
 

@@ -23,12 +23,11 @@ from billing_graphql.graphql.usage.types import (
     Usage,
     UsageSnapshot,
     UsageSnapshotConnection,
-    plan_limits_of,
 )
 from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
 from billing_graphql.services.usage import partners
 from billing_graphql.services.usage.ingest import record_usage
-from billing_graphql.services.usage.reading import entitlements, usage_now
+from billing_graphql.services.usage.reading import entitlements, plan_limits_view, usage_now
 
 ORGANIZATION_HELP = "Super-admins: the organization to read (required). Tenants read their own."
 
@@ -84,6 +83,18 @@ def _scope(info: Info, organization_id: relay.GlobalID | None) -> uuid.UUID | No
     return actor.organization_in_scope(requested)
 
 
+async def _read(info: Info, organization_id: relay.GlobalID | None, load, convert):
+    """Run a reader for the organization in scope; null when it is out of scope or missing."""
+    scope = _scope(info, organization_id)
+    if scope is None:
+        return None
+    try:
+        async with info.context.db.read() as session:
+            return convert(await load(session, scope))
+    except DomainBillingError:
+        return None
+
+
 def _month(info: Info, month: str | None) -> datetime:
     if month is None:
         return calendar_month(info.context.now).start
@@ -107,37 +118,21 @@ def _organization_ids(ids: list[relay.GlobalID]) -> list[uuid.UUID | None]:
 class Query:
     @strawberry.field(extensions=allow(*READERS), description="Usage in the current billing month, with limits.")
     async def usage(self, info: Info, organization_id: relay.GlobalID | None = None) -> Usage | None:
-        scope = _scope(info, organization_id)
-        if scope is None:
-            return None
-        try:
-            async with info.context.db.read() as session:
-                return Usage.of(await usage_now(session, scope, info.context.now))
-        except DomainBillingError:
-            return None
+        return await _read(info, organization_id, lambda session, scope: usage_now(session, scope, info.context.now),
+                           Usage.of)
 
     @strawberry.field(extensions=allow(*READERS),
                       description="Feature flags, limits and status, to gate features in one round trip.")
     async def entitlements(self, info: Info, organization_id: relay.GlobalID | None = None) -> Entitlements | None:
-        scope = _scope(info, organization_id)
-        if scope is None:
-            return None
-        try:
-            async with info.context.db.read() as session:
-                return Entitlements.of(await entitlements(session, scope, info.context.now))
-        except DomainBillingError:
-            return None
+        return await _read(info, organization_id,
+                           lambda session, scope: entitlements(session, scope, info.context.now), Entitlements.of)
 
     @strawberry.field(extensions=allow(*READERS),
                       description="Seed 004's view: current plan and trial, spending cap, every plan's limits, usage.")
     async def plan_limits(self, info: Info, organization_id: relay.GlobalID | None = None) -> PlanLimitsType | None:
-        scope = _scope(info, organization_id)
-        if scope is None:
-            return None
-        try:
-            return await plan_limits_of(info, scope)
-        except DomainBillingError:
-            return None
+        return await _read(info, organization_id,
+                           lambda session, scope: plan_limits_view(session, scope, info.context.now),
+                           lambda view: PlanLimitsType.of(view, info.context.now))
 
     @strawberry.field(
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.PARTNER),

@@ -1,0 +1,83 @@
+"""Usage rules: billing months, batch checks and folding, limits and thresholds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from billing_graphql.domain.errors import BillingError
+from billing_graphql.domain.usage import (
+    EventInput,
+    LimitUse,
+    MetricInfo,
+    billing_month,
+    check_batch,
+    fold,
+    month_key,
+    parse_month,
+    thresholds_reached,
+)
+
+T = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+METRICS = {"messages": MetricInfo("m", "messages", False), "agents": MetricInfo("a", "agents", True)}
+
+
+def test_billing_months_follow_the_anchor_and_clamp_to_the_months_end():
+    feb = billing_month(T, datetime(2026, 3, 1, tzinfo=UTC))
+    assert (feb.start, feb.end) == (datetime(2026, 2, 28, 12, tzinfo=UTC), datetime(2026, 3, 31, 12, tzinfo=UTC))
+    before = billing_month(T, datetime(2026, 1, 1, tzinfo=UTC))  # before the anchor
+    assert before.start == datetime(2025, 12, 31, 12, tzinfo=UTC) and month_key(before.start) == "2025-12"
+    assert billing_month(None, T).start == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@given(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)),
+       st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)))
+def test_the_billing_month_contains_the_instant_and_its_key_is_unique(anchor, instant):
+    month = billing_month(anchor, instant)
+    assert month.contains(instant)
+    following = billing_month(anchor, month.end)
+    assert following.start == month.end and month_key(following.start) != month_key(month.start)
+
+
+def test_parse_month():
+    assert parse_month("2026-03") == datetime(2026, 3, 1, tzinfo=UTC)
+    for bad in ("2026-13", "2026-3", "26-03", "", "2026-03\x00"):
+        with pytest.raises(BillingError):
+            parse_month(bad)
+
+
+def test_check_batch_refuses_per_event_and_folds_duplicates():
+    events = [EventInput("messages", 2, T, "a"), EventInput("messages", 3, T, "a"),
+              EventInput("messages", True, T, "b"), EventInput("agents", 1, T.replace(tzinfo=None), "c"),
+              EventInput("messages", 1, T, "x" * 201)]
+    batch = check_batch(events, METRICS, T)
+    assert len(batch.accepted) == 1 and batch.duplicates_in_batch == 1
+    assert [e.field for e in batch.errors] == ["events[2].quantity", "events[3].timestamp", "events[4].idempotencyKey"]
+    with pytest.raises(BillingError):
+        check_batch([EventInput("messages", 1, T, str(i)) for i in range(1001)], METRICS, T)
+
+
+def test_fold_sums_counters_per_month_and_keeps_the_last_gauge_by_timestamp():
+    anchor = datetime(2026, 1, 15, tzinfo=UTC)
+    events = [(EventInput("messages", 2, T, "1"), METRICS["messages"]),
+              (EventInput("messages", 5, anchor - timedelta(seconds=1), "2"), METRICS["messages"]),
+              (EventInput("agents", 9, T, "3"), METRICS["agents"]),
+              (EventInput("agents", 4, T - timedelta(hours=1), "4"), METRICS["agents"]),
+              (EventInput("agents", 6, T, "5"), METRICS["agents"])]
+    counters, gauges = fold(events, anchor)
+    assert counters == {("m", "2026-01"): 2, ("m", "2025-12"): 5}
+    assert gauges == {"a": (T, 6)}  # a tie keeps the later event
+
+
+def test_limit_use_and_thresholds():
+    assert (LimitUse(130, 100).remaining, LimitUse(130, 100).overage, LimitUse(130, 100).exceeded) == (0, 30, True)
+    assert LimitUse(1, 3).percent_used == Decimal("33.33")
+    assert LimitUse(5, None).percent_used is None and LimitUse(5, None).remaining is None
+    assert LimitUse(0, 0).percent_used == Decimal("0.00") and not LimitUse(0, 0).exceeded
+    assert thresholds_reached(79, 100) == [] and thresholds_reached(80, 100) == [80]
+    assert thresholds_reached(100, 100) == [80, 100] and thresholds_reached(0, 0) == []
+    assert thresholds_reached(1, 0) == [80, 100] and thresholds_reached(10**9, None) == []
