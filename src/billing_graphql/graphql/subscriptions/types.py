@@ -15,6 +15,7 @@ from billing_graphql.domain.periods import BillingPeriod as DomainBillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.common import Money, decode_ids
+from billing_graphql.graphql.billing.types import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.subscriptions.plan_changes import Effective as DomainEffective
@@ -219,6 +220,29 @@ class SubscriptionType(relay.Node):
             require_increase=cap is not None and cap < minimum,
             current_agent_count=agents,
         )
+
+    @strawberry.field(description="Dunning: payment retries made since the renewal payment failed.")
+    def retry_count(self) -> int:
+        return self.row.retry_count
+
+    @strawberry.field(description="Dunning: when the last payment retry ran.")
+    def last_retry_at(self) -> datetime | None:
+        return self.row.last_retry_at
+
+    @strawberry.field(description="Dunning: when the billing run charges the open invoices again (null: none "
+                                  "scheduled).")
+    def next_retry_at(self) -> datetime | None:
+        return self.row.next_retry_at
+
+    @strawberry.field(description="What the next renewal (or the trial's end) will bill, computed by the billing "
+                                  "run's own code and never written; null when the subscription ends instead. "
+                                  "Usage overage counts the usage recorded so far. Several queries: ask it for "
+                                  "one subscription, not in lists.")
+    async def upcoming_invoice(self, info: Info) -> InvoicePreview | None:
+        from billing_graphql.services.billing.renewals import upcoming_invoice
+
+        async with info.context.db.read() as session:
+            return InvoicePreview.from_value(await upcoming_invoice(session, self.row))
 
     @strawberry.field
     def created_at(self) -> datetime:
