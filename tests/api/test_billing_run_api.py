@@ -19,7 +19,7 @@ UPCOMING = """{ subscription { status currentPeriodEnd upcomingInvoice {
   lines { kind description quantity unitAmount { amount } amount { amount } periodStart periodEnd }
   subtotal { amount } discount { amount } tax { amount } taxName total { amount } creditApplied { amount }
   amountDue { amount } } } }"""
-INVOICES = """{ invoices(first: 10) { edges { node { number status periodStart
+INVOICES = """{ invoices(first: 10) { edges { node { number: invoiceNumber status periodStart
   lines { kind description quantity unitAmount { amount } amount { amount } periodStart periodEnd }
   subtotal { amount } discount { amount } tax { amount } taxName total { amount } creditApplied { amount }
   amountDue { amount } } } } }"""
@@ -43,7 +43,7 @@ async def test_advance_clock_renews_and_upcoming_invoice_is_what_gets_billed(db,
                     idempotency_key=None, settings=settings, now=T0)
 
     before = (await api.ok(UPCOMING, token=keys.owner))["subscription"]
-    assert before["currentPeriodEnd"] == "2026-02-28T10:00:00+00:00"
+    assert before["currentPeriodEnd"] == "2026-02-28T10:00:00Z"
     upcoming = before["upcomingInvoice"]
     assert [line["kind"] for line in upcoming["lines"]] == ["PLAN", "SEATS"]
     assert upcoming["total"] == {"amount": "366300"}  # (250,000 + 2 x 40,000) + 11% PPN
@@ -51,13 +51,14 @@ async def test_advance_clock_renews_and_upcoming_invoice_is_what_gets_billed(db,
     moved = await api.ok(ADVANCE, {"to": "2026-03-01T00:00:00Z"}, token=keys.super_admin)
     assert moved["advanceClock"]["errors"] == []
     after = (await api.ok(UPCOMING, token=keys.owner))["subscription"]
-    assert after["currentPeriodEnd"] == "2026-03-31T10:00:00+00:00"  # renewed before advanceClock returned
+    assert after["currentPeriodEnd"] == "2026-03-31T10:00:00Z"  # renewed before advanceClock returned
 
     invoices = [edge["node"] for edge in (await api.ok(INVOICES, token=keys.owner))["invoices"]["edges"]]
-    renewal = next(node for node in invoices if node["periodStart"] == "2026-02-28T10:00:00+00:00")
+    renewal = next(node for node in invoices if node["periodStart"] == "2026-02-28T10:00:00Z")
     assert (renewal["number"], renewal["status"]) == ("INV-202602-000001", "PAID")
-    for field in ("lines", "subtotal", "discount", "tax", "taxName", "total", "creditApplied", "amountDue"):
+    for field in ("lines", "subtotal", "discount", "tax", "taxName", "total", "creditApplied"):
         assert renewal[field] == upcoming[field], field
+    assert upcoming["amountDue"] == renewal["total"] and renewal["amountDue"] == {"amount": "0"}  # paid
 
 
 async def test_past_due_list_shows_retries(db, api, keys, settings):
@@ -73,6 +74,6 @@ async def test_past_due_list_shows_retries(db, api, keys, settings):
     await replace_card(db, keys.organization_id, "pm_card_declined")
     await api.ok(ADVANCE, {"to": "2026-03-01T12:00:00Z"}, token=keys.super_admin)  # renewal Feb 28 + retry Mar 1
     nodes = [edge["node"] for edge in (await api.ok(PAST_DUE, token=keys.super_admin))["subscriptions"]["edges"]]
-    assert nodes == [{"status": "PAST_DUE", "retryCount": 1, "lastRetryAt": "2026-03-01T10:00:00+00:00",
-                      "nextRetryAt": "2026-03-03T10:00:00+00:00", "organization": {"externalId": "acme"}}]
+    assert nodes == [{"status": "PAST_DUE", "retryCount": 1, "lastRetryAt": "2026-03-01T10:00:00Z",
+                      "nextRetryAt": "2026-03-03T10:00:00Z", "organization": {"externalId": "acme"}}]
     assert (await api.post(PAST_DUE, token=keys.owner))["errors"][0]["extensions"]["code"] == "FORBIDDEN"
