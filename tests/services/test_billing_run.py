@@ -290,3 +290,22 @@ async def _bulk_due(db, n: int, t0: datetime) -> None:
 async def test_run_subscription_on_a_missing_id_does_nothing(db, settings):
     tally = await run_subscription(db, uuid.uuid4(), utc(2026, 1, 1), run_config(settings, GatewayRegistry(settings)))
     assert tally.examined == 0
+
+
+async def test_coupons_count_months_once_on_the_first_invoice_repeating_not_past_an_annual_period(db, settings, org):
+    from billing_graphql.db.models import CouponDuration
+
+    plan = await make_plan(db, monthly=100000, annual=1000000, trial_days=14)
+    await make_payment_method(db, org.id)
+    await make_coupon(db, code="ONCE10", percent_off=10)
+    sub = await start(db, settings, org.id, plan, utc(2026, 1, 1), coupon="ONCE10")
+    await bill(db, settings, utc(2026, 3, 20))  # trial end Jan 15, renewals Feb 15, Mar 15
+    assert [i.discount for i in await invoices_of(db, sub.id)] == [10000, 0, 0]
+
+    other = await create_organization(db, None, name="Annual", external_id="annual-co", now=utc(2026, 1, 1))
+    await make_payment_method(db, other.id)
+    await make_coupon(db, code="THREEMONTHS", percent_off=20, duration=CouponDuration.REPEATING, months=3)
+    yearly = await start(db, settings, other.id, plan, utc(2026, 1, 1), period=BillingPeriod.ANNUAL,
+                         coupon="THREEMONTHS")
+    await bill(db, settings, utc(2027, 1, 20))  # trial end Jan 15 2026, renewal Jan 15 2027
+    assert [i.discount for i in await invoices_of(db, yearly.id)] == [200000, 0]

@@ -41,7 +41,7 @@ from billing_graphql.db.models import (
     UsageCounter,
 )
 from billing_graphql.domain.billing_run import DueState, Step, next_period, next_step
-from billing_graphql.domain.coupon_duration import coupon_applies, remaining_after
+from billing_graphql.domain.coupon_duration import coupon_applies
 from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, LineKind, period_lines
 from billing_graphql.domain.overage import cap_overage, metric_overage, usage_month_keys
 from billing_graphql.domain.periods import BillingPeriod, Period
@@ -53,6 +53,7 @@ from billing_graphql.services.subscriptions.common import (
     SUBSCRIPTION_FIELDS,
     InvoicePreview,
     attached_addons,
+    consume_coupon_period,
     coupon_discount,
     current_agents,
     recurring,
@@ -101,6 +102,7 @@ def due_state(subscription: Subscription) -> DueState:
         trial_ends_at=subscription.trial_ends_at,
         next_retry_at=subscription.next_retry_at,
         trial_will_end_sent=subscription.trial_will_end_sent_at is not None,
+        current_period_start=subscription.current_period_start,
     )
 
 
@@ -276,10 +278,7 @@ async def end_period(session: AsyncSession, organization: Organization, subscrip
     subscription.current_period_start, subscription.current_period_end = renewal.period.start, renewal.period.end
     subscription.agent_count = renewal.agents
     if renewal.coupon_used:
-        remaining = remaining_after(subscription.coupon_periods_remaining, renewal.billing_period.months)
-        subscription.coupon_periods_remaining = remaining
-        if remaining == 0:
-            subscription.coupon_id = subscription.coupon_periods_remaining = None
+        consume_coupon_period(subscription)
     subscription.updated_at = at
     if plan_changed and not trial_end:
         emit_subscription(session, "subscription.updated", subscription, before, at)
