@@ -18,8 +18,14 @@ async def set_counter(db: Database, organization_id: uuid.UUID, code: str, month
                       now: datetime) -> None:
     async with db.write() as session:
         metric_id = await session.scalar(select(Metric.id).where(Metric.code == code))
-        session.add(UsageCounter(organization_id=organization_id, metric_id=metric_id, period_key=month, value=value,
-                                 updated_at=now))
+        counter = await session.scalar(select(UsageCounter).where(
+            UsageCounter.organization_id == organization_id, UsageCounter.metric_id == metric_id,
+            UsageCounter.period_key == month))
+        if counter is None:
+            session.add(UsageCounter(organization_id=organization_id, metric_id=metric_id, period_key=month,
+                                     value=value, updated_at=now))
+        else:
+            counter.value = value
 
 
 async def replace_card(db: Database, organization_id: uuid.UUID, token: str) -> PaymentMethod:

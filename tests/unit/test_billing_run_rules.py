@@ -67,6 +67,13 @@ def test_the_notice_is_sent_once():
     assert due_steps(sent, utc(2026, 3, 3)) == []
 
 
+def test_a_trial_shorter_than_the_notice_is_told_at_its_start():
+    start, end = utc(2026, 3, 1), utc(2026, 3, 2)
+    short = DueState(status=S.TRIALING, current_period_end=end, trial_ends_at=end, next_retry_at=None,
+                     trial_will_end_sent=False, current_period_start=start)
+    assert due_steps(short, start) == [DueStep(Step.TRIAL_WILL_END, start)]
+
+
 def test_no_notice_once_the_trial_is_over():
     assert due_steps(state(S.ACTIVE, trial=utc(2026, 2, 1)), NOW) == []
 

@@ -6,7 +6,8 @@ order is: the trial-will-end notice, a dunning retry, the trial end, the period 
 does one step, updates the state, and asks again, so a subscription several periods behind
 is brought up to date period by period (each period its own invoice).
 
-- TRIAL_WILL_END: ``TRIAL_WILL_END_NOTICE`` before a trial ends, once (``trial_will_end_sent``).
+- TRIAL_WILL_END: ``TRIAL_WILL_END_NOTICE`` before a trial ends, once (``trial_will_end_sent``);
+  at the trial's start when the trial is shorter than that.
 - DUNNING_RETRY: ``next_retry_at`` has come (a PAST_DUE subscription, or a payment left PENDING
   by a processor fault).
 - TRIAL_END: a TRIALING subscription's trial (its first period) has ended.
@@ -44,6 +45,7 @@ class DueState:
     trial_ends_at: datetime | None
     next_retry_at: datetime | None
     trial_will_end_sent: bool
+    current_period_start: datetime | None = None  # a trial's start: a short trial's notice comes then
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,8 @@ def due_steps(state: DueState, now: datetime) -> list[DueStep]:
     trialing = state.status is SubscriptionStatus.TRIALING
     if trialing and state.trial_ends_at is not None and not state.trial_will_end_sent:
         notice_at = state.trial_ends_at - TRIAL_WILL_END_NOTICE
+        if state.current_period_start is not None:
+            notice_at = max(notice_at, state.current_period_start)
         if notice_at <= now:
             steps.append(DueStep(Step.TRIAL_WILL_END, notice_at))
     if state.next_retry_at is not None and state.next_retry_at <= now:

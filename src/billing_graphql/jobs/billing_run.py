@@ -57,34 +57,40 @@ def due_condition(now: datetime, config: RunConfig):
 
 
 async def run_subscription(db: Database, subscription_id: uuid.UUID, now: datetime, config: RunConfig, *,
-                           skip_locked: bool = False) -> Tally | None:
+                           organization_id: uuid.UUID | None = None, skip_locked: bool = False) -> Tally | None:
     """Bring one subscription up to date at ``now`` in its own transaction under its
     organization's lock. None when ``skip_locked`` and another transaction holds the lock."""
     async with db.write() as session:
-        organization_id = await session.scalar(
-            select(Subscription.organization_id).where(Subscription.id == subscription_id))
         if organization_id is None:
-            return Tally()
+            organization_id = await session.scalar(
+                select(Subscription.organization_id).where(Subscription.id == subscription_id))
+            if organization_id is None:
+                return Tally(examined=0)
         if skip_locked and not db.is_sqlite:
-            claimed = await session.scalar(
-                select(Organization.id).where(Organization.id == organization_id)
-                .with_for_update(skip_locked=True))
-            if claimed is None:
+            # The claim: the organization's row lock, skipped when another worker holds it.
+            organization = await session.scalar(
+                select(Organization).where(Organization.id == organization_id)
+                .with_for_update(skip_locked=True).execution_options(populate_existing=True))
+            if organization is None:
                 return None
         else:
             await lock_organization(session, organization_id)
-        organization = await session.get(Organization, organization_id)
+            organization = await session.get(Organization, organization_id, populate_existing=True)
         subscription = await session.get(Subscription, subscription_id, populate_existing=True)
+        if subscription is None or organization is None or subscription.organization_id != organization_id:
+            return Tally(examined=0)
         return await advance_subscription(session, organization, subscription, now, config)
 
 
-async def due_subscription_ids(db: Database, now: datetime, config: RunConfig, *, after: uuid.UUID | None,
-                               limit: int) -> list[uuid.UUID]:
-    statement = select(Subscription.id).where(due_condition(now, config)).order_by(Subscription.id).limit(limit)
+async def due_subscriptions(db: Database, now: datetime, config: RunConfig, *, after: uuid.UUID | None,
+                            limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(subscription id, organization id) of due subscriptions after ``after``, in id order."""
+    statement = (select(Subscription.id, Subscription.organization_id).where(due_condition(now, config))
+                 .order_by(Subscription.id).limit(limit))
     if after is not None:
         statement = statement.where(Subscription.id > after)
     async with db.read() as session:
-        return list((await session.scalars(statement)).all())
+        return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
 async def count_due(db: Database, now: datetime, config: RunConfig) -> int:
@@ -117,12 +123,13 @@ async def run_billing(db: Database, config: RunConfig, *, now: datetime, batch: 
     started = time.perf_counter()
     tally, errors, after = Tally(), 0, None
     while True:
-        ids = await due_subscription_ids(db, now, config, after=after, limit=batch)
-        if not ids:
+        due = await due_subscriptions(db, now, config, after=after, limit=batch)
+        if not due:
             break
-        for subscription_id in ids:
+        for subscription_id, organization_id in due:
             try:
-                done = await run_subscription(db, subscription_id, now, config, skip_locked=True)
+                done = await run_subscription(db, subscription_id, now, config, organization_id=organization_id,
+                                              skip_locked=True)
             except Exception:
                 log.exception("billing run: subscription %s failed; left for the next run", subscription_id)
                 errors += 1
@@ -133,7 +140,7 @@ async def run_billing(db: Database, config: RunConfig, *, now: datetime, batch: 
                 tally.add(done)
             if progress is not None:
                 progress(tally)
-        after = ids[-1]
+        after = due[-1][0]
     return RunResult(tally, errors, time.perf_counter() - started)
 
 

@@ -18,6 +18,7 @@ from billing_graphql.domain.status import SubscriptionStatus as DomainSubscripti
 from billing_graphql.domain.status import trial_expired
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.common import Money, decode_ids, from_row
+from billing_graphql.graphql.billing.types import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.subscriptions.pricing import addon_price, plan_price
@@ -129,6 +130,13 @@ async def _pending_change(root: SubscriptionType, info: Info) -> PendingChange |
     )
 
 
+async def _upcoming_invoice(root: SubscriptionType, info: Info) -> InvoicePreview | None:
+    from billing_graphql.services.billing.renewals import upcoming_invoice
+
+    async with info.context.db.read() as session:
+        return InvoicePreview.from_value(await upcoming_invoice(session, root.row))
+
+
 async def _spending_cap(root: SubscriptionType, info: Info) -> SpendingCap:
     return await spending_cap_of(info, root.row)
 
@@ -188,6 +196,14 @@ class SubscriptionType(relay.Node):
     coupon: AppliedCoupon | None = strawberry.field(resolver=_coupon)
     pending_change: PendingChange | None = strawberry.field(resolver=_pending_change)
     spending_cap: SpendingCap = strawberry.field(resolver=_spending_cap)
+    retry_count: int = strawberry.field(description="Dunning: payment retries made since the renewal payment failed.")
+    last_retry_at: datetime | None = strawberry.field(description="Dunning: when the last payment retry ran.")
+    next_retry_at: datetime | None = strawberry.field(
+        description="Dunning: when the billing run charges the open invoices again (null: none scheduled).")
+    upcoming_invoice: InvoicePreview | None = strawberry.field(resolver=_upcoming_invoice, description=(
+        "What the next renewal (or the trial's end) will bill, computed by the billing run's own code and never "
+        "written; null when the subscription ends instead. Usage overage counts the usage recorded so far. "
+        "Several queries: ask it for one subscription, not in lists."))
     created_at: datetime
     updated_at: datetime
 

@@ -41,18 +41,17 @@ from billing_graphql.db.models import (
     UsageCounter,
 )
 from billing_graphql.domain.billing_run import DueState, Step, next_period, next_step
-from billing_graphql.domain.coupon_duration import coupon_applies, remaining_after
-from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, InvoiceLineKind, period_lines
+from billing_graphql.domain.coupon_duration import coupon_applies
+from billing_graphql.domain.invoices import InvoiceDraft, InvoiceLineKind, LineDraft, period_lines
 from billing_graphql.domain.overage import cap_overage, metric_overage, usage_month_keys
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import emit_event, snapshot
-from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS
-from billing_graphql.services.subscriptions.coupons import coupon_discount
+from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
 from billing_graphql.services.subscriptions.pricing import attached_addons, current_agents, recurring
-from billing_graphql.services.subscriptions.results import InvoicePreview
+from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS, InvoicePreview
 
 MAX_STEPS = 10_000  # a guard: no subscription has this many steps due
 IDS = uuid.UUID("5b0e7d0c-2f64-4d8e-9a43-0c1f3a7e9d10")  # namespace of ids derived by the run
@@ -97,6 +96,7 @@ def due_state(subscription: Subscription) -> DueState:
         trial_ends_at=subscription.trial_ends_at,
         next_retry_at=subscription.next_retry_at,
         trial_will_end_sent=subscription.trial_will_end_sent_at is not None,
+        current_period_start=subscription.current_period_start,
     )
 
 
@@ -272,10 +272,7 @@ async def end_period(session: AsyncSession, organization: Organization, subscrip
     subscription.current_period_start, subscription.current_period_end = renewal.period.start, renewal.period.end
     subscription.agent_count = renewal.agents
     if renewal.coupon_used:
-        remaining = remaining_after(subscription.coupon_periods_remaining, renewal.billing_period.months)
-        subscription.coupon_periods_remaining = remaining
-        if remaining == 0:
-            subscription.coupon_id = subscription.coupon_periods_remaining = None
+        consume_coupon_period(subscription)
     subscription.updated_at = at
     if plan_changed and not trial_end:
         emit_subscription(session, "subscription.updated", subscription, before, at)

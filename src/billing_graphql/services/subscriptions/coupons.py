@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import Coupon, CouponRedemption, Plan, Subscription
 from billing_graphql.domain.catalog import CouponDuration, coupon_refusal
+from billing_graphql.domain.coupon_duration import remaining_after
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.invoices import Discount, DiscountKind
 from billing_graphql.services.catalog.coupons import coupon_plan_ids, coupon_state
@@ -107,14 +108,16 @@ def coupon_discount(coupon: Coupon, *, proration: bool = False) -> Discount | No
 
 
 def consume_coupon_period(subscription: Subscription) -> None:
-    """A period's invoice used the coupon: one period fewer to run; none left ends it.
+    """A period's invoice used the coupon: the period's months are spent (``domain.coupon_duration``:
+    a monthly period one, an annual one twelve); none left ends it.
 
     Called for the invoice of each billing period (the first one at subscribe; the billing run
     for renewals), never for prorations.
     """
     if subscription.coupon_id is None or subscription.coupon_periods_remaining is None:
         return
-    subscription.coupon_periods_remaining = max(subscription.coupon_periods_remaining - 1, 0)
+    subscription.coupon_periods_remaining = remaining_after(subscription.coupon_periods_remaining,
+                                                            subscription.billing_period.months)
     if subscription.coupon_periods_remaining == 0:
         subscription.coupon_id = None
         subscription.coupon_periods_remaining = None
