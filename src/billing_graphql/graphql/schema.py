@@ -24,6 +24,7 @@ from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
 from billing_graphql.graphql.platform import clock, organizations
 from billing_graphql.graphql.subscriptions import schema as subscriptions
+from billing_graphql.graphql.webhooks import schema as webhooks
 from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
 
@@ -38,6 +39,7 @@ QUERIES = (
     invoices.Query,
     payment_methods.Query,
     clock.Query,
+    webhooks.Query,
 )
 MUTATIONS = (
     organizations.Mutation,
@@ -52,6 +54,7 @@ MUTATIONS = (
     checkout.Mutation,
     portal.Mutation,
     clock.Mutation,
+    webhooks.Mutation,
 )
 
 
