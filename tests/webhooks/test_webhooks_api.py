@@ -166,3 +166,18 @@ async def test_production_mode_refuses_private_loopback_and_link_local_addresses
     assert (result["errors"][0]["code"], result["errors"][0]["field"]) == ("VALIDATION", "url")
     update_target = (await production_api.ok(ENDPOINTS, token=keys.owner))["webhookEndpoints"]
     assert update_target == []
+
+
+async def test_listing_deliveries_sends_the_same_statements_for_3_or_30_of_them(api, db, keys):
+    from tests.helpers import count_statements
+
+    endpoint = (await create(api, keys.owner))["webhookEndpoint"]
+    query = (DELIVERIES.replace("first: 2", "first: 100"))
+    counts = []
+    for total in (3, 30):
+        while len((await api.ok(query, {"e": endpoint["id"]}, token=keys.owner))["webhookDeliveries"]["edges"]) < total:
+            await api.ok(TEST, {"i": {"endpointId": endpoint["id"]}}, token=keys.owner)
+        with count_statements(db) as counter:
+            await api.ok(query, {"e": endpoint["id"]}, token=keys.owner)
+        counts.append(counter.count)
+    assert counts[0] == counts[1]
