@@ -4,10 +4,12 @@ received and verified across a rotation."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import httpx
 import pytest
+from strawberry import relay
 
 from billing_graphql.app import create_app
 from billing_graphql.jobs.webhook_delivery import WebhookWorker
@@ -169,15 +171,18 @@ async def test_production_mode_refuses_private_loopback_and_link_local_addresses
 
 
 async def test_listing_deliveries_sends_the_same_statements_for_3_or_30_of_them(api, db, keys):
-    from tests.helpers import count_statements
+    from billing_graphql.services.webhooks.deliveries import send_test
+    from tests.helpers import T0, count_statements
+    from tests.webhooks.conftest import STAFF
 
     endpoint = (await create(api, keys.owner))["webhookEndpoint"]
-    query = (DELIVERIES.replace("first: 2", "first: 100"))
+    endpoint_id = uuid.UUID(relay.GlobalID.from_id(endpoint["id"]).node_id)
+    query = DELIVERIES.replace("first: 2", "first: 100")
     counts = []
-    for total in (3, 30):
-        while len((await api.ok(query, {"e": endpoint["id"]}, token=keys.owner))["webhookDeliveries"]["edges"]) < total:
-            await api.ok(TEST, {"i": {"endpointId": endpoint["id"]}}, token=keys.owner)
+    for added in (3, 27):
+        for _ in range(added):
+            await send_test(db, STAFF, endpoint_id, now=T0)
         with count_statements(db) as counter:
-            await api.ok(query, {"e": endpoint["id"]}, token=keys.owner)
-        counts.append(counter.count)
-    assert counts[0] == counts[1]
+            listed = await api.ok(query, {"e": endpoint["id"]}, token=keys.owner)
+        counts.append((len(listed["webhookDeliveries"]["edges"]), counter.count))
+    assert counts[0][0] == 3 and counts[1][0] == 30 and counts[0][1] == counts[1][1]
