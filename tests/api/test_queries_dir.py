@@ -58,6 +58,23 @@ async def _substitutions(db) -> dict[str, str]:
     return values
 
 
+async def _webhook_substitutions(db) -> dict[str, str]:
+    """An endpoint of the demo organization with one delivery (a test event), for the webhook files."""
+    from billing_graphql.domain.actors import Actor
+    from billing_graphql.services.webhooks import deliveries, endpoints
+
+    async with db.read() as session:
+        organization_id = await session.scalar(
+            select(Organization.id).where(Organization.external_id == DEMO_ORGANIZATION_EXTERNAL_ID)
+        )
+    owner = Actor(role=Role.OWNER, organization_id=organization_id, subject="test:owner")
+    endpoint, _ = await endpoints.create_endpoint(db, owner, url="http://127.0.0.1:9/hooks", events=["*"],
+                                                  description="", organization_id=None, production=False, now=T0)
+    delivery = await deliveries.send_test(db, owner, endpoint.id, now=T0)
+    return {"@webhookEndpoint": relay.to_base64("WebhookEndpoint", endpoint.id),
+            "@webhookDelivery": relay.to_base64("WebhookDelivery", delivery.id)}
+
+
 def _substitute(value, values):
     if isinstance(value, str):
         return values.get(value, value)
@@ -73,7 +90,10 @@ async def test_operation_runs_with_declared_statement_count(api, db, settings, p
     keys = await seed_demo(db, T0, settings)
     meta = header(path)
     role = Role(meta["role"]) if "role" in meta else DEFAULT_ROLE[path.parent.name]
-    variables = _substitute(json.loads(meta.get("variables", "{}")), await _substitutions(db))
+    values = await _substitutions(db)
+    if "@webhook" in meta.get("variables", ""):
+        values.update(await _webhook_substitutions(db))
+    variables = _substitute(json.loads(meta.get("variables", "{}")), values)
     token = keys[role]
     # Warm up once with a harmless query: the key's first use records last_used_at.
     # (A partner key may read usageSnapshots only.)

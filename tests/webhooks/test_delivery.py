@@ -255,3 +255,30 @@ async def test_send_test_webhook_reaches_only_its_endpoint(db, organization, clo
         await worker(db, clock).run_until_idle()
         assert one.types() == ["webhook.test"] and other.received == []
         assert json.loads(one.received[0].body)["data"]["endpoint_id"] == str(endpoint.id)
+
+
+async def test_production_sends_to_the_checked_address_keeping_the_name_for_tls_and_host():
+    """No network: httpx's mock transport shows where the request would go."""
+    import httpx
+
+    from billing_graphql.services.webhooks.sender import Message
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    async def resolver(host, port):
+        return {"hooks.example": ["93.184.216.34"], "evil.example": ["10.0.0.1"]}[host]
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        sender = Sender(production=True, client=client, resolver=resolver)
+        good = await sender.send(Message("https://hooks.example:8443/in?x=1", "msg_1", "{}", ("whsec_" + "A" * 43,)))
+        bad = await sender.send(Message("https://evil.example/in", "msg_2", "{}", ("whsec_" + "A" * 43,)))
+    assert (good.status_code, bad.status_code) == (204, None) and "10.0.0.1" in bad.error
+    (request,) = seen
+    assert str(request.url) == "https://93.184.216.34:8443/in?x=1"
+    assert request.headers["host"] == "hooks.example:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example"
+    assert request.headers["webhook-id"] == "msg_1" and request.headers["webhook-signature"].startswith("v1,")

@@ -26,6 +26,7 @@ from billing_graphql.graphql.payments import checkout, payment_methods, refunds
 from billing_graphql.graphql.platform import clock, organizations
 from billing_graphql.graphql.subscriptions import schema as subscriptions
 from billing_graphql.graphql.usage import schema as usage
+from billing_graphql.graphql.webhooks import schema as webhooks
 from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
 
@@ -42,6 +43,7 @@ QUERIES = (
     usage.Query,
     clock.Query,
     analytics.Query,
+    webhooks.Query,
 )
 MUTATIONS = (
     organizations.Mutation,
@@ -57,6 +59,7 @@ MUTATIONS = (
     portal.Mutation,
     usage.Mutation,
     clock.Mutation,
+    webhooks.Mutation,
 )
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, Response, post
@@ -38,26 +40,35 @@ def _answer(status: int, detail: str) -> Response[dict[str, Any]]:
     return Response({"status_code": status, "detail": detail}, status_code=status)
 
 
-def _razorpay(settings: Settings, body: bytes, headers: dict[str, str]) -> tuple[str | None, str | None, Any]:
-    """(error, event id, parser) for a Razorpay delivery."""
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A delivery's verdict: refused (``status`` and ``detail``) or its event id and body parser."""
+
+    status: int = 200
+    detail: str = ""
+    event_id: str | None = None
+    parse: Callable[[Any, str], InboundEvent] | None = None
+
+
+def _razorpay(settings: Settings, body: bytes, headers: dict[str, str]) -> Verified:
     if not settings.razorpay_webhook_secret:
-        return "503:Razorpay webhooks are not configured (BILLING_RAZORPAY_WEBHOOK_SECRET).", None, None
+        return Verified(503, "Razorpay webhooks are not configured (BILLING_RAZORPAY_WEBHOOK_SECRET).")
     signature = headers.get("x-razorpay-signature")
     if not signature:
-        return "400:Missing X-Razorpay-Signature header.", None, None
+        return Verified(400, "Missing X-Razorpay-Signature header.")
     if not verify_webhook_signature(body, signature, settings.razorpay_webhook_secret):
-        return "400:Invalid X-Razorpay-Signature.", None, None
+        return Verified(400, "Invalid X-Razorpay-Signature.")
     event_id = headers.get("x-razorpay-event-id") or "sha256:" + hashlib.sha256(body).hexdigest()
-    return None, event_id, parse_razorpay
+    return Verified(event_id=event_id, parse=parse_razorpay)
 
 
-def _sandbox(settings: Settings, body: bytes, headers: dict[str, str]) -> tuple[str | None, str | None, Any]:
+def _sandbox(settings: Settings, body: bytes, headers: dict[str, str]) -> Verified:
     if not settings.sandbox_webhook_secret:
-        return "503:Sandbox webhooks are not configured (BILLING_SANDBOX_WEBHOOK_SECRET).", None, None
+        return Verified(503, "Sandbox webhooks are not configured (BILLING_SANDBOX_WEBHOOK_SECRET).")
     event_id = verify_standard_webhook(settings.sandbox_webhook_secret, body, headers)
     if event_id is None:
-        return "400:Missing or invalid webhook signature (or a timestamp more than 300 s off).", None, None
-    return None, event_id, parse_sandbox
+        return Verified(400, "Missing or invalid webhook signature (or a timestamp more than 300 s off).")
+    return Verified(event_id=event_id, parse=parse_sandbox)
 
 
 VERIFIERS = {"razorpay": _razorpay, "sandbox": _sandbox}
@@ -70,14 +81,14 @@ async def gateway_webhook(request: Request[Any, Any, Any], gateway: str) -> Resp
         return _answer(404, f"No gateway {gateway[:40]!r}; known: {', '.join(sorted(VERIFIERS))}.")
     body = await request.body()
     headers = {key.lower(): value for key, value in request.headers.items()}
-    error, event_id, parse = verifier(app_settings(request), body, headers)
-    if error is not None:
-        status, detail = error.split(":", 1)
-        return _answer(int(status), detail)
+    verified = verifier(app_settings(request), body, headers)
+    if verified.parse is None:
+        return _answer(verified.status, verified.detail)
+    event_id = verified.event_id
     if not event_id or len(event_id) > MAX_EVENT_ID or "\x00" in event_id:
         return _answer(400, "The event id is missing or too long.")
     try:
-        event: InboundEvent = parse(json.loads(body), event_id)
+        event = verified.parse(json.loads(body), event_id)
     except (ValueError, InvalidEvent) as exc:
         return _answer(400, str(exc) if isinstance(exc, InvalidEvent) else "The body is not JSON.")
     applied = await apply_gateway_event(app_db(request), event, await request_now(request))

@@ -62,7 +62,7 @@ class Sender:
         self._owned = client is None
         self.client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout), follow_redirects=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
         )
 
     async def close(self) -> None:
