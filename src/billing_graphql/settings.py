@@ -40,6 +40,8 @@ class Settings:
     seller_name: str = "Billing Gateway"
     seller_address: str = ""
     portal_session_minutes: int = 30
+    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"  # "json": one JSON line per GraphQL request
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +80,8 @@ class Settings:
             # Lines of the address may be separated by "\n" or by literal "\\n" in the variable.
             seller_address=(reader.text("BILLING_SELLER_ADDRESS") or "").replace("\\n", "\n"),
             portal_session_minutes=reader.integer("BILLING_PORTAL_SESSION_MINUTES", 30, minimum=1),
+            metrics_token=reader.text("BILLING_METRICS_TOKEN"),
+            log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret
@@ -111,6 +115,14 @@ class _Reader:
         if lowered in self._FALSE:
             return False
         raise SettingsError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.lower() not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        return value.lower()
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         value = self.text(name)
