@@ -23,6 +23,7 @@ from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.schema import build_schema
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
+from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
 from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
 from billing_graphql.http.webhooks import gateway_webhook
@@ -102,7 +103,7 @@ def create_app(
             if owned:
                 await app.state.db.dispose()
 
-    middleware = []
+    middleware = [request_metrics_middleware(settings)]  # outermost: it sees the rate limiter's 429s
     if settings.rate_limit:
         middleware.append(
             RateLimitConfig(
@@ -123,6 +124,7 @@ def create_app(
             billing_portal,
             billing_portal_invoice_pdf,
             gateway_webhook,
+            metrics_endpoint,
         ],
         state=State(state),
         lifespan=[lifespan],

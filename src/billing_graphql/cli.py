@@ -166,6 +166,24 @@ async def _run_billing(settings: Settings, until, batch: int) -> str:
         await db.dispose()
 
 
+def _prometheus_multiprocess_dir() -> str:
+    """Several workers: metrics go through files in PROMETHEUS_MULTIPROC_DIR (a fresh temporary
+    directory unless it is set; a set one is emptied, as prometheus-client asks between runs).
+    The workers inherit the variable before they import billing_graphql.metrics."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    else:
+        directory = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="billing-graphql-metrics-")
+    return directory
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True) -> None:
     import os
 
@@ -177,6 +195,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
     asyncio.run(_migrate(settings))
     if workers > 1 and settings.is_sqlite:
         print("note: several workers share one SQLite file; writes queue on its lock", file=sys.stderr)
+    if workers > 1:
+        _prometheus_multiprocess_dir()
     uvicorn.run(
         "billing_graphql.app:create_app",
         factory=True,

@@ -48,6 +48,8 @@ class Settings:
     trial_once: bool = True  # an organization gets each plan's trial once
     seller_tax_id: str = ""
     graphiql_assets_dir: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
+    log_format: str = "text"  # "json": one JSON line per GraphQL request
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +96,8 @@ class Settings:
             trial_once=reader.boolean("BILLING_TRIAL_ONCE", True),
             seller_tax_id=reader.text("BILLING_SELLER_TAX_ID") or "",
             graphiql_assets_dir=reader.text("BILLING_GRAPHIQL_ASSETS_DIR"),
+            metrics_token=reader.text("BILLING_METRICS_TOKEN"),
+            log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret

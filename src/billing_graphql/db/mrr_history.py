@@ -79,14 +79,21 @@ class Noted:
             if row is not None:
                 rows.append(row)
 
-    def resolve(self, now: datetime | None) -> Touched:
+    def resolve(self, session: Session, now: datetime | None) -> Touched:
+        """The instant of each change: the latest ``updated_at`` of the rows changed, and of the
+        subscription itself when the session holds it (a deleted add-on has no instant of its own)."""
+
         def latest(rows: Iterable[object]) -> datetime | None:
             instants = [row.updated_at for row in rows if getattr(row, "updated_at", None) is not None]
             instants += [now] if now is not None else []
             return max(instants, default=None)
 
+        def held(subscription_id: uuid.UUID) -> list[object]:
+            row = session.identity_map.get(session.identity_key(Subscription, subscription_id))
+            return [row] if row is not None else []
+
         return Touched(
-            {key: latest(rows) for key, rows in self.subscriptions.items()},
+            {key: latest(rows + held(key)) for key, rows in self.subscriptions.items()},
             {key: latest([row]) for key, row in self.plans.items()},
             {key: latest([row]) for key, row in self.addons.items()},
         )
@@ -259,7 +266,7 @@ def _before_commit(session: Session) -> None:
     noted = session.info.pop(NOTED, None)
     if noted:
         now = session.info.get("now")
-        record_revisions(session.connection(), noted.resolve(now), now or datetime.now(UTC))
+        record_revisions(session.connection(), noted.resolve(session, now), now or datetime.now(UTC))
 
 
 def _after_rollback(session: Session, _previous_transaction) -> None:

@@ -18,6 +18,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from billing_graphql.graphql.errors import log, should_mask_error
+from billing_graphql.graphql.observability import RequestMetrics
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.analytics import schema as analytics
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
@@ -95,6 +96,7 @@ class BillingSchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list = [
+        RequestMetrics,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),

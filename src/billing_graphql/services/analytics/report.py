@@ -1,6 +1,6 @@
 """Revenue analytics for staff: every figure an aggregate computed by the database.
 
-Five statements whatever the number of subscriptions or months (none loads rows into Python):
+Four statements whatever the number of subscriptions or months (none loads rows into Python):
 
 1. the state at the range's start (MRR, live subscriptions, paying organizations) from the
    revisions valid then;
@@ -8,8 +8,8 @@ Five statements whatever the number of subscriptions or months (none loads rows 
    before it (``LAG`` over the subscription's revisions), summed per month;
 3. the money of each month (succeeded payments, succeeded refunds, failed payment attempts)
    and the outstanding amount of open invoices, in one ``UNION ALL``;
-4. the plans of the currency with their live subscriptions and current MRR;
-5. the subscriptions of the currency counted by status.
+4. the open revisions (each subscription's state now) counted and summed per plan and status,
+   beside the plans of the currency.
 
 ``domain.analytics`` defines each figure and carries the start state through the months.
 """
@@ -23,7 +23,7 @@ from sqlalchemy import and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Invoice, Payment, PaymentStatus, Plan, Refund, Subscription
+from billing_graphql.db.models import Invoice, Payment, PaymentStatus, Plan, Refund
 from billing_graphql.db.models.analytics import SubscriptionMrrRevision as Revision
 from billing_graphql.domain.analytics import (
     CashFlow,
@@ -36,7 +36,7 @@ from billing_graphql.domain.analytics import (
 )
 from billing_graphql.domain.money import normalize_currency
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
-from billing_graphql.services.analytics.sql import month_of
+from billing_graphql.services.analytics.sql import month_bucket, month_label
 
 S = SubscriptionStatus
 MRR_STATUS_VALUES = (S.ACTIVE, S.PAST_DUE)
@@ -104,10 +104,10 @@ async def _movements(session: AsyncSession, currency: str, span: Range) -> dict[
     def total(condition, value):
         return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
-    month = month_of(sequence.c.valid_from).label("month")
+    bucket = month_bucket(sequence.c.valid_from)
     rows = (await session.execute(
         select(
-            month,
+            month_label(bucket),
             func.count(case((and_(before_status.is_(None), status != S.CANCELED), 1))),
             func.count(case((and_(status == S.CANCELED, before_status != S.CANCELED), 1))),
             total(and_(before == 0, mrr > 0), mrr),
@@ -118,7 +118,7 @@ async def _movements(session: AsyncSession, currency: str, span: Range) -> dict[
             total(and_(before == 0, mrr > 0), 1) - total(and_(before > 0, mrr == 0), 1),
         )
         .where(sequence.c.valid_from >= span.start)
-        .group_by(month)
+        .group_by(bucket)
     )).all()
     return {row[0]: Movements(*(_int(value) for value in row[1:])) for row in rows}
 
@@ -126,17 +126,17 @@ async def _movements(session: AsyncSession, currency: str, span: Range) -> dict[
 async def _money(session: AsyncSession, currency: str, span: Range) -> tuple[dict[str, CashFlow], int]:
     paid = Payment.status == PaymentStatus.SUCCEEDED
     failed = Payment.status == PaymentStatus.FAILED
-    payment_month = month_of(Payment.created_at)
-    refund_month = month_of(Refund.created_at)
+    payment_month = month_bucket(Payment.created_at)
+    refund_month = month_bucket(Refund.created_at)
     payments = (
-        select(literal("payments").label("kind"), payment_month.label("month"),
+        select(literal("payments").label("kind"), month_label(payment_month).label("month"),
                func.coalesce(func.sum(case((paid, Payment.amount), else_=0)), 0).label("amount"),
                func.count(case((paid, 1))).label("succeeded"), func.count(case((failed, 1))).label("failed"))
         .where(Payment.currency == currency, Payment.created_at >= span.start, Payment.created_at < span.end)
         .group_by(payment_month)
     )
     refunds = (
-        select(literal("refunds"), refund_month, func.coalesce(func.sum(Refund.amount), 0), literal(0), literal(0))
+        select(literal("refunds"), month_label(refund_month), func.coalesce(func.sum(Refund.amount), 0), literal(0), literal(0))
         .where(Refund.currency == currency, Refund.status == PaymentStatus.SUCCEEDED,
                Refund.created_at >= span.start, Refund.created_at < span.end)
         .group_by(refund_month)
@@ -161,29 +161,32 @@ async def _money(session: AsyncSession, currency: str, span: Range) -> tuple[dic
     return cash, owed
 
 
-async def _by_plan(session: AsyncSession, currency: str) -> tuple[PlanBreakdown, ...]:
-    subscriptions = func.count(Subscription.id)
+async def _now(session: AsyncSession, currency: str) -> tuple[tuple[PlanBreakdown, ...], tuple[tuple[S, int], ...]]:
+    """Subscriptions per plan and status now, with their MRR: the open revisions (one per
+    subscription: its state now) counted per plan and status, beside the currency's plans."""
+    current = (
+        select(Revision.plan_id, Revision.status, func.count().label("subscriptions"),
+               func.sum(Revision.mrr_minor).label("mrr"))
+        .where(Revision.valid_to.is_(None), Revision.currency == currency)
+        .group_by(Revision.plan_id, Revision.status)
+        .subquery()
+    )
     rows = (await session.execute(
-        select(Plan, subscriptions, func.coalesce(func.sum(Revision.mrr_minor), 0))
-        .outerjoin(Subscription, and_(Subscription.plan_id == Plan.id, Subscription.status != S.CANCELED))
-        .outerjoin(Revision, and_(Revision.subscription_id == Subscription.id, Revision.valid_to.is_(None)))
-        .where(Plan.currency == currency)
-        .group_by(Plan.id)
-        .having(or_(Plan.is_active, subscriptions > 0))
+        select(Plan, current.c.status, current.c.subscriptions, current.c.mrr)
+        .outerjoin(current, current.c.plan_id == Plan.id)
+        .where(or_(Plan.currency == currency, current.c.plan_id.is_not(None)))
         .order_by(Plan.sort_order, Plan.base_price_monthly, Plan.slug)
     )).all()
-    return tuple(PlanBreakdown(plan, _int(count), _int(mrr)) for plan, count, mrr in rows)
-
-
-async def _by_status(session: AsyncSession, currency: str) -> tuple[tuple[SubscriptionStatus, int], ...]:
-    rows = (await session.execute(
-        select(Subscription.status, func.count())
-        .join(Plan, Plan.id == Subscription.plan_id)
-        .where(Plan.currency == currency)
-        .group_by(Subscription.status)
-    )).all()
-    counts = {status: _int(count) for status, count in rows}
-    return tuple((status, counts.get(status, 0)) for status in SubscriptionStatus)
+    plans: dict[object, list] = {}
+    statuses = dict.fromkeys(SubscriptionStatus, 0)
+    for plan, status, count, mrr in rows:
+        entry = plans.setdefault(plan.id, [plan, 0, 0])
+        if status is not None:
+            statuses[status] += _int(count)
+            entry[1] += _int(count) if status is not S.CANCELED else 0
+            entry[2] += _int(mrr)
+    by_plan = tuple(PlanBreakdown(plan, live, mrr) for plan, live, mrr in plans.values() if plan.is_active or live)
+    return by_plan, tuple(statuses.items())
 
 
 async def revenue_analytics(db: Database, *, first: date, last: date, currency: str, now: datetime) -> AnalyticsReport:
@@ -196,8 +199,7 @@ async def revenue_analytics(db: Database, *, first: date, last: date, currency: 
         start = await _start_state(session, currency, span)
         moved = await _movements(session, currency, span)
         cash, owed = await _money(session, currency, span)
-        by_plan = await _by_plan(session, currency)
-        by_status = await _by_status(session, currency)
+        by_plan, by_status = await _now(session, currency)
     figures = month_figures(span, start, moved, cash)
     return AnalyticsReport(
         currency=currency,
