@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 
@@ -48,6 +48,9 @@ def _limit_or(error: GraphQLError, code: str) -> str:
 
 
 def execution_code(error: GraphQLError) -> str:
+    """The code of an error that reached the end of the operation without one."""
+    if isinstance(error, GraphQLSyntaxError):
+        return _limit_or(error, PARSE_FAILED)
     original = error.original_error
     if isinstance(original, StrawberryInputCoercionError) or isinstance(error, StrawberryInputCoercionError):
         return BAD_USER_INPUT
@@ -66,20 +69,24 @@ class ErrorCodes(SchemaExtension):
     def _pre_execution_errors(self) -> Iterable[GraphQLError]:
         return self.execution_context.pre_execution_errors or ()
 
-    def on_parse(self) -> Iterator[None]:
-        yield
-        for error in self._pre_execution_errors():
-            set_code(error, _limit_or(error, PARSE_FAILED))
-
     def on_validate(self) -> Iterator[None]:
         yield
         for error in self._pre_execution_errors():
             set_code(error, _limit_or(error, VALIDATION_FAILED))
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        try:
+            yield
+        except GraphQLError as error:
+            # Raised through the hooks (ParserCache parses inside its on_parse hook, so a
+            # syntax error leaves the operation as an exception, answered after this exit).
+            self._code(error)
+            raise
         result = self.execution_context.result
         for error in getattr(result, "errors", None) or ():
-            set_code(error, execution_code(error))
-            if not self.suggestions and "Did you mean" in error.message:
-                error.message = _SUGGESTION.sub("", error.message)
+            self._code(error)
+
+    def _code(self, error: GraphQLError) -> None:
+        set_code(error, execution_code(error))
+        if not self.suggestions and "Did you mean" in error.message:
+            error.message = _SUGGESTION.sub("", error.message)
