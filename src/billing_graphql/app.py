@@ -4,38 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import strawberry
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.datastructures import State
-from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
-from strawberry.litestar import make_graphql_controller
 
 from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.schema import build_schema
+from billing_graphql.http.graphql_controller import build_graphql_controller
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
 from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
+from billing_graphql.http.rate_limit import RateLimiter
 from billing_graphql.http.webhooks import gateway_webhook
 from billing_graphql.settings import Settings
-
-
-def rate_limit_identity(request: Request[Any, Any, Any]) -> str:
-    """Count requests per credential (hashed), or per address when none is sent."""
-    authorization = request.headers.get("authorization")
-    if authorization:
-        return "credential:" + hashlib.sha256(authorization.encode()).hexdigest()[:32]
-    return "address:" + get_remote_address(request)
 
 
 def _stores(settings: Settings) -> StoreRegistry:
@@ -74,7 +65,7 @@ def create_app(
     gateways = gateways or GatewayRegistry(settings)
     run_workers = settings.run_workers if workers is None else workers
     schema = schema or build_schema(settings)
-    controller = make_graphql_controller(
+    controller = build_graphql_controller(
         schema,
         path="/graphql",
         graphql_ide="graphiql" if settings.graphiql else None,
@@ -100,19 +91,16 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if rate_limiter is not None:
+                await rate_limiter.counter.close()
             if owned:
                 await app.state.db.dispose()
 
     middleware = [request_metrics_middleware(settings)]  # outermost: it sees the rate limiter's 429s
-    if settings.rate_limit:
-        middleware.append(
-            RateLimitConfig(
-                rate_limit=("minute", settings.rate_limit),
-                identifier_for_request=rate_limit_identity,
-                exclude_opt_key="exclude_from_rate_limit",
-            ).middleware
-        )
-    state = {"settings": settings, "gateways": gateways}
+    rate_limiter = RateLimiter(settings) if settings.rate_limit else None
+    if rate_limiter is not None:
+        middleware.append(rate_limiter.middleware)
+    state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(

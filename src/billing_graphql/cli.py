@@ -204,6 +204,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
         port=port,
         workers=workers,
         log_level="info",
+        # X-Forwarded-For is believed only from BILLING_TRUSTED_PROXIES (http/rate_limit.py).
+        proxy_headers=False,
     )
 
 

@@ -5,6 +5,7 @@ A bad value fails at start with a ``SettingsError`` naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ class Settings:
     rate_limit: int = 600  # requests per minute per credential; 0 turns it off
     max_body_bytes: int = 256 * 1024
     redis_url: str | None = None
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
     public_url: str = "http://localhost:8000"
     production: bool = False
     portal_secret: str | None = field(default=None, repr=False)
@@ -77,6 +79,7 @@ class Settings:
             rate_limit=reader.integer("BILLING_RATE_LIMIT", 600, minimum=0),
             max_body_bytes=reader.integer("BILLING_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
             redis_url=reader.text("BILLING_REDIS_URL"),
+            trusted_proxies=reader.networks("BILLING_TRUSTED_PROXIES"),
             public_url=(reader.text("BILLING_PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
             production=production,
             portal_secret=reader.text("BILLING_PORTAL_SECRET"),
@@ -150,6 +153,18 @@ class _Reader:
         if value.lower() not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
         return value.lower()
+    def networks(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses or CIDR networks."""
+        value = self.text(name)
+        if value is None:
+            return ()
+        items = tuple(item.strip() for item in value.split(",") if item.strip())
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise SettingsError(f"{name} must list IP addresses or networks (CIDR); got {item!r}") from None
+        return items
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         value = self.text(name)

@@ -81,19 +81,6 @@ async def test_request_body_over_the_limit_is_refused(db, database_url, keys):
     assert response.status_code == 413
 
 
-async def test_rate_limit_is_per_credential(db, database_url, keys):
-    async with await _client_with(db, database_url, rate_limit=3) as client:
-        api = GraphQLClient(client, db)
-        for _ in range(3):
-            await api.ok("{ viewer { role } }", token=keys.owner)
-        limited = await client.post(
-            "/graphql", json={"query": "{ viewer { role } }"}, headers={"authorization": f"Bearer {keys.owner}"}
-        )
-        assert limited.status_code == 429
-        # Another credential has its own budget.
-        assert (await api.ok("{ viewer { role } }", token=keys.admin))["viewer"]["role"] == "ADMIN"
-
-
 async def test_introspection_can_be_turned_off(db, database_url, keys):
     query = "{ __schema { queryType { name } } }"
     async with await _client_with(db, database_url, introspection=False) as client:

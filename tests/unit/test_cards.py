@@ -46,6 +46,14 @@ def test_published_test_cards_are_detected(number):
         "pm_4242424242424242",
         "4242  4242 - 4242  4242",
         "\uff14\uff12\uff14\uff12" * 4,  # full-width digits
+        "4242    4242    4242    4242",  # any run of separators joins groups
+        "4111.1111.1111.1111",
+        "4111/1111/1111/1111",
+        "4111_1111_1111_1111",
+        "4111:1111:1111:1111",
+        "4111+1111+1111+1111",
+        "4111\t1111\t1111\t1111",
+        "card: 4111 / 1111 / 1111 / 1111.",
     ],
 )
 def test_grouped_and_embedded_numbers_are_detected(text):
@@ -64,7 +72,6 @@ def test_grouped_and_embedded_numbers_are_detected(text):
         "42424242424242424242",  # 20 digits in one run: too long to be a card
         "token_F462XCM3u2oLOq",
         "BCA VA 8077 0812",
-        "4242    4242    4242    4242",  # four spaces: groups too far apart to be one number
     ],
 )
 def test_other_text_is_not_a_card(text):
@@ -116,3 +123,43 @@ def test_text_without_digits_around_a_non_card_stays_clean(payload):
     wrong = number[:-1] + str((int(number[-1]) + 1) % 10)
     assume(not luhn_valid(wrong))
     assert not contains_card_number(f"label {wrong} end")
+
+
+# Separators: runs of characters that are neither letters nor digits (issue 13, item 2).
+separators = st.text(
+    alphabet=st.characters(blacklist_categories=("L", "N", "Cs")), min_size=1, max_size=4
+)
+
+
+@st.composite
+def split_number(draw, number: str) -> list[str]:
+    cuts = draw(st.lists(st.integers(min_value=1, max_value=len(number) - 1), unique=True, max_size=6))
+    bounds = [0, *sorted(cuts), len(number)]
+    return [number[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+@given(st.data(), payloads, filler)
+def test_any_separators_between_groups_are_removed(data, payload, around):
+    number = card_from(payload)
+    groups = data.draw(split_number(number))
+    joiners = [data.draw(separators) for _ in groups[1:]]
+    text = groups[0] + "".join(sep + group for sep, group in zip(joiners, groups[1:], strict=True))
+    assert contains_card_number(text)
+    assert contains_card_number(f"{around} {text} {around}")
+
+
+@given(st.data(), st.text(alphabet="0123456789", min_size=12, max_size=12))
+def test_separated_thirteen_digits_failing_luhn_are_not_cards(data, payload):
+    # 13 digits: the only candidate is the whole number, so Luhn alone decides.
+    number = payload + str((int(luhn_check_digit(payload)) + 1) % 10)
+    groups = data.draw(split_number(number))
+    text = groups[0] + "".join(data.draw(separators) + group for group in groups[1:])
+    assert not contains_card_number(text)
+
+
+@given(payloads, st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=3))
+def test_letters_are_not_separators(payload, letters):
+    number = card_from(payload)
+    half = len(number) // 2
+    # Each side alone has fewer than 13 digits, so only a join across letters could match.
+    assert not contains_card_number(number[:half] + letters + number[half:])

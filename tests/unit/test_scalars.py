@@ -35,3 +35,9 @@ def test_datetime_requires_a_zone_and_returns_utc():
     assert _serialize_datetime(datetime(2026, 1, 1, 7, tzinfo=timezone(timedelta(hours=7)))) == "2026-01-01T00:00:00Z"
     with pytest.raises(ValueError):
         _serialize_datetime(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize("value", [" 12", "12 ", " 12 ", "\t12", "12\n", "1 2", "\u00a012"])
+def test_decimal_refuses_surrounding_or_inner_spaces(value):
+    with pytest.raises(GraphQLError):
+        _parse_decimal(value)

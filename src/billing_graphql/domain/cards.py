@@ -2,14 +2,20 @@
 
 A payment method holds a processor's token, never a card number (PAN). Any free text we are
 about to store (a token, a label, a brand) is refused when it contains something that looks
-like one: 13 to 19 digits, optionally grouped by spaces or dashes (one to three between groups), passing Luhn.
+like one: any run of 13 to 19 digits that passes Luhn once the separators between its digit
+groups are removed.
+
+A separator is any run of characters that are neither letters nor digits: spaces, tabs,
+newlines, dashes, dots, slashes, underscores, colons, plus signs and other punctuation or
+symbols ("4111.1111.1111.1111", "4111/1111/1111/1111", "4111\t1111 ..."). Letters are not
+separators, so prose around a short number ("Visa ending 4242") is left alone.
 
 What counts as a candidate:
 - a run of digits with no separators: the whole run, when it has 13..19 digits (a longer
   unseparated run, such as a 20-digit virtual account number, is not a card);
-- digits grouped by spaces or dashes ("4242 4242 4242 4242", "4242 - 4242 - ..."): every
-  run of consecutive groups with 13..19 digits in total, so that a card number followed by
-  another group ("4242 4242 4242 4242 12 29") is still found.
+- digit groups joined by separators: every run of consecutive groups with 13..19 digits in
+  total, so that a card number followed by another group ("4242 4242 4242 4242 12 29") is
+  still found.
 
 The functions never echo the text they inspect; callers must not either.
 """
@@ -22,9 +28,10 @@ from collections.abc import Iterator
 MIN_CARD_DIGITS = 13
 MAX_CARD_DIGITS = 19
 
-# Digit groups joined by one to three spaces or dashes, not touching other digits.
-_GROUPED_DIGITS = re.compile(r"(?<!\d)\d+(?:[ -]{1,3}\d+)*(?!\d)")
-_SEPARATOR = re.compile(r"[ -]{1,3}")
+# Digit groups joined by separators (runs of neither letters nor digits: [\W_] in Unicode).
+# The two classes are disjoint, so the pattern cannot backtrack badly.
+_GROUPED_DIGITS = re.compile(r"\d+(?:[\W_]+\d+)*")
+_SEPARATOR = re.compile(r"[\W_]+")
 
 
 def luhn_valid(digits: str) -> bool:

@@ -11,10 +11,10 @@ import strawberry
 from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
-from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.money import Money as DomainMoney
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.errors import ClientError
+from billing_graphql.graphql.ids import decode_id  # noqa: F401  (re-exported: the one ID decoder)
 from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
 
 Role = strawberry.enum(DomainRole, name="Role")
@@ -40,16 +40,6 @@ class Money:
         if minor is None or currency is None:
             return None
         return cls.of(minor, currency)
-
-
-def decode_id(global_id: relay.GlobalID, type_name: str, field: str = "id") -> uuid.UUID:
-    """The UUID behind a global ID of the given type; anything else is NOT_FOUND."""
-    if global_id.type_name != type_name:
-        raise not_found(type_name, field)
-    try:
-        return uuid.UUID(global_id.node_id)
-    except ValueError:
-        raise not_found(type_name, field) from None
 
 
 def decode_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:

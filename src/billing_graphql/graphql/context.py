@@ -13,6 +13,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.domain.actors import Actor
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.loaders import Loaders
+from billing_graphql.http.rate_limit import note_credential
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
 from billing_graphql.services.platform.clock import current_time
 from billing_graphql.settings import Settings
@@ -37,12 +38,12 @@ async def build_context(request: Request[Any, Any, Any]) -> Context:
     now = await current_time(db, test_clock=settings.test_clock)
     actor: Actor | None = None
     auth_error: str | None = None
+    authorization = request.headers.get("authorization")
     try:
-        actor = await authenticate(
-            db, request.headers.get("authorization"), jwt_secret=settings.jwt_secret, now=now
-        )
+        actor = await authenticate(db, authorization, jwt_secret=settings.jwt_secret, now=now)
     except AuthenticationFailed as exc:
         auth_error = str(exc)
+    note_credential(request.app.state, authorization, accepted=actor is not None)
     return Context(
         settings=settings, db=db, actor=actor, auth_error=auth_error, now=now, loaders=Loaders(db),
         gateways=request.app.state.gateways,

@@ -9,17 +9,17 @@ from decimal import Decimal, InvalidOperation
 import strawberry
 from graphql import GraphQLError
 
-_DECIMAL_PATTERN = re.compile(r"^-?\d+(\.\d+)?$")
+_DECIMAL_PATTERN = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def _parse_decimal(value: object) -> Decimal:
     if not isinstance(value, str):
         raise GraphQLError("Decimal takes a string such as \"19.00\", not a number.")
-    text = value.strip()
-    if not _DECIMAL_PATTERN.match(text):
+    # fullmatch: no surrounding spaces, and no trailing newline (which "$" would let through).
+    if not _DECIMAL_PATTERN.fullmatch(value):
         raise GraphQLError(f"{value!r} is not a decimal string such as \"19.00\".")
     try:
-        return Decimal(text)
+        return Decimal(value)
     except InvalidOperation:  # pragma: no cover - excluded by the pattern
         raise GraphQLError(f"{value!r} is not a decimal string.") from None
 

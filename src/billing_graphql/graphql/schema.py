@@ -17,8 +17,10 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from billing_graphql.graphql.error_codes import ErrorCodes
 from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.observability import RequestMetrics
+from billing_graphql.graphql.input_validation import InputValidation
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.analytics import schema as analytics
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
@@ -96,7 +98,10 @@ class BillingSchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list = [
+        # First, so that its on_operation exit runs last and codes the masked errors too.
+        lambda: ErrorCodes(suggestions=settings.introspection),
         RequestMetrics,
+        InputValidation,
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),

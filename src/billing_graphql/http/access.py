@@ -14,6 +14,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import MANAGERS, Role
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
+from billing_graphql.http.rate_limit import note_credential
 from billing_graphql.services.platform.clock import current_time
 from billing_graphql.settings import Settings
 
@@ -36,15 +37,15 @@ async def require_actor(
     request: Request[Any, Any, Any], now: datetime, roles: frozenset[Role] = MANAGERS
 ) -> Actor:
     """The caller, holding one of ``roles``: 401 without valid credentials, 403 without the role."""
+    authorization = request.headers.get("authorization")
     try:
         actor = await authenticate(
-            app_db(request),
-            request.headers.get("authorization"),
-            jwt_secret=app_settings(request).jwt_secret,
-            now=now,
+            app_db(request), authorization, jwt_secret=app_settings(request).jwt_secret, now=now
         )
     except AuthenticationFailed as exc:
+        note_credential(request.app.state, authorization, accepted=False)
         raise NotAuthorizedException(detail=str(exc), headers=_CHALLENGE) from None
+    note_credential(request.app.state, authorization, accepted=actor is not None)
     if actor is None:
         raise NotAuthorizedException(
             detail="Authentication required: send 'Authorization: Bearer <API key or session token>'.",

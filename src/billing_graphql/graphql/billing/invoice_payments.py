@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry import relay
 
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
@@ -16,8 +15,8 @@ from billing_graphql.services.billing import invoice_payments
 
 @strawberry.input
 class PayInvoiceInput:
-    invoice_id: relay.GlobalID
-    payment_method_id: relay.GlobalID | None = strawberry.field(
+    invoice_id: strawberry.ID
+    payment_method_id: strawberry.ID | None = strawberry.field(
         default=None, description="Default: the organization's default payment method."
     )
     idempotency_key: str | None = strawberry.field(

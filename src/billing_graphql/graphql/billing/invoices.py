@@ -20,7 +20,7 @@ class Query:
         description="The organization's invoices, newest first. Super-admins may pass organizationId (default: all).",
     )
     async def invoices(
-        self, info: Info, status: InvoiceStatus | None = None, organization_id: relay.GlobalID | None = None,
+        self, info: Info, status: InvoiceStatus | None = None, organization_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> InvoiceConnection | None:
         actor = info.context.actor
@@ -38,7 +38,7 @@ class Query:
         return connection_from_page(InvoiceConnection, page, InvoiceType.from_row)
 
     @strawberry.field(extensions=allow(*MANAGERS), description="One invoice of the caller's organization.")
-    async def invoice(self, info: Info, id: relay.GlobalID) -> InvoiceType | None:
+    async def invoice(self, info: Info, id: strawberry.ID) -> InvoiceType | None:
         actor = info.context.actor
         try:
             invoice_id = decode_id(id, "Invoice")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import strawberry
-from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
@@ -35,7 +34,7 @@ class CreateAddonInput:
 
 @strawberry.input(description="Changes to an add-on: a field left out keeps its value.")
 class UpdateAddonInput:
-    id: relay.GlobalID
+    id: strawberry.ID
     name: str | None = strawberry.UNSET
     slug: str | None = strawberry.UNSET
     description: str | None = strawberry.UNSET
@@ -61,7 +60,7 @@ class UpdateAddonPayload:
     errors: list[BillingError] = strawberry.field(default_factory=list)
 
 
-def _addon_id(global_id: relay.GlobalID):
+def _addon_id(global_id: strawberry.ID):
     try:
         return decode_id(global_id, "Addon")
     except DomainBillingError:

@@ -7,7 +7,6 @@ from datetime import datetime
 from decimal import Decimal
 
 import strawberry
-from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
@@ -33,7 +32,7 @@ from billing_graphql.services.catalog import coupons
 from billing_graphql.services.catalog.coupons import CouponPatch, CouponSpec
 
 
-def _plan_ids(global_ids: list[relay.GlobalID]) -> list[uuid.UUID | None]:
+def _plan_ids(global_ids: list[strawberry.ID]) -> list[uuid.UUID | None]:
     """Plan UUIDs; an ID of another type or a malformed one becomes None, which the service
     reports as an unknown plan at its index."""
     decoded: list[uuid.UUID | None] = []
@@ -59,7 +58,7 @@ class CreateCouponInput:
     max_uses: int | None = strawberry.field(default=None, description="Null: no cap.")
     valid_from: datetime | None = None
     valid_until: datetime | None = None
-    applicable_plan_ids: list[relay.GlobalID] = strawberry.field(
+    applicable_plan_ids: list[strawberry.ID] = strawberry.field(
         default_factory=list, description="Empty: every plan."
     )
     name: str = ""
@@ -71,7 +70,7 @@ class CreateCouponInput:
     " The code, discount and duration change only while the coupon is unredeemed."
 )
 class UpdateCouponInput:
-    id: relay.GlobalID
+    id: strawberry.ID
     code: str | None = strawberry.UNSET
     name: str | None = strawberry.UNSET
     discount_type: DiscountType | None = strawberry.UNSET
@@ -83,7 +82,7 @@ class UpdateCouponInput:
     max_uses: int | None = strawberry.UNSET
     valid_from: datetime | None = strawberry.UNSET
     valid_until: datetime | None = strawberry.UNSET
-    applicable_plan_ids: list[relay.GlobalID] | None = strawberry.UNSET
+    applicable_plan_ids: list[strawberry.ID] | None = strawberry.UNSET
     is_active: bool | None = strawberry.UNSET
 
 
@@ -115,7 +114,7 @@ class Query:
         description="Check a coupon code (for `planId` when given): whether it can be used, and its discount."
         " An unknown code tells nothing more than that.",
     )
-    async def coupon(self, info: Info, code: str, plan_id: relay.GlobalID | None = None) -> CouponCheck | None:
+    async def coupon(self, info: Info, code: str, plan_id: strawberry.ID | None = None) -> CouponCheck | None:
         context = info.context
         plan_uuid = None
         if plan_id is not None:

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
-from strawberry import relay
 from strawberry.permission import BasePermission, PermissionExtension
 
 from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
@@ -66,7 +65,7 @@ def patch_from_input(patch_class: type, input: Any, convert: dict[str, Callable[
     return patch_class(**values)
 
 
-def plan_id_of(global_id: relay.GlobalID, field: str = "id") -> uuid.UUID:
+def plan_id_of(global_id: strawberry.ID, field: str = "id") -> uuid.UUID:
     try:
         return decode_id(global_id, "Plan", field)
     except DomainBillingError:
@@ -117,7 +116,7 @@ class CreatePlanInput:
 
 @strawberry.input(description="Changes to a plan: a field left out keeps its value. `limits` and `features` replace the whole set.")
 class UpdatePlanInput:
-    id: relay.GlobalID
+    id: strawberry.ID
     name: str | None = strawberry.UNSET
     slug: str | None = strawberry.UNSET
     description: str | None = strawberry.UNSET
@@ -166,7 +165,7 @@ class Query:
 
     @strawberry.field(extensions=allow(), description="One plan by id or slug (inactive ones for super-admins).")
     async def plan(
-        self, info: Info, id: relay.GlobalID | None = None, slug: str | None = None
+        self, info: Info, id: strawberry.ID | None = None, slug: str | None = None
     ) -> PlanType | None:
         see_inactive = info.context.actor.role is DomainRole.SUPER_ADMIN
         try:

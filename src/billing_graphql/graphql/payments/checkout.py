@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry import relay
 
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
@@ -17,13 +16,13 @@ from billing_graphql.services.payments import checkout
 
 @strawberry.input
 class StartCheckoutInput:
-    plan_id: relay.GlobalID | None = strawberry.field(default=None, description="Default: the cheapest active plan.")
+    plan_id: strawberry.ID | None = strawberry.field(default=None, description="Default: the cheapest active plan.")
     billing_period: BillingPeriod = BillingPeriod.MONTHLY
     coupon_code: str | None = None
     gateway: str | None = strawberry.field(
         default=None, description='"razorpay" or "sandbox"; default: razorpay when it is configured, else sandbox.'
     )
-    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
 @strawberry.type

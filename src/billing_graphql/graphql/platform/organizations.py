@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
@@ -42,7 +41,7 @@ class CreateOrganizationPayload:
 
 @strawberry.input
 class CreateApiKeyInput:
-    organization_id: relay.GlobalID | None = strawberry.field(
+    organization_id: strawberry.ID | None = strawberry.field(
         default=None, description="Required for OWNER, ADMIN and MEMBER keys; absent for SUPER_ADMIN and PARTNER."
     )
     role: Role
@@ -84,7 +83,7 @@ class Query:
         return connection_from_page(OrganizationConnection, page, OrganizationType.from_row)
 
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN))
-    async def organization(self, info: Info, id: relay.GlobalID) -> OrganizationType | None:
+    async def organization(self, info: Info, id: strawberry.ID) -> OrganizationType | None:
         try:
             row = await organizations.get_organization(info.context.db, decode_id(id, "Organization"))
         except DomainBillingError:
@@ -95,7 +94,7 @@ class Query:
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER, DomainRole.ADMIN),
         description="API keys of an organization (super-admins: of the one named, or all).",
     )
-    async def api_keys(self, info: Info, organization_id: relay.GlobalID | None = None) -> list[ApiKeyType] | None:
+    async def api_keys(self, info: Info, organization_id: strawberry.ID | None = None) -> list[ApiKeyType] | None:
         try:
             scope = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
         except DomainBillingError:
@@ -151,7 +150,7 @@ class Mutation:
         context = info.context
 
         async def revoke():
-            key_id = decode_id(relay.GlobalID.from_id(input.id), "ApiKey")
+            key_id = decode_id(input.id, "ApiKey")
             return await api_keys.revoke_api_key(context.db, context.actor, key_id=key_id, now=context.now)
 
         row, errors = await attempt(revoke())

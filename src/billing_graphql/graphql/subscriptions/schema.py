@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
-from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.errors import not_found, validation
@@ -38,7 +37,7 @@ from billing_graphql.services.subscriptions.results import SubscriptionChange
 ORGANIZATION_ID_HELP = "Super-admins: the organization to act on (required). Tenants act on their own."
 
 
-def organization_for(info: Info, organization_id: relay.GlobalID | None) -> uuid.UUID:
+def organization_for(info: Info, organization_id: strawberry.ID | None) -> uuid.UUID:
     """The organization a mutation acts on (raises a BillingError for the payload)."""
     actor = info.context.actor
     requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
@@ -50,7 +49,7 @@ def organization_for(info: Info, organization_id: relay.GlobalID | None) -> uuid
     return scope
 
 
-def _optional_id(global_id: relay.GlobalID | None, type_name: str, field: str) -> uuid.UUID | None:
+def _optional_id(global_id: strawberry.ID | None, type_name: str, field: str) -> uuid.UUID | None:
     return decode_id(global_id, type_name, field) if global_id is not None else None
 
 
@@ -58,14 +57,14 @@ def _optional_id(global_id: relay.GlobalID | None, type_name: str, field: str) -
 
 @strawberry.input
 class SubscribeInput:
-    plan_id: relay.GlobalID | None = strawberry.field(default=None, description="Default: the cheapest active plan.")
+    plan_id: strawberry.ID | None = strawberry.field(default=None, description="Default: the cheapest active plan.")
     billing_period: BillingPeriod = BillingPeriod.MONTHLY
     coupon_code: str | None = None
-    payment_method_id: relay.GlobalID | None = strawberry.field(
+    payment_method_id: strawberry.ID | None = strawberry.field(
         default=None, description="Pays the first invoice (plans without trial); default: the default method."
     )
     idempotency_key: str | None = None
-    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
 @strawberry.type
@@ -77,7 +76,7 @@ class SubscribePayload:
 
 @strawberry.input
 class ChangePlanInput:
-    plan_id: relay.GlobalID | None = strawberry.field(default=None, description="Default: the current plan.")
+    plan_id: strawberry.ID | None = strawberry.field(default=None, description="Default: the current plan.")
     period: BillingPeriod | None = strawberry.field(default=None, description="Default: the current period.")
     effective: ChangeEffective = strawberry.field(default=ChangeEffective.IMMEDIATE)
     spending_cap: Decimal | None = strawberry.field(
@@ -85,7 +84,7 @@ class ChangePlanInput:
     )
     dry_run: bool = strawberry.field(default=False, description="Return the invoice preview; write nothing.")
     idempotency_key: str | None = None
-    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
 @strawberry.type
@@ -103,12 +102,12 @@ class ChangePlanPayload:
 class CancelInput:
     immediately: bool = strawberry.field(default=False, description="End it now instead of at the period's end.")
     reason: str | None = None
-    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
 @strawberry.input
 class ResumeInput:
-    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
 @strawberry.type
@@ -119,17 +118,17 @@ class SubscriptionPayload:
 
 @strawberry.input
 class AttachAddonInput:
-    addon_id: relay.GlobalID
+    addon_id: strawberry.ID
     quantity: int = 1
     idempotency_key: str | None = None
-    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
 @strawberry.input
 class DetachAddonInput:
-    addon_id: relay.GlobalID
+    addon_id: strawberry.ID
     idempotency_key: str | None = None
-    organization_id: relay.GlobalID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
 @strawberry.type
@@ -142,7 +141,7 @@ class AddonChangePayload:
 
 @strawberry.input
 class UpdateSubscriptionInput:
-    id: relay.GlobalID
+    id: strawberry.ID
     status: SubscriptionStatus | None = strawberry.field(default=None, description="Override; needs a reason.")
     reason: str | None = None
     current_period_end: datetime | None = strawberry.field(default=None, description="Only later than now's end.")
@@ -166,7 +165,7 @@ class Query:
         extensions=allow(*READERS),
         description="The organization's live subscription, or null. Super-admins pass organizationId.",
     )
-    async def subscription(self, info: Info, organization_id: relay.GlobalID | None = None) -> SubscriptionType | None:
+    async def subscription(self, info: Info, organization_id: strawberry.ID | None = None) -> SubscriptionType | None:
         actor = info.context.actor
         try:
             requested = _optional_id(organization_id, "Organization", "organizationId")
@@ -179,7 +178,7 @@ class Query:
 
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN), description="All subscriptions, newest first.")
     async def subscriptions(
-        self, info: Info, status: SubscriptionStatus | None = None, plan_id: relay.GlobalID | None = None,
+        self, info: Info, status: SubscriptionStatus | None = None, plan_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> SubscriptionConnection | None:
         try:
@@ -309,7 +308,7 @@ class Mutation:
                                    errors=errors)
 
 
-def _addon_id(global_id: relay.GlobalID) -> uuid.UUID:
+def _addon_id(global_id: strawberry.ID) -> uuid.UUID:
     from billing_graphql.domain.errors import BillingError as Domain
     from billing_graphql.domain.errors import BillingErrorCode
 

@@ -14,9 +14,13 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import ApiKey, Organization
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
+from billing_graphql.domain.text import forbidden_character
 
 API_KEY_PREFIX = "bgk_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The audit log stores "user:<sub>" in 200 characters; organizations' external ids are 200.
+MAX_SUBJECT_LENGTH = 190
+MAX_ORGANIZATION_CLAIM_LENGTH = 200
 
 
 class AuthenticationFailed(Exception):
@@ -80,23 +84,36 @@ async def _authenticate_session_token(db: Database, token: str, secret: str, now
     except jwt.PyJWTError as exc:
         raise AuthenticationFailed(f"Invalid session token: {exc}.") from None
     # Expiry is checked against our clock (the test clock when it is on).
-    if int(claims["exp"]) <= now.timestamp():
+    expires = claims["exp"]
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise AuthenticationFailed("Session token has a malformed 'exp' claim.")
+    if expires <= now.timestamp():
         raise AuthenticationFailed("Session token expired.")
     try:
         role = Role(claims["role"])
-    except ValueError:
+    except (ValueError, TypeError):
         raise AuthenticationFailed("Session token has an unknown role.") from None
+    subject = _text_claim(claims, "sub", MAX_SUBJECT_LENGTH)
     organization_id: uuid.UUID | None = None
     if role.needs_organization:
-        external_id = claims.get("org")
-        if not external_id:
+        if not claims.get("org"):
             raise AuthenticationFailed("Session token lacks the 'org' claim.")
+        external_id = _text_claim(claims, "org", MAX_ORGANIZATION_CLAIM_LENGTH)
         async with db.read() as session:
             organization_id = await session.scalar(
-                select(Organization.id).where(Organization.external_id == str(external_id))
+                select(Organization.id).where(Organization.external_id == external_id)
             )
         if organization_id is None:
             raise AuthenticationFailed("Session token names an unknown organization.")
     elif role is Role.PARTNER:
         raise AuthenticationFailed("Partners authenticate with an API key.")
-    return Actor(role=role, organization_id=organization_id, subject=f"user:{claims['sub']}")
+    return Actor(role=role, organization_id=organization_id, subject=f"user:{subject}")
+
+
+def _text_claim(claims: dict, name: str, max_length: int) -> str:
+    """A claim that must be non-empty text of at most ``max_length`` characters, without
+    control characters; anything else makes the whole token malformed."""
+    value = claims.get(name)
+    if not isinstance(value, str) or not value or len(value) > max_length or forbidden_character(value):
+        raise AuthenticationFailed(f"Session token has a malformed '{name}' claim.")
+    return value

@@ -1,0 +1,150 @@
+"""Input checks made once per request, before anything executes.
+
+Every piece of text a caller sends arrives either as a string literal in the document or as
+a string inside the variables. Both are checked here, in one place, before any resolver
+runs: text with a control character (NUL and the like, see ``domain.text``) is a
+``VALIDATION`` error naming the field (``input.label``), and nothing is written.
+
+The same hook refuses a document with several operations and no ``operationName`` (the
+GraphQL spec's "GetOperation" requires one), instead of running the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections import OrderedDict
+from typing import Any
+
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    ObjectFieldNode,
+    OperationDefinitionNode,
+    StringValueNode,
+    VariableNode,
+    Visitor,
+    visit,
+)
+from strawberry.extensions import SchemaExtension
+
+from billing_graphql.domain.text import describe, forbidden_character
+
+
+class InputTextError(GraphQLError):
+    """Text input holding a character the gateway refuses."""
+
+    def __init__(self, field: str, char: str) -> None:
+        super().__init__(
+            f"{field}: text may not contain control characters (found {describe(char)}).",
+            extensions={"code": "VALIDATION", "field": field},
+        )
+
+
+class OperationNameRequired(GraphQLError):
+    def __init__(self) -> None:
+        super().__init__(
+            "Must provide operationName if the document contains several operations.",
+            extensions={"code": "GRAPHQL_VALIDATION_FAILED"},
+        )
+
+
+class _DocumentScan(Visitor):
+    """Finds the first string literal with a forbidden character and the argument path
+    where each variable is first used."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path: list[str] = []
+        self.literal_error: tuple[str, str] | None = None
+        self.variable_paths: dict[str, str] = {}
+        self.operations = 0
+
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+        self.operations += 1
+
+    def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
+        self.path.append(node.name.value)
+
+    def leave_argument(self, node: ArgumentNode, *_: Any) -> None:
+        self.path.pop()
+
+    def enter_object_field(self, node: ObjectFieldNode, *_: Any) -> None:
+        self.path.append(node.name.value)
+
+    def leave_object_field(self, node: ObjectFieldNode, *_: Any) -> None:
+        self.path.pop()
+
+    def enter_variable(self, node: VariableNode, *_: Any) -> None:
+        if self.path:
+            self.variable_paths.setdefault(node.name.value, ".".join(self.path))
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if self.literal_error is None:
+            char = forbidden_character(node.value)
+            if char is not None:
+                self.literal_error = (".".join(self.path) or "query", char)
+
+
+_SCANS: OrderedDict[int, tuple[DocumentNode, _DocumentScan]] = OrderedDict()
+_MAX_SCANS = 512
+
+
+def _scan(document: DocumentNode) -> _DocumentScan:
+    # Parsed documents come from the parser cache, so the same query is the same object:
+    # key on its identity (kept alive by the entry) rather than hash a whole AST.
+    cached = _SCANS.get(id(document))
+    if cached is not None and cached[0] is document:
+        return cached[1]
+    scan = _DocumentScan()
+    visit(document, scan)
+    _SCANS[id(document)] = (document, scan)
+    if len(_SCANS) > _MAX_SCANS:
+        _SCANS.popitem(last=False)
+    return scan
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside a JSON value (keys included), with the field path it sits at."""
+    stack = [(value, path)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            yield at, item
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, at))
+                stack.append((child, f"{at}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((child, at) for child in item)
+
+
+def check_request(document: DocumentNode, variables: dict[str, Any] | None, operation_name: str | None) -> None:
+    """Raise the first input error of a request (document literals, then variables)."""
+    scan = _scan(document)
+    if scan.operations > 1 and not operation_name:
+        raise OperationNameRequired()
+    if scan.literal_error is not None:
+        raise InputTextError(*scan.literal_error)
+    for name, value in (variables or {}).items():
+        for path, text in _strings(value, scan.variable_paths.get(name, name)):
+            char = forbidden_character(text)
+            if char is not None:
+                raise InputTextError(path, char)
+
+
+class InputValidation(SchemaExtension):
+    """Runs ``check_request`` before execution; an error replaces the whole result."""
+
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.result is None:
+            # The name the caller sent: ``operation_name`` falls back to the first operation's.
+            sent_name = context._provided_operation_name  # noqa: SLF001
+            try:
+                check_request(document, context.variables, sent_name)
+            except GraphQLError as error:
+                context.result = ExecutionResult(data=None, errors=[error])
+        yield

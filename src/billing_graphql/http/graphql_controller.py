@@ -1,0 +1,64 @@
+"""The GraphQL route: Strawberry's Litestar controller, with request errors shaped as GraphQL.
+
+A body that is not a JSON object (``null``, ``5``, ``"..."``), malformed JSON, a ``query``
+that is not a string, and the like are HTTP 400 with ``{"errors": [{"message", "extensions":
+{"code": "BAD_REQUEST"}}]}``, never a 500 or a bare text line; and every error of a GraphQL
+answer carries ``extensions.code`` (``INTERNAL_SERVER_ERROR`` when nothing more precise was set).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cross_web import HTTPException
+from litestar import Request, Response
+from litestar.enums import MediaType
+from strawberry.litestar import make_graphql_controller
+
+from billing_graphql.graphql.error_codes import INTERNAL
+
+BAD_REQUEST = "BAD_REQUEST"
+
+
+def graphql_error_body(message: str, code: str) -> dict[str, Any]:
+    return {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def graphql_error_response(status_code: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        graphql_error_body(message, code), status_code=status_code, media_type=MediaType.JSON, headers=headers
+    )
+
+
+def build_graphql_controller(schema: Any, **options: Any) -> type:
+    base = make_graphql_controller(schema, **options)
+
+    class BillingGraphQLController(base):  # type: ignore[misc,valid-type]
+        def parse_json(self, data: str | bytes) -> Any:
+            try:
+                parsed = self.decode_json(data)
+            except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
+                raise HTTPException(400, "Unable to parse request body as JSON") from None
+            if not isinstance(parsed, dict | list):
+                raise HTTPException(400, 'The request body must be a JSON object: {"query": "...", "variables": {...}}.')
+            if isinstance(parsed, dict) and not isinstance(parsed.get("operationName"), str | None):
+                raise HTTPException(
+                    400, "The GraphQL operation's `operationName` must be a string or null, if provided."
+                )
+            return parsed
+
+        async def execute_request(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response:
+            try:
+                return await self.run(request, context=context, root_value=root_value)
+            except HTTPException as exc:
+                code = BAD_REQUEST if exc.status_code == 400 else f"HTTP_{exc.status_code}"
+                return graphql_error_response(exc.status_code, exc.reason, code)
+
+        async def process_result(self, request: Request[Any, Any, Any], result: Any) -> Any:
+            data = await super().process_result(request, result)
+            for error in data.get("errors") or ():
+                extensions = error.setdefault("extensions", {})
+                extensions.setdefault("code", INTERNAL)
+            return data
+
+    return BillingGraphQLController
