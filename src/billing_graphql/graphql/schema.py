@@ -22,7 +22,7 @@ from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
-from billing_graphql.graphql.platform import clock, organizations
+from billing_graphql.graphql.platform import billing_details, clock, organizations
 from billing_graphql.graphql.subscriptions import schema as subscriptions
 from billing_graphql.graphql.scalars import SCALAR_MAP
 from billing_graphql.settings import Settings
@@ -52,6 +52,7 @@ MUTATIONS = (
     checkout.Mutation,
     portal.Mutation,
     clock.Mutation,
+    billing_details.Mutation,
 )
 
 

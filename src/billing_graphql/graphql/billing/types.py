@@ -24,6 +24,7 @@ from billing_graphql.domain.proration import round_half_up
 from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
+from billing_graphql.graphql.platform.billing_details import BillingDetailsType
 from billing_graphql.graphql.payments.refunds import RefundStatus
 from billing_graphql.graphql.common import Money, decode_ids
 from billing_graphql.graphql.platform.types import OrganizationType
@@ -128,6 +129,12 @@ class InvoiceType(relay.Node):
 
     def _money(self, minor: int) -> Money:
         return Money.of(minor, self.row.currency)
+
+    @strawberry.field(description="The buyer's billing details as copied when the invoice was finalized; "
+                                  "null for drafts and where none were given.")
+    async def billing_details(self, info: Info) -> BillingDetailsType | None:
+        value = await info.context.loaders.buyer_by_invoice.load(self.row.id)
+        return BillingDetailsType.from_value(value) if value is not None else None
 
     @strawberry.field(description="Assigned when the invoice is finalized: INV-YYYYMM-000001.")
     def invoice_number(self) -> str | None:

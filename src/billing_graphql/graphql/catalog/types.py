@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 import strawberry
 from strawberry import relay
@@ -18,6 +19,7 @@ from billing_graphql.domain.catalog import REFUSAL_MESSAGES
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
 from billing_graphql.graphql.common import Money, decode_ids
+from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog.coupons import CouponCheck as CouponCheckResult
 
@@ -25,6 +27,7 @@ AddonUnit = strawberry.enum(
     DomainAddonUnit, name="AddonUnit", description="FLAT: one price per period; PER_AGENT: per agent (seat)."
 )
 DiscountType = strawberry.enum(DomainDiscountType, name="DiscountType")
+DEPRECATED = "Use discountValue."
 CouponDuration = strawberry.enum(
     DomainCouponDuration,
     name="CouponDuration",
@@ -118,11 +121,16 @@ class CouponType(relay.Node):
     def discount_type(self) -> DiscountType:
         return self.row.discount_type
 
-    @strawberry.field(description="Percent off, 1 to 100 (PERCENTAGE coupons).")
+    @strawberry.field(description="PERCENTAGE: the percent off (1 to 100); FIXED: the amount off per invoice, "
+                                  "in major units of `currency`.")
+    def discount_value(self) -> Decimal:
+        return discount_value(self.row)
+
+    @strawberry.field(description="Percent off, 1 to 100 (PERCENTAGE coupons).", deprecation_reason=DEPRECATED)
     def percent_off(self) -> int | None:
         return self.row.percent_off
 
-    @strawberry.field(description="Amount off per invoice (FIXED coupons).")
+    @strawberry.field(description="Amount off per invoice (FIXED coupons).", deprecation_reason=DEPRECATED)
     def amount_off(self) -> Money | None:
         return Money.maybe(self.row.amount_off, self.row.currency)
 
@@ -185,8 +193,11 @@ class CouponSummary:
     code: str
     name: str
     discount_type: DiscountType
-    percent_off: int | None
-    amount_off: Money | None
+    discount_value: Decimal = strawberry.field(
+        description="PERCENTAGE: the percent off; FIXED: the amount off in major units of its currency."
+    )
+    percent_off: int | None = strawberry.field(deprecation_reason=DEPRECATED)
+    amount_off: Money | None = strawberry.field(deprecation_reason=DEPRECATED)
     duration: CouponDuration
     duration_in_months: int | None
     valid_until: datetime | None
@@ -197,6 +208,7 @@ class CouponSummary:
             code=row.code,
             name=row.name,
             discount_type=row.discount_type,
+            discount_value=discount_value(row),
             percent_off=row.percent_off,
             amount_off=Money.maybe(row.amount_off, row.currency),
             duration=row.duration,

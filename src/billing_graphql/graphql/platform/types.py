@@ -11,7 +11,9 @@ from strawberry import relay
 
 from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
+from billing_graphql.domain.money import DEFAULT_CURRENCY
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.platform.billing_details import BillingDetailsType
 from billing_graphql.graphql.common import Money, Role, decode_ids
 
 
@@ -20,9 +22,16 @@ class OrganizationType(relay.Node):
     id: relay.NodeID[str]
     name: str
     external_id: str = strawberry.field(description="The SaaS's own id for this tenant (the session token's 'org').")
-    credit_balance: Money | None = strawberry.field(description="Account credit to be spent on the next invoices.")
+    credit_balance: Money = strawberry.field(
+        description="Account credit to be spent on the next invoices; zero (in the default currency) when none."
+    )
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field(description="Who its invoices are addressed to (owners change it with updateBillingDetails).")
+    async def billing_details(self, info: Info) -> BillingDetailsType:
+        value = await info.context.loaders.billing_details_by_organization.load(uuid.UUID(self.id))
+        return BillingDetailsType.from_value(value)
 
     @classmethod
     def from_row(cls, row: OrganizationRow) -> OrganizationType:
@@ -30,7 +39,7 @@ class OrganizationType(relay.Node):
             id=str(row.id),
             name=row.name,
             external_id=row.external_id,
-            credit_balance=Money.maybe(row.credit_balance, row.credit_currency),
+            credit_balance=Money.of(row.credit_balance, row.credit_currency or DEFAULT_CURRENCY),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )

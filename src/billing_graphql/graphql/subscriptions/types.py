@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 import strawberry
 from strawberry import relay
@@ -16,7 +17,9 @@ from billing_graphql.domain.status import SubscriptionStatus as DomainSubscripti
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.common import Money, decode_ids
 from billing_graphql.graphql.platform.types import OrganizationType
+from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
+from billing_graphql.graphql.catalog.types import DiscountType as CouponDiscountType
 from billing_graphql.services.subscriptions.plan_changes import Effective as DomainEffective
 from billing_graphql.services.subscriptions.common import addon_price, plan_price
 
@@ -46,8 +49,12 @@ class SubscriptionAddon:
 class AppliedCoupon:
     code: str
     name: str
-    percent_off: int | None
-    amount_off: Money | None
+    discount_type: CouponDiscountType
+    discount_value: Decimal = strawberry.field(
+        description="PERCENTAGE: the percent off; FIXED: the amount off in major units of its currency."
+    )
+    percent_off: int | None = strawberry.field(deprecation_reason="Use discountValue.")
+    amount_off: Money | None = strawberry.field(deprecation_reason="Use discountValue.")
     duration: str = strawberry.field(description="ONCE, REPEATING or FOREVER.")
     duration_in_months: int | None
     periods_remaining: int | None = strawberry.field(
@@ -187,6 +194,8 @@ class SubscriptionType(relay.Node):
         return AppliedCoupon(
             code=coupon.code,
             name=coupon.name,
+            discount_type=coupon.discount_type,
+            discount_value=discount_value(coupon),
             percent_off=None if fixed else coupon.percent_off,
             amount_off=Money.of(coupon.amount_off, coupon.currency) if fixed else None,
             duration=coupon.duration.value,
