@@ -19,6 +19,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.schema import build_schema
+from billing_graphql.http.explorer import OfflineExplorer, explorer_asset, offline_ide_renderer
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.payments_csv import payments_csv
@@ -60,6 +61,10 @@ def create_app(
         allow_queries_via_get=False,
         context_getter=build_context,
     )
+    explorer = None
+    if settings.graphiql and settings.graphiql_assets_dir:
+        explorer = OfflineExplorer.from_directory(settings.graphiql_assets_dir)
+        controller.render_graphql_ide = offline_ide_renderer(explorer)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -85,7 +90,7 @@ def create_app(
                 exclude_opt_key="exclude_from_rate_limit",
             ).middleware
         )
-    state = {"settings": settings, "gateways": gateways}
+    state = {"settings": settings, "gateways": gateways, "explorer": explorer}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(
@@ -97,6 +102,7 @@ def create_app(
             billing_portal,
             billing_portal_invoice_pdf,
             razorpay_webhook,
+            explorer_asset,
         ],
         state=State(state),
         lifespan=[lifespan],

@@ -16,6 +16,7 @@ from litestar.exceptions import NotFoundException
 from billing_graphql.db.models import Invoice, PaymentMethod
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.money import Money
+from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.http.access import app_db, app_settings, request_now
 from billing_graphql.http.invoice_pdf import NOT_FOUND, parse_pdf_name, pdf_response
 from billing_graphql.services.billing.invoice_documents import load_invoice_document
@@ -72,7 +73,7 @@ def _subscription_html(subscription: PortalSubscription | None) -> str:
         ("Billing period", subscription.billing_period),
         (ends, _day(subscription.current_period_end)),
     ]
-    if subscription.trial_ends_at:
+    if subscription.trial_ends_at and subscription.status is SubscriptionStatus.TRIALING:
         rows.append(("Trial ends", _day(subscription.trial_ends_at)))
     cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     return f"<section><h2>Subscription</h2><table>{cells}</table></section>"
