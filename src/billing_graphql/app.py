@@ -24,6 +24,7 @@ from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
+from billing_graphql.http.portal_forms import billing_portal_action
 from billing_graphql.http.webhooks import razorpay_webhook
 from billing_graphql.settings import Settings
 
@@ -103,6 +104,7 @@ def create_app(
             billing_portal_invoice_pdf,
             razorpay_webhook,
             explorer_asset,
+            billing_portal_action,
         ],
         state=State(state),
         lifespan=[lifespan],
