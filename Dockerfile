@@ -1,12 +1,22 @@
+# GraphiQL's scripts, installed from npm at build time so the explorer works without internet.
+FROM python:3.11-slim AS explorer
+RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir . && billing-graphql install-explorer /opt/explorer
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    BILLING_DATABASE_URL=sqlite+aiosqlite:////data/billing.db
+    BILLING_DATABASE_URL=sqlite+aiosqlite:////data/billing.db \
+    BILLING_GRAPHIQL_ASSETS_DIR=/opt/explorer
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY --from=explorer /opt/explorer /opt/explorer
 RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 billing \
     && mkdir -p /data && chown billing:billing /data

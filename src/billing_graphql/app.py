@@ -19,11 +19,13 @@ from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.schema import build_schema
 from billing_graphql.http.graphql_controller import build_graphql_controller
+from billing_graphql.http.explorer import OfflineExplorer, explorer_asset, offline_ide_renderer
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
 from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
+from billing_graphql.http.portal_forms import billing_portal_action
 from billing_graphql.http.rate_limit import RateLimiter
 from billing_graphql.http.webhooks import gateway_webhook
 from billing_graphql.settings import Settings
@@ -72,6 +74,10 @@ def create_app(
         allow_queries_via_get=False,
         context_getter=build_context,
     )
+    explorer = None
+    if settings.graphiql and settings.graphiql_assets_dir:
+        explorer = OfflineExplorer.from_directory(settings.graphiql_assets_dir)
+        controller.render_graphql_ide = offline_ide_renderer(explorer)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -100,7 +106,7 @@ def create_app(
     rate_limiter = RateLimiter(settings) if settings.rate_limit else None
     if rate_limiter is not None:
         middleware.append(rate_limiter.middleware)
-    state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter}
+    state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter, "explorer": explorer}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(
@@ -113,6 +119,8 @@ def create_app(
             billing_portal_invoice_pdf,
             gateway_webhook,
             metrics_endpoint,
+            explorer_asset,
+            billing_portal_action,
         ],
         state=State(state),
         lifespan=[lifespan],

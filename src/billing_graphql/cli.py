@@ -209,6 +209,21 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
     )
 
 
+def _install_explorer(directory: str) -> int:
+    import subprocess
+    from pathlib import Path
+
+    from billing_graphql.http.explorer import ExplorerAssetsError, install_explorer
+
+    try:
+        install_explorer(Path(directory))
+    except (ExplorerAssetsError, subprocess.CalledProcessError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"GraphiQL's scripts are in {directory}; serve with BILLING_GRAPHIQL_ASSETS_DIR={directory}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="billing-graphql", description="A GraphQL billing gateway.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -244,11 +259,18 @@ def build_parser() -> argparse.ArgumentParser:
     partner.add_argument("--org", required=True, help="organization id or external id")
 
     commands.add_parser("export-schema", help="print the GraphQL SDL")
+
+    explorer = commands.add_parser(
+        "install-explorer", help="npm install GraphiQL's scripts into DIR (then set BILLING_GRAPHIQL_ASSETS_DIR=DIR)"
+    )
+    explorer.add_argument("directory", metavar="DIR")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "install-explorer":
+        return _install_explorer(args.directory)
     if args.command == "export-schema":
         from billing_graphql.graphql.schema import export_sdl, schema
 

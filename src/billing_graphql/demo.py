@@ -23,7 +23,6 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.periods import BillingPeriod
-from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
 from billing_graphql.domain.roles import Role
 from billing_graphql.services.catalog.addons import AddonSpec, create_addon
@@ -33,7 +32,7 @@ from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.services.payments.payment_methods import NewPaymentMethod, add_payment_method
 from billing_graphql.services.subscriptions.plan_changes import change_plan
 from billing_graphql.services.catalog.plans import PlanSpec, create_plan, list_plans
-from billing_graphql.services.subscriptions.lifecycle import subscribe, update_subscription
+from billing_graphql.services.subscriptions.lifecycle import subscribe
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.usage.ingest import record_usage
 from billing_graphql.services.usage.partners import grant_partner_access
@@ -73,7 +72,7 @@ PLANS = [
     _plan("team", "Team", "USD", "99.00", "7.00", "0.01", 10, 2, (50, 50000, 500000, 20, 5, 20), (True, True, False)),
     _plan("enterprise", "Enterprise", "USD", "299.00", "5.00", "0.01", 25, 3, (None,) * 6, (True, True, True)),
     _plan("starter-idr", "Starter", "IDR", "299000", "50000", "150", 2, 10, (3, 1000, 10000, 2, 0, 2),
-          (False, False, False)),
+          (False, False, False), trial_days=0),
     _plan("growth-idr", "Growth", "IDR", "599000", "45000", "120", 5, 11, (10, 10000, 100000, 5, 2, 10),
           (True, True, False)),
     _plan("business-idr", "Business", "IDR", "1499000", "40000", "100", 15, 12,
@@ -122,9 +121,13 @@ async def _seed_catalog(db: Database, now: datetime) -> int:
     return created
 
 
+DEMO_HISTORY = timedelta(days=14)
+
+
 async def _seed_subscription(db: Database, organization_id, now: datetime, gateways: GatewayRegistry) -> None:
-    """A card on file and a live subscription with one paid, prorated invoice: Growth (IDR)
-    moved to ACTIVE, then upgraded to Business at once."""
+    """A card on file and a live subscription built as a customer would build it: Starter (IDR,
+    no trial) subscribed 14 days ago and paid, then upgraded to Growth now, the unused half of
+    the paid Starter month credited and Growth charged for the same rest of the period."""
     async with db.read() as session:
         has_subscription = await session.scalar(
             select(Subscription.id).where(Subscription.organization_id == organization_id)
@@ -132,25 +135,23 @@ async def _seed_subscription(db: Database, organization_id, now: datetime, gatew
     if has_subscription is not None:
         return
     owner = Actor(role=Role.OWNER, organization_id=organization_id, subject="system:demo")
-    staff = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="system:demo")
+    started_at = now - DEMO_HISTORY
     await add_payment_method(
         db,
         owner,
         NewPaymentMethod(gateway="sandbox", gateway_payment_method_id="pm_card_visa",
                          type=PaymentMethodType.CREDIT_CARD, label="Visa ending 4242", is_default=True,
                          brand="visa", last4="4242", exp_month=12, exp_year=now.year + 3),
-        now=now,
+        now=started_at,
     )
     plans = await list_plans(db, include_inactive=False)
     by_slug = {plan.slug: plan.id for plan in plans}
-    started = await subscribe(
-        db, owner, organization_id=organization_id, plan_id=by_slug["growth-idr"],
+    await subscribe(
+        db, owner, organization_id=organization_id, plan_id=by_slug["starter-idr"],
         billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
-        idempotency_key=None, gateways=gateways, now=now,
+        idempotency_key=None, gateways=gateways, now=started_at,
     )
-    await update_subscription(db, staff, subscription_id=started.subscription.id,
-                              status=SubscriptionStatus.ACTIVE, reason="demo: trial skipped", now=now)
-    await change_plan(db, owner, organization_id=organization_id, plan_id=by_slug["business-idr"],
+    await change_plan(db, owner, organization_id=organization_id, plan_id=by_slug["growth-idr"],
                       billing_period=None, gateways=gateways, now=now)
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import TestClock
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.services.subscriptions.lifecycle import subscribe
@@ -40,7 +41,7 @@ async def test_advance_clock_renews_and_upcoming_invoice_is_what_gets_billed(db,
     await make_payment_method(db, keys.organization_id, token="pm_card_visa")
     await subscribe(db, None, organization_id=keys.organization_id, plan_id=plan.id,
                     billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
-                    idempotency_key=None, settings=settings, now=T0)
+                    idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
 
     before = (await api.ok(UPCOMING, token=keys.owner))["subscription"]
     assert before["currentPeriodEnd"] == "2026-02-28T10:00:00Z"
@@ -68,7 +69,7 @@ async def test_past_due_list_shows_retries(db, api, keys, settings):
     await make_payment_method(db, keys.organization_id, token="pm_card_visa")
     await subscribe(db, None, organization_id=keys.organization_id, plan_id=plan.id,
                     billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
-                    idempotency_key=None, settings=settings, now=T0)
+                    idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
     from tests.services.billing_run_helpers import replace_card
 
     await replace_card(db, keys.organization_id, "pm_card_declined")

@@ -114,13 +114,13 @@ async def test_super_admin_builds_the_seed_catalog_and_tenants_see_its_active_pa
         assert addon["currency"] == spec.get("currency", "IDR")
         assert addon["unit"] == spec.get("unit", "FLAT")
     coupon = (await _create(api, admin, "CreateCoupon", {
-        "code": "launch50k", "discountType": "FIXED", "amountOff": "50000", "currency": "IDR",
+        "code": "launch50k", "discountType": "FIXED", "discountValue": "50000", "currency": "IDR",
         "duration": "REPEATING", "durationInMonths": 3, "maxUses": 100,
         "applicablePlanIds": [created["growth-idr"]["id"], created["business-idr"]["id"]],
     }))["coupon"]
     assert coupon["code"] == "LAUNCH50K"
     assert {p["slug"] for p in coupon["applicablePlans"]} == {"growth-idr", "business-idr"}
-    await _create(api, admin, "CreateCoupon", {"code": "WELCOME10", "discountType": "PERCENTAGE", "percentOff": 10})
+    await _create(api, admin, "CreateCoupon", {"code": "WELCOME10", "discountType": "PERCENTAGE", "discountValue": "10"})
 
     # The tenant's pricing page: active plans by sort order then monthly price, active add-ons.
     page = await api.ok(operation("PricingPage"), token=keys.member)

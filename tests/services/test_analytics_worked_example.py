@@ -33,12 +33,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import CouponDuration, Invoice, SubscriptionMrrRevision
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import SubscriptionStatus
-from billing_graphql.gateways import get_gateway
 from billing_graphql.services.analytics.report import revenue_analytics
 from billing_graphql.services.payments.refunds import refund_invoice
 from billing_graphql.services.platform.organizations import create_organization
@@ -71,12 +71,12 @@ async def build(db, settings) -> dict[str, object]:
     async def start(name, plan, when, period=BillingPeriod.MONTHLY, coupon=None):
         return await subscribe(db, None, organization_id=orgs[name].id, plan_id=plan.id, billing_period=period,
                                coupon_code=coupon, payment_method_id=None, idempotency_key=None,
-                               settings=settings, now=when)
+                               gateways=GatewayRegistry(settings), now=when)
 
     async def move(name, plan, when, period):
         return await change_plan(db, None, organization_id=orgs[name].id, plan_id=plan.id, billing_period=period,
                                  effective=Effective.IMMEDIATE, spending_cap=None, dry_run=False,
-                                 idempotency_key=None, settings=settings, now=when)
+                                 idempotency_key=None, gateways=GatewayRegistry(settings), now=when)
 
     await start("E", pro, day(12, 1, 2025), BillingPeriod.ANNUAL)
     await set_agents(db, orgs["B"].id, 3)
@@ -90,7 +90,7 @@ async def build(db, settings) -> dict[str, object]:
     await update_subscription(db, ADMIN, subscription_id=c.subscription.id, status=S.ACTIVE,
                               reason="trial converted", now=day(2, 2))
     refund = await refund_invoice(db, ADMIN, invoice_id=b.invoice.id, amount_minor=1500, reason="goodwill",
-                                  idempotency_key=None, gateway_for=lambda name: get_gateway(name, settings),
+                                  idempotency_key=None, gateways=GatewayRegistry(settings),
                                   now=day(2, 5))
     assert refund.amount == 1500
     downgrade = await move("E", basic, day(2, 15), BillingPeriod.ANNUAL)

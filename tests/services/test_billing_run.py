@@ -41,7 +41,7 @@ def utc(*args) -> datetime:
 
 async def start(db, settings, org_id, plan, now, *, period=BillingPeriod.MONTHLY, coupon=None):
     result = await subscribe(db, None, organization_id=org_id, plan_id=plan.id, billing_period=period,
-                             coupon_code=coupon, payment_method_id=None, idempotency_key=None, settings=settings,
+                             coupon_code=coupon, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                              now=now)
     return result.subscription
 
@@ -102,7 +102,7 @@ async def test_renewal_bills_addons_coupon_months_credit_and_capped_overage(db, 
     t0 = utc(2026, 1, 10, 12)
     sub = await start(db, settings, org.id, plan, t0, coupon="twomonths")
     for addon in (flat, seat):
-        await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=1, settings=settings,
+        await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=1, gateways=GatewayRegistry(settings),
                            now=t0)
     async with db.write() as session:
         await session.execute(update(Subscription).where(Subscription.id == sub.id).values(spending_cap=30000))
@@ -180,7 +180,7 @@ async def test_no_payment_method_is_payment_required_then_unpaid_then_recovered(
     visa = await make_payment_method(db, org.id)
     for invoice in invoices:
         await pay_invoice(db, None, invoice_id=invoice.id, organization_scope=org.id, payment_method_id=visa.id,
-                          idempotency_key=None, settings=settings, now=utc(2026, 6, 9))
+                          idempotency_key=None, gateways=GatewayRegistry(settings), now=utc(2026, 6, 9))
     assert (await subscription(db, sub.id)).status is SubscriptionStatus.ACTIVE
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.subscriptions.lifecycle import cancel, subscribe
@@ -49,7 +50,7 @@ async def test_trial_renewals_dunning_downgrade_and_cancel(db, api, keys, settin
         assert moved["advanceClock"]["errors"] == []
 
     started = await subscribe(db, None, organization_id=org, plan_id=growth.id, billing_period=BillingPeriod.MONTHLY,
-                              coupon_code=None, payment_method_id=None, idempotency_key=None, settings=settings, now=T0)
+                              coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
     sub_id = started.subscription.id
     assert started.subscription.status is SubscriptionStatus.TRIALING
     assert started.subscription.trial_ends_at == at(1, 29)
@@ -82,7 +83,7 @@ async def test_trial_renewals_dunning_downgrade_and_cancel(db, api, keys, settin
     assert (sub.status, sub.retry_count, sub.next_retry_at) == (SubscriptionStatus.ACTIVE, 0, None)
 
     await change_plan(db, None, organization_id=org, plan_id=starter.id, billing_period=None,
-                      effective=Effective.PERIOD_END, settings=settings, now=at(4, 10))
+                      effective=Effective.PERIOD_END, gateways=GatewayRegistry(settings), now=at(4, 10))
     await advance(at(4, 29))  # renewal 3 applies the downgrade
     sub = await subscription(db, sub_id)
     assert (sub.plan_id, sub.pending_plan_id, sub.status) == (starter.id, None, SubscriptionStatus.ACTIVE)

@@ -24,7 +24,7 @@ async def test_the_worker_renews_what_is_due_and_stops_when_cancelled(db, settin
     plan = await make_plan(db, monthly=100000, trial_days=0, now=started)
     await make_payment_method(db, org.id, now=started)
     await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                    coupon_code=None, payment_method_id=None, idempotency_key=None, settings=settings, now=started)
+                    coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=started)
     task = asyncio.create_task(billing_worker(db, settings, GatewayRegistry(settings)))
     try:
         for _ in range(200):
@@ -38,9 +38,9 @@ async def test_the_worker_renews_what_is_due_and_stops_when_cancelled(db, settin
             await task
 
 
-def test_serve_starts_one_background_task_unless_told_not_to(settings):
+def test_serve_starts_the_background_tasks_unless_told_not_to(settings):
     app = create_app(settings, freeze_gc=False, workers=True)
-    assert len(background_tasks(app, settings)) == 1
+    assert len(background_tasks(app, settings)) == 2  # the billing run and webhook delivery
     assert create_app(settings, freeze_gc=False).state.settings.run_workers is False
 
 

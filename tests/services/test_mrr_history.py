@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import Plan, Subscription, SubscriptionMrrRevision
 from billing_graphql.db.mrr_history import backfill
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
@@ -36,7 +37,7 @@ async def started(db, org, settings, **plan):
     await make_payment_method(db, org.id)
     result = await subscribe(db, None, organization_id=org.id, plan_id=plan_row.id,
                              billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
-                             idempotency_key=None, settings=settings, now=APRIL_1)
+                             idempotency_key=None, gateways=GatewayRegistry(settings), now=APRIL_1)
     return plan_row, result.subscription
 
 
@@ -44,9 +45,9 @@ async def test_add_ons_attached_and_detached_move_the_mrr(db, org, app_settings)
     _, subscription = await started(db, org, app_settings)
     addon = await make_addon(db, currency="USD", monthly=400)
     later, latest = APRIL_1 + timedelta(days=5), APRIL_1 + timedelta(days=9)
-    await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=2, settings=app_settings,
+    await attach_addon(db, None, organization_id=org.id, addon_id=addon.id, quantity=2, gateways=GatewayRegistry(app_settings),
                        now=later)
-    await detach_addon(db, None, organization_id=org.id, addon_id=addon.id, settings=app_settings, now=latest)
+    await detach_addon(db, None, organization_id=org.id, addon_id=addon.id, gateways=GatewayRegistry(app_settings), now=latest)
     A = SubscriptionStatus.ACTIVE
     assert await history(db, subscription.id) == [
         (A, 3000, APRIL_1, later), (A, 3800, later, latest), (A, 3000, latest, None)]
@@ -88,7 +89,7 @@ async def test_a_refused_change_writes_no_history(db, org, app_settings):
     plan = await make_plan(db, currency="USD", monthly=3000)  # no payment method: PAYMENT_REQUIRED
     with pytest.raises(BillingError) as error:
         await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                        coupon_code=None, payment_method_id=None, idempotency_key=None, settings=app_settings,
+                        coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(app_settings),
                         now=APRIL_1)
     assert error.value.code is BillingErrorCode.PAYMENT_REQUIRED
     assert await history(db) == []

@@ -8,6 +8,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 
+DEFAULT_CURRENCY = "IDR"  # plans' default currency; an organization's balance before it has one
+
 # ISO 4217 exponents, except IDR: Indonesian processors settle whole rupiah.
 EXPONENTS: dict[str, int] = {
     "JPY": 0,

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from billing_graphql.db.engine import Database
+from billing_graphql.graphql.platform.billing_details_loaders import billing_details_loader, invoice_buyer_loader
 from billing_graphql.db.models import (
     Addon,
     Coupon,
@@ -124,6 +125,8 @@ class Loaders:
             lambda row: row[0].invoice_id,
         )
         self.addon_by_id = _by_id_loader(db, Addon)
+        self.billing_details_by_organization = billing_details_loader(db)
+        self.buyer_by_invoice = invoice_buyer_loader(db)
         # (coupon id, Plan) rows per coupon, in plan display order.
         self.plans_by_coupon = _grouped_loader(
             db,

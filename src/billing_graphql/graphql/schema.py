@@ -26,7 +26,7 @@ from billing_graphql.graphql.analytics import schema as analytics
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
-from billing_graphql.graphql.platform import clock, organizations
+from billing_graphql.graphql.platform import billing_details, clock, organizations
 from billing_graphql.graphql.subscriptions import schema as subscriptions
 from billing_graphql.graphql.usage import schema as usage
 from billing_graphql.graphql.webhooks import schema as webhooks
@@ -63,6 +63,7 @@ MUTATIONS = (
     usage.Mutation,
     clock.Mutation,
     webhooks.Mutation,
+    billing_details.Mutation,
 )
 
 

@@ -31,7 +31,8 @@ def parse_pdf_name(filename: str) -> uuid.UUID:
 async def pdf_response(request: Request[Any, Any, Any], document: InvoiceDocument) -> Response[bytes]:
     settings = app_settings(request)
     content = await asyncio.to_thread(
-        render_invoice_pdf, document, seller_name=settings.seller_name, seller_address=settings.seller_address
+        render_invoice_pdf, document, seller_name=settings.seller_name, seller_address=settings.seller_address,
+        seller_tax_id=settings.seller_tax_id,
     )
     name = document.invoice.number or f"draft-{document.invoice.id}"
     return Response(

@@ -16,6 +16,7 @@ from litestar.exceptions import NotFoundException
 from billing_graphql.db.models import Invoice, PaymentMethod
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.money import Money
+from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.http.access import app_db, app_settings, request_now
 from billing_graphql.http.invoice_pdf import NOT_FOUND, parse_pdf_name, pdf_response
 from billing_graphql.services.billing.invoice_documents import load_invoice_document
@@ -34,7 +35,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
 }
 
@@ -45,7 +46,7 @@ section{background:#fff;border:1px solid #e2e4e8;border-radius:8px;padding:1rem 
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:0}
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem .3rem;border-bottom:1px solid #eee}
 td.num{text-align:right}.badge{background:#e8f0fe;border-radius:4px;padding:0 .4rem;font-size:.85em}
-.muted{color:#666}a{color:#0b57d0}
+.muted{color:#666}a{color:#0b57d0}form{margin:.6rem 0}.notice{color:#137333}.error{color:#b3261e}
 """
 
 
@@ -72,7 +73,7 @@ def _subscription_html(subscription: PortalSubscription | None) -> str:
         ("Billing period", subscription.billing_period),
         (ends, _day(subscription.current_period_end)),
     ]
-    if subscription.trial_ends_at:
+    if subscription.trial_ends_at and subscription.status is SubscriptionStatus.TRIALING:
         rows.append(("Trial ends", _day(subscription.trial_ends_at)))
     cells = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     return f"<section><h2>Subscription</h2><table>{cells}</table></section>"
@@ -112,11 +113,12 @@ def _methods_html(methods: list[PaymentMethod]) -> str:
     return f"<section><h2>Payment methods</h2><table>{''.join(rows)}</table></section>"
 
 
-def portal_html(token: str, claims: PortalClaims, view: PortalView) -> str:
+def portal_html(token: str, claims: PortalClaims, view: PortalView, manage: str = "") -> str:
     body = (
         f"<h1>Billing for {escape(view.organization_name)}</h1>"
         f"<p><a href=\"{escape(claims.return_url, quote=True)}\">&larr; Back</a></p>"
         + _subscription_html(view.subscription)
+        + manage
         + _invoices_html(token, view.invoices)
         + _methods_html(view.payment_methods)
         + f"<p class=\"muted\">This link expires at {escape(claims.expires_at.strftime('%Y-%m-%d %H:%M'))} UTC.</p>"
@@ -143,14 +145,22 @@ async def _claims(request: Request[Any, Any, Any], token: str) -> PortalClaims:
     return read_portal_token(token, settings=app_settings(request), now=await request_now(request))
 
 
+async def portal_page(request: Request[Any, Any, Any], token: str, claims: PortalClaims, **manage: Any) -> str:
+    """The page with its forms (``manage``: a plan-change preview to show)."""
+    from billing_graphql.http.portal_forms import manage_html
+
+    view = await load_portal_view(app_db(request), claims.organization_id)
+    return portal_html(token, claims, view, await manage_html(request, token, claims, **manage))
+
+
 @get("/portal/{token:str}", name="billing_portal", media_type=MediaType.HTML)
 async def billing_portal(request: Request[Any, Any, Any], token: str) -> Response[str]:
     try:
         claims = await _claims(request, token)
-        view = await load_portal_view(app_db(request), claims.organization_id)
+        html = await portal_page(request, token, claims)
     except PortalTokenInvalid as exc:
         return forbidden(str(exc))
-    return Response(portal_html(token, claims, view), media_type=MediaType.HTML, headers=SECURITY_HEADERS)
+    return Response(html, media_type=MediaType.HTML, headers=SECURITY_HEADERS)
 
 
 @get("/portal/{token:str}/invoices/{filename:str}", name="billing_portal_invoice_pdf")

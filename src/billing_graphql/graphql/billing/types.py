@@ -26,6 +26,7 @@ from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
 from billing_graphql.graphql.common import Money, decode_ids, from_row
+from billing_graphql.graphql.platform.billing_details import BillingDetailsType
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.services.billing.invoicing import amount_due
 from billing_graphql.services.subscriptions.results import InvoicePreview as PreviewValue
@@ -146,6 +147,12 @@ class InvoiceType(relay.Node):
     @strawberry.field(description="The invoice as PDF (owner/admin of its organization, or super-admin).")
     def pdf_url(self, info: Info) -> str:
         return f"{info.context.settings.public_url}/invoices/{self.row.id}.pdf"
+
+    @strawberry.field(description="The buyer's billing details as copied when the invoice was finalized; "
+                                  "null for drafts and where none were given.")
+    async def billing_details(self, info: Info) -> BillingDetailsType | None:
+        value = await info.context.loaders.buyer_by_invoice.load(self.row.id)
+        return BillingDetailsType.from_value(value) if value is not None else None
 
     @strawberry.field
     async def organization(self, info: Info) -> OrganizationType | None:

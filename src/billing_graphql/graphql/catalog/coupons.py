@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 
@@ -13,6 +14,7 @@ from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import READERS, allow
+from billing_graphql.graphql.catalog.coupon_values import discount_value_patch, naming_discount_value, split_discount
 from billing_graphql.graphql.catalog.plans import patch_from_input
 from billing_graphql.graphql.catalog.types import (
     CouponCheck,
@@ -45,13 +47,14 @@ def _plan_ids(global_ids: list[strawberry.ID]) -> list[uuid.UUID | None]:
 
 
 @strawberry.input(
-    description="A new coupon. PERCENTAGE takes percentOff (1-100); FIXED takes amountOff and currency."
+    description="A new coupon. discountValue is the percent (1-100) for PERCENTAGE, major units of `currency` for FIXED."
 )
 class CreateCouponInput:
     code: str = strawberry.field(description="Letters, digits, hyphens, underscores; stored upper-case.")
     discount_type: DiscountType
-    percent_off: int | None = None
-    amount_off: Decimal | None = strawberry.field(default=None, description="Major units of `currency`.")
+    discount_value: Decimal = strawberry.field(
+        description="PERCENTAGE: the percent off, a whole number 1 to 100. FIXED: the amount off in major units."
+    )
     currency: str | None = None
     duration: CouponDuration = CouponDuration.ONCE
     duration_in_months: int | None = strawberry.field(default=None, description="REPEATING only.")
@@ -74,8 +77,9 @@ class UpdateCouponInput:
     code: str | None = strawberry.UNSET
     name: str | None = strawberry.UNSET
     discount_type: DiscountType | None = strawberry.UNSET
-    percent_off: int | None = strawberry.UNSET
-    amount_off: Decimal | None = strawberry.UNSET
+    discount_value: Decimal | None = strawberry.field(
+        default=strawberry.UNSET, description="In the terms of the (new or stored) discountType."
+    )
     currency: str | None = strawberry.UNSET
     duration: CouponDuration | None = strawberry.UNSET
     duration_in_months: int | None = strawberry.UNSET
@@ -130,11 +134,12 @@ class Query:
 
 
 def _coupon_spec(input: CreateCouponInput) -> CouponSpec:
+    percent_off, amount_off = split_discount(input.discount_type, input.discount_value)
     return CouponSpec(
         code=input.code,
         discount_type=input.discount_type,
-        percent_off=input.percent_off,
-        amount_off=input.amount_off,
+        percent_off=percent_off,
+        amount_off=amount_off,
         currency=input.currency,
         duration=input.duration,
         duration_in_months=input.duration_in_months,
@@ -148,14 +153,18 @@ def _coupon_spec(input: CreateCouponInput) -> CouponSpec:
 
 
 class _UpdateFields:
-    """An update input seen with the service's field names (``plan_ids``)."""
+    """An update input seen with the service's field names (``plan_ids``, ``percent_off``/``amount_off``
+    from ``discountValue``)."""
 
-    def __init__(self, input: UpdateCouponInput) -> None:
+    def __init__(self, input: UpdateCouponInput, discount: dict[str, Any]) -> None:
         self._input = input
+        self._discount = discount
 
     def __getattr__(self, name: str):
         if name == "plan_ids":
             return self._input.applicable_plan_ids
+        if name in ("percent_off", "amount_off"):
+            return self._discount.get(name, strawberry.UNSET)
         return getattr(self._input, name)
 
 
@@ -164,9 +173,10 @@ class Mutation:
     @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Create a coupon.")
     async def create_coupon(self, info: Info, input: CreateCouponInput) -> CreateCouponPayload | None:
         context = info.context
-        row, errors = await attempt(
-            coupons.create_coupon(context.db, context.actor, _coupon_spec(input), now=context.now)
-        )
+        async def create():
+            return await coupons.create_coupon(context.db, context.actor, _coupon_spec(input), now=context.now)
+
+        row, errors = await attempt(naming_discount_value(create()))
         return CreateCouponPayload(coupon=CouponType.from_row(row) if row else None, errors=errors)
 
     @strawberry.mutation(
@@ -177,8 +187,12 @@ class Mutation:
 
         async def update():
             coupon_id = decode_id(input.id, "Coupon")
-            patch = patch_from_input(CouponPatch, _UpdateFields(input), {"plan_ids": _plan_ids})
+            discount: dict[str, Any] = {}
+            if input.discount_value is not strawberry.UNSET:
+                stored = None if input.discount_type else (await coupons.get_coupon(context.db, coupon_id)).discount_type
+                discount = discount_value_patch(input.discount_type, input.discount_value, stored)
+            patch = patch_from_input(CouponPatch, _UpdateFields(input, discount), {"plan_ids": _plan_ids})
             return await coupons.update_coupon(context.db, context.actor, coupon_id, patch, now=context.now)
 
-        row, errors = await attempt(update())
+        row, errors = await attempt(naming_discount_value(update()))
         return UpdateCouponPayload(coupon=CouponType.from_row(row) if row else None, errors=errors)

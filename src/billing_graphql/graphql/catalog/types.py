@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
+from decimal import Decimal
+
 import strawberry
 from strawberry import relay
 
@@ -18,6 +20,7 @@ from billing_graphql.domain.catalog import REFUSAL_MESSAGES
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
 from billing_graphql.graphql.common import Money, decode_ids, from_row
+from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog.coupons import CouponCheck as CouponCheckResult
 
@@ -25,6 +28,7 @@ AddonUnit = strawberry.enum(
     DomainAddonUnit, name="AddonUnit", description="FLAT: one price per period; PER_AGENT: per agent (seat)."
 )
 DiscountType = strawberry.enum(DiscountKind, name="DiscountType")
+DEPRECATED = "Use discountValue."
 CouponDuration = strawberry.enum(
     DomainCouponDuration,
     name="CouponDuration",
@@ -76,8 +80,13 @@ class CouponType(relay.Node):
     code: str = strawberry.field(description="Upper-case; codes match whatever the case they are typed in.")
     name: str
     discount_type: DiscountType
-    percent_off: int | None = strawberry.field(description="Percent off, 1 to 100 (PERCENTAGE coupons).")
-    amount_off: Money | None = strawberry.field(description="Amount off per invoice (FIXED coupons).")
+    discount_value: Decimal = strawberry.field(
+        description="PERCENTAGE: the percent off (1 to 100); FIXED: the amount off per invoice, in major units of "
+                    "`currency`.")
+    percent_off: int | None = strawberry.field(description="Percent off, 1 to 100 (PERCENTAGE coupons).",
+                                               deprecation_reason=DEPRECATED)
+    amount_off: Money | None = strawberry.field(description="Amount off per invoice (FIXED coupons).",
+                                                deprecation_reason=DEPRECATED)
     currency: str | None = strawberry.field(description="The currency of a FIXED coupon's amount; null for PERCENTAGE.")
     duration: CouponDuration
     duration_in_months: int | None
@@ -88,7 +97,8 @@ class CouponType(relay.Node):
 
     @classmethod
     def from_row(cls, row: CouponRow) -> CouponType:
-        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency))
+        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency),
+                        discount_value=discount_value(row))
 
     applicable_plans: list[PlanType] = strawberry.field(
         resolver=_applicable_plans, description="The plans it applies to; empty: every plan."
@@ -111,15 +121,19 @@ class CouponSummary:
     code: str
     name: str
     discount_type: DiscountType
-    percent_off: int | None
-    amount_off: Money | None
+    discount_value: Decimal = strawberry.field(
+        description="PERCENTAGE: the percent off (1 to 100); FIXED: the amount off per invoice, in major units of "
+                    "`currency`.")
+    percent_off: int | None = strawberry.field(deprecation_reason=DEPRECATED)
+    amount_off: Money | None = strawberry.field(deprecation_reason=DEPRECATED)
     duration: CouponDuration
     duration_in_months: int | None
     valid_until: datetime | None
 
     @classmethod
     def from_row(cls, row: CouponRow) -> CouponSummary:
-        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency))
+        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency),
+                        discount_value=discount_value(row))
 
 
 @strawberry.type(description="Whether a coupon code can be used now (on the plan asked about).")

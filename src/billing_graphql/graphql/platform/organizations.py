@@ -91,8 +91,9 @@ class Query:
         return OrganizationType.from_row(row)
 
     @strawberry.field(
-        extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER, DomainRole.ADMIN),
-        description="API keys of an organization (super-admins: of the one named, or all).",
+        extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER),
+        description="API keys of an organization (owners: their own; super-admins: of the one named, or all). "
+                    "Admins manage billing, not credentials.",
     )
     async def api_keys(self, info: Info, organization_id: strawberry.ID | None = None) -> list[ApiKeyType] | None:
         try:

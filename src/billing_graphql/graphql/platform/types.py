@@ -12,7 +12,14 @@ from strawberry import relay
 from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.graphql.context import Info
+from billing_graphql.domain.money import DEFAULT_CURRENCY
 from billing_graphql.graphql.common import Money, Role, decode_ids, from_row
+from billing_graphql.graphql.platform.billing_details import BillingDetailsType
+
+
+async def _billing_details(root: "OrganizationType", info: Info) -> BillingDetailsType:
+    value = await info.context.loaders.billing_details_by_organization.load(uuid.UUID(root.id))
+    return BillingDetailsType.from_value(value)
 
 
 @strawberry.type(name="Organization", description="A tenant of the SaaS.")
@@ -20,13 +27,18 @@ class OrganizationType(relay.Node):
     id: relay.NodeID[str]
     name: str
     external_id: str = strawberry.field(description="The SaaS's own id for this tenant (the session token's 'org').")
-    credit_balance: Money | None = strawberry.field(description="Account credit to be spent on the next invoices.")
+    credit_balance: Money = strawberry.field(
+        description="Account credit to be spent on the next invoices; zero (in the default currency) when none."
+    )
+    billing_details: BillingDetailsType = strawberry.field(
+        resolver=_billing_details,
+        description="Who its invoices are addressed to (owners change it with updateBillingDetails).")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def from_row(cls, row: OrganizationRow) -> OrganizationType:
-        return from_row(cls, row, credit_balance=Money.maybe(row.credit_balance, row.credit_currency))
+        return from_row(cls, row, credit_balance=Money.of(row.credit_balance, row.credit_currency or DEFAULT_CURRENCY))
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

@@ -6,6 +6,8 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
+from decimal import Decimal
+
 import strawberry
 from strawberry import relay
 
@@ -17,6 +19,8 @@ from billing_graphql.domain.proration import billed_agents, cap_too_low
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
 from billing_graphql.domain.status import trial_expired
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.catalog.coupon_values import discount_value
+from billing_graphql.graphql.catalog.types import DiscountType as CouponDiscountType
 from billing_graphql.graphql.common import Money, decode_ids, from_row
 from billing_graphql.graphql.billing.types import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
@@ -45,8 +49,12 @@ class SubscriptionAddon:
 class AppliedCoupon:
     code: str
     name: str
-    percent_off: int | None
-    amount_off: Money | None
+    discount_type: CouponDiscountType
+    discount_value: Decimal = strawberry.field(
+        description="PERCENTAGE: the percent off; FIXED: the amount off in major units of its currency."
+    )
+    percent_off: int | None = strawberry.field(deprecation_reason="Use discountValue.")
+    amount_off: Money | None = strawberry.field(deprecation_reason="Use discountValue.")
     duration: str = strawberry.field(description="ONCE, REPEATING or FOREVER.")
     duration_in_months: int | None
     periods_remaining: int | None = strawberry.field(
@@ -110,6 +118,8 @@ async def _coupon(root: SubscriptionType, info: Info) -> AppliedCoupon | None:
     return AppliedCoupon(
         code=coupon.code,
         name=coupon.name,
+        discount_type=coupon.discount_type,
+        discount_value=discount_value(coupon),
         percent_off=None if fixed else coupon.percent_off,
         amount_off=Money.of(coupon.amount_off, coupon.currency) if fixed else None,
         duration=coupon.duration.value,

@@ -22,7 +22,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Invoice, InvoiceLine, Organization
+from billing_graphql.db.models import Invoice, InvoiceLine, InvoiceParties, Organization
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.money import Money, exponent, round_minor
 
@@ -32,6 +32,7 @@ class InvoiceDocument:
     lines: list[InvoiceLine]
     buyer_name: str
     buyer_email: str | None
+    buyer: InvoiceParties | None = None  # billing details copied at finalization
 
 
 def invoice_pdf_path(invoice_id: uuid.UUID) -> str:
@@ -45,15 +46,15 @@ async def load_invoice_document(
     """The invoice with its lines and buyer. ``organization_id`` None means any organization
     (super-admins); another organization's invoice is NOT_FOUND, as a missing one."""
     async with db.read() as session:
-        statement = select(Invoice, Organization.name, Organization.billing_email).join(
+        statement = select(Invoice, Organization.name, Organization.billing_email, InvoiceParties).join(
             Organization, Organization.id == Invoice.organization_id
-        ).where(Invoice.id == invoice_id)
+        ).outerjoin(InvoiceParties, InvoiceParties.invoice_id == Invoice.id).where(Invoice.id == invoice_id)
         if organization_id is not None:
             statement = statement.where(Invoice.organization_id == organization_id)
         row = (await session.execute(statement)).first()
         if row is None:
             raise not_found("Invoice")
-        invoice, buyer_name, buyer_email = row
+        invoice, buyer_name, buyer_email, buyer = row
         lines = list(
             (
                 await session.scalars(
@@ -63,7 +64,7 @@ async def load_invoice_document(
                 )
             ).all()
         )
-    return InvoiceDocument(invoice=invoice, lines=lines, buyer_name=buyer_name, buyer_email=buyer_email)
+    return InvoiceDocument(invoice=invoice, lines=lines, buyer_name=buyer_name, buyer_email=buyer_email, buyer=buyer)
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -112,7 +113,27 @@ def _p(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text).replace("\n", "<br/>"), style)
 
 
-def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_address: str) -> bytes:
+def buyer_text(document: InvoiceDocument) -> str:
+    """The "Bill to" block: the legal name, address, country and tax ID copied at finalization."""
+    buyer = document.buyer
+    parts = [(buyer.buyer_legal_name if buyer and buyer.buyer_legal_name else document.buyer_name)]
+    if buyer is not None:
+        parts += [part for part in (buyer.buyer_address, buyer.buyer_country) if part]
+        if buyer.buyer_tax_id:
+            label = "NPWP" if buyer.buyer_country == "ID" else "Tax ID"
+            parts.append(f"{label}: {buyer.buyer_tax_id}")
+    if document.buyer_email:
+        parts.append(document.buyer_email)
+    return "\n".join(parts)
+
+
+def seller_text(seller_name: str, seller_address: str, seller_tax_id: str) -> str:
+    parts = [seller_name] + ([seller_address] if seller_address else [])
+    return "\n".join(parts + ([f"Tax ID (NPWP): {seller_tax_id}"] if seller_tax_id else []))
+
+
+def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_address: str,
+                       seller_tax_id: str = "") -> bytes:
     invoice = document.invoice
     currency = invoice.currency
     number = invoice.number or "DRAFT"
@@ -137,11 +158,11 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
         _p(f"Status: {invoice.status.value}", right),
         Spacer(1, 4 * mm),
     ]
-    buyer = document.buyer_name + (f"\n{document.buyer_email}" if document.buyer_email else "")
+    buyer = buyer_text(document)
     parties = Table(
         [
             [_p("From", styles["Heading4"]), _p("Bill to", styles["Heading4"])],
-            [_p(seller_name + (f"\n{seller_address}" if seller_address else ""), body), _p(buyer, body)],
+            [_p(seller_text(seller_name, seller_address, seller_tax_id), body), _p(buyer, body)],
         ],
         colWidths=["50%", "50%"],
     )

@@ -33,6 +33,7 @@ from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.domain.tax import TaxRule
 from billing_graphql.services.billing.credit import available_credit
 from billing_graphql.services.platform.audit import emit_event
+from billing_graphql.services.platform.billing_details import copy_billing_details
 
 
 async def tax_rule_for(session: AsyncSession, currency: str, at: datetime) -> TaxRule | None:
@@ -157,7 +158,8 @@ async def assign_invoice_number(session: AsyncSession, invoice: Invoice, now: da
 async def finalize_invoice(
     session: AsyncSession, invoice: Invoice, now: datetime, *, days_until_due: int = 0
 ) -> Invoice:
-    """DRAFT -> OPEN: number, ``finalized_at`` and due date (charged automatically: due now).
+    """DRAFT -> OPEN: number, ``finalized_at``, due date (charged automatically: due now) and a
+    copy of the buyer's billing details as they are now.
 
     Writes the outbox event ``invoice.created`` (drafts are internal; an invoice is announced
     once it is final).
@@ -165,6 +167,7 @@ async def finalize_invoice(
     if invoice.status is not InvoiceStatus.DRAFT:
         raise ValueError(f"only a DRAFT invoice is finalized, not a {invoice.status.value} one")
     await assign_invoice_number(session, invoice, now)
+    await copy_billing_details(session, invoice)
     invoice.status = InvoiceStatus.OPEN
     invoice.finalized_at = now
     invoice.due_date = now + timedelta(days=days_until_due)

@@ -1,0 +1,72 @@
+"""Billing details: the type (on Organization and, as copied at finalization, on Invoice) and
+``updateBillingDetails`` (owners; super-admins name the organization)."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.domain.billing_details import BillingDetailsValue
+from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.common import attempt
+from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.permissions import allow
+from billing_graphql.services.platform import billing_details
+
+
+@strawberry.type(name="BillingDetails", description="Who invoices are addressed to.")
+class BillingDetailsType:
+    legal_name: str | None = strawberry.field(description="The buyer's registered name.")
+    address: str | None = strawberry.field(description="Postal address; lines separated by newlines.")
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 code, e.g. ID.")
+    tax_id: str | None = strawberry.field(description="The buyer's tax ID (NPWP in Indonesia).")
+
+    @classmethod
+    def from_value(cls, value: BillingDetailsValue) -> BillingDetailsType:
+        return cls(legal_name=value.legal_name, address=value.address, country=value.country, tax_id=value.tax_id)
+
+
+@strawberry.input
+class UpdateBillingDetailsInput:
+    legal_name: str | None = strawberry.field(default=None, description="Left out: kept; empty: cleared.")
+    address: str | None = strawberry.field(default=None, description="Left out: kept; empty: cleared.")
+    country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2; empty: cleared.")
+    tax_id: str | None = strawberry.field(
+        default=None, description="Left out: kept; empty: cleared. For country ID an NPWP of 15 or 16 digits."
+    )
+    organization_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Super-admins: the organization to act on (required). Owners act on their own."
+    )
+
+
+@strawberry.type
+class UpdateBillingDetailsPayload:
+    billing_details: BillingDetailsType | None = None
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER),
+        description="Change the organization's billing details; invoices finalized from now on carry them.",
+    )
+    async def update_billing_details(
+        self, info: Info, input: UpdateBillingDetailsInput
+    ) -> UpdateBillingDetailsPayload | None:
+        from billing_graphql.graphql.subscriptions.schema import organization_for
+
+        context = info.context
+
+        async def update() -> BillingDetailsValue:
+            return await billing_details.update_billing_details(
+                context.db, context.actor, organization_id=organization_for(info, input.organization_id),
+                legal_name=input.legal_name, address=input.address, country=input.country, tax_id=input.tax_id,
+                now=context.now,
+            )
+
+        value, errors = await attempt(update())
+        return UpdateBillingDetailsPayload(
+            billing_details=BillingDetailsType.from_value(value) if value is not None else None, errors=errors
+        )

@@ -1,0 +1,125 @@
+"""Browser tests: Debian's chromium driven by Playwright against a served gateway.
+
+The gateway runs as `billing-graphql serve` in a subprocess on the test's database, with
+GraphiQL's scripts installed by `billing-graphql install-explorer` into a cache directory
+(reused while the versions match). Outside CI, a machine without chromium or npm skips these
+tests with the reason; under CI=true that is a failure (.ci/run installs chromium).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("BILLING_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PORTAL_SECRET = "portal-secret-for-browser-tests-0123456789"
+JWT_SECRET = "test-secret-of-enough-length-for-hs256"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason + " (CI=true: browser tests must run; .ci/run installs chromium)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def explorer_assets() -> Path:
+    """GraphiQL's scripts installed once into a cache directory named after their versions."""
+    from billing_graphql.http.explorer import ExplorerAssetsError, check_assets_dir, explorer_packages, install_explorer
+
+    versions = hashlib.sha256(json.dumps(explorer_packages(), sort_keys=True).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "billing-graphql" / f"explorer-{versions}"
+    try:
+        check_assets_dir(cache)
+        return cache
+    except ExplorerAssetsError:
+        pass
+    if shutil.which("npm") is None:
+        _unavailable("npm is not installed: GraphiQL's scripts cannot be installed")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="explorer-", dir=cache.parent))
+    try:
+        install_explorer(staging)
+    except (ExplorerAssetsError, subprocess.CalledProcessError) as exc:
+        _unavailable(f"npm could not install GraphiQL's scripts: {exc}")
+    try:
+        staging.rename(cache)  # atomic: another worker may have won the race
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cache
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Served:
+    url: str
+
+
+@pytest.fixture
+def served(database_url: str, explorer_assets: Path, db) -> Iterator[Served]:
+    """`billing-graphql serve` on this test's database, GraphiQL offline, the portal configured."""
+    port = _free_port()
+    env = {**os.environ, "BILLING_DATABASE_URL": database_url, "BILLING_GRAPHIQL_ASSETS_DIR": str(explorer_assets),
+           "BILLING_PORTAL_SECRET": PORTAL_SECRET, "BILLING_JWT_SECRET": JWT_SECRET, "BILLING_RATE_LIMIT": "0",
+           "BILLING_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    command = [sys.executable, "-m", "billing_graphql.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"the gateway did not start: {output[-2000:]}")
+            time.sleep(0.2)
+        yield Served(url)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[object]:
+    """A fresh page of Debian's chromium (never a browser Playwright downloads)."""
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = await browser.new_context()
+            yield await context.new_page()
+        finally:
+            await browser.close()
