@@ -120,14 +120,15 @@ async def billing_portal_action(
         if action == "preview-plan":
             plan_id = _plan_id(data.get("plan_id"))
             result = await plan_changes.change_plan(db, actor, organization_id=organization_id, plan_id=plan_id,
-                                                    billing_period=None, dry_run=True, settings=settings, now=now)
+                                                    billing_period=None, dry_run=True, gateways=request.app.state.gateways, now=now)
             preview = _preview_view(result, plan_id, await _plan_name(request, organization_id, plan_id))
             html = await portal_page(request, token, claims, preview=preview)
             return Response(html, status_code=200, media_type=MediaType.HTML, headers=SECURITY_HEADERS)
         if action == "change-plan":
             await plan_changes.change_plan(
                 db, actor, organization_id=organization_id, plan_id=_plan_id(data.get("plan_id")),
-                billing_period=None, idempotency_key=(data.get("idempotency_key") or None), settings=settings, now=now)
+                billing_period=None, idempotency_key=(data.get("idempotency_key") or None),
+                gateways=request.app.state.gateways, now=now)
             return _back(token, notice="plan-changed")
         if action == "replace-card":
             await replace_default_card(db, actor, token=str(data.get("token", "")), label=str(data.get("label", "")),
