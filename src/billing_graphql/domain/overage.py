@@ -27,17 +27,13 @@ def month_key(instant: datetime) -> str:
 
 
 def usage_month_keys(period: Period) -> list[str]:
-    """Keys of the calendar months that end within ``(period.start, period.end]``."""
-    start = period.start.astimezone(UTC)
-    month_start = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    keys: list[str] = []
-    while True:
-        month_end = add_months(month_start, 1)
-        if month_end > period.end:
-            return keys
-        if month_end > period.start:
-            keys.append(month_key(month_start))
-        month_start = month_end
+    """Keys of the billing months of ``period``: one per calendar month it spans from its start (a
+    monthly period one, an annual one twelve, a trial shorter than a month none), each the
+    ``domain.usage.month_key`` of that billing month's start, as usage ingestion counts COUNTER
+    events (months anchored on the subscription like its periods)."""
+    start, end = period.start.astimezone(UTC), period.end.astimezone(UTC)
+    months = (end.year - start.year) * 12 + end.month - start.month
+    return [month_key(add_months(start, index)) for index in range(months)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,8 @@ above the plan's limits, priced at ``overage_message_price``, capped by the spen
 ``domain.overage``), the coupon while it still runs (``domain.coupon_duration``), tax from the
 tax rows, account credit after tax.
 
-Usage counters read: ``usage_counters`` rows of COUNTER metrics whose ``period_key`` is the
-calendar month ``"YYYY-MM"`` (UTC), for the months that end within the ended period
-(``domain.overage.usage_month_keys``).
+Usage counters read: ``usage_counters`` rows of COUNTER metrics whose ``period_key`` is one of
+the ended period's billing months (``domain.overage.usage_month_keys``, the keys ingestion writes).
 """
 
 from __future__ import annotations
