@@ -8,7 +8,8 @@ and counts webhook-ids; it checks the signature of every 100th request with the
 and N outbox events are written, then the delivery worker runs until nothing is due: fan-out,
 claim, sign, POST and record, all timed. On PostgreSQL it runs again with two workers (two
 engines, as two processes would have) over another N events. Every event must arrive exactly
-once. Figures go into notes, never into a timed test.
+once. A bare httpx client posting the same number of requests in the same batches runs first,
+as the ceiling of this machine at the time. Figures go into notes, never into a timed test.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ async def receiver_app(scope, receive, send) -> None:  # pragma: no cover - runs
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    if scope["method"] == "GET":
+    if scope["path"] == "/raw":
+        answer = b"ok"  # the baseline's requests: neither counted nor verified
+    elif scope["method"] == "GET":
         answer = json.dumps({"received": sum(_seen.values()), "unique": len(_seen),
                              "duplicates": sum(n - 1 for n in _seen.values()), "bad": _bad}).encode()
     else:
@@ -149,6 +152,20 @@ async def _deliver(urls: list[str], batch: int) -> tuple[float, list[int]]:
     return elapsed, done
 
 
+async def _raw_baseline(receiver: str, events: int, batch: int) -> None:
+    """The same number of POSTs with a bare httpx client, batch by batch: the ceiling here."""
+    body = json.dumps({"type": "invoice.paid", "timestamp": "2026-01-01T00:00:00Z", "data": {"total": 299000}})
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=15) as client:
+        started = time.perf_counter()
+        for start in range(0, events, batch):
+            await asyncio.gather(*(client.post(receiver + "/raw", content=body, headers={"webhook-id": f"raw_{i}"})
+                                   for i in range(start, min(start + batch, events))))
+        elapsed = time.perf_counter() - started
+    print(f"{'raw httpx':10s} (no database, no signing)  events={events} batch={batch}: {elapsed:6.2f} s, "
+          f"{events / elapsed:7.1f} posts/s")
+
+
 async def _run(name: str, url: str, receiver: str, secret: str, events: int, batch: int, worker_counts) -> None:
     db, organization_id = await _prepare(url, receiver + "/hooks", secret)
     try:
@@ -181,6 +198,7 @@ def main() -> None:
     receiver = _start_receiver(args.port, secret)
     base = f"http://127.0.0.1:{args.port}"
     try:
+        asyncio.run(_raw_baseline(base, args.events, args.batch))
         with tempfile.TemporaryDirectory() as folder:
             sqlite_url = f"sqlite+aiosqlite:///{folder}/bench.db"
             asyncio.run(_run("sqlite", sqlite_url, base, secret, args.events, args.batch, [1]))
