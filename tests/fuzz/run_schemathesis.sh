@@ -53,6 +53,7 @@ for role in SUPER_ADMIN OWNER MEMBER; do
     --generation-allow-x00 true \
     --phases examples,coverage,fuzzing \
     --workers 1 \
+    --generation-database none \
     --no-color \
     --report har --report-har-path "$out/$role.har" \
     >"$out/$role.txt" 2>&1 || true
