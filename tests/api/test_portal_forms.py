@@ -84,10 +84,11 @@ async def test_replace_default_card(portal, db, keys):
     assert "That could not be done (validation)." in page.text
 
 
-@pytest.mark.parametrize("attack", ["no-token", "wrong-token", "other-origin"])
+@pytest.mark.parametrize("attack", ["no-token", "wrong-token", "other-origin", "cross-site"])
 async def test_forms_refuse_cross_site_posts(portal, db, attack):
     fields = {} if attack == "no-token" else {"csrf": "0" * 64 if attack == "wrong-token" else portal["csrf"]}
-    headers = {"origin": "https://evil.example"} if attack == "other-origin" else {}
+    headers = {"origin": "https://evil.example"} if attack == "other-origin" else (
+        {"sec-fetch-site": "cross-site"} if attack == "cross-site" else {})
     response = await portal["client"].post(f"{portal['path']}/actions/cancel", data=fields, headers=headers)
     assert response.status_code == 303 and response.headers["location"].endswith("error=csrf#manage")
     assert (await live(db)).cancel_at_period_end is False

@@ -8,7 +8,6 @@ tests with the reason; under CI=true that is a failure (.ci/run installs chromiu
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -84,10 +83,11 @@ def served(database_url: str, explorer_assets: Path, db) -> Iterator[Served]:
            "BILLING_PORTAL_SECRET": PORTAL_SECRET, "BILLING_JWT_SECRET": JWT_SECRET, "BILLING_RATE_LIMIT": "0",
            "BILLING_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     command = [sys.executable, "-m", "billing_graphql.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile()  # never a pipe: a full pipe would stall the server
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded CI machine starts slowly
         while True:
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
@@ -95,7 +95,8 @@ def served(database_url: str, explorer_assets: Path, db) -> Iterator[Served]:
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
+                log.seek(0)
+                output = log.read().decode(errors="replace")
                 pytest.fail(f"the gateway did not start: {output[-2000:]}")
             time.sleep(0.2)
         yield Served(url)
@@ -105,6 +106,7 @@ def served(database_url: str, explorer_assets: Path, db) -> Iterator[Served]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 @pytest.fixture

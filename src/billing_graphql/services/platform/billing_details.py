@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.engine import Database, lock_organization
+from billing_graphql.db.engine import Database
 from billing_graphql.db.models import BillingDetails, Invoice, InvoiceParties, Organization
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.billing_details import BillingDetailsValue, merge_billing_details
@@ -48,8 +48,8 @@ async def update_billing_details(
     Invoices finalized later carry the new details; finalized ones keep the copy they have.
     """
     async with db.write() as session:
-        await lock_organization(session, organization_id)
-        if await session.get(Organization, organization_id) is None:
+        # The organization's lock (FOR UPDATE on PostgreSQL; SQLite's write session holds BEGIN IMMEDIATE).
+        if await session.get(Organization, organization_id, with_for_update=True) is None:
             raise not_found("Organization", "organizationId")
         row = await session.get(BillingDetails, organization_id)
         before = value_of(row)
