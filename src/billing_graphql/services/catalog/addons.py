@@ -28,6 +28,7 @@ from billing_graphql.domain.catalog import (
     price_minor,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.services.catalog.listing import list_catalog
 from billing_graphql.services.platform.audit import record_change, snapshot
 from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
 
@@ -88,13 +89,7 @@ def addon_order():
 
 
 async def list_addons(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Addon]:
-    statement = select(Addon).order_by(*addon_order())
-    if not include_inactive:
-        statement = statement.where(Addon.is_active.is_(True))
-    if currency is not None:
-        statement = statement.where(Addon.currency == check_currency(currency))
-    async with db.read() as session:
-        return list((await session.scalars(statement)).all())
+    return await list_catalog(db, Addon, addon_order(), include_inactive=include_inactive, currency=currency)
 
 
 def _slug_exists(slug: str) -> BillingError:

@@ -131,33 +131,11 @@ class CouponCheck:
         return self.refusal is None
 
 
-def _terms(
-    discount_type: DiscountKind,
-    percent_off: int | None,
-    amount_off: Decimal | None,
-    currency: str | None,
-    duration: CouponDuration,
-    duration_in_months: int | None,
-) -> CouponTerms:
-    return coupon_terms(
-        discount_type=discount_type,
-        percent_off=percent_off,
-        amount_off=amount_off,
-        currency=currency,
-        duration=duration,
-        duration_in_months=duration_in_months,
-    )
+_TERM_NAMES = ("discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months")
 
 
 def _term_columns(terms: CouponTerms) -> dict[str, Any]:
-    return {
-        "discount_type": terms.discount_type,
-        "percent_off": terms.percent_off,
-        "amount_off": terms.amount_off,
-        "currency": terms.currency,
-        "duration": terms.duration,
-        "duration_in_months": terms.duration_in_months,
-    }
+    return {name: getattr(terms, name) for name in _TERM_NAMES}
 
 
 def _code_exists(code: str) -> BillingError:
@@ -193,9 +171,7 @@ def _coupon_snapshot(coupon: Coupon, plan_ids: Sequence[uuid.UUID]) -> dict[str,
 async def create_coupon(db: Database, actor: Actor | None, spec: CouponSpec, *, now: datetime) -> Coupon:
     """Create a coupon; its code is stored upper-case (unique whatever the case). Audited."""
     code = normalize_coupon_code(spec.code)
-    terms = _terms(
-        spec.discount_type, spec.percent_off, spec.amount_off, spec.currency, spec.duration, spec.duration_in_months
-    )
+    terms = coupon_terms(**{name: getattr(spec, name) for name in _TERM_NAMES})
     check_validity_window(spec.valid_from, spec.valid_until)
     if spec.valid_until is not None and spec.valid_until <= now:
         raise validation("validUntil is in the past; the coupon could never be used.", "validUntil")
@@ -329,7 +305,8 @@ def _merged_terms(coupon: Coupon, patch: CouponPatch, touched: set[str]) -> dict
         months = coupon.duration_in_months
     else:
         months = None
-    return _term_columns(_terms(discount_type, percent_off, amount_off, currency, duration, months))
+    return _term_columns(coupon_terms(discount_type=discount_type, percent_off=percent_off, amount_off=amount_off,
+                                      currency=currency, duration=duration, duration_in_months=months))
 
 
 async def list_coupons(

@@ -40,6 +40,7 @@ from billing_graphql.domain.catalog import (
     unknown_metric,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.services.catalog.listing import list_catalog
 from billing_graphql.services.platform.audit import record_change, snapshot
 from billing_graphql.services.catalog.metrics import (
     already_exists,
@@ -142,13 +143,7 @@ def plan_order():
 
 async def list_plans(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Plan]:
     """Plans in display order: sort order, then monthly price (then name)."""
-    statement = select(Plan).order_by(*plan_order())
-    if not include_inactive:
-        statement = statement.where(Plan.is_active.is_(True))
-    if currency is not None:
-        statement = statement.where(Plan.currency == check_currency(currency))
-    async with db.read() as session:
-        return list((await session.scalars(statement)).all())
+    return await list_catalog(db, Plan, plan_order(), include_inactive=include_inactive, currency=currency)
 
 
 async def get_plan(

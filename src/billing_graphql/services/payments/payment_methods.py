@@ -209,16 +209,8 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
         session.add(method)
         await session.flush()
         after = snapshot(method, *_AUDIT_FIELDS)
-        record_change(
-            session,
-            actor=actor,
-            action="payment_method.added",
-            object_type="PaymentMethod",
-            object_id=method.id,
-            organization_id=organization_id,
-            now=now,
-            after=after,
-        )
+        record_change(session, actor=actor, action="payment_method.added", object_type="PaymentMethod",
+                      object_id=method.id, organization_id=organization_id, now=now, after=after)
     return method
 
 
@@ -240,25 +232,11 @@ async def set_default_payment_method(
         await _unset_default(session, organization_id)
         method.is_default = True
         await session.flush()
-        payload = {"id": method.id, "previous_default_id": previous}
-        record_audit(
-            session,
-            actor=actor,
-            action="payment_method.default_set",
-            object_type="PaymentMethod",
-            object_id=method.id,
-            organization_id=organization_id,
-            now=now,
-            before={"default_id": str(previous) if previous else None},
-            after={"default_id": str(method.id)},
-        )
-        emit_event(
-            session,
-            event_type="payment_method.default_changed",
-            organization_id=organization_id,
-            payload=payload,
-            now=now,
-        )
+        record_audit(session, actor=actor, action="payment_method.default_set", object_type="PaymentMethod",
+                     object_id=method.id, organization_id=organization_id, now=now,
+                     before={"default_id": str(previous) if previous else None}, after={"default_id": str(method.id)})
+        emit_event(session, event_type="payment_method.default_changed", organization_id=organization_id,
+                   payload={"id": method.id, "previous_default_id": previous}, now=now)
     return method
 
 
@@ -285,14 +263,6 @@ async def remove_payment_method(
         before = snapshot(method, *_AUDIT_FIELDS)
         await session.delete(method)
         await session.flush()
-        record_change(
-            session,
-            actor=actor,
-            action="payment_method.removed",
-            object_type="PaymentMethod",
-            object_id=method.id,
-            organization_id=organization_id,
-            now=now,
-            before=before,
-        )
+        record_change(session, actor=actor, action="payment_method.removed", object_type="PaymentMethod",
+                      object_id=method.id, organization_id=organization_id, now=now, before=before)
     return method
