@@ -27,7 +27,13 @@ from billing_graphql.domain.catalog import (
     price_minor,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
-from billing_graphql.services.catalog.shared import audited_fields, input_field, list_catalog, patch_of
+from billing_graphql.services.catalog.shared import (
+    audited_fields,
+    checked_columns,
+    input_field,
+    list_catalog,
+    patch_of,
+)
 from billing_graphql.services.platform.audit import record_change, snapshot
 from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
 
@@ -143,15 +149,7 @@ async def update_addon(
                             "This add-on is attached to subscriptions; its currency cannot change.", "currency"
                         )
                 columns["currency"] = currency
-            if "name" in touched:
-                columns["name"] = clean_name(patch.name)
-            if "slug" in touched:
-                columns["slug"] = check_slug(patch.slug)
-            if "description" in touched:
-                columns["description"] = clean_description(patch.description)
-            for name in PRICE_FIELDS:
-                if name in touched:
-                    columns[name] = price_minor(getattr(patch, name), currency, input_field(name))
+            columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
             if "unit" in touched:
                 columns["unit"] = patch.unit
             if "is_active" in touched:

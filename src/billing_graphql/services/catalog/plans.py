@@ -39,7 +39,13 @@ from billing_graphql.domain.catalog import (
     unknown_metric,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
-from billing_graphql.services.catalog.shared import audited_fields, input_field, list_catalog, patch_of
+from billing_graphql.services.catalog.shared import (
+    audited_fields,
+    checked_columns,
+    input_field,
+    list_catalog,
+    patch_of,
+)
 from billing_graphql.services.platform.audit import record_change, snapshot
 from billing_graphql.services.catalog.metrics import (
     already_exists,
@@ -175,15 +181,7 @@ async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> 
                     "currency",
                 )
         columns["currency"] = currency
-    if "name" in touched:
-        columns["name"] = clean_name(patch.name)
-    if "slug" in touched:
-        columns["slug"] = check_slug(patch.slug)
-    if "description" in touched:
-        columns["description"] = clean_description(patch.description)
-    for name in PRICE_FIELDS:
-        if name in touched:
-            columns[name] = price_minor(getattr(patch, name), currency, input_field(name))
+    columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
     for name in ("included_agents", "trial_days", "sort_order"):
         if name in touched:
             columns[name] = getattr(patch, name)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.domain.catalog import KEEP, check_currency
+from billing_graphql.domain.catalog import KEEP, check_currency, check_slug, clean_description, clean_name, price_minor
 
 
 def input_field(name: str, renamed: dict[str, str] | None = None) -> str:
@@ -46,3 +46,15 @@ async def list_catalog(db: Database, model: Any, order: tuple, *, include_inacti
         statement = statement.where(model.currency == check_currency(currency))
     async with db.read() as session:
         return list((await session.scalars(statement)).all())
+
+
+_TEXT_CHECKS = {"name": clean_name, "slug": check_slug, "description": clean_description}
+
+
+def checked_columns(patch: Any, touched: set[str], *, currency: str, prices: tuple[str, ...]) -> dict[str, Any]:
+    """A patch's name, slug, description and prices (in minor units of ``currency``), checked,
+    for the fields it touches."""
+    columns = {name: check(getattr(patch, name)) for name, check in _TEXT_CHECKS.items() if name in touched}
+    columns.update({name: price_minor(getattr(patch, name), currency, input_field(name))
+                    for name in prices if name in touched})
+    return columns
