@@ -142,9 +142,11 @@ async def _has_live_subscription(session: AsyncSession, organization_id: uuid.UU
     return found is not None
 
 
-async def _load_method(
+async def _locked_method(
     session: AsyncSession, organization_id: uuid.UUID, payment_method_id: uuid.UUID
 ) -> PaymentMethod:
+    """Take the organization's lock, then load its method (another organization's is NOT_FOUND)."""
+    await lock_organization(session, organization_id)
     method = await session.scalar(
         select(PaymentMethod)
         .where(PaymentMethod.id == payment_method_id, PaymentMethod.organization_id == organization_id)
@@ -219,8 +221,7 @@ async def set_default_payment_method(
 ) -> PaymentMethod:
     organization_id = _organization_of(actor)
     async with db.write() as session:
-        await lock_organization(session, organization_id)
-        method = await _load_method(session, organization_id, payment_method_id)
+        method = await _locked_method(session, organization_id, payment_method_id)
         if method.is_default:
             return method
         previous = await session.scalar(
@@ -246,8 +247,7 @@ async def remove_payment_method(
     """Delete a method; returns the removed row (detached)."""
     organization_id = _organization_of(actor)
     async with db.write() as session:
-        await lock_organization(session, organization_id)
-        method = await _load_method(session, organization_id, payment_method_id)
+        method = await _locked_method(session, organization_id, payment_method_id)
         if method.is_default:
             others = await session.scalar(
                 select(func.count())
