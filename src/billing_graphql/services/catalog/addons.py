@@ -17,7 +17,6 @@ from billing_graphql.db.models import Addon, AddonUnit, SubscriptionAddon
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import (
     INT_MAX,
-    KEEP,
     annual_price_default,
     check_currency,
     check_int_range,
@@ -28,34 +27,17 @@ from billing_graphql.domain.catalog import (
     price_minor,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.services.catalog.shared import (
+    audited_fields,
+    checked_columns,
+    input_field,
+    list_catalog,
+    patch_of,
+)
 from billing_graphql.services.platform.audit import record_change, snapshot
 from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
 
-ADDON_FIELDS = (
-    "id",
-    "name",
-    "slug",
-    "description",
-    "currency",
-    "price_monthly",
-    "price_annual",
-    "unit",
-    "is_active",
-    "sort_order",
-)
 PRICE_FIELDS = ("price_monthly", "price_annual")
-INPUT_FIELD = {
-    "name": "name",
-    "slug": "slug",
-    "description": "description",
-    "currency": "currency",
-    "price_monthly": "priceMonthly",
-    "price_annual": "priceAnnual",
-    "unit": "unit",
-    "is_active": "isActive",
-    "sort_order": "sortOrder",
-}
-
 
 @dataclass(frozen=True)
 class AddonSpec:
@@ -70,17 +52,8 @@ class AddonSpec:
     sort_order: int = 0
 
 
-@dataclass(frozen=True)
-class AddonPatch:
-    name: Any = KEEP
-    slug: Any = KEEP
-    description: Any = KEEP
-    currency: Any = KEEP
-    price_monthly: Any = KEEP
-    price_annual: Any = KEEP
-    unit: Any = KEEP
-    is_active: Any = KEEP
-    sort_order: Any = KEEP
+AddonPatch = patch_of(AddonSpec, "AddonPatch", """Changes to an add-on: a field left as ``KEEP`` keeps its value.""")
+ADDON_FIELDS = audited_fields(AddonSpec)
 
 
 def addon_order():
@@ -88,13 +61,7 @@ def addon_order():
 
 
 async def list_addons(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Addon]:
-    statement = select(Addon).order_by(*addon_order())
-    if not include_inactive:
-        statement = statement.where(Addon.is_active.is_(True))
-    if currency is not None:
-        statement = statement.where(Addon.currency == check_currency(currency))
-    async with db.read() as session:
-        return list((await session.scalars(statement)).all())
+    return await list_catalog(db, Addon, addon_order(), include_inactive=include_inactive, currency=currency)
 
 
 def _slug_exists(slug: str) -> BillingError:
@@ -156,7 +123,7 @@ async def update_addon(
     """Change the fields given; a field left out keeps its value. Audited as ``addon.updated``."""
     touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
     for name in touched - {"description"}:
-        not_null(getattr(patch, name), INPUT_FIELD[name])
+        not_null(getattr(patch, name), input_field(name))
     try:
         async with db.write() as session:
             addon = await session.scalar(select(Addon).where(Addon.id == addon_id).with_for_update())
@@ -167,7 +134,7 @@ async def update_addon(
             if "currency" in touched:
                 currency = check_currency(patch.currency)
                 if currency != addon.currency:
-                    missing = [INPUT_FIELD[name] for name in PRICE_FIELDS if name not in touched]
+                    missing = [input_field(name) for name in PRICE_FIELDS if name not in touched]
                     if missing:
                         raise validation(
                             "Changing an add-on's currency needs every price in the new currency"
@@ -182,15 +149,7 @@ async def update_addon(
                             "This add-on is attached to subscriptions; its currency cannot change.", "currency"
                         )
                 columns["currency"] = currency
-            if "name" in touched:
-                columns["name"] = clean_name(patch.name)
-            if "slug" in touched:
-                columns["slug"] = check_slug(patch.slug)
-            if "description" in touched:
-                columns["description"] = clean_description(patch.description)
-            for name in PRICE_FIELDS:
-                if name in touched:
-                    columns[name] = price_minor(getattr(patch, name), currency, INPUT_FIELD[name])
+            columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
             if "unit" in touched:
                 columns["unit"] = patch.unit
             if "is_active" in touched:

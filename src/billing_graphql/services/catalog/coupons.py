@@ -22,7 +22,6 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Coupon, CouponPlan, Plan
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import (
-    KEEP,
     CouponState,
     CouponTerms,
     DiscountKind,
@@ -39,41 +38,12 @@ from billing_graphql.domain.catalog import (
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.money import Money
 from billing_graphql.services.platform.audit import record_change, snapshot
+from billing_graphql.services.catalog.shared import audited_fields, input_field, patch_of
 from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
 from billing_graphql.services.pagination import Page, fetch_page
 
-COUPON_FIELDS = (
-    "id",
-    "code",
-    "name",
-    "discount_type",
-    "percent_off",
-    "amount_off",
-    "currency",
-    "duration",
-    "duration_in_months",
-    "max_uses",
-    "current_uses",
-    "valid_from",
-    "valid_until",
-    "is_active",
-)
 TERM_FIELDS = ("code", "discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months")
-INPUT_FIELD = {
-    "code": "code",
-    "name": "name",
-    "discount_type": "discountType",
-    "percent_off": "percentOff",
-    "amount_off": "amountOff",
-    "currency": "currency",
-    "duration": "duration",
-    "duration_in_months": "durationInMonths",
-    "max_uses": "maxUses",
-    "valid_from": "validFrom",
-    "valid_until": "validUntil",
-    "plan_ids": "applicablePlanIds",
-    "is_active": "isActive",
-}
+_RENAMED = {"plan_ids": "applicablePlanIds"}  # input names that are not the camelCase of the attribute
 REQUIRED = ("code", "name", "discount_type", "duration", "is_active", "plan_ids")
 
 
@@ -97,24 +67,9 @@ class CouponSpec:
     is_active: bool = True
 
 
-@dataclass(frozen=True)
-class CouponPatch:
-    """Changes to a coupon; ``KEEP`` keeps a field. None clears the nullable ones
-    (``maxUses``: no cap; ``validFrom``/``validUntil``: open-ended)."""
-
-    code: Any = KEEP
-    name: Any = KEEP
-    discount_type: Any = KEEP
-    percent_off: Any = KEEP
-    amount_off: Any = KEEP
-    currency: Any = KEEP
-    duration: Any = KEEP
-    duration_in_months: Any = KEEP
-    max_uses: Any = KEEP
-    valid_from: Any = KEEP
-    valid_until: Any = KEEP
-    plan_ids: Any = KEEP
-    is_active: Any = KEEP
+CouponPatch = patch_of(CouponSpec, "CouponPatch", """Changes to a coupon; ``KEEP`` keeps a field. None clears the
+nullable ones (``maxUses``: no cap; ``validFrom``/``validUntil``: open-ended).""")
+COUPON_FIELDS = audited_fields(CouponSpec, without=("plan_ids",), extra=("current_uses",))
 
 
 @dataclass(frozen=True)
@@ -131,33 +86,11 @@ class CouponCheck:
         return self.refusal is None
 
 
-def _terms(
-    discount_type: DiscountKind,
-    percent_off: int | None,
-    amount_off: Decimal | None,
-    currency: str | None,
-    duration: CouponDuration,
-    duration_in_months: int | None,
-) -> CouponTerms:
-    return coupon_terms(
-        discount_type=discount_type,
-        percent_off=percent_off,
-        amount_off=amount_off,
-        currency=currency,
-        duration=duration,
-        duration_in_months=duration_in_months,
-    )
+_TERM_NAMES = ("discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months")
 
 
 def _term_columns(terms: CouponTerms) -> dict[str, Any]:
-    return {
-        "discount_type": terms.discount_type,
-        "percent_off": terms.percent_off,
-        "amount_off": terms.amount_off,
-        "currency": terms.currency,
-        "duration": terms.duration,
-        "duration_in_months": terms.duration_in_months,
-    }
+    return {name: getattr(terms, name) for name in _TERM_NAMES}
 
 
 def _code_exists(code: str) -> BillingError:
@@ -193,9 +126,7 @@ def _coupon_snapshot(coupon: Coupon, plan_ids: Sequence[uuid.UUID]) -> dict[str,
 async def create_coupon(db: Database, actor: Actor | None, spec: CouponSpec, *, now: datetime) -> Coupon:
     """Create a coupon; its code is stored upper-case (unique whatever the case). Audited."""
     code = normalize_coupon_code(spec.code)
-    terms = _terms(
-        spec.discount_type, spec.percent_off, spec.amount_off, spec.currency, spec.duration, spec.duration_in_months
-    )
+    terms = coupon_terms(**{name: getattr(spec, name) for name in _TERM_NAMES})
     check_validity_window(spec.valid_from, spec.valid_until)
     if spec.valid_until is not None and spec.valid_until <= now:
         raise validation("validUntil is in the past; the coupon could never be used.", "validUntil")
@@ -239,7 +170,7 @@ async def update_coupon(
     is unredeemed; ``maxUses`` never drops below the redemptions made. Audited."""
     touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
     for name in touched & set(REQUIRED):
-        not_null(getattr(patch, name), INPUT_FIELD[name])
+        not_null(getattr(patch, name), input_field(name, _RENAMED))
     try:
         async with db.write() as session:
             # Locked: a concurrent redemption cannot slip between the uses check and the write.
@@ -259,7 +190,7 @@ async def update_coupon(
                         raise validation(
                             f"This coupon has been redeemed {coupon.current_uses} time(s): its code, discount and"
                             " duration are fixed. Create a new coupon instead.",
-                            INPUT_FIELD[name],
+                            input_field(name, _RENAMED),
                         )
             if "name" in touched:
                 columns["name"] = clean_name(patch.name) if patch.name.strip() else ""
@@ -329,7 +260,8 @@ def _merged_terms(coupon: Coupon, patch: CouponPatch, touched: set[str]) -> dict
         months = coupon.duration_in_months
     else:
         months = None
-    return _term_columns(_terms(discount_type, percent_off, amount_off, currency, duration, months))
+    return _term_columns(coupon_terms(discount_type=discount_type, percent_off=percent_off, amount_off=amount_off,
+                                      currency=currency, duration=duration, duration_in_months=months))
 
 
 async def list_coupons(

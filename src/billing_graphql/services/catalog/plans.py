@@ -23,7 +23,6 @@ from billing_graphql.db.models import Metric, Plan, PlanFeature, PlanLimit, Subs
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import (
     INT_MAX,
-    KEEP,
     TRIAL_DAYS_MAX,
     FeatureSpec,
     LimitSpec,
@@ -40,6 +39,13 @@ from billing_graphql.domain.catalog import (
     unknown_metric,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.services.catalog.shared import (
+    audited_fields,
+    checked_columns,
+    input_field,
+    list_catalog,
+    patch_of,
+)
 from billing_graphql.services.platform.audit import record_change, snapshot
 from billing_graphql.services.catalog.metrics import (
     already_exists,
@@ -49,40 +55,7 @@ from billing_graphql.services.catalog.metrics import (
     not_null,
 )
 
-PLAN_FIELDS = (
-    "id",
-    "name",
-    "slug",
-    "description",
-    "currency",
-    "base_price_monthly",
-    "base_price_annual",
-    "per_agent_price",
-    "overage_message_price",
-    "included_agents",
-    "trial_days",
-    "is_active",
-    "sort_order",
-)
 PRICE_FIELDS = ("base_price_monthly", "base_price_annual", "per_agent_price", "overage_message_price")
-# The GraphQL input field each attribute is reported under.
-INPUT_FIELD = {
-    "name": "name",
-    "slug": "slug",
-    "description": "description",
-    "currency": "currency",
-    "base_price_monthly": "basePriceMonthly",
-    "base_price_annual": "basePriceAnnual",
-    "per_agent_price": "perAgentPrice",
-    "overage_message_price": "overageMessagePrice",
-    "included_agents": "includedAgents",
-    "trial_days": "trialDays",
-    "is_active": "isActive",
-    "sort_order": "sortOrder",
-    "limits": "limits",
-    "features": "features",
-}
-
 
 @dataclass(frozen=True)
 class PlanSpec:
@@ -105,25 +78,9 @@ class PlanSpec:
     sort_order: int = 0
 
 
-@dataclass(frozen=True)
-class PlanPatch:
-    """Changes to a plan: a field left as ``KEEP`` keeps its value. ``limits`` and
-    ``features``, when given, replace the plan's whole set."""
-
-    name: Any = KEEP
-    slug: Any = KEEP
-    description: Any = KEEP
-    currency: Any = KEEP
-    base_price_monthly: Any = KEEP
-    base_price_annual: Any = KEEP
-    per_agent_price: Any = KEEP
-    overage_message_price: Any = KEEP
-    included_agents: Any = KEEP
-    trial_days: Any = KEEP
-    limits: Any = KEEP
-    features: Any = KEEP
-    is_active: Any = KEEP
-    sort_order: Any = KEEP
+PlanPatch = patch_of(PlanSpec, "PlanPatch", """Changes to a plan: a field left as ``KEEP`` keeps its value.
+``limits`` and ``features``, when given, replace the plan's whole set.""")
+PLAN_FIELDS = audited_fields(PlanSpec, without=("limits", "features"))
 
 
 @dataclass
@@ -142,13 +99,7 @@ def plan_order():
 
 async def list_plans(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Plan]:
     """Plans in display order: sort order, then monthly price (then name)."""
-    statement = select(Plan).order_by(*plan_order())
-    if not include_inactive:
-        statement = statement.where(Plan.is_active.is_(True))
-    if currency is not None:
-        statement = statement.where(Plan.currency == check_currency(currency))
-    async with db.read() as session:
-        return list((await session.scalars(statement)).all())
+    return await list_catalog(db, Plan, plan_order(), include_inactive=include_inactive, currency=currency)
 
 
 async def get_plan(
@@ -211,7 +162,7 @@ async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> 
     touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
     for name in touched:
         if name not in ("description",):
-            not_null(getattr(patch, name), INPUT_FIELD[name])
+            not_null(getattr(patch, name), input_field(name))
     currency = plan.currency
     columns: dict[str, Any] = {}
     if "currency" in touched:
@@ -221,7 +172,7 @@ async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> 
             if missing:
                 raise validation(
                     "Changing a plan's currency needs every price in the new currency"
-                    f" (missing: {', '.join(INPUT_FIELD[name] for name in missing)}).",
+                    f" (missing: {', '.join(input_field(name) for name in missing)}).",
                     "currency",
                 )
             if await _plan_in_use(session, plan.id):
@@ -230,15 +181,7 @@ async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> 
                     "currency",
                 )
         columns["currency"] = currency
-    if "name" in touched:
-        columns["name"] = clean_name(patch.name)
-    if "slug" in touched:
-        columns["slug"] = check_slug(patch.slug)
-    if "description" in touched:
-        columns["description"] = clean_description(patch.description)
-    for name in PRICE_FIELDS:
-        if name in touched:
-            columns[name] = price_minor(getattr(patch, name), currency, INPUT_FIELD[name])
+    columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
     for name in ("included_agents", "trial_days", "sort_order"):
         if name in touched:
             columns[name] = getattr(patch, name)

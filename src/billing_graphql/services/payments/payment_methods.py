@@ -142,9 +142,11 @@ async def _has_live_subscription(session: AsyncSession, organization_id: uuid.UU
     return found is not None
 
 
-async def _load_method(
+async def _locked_method(
     session: AsyncSession, organization_id: uuid.UUID, payment_method_id: uuid.UUID
 ) -> PaymentMethod:
+    """Take the organization's lock, then load its method (another organization's is NOT_FOUND)."""
+    await lock_organization(session, organization_id)
     method = await session.scalar(
         select(PaymentMethod)
         .where(PaymentMethod.id == payment_method_id, PaymentMethod.organization_id == organization_id)
@@ -209,16 +211,8 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
         session.add(method)
         await session.flush()
         after = snapshot(method, *_AUDIT_FIELDS)
-        record_change(
-            session,
-            actor=actor,
-            action="payment_method.added",
-            object_type="PaymentMethod",
-            object_id=method.id,
-            organization_id=organization_id,
-            now=now,
-            after=after,
-        )
+        record_change(session, actor=actor, action="payment_method.added", object_type="PaymentMethod",
+                      object_id=method.id, organization_id=organization_id, now=now, after=after)
     return method
 
 
@@ -227,8 +221,7 @@ async def set_default_payment_method(
 ) -> PaymentMethod:
     organization_id = _organization_of(actor)
     async with db.write() as session:
-        await lock_organization(session, organization_id)
-        method = await _load_method(session, organization_id, payment_method_id)
+        method = await _locked_method(session, organization_id, payment_method_id)
         if method.is_default:
             return method
         previous = await session.scalar(
@@ -240,25 +233,11 @@ async def set_default_payment_method(
         await _unset_default(session, organization_id)
         method.is_default = True
         await session.flush()
-        payload = {"id": method.id, "previous_default_id": previous}
-        record_audit(
-            session,
-            actor=actor,
-            action="payment_method.default_set",
-            object_type="PaymentMethod",
-            object_id=method.id,
-            organization_id=organization_id,
-            now=now,
-            before={"default_id": str(previous) if previous else None},
-            after={"default_id": str(method.id)},
-        )
-        emit_event(
-            session,
-            event_type="payment_method.default_changed",
-            organization_id=organization_id,
-            payload=payload,
-            now=now,
-        )
+        record_audit(session, actor=actor, action="payment_method.default_set", object_type="PaymentMethod",
+                     object_id=method.id, organization_id=organization_id, now=now,
+                     before={"default_id": str(previous) if previous else None}, after={"default_id": str(method.id)})
+        emit_event(session, event_type="payment_method.default_changed", organization_id=organization_id,
+                   payload={"id": method.id, "previous_default_id": previous}, now=now)
     return method
 
 
@@ -268,8 +247,7 @@ async def remove_payment_method(
     """Delete a method; returns the removed row (detached)."""
     organization_id = _organization_of(actor)
     async with db.write() as session:
-        await lock_organization(session, organization_id)
-        method = await _load_method(session, organization_id, payment_method_id)
+        method = await _locked_method(session, organization_id, payment_method_id)
         if method.is_default:
             others = await session.scalar(
                 select(func.count())
@@ -285,14 +263,6 @@ async def remove_payment_method(
         before = snapshot(method, *_AUDIT_FIELDS)
         await session.delete(method)
         await session.flush()
-        record_change(
-            session,
-            actor=actor,
-            action="payment_method.removed",
-            object_type="PaymentMethod",
-            object_id=method.id,
-            organization_id=organization_id,
-            now=now,
-            before=before,
-        )
+        record_change(session, actor=actor, action="payment_method.removed", object_type="PaymentMethod",
+                      object_id=method.id, organization_id=organization_id, now=now, before=before)
     return method

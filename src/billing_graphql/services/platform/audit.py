@@ -94,21 +94,7 @@ def record_change(
 ) -> None:
     """An audit row and an outbox event named ``action``, in the caller's transaction. The event
     carries the state after the change, or the state before it when the object was removed."""
-    record_audit(
-        session,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        organization_id=organization_id,
-        now=now,
-        before=before,
-        after=after,
-    )
-    emit_event(
-        session,
-        event_type=action,
-        organization_id=organization_id,
-        payload=after if after is not None else before,
-        now=now,
-    )
+    record_audit(session, actor=actor, action=action, object_type=object_type, object_id=object_id,
+                 organization_id=organization_id, now=now, before=before, after=after)
+    emit_event(session, event_type=action, organization_id=organization_id,
+               payload=after if after is not None else before, now=now)

@@ -13,7 +13,6 @@ from billing_graphql.db.models import Invoice, Payment, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, Totals
-from billing_graphql.domain.tax import TaxRule
 from billing_graphql.services.billing.charging import payment_error
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot, to_json
 
@@ -26,19 +25,11 @@ SUBSCRIPTION_FIELDS = (
 
 
 @dataclass(frozen=True, slots=True)
-class InvoicePreview:
-    """What a change would bill (a dry run), or did: lines and totals; ``credit_added`` for credits."""
+class InvoicePreview(InvoiceDraft):
+    """What a change would bill (a dry run), or did: the draft's lines and totals, and
+    ``credit_added`` for a change that credits."""
 
-    currency: str
-    lines: tuple[LineDraft, ...]
-    subtotal: int
-    discount: int
-    tax: int
-    tax_rule: TaxRule | None
-    total: int
-    credit_applied: int
-    amount_due: int
-    credit_added: int
+    credit_added: int = 0
     message: str | None = None
 
     @classmethod

@@ -1,0 +1,60 @@
+"""What the catalog services (plans, add-ons, coupons) share: one spec per kind of row, from
+which its patch, its audited fields and the input names of its errors follow; and listing a
+catalog table in display order."""
+
+from __future__ import annotations
+
+from dataclasses import field, fields, make_dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from billing_graphql.db.engine import Database
+from billing_graphql.domain.catalog import KEEP, check_currency, check_slug, clean_description, clean_name, price_minor
+
+
+def input_field(name: str, renamed: dict[str, str] | None = None) -> str:
+    """The GraphQL input field an attribute is reported under: its camelCase name (or
+    ``renamed[name]`` where the input calls it otherwise)."""
+    if renamed and name in renamed:
+        return renamed[name]
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def patch_of(spec: type, name: str, doc: str) -> type:
+    """The patch type of a spec: the spec's every field, ``KEEP`` (unchanged) unless given."""
+    patch = make_dataclass(name, [(f.name, Any, field(default=KEEP)) for f in fields(spec)], frozen=True)
+    patch.__doc__ = doc
+    patch.__module__ = spec.__module__
+    return patch
+
+
+def audited_fields(spec: type, *, extra: tuple[str, ...] = (), without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The columns an audit row keeps of a catalog row: its id and its spec's fields."""
+    return ("id", *(f.name for f in fields(spec) if f.name not in without), *extra)
+
+
+async def list_catalog(db: Database, model: Any, order: tuple, *, include_inactive: bool,
+                       currency: str | None) -> list[Any]:
+    """Rows of ``model`` in ``order``: active ones only unless ``include_inactive``; in one
+    ``currency`` when given (checked)."""
+    statement = select(model).order_by(*order)
+    if not include_inactive:
+        statement = statement.where(model.is_active.is_(True))
+    if currency is not None:
+        statement = statement.where(model.currency == check_currency(currency))
+    async with db.read() as session:
+        return list((await session.scalars(statement)).all())
+
+
+_TEXT_CHECKS = {"name": clean_name, "slug": check_slug, "description": clean_description}
+
+
+def checked_columns(patch: Any, touched: set[str], *, currency: str, prices: tuple[str, ...]) -> dict[str, Any]:
+    """A patch's name, slug, description and prices (in minor units of ``currency``), checked,
+    for the fields it touches."""
+    columns = {name: check(getattr(patch, name)) for name, check in _TEXT_CHECKS.items() if name in touched}
+    columns.update({name: price_minor(getattr(patch, name), currency, input_field(name))
+                    for name in prices if name in touched})
+    return columns
