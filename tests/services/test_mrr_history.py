@@ -122,3 +122,18 @@ async def test_the_migration_backfills_subscriptions_without_history(db, org, ap
     async with db.engine.begin() as connection:
         await connection.run_sync(backfill, APRIL_1 + timedelta(days=60))
     assert await history(db, subscription.id) == [(SubscriptionStatus.ACTIVE, 3000, APRIL_1, None)]
+
+
+async def test_a_rolled_back_savepoint_keeps_what_the_transaction_changed_before(db, org, app_settings):
+    _, subscription = await started(db, org, app_settings, per_agent=500, included_agents=1)
+    later = APRIL_1 + timedelta(days=2)
+    async with db.write() as session:
+        row = await session.get(Subscription, subscription.id)
+        row.agent_count, row.updated_at = 2, later
+        await session.flush()
+        savepoint = await session.begin_nested()
+        row.status = SubscriptionStatus.CANCELED
+        await session.flush()
+        await savepoint.rollback()
+    assert [(status, mrr, start) for status, mrr, start, _ in await history(db)] == [
+        (SubscriptionStatus.ACTIVE, 3000, APRIL_1), (SubscriptionStatus.ACTIVE, 3500, later)]

@@ -269,8 +269,11 @@ def _before_commit(session: Session) -> None:
         record_revisions(session.connection(), noted.resolve(session, now), now or datetime.now(UTC))
 
 
-def _after_rollback(session: Session, _previous_transaction) -> None:
-    session.info.pop(NOTED, None)
+def _after_rollback(session: Session, previous_transaction) -> None:
+    # Only the whole transaction's rollback forgets; after a savepoint's, what was noted is
+    # re-read at commit anyway (a change rolled back compares equal and writes nothing).
+    if previous_transaction.parent is None:
+        session.info.pop(NOTED, None)
 
 
 def backfill(connection: Connection, now: datetime) -> None:
