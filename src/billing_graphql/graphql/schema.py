@@ -85,17 +85,31 @@ class BillingSchema(strawberry.Schema):
             log.debug("GraphQL error: %s", error.message)
 
 
+def validation_rules(settings: Settings) -> list[type]:
+    """The depth and alias limits (and, when it is off, the introspection ban) as rule classes made once.
+
+    ``ValidationCache`` keys its entries on the tuple of rule classes: the limiter extensions build new
+    classes each time they are constructed (once per request when passed as factories), so the cache
+    never hit. Built here, once per schema, the key is stable and validation runs once per document.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
+    rules = validation_rules(settings)
     extensions: list = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         lambda: MaskErrors(should_mask_error=should_mask_error),
     ]
-    if not settings.introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return BillingSchema(
         query=merge_types("Query", (*QUERIES, _node_query())),
         mutation=merge_types("Mutation", MUTATIONS),
