@@ -120,6 +120,21 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: float | None = None  # the server's own CPU time per response: steady under other load
+
+
+def _cpu_seconds(server: Server) -> float:
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def timed(server: Server, contender: Contender, **options) -> Result:
+    """One wrk run against ``server``, with the CPU time the server spent on it."""
+    before = _cpu_seconds(server)
+    result = wrk(server.url(contender.path), contender.body, contender.auth, **options)
+    if result.requests:
+        result.cpu_ms = (_cpu_seconds(server) - before) * 1000 / result.requests
+    return result
 
 
 @dataclass
@@ -133,7 +148,8 @@ class Row:
     rss_mib: float | None = None
 
     def median(self, attribute: str, runs: str = "runs") -> float | None:
-        values = [getattr(run, attribute) for run in getattr(self, runs)]
+        values = [value for run in getattr(self, runs) if (value := getattr(run, attribute)) is not None
+                  and value == value and run.requests]  # runs that completed nothing have no latency
         return statistics.median(values) if values else None
 
 
@@ -392,11 +408,11 @@ def main() -> None:
                     server = servers[row.contender.server]
                     console.print(f"[dim]{backend} run {run + 1}/{args.runs}: {row.contender.op} / "
                                   f"{row.contender.kind}[/dim]")
-                    row.runs.append(wrk(server.url(row.contender.path), row.contender.body, row.contender.auth,
-                                        duration=args.duration, connections=args.connections))
+                    row.runs.append(timed(server, row.contender, duration=args.duration,
+                                          connections=args.connections))
                     if args.unloaded_duration:
-                        row.unloaded.append(wrk(server.url(row.contender.path), row.contender.body,
-                                                row.contender.auth, duration=args.unloaded_duration, connections=1))
+                        row.unloaded.append(timed(server, row.contender, duration=args.unloaded_duration,
+                                                  connections=1))
             for row in backend_rows:
                 row.rss_mib = servers[row.contender.server].rss_mib()
             if args.soak and "gateway" in servers:
