@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
+from litestar.types import ASGIApp, Receive, Scope, Send
 from strawberry.litestar import make_graphql_controller
 
 from billing_graphql.db.engine import Database
@@ -35,6 +37,33 @@ def rate_limit_identity(request: Request[Any, Any, Any]) -> str:
     return "address:" + get_remote_address(request)
 
 
+def read_scope_middleware(app: ASGIApp) -> ASGIApp:
+    """Each HTTP request reads through one shared read session (``Database.request_scope``)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        async with scope["app"].state.db.request_scope():
+            await app(scope, receive, send)
+
+    return middleware
+
+
+def _orjson_controller(controller: type) -> type:
+    """Strawberry's controller with orjson for request and response bodies (the standard library's
+    json was ~3% of the invoices page)."""
+
+    class GraphQLController(controller):
+        def encode_json(self, data: object) -> bytes:
+            return orjson.dumps(data)
+
+        def decode_json(self, data: str | bytes) -> object:
+            return orjson.loads(data)
+
+    return GraphQLController
+
+
 def _stores(settings: Settings) -> StoreRegistry:
     if settings.redis_url:
         from litestar.stores.redis import RedisStore
@@ -53,13 +82,13 @@ def create_app(
     settings = settings or Settings.from_env()
     gateways = gateways or GatewayRegistry(settings)
     schema = build_schema(settings)
-    controller = make_graphql_controller(
+    controller = (make_graphql_controller(
         schema,
         path="/graphql",
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=False,
         context_getter=build_context,
-    )
+    ))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -76,7 +105,7 @@ def create_app(
             if owned:
                 await app.state.db.dispose()
 
-    middleware = []
+    middleware: list = [read_scope_middleware]
     if settings.rate_limit:
         middleware.append(
             RateLimitConfig(
