@@ -21,12 +21,12 @@ def _ratios(rows) -> dict[int, tuple]:
     cpu = {(row.backend, row.contender.op, row.contender.kind): row.median("cpu_ms") for row in rows}
     ratios = {}
     for index, row in enumerate(rows):
-        if row.contender.kind != "gateway":
+        if not row.contender.kind.startswith("gateway"):
             continue
-        own = rps[(row.backend, row.contender.op, "gateway")]
+        own = rps[(row.backend, row.contender.op, row.contender.kind)]
         plain = rps.get((row.backend, row.contender.op, "plain")) or rps.get((row.backend, row.contender.op, "raw"))
         peer = rps.get(("postgres", row.contender.op, "postgraphile"))
-        own_cpu = cpu[(row.backend, row.contender.op, "gateway")]
+        own_cpu = cpu[(row.backend, row.contender.op, row.contender.kind)]
         plain_cpu = cpu.get((row.backend, row.contender.op, "plain")) or cpu.get((row.backend, row.contender.op, "raw"))
         peer_cpu = cpu.get(("postgres", row.contender.op, "postgraphile"))
         ratios[index] = (own / plain if own and plain else None, own / peer if own and peer else None,
@@ -86,23 +86,24 @@ def write_report(rows, args, notes, soak, console) -> None:
             "statements": row.statements, "round_trips": row.round_trips, "rss_mib": row.rss_mib} for row in rows]
     (RESULTS / f"{name}.json").write_text(json.dumps({"command": command, "commit": commit, "rows": raw,
                                                       "notes": notes, "soak": soak}, indent=1))
-    chart(rows, RESULTS / f"{name}.png")
+    chart(rows, RESULTS / f"{name}.png", args.connections)
     console.print(f"written: bench/results/{name}.md, .json, .png")
 
 
-def chart(rows, path: Path) -> None:
+def chart(rows, path: Path, connections: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     backends = list(dict.fromkeys(row.backend for row in rows))
-    kinds = ["gateway", "plain", "raw", "postgraphile"]
-    colors = {"gateway": "#4c72b0", "plain": "#55a868", "raw": "#8c8c8c", "postgraphile": "#c44e52"}
+    kinds = list(dict.fromkeys(row.contender.kind for row in rows))
+    palette = ["#4c72b0", "#55a868", "#8c8c8c", "#c44e52", "#8172b2", "#ccb974", "#64b5cd", "#da8bc3"]
+    colors = {kind: palette[index % len(palette)] for index, kind in enumerate(kinds)}
     figure, axes = plt.subplots(len(backends), 1, figsize=(12, 4.5 * len(backends)), squeeze=False)
     for axis, backend in zip(axes[:, 0], backends):
         ops = list(dict.fromkeys(row.contender.op for row in rows if row.backend == backend))
-        width = 0.2
+        width = 0.8 / len(kinds)
         for offset, kind in enumerate(kinds):
             values = []
             for op in ops:
@@ -110,13 +111,13 @@ def chart(rows, path: Path) -> None:
                             and r.contender.kind == kind), None)
                 values.append(row.median("rps") if row else 0)
             if any(values):
-                positions = [i + (offset - 1.5) * width for i in range(len(ops))]
+                positions = [i + (offset - (len(kinds) - 1) / 2) * width for i in range(len(ops))]
                 axis.bar(positions, values, width, label=kind, color=colors[kind])
         axis.set_yscale("log")
         axis.set_xticks(range(len(ops)))
         axis.set_xticklabels(ops, rotation=20, ha="right")
         axis.set_ylabel("req/s (median, log)")
-        axis.set_title(f"{backend}: one server process on one core, wrk c=32 on the other")
+        axis.set_title(f"{backend}: one server process on one core, wrk c={connections} on the other")
         axis.legend()
         axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()

@@ -234,9 +234,9 @@ def _env(url: str) -> dict[str, str]:
             "BILLING_JWT_SECRET": "bench-secret-bench-secret-bench-secret", "PYTHONUNBUFFERED": "1"}
 
 
-def python_servers(url: str, base_port: int) -> dict[str, Server]:
+def python_servers(url: str, base_port: int, variants: dict[str, str] | None = None) -> dict[str, Server]:
     env = _env(url)
-    return {
+    servers = {
         # The gateway exactly as operators start it.
         "gateway": Server("gateway", [sys.executable, "-m", "billing_graphql.cli", "serve", "--port", str(base_port)],
                           env, base_port),
@@ -244,6 +244,14 @@ def python_servers(url: str, base_port: int) -> dict[str, Server]:
         "plain": Server("plain", [sys.executable, str(BENCH / "serve_plain.py"), str(base_port + 1)], env,
                         base_port + 1, ready_path="/raw"),
     }
+    # Earlier states of the gateway (`--variant NAME=DIR`, DIR holding a copy of src/), measured in the
+    # same interleaved runs: the before/after of each tuning step under the same conditions.
+    for number, (name, path) in enumerate((variants or {}).items()):
+        port = base_port + 3 + number
+        servers[f"gateway@{name}"] = Server(
+            f"gateway@{name}", [sys.executable, "-m", "billing_graphql.cli", "serve", "--port", str(port)],
+            {**env, "PYTHONPATH": str(Path(path) / "src")}, port)
+    return servers
 
 
 def postgraphile_server(url: str, port: int) -> tuple[Server | None, str | None]:
@@ -295,7 +303,9 @@ def wrk(url: str, body: dict, auth: str | None, *, duration: float, connections:
 
 def contenders_for(op: Operation, dataset: dict, servers: dict[str, Server]) -> list[Contender]:
     auth = f"Bearer {dataset['keys'][op.role]}"
-    found = [Contender(op.name, "gateway", "gateway", "/graphql", op.body, auth)]
+    found = [Contender(op.name, name, name, "/graphql", op.body, auth)
+             for name in servers if name.startswith("gateway@")]
+    found.append(Contender(op.name, "gateway", "gateway", "/graphql", op.body, auth))
     if op.name in PLAIN_ROUTES:
         kind = "raw" if PLAIN_ROUTES[op.name] == "/raw" else "plain"
         found.append(Contender(op.name, kind, "plain", PLAIN_ROUTES[op.name], {}, auth))
@@ -318,14 +328,15 @@ def check(contender: Contender, server: Server) -> dict:
 
 # --- probe: statements and round trips on the wire -----------------------------------------------------
 
-def probe(dataset: dict, operations: list[Operation], base_port: int, requests: int = 20) -> dict[tuple, tuple]:
+def probe(dataset: dict, operations: list[Operation], base_port: int, variants: dict[str, str],
+          requests: int = 20) -> dict[tuple, tuple]:
     """(op, kind) -> (statements, round trips) per request, counted by a proxy in front of PostgreSQL."""
     from bench.pgcount import CountingProxy
 
     proxy_port = base_port + 9
     proxy = CountingProxy(proxy_port, ("127.0.0.1", 5432))
     url = dataset["url"].replace("127.0.0.1:5432", f"127.0.0.1:{proxy_port}")
-    servers = python_servers(url, base_port)
+    servers = python_servers(url, base_port, variants)
     peer, _ = postgraphile_server(url, base_port + 2)
     if peer:
         servers["postgraphile"] = peer
@@ -362,7 +373,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--soak", type=int, default=0, help="also: RSS after 10,000 and after this many requests")
     parser.add_argument("--label", default="", help="a name for this run's result files")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
+                        help="also serve the gateway from DIR/src (a copy of an earlier state), as gateway@NAME")
     args = parser.parse_args()
+    variants = dict(item.split("=", 1) for item in args.variant)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     RESULTS.mkdir(exist_ok=True)
@@ -381,8 +395,8 @@ def main() -> None:
         dataset = datasets[backend]
         base_port = 18800 + 20 * number
         operations = load_operations(dataset["keys"], dataset["values"], only)
-        counts = probe(dataset, operations, base_port + 10) if backend == "postgres" else {}
-        servers = python_servers(dataset["url"], base_port)
+        counts = probe(dataset, operations, base_port + 10, variants) if backend == "postgres" else {}
+        servers = python_servers(dataset["url"], base_port, variants)
         if backend == "postgres":
             peer, reason = postgraphile_server(dataset["url"], base_port + 2)
             if peer:

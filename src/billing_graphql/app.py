@@ -82,7 +82,7 @@ def create_app(
     settings = settings or Settings.from_env()
     gateways = gateways or GatewayRegistry(settings)
     schema = build_schema(settings)
-    controller = (make_graphql_controller(
+    controller = _orjson_controller(make_graphql_controller(
         schema,
         path="/graphql",
         graphql_ide="graphiql" if settings.graphiql else None,
