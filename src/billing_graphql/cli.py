@@ -116,11 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--label", default="")
 
     commands.add_parser("export-schema", help="print the GraphQL SDL")
+    commands.add_parser("export-manifest", help="print queries/manifest.json (Apollo's persisted-query manifest)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "export-manifest":
+        from billing_graphql.graphql.persisted import build_manifest, manifest_text
+
+        sys.stdout.write(manifest_text(build_manifest()))
+        return 0
     if args.command == "export-schema":
         from billing_graphql.graphql.schema import export_sdl, schema
 

@@ -40,6 +40,7 @@ class Settings:
     seller_name: str = "Billing Gateway"
     seller_address: str = ""
     portal_session_minutes: int = 30
+    trusted_documents: str = "off"  # off | partner | all: who must send registered documents (queries/manifest.json)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +79,7 @@ class Settings:
             # Lines of the address may be separated by "\n" or by literal "\\n" in the variable.
             seller_address=(reader.text("BILLING_SELLER_ADDRESS") or "").replace("\\n", "\n"),
             portal_session_minutes=reader.integer("BILLING_PORTAL_SESSION_MINUTES", 30, minimum=1),
+            trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", ("off", "partner", "all"), "off"),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret
@@ -111,6 +113,12 @@ class _Reader:
         if lowered in self._FALSE:
             return False
         raise SettingsError(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}")
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = (self.text(name) or default).lower()
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        return value
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
         value = self.text(name)

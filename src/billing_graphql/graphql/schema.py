@@ -19,6 +19,7 @@ from strawberry.tools import merge_types
 
 from billing_graphql.graphql.errors import log, should_mask_error
 from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.persisted import TrustedDocuments, persisted_documents_extension
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
@@ -104,6 +105,7 @@ def validation_rules(settings: Settings) -> list[type]:
 def build_schema(settings: Settings) -> strawberry.Schema:
     rules = validation_rules(settings)
     extensions: list = [
+        persisted_documents_extension(TrustedDocuments.load(require=settings.trusted_documents)),
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
