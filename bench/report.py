@@ -109,7 +109,7 @@ def chart(rows, path: Path, connections: int) -> None:
             for op in ops:
                 row = next((r for r in rows if r.backend == backend and r.contender.op == op
                             and r.contender.kind == kind), None)
-                values.append(row.median("rps") if row else 0)
+                values.append((row.median("rps") or 0) if row else 0)
             if any(values):
                 positions = [i + (offset - (len(kinds) - 1) / 2) * width for i in range(len(ops))]
                 axis.bar(positions, values, width, label=kind, color=colors[kind])

@@ -371,6 +371,8 @@ def main() -> None:
     parser.add_argument("--unloaded-duration", type=float, default=4, help="seconds per c=1 run (0: skip)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-probe", dest="probe", action="store_false",
+                        help="skip counting statements and round trips (saves starting every server twice)")
     parser.add_argument("--soak", type=int, default=0, help="also: RSS after 10,000 and after this many requests")
     parser.add_argument("--label", default="", help="a name for this run's result files")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
@@ -395,7 +397,7 @@ def main() -> None:
         dataset = datasets[backend]
         base_port = 18800 + 20 * number
         operations = load_operations(dataset["keys"], dataset["values"], only)
-        counts = probe(dataset, operations, base_port + 10, variants) if backend == "postgres" else {}
+        counts = probe(dataset, operations, base_port + 10, variants) if backend == "postgres" and args.probe else {}
         servers = python_servers(dataset["url"], base_port, variants)
         if backend == "postgres":
             peer, reason = postgraphile_server(dataset["url"], base_port + 2)
