@@ -184,7 +184,12 @@ def _prometheus_multiprocess_dir() -> str:
     return directory
 
 
-def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True) -> None:
+# uvicorn on uvloop and httptools, no line per request (``serve --access-log`` turns it on).
+SERVER_OPTIONS = {"loop": "uvloop", "http": "httptools", "log_level": "info", "access_log": False}
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True,
+           access_log: bool = False) -> None:
     import os
 
     import uvicorn
@@ -203,9 +208,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
         # X-Forwarded-For is believed only from BILLING_TRUSTED_PROXIES (http/rate_limit.py).
-        proxy_headers=False,
+        **{**SERVER_OPTIONS, "access_log": access_log, "proxy_headers": False},
     )
 
 
@@ -239,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run-billing", help="bill what is due: trial ends, renewals, dunning retries")
     run.add_argument("--until", help="bring subscriptions up to this ISO-8601 time (default: now)")
     run.add_argument("--batch", type=int, default=100, help="subscriptions read per batch (default 100)")
+    serve.add_argument("--access-log", action="store_true", help="log one line per request")
 
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("seed-demo", help="demo catalog, organization and one API key per role (printed)")
@@ -264,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "install-explorer", help="npm install GraphiQL's scripts into DIR (then set BILLING_GRAPHIQL_ASSETS_DIR=DIR)"
     )
     explorer.add_argument("directory", metavar="DIR")
+    commands.add_parser("export-manifest", help="print queries/manifest.json (Apollo's persisted-query manifest)")
     return parser
 
 
@@ -271,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "install-explorer":
         return _install_explorer(args.directory)
+    elif args.command == "export-manifest":
+        from billing_graphql.graphql.persisted import build_manifest, manifest_text
+
+        sys.stdout.write(manifest_text(build_manifest()))
+        return 0
     if args.command == "export-schema":
         from billing_graphql.graphql.schema import export_sdl, schema
 
@@ -301,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             if args.demo:
                 asyncio.run(_seed_demo(settings))
-            _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker)
+            _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker, access_log=args.access_log)
         elif args.command == "deliver-webhooks":
             from billing_graphql.jobs.webhook_delivery import deliver_webhooks
 

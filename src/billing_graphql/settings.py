@@ -52,6 +52,7 @@ class Settings:
     graphiql_assets_dir: str | None = None
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"  # "json": one JSON line per GraphQL request
+    trusted_documents: str = "off"  # off | partner | all: who must send registered documents (queries/manifest.json)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +102,7 @@ class Settings:
             graphiql_assets_dir=reader.text("BILLING_GRAPHIQL_ASSETS_DIR"),
             metrics_token=reader.text("BILLING_METRICS_TOKEN"),
             log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
+            trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret

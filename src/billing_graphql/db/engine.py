@@ -2,21 +2,35 @@
 
 ``Database.read()`` opens a plain session; ``Database.write()`` opens one whose transaction
 takes SQLite's write lock at BEGIN (``BEGIN IMMEDIATE``), so two writers queue on the busy
-timeout instead of failing on a lock upgrade. On PostgreSQL a service locks the rows it
+timeout instead of failing on a lock upgrade.
+
+Inside ``Database.request_scope()`` (entered once per HTTP request by the app) every ``read()`` of the
+request uses one shared read session, one at a time (the DataLoader batches of a page are tasks of
+their own and take turns on a lock), instead of a session, a pool checkout and a BEGIN/ROLLBACK each.
+A committed ``write()`` ends the shared read transaction, so later reads of the request see it.
+
+PostgreSQL connections are not pinged on checkout (``pool_pre_ping`` cost a round trip per session):
+they are recycled after ``POOL_RECYCLE_SECONDS``, a connection the server closed is replaced at
+checkout without a round trip (asyncpg knows its socket closed), and one that fails during use is
+invalidated by SQLAlchemy as a disconnect. On PostgreSQL a service locks the rows it
 serializes on (the organization) with ``SELECT ... FOR UPDATE``; see ``lock_organization``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import event, select
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+POOL_RECYCLE_SECONDS = 1800
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -45,7 +59,38 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         )
         _install_sqlite_hooks(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=POOL_RECYCLE_SECONDS)
+    _install_closed_connection_check(engine)
+    return engine
+
+
+def _install_closed_connection_check(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection, _record, _proxy) -> None:
+        # asyncpg marks a connection closed when the server ends it (restart, idle timeout,
+        # pg_terminate_backend); the pool then discards it and checks out another one.
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        if driver is not None and driver.is_closed():
+            raise DisconnectionError("the server closed this connection")
+
+
+class _ReadScope:
+    """The read session one request shares; one user at a time."""
+
+    def __init__(self, factory: async_sessionmaker) -> None:
+        self.factory = factory
+        self.session: AsyncSession | None = None
+        self.lock = asyncio.Lock()
+        self.owner: asyncio.Task | None = None
+        self.stale = False
+
+    async def release(self) -> None:
+        if self.session is not None:
+            session, self.session = self.session, None
+            await session.close()  # detaches what it loaded (still readable), returns the connection
+
+
+_READ_SCOPE: ContextVar[_ReadScope | None] = ContextVar("billing_read_scope", default=None)
 
 
 class Database:
@@ -63,16 +108,52 @@ class Database:
         return cls(make_engine(url, echo=echo))
 
     @asynccontextmanager
+    async def request_scope(self) -> AsyncIterator[None]:
+        """Share one read session among the reads of the current task and the tasks it starts."""
+        scope = _ReadScope(self._read)
+        token = _READ_SCOPE.set(scope)
+        try:
+            yield
+        finally:
+            _READ_SCOPE.reset(token)
+            await scope.release()
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for reading; whatever it began is rolled back on exit."""
-        async with self._read() as session:
-            yield session
+        """A session for reading; whatever it began is rolled back on exit (or, in a request
+        scope, when the request ends)."""
+        scope = _READ_SCOPE.get()
+        if scope is None or scope.factory is not self._read:
+            async with self._read() as session:
+                yield session
+            return
+        task = asyncio.current_task()
+        if scope.owner is task:  # a read nested in a read of the same task
+            yield scope.session
+            return
+        async with scope.lock:
+            scope.owner = task
+            try:
+                if scope.stale:
+                    scope.stale = False
+                    await scope.release()
+                if scope.session is None:
+                    scope.session = self._read()
+                yield scope.session
+            except BaseException:
+                await scope.release()  # never hand a failed transaction to the next reader
+                raise
+            finally:
+                scope.owner = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self._write() as session, session.begin():
             yield session
+        scope = _READ_SCOPE.get()
+        if scope is not None:
+            scope.stale = True  # the next read of this request starts a new snapshot
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from functools import lru_cache
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -24,6 +25,14 @@ N = TypeVar("N")
 CURSOR_PREFIX = "offset"
 
 
+@lru_cache(maxsize=16384)
+def _money_fields(minor: int, currency: str) -> tuple[Decimal, str]:
+    """Major units and display text of an amount, computed once per (amount, currency) and process:
+    a page repeats few distinct amounts, and both are immutable."""
+    money = DomainMoney(minor, currency)
+    return money.amount, money.format()
+
+
 @strawberry.type(description="An amount of money: exact, in major units, with its currency.")
 class Money:
     amount: Decimal
@@ -32,8 +41,9 @@ class Money:
 
     @classmethod
     def of(cls, minor: int, currency: str) -> Money:
-        money = DomainMoney(minor, currency)
-        return cls(amount=money.amount, currency=currency, formatted=money.format())
+        amount, formatted = _money_fields(minor, currency) if type(minor) is int else _money_fields.__wrapped__(
+            minor, currency)
+        return cls(amount=amount, currency=currency, formatted=formatted)
 
     @classmethod
     def maybe(cls, minor: int | None, currency: str | None) -> Money | None:

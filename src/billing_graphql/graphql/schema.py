@@ -23,6 +23,7 @@ from billing_graphql.graphql.observability import RequestMetrics
 from billing_graphql.graphql.input_validation import InputValidation
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.analytics import schema as analytics
+from billing_graphql.graphql.persisted import TrustedDocuments, persisted_documents_extension
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
@@ -97,21 +98,36 @@ class BillingSchema(strawberry.Schema):
             log.debug("GraphQL error: %s", error.message)
 
 
+def validation_rules(settings: Settings) -> list[type]:
+    """The depth and alias limits (and, when it is off, the introspection ban) as rule classes made once.
+
+    ``ValidationCache`` keys its entries on the tuple of rule classes: the limiter extensions build new
+    classes each time they are constructed (once per request when passed as factories), so the cache
+    never hit. Built here, once per schema, the key is stable and validation runs once per document.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return rules
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
+    rules = validation_rules(settings)
     extensions: list = [
-        # First, so that its on_operation exit runs last and codes the masked errors too.
+        persisted_documents_extension(TrustedDocuments.load(require=settings.trusted_documents)),
+        # Before the limits, so that its on_operation exit runs last and codes the masked errors too.
         lambda: ErrorCodes(suggestions=settings.introspection),
         RequestMetrics,
         InputValidation,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         lambda: MaskErrors(should_mask_error=should_mask_error),
     ]
-    if not settings.introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return BillingSchema(
         query=merge_types("Query", (*QUERIES, _node_query())),
         mutation=merge_types("Mutation", MUTATIONS),

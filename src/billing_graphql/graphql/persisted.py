@@ -1,0 +1,112 @@
+"""Trusted documents: the operations of ``queries/`` registered by SHA-256 in ``queries/manifest.json``.
+
+The manifest is Apollo's persisted-query manifest (``{"format": "apollo-persisted-query-manifest",
+"version": 1, "operations": [{"id", "name", "type", "body"}]}``, ``id`` the SHA-256 hex of ``body``).
+A client may send ``{"documentId": "<id>", "variables": ...}`` or Apollo's
+``{"extensions": {"persistedQuery": {"version": 1, "sha256Hash": "<id>"}}}`` instead of the text; an
+unknown id is a ``PERSISTED_QUERY_NOT_FOUND`` error. ``BILLING_TRUSTED_DOCUMENTS`` (``off``, ``partner``,
+``all``) refuses, for PARTNER keys or for everyone, any text that is not a registered document.
+A registered document's text is the same string on every request, so the parser and validation
+caches hold it after its first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from billing_graphql.domain.roles import Role
+
+MANIFEST_FORMAT = "apollo-persisted-query-manifest"
+QUERIES_DIR = Path(__file__).resolve().parents[3] / "queries"
+_OPERATION = re.compile(r"^\s*(query|mutation|subscription)\s+(\w+)", re.MULTILINE)
+
+
+def document_id(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def build_manifest(queries_dir: Path = QUERIES_DIR) -> dict:
+    """The manifest for every ``.graphql`` file under ``queries_dir``, in path order."""
+    operations = []
+    for path in sorted(queries_dir.rglob("*.graphql")):
+        body = path.read_text()
+        match = _OPERATION.search(body)
+        if match is None:
+            raise ValueError(f"{path}: no named operation")
+        operations.append({"id": document_id(body), "name": match[2], "type": match[1], "body": body})
+    return {"format": MANIFEST_FORMAT, "version": 1, "operations": operations}
+
+
+def manifest_text(manifest: dict) -> str:
+    return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+
+
+@dataclass(frozen=True)
+class TrustedDocuments:
+    bodies: dict[str, str]  # id -> body
+    require: str = "off"  # off | partner | all
+
+    @classmethod
+    def load(cls, path: Path | None = None, require: str = "off") -> TrustedDocuments:
+        path = path or QUERIES_DIR / "manifest.json"
+        if not path.exists():
+            return cls({}, require)
+        manifest = json.loads(path.read_text())
+        if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != 1:
+            raise ValueError(f"{path} is not an Apollo persisted-query manifest, version 1")
+        return cls({operation["id"]: operation["body"] for operation in manifest["operations"]}, require)
+
+
+def requested_id(data: dict) -> str | None:
+    """The document id a request body names: ``documentId`` or Apollo's persistedQuery extension."""
+    if isinstance(data.get("documentId"), str):
+        return data["documentId"]
+    extensions = data.get("extensions")
+    persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
+    if isinstance(persisted, dict) and isinstance(persisted.get("sha256Hash"), str):
+        return persisted["sha256Hash"]
+    return None
+
+
+def with_document_id(data: object) -> object:
+    """Carry a top-level ``documentId`` into the request's extensions (where Strawberry passes it on)."""
+    if isinstance(data, dict) and isinstance(data.get("documentId"), str):
+        extensions = data.get("extensions") if isinstance(data.get("extensions"), dict) else {}
+        data = {**data, "extensions": {**extensions, "persistedQuery": {"version": 1,
+                                                                        "sha256Hash": data["documentId"]}}}
+    return data
+
+
+def _error(message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
+def persisted_documents_extension(documents: TrustedDocuments) -> type[SchemaExtension]:
+    class PersistedDocuments(SchemaExtension):
+        """Fill in a registered document's text; refuse unknown ids and, when required, free text."""
+
+        def on_operation(self) -> Iterator[None]:
+            context = self.execution_context
+            wanted = requested_id({"extensions": context.operation_extensions})
+            if wanted is not None:
+                body = documents.bodies.get(wanted)
+                if body is None or (context.query and document_id(context.query) != wanted):
+                    raise _error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
+                context.query = body
+            elif documents.require != "off" and context.query is not None:
+                actor = getattr(context.context, "actor", None)
+                applies = documents.require == "all" or (actor is not None and actor.role is Role.PARTNER)
+                if applies and document_id(context.query) not in documents.bodies:
+                    raise _error("Only registered documents are accepted here: send their documentId.",
+                                 "FORBIDDEN")
+            yield
+
+    return PersistedDocuments

@@ -1,0 +1,48 @@
+"""Validation runs once per document: the limiters' rule classes are built once, so ValidationCache hits."""
+
+from __future__ import annotations
+
+from strawberry.extensions import ValidationCache
+
+from billing_graphql.graphql.schema import build_schema, validation_rules
+from billing_graphql.settings import Settings
+
+QUERY = "query CacheProbe { __typename }"
+TOO_DEEP = "{ plans { limits { metric { code } } } }"  # depth 3
+
+
+def _cache_info():
+    return ValidationCache(maxsize=512).cached_validate_document.cache_info()
+
+
+def test_rules_are_built_once_per_schema():
+    settings = Settings(max_query_depth=3)
+    assert validation_rules(settings) != validation_rules(settings)  # a new schema gets its own classes
+    schema = build_schema(settings)
+    first = schema.extensions[0]()
+    second = schema.extensions[0]()
+    assert first.validation_rules is second.validation_rules  # ... but one schema's requests share them
+
+
+async def test_the_second_request_of_a_document_is_a_cache_hit():
+    schema = build_schema(Settings(max_query_depth=3))
+    before = _cache_info()
+    for _ in range(3):
+        await schema.execute(QUERY)
+    after = _cache_info()
+    assert after.misses - before.misses == 1
+    assert after.hits - before.hits == 2
+
+
+async def test_limits_still_apply_from_the_cache():
+    schema = build_schema(Settings(max_query_depth=2))
+    for _ in range(2):  # the second answer comes from the cache and must still refuse
+        result = await schema.execute(TOO_DEEP)
+        assert result.errors and "exceeds maximum operation depth of 2" in result.errors[0].message
+
+
+async def test_introspection_ban_is_part_of_the_cached_rules():
+    schema = build_schema(Settings(introspection=False))
+    for _ in range(2):
+        result = await schema.execute("{ __schema { queryType { name } } }")
+        assert result.errors and "introspection" in result.errors[0].message.lower()
