@@ -21,14 +21,14 @@ from sqlalchemy import select
 from strawberry import relay
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountType, Invoice, InvoiceLine, Payment, Refund
+from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountKind, Invoice, InvoiceLine, Payment, Refund
 from billing_graphql.domain.money import Money
 from billing_graphql.domain.proration import round_half_up
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.graphql.loaders import Loaders
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
 from billing_graphql.services.subscriptions import lifecycle
-from billing_graphql.services.subscriptions.common import addon_price, plan_price
+from billing_graphql.services.subscriptions.pricing import addon_price, plan_price
 from billing_graphql.settings import Settings
 
 RAW_BODY = {"data": {"viewer": {"role": "OWNER"}}}
@@ -214,9 +214,9 @@ async def plain_subscription(request: Request) -> Response:
         } for attached, addon in addons],
         "coupon": None if coupon is None else {
             "code": coupon.code, "name": coupon.name,
-            "percentOff": None if coupon.discount_type is DiscountType.FIXED else coupon.percent_off,
+            "percentOff": None if coupon.discount_type is DiscountKind.FIXED else coupon.percent_off,
             "amountOff": _money(coupon.amount_off, coupon.currency, "amount", "formatted")
-            if coupon.discount_type is DiscountType.FIXED else None,
+            if coupon.discount_type is DiscountKind.FIXED else None,
             "duration": coupon.duration.value,
             "durationInMonths": coupon.duration_in_months if coupon.duration is CouponDuration.REPEATING else None,
             "periodsRemaining": row.coupon_periods_remaining,
