@@ -3,7 +3,8 @@
 README's operation table says the same (DESIGN.md section 4): MEMBER reads the subscription,
 plans and usage but not invoices or payment methods; OWNER and ADMIN run the organization's
 billing; API keys are the owners' (ADMIN manages billing, not credentials); the catalog,
-organizations, refunds and the clock are super-admins'. A new root field must be added here.
+organizations, refunds, analytics and the clock are super-admins'; partners read their usage
+snapshots and nothing else. A new root field must be added here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from tests.api.test_schema_file import SCHEMA_FILE
 
 SA, OWNER, ADMIN, MEMBER, PARTNER = "super_admin", "owner", "admin", "member", "partner"
 ROLES = (SA, OWNER, ADMIN, MEMBER, PARTNER)
-EVERYONE = frozenset(ROLES)
 READERS = frozenset({SA, OWNER, ADMIN, MEMBER})
 MANAGERS = frozenset({SA, OWNER, ADMIN})
 TENANT_MANAGERS = frozenset({OWNER, ADMIN})
@@ -26,12 +26,12 @@ ID = '"UGxhbjowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA="'  # a Plan id t
 
 # root field -> (document, roles allowed)
 ROLE_TABLE: dict[str, tuple[str, frozenset[str]]] = {
-    "viewer": ("{ viewer { role } }", EVERYONE),
-    "plans": ("{ plans { id } }", EVERYONE),
-    "plan": ('{ plan(slug: "none") { id } }', EVERYONE),
-    "metrics": ("{ metrics { code } }", EVERYONE),
-    "clock": ("{ clock { now } }", EVERYONE),
-    "node": (f"{{ node(id: {ID}) {{ id }} }}", EVERYONE),
+    "viewer": ("{ viewer { role } }", READERS),
+    "plans": ("{ plans { id } }", READERS),
+    "plan": ('{ plan(slug: "none") { id } }', READERS),
+    "metrics": ("{ metrics { code } }", READERS),
+    "clock": ("{ clock { now } }", READERS),
+    "node": (f"{{ node(id: {ID}) {{ id }} }}", READERS),
     "addons": ("{ addons { id } }", READERS),
     "coupon": ('{ coupon(code: "NONE") { valid } }', READERS),
     "subscription": ("{ subscription { id } }", READERS),
@@ -82,6 +82,34 @@ ROLE_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "updateSubscription": (f"mutation {{ updateSubscription(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
     "refund": (f"mutation {{ refund(input: {{invoiceId: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
     "advanceClock": ('mutation { advanceClock(input: {to: "2020-01-01T00:00:00Z"}) { errors { code } } }', STAFF),
+    # usage (issue 9): partners read their snapshots and nothing else
+    "usage": ("{ usage { usageMonth } }", READERS),
+    "entitlements": ("{ entitlements { status } }", READERS),
+    "planLimits": ("{ planLimits { isTrial } }", READERS),
+    "usageSnapshots": (f"{{ usageSnapshots(organizationIds: []) {{ edges {{ node {{ month }} }} }} }}",
+                       frozenset({SA, PARTNER})),
+    "recordUsage": ("mutation { recordUsage(input: {events: []}) { accepted errors { code } } }", MANAGERS),
+    "grantPartnerAccess": (f"mutation {{ grantPartnerAccess(input: {{apiKeyId: {ID}, organizationId: {ID}}}) "
+                           "{ errors { code } } }", STAFF),
+    "revokePartnerAccess": (f"mutation {{ revokePartnerAccess(input: {{apiKeyId: {ID}, organizationId: {ID}}}) "
+                            "{ errors { code } } }", STAFF),
+    # webhooks (issue 11)
+    "webhookEndpoints": ("{ webhookEndpoints { id } }", MANAGERS),
+    "webhookDeliveries": ("{ webhookDeliveries { edges { node { id } } } }", MANAGERS),
+    "createWebhookEndpoint": ('mutation { createWebhookEndpoint(input: {url: "ftp://x", events: []}) '
+                              "{ errors { code } } }", MANAGERS),
+    "updateWebhookEndpoint": (f"mutation {{ updateWebhookEndpoint(input: {{id: {ID}}}) {{ errors {{ code }} }} }}",
+                              MANAGERS),
+    "deleteWebhookEndpoint": (f"mutation {{ deleteWebhookEndpoint(input: {{id: {ID}}}) {{ errors {{ code }} }} }}",
+                              MANAGERS),
+    "rotateWebhookSecret": (f"mutation {{ rotateWebhookSecret(input: {{endpointId: {ID}}}) {{ errors {{ code }} }} }}",
+                            MANAGERS),
+    "redeliverWebhook": (f"mutation {{ redeliverWebhook(input: {{deliveryId: {ID}}}) {{ errors {{ code }} }} }}",
+                         MANAGERS),
+    "sendTestWebhook": (f"mutation {{ sendTestWebhook(input: {{endpointId: {ID}}}) {{ errors {{ code }} }} }}",
+                        MANAGERS),
+    # analytics (issue 12)
+    "analytics": ('{ analytics(from: "2026-01-01", to: "2026-01-31", currency: "IDR") { mrr { amount } } }', STAFF),
 }
 
 
