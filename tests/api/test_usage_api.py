@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import Metric, MetricKind, Subscription, UsageEvent
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus
@@ -45,7 +46,7 @@ async def subscribed(db, keys, **plan_options):
     now = datetime.now(UTC) - timedelta(minutes=1)
     await subscribe(db, None, organization_id=keys.organization_id, plan_id=plan.id,
                     billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
-                    idempotency_key=None, settings=Settings(jwt_secret="x" * 32), now=now)
+                    idempotency_key=None, gateways=GatewayRegistry(Settings(jwt_secret="x" * 32)), now=now)
     return plan
 
 
@@ -85,7 +86,12 @@ async def test_record_usage_roles_and_validation(api, db, keys):
     too_many = await record(api, keys.owner, [event(f"k{i}") for i in range(1001)])
     assert (too_many["accepted"], [(e["code"], e["field"]) for e in too_many["errors"]]) == (
         0, [("VALIDATION", "events")])
-    mixed = await record(api, keys.owner, [event("ok"), event("bad", metric="unknown"), event("nul\u0000"),
+    # Control characters are refused where input enters (issue 13): the whole request, nothing written.
+    nul = await api.post(RECORD, {"input": {"events": [event("ok"), event("nul\u0000")]}}, token=keys.owner)
+    assert nul["data"] is None
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in nul["errors"]] == [
+        ("VALIDATION", "input.events.idempotencyKey")]
+    mixed = await record(api, keys.owner, [event("ok"), event("bad", metric="unknown"), event(" "),
                                            event("old", at=datetime.now(UTC) - timedelta(days=40))])
     assert mixed["accepted"] == 1
     assert [(e["code"], e["field"]) for e in mixed["errors"]] == [

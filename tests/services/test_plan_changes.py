@@ -159,7 +159,8 @@ async def test_trial_changes_plan_without_invoice(db, org, app_settings, idr):
     await start(db, org, app_settings, trial)
     result = await change(db, org, app_settings, growth, period=BillingPeriod.ANNUAL,
                           now=APRIL_1 + timedelta(days=3))
-    assert result.invoice is None and result.preview is None
+    # no invoice; the preview says nothing is due until the trial ends (issue 13, item 13)
+    assert result.invoice is None and result.preview.total == 0 and "trial ends" in result.preview.message
     sub = result.subscription
     assert (sub.plan_id, sub.billing_period, sub.status) == (growth.id, BillingPeriod.ANNUAL, SubscriptionStatus.TRIALING)
     assert sub.current_period_end == APRIL_1 + timedelta(days=14)  # still the trial
