@@ -122,8 +122,6 @@ def create_app(
             # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
             gc.collect()
             gc.freeze()
-        tasks = [asyncio.create_task(task(app.state.db, settings)) for task in background_tasks()
-                 ] if settings.run_workers else []
         try:
             yield
         finally:

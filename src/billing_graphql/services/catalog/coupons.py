@@ -264,6 +264,15 @@ def _merged_terms(coupon: Coupon, patch: CouponPatch, touched: set[str]) -> dict
                                       currency=currency, duration=duration, duration_in_months=months))
 
 
+async def get_coupon(db: Database, coupon_id: uuid.UUID) -> Coupon:
+    """One coupon by id; NOT_FOUND when there is none."""
+    async with db.read() as session:
+        coupon = await session.get(Coupon, coupon_id)
+    if coupon is None:
+        raise not_found("Coupon", "id")
+    return coupon
+
+
 async def list_coupons(
     db: Database, *, first: int, offset: int, is_active: bool | None = None
 ) -> Page[Coupon]:
