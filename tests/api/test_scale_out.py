@@ -24,11 +24,11 @@ import pytest
 
 from billing_graphql.demo import seed_demo
 from billing_graphql.domain.roles import Role
-from tests.api.test_queries_dir import DEFAULT_ROLE, FILES, _substitute, _substitutions, header
+from tests.api.test_queries_dir import DEFAULT_ROLE, FILES, _substitute, _substitutions, _webhook_substitutions, header
 from tests.helpers import T0
 
 REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RATE_LIMIT = 20
+RATE_LIMIT = 60  # above what the loop over queries/ spends on one key (2 x the spa files)
 SERVE = Path(sys.executable).with_name("billing-graphql")
 QUERY_FILES = [path for path in FILES if re.search(r"^query\s", path.read_text(), re.MULTILINE)]
 
@@ -114,6 +114,7 @@ async def _post(client: httpx.AsyncClient, base: str, body: dict, token: str | N
 async def test_two_serve_processes_share_the_rate_limit_and_answer_alike(db, settings, two_servers):
     keys = await seed_demo(db, T0, settings)
     substitutions = await _substitutions(db)
+    substitutions.update(await _webhook_substitutions(db))
     first, second = two_servers
     async with httpx.AsyncClient(timeout=30) as client:
         # Every query of queries/ answers the same from either process.

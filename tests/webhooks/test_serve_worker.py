@@ -20,7 +20,9 @@ async def test_the_lifespan_delivers_a_committed_event_within_about_a_second(db,
     with running_receiver() as receiver:
         _, secret = await add_endpoint(db, receiver.url)
         receiver.secrets = [secret]
-        app = create_app(replace(settings, run_workers=True), db=db, freeze_gc=False)
+        # The app opens its own database in its lifespan: the test client runs it on another event loop,
+        # where the connections of this test's pool cannot be used (asyncpg's are bound to their loop).
+        app = create_app(replace(settings, run_workers=True), freeze_gc=False)
         async with AsyncTestClient(app):
             from datetime import UTC, datetime
 
