@@ -28,6 +28,7 @@ from billing_graphql.db.models import (
     UsageCounter,
 )
 from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
 from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, billing_month, month_key
 from billing_graphql.services.catalog.plans import plan_order
@@ -165,17 +166,11 @@ async def usage_in_period(
     session: AsyncSession, organization_id: uuid.UUID, metric_code: str, period_start: datetime,
     period_end: datetime | None = None,
 ) -> int:
-    """COUNTER usage of ``metric_code`` for an organization over the billing months that start in
+    """COUNTER usage of ``metric_code`` for an organization over the billing months of the period
     [``period_start``, ``period_end``) (default: the one billing month starting at ``period_start``;
-    pass the period's end for an annual period). 0 when nothing was recorded."""
-    end = period_end or add_months(period_start, 1)
-    keys: list[str] = []
-    start = period_start
-    index = 0
-    while start < end:
-        keys.append(month_key(start))
-        index += 1
-        start = add_months(period_start, index)
+    pass the period's end for an annual period): the keys of ``domain.overage.usage_month_keys``,
+    the same the billing run bills overage on. 0 when nothing was recorded."""
+    keys = usage_month_keys(Period(period_start, period_end or add_months(period_start, 1)))
     total = await session.scalar(
         select(func.coalesce(func.sum(UsageCounter.value), 0))
         .join(Metric, Metric.id == UsageCounter.metric_id)
