@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import or_, select
 from strawberry import relay
@@ -26,16 +28,23 @@ async def _migrate(settings: Settings) -> None:
         await db.dispose()
 
 
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    """The migrated database of a command, disposed of when the command is done."""
+    await _migrate(settings)
+    db = Database.from_url(settings.database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
 async def _seed_demo(settings: Settings) -> None:
     from billing_graphql.demo import seed_demo
     from billing_graphql.services.platform.clock import current_time
 
-    await _migrate(settings)
-    db = Database.from_url(settings.database_url)
-    try:
+    async with _database(settings) as db:
         keys = await seed_demo(db, await current_time(db, test_clock=settings.test_clock), settings)
-    finally:
-        await db.dispose()
     for role, key in keys.items():
         print(f"{role.value}={key}")
 
@@ -44,20 +53,11 @@ async def _create_api_key(settings: Settings, role: Role, org: str | None, label
     from billing_graphql.services.platform.api_keys import create_api_key
     from billing_graphql.services.platform.clock import current_time
 
-    await _migrate(settings)
-    db = Database.from_url(settings.database_url)
-    try:
-        organization_id = None
-        if org is not None:
-            async with db.read() as session:
-                organization_id = await _find_organization(session, org)
-            if organization_id is None:
-                raise SystemExit(f"error: no organization {org!r} (give its id or external id)")
+    async with _database(settings) as db:
+        organization_id = await _organization_id(db, org) if org is not None else None
         now = await current_time(db, test_clock=settings.test_clock)
         _, plain = await create_api_key(db, None, role=role, organization_id=organization_id, label=label, now=now)
         return plain
-    finally:
-        await db.dispose()
 
 
 async def _find_organization(session, reference: str) -> uuid.UUID | None:
@@ -75,23 +75,25 @@ async def _find_organization(session, reference: str) -> uuid.UUID | None:
     )
 
 
+async def _organization_id(db: Database, reference: str) -> uuid.UUID:
+    """The organization named by its id, global id or external id; exits when there is none."""
+    async with db.read() as session:
+        organization_id = await _find_organization(session, reference)
+    if organization_id is None:
+        raise SystemExit(f"error: no organization {reference!r} (give its id or external id)")
+    return organization_id
+
+
 async def _record_usage(settings: Settings, org: str, metric: str, quantity: int) -> str:
     from billing_graphql.domain.usage import EventInput
     from billing_graphql.services.platform.clock import current_time
     from billing_graphql.services.usage.ingest import record_usage
 
-    await _migrate(settings)
-    db = Database.from_url(settings.database_url)
-    try:
-        async with db.read() as session:
-            organization_id = await _find_organization(session, org)
-        if organization_id is None:
-            raise SystemExit(f"error: no organization {org!r} (give its id or external id)")
+    async with _database(settings) as db:
+        organization_id = await _organization_id(db, org)
         now = await current_time(db, test_clock=settings.test_clock)
         event = EventInput(metric=metric, quantity=quantity, timestamp=now, idempotency_key=f"cli:{uuid.uuid4()}")
         result = await record_usage(db, organization_id=organization_id, events=[event], now=now)
-    finally:
-        await db.dispose()
     if result.errors:
         raise BillingError(result.errors[0].code, result.errors[0].message, result.errors[0].field)
     return f"recorded {quantity} {metric}"
@@ -101,20 +103,13 @@ async def _grant_partner(settings: Settings, key_id: str, org: str) -> str:
     from billing_graphql.services.platform.clock import current_time
     from billing_graphql.services.usage.partners import grant_partner_access
 
-    await _migrate(settings)
-    db = Database.from_url(settings.database_url)
-    try:
-        async with db.read() as session:
-            organization_id = await _find_organization(session, org)
-        if organization_id is None:
-            raise SystemExit(f"error: no organization {org!r} (give its id or external id)")
+    async with _database(settings) as db:
+        organization_id = await _organization_id(db, org)
         api_key_id = _uuid_of(key_id)
         if api_key_id is None:
             raise SystemExit(f"error: {key_id!r} is not an API key id")
         now = await current_time(db, test_clock=settings.test_clock)
         await grant_partner_access(db, None, api_key_id=api_key_id, organization_id=organization_id, now=now)
-    finally:
-        await db.dispose()
     return f"granted key {api_key_id} access to organization {organization_id}"
 
 
@@ -146,9 +141,7 @@ async def _run_billing(settings: Settings, until, batch: int) -> str:
     from billing_graphql.jobs.billing_run import count_due, run_billing, run_config
     from billing_graphql.services.platform.clock import current_time
 
-    await _migrate(settings)
-    db = Database.from_url(settings.database_url)
-    try:
+    async with _database(settings) as db:
         now = until or await current_time(db, test_clock=settings.test_clock)
         config = run_config(settings, GatewayRegistry(settings))
         if not sys.stderr.isatty():
@@ -162,8 +155,6 @@ async def _run_billing(settings: Settings, until, batch: int) -> str:
             result = await run_billing(db, config, now=now, batch=batch, progress=lambda tally: progress.update(
                 task, completed=tally.examined + tally.skipped))
         return result.summary()
-    finally:
-        await db.dispose()
 
 
 def _prometheus_multiprocess_dir() -> str:
