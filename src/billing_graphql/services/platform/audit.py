@@ -6,6 +6,7 @@ import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +47,11 @@ def record_audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     reason: str | None = None,
+    event: bool = False,
 ) -> None:
+    """An audit row, in the caller's transaction; with ``event``, also the outbox event named
+    ``action``, carrying the state after the change, or the state before it when the object was
+    removed."""
     session.add(
         AuditEvent(
             organization_id=organization_id,
@@ -60,6 +65,9 @@ def record_audit(
             created_at=now,
         )
     )
+    if event:
+        emit_event(session, event_type=action, organization_id=organization_id,
+                   payload=after if after is not None else before, now=now)
 
 
 def emit_event(
@@ -80,21 +88,5 @@ def emit_event(
     )
 
 
-def record_change(
-    session: AsyncSession,
-    *,
-    actor: Actor | None,
-    action: str,
-    object_type: str,
-    object_id: uuid.UUID | str,
-    organization_id: uuid.UUID | None,
-    now: datetime,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    """An audit row and an outbox event named ``action``, in the caller's transaction. The event
-    carries the state after the change, or the state before it when the object was removed."""
-    record_audit(session, actor=actor, action=action, object_type=object_type, object_id=object_id,
-                 organization_id=organization_id, now=now, before=before, after=after)
-    emit_event(session, event_type=action, organization_id=organization_id,
-               payload=after if after is not None else before, now=now)
+#: An audit row and the outbox event named after its action (``record_audit(..., event=True)``).
+record_change = partial(record_audit, event=True)
