@@ -16,6 +16,8 @@ Rules:
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -142,18 +144,22 @@ async def _has_live_subscription(session: AsyncSession, organization_id: uuid.UU
     return found is not None
 
 
-async def _locked_method(
-    session: AsyncSession, organization_id: uuid.UUID, payment_method_id: uuid.UUID
-) -> PaymentMethod:
-    """Take the organization's lock, then load its method (another organization's is NOT_FOUND)."""
-    await lock_organization(session, organization_id)
-    method = await session.scalar(
-        select(PaymentMethod)
-        .where(PaymentMethod.id == payment_method_id, PaymentMethod.organization_id == organization_id)
-    )
-    if method is None:
-        raise not_found("Payment method")
-    return method
+@asynccontextmanager
+async def _method_change(
+    db: Database, actor: Actor, payment_method_id: uuid.UUID
+) -> AsyncIterator[tuple[AsyncSession, PaymentMethod]]:
+    """A change to one of the caller's methods, in one transaction: the organization's lock
+    first, then the method (another organization's is NOT_FOUND)."""
+    organization_id = _organization_of(actor)
+    async with db.write() as session:
+        await lock_organization(session, organization_id)
+        method = await session.scalar(
+            select(PaymentMethod)
+            .where(PaymentMethod.id == payment_method_id, PaymentMethod.organization_id == organization_id)
+        )
+        if method is None:
+            raise not_found("Payment method")
+        yield session, method
 
 
 async def list_payment_methods(db: Database, actor: Actor) -> list[PaymentMethod]:
@@ -219,11 +225,10 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
 async def set_default_payment_method(
     db: Database, actor: Actor, *, payment_method_id: uuid.UUID, now: datetime
 ) -> PaymentMethod:
-    organization_id = _organization_of(actor)
-    async with db.write() as session:
-        method = await _locked_method(session, organization_id, payment_method_id)
+    async with _method_change(db, actor, payment_method_id) as (session, method):
         if method.is_default:
             return method
+        organization_id = method.organization_id
         previous = await session.scalar(
             select(PaymentMethod.id).where(
                 PaymentMethod.organization_id == organization_id, PaymentMethod.is_default.is_(True)
@@ -245,9 +250,8 @@ async def remove_payment_method(
     db: Database, actor: Actor, *, payment_method_id: uuid.UUID, now: datetime
 ) -> PaymentMethod:
     """Delete a method; returns the removed row (detached)."""
-    organization_id = _organization_of(actor)
-    async with db.write() as session:
-        method = await _locked_method(session, organization_id, payment_method_id)
+    async with _method_change(db, actor, payment_method_id) as (session, method):
+        organization_id = method.organization_id
         if method.is_default:
             others = await session.scalar(
                 select(func.count())
