@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_graphql.db.models.base import Base, enum_type, uuid_pk
+from billing_graphql.db.models.base import Base, enum_type, owned_by, reference, uuid_pk
 from billing_graphql.domain.status import SubscriptionStatus
 
 
@@ -23,9 +23,9 @@ class SubscriptionMrrRevision(Base):
     __tablename__ = "subscription_mrr_revisions"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id"))
+    subscription_id: Mapped[uuid.UUID] = owned_by("subscriptions")
+    organization_id: Mapped[uuid.UUID] = owned_by()
+    plan_id: Mapped[uuid.UUID] = reference("plans")
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[SubscriptionStatus] = mapped_column(enum_type(SubscriptionStatus, "mrr_revision_status"))
     mrr_minor: Mapped[int] = mapped_column(BigInteger)

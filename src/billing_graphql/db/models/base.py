@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Enum, MetaData, Uuid
+from sqlalchemy import BigInteger, Enum, ForeignKey, MetaData, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from billing_graphql.db.types import UTCDateTime
@@ -37,10 +38,21 @@ def enum_type(enum_class: type[enum.Enum], name: str) -> Enum:
     )
 
 
-def uuid_pk() -> Mapped[uuid.UUID]:
-    return mapped_column(primary_key=True, default=uuid.uuid4)
+def uuid_pk(**options: Any) -> Mapped[uuid.UUID]:
+    return mapped_column(primary_key=True, default=uuid.uuid4, **options)
 
 
 def money_column(*, nullable: bool = False, default: int | None = 0) -> Mapped[int]:
     """An amount in integer minor units."""
     return mapped_column(BigInteger, nullable=nullable, default=default)
+
+
+def reference(table: str, *, ondelete: str | None = None, **options: Any) -> Mapped[Any]:
+    """A foreign key to ``table``'s id; ``options`` as for ``mapped_column`` (index, unique,
+    primary_key); nullable when the annotation is optional."""
+    return mapped_column(ForeignKey(f"{table}.id", ondelete=ondelete), **options)
+
+
+def owned_by(table: str = "organizations", **options: Any) -> Mapped[Any]:
+    """A foreign key to the row this one belongs to: deleting the owner deletes it (CASCADE)."""
+    return reference(table, ondelete="CASCADE", **options)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_graphql.db.models.base import Base
+from billing_graphql.db.models.base import Base, owned_by
 
 
 class BillingDetails(Base):
@@ -16,9 +16,7 @@ class BillingDetails(Base):
 
     __tablename__ = "billing_details"
 
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
+    organization_id: Mapped[uuid.UUID] = owned_by(primary_key=True)
     legal_name: Mapped[str | None] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(Text)
     country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
@@ -31,7 +29,7 @@ class InvoiceParties(Base):
 
     __tablename__ = "invoice_parties"
 
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True)
+    invoice_id: Mapped[uuid.UUID] = owned_by("invoices", primary_key=True)
     buyer_legal_name: Mapped[str | None] = mapped_column(String(200))
     buyer_address: Mapped[str | None] = mapped_column(Text)
     buyer_country: Mapped[str | None] = mapped_column(String(2))
@@ -43,8 +41,6 @@ class TrialGrant(Base):
 
     __tablename__ = "trial_grants"
 
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = owned_by(primary_key=True)
+    plan_id: Mapped[uuid.UUID] = owned_by("plans", primary_key=True)
     granted_at: Mapped[datetime]

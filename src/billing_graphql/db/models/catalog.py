@@ -7,20 +7,10 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from billing_graphql.db.models.base import Base, enum_type, money_column, uuid_pk
+from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
 from billing_graphql.db.types import DecimalText
 from billing_graphql.domain.catalog import CouponDuration
 from billing_graphql.domain.invoices import DiscountKind
@@ -47,24 +37,30 @@ class Metric(Base):
     created_at: Mapped[datetime]
 
 
-class Plan(Base):
+class CatalogItem:
+    """What plans and add-ons share: a named, priced item of the catalog, shown in sort order
+    while active. Its identity columns come first in the table, the status and times last."""
+
+    id: Mapped[uuid.UUID] = uuid_pk(sort_order=-1)
+    name: Mapped[str] = mapped_column(String(200), sort_order=-1)
+    slug: Mapped[str] = mapped_column(String(100), unique=True, sort_order=-1)
+    description: Mapped[str] = mapped_column(Text, default="", sort_order=-1)
+    currency: Mapped[str] = mapped_column(String(3), default="IDR", sort_order=-1)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Plan(CatalogItem, Base):
     __tablename__ = "plans"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
-    name: Mapped[str] = mapped_column(String(200))
-    slug: Mapped[str] = mapped_column(String(100), unique=True)
-    description: Mapped[str] = mapped_column(Text, default="")
-    currency: Mapped[str] = mapped_column(String(3), default="IDR")
     base_price_monthly: Mapped[int] = money_column()
     base_price_annual: Mapped[int] = money_column()
     per_agent_price: Mapped[int] = money_column()
     overage_message_price: Mapped[int] = money_column()
     included_agents: Mapped[int] = mapped_column(Integer, default=1)
     trial_days: Mapped[int] = mapped_column(Integer, default=14)
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    sort_order: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     limits: Mapped[list[PlanLimit]] = relationship(lazy="raise", cascade="all, delete-orphan")
     features: Mapped[list[PlanFeature]] = relationship(lazy="raise", cascade="all, delete-orphan")
@@ -86,8 +82,8 @@ class PlanLimit(Base):
 
     __tablename__ = "plan_limits"
 
-    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True)
-    metric_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("metrics.id"), primary_key=True)
+    plan_id: Mapped[uuid.UUID] = owned_by("plans", primary_key=True)
+    metric_id: Mapped[uuid.UUID] = reference("metrics", primary_key=True)
     limit_value: Mapped[int | None] = mapped_column(BigInteger)
 
     metric: Mapped[Metric] = relationship(lazy="raise")
@@ -98,26 +94,17 @@ class PlanLimit(Base):
 class PlanFeature(Base):
     __tablename__ = "plan_features"
 
-    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True)
+    plan_id: Mapped[uuid.UUID] = owned_by("plans", primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
-class Addon(Base):
+class Addon(CatalogItem, Base):
     __tablename__ = "addons"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
-    name: Mapped[str] = mapped_column(String(200))
-    slug: Mapped[str] = mapped_column(String(100), unique=True)
-    description: Mapped[str] = mapped_column(Text, default="")
-    currency: Mapped[str] = mapped_column(String(3), default="IDR")
     price_monthly: Mapped[int] = money_column()
     price_annual: Mapped[int] = money_column()
     unit: Mapped[AddonUnit] = mapped_column(enum_type(AddonUnit, "addon_unit"), default=AddonUnit.FLAT)
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    sort_order: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     __table_args__ = (
         CheckConstraint("price_monthly >= 0 AND price_annual >= 0", name="prices_not_negative"),
@@ -181,17 +168,17 @@ class CouponPlan(Base):
 
     __tablename__ = "coupon_plans"
 
-    coupon_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("coupons.id", ondelete="CASCADE"), primary_key=True)
-    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True)
+    coupon_id: Mapped[uuid.UUID] = owned_by("coupons", primary_key=True)
+    plan_id: Mapped[uuid.UUID] = owned_by("plans", primary_key=True)
 
 
 class CouponRedemption(Base):
     __tablename__ = "coupon_redemptions"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    coupon_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("coupons.id"), index=True)
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscriptions.id", ondelete="SET NULL"))
+    coupon_id: Mapped[uuid.UUID] = reference("coupons", index=True)
+    organization_id: Mapped[uuid.UUID] = owned_by()
+    subscription_id: Mapped[uuid.UUID | None] = reference("subscriptions", ondelete="SET NULL")
     redeemed_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("coupon_id", "subscription_id", name="uq_redemption_per_subscription"),)

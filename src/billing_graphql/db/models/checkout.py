@@ -14,10 +14,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, text
+from sqlalchemy import CheckConstraint, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_graphql.db.models.base import Base, enum_type, uuid_pk
+from billing_graphql.db.models.base import Base, enum_type, owned_by, reference, uuid_pk
 from billing_graphql.domain.periods import BillingPeriod
 
 
@@ -31,17 +31,17 @@ class CheckoutSession(Base):
     __tablename__ = "checkout_sessions"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), unique=True)
-    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id"))
+    organization_id: Mapped[uuid.UUID] = owned_by()
+    invoice_id: Mapped[uuid.UUID] = reference("invoices", unique=True)
+    plan_id: Mapped[uuid.UUID] = reference("plans")
     billing_period: Mapped[BillingPeriod] = mapped_column(enum_type(BillingPeriod, "checkout_billing_period"))
     coupon_code: Mapped[str | None] = mapped_column(String(64))
     agent_count: Mapped[int] = mapped_column(Integer)
     gateway: Mapped[str] = mapped_column(String(32))
     status: Mapped[CheckoutStatus] = mapped_column(enum_type(CheckoutStatus, "checkout_status"))
     gateway_payment_id: Mapped[str | None] = mapped_column(String(200))
-    payment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("payments.id"))
-    subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscriptions.id"))
+    payment_id: Mapped[uuid.UUID | None] = reference("payments")
+    subscription_id: Mapped[uuid.UUID | None] = reference("subscriptions")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

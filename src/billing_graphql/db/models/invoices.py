@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from billing_graphql.db.models.base import Base, enum_type, money_column, uuid_pk
+from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
 from billing_graphql.db.types import DecimalText
 from billing_graphql.domain.invoices import InvoiceLineKind
 from billing_graphql.domain.status import InvoiceStatus
@@ -27,8 +27,8 @@ class Invoice(Base):
     __tablename__ = "invoices"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    subscription_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    organization_id: Mapped[uuid.UUID] = owned_by()
+    subscription_id: Mapped[uuid.UUID | None] = reference("subscriptions", index=True)
     number: Mapped[str | None] = mapped_column(String(32), unique=True)
     status: Mapped[InvoiceStatus] = mapped_column(enum_type(InvoiceStatus, "invoice_status"))
     billing_reason: Mapped[BillingReason] = mapped_column(enum_type(BillingReason, "billing_reason"))
@@ -94,7 +94,7 @@ class InvoiceLine(Base):
     __tablename__ = "invoice_lines"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"), index=True)
+    invoice_id: Mapped[uuid.UUID] = owned_by("invoices", index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     kind: Mapped[InvoiceLineKind] = mapped_column(enum_type(InvoiceLineKind, "invoice_line_kind"))
     description: Mapped[str] = mapped_column(Text)

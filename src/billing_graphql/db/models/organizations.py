@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from billing_graphql.db.models.base import Base, enum_type, money_column, uuid_pk
+from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, uuid_pk
 from billing_graphql.domain.roles import Role
 
 
@@ -35,9 +35,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+    organization_id: Mapped[uuid.UUID | None] = owned_by(index=True)
     role: Mapped[Role] = mapped_column(enum_type(Role, "role"))
     label: Mapped[str] = mapped_column(String(200), default="")
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -63,10 +61,8 @@ class PartnerGrant(Base):
     __tablename__ = "partner_grants"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    api_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
-    organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+    api_key_id: Mapped[uuid.UUID] = owned_by("api_keys")
+    organization_id: Mapped[uuid.UUID] = owned_by(index=True)
     created_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("api_key_id", "organization_id", name="uq_partner_grant"),)

@@ -6,10 +6,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_graphql.db.models.base import Base, enum_type, money_column, uuid_pk
+from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
 
 
 class PaymentMethodType(enum.Enum):
@@ -29,7 +29,7 @@ class PaymentMethod(Base):
     __tablename__ = "payment_methods"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    organization_id: Mapped[uuid.UUID] = owned_by()
     gateway: Mapped[str] = mapped_column(String(32))
     gateway_payment_method_id: Mapped[str] = mapped_column(String(200))
     type: Mapped[PaymentMethodType] = mapped_column(enum_type(PaymentMethodType, "payment_method_type"))
@@ -62,11 +62,9 @@ class Payment(Base):
     __tablename__ = "payments"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
-    payment_method_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("payment_methods.id", ondelete="SET NULL")
-    )
+    organization_id: Mapped[uuid.UUID] = owned_by()
+    invoice_id: Mapped[uuid.UUID] = reference("invoices", index=True)
+    payment_method_id: Mapped[uuid.UUID | None] = reference("payment_methods", ondelete="SET NULL")
     gateway: Mapped[str] = mapped_column(String(32))
     gateway_payment_id: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
@@ -92,9 +90,9 @@ class Refund(Base):
     __tablename__ = "refunds"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    invoice_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("invoices.id"), index=True)
-    payment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("payments.id"))
+    organization_id: Mapped[uuid.UUID] = owned_by()
+    invoice_id: Mapped[uuid.UUID] = reference("invoices", index=True)
+    payment_id: Mapped[uuid.UUID] = reference("payments")
     gateway: Mapped[str] = mapped_column(String(32))
     gateway_refund_id: Mapped[str | None] = mapped_column(String(200))
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)

@@ -5,21 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from billing_graphql.db.models.base import Base, enum_type, uuid_pk
+from billing_graphql.db.models.base import Base, enum_type, owned_by, reference, uuid_pk
 from billing_graphql.db.models.catalog import Addon, Coupon, Plan
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus
@@ -29,8 +18,8 @@ class Subscription(Base):
     __tablename__ = "subscriptions"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("plans.id"), index=True)
+    organization_id: Mapped[uuid.UUID] = owned_by()
+    plan_id: Mapped[uuid.UUID] = reference("plans", index=True)
     status: Mapped[SubscriptionStatus] = mapped_column(enum_type(SubscriptionStatus, "subscription_status"))
     billing_period: Mapped[BillingPeriod] = mapped_column(enum_type(BillingPeriod, "billing_period"))
     # Periods are computed from the anchor; a change of billing period re-anchors.
@@ -46,11 +35,11 @@ class Subscription(Base):
     payment_gateway: Mapped[str] = mapped_column(String(32), default="sandbox")
     gateway_customer_id: Mapped[str | None] = mapped_column(String(200))
     gateway_subscription_id: Mapped[str | None] = mapped_column(String(200))
-    coupon_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("coupons.id"))
+    coupon_id: Mapped[uuid.UUID | None] = reference("coupons")
     # Billing periods the coupon still discounts; NULL with a coupon means forever.
     coupon_periods_remaining: Mapped[int | None] = mapped_column(Integer)
     spending_cap: Mapped[int | None] = mapped_column(BigInteger)
-    pending_plan_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("plans.id"))
+    pending_plan_id: Mapped[uuid.UUID | None] = reference("plans")
     pending_billing_period: Mapped[BillingPeriod | None] = mapped_column(
         enum_type(BillingPeriod, "pending_billing_period")
     )
@@ -93,8 +82,8 @@ class SubscriptionAddon(Base):
     __tablename__ = "subscription_addons"
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    subscription_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
-    addon_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("addons.id"))
+    subscription_id: Mapped[uuid.UUID] = owned_by("subscriptions")
+    addon_id: Mapped[uuid.UUID] = reference("addons")
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -5,18 +5,23 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_graphql.db.models.base import Base, uuid_pk
+from billing_graphql.db.models.base import Base, owned_by, reference, uuid_pk
 
 
-class UsageEvent(Base):
+class OrganizationMetricRow:
+    """A row about one metric of one organization (its columns first in the table)."""
+
+    id: Mapped[uuid.UUID] = uuid_pk(sort_order=-1)
+    organization_id: Mapped[uuid.UUID] = owned_by(sort_order=-1)
+    metric_id: Mapped[uuid.UUID] = reference("metrics", sort_order=-1)
+
+
+class UsageEvent(OrganizationMetricRow, Base):
     __tablename__ = "usage_events"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    metric_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("metrics.id"))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     quantity: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime]
@@ -28,14 +33,11 @@ class UsageEvent(Base):
     )
 
 
-class UsageCounter(Base):
+class UsageCounter(OrganizationMetricRow, Base):
     """A metric's value for an organization: GAUGEs keep one row, COUNTERs one per month."""
 
     __tablename__ = "usage_counters"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    metric_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("metrics.id"))
     # "YYYY-MM" for counters, "current" for gauges.
     period_key: Mapped[str] = mapped_column(String(16))
     value: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -47,15 +49,12 @@ class UsageCounter(Base):
     )
 
 
-class UsageLimitEvent(Base):
+class UsageLimitEvent(OrganizationMetricRow, Base):
     """A limit threshold (80 or 100 percent) crossed by an organization's metric in one billing
     month; the unique constraint makes its outbox event be written once, also under concurrency."""
 
     __tablename__ = "usage_limit_events"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    metric_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("metrics.id"))
     period_key: Mapped[str] = mapped_column(String(16))
     threshold: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
