@@ -10,11 +10,12 @@ from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.errors import BillingError, ClientError
+from billing_graphql.graphql.errors import ClientError
 from billing_graphql.graphql.permissions import READERS, allow
 from billing_graphql.graphql.catalog.plans import allow_inactive_to_super_admins, patch_from_input
 from billing_graphql.graphql.catalog.types import AddonType, AddonUnit
-from billing_graphql.graphql.common import attempt, decode_id
+from billing_graphql.graphql.common import decode_id
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.services.catalog import addons
 from billing_graphql.services.catalog.addons import AddonPatch, AddonSpec
 
@@ -48,16 +49,8 @@ class UpdateAddonInput:
     sort_order: int | None = strawberry.UNSET
 
 
-@strawberry.type
-class CreateAddonPayload:
-    addon: AddonType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class UpdateAddonPayload:
-    addon: AddonType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+CreateAddonPayload = node_payload("CreateAddonPayload", "addon", AddonType)
+UpdateAddonPayload = node_payload("UpdateAddonPayload", "addon", AddonType)
 
 
 def _addon_id(global_id: strawberry.ID):
@@ -99,8 +92,7 @@ class Mutation:
             is_active=input.is_active,
             sort_order=input.sort_order,
         )
-        row, errors = await attempt(addons.create_addon(context.db, context.actor, spec, now=context.now))
-        return CreateAddonPayload(addon=AddonType.from_row(row) if row else None, errors=errors)
+        return await CreateAddonPayload.of(addons.create_addon(context.db, context.actor, spec, now=context.now))
 
     @strawberry.mutation(
         extensions=allow(DomainRole.SUPER_ADMIN), description="Change an add-on; fields left out keep their values."
@@ -112,5 +104,4 @@ class Mutation:
             patch = patch_from_input(AddonPatch, input)
             return await addons.update_addon(context.db, context.actor, _addon_id(input.id), patch, now=context.now)
 
-        row, errors = await attempt(update())
-        return UpdateAddonPayload(addon=AddonType.from_row(row) if row else None, errors=errors)
+        return await UpdateAddonPayload.of(update())

@@ -12,7 +12,6 @@ import strawberry
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import READERS, allow
 from billing_graphql.graphql.catalog.coupon_values import discount_value_patch, naming_discount_value, split_discount
 from billing_graphql.graphql.catalog.plans import patch_from_input
@@ -23,13 +22,8 @@ from billing_graphql.graphql.catalog.types import (
     CouponType,
     DiscountType,
 )
-from billing_graphql.graphql.common import (
-    attempt,
-    connection_from_page,
-    decode_id,
-    offset_after,
-    page_size,
-)
+from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.services.catalog import coupons
 from billing_graphql.services.catalog.coupons import CouponPatch, CouponSpec
 
@@ -90,16 +84,8 @@ class UpdateCouponInput:
     is_active: bool | None = strawberry.UNSET
 
 
-@strawberry.type
-class CreateCouponPayload:
-    coupon: CouponType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class UpdateCouponPayload:
-    coupon: CouponType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+CreateCouponPayload = node_payload("CreateCouponPayload", "coupon", CouponType)
+UpdateCouponPayload = node_payload("UpdateCouponPayload", "coupon", CouponType)
 
 
 @strawberry.type
@@ -176,8 +162,7 @@ class Mutation:
         async def create():
             return await coupons.create_coupon(context.db, context.actor, _coupon_spec(input), now=context.now)
 
-        row, errors = await attempt(naming_discount_value(create()))
-        return CreateCouponPayload(coupon=CouponType.from_row(row) if row else None, errors=errors)
+        return await CreateCouponPayload.of(naming_discount_value(create()))
 
     @strawberry.mutation(
         extensions=allow(DomainRole.SUPER_ADMIN), description="Change a coupon; fields left out keep their values."
@@ -194,5 +179,4 @@ class Mutation:
             patch = patch_from_input(CouponPatch, _UpdateFields(input, discount), {"plan_ids": _plan_ids})
             return await coupons.update_coupon(context.db, context.actor, coupon_id, patch, now=context.now)
 
-        row, errors = await attempt(naming_discount_value(update()))
-        return UpdateCouponPayload(coupon=CouponType.from_row(row) if row else None, errors=errors)
+        return await UpdateCouponPayload.of(naming_discount_value(update()))

@@ -6,9 +6,8 @@ import strawberry
 
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import allow
-from billing_graphql.graphql.common import attempt
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.catalog.plan_types import Metric, MetricKind
 from billing_graphql.services.catalog import metrics as catalog
 
@@ -21,10 +20,7 @@ class CreateMetricInput:
     unit: str = ""
 
 
-@strawberry.type
-class CreateMetricPayload:
-    metric: Metric | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+CreateMetricPayload = node_payload("CreateMetricPayload", "metric", Metric)
 
 
 @strawberry.type
@@ -39,10 +35,7 @@ class Mutation:
     @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Add a metric to the catalog.")
     async def create_metric(self, info: Info, input: CreateMetricInput) -> CreateMetricPayload | None:
         context = info.context
-        row, errors = await attempt(
-            catalog.create_metric(
-                context.db, context.actor, code=input.code, name=input.name, kind=input.kind, unit=input.unit,
-                now=context.now,
-            )
-        )
-        return CreateMetricPayload(metric=Metric.from_row(row) if row else None, errors=errors)
+        return await CreateMetricPayload.of(catalog.create_metric(
+            context.db, context.actor, code=input.code, name=input.name, kind=input.kind, unit=input.unit,
+            now=context.now,
+        ))

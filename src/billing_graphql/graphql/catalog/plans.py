@@ -16,9 +16,10 @@ from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
+from billing_graphql.graphql.errors import ClientError, Forbidden
 from billing_graphql.graphql.permissions import HasRole, IsAuthenticated, allow
-from billing_graphql.graphql.common import attempt, decode_id
+from billing_graphql.graphql.common import decode_id
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog import plans
 from billing_graphql.services.catalog.plans import PlanPatch, PlanSpec
@@ -136,16 +137,8 @@ class UpdatePlanInput:
     sort_order: int | None = strawberry.UNSET
 
 
-@strawberry.type
-class CreatePlanPayload:
-    plan: PlanType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
-
-
-@strawberry.type
-class UpdatePlanPayload:
-    plan: PlanType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+CreatePlanPayload = node_payload("CreatePlanPayload", "plan", PlanType)
+UpdatePlanPayload = node_payload("UpdatePlanPayload", "plan", PlanType)
 
 
 @strawberry.type
@@ -197,8 +190,7 @@ class Mutation:
             is_active=input.is_active,
             sort_order=input.sort_order,
         )
-        row, errors = await attempt(plans.create_plan(context.db, context.actor, spec, now=context.now))
-        return CreatePlanPayload(plan=PlanType.from_row(row) if row else None, errors=errors)
+        return await CreatePlanPayload.of(plans.create_plan(context.db, context.actor, spec, now=context.now))
 
     @strawberry.mutation(
         extensions=allow(DomainRole.SUPER_ADMIN), description="Change a plan; fields left out keep their values."
@@ -210,5 +202,4 @@ class Mutation:
             patch = patch_from_input(PlanPatch, input, {"limits": _limits, "features": _features})
             return await plans.update_plan(context.db, context.actor, plan_id_of(input.id), patch, now=context.now)
 
-        row, errors = await attempt(update())
-        return UpdatePlanPayload(plan=PlanType.from_row(row) if row else None, errors=errors)
+        return await UpdatePlanPayload.of(update())

@@ -6,13 +6,11 @@ import strawberry
 
 from billing_graphql.domain.roles import TENANT_MANAGERS
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import allow
-from billing_graphql.graphql.common import attempt
 from billing_graphql.graphql.ids import decode_global_id
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.payments.types import PaymentMethodKind, PaymentMethodNode
 from billing_graphql.services.payments import payment_methods
-
 
 
 @strawberry.input
@@ -32,10 +30,7 @@ class AddPaymentMethodInput:
     exp_year: int | None = None
 
 
-@strawberry.type
-class AddPaymentMethodPayload:
-    payment_method: PaymentMethodNode | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+AddPaymentMethodPayload = node_payload("AddPaymentMethodPayload", "payment_method", PaymentMethodNode)
 
 
 @strawberry.input
@@ -43,10 +38,7 @@ class SetDefaultPaymentMethodInput:
     id: strawberry.ID
 
 
-@strawberry.type
-class SetDefaultPaymentMethodPayload:
-    payment_method: PaymentMethodNode | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+SetDefaultPaymentMethodPayload = node_payload("SetDefaultPaymentMethodPayload", "payment_method", PaymentMethodNode)
 
 
 @strawberry.input
@@ -54,10 +46,7 @@ class RemovePaymentMethodInput:
     id: strawberry.ID
 
 
-@strawberry.type
-class RemovePaymentMethodPayload:
-    removed_payment_method_id: strawberry.ID | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+RemovePaymentMethodPayload = node_payload("RemovePaymentMethodPayload", "removed_payment_method_id", strawberry.ID)
 
 
 @strawberry.type
@@ -87,11 +76,8 @@ class Mutation:
             exp_month=input.exp_month,
             exp_year=input.exp_year,
         )
-        row, errors = await attempt(
+        return await AddPaymentMethodPayload.of(
             payment_methods.add_payment_method(context.db, context.actor, data, now=context.now)
-        )
-        return AddPaymentMethodPayload(
-            payment_method=PaymentMethodNode.from_row(row) if row else None, errors=errors
         )
 
     @strawberry.mutation(extensions=allow(*TENANT_MANAGERS))
@@ -106,10 +92,7 @@ class Mutation:
                 context.db, context.actor, payment_method_id=method_id, now=context.now
             )
 
-        row, errors = await attempt(run())
-        return SetDefaultPaymentMethodPayload(
-            payment_method=PaymentMethodNode.from_row(row) if row else None, errors=errors
-        )
+        return await SetDefaultPaymentMethodPayload.of(run())
 
     @strawberry.mutation(extensions=allow(*TENANT_MANAGERS))
     async def remove_payment_method(self, info: Info, input: RemovePaymentMethodInput) -> RemovePaymentMethodPayload | None:
@@ -121,7 +104,4 @@ class Mutation:
                 context.db, context.actor, payment_method_id=method_id, now=context.now
             )
 
-        row, errors = await attempt(run())
-        return RemovePaymentMethodPayload(
-            removed_payment_method_id=strawberry.ID(input.id) if row else None, errors=errors
-        )
+        return await RemovePaymentMethodPayload.of(run(), lambda _removed: strawberry.ID(input.id))

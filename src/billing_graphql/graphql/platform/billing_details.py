@@ -8,9 +8,8 @@ from strawberry import relay
 
 from billing_graphql.domain.billing_details import BillingDetailsValue
 from billing_graphql.domain.roles import Role as DomainRole
-from billing_graphql.graphql.common import attempt
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.services.platform import billing_details
 
@@ -40,10 +39,8 @@ class UpdateBillingDetailsInput:
     )
 
 
-@strawberry.type
-class UpdateBillingDetailsPayload:
-    billing_details: BillingDetailsType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+UpdateBillingDetailsPayload = node_payload("UpdateBillingDetailsPayload", "billing_details", BillingDetailsType,
+                                           to_node=BillingDetailsType.from_value)
 
 
 @strawberry.type
@@ -66,7 +63,4 @@ class Mutation:
                 now=context.now,
             )
 
-        value, errors = await attempt(update())
-        return UpdateBillingDetailsPayload(
-            billing_details=BillingDetailsType.from_value(value) if value is not None else None, errors=errors
-        )
+        return await UpdateBillingDetailsPayload.of(update())

@@ -8,7 +8,8 @@ import strawberry
 
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.errors import BillingError, ClientError
+from billing_graphql.graphql.errors import ClientError
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.common import attempt
 from billing_graphql.jobs.billing_run import run_billing, run_config
@@ -26,10 +27,7 @@ class AdvanceClockInput:
     to: datetime
 
 
-@strawberry.type
-class AdvanceClockPayload:
-    clock: Clock | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+AdvanceClockPayload = node_payload("AdvanceClockPayload", "clock", Clock)
 
 
 @strawberry.type

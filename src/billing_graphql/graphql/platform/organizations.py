@@ -17,6 +17,7 @@ from billing_graphql.graphql.common import (
     offset_after,
     page_size,
 )
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.platform.types import (
     ApiKeyType,
     OrganizationConnection,
@@ -33,10 +34,7 @@ class CreateOrganizationInput:
     external_id: str = strawberry.field(description="The SaaS's own id for this tenant.")
 
 
-@strawberry.type
-class CreateOrganizationPayload:
-    organization: OrganizationType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+CreateOrganizationPayload = node_payload("CreateOrganizationPayload", "organization", OrganizationType)
 
 
 @strawberry.input
@@ -60,10 +58,7 @@ class RevokeApiKeyInput:
     id: strawberry.ID
 
 
-@strawberry.type
-class RevokeApiKeyPayload:
-    api_key: ApiKeyType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+RevokeApiKeyPayload = node_payload("RevokeApiKeyPayload", "api_key", ApiKeyType)
 
 
 @strawberry.type
@@ -109,14 +104,9 @@ class Mutation:
     @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN))
     async def create_organization(self, info: Info, input: CreateOrganizationInput) -> CreateOrganizationPayload | None:
         context = info.context
-        row, errors = await attempt(
-            organizations.create_organization(
-                context.db, context.actor, name=input.name, external_id=input.external_id, now=context.now
-            )
-        )
-        return CreateOrganizationPayload(
-            organization=OrganizationType.from_row(row) if row else None, errors=errors
-        )
+        return await CreateOrganizationPayload.of(organizations.create_organization(
+            context.db, context.actor, name=input.name, external_id=input.external_id, now=context.now
+        ))
 
     @strawberry.mutation(
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER),
@@ -154,5 +144,4 @@ class Mutation:
             key_id = decode_id(input.id, "ApiKey")
             return await api_keys.revoke_api_key(context.db, context.actor, key_id=key_id, now=context.now)
 
-        row, errors = await attempt(revoke())
-        return RevokeApiKeyPayload(api_key=ApiKeyType.from_row(row) if row else None, errors=errors)
+        return await RevokeApiKeyPayload.of(revoke())

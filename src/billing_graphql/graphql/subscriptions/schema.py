@@ -19,6 +19,7 @@ from billing_graphql.domain.errors import not_found, validation
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
 from billing_graphql.graphql.common import Money, attempt, connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.billing.types import InvoicePreview, InvoiceType
@@ -110,10 +111,8 @@ class ResumeInput:
     organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
-@strawberry.type
-class SubscriptionPayload:
-    subscription: SubscriptionType | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+SubscriptionPayload = node_payload("SubscriptionPayload", "subscription", SubscriptionType,
+                                   to_node=lambda result: SubscriptionType.maybe(result.subscription))
 
 
 @strawberry.input
@@ -247,22 +246,18 @@ class Mutation:
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Cancel at the period's end, or immediately.")
     async def cancel(self, info: Info, input: CancelInput) -> SubscriptionPayload | None:
         context = info.context
-        result, errors = await attempt(lambda: subscriptions.cancel(
+        return await SubscriptionPayload.of(lambda: subscriptions.cancel(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
             immediately=input.immediately, reason=input.reason, now=context.now,
         ))
-        return SubscriptionPayload(subscription=SubscriptionType.maybe(result.subscription if result else None),
-                                   errors=errors)
 
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Clear a pending cancellation.")
     async def resume(self, info: Info, input: ResumeInput | None = None) -> SubscriptionPayload | None:
         context = info.context
-        result, errors = await attempt(lambda: subscriptions.resume(
+        return await SubscriptionPayload.of(lambda: subscriptions.resume(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id if input else None),
             now=context.now,
         ))
-        return SubscriptionPayload(subscription=SubscriptionType.maybe(result.subscription if result else None),
-                                   errors=errors)
 
     @strawberry.mutation(
         extensions=allow(*MANAGERS),
@@ -299,13 +294,11 @@ class Mutation:
             patch["gateway_customer_id"] = input.gateway_customer_id
         if input.gateway_subscription_id is not unset:
             patch["gateway_subscription_id"] = input.gateway_subscription_id
-        result, errors = await attempt(lambda: subscriptions.update_subscription(
+        return await SubscriptionPayload.of(lambda: subscriptions.update_subscription(
             context.db, context.actor, subscription_id=decode_id(input.id, "Subscription"),
             status=input.status, reason=input.reason, current_period_end=input.current_period_end,
             payment_gateway=input.payment_gateway, now=context.now, **patch,
         ))
-        return SubscriptionPayload(subscription=SubscriptionType.maybe(result.subscription if result else None),
-                                   errors=errors)
 
 
 def _addon_id(global_id: strawberry.ID) -> uuid.UUID:

@@ -13,6 +13,7 @@ from billing_graphql.graphql.common import attempt, connection_from_page, decode
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.ids import decode_global_id
+from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import MANAGERS, allow
 from billing_graphql.graphql.webhooks.types import (
     WebhookDeliveryConnection,
@@ -53,10 +54,7 @@ class UpdateWebhookEndpointInput:
     enabled: bool | None = None
 
 
-@strawberry.type
-class UpdateWebhookEndpointPayload:
-    webhook_endpoint: WebhookEndpointNode | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+UpdateWebhookEndpointPayload = node_payload("UpdateWebhookEndpointPayload", "webhook_endpoint", WebhookEndpointNode)
 
 
 @strawberry.input
@@ -64,10 +62,8 @@ class DeleteWebhookEndpointInput:
     id: strawberry.ID
 
 
-@strawberry.type
-class DeleteWebhookEndpointPayload:
-    deleted_webhook_endpoint_id: strawberry.ID | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+DeleteWebhookEndpointPayload = node_payload("DeleteWebhookEndpointPayload", "deleted_webhook_endpoint_id",
+                                            strawberry.ID)
 
 
 @strawberry.input
@@ -93,10 +89,7 @@ class SendTestWebhookInput:
     endpoint_id: strawberry.ID
 
 
-@strawberry.type
-class WebhookDeliveryPayload:
-    webhook_delivery: WebhookDeliveryNode | None = None
-    errors: list[BillingError] = strawberry.field(default_factory=list)
+WebhookDeliveryPayload = node_payload("WebhookDeliveryPayload", "webhook_delivery", WebhookDeliveryNode)
 
 
 def _endpoint_id(value: str, field: str = "id"):
@@ -168,9 +161,7 @@ class Mutation:
             return await endpoints.update_endpoint(context.db, context.actor, _endpoint_id(input.id), changes,
                                                    production=context.settings.production, now=_now())
 
-        row, errors = await attempt(run())
-        return UpdateWebhookEndpointPayload(webhook_endpoint=WebhookEndpointNode.from_row(row) if row else None,
-                                            errors=errors)
+        return await UpdateWebhookEndpointPayload.of(run())
 
     @strawberry.mutation(extensions=allow(*MANAGERS))
     async def delete_webhook_endpoint(self, info: Info, input: DeleteWebhookEndpointInput
@@ -180,9 +171,7 @@ class Mutation:
         async def run():
             return await endpoints.delete_endpoint(context.db, context.actor, _endpoint_id(input.id), now=_now())
 
-        row, errors = await attempt(run())
-        return DeleteWebhookEndpointPayload(deleted_webhook_endpoint_id=strawberry.ID(input.id) if row else None,
-                                            errors=errors)
+        return await DeleteWebhookEndpointPayload.of(run(), lambda _deleted: strawberry.ID(input.id))
 
     @strawberry.mutation(extensions=allow(*MANAGERS))
     async def rotate_webhook_secret(self, info: Info, input: RotateWebhookSecretInput
@@ -209,9 +198,7 @@ class Mutation:
                                            what="Webhook delivery")
             return await deliveries.redeliver(context.db, context.actor, delivery_id, now=_now())
 
-        row, errors = await attempt(run())
-        return WebhookDeliveryPayload(webhook_delivery=WebhookDeliveryNode.from_row(row) if row else None,
-                                      errors=errors)
+        return await WebhookDeliveryPayload.of(run())
 
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Send a webhook.test event to one endpoint.")
     async def send_test_webhook(self, info: Info, input: SendTestWebhookInput) -> WebhookDeliveryPayload | None:
@@ -221,6 +208,4 @@ class Mutation:
             return await deliveries.send_test(context.db, context.actor,
                                               _endpoint_id(input.endpoint_id, "endpointId"), now=_now())
 
-        row, errors = await attempt(run())
-        return WebhookDeliveryPayload(webhook_delivery=WebhookDeliveryNode.from_row(row) if row else None,
-                                      errors=errors)
+        return await WebhookDeliveryPayload.of(run())
