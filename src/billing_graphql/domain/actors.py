@@ -30,3 +30,8 @@ class Actor:
         if requested is not None and requested != self.organization_id:
             return None
         return self.organization_id
+
+    def may_see(self, organization_id: uuid.UUID | None) -> bool:
+        """Whether rows of ``organization_id`` are visible: their own organization's for tenants,
+        any organization's for super-admins."""
+        return self.organization_in_scope(organization_id) == organization_id

@@ -63,6 +63,18 @@ def decode_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
     return decoded
 
 
+NIL_ID = uuid.UUID(int=0)  # stands for a malformed id: it loads nothing
+
+
+async def load_nodes(
+    loader: Any, node_ids: Iterable[str], to_node: Callable[[Any], N], visible: Callable[[Any], bool]
+) -> list[N | None]:
+    """Relay nodes by id, through a per-request ``loader`` of rows: a malformed id, a missing row
+    or one that is not ``visible`` to the caller resolves to None."""
+    rows = await loader.load_many([key or NIL_ID for key in decode_ids(node_ids)])
+    return [to_node(row) if row is not None and visible(row) else None for row in rows]
+
+
 def offset_after(after: str | None) -> int:
     """The offset a page starts at, from the cursor it comes after."""
     if after is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -14,7 +13,7 @@ from billing_graphql.db.models import Plan as PlanRow
 from billing_graphql.db.models.catalog import MetricKind as DomainMetricKind
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.common import Money, decode_ids, from_row
+from billing_graphql.graphql.common import Money, from_row, load_nodes
 
 MetricKind = strawberry.enum(DomainMetricKind, name="MetricKind")
 
@@ -128,10 +127,5 @@ class PlanType(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = info.context.actor
         see_inactive = actor is not None and actor.role is DomainRole.SUPER_ADMIN
-        rows = await info.context.loaders.plan_by_id.load_many(
-            [key or uuid.UUID(int=0) for key in decode_ids(node_ids)]
-        )
-        return [
-            cls.from_row(row) if row is not None and (row.is_active or see_inactive) else None
-            for row in rows
-        ]
+        return await load_nodes(info.context.loaders.plan_by_id, node_ids, cls.from_row,
+                                lambda row: row.is_active or see_inactive)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -19,7 +18,7 @@ from billing_graphql.domain.invoices import DiscountKind
 from billing_graphql.domain.catalog import REFUSAL_MESSAGES
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
-from billing_graphql.graphql.common import Money, decode_ids, from_row
+from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog.coupons import CouponCheck as CouponCheckResult
@@ -34,8 +33,6 @@ CouponDuration = strawberry.enum(
     name="CouponDuration",
     description="ONCE: the first invoice; REPEATING: `durationInMonths` months; FOREVER: every invoice.",
 )
-
-_NIL = uuid.UUID(int=0)
 
 
 @strawberry.type(name="Addon", description="An extra a subscription can attach.")
@@ -62,10 +59,8 @@ class AddonType(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = info.context.actor
         see_inactive = actor is not None and actor.is_super_admin
-        rows = await info.context.loaders.addon_by_id.load_many([key or _NIL for key in decode_ids(node_ids)])
-        return [
-            cls.from_row(row) if row is not None and (row.is_active or see_inactive) else None for row in rows
-        ]
+        return await load_nodes(info.context.loaders.addon_by_id, node_ids, cls.from_row,
+                                lambda row: row.is_active or see_inactive)
 
 
 async def _applicable_plans(root: CouponType, info: Info) -> list[PlanType]:
@@ -112,8 +107,7 @@ class CouponType(relay.Node):
         actor = info.context.actor
         if actor is None or not actor.is_super_admin:
             return [None for _ in node_ids]
-        rows = await info.context.loaders.coupon_by_id.load_many([key or _NIL for key in decode_ids(node_ids)])
-        return [cls.from_row(row) if row is not None else None for row in rows]
+        return await load_nodes(info.context.loaders.coupon_by_id, node_ids, cls.from_row, lambda row: True)
 
 
 @strawberry.type(description="What a tenant may know of a coupon: its discount, not its usage or other plans.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -13,7 +12,7 @@ from billing_graphql.db.models import PaymentMethod as PaymentMethodRow
 from billing_graphql.db.models import PaymentMethodType as DomainPaymentMethodType
 from billing_graphql.domain.roles import MANAGERS
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.common import decode_ids, from_row
+from billing_graphql.graphql.common import from_row, load_nodes
 
 PaymentMethodKind = strawberry.enum(DomainPaymentMethodType, name="PaymentMethodType")
 
@@ -43,15 +42,6 @@ class PaymentMethodNode(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = info.context.actor
-        rows = await info.context.loaders.payment_method_by_id.load_many(
-            [key or uuid.UUID(int=0) for key in decode_ids(node_ids)]
-        )
-        return [
-            cls.from_row(row)
-            if row is not None
-            and actor is not None
-            and actor.role in MANAGERS
-            and actor.organization_in_scope(row.organization_id) == row.organization_id
-            else None
-            for row in rows
-        ]
+        allowed = actor is not None and actor.role in MANAGERS
+        return await load_nodes(info.context.loaders.payment_method_by_id, node_ids, cls.from_row,
+                                lambda row: allowed and actor.may_see(row.organization_id))

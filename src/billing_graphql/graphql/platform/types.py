@@ -13,7 +13,7 @@ from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.graphql.context import Info
 from billing_graphql.domain.money import DEFAULT_CURRENCY
-from billing_graphql.graphql.common import Money, Role, decode_ids, from_row
+from billing_graphql.graphql.common import Money, Role, from_row, load_nodes
 from billing_graphql.graphql.platform.billing_details import BillingDetailsType
 
 
@@ -43,15 +43,8 @@ class OrganizationType(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = info.context.actor
-        rows = await info.context.loaders.organization_by_id.load_many(
-            [key or uuid.UUID(int=0) for key in decode_ids(node_ids)]
-        )
-        return [
-            cls.from_row(row)
-            if row is not None and actor is not None and actor.organization_in_scope(row.id) == row.id
-            else None
-            for row in rows
-        ]
+        return await load_nodes(info.context.loaders.organization_by_id, node_ids, cls.from_row,
+                                lambda row: actor is not None and actor.may_see(row.id))
 
 
 @strawberry.type(name="ApiKey", description="An API key; its secret is shown once, when created.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -21,7 +20,7 @@ from billing_graphql.domain.status import trial_expired
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.types import DiscountType as CouponDiscountType
-from billing_graphql.graphql.common import Money, decode_ids, from_row
+from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.billing.types import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
@@ -220,16 +219,8 @@ class SubscriptionType(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = info.context.actor
-        rows = await info.context.loaders.subscription_by_id.load_many(
-            [key or uuid.UUID(int=0) for key in decode_ids(node_ids)]
-        )
-        return [
-            cls.from_row(row)
-            if row is not None and actor is not None
-            and actor.organization_in_scope(row.organization_id) == row.organization_id
-            else None
-            for row in rows
-        ]
+        return await load_nodes(info.context.loaders.subscription_by_id, node_ids, cls.from_row,
+                                lambda row: actor is not None and actor.may_see(row.organization_id))
 
 
 @strawberry.type
