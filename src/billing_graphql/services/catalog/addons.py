@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -35,7 +34,8 @@ from billing_graphql.services.catalog.shared import (
     patch_of,
 )
 from billing_graphql.services.platform.audit import record_change, snapshot
-from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
+from billing_graphql.services.catalog.metrics import not_null
+from billing_graphql.services.platform.writes import already_exists, unique_write
 
 PRICE_FIELDS = ("price_monthly", "price_annual")
 
@@ -100,20 +100,15 @@ async def create_addon(db: Database, actor: Actor | None, spec: AddonSpec, *, no
         created_at=now,
         updated_at=now,
     )
-    try:
-        async with db.write() as session:
-            if await _slug_taken(session, addon.slug):
-                raise _slug_exists(addon.slug)
-            session.add(addon)
-            after = snapshot(addon, *ADDON_FIELDS)
-            record_change(
-                session, actor=actor, action="addon.created", object_type="Addon", object_id=addon.id,
-                organization_id=None, now=now, after=after,
-            )
-    except IntegrityError as exc:
-        if not is_unique_violation(exc, "slug"):
-            raise
-        raise _slug_exists(addon.slug) from None
+    async with unique_write(db, "slug", lambda: _slug_exists(addon.slug)) as session:
+        if await _slug_taken(session, addon.slug):
+            raise _slug_exists(addon.slug)
+        session.add(addon)
+        after = snapshot(addon, *ADDON_FIELDS)
+        record_change(
+            session, actor=actor, action="addon.created", object_type="Addon", object_id=addon.id,
+            organization_id=None, now=now, after=after,
+        )
     return addon
 
 
@@ -124,54 +119,49 @@ async def update_addon(
     touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
     for name in touched - {"description"}:
         not_null(getattr(patch, name), input_field(name))
-    try:
-        async with db.write() as session:
-            addon = await session.scalar(select(Addon).where(Addon.id == addon_id).with_for_update())
-            if addon is None:
-                raise BillingError(BillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="id")
-            currency = addon.currency
-            columns: dict[str, Any] = {}
-            if "currency" in touched:
-                currency = check_currency(patch.currency)
-                if currency != addon.currency:
-                    missing = [input_field(name) for name in PRICE_FIELDS if name not in touched]
-                    if missing:
-                        raise validation(
-                            "Changing an add-on's currency needs every price in the new currency"
-                            f" (missing: {', '.join(missing)}).",
-                            "currency",
-                        )
-                    attached = await session.scalar(
-                        select(exists().where(SubscriptionAddon.addon_id == addon.id))
+    async with unique_write(db, "slug", lambda: _slug_exists(str(patch.slug))) as session:
+        addon = await session.scalar(select(Addon).where(Addon.id == addon_id).with_for_update())
+        if addon is None:
+            raise BillingError(BillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="id")
+        currency = addon.currency
+        columns: dict[str, Any] = {}
+        if "currency" in touched:
+            currency = check_currency(patch.currency)
+            if currency != addon.currency:
+                missing = [input_field(name) for name in PRICE_FIELDS if name not in touched]
+                if missing:
+                    raise validation(
+                        "Changing an add-on's currency needs every price in the new currency"
+                        f" (missing: {', '.join(missing)}).",
+                        "currency",
                     )
-                    if attached:
-                        raise validation(
-                            "This add-on is attached to subscriptions; its currency cannot change.", "currency"
-                        )
-                columns["currency"] = currency
-            columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
-            if "unit" in touched:
-                columns["unit"] = patch.unit
-            if "is_active" in touched:
-                columns["is_active"] = bool(patch.is_active)
-            if "sort_order" in touched:
-                columns["sort_order"] = _sort_order(patch.sort_order)
-            changed = {name: value for name, value in columns.items() if getattr(addon, name) != value}
-            if not changed:
-                return addon
-            if "slug" in changed and await _slug_taken(session, changed["slug"], other_than=addon.id):
-                raise _slug_exists(changed["slug"])
-            before = snapshot(addon, *ADDON_FIELDS)
-            for name, value in changed.items():
-                setattr(addon, name, value)
-            addon.updated_at = now
-            after = snapshot(addon, *ADDON_FIELDS)
-            record_change(
-                session, actor=actor, action="addon.updated", object_type="Addon", object_id=addon.id,
-                organization_id=None, now=now, before=before, after=after,
-            )
-    except IntegrityError as exc:
-        if not is_unique_violation(exc, "slug"):
-            raise
-        raise _slug_exists(str(patch.slug)) from None
+                attached = await session.scalar(
+                    select(exists().where(SubscriptionAddon.addon_id == addon.id))
+                )
+                if attached:
+                    raise validation(
+                        "This add-on is attached to subscriptions; its currency cannot change.", "currency"
+                    )
+            columns["currency"] = currency
+        columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
+        if "unit" in touched:
+            columns["unit"] = patch.unit
+        if "is_active" in touched:
+            columns["is_active"] = bool(patch.is_active)
+        if "sort_order" in touched:
+            columns["sort_order"] = _sort_order(patch.sort_order)
+        changed = {name: value for name, value in columns.items() if getattr(addon, name) != value}
+        if not changed:
+            return addon
+        if "slug" in changed and await _slug_taken(session, changed["slug"], other_than=addon.id):
+            raise _slug_exists(changed["slug"])
+        before = snapshot(addon, *ADDON_FIELDS)
+        for name, value in changed.items():
+            setattr(addon, name, value)
+        addon.updated_at = now
+        after = snapshot(addon, *ADDON_FIELDS)
+        record_change(
+            session, actor=actor, action="addon.updated", object_type="Addon", object_id=addon.id,
+            organization_id=None, now=now, before=before, after=after,
+        )
     return addon

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -39,7 +38,8 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_fo
 from billing_graphql.domain.money import Money
 from billing_graphql.services.platform.audit import record_change, snapshot
 from billing_graphql.services.catalog.shared import audited_fields, input_field, patch_of
-from billing_graphql.services.catalog.metrics import already_exists, is_unique_violation, not_null
+from billing_graphql.services.catalog.metrics import not_null
+from billing_graphql.services.platform.writes import already_exists, unique_write
 from billing_graphql.services.pagination import Page, fetch_page
 
 TERM_FIELDS = ("code", "discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months")
@@ -143,23 +143,18 @@ async def create_coupon(db: Database, actor: Actor | None, spec: CouponSpec, *, 
         updated_at=now,
         **_term_columns(terms),
     )
-    try:
-        async with db.write() as session:
-            plan_ids = await _check_plans(session, list(spec.plan_ids))
-            if await session.scalar(select(Coupon.id).where(Coupon.code == code)) is not None:
-                raise _code_exists(code)
-            session.add(coupon)
-            await session.flush()  # the coupon_plans rows reference it
-            session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
-            after = _coupon_snapshot(coupon, plan_ids)
-            record_change(
-                session, actor=actor, action="coupon.created", object_type="Coupon", object_id=coupon.id,
-                organization_id=None, now=now, after=after,
-            )
-    except IntegrityError as exc:
-        if not is_unique_violation(exc, "code"):
-            raise
-        raise _code_exists(code) from None
+    async with unique_write(db, "code", lambda: _code_exists(code)) as session:
+        plan_ids = await _check_plans(session, list(spec.plan_ids))
+        if await session.scalar(select(Coupon.id).where(Coupon.code == code)) is not None:
+            raise _code_exists(code)
+        session.add(coupon)
+        await session.flush()  # the coupon_plans rows reference it
+        session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
+        after = _coupon_snapshot(coupon, plan_ids)
+        record_change(
+            session, actor=actor, action="coupon.created", object_type="Coupon", object_id=coupon.id,
+            organization_id=None, now=now, after=after,
+        )
     return coupon
 
 
@@ -171,67 +166,62 @@ async def update_coupon(
     touched = {f.name for f in fields(patch) if given(getattr(patch, f.name))}
     for name in touched & set(REQUIRED):
         not_null(getattr(patch, name), input_field(name, _RENAMED))
-    try:
-        async with db.write() as session:
-            # Locked: a concurrent redemption cannot slip between the uses check and the write.
-            coupon = await session.scalar(select(Coupon).where(Coupon.id == coupon_id).with_for_update())
-            if coupon is None:
-                raise not_found("Coupon")
-            stored_plans = await coupon_plan_ids(session, coupon.id)
-            before = _coupon_snapshot(coupon, stored_plans)
-            columns: dict[str, Any] = {}
-            if "code" in touched:
-                columns["code"] = normalize_coupon_code(patch.code)
-            if touched & {"discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months"}:
-                columns.update(_merged_terms(coupon, patch, touched))
-            if coupon.current_uses > 0:
-                for name in TERM_FIELDS:
-                    if name in columns and columns[name] != getattr(coupon, name):
-                        raise validation(
-                            f"This coupon has been redeemed {coupon.current_uses} time(s): its code, discount and"
-                            " duration are fixed. Create a new coupon instead.",
-                            input_field(name, _RENAMED),
-                        )
-            if "name" in touched:
-                columns["name"] = clean_name(patch.name) if patch.name.strip() else ""
-            if "max_uses" in touched:
-                columns["max_uses"] = check_max_uses(patch.max_uses, coupon.current_uses)
-            if "valid_from" in touched:
-                columns["valid_from"] = patch.valid_from
-            if "valid_until" in touched:
-                columns["valid_until"] = patch.valid_until
-            check_validity_window(
-                columns.get("valid_from", coupon.valid_from), columns.get("valid_until", coupon.valid_until)
-            )
-            if "is_active" in touched:
-                columns["is_active"] = bool(patch.is_active)
-            plan_ids = stored_plans
-            if "plan_ids" in touched:
-                plan_ids = sorted(await _check_plans(session, list(patch.plan_ids)))
-            changed = {name: value for name, value in columns.items() if getattr(coupon, name) != value}
-            plans_changed = sorted(plan_ids) != sorted(stored_plans)
-            if not changed and not plans_changed:
-                return coupon
-            if "code" in changed and await session.scalar(
-                select(Coupon.id).where(Coupon.code == changed["code"], Coupon.id != coupon.id)
-            ):
-                raise _code_exists(changed["code"])
-            for name, value in changed.items():
-                setattr(coupon, name, value)
-            coupon.updated_at = now
-            if plans_changed:
-                await session.execute(delete(CouponPlan).where(CouponPlan.coupon_id == coupon.id))
-                await session.flush()
-                session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
-            after = _coupon_snapshot(coupon, plan_ids)
-            record_change(
-                session, actor=actor, action="coupon.updated", object_type="Coupon", object_id=coupon.id,
-                organization_id=None, now=now, before=before, after=after,
-            )
-    except IntegrityError as exc:
-        if not is_unique_violation(exc, "code"):
-            raise
-        raise _code_exists(str(patch.code).upper()) from None
+    async with unique_write(db, "code", lambda: _code_exists(str(patch.code).upper())) as session:
+        # Locked: a concurrent redemption cannot slip between the uses check and the write.
+        coupon = await session.scalar(select(Coupon).where(Coupon.id == coupon_id).with_for_update())
+        if coupon is None:
+            raise not_found("Coupon")
+        stored_plans = await coupon_plan_ids(session, coupon.id)
+        before = _coupon_snapshot(coupon, stored_plans)
+        columns: dict[str, Any] = {}
+        if "code" in touched:
+            columns["code"] = normalize_coupon_code(patch.code)
+        if touched & {"discount_type", "percent_off", "amount_off", "currency", "duration", "duration_in_months"}:
+            columns.update(_merged_terms(coupon, patch, touched))
+        if coupon.current_uses > 0:
+            for name in TERM_FIELDS:
+                if name in columns and columns[name] != getattr(coupon, name):
+                    raise validation(
+                        f"This coupon has been redeemed {coupon.current_uses} time(s): its code, discount and"
+                        " duration are fixed. Create a new coupon instead.",
+                        input_field(name, _RENAMED),
+                    )
+        if "name" in touched:
+            columns["name"] = clean_name(patch.name) if patch.name.strip() else ""
+        if "max_uses" in touched:
+            columns["max_uses"] = check_max_uses(patch.max_uses, coupon.current_uses)
+        if "valid_from" in touched:
+            columns["valid_from"] = patch.valid_from
+        if "valid_until" in touched:
+            columns["valid_until"] = patch.valid_until
+        check_validity_window(
+            columns.get("valid_from", coupon.valid_from), columns.get("valid_until", coupon.valid_until)
+        )
+        if "is_active" in touched:
+            columns["is_active"] = bool(patch.is_active)
+        plan_ids = stored_plans
+        if "plan_ids" in touched:
+            plan_ids = sorted(await _check_plans(session, list(patch.plan_ids)))
+        changed = {name: value for name, value in columns.items() if getattr(coupon, name) != value}
+        plans_changed = sorted(plan_ids) != sorted(stored_plans)
+        if not changed and not plans_changed:
+            return coupon
+        if "code" in changed and await session.scalar(
+            select(Coupon.id).where(Coupon.code == changed["code"], Coupon.id != coupon.id)
+        ):
+            raise _code_exists(changed["code"])
+        for name, value in changed.items():
+            setattr(coupon, name, value)
+        coupon.updated_at = now
+        if plans_changed:
+            await session.execute(delete(CouponPlan).where(CouponPlan.coupon_id == coupon.id))
+            await session.flush()
+            session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
+        after = _coupon_snapshot(coupon, plan_ids)
+        record_change(
+            session, actor=actor, action="coupon.updated", object_type="Coupon", object_id=coupon.id,
+            organization_id=None, now=now, before=before, after=after,
+        )
     return coupon
 
 

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, exists, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -47,13 +46,8 @@ from billing_graphql.services.catalog.shared import (
     patch_of,
 )
 from billing_graphql.services.platform.audit import record_change, snapshot
-from billing_graphql.services.catalog.metrics import (
-    already_exists,
-    is_unique_violation,
-    known_metric_codes,
-    metric_ids_by_code,
-    not_null,
-)
+from billing_graphql.services.platform.writes import already_exists, unique_write
+from billing_graphql.services.catalog.metrics import known_metric_codes, metric_ids_by_code, not_null
 
 PRICE_FIELDS = ("base_price_monthly", "base_price_annual", "per_agent_price", "overage_message_price")
 
@@ -263,84 +257,74 @@ async def create_plan(db: Database, actor: Actor | None, spec: PlanSpec, *, now:
     """Create a plan with its limits and features; audited as ``plan.created``."""
     values = _spec_values(spec)
     plan = Plan(id=uuid.uuid4(), created_at=now, updated_at=now, **values.columns)
-    try:
-        async with db.write() as session:
-            limits = await _resolve_limits(session, values.limits or [])
-            if await _slug_taken(session, plan.slug):
-                raise _slug_exists(plan.slug)
-            session.add(plan)
-            await session.flush()  # the limit and feature rows reference it
-            _write_children(session, plan.id, limits, values.features)
-            after = _plan_snapshot(
-                plan,
-                {spec.metric: spec.limit for spec in values.limits or []},
-                {spec.key: spec.enabled for spec in values.features or []},
-            )
-            record_change(
-                session, actor=actor, action="plan.created", object_type="Plan", object_id=plan.id,
-                organization_id=None, now=now, after=after,
-            )
-    except IntegrityError as exc:
-        if not is_unique_violation(exc, "slug"):
-            raise
-        raise _slug_exists(plan.slug) from None  # a concurrent create took the slug
+    async with unique_write(db, "slug", lambda: _slug_exists(plan.slug)) as session:
+        limits = await _resolve_limits(session, values.limits or [])
+        if await _slug_taken(session, plan.slug):
+            raise _slug_exists(plan.slug)
+        session.add(plan)
+        await session.flush()  # the limit and feature rows reference it
+        _write_children(session, plan.id, limits, values.features)
+        after = _plan_snapshot(
+            plan,
+            {spec.metric: spec.limit for spec in values.limits or []},
+            {spec.key: spec.enabled for spec in values.features or []},
+        )
+        record_change(
+            session, actor=actor, action="plan.created", object_type="Plan", object_id=plan.id,
+            organization_id=None, now=now, after=after,
+        )
     return plan
 
 
 async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, patch: PlanPatch, *, now: datetime) -> Plan:
     """Change the fields given in ``patch``; audited as ``plan.updated`` with before and after.
     A patch that changes nothing writes nothing."""
-    try:
-        async with db.write() as session:
-            plan = await session.scalar(select(Plan).where(Plan.id == plan_id).with_for_update())
-            if plan is None:
-                raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "Plan not found.", field="id")
-            values = await _patch_values(session, plan, patch)
-            stored_limits = await _stored_limits(session, plan.id)
-            stored_features = await _stored_features(session, plan.id)
-            before = _plan_snapshot(plan, stored_limits, stored_features)
-            new_limits = None
-            if values.limits is not None:
-                new_limits = await _resolve_limits(session, values.limits)
-            if "slug" in values.columns and values.columns["slug"] != plan.slug:
-                if await _slug_taken(session, values.columns["slug"], other_than=plan.id):
-                    raise _slug_exists(values.columns["slug"])
-            limits_after = (
-                {spec.metric: spec.limit for spec in values.limits} if values.limits is not None else stored_limits
-            )
-            features_after = (
-                {spec.key: spec.enabled for spec in values.features}
-                if values.features is not None
-                else stored_features
-            )
-            changed_columns = {
-                name: value for name, value in values.columns.items() if getattr(plan, name) != value
-            }
-            limits_changed = limits_after != stored_limits
-            features_changed = features_after != stored_features
-            if not (changed_columns or limits_changed or features_changed):
-                return plan
-            for name, value in changed_columns.items():
-                setattr(plan, name, value)
-            plan.updated_at = now
-            if limits_changed:
-                await session.execute(delete(PlanLimit).where(PlanLimit.plan_id == plan.id))
-            if features_changed:
-                await session.execute(delete(PlanFeature).where(PlanFeature.plan_id == plan.id))
-            await session.flush()
-            _write_children(
-                session,
-                plan.id,
-                new_limits if limits_changed else None,
-                values.features if features_changed else None,
-            )
-            after = _plan_snapshot(plan, limits_after, features_after)
-            record_change(
-                session, actor=actor, action="plan.updated", object_type="Plan", object_id=plan.id,
-                organization_id=None, now=now, before=before, after=after,
-            )
-    except IntegrityError as exc:
-        if not is_unique_violation(exc, "slug"):
-            raise
-        raise _slug_exists(str(patch.slug)) from None
+    async with unique_write(db, "slug", lambda: _slug_exists(str(patch.slug))) as session:
+        plan = await session.scalar(select(Plan).where(Plan.id == plan_id).with_for_update())
+        if plan is None:
+            raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "Plan not found.", field="id")
+        values = await _patch_values(session, plan, patch)
+        stored_limits = await _stored_limits(session, plan.id)
+        stored_features = await _stored_features(session, plan.id)
+        before = _plan_snapshot(plan, stored_limits, stored_features)
+        new_limits = None
+        if values.limits is not None:
+            new_limits = await _resolve_limits(session, values.limits)
+        if "slug" in values.columns and values.columns["slug"] != plan.slug:
+            if await _slug_taken(session, values.columns["slug"], other_than=plan.id):
+                raise _slug_exists(values.columns["slug"])
+        limits_after = (
+            {spec.metric: spec.limit for spec in values.limits} if values.limits is not None else stored_limits
+        )
+        features_after = (
+            {spec.key: spec.enabled for spec in values.features}
+            if values.features is not None
+            else stored_features
+        )
+        changed_columns = {
+            name: value for name, value in values.columns.items() if getattr(plan, name) != value
+        }
+        limits_changed = limits_after != stored_limits
+        features_changed = features_after != stored_features
+        if not (changed_columns or limits_changed or features_changed):
+            return plan
+        for name, value in changed_columns.items():
+            setattr(plan, name, value)
+        plan.updated_at = now
+        if limits_changed:
+            await session.execute(delete(PlanLimit).where(PlanLimit.plan_id == plan.id))
+        if features_changed:
+            await session.execute(delete(PlanFeature).where(PlanFeature.plan_id == plan.id))
+        await session.flush()
+        _write_children(
+            session,
+            plan.id,
+            new_limits if limits_changed else None,
+            values.features if features_changed else None,
+        )
+        after = _plan_snapshot(plan, limits_after, features_after)
+        record_change(
+            session, actor=actor, action="plan.updated", object_type="Plan", object_id=plan.id,
+            organization_id=None, now=now, before=before, after=after,
+        )
     return plan

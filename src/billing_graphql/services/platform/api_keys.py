@@ -66,16 +66,9 @@ async def create_api_key(
         if organization_id is not None and await session.get(Organization, organization_id) is None:
             raise not_found("Organization", "organizationId")
         session.add(key)
-        record_audit(
-            session,
-            actor=actor,
-            action="api_key.created",
-            object_type="ApiKey",
-            object_id=key.id,
-            organization_id=organization_id,
-            now=now,
-            after={"role": role.value, "label": label, "prefix": key.key_prefix},
-        )
+        record_audit(session, actor=actor, action="api_key.created", object_type="ApiKey", object_id=key.id,
+                     organization_id=organization_id, now=now,
+                     after={"role": role.value, "label": label, "prefix": key.key_prefix})
     return key, plain
 
 
@@ -86,15 +79,8 @@ async def revoke_api_key(db: Database, actor: Actor, *, key_id: uuid.UUID, now: 
             raise not_found("API key")
         if key.revoked_at is None:
             key.revoked_at = now
-            record_audit(
-                session,
-                actor=actor,
-                action="api_key.revoked",
-                object_type="ApiKey",
-                object_id=key.id,
-                organization_id=key.organization_id,
-                now=now,
-            )
+            record_audit(session, actor=actor, action="api_key.revoked", object_type="ApiKey", object_id=key.id,
+                         organization_id=key.organization_id, now=now)
     return key
 
 

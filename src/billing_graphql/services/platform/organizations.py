@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Organization
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.errors import not_found, validation
 from billing_graphql.services.platform.audit import record_change, snapshot
+from billing_graphql.services.platform.writes import already_exists, unique_write
 from billing_graphql.services.pagination import Page, fetch_page
 
 
@@ -36,39 +37,15 @@ async def create_organization(
     organization = Organization(
         id=uuid.uuid4(), name=name, external_id=external_id, created_at=now, updated_at=now
     )
-    try:
-        async with db.write() as session:
-            exists = await session.scalar(
-                select(Organization.id).where(Organization.external_id == external_id)
-            )
-            if exists is not None:
-                raise BillingError(
-                    BillingErrorCode.ALREADY_EXISTS,
-                    f"An organization with external id {external_id!r} exists.",
-                    field="externalId",
-                )
-            session.add(organization)
-            await session.flush()  # the audit and outbox rows reference it
-            after = snapshot(organization, "id", "name", "external_id")
-            record_change(
-                session,
-                actor=actor,
-                action="organization.created",
-                object_type="Organization",
-                object_id=organization.id,
-                organization_id=organization.id,
-                now=now,
-                after=after,
-            )
-    except IntegrityError as exc:
-        if "external_id" not in str(exc.orig):
-            raise
-        # A concurrent create with the same external id won the race.
-        raise BillingError(
-            BillingErrorCode.ALREADY_EXISTS,
-            f"An organization with external id {external_id!r} exists.",
-            field="externalId",
-        ) from None
+    exists = partial(already_exists, "An organization with external id", external_id, "externalId")
+    async with unique_write(db, "external_id", exists) as session:
+        if await session.scalar(select(Organization.id).where(Organization.external_id == external_id)) is not None:
+            raise exists()
+        session.add(organization)
+        await session.flush()  # the audit and outbox rows reference it
+        after = snapshot(organization, "id", "name", "external_id")
+        record_change(session, actor=actor, action="organization.created", object_type="Organization",
+                      object_id=organization.id, organization_id=organization.id, now=now, after=after)
     return organization
 
 
