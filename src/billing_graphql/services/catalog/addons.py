@@ -32,8 +32,9 @@ from billing_graphql.services.catalog.shared import (
     input_field,
     list_catalog,
     patch_of,
+    record_catalog_change,
 )
-from billing_graphql.services.platform.audit import record_change, snapshot
+from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.catalog.metrics import not_null
 from billing_graphql.services.platform.writes import already_exists, unique_write
 
@@ -105,10 +106,7 @@ async def create_addon(db: Database, actor: Actor | None, spec: AddonSpec, *, no
             raise _slug_exists(addon.slug)
         session.add(addon)
         after = snapshot(addon, *ADDON_FIELDS)
-        record_change(
-            session, actor=actor, action="addon.created", object_type="Addon", object_id=addon.id,
-            organization_id=None, now=now, after=after,
-        )
+        record_catalog_change(session, actor, "addon.created", addon, now=now, after=after)
     return addon
 
 
@@ -160,8 +158,5 @@ async def update_addon(
             setattr(addon, name, value)
         addon.updated_at = now
         after = snapshot(addon, *ADDON_FIELDS)
-        record_change(
-            session, actor=actor, action="addon.updated", object_type="Addon", object_id=addon.id,
-            organization_id=None, now=now, before=before, after=after,
-        )
+        record_catalog_change(session, actor, "addon.updated", addon, now=now, before=before, after=after)
     return addon

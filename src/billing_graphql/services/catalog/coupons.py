@@ -36,8 +36,8 @@ from billing_graphql.domain.catalog import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.money import Money
-from billing_graphql.services.platform.audit import record_change, snapshot
-from billing_graphql.services.catalog.shared import audited_fields, input_field, patch_of
+from billing_graphql.services.platform.audit import snapshot
+from billing_graphql.services.catalog.shared import audited_fields, input_field, patch_of, record_catalog_change
 from billing_graphql.services.catalog.metrics import not_null
 from billing_graphql.services.platform.writes import already_exists, unique_write
 from billing_graphql.services.pagination import Page, fetch_page
@@ -151,10 +151,7 @@ async def create_coupon(db: Database, actor: Actor | None, spec: CouponSpec, *, 
         await session.flush()  # the coupon_plans rows reference it
         session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
         after = _coupon_snapshot(coupon, plan_ids)
-        record_change(
-            session, actor=actor, action="coupon.created", object_type="Coupon", object_id=coupon.id,
-            organization_id=None, now=now, after=after,
-        )
+        record_catalog_change(session, actor, "coupon.created", coupon, now=now, after=after)
     return coupon
 
 
@@ -218,10 +215,7 @@ async def update_coupon(
             await session.flush()
             session.add_all(CouponPlan(coupon_id=coupon.id, plan_id=plan_id) for plan_id in plan_ids)
         after = _coupon_snapshot(coupon, plan_ids)
-        record_change(
-            session, actor=actor, action="coupon.updated", object_type="Coupon", object_id=coupon.id,
-            organization_id=None, now=now, before=before, after=after,
-        )
+        record_catalog_change(session, actor, "coupon.updated", coupon, now=now, before=before, after=after)
     return coupon
 
 

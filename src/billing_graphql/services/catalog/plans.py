@@ -44,8 +44,9 @@ from billing_graphql.services.catalog.shared import (
     input_field,
     list_catalog,
     patch_of,
+    record_catalog_change,
 )
-from billing_graphql.services.platform.audit import record_change, snapshot
+from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.platform.writes import already_exists, unique_write
 from billing_graphql.services.catalog.metrics import known_metric_codes, metric_ids_by_code, not_null
 
@@ -269,10 +270,7 @@ async def create_plan(db: Database, actor: Actor | None, spec: PlanSpec, *, now:
             {spec.metric: spec.limit for spec in values.limits or []},
             {spec.key: spec.enabled for spec in values.features or []},
         )
-        record_change(
-            session, actor=actor, action="plan.created", object_type="Plan", object_id=plan.id,
-            organization_id=None, now=now, after=after,
-        )
+        record_catalog_change(session, actor, "plan.created", plan, now=now, after=after)
     return plan
 
 
@@ -323,8 +321,5 @@ async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, pat
             values.features if features_changed else None,
         )
         after = _plan_snapshot(plan, limits_after, features_after)
-        record_change(
-            session, actor=actor, action="plan.updated", object_type="Plan", object_id=plan.id,
-            organization_id=None, now=now, before=before, after=after,
-        )
+        record_catalog_change(session, actor, "plan.updated", plan, now=now, before=before, after=after)
     return plan

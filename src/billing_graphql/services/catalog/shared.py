@@ -9,8 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from billing_graphql.db.engine import Database
+from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import KEEP, check_currency, check_slug, clean_description, clean_name, price_minor
+from billing_graphql.services.platform.audit import record_change
 
 
 def input_field(name: str, renamed: dict[str, str] | None = None) -> str:
@@ -20,6 +24,14 @@ def input_field(name: str, renamed: dict[str, str] | None = None) -> str:
         return renamed[name]
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
+
+
+def record_catalog_change(session: AsyncSession, actor: Actor | None, action: str, row: Any, *, now: Any,
+                          before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    """The audit row and outbox event of a change to a catalog row (``Plan``, ``Addon``,
+    ``Coupon``: its class names the object type); the catalog belongs to no organization."""
+    record_change(session, actor=actor, action=action, object_type=type(row).__name__, object_id=row.id,
+                  organization_id=None, now=now, before=before, after=after)
 
 
 def patch_of(spec: type, name: str, doc: str) -> type:
