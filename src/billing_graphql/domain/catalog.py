@@ -69,20 +69,23 @@ def given(value: Any) -> bool:
 # ---------------------------------------------------------------- names, slugs, codes
 
 
-def clean_name(name: str | None, field: str = "name", *, max_length: int = NAME_MAX) -> str:
-    text = (name or "").strip()
-    if not text:
-        raise validation("Name is required.", field)
+def bounded_text(value: str | None, label: str, field: str, max_length: int, *, required: bool = False) -> str:
+    """``value`` stripped (None is empty); VALIDATION on ``field`` when it is longer than
+    ``max_length``, or empty and ``required``."""
+    text = (value or "").strip()
+    if required and not text:
+        raise validation(f"{label} is required.", field)
     if len(text) > max_length:
-        raise validation(f"Name is at most {max_length} characters.", field)
+        raise validation(f"{label} is at most {max_length} characters.", field)
     return text
+
+
+def clean_name(name: str | None, field: str = "name", *, max_length: int = NAME_MAX) -> str:
+    return bounded_text(name, "Name", field, max_length, required=True)
 
 
 def clean_description(description: str | None, field: str = "description") -> str:
-    text = (description or "").strip()
-    if len(text) > DESCRIPTION_MAX:
-        raise validation(f"Description is at most {DESCRIPTION_MAX} characters.", field)
-    return text
+    return bounded_text(description, "Description", field, DESCRIPTION_MAX)
 
 
 def check_slug(slug: str | None, field: str = "slug") -> str:
@@ -112,10 +115,7 @@ def check_metric_code(code: str | None, field: str = "code") -> str:
 
 
 def check_unit(unit: str | None, field: str = "unit") -> str:
-    text = (unit or "").strip()
-    if len(text) > UNIT_MAX:
-        raise validation(f"Unit is at most {UNIT_MAX} characters.", field)
-    return text
+    return bounded_text(unit, "Unit", field, UNIT_MAX)
 
 
 def normalize_coupon_code(code: str | None, field: str = "code") -> str:
