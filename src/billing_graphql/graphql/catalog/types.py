@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from decimal import Decimal
+from typing import TypeVar
 
 import strawberry
 from strawberry import relay
@@ -28,6 +29,7 @@ AddonUnit = strawberry.enum(
 )
 DiscountType = strawberry.enum(DiscountKind, name="DiscountType")
 DEPRECATED = "Use discountValue."
+C = TypeVar("C")
 CouponDuration = strawberry.enum(
     DomainCouponDuration,
     name="CouponDuration",
@@ -63,6 +65,12 @@ class AddonType(relay.Node):
                                 lambda row: row.is_active or see_inactive)
 
 
+def coupon_from_row(cls: type[C], row: CouponRow) -> C:
+    """A coupon type (``Coupon``, ``CouponSummary``) from its row: its discount as Money and as
+    ``discountValue``, the other fields as they are."""
+    return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency), discount_value=discount_value(row))
+
+
 async def _applicable_plans(root: CouponType, info: Info) -> list[PlanType]:
     rows = await info.context.loaders.plans_by_coupon.load(root.row.id)
     return [PlanType.from_row(plan) for _, plan in rows]
@@ -90,10 +98,7 @@ class CouponType(relay.Node):
     valid_from: datetime | None
     valid_until: datetime | None
 
-    @classmethod
-    def from_row(cls, row: CouponRow) -> CouponType:
-        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency),
-                        discount_value=discount_value(row))
+    from_row = classmethod(coupon_from_row)
 
     applicable_plans: list[PlanType] = strawberry.field(
         resolver=_applicable_plans, description="The plans it applies to; empty: every plan."
@@ -124,10 +129,7 @@ class CouponSummary:
     duration_in_months: int | None
     valid_until: datetime | None
 
-    @classmethod
-    def from_row(cls, row: CouponRow) -> CouponSummary:
-        return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency),
-                        discount_value=discount_value(row))
+    from_row = classmethod(coupon_from_row)
 
 
 @strawberry.type(description="Whether a coupon code can be used now (on the plan asked about).")
