@@ -39,12 +39,7 @@ from billing_graphql.domain.catalog import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
 from billing_graphql.services.catalog.shared import (
-    audited_fields,
-    checked_columns,
-    input_field,
-    list_catalog,
-    patch_of,
-    record_catalog_change,
+    audited_fields, checked_columns, input_field, list_catalog, patch_of, record_catalog_change,
 )
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.platform.writes import already_exists, unique_write
