@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_graphql.db.engine import Database
 from billing_graphql.domain.errors import validation
 
 T = TypeVar("T")
@@ -35,3 +36,14 @@ async def fetch_page(session: AsyncSession, statement: Select[Any], *, first: in
         raise validation("'after' points before the first item.", "after")
     rows = (await session.scalars(statement.limit(first + 1).offset(offset))).all()
     return Page(items=rows[:first], offset=offset, has_next=len(rows) > first)
+
+
+async def read_page(db: Database, statement: Select[Any], *, first: int, offset: int,
+                    where_given: Sequence[tuple[Any, Any]] = ()) -> Page[Any]:
+    """A page of ``statement`` in a read session, narrowed to ``column == value`` for each
+    (column, value) of ``where_given`` whose value is given (not None)."""
+    for column, value in where_given:
+        if value is not None:
+            statement = statement.where(column == value)
+    async with db.read() as session:
+        return await fetch_page(session, statement, first=first, offset=offset)

@@ -204,15 +204,11 @@ async def list_invoices(
     db, *, organization_id: uuid.UUID | None, status: InvoiceStatus | None, first: int, offset: int
 ):
     """Invoices newest first (``organization_id`` None: every organization's, for super-admins)."""
-    from billing_graphql.services.pagination import fetch_page
+    from billing_graphql.services.pagination import read_page
 
     statement = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.number.desc(), Invoice.id.desc())
-    if organization_id is not None:
-        statement = statement.where(Invoice.organization_id == organization_id)
-    if status is not None:
-        statement = statement.where(Invoice.status == status)
-    async with db.read() as session:
-        return await fetch_page(session, statement, first=first, offset=offset)
+    return await read_page(db, statement, first=first, offset=offset,
+                           where_given=[(Invoice.organization_id, organization_id), (Invoice.status, status)])
 
 
 async def get_invoice(db, invoice_id: uuid.UUID, *, organization_id: uuid.UUID | None) -> Invoice | None:

@@ -22,7 +22,7 @@ from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
-from billing_graphql.services.pagination import Page, fetch_page
+from billing_graphql.services.pagination import Page, read_page
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, discount_of, redeem_coupon
 from billing_graphql.services.subscriptions.loading import (
     already_subscribed,
@@ -40,7 +40,6 @@ from billing_graphql.services.subscriptions.results import (
     subscription_snapshot,
 )
 from billing_graphql.services.unit_of_work import locked_organization, money_move
-from billing_graphql.services.pagination import Page, fetch_page
 from billing_graphql.services.subscriptions.trials import record_trial, trial_available
 
 MAX_REASON_LENGTH = 2000
@@ -259,10 +258,6 @@ async def list_subscriptions(
     db: Database, *, status: SubscriptionStatus | None, plan_id: uuid.UUID | None, first: int, offset: int
 ) -> Page[Subscription]:
     statement = select(Subscription).order_by(Subscription.created_at.desc(), Subscription.id)
-    if status is not None:
-        statement = statement.where(Subscription.status == status)
-    if plan_id is not None:
-        statement = statement.where(Subscription.plan_id == plan_id)
-    async with db.read() as session:
-        return await fetch_page(session, statement, first=first, offset=offset)
+    return await read_page(db, statement, first=first, offset=offset,
+                           where_given=[(Subscription.status, status), (Subscription.plan_id, plan_id)])
 

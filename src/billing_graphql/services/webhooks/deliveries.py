@@ -11,7 +11,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import not_found
-from billing_graphql.services.pagination import Page, fetch_page
+from billing_graphql.services.pagination import Page, read_page
 from billing_graphql.services.platform.audit import record_audit, to_json
 from billing_graphql.services.webhooks.dispatch import new_delivery
 
@@ -31,14 +31,10 @@ async def list_deliveries(
     first: int, offset: int,
 ) -> Page[WebhookDelivery]:
     """The deliveries the actor may see, newest first: one endpoint's, or all of its scope."""
-    statement = _scoped(select(WebhookDelivery), actor)
-    if endpoint_id is not None:
-        statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
-    if status is not None:
-        statement = statement.where(WebhookDelivery.status == status)
-    statement = statement.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-    async with db.read() as session:
-        return await fetch_page(session, statement, first=first, offset=offset)
+    statement = _scoped(select(WebhookDelivery), actor).order_by(WebhookDelivery.created_at.desc(),
+                                                                 WebhookDelivery.id.desc())
+    return await read_page(db, statement, first=first, offset=offset,
+                           where_given=[(WebhookDelivery.endpoint_id, endpoint_id), (WebhookDelivery.status, status)])
 
 
 async def get_deliveries(db: Database, actor: Actor, ids: list[uuid.UUID]) -> dict[uuid.UUID, WebhookDelivery]:
