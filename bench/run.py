@@ -240,6 +240,11 @@ def python_servers(url: str, base_port: int, variants: dict[str, str] | None = N
         # The gateway exactly as operators start it.
         "gateway": Server("gateway", [sys.executable, "-m", "billing_graphql.cli", "serve", "--port", str(base_port)],
                           env, base_port),
+        # The same gateway with the compiled plans of the registered documents turned off: every request
+        # through graphql-core (the "generic path").
+        "gateway@generic": Server("gateway@generic",
+                                  [sys.executable, "-m", "billing_graphql.cli", "serve", "--port", str(base_port + 8)],
+                                  {**env, "BILLING_COMPILED_DOCUMENTS": "0"}, base_port + 8),
         # The plain and raw routes under the same server options (bench/serve_plain.py).
         "plain": Server("plain", [sys.executable, str(BENCH / "serve_plain.py"), str(base_port + 1)], env,
                         base_port + 1, ready_path="/raw"),

@@ -20,7 +20,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.persisted import with_document_id
-from billing_graphql.graphql.schema import build_schema
+from billing_graphql.graphql.schema import build_schema, compiled_documents
 from billing_graphql.http.graphql_controller import build_graphql_controller
 from billing_graphql.http.explorer import OfflineExplorer, explorer_asset, offline_ide_renderer
 from billing_graphql.http.health import health
@@ -100,8 +100,10 @@ def create_app(
     gateways = gateways or GatewayRegistry(settings)
     run_workers = settings.run_workers if workers is None else workers
     schema = schema or build_schema(settings)
+    compiled = compiled_documents(schema, settings) if settings.compiled_documents else None
     controller = _orjson_controller(build_graphql_controller(
         schema,
+        compiled,
         path="/graphql",
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=False,
@@ -138,7 +140,8 @@ def create_app(
     rate_limiter = RateLimiter(settings) if settings.rate_limit else None
     if rate_limiter is not None:
         middleware.append(rate_limiter.middleware)
-    state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter, "explorer": explorer}
+    state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter, "explorer": explorer,
+             "compiled": compiled}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(

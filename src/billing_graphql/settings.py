@@ -53,6 +53,7 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"  # "json": one JSON line per GraphQL request
     trusted_documents: str = "off"  # off | partner | all: who must send registered documents (queries/manifest.json)
+    compiled_documents: bool = True  # registered queries run on their compiled plans (graphql.compiled)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +104,7 @@ class Settings:
             metrics_token=reader.text("BILLING_METRICS_TOKEN"),
             log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
             trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
+            compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret

@@ -26,20 +26,27 @@ class RequestMetrics(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        record = CURRENT_REQUEST.get()
-        if record is None:
-            return
         context = self.execution_context
-        record.operation = operation_label(context.operation_name) if context.graphql_document else "invalid"
-        actor = getattr(context.context, "actor", None)
-        if actor is not None:
-            record.role = actor.role.value
-            record.organization = str(actor.organization_id) if actor.organization_id else None
         result = context.result
         errors = (result.errors if result is not None else None) or context.pre_execution_errors or []
         if not errors:
-            record.outcome = "ok"
+            outcome = "ok"
         elif any(_is_server_error(error) for error in errors):
-            record.outcome = "server_error"
+            outcome = "server_error"
         else:
-            record.outcome = "client_error"
+            outcome = "client_error"
+        label = operation_label(context.operation_name) if context.graphql_document else "invalid"
+        note_operation(label, context.context, outcome)
+
+
+def note_operation(label: str, context: object, outcome: str) -> None:
+    """Fill in the request's record: the operation's label, the actor's role and organization, the outcome."""
+    record = CURRENT_REQUEST.get()
+    if record is None:
+        return
+    record.operation = label
+    actor = getattr(context, "actor", None)
+    if actor is not None:
+        record.role = actor.role.value
+        record.organization = str(actor.organization_id) if actor.organization_id else None
+    record.outcome = outcome

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
@@ -23,6 +25,7 @@ from billing_graphql.graphql.observability import RequestMetrics
 from billing_graphql.graphql.input_validation import InputValidation
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.analytics import schema as analytics
+from billing_graphql.graphql.compiled import CompiledDocuments
 from billing_graphql.graphql.persisted import TrustedDocuments, persisted_documents_extension
 from billing_graphql.graphql.billing import invoice_payments, invoices, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
@@ -134,6 +137,20 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_documents(schema: strawberry.Schema, settings: Settings) -> CompiledDocuments:
+    """The plans of the registered queries for this schema and these limits, compiled once per process
+    (tests build many apps on one schema)."""
+    key = (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens)
+    by_limits = _COMPILED.setdefault(schema, {})
+    if key not in by_limits:
+        by_limits[key] = CompiledDocuments.build(schema, TrustedDocuments.load(), validation_rules(settings),
+                                                 settings.max_tokens)
+    return by_limits[key]
 
 
 def export_sdl(schema: strawberry.Schema) -> str:

@@ -15,7 +15,10 @@ from litestar import Request, Response
 from litestar.enums import MediaType
 from strawberry.litestar import make_graphql_controller
 
+from billing_graphql.graphql.compiled import CompiledDocuments, Fallback
 from billing_graphql.graphql.error_codes import INTERNAL
+from billing_graphql.graphql.observability import note_operation
+from billing_graphql.metrics import operation_label
 
 BAD_REQUEST = "BAD_REQUEST"
 
@@ -30,7 +33,9 @@ def graphql_error_response(status_code: int, message: str, code: str, headers: d
     )
 
 
-def build_graphql_controller(schema: Any, **options: Any) -> type:
+def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
+    """``compiled``: the plans of the registered queries; a request naming one (by text or id) runs on
+    its plan, and on the generic path whenever the plan cannot answer it (``graphql.compiled``)."""
     base = make_graphql_controller(schema, **options)
 
     class BillingGraphQLController(base):  # type: ignore[misc,valid-type]
@@ -48,11 +53,33 @@ def build_graphql_controller(schema: Any, **options: Any) -> type:
             return parsed
 
         async def execute_request(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response:
+            if compiled is not None and request.method == "POST":
+                response = await self.execute_compiled(request, context, root_value)
+                if response is not None:
+                    return response
             try:
                 return await self.run(request, context=context, root_value=root_value)
             except HTTPException as exc:
                 code = BAD_REQUEST if exc.status_code == 400 else f"HTTP_{exc.status_code}"
                 return graphql_error_response(exc.status_code, exc.reason, code)
+
+        async def execute_compiled(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response | None:
+            """The answer of a registered query's plan; None where the generic path must answer."""
+            if "json" not in request.headers.get("content-type", ""):
+                return None
+            try:
+                body = self.decode_json(await request.body())
+            except ValueError:
+                return None
+            plan = compiled.plan_for(body)
+            if plan is None:
+                return None
+            try:
+                data = await compiled.execute(plan, body, context, root_value)
+            except Fallback:
+                return None
+            note_operation(operation_label(plan.name), context, "ok")
+            return self.create_response(data, self.temporal_response)
 
         async def process_result(self, request: Request[Any, Any, Any], result: Any) -> Any:
             data = await super().process_result(request, result)
