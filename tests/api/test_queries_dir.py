@@ -85,16 +85,20 @@ def _substitute(value, values):
     return value
 
 
-@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(QUERIES)) for p in FILES])
-async def test_operation_runs_with_declared_statement_count(api, db, settings, path):
+async def seeded_request(db, settings, path: Path) -> tuple[Role, dict, str]:
+    """The demo data, and the role, variables and API key a file's header asks for."""
     keys = await seed_demo(db, T0, settings)
     meta = header(path)
     role = Role(meta["role"]) if "role" in meta else DEFAULT_ROLE[path.parent.name]
     values = await _substitutions(db)
     if "@webhook" in meta.get("variables", ""):
         values.update(await _webhook_substitutions(db))
-    variables = _substitute(json.loads(meta.get("variables", "{}")), values)
-    token = keys[role]
+    return role, _substitute(json.loads(meta.get("variables", "{}")), values), keys[role]
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(QUERIES)) for p in FILES])
+async def test_operation_runs_with_declared_statement_count(api, db, settings, path):
+    role, variables, token = await seeded_request(db, settings, path)
     # Warm up once with a harmless query: the key's first use records last_used_at.
     # (A partner key may read usageSnapshots only.)
     warm_up = "{ usageSnapshots(first: 1) { edges { cursor } } }" if role is Role.PARTNER else "{ clock { now } }"
@@ -104,4 +108,4 @@ async def test_operation_runs_with_declared_statement_count(api, db, settings, p
     for payload in data.values():
         if isinstance(payload, dict) and "errors" in payload:
             assert payload["errors"] == [], payload["errors"]  # the declared count is of a success
-    assert counter.count == int(meta["statements"]), "\n".join(counter.statements)
+    assert counter.count == int(header(path)["statements"]), "\n".join(counter.statements)

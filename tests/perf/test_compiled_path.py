@@ -19,15 +19,14 @@ from billing_graphql.app import create_app
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import PaymentStatus
 from billing_graphql.domain.status import InvoiceStatus
-from billing_graphql.demo import seed_demo
 from billing_graphql.domain.invoices import InvoiceLineKind
 from billing_graphql.domain.roles import Role
 from billing_graphql.graphql.persisted import QUERIES_DIR, document_id
 from billing_graphql.services.platform.api_keys import create_api_key
 from billing_graphql.services.platform.organizations import create_organization
-from tests.api.test_queries_dir import DEFAULT_ROLE, _substitute, _substitutions, _webhook_substitutions, header
+from tests.api.test_queries_dir import seeded_request
 from tests.factories import Line, make_invoice, make_payment, make_refund
-from tests.helpers import T0, test_settings
+from tests.helpers import T0, count_statements, test_settings
 
 QUERY_FILES = [path for path in sorted(QUERIES_DIR.rglob("*.graphql")) if path.read_text().find("\nquery ") >= 0
                or path.read_text().startswith("query ")]
@@ -48,13 +47,19 @@ async def two_paths(db: Database, settings, schema):
         yield compiled_app.state.compiled, compiled, generic
 
 
-async def both(compiled_documents, compiled, generic, body: dict, token: str) -> tuple[bytes, bytes]:
-    """The two answers; fails unless the compiled app answered from its plan."""
+async def both(compiled_documents, compiled, generic, body: dict, token: str, db: Database) -> tuple[bytes, bytes]:
+    """The two answers; fails unless the compiled app answered from its plan, with as many SQL
+    statements as the generic path."""
     headers = {"authorization": f"Bearer {token}"}
+    await generic.post("/graphql", json={"query": "{ viewer { role } }"}, headers=headers)  # the key's first use
     answered = compiled_documents.answered
-    by_plan = await compiled.post("/graphql", json=body, headers=headers)
+    with count_statements(db) as by_plan_statements:
+        by_plan = await compiled.post("/graphql", json=body, headers=headers)
     assert compiled_documents.answered == answered + 1, "the compiled app did not answer from its plan"
-    by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
+    with count_statements(db) as generic_statements:
+        by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
+    assert by_plan_statements.count == generic_statements.count, (by_plan_statements.statements,
+                                                                  generic_statements.statements)
     assert by_plan.status_code == by_graphql_core.status_code == 200
     assert by_plan.headers["content-type"] == by_graphql_core.headers["content-type"]
     return by_plan.content, by_graphql_core.content
@@ -70,21 +75,15 @@ def test_every_registered_query_is_compiled(graphql_schema):
 
 @pytest.mark.parametrize("path", QUERY_FILES, ids=[str(p.relative_to(QUERIES_DIR)) for p in QUERY_FILES])
 async def test_the_plan_answers_byte_for_byte_as_graphql_core(db, settings, graphql_schema, path):
-    keys = await seed_demo(db, T0, settings)
-    meta = header(path)
-    role = Role(meta["role"]) if "role" in meta else DEFAULT_ROLE[path.parent.name]
-    values = await _substitutions(db)
-    if "@webhook" in meta.get("variables", ""):
-        values.update(await _webhook_substitutions(db))
-    variables = _substitute(json.loads(meta.get("variables", "{}")), values)
+    _, variables, token = await seeded_request(db, settings, path)
     body = path.read_text()
     async with two_paths(db, settings, graphql_schema) as (documents, compiled, generic):
         by_plan, by_graphql_core = await both(documents, compiled, generic, {"query": body, "variables": variables},
-                                              keys[role])
+                                              token, db)
         assert by_plan == by_graphql_core
         assert b'"errors"' not in by_plan
         by_id, _ = await both(documents, compiled, generic, {"documentId": document_id(body), "variables": variables},
-                              keys[role])
+                              token, db)
         assert by_id == by_plan
 
 
@@ -165,7 +164,7 @@ async def _invoices_page_on_both_paths(database_url: str, schema, invoices: list
                     break  # one refund: the invoice's refunded total stays within what was paid
         async with two_paths(db, settings, schema) as (documents, compiled, generic):
             body = {"query": INVOICES, "variables": {"first": first}}
-            by_plan, by_graphql_core = await both(documents, compiled, generic, body, owner)
+            by_plan, by_graphql_core = await both(documents, compiled, generic, body, owner, db)
             assert by_plan == by_graphql_core
             page = json.loads(by_plan)["data"]["invoices"]
             assert len(page["edges"]) == min(first, len(invoices))
