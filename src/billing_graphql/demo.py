@@ -32,6 +32,7 @@ from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.services.payments.payment_methods import NewPaymentMethod, add_payment_method
 from billing_graphql.services.subscriptions.plan_changes import change_plan
 from billing_graphql.services.catalog.plans import PlanSpec, create_plan, list_plans
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.usage.ingest import record_usage
@@ -147,8 +148,8 @@ async def _seed_subscription(db: Database, organization_id, now: datetime, gatew
     plans = await list_plans(db, include_inactive=False)
     by_slug = {plan.slug: plan.id for plan in plans}
     await subscribe(
-        db, owner, organization_id=organization_id, plan_id=by_slug["starter-idr"],
-        billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
+        db, owner, organization_id=organization_id, choice=PlanChoice(by_slug["starter-idr"], BillingPeriod.MONTHLY),
+        payment_method_id=None,
         idempotency_key=None, gateways=gateways, now=started_at,
     )
     await change_plan(db, owner, organization_id=organization_id, plan_id=by_slug["growth-idr"],

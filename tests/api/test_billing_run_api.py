@@ -10,6 +10,7 @@ import pytest
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import TestClock
 from billing_graphql.domain.periods import BillingPeriod
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import make_payment_method, make_plan, set_agents
 from tests.helpers import test_settings
@@ -39,8 +40,8 @@ async def test_advance_clock_renews_and_upcoming_invoice_is_what_gets_billed(db,
     plan = await make_plan(db, name="Team", monthly=250000, per_agent=40000, included_agents=1, trial_days=0)
     await set_agents(db, keys.organization_id, 3)
     await make_payment_method(db, keys.organization_id, token="pm_card_visa")
-    await subscribe(db, None, organization_id=keys.organization_id, plan_id=plan.id,
-                    billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
+    await subscribe(db, None, organization_id=keys.organization_id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                    payment_method_id=None,
                     idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
 
     before = (await api.ok(UPCOMING, token=keys.owner))["subscription"]
@@ -67,8 +68,8 @@ async def test_past_due_list_shows_retries(db, api, keys, settings):
         session.add(TestClock(id=1, now=T0))
     plan = await make_plan(db, monthly=100000, trial_days=0)
     await make_payment_method(db, keys.organization_id, token="pm_card_visa")
-    await subscribe(db, None, organization_id=keys.organization_id, plan_id=plan.id,
-                    billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
+    await subscribe(db, None, organization_id=keys.organization_id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                    payment_method_id=None,
                     idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
     from tests.services.billing_run_helpers import replace_card
 

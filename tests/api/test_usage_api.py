@@ -13,6 +13,7 @@ from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.db.models import Metric, MetricKind, Subscription, UsageEvent
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import make_plan
 from tests.helpers import count_statements, gid
@@ -44,8 +45,8 @@ async def subscribed(db, keys, **plan_options):
 
     plan = await make_plan(db, monthly=0, trial_days=0, **plan_options)
     now = datetime.now(UTC) - timedelta(minutes=1)
-    await subscribe(db, None, organization_id=keys.organization_id, plan_id=plan.id,
-                    billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
+    await subscribe(db, None, organization_id=keys.organization_id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                    payment_method_id=None,
                     idempotency_key=None, gateways=GatewayRegistry(Settings(jwt_secret="x" * 32)), now=now)
     return plan
 

@@ -42,6 +42,7 @@ from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.analytics.report import revenue_analytics
 from billing_graphql.services.payments.refunds import refund_invoice
 from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import cancel, subscribe, update_subscription
 from billing_graphql.services.subscriptions.plan_changes import Effective, change_plan
 from tests.factories import make_coupon, make_payment_method, make_plan, set_agents
@@ -69,8 +70,8 @@ async def build(db, settings) -> dict[str, object]:
         await make_payment_method(db, orgs[name].id, token=token, now=day(11, 1, 2025))
 
     async def start(name, plan, when, period=BillingPeriod.MONTHLY, coupon=None):
-        return await subscribe(db, None, organization_id=orgs[name].id, plan_id=plan.id, billing_period=period,
-                               coupon_code=coupon, payment_method_id=None, idempotency_key=None,
+        return await subscribe(db, None, organization_id=orgs[name].id, choice=PlanChoice(plan.id, period, coupon),
+                               payment_method_id=None, idempotency_key=None,
                                gateways=GatewayRegistry(settings), now=when)
 
     async def move(name, plan, when, period):

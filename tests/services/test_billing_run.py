@@ -20,6 +20,7 @@ from billing_graphql.jobs.billing_run import run_billing, run_config, run_subscr
 from billing_graphql.services.billing.invoice_payments import pay_invoice
 from billing_graphql.services.billing.renewals import upcoming_invoice
 from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from billing_graphql.services.subscriptions.plan_changes import attach_addon
 from tests.factories import make_addon, make_coupon, make_payment_method, make_plan, set_agents, set_credit
@@ -40,8 +41,8 @@ def utc(*args) -> datetime:
 
 
 async def start(db, settings, org_id, plan, now, *, period=BillingPeriod.MONTHLY, coupon=None):
-    result = await subscribe(db, None, organization_id=org_id, plan_id=plan.id, billing_period=period,
-                             coupon_code=coupon, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
+    result = await subscribe(db, None, organization_id=org_id, choice=PlanChoice(plan.id, period, coupon),
+                             payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                              now=now)
     return result.subscription
 

@@ -12,6 +12,7 @@ import pytest
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import cancel, subscribe
 from billing_graphql.services.subscriptions.plan_changes import Effective, change_plan
 from tests.factories import make_payment_method, make_plan, set_agents
@@ -49,8 +50,8 @@ async def test_trial_renewals_dunning_downgrade_and_cancel(db, api, keys, settin
         moved = await api.ok(ADVANCE, {"to": to.isoformat()}, token=keys.super_admin)
         assert moved["advanceClock"]["errors"] == []
 
-    started = await subscribe(db, None, organization_id=org, plan_id=growth.id, billing_period=BillingPeriod.MONTHLY,
-                              coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
+    started = await subscribe(db, None, organization_id=org, choice=PlanChoice(growth.id, BillingPeriod.MONTHLY),
+                              payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
     sub_id = started.subscription.id
     assert started.subscription.status is SubscriptionStatus.TRIALING
     assert started.subscription.trial_ends_at == at(1, 29)

@@ -14,6 +14,7 @@ from billing_graphql.db.models import Invoice
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.jobs.billing_run import billing_worker
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import make_payment_method, make_plan
 from tests.services.billing_run_helpers import count
@@ -23,8 +24,8 @@ async def test_the_worker_renews_what_is_due_and_stops_when_cancelled(db, settin
     started = datetime.now(UTC) - timedelta(days=40)
     plan = await make_plan(db, monthly=100000, trial_days=0, now=started)
     await make_payment_method(db, org.id, now=started)
-    await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                    coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=started)
+    await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                    payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=started)
     task = asyncio.create_task(billing_worker(db, settings, GatewayRegistry(settings)))
     try:
         for _ in range(200):

@@ -15,6 +15,7 @@ from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.subscriptions.plan_changes import Effective, change_plan
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import cancel, resume, subscribe, update_subscription
 from tests.factories import database_state, expect_unchanged, make_payment_method, make_plan
 from tests.helpers import T0
@@ -25,8 +26,8 @@ ADMIN = Actor(role=Role.SUPER_ADMIN, organization_id=None, subject="api_key:admi
 async def start(db, org, settings, *, trial_days=0):
     plan = await make_plan(db, trial_days=trial_days)
     await make_payment_method(db, org.id)
-    return (await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                            coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
+    return (await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                            payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                             now=T0)).subscription
 
 

@@ -35,6 +35,7 @@ from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.gateways.razorpay import RazorpayGateway
 from billing_graphql.gateways.sandbox import sign_payment
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.payments.checkout import confirm_checkout, start_checkout
 from billing_graphql.services.platform.organizations import create_organization
 from tests.factories import (
@@ -53,8 +54,8 @@ CONFIRMED_AT = T0 + timedelta(minutes=7)
 
 async def start(db, org_id, settings, plan=None, *, period=BillingPeriod.MONTHLY, coupon=None, gateway="sandbox",
                 overrides=None, now=T0):
-    return await start_checkout(db, None, organization_id=org_id, plan_id=plan.id if plan else None,
-                                billing_period=period, coupon_code=coupon, gateway=gateway,
+    return await start_checkout(db, None, organization_id=org_id, choice=PlanChoice(plan.id if plan else None, period, coupon),
+                                gateway=gateway,
                                 gateways=GatewayRegistry(settings, overrides=overrides), now=now)
 
 

@@ -8,6 +8,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.catalog.coupons import check_coupon
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.payments.checkout import start_checkout
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import make_coupon, make_plan
@@ -22,12 +23,12 @@ async def test_a_coupon_used_up_and_for_another_plan_is_exhausted_everywhere(db,
 
     quoted = await check_coupon(db, code=coupon.code, now=T0, plan_id=plan.id)
     with pytest.raises(BillingError) as subscribing:
-        await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                        coupon_code=coupon.code, payment_method_id=None, idempotency_key=None, gateways=gateways,
+        await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY, coupon.code),
+                        payment_method_id=None, idempotency_key=None, gateways=gateways,
                         now=T0)
     with pytest.raises(BillingError) as checking_out:
-        await start_checkout(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                             coupon_code=coupon.code, gateway="sandbox", gateways=gateways, now=T0)
+        await start_checkout(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY, coupon.code),
+                             gateway="sandbox", gateways=gateways, now=T0)
 
     assert quoted.refusal is BillingErrorCode.COUPON_EXHAUSTED
     assert subscribing.value.code is BillingErrorCode.COUPON_EXHAUSTED

@@ -19,6 +19,7 @@ from billing_graphql.services.platform.idempotency import derived_id
 from billing_graphql.services.billing.invoice_payments import pay_invoice
 from billing_graphql.services.billing.charging import payment_key
 from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import count_rows, database_state, make_invoice, make_payment, make_payment_method, make_plan
 from tests.helpers import T0
@@ -36,8 +37,8 @@ async def past_due(db, org, settings, *, status=SubscriptionStatus.PAST_DUE):
     with dunning counters set; the declining card stays the default."""
     plan = await make_plan(db, monthly=299000, trial_days=0)
     await make_payment_method(db, org.id, token="pm_card_declined")
-    started = await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                              coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
+    started = await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                              payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                               now=T0)
     assert started.subscription.status is SubscriptionStatus.PAST_DUE
     async with db.write() as session:

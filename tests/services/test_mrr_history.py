@@ -16,6 +16,7 @@ from billing_graphql.db.mrr_history import backfill
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from billing_graphql.services.subscriptions.plan_changes import attach_addon, detach_addon
 from tests.factories import make_addon, make_payment_method, make_plan
@@ -35,8 +36,8 @@ async def history(db, subscription_id=None) -> list[tuple]:
 async def started(db, org, settings, **plan):
     plan_row = await make_plan(db, currency="USD", monthly=3000, **plan)
     await make_payment_method(db, org.id)
-    result = await subscribe(db, None, organization_id=org.id, plan_id=plan_row.id,
-                             billing_period=BillingPeriod.MONTHLY, coupon_code=None, payment_method_id=None,
+    result = await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan_row.id, BillingPeriod.MONTHLY),
+                             payment_method_id=None,
                              idempotency_key=None, gateways=GatewayRegistry(settings), now=APRIL_1)
     return plan_row, result.subscription
 
@@ -88,8 +89,8 @@ async def test_repricing_a_plan_reprices_its_live_subscriptions(db, org, app_set
 async def test_a_refused_change_writes_no_history(db, org, app_settings):
     plan = await make_plan(db, currency="USD", monthly=3000)  # no payment method: PAYMENT_REQUIRED
     with pytest.raises(BillingError) as error:
-        await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                        coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(app_settings),
+        await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                        payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(app_settings),
                         now=APRIL_1)
     assert error.value.code is BillingErrorCode.PAYMENT_REQUIRED
     assert await history(db) == []

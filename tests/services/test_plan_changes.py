@@ -25,6 +25,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.subscriptions.plan_changes import Effective, attach_addon, change_plan, detach_addon
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import cancel, subscribe
 from tests.factories import (
     count_rows,
@@ -43,8 +44,8 @@ HALFWAY = datetime(2026, 4, 16, tzinfo=UTC)  # 15 of 30 days left
 
 
 async def start(db, org, settings, plan, *, coupon=None, period=BillingPeriod.MONTHLY, now=APRIL_1):
-    return await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=period,
-                           coupon_code=coupon, payment_method_id=None, idempotency_key=None,
+    return await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, period, coupon),
+                           payment_method_id=None, idempotency_key=None,
                            gateways=GatewayRegistry(settings), now=now)
 
 

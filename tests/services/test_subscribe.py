@@ -28,6 +28,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.platform.organizations import create_organization
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.factories import (
     count_rows,
@@ -42,8 +43,8 @@ from tests.helpers import T0
 
 async def run(db, org_id, settings, *, plan=None, period=BillingPeriod.MONTHLY, coupon=None, method=None, key=None,
               now=T0):
-    return await subscribe(db, None, organization_id=org_id, plan_id=plan.id if plan else None,
-                           billing_period=period, coupon_code=coupon, payment_method_id=method,
+    return await subscribe(db, None, organization_id=org_id, choice=PlanChoice(plan.id if plan else None, period, coupon),
+                           payment_method_id=method,
                            idempotency_key=key, gateways=GatewayRegistry(settings), now=now)
 
 

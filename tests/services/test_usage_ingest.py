@@ -14,6 +14,7 @@ from billing_graphql.db.models import OutboxEvent, UsageCounter, UsageEvent, Usa
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.usage import EventInput
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from billing_graphql.services.usage.ingest import record_usage
 from billing_graphql.services.usage.reading import usage_in_period, usage_now
@@ -103,8 +104,8 @@ async def test_a_batch_is_a_handful_of_statements(db, org):
 
 async def test_counters_follow_the_subscriptions_billing_month(db, org, app_settings):
     plan = await make_plan(db, monthly=0, trial_days=0, limits={"messages": 100})  # anchored at T0, no trial
-    await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.ANNUAL,
-                    coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(app_settings), now=T0)
+    await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.ANNUAL),
+                    payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(app_settings), now=T0)
     now = T0 + timedelta(days=30)  # Feb 14: still the billing month that started Jan 15
     await record_usage(db, organization_id=org.id, now=now, events=[
         ev("a", quantity=10, at=T0 + timedelta(hours=1)),
@@ -122,8 +123,8 @@ async def test_counters_follow_the_subscriptions_billing_month(db, org, app_sett
 
 async def test_limit_events_once_per_month_also_under_concurrency(db, org, app_settings):
     plan = await make_plan(db, trial_days=14, limits={"messages": 100, "agents": 10})
-    await subscribe(db, None, organization_id=org.id, plan_id=plan.id, billing_period=BillingPeriod.MONTHLY,
-                    coupon_code=None, payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(app_settings), now=T0)
+    await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                    payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(app_settings), now=T0)
     await asyncio.gather(*(record_usage(db, organization_id=org.id, now=T0,
                                         events=[ev(f"m{b}-{i}", quantity=3) for i in range(10)]) for b in range(6)))
     await record_usage(db, organization_id=org.id, now=T0, events=[ev("agents", "agents", 9)])

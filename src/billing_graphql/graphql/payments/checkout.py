@@ -12,6 +12,7 @@ from billing_graphql.graphql.common import Money, attempt, decode_id
 from billing_graphql.graphql.billing.types import InvoiceType, PaymentType
 from billing_graphql.graphql.subscriptions.types import BillingPeriod, SubscriptionType
 from billing_graphql.services.payments import checkout
+from billing_graphql.services.subscriptions.choice import PlanChoice
 
 
 @strawberry.input
@@ -63,9 +64,8 @@ class Mutation:
         started, errors = await attempt(lambda: checkout.start_checkout(
             context.db, context.actor,
             organization_id=organization_for(info, input.organization_id),
-            plan_id=decode_id(input.plan_id, "Plan", "planId") if input.plan_id is not None else None,
-            billing_period=input.billing_period,
-            coupon_code=input.coupon_code,
+            choice=PlanChoice(decode_id(input.plan_id, "Plan", "planId") if input.plan_id is not None else None,
+                              input.billing_period, input.coupon_code),
             gateway=input.gateway,
             gateways=context.gateways,
             now=context.now,

@@ -33,6 +33,7 @@ from billing_graphql.graphql.subscriptions.types import (
 )
 from billing_graphql.services.subscriptions import plan_changes
 from billing_graphql.services.subscriptions import lifecycle as subscriptions
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.results import SubscriptionChange
 
 ORGANIZATION_ID_HELP = "Super-admins: the organization to act on (required). Tenants act on their own."
@@ -198,9 +199,7 @@ class Mutation:
         result, errors = await attempt(lambda: subscriptions.subscribe(
             context.db, context.actor,
             organization_id=organization_for(info, input.organization_id),
-            plan_id=_optional_id(input.plan_id, "Plan", "planId"),
-            billing_period=input.billing_period,
-            coupon_code=input.coupon_code,
+            choice=PlanChoice(_optional_id(input.plan_id, "Plan", "planId"), input.billing_period, input.coupon_code),
             payment_method_id=_optional_id(input.payment_method_id, "PaymentMethod", "paymentMethodId"),
             idempotency_key=input.idempotency_key,
             gateways=context.gateways,

@@ -63,13 +63,14 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.invoices import period_lines
-from billing_graphql.domain.periods import BillingPeriod, period_at
+from billing_graphql.domain.periods import period_at
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, GatewayRegistry
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.billing.charging import mark_paid, payment_key
 from billing_graphql.services.billing.credit import add_account_credit
 from billing_graphql.services.billing.invoicing import amount_due, create_invoice, draft_invoice, finalize_invoice, invoice_event_payload, tax_rule_for
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.coupons import (
     check_coupon,
     consume_coupon_period,
@@ -121,9 +122,7 @@ async def start_checkout(
     actor: Actor | None,
     *,
     organization_id: uuid.UUID,
-    plan_id: uuid.UUID | None,
-    billing_period: BillingPeriod,
-    coupon_code: str | None,
+    choice: PlanChoice,
     gateway: str | None,
     gateways: GatewayRegistry,
     now: datetime,
@@ -133,15 +132,16 @@ async def start_checkout(
     if name not in GATEWAY_NAMES:
         raise validation(f"Unknown gateway {gateway!r}; known: {', '.join(GATEWAY_NAMES)}.", "gateway")
     processor = gateways.require(name, "gateway", code=BillingErrorCode.VALIDATION)
-    coupon_code = coupon_code.strip().upper() if coupon_code and coupon_code.strip() else None
-    request = {"plan_id": plan_id, "billing_period": billing_period, "coupon_code": coupon_code, "gateway": name}
+    coupon_code = choice.coupon.upper() if choice.coupon else None
+    billing_period = choice.billing_period
+    request = choice.request(coupon_code=coupon_code, gateway=name)
     with one_live_subscription():
         async with money_move(db, organization_id, "start_checkout", None, request, actor=actor, now=now,
                               gateways=gateways) as uow:
             session, organization = uow.session, uow.organization
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
-            plan = await resolve_plan(session, plan_id)
+            plan = await resolve_plan(session, choice.plan_id)
             coupon = await check_coupon(session, coupon_code, plan, now=now) if coupon_code else None
             agents = await current_agents(session, organization_id, fallback=1)
             await _expire_open_checkouts(uow)

@@ -17,12 +17,12 @@ from billing_graphql.db.models import BillingReason, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.invoices import period_lines
-from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
 from billing_graphql.services.pagination import Page, read_page
+from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, discount_of, redeem_coupon
 from billing_graphql.services.subscriptions.loading import (
     already_subscribed,
@@ -50,9 +50,7 @@ async def subscribe(
     actor: Actor | None,
     *,
     organization_id: uuid.UUID,
-    plan_id: uuid.UUID | None,
-    billing_period: BillingPeriod,
-    coupon_code: str | None,
+    choice: PlanChoice,
     payment_method_id: uuid.UUID | None,
     idempotency_key: str | None,
     gateways: GatewayRegistry,
@@ -68,9 +66,8 @@ async def subscribe(
     something is due, and nothing is written). A declined first charge leaves the subscription
     PAST_DUE with its invoice OPEN (the result's ``payment_error`` says so).
     """
-    coupon_code = coupon_code.strip() if coupon_code and coupon_code.strip() else None
-    request = {"plan_id": plan_id, "billing_period": billing_period, "coupon_code": coupon_code,
-               "payment_method_id": payment_method_id}
+    coupon_code, billing_period = choice.coupon, choice.billing_period
+    request = choice.request(payment_method_id=payment_method_id)
     with one_live_subscription():
         async with money_move(db, organization_id, "subscribe", idempotency_key, request,
                               actor=actor, now=now, gateways=gateways) as uow:
@@ -79,7 +76,7 @@ async def subscribe(
                 return await result_from_response(session, uow.stored)
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
-            plan = await resolve_plan(session, plan_id)
+            plan = await resolve_plan(session, choice.plan_id)
             method = await payment_method_for(session, organization_id, payment_method_id)
             agents = await current_agents(session, organization_id, fallback=1)
             trial = await trial_available(session, organization_id, plan, trial_once=trial_once)
