@@ -1,9 +1,10 @@
 """The billing run: find the subscriptions with work due, and bring each up to date.
 
-``run_subscription`` is the unit: one subscription, one transaction, the organization's lock
-taken first, then ``services.billing.renewals.advance_subscription``. ``run_billing`` walks the
+``run_subscription`` is the unit: one subscription in one unit of work
+(``services.unit_of_work.money_move``: one transaction, the organization's lock taken first),
+then ``services.billing.renewals.advance_subscription``. ``run_billing`` walks the
 due subscriptions in id order, in batches. On PostgreSQL the lock is claimed with
-``FOR UPDATE SKIP LOCKED``: a subscription whose organization another worker (or a mutation)
+``FOR UPDATE SKIP LOCKED`` (``claim="skip_locked"``): a subscription whose organization another worker (or a mutation)
 holds is skipped by this worker (the holder brings it up to date), so any number of workers
 run at once; each re-reads the subscription under the lock, so nothing is done twice, and the
 unique recurring invoice per subscription and period is the backstop. On SQLite the write
@@ -24,12 +25,13 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 
-from billing_graphql.db.engine import Database, lock_organization
-from billing_graphql.db.models import Organization, Subscription
+from billing_graphql.db.engine import Database
+from billing_graphql.db.models import Subscription
 from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.renewals import RunConfig, Tally, advance_subscription
+from billing_graphql.services.unit_of_work import money_move
 from billing_graphql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,28 +60,24 @@ def due_condition(now: datetime, config: RunConfig):
 
 async def run_subscription(db: Database, subscription_id: uuid.UUID, now: datetime, config: RunConfig, *,
                            organization_id: uuid.UUID | None = None, skip_locked: bool = False) -> Tally | None:
-    """Bring one subscription up to date at ``now`` in its own transaction under its
-    organization's lock. None when ``skip_locked`` and another transaction holds the lock."""
-    async with db.write() as session:
-        if organization_id is None:
+    """Bring one subscription up to date at ``now`` in one unit of work (its own transaction,
+    under its organization's lock). None when ``skip_locked`` and another transaction holds the
+    lock (or the organization is gone)."""
+    if organization_id is None:
+        async with db.read() as session:
             organization_id = await session.scalar(
                 select(Subscription.organization_id).where(Subscription.id == subscription_id))
-            if organization_id is None:
-                return Tally(examined=0)
-        if skip_locked and not db.is_sqlite:
-            # The claim: the organization's row lock, skipped when another worker holds it.
-            organization = await session.scalar(
-                select(Organization).where(Organization.id == organization_id)
-                .with_for_update(skip_locked=True).execution_options(populate_existing=True))
-            if organization is None:
-                return None
-        else:
-            await lock_organization(session, organization_id)
-            organization = await session.get(Organization, organization_id, populate_existing=True)
-        subscription = await session.get(Subscription, subscription_id, populate_existing=True)
-        if subscription is None or organization is None or subscription.organization_id != organization_id:
+        if organization_id is None:
             return Tally(examined=0)
-        return await advance_subscription(session, organization, subscription, now, config)
+    async with money_move(db, organization_id, "billing_run", None, {}, actor=None, now=now,
+                          gateways=config.gateways, claim="skip_locked" if skip_locked else "wait",
+                          instant="step") as uow:
+        if uow is None:
+            return None
+        subscription = await uow.session.get(Subscription, subscription_id, populate_existing=True)
+        if subscription is None or subscription.organization_id != organization_id:
+            return Tally(examined=0)
+        return await advance_subscription(uow, subscription, now, config)
 
 
 async def due_subscriptions(db: Database, now: datetime, config: RunConfig, *, after: uuid.UUID | None,

@@ -17,7 +17,7 @@
    transaction commits. An exception (a ``BillingError`` included) rolls everything back,
    so the same key may be retried once the cause is fixed.
 
-Two variants:
+Variants:
 
 - ``organization_id=None``: work that belongs to no organization yet (an inbound gateway
   event): no lock is taken, ``uow.organization`` is None and keys live in the unscoped space
@@ -25,6 +25,15 @@ Two variants:
   concurrent callers, so the caller handles its ``IntegrityError``.
 - ``dry_run=True``: the same checks and pricing in a read-only session: no lock, no
   idempotency record is looked up or kept, and the body must write nothing.
+- ``claim="skip_locked"``: a worker's claim (the billing run). On PostgreSQL the lock is taken
+  with ``FOR UPDATE SKIP LOCKED`` in the same query that loads the organization; when another
+  transaction holds it (or the organization is gone) the block gets ``None`` instead of a unit of
+  work and does nothing: the holder does the work. On SQLite the write transaction already
+  serializes the workers, so the claim waits as usual.
+- ``instant="step"``: the body does work due at several past instants, one step after another
+  (``with uow.at(step_at):`` dates its events and audit rows), and the changes keep the instants
+  their rows carry (``updated_at``) rather than all being dated ``now``
+  (``db.mrr_history`` reads ``session.info["now"]`` only when it is set).
 
 A use case then reads::
 
@@ -41,18 +50,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database, lock_organization
 from billing_graphql.db.models import Organization
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import not_found
-from billing_graphql.gateways import GatewayRegistry, PaymentGateway
+from billing_graphql.gateways import GatewayError, GatewayRegistry, PaymentGateway
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.platform.audit import emit_event, record_audit, record_change
 
@@ -92,6 +103,26 @@ class MoneyMove:
             raise ValueError(f"the {self.operation} unit of work was opened without gateways")
         return self.gateways.require(name, field_name)
 
+    def available_gateway(self, name: str) -> PaymentGateway | None:
+        """The gateway called ``name``, or None when it is unknown or not configured (for work that
+        records the failure itself instead of refusing: the billing run)."""
+        if self.gateways is None:
+            raise ValueError(f"the {self.operation} unit of work was opened without gateways")
+        try:
+            return self.gateways.get(name)
+        except (GatewayError, LookupError, ValueError):
+            return None
+
+    @contextmanager
+    def at(self, instant: datetime) -> Iterator[MoneyMove]:
+        """Inside the block, the unit of work acts at ``instant`` (a step of work due then): what
+        it records is dated ``instant``. ``now`` is back to what it was afterwards."""
+        outer, self.now = self.now, instant
+        try:
+            yield self
+        finally:
+            self.now = outer
+
     def derived_id(self, purpose: str) -> uuid.UUID | None:
         """A stable id for a row this keyed call creates (the same on a retry); None without a key."""
         if self.key is None:
@@ -124,11 +155,22 @@ class MoneyMove:
 async def locked_organization(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
     """Take the organization's lock (first, before reading anything) and load it (NOT_FOUND when
     it does not exist). ``money_move`` starts with it; writes that move no money use it alone."""
-    await lock_organization(session, organization_id)
-    organization = await session.get(Organization, organization_id)
+    organization = await _claimed_organization(session, organization_id, skip_locked=False)
     if organization is None:
         raise not_found("Organization", "organizationId")
     return organization
+
+
+async def _claimed_organization(session: AsyncSession, organization_id: uuid.UUID, *,
+                                skip_locked: bool) -> Organization | None:
+    """The organization, locked by this transaction; None when another one holds it (``skip_locked``,
+    PostgreSQL: one ``FOR UPDATE SKIP LOCKED`` query) or it does not exist."""
+    if not skip_locked:
+        await lock_organization(session, organization_id)
+        return await session.get(Organization, organization_id)
+    return await session.scalar(
+        select(Organization).where(Organization.id == organization_id)
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True))
 
 
 @asynccontextmanager
@@ -143,16 +185,24 @@ async def money_move(
     now: datetime,
     gateways: GatewayRegistry | None = None,
     dry_run: bool = False,
-) -> AsyncIterator[MoneyMove]:
+    claim: Literal["wait", "skip_locked"] = "wait",
+    instant: Literal["now", "step"] = "now",
+) -> AsyncIterator[MoneyMove | None]:
     """Run a money-moving use case for one organization (see the module's docstring)."""
     key = idempotency.clean_key(idempotency_key)
     async with db.read() if dry_run else db.write() as session:
-        session.info["now"] = now  # the instant of the changes (db.mrr_history dates revisions with it)
+        if instant == "now":
+            session.info["now"] = now  # the instant of the changes (db.mrr_history dates revisions with it)
         organization = None
         if dry_run:
             organization = await session.get(Organization, organization_id)
             if organization is None:
                 raise not_found("Organization", "organizationId")
+        elif claim == "skip_locked":
+            organization = await _claimed_organization(session, organization_id, skip_locked=not db.is_sqlite)
+            if organization is None:
+                yield None  # held by another transaction (or gone): not claimed
+                return
         elif organization_id is not None:
             organization = await locked_organization(session, organization_id)
         uow = MoneyMove(session=session, organization=organization, operation=operation, key=key, request=request,

@@ -19,19 +19,18 @@ After the last retry fails: UNPAID, and CANCELED with ``BILLING_DUNNING_FINAL_AC
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.models import BillingReason, Invoice, Organization, Payment, PaymentStatus, Subscription
+from billing_graphql.db.models import BillingReason, Invoice, Payment, PaymentStatus, Subscription
 from billing_graphql.domain.dunning import retries_exhausted, retry_at
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.gateways import GatewayError
 from billing_graphql.services.billing.charging import charge_invoice, default_payment_method, reconcile_payment
 from billing_graphql.services.billing.invoicing import amount_due, invoice_event_payload
 from billing_graphql.services.billing.renewals import RunConfig, Tally, derived_id, move
-from billing_graphql.services.platform.audit import emit_event
+from billing_graphql.services.unit_of_work import MoneyMove
 
 PAYMENT_REQUIRED = "payment_required"
 
@@ -47,31 +46,21 @@ def _failed(outcome: Outcome) -> bool:
     return outcome in (Outcome.DECLINED, Outcome.NO_METHOD)
 
 
-async def collect(session: AsyncSession, organization: Organization, subscription: Subscription, invoice: Invoice,
-                  at: datetime, config: RunConfig, *, attempt: int) -> Outcome:
-    """Charge what ``invoice`` owes to the default method (attempt 0: the first charge; n: retry n)."""
+async def collect(uow: MoneyMove, invoice: Invoice, *, attempt: int) -> Outcome:
+    """Charge what ``invoice`` owes to the default method at ``uow.now`` (attempt 0: the first
+    charge; n: retry n)."""
+    session, organization, at = uow.session, uow.organization, uow.now
     if amount_due(invoice) <= 0:
         await charge_invoice(session, invoice, None, None, at)
         return Outcome.PAID
     method = await default_payment_method(session, organization.id)
     if method is None:
-        invoice.updated_at = at
-        emit_event(session, event_type="invoice.payment_failed", organization_id=organization.id,
-                   payload=invoice_event_payload(invoice, payment_id=None, failure_code=PAYMENT_REQUIRED,
-                                                 failure_message="The organization has no default payment method."),
-                   now=at)
-        return Outcome.NO_METHOD
-    try:
-        gateway = config.gateways.get(method.gateway)
-    except (GatewayError, LookupError, ValueError):
-        gateway = None
+        return _not_charged(uow, invoice, PAYMENT_REQUIRED, "The organization has no default payment method.",
+                            Outcome.NO_METHOD)
+    gateway = uow.available_gateway(method.gateway)
     if gateway is None:
-        invoice.updated_at = at
-        emit_event(session, event_type="invoice.payment_failed", organization_id=organization.id,
-                   payload=invoice_event_payload(invoice, payment_id=None, failure_code="gateway_unavailable",
-                                                 failure_message=f"The {method.gateway} gateway is not configured."),
-                   now=at)
-        return Outcome.DECLINED
+        return _not_charged(uow, invoice, "gateway_unavailable", f"The {method.gateway} gateway is not configured.",
+                            Outcome.DECLINED)
     # A cycle invoice is one per subscription and period: its payments are keyed on them (its own
     # id is new on every attempt to create it); any other invoice was committed before: its id.
     if invoice.billing_reason is BillingReason.SUBSCRIPTION_CYCLE:
@@ -80,6 +69,15 @@ async def collect(session: AsyncSession, organization: Organization, subscriptio
         payment_id = derived_id("payment", invoice.id, attempt)
     payment = await charge_invoice(session, invoice, method, gateway, at, payment_id=payment_id)
     return _outcome(payment)
+
+
+def _not_charged(uow: MoneyMove, invoice: Invoice, failure_code: str, failure_message: str,
+                 outcome: Outcome) -> Outcome:
+    """No charge could be sent: ``invoice.payment_failed`` says why."""
+    invoice.updated_at = uow.now
+    uow.emit("invoice.payment_failed", invoice_event_payload(invoice, payment_id=None, failure_code=failure_code,
+                                                             failure_message=failure_message))
+    return outcome
 
 
 def _outcome(payment: Payment | None) -> Outcome:
@@ -111,27 +109,28 @@ async def start_if_needed(session: AsyncSession, subscription: Subscription, con
         subscription.next_retry_at = retry_at(first_failure, subscription.retry_count, config.dunning_days)
 
 
-async def settle(session: AsyncSession, subscription: Subscription, outcomes: list[Outcome], at: datetime,
-                 config: RunConfig, tally: Tally, *, new_invoice: bool) -> None:
+async def settle(uow: MoneyMove, subscription: Subscription, outcomes: list[Outcome], config: RunConfig,
+                 tally: Tally, *, new_invoice: bool) -> None:
     """Move the subscription after charging (see the module's docstring)."""
+    session, at = uow.session, uow.now
     tally.paid += sum(outcome is Outcome.PAID for outcome in outcomes)
     tally.failed += sum(_failed(outcome) for outcome in outcomes)
     if all(outcome is Outcome.PAID for outcome in outcomes):
         if subscription.status is SubscriptionStatus.TRIALING:
-            move(session, subscription, SubscriptionStatus.ACTIVE, at)
+            move(uow, subscription, SubscriptionStatus.ACTIVE)
         elif subscription.status is not SubscriptionStatus.ACTIVE and not await open_invoices(session, subscription):
             _reset(subscription)
-            move(session, subscription, SubscriptionStatus.ACTIVE, at)
+            move(uow, subscription, SubscriptionStatus.ACTIVE)
         return
     if any(_failed(outcome) for outcome in outcomes):
         if subscription.status in (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE):
-            move(session, subscription, SubscriptionStatus.PAST_DUE, at)
+            move(uow, subscription, SubscriptionStatus.PAST_DUE)
     if new_invoice and subscription.next_retry_at is None:
         # The first failure (or a pending payment): the schedule starts now.
         subscription.retry_count = 0
         subscription.next_retry_at = retry_at(at, 0, config.dunning_days)
         if subscription.next_retry_at is None and subscription.status is SubscriptionStatus.PAST_DUE:
-            _exhausted(session, subscription, at, config, tally)
+            _exhausted(uow, subscription, config, tally)
 
 
 def _reset(subscription: Subscription) -> None:
@@ -140,20 +139,20 @@ def _reset(subscription: Subscription) -> None:
     subscription.next_retry_at = None
 
 
-def _exhausted(session: AsyncSession, subscription: Subscription, at: datetime, config: RunConfig,
-               tally: Tally) -> None:
+def _exhausted(uow: MoneyMove, subscription: Subscription, config: RunConfig, tally: Tally) -> None:
     subscription.next_retry_at = None
-    move(session, subscription, SubscriptionStatus.UNPAID, at)
+    move(uow, subscription, SubscriptionStatus.UNPAID)
     if config.cancel_when_exhausted:
         subscription.cancel_reason = "Canceled after the last payment retry failed."
-        move(session, subscription, SubscriptionStatus.CANCELED, at)
+        move(uow, subscription, SubscriptionStatus.CANCELED)
         tally.canceled += 1
 
 
-async def retry(session: AsyncSession, organization: Organization, subscription: Subscription, at: datetime,
-                config: RunConfig, tally: Tally) -> None:
-    """A dunning retry: every OPEN invoice of the subscription charged again (a pending payment is
-    reconciled with its own key instead), counted on the invoice and the subscription."""
+async def retry(uow: MoneyMove, subscription: Subscription, config: RunConfig, tally: Tally) -> None:
+    """A dunning retry at ``uow.now``: every OPEN invoice of the subscription charged again (a
+    pending payment is reconciled with its own key instead), counted on the invoice and the
+    subscription."""
+    session, at = uow.session, uow.now
     invoices = await open_invoices(session, subscription)
     outcomes: list[Outcome] = []
     for invoice in invoices:
@@ -162,16 +161,11 @@ async def retry(session: AsyncSession, organization: Organization, subscription:
             .order_by(Payment.created_at).limit(1)
         )
         if pending is not None:
-            try:
-                gateway = config.gateways.get(pending.gateway)
-                outcomes.append(_outcome(await reconcile_payment(session, pending, gateway, at)))
-            except (GatewayError, LookupError, ValueError):
-                outcomes.append(Outcome.PENDING)
+            outcomes.append(await _reconcile(uow, pending))
             continue
         invoice.retry_count += 1
         invoice.last_retry_at = at
-        outcomes.append(await collect(session, organization, subscription, invoice, at, config,
-                                      attempt=invoice.retry_count))
+        outcomes.append(await collect(uow, invoice, attempt=invoice.retry_count))
     first_failure = min((invoice.finalized_at or invoice.created_at for invoice in invoices), default=at)
     subscription.retry_count += 1
     subscription.last_retry_at = at
@@ -179,11 +173,21 @@ async def retry(session: AsyncSession, organization: Organization, subscription:
     if all(outcome is Outcome.PAID for outcome in outcomes):
         tally.paid += len(outcomes)
         _reset(subscription)
-        move(session, subscription, SubscriptionStatus.ACTIVE, at)
+        move(uow, subscription, SubscriptionStatus.ACTIVE)
         return
-    await settle(session, subscription, [o for o in outcomes if o is not Outcome.PAID], at, config, tally,
-                 new_invoice=False)
+    await settle(uow, subscription, [o for o in outcomes if o is not Outcome.PAID], config, tally, new_invoice=False)
     tally.paid += sum(outcome is Outcome.PAID for outcome in outcomes)
     subscription.next_retry_at = retry_at(first_failure, subscription.retry_count, config.dunning_days)
     if subscription.next_retry_at is None and subscription.status is SubscriptionStatus.PAST_DUE:
-        _exhausted(session, subscription, at, config, tally)
+        _exhausted(uow, subscription, config, tally)
+
+
+async def _reconcile(uow: MoneyMove, pending: Payment) -> Outcome:
+    """A PENDING payment asked about again with its own key; still PENDING when the gateway cannot say."""
+    gateway = uow.available_gateway(pending.gateway)
+    if gateway is None:
+        return Outcome.PENDING
+    try:
+        return _outcome(await reconcile_payment(uow.session, pending, gateway, uow.now))
+    except (GatewayError, LookupError, ValueError):
+        return Outcome.PENDING

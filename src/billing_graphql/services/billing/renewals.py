@@ -2,8 +2,9 @@
 ends (a scheduled change applied, a cancellation at period end, else a renewal invoice).
 
 ``advance_subscription`` does everything due for one subscription up to an instant, step by
-step (``domain.billing_run.next_step``), each step at its own instant, inside the caller's
-transaction and under the organization's lock (``jobs.billing_run`` opens both). Charging and
+step (``domain.billing_run.next_step``), each step at its own instant (``uow.at``), inside the
+caller's unit of work (``jobs.billing_run`` opens it: the transaction, the organization's lock,
+the gateways). Charging and
 dunning are in ``services.billing.dunning``.
 
 The renewal invoice (``renewal_draft``, also ``upcoming_invoice``, so the preview and the run
@@ -47,10 +48,11 @@ from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
-from billing_graphql.services.platform.audit import emit_event, snapshot
+from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
 from billing_graphql.services.subscriptions.pricing import attached_addons, current_agents, recurring
 from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS, InvoicePreview
+from billing_graphql.services.unit_of_work import MoneyMove
 
 MAX_STEPS = 10_000  # a guard: no subscription has this many steps due
 IDS = uuid.UUID("5b0e7d0c-2f64-4d8e-9a43-0c1f3a7e9d10")  # namespace of ids derived by the run
@@ -106,16 +108,12 @@ def subscription_payload(subscription: Subscription, before: dict[str, object] |
     return payload
 
 
-def emit_subscription(session: AsyncSession, event_type: str, subscription: Subscription,
-                      before: dict[str, object] | None, at: datetime) -> None:
-    emit_event(session, event_type=event_type, organization_id=subscription.organization_id,
-               payload=subscription_payload(subscription, before), now=at)
-
-
-def move(session: AsyncSession, subscription: Subscription, target: SubscriptionStatus, at: datetime) -> None:
-    """A status change through ``transition``, announced (``subscription.updated``/``.canceled``)."""
+def move(uow: MoneyMove, subscription: Subscription, target: SubscriptionStatus) -> None:
+    """A status change through ``transition`` at the step's instant, announced
+    (``subscription.updated``/``.canceled``)."""
     if subscription.status is target:
         return
+    at = uow.now
     before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
     subscription.status = transition(subscription.status, target)
     subscription.updated_at = at
@@ -125,8 +123,8 @@ def move(session: AsyncSession, subscription: Subscription, target: Subscription
         subscription.cancel_at_period_end = False
         subscription.pending_plan_id = subscription.pending_billing_period = None
         subscription.next_retry_at = None
-    emit_subscription(session, "subscription.canceled" if target is SubscriptionStatus.CANCELED
-                      else "subscription.updated", subscription, before, at)
+    uow.emit("subscription.canceled" if target is SubscriptionStatus.CANCELED else "subscription.updated",
+             subscription_payload(subscription, before))
 
 
 # ---- pricing a renewal ----------------------------------------------------------------------
@@ -229,37 +227,37 @@ async def upcoming_invoice(session: AsyncSession, subscription: Subscription) ->
 
 # ---- the steps ------------------------------------------------------------------------------
 
-async def advance_subscription(session: AsyncSession, organization: Organization, subscription: Subscription,
-                               now: datetime, config: RunConfig) -> Tally:
+async def advance_subscription(uow: MoneyMove, subscription: Subscription, now: datetime,
+                               config: RunConfig) -> Tally:
     """Do every step due for ``subscription`` up to ``now``, oldest first, each at its instant."""
     from billing_graphql.services.billing import dunning
 
     tally = Tally(examined=1)
-    await dunning.start_if_needed(session, subscription, config)
+    await dunning.start_if_needed(uow.session, subscription, config)
     for _ in range(MAX_STEPS):
         step = next_step(due_state(subscription), now)
         if step is None:
             return tally
-        if step.step is Step.TRIAL_WILL_END:
-            subscription.trial_will_end_sent_at = step.at
-            emit_event(session, event_type="subscription.trial_will_end", organization_id=organization.id,
-                       payload={**subscription_payload(subscription), "trial_ends_at": subscription.trial_ends_at},
-                       now=step.at)
-        elif step.step is Step.DUNNING_RETRY:
-            await dunning.retry(session, organization, subscription, step.at, config, tally)
-        else:
-            await end_period(session, organization, subscription, step.at, config, tally,
-                             trial_end=step.step is Step.TRIAL_END)
+        with uow.at(step.at):
+            if step.step is Step.TRIAL_WILL_END:
+                subscription.trial_will_end_sent_at = step.at
+                uow.emit("subscription.trial_will_end",
+                         {**subscription_payload(subscription), "trial_ends_at": subscription.trial_ends_at})
+            elif step.step is Step.DUNNING_RETRY:
+                await dunning.retry(uow, subscription, config, tally)
+            else:
+                await end_period(uow, subscription, config, tally, trial_end=step.step is Step.TRIAL_END)
     raise RuntimeError(f"subscription {subscription.id} still has steps due after {MAX_STEPS}")
 
 
-async def end_period(session: AsyncSession, organization: Organization, subscription: Subscription, at: datetime,
-                     config: RunConfig, tally: Tally, *, trial_end: bool) -> None:
-    """Cancel at period end, or apply the scheduled change and renew with an invoice."""
+async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConfig, tally: Tally, *,
+                     trial_end: bool) -> None:
+    """Cancel at period end, or apply the scheduled change and renew with an invoice (at ``uow.now``)."""
     from billing_graphql.services.billing import dunning
 
+    session, organization, at = uow.session, uow.organization, uow.now
     if subscription.cancel_at_period_end:
-        move(session, subscription, SubscriptionStatus.CANCELED, at)
+        move(uow, subscription, SubscriptionStatus.CANCELED)
         tally.canceled += 1
         return
     renewal = await renewal_draft(session, organization, subscription, at=at, trial_end=trial_end)
@@ -274,14 +272,14 @@ async def end_period(session: AsyncSession, organization: Organization, subscrip
         consume_coupon_period(subscription)
     subscription.updated_at = at
     if plan_changed and not trial_end:
-        emit_subscription(session, "subscription.updated", subscription, before, at)
+        uow.emit("subscription.updated", subscription_payload(subscription, before))
     invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
     tally.invoices += 1
     tally.invoice_ids.append(invoice.id)
     if subscription.status is SubscriptionStatus.UNPAID:
         return  # dunning is over: the invoice waits for payInvoice
-    outcome = await dunning.collect(session, organization, subscription, invoice, at, config, attempt=0)
-    await dunning.settle(session, subscription, [outcome], at, config, tally, new_invoice=True)
+    outcome = await dunning.collect(uow, invoice, attempt=0)
+    await dunning.settle(uow, subscription, [outcome], config, tally, new_invoice=True)
 
 
 async def _cycle_invoice(session: AsyncSession, organization: Organization, subscription: Subscription,
