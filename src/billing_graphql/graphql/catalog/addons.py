@@ -12,9 +12,10 @@ from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import ClientError
 from billing_graphql.graphql.permissions import READERS, allow
-from billing_graphql.graphql.catalog.plans import allow_inactive_to_super_admins, patch_from_input
+from billing_graphql.graphql.catalog.plans import allow_inactive_to_super_admins
 from billing_graphql.graphql.catalog.types import AddonType, AddonUnit
 from billing_graphql.graphql.common import decode_id
+from billing_graphql.graphql.inputs import patch_from_input, spec_from_input
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.services.catalog import addons
 from billing_graphql.services.catalog.addons import AddonPatch, AddonSpec
@@ -81,17 +82,7 @@ class Mutation:
     @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Add an add-on to the catalog.")
     async def create_addon(self, info: Info, input: CreateAddonInput) -> CreateAddonPayload | None:
         context = info.context
-        spec = AddonSpec(
-            name=input.name,
-            slug=input.slug,
-            price_monthly=input.price_monthly,
-            currency=input.currency,
-            price_annual=input.price_annual,
-            unit=input.unit,
-            description=input.description,
-            is_active=input.is_active,
-            sort_order=input.sort_order,
-        )
+        spec = spec_from_input(AddonSpec, input)
         return await CreateAddonPayload.of(addons.create_addon(context.db, context.actor, spec, now=context.now))
 
     @strawberry.mutation(
@@ -99,9 +90,5 @@ class Mutation:
     )
     async def update_addon(self, info: Info, input: UpdateAddonInput) -> UpdateAddonPayload | None:
         context = info.context
-
-        async def update():
-            patch = patch_from_input(AddonPatch, input)
-            return await addons.update_addon(context.db, context.actor, _addon_id(input.id), patch, now=context.now)
-
-        return await UpdateAddonPayload.of(update())
+        return await UpdateAddonPayload.of(lambda: addons.update_addon(
+            context.db, context.actor, _addon_id(input.id), patch_from_input(AddonPatch, input), now=context.now))

@@ -14,7 +14,6 @@ from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import READERS, allow
 from billing_graphql.graphql.catalog.coupon_values import discount_value_patch, naming_discount_value, split_discount
-from billing_graphql.graphql.catalog.plans import patch_from_input
 from billing_graphql.graphql.catalog.types import (
     CouponCheck,
     CouponConnection,
@@ -23,6 +22,7 @@ from billing_graphql.graphql.catalog.types import (
     DiscountType,
 )
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.inputs import patch_from_input, spec_from_input
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.services.catalog import coupons
 from billing_graphql.services.catalog.coupons import CouponPatch, CouponSpec
@@ -121,21 +121,8 @@ class Query:
 
 def _coupon_spec(input: CreateCouponInput) -> CouponSpec:
     percent_off, amount_off = split_discount(input.discount_type, input.discount_value)
-    return CouponSpec(
-        code=input.code,
-        discount_type=input.discount_type,
-        percent_off=percent_off,
-        amount_off=amount_off,
-        currency=input.currency,
-        duration=input.duration,
-        duration_in_months=input.duration_in_months,
-        max_uses=input.max_uses,
-        valid_from=input.valid_from,
-        valid_until=input.valid_until,
-        plan_ids=_plan_ids(input.applicable_plan_ids),
-        name=input.name,
-        is_active=input.is_active,
-    )
+    return spec_from_input(CouponSpec, input, percent_off=percent_off, amount_off=amount_off,
+                           plan_ids=_plan_ids(input.applicable_plan_ids))
 
 
 class _UpdateFields:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +17,7 @@ from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import ClientError, Forbidden
 from billing_graphql.graphql.permissions import HasRole, IsAuthenticated, allow
 from billing_graphql.graphql.common import decode_id
+from billing_graphql.graphql.inputs import patch_from_input, spec_from_input
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog import plans
@@ -51,21 +50,6 @@ def allow_inactive_to_super_admins(*roles: DomainRole) -> list[PermissionExtensi
     return [PermissionExtension(permissions=permissions, use_directives=False)]
 
 
-def patch_from_input(patch_class: type, input: Any, convert: dict[str, Callable[[Any], Any]] | None = None) -> Any:
-    """A service patch from an update input: fields left out (UNSET) stay ``KEEP``; an explicit
-    null is passed on as None (the service refuses it for required fields)."""
-    convert = convert or {}
-    values: dict[str, Any] = {}
-    for item in fields(patch_class):
-        value = getattr(input, item.name, strawberry.UNSET)
-        if value is strawberry.UNSET:
-            continue
-        if value is not None and item.name in convert:
-            value = convert[item.name](value)
-        values[item.name] = value
-    return patch_class(**values)
-
-
 def plan_id_of(global_id: strawberry.ID, field: str = "id") -> uuid.UUID:
     try:
         return decode_id(global_id, "Plan", field)
@@ -91,6 +75,9 @@ def _limits(items: list[PlanLimitInput]) -> list[LimitSpec]:
 
 def _features(items: list[PlanFeatureInput]) -> list[FeatureSpec]:
     return [FeatureSpec(item.key, item.enabled) for item in items]
+
+
+PLAN_INPUTS = {"limits": _limits, "features": _features}  # nested inputs -> the service's specs
 
 
 @strawberry.input(description="A new plan. Amounts are major units of `currency` (\"299000\" IDR, \"29.00\" USD).")
@@ -174,22 +161,7 @@ class Mutation:
     @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN), description="Add a plan to the catalog.")
     async def create_plan(self, info: Info, input: CreatePlanInput) -> CreatePlanPayload | None:
         context = info.context
-        spec = PlanSpec(
-            name=input.name,
-            slug=input.slug,
-            base_price_monthly=input.base_price_monthly,
-            currency=input.currency,
-            base_price_annual=input.base_price_annual,
-            per_agent_price=input.per_agent_price,
-            overage_message_price=input.overage_message_price,
-            included_agents=input.included_agents,
-            trial_days=input.trial_days,
-            description=input.description,
-            limits=_limits(input.limits),
-            features=_features(input.features),
-            is_active=input.is_active,
-            sort_order=input.sort_order,
-        )
+        spec = spec_from_input(PlanSpec, input, PLAN_INPUTS)
         return await CreatePlanPayload.of(plans.create_plan(context.db, context.actor, spec, now=context.now))
 
     @strawberry.mutation(
@@ -197,9 +169,6 @@ class Mutation:
     )
     async def update_plan(self, info: Info, input: UpdatePlanInput) -> UpdatePlanPayload | None:
         context = info.context
-
-        async def update():
-            patch = patch_from_input(PlanPatch, input, {"limits": _limits, "features": _features})
-            return await plans.update_plan(context.db, context.actor, plan_id_of(input.id), patch, now=context.now)
-
-        return await UpdatePlanPayload.of(update())
+        return await UpdatePlanPayload.of(lambda: plans.update_plan(
+            context.db, context.actor, plan_id_of(input.id), patch_from_input(PlanPatch, input, PLAN_INPUTS),
+            now=context.now))

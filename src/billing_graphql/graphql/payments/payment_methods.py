@@ -8,6 +8,7 @@ from billing_graphql.domain.roles import TENANT_MANAGERS
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.ids import decode_global_id
+from billing_graphql.graphql.inputs import spec_from_input
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.payments.types import PaymentMethodKind, PaymentMethodNode
 from billing_graphql.services.payments import payment_methods
@@ -65,17 +66,7 @@ class Mutation:
     @strawberry.mutation(extensions=allow(*TENANT_MANAGERS))
     async def add_payment_method(self, info: Info, input: AddPaymentMethodInput) -> AddPaymentMethodPayload | None:
         context = info.context
-        data = payment_methods.NewPaymentMethod(
-            gateway=input.gateway,
-            gateway_payment_method_id=input.gateway_payment_method_id,
-            type=input.type,
-            label=input.label,
-            is_default=input.is_default,
-            brand=input.brand,
-            last4=input.last4,
-            exp_month=input.exp_month,
-            exp_year=input.exp_year,
-        )
+        data = spec_from_input(payment_methods.NewPaymentMethod, input)
         return await AddPaymentMethodPayload.of(
             payment_methods.add_payment_method(context.db, context.actor, data, now=context.now)
         )
