@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,12 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid(), int: BigInteger()}
+
+    @classmethod
+    def from_fields(cls, source: Any, **given: Any) -> Any:
+        """A new row whose columns take the same-named fields of the dataclass ``source`` (a
+        draft, a caller's input) as they are; ``given`` adds the rest and wins over ``source``."""
+        return cls(**{**{item.name: getattr(source, item.name) for item in fields(source)}, **given})
 
 
 def enum_type(enum_class: type[enum.Enum], name: str) -> Enum:

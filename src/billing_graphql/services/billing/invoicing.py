@@ -104,18 +104,7 @@ async def create_invoice(
         updated_at=now,
     )
     invoice.lines = [
-        InvoiceLine(
-            id=uuid.uuid4(),
-            position=position,
-            kind=line.kind,
-            description=line.description,
-            quantity=line.quantity,
-            unit_amount=line.unit_amount,
-            amount=line.amount,
-            period_start=line.period_start,
-            period_end=line.period_end,
-        )
-        for position, line in enumerate(draft.lines)
+        InvoiceLine.from_fields(line, id=uuid.uuid4(), position=position) for position, line in enumerate(draft.lines)
     ]
     organization.credit_balance -= draft.credit_applied
     organization.updated_at = now

@@ -200,20 +200,8 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
         make_default = data.is_default or not has_default
         if make_default and has_default:
             await _unset_default(session, organization_id)
-        method = PaymentMethod(
-            id=uuid.uuid4(),
-            organization_id=organization_id,
-            gateway=data.gateway,
-            gateway_payment_method_id=data.gateway_payment_method_id,
-            type=data.type,
-            label=data.label,
-            brand=data.brand,
-            last4=data.last4,
-            exp_month=data.exp_month,
-            exp_year=data.exp_year,
-            is_default=make_default,
-            created_at=now,
-        )
+        method = PaymentMethod.from_fields(data, id=uuid.uuid4(), organization_id=organization_id,
+                                           is_default=make_default, created_at=now)
         session.add(method)
         await session.flush()
         after = snapshot(method, *_AUDIT_FIELDS)
