@@ -1,9 +1,10 @@
 """Service inputs read from GraphQL inputs field by field, by name.
 
-A create input becomes the service's spec (``spec_from_input``) and an update input its patch
-(``patch_from_input``) without a resolver naming each field: a field added to a spec and to its
-input is carried over by itself. ``convert`` turns an input value into the service's (nested
-inputs into specs); ``given`` supplies the fields an input does not carry under the spec's name.
+A create input becomes the service's spec (``spec_from_input``: ``domain.records.record_from``)
+and an update input its patch (``patch_from_input``) without a resolver naming each field: a
+field added to a spec and to its input is carried over by itself. ``convert`` turns an input
+value into the service's (nested inputs into specs); ``given`` supplies the fields an input does
+not carry under the spec's name.
 """
 
 from __future__ import annotations
@@ -14,19 +15,11 @@ from typing import Any
 
 import strawberry
 
+from billing_graphql.domain.records import record_from as spec_from_input
+
+__all__ = ["patch_from_input", "spec_from_input"]
+
 Converters = dict[str, Callable[[Any], Any]]
-
-
-def spec_from_input(spec_class: type, input: Any, convert: Converters | None = None, **given: Any) -> Any:
-    """A service spec from a create input: each field of ``spec_class`` is the input's field of the
-    same name (through ``convert``), except the ``given`` ones."""
-    convert = convert or {}
-    values = dict(given)
-    for item in fields(spec_class):
-        if item.name not in given:
-            value = getattr(input, item.name)
-            values[item.name] = convert[item.name](value) if item.name in convert else value
-    return spec_class(**values)
 
 
 def patch_from_input(patch_class: type, input: Any, convert: Converters | None = None) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy import BigInteger, Enum, ForeignKey, MetaData, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from billing_graphql.db.types import UTCDateTime
+from billing_graphql.domain.records import fields_of
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,7 +30,7 @@ class Base(DeclarativeBase):
     def from_fields(cls, source: Any, **given: Any) -> Any:
         """A new row whose columns take the same-named fields of the dataclass ``source`` (a
         draft, a caller's input) as they are; ``given`` adds the rest and wins over ``source``."""
-        return cls(**{**{item.name: getattr(source, item.name) for item in fields(source)}, **given})
+        return cls(**{**fields_of(source), **given})
 
 
 def enum_type(enum_class: type[enum.Enum], name: str) -> Enum:

@@ -36,6 +36,7 @@ from billing_graphql.domain.catalog import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.money import Money
+from billing_graphql.domain.records import record_from
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.catalog.shared import audited_fields, input_field, patch_of, record_catalog_change
 from billing_graphql.services.catalog.metrics import not_null
@@ -306,13 +307,4 @@ async def check_coupon(
 
 def coupon_state(coupon: Coupon, plan_ids: Sequence[uuid.UUID]) -> CouponState:
     """The domain's view of a coupon row, for ``domain.catalog.coupon_refusal``."""
-    return CouponState(
-        is_active=coupon.is_active,
-        valid_from=coupon.valid_from,
-        valid_until=coupon.valid_until,
-        max_uses=coupon.max_uses,
-        current_uses=coupon.current_uses,
-        discount_type=coupon.discount_type,
-        currency=coupon.currency,
-        plan_ids=frozenset(plan_ids),
-    )
+    return record_from(CouponState, coupon, plan_ids=frozenset(plan_ids))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -110,17 +110,7 @@ def clean_new_payment_method(data: NewPaymentMethod, now: datetime) -> NewPaymen
     if exp_year is not None and exp_month is not None and (exp_year, exp_month) < (now.year, now.month):
         # A card is valid through the last day of its expiry month.
         raise validation("This card has expired.", "expYear")
-    return NewPaymentMethod(
-        gateway=gateway,
-        gateway_payment_method_id=token,
-        type=data.type,
-        label=label,
-        is_default=data.is_default,
-        brand=brand,
-        last4=last4,
-        exp_month=exp_month,
-        exp_year=exp_year,
-    )
+    return replace(data, gateway=gateway, gateway_payment_method_id=token, label=label, brand=brand, last4=last4)
 
 
 async def _unset_default(session: AsyncSession, organization_id: uuid.UUID) -> None:
