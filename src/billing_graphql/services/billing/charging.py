@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from billing_graphql.db.models import (
     Payment,
     PaymentMethod,
     PaymentStatus,
+    Refund,
     Subscription,
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found
@@ -63,6 +65,19 @@ def mark_paid(session: AsyncSession, invoice: Invoice, amount: int, now: datetim
         invoice.paid_at = now
         emit_event(session, event_type="invoice.paid", organization_id=invoice.organization_id,
                    payload=invoice_event_payload(invoice), now=now)
+
+
+Operation = TypeVar("Operation", Payment, Refund)
+
+
+def pending_on_invoice(model: type[Operation], invoice: Invoice, *, id: uuid.UUID, gateway: str,
+                       idempotency_key: str, amount: int, now: datetime, **columns: Any) -> Operation:
+    """A gateway operation on ``invoice``, a charge (``Payment``) or a refund (``Refund``) of
+    ``amount`` in its currency: PENDING, written before the gateway is called, keyed by
+    ``idempotency_key`` (derived from ``id``); ``columns`` are the model's own."""
+    return model(id=id, organization_id=invoice.organization_id, invoice_id=invoice.id, gateway=gateway,
+                 idempotency_key=idempotency_key, amount=amount, currency=invoice.currency,
+                 status=PaymentStatus.PENDING, created_at=now, updated_at=now, **columns)
 
 
 def payment_key(payment_id: uuid.UUID) -> str:
@@ -119,20 +134,9 @@ async def charge_invoice(
     if payment_method is None or gateway is None:
         raise ValueError("a payment method and its gateway are needed to charge an amount due")
     payment_id = payment_id or uuid.uuid4()
-    payment = Payment(
-        id=payment_id,
-        organization_id=invoice.organization_id,
-        invoice_id=invoice.id,
-        payment_method_id=payment_method.id,
-        gateway=gateway.name,
-        idempotency_key=payment_key(payment_id),
-        amount=due,
-        amount_refunded=0,
-        currency=invoice.currency,
-        status=PaymentStatus.PENDING,
-        created_at=now,
-        updated_at=now,
-    )
+    payment = pending_on_invoice(Payment, invoice, id=payment_id, gateway=gateway.name,
+                                 idempotency_key=payment_key(payment_id), amount=due, now=now,
+                                 payment_method_id=payment_method.id, amount_refunded=0)
     session.add(payment)
     await session.flush()
     organization = await session.get(Organization, invoice.organization_id)

@@ -48,6 +48,7 @@ from billing_graphql.domain.refunds import (
 )
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways import GatewayError, GatewayRegistry, RefundResult
+from billing_graphql.services.billing.charging import pending_on_invoice
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
 from billing_graphql.services.platform.idempotency import clean_key
 from billing_graphql.services.unit_of_work import MoneyMove, locked_organization, money_move
@@ -161,22 +162,9 @@ async def _reserve(uow: MoneyMove, invoice_id: uuid.UUID, requested: int | None,
     refund_ids: list[uuid.UUID] = []
     for payment, part in parts:
         refund_id = uuid.uuid4()
-        session.add(
-            Refund(
-                id=refund_id,
-                organization_id=invoice.organization_id,
-                invoice_id=invoice.id,
-                payment_id=payment.id,
-                gateway=payment.gateway,
-                idempotency_key=refund_idempotency_key(refund_id),
-                amount=part,
-                currency=invoice.currency,
-                status=PaymentStatus.PENDING,
-                reason=reason,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        session.add(pending_on_invoice(Refund, invoice, id=refund_id, gateway=payment.gateway,
+                                       idempotency_key=refund_idempotency_key(refund_id), amount=part, now=now,
+                                       payment_id=payment.id, reason=reason))
         payment.amount_refunded += part
         payment.updated_at = now
         refund_ids.append(refund_id)

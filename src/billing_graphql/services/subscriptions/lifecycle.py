@@ -128,12 +128,8 @@ async def cancel(
         before = subscription_snapshot(subscription)
         if immediately:
             subscription.status = transition(subscription.status, SubscriptionStatus.CANCELED)
-            subscription.cancel_at_period_end = False
-            subscription.canceled_at = now
-            subscription.ended_at = now
-            subscription.pending_plan_id = None
-            subscription.pending_billing_period = None
-            subscription.cancel_reason = reason
+            _ended_now(subscription, reason, now)
+            subscription.pending_plan_id = subscription.pending_billing_period = None
             event = "subscription.canceled"
         elif subscription.cancel_at_period_end:
             return SubscriptionChange(subscription=subscription)
@@ -207,9 +203,7 @@ async def update_subscription(
         if status is not None:
             subscription.status = transition(subscription.status, status)
             if status is SubscriptionStatus.CANCELED:
-                subscription.canceled_at = subscription.ended_at = now
-                subscription.cancel_at_period_end = False
-                subscription.cancel_reason = reason
+                _ended_now(subscription, reason, now)
         elif subscription.status is SubscriptionStatus.CANCELED:
             raise BillingError(BillingErrorCode.SUBSCRIPTION_CANCELED, "The subscription is canceled.")
         if current_period_end is not None:
@@ -233,6 +227,14 @@ async def update_subscription(
         announce_subscription(session, actor, subscription, action="subscription.admin_updated", event=event,
                               now=now, before=before, reason=reason)
     return SubscriptionChange(subscription=subscription)
+
+
+def _ended_now(subscription: Subscription, reason: str | None, now: datetime) -> None:
+    """What a cancellation taking effect now stamps (a customer's ``cancel`` or a super-admin's
+    status override): canceled and ended now, with its reason, nothing left pending at period end."""
+    subscription.canceled_at = subscription.ended_at = now
+    subscription.cancel_at_period_end = False
+    subscription.cancel_reason = reason
 
 
 def _clean_reason(reason: str | None) -> str | None:
