@@ -145,10 +145,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-def settings(database_url: str):
+def settings(database_url: str, request: pytest.FixtureRequest):
+    """The test app's settings; a test may override some with ``indirect`` parametrization."""
     from tests.helpers import test_settings
 
-    return test_settings(database_url)
+    return test_settings(database_url, **getattr(request, "param", {}))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from billing_graphql.db.models import (
     BillingReason,
     Invoice,
@@ -130,7 +132,13 @@ async def seed_refunds(db, invoice_ids) -> None:
             payment.amount_refunded = 100
 
 
-async def test_invoices_page_runs_in_a_constant_number_of_statements(api, keys, db):
+@pytest.mark.parametrize(("settings", "statements"), [
+    # the API key, the page of invoices, their lines, their payments, their refunds
+    ({"compiled_documents": False}, 5),
+    # the API key, one statement building the page's JSON (graphql.compiled_sql)
+    ({"compiled_documents": True}, 2),
+], indirect=["settings"], ids=["generic", "compiled"])
+async def test_invoices_page_runs_in_a_constant_number_of_statements(api, keys, db, statements):
     ids = await seed_invoices(db, keys.organization_id, 100, lines=5)
     await seed_refunds(db, ids)
     query = (QUERIES / "spa" / "Invoices.graphql").read_text()
@@ -146,8 +154,7 @@ async def test_invoices_page_runs_in_a_constant_number_of_statements(api, keys, 
                          "reason": "goodwill", "createdAt": "2026-01-15T09:00:00Z"}] for rows in refunds)
     with count_statements(db) as ten:
         await api.ok(query, {"first": 10}, token=keys.owner)
-    # the API key, the page of invoices, their lines, their payments, their refunds
-    assert len(hundred.statements) == len(ten.statements) == 5, hundred.statements
+    assert len(hundred.statements) == len(ten.statements) == statements, hundred.statements
 
 
 async def test_subscription_page_statement_count(api, keys, db):

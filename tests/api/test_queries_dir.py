@@ -14,12 +14,19 @@ from strawberry import relay
 from billing_graphql.db.models import Addon, Coupon, Invoice, Organization, Plan
 from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID, seed_demo
 from billing_graphql.domain.roles import Role
-from tests.helpers import T0, count_statements
+from tests.helpers import T0, count_statements, test_settings
 
 QUERIES = Path(__file__).resolve().parents[2] / "queries"
 FILES = sorted(QUERIES.rglob("*.graphql"))
 DEFAULT_ROLE = {"spa": Role.OWNER, "admin": Role.SUPER_ADMIN, "partner": Role.PARTNER}
 HEADER = re.compile(r"^#\s*(role|variables|statements):\s*(.+)$", re.MULTILINE)
+
+
+@pytest.fixture
+def settings(database_url: str):
+    """The declared counts are the generic path's (graphql-core); the compiled path sends no more
+    (tests/perf/test_compiled_path.py)."""
+    return test_settings(database_url, compiled_documents=False)
 
 
 def header(path: Path) -> dict[str, str]:

@@ -48,8 +48,8 @@ async def two_paths(db: Database, settings, schema):
 
 
 async def both(compiled_documents, compiled, generic, body: dict, token: str, db: Database) -> tuple[bytes, bytes]:
-    """The two answers; fails unless the compiled app answered from its plan, with as many SQL
-    statements as the generic path."""
+    """The two answers; fails unless the compiled app answered from its plan, with no more SQL
+    statements than the generic path."""
     headers = {"authorization": f"Bearer {token}"}
     await generic.post("/graphql", json={"query": "{ viewer { role } }"}, headers=headers)  # the key's first use
     answered = compiled_documents.answered
@@ -58,7 +58,7 @@ async def both(compiled_documents, compiled, generic, body: dict, token: str, db
     assert compiled_documents.answered == answered + 1, "the compiled app did not answer from its plan"
     with count_statements(db) as generic_statements:
         by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
-    assert by_plan_statements.count == generic_statements.count, (by_plan_statements.statements,
+    assert by_plan_statements.count <= generic_statements.count, (by_plan_statements.statements,
                                                                   generic_statements.statements)
     assert by_plan.status_code == by_graphql_core.status_code == 200
     assert by_plan.headers["content-type"] == by_graphql_core.headers["content-type"]
@@ -172,7 +172,7 @@ async def _invoices_page_on_both_paths(database_url: str, schema, invoices: list
         await db.dispose()
 
 
-@hypothesis_settings(max_examples=12, deadline=None,
+@hypothesis_settings(max_examples=40, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(invoices=st.lists(invoice(), max_size=5), first=st.integers(min_value=0, max_value=6))
 def test_invoices_pages_of_any_shape_answer_the_same(database_url, graphql_schema, invoices, first):

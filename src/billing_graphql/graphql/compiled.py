@@ -109,6 +109,7 @@ class OperationPlan:
     document: Any
     root: ObjectPlan
     fragments: dict[str, FragmentDefinitionNode]
+    sql: Any = None  # compiled_sql.SqlConnectionPlan: the whole answer from one statement
 
 
 def _plain_attribute(graphql_field: Any) -> str | None:
@@ -328,6 +329,20 @@ def _leaves(completion: Leaf, values: list[Any]) -> list[Any]:
     return results
 
 
+def _sql_plan(plan: OperationPlan, roots: dict) -> Any:
+    """The SQL plan of a document with one root field that has a SQL form throughout (None otherwise)."""
+    from billing_graphql.graphql.compiled_sql import NoSqlForm, connection_plan
+
+    fields = [field_plan for field_plan in plan.root.fields if field_plan.typename is None]
+    if len(fields) != 1 or len(plan.root.fields) != 1:
+        return None
+    try:
+        return connection_plan(fields[0], roots)
+    except NoSqlForm as reason:
+        log.debug("%s keeps its Python plan: %s", plan.name, reason)
+        return None
+
+
 async def _gather(awaitables: Any) -> list[Any]:
     return await asyncio.gather(*awaitables)
 
@@ -348,7 +363,9 @@ class CompiledDocuments:
 
     @classmethod
     def build(cls, strawberry_schema: Any, documents: TrustedDocuments, rules: Iterable[type] = (),
-              max_tokens: int | None = None) -> CompiledDocuments:
+              max_tokens: int | None = None, sql_roots: dict | None = None) -> CompiledDocuments:
+        """Plans for the registered queries; ``sql_roots`` (root field -> ``compiled_sql.SqlRoot``): the
+        root fields a document may be answered for by one SQL statement."""
         schema = strawberry_schema._schema  # noqa: SLF001  (graphql-core's schema, as Strawberry built it)
         by_id: dict[str, OperationPlan] = {}
         by_body: dict[str, OperationPlan] = {}
@@ -359,6 +376,7 @@ class CompiledDocuments:
             except NotCompilable as reason:
                 skipped[document_id] = str(reason)
                 continue
+            plan.sql = _sql_plan(plan, sql_roots or {})
             by_id[document_id] = plan
             by_body[body] = plan
         return cls(schema=schema, by_id=by_id, by_body=by_body, skipped=skipped)
@@ -409,7 +427,10 @@ class CompiledDocuments:
             raise Fallback("variables do not coerce")
         run = _Run(self.schema, plan, context, root_value, variables)
         try:
-            (data,) = await run.objects(plan.root, [root_value])
+            if plan.sql is not None:
+                data = {plan.sql.key: await plan.sql.answer(run, context.db)}
+            else:
+                (data,) = await run.objects(plan.root, [root_value])
         except Fallback:
             raise
         except Exception as error:  # a resolver's error: the generic path reports it as the schema says

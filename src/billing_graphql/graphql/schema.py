@@ -148,8 +148,10 @@ def compiled_documents(schema: strawberry.Schema, settings: Settings) -> Compile
     key = (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens)
     by_limits = _COMPILED.setdefault(schema, {})
     if key not in by_limits:
+        from billing_graphql.graphql.billing.sql import ROOTS
+
         by_limits[key] = CompiledDocuments.build(schema, TrustedDocuments.load(), validation_rules(settings),
-                                                 settings.max_tokens)
+                                                 settings.max_tokens, sql_roots=ROOTS)
     return by_limits[key]
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
 import strawberry
 from strawberry import relay
 
+from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS, allow
@@ -23,16 +26,10 @@ class Query:
         self, info: Info, status: InvoiceStatus | None = None, organization_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> InvoiceConnection | None:
-        actor = info.context.actor
-        size, offset = page_size(first), offset_after(after)
-        try:
-            requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
-        except DomainBillingError:
+        request = invoice_page_request(info.context.actor, organization_id, first, after)
+        if request is None:
             return _empty()
-        # Tenants: their own organization (another one reads as empty); super-admins: the one named, or all.
-        scope = actor.organization_in_scope(requested)
-        if scope is None and not actor.is_super_admin:
-            return _empty()
+        scope, size, offset = request
         page = await invoicing.list_invoices(info.context.db, organization_id=scope, status=status, first=size,
                                              offset=offset)
         return connection_from_page(InvoiceConnection, page, InvoiceType.from_row)
@@ -46,6 +43,22 @@ class Query:
             return None
         scope = None if actor.is_super_admin else actor.organization_id
         return InvoiceType.maybe(await invoicing.get_invoice(info.context.db, invoice_id, organization_id=scope))
+
+
+def invoice_page_request(actor: Actor, organization_id: str | None, first: int | None, after: str | None) -> tuple[uuid.UUID | None, int, int] | None:
+    """(organization scope, page size, offset) of an invoices page; None: the empty page.
+
+    Tenants read their own organization (another one reads as empty); super-admins the one named,
+    or all. A bad page size or cursor is the caller's error. The compiled SQL plan shares this."""
+    size, offset = page_size(first), offset_after(after)
+    try:
+        requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
+    except DomainBillingError:
+        return None
+    scope = actor.organization_in_scope(requested)
+    if scope is None and not actor.is_super_admin:
+        return None
+    return scope, size, offset
 
 
 def _empty() -> InvoiceConnection:

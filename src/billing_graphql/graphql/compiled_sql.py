@@ -1,0 +1,366 @@
+"""The compiled path's second tier: a registered query answered by one SQL statement that builds its JSON.
+
+Where every field a document selects below a root field has a SQL form (``SqlType`` registries, kept
+beside the GraphQL types they mirror, e.g. ``graphql.billing.sql``), its plan (``compiled.ObjectPlan``)
+is turned into one statement per root field: ``json_build_object``/``json_agg`` on PostgreSQL,
+``json_object``/``json_group_array`` on SQLite, one correlated sub-select per child list. Values are
+formatted in the database exactly as the types serialise them: PostgreSQL by SQL expressions, SQLite by
+functions registered on its connections that call the very Python the types use. The connection
+around the nodes (cursors, ``pageInfo``) and the response itself are assembled in Python.
+
+A document with any field that has no SQL form keeps its Python plan (``compiled``); a request the
+SQL plan cannot answer (a permission refused, a bad argument) takes the generic path, as there.
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import orjson
+from sqlalchemy import text
+from strawberry import relay
+from strawberry.permission import PermissionExtension
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.info import Info as StrawberryInfo
+
+from billing_graphql.domain.money import EXPONENTS, Money as DomainMoney
+from billing_graphql.domain.proration import round_half_up
+from billing_graphql.graphql.common import CURSOR_PREFIX, _money_fields
+from billing_graphql.graphql.scalars import _serialize_datetime, _serialize_decimal
+
+Builder = Callable[..., str]  # (dialect, *arguments) -> a SQL expression of the field's JSON value
+
+
+class NoSqlForm(Exception):
+    """A selected field has no SQL form: the document keeps its Python plan."""
+
+
+@dataclass(frozen=True)
+class Nested:
+    """An object built from expressions of its parent (e.g. Money from an amount column and a currency)."""
+
+    type: SqlType
+    arguments: Callable[..., tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Children:
+    """A list of rows of ``table`` whose ``foreign_key`` is the parent's ``id``, in ``order_by``."""
+
+    type: SqlType
+    table: str
+    foreign_key: str
+    order_by: str
+
+
+@dataclass(frozen=True)
+class SqlType:
+    name: str
+    fields: dict[str, Builder | Nested | Children] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SqlRoot:
+    """A root connection field answered by SQL: ``page(context, **arguments)`` turns the request's
+    arguments into ``(where, first, offset)``, ``where`` a column -> value mapping (None: the empty
+    connection), as its resolver does."""
+
+    node: SqlType
+    table: str
+    order_by: str
+    page: Callable[..., Any]
+
+
+# -- dialects ---------------------------------------------------------------------------------------
+
+
+def _currency_prefixes() -> dict[str, str]:
+    """What ``Money.format`` puts before the digits of each currency (symbol, symbol and space, or code)."""
+    prefixes = {}
+    for currency, places in EXPONENTS.items():
+        shown = DomainMoney(10**places, currency).format()
+        prefixes[currency] = shown[: shown.index("1")]
+    return prefixes
+
+
+_PLACES = sorted(set(EXPONENTS.values()))
+
+
+class Postgres:
+    name = "postgresql"
+    object_function = "json_build_object"
+
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        return f"{self.object_function}(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"
+
+    @staticmethod
+    def json_list(item: str, source: str, order_by: str) -> str:
+        return f"(SELECT coalesce(json_agg({item} ORDER BY {order_by}), '[]'::json) FROM {source})"
+
+    @staticmethod
+    def uuid_text(column: str) -> str:
+        return f"({column})::text"
+
+    @staticmethod
+    def to_text(expression: str) -> str:
+        return f"({expression})::text"
+
+    @staticmethod
+    def global_id(type_name: str, column: str) -> str:
+        return f"replace(encode(convert_to('{type_name}:' || ({column})::text, 'UTF8'), 'base64'), E'\\n', '')"
+
+    @staticmethod
+    def datetime(column: str) -> str:
+        utc = f"(({column}) AT TIME ZONE 'UTC')"
+        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+                f"CASE WHEN extract(microseconds FROM {column})::bigint % 1000000 = 0 THEN '' "
+                f"ELSE to_char({utc}, '.US') END || 'Z' END")
+
+    @staticmethod
+    def decimal(column: str) -> str:
+        return f"(({column})::numeric)::text"
+
+    @staticmethod
+    def rounded(column: str) -> str:
+        return f"round(({column})::numeric)::bigint"  # numeric round(): halves away from zero
+
+    @staticmethod
+    def exponent(currency: str) -> str:
+        cases = " ".join(f"WHEN '{code}' THEN {places}" for code, places in EXPONENTS.items())
+        return f"(CASE {currency} {cases} END)"
+
+    def money_amount(self, minor: str, currency: str) -> str:
+        cases = " ".join(
+            f"WHEN {places} THEN ({minor})::text" if places == 0
+            else f"WHEN {places} THEN round(({minor})::numeric / {10**places}, {places})::text"
+            for places in _PLACES)
+        return f"(CASE {self.exponent(currency)} {cases} END)"
+
+    def money_formatted(self, minor: str, currency: str) -> str:
+        digits = " ".join(
+            f"WHEN {places} THEN to_char(abs({minor})::numeric / {10**places}, "
+            f"'FM{'999,' * 8}990{'.' + '0' * places if places else ''}')"
+            for places in _PLACES)
+        prefixes = " ".join(f"WHEN '{code}' THEN '{prefix}'" for code, prefix in _currency_prefixes().items())
+        return (f"(CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END || (CASE {currency} {prefixes} END) || "
+                f"(CASE {self.exponent(currency)} {digits} END))")
+
+    @staticmethod
+    def parameter_uuid(value: uuid.UUID) -> str:
+        return str(value)
+
+    @staticmethod
+    def cast_uuid(parameter: str) -> str:
+        return f"CAST({parameter} AS uuid)"
+
+
+def _call(function: str) -> staticmethod:
+    """An expression calling one of ``SQLITE_FUNCTIONS``."""
+    return staticmethod(lambda *arguments: f"{function}({', '.join(arguments)})")
+
+
+class Sqlite(Postgres):
+    """SQLite's JSON functions, and the leaf formats as functions calling the types' own Python."""
+
+    name = "sqlite"
+    object_function = "json_object"
+
+    @staticmethod
+    def json_list(item: str, source: str, order_by: str) -> str:
+        return f"json((SELECT json_group_array(json(item)) FROM (SELECT {item} AS item FROM {source} ORDER BY {order_by})))"
+
+    global_id = staticmethod(lambda type_name, column: f"billing_global_id('{type_name}', {column})")
+    to_text = staticmethod(lambda expression: expression)  # || turns numbers into text
+    uuid_text = _call("billing_uuid")
+    datetime = _call("billing_datetime")
+    decimal = _call("billing_decimal")
+    rounded = _call("billing_rounded")
+    money_amount = _call("billing_money_amount")
+    money_formatted = _call("billing_money_formatted")
+    parameter_uuid = staticmethod(lambda value: value.hex)  # SQLite keeps UUIDs as 32 hex digits
+    cast_uuid = staticmethod(lambda parameter: parameter)
+
+
+def _nullable(function: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda *values: None if values[0] is None else function(*values)
+
+
+SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "billing_uuid": (1, _nullable(lambda value: str(uuid.UUID(value)))),
+    "billing_global_id": (2, lambda type_name, value: relay.to_base64(type_name, str(uuid.UUID(value)))),
+    "billing_datetime": (1, _nullable(lambda value: _serialize_datetime(
+        datetime.fromisoformat(value).replace(tzinfo=UTC)))),
+    "billing_decimal": (1, _nullable(lambda value: _serialize_decimal(Decimal(value)))),
+    "billing_rounded": (1, _nullable(lambda value: round_half_up(Fraction(Decimal(value))))),
+    "billing_money_amount": (2, _nullable(lambda minor, currency: _serialize_decimal(_money_fields(minor, currency)[0]))),
+    "billing_money_formatted": (2, _nullable(lambda minor, currency: _money_fields(minor, currency)[1])),
+}
+
+DIALECTS = {"postgresql": Postgres(), "sqlite": Sqlite()}
+
+
+_REGISTERED: weakref.WeakSet = weakref.WeakSet()  # the SQLite driver connections that have them
+
+
+async def _sqlite_functions(session: Any) -> None:
+    """Register the leaf formats on this SQLite connection, once."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    if raw.driver_connection not in _REGISTERED:
+        await connection.run_sync(_register_functions)
+        _REGISTERED.add(raw.driver_connection)
+
+
+def _register_functions(sync_connection: Any) -> None:
+    adapted = sync_connection.connection.dbapi_connection
+    for name, (arity, function) in SQLITE_FUNCTIONS.items():
+        adapted.create_function(name, arity, function, deterministic=True)
+
+
+# -- planning -----------------------------------------------------------------------------------------
+
+
+def object_sql(dialect: Postgres, sql_type: SqlType, plan: Any, arguments: tuple[str, ...]) -> str:
+    """The JSON object expression of ``plan`` (a ``compiled.ObjectPlan``) over ``sql_type``."""
+    pairs = []
+    for field_plan in plan.fields:
+        if field_plan.typename is not None:
+            pairs.append((field_plan.key, f"'{field_plan.typename}'"))
+            continue
+        form = sql_type.fields.get(field_plan.name)
+        if form is None or field_plan.node is not None and field_plan.node.arguments:
+            raise NoSqlForm(f"{sql_type.name}.{field_plan.name}")
+        if isinstance(form, Nested):
+            pairs.append((field_plan.key, object_sql(dialect, form.type, field_plan.complete,
+                                                     form.arguments(dialect, *arguments))))
+        elif isinstance(form, Children):
+            alias = f"{arguments[0]}_{form.table}"
+            item = object_sql(dialect, form.type, field_plan.complete.item, (alias, arguments[0]))
+            source = f"{form.table} AS {alias} WHERE {alias}.{form.foreign_key} = {arguments[0]}.id"
+            order = ", ".join(f"{alias}.{column}" for column in form.order_by.split(", "))
+            pairs.append((field_plan.key, dialect.json_list(item, source, order)))
+        else:
+            pairs.append((field_plan.key, form(dialect, *arguments)))
+    return dialect.json_object(pairs)
+
+
+@dataclass
+class SqlConnectionPlan:
+    """A root connection field answered by one statement per dialect."""
+
+    key: str
+    field_plan: Any
+    root: SqlRoot
+    connection: Any  # the ObjectPlan of the connection
+    statements: dict[str, str]  # dialect -> SQL with a {where} slot
+
+    async def answer(self, run: Any, db: Any) -> dict[str, Any]:
+        definition = self.field_plan.field_def.extensions["strawberry-definition"]
+        info = StrawberryInfo(_raw_info=run.info(self.field_plan), _field=definition)
+        strawberry_schema = run.schema._strawberry_schema  # noqa: SLF001
+        arguments = convert_arguments(run.arguments(self.field_plan), definition.arguments,
+                                      scalar_registry=strawberry_schema.schema_converter.scalar_registry,
+                                      config=strawberry_schema.config, info=info)
+        for extension in definition.extensions:
+            for permission in extension.permissions:
+                if not permission.has_permission(None, info, **arguments):
+                    raise PermissionError(permission.message)
+        page = self.root.page(info.context, **arguments)
+        nodes: list[Any] = []
+        offset = first = 0
+        if page is not None:
+            where, first, offset = page
+            async with db.read() as session:
+                dialect = DIALECTS[session.bind.dialect.name]
+                if dialect.name == "sqlite":
+                    await _sqlite_functions(session)
+                where_sql = " AND ".join(
+                    f"{column} = {dialect.cast_uuid(':' + column)}" if isinstance(value, uuid.UUID)
+                    else f"{column} = :{column}" for column, value in where.items()) or "1 = 1"
+                parameters = {column: dialect.parameter_uuid(value) if isinstance(value, uuid.UUID) else value
+                              for column, value in where.items()}
+                document = await session.scalar(
+                    text(self.statements[dialect.name].replace("{where}", where_sql)),
+                    {**parameters, "limit": first + 1, "offset": offset, **self.extra(run)},
+                )
+            nodes = orjson.loads(document) if document else []
+        return self.connection_answer(nodes, first, offset, empty=page is None)
+
+    @staticmethod
+    def extra(run: Any) -> dict[str, Any]:
+        return {"public_url": run.context.settings.public_url}
+
+    def connection_answer(self, nodes: list[Any], first: int, offset: int, empty: bool) -> dict[str, Any]:
+        has_next = len(nodes) > first
+        nodes = nodes[:first]
+        cursors = [relay.to_base64(CURSOR_PREFIX, offset + index) for index in range(len(nodes))]
+        page_info = {
+            "hasNextPage": has_next, "hasPreviousPage": offset > 0 and not empty,
+            "startCursor": cursors[0] if cursors else None, "endCursor": cursors[-1] if cursors else None,
+        }
+        answer: dict[str, Any] = {}
+        for field_plan in self.connection.fields:
+            if field_plan.typename is not None:
+                answer[field_plan.key] = field_plan.typename
+            elif field_plan.name == "pageInfo":
+                answer[field_plan.key] = {
+                    sub.key: sub.typename if sub.typename is not None else page_info[sub.name]
+                    for sub in field_plan.complete.fields}
+            else:  # edges
+                edge_plan = field_plan.complete.item
+                answer[field_plan.key] = [
+                    {sub.key: sub.typename if sub.typename is not None
+                     else cursor if sub.name == "cursor" else node for sub in edge_plan.fields}
+                    for cursor, node in zip(cursors, nodes, strict=True)]
+        return answer
+
+
+def connection_plan(field_plan: Any, roots: dict[str, SqlRoot]) -> SqlConnectionPlan:
+    """The SQL plan of a root connection field, or ``NoSqlForm``."""
+    root = roots.get(field_plan.name)
+    connection = field_plan.complete
+    if root is None or field_plan.attribute is not None or not hasattr(connection, "fields"):
+        raise NoSqlForm(field_plan.name)
+    definition = field_plan.field_def.extensions["strawberry-definition"]
+    if any(not isinstance(extension, PermissionExtension) for extension in definition.extensions):
+        raise NoSqlForm(f"{field_plan.name}: field extensions")
+    node_plan = None
+    for sub in connection.fields:
+        if sub.typename is not None:
+            continue
+        if sub.name == "pageInfo":
+            if any(leaf.typename is None and leaf.name not in
+                   {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"} for leaf in sub.complete.fields):
+                raise NoSqlForm("pageInfo")
+        elif sub.name == "edges":
+            for edge_field in sub.complete.item.fields:
+                if edge_field.name == "node":
+                    if node_plan is not None:
+                        raise NoSqlForm("node selected twice")
+                    node_plan = edge_field.complete
+                elif edge_field.typename is None and edge_field.name != "cursor":
+                    raise NoSqlForm(f"edges.{edge_field.name}")
+        else:
+            raise NoSqlForm(f"connection.{sub.name}")
+    if node_plan is None:
+        raise NoSqlForm("no node selected")
+    statements = {}
+    for name, dialect in DIALECTS.items():
+        node = object_sql(dialect, root.node, node_plan, ("i",))
+        page = (f"SELECT * FROM {root.table} WHERE {{where}} ORDER BY {root.order_by} "
+                "LIMIT :limit OFFSET :offset")
+        order = ", ".join(f"i.{column}" for column in root.order_by.split(", "))
+        if name == "sqlite":
+            statements[name] = (f"SELECT json_group_array(json(node)) FROM (SELECT {node} AS node "
+                                f"FROM ({page}) AS i ORDER BY {order})")
+        else:
+            statements[name] = f"SELECT coalesce(json_agg({node} ORDER BY {order}), '[]'::json)::text FROM ({page}) AS i"
+    return SqlConnectionPlan(key=field_plan.key, field_plan=field_plan, root=root, connection=connection,
+                             statements=statements)
