@@ -14,11 +14,11 @@ SQL plan cannot answer (a permission refused, a bad argument) takes the generic 
 
 from __future__ import annotations
 
+import functools
 import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -30,10 +30,9 @@ from strawberry.permission import PermissionExtension
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.info import Info as StrawberryInfo
 
-from billing_graphql.domain.money import EXPONENTS, Money as DomainMoney
 from billing_graphql.domain.proration import round_half_up
-from billing_graphql.graphql.common import CURSOR_PREFIX, _money_fields
-from billing_graphql.graphql.scalars import _serialize_datetime, _serialize_decimal
+from billing_graphql.graphql.common import CURSOR_PREFIX
+from billing_graphql.graphql.scalars import _serialize_decimal
 
 Builder = Callable[..., str]  # (dialect, *arguments) -> a SQL expression of the field's JSON value
 
@@ -62,8 +61,13 @@ class Children:
 
 @dataclass(frozen=True)
 class SqlType:
+    """``fields``: the SQL form of each field. A value object may instead be ``finish``ed in Python:
+    SQL then gives only its arguments (a JSON array), and ``finish(*arguments)`` its fields by name
+    (``fields`` lists them, with no form), so the database is spared the formatting."""
+
     name: str
-    fields: dict[str, Builder | Nested | Children] = field(default_factory=dict)
+    fields: dict[str, Builder | Nested | Children | None] = field(default_factory=dict)
+    finish: Callable[..., dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,24 +85,16 @@ class SqlRoot:
 # -- dialects ---------------------------------------------------------------------------------------
 
 
-def _currency_prefixes() -> dict[str, str]:
-    """What ``Money.format`` puts before the digits of each currency (symbol, symbol and space, or code)."""
-    prefixes = {}
-    for currency, places in EXPONENTS.items():
-        shown = DomainMoney(10**places, currency).format()
-        prefixes[currency] = shown[: shown.index("1")]
-    return prefixes
-
-
-_PLACES = sorted(set(EXPONENTS.values()))
-
-
 class Postgres:
     name = "postgresql"
     object_function = "json_build_object"
+    array_function = "json_build_array"
 
     def json_object(self, pairs: list[tuple[str, str]]) -> str:
         return f"{self.object_function}(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"
+
+    def json_array(self, values: tuple[str, ...]) -> str:
+        return f"{self.array_function}(" + ", ".join(values) + ")"
 
     @staticmethod
     def json_list(item: str, source: str, order_by: str) -> str:
@@ -132,27 +128,6 @@ class Postgres:
         return f"round(({column})::numeric)::bigint"  # numeric round(): halves away from zero
 
     @staticmethod
-    def exponent(currency: str) -> str:
-        cases = " ".join(f"WHEN '{code}' THEN {places}" for code, places in EXPONENTS.items())
-        return f"(CASE {currency} {cases} END)"
-
-    def money_amount(self, minor: str, currency: str) -> str:
-        cases = " ".join(
-            f"WHEN {places} THEN ({minor})::text" if places == 0
-            else f"WHEN {places} THEN round(({minor})::numeric / {10**places}, {places})::text"
-            for places in _PLACES)
-        return f"(CASE {self.exponent(currency)} {cases} END)"
-
-    def money_formatted(self, minor: str, currency: str) -> str:
-        digits = " ".join(
-            f"WHEN {places} THEN to_char(abs({minor})::numeric / {10**places}, "
-            f"'FM{'999,' * 8}990{'.' + '0' * places if places else ''}')"
-            for places in _PLACES)
-        prefixes = " ".join(f"WHEN '{code}' THEN '{prefix}'" for code, prefix in _currency_prefixes().items())
-        return (f"(CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END || (CASE {currency} {prefixes} END) || "
-                f"(CASE {self.exponent(currency)} {digits} END))")
-
-    @staticmethod
     def parameter_uuid(value: uuid.UUID) -> str:
         return str(value)
 
@@ -171,6 +146,7 @@ class Sqlite(Postgres):
 
     name = "sqlite"
     object_function = "json_object"
+    array_function = "json_array"
 
     @staticmethod
     def json_list(item: str, source: str, order_by: str) -> str:
@@ -178,12 +154,27 @@ class Sqlite(Postgres):
 
     global_id = staticmethod(lambda type_name, column: f"billing_global_id('{type_name}', {column})")
     to_text = staticmethod(lambda expression: expression)  # || turns numbers into text
-    uuid_text = _call("billing_uuid")
-    datetime = _call("billing_datetime")
-    decimal = _call("billing_decimal")
-    rounded = _call("billing_rounded")
-    money_amount = _call("billing_money_amount")
-    money_formatted = _call("billing_money_formatted")
+    @staticmethod
+    def decimal(column: str) -> str:
+        # Stored as str(Decimal): the same text as format(value, "f") unless in exponent form.
+        return f"CASE WHEN instr({column}, 'E') = 0 THEN {column} ELSE billing_decimal({column}) END"
+
+    @staticmethod
+    def rounded(column: str) -> str:
+        # A whole number is itself; anything with a fraction or an exponent rounds in Python.
+        return (f"CASE WHEN {column} NOT GLOB '*[^0-9-]*' THEN CAST({column} AS INTEGER) "
+                f"ELSE billing_rounded({column}) END")
+
+    @staticmethod
+    def uuid_text(column: str) -> str:  # stored as 32 hex digits
+        return " || '-' || ".join(f"substr({column}, {start}, {length})"
+                                  for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)))
+
+    @staticmethod
+    def datetime(column: str) -> str:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
+        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE replace(substr({column}, 1, 19), ' ', 'T') || "
+                f"CASE WHEN substr({column}, 21) IN ('', '000000') THEN '' ELSE '.' || substr({column}, 21) END "
+                "|| 'Z' END")
     parameter_uuid = staticmethod(lambda value: value.hex)  # SQLite keeps UUIDs as 32 hex digits
     cast_uuid = staticmethod(lambda parameter: parameter)
 
@@ -193,14 +184,9 @@ def _nullable(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
-    "billing_uuid": (1, _nullable(lambda value: str(uuid.UUID(value)))),
     "billing_global_id": (2, lambda type_name, value: relay.to_base64(type_name, str(uuid.UUID(value)))),
-    "billing_datetime": (1, _nullable(lambda value: _serialize_datetime(
-        datetime.fromisoformat(value).replace(tzinfo=UTC)))),
     "billing_decimal": (1, _nullable(lambda value: _serialize_decimal(Decimal(value)))),
     "billing_rounded": (1, _nullable(lambda value: round_half_up(Fraction(Decimal(value))))),
-    "billing_money_amount": (2, _nullable(lambda minor, currency: _serialize_decimal(_money_fields(minor, currency)[0]))),
-    "billing_money_formatted": (2, _nullable(lambda minor, currency: _money_fields(minor, currency)[1])),
 }
 
 DIALECTS = {"postgresql": Postgres(), "sqlite": Sqlite()}
@@ -227,31 +213,92 @@ def _register_functions(sync_connection: Any) -> None:
 # -- planning -----------------------------------------------------------------------------------------
 
 
-def object_sql(dialect: Postgres, sql_type: SqlType, plan: Any, arguments: tuple[str, ...]) -> str:
-    """The JSON object expression of ``plan`` (a ``compiled.ObjectPlan``) over ``sql_type``."""
-    pairs = []
+Finish = Callable[[dict[str, Any]], None]
+
+
+def object_sql(dialect: Postgres, sql_type: SqlType, plan: Any, arguments: tuple[str, ...]) -> tuple[str, Finish | None]:
+    """The JSON object expression of ``plan`` (a ``compiled.ObjectPlan``) over ``sql_type``, and what
+    completes the loaded object in Python (None: nothing)."""
+    pairs, steps = [], []
     for field_plan in plan.fields:
+        key = field_plan.key
         if field_plan.typename is not None:
-            pairs.append((field_plan.key, f"'{field_plan.typename}'"))
+            pairs.append((key, f"'{field_plan.typename}'"))
             continue
         form = sql_type.fields.get(field_plan.name)
         if form is None or field_plan.node is not None and field_plan.node.arguments:
             raise NoSqlForm(f"{sql_type.name}.{field_plan.name}")
-        if isinstance(form, Nested):
-            pairs.append((field_plan.key, object_sql(dialect, form.type, field_plan.complete,
-                                                     form.arguments(dialect, *arguments))))
+        if isinstance(form, Nested) and form.type.finish is not None:
+            pairs.append((key, dialect.json_array(form.arguments(dialect, *arguments))))
+            steps.append(_finish_value(key, form.type, field_plan.complete))
+        elif isinstance(form, Nested):
+            expression, finish = object_sql(dialect, form.type, field_plan.complete, form.arguments(dialect, *arguments))
+            pairs.append((key, expression))
+            if finish is not None:
+                steps.append(_finish_object(key, finish))
         elif isinstance(form, Children):
             alias = f"{arguments[0]}_{form.table}"
-            item = object_sql(dialect, form.type, field_plan.complete.item, (alias, arguments[0]))
+            item, finish = object_sql(dialect, form.type, field_plan.complete.item, (alias, arguments[0]))
             source = f"{form.table} AS {alias} WHERE {alias}.{form.foreign_key} = {arguments[0]}.id"
             order = ", ".join(f"{alias}.{column}" for column in form.order_by.split(", "))
-            pairs.append((field_plan.key, dialect.json_list(item, source, order)))
+            pairs.append((key, dialect.json_list(item, source, order)))
+            if finish is not None:
+                steps.append(_finish_items(key, finish))
         else:
-            pairs.append((field_plan.key, form(dialect, *arguments)))
-    return dialect.json_object(pairs)
+            pairs.append((key, form(dialect, *arguments)))
+    return dialect.json_object(pairs), _finish_steps(steps)
 
 
-@dataclass
+def _finish_value(key: str, sql_type: SqlType, plan: Any) -> Finish:
+    """Replace the arguments array at ``key`` by the selected fields of ``sql_type.finish(*arguments)``."""
+    selected = []
+    for sub in plan.fields:
+        if sub.typename is None and sub.name not in sql_type.fields:
+            raise NoSqlForm(f"{sql_type.name}.{sub.name}")
+        selected.append((sub.key, sub.name, sub.typename))
+    finish = sql_type.finish
+
+    @functools.lru_cache(maxsize=16384)  # a value object's fields depend on its arguments alone
+    def selection(*arguments: Any) -> dict[str, Any]:
+        values = finish(*arguments)
+        return {out: typename if typename is not None else values[name] for out, name, typename in selected}
+
+    def step(output: dict[str, Any]) -> None:
+        arguments = output[key]
+        if arguments is not None:
+            output[key] = selection(*arguments)  # shared between answers: read-only from here on
+
+    return step
+
+
+def _finish_object(key: str, finish: Finish) -> Finish:
+    def step(output: dict[str, Any]) -> None:
+        if output[key] is not None:
+            finish(output[key])
+
+    return step
+
+
+def _finish_items(key: str, finish: Finish) -> Finish:
+    def step(output: dict[str, Any]) -> None:
+        for item in output[key]:
+            finish(item)
+
+    return step
+
+
+def _finish_steps(steps: list[Finish]) -> Finish | None:
+    if not steps:
+        return None
+
+    def finish(output: dict[str, Any]) -> None:
+        for step in steps:
+            step(output)
+
+    return finish
+
+
+@dataclass(eq=False)
 class SqlConnectionPlan:
     """A root connection field answered by one statement per dialect."""
 
@@ -260,6 +307,7 @@ class SqlConnectionPlan:
     root: SqlRoot
     connection: Any  # the ObjectPlan of the connection
     statements: dict[str, str]  # dialect -> SQL with a {where} slot
+    finish: dict[str, Finish | None]  # dialect -> what completes each loaded node
 
     async def answer(self, run: Any, db: Any) -> dict[str, Any]:
         definition = self.field_plan.field_def.extensions["strawberry-definition"]
@@ -287,11 +335,20 @@ class SqlConnectionPlan:
                 parameters = {column: dialect.parameter_uuid(value) if isinstance(value, uuid.UUID) else value
                               for column, value in where.items()}
                 document = await session.scalar(
-                    text(self.statements[dialect.name].replace("{where}", where_sql)),
+                    self.statement(dialect.name, where_sql),
                     {**parameters, "limit": first + 1, "offset": offset, **self.extra(run)},
                 )
             nodes = orjson.loads(document) if document else []
+            finish = self.finish[dialect.name]
+            if finish is not None:
+                for node in nodes[:first]:
+                    finish(node)
         return self.connection_answer(nodes, first, offset, empty=page is None)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  (plans live as long as the process)
+    def statement(self, dialect: str, where: str) -> Any:
+        """The statement for a dialect and a filter, parsed once (``text`` scans for parameters)."""
+        return text(self.statements[dialect].replace("{where}", where))
 
     @staticmethod
     def extra(run: Any) -> dict[str, Any]:
@@ -351,9 +408,9 @@ def connection_plan(field_plan: Any, roots: dict[str, SqlRoot]) -> SqlConnection
             raise NoSqlForm(f"connection.{sub.name}")
     if node_plan is None:
         raise NoSqlForm("no node selected")
-    statements = {}
+    statements, finishers = {}, {}
     for name, dialect in DIALECTS.items():
-        node = object_sql(dialect, root.node, node_plan, ("i",))
+        node, finishers[name] = object_sql(dialect, root.node, node_plan, ("i",))
         page = (f"SELECT * FROM {root.table} WHERE {{where}} ORDER BY {root.order_by} "
                 "LIMIT :limit OFFSET :offset")
         order = ", ".join(f"i.{column}" for column in root.order_by.split(", "))
@@ -363,4 +420,4 @@ def connection_plan(field_plan: Any, roots: dict[str, SqlRoot]) -> SqlConnection
         else:
             statements[name] = f"SELECT coalesce(json_agg({node} ORDER BY {order}), '[]'::json)::text FROM ({page}) AS i"
     return SqlConnectionPlan(key=field_plan.key, field_plan=field_plan, root=root, connection=connection,
-                             statements=statements)
+                             statements=statements, finish=finishers)

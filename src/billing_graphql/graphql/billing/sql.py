@@ -7,10 +7,13 @@ two to the same bytes. A field missing here keeps a document on the Python plan.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from billing_graphql.graphql.billing.invoices import invoice_page_request
+from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.compiled_sql import Children, Nested, SqlRoot, SqlType
+from billing_graphql.graphql.scalars import _serialize_decimal
 
 
 def column(name: str):
@@ -30,11 +33,15 @@ def money(minor: str, currency: str = "currency") -> Nested:
     return Nested(MONEY, lambda sql, row, *parents: (f"{row}.{minor}", f"{row}.{currency}"))
 
 
-MONEY = SqlType("Money", {
-    "amount": lambda sql, minor, currency: sql.money_amount(minor, currency),
-    "currency": lambda sql, minor, currency: currency,
-    "formatted": lambda sql, minor, currency: sql.money_formatted(minor, currency),
-})
+@functools.lru_cache(maxsize=16384)
+def money_fields(minor: int, currency: str) -> dict[str, str]:
+    """Money's fields as the type serialises them (``common.Money.of``), once per amount and currency."""
+    money = Money.of(minor, currency)
+    return {"amount": _serialize_decimal(money.amount), "currency": currency, "formatted": money.formatted}
+
+
+# SQL gives the minor amount and the currency; Python formats them (cached: a page repeats amounts).
+MONEY = SqlType("Money", dict.fromkeys(("amount", "currency", "formatted")), finish=money_fields)
 
 # Lines carry no currency: the invoice's (``InvoiceLineType.from_row(line, invoice.currency)``).
 INVOICE_LINE = SqlType("InvoiceLine", {
