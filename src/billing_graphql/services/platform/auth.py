@@ -58,8 +58,11 @@ async def authenticate(db: Database, authorization: str | None, *, jwt_secret: s
 
 
 async def _authenticate_api_key(db: Database, token: str, now: datetime) -> Actor:
-    async with db.read() as session:
-        key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(token)))
+    async with db.read() as session:  # the columns alone: no ORM object on every request
+        key = (await session.execute(
+            select(ApiKey.id, ApiKey.role, ApiKey.organization_id, ApiKey.revoked_at, ApiKey.last_used_at)
+            .where(ApiKey.key_hash == hash_api_key(token))
+        )).first()
     if key is None or key.revoked_at is not None:
         raise AuthenticationFailed("Invalid or revoked API key.")
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
