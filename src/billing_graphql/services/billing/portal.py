@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import jwt
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Invoice, Organization, PaymentMethod, Plan, Subscription
@@ -49,7 +50,11 @@ class PortalClaims:
 
 @dataclass(frozen=True, slots=True)
 class PortalSubscription:
+    """The organization's live (not canceled) subscription as the portal shows and manages it."""
+
+    plan_id: uuid.UUID
     plan_name: str
+    currency: str
     status: SubscriptionStatus
     billing_period: str
     current_period_end: datetime
@@ -144,6 +149,32 @@ def read_portal_token(token: str, *, settings: Settings, now: datetime) -> Porta
     return PortalClaims(organization_id=organization_id, return_url=return_url, expires_at=expires_at)
 
 
+async def live_subscription(session: AsyncSession, organization_id: uuid.UUID) -> PortalSubscription | None:
+    row = (
+        await session.execute(
+            select(Subscription, Plan.name, Plan.currency)
+            .join(Plan, Plan.id == Subscription.plan_id)
+            .where(
+                Subscription.organization_id == organization_id,
+                Subscription.status != SubscriptionStatus.CANCELED,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    live, plan_name, currency = row
+    return PortalSubscription(
+        plan_id=live.plan_id,
+        plan_name=plan_name,
+        currency=currency,
+        status=live.status,
+        billing_period=live.billing_period.value,
+        current_period_end=live.current_period_end,
+        cancel_at_period_end=live.cancel_at_period_end,
+        trial_ends_at=live.trial_ends_at,
+    )
+
+
 async def load_portal_view(db: Database, organization_id: uuid.UUID) -> PortalView:
     async with db.read() as session:
         organization_name = await session.scalar(
@@ -151,16 +182,7 @@ async def load_portal_view(db: Database, organization_id: uuid.UUID) -> PortalVi
         )
         if organization_name is None:
             raise PortalTokenInvalid("This billing portal link is not valid.")
-        row = (
-            await session.execute(
-                select(Subscription, Plan.name)
-                .join(Plan, Plan.id == Subscription.plan_id)
-                .where(
-                    Subscription.organization_id == organization_id,
-                    Subscription.status != SubscriptionStatus.CANCELED,
-                )
-            )
-        ).first()
+        subscription = await live_subscription(session, organization_id)
         invoices = (
             await session.scalars(
                 select(Invoice)
@@ -176,17 +198,6 @@ async def load_portal_view(db: Database, organization_id: uuid.UUID) -> PortalVi
                 .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at, PaymentMethod.id)
             )
         ).all()
-    subscription = None
-    if row is not None:
-        live, plan_name = row
-        subscription = PortalSubscription(
-            plan_name=plan_name,
-            status=live.status,
-            billing_period=live.billing_period.value,
-            current_period_end=live.current_period_end,
-            cancel_at_period_end=live.cancel_at_period_end,
-            trial_ends_at=live.trial_ends_at,
-        )
     return PortalView(
         organization_name=organization_name,
         subscription=subscription,

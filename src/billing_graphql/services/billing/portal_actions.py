@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import PaymentMethod, PaymentMethodType, Plan, Subscription
+from billing_graphql.db.models import PaymentMethod, PaymentMethodType
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.money import Money
-from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.services.billing.portal import PortalSubscription, live_subscription
 from billing_graphql.services.catalog.plans import list_plans
 from billing_graphql.services.payments.payment_methods import (
     NewPaymentMethod,
@@ -24,35 +24,22 @@ from billing_graphql.services.payments.payment_methods import (
 
 
 @dataclass(frozen=True, slots=True)
-class ManagedSubscription:
-    plan_id: uuid.UUID
-    status: SubscriptionStatus
-    cancel_at_period_end: bool
-
-
-@dataclass(frozen=True, slots=True)
 class ManageView:
-    subscription: ManagedSubscription | None
+    subscription: PortalSubscription | None
     plans: list[dict[str, Any]] = field(default_factory=list)  # the other active plans in its currency
 
 
 async def load_manage_view(db: Database, organization_id: uuid.UUID) -> ManageView:
     async with db.read() as session:
-        row = (await session.execute(
-            select(Subscription, Plan.currency).join(Plan, Plan.id == Subscription.plan_id).where(
-                Subscription.organization_id == organization_id, Subscription.status != SubscriptionStatus.CANCELED)
-        )).first()
-    if row is None:
+        subscription = await live_subscription(session, organization_id)
+    if subscription is None:
         return ManageView(subscription=None)
-    subscription, currency = row
     plans = [
         {"id": str(plan.id), "name": plan.name, "price": Money(plan.base_price_monthly, plan.currency).format()}
-        for plan in await list_plans(db, include_inactive=False, currency=currency) if plan.id != subscription.plan_id
+        for plan in await list_plans(db, include_inactive=False, currency=subscription.currency)
+        if plan.id != subscription.plan_id
     ]
-    return ManageView(
-        subscription=ManagedSubscription(subscription.plan_id, subscription.status, subscription.cancel_at_period_end),
-        plans=plans,
-    )
+    return ManageView(subscription=subscription, plans=plans)
 
 
 async def replace_default_card(db: Database, actor: Actor, *, token: str, label: str, now: datetime) -> PaymentMethod:
