@@ -192,9 +192,17 @@ class Proration:
     fraction: Fraction
     exact_credit: Fraction
     exact_charge: Fraction
-    credit: int  # >= 0: given back for the unused old price
-    charge: int  # >= 0: asked for the new price
     restarts_period: bool
+
+    @property
+    def credit(self) -> int:
+        """>= 0: given back for the unused old price (``exact_credit`` rounded half up)."""
+        return round_half_up(self.exact_credit)
+
+    @property
+    def charge(self) -> int:
+        """>= 0: asked for the new price (``exact_charge`` rounded half up)."""
+        return round_half_up(self.exact_charge)
 
     @property
     def net(self) -> int:
@@ -219,7 +227,5 @@ def prorate(
         fraction=fraction,
         exact_credit=exact_credit,
         exact_charge=exact_charge,
-        credit=round_half_up(exact_credit),
-        charge=round_half_up(exact_charge),
         restarts_period=restart_period,
     )
