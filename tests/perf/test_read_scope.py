@@ -82,3 +82,27 @@ async def test_a_connection_the_server_closed_is_replaced_without_a_ping(db, bac
     await asyncio.sleep(0.2)  # the closed socket reaches asyncpg
     async with db.read() as session:
         assert await session.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+async def test_more_first_uses_of_a_key_than_the_pool_has_connections_all_answer(database_url, settings,
+                                                                                 graphql_schema, keys):
+    """Each request's first use of a key in a minute stamps last_used_at (a write) after its read.
+    With the read session held meanwhile, as many requests as connections would each hold one and
+    wait for another until the pool gave up (seen in the bench: no answer for 30 s at c=32)."""
+    import httpx
+
+    from billing_graphql.app import create_app
+    from billing_graphql.db.engine import Database, make_engine
+
+    small = Database(make_engine(database_url, pool_size=2, max_overflow=0, pool_timeout=5))
+    try:
+        app = create_app(settings, db=small, schema=graphql_schema, freeze_gc=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            responses = await asyncio.gather(*(
+                client.post("/graphql", json={"query": "{ viewer { role } }"},
+                            headers={"authorization": f"Bearer {keys.owner}"})
+                for _ in range(8)))
+        assert [response.status_code for response in responses] == [200] * 8
+        assert all(response.json() == {"data": {"viewer": {"role": "OWNER"}}} for response in responses)
+    finally:
+        await small.dispose()

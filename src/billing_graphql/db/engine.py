@@ -51,15 +51,17 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def make_engine(url: str, *, echo: bool = False, **pool: int) -> AsyncEngine:
+    """``pool``: the pool's ``pool_size``, ``max_overflow``, ``pool_timeout`` where the defaults do not do."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **pool
         )
         _install_sqlite_hooks(engine)
         return engine
-    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=POOL_RECYCLE_SECONDS)
+    engine = create_async_engine(url, echo=echo, **{"pool_size": 10, "max_overflow": 20, **pool},
+                                 pool_recycle=POOL_RECYCLE_SECONDS)
     _install_closed_connection_check(engine)
     return engine
 
@@ -148,7 +150,16 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction: committed on success, rolled back on error."""
+        """A session inside one transaction: committed on success, rolled back on error.
+
+        A request holds one connection at a time: an idle read session of its scope is given back
+        first (the next read takes a new snapshot anyway). Holding it while waiting for the write's
+        connection would let as many requests as the pool has connections, all stamping a key's
+        last use at once, wait on each other until the pool's timeout."""
+        scope = _READ_SCOPE.get()
+        if scope is not None and scope.session is not None and not scope.lock.locked():
+            async with scope.lock:
+                await scope.release()
         async with self._write() as session, session.begin():
             yield session
         scope = _READ_SCOPE.get()
