@@ -135,7 +135,7 @@ async def seed_refunds(db, invoice_ids) -> None:
 @pytest.mark.parametrize(("settings", "statements"), [
     # the API key, the page of invoices, their lines, their payments, their refunds
     ({"compiled_documents": False}, 5),
-    # the API key, one statement building the page's JSON (graphql.compiled_sql)
+    # the API key, one statement building the page's JSON (graphql.compiled.sql)
     ({"compiled_documents": True}, 2),
 ], indirect=["settings"], ids=["generic", "compiled"])
 async def test_invoices_page_runs_in_a_constant_number_of_statements(api, keys, db, statements):

@@ -1,4 +1,4 @@
-"""The SQL forms of the invoice types, for the compiled path's SQL plans (``graphql.compiled_sql``).
+"""The SQL forms of the invoice types, for the compiled path's SQL plans (``graphql.compiled.sql``).
 
 Each entry gives, for a field of the GraphQL type of the same name (``billing.types``), the SQL
 expression of its JSON value; the differential test (``tests/perf/test_compiled_path.py``) holds the
@@ -12,7 +12,7 @@ from typing import Any
 
 from billing_graphql.graphql.billing.invoices import invoice_page_request
 from billing_graphql.graphql.common import Money
-from billing_graphql.graphql.compiled_sql import Children, Nested, SqlRoot, SqlType
+from billing_graphql.graphql.compiled.sql import Children, Nested, SqlRoot, SqlType
 from billing_graphql.graphql.scalars import _serialize_decimal
 
 

@@ -1,0 +1,143 @@
+"""The SQL dialects of the compiled path's SQL plans: how each builds JSON and formats leaf values.
+
+PostgreSQL formats in SQL expressions; SQLite in SQL where its text storage allows and otherwise in
+functions registered on its connections that call the very Python the GraphQL types use."""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Callable
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from strawberry import relay
+
+from billing_graphql.domain.proration import round_half_up
+from billing_graphql.graphql.scalars import _serialize_decimal
+
+
+class Postgres:
+    name = "postgresql"
+    object_function = "json_build_object"
+    array_function = "json_build_array"
+
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        return f"{self.object_function}(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"
+
+    def json_array(self, values: tuple[str, ...]) -> str:
+        return f"{self.array_function}(" + ", ".join(values) + ")"
+
+    @staticmethod
+    def json_list(item: str, source: str, order_by: str) -> str:
+        return f"(SELECT coalesce(json_agg({item} ORDER BY {order_by}), '[]'::json) FROM {source})"
+
+    @staticmethod
+    def uuid_text(column: str) -> str:
+        return f"({column})::text"
+
+    @staticmethod
+    def to_text(expression: str) -> str:
+        return f"({expression})::text"
+
+    @staticmethod
+    def global_id(type_name: str, column: str) -> str:
+        return f"replace(encode(convert_to('{type_name}:' || ({column})::text, 'UTF8'), 'base64'), E'\\n', '')"
+
+    @staticmethod
+    def datetime(column: str) -> str:
+        utc = f"(({column}) AT TIME ZONE 'UTC')"
+        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
+                f"CASE WHEN extract(microseconds FROM {column})::bigint % 1000000 = 0 THEN '' "
+                f"ELSE to_char({utc}, '.US') END || 'Z' END")
+
+    @staticmethod
+    def decimal(column: str) -> str:
+        return f"(({column})::numeric)::text"
+
+    @staticmethod
+    def rounded(column: str) -> str:
+        return f"round(({column})::numeric)::bigint"  # numeric round(): halves away from zero
+
+    @staticmethod
+    def parameter_uuid(value: uuid.UUID) -> str:
+        return str(value)
+
+    @staticmethod
+    def cast_uuid(parameter: str) -> str:
+        return f"CAST({parameter} AS uuid)"
+
+
+def _call(function: str) -> staticmethod:
+    """An expression calling one of ``SQLITE_FUNCTIONS``."""
+    return staticmethod(lambda *arguments: f"{function}({', '.join(arguments)})")
+
+
+class Sqlite(Postgres):
+    """SQLite's JSON functions, and the leaf formats as functions calling the types' own Python."""
+
+    name = "sqlite"
+    object_function = "json_object"
+    array_function = "json_array"
+
+    @staticmethod
+    def json_list(item: str, source: str, order_by: str) -> str:
+        return f"json((SELECT json_group_array(json(item)) FROM (SELECT {item} AS item FROM {source} ORDER BY {order_by})))"
+
+    global_id = staticmethod(lambda type_name, column: f"billing_global_id('{type_name}', {column})")
+    to_text = staticmethod(lambda expression: expression)  # || turns numbers into text
+    @staticmethod
+    def decimal(column: str) -> str:
+        # Stored as str(Decimal): the same text as format(value, "f") unless in exponent form.
+        return f"CASE WHEN instr({column}, 'E') = 0 THEN {column} ELSE billing_decimal({column}) END"
+
+    @staticmethod
+    def rounded(column: str) -> str:
+        # A whole number is itself; anything with a fraction or an exponent rounds in Python.
+        return (f"CASE WHEN {column} NOT GLOB '*[^0-9-]*' THEN CAST({column} AS INTEGER) "
+                f"ELSE billing_rounded({column}) END")
+
+    @staticmethod
+    def uuid_text(column: str) -> str:  # stored as 32 hex digits
+        return " || '-' || ".join(f"substr({column}, {start}, {length})"
+                                  for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)))
+
+    @staticmethod
+    def datetime(column: str) -> str:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
+        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE replace(substr({column}, 1, 19), ' ', 'T') || "
+                f"CASE WHEN substr({column}, 21) IN ('', '000000') THEN '' ELSE '.' || substr({column}, 21) END "
+                "|| 'Z' END")
+    parameter_uuid = staticmethod(lambda value: value.hex)  # SQLite keeps UUIDs as 32 hex digits
+    cast_uuid = staticmethod(lambda parameter: parameter)
+
+
+def _nullable(function: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda *values: None if values[0] is None else function(*values)
+
+
+SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "billing_global_id": (2, lambda type_name, value: relay.to_base64(type_name, str(uuid.UUID(value)))),
+    "billing_decimal": (1, _nullable(lambda value: _serialize_decimal(Decimal(value)))),
+    "billing_rounded": (1, _nullable(lambda value: round_half_up(Fraction(Decimal(value))))),
+}
+
+DIALECTS = {"postgresql": Postgres(), "sqlite": Sqlite()}
+
+
+_REGISTERED: weakref.WeakSet = weakref.WeakSet()  # the SQLite driver connections that have them
+
+
+async def sqlite_functions(session: Any) -> None:
+    """Register the leaf formats on this SQLite connection, once."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    if raw.driver_connection not in _REGISTERED:
+        await connection.run_sync(_register_functions)
+        _REGISTERED.add(raw.driver_connection)
+
+
+def _register_functions(sync_connection: Any) -> None:
+    adapted = sync_connection.connection.dbapi_connection
+    for name, (arity, function) in SQLITE_FUNCTIONS.items():
+        adapted.create_function(name, arity, function, deterministic=True)
