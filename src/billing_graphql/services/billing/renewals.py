@@ -63,15 +63,19 @@ class Tally:
     """What the run did (summed over subscriptions)."""
 
     examined: int = 0
-    invoices: int = 0
     paid: int = 0
     failed: int = 0
     canceled: int = 0
     skipped: int = 0
     invoice_ids: list[uuid.UUID] = field(default_factory=list)
 
+    @property
+    def invoices(self) -> int:
+        """Invoices made: one per id kept."""
+        return len(self.invoice_ids)
+
     def add(self, other: Tally) -> None:
-        for name in ("examined", "invoices", "paid", "failed", "canceled", "skipped"):
+        for name in ("examined", "paid", "failed", "canceled", "skipped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.invoice_ids.extend(other.invoice_ids)
 
@@ -274,7 +278,6 @@ async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConf
     if plan_changed and not trial_end:
         uow.emit("subscription.updated", subscription_payload(subscription, before))
     invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
-    tally.invoices += 1
     tally.invoice_ids.append(invoice.id)
     if subscription.status is SubscriptionStatus.UNPAID:
         return  # dunning is over: the invoice waits for payInvoice

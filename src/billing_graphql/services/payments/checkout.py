@@ -65,7 +65,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_fo
 from billing_graphql.domain.invoices import period_lines
 from billing_graphql.domain.periods import period_at
 from billing_graphql.domain.status import InvoiceStatus
-from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, GatewayRegistry
+from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, GatewayRegistry, Order
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.billing.charging import mark_paid, payment_key
 from billing_graphql.services.billing.credit import add_account_credit
@@ -93,15 +93,32 @@ MAX_GATEWAY_ID_LENGTH = 200
 
 @dataclass(frozen=True, slots=True)
 class CheckoutStart:
-    """What the client SDK needs to open the gateway's checkout."""
+    """What the client SDK needs to open the gateway's checkout: the order the gateway made for the
+    checkout's first invoice (its amount and currency checked against what is due)."""
 
-    gateway: str
-    order_id: str
-    key_id: str | None
-    amount: int
-    currency: str
+    order: Order
     invoice: Invoice
     checkout: CheckoutSession
+
+    @property
+    def gateway(self) -> str:
+        return self.checkout.gateway
+
+    @property
+    def order_id(self) -> str:
+        return self.order.order_id
+
+    @property
+    def key_id(self) -> str | None:
+        return self.order.key_id
+
+    @property
+    def amount(self) -> int:
+        return self.order.amount
+
+    @property
+    def currency(self) -> str:
+        return self.order.currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +201,7 @@ async def start_checkout(
                       after={"checkout_id": str(checkout.id), "order_id": order.order_id, "gateway": name,
                              "plan_id": str(plan.id), "billing_period": billing_period.value,
                              "coupon_code": checkout.coupon_code, "amount_due": due})
-    return CheckoutStart(gateway=name, order_id=order.order_id, key_id=order.key_id, amount=due,
-                         currency=invoice.currency, invoice=invoice, checkout=checkout)
+    return CheckoutStart(order=order, invoice=invoice, checkout=checkout)
 
 
 async def _expire_open_checkouts(uow: MoneyMove) -> None:
