@@ -200,14 +200,36 @@ async def _placeholders(url: str) -> dict[str, str]:
             plans = (await session.execute(select(Plan.slug, Plan.id))).all()
             addons = (await session.execute(select(Addon.slug, Addon.id))).all()
             coupons = (await session.execute(select(Coupon.code, Coupon.id))).all()
+        endpoint_id, delivery_id = await _webhook_endpoint(db, organization_id)
     finally:
         await db.dispose()
-    values = {"@organization": relay.to_base64("Organization", organization_id),
+    values = {"@webhookEndpoint": relay.to_base64("WebhookEndpoint", endpoint_id),
+              "@webhookDelivery": relay.to_base64("WebhookDelivery", delivery_id),
+              "@organization": relay.to_base64("Organization", organization_id),
               "@invoice": relay.to_base64("Invoice", invoice_id), "@organization_uuid": str(organization_id)}
     values.update({f"@plan:{slug}": relay.to_base64("Plan", key) for slug, key in plans})
     values.update({f"@addon:{slug}": relay.to_base64("Addon", key) for slug, key in addons})
     values.update({f"@coupon:{code}": relay.to_base64("Coupon", key) for code, key in coupons})
     return values
+
+
+async def _webhook_endpoint(db, organization_id) -> tuple:
+    """A webhook endpoint of the demo organization with a few test deliveries (for the webhook pages)."""
+    from datetime import UTC, datetime
+
+    from billing_graphql.domain.actors import Actor
+    from billing_graphql.domain.roles import Role
+    from billing_graphql.services.webhooks import deliveries, endpoints
+
+    owner = Actor(role=Role.OWNER, organization_id=organization_id, subject="bench:owner")
+    now = datetime.now(UTC)
+    endpoint, _ = await endpoints.create_endpoint(db, owner, url="http://127.0.0.1:9/hooks", events=["*"],
+                                                  description="bench", organization_id=None, production=False,
+                                                  now=now)
+    delivery = None
+    for _ in range(5):
+        delivery = await deliveries.send_test(db, owner, endpoint.id, now=now)
+    return endpoint.id, delivery.id
 
 
 # --- data sets ------------------------------------------------------------------------------------------
