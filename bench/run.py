@@ -313,10 +313,10 @@ def _node22() -> str | None:
 
 # --- load -----------------------------------------------------------------------------------------------
 
-def wrk(url: str, body: dict, auth: str | None, *, duration: float, connections: int, limit: int = 0) -> Result:
+def wrk(url: str, body: dict, auth: str | None, *, duration: float, connections: int) -> Result:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(body, handle)
-    env = {**os.environ, "BENCH_BODY": handle.name, "BENCH_AUTH": auth or "", "BENCH_LIMIT": str(limit)}
+    env = {**os.environ, "BENCH_BODY": handle.name, "BENCH_AUTH": auth or ""}
     command = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
                "-s", str(BENCH / "wrk" / "post.lua"), url]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -488,13 +488,23 @@ def _compare_plain(rows: list[Row], servers: dict[str, Server], notes: list[str]
 
 
 def _soak(gateway: Server, rows: list[Row], total: int, backend: str) -> dict[str, float]:
+    """RSS after 10,000 and after ``total`` requests of spa/Viewer, counted from wrk's own reports (runs of
+    at most a minute, sized from the throughput seen so far)."""
     row = next(row for row in rows if row.contender.kind == "gateway" and row.contender.op == "Viewer")
     contender = row.contender
-    wrk(gateway.url(contender.path), contender.body, contender.auth, duration=3600, connections=8, limit=10_000 // 8)
-    after_10k = gateway.rss_mib()
-    wrk(gateway.url(contender.path), contender.body, contender.auth, duration=3600, connections=8,
-        limit=(total - 10_000) // 8)
-    return {f"{backend} RSS after 10,000 (MiB)": after_10k, f"{backend} RSS after {total:,} (MiB)": gateway.rss_mib()}
+    calibration = wrk(gateway.url(contender.path), contender.body, contender.auth, duration=2, connections=8)
+    done, rate, figures = calibration.requests, max(1.0, calibration.rps), {}
+    for target in (10_000, total):
+        while done < target:
+            seconds = min(60.0, max(1.0, (target - done) / rate * 1.02))
+            result = wrk(gateway.url(contender.path), contender.body, contender.auth, duration=seconds,
+                         connections=8)
+            if result.errors:
+                raise SystemExit(f"soak: {result.errors} failed responses")
+            done += result.requests
+            rate = result.rps or rate
+        figures[f"{backend} RSS after {done:,} requests (MiB)"] = gateway.rss_mib()
+    return figures
 
 
 def report(rows: list[Row], args, notes: list[str], soak: dict[str, float], console) -> None:
