@@ -75,6 +75,11 @@ async def load_nodes(
     return [to_node(row) if row is not None and visible(row) else None for row in rows]
 
 
+def cursor_at(position: int) -> str:
+    """The cursor of the item at ``position`` of a paged list (``offset_after`` reads it back)."""
+    return relay.to_base64(CURSOR_PREFIX, position)
+
+
 def offset_after(after: str | None) -> int:
     """The offset a page starts at, from the cursor it comes after."""
     if after is None:
@@ -101,7 +106,7 @@ def connection_from_page(
     to_node: Callable[[Any], N],
 ) -> relay.Connection[N]:
     edges = [
-        relay.Edge(node=to_node(item), cursor=relay.to_base64(CURSOR_PREFIX, page.offset + index))
+        relay.Edge(node=to_node(item), cursor=cursor_at(page.offset + index))
         for index, item in enumerate(page.items)
     ]
     return connection_class(

@@ -7,7 +7,6 @@ two to the same bytes. A field missing here keeps a document on the Python plan.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from billing_graphql.graphql.billing.invoices import invoice_page_request
@@ -33,9 +32,9 @@ def money(minor: str, currency: str = "currency") -> Nested:
     return Nested(MONEY, lambda sql, row, *parents: (f"{row}.{minor}", f"{row}.{currency}"))
 
 
-@functools.lru_cache(maxsize=16384)
 def money_fields(minor: int, currency: str) -> dict[str, str]:
-    """Money's fields as the type serialises them (``common.Money.of``), once per amount and currency."""
+    """Money's fields as the type serialises them (``common.Money.of``); the plan caches the selection
+    of them per amount and currency."""
     money = Money.of(minor, currency)
     return {"amount": _serialize_decimal(money.amount), "currency": currency, "formatted": money.formatted}
 

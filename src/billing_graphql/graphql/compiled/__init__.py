@@ -42,11 +42,10 @@ log = logging.getLogger(__name__)
 
 def _sql_plan(plan: OperationPlan, roots: dict) -> Any:
     """The SQL plan of a document with one root field that has a SQL form throughout (None otherwise)."""
-    fields = [field_plan for field_plan in plan.root.fields if field_plan.typename is None]
-    if len(fields) != 1 or len(plan.root.fields) != 1:
+    if len(plan.root.fields) != 1 or plan.root.fields[0].typename is not None:
         return None
     try:
-        return connection_plan(fields[0], roots)
+        return connection_plan(plan.root.fields[0], roots)
     except NoSqlForm as reason:
         log.debug("%s keeps its Python plan: %s", plan.name, reason)
         return None

@@ -30,8 +30,14 @@ class Postgres:
         return f"{self.array_function}(" + ", ".join(values) + ")"
 
     @staticmethod
-    def json_list(item: str, source: str, order_by: str) -> str:
-        return f"(SELECT coalesce(json_agg({item} ORDER BY {order_by}), '[]'::json) FROM {source})"
+    def json_rows(item: str, source: str, order_by: str, text: bool = False) -> str:
+        """A query of one value: the JSON array of ``item`` over the rows of ``source``, in ``order_by``
+        (``text``: as text, for the driver to hand over undecoded)."""
+        return f"SELECT coalesce(json_agg({item} ORDER BY {order_by}), '[]'::json){'::text' if text else ''} FROM {source}"
+
+    def json_list(self, item: str, source: str, order_by: str) -> str:
+        """``json_rows`` as a value inside a JSON object."""
+        return f"({self.json_rows(item, source, order_by)})"
 
     @staticmethod
     def uuid_text(column: str) -> str:
@@ -69,24 +75,41 @@ class Postgres:
         return f"CAST({parameter} AS uuid)"
 
 
-def _call(function: str) -> staticmethod:
-    """An expression calling one of ``SQLITE_FUNCTIONS``."""
-    return staticmethod(lambda *arguments: f"{function}({', '.join(arguments)})")
-
-
 class Sqlite(Postgres):
-    """SQLite's JSON functions, and the leaf formats as functions calling the types' own Python."""
+    """SQLite's JSON functions; leaf formats in SQL where its text storage allows, else by functions
+    registered on the connection (``SQLITE_FUNCTIONS``) that call the types' own Python."""
 
     name = "sqlite"
     object_function = "json_object"
     array_function = "json_array"
 
     @staticmethod
-    def json_list(item: str, source: str, order_by: str) -> str:
-        return f"json((SELECT json_group_array(json(item)) FROM (SELECT {item} AS item FROM {source} ORDER BY {order_by})))"
+    def json_rows(item: str, source: str, order_by: str, text: bool = False) -> str:
+        # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered sub-select.
+        return f"SELECT json_group_array(json(item)) FROM (SELECT {item} AS item FROM {source} ORDER BY {order_by})"
 
-    global_id = staticmethod(lambda type_name, column: f"billing_global_id('{type_name}', {column})")
-    to_text = staticmethod(lambda expression: expression)  # || turns numbers into text
+    def json_list(self, item: str, source: str, order_by: str) -> str:
+        return f"json(({self.json_rows(item, source, order_by)}))"  # a sub-select's result loses its JSON type
+
+    @staticmethod
+    def uuid_text(column: str) -> str:  # stored as 32 hex digits
+        return " || '-' || ".join(f"substr({column}, {start}, {length})"
+                                  for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)))
+
+    @staticmethod
+    def to_text(expression: str) -> str:
+        return expression  # || turns numbers into text
+
+    @staticmethod
+    def global_id(type_name: str, column: str) -> str:
+        return f"billing_global_id('{type_name}', {column})"
+
+    @staticmethod
+    def datetime(column: str) -> str:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
+        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE replace(substr({column}, 1, 19), ' ', 'T') || "
+                f"CASE WHEN substr({column}, 21) IN ('', '000000') THEN '' ELSE '.' || substr({column}, 21) END "
+                "|| 'Z' END")
+
     @staticmethod
     def decimal(column: str) -> str:
         # Stored as str(Decimal): the same text as format(value, "f") unless in exponent form.
@@ -99,17 +122,12 @@ class Sqlite(Postgres):
                 f"ELSE billing_rounded({column}) END")
 
     @staticmethod
-    def uuid_text(column: str) -> str:  # stored as 32 hex digits
-        return " || '-' || ".join(f"substr({column}, {start}, {length})"
-                                  for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)))
+    def parameter_uuid(value: uuid.UUID) -> str:
+        return value.hex
 
     @staticmethod
-    def datetime(column: str) -> str:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
-        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE replace(substr({column}, 1, 19), ' ', 'T') || "
-                f"CASE WHEN substr({column}, 21) IN ('', '000000') THEN '' ELSE '.' || substr({column}, 21) END "
-                "|| 'Z' END")
-    parameter_uuid = staticmethod(lambda value: value.hex)  # SQLite keeps UUIDs as 32 hex digits
-    cast_uuid = staticmethod(lambda parameter: parameter)
+    def cast_uuid(parameter: str) -> str:
+        return parameter
 
 
 def _nullable(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -19,7 +19,6 @@ class Fallback(Exception):
     """This request must run on the generic path (it would end in an error or in partial data)."""
 
 
-
 @dataclass(slots=True)
 class Run:
     """One request's execution: what every resolver's info carries."""
@@ -67,14 +66,13 @@ class Run:
                 values[index] = value
         nested = []
         for field_plan, values in resolved:
-            if field_plan.typename is None and not isinstance(field_plan.complete, Leaf):
+            if isinstance(field_plan.complete, Leaf):
+                values = _leaves(field_plan.complete, values)
+            elif field_plan.complete is not None:  # a list or an object: completed below, side by side
                 nested.append((field_plan.key, self.complete(field_plan.complete, values)))
                 continue
-            if field_plan.typename is None:
-                values = _leaves(field_plan.complete, values)
-            key = field_plan.key
             for output, value in zip(outputs, values, strict=True):
-                output[key] = value
+                output[field_plan.key] = value
         if nested:
             completed = await asyncio.gather(*(coroutine for _, coroutine in nested))
             for (key, _), values in zip(nested, completed, strict=True):

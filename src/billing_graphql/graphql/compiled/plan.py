@@ -60,10 +60,9 @@ class FieldPlan:
 
 @dataclass(slots=True)
 class ObjectPlan:
-    type: GraphQLObjectType
     nullable: bool
     fields: list[FieldPlan] = field(default_factory=list)
-    keys: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # the fields' keys, in order (each answer starts as dict.fromkeys(keys))
 
 
 @dataclass(slots=True)
@@ -88,8 +87,7 @@ def _plain_attribute(graphql_field: Any) -> str | None:
 
 
 class _Planner:
-    def __init__(self, schema: GraphQLSchema, fragments: dict[str, FragmentDefinitionNode]) -> None:
-        self.schema = schema
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
         self.fragments = fragments
 
     def collect(self, object_type: GraphQLObjectType, selection_sets: Iterable[Any]) -> dict[str, list[FieldNode]]:
@@ -120,7 +118,7 @@ class _Planner:
             raise NotCompilable(f"a fragment on {condition.name.value} inside {object_type.name}")
 
     def object_plan(self, object_type: GraphQLObjectType, selection_sets: list[Any], nullable: bool) -> ObjectPlan:
-        plan = ObjectPlan(type=object_type, nullable=nullable)
+        plan = ObjectPlan(nullable=nullable)
         for key, nodes in self.collect(object_type, selection_sets).items():
             plan.fields.append(self.field_plan(object_type, key, nodes))
         plan.keys = tuple(field_plan.key for field_plan in plan.fields)
@@ -190,7 +188,7 @@ def compile_document(schema: GraphQLSchema, body: str, rules: Iterable[type] = (
     if operation.directives or any(definition.directives for definition in operation.variable_definitions or ()):
         raise NotCompilable("directives")
     fragments = {node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)}
-    planner = _Planner(schema, fragments)
+    planner = _Planner(fragments)
     root = planner.object_plan(schema.query_type, [operation.selection_set], nullable=True)
     return OperationPlan(name=operation.name.value if operation.name else "", operation=operation,
                          document=document, root=root, fragments=fragments)

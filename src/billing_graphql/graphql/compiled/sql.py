@@ -22,12 +22,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import text
-from strawberry import relay
 from strawberry.permission import PermissionExtension
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.info import Info as StrawberryInfo
 
-from billing_graphql.graphql.common import CURSOR_PREFIX
+from billing_graphql.graphql.common import cursor_at
 from billing_graphql.graphql.compiled.dialects import DIALECTS, Postgres, sqlite_functions
 
 Builder = Callable[..., str]  # (dialect, *arguments) -> a SQL expression of the field's JSON value
@@ -225,7 +224,7 @@ class SqlConnectionPlan:
     def connection_answer(self, nodes: list[Any], first: int, offset: int, empty: bool) -> dict[str, Any]:
         has_next = len(nodes) > first
         nodes = nodes[:first]
-        cursors = [relay.to_base64(CURSOR_PREFIX, offset + index) for index in range(len(nodes))]
+        cursors = [cursor_at(offset + index) for index in range(len(nodes))]
         page_info = {
             "hasNextPage": has_next, "hasPreviousPage": offset > 0 and not empty,
             "startCursor": cursors[0] if cursors else None, "endCursor": cursors[-1] if cursors else None,
@@ -282,10 +281,6 @@ def connection_plan(field_plan: Any, roots: dict[str, SqlRoot]) -> SqlConnection
         page = (f"SELECT * FROM {root.table} WHERE {{where}} ORDER BY {root.order_by} "
                 "LIMIT :limit OFFSET :offset")
         order = ", ".join(f"i.{column}" for column in root.order_by.split(", "))
-        if name == "sqlite":
-            statements[name] = (f"SELECT json_group_array(json(node)) FROM (SELECT {node} AS node "
-                                f"FROM ({page}) AS i ORDER BY {order})")
-        else:
-            statements[name] = f"SELECT coalesce(json_agg({node} ORDER BY {order}), '[]'::json)::text FROM ({page}) AS i"
+        statements[name] = dialect.json_rows(node, f"({page}) AS i", order, text=True)
     return SqlConnectionPlan(key=field_plan.key, field_plan=field_plan, root=root, connection=connection,
                              statements=statements, finish=finishers)
