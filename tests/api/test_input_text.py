@@ -58,6 +58,7 @@ def _sample(type_: GraphQLInputType, target: tuple[str, ...] | None) -> Any:
         "Float": 1.0,
         "Boolean": False,
         "Decimal": "1",
+        "BigInt": 1,
         "DateTime": "2026-01-01T00:00:00Z",
         "Date": "2026-01-01",
     }[type_.name]

@@ -144,7 +144,7 @@ def _value(type_, depth: int = 0):
                 if isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined}
     assert isinstance(type_, GraphQLScalarType)
     return {"ID": gid("Organization", uuid.uuid4()), "String": "x", "Int": 1, "Float": 1.0, "Boolean": False,
-            "Decimal": "1", "DateTime": T0.isoformat(), "Date": "2026-01-01"}.get(type_.name, "x")
+            "Decimal": "1", "BigInt": 1, "DateTime": T0.isoformat(), "Date": "2026-01-01"}.get(type_.name, "x")
 
 
 def _operation(kind: str, name: str, field) -> tuple[str, dict]:

@@ -60,19 +60,19 @@ async def test_record_and_read_usage_against_limits(api, db, keys):
     data = (await api.ok(USAGE, token=keys.member))["usage"]
     assert data["organizationId"] == keys.organization_gid
     assert (data["agentCount"], data["contactCount"], data["messagesThisMonth"], data["activeIntegrations"]) == (
-        4, 0, 130, 2)
+        4, 0, "130", 2)  # messagesThisMonth is a BigInt: a string
     assert data["usageMonth"] == datetime.now(UTC).strftime("%Y-%m")
     by_code = {item["metric"]["code"]: item for item in data["metrics"]}
-    assert by_code["messages"] == {"metric": {"code": "messages", "kind": "COUNTER"}, "used": 130, "limit": 100,
-                                   "remaining": 0, "overage": 30, "percentUsed": "130.00"}
-    assert by_code["agents"]["remaining"] == 1 and by_code["agents"]["percentUsed"] == "80.00"
-    assert by_code["contacts"] == {"metric": {"code": "contacts", "kind": "GAUGE"}, "used": 0, "limit": None,
-                                   "remaining": None, "overage": 0, "percentUsed": None}
+    assert by_code["messages"] == {"metric": {"code": "messages", "kind": "COUNTER"}, "used": "130", "limit": "100",
+                                   "remaining": "0", "overage": "30", "percentUsed": "130.00"}
+    assert by_code["agents"]["remaining"] == "1" and by_code["agents"]["percentUsed"] == "80.00"
+    assert by_code["contacts"] == {"metric": {"code": "contacts", "kind": "GAUGE"}, "used": "0", "limit": None,
+                                   "remaining": None, "overage": "0", "percentUsed": None}
     assert by_code["integrations"]["limit"] is None  # not limited, but has a value
     assert set(by_code) == {"messages", "agents", "contacts", "integrations"}
     # Super-admins name the organization; tenants cannot read another's.
     other = (await api.ok(USAGE, {"org": gid("Organization", keys.other_organization_id)}, token=keys.super_admin))
-    assert other["usage"]["messagesThisMonth"] == 0
+    assert other["usage"]["messagesThisMonth"] == "0"
     assert (await api.ok(USAGE, {"org": gid("Organization", keys.other_organization_id)}, token=keys.owner)) == {
         "usage": None}
 
@@ -98,7 +98,7 @@ async def test_record_usage_roles_and_validation(api, db, keys):
     assert [(e["code"], e["field"]) for e in mixed["errors"]] == [
         ("VALIDATION", "events[1].metric"), ("VALIDATION", "events[2].idempotencyKey"),
         ("VALIDATION", "events[3].timestamp")]
-    wrong_type = await api.post(RECORD, {"input": {"events": [{**event("q"), "quantity": "7"}]}}, token=keys.owner)
+    wrong_type = await api.post(RECORD, {"input": {"events": [{**event("q"), "quantity": "7.0"}]}}, token=keys.owner)
     assert wrong_type.get("data") is None and wrong_type["errors"]
     async with db.read() as session:
         assert await session.scalar(select(func.count()).select_from(UsageEvent)) == 1
@@ -109,7 +109,7 @@ async def test_concurrent_record_usage_over_http_sums_exactly(api, db, keys):
     results = await asyncio.gather(*(record(api, keys.owner, batch) for batch in batches))
     assert [r["accepted"] for r in results] == [100] * 5
     data = (await api.ok(USAGE, token=keys.owner))["usage"]
-    assert data["messagesThisMonth"] == 500
+    assert data["messagesThisMonth"] == "500"
 
 
 async def test_entitlements_with_a_plan_the_free_tier_and_nothing(api, db, keys):
@@ -118,7 +118,7 @@ async def test_entitlements_with_a_plan_the_free_tier_and_nothing(api, db, keys)
     free = await make_plan(db, slug="free", monthly=0, limits={"messages": 10})
     data = (await api.ok(ENTITLEMENTS, token=keys.member))["entitlements"]
     assert (data["planSlug"], data["status"]) == ("free", None)
-    assert data["limits"] == [{"metric": {"code": "messages"}, "used": 0, "limit": 10, "exceeded": False}]
+    assert data["limits"] == [{"metric": {"code": "messages"}, "used": "0", "limit": "10", "exceeded": False}]
     await subscribed(db, keys, limits={"messages": 10, "agents": None})
     await record(api, keys.owner, [event("m", quantity=11)])
     async with db.write() as session:
@@ -126,8 +126,8 @@ async def test_entitlements_with_a_plan_the_free_tier_and_nothing(api, db, keys)
         subscription.status = SubscriptionStatus.UNPAID
     data = (await api.ok(ENTITLEMENTS, token=keys.member))["entitlements"]
     assert data["status"] == "UNPAID" and data["planSlug"] != free.slug
-    assert data["limits"] == [{"metric": {"code": "agents"}, "used": 0, "limit": None, "exceeded": False},
-                              {"metric": {"code": "messages"}, "used": 11, "limit": 10, "exceeded": True}]
+    assert data["limits"] == [{"metric": {"code": "agents"}, "used": "0", "limit": None, "exceeded": False},
+                              {"metric": {"code": "messages"}, "used": "11", "limit": "10", "exceeded": True}]
 
 
 async def test_plan_limits_view(api, db, keys):
@@ -142,7 +142,7 @@ async def test_plan_limits_view(api, db, keys):
     other = next(p for p in data["plans"] if p["slug"] == "other")
     assert (other["includedAgents"], other["trialDays"], other["limits"]) == (
         3, 7, [{"metric": {"code": "agents"}, "limit": 3}])
-    assert data["usage"] == {"agentCount": 2, "limits": [{"metric": {"code": "agents"}, "limit": 2}]}
+    assert data["usage"] == {"agentCount": 2, "limits": [{"metric": {"code": "agents"}, "limit": "2"}]}
 
 
 async def test_read_statements_do_not_grow_with_metrics(api, db, keys):

@@ -24,6 +24,14 @@ MAX_EVENTS_PER_BATCH = 1000
 MAX_PAST = timedelta(days=35)
 MAX_FUTURE = timedelta(minutes=5)
 MAX_KEY_LENGTH = 200
+# The range of usage, end to end: a COUNTER event's quantity is at most 2^53 - 1 (the largest
+# integer a JSON number holds exactly in every client) and a counter at most 2^63 - 1 (a signed
+# 64-bit column; a batch that would pass it is refused whole), both shown by GraphQL as ``BigInt``
+# strings; a GAUGE (a current count: agents, contacts, ...) is at most 2^31 - 1, a GraphQL ``Int``.
+# 1,024 events of the maximum fit in one counter.
+MAX_EVENT_QUANTITY = 2**53 - 1
+MAX_GAUGE_VALUE = 2**31 - 1
+MAX_COUNTER_VALUE = 2**63 - 1
 THRESHOLDS = (80, 100)  # percent of a limit that writes one event each per billing month
 THRESHOLD_EVENTS = {80: "usage.limit_approaching", 100: "usage.limit_reached"}
 MONTH_PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -89,8 +97,9 @@ def check_event(
         return validation(f"Unknown metric {str(event.metric)[:64]!r}.", f"{at}.metric")
     if not isinstance(event.quantity, int) or isinstance(event.quantity, bool) or event.quantity < 0:
         return validation("quantity must be a whole number, 0 or more.", f"{at}.quantity")
-    if event.quantity > 2**53:
-        return validation("quantity is too large.", f"{at}.quantity")
+    maximum = MAX_GAUGE_VALUE if metrics[event.metric].is_gauge else MAX_EVENT_QUANTITY
+    if event.quantity > maximum:
+        return validation(f"quantity is at most {maximum} for {event.metric}.", f"{at}.quantity")
     stamp = event.timestamp
     if not isinstance(stamp, datetime) or stamp.tzinfo is None:
         return validation("timestamp must be a date-time with a time zone.", f"{at}.timestamp")

@@ -16,6 +16,7 @@ from billing_graphql.graphql.common import connection_from_page, decode_id, offs
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
 from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
+from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.schema import organization_for
 from billing_graphql.graphql.usage.types import (
     Entitlements,
@@ -35,7 +36,9 @@ ORGANIZATION_HELP = "Super-admins: the organization to read (required). Tenants 
 @strawberry.input
 class UsageEventInput:
     metric: str = strawberry.field(description="A metric code of the catalog (messages, agents, ...).")
-    quantity: int = strawberry.field(description="COUNTER: added to the month; GAUGE: the current value.")
+    quantity: BigInt = strawberry.field(
+        description="COUNTER: added to the month, at most 9007199254740991 (2^53 - 1) an event; GAUGE: the current "
+                    "value, at most 2147483647. A number or a string of digits.")
     timestamp: datetime = strawberry.field(description="When it happened: at most 35 days ago, 5 minutes ahead.")
     idempotency_key: str = strawberry.field(description="Unique per organization; a key seen before is a duplicate.")
 

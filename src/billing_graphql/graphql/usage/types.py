@@ -12,6 +12,7 @@ from strawberry import relay
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
 from billing_graphql.services.usage.partners import Snapshot
 from billing_graphql.services.usage.reading import Entitlements as EntitlementsValue
@@ -22,10 +23,10 @@ from billing_graphql.services.usage.reading import PlanLimitsView as PlanLimitsV
 @strawberry.type(description="A metric's use in the current billing month; `limit` null is unlimited.")
 class MetricUsage:
     metric: Metric
-    used: int
-    limit: int | None
-    remaining: int | None = strawberry.field(description="Null when unlimited.")
-    overage: int
+    used: BigInt
+    limit: BigInt | None
+    remaining: BigInt | None = strawberry.field(description="Null when unlimited.")
+    overage: BigInt
     percent_used: Decimal | None = strawberry.field(description="Of the limit, two decimals; null when unlimited.")
 
     @classmethod
@@ -45,7 +46,7 @@ class Usage:
     organization_id: strawberry.ID
     agent_count: int
     contact_count: int
-    messages_this_month: int
+    messages_this_month: BigInt
     active_integrations: int
     usage_month: str = strawberry.field(description="YYYY-MM of the month the billing month starts in.")
     period_start: datetime
@@ -72,8 +73,8 @@ class Usage:
 @strawberry.type(description="A limit and its use now.")
 class EntitlementLimit:
     metric: Metric
-    used: int
-    limit: int | None
+    used: BigInt
+    limit: BigInt | None
     exceeded: bool
 
 
@@ -97,10 +98,17 @@ class Entitlements:
         )
 
 
+@strawberry.type(description="A limited metric's current value, in the shape of a plan's limit (`limit` is the value).")
+class PlanLimitValue:
+    metric: Metric
+    limit: BigInt
+
+
 @strawberry.type(description="Current values in the shape of a plan's limits.")
 class PlanLimitsUsage:
     agent_count: int
-    limits: list[PlanLimit] = strawberry.field(description="Each limited metric with its current value as `limit`.")
+    limits: list[PlanLimitValue] = strawberry.field(
+        description="Each limited metric with its current value as `limit`.")
 
 
 @strawberry.type(name="PlanLimits", description="Seed 004's plan-limits view.")
@@ -134,7 +142,7 @@ class PlanLimitsType:
             plans=[PlanType.from_row(plan) for plan in view.plans],
             usage=PlanLimitsUsage(
                 agent_count=view.usage.used("agents"),
-                limits=[PlanLimit(metric=Metric.from_row(use.metric), limit=use.use.used)
+                limits=[PlanLimitValue(metric=Metric.from_row(use.metric), limit=use.use.used)
                         for use in view.usage.metrics if use.limited],
             ),
             view=view,
@@ -156,9 +164,9 @@ class SnapshotPlan:
 @strawberry.type(description="A metric in a snapshot; `limit` null is unlimited.")
 class SnapshotMetric:
     metric: Metric
-    used: int
-    limit: int | None
-    overage: int
+    used: BigInt
+    limit: BigInt | None
+    overage: BigInt
 
 
 @strawberry.type(description="An organization's usage in one month (GAUGEs: their current value).")

@@ -34,10 +34,11 @@ from billing_graphql.db.models import (
     UsageCounter,
     UsageLimitEvent,
 )
-from billing_graphql.domain.errors import BillingError, not_found
+from billing_graphql.domain.errors import BillingError, not_found, validation
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.domain.usage import (
     GAUGE_KEY,
+    MAX_COUNTER_VALUE,
     THRESHOLD_EVENTS,
     EventInput,
     MetricInfo,
@@ -154,11 +155,19 @@ async def _add_counters(session, insert, organization_id, counters, now) -> list
             for (metric_id, period_key), value in sorted(counters.items(), key=lambda item: (str(item[0][0]),
                                                                                               item[0][1]))]
     statement = insert(COUNTERS).values(rows)
+    # A counter never passes MAX_COUNTER_VALUE (a signed 64-bit column): a row the sum would
+    # take past it is not updated (the comparison is written so that it cannot overflow itself),
+    # so it is missing from RETURNING and the whole batch is refused (the transaction rolls back).
     statement = statement.on_conflict_do_update(
         index_elements=[COUNTERS.c.organization_id, COUNTERS.c.metric_id, COUNTERS.c.period_key],
         set_={"value": COUNTERS.c.value + statement.excluded.value, "updated_at": statement.excluded.updated_at},
+        where=COUNTERS.c.value <= MAX_COUNTER_VALUE - statement.excluded.value,
     ).returning(COUNTERS.c.metric_id, COUNTERS.c.period_key, COUNTERS.c.value)
-    return list((await session.execute(statement)).all())
+    values = list((await session.execute(statement)).all())
+    if len(values) < len(rows):
+        raise validation(f"These events would take a usage counter past its maximum ({MAX_COUNTER_VALUE}); "
+                         "none was recorded.", "events")
+    return values
 
 
 async def _set_gauges(session, insert, organization_id, gauges) -> list[tuple]:
