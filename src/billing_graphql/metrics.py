@@ -13,6 +13,8 @@ Names (all prefixed ``billing_graphql_``):
     request_sql_statements{operation}           histogram of SQL statements per request
                                                 (transaction control not counted)
     rate_limited_total                          requests refused by the rate limit (HTTP 429)
+    rate_limit_backend_errors_total             rate-limit counts Redis failed to keep (each such
+                                                request was counted in the process instead)
     billing_runs_total{outcome}                 billing runs: completed, failed
     billing_run_duration_seconds                histogram of one run
     billing_run_subscriptions_total{result}     subscriptions a run handled, by result (e.g.
@@ -72,6 +74,10 @@ REQUEST_STATEMENTS = Histogram(
     buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128),
 )
 RATE_LIMITED = Counter("billing_graphql_rate_limited", "Requests refused by the rate limit (HTTP 429).")
+RATE_LIMIT_BACKEND_ERRORS = Counter(
+    "billing_graphql_rate_limit_backend_errors",
+    "Rate-limit counts the shared store (Redis) failed to keep; those requests were counted per process.",
+)
 BILLING_RUNS = Counter("billing_graphql_billing_runs", "Billing runs by outcome.", ["outcome"])
 BILLING_RUN_DURATION = Histogram(
     "billing_graphql_billing_run_duration_seconds", "Duration of one billing run.",
@@ -165,6 +171,10 @@ def observe_request(operation: str, outcome: str, duration_seconds: float, state
 
 def record_rate_limited() -> None:
     RATE_LIMITED.inc()
+
+
+def record_rate_limit_backend_error() -> None:
+    RATE_LIMIT_BACKEND_ERRORS.inc()
 
 
 def record_billing_run(*, duration_seconds: float, results: Mapping[str, int], lag_seconds: float,

@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billing.db"
 
@@ -80,7 +81,7 @@ class Settings:
             max_tokens=reader.integer("BILLING_MAX_TOKENS", 2000, minimum=50),
             rate_limit=reader.integer("BILLING_RATE_LIMIT", 600, minimum=0),
             max_body_bytes=reader.integer("BILLING_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
-            redis_url=reader.text("BILLING_REDIS_URL"),
+            redis_url=_redis_url(reader.text("BILLING_REDIS_URL")),
             trusted_proxies=reader.networks("BILLING_TRUSTED_PROXIES"),
             public_url=(reader.text("BILLING_PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
             production=production,
@@ -113,6 +114,27 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _redis_url(text: str | None) -> str | None:
+    """A URL redis-py can open: redis://host[:port][/db], rediss://... or unix:///path. The value is
+    not echoed (it may hold a password)."""
+    if text is None:
+        return None
+    problem = "BILLING_REDIS_URL must be a redis://host:port/db, rediss://... or unix:///path URL"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # ValueError when the port is not a number in range
+    except ValueError:
+        raise SettingsError(f"{problem} (its port is not a number)") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(f"{problem} (it has no such scheme)")
+    if parts.scheme == "unix" and not parts.path:
+        raise SettingsError(f"{problem} (a unix:// URL needs a socket path)")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise SettingsError(f"{problem} (it names no host)")
+    del port
+    return text
 
 
 def _dunning_days(text: str | None) -> tuple[int, ...]:

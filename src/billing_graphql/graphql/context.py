@@ -13,8 +13,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.domain.actors import Actor
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.loaders import Loaders
-from billing_graphql.http.rate_limit import note_credential
-from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
+from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate_request
 from billing_graphql.services.platform.clock import current_time
 from billing_graphql.settings import Settings
 
@@ -40,10 +39,12 @@ async def build_context(request: Request[Any, Any, Any]) -> Context:
     auth_error: str | None = None
     authorization = request.headers.get("authorization")
     try:
-        actor = await authenticate(db, authorization, jwt_secret=settings.jwt_secret, now=now)
+        # The request's state carries the answer (the rate limiter may have checked the
+        # credential already, and reads the answer after the response).
+        actor = await authenticate_request(request.scope.setdefault("state", {}), db, authorization,
+                                           jwt_secret=settings.jwt_secret, now=now)
     except AuthenticationFailed as exc:
         auth_error = str(exc)
-    note_credential(request.app.state, authorization, accepted=actor is not None)
     return Context(
         settings=settings, db=db, actor=actor, auth_error=auth_error, now=now, loaders=Loaders(db),
         gateways=request.app.state.gateways,

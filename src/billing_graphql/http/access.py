@@ -13,8 +13,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from billing_graphql.db.engine import Database
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import MANAGERS, Role
-from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
-from billing_graphql.http.rate_limit import note_credential
+from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate_request
 from billing_graphql.services.platform.clock import current_time
 from billing_graphql.settings import Settings
 
@@ -39,13 +38,12 @@ async def require_actor(
     """The caller, holding one of ``roles``: 401 without valid credentials, 403 without the role."""
     authorization = request.headers.get("authorization")
     try:
-        actor = await authenticate(
-            app_db(request), authorization, jwt_secret=app_settings(request).jwt_secret, now=now
+        actor = await authenticate_request(
+            request.scope.setdefault("state", {}), app_db(request), authorization,
+            jwt_secret=app_settings(request).jwt_secret, now=now,
         )
     except AuthenticationFailed as exc:
-        note_credential(request.app.state, authorization, accepted=False)
         raise NotAuthorizedException(detail=str(exc), headers=_CHALLENGE) from None
-    note_credential(request.app.state, authorization, accepted=actor is not None)
     if actor is None:
         raise NotAuthorizedException(
             detail="Authentication required: send 'Authorization: Bearer <API key or session token>'.",

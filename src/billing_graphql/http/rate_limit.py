@@ -1,11 +1,13 @@
 """Rate limiting: a fixed one-minute window per caller, counted in memory or in Redis.
 
 Who the caller is:
-- a credential (the ``Authorization`` header, hashed) once it has authenticated in this
-  process: a key or session token that worked counts against its own budget;
-- otherwise the caller's address: anonymous requests and requests with a credential that
-  was refused or never seen share the address's budget, so junk bearer tokens cannot buy
-  a fresh budget each (and a refused one costs no key lookup once the address is spent).
+- a credential (the ``Authorization`` header, hashed) that authenticates: a key or session
+  token that works counts against its own budget, from its first request in a process (an
+  unknown credential is checked here, before it is counted, and the answer is left in the
+  request's state for the route to reuse);
+- otherwise the caller's address: anonymous requests and requests with a credential that is
+  refused share the address's budget, so junk bearer tokens cannot buy a fresh budget each,
+  and cannot spend the budget of a credential that works either.
 
 The address is the TCP peer, unless the peer is one of ``BILLING_TRUSTED_PROXIES``; then it
 is the right-most ``X-Forwarded-For`` hop that is not a trusted proxy.
@@ -13,6 +15,12 @@ is the right-most ``X-Forwarded-For`` hop that is not a trusted proxy.
 A refused request is HTTP 429 with ``Retry-After`` and a GraphQL-shaped body whose error has
 ``extensions.code`` RATE_LIMITED. Several processes share their counts through Redis
 (``BILLING_REDIS_URL``): INCR and EXPIRE in one transaction, so no count is lost.
+
+When Redis fails (down, unreachable, timing out after ``REDIS_TIMEOUT_SECONDS``) requests are
+neither refused wholesale nor let through unlimited: each process counts them itself with the
+same limit (so a flood is still limited, per process), logs one warning a minute and counts
+each failure in ``billing_graphql_rate_limit_backend_errors_total``. Redis is tried again
+``RETRY_REDIS_SECONDS`` after a failure.
 """
 
 from __future__ import annotations
@@ -24,18 +32,23 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from billing_graphql import metrics
+from billing_graphql.services.platform.auth import AUTHENTICATION, authenticate_request
+from billing_graphql.services.platform.clock import current_time
 from billing_graphql.settings import Settings
 
 log = logging.getLogger("billing_graphql.rate_limit")
 
 WINDOW_SECONDS = 60
 KNOWN_CREDENTIALS = 10_000
+REDIS_TIMEOUT_SECONDS = 0.5
+RETRY_REDIS_SECONDS = 5.0
+WARN_EVERY_SECONDS = 60.0
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -90,7 +103,8 @@ class RedisCounter:
     def __init__(self, url: str, namespace: str) -> None:
         from redis.asyncio import Redis
 
-        self.redis = Redis.from_url(url)
+        self.redis = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                                    socket_timeout=REDIS_TIMEOUT_SECONDS)
         self.namespace = namespace
 
     async def increment(self, key: str, window: int) -> int:
@@ -111,6 +125,9 @@ class RateLimiter:
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self.clock = clock
         self.known: OrderedDict[str, None] = OrderedDict()
+        self.fallback = MemoryCounter()  # this process's counts while the shared store fails
+        self.shared_down_until = 0.0  # monotonic time before which the shared store is not tried
+        self.last_warning = -math.inf
         if settings.redis_url:
             # Processes serving the same database share their counts; other deployments on
             # the same Redis do not.
@@ -132,25 +149,54 @@ class RateLimiter:
     def forget(self, authorization: str) -> None:
         self.known.pop(credential_digest(authorization), None)
 
-    def identity(self, scope: Scope, headers: dict[str, str]) -> str:
+    def address(self, scope: Scope, headers: dict[str, str]) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        return "address:" + self.proxies.client_address(peer, headers.get("x-forwarded-for"))
+
+    def identity(self, scope: Scope, headers: dict[str, str]) -> str | None:
+        """The budget a request counts against; None for a credential not yet seen to work
+        (``check`` decides it)."""
         authorization = headers.get("authorization")
         if authorization:
             digest = credential_digest(authorization)
             if digest in self.known:
                 return "credential:" + digest
-        client = scope.get("client")
-        peer = client[0] if client else "unknown"
-        return "address:" + self.proxies.client_address(peer, headers.get("x-forwarded-for"))
+            return None
+        return self.address(scope, headers)
+
+    async def check(self, scope: Scope, authorization: str) -> bool:
+        """Whether a credential not yet known works; the answer stays in the request's state."""
+        app_state = scope["app"].state
+        settings: Settings = app_state.settings
+        now = await current_time(app_state.db, test_clock=settings.test_clock)
+        try:
+            actor = await authenticate_request(scope.setdefault("state", {}), app_state.db, authorization,
+                                               jwt_secret=settings.jwt_secret, now=now)
+        except Exception:  # refused (or not checkable now): the address's budget; the route answers
+            return False
+        return actor is not None
+
+    async def _count(self, identity: str, window: int) -> int:
+        if isinstance(self.counter, MemoryCounter):
+            return await self.counter.increment(identity, window)
+        if time.monotonic() >= self.shared_down_until:
+            try:
+                return await self.counter.increment(identity, window)
+            except Exception as exc:  # the shared store is down: count in this process
+                self.shared_down_until = time.monotonic() + RETRY_REDIS_SECONDS
+                metrics.record_rate_limit_backend_error()
+                if time.monotonic() - self.last_warning >= WARN_EVERY_SECONDS:
+                    self.last_warning = time.monotonic()
+                    log.warning("rate limits: Redis (BILLING_REDIS_URL) failed (%s); counting in this process "
+                                "with the same limit until it answers again", type(exc).__name__)
+        return await self.fallback.increment(identity, window)
 
     async def hit(self, identity: str) -> int | None:
         """Count a request; None when allowed, else the seconds until the window ends."""
         now = self.clock()
         window = int(now // WINDOW_SECONDS)
-        try:
-            count = await self.counter.increment(identity, window)
-        except Exception:  # the counter's store is down: serve rather than refuse everyone
-            log.exception("rate limit counter unavailable; request allowed")
-            return None
+        count = await self._count(identity, window)
         if count <= self.limit:
             return None
         return max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
@@ -161,11 +207,25 @@ class RateLimiter:
                 await app(scope, receive, send)
                 return
             headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-            retry_after = await self.hit(self.identity(scope, headers))
-            if retry_after is None:
-                await app(scope, receive, send)
+            authorization = headers.get("authorization")
+            identity = self.identity(scope, headers)
+            if identity is None:
+                assert authorization is not None
+                if await self.check(scope, authorization):
+                    self.remember(authorization)
+                    identity = "credential:" + credential_digest(authorization)
+                else:
+                    identity = self.address(scope, headers)
+            retry_after = await self.hit(identity)
+            if retry_after is not None:
+                await _refuse(send, retry_after)
                 return
-            await _refuse(send, retry_after)
+            await app(scope, receive, send)
+            # The route checked the credential (or reused the answer above): a known one that is
+            # now refused (revoked, expired) goes back to the address's budget.
+            known = scope.get("state", {}).get(AUTHENTICATION)
+            if authorization and known is not None and known[0] == authorization and known[1] is None:
+                self.forget(authorization)
 
         return rate_limited
 
@@ -199,14 +259,3 @@ async def _refuse(send: Send, retry_after: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def note_credential(state: Any, authorization: str | None, accepted: bool) -> None:
-    """Tell the rate limiter (if any) whether a credential authenticated."""
-    limiter: RateLimiter | None = getattr(state, "rate_limiter", None)
-    if limiter is None or not authorization:
-        return
-    if accepted:
-        limiter.remember(authorization)
-    else:
-        limiter.forget(authorization)

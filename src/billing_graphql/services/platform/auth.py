@@ -6,6 +6,8 @@ import hashlib
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from collections.abc import MutableMapping
+from typing import Any
 
 import jwt
 from sqlalchemy import select, update
@@ -55,6 +57,29 @@ async def authenticate(db: Database, authorization: str | None, *, jwt_secret: s
     if token.startswith(API_KEY_PREFIX):
         return await _authenticate_api_key(db, token, now)
     return await _authenticate_session_token(db, token, jwt_secret, now)
+
+
+AUTHENTICATION = "authentication"
+"""Key of a request's state (Litestar's ``scope["state"]``) holding ``(authorization, actor, refusal)``
+once the request's credential was checked: the rate limiter may check it before the route does, and
+reads the answer after the response (to keep or drop the credential's own budget)."""
+
+
+async def authenticate_request(
+    state: MutableMapping[str, Any], db: Database, authorization: str | None, *, jwt_secret: str, now: datetime
+) -> Actor | None:
+    """``authenticate`` once per request: the answer is kept in ``state`` and reused."""
+    known = state.get(AUTHENTICATION)
+    if known is None or known[0] != authorization:
+        try:
+            known = (authorization, await authenticate(db, authorization, jwt_secret=jwt_secret, now=now), None)
+        except AuthenticationFailed as exc:
+            known = (authorization, None, str(exc))
+        state[AUTHENTICATION] = known
+    _, actor, refusal = known
+    if refusal is not None:
+        raise AuthenticationFailed(refusal)
+    return actor
 
 
 async def _authenticate_api_key(db: Database, token: str, now: datetime) -> Actor:
