@@ -41,3 +41,22 @@ def test_datetime_requires_a_zone_and_returns_utc():
 def test_decimal_refuses_surrounding_or_inner_spaces(value):
     with pytest.raises(GraphQLError):
         _parse_decimal(value)
+
+
+def test_bigint_is_digits_out_and_a_whole_number_in():
+    from graphql import IntValueNode, StringValueNode, FloatValueNode
+
+    from billing_graphql.graphql.scalars import _parse_bigint, _parse_bigint_literal, _serialize_bigint
+
+    assert _serialize_bigint(2**63 - 1) == "9223372036854775807"
+    assert _parse_bigint(2**53 + 1) == 2**53 + 1 and _parse_bigint("9007199254740993") == 2**53 + 1
+    assert _parse_bigint_literal(IntValueNode(value="4294967296")) == 2**32
+    assert _parse_bigint_literal(StringValueNode(value="-5")) == -5
+    for bad in (1.0, True, None, "1.0", "1e3", " 1", "1\n", "1" * 41, 10**40):
+        with pytest.raises(GraphQLError):
+            _parse_bigint(bad)
+    for node in (FloatValueNode(value="1.5"), IntValueNode(value="9" * 50)):
+        with pytest.raises(GraphQLError):
+            _parse_bigint_literal(node)
+    with pytest.raises(ValueError):
+        _serialize_bigint(1.5)

@@ -2,8 +2,17 @@
 
 Every piece of text a caller sends arrives either as a string literal in the document or as
 a string inside the variables. Both are checked here, in one place, before any resolver
-runs: text with a control character (NUL and the like, see ``domain.text``) is a
-``VALIDATION`` error naming the field (``input.label``), and nothing is written.
+runs: text with a control character (NUL and the like, see ``domain.text``), or free text
+holding a payment card number (``domain.cards``: NFKC, separators with at most one letter,
+Luhn), is a ``VALIDATION`` error naming the field (``input.label``), and nothing is written.
+
+Every String input is free text except the fields in ``FORMATTED_FIELDS``: identifiers and
+tokens with a format of their own, where long digit runs are normal and a card number rule
+would refuse valid values (idempotency keys and cursors, often UUIDs or hex; gateway ids and
+signatures; URLs, whose paths carry long numeric ids; a tax ID, where a 15- or 16-digit NPWP
+passes Luhn one time in ten; the SaaS's own tenant id). They are still checked for control
+characters. ``gatewayPaymentMethodId`` is NOT exempt: a card number pasted as a token is the
+case the rule exists for.
 
 The same hook refuses a document with several operations and no ``operationName`` (the
 GraphQL spec's "GetOperation" requires one), instead of running the first.
@@ -29,17 +38,27 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from billing_graphql.domain.text import describe, forbidden_character
+from billing_graphql.domain.text import text_refusal
+
+# Input fields (by name, wherever they sit) that are identifiers with a format of their own:
+# control characters are refused, the card-number rule of free text is not applied.
+FORMATTED_FIELDS = frozenset({
+    "idempotencyKey", "after", "externalId", "taxId", "url", "returnUrl",
+    "gatewayCustomerId", "gatewaySubscriptionId", "orderId", "paymentId", "signature",
+})
 
 
 class InputTextError(GraphQLError):
-    """Text input holding a character the gateway refuses."""
+    """Text input the gateway refuses (a control character, or a card number in free text)."""
 
-    def __init__(self, field: str, char: str) -> None:
-        super().__init__(
-            f"{field}: text may not contain control characters (found {describe(char)}).",
-            extensions={"code": "VALIDATION", "field": field},
-        )
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}.", extensions={"code": "VALIDATION", "field": field})
+
+
+def refusal(path: str, text: str) -> tuple[str, str] | None:
+    """``(path, reason)`` when ``text`` may not enter at ``path`` (``input.label``), else None."""
+    reason = text_refusal(text, free_text=path.rpartition(".")[2] not in FORMATTED_FIELDS)
+    return None if reason is None else (path, reason)
 
 
 class OperationNameRequired(GraphQLError):
@@ -82,9 +101,7 @@ class _DocumentScan(Visitor):
 
     def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
         if self.literal_error is None:
-            char = forbidden_character(node.value)
-            if char is not None:
-                self.literal_error = (".".join(self.path) or "query", char)
+            self.literal_error = refusal(".".join(self.path) or "query", node.value)
 
 
 _SCANS: OrderedDict[int, tuple[DocumentNode, _DocumentScan]] = OrderedDict()
@@ -129,9 +146,9 @@ def check_request(document: DocumentNode, variables: dict[str, Any] | None, oper
         raise InputTextError(*scan.literal_error)
     for name, value in (variables or {}).items():
         for path, text in _strings(value, scan.variable_paths.get(name, name)):
-            char = forbidden_character(text)
-            if char is not None:
-                raise InputTextError(path, char)
+            refused = refusal(path, text)
+            if refused is not None:
+                raise InputTextError(*refused)
 
 
 class InputValidation(SchemaExtension):
