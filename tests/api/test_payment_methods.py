@@ -120,10 +120,11 @@ async def test_card_numbers_are_refused_and_never_stored_or_logged(api, db, keys
     token = extra.pop("token", "pm_card_visa")
     secret_digits = "".join(ch for ch in (token + extra.get("label", "") + extra.get("brand", "")) if ch.isdigit())
     before = [await count_rows(db, model) for model in (PaymentMethod, AuditEvent, OutboxEvent)]
-    result = (await add(api, keys.owner, token, **extra))
-    assert result["paymentMethod"] is None
+    # Refused where input enters, as every free-text input is (issue 19, item 5): nothing runs.
+    result = await api.post(ADD, {"input": card(token, **extra)}, token=keys.owner)
+    assert result["data"] is None
     [error] = result["errors"]
-    assert (error["code"], error["field"]) == ("VALIDATION", field)
+    assert error["extensions"] == {"code": "VALIDATION", "field": f"input.{field}"}
     assert "card number" in error["message"]
     assert secret_digits[-8:] not in error["message"]
     assert [await count_rows(db, model) for model in (PaymentMethod, AuditEvent, OutboxEvent)] == before

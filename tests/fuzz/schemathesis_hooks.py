@@ -15,3 +15,8 @@ instants = st.datetimes(timezones=st.just(UTC)).map(lambda moment: moment.isofor
 
 schemathesis.graphql.scalar("Decimal", st.one_of(amounts, amounts, st.text(max_size=30)).map(nodes.String))
 schemathesis.graphql.scalar("DateTime", st.one_of(instants, instants, st.text(max_size=30)).map(nodes.String))
+schemathesis.graphql.scalar("BigInt", st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70).map(lambda number: nodes.Int(number)),
+    st.from_regex(r"\A-?[0-9]{1,45}\Z").map(nodes.String),
+    st.text(max_size=30).map(nodes.String),
+))
