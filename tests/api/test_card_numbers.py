@@ -84,3 +84,17 @@ async def test_valid_npwps_and_ordinary_text_are_accepted(api, db, keys):
         'label: "Visa ending 4242, ordered 2026-01-15"}) { errors { code field message } } }',
         {"org": keys.organization_gid}, token=keys.owner)
     assert "errors" not in label and label["data"]["createApiKey"]["errors"] == []
+
+
+async def test_only_string_values_are_free_text(api, db, keys):
+    """A DateTime with microseconds or a BigInt is not text: its digits are not a card number."""
+    mutation = """mutation($input: RecordUsageInput!) { recordUsage(input: $input) { accepted errors { field } } }"""
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).replace(microsecond=123456).isoformat()  # 20+ digits once joined
+    events = [{"metric": "messages", "quantity": VISA, "timestamp": stamp, "idempotencyKey": "k1"}]
+    result = await api.post(mutation, {"input": {"events": events}}, token=keys.owner)
+    assert result.get("data") == {"recordUsage": {"accepted": 1, "errors": []}}, result
+    literal = (f'mutation {{ recordUsage(input: {{events: [{{metric: "messages", quantity: "{VISA}", '
+               f'timestamp: "{stamp}", idempotencyKey: "k2"}}]}}) {{ accepted }} }}')
+    assert (await api.post(literal, token=keys.owner)) == {"data": {"recordUsage": {"accepted": 1}}}

@@ -29,11 +29,22 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     GraphQLError,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLScalarType,
+    GraphQLSchema,
     ObjectFieldNode,
     OperationDefinitionNode,
     StringValueNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    VariableDefinitionNode,
     VariableNode,
     Visitor,
+    get_named_type,
+    get_nullable_type,
+    type_from_ast,
     visit,
 )
 from strawberry.extensions import SchemaExtension
@@ -55,9 +66,14 @@ class InputTextError(GraphQLError):
         super().__init__(f"{field}: {reason}.", extensions={"code": "VALIDATION", "field": field})
 
 
-def refusal(path: str, text: str) -> tuple[str, str] | None:
-    """``(path, reason)`` when ``text`` may not enter at ``path`` (``input.label``), else None."""
-    reason = text_refusal(text, free_text=path.rpartition(".")[2] not in FORMATTED_FIELDS)
+def refusal(path: str, text: str, type_: GraphQLInputType | None = None) -> tuple[str, str] | None:
+    """``(path, reason)`` when ``text`` may not enter at ``path`` (``input.label``) as a value of
+    ``type_`` (None: unknown, read as free text), else None. Only ``String`` values are free text:
+    the other scalars (``ID``, ``DateTime``, ``Decimal``, ``BigInt``) and enums have their own format."""
+    named = get_named_type(type_) if type_ is not None else None
+    free_text = (named is None or (isinstance(named, GraphQLScalarType) and named.name == "String")) and (
+        path.rpartition(".")[2] not in FORMATTED_FIELDS)
+    reason = text_refusal(text, free_text=free_text)
     return None if reason is None else (path, reason)
 
 
@@ -70,11 +86,13 @@ class OperationNameRequired(GraphQLError):
 
 
 class _DocumentScan(Visitor):
-    """Finds the first string literal with a forbidden character and the argument path
-    where each variable is first used."""
+    """Finds the first string literal the gateway refuses, the argument path where each
+    variable is first used, and each variable's declared type (with the schema)."""
 
-    def __init__(self) -> None:
+    def __init__(self, type_info: TypeInfo | None = None) -> None:
         super().__init__()
+        self.type_info = type_info
+        self.variable_types: dict[str, GraphQLInputType] = {}
         self.path: list[str] = []
         self.literal_error: tuple[str, str] | None = None
         self.variable_paths: dict[str, str] = {}
@@ -101,52 +119,74 @@ class _DocumentScan(Visitor):
 
     def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
         if self.literal_error is None:
-            self.literal_error = refusal(".".join(self.path) or "query", node.value)
+            type_ = self.type_info.get_input_type() if self.type_info is not None else None
+            self.literal_error = refusal(".".join(self.path) or "query", node.value, type_)
+
+    def enter_variable_definition(self, node: VariableDefinitionNode, *_: Any) -> None:
+        if self.type_info is not None:
+            type_ = type_from_ast(self.type_info._schema, node.type)  # noqa: SLF001
+            if type_ is not None:
+                self.variable_types[node.variable.name.value] = type_
 
 
-_SCANS: OrderedDict[int, tuple[DocumentNode, _DocumentScan]] = OrderedDict()
+_SCANS: OrderedDict[tuple[int, int], tuple[DocumentNode, _DocumentScan]] = OrderedDict()
 _MAX_SCANS = 512
 
 
-def _scan(document: DocumentNode) -> _DocumentScan:
+def _scan(document: DocumentNode, schema: GraphQLSchema | None) -> _DocumentScan:
     # Parsed documents come from the parser cache, so the same query is the same object:
     # key on its identity (kept alive by the entry) rather than hash a whole AST.
-    cached = _SCANS.get(id(document))
+    key = (id(document), id(schema))
+    cached = _SCANS.get(key)
     if cached is not None and cached[0] is document:
         return cached[1]
-    scan = _DocumentScan()
-    visit(document, scan)
-    _SCANS[id(document)] = (document, scan)
+    if schema is None:
+        scan = _DocumentScan()
+        visit(document, scan)
+    else:
+        type_info = TypeInfo(schema)
+        scan = _DocumentScan(type_info)
+        visit(document, TypeInfoVisitor(type_info, scan))
+    _SCANS[key] = (document, scan)
     if len(_SCANS) > _MAX_SCANS:
         _SCANS.popitem(last=False)
     return scan
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string inside a JSON value (keys included), with the field path it sits at."""
-    stack = [(value, path)]
+def _strings(value: Any, path: str, type_: GraphQLInputType | None
+             ) -> Iterator[tuple[str, str, GraphQLInputType | None]]:
+    """Every string inside a JSON value (keys included), with the field path it sits at and
+    the input type it is a value of (None where unknown: keys, fields the type lacks)."""
+    stack: list[tuple[Any, str, GraphQLInputType | None]] = [(value, path, type_)]
     while stack:
-        item, at = stack.pop()
+        item, at, expected = stack.pop()
         if isinstance(item, str):
-            yield at, item
+            yield at, item, expected
         elif isinstance(item, dict):
+            named = get_named_type(expected) if expected is not None else None
+            fields = named.fields if isinstance(named, GraphQLInputObjectType) else {}
             for key, child in item.items():
-                stack.append((key, at))
-                stack.append((child, f"{at}.{key}"))
+                field = fields.get(key)
+                stack.append((key, at, None))
+                stack.append((child, f"{at}.{key}", field.type if field is not None else None))
         elif isinstance(item, list):
-            stack.extend((child, at) for child in item)
+            inner = get_nullable_type(expected) if expected is not None else None
+            inner = inner.of_type if isinstance(inner, GraphQLList) else inner
+            stack.extend((child, at, inner) for child in item)
 
 
-def check_request(document: DocumentNode, variables: dict[str, Any] | None, operation_name: str | None) -> None:
-    """Raise the first input error of a request (document literals, then variables)."""
-    scan = _scan(document)
+def check_request(document: DocumentNode, variables: dict[str, Any] | None, operation_name: str | None,
+                  schema: GraphQLSchema | None = None) -> None:
+    """Raise the first input error of a request (document literals, then variables). With the
+    schema, only ``String`` values are read as free text; without it, every string is."""
+    scan = _scan(document, schema)
     if scan.operations > 1 and not operation_name:
         raise OperationNameRequired()
     if scan.literal_error is not None:
         raise InputTextError(*scan.literal_error)
     for name, value in (variables or {}).items():
-        for path, text in _strings(value, scan.variable_paths.get(name, name)):
-            refused = refusal(path, text)
+        for path, text, type_ in _strings(value, scan.variable_paths.get(name, name), scan.variable_types.get(name)):
+            refused = refusal(path, text, type_)
             if refused is not None:
                 raise InputTextError(*refused)
 
@@ -161,7 +201,7 @@ class InputValidation(SchemaExtension):
             # The name the caller sent: ``operation_name`` falls back to the first operation's.
             sent_name = context._provided_operation_name  # noqa: SLF001
             try:
-                check_request(document, context.variables, sent_name)
+                check_request(document, context.variables, sent_name, context.schema._schema)  # noqa: SLF001
             except GraphQLError as error:
                 context.result = ExecutionResult(data=None, errors=[error])
         yield
