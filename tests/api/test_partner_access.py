@@ -63,7 +63,7 @@ async def test_partner_reads_granted_snapshots_and_is_forbidden_for_any_other(ap
     node = data["usageSnapshots"]["edges"][0]["node"]
     assert node["organization"] == {"id": keys.organization_gid, "name": "Acme"}
     assert node["month"] == month and node["plan"] is None
-    assert node["metrics"] == [{"metric": {"code": "messages"}, "used": 42, "limit": None, "overage": 0}]
+    assert node["metrics"] == [{"metric": {"code": "messages"}, "used": "42", "limit": None, "overage": "0"}]
 
     for ids in ([keys.organization_gid, gid("Organization", keys.other_organization_id)],
                 [gid("Organization", uuid.uuid4())], [gid("Plan", keys.organization_id)]):
