@@ -1,0 +1,184 @@
+"""The built artefact, as README's Quick start installs it: the wheel, in a fresh virtual environment
+outside the checkout, serving ``serve --demo`` from there.
+
+The checkout is never importable by the served process (no PYTHONPATH, working directory in a temporary
+directory): what answers is what the wheel carries. The dependencies come from the test environment's
+site-packages (a path line in a ``.pth`` file, added after the wheel is installed), so only the wheel
+itself is installed and nothing is downloaded but pip's isolated build backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import site
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+INVOICES = (ROOT / "queries" / "spa" / "Invoices.graphql").read_text()  # the one source of the documents
+README_QUERY = "{ plans { name slug basePriceMonthly { amount currency } } }"  # README's "A first query"
+START_TIMEOUT = 60
+
+pytestmark = pytest.mark.wheel
+
+
+def _run(*command: str | Path, **options) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=180, **options)
+    assert result.returncode == 0, f"{command}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _install_wheel(tmp: Path) -> Path:
+    """Build the wheel, install it alone in a new virtual environment; its ``bin`` directory."""
+    dist = tmp / "dist"
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, ROOT, cwd=tmp)
+    (wheel,) = dist.glob("billing_graphql-*.whl")
+    venv = tmp / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", venv)
+    python = venv / "bin" / "python"
+    _run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel, cwd=tmp)
+    # The dependencies: the test environment's site-packages as a plain path (its own .pth files,
+    # the editable install of the checkout among them, are not processed), after the venv's own.
+    own = _run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp).stdout.strip()
+    (Path(own) / "test_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return venv / "bin"
+
+
+def _environment(tmp: Path, port: int) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("BILLING_", "PYTHON", "PROMETHEUS_"))}
+    env.update(
+        BILLING_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'billing.db'}",
+        BILLING_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _request(url: str, *, body: dict | None = None, key: str | None = None,
+             accept: str = "application/json") -> tuple[int, dict[str, str], bytes]:
+    headers = {"Accept": accept}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def _graphql(base: str, body: dict, key: str) -> dict:
+    status, _, content = _request(f"{base}/graphql", body=body, key=key)
+    answer = json.loads(content)
+    assert status == 200 and not answer.get("errors"), answer
+    return answer["data"]
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{label}="{value}"' for label, value in labels.items())
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$", re.MULTILINE)
+    match = pattern.search(text)
+    return float(match[1]) if match else 0.0
+
+
+def _wait_for_health(server: subprocess.Popen, base: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"serve exited with {server.returncode}:\n{server.stderr.read()}")
+        try:
+            if _request(f"{base}/health")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"serve did not answer /health within {START_TIMEOUT}s")
+
+
+def test_the_installed_wheel_serves_the_demo(tmp_path):
+    bin_dir = _install_wheel(tmp_path)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _environment(tmp_path, port)
+    server = subprocess.Popen(
+        [str(bin_dir / "billing-graphql"), "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for_health(server, base)
+        keys = {}
+        while len(keys) < 5:
+            role, _, key = server.stdout.readline().strip().partition("=")
+            keys[role] = key
+        assert keys["SUPER_ADMIN"].startswith("bgk_") and keys["OWNER"].startswith("bgk_")
+
+        # README's first query.
+        plans = _graphql(base, {"query": README_QUERY}, keys["SUPER_ADMIN"])["plans"]
+        assert plans and all(plan["basePriceMonthly"]["currency"] for plan in plans)
+
+        # A registered document by its id, answered by its compiled plan (the shipped manifest).
+        status, _, content = _request(f"{base}/metrics")
+        assert status == 200
+        answered_before = _metric(content.decode(), "billing_graphql_compiled_requests_total", outcome="answered")
+        invoices = _graphql(base, {"documentId": hashlib.sha256(INVOICES.encode()).hexdigest()}, keys["OWNER"])["invoices"]
+        status, _, content = _request(f"{base}/metrics")
+        answered_after = _metric(content.decode(), "billing_graphql_compiled_requests_total", outcome="answered")
+        assert answered_after == answered_before + 1, "the documentId was not answered by its compiled plan"
+
+        # GraphiQL's page.
+        status, headers, content = _request(f"{base}/graphql", accept="text/html")
+        assert status == 200 and "text/html" in headers.get("content-type", "").lower()
+        assert b"graphiql" in content.lower()
+
+        # The billing run from the command line, against the same database; then the metrics scrape.
+        billing = _run(bin_dir / "billing-graphql", "run-billing", cwd=tmp_path, env=env)
+        assert billing.stdout.strip()
+        status, headers, content = _request(f"{base}/metrics")
+        assert status == 200 and headers.get("content-type", "").startswith("text/plain")
+        text = content.decode()
+        assert _metric(text, "billing_graphql_requests_total", operation="Invoices", outcome="ok") == 1
+        assert "billing_graphql_billing_runs_total" in text
+
+        # An invoice of the demo data as a PDF, at the pdfUrl the API gives.
+        pdf_url = invoices["edges"][0]["node"]["pdfUrl"]
+        assert pdf_url.startswith(base)
+        status, headers, content = _request(pdf_url, key=keys["OWNER"], accept="application/pdf")
+        assert status == 200 and headers.get("content-type", "").startswith("application/pdf")
+        assert content.startswith(b"%PDF")
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log = server.stderr.read()
+        server.stdout.close()
+        server.stderr.close()
+    # serve says how many registered queries it compiled, from the copy inside the installed package.
+    compiled = re.search(r"compiled [1-9]\d* registered queries from (\S+)", log)
+    assert compiled, log
+    assert Path(compiled[1]).is_relative_to(tmp_path / "venv"), compiled[0]
+    assert server.returncode == 0, log
