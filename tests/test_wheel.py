@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import site
 import socket
@@ -21,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -45,11 +48,16 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _build_wheel(source: Path, dist: Path) -> Path:
+    """The wheel pip builds from ``source`` (hatchling in pip's isolated build environment)."""
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, source, cwd=dist.parent)
+    (wheel,) = dist.glob("billing_graphql-*.whl")
+    return wheel
+
+
 def _install_wheel(tmp: Path) -> Path:
     """Build the wheel, install it alone in a new virtual environment; its ``bin`` directory."""
-    dist = tmp / "dist"
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, ROOT, cwd=tmp)
-    (wheel,) = dist.glob("billing_graphql-*.whl")
+    wheel = _build_wheel(ROOT, tmp / "dist")
     venv = tmp / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
@@ -182,3 +190,47 @@ def test_the_installed_wheel_serves_the_demo(tmp_path):
     assert compiled, log
     assert Path(compiled[1]).is_relative_to(tmp_path / "venv"), compiled[0]
     assert server.returncode == 0, log
+
+
+def _docker_stage_contexts() -> list[list[tuple[str, str]]]:
+    """For each stage of the Dockerfile that installs the package: its COPY lines from the build
+    context, as (source, destination) pairs."""
+    stages: list[list[tuple[str, str]]] = []
+    installs: list[bool] = []
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0].upper() == "FROM":
+            stages.append([])
+            installs.append(False)
+        elif words[0].upper() == "COPY" and not any(word.startswith("--from") for word in words):
+            *sources, destination = [word for word in words[1:] if not word.startswith("--")]
+            stages[-1].extend((source, destination) for source in sources)
+        elif words[0].upper() == "RUN" and "pip install" in line and " . " in f"{line} ":
+            installs[-1] = True
+    return [stage for stage, install in zip(stages, installs, strict=True) if install]
+
+
+def test_the_dockerfile_copies_what_the_build_reads(tmp_path):
+    """Each Docker stage that runs `pip install .` builds, from what it copies, the wheel the checkout builds."""
+    expected = sorted(zipfile.ZipFile(_build_wheel(ROOT, tmp_path / "dist")).namelist())
+    stages = _docker_stage_contexts()
+    assert stages, "the Dockerfile installs the package in no stage"
+    for number, copies in enumerate(stages):
+        if copies in stages[:number]:
+            continue  # the same context as an earlier stage: the same wheel
+        context = tmp_path / f"stage-{number}"
+        for source, destination in copies:
+            target = context / destination.removeprefix("./") / (Path(source).name if destination.endswith("/") else "")
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, target)
+        result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", context / "dist",
+                                 context], capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        assert result.returncode == 0, f"stage {number} cannot build from {copies}:\n{result.stderr}"
+        (wheel,) = (context / "dist").glob("billing_graphql-*.whl")
+        assert sorted(zipfile.ZipFile(wheel).namelist()) == expected, f"stage {number} copies {copies}"
