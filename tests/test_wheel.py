@@ -136,11 +136,12 @@ def test_the_installed_wheel_serves_the_demo(tmp_path):
     )
     try:
         _wait_for_health(server, base)
-        keys = {}
-        while len(keys) < 5:
-            role, _, key = server.stdout.readline().strip().partition("=")
-            keys[role] = key
+        keys = dict(server.stdout.readline().strip().partition("=")[::2] for _ in range(5))  # printed before serving
         assert keys["SUPER_ADMIN"].startswith("bgk_") and keys["OWNER"].startswith("bgk_")
+
+        # The manifest the package carries is the checkout's.
+        exported = _run(bin_dir / "billing-graphql", "export-manifest", cwd=tmp_path, env=env).stdout
+        assert exported == (ROOT / "queries" / "manifest.json").read_text()
 
         # README's first query.
         plans = _graphql(base, {"query": README_QUERY}, keys["SUPER_ADMIN"])["plans"]

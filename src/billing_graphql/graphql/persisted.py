@@ -36,13 +36,13 @@ MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 CHECKOUT_QUERIES_DIR = Path(__file__).resolve().parents[3] / "queries"
 
 
-def packaged_queries_dir() -> Traversable:
+def registered_documents_dir() -> Traversable:
     """The registered documents the installed package carries, else the checkout's ``queries/``."""
     packaged = resources.files("billing_graphql").joinpath("queries")
     return packaged if packaged.is_dir() else CHECKOUT_QUERIES_DIR
 
 
-QUERIES_DIR = packaged_queries_dir()
+QUERIES_DIR = registered_documents_dir()
 _OPERATION = re.compile(r"^\s*(query|mutation|subscription)\s+(\w+)", re.MULTILINE)
 
 
