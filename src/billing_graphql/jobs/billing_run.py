@@ -30,7 +30,8 @@ from billing_graphql.db.models import Subscription
 from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.services.billing.renewals import RunConfig, Tally, advance_subscription
+from billing_graphql.services.billing.renewals import advance_subscription
+from billing_graphql.services.billing.run_shared import RunConfig, Tally
 from billing_graphql.services.unit_of_work import money_move
 from billing_graphql.settings import Settings
 
