@@ -31,6 +31,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def month_key(start: datetime) -> str:
+    """The key of the billing month starting at ``start``: its ``YYYY-MM`` in UTC. The one month
+    key: ingestion writes counters under it, ``usage`` reads them with it, and the renewal's
+    overage (``domain.overage.usage_month_keys``) bills the keys of the ended period's months."""
+    start = start.astimezone(UTC)
     return f"{start.year:04d}-{start.month:02d}"
 
 

@@ -10,7 +10,7 @@ dunning are in ``services.billing.dunning``; what both use is in ``services.bill
 The renewal invoice (``renewal_draft``, also ``upcoming_invoice``, so the preview and the run
 are one computation) for the new period: the plan's base for the billing period, seats beyond
 the included agents, add-ons (FLAT and PER_AGENT), the ended period's overage (COUNTER usage
-above the plan's limits, priced at ``overage_message_price``, capped by the spending cap;
+above the plan's limits, only ``messages`` priced, at ``overage_message_price``, capped by the spending cap;
 ``domain.overage``), the coupon while it still runs (``domain.coupon_duration``), tax from the
 tax rows, account credit after tax.
 
@@ -43,7 +43,7 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.billing_run import Step, next_period, next_step
 from billing_graphql.domain.coupon_duration import coupon_applies
 from billing_graphql.domain.invoices import InvoiceDraft, InvoiceLineKind, LineDraft, period_lines
-from billing_graphql.domain.overage import cap_overage, metric_overage, usage_month_keys
+from billing_graphql.domain.overage import cap_overage, metric_overage, overage_unit_price, usage_month_keys
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.billing import dunning
@@ -75,15 +75,15 @@ class Renewal:
 
 async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan: Plan, ended: Period,
                         seats_amount: int, cap: int | None) -> list[LineDraft]:
-    """The ended period's overage lines (COUNTER metrics above ``plan``'s limits), capped."""
-    if plan.overage_message_price <= 0:
-        return []
-    limits = (await session.execute(
+    """The ended period's overage lines (COUNTER metrics with a price above ``plan``'s limits), capped."""
+    rows = (await session.execute(
         select(Metric.id, Metric.code, Metric.name, PlanLimit.limit_value)
         .join(PlanLimit, PlanLimit.metric_id == Metric.id)
         .where(PlanLimit.plan_id == plan.id, Metric.kind == MetricKind.COUNTER, PlanLimit.limit_value.is_not(None))
         .order_by(Metric.code)
     )).all()
+    prices = {row.id: overage_unit_price(row.code, plan.overage_message_price) for row in rows}
+    limits = [row for row in rows if prices[row.id] is not None]
     keys = usage_month_keys(ended)
     if not limits or not keys:
         return []
@@ -99,7 +99,7 @@ async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan:
         usage.setdefault(metric_id, {})[key] = int(value)
     overages = [
         metric_overage(row.code, row.name, [usage.get(row.id, {}).get(key, 0) for key in keys], row.limit_value,
-                       plan.overage_message_price)
+                       prices[row.id])
         for row in limits
     ]
     billed = cap_overage(overages, seats_amount, cap)
@@ -111,7 +111,7 @@ async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan:
         if amount < overage.amount:
             description += " (capped by the spending cap)"
         lines.append(LineDraft(kind=InvoiceLineKind.OVERAGE, description=description, quantity=Decimal(overage.units),
-                               unit_amount=Decimal(plan.overage_message_price), amount=amount,
+                               unit_amount=Decimal(prices[row.id]), amount=amount,
                                period_start=ended.start, period_end=ended.end))
     return lines
 
