@@ -12,15 +12,11 @@ import pytest
 
 from billing_graphql.app import create_app
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import TestClock
-from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.jobs.billing_run import run_billing, run_config
-from billing_graphql.services.subscriptions.choice import PlanChoice
-from billing_graphql.services.subscriptions.lifecycle import subscribe
 from tests.api.test_metrics import scrape, value
-from tests.factories import make_payment_method, make_plan
 from tests.helpers import test_settings
+from tests.services.billing_run_helpers import subscribed_on_test_clock
 
 T0 = datetime(2026, 1, 31, 10, tzinfo=UTC)
 ADVANCE = 'mutation($to: DateTime!) { advanceClock(input: {to: $to}) { errors { code } } }'
@@ -28,12 +24,7 @@ ADVANCE = 'mutation($to: DateTime!) { advanceClock(input: {to: $to}) { errors { 
 
 async def test_advance_clock_records_the_billing_run_in_metrics(db, database_url, keys):
     settings = test_settings(database_url, test_clock=True)
-    async with db.write() as session:
-        session.add(TestClock(id=1, now=T0))
-    plan = await make_plan(db, monthly=100000, trial_days=0)
-    await make_payment_method(db, keys.organization_id, token="pm_card_visa")
-    await subscribe(db, None, organization_id=keys.organization_id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
-                    payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
+    await subscribed_on_test_clock(db, keys.organization_id, settings, T0)
     app = create_app(settings, db=db, freeze_gc=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
         before = await scrape(http)

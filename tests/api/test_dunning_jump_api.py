@@ -7,14 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing_graphql.db.models import TestClock
-from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.services.subscriptions.choice import PlanChoice
-from billing_graphql.services.subscriptions.lifecycle import subscribe
-from tests.factories import make_payment_method, make_plan
 from tests.helpers import test_settings
-from tests.services.billing_run_helpers import replace_card
+from tests.services.billing_run_helpers import replace_card, subscribed_on_test_clock
 
 T0 = datetime(2026, 1, 31, 10, tzinfo=UTC)
 ADVANCE = 'mutation($to: DateTime!) { advanceClock(input: {to: $to}) { clock { now } errors { code } } }'
@@ -29,12 +24,7 @@ def settings(database_url: str):
 
 
 async def _declined_renewal(db, keys, settings) -> None:
-    async with db.write() as session:
-        session.add(TestClock(id=1, now=T0))
-    plan = await make_plan(db, monthly=100000, trial_days=0)
-    await make_payment_method(db, keys.organization_id, token="pm_card_visa")
-    await subscribe(db, None, organization_id=keys.organization_id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
-                    payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
+    await subscribed_on_test_clock(db, keys.organization_id, settings, T0)
     await replace_card(db, keys.organization_id, "pm_card_declined")
 
 

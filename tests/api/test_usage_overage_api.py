@@ -9,13 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing_graphql.db.models import Plan, TestClock
-from billing_graphql.domain.periods import BillingPeriod
-from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.services.subscriptions.choice import PlanChoice
-from billing_graphql.services.subscriptions.lifecycle import subscribe
-from tests.factories import make_payment_method, make_plan
+from billing_graphql.db.models import Plan
 from tests.helpers import test_settings
+from tests.services.billing_run_helpers import subscribed_on_test_clock
 
 T0 = datetime(2026, 1, 31, 10, tzinfo=UTC)  # the anchor: billing months Jan 31 -> Feb 28 -> Mar 31
 ADVANCE = 'mutation($to: DateTime!) { advanceClock(input: {to: $to}) { errors { code } } }'
@@ -34,14 +30,10 @@ def event(key: str, metric: str, quantity: int, at: str) -> dict:
 
 
 async def test_record_usage_to_the_renewals_overage_line(db, api, keys, settings):
+    plan = await subscribed_on_test_clock(db, keys.organization_id, settings, T0,
+                                          limits={"messages": 1000, "api_calls": 100})
     async with db.write() as session:
-        session.add(TestClock(id=1, now=T0))
-    plan = await make_plan(db, monthly=100000, trial_days=0, limits={"messages": 1000, "api_calls": 100})
-    async with db.write() as session:
-        (await session.get(Plan, plan.id)).overage_message_price = 150
-    await make_payment_method(db, keys.organization_id, token="pm_card_visa")
-    await subscribe(db, None, organization_id=keys.organization_id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
-                    payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=T0)
+        (await session.get(Plan, plan.id)).overage_message_price = 150  # before the first renewal prices it
 
     await api.ok(ADVANCE, {"to": "2026-02-28T09:59:59Z"}, token=keys.super_admin)
     recorded = await api.ok(RECORD, {"input": {"events": [
