@@ -58,6 +58,19 @@ def billing_month(anchor: datetime | None, instant: datetime) -> Period:
     return Period(add_months(anchor, index), add_months(anchor, index + 1))
 
 
+def usage_period(anchor: datetime | None, now: datetime, month: datetime | None = None) -> Period:
+    """What "the month" of usage means, for tenants (``usage``) and partners (``usageSnapshots``)
+    alike: the billing month in force at ``now``; with ``month`` (a calendar month's first
+    instant, ``parse_month``) the billing month that starts in that calendar month (exactly one
+    does: each is ``add_months(anchor, k)`` for its own k). Calendar months without an anchor."""
+    if month is None:
+        return billing_month(anchor, now)
+    found = billing_month(anchor, month)
+    if (found.start.year, found.start.month) != (month.year, month.month):
+        found = billing_month(anchor, found.end)
+    return found
+
+
 def parse_month(value: str, field: str = "month") -> datetime:
     """The first instant of a ``YYYY-MM`` month (UTC); VALIDATION otherwise."""
     match = MONTH_PATTERN.match(value or "")
