@@ -13,13 +13,13 @@ from datetime import datetime
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import BillingReason, Subscription
+from billing_graphql.db.models import BillingReason, Payment, PaymentMethod, PaymentStatus, Plan, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.invoices import period_lines
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayRegistry
-from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
+from billing_graphql.services.billing.charging import bill_subscription, payment_error, payment_method_for
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
 from billing_graphql.services.pagination import Page, read_page
 from billing_graphql.services.subscriptions.choice import PlanChoice
@@ -39,7 +39,7 @@ from billing_graphql.services.subscriptions.results import (
     result_from_response,
     subscription_snapshot,
 )
-from billing_graphql.services.unit_of_work import locked_organization, money_move
+from billing_graphql.services.unit_of_work import KeptFailure, MoneyMove, locked_organization, money_move
 from billing_graphql.services.subscriptions.trials import record_trial, trial_available
 
 MAX_REASON_LENGTH = 2000
@@ -63,8 +63,11 @@ async def subscribe(
     on its end), once per organization and plan (``services.subscriptions.trials``). A plan
     without trial days, or whose trial the organization has had, starts ACTIVE: the first period's invoice is finalized
     and charged to ``payment_method_id`` or the default method (PAYMENT_REQUIRED without one when
-    something is due, and nothing is written). A declined first charge leaves the subscription
-    PAST_DUE with its invoice OPEN (the result's ``payment_error`` says so).
+    something is due, and nothing is written). A declined first charge creates nothing:
+    PAYMENT_FAILED, no subscription, invoice, payment, coupon redemption or event; the attempt is
+    kept in the audit log and the error under the idempotency key (the unit of work's kept
+    failure), so the same key replays it and a new key tries again. A processor fault (the
+    outcome unknown) keeps the subscription with its payment PENDING, to be reconciled.
     """
     coupon_code, billing_period = choice.coupon, choice.billing_period
     request = choice.request(payment_method_id=payment_method_id)
@@ -101,10 +104,25 @@ async def subscribe(
                     uow, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_CREATE,
                     period_start=start, period_end=end, payment_method=method,
                 )
+                if result.payment is not None and result.payment.status is PaymentStatus.FAILED:
+                    raise _declined_first_payment(uow, plan, method, result.payment)
             announce_subscription(session, actor, subscription, action="subscription.created",
                                   event="subscription.created", now=now)
             uow.done(result.response())
     return result
+
+
+def _declined_first_payment(uow: MoneyMove, plan: Plan, method: PaymentMethod | None,
+                            payment: Payment) -> KeptFailure:
+    """The kept failure of a declined first charge: its audit row says what was tried."""
+    return uow.kept_failure(
+        payment_error(payment), action="subscription.payment_failed", object_type="Plan", object_id=plan.id,
+        after={"plan_id": plan.id, "payment_method_id": method.id if method else None, "amount": payment.amount,
+               "currency": payment.currency, "gateway": payment.gateway,
+               "gateway_payment_id": payment.gateway_payment_id, "failure_code": payment.failure_code,
+               "failure_message": payment.failure_message},
+        reason="The first payment was declined; no subscription was created.",
+    )
 
 
 async def cancel(
