@@ -4,7 +4,10 @@ used to be accepted silently, and the seed fields that were missing. Over HTTP o
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
+from strawberry import relay
 
 from billing_graphql.db.models import (
     AuditEvent,
@@ -12,10 +15,16 @@ from billing_graphql.db.models import (
     Invoice,
     OutboxEvent,
     Payment,
+    PaymentMethod,
     Subscription,
 )
+from billing_graphql.gateways.sandbox import sign_payment
 from tests.factories import count_rows, database_state, make_payment_method, make_plan
 from tests.helpers import gid
+
+
+def decode_gid(value: str) -> uuid.UUID:
+    return uuid.UUID(relay.from_base64(value)[1])
 
 ERRORS = "errors { code message field }"
 SUBSCRIBE = f"""mutation($i: SubscribeInput!) {{ subscribe(input: $i) {{
@@ -61,3 +70,63 @@ async def test_a_declined_first_payment_creates_no_subscription(api, db, keys):
                        token=keys.owner))["subscribe"]
     assert ok["errors"] == [] and ok["subscription"]["status"] == "ACTIVE" and ok["invoice"]["status"] == "PAID"
     assert await count_rows(db, IdempotencyRecord) == 2
+
+
+# ---- 1. checkout keeps the payment method that paid it -----------------------------------------
+
+START = f"""mutation($i: StartCheckoutInput!) {{ startCheckout(input: $i) {{ orderId {ERRORS} }} }}"""
+CONFIRM = f"""mutation($i: ConfirmCheckoutInput!) {{ confirmCheckout(input: $i) {{
+  subscription {{ status currentPeriodEnd }} payment {{ status }} {ERRORS} }} }}"""
+CHANGE = f"""mutation($i: ChangePlanInput!) {{ changePlan(input: $i) {{
+  invoice {{ status total {{ amount }} payments {{ status amount {{ amount }} }} }} {ERRORS} }} }}"""
+METHODS = "{ paymentMethods { id gateway type label isDefault } }"
+ADVANCE = "mutation($to: DateTime!) { advanceClock(input: {to: $to}) { clock { now } errors { code } } }"
+INVOICES = "{ invoices(first: 10) { edges { node { billingReason status periodStart payments { status } } } } }"
+
+
+async def checkout(api, keys, plan, payment_id: str) -> dict:
+    started = (await api.ok(START, {"i": {"planId": gid("Plan", plan.id)}}, token=keys.owner))["startCheckout"]
+    assert started["errors"] == []
+    order_id = started["orderId"]
+    confirm = {"i": {"orderId": order_id, "paymentId": payment_id, "signature": sign_payment(order_id, payment_id)}}
+    confirmed = (await api.ok(CONFIRM, confirm, token=keys.owner))["confirmCheckout"]
+    assert confirmed["errors"] == [] and confirmed["payment"]["status"] == "SUCCEEDED"
+    return confirmed
+
+
+async def test_checkout_keeps_the_card_for_the_upgrade_and_the_renewal(clock_api, db, keys):
+    api = clock_api
+    starter = await make_plan(db, slug="starter", monthly=299000, trial_days=0)
+    growth = await make_plan(db, slug="growth", monthly=599000, trial_days=0)
+    confirmed = await checkout(api, keys, starter, "pay_sandbox_1")
+    assert confirmed["subscription"]["status"] == "ACTIVE"
+
+    [method] = (await api.ok(METHODS, token=keys.owner))["paymentMethods"]
+    assert (method["gateway"], method["type"], method["isDefault"]) == ("sandbox", "CREDIT_CARD", True)
+    async with db.read() as session:
+        token = (await session.get(PaymentMethod, decode_gid(method["id"]))).gateway_payment_method_id
+    assert token == "pay_sandbox_1"  # the sandbox's token of a checkout payment is its payment id
+
+    # The upgrade right after is charged to it: half of April left, net 150,000 + PPN = 166,500.
+    await api.ok(ADVANCE, {"to": "2026-04-16T00:00:00Z"}, token=keys.super_admin)
+    changed = (await api.ok(CHANGE, {"i": {"planId": gid("Plan", growth.id)}}, token=keys.owner))["changePlan"]
+    assert changed["errors"] == []
+    assert changed["invoice"]["status"] == "PAID"
+    assert changed["invoice"]["payments"] == [{"status": "SUCCEEDED", "amount": {"amount": "166500"}}]
+
+    # The first renewal is charged to it too.
+    assert (await api.ok(ADVANCE, {"to": "2026-05-01T00:00:01Z"}, token=keys.super_admin))["advanceClock"][
+        "errors"] == []
+    invoices = [edge["node"] for edge in (await api.ok(INVOICES, token=keys.owner))["invoices"]["edges"]]
+    [renewal] = [node for node in invoices if node["billingReason"] == "SUBSCRIPTION_CYCLE"]
+    assert renewal["status"] == "PAID" and renewal["payments"] == [{"status": "SUCCEEDED"}]
+    assert (await api.ok("{ subscription { status } }", token=keys.owner))["subscription"]["status"] == "ACTIVE"
+
+
+async def test_checkout_does_not_replace_an_existing_default(api, db, keys):
+    plan = await make_plan(db, monthly=299000, trial_days=0)
+    visa = await make_payment_method(db, keys.organization_id, token="pm_card_visa")
+    await checkout(api, keys, plan, "pay_sandbox_2")
+    methods = (await api.ok(METHODS, token=keys.owner))["paymentMethods"]
+    assert [(m["id"], m["isDefault"]) for m in methods][0] == (gid("PaymentMethod", visa.id), True)
+    assert [m["isDefault"] for m in methods] == [True, False]
