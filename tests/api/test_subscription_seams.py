@@ -13,9 +13,12 @@ from billing_graphql.db.models import (
     AuditEvent,
     IdempotencyRecord,
     Invoice,
+    Organization,
     OutboxEvent,
     Payment,
     PaymentMethod,
+    Plan,
+    PlanFeature,
     Subscription,
 )
 from billing_graphql.gateways.sandbox import sign_payment
@@ -130,3 +133,94 @@ async def test_checkout_does_not_replace_an_existing_default(api, db, keys):
     methods = (await api.ok(METHODS, token=keys.owner))["paymentMethods"]
     assert [(m["id"], m["isDefault"]) for m in methods][0] == (gid("PaymentMethod", visa.id), True)
     assert [m["isDefault"] for m in methods] == [True, False]
+
+
+# ---- 6. the default plan follows the organization's currency -----------------------------------
+
+CREATE_ORG = f"""mutation($i: CreateOrganizationInput!) {{ createOrganization(input: $i) {{
+  organization {{ id currency }} {ERRORS} }} }}"""
+UPDATE_ORG = f"""mutation($i: UpdateOrganizationInput!) {{ updateOrganization(input: $i) {{
+  organization {{ id name currency }} {ERRORS} }} }}"""
+
+
+async def organizations_and_audit(db) -> tuple:
+    """What a refused organization change must leave as it was (API keys' last use moves on)."""
+    async with db.read() as session:
+        rows = (await session.execute(select(Organization.id, Organization.name, Organization.currency,
+                                             Organization.updated_at).order_by(Organization.id))).all()
+    return rows, await count_rows(db, AuditEvent), await count_rows(db, OutboxEvent)
+
+
+async def test_organizations_have_a_currency_default_idr(api, db, keys):
+    created = (await api.ok(CREATE_ORG, {"i": {"name": "Tokyo", "externalId": "tokyo"}},
+                            token=keys.super_admin))["createOrganization"]
+    assert created["errors"] == [] and created["organization"]["currency"] == "IDR"
+    usd = (await api.ok(CREATE_ORG, {"i": {"name": "NY", "externalId": "ny", "currency": "usd"}},
+                        token=keys.super_admin))["createOrganization"]
+    assert usd["organization"]["currency"] == "USD"
+    state = await organizations_and_audit(db)
+    bad = (await api.ok(CREATE_ORG, {"i": {"name": "X", "externalId": "x", "currency": "XYZ"}},
+                        token=keys.super_admin))["createOrganization"]
+    assert [(e["code"], e["field"]) for e in bad["errors"]] == [("VALIDATION", "currency")]
+    assert await organizations_and_audit(db) == state
+
+
+async def test_the_default_plan_is_the_cheapest_in_the_organizations_currency(api, db, keys):
+    await make_plan(db, slug="usd-free", currency="USD", monthly=0, trial_days=0)
+    await make_plan(db, slug="idr-pro", currency="IDR", monthly=599000, trial_days=14)
+    await make_plan(db, slug="idr-basic", currency="IDR", monthly=99000, trial_days=14, sort_order=2)
+    await make_plan(db, slug="idr-basic-b", currency="IDR", monthly=99000, trial_days=14, sort_order=1)
+    limits = (await api.ok("{ planLimits { plans { slug } } }", token=keys.owner))["planLimits"]
+    assert sorted(plan["slug"] for plan in limits["plans"]) == ["idr-basic", "idr-basic-b", "idr-pro"]
+    payload = (await api.ok(SUBSCRIBE, {"i": {}}, token=keys.owner))["subscribe"]
+    assert payload["errors"] == [] and payload["subscription"]["plan"]["slug"] == "idr-basic-b"
+
+    # A super-admin may change the currency only while there is no live subscription.
+    org = gid("Organization", keys.organization_id)
+    state = await organizations_and_audit(db)
+    refused = (await api.ok(UPDATE_ORG, {"i": {"id": org, "currency": "USD"}},
+                            token=keys.super_admin))["updateOrganization"]
+    assert [(e["code"], e["field"]) for e in refused["errors"]] == [("VALIDATION", "currency")]
+    assert await organizations_and_audit(db) == state
+    other = gid("Organization", keys.other_organization_id)
+    changed = (await api.ok(UPDATE_ORG, {"i": {"id": other, "currency": "USD"}},
+                            token=keys.super_admin))["updateOrganization"]
+    assert changed["errors"] == [] and changed["organization"]["currency"] == "USD"
+    usd = (await api.ok(SUBSCRIBE, {"i": {}}, token=keys.other_owner))["subscribe"]
+    assert usd["errors"] == [] and usd["subscription"]["plan"]["slug"] == "usd-free"
+    unknown = (await api.ok(UPDATE_ORG, {"i": {"id": other, "currency": "ABC"}},
+                            token=keys.super_admin))["updateOrganization"]
+    assert [(e["code"], e["field"]) for e in unknown["errors"]] == [("VALIDATION", "currency")]
+    forbidden = await api.post(UPDATE_ORG, {"i": {"id": other, "currency": "IDR"}}, token=keys.owner)
+    assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+# ---- 11. input that used to be accepted silently ---------------------------------------------
+
+CREATE_PLAN = f"""mutation($i: CreatePlanInput!) {{ createPlan(input: $i) {{ plan {{ id }} {ERRORS} }} }}"""
+UPDATE_SUB = f"""mutation($i: UpdateSubscriptionInput!) {{ updateSubscription(input: $i) {{
+  subscription {{ paymentGateway }} {ERRORS} }} }}"""
+
+
+async def test_an_unknown_feature_key_is_refused(api, db, keys):
+    plan = {"name": "Scale", "slug": "scale", "basePriceMonthly": "100000",
+            "features": [{"key": "aiAgent", "enabled": True}, {"key": "ai_agent", "enabled": True}]}
+    state = await count_rows(db, Plan), await count_rows(db, PlanFeature), await count_rows(db, AuditEvent)
+    result = (await api.ok(CREATE_PLAN, {"i": plan}, token=keys.super_admin))["createPlan"]
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("VALIDATION", "features[1].key")]
+    assert "aiAgent" in result["errors"][0]["message"]  # the message lists the known keys
+    assert (await count_rows(db, Plan), await count_rows(db, PlanFeature), await count_rows(db, AuditEvent)) == state
+    plan["features"] = [{"key": "aiAgent", "enabled": True}, {"key": "dedicatedSupport", "enabled": False}]
+    assert (await api.ok(CREATE_PLAN, {"i": plan}, token=keys.super_admin))["createPlan"]["errors"] == []
+
+
+async def test_razorpay_needs_its_keys_before_a_subscription_is_moved_to_it(api, db, keys):
+    plan = await make_plan(db, trial_days=14)
+    subscribed = (await api.ok(SUBSCRIBE, {"i": {"planId": gid("Plan", plan.id)}}, token=keys.owner))["subscribe"]
+    variables = {"i": {"id": subscribed["subscription"]["id"], "paymentGateway": "razorpay"}}
+    before = await organizations_and_audit(db)
+    result = (await api.ok(UPDATE_SUB, variables, token=keys.super_admin))["updateSubscription"]
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("VALIDATION", "paymentGateway")]
+    assert await organizations_and_audit(db) == before
+    async with db.read() as session:
+        assert (await session.scalar(select(Subscription.payment_gateway))) == "sandbox"

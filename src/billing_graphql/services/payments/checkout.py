@@ -166,7 +166,7 @@ async def start_checkout(
             session, organization = uow.session, uow.organization
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
-            plan = await resolve_plan(session, choice.plan_id)
+            plan = await resolve_plan(session, choice.plan_id, currency=organization.currency)
             coupon = await check_coupon(session, coupon_code, plan, now=now) if coupon_code else None
             agents = await current_agents(session, organization_id, fallback=1)
             await _expire_open_checkouts(uow)

@@ -79,7 +79,7 @@ async def subscribe(
                 return await result_from_response(session, uow.stored)
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
-            plan = await resolve_plan(session, choice.plan_id)
+            plan = await resolve_plan(session, choice.plan_id, currency=uow.organization.currency)
             method = await payment_method_for(session, organization_id, payment_method_id)
             agents = await current_agents(session, organization_id, fallback=1)
             trial = await trial_available(session, organization_id, plan, trial_once=trial_once)
@@ -197,16 +197,21 @@ async def update_subscription(
     payment_gateway: str | None = None,
     gateway_customer_id: object = _UNSET,
     gateway_subscription_id: object = _UNSET,
+    gateways: GatewayRegistry | None = None,
     now: datetime,
 ) -> SubscriptionChange:
     """The super-admin patch: a status override (with a reason, through ``transition``), a later
     period end (re-anchoring the following periods on it; a trial's end moves with it), gateway
-    ids. Audited with before and after; no change writes nothing."""
+    ids. A payment gateway must be one this deployment has configured (``gateways``; Razorpay needs
+    its keys): VALIDATION on ``paymentGateway`` otherwise. Audited with before and after; no change
+    writes nothing."""
     reason = _clean_reason(reason)
     if status is not None and not reason:
         raise validation("A status override needs a reason.", "reason")
     if payment_gateway is not None and payment_gateway not in GATEWAY_NAMES:
         raise validation(f"Unknown gateway {payment_gateway!r}; known: {', '.join(GATEWAY_NAMES)}.", "paymentGateway")
+    if payment_gateway is not None and gateways is not None:
+        gateways.require(payment_gateway, "paymentGateway", code=BillingErrorCode.VALIDATION)
     for name, value in (("gatewayCustomerId", gateway_customer_id), ("gatewaySubscriptionId", gateway_subscription_id)):
         if value is not _UNSET and value is not None and (not isinstance(value, str) or len(value) > 200):
             raise validation("A gateway id is at most 200 characters.", name)
