@@ -57,7 +57,7 @@ class Usage:
     def of(cls, usage: UsageNow) -> Usage:
         return cls(
             organization_id=strawberry.ID(relay.to_base64("Organization", usage.organization.organization.id)),
-            agent_count=usage.used("agents"),
+            agent_count=usage.agent_count,
             contact_count=usage.used("contacts"),
             messages_this_month=usage.used("messages"),
             active_integrations=usage.used("integrations"),
@@ -133,7 +133,7 @@ class PlanLimitsType:
                 DomainSubscriptionStatus.TRIALING, DomainSubscriptionStatus.PAST_DUE, DomainSubscriptionStatus.UNPAID),
             plans=[PlanType.from_row(plan) for plan in view.plans],
             usage=PlanLimitsUsage(
-                agent_count=view.usage.used("agents"),
+                agent_count=view.usage.agent_count,
                 limits=[PlanLimit(metric=Metric.from_row(use.metric), limit=use.use.used)
                         for use in view.usage.metrics if use.limited],
             ),
