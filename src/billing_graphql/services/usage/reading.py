@@ -30,7 +30,7 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
-from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, billing_month, month_key
+from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
 from billing_graphql.services.catalog.plans import plan_order
 from billing_graphql.services.usage.ingest import live_join
 
@@ -41,9 +41,10 @@ class OrganizationPlan:
     subscription: Subscription | None
     plan: Plan | None
 
-    def month(self, now: datetime) -> Period:
-        """The billing month containing ``now`` (the calendar month without a subscription)."""
-        return billing_month(self.subscription.period_anchor if self.subscription else None, now)
+    def month(self, now: datetime, month: datetime | None = None) -> Period:
+        """The billing month in force at ``now``, or the one starting in the calendar month
+        ``month`` (calendar months without a subscription): ``domain.usage.usage_period``."""
+        return usage_period(self.subscription.period_anchor if self.subscription else None, now, month)
 
 
 @dataclass(frozen=True, slots=True)
