@@ -30,6 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 INVOICES = (ROOT / "queries" / "spa" / "Invoices.graphql").read_text()  # the one source of the documents
+SNAPSHOTS = (ROOT / "queries" / "partner" / "UsageSnapshots.graphql").read_text()
 README_QUERY = "{ plans { name slug basePriceMonthly { amount currency } } }"  # README's "A first query"
 START_TIMEOUT = 60
 
@@ -75,6 +76,7 @@ def _environment(tmp: Path, port: int) -> dict[str, str]:
     env.update(
         BILLING_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'billing.db'}",
         BILLING_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        BILLING_TRUSTED_DOCUMENTS="partner",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -95,6 +97,11 @@ def _request(url: str, *, body: dict | None = None, key: str | None = None,
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+
+
+def _registered(body: str) -> dict:
+    """A request naming a registered document by its id."""
+    return {"documentId": hashlib.sha256(body.encode()).hexdigest()}
 
 
 def _graphql(base: str, body: dict, key: str) -> dict:
@@ -151,10 +158,17 @@ def test_the_installed_wheel_serves_the_demo(tmp_path):
         status, _, content = _request(f"{base}/metrics")
         assert status == 200
         answered_before = _metric(content.decode(), "billing_graphql_compiled_requests_total", outcome="answered")
-        invoices = _graphql(base, {"documentId": hashlib.sha256(INVOICES.encode()).hexdigest()}, keys["OWNER"])["invoices"]
+        invoices = _graphql(base, _registered(INVOICES), keys["OWNER"])["invoices"]
         status, _, content = _request(f"{base}/metrics")
         answered_after = _metric(content.decode(), "billing_graphql_compiled_requests_total", outcome="answered")
         assert answered_after == answered_before + 1, "the documentId was not answered by its compiled plan"
+
+        # Partners may send only registered documents: the packaged ones are accepted, other text refused.
+        snapshots = _graphql(base, _registered(SNAPSHOTS), keys["PARTNER"])
+        assert len(snapshots["usageSnapshots"]["edges"]) == 1  # the demo organization, granted by seed-demo
+        free_text = {"query": "{ usageSnapshots { edges { node { month } } } }"}
+        status, _, content = _request(f"{base}/graphql", body=free_text, key=keys["PARTNER"])
+        assert [error["extensions"]["code"] for error in json.loads(content)["errors"]] == ["FORBIDDEN"]
 
         # GraphiQL's page.
         status, headers, content = _request(f"{base}/graphql", accept="text/html")

@@ -50,7 +50,10 @@ def document_id(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _graphql_files(directory: Traversable, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Traversable]]:
+def _graphql_files(
+    directory: Traversable, parts: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Traversable]]:
+    """Every ``.graphql`` file under ``directory`` with its path as parts (a package's files need not be on disk)."""
     for entry in directory.iterdir():
         if entry.is_dir():
             yield from _graphql_files(entry, (*parts, entry.name))
