@@ -13,6 +13,9 @@ Names (all prefixed ``billing_graphql_``):
     request_sql_statements{operation}           histogram of SQL statements per request
                                                 (transaction control not counted)
     rate_limited_total                          requests refused by the rate limit (HTTP 429)
+    compiled_requests_total{outcome}            requests naming a registered query's compiled plan:
+                                                answered (by the plan), fallback (the generic
+                                                path answered)
     billing_runs_total{outcome}                 billing runs: completed, failed
     billing_run_duration_seconds                histogram of one run
     billing_run_subscriptions_total{result}     subscriptions a run handled, by result:
@@ -72,6 +75,9 @@ REQUEST_STATEMENTS = Histogram(
     buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128),
 )
 RATE_LIMITED = Counter("billing_graphql_rate_limited", "Requests refused by the rate limit (HTTP 429).")
+COMPILED_REQUESTS = Counter(
+    "billing_graphql_compiled_requests", "Requests naming a registered query's compiled plan, by outcome.", ["outcome"]
+)
 BILLING_RUNS = Counter("billing_graphql_billing_runs", "Billing runs by outcome.", ["outcome"])
 BILLING_RUN_DURATION = Histogram(
     "billing_graphql_billing_run_duration_seconds", "Duration of one billing run.",
@@ -107,6 +113,8 @@ WEBHOOK_PENDING = Gauge(
 # Known label values start at 0, so that rates and alerts see them before the first event.
 for _outcome in ("completed", "failed"):
     BILLING_RUNS.labels(_outcome)
+for _outcome in ("answered", "fallback"):
+    COMPILED_REQUESTS.labels(_outcome)
 for _outcome in ("delivered", "failed", "dead", "skipped"):
     WEBHOOK_DELIVERIES.labels(_outcome)
 

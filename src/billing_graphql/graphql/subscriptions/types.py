@@ -21,7 +21,7 @@ from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.types import DiscountType as CouponDiscountType
 from billing_graphql.graphql.common import Money, from_row, load_nodes
-from billing_graphql.graphql.billing.types import InvoicePreview
+from billing_graphql.graphql.billing.lines import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.subscriptions.pricing import addon_price, plan_price
