@@ -17,7 +17,9 @@ from billing_graphql.graphql.common import (
     offset_after,
     page_size,
 )
+from billing_graphql.graphql.ids import read_id
 from billing_graphql.graphql.payloads import node_payload
+from billing_graphql.graphql.scope import read_scope
 from billing_graphql.graphql.platform.types import (
     ApiKeyType,
     OrganizationConnection,
@@ -93,9 +95,9 @@ class Query:
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN))
     async def organization(self, info: Info, id: strawberry.ID) -> OrganizationType | None:
         try:
-            row = await organizations.get_organization(info.context.db, decode_id(id, "Organization"))
+            row = await organizations.get_organization(info.context.db, read_id(id, "Organization"))
         except DomainBillingError:
-            return None
+            return None  # a well-formed id of no organization
         return OrganizationType.from_row(row)
 
     @strawberry.field(
@@ -104,10 +106,7 @@ class Query:
                     "Admins manage billing, not credentials.",
     )
     async def api_keys(self, info: Info, organization_id: strawberry.ID | None = None) -> list[ApiKeyType] | None:
-        try:
-            scope = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
-        except DomainBillingError:
-            return []
+        scope = read_scope(info.context.actor, organization_id, across=True)
         rows = await api_keys.list_api_keys(info.context.db, info.context.actor, scope)
         return [ApiKeyType.from_row(row) for row in rows]
 
