@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -85,9 +85,10 @@ def test_a_range_is_cut_into_calendar_months_clipped_to_it():
         ("2026-01", 15, 2, 1), ("2026-02", 1, 3, 1), ("2026-03", 1, 3, 11)]
 
 
-def test_a_range_stops_now():
+def test_a_range_stops_just_after_now():
     span = analytics_range(date(2026, 3, 1), date(2026, 12, 31), NOW)
-    assert [m.key for m in span.months] == ["2026-03", "2026-04"] and span.end == NOW
+    assert [m.key for m in span.months] == ["2026-03", "2026-04"]
+    assert span.end == NOW + timedelta(microseconds=1)  # what happened at now counts
     assert analytics_range(date(2027, 1, 1), date(2027, 2, 1), NOW).is_empty
     assert analytics_range(date(9999, 12, 1), date(9999, 12, 31), NOW).is_empty
 
@@ -131,6 +132,21 @@ def test_months_carry_the_start_state_forward():
     # February starts from January's end: 5 live, 1500 MRR
     assert (february.mrr, february.arpu, february.churn_rate, february.net_revenue) == (1500, 500, Decimal("0.0000"), -100)
     assert figures.failed_payments_rate == Decimal("0.2500")
+
+
+movement_values = st.builds(Movements, *(st.integers(0, 10**7) for _ in range(7)))
+
+
+@given(st.integers(0, 10**8), st.lists(movement_values, min_size=1, max_size=24))
+def test_every_month_mrr_end_is_start_plus_new_and_expansion_minus_contraction_and_churn(start_mrr, moves):
+    span = analytics_range(date(2024, 1, 1), date(2025, 12, 31), NOW)
+    moved = {window.key: move for window, move in zip(span.months, moves)}
+    previous = start_mrr
+    for month in month_figures(span, Snapshot(mrr=start_mrr), moved, {}).months:
+        move = moved.get(month.month, Movements())
+        assert month.mrr == previous + move.new_mrr + move.expansion_mrr - move.contraction_mrr - move.churned_mrr
+        assert (month.new_mrr, month.churned_mrr) == (move.new_mrr, move.churned_mrr)
+        previous = month.mrr
 
 
 def test_no_months_no_figures():

@@ -13,43 +13,32 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
+from strawberry import relay
 
-from billing_graphql.domain.errors import BillingError as DomainBillingError
-from billing_graphql.domain.errors import not_found, validation
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
+from billing_graphql.graphql.ids import read_optional_id
+from billing_graphql.graphql.scope import ORGANIZATION_ID_HELP, organization_for, read_scope
 from billing_graphql.graphql.common import Money, attempt, connection_from_page, decode_id, offset_after, page_size
-from billing_graphql.graphql.billing.types import InvoicePreview, InvoiceType
+from billing_graphql.graphql.billing.lines import InvoicePreview
+from billing_graphql.graphql.billing.types import InvoiceType
 from billing_graphql.graphql.usage.types import PlanLimitsType, plan_limits_of
 from billing_graphql.graphql.subscriptions.types import (
     BillingPeriod,
     ChangeEffective,
     SubscriptionConnection,
     SubscriptionStatus,
+    SubscriptionAddon,
     SubscriptionType,
+    subscription_addons,
 )
 from billing_graphql.services.subscriptions import plan_changes
 from billing_graphql.services.subscriptions import lifecycle as subscriptions
 from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.results import SubscriptionChange
-
-ORGANIZATION_ID_HELP = "Super-admins: the organization to act on (required). Tenants act on their own."
-
-
-def organization_for(info: Info, organization_id: strawberry.ID | None) -> uuid.UUID:
-    """The organization a mutation acts on (raises a BillingError for the payload)."""
-    actor = info.context.actor
-    requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
-    if actor.is_super_admin and requested is None:
-        raise validation("Super-admins name the organization: pass organizationId.", "organizationId")
-    scope = actor.organization_in_scope(requested)
-    if scope is None:
-        raise not_found("Organization", "organizationId")
-    return scope
-
 
 def _optional_id(global_id: strawberry.ID | None, type_name: str, field: str) -> uuid.UUID | None:
     return decode_id(global_id, type_name, field) if global_id is not None else None
@@ -134,6 +123,8 @@ class DetachAddonInput:
 @strawberry.type
 class AddonChangePayload:
     subscription: SubscriptionType | None = None
+    subscription_addon: SubscriptionAddon | None = strawberry.field(
+        default=None, description="The attachment as it is after the change (null once detached).")
     invoice: InvoiceType | None = None
     credit_added: Money | None = None
     errors: list[BillingError] = strawberry.field(default_factory=list)
@@ -166,14 +157,7 @@ class Query:
         description="The organization's live subscription, or null. Super-admins pass organizationId.",
     )
     async def subscription(self, info: Info, organization_id: strawberry.ID | None = None) -> SubscriptionType | None:
-        actor = info.context.actor
-        try:
-            requested = _optional_id(organization_id, "Organization", "organizationId")
-        except DomainBillingError:
-            return None
-        scope = actor.organization_in_scope(requested)
-        if scope is None:
-            return None
+        scope = read_scope(info.context.actor, organization_id)
         return SubscriptionType.maybe(await subscriptions.get_live_subscription(info.context.db, scope))
 
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN), description="All subscriptions, newest first.")
@@ -181,10 +165,7 @@ class Query:
         self, info: Info, status: SubscriptionStatus | None = None, plan_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> SubscriptionConnection | None:
-        try:
-            plan = _optional_id(plan_id, "Plan", "planId")
-        except DomainBillingError:
-            plan = uuid.UUID(int=0)  # an id of another type matches nothing
+        plan = read_optional_id(plan_id, "Plan", "planId")
         page = await subscriptions.list_subscriptions(
             info.context.db, status=status, plan_id=plan, first=page_size(first), offset=offset_after(after)
         )
@@ -269,7 +250,12 @@ class Mutation:
             addon_id=_addon_id(input.addon_id), quantity=input.quantity,
             idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
         ))
-        return _addon_payload(result, errors)
+        payload = _addon_payload(result, errors)
+        if result is not None:
+            addon_gid = strawberry.ID(relay.to_base64("Addon", _addon_id(input.addon_id)))
+            attached = await subscription_addons(info, result.subscription)
+            payload.subscription_addon = next((item for item in attached if item.addon_id == addon_gid), None)
+        return payload
 
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Detach an add-on; its unused part becomes credit.")
     async def detach_addon(self, info: Info, input: DetachAddonInput) -> AddonChangePayload | None:
@@ -296,7 +282,7 @@ class Mutation:
         return await SubscriptionPayload.of(lambda: subscriptions.update_subscription(
             context.db, context.actor, subscription_id=decode_id(input.id, "Subscription"),
             status=input.status, reason=input.reason, current_period_end=input.current_period_end,
-            payment_gateway=input.payment_gateway, now=context.now, **patch,
+            payment_gateway=input.payment_gateway, gateways=context.gateways, now=context.now, **patch,
         ))
 
 
