@@ -79,9 +79,9 @@ async def test_replace_default_card(portal, db, keys):
     assert [(m.gateway_payment_method_id, m.is_default, m.label) for m in methods] == [
         ("pm_card_mastercard", True, "Work card")]
     refused = await post(portal, "replace-card", csrf=portal["csrf"], token="4111 1111 1111 1111", label="")
-    assert refused.headers["location"].endswith("error=VALIDATION#manage")
+    assert refused.headers["location"].endswith("error=card#manage")  # refused as the form is read
     page = await portal["client"].get(refused.headers["location"])
-    assert "That could not be done (validation)." in page.text
+    assert "payment card number" in page.text
 
 
 @pytest.mark.parametrize("attack", ["no-token", "wrong-token", "other-origin", "cross-site"])
@@ -145,4 +145,24 @@ async def test_every_form_action_refuses_control_characters(portal, db, action):
                     token="pm_card_mastercard", label="ok", extra="%1B")
     response = await post_raw(portal, action, body)
     assert response.status_code == 303 and response.headers["location"].endswith("?error=text#manage")
+    assert (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id) == before
+
+
+@pytest.mark.parametrize("action", ["replace-card", "cancel", "change-plan"])
+async def test_every_form_refuses_a_card_number_in_free_text(portal, db, action):
+    """Issue 19 item 5: the portal's free text follows the card rule of all input, in every format."""
+    from urllib.parse import quote
+
+    from tests.card_formats import CARD_FORMATS
+
+    before = (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id)
+    for number, card in enumerate(CARD_FORMATS):
+        fields = {"token": quote(card), "label": "Work"} if number % 2 else {"token": "pm_card_mastercard",
+                                                                             "label": quote(card)}
+        body = raw_form(csrf=portal["csrf"], plan_id=str(portal["growth"].id), idempotency_key=f"k{number}",
+                        **fields)
+        response = await post_raw(portal, action, body)
+        assert response.status_code == 303 and response.headers["location"].endswith("?error=card#manage"), card
+    page = await portal["client"].get(response.headers["location"])
+    assert "payment card number" in page.text
     assert (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id) == before

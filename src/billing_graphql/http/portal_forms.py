@@ -27,7 +27,7 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.money import Money
 from billing_graphql.domain.roles import Role
-from billing_graphql.domain.text import forbidden_character
+from billing_graphql.domain.text import CARD_NUMBER_REFUSAL, forbidden_character, text_refusal
 from billing_graphql.http.access import app_db, app_settings, request_now
 from billing_graphql.services.billing.portal import PortalClaims, PortalTokenInvalid, read_portal_token
 from billing_graphql.services.billing.portal_actions import load_manage_view, replace_default_card
@@ -49,6 +49,8 @@ ERRORS = {
     "text": "A field held characters that cannot be accepted (control characters, or text that is not UTF-8); "
             "please type it again.",
     "form": "This form could not be read; please fill it in again.",
+    "card": "A field looked like a payment card number; never type one here: add a card through your "
+            "payment processor and paste the token it gives you.",
     **{code.value: f"That could not be done ({code.value.replace('_', ' ').lower()})." for code in BillingErrorCode},
 }
 
@@ -62,6 +64,9 @@ class FormRefused(ValueError):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+FORMATTED_FORM_FIELDS = frozenset({"csrf", "idempotency_key", "plan_id"})  # an HMAC, a key, an id
 
 
 def read_form(body: bytes) -> dict[str, str]:
@@ -79,6 +84,10 @@ def read_form(body: bytes) -> dict[str, str]:
     for name, value in pairs:
         if forbidden_character(name) is not None or forbidden_character(value) is not None:
             raise FormRefused("text")
+        # Free text (a label, a token someone may paste a card into) follows the card rule of all
+        # input (``domain.text``); the fields with a format of their own do not.
+        if text_refusal(value, free_text=name not in FORMATTED_FORM_FIELDS) == CARD_NUMBER_REFUSAL:
+            raise FormRefused("card")
         if name in fields:
             raise FormRefused("form")
         fields[name] = value
