@@ -181,6 +181,22 @@ async def test_decline_is_a_failed_payment_not_an_exception(db, token, code):
     assert await events(db, "invoice.paid") == []
 
 
+async def test_action_required_is_a_failed_payment_with_its_own_event_never_paid(db):
+    org = await organization(db)
+    await make_payment_method(db, org.id, token="pm_card_authenticationRequired")
+    invoice = await new_invoice(db, org.id, finalize=True)
+    async with db.write() as session:
+        row = await session.get(Invoice, invoice.id)
+        payment = await charge_invoice(session, row, await default_payment_method(session, org.id), SANDBOX, T0)
+    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, "authentication_required")
+    async with db.read() as session:
+        row = await session.get(Invoice, invoice.id)
+    assert (row.status, row.amount_paid, row.paid_at) == (InvoiceStatus.OPEN, 0, None)
+    [event] = await events(db, "invoice.payment_action_required")
+    assert event.payload["failure_code"] == "authentication_required"
+    assert await events(db, "invoice.paid") == [] and await events(db, "invoice.payment_failed") == []
+
+
 class FlakyProcessor:
     """A processor that fails the first call and then answers; it records the keys it was sent."""
 
