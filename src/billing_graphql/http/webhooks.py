@@ -3,6 +3,9 @@
 - ``razorpay``: ``X-Razorpay-Signature`` (hex HMAC-SHA256 of the body with
   BILLING_RAZORPAY_WEBHOOK_SECRET); the event id is ``X-Razorpay-Event-Id`` (or, when absent,
   a hash of the body). Razorpay's scheme has no timestamp.
+- ``stripe``: ``Stripe-Signature`` checked by ``stripe.Webhook.construct_event`` with
+  BILLING_STRIPE_WEBHOOK_SECRET (timestamps at most 300 s old); the event id is the event's ``id``.
+  An event type the gateway does not handle is a 400 too.
 - ``sandbox``: Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
   with BILLING_SANDBOX_WEBHOOK_SECRET, timestamps at most 300 s off.
 
@@ -30,6 +33,7 @@ from billing_graphql.services.payments.gateway_webhooks import (
     apply_gateway_event,
     parse_razorpay,
     parse_sandbox,
+    parse_stripe,
 )
 from billing_graphql.settings import Settings
 
@@ -71,7 +75,27 @@ def _sandbox(settings: Settings, body: bytes, headers: dict[str, str]) -> Verifi
     return Verified(event_id=event_id, parse=parse_sandbox)
 
 
-VERIFIERS = {"razorpay": _razorpay, "sandbox": _sandbox}
+def _stripe(settings: Settings, body: bytes, headers: dict[str, str]) -> Verified:
+    import stripe
+
+    from billing_graphql.gateways.stripe import construct_event
+
+    if not settings.stripe_webhook_secret:
+        return Verified(503, "Stripe webhooks are not configured (BILLING_STRIPE_WEBHOOK_SECRET).")
+    if not headers.get("stripe-signature"):
+        return Verified(400, "Missing Stripe-Signature header.")
+    try:
+        event = construct_event(body, headers["stripe-signature"], settings.stripe_webhook_secret)
+    except stripe.SignatureVerificationError as exc:
+        reason = "a timestamp more than 300 s old" if "tolerance" in str(exc) else "a wrong signature"
+        return Verified(400, f"Invalid Stripe-Signature ({reason}).")
+    except (ValueError, RecursionError, TypeError, AttributeError, KeyError):
+        return Verified(400, "The body is not a Stripe event.")
+    event_id = getattr(event, "id", None) if isinstance(getattr(event, "id", None), str) else None
+    return Verified(event_id=event_id, parse=parse_stripe)
+
+
+VERIFIERS = {"razorpay": _razorpay, "sandbox": _sandbox, "stripe": _stripe}
 
 
 @post("/webhooks/{gateway:str}", name="gateway_webhook", opt={"exclude_from_rate_limit": True})
@@ -89,7 +113,7 @@ async def gateway_webhook(request: Request[Any, Any, Any], gateway: str) -> Resp
         return _answer(400, "The event id is missing or too long.")
     try:
         event = verified.parse(json.loads(body), event_id)
-    except (ValueError, InvalidEvent) as exc:
+    except (ValueError, RecursionError, InvalidEvent) as exc:
         return _answer(400, str(exc) if isinstance(exc, InvalidEvent) else "The body is not JSON.")
     applied = await apply_gateway_event(app_db(request), event, await request_now(request))
     return Response({"received": True, "duplicate": applied.duplicate, "result": applied.result}, status_code=200)

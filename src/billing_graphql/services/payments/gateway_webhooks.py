@@ -37,6 +37,7 @@ EVENT_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_EVENT_NAME = 80
 MAX_REFERENCE = 200
 CAPTURED, FAILED, REFUND_PROCESSED = "payment.captured", "payment.failed", "refund.processed"
+AUTHENTICATION_REQUIRED = "authentication_required"
 
 
 class InvalidEvent(ValueError):
@@ -53,6 +54,7 @@ class InboundEvent:
     refund_reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    action: str | None = None  # what to do, when the processor's event name is not ours (Stripe)
 
 
 def _text(value: Any, limit: int = MAX_REFERENCE) -> str | None:
@@ -105,6 +107,50 @@ def parse_sandbox(payload: Any, event_id: str) -> InboundEvent:
     )
 
 
+# Stripe's events we act on, and what each means here.
+STRIPE_ACTIONS = {
+    "payment_intent.succeeded": CAPTURED,
+    "payment_intent.payment_failed": FAILED,
+    "charge.refunded": REFUND_PROCESSED,
+    "refund.updated": REFUND_PROCESSED,
+}
+
+
+def parse_stripe(payload: Any, event_id: str) -> InboundEvent:
+    """Stripe: ``{"id": "evt_...", "type": "payment_intent.succeeded", "data": {"object": {...}}}``;
+    a type we do not act on is refused (400), as the issue asks."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        raise InvalidEvent("The body is not a Stripe event object.")
+    event_type = _event_type(payload.get("type"))
+    action = STRIPE_ACTIONS.get(event_type)
+    if action is None:
+        raise InvalidEvent(f"Stripe event type {event_type!r} is not one this gateway handles.")
+    obj = payload["data"].get("object")
+    if not isinstance(obj, dict):
+        raise InvalidEvent("The Stripe event has no data.object.")
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    error = obj.get("last_payment_error") if isinstance(obj.get("last_payment_error"), dict) else {}
+    refund_reference = None
+    payment_reference = _text(obj.get("id")) if event_type.startswith("payment_intent.") else None
+    if event_type == "refund.updated":
+        refund_reference = _text(obj.get("id"))
+        payment_reference = _text(obj.get("payment_intent"))
+    elif event_type == "charge.refunded":
+        refunds = obj.get("refunds") if isinstance(obj.get("refunds"), dict) else {}
+        listed = refunds.get("data") if isinstance(refunds.get("data"), list) else []
+        refund_reference = next((_text(item.get("id")) for item in listed if isinstance(item, dict)), None)
+        payment_reference = _text(obj.get("payment_intent"))
+    if event_type == "refund.updated" and obj.get("status") != "succeeded":
+        action = f"ignored: refund {str(obj.get('status'))[:20]}"
+    return InboundEvent(
+        gateway="stripe", event_id=event_id, event_type=event_type, action=action,
+        payment_reference=payment_reference, payment_key=_text(metadata.get("idempotency_key"), 100),
+        refund_reference=refund_reference,
+        failure_code=_text(error.get("decline_code"), 64) or _text(error.get("code"), 64),
+        failure_message=_text(error.get("message"), 1000),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     duplicate: bool
@@ -133,8 +179,12 @@ async def apply_gateway_event(db: Database, event: InboundEvent, now: datetime) 
     return Applied(False, result)
 
 
+def _action(event: InboundEvent) -> str:
+    return event.action or event.event_type
+
+
 async def _organization_of(session: AsyncSession, event: InboundEvent) -> uuid.UUID | None:
-    if event.event_type == REFUND_PROCESSED and event.refund_reference:
+    if _action(event) == REFUND_PROCESSED and event.refund_reference:
         return await session.scalar(select(Refund.organization_id).where(
             Refund.gateway == event.gateway, Refund.gateway_refund_id == event.refund_reference))
     payment = _payment_match(event)
@@ -155,24 +205,28 @@ def _payment_match(event: InboundEvent):
 
 
 async def _apply(session: AsyncSession, event: InboundEvent, now: datetime) -> str:
-    if event.event_type == REFUND_PROCESSED:
+    action = _action(event)
+    if action == REFUND_PROCESSED:
         return await _refund_processed(session, event, now)
-    if event.event_type not in (CAPTURED, FAILED):
-        return f"ignored: {event.event_type} is not acted on"
+    if action not in (CAPTURED, FAILED):
+        return action if action.startswith("ignored") else f"ignored: {event.event_type} is not acted on"
     match = _payment_match(event)
     payment = await session.scalar(
         select(Payment).where(match).execution_options(populate_existing=True).limit(1)
     ) if match is not None else None
     if payment is None:
         return "ignored: no such payment"
-    if payment.status is not PaymentStatus.PENDING:
+    confirmed_later = (action == CAPTURED and payment.status is PaymentStatus.FAILED
+                       and payment.failure_code == AUTHENTICATION_REQUIRED)
+    if payment.status is not PaymentStatus.PENDING and not confirmed_later:
         return f"ignored: payment already {payment.status.value}"
     invoice = await session.scalar(
         select(Invoice).where(Invoice.id == payment.invoice_id).execution_options(populate_existing=True))
     payment.gateway_payment_id = payment.gateway_payment_id or event.payment_reference
     payment.updated_at = now
     before = {"status": payment.status.value}
-    if event.event_type == CAPTURED:
+    if action == CAPTURED:
+        # PENDING, or FAILED for want of the customer's confirmation (3-D Secure) that came later.
         payment.status = PaymentStatus.SUCCEEDED
         payment.failure_code = payment.failure_message = None
         if invoice.status is InvoiceStatus.OPEN:
