@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from billing_graphql.services.payments.gateway_webhooks import (
 from billing_graphql.settings import Settings
 
 MAX_EVENT_ID = 200
+STRIPE_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,190}$")
 
 
 def _answer(status: int, detail: str) -> Response[dict[str, Any]]:
@@ -91,7 +93,13 @@ def _stripe(settings: Settings, body: bytes, headers: dict[str, str]) -> Verifie
         return Verified(400, f"Invalid Stripe-Signature ({reason}).")
     except (ValueError, RecursionError, TypeError, AttributeError, KeyError):
         return Verified(400, "The body is not a Stripe event.")
-    event_id = getattr(event, "id", None) if isinstance(getattr(event, "id", None), str) else None
+    try:  # valid JSON may still hold a lone surrogate, which no database takes
+        json.dumps(event.to_dict(), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return Verified(400, "The body holds text that is not valid Unicode (a lone surrogate).")
+    event_id = getattr(event, "id", None)
+    if not isinstance(event_id, str) or not STRIPE_EVENT_ID.match(event_id):
+        return Verified(400, "The Stripe event has no valid id.")
     return Verified(event_id=event_id, parse=parse_stripe)
 
 
@@ -115,5 +123,15 @@ async def gateway_webhook(request: Request[Any, Any, Any], gateway: str) -> Resp
         event = verified.parse(json.loads(body), event_id)
     except (ValueError, RecursionError, InvalidEvent) as exc:
         return _answer(400, str(exc) if isinstance(exc, InvalidEvent) else "The body is not JSON.")
-    applied = await apply_gateway_event(app_db(request), event, await request_now(request))
+    if gateway == "stripe":
+        from billing_graphql.gateways.base import GatewayError
+        from billing_graphql.services.payments.stripe_methods import apply_stripe_event
+
+        try:
+            applied = await apply_stripe_event(app_db(request), request.app.state.gateways, event,
+                                               await request_now(request))
+        except GatewayError:
+            return _answer(503, "Stripe could not be asked about this event's objects; deliver it again later.")
+    else:
+        applied = await apply_gateway_event(app_db(request), event, await request_now(request))
     return Response({"received": True, "duplicate": applied.duplicate, "result": applied.result}, status_code=200)

@@ -3,23 +3,16 @@ Stripe (localstripe on a free loopback port, started here and stopped after the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
 from tests.gateways.contract.processors import RazorpayProcessor, SandboxProcessor, StripeProcessor
-from tests.gateways.contract.servers import ThreadedServer, start_localstripe
+from tests.gateways.contract.servers import running_localstripe
 
 PROCESSORS = ["sandbox", "razorpay", "stripe"]
 
 
-@pytest.fixture(scope="module")
-def localstripe() -> Iterator[ThreadedServer]:
-    server = start_localstripe()
-    try:
-        yield server
-    finally:
-        server.stop()
+localstripe = pytest.fixture(scope="module", name="localstripe")(running_localstripe)
 
 
 @pytest.fixture(params=PROCESSORS)

@@ -69,6 +69,15 @@ class ThreadedServer:
         self.sock.close()
 
 
+def running_localstripe():
+    """localstripe for a fixture: started, yielded, stopped."""
+    server = start_localstripe()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def start_localstripe() -> ThreadedServer:
     """localstripe's own aiohttp application, its store kept in memory only (it would otherwise
     pickle itself to /tmp/localstripe.pickle after every write)."""
@@ -76,7 +85,11 @@ def start_localstripe() -> ThreadedServer:
 
     resources.store.clear()
     resources.Store.dump_to_disk = lambda self: None
-    return ThreadedServer(server.app).start()
+    # localstripe's module-level application runs in one event loop once: serve a fresh copy of it.
+    app = web.Application(middlewares=list(server.app.middlewares))
+    for route in server.app.router.routes():
+        app.router.add_route(route.method, route.resource.canonical, route.handler)
+    return ThreadedServer(app).start()
 
 
 class IdempotentProxy:

@@ -32,7 +32,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_fo
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.platform.audit import emit_event, record_audit, record_change, snapshot
 
-SUPPORTED_GATEWAYS = ("sandbox", "razorpay")
+SUPPORTED_GATEWAYS = ("sandbox", "razorpay", "stripe")
 MAX_TOKEN_LENGTH = 200
 MAX_LABEL_LENGTH = 200
 MAX_BRAND_LENGTH = 32
