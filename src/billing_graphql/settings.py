@@ -58,6 +58,7 @@ class Settings:
     stripe_publishable_key: str | None = None
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str = "https://api.stripe.com"
+    default_currency: str = "IDR"  # a new organization's currency unless createOrganization names one
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +110,7 @@ class Settings:
             log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
             trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
+            default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
         )
         values.update(_stripe(reader))
         if jwt_secret:
@@ -140,6 +142,16 @@ def _stripe(reader: _Reader) -> dict[str, str | None]:
         raise SettingsError(f"BILLING_STRIPE_API_BASE must be an http(s) URL; got {api_base!r}")
     return dict(stripe_secret_key=secret_key, stripe_publishable_key=publishable_key,
                 stripe_webhook_secret=webhook_secret, stripe_api_base=api_base)
+
+
+def _currency(text: str | None) -> str:
+    from billing_graphql.domain.money import DEFAULT_CURRENCY, EXPONENTS
+
+    if text is None:
+        return DEFAULT_CURRENCY
+    if text.upper() not in EXPONENTS:
+        raise SettingsError(f"BILLING_DEFAULT_CURRENCY: unknown currency {text!r}; known: {', '.join(sorted(EXPONENTS))}")
+    return text.upper()
 
 
 def _dunning_days(text: str | None) -> tuple[int, ...]:

@@ -30,7 +30,7 @@ from typing import Any
 import stripe
 
 from billing_graphql.domain.money import exponent
-from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult
+from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult, SavedMethod
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
 WEBHOOK_TOLERANCE_SECONDS = 300
@@ -282,20 +282,45 @@ class StripeGateway:
 
     # -- checkout -----------------------------------------------------------------------------
 
-    async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str) -> Order:
-        """A PaymentIntent the SPA confirms with Stripe.js (its client secret), the card saved for
-        off-session renewals; ``payment_intent.succeeded`` completes the checkout."""
+    async def create_order(
+        self, *, amount: int, currency: str, receipt: str, idempotency_key: str, customer_id: str | None = None,
+        save_method: bool = False,
+    ) -> Order:
+        """A PaymentIntent the SPA confirms with Stripe.js (its client secret); with ``save_method``
+        the card is kept for the customer's off-session renewals (``setup_future_usage``).
+        ``payment_intent.succeeded`` completes the checkout."""
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             raise GatewayError("An order amount is a positive integer of minor units.")
-        params = {"amount": to_stripe_units(amount, currency), "currency": currency.lower(),
-                  "setup_future_usage": "off_session",
-                  "metadata": {"idempotency_key": idempotency_key, "receipt": receipt[:200]}}
+        params: dict[str, Any] = {"amount": to_stripe_units(amount, currency), "currency": currency.lower(),
+                                  "metadata": {"idempotency_key": idempotency_key, "receipt": receipt[:200]}}
+        if customer_id:
+            params["customer"] = customer_id
+        if save_method:
+            params["setup_future_usage"] = "off_session"
         try:
             intent = await self.client.v1.payment_intents.create_async(params, {"idempotency_key": idempotency_key})
         except stripe.StripeError as exc:
             raise GatewayError(_describe(exc)) from None
         return Order(order_id=intent.id, amount=amount, currency=currency, key_id=self.publishable_key,
                      client_secret=intent.client_secret)
+
+    async def saved_method(self, *, order_id: str, payment_id: str) -> SavedMethod | None:
+        """The card that paid the checkout's PaymentIntent (kept by ``setup_future_usage``)."""
+        try:
+            intent = plain(await self.client.v1.payment_intents.retrieve_async(order_id))
+        except stripe.StripeError as exc:
+            raise GatewayError(_describe(exc)) from None
+        method = intent.get("payment_method")
+        method_id = method if isinstance(method, str) else plain(method).get("id")
+        if intent.get("status") != "succeeded" or not method_id:
+            return None
+        details = await self.retrieve_payment_method(method_id)
+        if details is None:
+            return None
+        brand = details.brand or details.type
+        return SavedMethod(token=details.payment_method_id, type="CREDIT_CARD", brand=details.brand,
+                           last4=details.last4,
+                           label=f"{brand.title()} ending {details.last4}" if details.last4 else brand.title())
 
     def verify_payment_signature(self, *, order_id: str, payment_id: str, signature: str) -> bool:
         """Stripe has no client-side checkout signature: its webhook completes a checkout."""

@@ -92,11 +92,12 @@ async def test_an_off_session_authentication_required_is_action_required(recorde
 
 
 async def test_checkout_creates_an_intent_that_saves_the_card_for_renewals(recorded):
-    order = await gateway(recorded).create_order(amount=1900, currency="USD", receipt="INV-1", idempotency_key="o_1")
+    order = await gateway(recorded).create_order(amount=1900, currency="USD", receipt="INV-1", idempotency_key="o_1",
+                                                 customer_id="cus_1", save_method=True)
     assert (order.order_id, order.client_secret, order.key_id) == (
         "pi_3RecordedA1b2C3d4", "pi_3RecordedA1b2C3d4_secret_Xy", "pk_test_recorded")
     path, form, sent_key = recorded.app["seen"][-1]
-    assert (form["setup_future_usage"], sent_key) == (["off_session"], "o_1")
+    assert (form["setup_future_usage"], form["customer"], sent_key) == (["off_session"], ["cus_1"], "o_1")
 
 
 async def test_a_refund_stripe_refuses_is_a_failed_result_not_an_error(recorded):

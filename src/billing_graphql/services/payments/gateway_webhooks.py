@@ -39,7 +39,8 @@ from billing_graphql.services.billing.invoice_payments import recover_subscripti
 from billing_graphql.services.billing.charging import mark_paid
 from billing_graphql.services.billing.invoicing import invoice_event_payload
 from billing_graphql.services.payments.refunds import refund_event_payload
-from billing_graphql.services.platform.audit import emit_event, record_audit
+from billing_graphql.services.payments.payment_methods import _AUDIT_FIELDS
+from billing_graphql.services.platform.audit import emit_event, record_audit, record_change, snapshot
 
 EVENT_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_EVENT_NAME = 80
@@ -328,12 +329,10 @@ async def _card_detached(session: AsyncSession, event: InboundEvent, now: dateti
         if event.payment_method_reference else None
     if method is None:
         return "ignored: no such payment method"
-    record_audit(session, actor=None, action="payment_method.removed", object_type="PaymentMethod",
-                 object_id=method.id, organization_id=method.organization_id, now=now,
-                 before={"id": str(method.id), "is_default": method.is_default},
-                 reason=f"{event.gateway} webhook {event.event_id}")
-    emit_event(session, event_type="payment_method.removed", organization_id=method.organization_id,
-               payload={"id": method.id, "reason": "detached at the processor"}, now=now)
+    # As removePaymentMethod records it (audit row and outbox event ``payment_method.removed``).
+    record_change(session, actor=None, action="payment_method.removed", object_type="PaymentMethod",
+                  object_id=method.id, organization_id=method.organization_id, now=now,
+                  before=snapshot(method, *_AUDIT_FIELDS), reason=f"{event.gateway} webhook {event.event_id}")
     await session.delete(method)
     return "payment method removed"
 

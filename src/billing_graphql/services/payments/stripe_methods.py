@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database, lock_organization
-from billing_graphql.db.models import Organization, PaymentMethodType
+from billing_graphql.db.models import CheckoutSession, Invoice, Organization, PaymentMethodType
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.roles import Role
@@ -30,6 +30,7 @@ from billing_graphql.gateways.base import GatewayError
 from billing_graphql.gateways.stripe import CardDetails, StripeGateway
 from billing_graphql.services.payments import payment_methods
 from billing_graphql.services.payments.gateway_webhooks import (
+    CAPTURED,
     CARD_SAVED,
     Applied,
     InboundEvent,
@@ -172,4 +173,30 @@ async def apply_stripe_event(db: Database, gateways: GatewayRegistry, event: Inb
                 db, gateway, customer_id=event.customer_reference, payment_method_id=event.payment_method_reference,
                 reason=f"stripe webhook {event.event_id}", now=now)
         event = replace(event, applied=result)
+    elif event.action == CAPTURED and event.payment_reference and await _is_checkout(db, event.payment_reference):
+        if await already_recorded(db, event):
+            return Applied(True, "duplicate")
+        event = replace(event, applied=await _complete_checkout(db, gateways, event.payment_reference, now))
     return await apply_gateway_event(db, event, now)
+
+
+async def _is_checkout(db: Database, payment_intent_id: str) -> bool:
+    async with db.read() as session:
+        return await session.scalar(
+            select(CheckoutSession.id).join(Invoice, Invoice.id == CheckoutSession.invoice_id)
+            .where(Invoice.gateway_order_id == payment_intent_id, CheckoutSession.gateway == "stripe").limit(1)
+        ) is not None
+
+
+async def _complete_checkout(db: Database, gateways: GatewayRegistry, payment_intent_id: str, now: datetime) -> str:
+    """A checkout's PaymentIntent succeeded: the checkout completes as ``confirmCheckout`` would
+    (the verified event stands for the client's signature), its card saved for renewals."""
+    from billing_graphql.services.payments.checkout import confirm_checkout
+
+    try:
+        await confirm_checkout(db, None, organization_scope=None, order_id=payment_intent_id,
+                               payment_id=payment_intent_id, signature="", idempotency_key=None, gateways=gateways,
+                               now=now, verified_event=True)
+    except BillingError as exc:
+        return f"ignored: {exc.message}"[:200]
+    return "checkout completed"

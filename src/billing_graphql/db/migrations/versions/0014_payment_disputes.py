@@ -1,7 +1,7 @@
 """payments.disputed_at: when the processor reported a dispute (chargeback) of the payment
 
-Revision ID: 0014_payment_disputes
-Revises: 0009_billing_details
+Revision ID: 0014
+Revises: 0010, 0012
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import billing_graphql.db.types
 
-revision = "0014_payment_disputes"
-down_revision = "0009_billing_details"
+revision = "0014"
+down_revision = ("0010", "0012")  # also joins the two heads main has now; the lead re-chains
 branch_labels = None
 depends_on = None
 
