@@ -223,3 +223,81 @@ async def test_hostile_or_unknown_signed_bodies_are_4xx_never_500(stripe_api, db
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["detail"]
     assert await count_rows(db, GatewayEvent) == 0
+
+
+# -- the journey of README's Stripe section, with the billing run and dunning ----------------------
+
+SUBSCRIBE = """mutation($i: SubscribeInput!) { subscribe(input: $i) {
+  subscription { status } invoice { id status } errors { code message field } } }"""
+ADVANCE = "mutation($to: DateTime!) { advanceClock(input: {to: $to}) { clock { now } errors { code } } }"
+INVOICES = """{ invoices(first: 10) { edges { node { id billingReason status
+  payments { status gateway gatewayPaymentId } } } } }"""
+REFUND = """mutation($i: RefundInput!) { refund(input: $i) {
+  status refundAmount { amount } invoiceStatus errors { code message } } }"""
+SET_DEFAULT = "mutation($id: ID!) { setDefaultPaymentMethod(input: {id: $id}) { errors { code } } }"
+METHOD_IDS = "{ paymentMethods { id gatewayPaymentMethodId isDefault } }"
+
+
+@pytest.fixture
+async def stripe_clock_api(db, settings, graphql_schema, localstripe):
+    from billing_graphql.db.models import TestClock
+    from tests.api.conftest import APRIL_1
+
+    async with db.write() as session:
+        session.add(TestClock(id=1, now=APRIL_1))
+    configured = replace(stripe_settings(settings, localstripe.url), test_clock=True)
+    async with await client_for(db, configured, graphql_schema) as http:
+        yield GraphQLClient(http, db)
+
+
+async def renewals(api, keys) -> list[dict]:
+    edges = (await api.ok(INVOICES, token=keys.owner))["invoices"]["edges"]
+    return [edge["node"] for edge in edges if edge["node"]["billingReason"] == "SUBSCRIPTION_CYCLE"]
+
+
+async def test_a_stripe_organization_subscribes_renews_refunds_and_goes_through_dunning(stripe_clock_api, localstripe,
+                                                                                       db, keys):
+    from tests.factories import make_plan
+    from tests.helpers import gid
+
+    api = stripe_clock_api
+    plan = await make_plan(db, slug="starter", monthly=299000, trial_days=0)
+    saved = (await api.ok(ADD, {"input": card("pm_card_visa")}, token=keys.owner))["addPaymentMethod"]
+    assert saved["errors"] == [] and saved["paymentMethod"]["isDefault"]
+
+    subscribed = (await api.ok(SUBSCRIBE, {"i": {"planId": gid("Plan", plan.id), "idempotencyKey": "sub-1"}},
+                               token=keys.owner))["subscribe"]
+    assert subscribed["errors"] == [] and subscribed["subscription"]["status"] == "ACTIVE"
+    assert subscribed["invoice"]["status"] == "PAID"
+
+    # The billing run renews it, charged through Stripe.
+    assert (await api.ok(ADVANCE, {"to": "2026-05-01T00:00:01Z"}, token=keys.super_admin))["advanceClock"][
+        "errors"] == []
+    [renewal] = await renewals(api, keys)
+    assert renewal["status"] == "PAID"
+    [paid] = renewal["payments"]
+    assert (paid["status"], paid["gateway"]) == ("SUCCEEDED", "stripe") and paid["gatewayPaymentId"].startswith("pi_")
+
+    # Refunded through Stripe: part, then the rest.
+    part = (await api.ok(REFUND, {"i": {"invoiceId": renewal["id"], "amount": "100000"}},
+                         token=keys.super_admin))["refund"]
+    assert part["errors"] == [] and (part["status"], part["invoiceStatus"]) == ("SUCCEEDED", "PARTIALLY_REFUNDED")
+    rest = (await api.ok(REFUND, {"i": {"invoiceId": renewal["id"]}}, token=keys.super_admin))["refund"]
+    assert rest["errors"] == [] and rest["invoiceStatus"] == "REFUNDED"
+    refunds = await gateway_for(localstripe).client.v1.refunds.list_async({"payment_intent": paid["gatewayPaymentId"]})
+    assert sum(refund.amount for refund in refunds.data) == 331890 * 100  # IDR in Stripe's hundredths
+
+    # Dunning: a card Stripe declines becomes the default; the next renewal fails, the retry with a
+    # good default card again pays it.
+    declining = (await api.ok(ADD, {"input": {**card("pm_card_chargeCustomerFail"), "isDefault": True}},
+                              token=keys.owner))["addPaymentMethod"]
+    assert declining["errors"] == []
+    await api.ok(ADVANCE, {"to": "2026-06-01T00:00:01Z"}, token=keys.super_admin)
+    assert (await api.ok("{ subscription { status } }", token=keys.owner))["subscription"]["status"] == "PAST_DUE"
+    methods = (await api.ok(METHOD_IDS, token=keys.owner))["paymentMethods"]
+    good = next(m for m in methods if not m["isDefault"])
+    assert (await api.ok(SET_DEFAULT, {"id": good["id"]}, token=keys.owner))["setDefaultPaymentMethod"]["errors"] == []
+    await api.ok(ADVANCE, {"to": "2026-06-02T00:00:02Z"}, token=keys.super_admin)
+    assert (await api.ok("{ subscription { status } }", token=keys.owner))["subscription"]["status"] == "ACTIVE"
+    [june] = [node for node in await renewals(api, keys) if node["status"] == "PAID"]  # May's is REFUNDED
+    assert sorted(payment["status"] for payment in june["payments"]) == ["FAILED", "SUCCEEDED"]
