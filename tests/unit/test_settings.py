@@ -57,6 +57,13 @@ def test_settings_are_frozen():
         settings.graphiql = False  # type: ignore[misc]
 
 
+def test_default_currency_is_idr_or_a_known_code():
+    assert Settings.from_env({}).default_currency == "IDR"
+    assert Settings.from_env({"BILLING_DEFAULT_CURRENCY": "usd"}).default_currency == "USD"
+    with pytest.raises(SettingsError, match="BILLING_DEFAULT_CURRENCY"):
+        Settings.from_env({"BILLING_DEFAULT_CURRENCY": "XYZ"})
+
+
 STRIPE_KEYS = {"BILLING_STRIPE_SECRET_KEY": "sk_test_abc", "BILLING_STRIPE_PUBLISHABLE_KEY": "pk_test_abc",
                "BILLING_STRIPE_WEBHOOK_SECRET": "whsec_abc"}
 
