@@ -13,7 +13,7 @@ from alembic import op
 import billing_graphql.db.types
 
 revision = "0014"
-down_revision = ("0010", "0012")  # also joins the two heads main has now; the lead re-chains
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
