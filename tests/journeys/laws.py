@@ -36,7 +36,7 @@ from billing_graphql.jobs.webhook_delivery import WebhookWorker
 
 ERRORS = "errors { code message field }"
 MONEY = "{ amount currency }"
-INVOICE = f"""id invoiceNumber status billingReason currency periodStart periodEnd
+INVOICE = f"""id invoiceNumber status billingReason currency periodStart periodEnd pdfUrl
   subtotal {MONEY} discount {MONEY} tax {MONEY} total {MONEY} creditApplied {MONEY}
   amountPaid {MONEY} amountRefunded {MONEY} amountDue {MONEY} retryCount
   organization {{ id }}

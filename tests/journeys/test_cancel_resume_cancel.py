@@ -1,5 +1,6 @@
 """Journey 5: a cancellation at the period's end, taken back (resume) before it happens, a renewal,
-then a cancellation that ends the subscription at once.
+then a cancellation that ends the subscription at once; and, at that instant, another
+organization that subscribes and cancels at once (new and churned in the same month).
 
 Team: Rp 300,000 a month, no trial. Periods Apr 1-May 1, May 1-Jun 1 2027.
 """
@@ -49,9 +50,23 @@ async def test_cancel_at_period_end_then_resume_then_cancel_immediately(ledger):
     assert (amount(may["churnedMrr"]), may["churnedSubscriptions"]) == (300000, 1)
     assert len(await ledger.invoices(team)) == 2
 
+    # The same instant, another organization subscribes and cancels at once: new and churned both.
+    blink = await ledger.tenant("Blink Co", "blink")
+    await card(ledger, blink)
+    await ledger.check("another organization", mrr=0, events={"organization.created": 1, "payment_method.added": 1})
+    assert figures((await ledger.mutate(SUBSCRIBE, {"i": {"planId": plan_id}}, token=blink.owner))["invoice"]) == \
+        billed(300000)
+    gone = (await ledger.mutate(CANCEL, {"i": {"immediately": True}}, token=blink.owner))["subscription"]
+    assert (gone["status"], gone["endedAt"]) == ("CANCELED", "2027-05-10T00:00:00Z")
+    report = await ledger.check("subscribed and canceled in one instant", mrr=0, events={
+        "subscription.created": 1, "invoice.created": 1, "invoice.paid": 1, "subscription.canceled": 1})
+    may = {month["month"]: month for month in report["months"]}["2027-05"]
+    assert (may["newSubscriptions"], may["churnedSubscriptions"]) == (1, 2)
+    assert (amount(may["newMrr"]), amount(may["churnedMrr"])) == (300000, 600000)
+
     # Jun 1 passes without a renewal.
     await ledger.at("2027-06-01T00:00:00Z")
     report = await ledger.check("nothing renews", mrr=0, events={})
     assert {month["month"]: amount(month["netRevenue"]) for month in report["months"]} == {
-        "2027-03": 0, "2027-04": 333000, "2027-05": 333000, "2027-06": 0}
+        "2027-03": 0, "2027-04": 333000, "2027-05": 333000 + 333000, "2027-06": 0}
     ledger.check_event_shapes()

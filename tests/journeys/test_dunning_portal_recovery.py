@@ -2,7 +2,8 @@
 own payment attempt at its own instant), the owner replaces the card in the billing portal (the
 HTML form over HTTP, with its CSRF token), and the next retry recovers the subscription.
 
-Basic: Rp 100,000 a month, no trial. Dunning on the default days 1, 3, 5, 7.
+It opens with a declined first payment, which creates nothing. Basic: Rp 100,000 a month, no
+trial. Dunning on the default days 1, 3, 5, 7.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import re
 from urllib.parse import urlsplit
 
 from tests.journeys.laws import amount
-from tests.journeys.steps import PAYMENT_METHODS, PORTAL_SESSION, SUBSCRIBE, billed, card, figures, plan, subscription
+from tests.journeys.steps import PORTAL_SESSION, SUBSCRIBE, billed, card, figures, plan, subscription
+
+
+CARDS = "{ paymentMethods { gatewayPaymentMethodId isDefault organization { id } } }"
 
 
 def attempts(invoice: dict) -> list[tuple[str, str]]:
@@ -22,18 +26,30 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
     await ledger.begin("2027-11-01T00:00:00Z")
     late = await ledger.tenant("Late Payer", "latepayer")
     basic = await plan(ledger, "basic", 100000, trialDays=0)
-    await card(ledger, late, "pm_card_visa")
-    await ledger.check("catalog and a card", mrr=0, events={
+    await card(ledger, late, "pm_card_declined")
+    await ledger.check("catalog and a declining card", mrr=0, events={
         "organization.created": 1, "plan.created": 1, "payment_method.added": 1})
 
-    subscribed = await ledger.mutate(SUBSCRIBE, {"i": {"planId": basic}}, token=late.owner)
+    # Nov 1: the first payment is declined: nothing is created, no event; the same key replays it.
+    first_try = {"i": {"planId": basic, "idempotencyKey": "first-try"}}
+    for _ in range(2):
+        declined = (await ledger.gql(SUBSCRIBE, first_try, token=late.owner))["subscribe"]
+        assert [error["code"] for error in declined["errors"]] == ["PAYMENT_FAILED"]
+        assert declined["subscription"] is None and declined["invoice"] is None
+    assert await subscription(ledger, late) is None and await ledger.invoices(late) == []
+    await ledger.check("first payment declined", mrr=0, events={})
+
+    # A new card and a new key: the subscription starts, paid.
+    await card(ledger, late, "pm_card_visa", default=True)
+    subscribed = await ledger.mutate(SUBSCRIBE, {"i": {"planId": basic, "idempotencyKey": "second-try"}},
+                                     token=late.owner)
     assert subscribed["subscription"]["status"] == "ACTIVE" and figures(subscribed["invoice"]) == billed(100000)
     await ledger.check("subscribed", mrr=100000, events={
-        "subscription.created": 1, "invoice.created": 1, "invoice.paid": 1})
+        "payment_method.added": 1, "subscription.created": 1, "invoice.created": 1, "invoice.paid": 1})
 
     # Nov 20: the card on file becomes one that declines.
     await ledger.at("2027-11-20T00:00:00Z")
-    await card(ledger, late, "pm_card_declined", default=True)
+    await card(ledger, late, "pm_card_insufficient_funds", default=True)
     await ledger.check("a declining default card", mrr=100000, events={"payment_method.added": 1})
 
     # One jump to Dec 4 noon: the renewal (Dec 1) and the retries of day 1 (Dec 2) and day 3 (Dec 4).
@@ -49,8 +65,7 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
 
     # Dec 5: the owner opens the billing portal and replaces the card with its form.
     await ledger.at("2027-12-05T09:00:00Z")
-    session = await ledger.mutate(PORTAL_SESSION, {"i": {"returnUrl": "https://app.example/billing"}},
-                                  token=late.owner)
+    session = await ledger.mutate(PORTAL_SESSION, {"i": {}}, token=late.owner)  # returnUrl: the default
     path = urlsplit(session["url"]).path
     page = await ledger.api.client.get(path)
     assert page.status_code == 200 and "Replace the default card" in page.text, re.findall(r"<p>[^<]*</p>", page.text)
@@ -58,9 +73,10 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
     replaced = await ledger.api.client.post(f"{path}/actions/replace-card",
                                             data={"csrf": csrf, "token": "pm_card_mastercard", "label": "New card"})
     assert replaced.status_code == 303 and replaced.headers["location"].endswith("notice=card-replaced#manage")
-    methods = (await ledger.gql(PAYMENT_METHODS, token=late.owner))["paymentMethods"]
+    methods = (await ledger.gql(CARDS, token=late.owner))["paymentMethods"]
     assert [(m["gatewayPaymentMethodId"], m["isDefault"]) for m in methods if m["isDefault"]] == [
         ("pm_card_mastercard", True)]
+    assert {m["organization"]["id"] for m in methods} == {late.id}
     await ledger.check("card replaced in the portal", mrr=100000, events={
         "payment_method.added": 1, "payment_method.removed": 1})
 

@@ -2,7 +2,8 @@
 in the middle of a period, and the renewal on the new plan.
 
 Growth: Rp 300,000 a month, 2 agents included, Rp 50,000 per agent above them, 1,000 messages a
-month, Rp 100 per message above them, 14 days' trial. Scale: Rp 600,000, otherwise the same but
+month, Rp 100 per message above them, 1,000 API calls a month (limited, with no price of its own:
+never charged), 14 days' trial. Scale: Rp 600,000, otherwise the same but
 5,000 messages. The add-on "inbox": Rp 100,000 a month, flat. The organization runs 4 agents.
 Periods (anchored on the trial's end, Apr 1): Apr 1-May 1, May 1-Jun 1, Jun 1-Jul 1 (30 days).
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 from tests.journeys.laws import amount
-from tests.journeys.steps import (ATTACH, CHANGE_PLAN, CREATE_ADDON, SUBSCRIBE, billed, card, figures, lines, plan,
-                                  prorate, record, subscription, tax)
+from tests.journeys.steps import (ATTACH, CHANGE_PLAN, CREATE_ADDON, CREATE_PLAN, SUBSCRIBE, billed, card, figures,
+                                  lines, plan, prorate, record, subscription, tax)
 
-LIMITS = [{"metric": "messages", "limit": 1000}]
+LIMITS = [{"metric": "messages", "limit": 1000}, {"metric": "api_calls", "limit": 1000}]
+ADDONS = """query { subscription { addons { id addonId slug } } }"""
 
 
 async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_renews(ledger):
@@ -28,6 +30,10 @@ async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_
     inbox = (await ledger.mutate(CREATE_ADDON, {"i": {"name": "Inbox", "slug": "inbox", "priceMonthly": "100000"}}))[
         "addon"]["id"]
     await card(ledger, acme)
+    # A feature key the catalog does not know is refused, naming the field, and writes nothing.
+    refused = await ledger.gql(CREATE_PLAN, {"i": {"name": "Odd", "slug": "odd", "basePriceMonthly": "1000",
+                                                   "features": [{"key": "ai_agent", "enabled": True}]}})
+    assert [(e["code"], e["field"] is not None) for e in refused["createPlan"]["errors"]] == [("VALIDATION", True)]
     await ledger.check("catalog and a card", mrr=0, events={
         "organization.created": 1, "plan.created": 2, "addon.created": 1, "payment_method.added": 1})
 
@@ -39,6 +45,8 @@ async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_
     await record(ledger, acme, "agents", 4, "agents-1")
     attached = await ledger.mutate(ATTACH, {"i": {"addonId": inbox}}, token=acme.owner)
     assert attached["invoice"] is None and [a["slug"] for a in attached["subscription"]["addons"]] == ["inbox"]
+    (attachment,) = (await ledger.gql(ADDONS, token=acme.owner))["subscription"]["addons"]
+    assert attachment["addonId"] == inbox and attachment["id"] not in (None, inbox)  # the attachment's own id
     await ledger.check("4 agents and an add-on during the trial", events={"subscription.updated": 1}, mrr=0)
 
     # Apr 1: the trial ends; the first invoice bills the plan, 2 seats above the included 2, the add-on.
@@ -51,13 +59,15 @@ async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_
         "subscription.trial_will_end": 1, "invoice.created": 1, "invoice.paid": 1, "subscription.updated": 1})
     assert amount(report["months"][-1]["newMrr"]) == 500000
 
-    # Apr 10: 1,500 messages, 500 above the limit.
+    # Apr 10: 1,500 messages, 500 above the limit; 1,900 API calls, 900 above theirs.
     await ledger.at("2027-04-10T00:00:00Z")
     await record(ledger, acme, "messages", 1500, "messages-1")
-    await ledger.check("1,500 messages", mrr=500000,
-                       events={"usage.limit_approaching": 1, "usage.limit_reached": 1})
+    await record(ledger, acme, "api_calls", 1900, "api-calls-1")
+    await ledger.check("1,500 messages and 1,900 API calls", mrr=500000,
+                       events={"usage.limit_approaching": 2, "usage.limit_reached": 2})
 
-    # May 1: the renewal bills the new period and April's overage: 500 x Rp 100.
+    # May 1: the renewal bills the new period and April's message overage: 500 x Rp 100 (the API
+    # calls above their limit are not charged: only messages have a price).
     await ledger.at("2027-05-01T00:00:00Z")
     may = (await ledger.invoices(acme))[-1]
     assert lines(may) == [("PLAN", "1", 300000), ("SEATS", "2", 100000), ("ADDON", "1", 100000),
