@@ -1,10 +1,11 @@
 """Journey 1: a trial with seats and an add-on, its conversion, a month of overage, an upgrade
-in the middle of a period, and the renewal on the new plan.
+in the middle of a period, and the renewal on the new plan; a fifth agent joins between renewals.
 
 Growth: Rp 300,000 a month, 2 agents included, Rp 50,000 per agent above them, 1,000 messages a
 month, Rp 100 per message above them, 1,000 API calls a month (limited, with no price of its own:
 never charged), 14 days' trial. Scale: Rp 600,000, otherwise the same but
-5,000 messages. The add-on "inbox": Rp 100,000 a month, flat. The organization runs 4 agents.
+5,000 messages. The add-on "inbox": Rp 100,000 a month, flat. The organization runs 4 agents,
+5 from May 10.
 Periods (anchored on the trial's end, Apr 1): Apr 1-May 1, May 1-Jun 1, Jun 1-Jul 1 (30 days).
 """
 
@@ -75,27 +76,39 @@ async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_
     assert figures(may) == billed(550000) and may["total"]["amount"] == "610500"
     await ledger.check("renewal with overage", mrr=500000, events={"invoice.created": 1, "invoice.paid": 1})
 
-    # Jun 1: a plain renewal; Jun 16: half of the 30-day period left, the upgrade to Scale.
+    # May 10: a fifth agent joins mid-period: MRR counts the seat at once (what the next renewal bills).
+    await ledger.at("2027-05-10T00:00:00Z")
+    await record(ledger, acme, "agents", 5, "agents-2")
+    report = await ledger.check("a fifth agent", mrr=550000, events={})
+    assert amount(report["months"][-1]["expansionMrr"]) == 50000
+    assert (await subscription(ledger, acme))["agentCount"] == 5
+
+    # Jun 1: the renewal bills 3 seats; Jun 16: half of the 30-day period left, the upgrade to Scale.
     await ledger.at("2027-06-01T00:00:00Z")
-    assert figures((await ledger.invoices(acme))[-1]) == billed(500000)
-    await ledger.check("plain renewal", mrr=500000, events={"invoice.created": 1, "invoice.paid": 1})
+    june = (await ledger.invoices(acme))[-1]
+    assert lines(june) == [("PLAN", "1", 300000), ("SEATS", "3", 150000), ("ADDON", "1", 100000)]
+    assert figures(june) == billed(550000)
+    await ledger.check("renewal with 3 seats", mrr=550000, events={"invoice.created": 1, "invoice.paid": 1})
     await ledger.at("2027-06-16T00:00:00Z")
     upgraded = await ledger.mutate(CHANGE_PLAN, {"i": {"planId": scale}}, token=acme.owner)
     half = Fraction(1, 2)
-    credit, charge = prorate(500000, half), prorate(800000, half)
-    assert (credit, charge) == (250000, 400000)
+    credit, charge = prorate(550000, half), prorate(850000, half)
+    assert (credit, charge) == (275000, 425000)
     proration = upgraded["invoice"]
-    assert [(kind, value) for kind, _, value in lines(proration)] == [("PRORATION_CREDIT", -credit), ("PRORATION_CHARGE", charge)]
+    assert [(kind, value) for kind, _, value in lines(proration)] == [
+        ("PRORATION_CREDIT", -credit), ("PRORATION_CHARGE", charge)]
     assert figures(proration) == billed(charge - credit) and proration["total"]["amount"] == str(150000 + tax(150000))
-    report = await ledger.check("upgraded mid-period", mrr=800000, events={
+    report = await ledger.check("upgraded mid-period", mrr=850000, events={
         "subscription.updated": 1, "invoice.created": 1, "invoice.paid": 1})
     assert amount(report["months"][-1]["expansionMrr"]) == 300000
 
     # Jul 1: the renewal on Scale.
     await ledger.at("2027-07-01T00:00:00Z")
     july = (await ledger.invoices(acme))[-1]
-    assert lines(july) == [("PLAN", "1", 600000), ("SEATS", "2", 100000), ("ADDON", "1", 100000)]
-    assert figures(july) == billed(800000) and july["total"]["amount"] == "888000"
-    report = await ledger.check("renewal on Scale", mrr=800000, events={"invoice.created": 1, "invoice.paid": 1})
-    assert [amount(month["netRevenue"]) for month in report["months"]] == [0, 0, 555000, 610500, 721500, 888000]
+    assert lines(july) == [("PLAN", "1", 600000), ("SEATS", "3", 150000), ("ADDON", "1", 100000)]
+    assert figures(july) == billed(850000) and july["total"]["amount"] == "943500"
+    report = await ledger.check("renewal on Scale", mrr=850000, events={"invoice.created": 1, "invoice.paid": 1})
+    assert {month["month"]: amount(month["netRevenue"]) for month in report["months"]} == {
+        "2027-02": 0, "2027-03": 0, "2027-04": 555000, "2027-05": 610500, "2027-06": 610500 + 166500,
+        "2027-07": 943500}
     ledger.check_event_shapes()
