@@ -186,3 +186,19 @@ async def test_listing_deliveries_sends_the_same_statements_for_3_or_30_of_them(
             listed = await api.ok(query, {"e": endpoint["id"]}, token=keys.owner)
         counts.append((len(listed["webhookDeliveries"]["edges"]), counter.count))
     assert counts[0][0] == 3 and counts[1][0] == 30 and counts[0][1] == counts[1][1]
+
+
+@pytest.mark.parametrize("events", [["customer.subscription.updated"], ["invoice.paid", "invoice.finalised"],
+                                    ["customer.*"]])
+async def test_an_unknown_event_type_is_validation_on_events(api, db, keys, events):
+    """Issue 18, item 10: only the event types the gateway sends (or their families) are accepted."""
+    before = await database_state(db, exclude=("api_keys",))
+    created = await create(api, keys.owner, events=events)
+    assert [(e["code"], e["field"]) for e in created["errors"]] == [("VALIDATION", "events")]
+    assert created["webhookEndpoint"] is None
+    assert await database_state(db, exclude=("api_keys",)) == before
+    endpoint = (await create(api, keys.owner, events=["invoice.*"]))["webhookEndpoint"]
+    updated = (await api.ok(UPDATE, {"i": {"id": endpoint["id"], "events": events}}, token=keys.owner))
+    assert [(e["code"], e["field"]) for e in updated["updateWebhookEndpoint"]["errors"]] == [("VALIDATION", "events")]
+    listed = (await api.ok(ENDPOINTS, token=keys.owner))["webhookEndpoints"]
+    assert [item["events"] for item in listed] == [["invoice.*"]]

@@ -41,6 +41,40 @@ EVENT_FILTER = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$")
 INTERNAL_EVENT_PREFIX = "gateway."
 
 
+#: Every event type sent to endpoints, with the GraphQL type of its ``data.object`` (README lists
+#: each type's fields). An endpoint may subscribe to these, to a family of them, or to ``*``.
+EVENT_TYPES: dict[str, str] = {
+    "organization.created": "Organization",
+    "organization.billing_details_updated": "Organization",
+    "plan.created": "Plan",
+    "plan.updated": "Plan",
+    "addon.created": "Addon",
+    "addon.updated": "Addon",
+    "coupon.created": "Coupon",
+    "coupon.updated": "Coupon",
+    "subscription.created": "Subscription",
+    "subscription.updated": "Subscription",
+    "subscription.canceled": "Subscription",
+    "subscription.trial_will_end": "Subscription",
+    "invoice.created": "Invoice",
+    "invoice.paid": "Invoice",
+    "invoice.payment_failed": "Invoice",
+    "invoice.voided": "Invoice",
+    "checkout.started": "Invoice",
+    "checkout.completed": "Invoice",
+    "payment_method.added": "PaymentMethod",
+    "payment_method.default_changed": "PaymentMethod",
+    "payment_method.removed": "PaymentMethod",
+    "refund.created": "Refund",
+    "refund.failed": "Refund",
+    "usage.limit_approaching": "UsageMetric",
+    "usage.limit_reached": "UsageMetric",
+    "webhook_endpoint.disabled": "WebhookEndpoint",
+    "webhook.test": "WebhookEndpoint",
+}
+EVENT_FAMILIES = frozenset(event.split(".", 1)[0] for event in EVENT_TYPES)
+
+
 class Outcome(enum.Enum):
     DELIVERED = "DELIVERED"
     RETRY = "RETRY"
@@ -91,14 +125,16 @@ def truncate_body(body: bytes) -> str:
 
 
 def clean_event_filters(events: Iterable[str]) -> list[str]:
-    """The event types an endpoint subscribes to: exact names (``invoice.paid``), a family
-    (``invoice.*``) or everything (``*``). Raises ValueError with the reason."""
+    """The event types an endpoint subscribes to: exact names of ``EVENT_TYPES`` (``invoice.paid``),
+    a family of them (``invoice.*``) or everything (``*``). Raises ValueError with the reason."""
     cleaned: list[str] = []
     for event in events:
         if not isinstance(event, str) or not EVENT_FILTER.match(event) or len(event) > 100:
             raise ValueError(f"{event!r} is not an event type (like 'invoice.paid', 'invoice.*' or '*').")
         if event.startswith(INTERNAL_EVENT_PREFIX):
             raise ValueError(f"{event!r}: gateway events are not sent to webhook endpoints.")
+        if event != "*" and (event[:-2] not in EVENT_FAMILIES if event.endswith(".*") else event not in EVENT_TYPES):
+            raise ValueError(f"{event!r} is not an event type this gateway sends (see the README's list).")
         if event not in cleaned:
             cleaned.append(event)
     if not cleaned:

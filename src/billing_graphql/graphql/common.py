@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from functools import lru_cache
 from decimal import Decimal
@@ -15,7 +14,7 @@ from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.money import Money as DomainMoney
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.errors import ClientError
-from billing_graphql.graphql.ids import decode_id  # noqa: F401  (re-exported: the one ID decoder)
+from billing_graphql.graphql.ids import decode_id, read_node_ids  # noqa: F401  (re-exported: the ID decoders)
 from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
 
 Role = strawberry.enum(DomainRole, name="Role")
@@ -52,26 +51,12 @@ class Money:
         return cls.of(minor, currency)
 
 
-def decode_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
-    """UUIDs from node ids; a malformed one becomes None (and so resolves to nothing)."""
-    decoded: list[uuid.UUID | None] = []
-    for node_id in node_ids:
-        try:
-            decoded.append(uuid.UUID(node_id))
-        except ValueError:
-            decoded.append(None)
-    return decoded
-
-
-NIL_ID = uuid.UUID(int=0)  # stands for a malformed id: it loads nothing
-
-
 async def load_nodes(
     loader: Any, node_ids: Iterable[str], to_node: Callable[[Any], N], visible: Callable[[Any], bool]
 ) -> list[N | None]:
-    """Relay nodes by id, through a per-request ``loader`` of rows: a malformed id, a missing row
-    or one that is not ``visible`` to the caller resolves to None."""
-    rows = await loader.load_many([key or NIL_ID for key in decode_ids(node_ids)])
+    """Relay nodes by id, through a per-request ``loader`` of rows: a missing row or one that is
+    not ``visible`` to the caller resolves to None (a malformed id is BAD_USER_INPUT)."""
+    rows = await loader.load_many(read_node_ids(node_ids))
     return [to_node(row) if row is not None and visible(row) else None for row in rows]
 
 

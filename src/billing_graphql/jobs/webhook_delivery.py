@@ -12,19 +12,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+from billing_graphql import metrics
 from billing_graphql.db.engine import Database
-from billing_graphql.domain.webhooks import Random
+from billing_graphql.domain.webhooks import Outcome, Random
 from billing_graphql.services.webhooks import dispatch
-from billing_graphql.services.webhooks.sender import Sender
+from billing_graphql.services.webhooks.sender import AttemptResult, Message, Sender
 from billing_graphql.settings import Settings
 
 log = logging.getLogger("billing_graphql.webhooks")
 
 POLL_SECONDS = 0.5
 BATCH_SIZE = 50
+
+#: The ``outcome`` label of ``billing_graphql_webhook_deliveries_total`` for each attempt's outcome.
+OUTCOME_LABELS = {Outcome.DELIVERED: "delivered", Outcome.RETRY: "failed", Outcome.FAILED: "dead",
+                  Outcome.GONE: "dead"}
 
 
 def system_now() -> datetime:
@@ -58,16 +64,28 @@ class WebhookWorker:
         self.on_claimed = on_claimed
 
     async def run_once(self) -> int:
-        """One round: fan out, then claim and send one batch. The number of attempts made."""
+        """One round: fan out, then claim and send one batch, and report the attempts and the
+        backlog left to ``/metrics``. The number of attempts made."""
         await dispatch.fan_out(self.db, self.now())
         claims = await dispatch.claim(self.db, self.now(), limit=self.batch_size, lease=self.lease)
-        if not claims:
-            return 0
-        if self.on_claimed is not None:
-            await self.on_claimed(claims)
-        answers = await asyncio.gather(*(self.sender.send(claim.message) for claim in claims))
-        await dispatch.record(self.db, list(zip(claims, answers, strict=True)), self.now(), self.rand)
+        if claims:
+            if self.on_claimed is not None:
+                await self.on_claimed(claims)
+            timed = await asyncio.gather(*(self._send(claim.message) for claim in claims))
+            answers = [answer for answer, _ in timed]
+            outcomes = await dispatch.record(self.db, list(zip(claims, answers, strict=True)), self.now(), self.rand)
+            for claim, (_, seconds) in zip(claims, timed, strict=True):
+                outcome = outcomes.get(claim.delivery_id)
+                metrics.record_webhook_delivery("skipped" if outcome is None else OUTCOME_LABELS[outcome], seconds)
+        left = await dispatch.backlog(self.db)
+        age = (self.now() - left.oldest_event_at).total_seconds() if left.oldest_event_at else 0.0
+        metrics.set_webhook_backlog(left.pending, age)
         return len(claims)
+
+    async def _send(self, message: Message) -> tuple[AttemptResult, float]:
+        started = time.perf_counter()
+        answer = await self.sender.send(message)
+        return answer, time.perf_counter() - started
 
     async def run_until_idle(self, max_rounds: int = 1000) -> int:
         """Rounds until nothing is due (tests, the benchmark); the attempts made."""

@@ -8,10 +8,11 @@ import strawberry
 from strawberry import relay
 
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS, allow
-from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
+from billing_graphql.graphql.ids import NOWHERE, read_id
+from billing_graphql.graphql.scope import read_scope
 from billing_graphql.graphql.billing.types import InvoiceConnection, InvoiceStatus, InvoiceType
 from billing_graphql.services.billing import invoicing
 
@@ -37,10 +38,7 @@ class Query:
     @strawberry.field(extensions=allow(*MANAGERS), description="One invoice of the caller's organization.")
     async def invoice(self, info: Info, id: strawberry.ID) -> InvoiceType | None:
         actor = info.context.actor
-        try:
-            invoice_id = decode_id(id, "Invoice")
-        except DomainBillingError:
-            return None
+        invoice_id = read_id(id, "Invoice")
         scope = None if actor.is_super_admin else actor.organization_id
         return InvoiceType.maybe(await invoicing.get_invoice(info.context.db, invoice_id, organization_id=scope))
 
@@ -49,14 +47,10 @@ def invoice_page_request(actor: Actor, organization_id: str | None, first: int |
     """(organization scope, page size, offset) of an invoices page; None: the empty page.
 
     Tenants read their own organization (another one reads as empty); super-admins the one named,
-    or all. A bad page size or cursor is the caller's error. The compiled SQL plan shares this."""
+    or all. A bad page size, cursor or id is the caller's error. The compiled SQL plan shares this."""
     size, offset = page_size(first), offset_after(after)
-    try:
-        requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
-    except DomainBillingError:
-        return None
-    scope = actor.organization_in_scope(requested)
-    if scope is None and not actor.is_super_admin:
+    scope = read_scope(actor, organization_id, across=True)
+    if scope == NOWHERE:
         return None
     return scope, size, offset
 

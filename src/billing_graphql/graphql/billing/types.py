@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from fractions import Fraction
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -14,28 +12,23 @@ from strawberry import relay
 
 from billing_graphql.db.models import BillingReason as DomainBillingReason
 from billing_graphql.db.models import Invoice as InvoiceRow
-from billing_graphql.db.models import InvoiceLine as InvoiceLineRow
-from billing_graphql.domain.invoices import InvoiceLineKind as DomainInvoiceLineKind
 from billing_graphql.db.models import Payment as PaymentRow
 from billing_graphql.db.models import PaymentStatus as DomainPaymentStatus
 from billing_graphql.db.models import Refund as RefundRow
-from billing_graphql.domain.invoices import LineDraft
-from billing_graphql.domain.proration import round_half_up
 from billing_graphql.domain.refunds import RefundStatus as DomainRefundStatus
 from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
-from billing_graphql.graphql.common import Money, decode_ids, from_row
+from billing_graphql.graphql.billing.lines import InvoiceLineType
+from billing_graphql.graphql.common import Money, from_row, read_node_ids
 from billing_graphql.graphql.platform.billing_details import BillingDetailsType
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.services.billing.invoicing import amount_due
-from billing_graphql.services.subscriptions.results import InvoicePreview as PreviewValue
 
 if TYPE_CHECKING:
     from billing_graphql.graphql.subscriptions.types import SubscriptionType
 
 InvoiceStatus = strawberry.enum(DomainInvoiceStatus, name="InvoiceStatus")
-InvoiceLineKind = strawberry.enum(DomainInvoiceLineKind, name="InvoiceLineKind")
 BillingReason = strawberry.enum(DomainBillingReason, name="BillingReason")
 PaymentStatus = strawberry.enum(DomainPaymentStatus, name="PaymentStatus")
 RefundStatus = strawberry.enum(DomainRefundStatus, name="RefundStatus", description="Where a refund stands at the gateway.")
@@ -47,26 +40,6 @@ _INVOICE_AMOUNTS = ("subtotal", "discount", "credit_applied", "tax", "total", "a
 def _amounts(row: Any, *names: str) -> dict[str, Money]:
     """The row's minor-unit amounts ``names`` as Money in its currency."""
     return {name: Money.of(getattr(row, name), row.currency) for name in names}
-
-
-def _rounded(value: Decimal, currency: str) -> Money:
-    return Money.of(round_half_up(Fraction(value)), currency)
-
-
-@strawberry.type(name="InvoiceLine", description="One line of an invoice; amounts rounded once, credits negative.")
-class InvoiceLineType:
-    kind: InvoiceLineKind
-    description: str
-    quantity: Decimal
-    unit_amount: Money = strawberry.field(description="The unit amount, rounded to the currency (the stored "
-                                                      "value keeps fractions of a minor unit for prorations).")
-    amount: Money
-    period_start: datetime | None
-    period_end: datetime | None
-
-    @classmethod
-    def from_row(cls, row: InvoiceLineRow | LineDraft, currency: str) -> InvoiceLineType:
-        return from_row(cls, row, unit_amount=_rounded(row.unit_amount, currency), amount=Money.of(row.amount, currency))
 
 
 @strawberry.type(name="Payment", description="A charge attempt on an invoice.")
@@ -189,9 +162,7 @@ class InvoiceType(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = info.context.actor
         allowed = actor is not None and actor.role in MANAGERS
-        rows = await info.context.loaders.invoice_by_id.load_many(
-            [key or uuid.UUID(int=0) for key in decode_ids(node_ids)]
-        )
+        rows = await info.context.loaders.invoice_by_id.load_many(read_node_ids(node_ids))
         return [
             cls.from_row(row)
             if allowed and row is not None and actor.organization_in_scope(row.organization_id) == row.organization_id
@@ -203,41 +174,3 @@ class InvoiceType(relay.Node):
 @strawberry.type
 class InvoiceConnection(relay.Connection[InvoiceType]):
     """Invoices, newest first, paged."""
-
-
-@strawberry.type(description="What a change bills (dry run) or credits: lines and totals, nothing written.")
-class InvoicePreview:
-    currency: str
-    lines: list[InvoiceLineType]
-    subtotal: Money
-    discount: Money
-    tax: Money
-    tax_name: str | None
-    tax_rate: Decimal | None
-    total: Money = strawberry.field(description="Negative when the change is a credit.")
-    credit_applied: Money
-    amount_due: Money
-    credit_added: Money = strawberry.field(description="Account credit the change adds (a downgrade).")
-    message: str | None = strawberry.field(
-        default=None, description="Why nothing is billed now, e.g. no invoice is due until the trial ends."
-    )
-
-    @classmethod
-    def from_value(cls, value: PreviewValue | None) -> InvoicePreview | None:
-        if value is None:
-            return None
-        currency = value.currency
-        return cls(
-            currency=currency,
-            lines=[InvoiceLineType.from_row(line, currency) for line in value.lines],
-            subtotal=Money.of(value.subtotal, currency),
-            discount=Money.of(value.discount, currency),
-            tax=Money.of(value.tax, currency),
-            tax_name=value.tax_rule.name if value.tax_rule else None,
-            tax_rate=value.tax_rule.rate if value.tax_rule else None,
-            total=Money.of(value.total, currency),
-            credit_applied=Money.of(value.credit_applied, currency),
-            amount_due=Money.of(value.amount_due, currency),
-            credit_added=Money.of(value.credit_added, currency),
-            message=value.message,
-        )

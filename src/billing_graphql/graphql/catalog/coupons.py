@@ -22,6 +22,7 @@ from billing_graphql.graphql.catalog.types import (
     DiscountType,
 )
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.ids import read_optional_id
 from billing_graphql.graphql.inputs import patch_from_input, spec_from_input
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.services.catalog import coupons
@@ -106,9 +107,7 @@ class Query:
     )
     async def coupon(self, info: Info, code: str, plan_id: strawberry.ID | None = None) -> CouponCheck | None:
         context = info.context
-        plan_uuid = None
-        if plan_id is not None:
-            plan_uuid = _plan_ids([plan_id])[0] or uuid.UUID(int=0)
+        plan_uuid = read_optional_id(plan_id, "Plan", "planId")
         result = await coupons.check_coupon(
             context.db,
             code=code,

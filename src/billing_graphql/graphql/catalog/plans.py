@@ -17,6 +17,7 @@ from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import ClientError, Forbidden
 from billing_graphql.graphql.permissions import HasRole, IsAuthenticated, allow
 from billing_graphql.graphql.common import decode_id
+from billing_graphql.graphql.ids import read_optional_id
 from billing_graphql.graphql.inputs import patch_from_input, spec_from_input
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.catalog.plan_types import PlanType
@@ -96,7 +97,7 @@ class CreatePlanInput:
         default_factory=list, description="Per metric; a metric not listed is unlimited."
     )
     features: list[PlanFeatureInput] = strawberry.field(
-        default_factory=list, description="Flags by key (e.g. aiAgent, apiAccess, dedicatedSupport); unlisted keys are off."
+        default_factory=list, description="Flags by key: aiAgent, apiAccess, dedicatedSupport (another key is VALIDATION); unlisted keys are off."
     )
     is_active: bool = True
     sort_order: int = 0
@@ -148,8 +149,8 @@ class Query:
         self, info: Info, id: strawberry.ID | None = None, slug: str | None = None
     ) -> PlanType | None:
         see_inactive = info.context.actor.role is DomainRole.SUPER_ADMIN
+        plan_id = read_optional_id(id, "Plan", "id")
         try:
-            plan_id = decode_id(id, "Plan") if id is not None else None
             row = await plans.get_plan(info.context.db, plan_id=plan_id, slug=slug, include_inactive=see_inactive)
         except DomainBillingError:
             return None

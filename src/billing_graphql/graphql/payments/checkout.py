@@ -7,7 +7,7 @@ import strawberry
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.permissions import MANAGERS, allow
-from billing_graphql.graphql.subscriptions.schema import ORGANIZATION_ID_HELP, organization_for
+from billing_graphql.graphql.scope import ORGANIZATION_ID_HELP, organization_for
 from billing_graphql.graphql.common import Money, attempt, decode_id
 from billing_graphql.graphql.billing.types import InvoiceType, PaymentType
 from billing_graphql.graphql.subscriptions.types import BillingPeriod, SubscriptionType

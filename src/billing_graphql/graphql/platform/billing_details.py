@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry import relay
 
 from billing_graphql.domain.billing_details import BillingDetailsValue
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import allow
+from billing_graphql.graphql.scope import organization_for
 from billing_graphql.services.platform import billing_details
 
 
@@ -34,7 +34,7 @@ class UpdateBillingDetailsInput:
     tax_id: str | None = strawberry.field(
         default=None, description="Left out: kept; empty: cleared. For country ID an NPWP of 15 or 16 digits."
     )
-    organization_id: relay.GlobalID | None = strawberry.field(
+    organization_id: strawberry.ID | None = strawberry.field(
         default=None, description="Super-admins: the organization to act on (required). Owners act on their own."
     )
 
@@ -52,8 +52,6 @@ class Mutation:
     async def update_billing_details(
         self, info: Info, input: UpdateBillingDetailsInput
     ) -> UpdateBillingDetailsPayload | None:
-        from billing_graphql.graphql.subscriptions.schema import organization_for
-
         context = info.context
 
         async def update() -> BillingDetailsValue:

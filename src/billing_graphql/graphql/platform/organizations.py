@@ -17,7 +17,9 @@ from billing_graphql.graphql.common import (
     offset_after,
     page_size,
 )
+from billing_graphql.graphql.ids import read_id
 from billing_graphql.graphql.payloads import node_payload
+from billing_graphql.graphql.scope import read_scope
 from billing_graphql.graphql.platform.types import (
     ApiKeyType,
     OrganizationConnection,
@@ -32,9 +34,22 @@ from billing_graphql.services.platform import organizations
 class CreateOrganizationInput:
     name: str
     external_id: str = strawberry.field(description="The SaaS's own id for this tenant.")
+    currency: str | None = strawberry.field(
+        default=None, description="ISO 4217 code it is billed in; default BILLING_DEFAULT_CURRENCY (IDR).")
 
 
 CreateOrganizationPayload = node_payload("CreateOrganizationPayload", "organization", OrganizationType)
+
+
+@strawberry.input
+class UpdateOrganizationInput:
+    id: strawberry.ID
+    name: str | None = None
+    currency: str | None = strawberry.field(
+        default=None, description="Changes only while the organization has no live subscription (else VALIDATION).")
+
+
+UpdateOrganizationPayload = node_payload("UpdateOrganizationPayload", "organization", OrganizationType)
 
 
 @strawberry.input
@@ -80,9 +95,9 @@ class Query:
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN))
     async def organization(self, info: Info, id: strawberry.ID) -> OrganizationType | None:
         try:
-            row = await organizations.get_organization(info.context.db, decode_id(id, "Organization"))
+            row = await organizations.get_organization(info.context.db, read_id(id, "Organization"))
         except DomainBillingError:
-            return None
+            return None  # a well-formed id of no organization
         return OrganizationType.from_row(row)
 
     @strawberry.field(
@@ -91,10 +106,7 @@ class Query:
                     "Admins manage billing, not credentials.",
     )
     async def api_keys(self, info: Info, organization_id: strawberry.ID | None = None) -> list[ApiKeyType] | None:
-        try:
-            scope = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
-        except DomainBillingError:
-            return []
+        scope = read_scope(info.context.actor, organization_id, across=True)
         rows = await api_keys.list_api_keys(info.context.db, info.context.actor, scope)
         return [ApiKeyType.from_row(row) for row in rows]
 
@@ -105,8 +117,18 @@ class Mutation:
     async def create_organization(self, info: Info, input: CreateOrganizationInput) -> CreateOrganizationPayload | None:
         context = info.context
         return await CreateOrganizationPayload.of(organizations.create_organization(
-            context.db, context.actor, name=input.name, external_id=input.external_id, now=context.now
+            context.db, context.actor, name=input.name, external_id=input.external_id, now=context.now,
+            currency=input.currency if input.currency is not None else context.settings.default_currency,
         ))
+
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN),
+                         description="Rename an organization or change its currency (while it has no live "
+                                     "subscription).")
+    async def update_organization(self, info: Info, input: UpdateOrganizationInput) -> UpdateOrganizationPayload | None:
+        context = info.context
+        return await UpdateOrganizationPayload.of(lambda: organizations.update_organization(
+            context.db, context.actor, organization_id=decode_id(input.id, "Organization"), name=input.name,
+            currency=input.currency, now=context.now))
 
     @strawberry.mutation(
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER),

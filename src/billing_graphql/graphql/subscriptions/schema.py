@@ -14,15 +14,16 @@ from typing import Any
 
 import strawberry
 
-from billing_graphql.domain.errors import BillingError as DomainBillingError
-from billing_graphql.domain.errors import not_found, validation
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
+from billing_graphql.graphql.ids import read_optional_id
+from billing_graphql.graphql.scope import ORGANIZATION_ID_HELP, organization_for, read_scope
 from billing_graphql.graphql.common import Money, attempt, connection_from_page, decode_id, offset_after, page_size
-from billing_graphql.graphql.billing.types import InvoicePreview, InvoiceType
+from billing_graphql.graphql.billing.lines import InvoicePreview
+from billing_graphql.graphql.billing.types import InvoiceType
 from billing_graphql.graphql.usage.types import PlanLimitsType, plan_limits_of
 from billing_graphql.graphql.subscriptions.types import (
     BillingPeriod,
@@ -35,21 +36,6 @@ from billing_graphql.services.subscriptions import plan_changes
 from billing_graphql.services.subscriptions import lifecycle as subscriptions
 from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.results import SubscriptionChange
-
-ORGANIZATION_ID_HELP = "Super-admins: the organization to act on (required). Tenants act on their own."
-
-
-def organization_for(info: Info, organization_id: strawberry.ID | None) -> uuid.UUID:
-    """The organization a mutation acts on (raises a BillingError for the payload)."""
-    actor = info.context.actor
-    requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
-    if actor.is_super_admin and requested is None:
-        raise validation("Super-admins name the organization: pass organizationId.", "organizationId")
-    scope = actor.organization_in_scope(requested)
-    if scope is None:
-        raise not_found("Organization", "organizationId")
-    return scope
-
 
 def _optional_id(global_id: strawberry.ID | None, type_name: str, field: str) -> uuid.UUID | None:
     return decode_id(global_id, type_name, field) if global_id is not None else None
@@ -166,14 +152,7 @@ class Query:
         description="The organization's live subscription, or null. Super-admins pass organizationId.",
     )
     async def subscription(self, info: Info, organization_id: strawberry.ID | None = None) -> SubscriptionType | None:
-        actor = info.context.actor
-        try:
-            requested = _optional_id(organization_id, "Organization", "organizationId")
-        except DomainBillingError:
-            return None
-        scope = actor.organization_in_scope(requested)
-        if scope is None:
-            return None
+        scope = read_scope(info.context.actor, organization_id)
         return SubscriptionType.maybe(await subscriptions.get_live_subscription(info.context.db, scope))
 
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN), description="All subscriptions, newest first.")
@@ -181,10 +160,7 @@ class Query:
         self, info: Info, status: SubscriptionStatus | None = None, plan_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> SubscriptionConnection | None:
-        try:
-            plan = _optional_id(plan_id, "Plan", "planId")
-        except DomainBillingError:
-            plan = uuid.UUID(int=0)  # an id of another type matches nothing
+        plan = read_optional_id(plan_id, "Plan", "planId")
         page = await subscriptions.list_subscriptions(
             info.context.db, status=status, plan_id=plan, first=page_size(first), offset=offset_after(after)
         )
@@ -296,7 +272,7 @@ class Mutation:
         return await SubscriptionPayload.of(lambda: subscriptions.update_subscription(
             context.db, context.actor, subscription_id=decode_id(input.id, "Subscription"),
             status=input.status, reason=input.reason, current_period_end=input.current_period_end,
-            payment_gateway=input.payment_gateway, now=context.now, **patch,
+            payment_gateway=input.payment_gateway, gateways=context.gateways, now=context.now, **patch,
         ))
 
 

@@ -3,7 +3,6 @@ with the grants that open them."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 import strawberry
@@ -11,12 +10,13 @@ from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
-from billing_graphql.domain.usage import EventInput, calendar_month, parse_month
+from billing_graphql.domain.usage import EventInput, parse_month
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
+from billing_graphql.graphql.ids import read_id
 from billing_graphql.graphql.permissions import MANAGERS, READERS, allow
-from billing_graphql.graphql.subscriptions.schema import organization_for
+from billing_graphql.graphql.scope import organization_for, read_scope
 from billing_graphql.graphql.usage.types import (
     Entitlements,
     PlanLimitsType,
@@ -43,7 +43,7 @@ class UsageEventInput:
 @strawberry.input
 class RecordUsageInput:
     events: list[UsageEventInput] = strawberry.field(description="At most 1,000.")
-    organization_id: relay.GlobalID | None = strawberry.field(
+    organization_id: strawberry.ID | None = strawberry.field(
         default=None, description="Super-admins: the organization (required). Tenants record their own."
     )
 
@@ -57,8 +57,8 @@ class RecordUsagePayload:
 
 @strawberry.input
 class PartnerAccessInput:
-    api_key_id: relay.GlobalID = strawberry.field(description="A PARTNER key's id.")
-    organization_id: relay.GlobalID
+    api_key_id: strawberry.ID = strawberry.field(description="A PARTNER key's id.")
+    organization_id: strawberry.ID
 
 
 @strawberry.type
@@ -68,26 +68,9 @@ class PartnerAccessPayload:
     errors: list[BillingError] = strawberry.field(default_factory=list)
 
 
-def _scope(info: Info, organization_id: relay.GlobalID | None) -> uuid.UUID | None:
-    """The organization a read applies to: a tenant's own, the one a super-admin names (a
-    super-admin naming none is a client error); None for anything else (read as null)."""
-    actor = info.context.actor
-    if organization_id is None:
-        if actor.is_super_admin:
-            raise ClientError("Super-admins name the organization: pass organizationId.")
-        return actor.organization_id
-    try:
-        requested = decode_id(organization_id, "Organization", "organizationId")
-    except DomainBillingError:
-        return None
-    return actor.organization_in_scope(requested)
-
-
-async def _read(info: Info, organization_id: relay.GlobalID | None, load, convert):
+async def _read(info: Info, organization_id: str | None, load, convert):
     """Run a reader for the organization in scope; null when it is out of scope or missing."""
-    scope = _scope(info, organization_id)
-    if scope is None:
-        return None
+    scope = read_scope(info.context.actor, organization_id)
     try:
         async with info.context.db.read() as session:
             return convert(await load(session, scope))
@@ -95,68 +78,62 @@ async def _read(info: Info, organization_id: relay.GlobalID | None, load, conver
         return None
 
 
-def _month(info: Info, month: str | None) -> datetime:
+def _month(month: str | None) -> datetime | None:
+    """The calendar month asked for (its first instant), None for the billing month in force."""
     if month is None:
-        return calendar_month(info.context.now).start
+        return None
     try:
         return parse_month(month)
     except DomainBillingError as error:
         raise ClientError(error.message) from None
 
 
-def _organization_ids(ids: list[relay.GlobalID]) -> list[uuid.UUID | None]:
-    decoded: list[uuid.UUID | None] = []
-    for global_id in ids:
-        try:
-            decoded.append(decode_id(global_id, "Organization", "organizationIds"))
-        except DomainBillingError:
-            decoded.append(None)
-    return decoded
-
-
 @strawberry.type
 class Query:
     @strawberry.field(extensions=allow(*READERS), description="Usage in the current billing month, with limits.")
-    async def usage(self, info: Info, organization_id: relay.GlobalID | None = None) -> Usage | None:
+    async def usage(self, info: Info, organization_id: strawberry.ID | None = None) -> Usage | None:
         return await _read(info, organization_id, lambda session, scope: usage_now(session, scope, info.context.now),
                            Usage.of)
 
     @strawberry.field(extensions=allow(*READERS),
                       description="Feature flags, limits and status, to gate features in one round trip.")
-    async def entitlements(self, info: Info, organization_id: relay.GlobalID | None = None) -> Entitlements | None:
+    async def entitlements(self, info: Info, organization_id: strawberry.ID | None = None) -> Entitlements | None:
         return await _read(info, organization_id,
                            lambda session, scope: entitlements(session, scope, info.context.now), Entitlements.of)
 
     @strawberry.field(extensions=allow(*READERS),
                       description="Seed 004's view: current plan and trial, spending cap, every plan's limits, usage.")
-    async def plan_limits(self, info: Info, organization_id: relay.GlobalID | None = None) -> PlanLimitsType | None:
+    async def plan_limits(self, info: Info, organization_id: strawberry.ID | None = None) -> PlanLimitsType | None:
         return await _read(info, organization_id,
                            lambda session, scope: plan_limits_view(session, scope, info.context.now),
                            lambda view: PlanLimitsType.of(view, info.context.now))
 
     @strawberry.field(
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.PARTNER),
-        description="Usage snapshots for one month (default: the current one). With organizationIds: those "
+        description="Usage snapshots of one billing month per organization, the month `usage` shows: the "
+                    "billing period in force, or with `month` (\"YYYY-MM\") the billing period that starts in "
+                    "that month; each snapshot carries its `periodStart` and `periodEnd`. With organizationIds: those "
                     "(all granted to the partner, or FORBIDDEN for the whole request); without: a page of the "
                     "granted organizations, by name.",
     )
     async def usage_snapshots(
-        self, info: Info, organization_ids: list[relay.GlobalID] | None = None, month: str | None = None,
+        self, info: Info, organization_ids: list[strawberry.ID] | None = None, month: str | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> UsageSnapshotConnection | None:
         context = info.context
-        start = _month(info, month)
+        start = _month(month)
         if organization_ids is None:
             try:
-                page = await partners.snapshot_page(context.db, context.actor, start,
+                page = await partners.snapshot_page(context.db, context.actor, context.now, start,
                                                     first=page_size(first), offset=offset_after(after))
             except DomainBillingError as error:
                 raise ClientError(error.message) from None
             return connection_from_page(UsageSnapshotConnection, page, UsageSnapshot.of)
         if len(organization_ids) > MAX_PAGE_SIZE:
             raise ClientError(f"At most {MAX_PAGE_SIZE} organizationIds.")
+        requested = [read_id(global_id, "Organization", "organizationIds") for global_id in organization_ids]
         try:
-            items = await partners.snapshots_of(context.db, context.actor, _organization_ids(organization_ids), start)
+            items = await partners.snapshots_of(context.db, context.actor, requested, context.now, start)
         except partners.SnapshotsForbidden:
             raise Forbidden("Forbidden: an organization asked for is not granted to this key.") from None
         return connection_from_page(UsageSnapshotConnection, Page(items=items, offset=0, has_next=False),

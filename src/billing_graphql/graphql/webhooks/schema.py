@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import strawberry
-from strawberry import relay
 
-from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.graphql.common import attempt, connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
-from billing_graphql.graphql.ids import decode_global_id
+from billing_graphql.graphql.ids import decode_global_id, read_optional_id
+from billing_graphql.graphql.scope import read_scope
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.permissions import MANAGERS, allow
 from billing_graphql.graphql.webhooks.types import (
@@ -96,35 +95,24 @@ def _endpoint_id(value: str, field: str = "id"):
     return decode_global_id(value, "WebhookEndpoint", field, what="Webhook endpoint")
 
 
-def _empty() -> WebhookDeliveryConnection:
-    return WebhookDeliveryConnection(edges=[], page_info=relay.PageInfo(
-        has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None))
-
-
 @strawberry.type
 class Query:
     @strawberry.field(extensions=allow(*MANAGERS), description="Webhook endpoints: your organization's; "
                       "super-admins: one organization's (organizationId) or all, platform-wide ones included.")
-    async def webhook_endpoints(self, info: Info, organization_id: relay.GlobalID | None = None
+    async def webhook_endpoints(self, info: Info, organization_id: strawberry.ID | None = None
                                 ) -> list[WebhookEndpointNode] | None:
-        try:
-            requested = decode_id(organization_id, "Organization", "organizationId") if organization_id else None
-        except DomainBillingError:
-            return []
-        rows = await endpoints.list_endpoints(info.context.db, info.context.actor, requested)
+        scope = read_scope(info.context.actor, organization_id, across=True)
+        rows = await endpoints.list_endpoints(info.context.db, info.context.actor, scope)
         return [WebhookEndpointNode.from_row(row) for row in rows]
 
     @strawberry.field(extensions=allow(*MANAGERS), description="Deliveries, newest first: one endpoint's, or all "
                       "you may see.")
     async def webhook_deliveries(
-        self, info: Info, endpoint_id: relay.GlobalID | None = None, status: WebhookDeliveryStatus | None = None,
+        self, info: Info, endpoint_id: strawberry.ID | None = None, status: WebhookDeliveryStatus | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> WebhookDeliveryConnection | None:
         size, offset = page_size(first), offset_after(after)
-        try:
-            endpoint = decode_id(endpoint_id, "WebhookEndpoint", "endpointId") if endpoint_id else None
-        except DomainBillingError:
-            return _empty()
+        endpoint = read_optional_id(endpoint_id, "WebhookEndpoint", "endpointId")
         page = await deliveries.list_deliveries(info.context.db, info.context.actor, endpoint_id=endpoint,
                                                 status=status, first=size, offset=offset)
         return connection_from_page(WebhookDeliveryConnection, page, WebhookDeliveryNode.from_row)

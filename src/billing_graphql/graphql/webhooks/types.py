@@ -13,7 +13,7 @@ from billing_graphql.db.models import WebhookDelivery as DeliveryRow
 from billing_graphql.db.models import WebhookEndpoint as EndpointRow
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
-from billing_graphql.graphql.common import decode_ids
+from billing_graphql.graphql.common import read_node_ids
 from billing_graphql.graphql.context import Info
 from billing_graphql.services.webhooks import deliveries, endpoints
 
@@ -56,9 +56,9 @@ class WebhookEndpointNode(relay.Node):
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = _manager(info)
         found = []
-        for key in decode_ids(node_ids):
+        for key in read_node_ids(node_ids):
             row = None
-            if actor is not None and key is not None:
+            if actor is not None:
                 try:
                     row = await endpoints.get_endpoint(info.context.db, actor, key)
                 except DomainBillingError:
@@ -95,8 +95,8 @@ class WebhookDeliveryNode(relay.Node):
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = _manager(info)
-        keys = decode_ids(node_ids)
-        rows = await deliveries.get_deliveries(info.context.db, actor, [k for k in keys if k]) if actor else {}
+        keys = read_node_ids(node_ids)
+        rows = await deliveries.get_deliveries(info.context.db, actor, keys) if actor else {}
         return [cls.from_row(rows[key]) if key in rows else None for key in keys]
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -131,10 +131,14 @@ async def claim(db: Database, now: datetime, *, limit: int = 50, lease: timedelt
     return claims
 
 
-async def record(db: Database, results: Sequence[tuple[Claim, AttemptResult]], now: datetime, rand: Random) -> None:
-    """Write the outcome of each attempt whose claim still holds; disable endpoints as needed."""
+async def record(
+    db: Database, results: Sequence[tuple[Claim, AttemptResult]], now: datetime, rand: Random
+) -> dict[uuid.UUID, Outcome]:
+    """Write the outcome of each attempt whose claim still holds; disable endpoints as needed.
+    The outcomes written, by delivery id (a delivery whose claim was lost is not among them)."""
+    outcomes: dict[uuid.UUID, Outcome] = {}
     if not results:
-        return
+        return outcomes
     by_id = {claim.delivery_id: (claim, result) for claim, result in results}
     async with db.write() as session:
         deliveries = (await session.scalars(
@@ -148,7 +152,7 @@ async def record(db: Database, results: Sequence[tuple[Claim, AttemptResult]], n
             claim, result = by_id[delivery.id]
             if delivery.claim_token != claim.token:
                 continue  # the lease ran out and another worker took it over
-            outcome = _apply(delivery, result, now, rand)
+            outcome = outcomes[delivery.id] = _apply(delivery, result, now, rand)
             if outcome is Outcome.DELIVERED:
                 succeeded.add(delivery.endpoint_id)
             else:
@@ -157,6 +161,25 @@ async def record(db: Database, results: Sequence[tuple[Claim, AttemptResult]], n
                 gone.add(delivery.endpoint_id)
         await session.flush()
         await _update_endpoints(session, succeeded - failed, failed, gone, now)
+    return outcomes
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    pending: int  # deliveries waiting (PENDING, to an enabled endpoint)
+    oldest_event_at: datetime | None  # when the oldest of their events happened
+
+
+async def backlog(db: Database) -> Backlog:
+    """What waits for delivery: one aggregate statement."""
+    async with db.read() as session:
+        pending, oldest = (await session.execute(
+            select(func.count(WebhookDelivery.id), func.min(OutboxEvent.created_at))
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookEndpoint.enabled.is_(True))
+        )).one()
+    return Backlog(pending=pending, oldest_event_at=oldest)
 
 
 def _apply(delivery: WebhookDelivery, result: AttemptResult, now: datetime, rand: Random) -> Outcome:
