@@ -10,13 +10,15 @@ After each step of a journey:
   is the last month's; when the journey states it, the MRR is the figure worked out by hand;
 - each state change produced exactly one event of its documented type: the outbox is delivered
   by the real delivery job (`WebhookWorker`) to a real receiver on loopback, every request's
-  Standard Webhooks signature is verified, and the types received in the step are exactly the
-  ones the step expects; `webhookDeliveries` lists each of them as DELIVERED, once;
+  Standard Webhooks signature is verified, every type is one of the registry's (`EVENT_TYPES`),
+  and the types received in the step are exactly the ones the step expects; `webhookDeliveries`
+  lists each of them as DELIVERED, once;
 - each organization's credit balance is the one the journey expects;
 - one seat count: `Subscription.agentCount` = `usage.agentCount`, and the upcoming invoice's
   SEATS line bills the agents above the plan's included ones;
 - a partner's snapshot (no month given) is the tenant's own `usage`: same billing month, same
   used, limit and overage per metric.
+At the end of each journey, `check_event_shapes`: every payload received is in GraphQL's dialect.
 Nothing is read from the database directly: only `/graphql` (and the portal's pages).
 """
 
@@ -32,8 +34,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from billing_graphql.domain.webhooks import EVENT_TYPES
 from billing_graphql.jobs.webhook_delivery import WebhookWorker
 
+#: The object types of `EVENT_TYPES` (the documented event types) that are Relay nodes.
+NODE_TYPES = {"Organization", "Plan", "Addon", "Coupon", "Subscription", "Invoice", "PaymentMethod", "WebhookEndpoint"}
 ERRORS = "errors { code message field }"
 MONEY = "{ amount currency }"
 INVOICE = f"""id invoiceNumber status billingReason currency periodStart periodEnd pdfUrl
@@ -51,15 +56,16 @@ ANALYTICS = f"""query($from: Date!, $to: Date!, $currency: String!) {{
               netRevenue {MONEY} newSubscriptions churnedSubscriptions }} }} }}"""
 DELIVERIES = """query($after: String) { webhookDeliveries(first: 100, after: $after) {
   edges { node { id eventType status attempts } } pageInfo { hasNextPage endCursor } } }"""
-SUBSCRIPTION = """query($org: ID) { subscription(organizationId: $org) {
-  id status agentCount cancelAtPeriodEnd retryCount currentPeriodStart currentPeriodEnd billingPeriod
-  plan { slug includedAgents }
-  upcomingInvoice { lines { kind quantity amount { amount } } subtotal { amount } discount { amount } } } }"""
-USAGE = """query($org: ID) { usage(organizationId: $org) {
-  agentCount usageMonth periodStart periodEnd metrics { metric { code } used limit overage } } }"""
+SUBSCRIPTION_STATE = """id status agentCount cancelAtPeriodEnd retryCount currentPeriodStart currentPeriodEnd
+  billingPeriod plan { slug includedAgents }
+  upcomingInvoice { lines { kind quantity amount { amount } } subtotal { amount } discount { amount } }"""
+SUBSCRIPTION = f"query($org: ID) {{ subscription(organizationId: $org) {{ {SUBSCRIPTION_STATE} }} }}"
+TENANT = f"""query($org: ID!) {{
+  organization(id: $org) {{ creditBalance {{ amount currency }} }}
+  subscription(organizationId: $org) {{ {SUBSCRIPTION_STATE} }}
+  usage(organizationId: $org) {{ agentCount usageMonth metrics {{ metric {{ code }} used limit overage }} }} }}"""
 SNAPSHOT = """query($ids: [ID!], $month: String) { usageSnapshots(organizationIds: $ids, month: $month) {
   edges { node { organization { id } month metrics { metric { code } used limit overage } } } } }"""
-CREDIT = "query($id: ID!) { organization(id: $id) { creditBalance { amount currency } } }"
 ADVANCE = f"mutation($to: DateTime!) {{ advanceClock(input: {{to: $to}}) {{ clock {{ now }} {ERRORS} }} }}"
 CREATE_ORGANIZATION = f"""mutation($i: CreateOrganizationInput!) {{ createOrganization(input: $i) {{
   organization {{ id externalId }} {ERRORS} }} }}"""
@@ -199,12 +205,13 @@ class Ledger:
             assert amount(report["mrr"]) == mrr, f"{step}: MRR {report['mrr']} != {mrr} (by hand)"
         await self._events_law(step, Counter(events or {}))
         for tenant in self.tenants:
-            credit = amount((await self.gql(CREDIT, {"id": tenant.id}))["organization"]["creditBalance"])
+            state = await self.gql(TENANT, {"org": tenant.id})
+            credit = amount(state["organization"]["creditBalance"])
             assert credit == self.credit[tenant.id], f"{step}: {tenant.external_id}'s credit {credit} != " \
                                                      f"{self.credit[tenant.id]}"
-            await self._seat_law(step, tenant)
-        for tenant in self.granted:
-            await self._snapshot_law(step, tenant)
+            self._seat_law(step, state["subscription"], state["usage"])
+            if tenant in self.granted:
+                await self._snapshot_law(step, tenant, state["usage"])
         return report
 
     @staticmethod
@@ -261,6 +268,8 @@ class Ledger:
         received = self.receiver.received[self.seen_events:]
         self.seen_events = len(self.receiver.received)
         got = Counter(item.payload["type"] for item in received)
+        undocumented = set(got) - set(EVENT_TYPES)
+        assert not undocumented, f"{step}: event types not documented in the registry: {undocumented}"
         assert got == expected, f"{step}: events {dict(got)} != expected {dict(expected)}"
         ids = [item.webhook_id for item in self.receiver.received]
         assert len(ids) == len(set(ids)), f"{step}: an event was received twice"
@@ -270,11 +279,10 @@ class Ledger:
             f"{step}: webhookDeliveries {dict(delivered)} != received")
         assert all(node["status"] == "DELIVERED" for node in deliveries), f"{step}: {deliveries}"
 
-    async def _seat_law(self, step: str, tenant: Tenant) -> None:
-        subscription = await self.subscription(tenant)
+    @staticmethod
+    def _seat_law(step: str, subscription: dict | None, usage: dict) -> None:
         if subscription is None:
             return
-        usage = (await self.gql(USAGE, {"org": tenant.id}))["usage"]
         assert subscription["agentCount"] == usage["agentCount"], (
             f"{step}: Subscription.agentCount {subscription['agentCount']} != usage.agentCount {usage['agentCount']}")
         upcoming = subscription["upcomingInvoice"]
@@ -284,9 +292,8 @@ class Ledger:
         above = max(usage["agentCount"] - subscription["plan"]["includedAgents"], 0)
         assert seats == above, f"{step}: upcoming SEATS {seats} != agents above the included ones {above}"
 
-    async def _snapshot_law(self, step: str, tenant: Tenant) -> None:
+    async def _snapshot_law(self, step: str, tenant: Tenant, usage: dict) -> None:
         assert self.partner is not None
-        usage = (await self.gql(USAGE, {"org": tenant.id}))["usage"]
         edges = (await self.gql(SNAPSHOT, {"ids": [tenant.id]}, token=self.partner))["usageSnapshots"]["edges"]
         (snapshot,) = [edge["node"] for edge in edges]
         assert snapshot["month"] == usage["usageMonth"], (
@@ -301,8 +308,9 @@ class Ledger:
     # -- GraphQL's dialect in webhook payloads -----------------------------------------------
 
     def check_event_shapes(self) -> None:
-        """Every payload received speaks the API's dialect: `data.object` with camelCase keys, a
-        Relay global id, money as `{amount, currency}` with a decimal string."""
+        """Every payload received speaks the API's dialect: `data.object` is the object of the
+        type documented for the event, with camelCase keys, a Relay global id of that type (for
+        the types that are nodes), and money as `{amount, currency}` with a decimal string."""
         problems = []
         for item in self.receiver.received:
             kind = item.payload["type"]
@@ -313,15 +321,17 @@ class Ledger:
             snake = sorted(_snake_keys(obj))
             if snake:
                 problems.append(f"{kind}: snake_case keys {snake[:5]}")
-            if not _is_global_id(obj.get("id")):
-                problems.append(f"{kind}: id {obj.get('id')!r} is not a global id")
-            if kind.startswith("invoice."):
+            documented = EVENT_TYPES[kind]
+            if documented in NODE_TYPES and _global_id_type(obj.get("id")) != documented:
+                problems.append(f"{kind}: id {obj.get('id')!r} is not a global id of a {documented}")
+            if documented == "Invoice":
                 for key in ("total", "amountDue", "subtotal", "tax"):
                     value = obj.get(key)
                     if not (isinstance(value, dict) and isinstance(value.get("amount"), str)
                             and value.get("currency") == self.currency):
                         problems.append(f"{kind}: {key} {value!r} is not Money {{amount currency}}")
-        assert not problems, "webhook payloads not in GraphQL's dialect:\n" + "\n".join(problems[:20])
+        assert not problems, f"webhook payloads not in GraphQL's dialect ({len(problems)}):\n" + "\n".join(
+            sorted(set(problems))[:20])
 
 
 SNAKE = re.compile(r"[a-z0-9]_[a-z0-9]")
@@ -340,13 +350,13 @@ def _snake_keys(value: Any) -> set[str]:
     return found
 
 
-def _is_global_id(value: Any) -> bool:
+def _global_id_type(value: Any) -> str | None:
+    """The type a Relay global id names (None when ``value`` is not one over a UUID key)."""
     if not isinstance(value, str):
-        return False
+        return None
     try:
-        decoded = base64.b64decode(value, validate=True).decode()
-        type_name, key = decoded.split(":", 1)
+        type_name, key = base64.b64decode(value, validate=True).decode().split(":", 1)
         uuid.UUID(key)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        return False
-    return bool(type_name)
+        return None
+    return type_name or None
