@@ -78,7 +78,10 @@ def _environment(tmp: Path, port: int) -> dict[str, str]:
         BILLING_PUBLIC_URL=f"http://127.0.0.1:{port}",
         BILLING_TRUSTED_DOCUMENTS="partner",
         PYTHONUNBUFFERED="1",
+        # serve and the cron's run-billing write their metrics where serve's /metrics adds them up
+        PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
     )
+    (tmp / "metrics").mkdir()
     return env
 
 
@@ -138,7 +141,7 @@ def test_the_installed_wheel_serves_the_demo(tmp_path):
     base = f"http://127.0.0.1:{port}"
     env = _environment(tmp_path, port)
     server = subprocess.Popen(
-        [str(bin_dir / "billing-graphql"), "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
+        [bin_dir / "billing-graphql", "serve", "--demo", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -175,14 +178,18 @@ def test_the_installed_wheel_serves_the_demo(tmp_path):
         assert status == 200 and "text/html" in headers.get("content-type", "").lower()
         assert b"graphiql" in content.lower()
 
-        # The billing run from the command line, against the same database; then the metrics scrape.
+        # The billing run from the command line (as cron runs it beside `serve --no-worker`), against the
+        # same database; then the metrics scrape shows it.
+        assert _metric(_request(f"{base}/metrics")[2].decode(), "billing_graphql_billing_runs_total",
+                       outcome="completed") == 0
         billing = _run(bin_dir / "billing-graphql", "run-billing", cwd=tmp_path, env=env)
         assert billing.stdout.strip()
         status, headers, content = _request(f"{base}/metrics")
         assert status == 200 and headers.get("content-type", "").startswith("text/plain")
         text = content.decode()
         assert _metric(text, "billing_graphql_requests_total", operation="Invoices", outcome="ok") == 1
-        assert "billing_graphql_billing_runs_total" in text
+        assert _metric(text, "billing_graphql_billing_runs_total", outcome="completed") == 1
+        assert _metric(text, "billing_graphql_billing_run_last_success_timestamp_seconds") > 0
 
         # An invoice of the demo data as a PDF, at the pdfUrl the API gives.
         pdf_url = invoices["edges"][0]["node"]["pdfUrl"]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009_billing_details"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
