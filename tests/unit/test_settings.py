@@ -55,3 +55,10 @@ def test_settings_are_frozen():
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.graphiql = False  # type: ignore[misc]
+
+
+def test_default_currency_is_idr_or_a_known_code():
+    assert Settings.from_env({}).default_currency == "IDR"
+    assert Settings.from_env({"BILLING_DEFAULT_CURRENCY": "usd"}).default_currency == "USD"
+    with pytest.raises(SettingsError, match="BILLING_DEFAULT_CURRENCY"):
+        Settings.from_env({"BILLING_DEFAULT_CURRENCY": "XYZ"})

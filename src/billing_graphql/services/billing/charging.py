@@ -28,6 +28,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found
 from billing_graphql.domain.invoices import InvoiceDraft
+from billing_graphql.domain.plan_change import payment_required
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus, transition
 from billing_graphql.gateways.base import ChargeOutcome, GatewayError, PaymentGateway
 from billing_graphql.services.billing.invoicing import amount_due, create_invoice, finalize_invoice, invoice_event_payload
@@ -218,11 +219,7 @@ async def payment_method_for(
 
 def require_payment_method(draft: InvoiceDraft, method: PaymentMethod | None) -> None:
     if draft.amount_due > 0 and method is None:
-        raise BillingError(
-            BillingErrorCode.PAYMENT_REQUIRED,
-            "A default payment method is needed to pay for this; add one first.",
-            field="paymentMethodId",
-        )
+        raise payment_required()
 
 
 async def bill_subscription(

@@ -93,10 +93,12 @@ def _secret(settings: Settings) -> str:
 
 
 async def create_portal_session(
-    db: Database, actor: Actor, *, return_url: str, settings: Settings, now: datetime
+    db: Database, actor: Actor, *, return_url: str | None, settings: Settings, now: datetime
 ) -> PortalSession:
+    """A portal link for the actor's organization; its back link goes to ``return_url``, or to
+    BILLING_PUBLIC_URL when none is given."""
     secret = _secret(settings)
-    return_url = clean_return_url(return_url)
+    return_url = clean_return_url(return_url if return_url is not None else settings.public_url)
     organization_id = actor.organization_id
     if organization_id is None:
         raise not_found("Organization", None)

@@ -28,6 +28,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_graphql.db import mrr_history
 from billing_graphql.db.models import (
     BillingReason,
     Coupon,
@@ -176,6 +177,8 @@ async def advance_subscription(uow: MoneyMove, subscription: Subscription, now: 
                 await dunning.retry(uow, subscription, config, tally)
             else:
                 await end_period(uow, subscription, config, tally, trial_end=step.step is Step.TRIAL_END)
+        # The MRR history of this step, dated at its instant (not at the run's last step's).
+        await uow.session.run_sync(mrr_history.record_pending, step.at)
     raise RuntimeError(f"subscription {subscription.id} still has steps due after {MAX_STEPS}")
 
 
