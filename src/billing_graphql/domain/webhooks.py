@@ -67,8 +67,8 @@ EVENT_TYPES: dict[str, str] = {
     "payment_method.removed": "PaymentMethod",
     "refund.created": "Refund",
     "refund.failed": "Refund",
-    "usage.limit_approaching": "UsageMetric",
-    "usage.limit_reached": "UsageMetric",
+    "usage.limit_approaching": "UsageThreshold",  # not a GraphQL type: see README
+    "usage.limit_reached": "UsageThreshold",
     "webhook_endpoint.disabled": "WebhookEndpoint",
     "webhook.test": "WebhookEndpoint",
 }

@@ -47,6 +47,7 @@ from billing_graphql.domain.overage import cap_overage, metric_overage, usage_mo
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
@@ -106,10 +107,8 @@ def due_state(subscription: Subscription) -> DueState:
 
 
 def subscription_payload(subscription: Subscription, before: dict[str, object] | None = None) -> dict[str, object]:
-    payload: dict[str, object] = {"subscription_id": subscription.id, **snapshot(subscription, *SUBSCRIPTION_FIELDS)}
-    if before is not None:
-        payload["previous"] = before
-    return payload
+    """A subscription event's data: the subscription as the API shows it (and what changed)."""
+    return event_data("Subscription", subscription, before=before)
 
 
 def move(uow: MoneyMove, subscription: Subscription, target: SubscriptionStatus) -> None:
@@ -245,8 +244,7 @@ async def advance_subscription(uow: MoneyMove, subscription: Subscription, now: 
         with uow.at(step.at):
             if step.step is Step.TRIAL_WILL_END:
                 subscription.trial_will_end_sent_at = step.at
-                uow.emit("subscription.trial_will_end",
-                         {**subscription_payload(subscription), "trial_ends_at": subscription.trial_ends_at})
+                uow.emit("subscription.trial_will_end", subscription_payload(subscription))
             elif step.step is Step.DUNNING_RETRY:
                 await dunning.retry(uow, subscription, config, tally)
             else:

@@ -31,6 +31,7 @@ from billing_graphql.domain.cards import contains_card_number
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.platform.audit import emit_event, record_audit, record_change, snapshot
+from billing_graphql.services.webhooks.objects import event_data
 
 SUPPORTED_GATEWAYS = ("sandbox", "razorpay")
 MAX_TOKEN_LENGTH = 200
@@ -196,7 +197,7 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
         await session.flush()
         after = snapshot(method, *_AUDIT_FIELDS)
         record_change(session, actor=actor, action="payment_method.added", object_type="PaymentMethod",
-                      object_id=method.id, organization_id=organization_id, now=now, after=after)
+                      object_id=method.id, organization_id=organization_id, now=now, after=after, subject=method)
     return method
 
 
@@ -220,7 +221,8 @@ async def set_default_payment_method(
                      object_id=method.id, organization_id=organization_id, now=now,
                      before={"default_id": str(previous) if previous else None}, after={"default_id": str(method.id)})
         emit_event(session, event_type="payment_method.default_changed", organization_id=organization_id,
-                   payload={"id": method.id, "previous_default_id": previous}, now=now)
+                   payload=event_data("PaymentMethod", method, ids={"previous_default_id": "PaymentMethod"},
+                                      previous_default_id=previous), now=now)
     return method
 
 
@@ -246,5 +248,5 @@ async def remove_payment_method(
         await session.delete(method)
         await session.flush()
         record_change(session, actor=actor, action="payment_method.removed", object_type="PaymentMethod",
-                      object_id=method.id, organization_id=organization_id, now=now, before=before)
+                      object_id=method.id, organization_id=organization_id, now=now, before=before, subject=method)
     return method

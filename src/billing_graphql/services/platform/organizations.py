@@ -45,7 +45,8 @@ async def create_organization(
         await session.flush()  # the audit and outbox rows reference it
         after = snapshot(organization, "id", "name", "external_id")
         record_change(session, actor=actor, action="organization.created", object_type="Organization",
-                      object_id=organization.id, organization_id=organization.id, now=now, after=after)
+                      object_id=organization.id, organization_id=organization.id, now=now, after=after,
+                      subject=organization)
     return organization
 
 

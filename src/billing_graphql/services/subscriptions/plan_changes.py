@@ -46,6 +46,7 @@ from billing_graphql.domain.periods import BillingPeriod, Period, add_months
 from billing_graphql.domain.proration import Effective, cap_too_low, prorate
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.webhooks.objects import money
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for, require_payment_method
 from billing_graphql.services.billing.credit import add_account_credit
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
@@ -251,7 +252,9 @@ async def _book(uow: MoneyMove, subscription: Subscription, result: Subscription
 
 def _announce(uow: MoneyMove, subscription: Subscription, before: dict, result: SubscriptionChange, *,
               action: str) -> None:
-    extra = {"invoice_id": result.invoice.id if result.invoice else None, "credit_added": result.credit_added}
+    currency = result.preview.currency if result.preview else None
+    extra = {"invoice_id": result.invoice.id if result.invoice else None,
+             "credit_added": money(result.credit_added, currency) if result.credit_added else None}
     announce_subscription(uow.session, uow.actor, subscription, action=action, event="subscription.updated",
                           now=uow.now, before=before, extra=extra)
 
