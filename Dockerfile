@@ -2,8 +2,11 @@
 FROM python:3.11-slim AS explorer
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# What the wheel is built from: the metadata, the package, and queries/ (the registered documents,
+# which the wheel carries as billing_graphql/queries); tests/test_wheel.py checks these lines.
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY queries ./queries
 RUN pip install --no-cache-dir . && billing-graphql install-explorer /opt/explorer
 
 FROM python:3.11-slim
@@ -16,6 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
+COPY queries ./queries
 COPY --from=explorer /opt/explorer /opt/explorer
 RUN pip install --no-cache-dir . \
     && useradd --create-home --uid 10001 billing \

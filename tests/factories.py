@@ -198,7 +198,7 @@ async def set_agents(db: Database, organization_id: uuid.UUID, agents: int, now:
             session.add(UsageCounter(organization_id=organization_id, metric_id=metric_id, period_key="current",
                                      value=agents, updated_at=now))
         else:
-            counter.value = agents
+            counter.value, counter.updated_at = agents, now
 
 
 async def set_credit(db: Database, organization_id: uuid.UUID, amount: int, currency: str = "IDR") -> None:

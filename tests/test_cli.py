@@ -72,3 +72,38 @@ def test_record_usage_adds_to_the_demo_months_usage(sqlite_file, capsys):
     assert main(["record-usage", "--org", "demo", "--metric", "nope", "--quantity", "1"]) == 1
     with pytest.raises(SystemExit, match="no organization"):
         main(["record-usage", "--org", "nobody", "--metric", "agents", "--quantity", "1"])
+
+
+@pytest.fixture
+def no_registered_documents(tmp_path, monkeypatch):
+    """An installation without the registered documents (as the wheel was before it carried them)."""
+    from billing_graphql.graphql import persisted
+
+    monkeypatch.setattr(persisted, "QUERIES_DIR", tmp_path / "queries")
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """The uvicorn start of ``serve``, recorded instead of run."""
+    import billing_graphql.cli as cli
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(cli, "_serve", lambda *args, **options: calls.append(args))
+    return calls
+
+
+def test_serve_refuses_to_start_with_trusted_documents_and_none_registered(
+        sqlite_file, no_registered_documents, served, monkeypatch, capsys):
+    monkeypatch.setenv("BILLING_TRUSTED_DOCUMENTS", "partner")
+    assert main(["serve"]) == 1
+    assert served == []
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: BILLING_TRUSTED_DOCUMENTS=partner but there are no registered documents")
+    assert "manifest.json" in line
+
+
+def test_serve_starts_without_registered_documents_when_they_are_not_required(
+        sqlite_file, no_registered_documents, served, monkeypatch):
+    monkeypatch.setenv("BILLING_TRUSTED_DOCUMENTS", "off")
+    assert main(["serve"]) == 0
+    assert len(served) == 1

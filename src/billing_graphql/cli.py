@@ -179,6 +179,25 @@ def _prometheus_multiprocess_dir() -> str:
 SERVER_OPTIONS = {"loop": "uvloop", "http": "httptools", "log_level": "info", "access_log": False}
 
 
+def _log_config() -> dict:
+    """uvicorn's logging, and the gateway's own loggers at INFO through uvicorn's handler (in every
+    worker process: uvicorn applies it in each): the compiled queries at start-up, the billing runs."""
+    from copy import deepcopy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = deepcopy(LOGGING_CONFIG)
+    config["loggers"]["billing_graphql"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
+
+
+def _documents_problem(settings: Settings) -> str | None:
+    """Why serve must not start: trusted documents required, and none registered (graphql.persisted)."""
+    from billing_graphql.graphql.persisted import TrustedDocuments
+
+    return TrustedDocuments.load(require=settings.trusted_documents).missing()
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True,
            access_log: bool = False) -> None:
     import os
@@ -201,6 +220,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
         workers=workers,
         # X-Forwarded-For is believed only from BILLING_TRUSTED_PROXIES (http/rate_limit.py).
         **{**SERVER_OPTIONS, "access_log": access_log, "proxy_headers": False},
+        log_config=_log_config(),
     )
 
 
@@ -301,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "grant-partner":
             print(asyncio.run(_grant_partner(settings, args.key_id, args.org)))
         elif args.command == "serve":
+            problem = _documents_problem(settings)
+            if problem is not None:
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
+            if not settings.compiled_documents:
+                print("note: BILLING_COMPILED_DOCUMENTS is off: registered queries run on the generic path",
+                      file=sys.stderr)
             if args.demo:
                 asyncio.run(_seed_demo(settings))
             _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker, access_log=args.access_log)

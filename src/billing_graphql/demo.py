@@ -23,7 +23,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.periods import BillingPeriod
-from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
+from billing_graphql.domain.catalog import FEATURE_KEYS, FeatureSpec, LimitSpec
 from billing_graphql.domain.roles import Role
 from billing_graphql.services.catalog.addons import AddonSpec, create_addon
 from billing_graphql.services.platform.api_keys import create_api_key
@@ -43,7 +43,7 @@ from billing_graphql.settings import Settings
 DEMO_ORGANIZATION_EXTERNAL_ID = "demo"
 
 _METRICS = ("agents", "contacts", "messages", "channels", "ai_agents", "integrations")
-_FEATURES = ("aiAgent", "apiAccess", "dedicatedSupport")
+_FEATURES = FEATURE_KEYS
 
 
 def _plan(

@@ -13,11 +13,14 @@ Names (all prefixed ``billing_graphql_``):
     request_sql_statements{operation}           histogram of SQL statements per request
                                                 (transaction control not counted)
     rate_limited_total                          requests refused by the rate limit (HTTP 429)
+    compiled_requests_total{outcome}            requests naming a registered query's compiled plan:
+                                                answered (by the plan), fallback (the generic
+                                                path answered)
     billing_runs_total{outcome}                 billing runs: completed, failed
     billing_run_duration_seconds                histogram of one run
-    billing_run_subscriptions_total{result}     subscriptions a run handled, by result (e.g.
-                                                renewed, trial_converted, payment_failed,
-                                                unpaid, canceled, error)
+    billing_run_subscriptions_total{result}     subscriptions a run handled, by result:
+                                                examined, invoiced (invoices made), paid,
+                                                payment_failed, canceled, skipped, error
     billing_run_lag_seconds                     how overdue the oldest subscription still due
                                                 was when the last run ended (0: none)
     billing_run_last_success_timestamp_seconds  end of the last completed run (Unix time)
@@ -72,6 +75,9 @@ REQUEST_STATEMENTS = Histogram(
     buckets=(0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128),
 )
 RATE_LIMITED = Counter("billing_graphql_rate_limited", "Requests refused by the rate limit (HTTP 429).")
+COMPILED_REQUESTS = Counter(
+    "billing_graphql_compiled_requests", "Requests naming a registered query's compiled plan, by outcome.", ["outcome"]
+)
 BILLING_RUNS = Counter("billing_graphql_billing_runs", "Billing runs by outcome.", ["outcome"])
 BILLING_RUN_DURATION = Histogram(
     "billing_graphql_billing_run_duration_seconds", "Duration of one billing run.",
@@ -107,6 +113,8 @@ WEBHOOK_PENDING = Gauge(
 # Known label values start at 0, so that rates and alerts see them before the first event.
 for _outcome in ("completed", "failed"):
     BILLING_RUNS.labels(_outcome)
+for _outcome in ("answered", "fallback"):
+    COMPILED_REQUESTS.labels(_outcome)
 for _outcome in ("delivered", "failed", "dead", "skipped"):
     WEBHOOK_DELIVERIES.labels(_outcome)
 
@@ -167,16 +175,18 @@ def record_rate_limited() -> None:
     RATE_LIMITED.inc()
 
 
-def record_billing_run(*, duration_seconds: float, results: Mapping[str, int], lag_seconds: float,
+def record_billing_run(*, duration_seconds: float, results: Mapping[str, int], lag_seconds: float | None,
                        completed: bool = True, finished_at: float | None = None) -> None:
     """One billing run: its duration, how many subscriptions ended how (``results``, e.g.
-    ``{"renewed": 40, "payment_failed": 2}``), and how overdue the oldest still-due one is."""
+    ``{"invoiced": 40, "payment_failed": 2}``), and how overdue the oldest still-due one is (None:
+    unknown, a failed run leaves the last value)."""
     BILLING_RUNS.labels("completed" if completed else "failed").inc()
     BILLING_RUN_DURATION.observe(duration_seconds)
     for result, count in results.items():
         if count:
             BILLING_RUN_SUBSCRIPTIONS.labels(result).inc(count)
-    BILLING_RUN_LAG.set(max(lag_seconds, 0.0))
+    if lag_seconds is not None:
+        BILLING_RUN_LAG.set(max(lag_seconds, 0.0))
     if completed:
         BILLING_RUN_LAST_SUCCESS.set(time.time() if finished_at is None else finished_at)
 

@@ -54,6 +54,7 @@ class Settings:
     log_format: str = "text"  # "json": one JSON line per GraphQL request
     trusted_documents: str = "off"  # off | partner | all: who must send registered documents (queries/manifest.json)
     compiled_documents: bool = True  # registered queries run on their compiled plans (graphql.compiled)
+    default_currency: str = "IDR"  # a new organization's currency unless createOrganization names one
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +106,7 @@ class Settings:
             log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
             trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
+            default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
         )
         if jwt_secret:
             values["jwt_secret"] = jwt_secret
@@ -113,6 +115,16 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _currency(text: str | None) -> str:
+    from billing_graphql.domain.money import DEFAULT_CURRENCY, EXPONENTS
+
+    if text is None:
+        return DEFAULT_CURRENCY
+    if text.upper() not in EXPONENTS:
+        raise SettingsError(f"BILLING_DEFAULT_CURRENCY: unknown currency {text!r}; known: {', '.join(sorted(EXPONENTS))}")
+    return text.upper()
 
 
 def _dunning_days(text: str | None) -> tuple[int, ...]:

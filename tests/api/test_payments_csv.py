@@ -118,6 +118,11 @@ async def test_formula_like_text_is_defused(api, db, keys):
         ({"from": "20260101", "to": "2026-01-31"}, "'from' must be a date"),
         ({"from": "2026-01-01", "to": "yesterday"}, "'to' must be a date"),
         ({"from": "2026-02-01", "to": "2026-01-31"}, "'from' (2026-02-01) is after 'to' (2026-01-31)"),
+        ({"from": "2026-01-01", "to": "9999-12-31"}, "'to' must be before 9999-12-31"),
+        ({"from": "9999-12-31", "to": "9999-12-31"}, "'to' must be before 9999-12-31"),
+        ({"from": "0000-01-01", "to": "2026-01-31"}, "'from' must be a date"),
+        ({"from": "2026-01-01\x00", "to": "2026-01-31"}, "'from' must be a date"),
+        ({"from": "2026-01-01", "to": "\uff12\uff10\uff12\uff16-01-31"}, "'to' must be a date"),
     ],
 )
 async def test_bad_dates_are_400_with_a_message(api, keys, params, message):

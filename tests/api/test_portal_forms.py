@@ -97,3 +97,52 @@ async def test_forms_refuse_cross_site_posts(portal, db, attack):
 async def test_forms_behind_a_bad_link_are_403(portal):
     response = await portal["client"].post("/portal/not-a-token/actions/cancel", data={"csrf": portal["csrf"]})
     assert response.status_code == 403
+
+
+def raw_form(**fields: str) -> bytes:
+    """A form body with each value percent-encoded byte by byte (``%00``, ``%ED%A0%80``, ``%FF`` as sent)."""
+    return "&".join(f"{key}={value}" for key, value in fields.items()).encode()
+
+
+async def post_raw(portal, action: str, body: bytes):
+    return await portal["client"].post(f"{portal['path']}/actions/{action}", content=body,
+                                       headers={"content-type": "application/x-www-form-urlencoded"})
+
+
+async def stored_methods(db) -> list[tuple[str, str | None]]:
+    async with db.read() as session:
+        return [(m.gateway_payment_method_id, m.label) for m in (await session.scalars(select(PaymentMethod))).all()]
+
+
+HOSTILE_FIELDS = {
+    "nul-in-token": {"token": "pm_nul%00x", "label": "Work"},
+    "esc-in-label": {"token": "pm_card_mastercard", "label": "Work%1Bcard"},
+    "del-in-label": {"token": "pm_card_mastercard", "label": "Work%7Fcard"},
+    "c1-in-label": {"token": "pm_card_mastercard", "label": "Work%C2%85card"},
+    "surrogate-in-label": {"token": "pm_card_mastercard", "label": "Work%ED%A0%80card"},
+    "not-utf8-in-token": {"token": "pm_%FF%FE", "label": "Work"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_FIELDS))
+async def test_replace_card_refuses_control_characters_with_the_form_again(portal, db, case):
+    """Issue 19 item 1: the form fields go through the text rule of GraphQL input; the answer is the page
+    with a sentence, never a 500, and nothing is stored."""
+    before = await stored_methods(db)
+    response = await post_raw(portal, "replace-card", raw_form(csrf=portal["csrf"], **HOSTILE_FIELDS[case]))
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].endswith("?error=text#manage")
+    page = await portal["client"].get(response.headers["location"])
+    assert page.status_code == 200
+    assert "control characters" in page.text and "Replace the default card" in page.text
+    assert await stored_methods(db) == before
+
+
+@pytest.mark.parametrize("action", ["preview-plan", "change-plan", "cancel", "resume", "replace-card", "nothing"])
+async def test_every_form_action_refuses_control_characters(portal, db, action):
+    before = (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id)
+    body = raw_form(csrf=portal["csrf"], plan_id=str(portal["growth"].id), idempotency_key="k%00",
+                    token="pm_card_mastercard", label="ok", extra="%1B")
+    response = await post_raw(portal, action, body)
+    assert response.status_code == 303 and response.headers["location"].endswith("?error=text#manage")
+    assert (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id) == before

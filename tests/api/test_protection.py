@@ -4,6 +4,7 @@ introspection switch, and masking of unexpected errors."""
 from __future__ import annotations
 
 import httpx
+import orjson
 import pytest
 from graphql import GraphQLError
 from sqlalchemy import func, select
@@ -71,14 +72,30 @@ async def test_graphiql_is_served_on_get_when_enabled(api):
     assert "graphiql" in response.text.lower()
 
 
-async def test_request_body_over_the_limit_is_refused(db, database_url, keys):
+@pytest.mark.parametrize("sent", ["with content-length", "chunked", "registered query"])
+async def test_request_body_over_the_limit_is_refused_as_graphql(db, database_url, keys, sent):
+    """Issue 19 item 6: 413, shaped as a GraphQL request error with the code PAYLOAD_TOO_LARGE, whether the
+    size is announced or only streamed, on the generic and on the compiled path."""
+    from tests.api.test_queries_dir import QUERIES
+
+    query = next(QUERIES.rglob("Viewer.graphql")).read_text() if sent == "registered query" else "{ viewer { role } }"
+    body = orjson.dumps({"query": query, "variables": {"pad": "x" * 4096}})
+
+    async def chunks():
+        for start in range(0, len(body), 512):
+            yield body[start:start + 512]
+
     async with await _client_with(db, database_url, max_body_bytes=1024) as client:
         response = await client.post(
-            "/graphql",
-            json={"query": "{ viewer { role } }", "variables": {"pad": "x" * 4096}},
-            headers={"authorization": f"Bearer {keys.owner}"},
+            "/graphql", content=chunks() if sent == "chunked" else body,
+            headers={"authorization": f"Bearer {keys.owner}", "content-type": "application/json"},
         )
     assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/json")
+    answer = response.json()
+    assert list(answer) == ["errors"]
+    assert answer["errors"][0]["extensions"] == {"code": "PAYLOAD_TOO_LARGE"}
+    assert "1024 bytes" in answer["errors"][0]["message"]
 
 
 async def test_introspection_can_be_turned_off(db, database_url, keys):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from billing_graphql.db.models import TestClock
 from tests.factories import (
     database_state,
     make_addon,
@@ -17,10 +15,9 @@ from tests.factories import (
     make_plan,
     set_agents,
 )
-from tests.helpers import GraphQLClient, gid, test_settings
+from tests.helpers import gid
 
 QUERIES = Path(__file__).resolve().parents[2] / "queries"
-APRIL_1 = datetime(2026, 4, 1, tzinfo=UTC)
 
 PAYLOAD = "errors { code message field }"
 SUB_FIELDS = "id status billingPeriod isTrial currentPeriodStart currentPeriodEnd cancelAtPeriodEnd plan { slug }"
@@ -45,20 +42,6 @@ DETACH = f"""mutation($i: DetachAddonInput!) {{ detachAddon(input: $i) {{
 UPDATE = f"""mutation($i: UpdateSubscriptionInput!) {{ updateSubscription(input: $i) {{
   subscription {{ {SUB_FIELDS} gatewayCustomerId gatewaySubscriptionId paymentGateway }} {PAYLOAD} }} }}"""
 ADVANCE = "mutation($to: DateTime!) { advanceClock(input: {to: $to}) { clock { now } errors { code } } }"
-
-
-@pytest.fixture
-async def clock_api(db, database_url) -> AsyncIterator[GraphQLClient]:
-    """The API with the test clock on, frozen at 2026-04-01 00:00 UTC."""
-    import httpx
-
-    from billing_graphql.app import create_app
-
-    async with db.write() as session:
-        session.add(TestClock(id=1, now=APRIL_1))
-    app = create_app(test_settings(database_url, test_clock=True), db=db, freeze_gc=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
-        yield GraphQLClient(client, db)
 
 
 @pytest.fixture
@@ -246,13 +229,11 @@ async def test_spending_cap_refuses_numbers(api, keys, catalog):
     assert result["errors"] and "string" in result["errors"][0]["message"]
 
 
-async def test_declined_payment_is_reported_with_the_change(api, keys, catalog, db):
+async def test_declined_payment_is_reported_and_creates_nothing(api, keys, catalog, db):
     await make_payment_method(db, keys.organization_id, token="pm_card_declined")
     payload = (await api.ok(SUBSCRIBE, {"i": {"planId": plan_gid(catalog["starter"])}}, token=keys.owner))["subscribe"]
     assert [e["code"] for e in payload["errors"]] == ["PAYMENT_FAILED"]
-    assert payload["subscription"]["status"] == "PAST_DUE"
-    assert payload["invoice"]["status"] == "OPEN"
-    assert payload["invoice"]["payments"] == [{"status": "FAILED", "amount": {"amount": "331890"}}]
+    assert payload["subscription"] is None and payload["invoice"] is None
 
 
 # ---- permissions ----------------------------------------------------------------------------

@@ -261,3 +261,23 @@ def test_three_decimal_amounts_must_end_in_zero_for_razorpay():
 
     with pytest.raises(GatewayError, match="0.010"):
         to_razorpay_units(12345, "KWD")
+
+
+async def test_a_checkout_order_asks_to_save_the_method_and_the_payment_tells_its_token():
+    gateway, processor = processor_gateway({
+        ("POST", "/v1/orders"): (200, {"id": "order_S1", "amount": 29900, "currency": "INR"}),
+        ("GET", "/v1/payments/pay_S1"): (200, {"id": "pay_S1", "order_id": "order_S1", "method": "upi",
+                                               "token_id": "token_S1"}),
+        ("GET", "/v1/payments/pay_S2"): (200, {"id": "pay_S2", "order_id": "order_S1", "method": "card"}),
+        ("GET", "/v1/payments/pay_S3"): (200, {"id": "pay_S3", "order_id": "order_OTHER", "token_id": "token_S3"}),
+    })
+    await gateway.create_order(amount=29900, currency="INR", receipt="r", idempotency_key="k", customer_id="cust_1",
+                               save_method=True)
+    sent = processor.body(0)
+    assert (sent["customer_id"], sent["token"]) == ("cust_1", {"frequency": "as_presented"})
+    saved = await gateway.saved_method(order_id="order_S1", payment_id="pay_S1")
+    assert (saved.token, saved.type, saved.label, saved.last4) == ("token_S1", "E_WALLET", "upi", None)
+    assert processor.requests[1].url.params["expand[]"] == "card"
+    assert await gateway.saved_method(order_id="order_S1", payment_id="pay_S2") is None  # no token kept
+    with pytest.raises(GatewayError, match="another order"):
+        await gateway.saved_method(order_id="order_S1", payment_id="pay_S3")

@@ -85,3 +85,21 @@ def test_the_setting_takes_off_partner_or_all():
         assert "BILLING_TRUSTED_DOCUMENTS" in str(error)
     else:
         raise AssertionError("an unknown value must be refused")
+
+
+def test_building_the_plans_says_how_many_queries_were_compiled_or_that_there_are_none(caplog, tmp_path):
+    import logging
+
+    from billing_graphql.graphql.compiled import CompiledDocuments
+    from billing_graphql.graphql.persisted import TrustedDocuments
+    from billing_graphql.graphql.schema import schema
+
+    with caplog.at_level(logging.INFO, logger="billing_graphql.graphql.compiled"):
+        registered = CompiledDocuments.build(schema, TrustedDocuments.load())
+        nothing = CompiledDocuments.build(schema, TrustedDocuments.load(tmp_path / "manifest.json"))
+    info, warning = caplog.records
+    assert info.levelname == "INFO"
+    assert info.getMessage().startswith(f"compiled {len(registered.by_id)} registered queries from ")
+    assert len(registered.by_id) > 0 and nothing.by_id == {}
+    assert warning.levelname == "WARNING" and "no registered documents" in warning.getMessage()
+    assert str(tmp_path / "manifest.json") in warning.getMessage()

@@ -80,3 +80,24 @@ async def count(db: Database, model, *where) -> int:
 async def charges(db: Database) -> int:
     """Payments written (each is one gateway key)."""
     return await count(db, Payment)
+
+
+async def subscribed_on_test_clock(db: Database, organization_id: uuid.UUID, settings, at: datetime, *,
+                                   token: str = "pm_card_visa", clock: bool = True, **plan_options):
+    """The test clock set to ``at`` (unless ``clock`` is false: set already), a card, and a monthly
+    subscription started then to a new plan (no trial unless ``trial_days`` is given); returns the plan."""
+    from billing_graphql.db.models import TestClock
+    from billing_graphql.domain.periods import BillingPeriod
+    from billing_graphql.services.subscriptions.choice import PlanChoice
+    from billing_graphql.services.subscriptions.lifecycle import subscribe
+    from tests.factories import make_plan
+
+    if clock:
+        async with db.write() as session:
+            session.add(TestClock(id=1, now=at))
+    plan = await make_plan(db, **{"monthly": 100000, "trial_days": 0, **plan_options})
+    await make_payment_method(db, organization_id, token=token)
+    await subscribe(db, None, organization_id=organization_id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
+                    payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings), now=at)
+    return plan
+

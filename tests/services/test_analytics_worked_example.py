@@ -31,10 +31,10 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.db.models import CouponDuration, Invoice, SubscriptionMrrRevision
+from billing_graphql.db.models import CouponDuration, Invoice, Payment, PaymentStatus, SubscriptionMrrRevision
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
@@ -66,7 +66,8 @@ async def build(db, settings) -> dict[str, object]:
     for name in "ABCDEFG":
         orgs[name] = await create_organization(db, None, name=name, external_id=f"{name}-{uuid.uuid4().hex[:6]}",
                                                now=day(11, 1, 2025))
-        token = "pm_card_declined" if name == "G" else "pm_card_visa"
+        # G's first charge meets a processor fault: kept, pending (a declined one creates nothing)
+        token = "pm_card_error" if name == "G" else "pm_card_visa"
         await make_payment_method(db, orgs[name].id, token=token, now=day(11, 1, 2025))
 
     async def start(name, plan, when, period=BillingPeriod.MONTHLY, coupon=None):
@@ -100,7 +101,13 @@ async def build(db, settings) -> dict[str, object]:
     assert f.payment is None
     await cancel(db, None, organization_id=orgs["B"].id, immediately=True, reason=None, now=day(3, 5))
     g = await start("G", basic, day(3, 10))
-    assert g.subscription.status is S.PAST_DUE
+    assert g.subscription.status is S.ACTIVE and g.payment.status.value == "PENDING"
+    # ...then settled as declined: the payment FAILED, the subscription PAST_DUE
+    async with db.write() as session:
+        await session.execute(update(Payment).where(Payment.id == g.payment.id).values(
+            status=PaymentStatus.FAILED, failure_code="card_declined"))
+    await update_subscription(db, ADMIN, subscription_id=g.subscription.id, status=S.PAST_DUE,
+                              reason="first payment declined", now=day(3, 10))
     return {"basic": basic, "pro": pro, "starter": starter}
 
 

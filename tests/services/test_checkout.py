@@ -26,6 +26,7 @@ from billing_graphql.db.models import (
     InvoiceLine,
     Organization,
     Payment,
+    PaymentMethod,
     PaymentStatus,
     Subscription,
 )
@@ -114,8 +115,10 @@ async def test_confirm_pays_the_invoice_and_starts_the_subscription_active(db, o
         lines = (await session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id))).all()
     assert lines and all((line.period_start, line.period_end) == (first.start, first.end) for line in lines)
     payment = result.payment
-    assert (payment.status, payment.amount, payment.gateway, payment.gateway_payment_id, payment.payment_method_id) == (
-        PaymentStatus.SUCCEEDED, invoice.total, "sandbox", "pay_abc", None)
+    assert (payment.status, payment.amount, payment.gateway, payment.gateway_payment_id) == (
+        PaymentStatus.SUCCEEDED, invoice.total, "sandbox", "pay_abc")
+    method = await get(db, PaymentMethod, payment.payment_method_id)  # the paying card, saved as the default
+    assert (method.gateway_payment_method_id, method.is_default) == ("pay_abc", True)
     assert (await get(db, Coupon, coupon.id)).current_uses == 1
     assert await count_rows(db, CouponRedemption, CouponRedemption.subscription_id == sub.id) == 1
     checkout = await get(db, CheckoutSession, started.checkout.id)
@@ -275,18 +278,29 @@ KEY_ID, KEY_SECRET = "rzp_test_key", "rzp_test_secret"
 
 
 class FakeRazorpay:
-    """The orders endpoint as Razorpay answers it."""
+    """The customers, orders and payments endpoints as Razorpay answers them."""
 
     def __init__(self, status: int = 200) -> None:
         self.status = status
         self.requests: list[httpx.Request] = []
+        self.orders: dict[str, dict] = {}
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if self.status != 200:
             return httpx.Response(self.status, json={"error": {"code": "SERVER_ERROR", "description": "boom"}})
+        if request.url.path == "/v1/customers":
+            return httpx.Response(200, json={"id": "cust_RZP1", "entity": "customer"})
+        if request.method == "GET" and request.url.path.startswith("/v1/payments/"):
+            payment_id = request.url.path.rsplit("/", 1)[1]
+            order_id = next(iter(self.orders))
+            return httpx.Response(200, json={"id": payment_id, "entity": "payment", "order_id": order_id,
+                                             "method": "card", "token_id": "token_RZP7",
+                                             "card": {"network": "Visa", "last4": "1111"}})
         body = json.loads(request.content)
-        return httpx.Response(200, json={"id": f"order_RZP{len(self.requests)}", "entity": "order",
+        order_id = f"order_RZP{len(self.requests)}"
+        self.orders[order_id] = body
+        return httpx.Response(200, json={"id": order_id, "entity": "order",
                                          "amount": body["amount"], "currency": body["currency"],
                                          "receipt": body["receipt"], "status": "created"})
 
@@ -304,22 +318,31 @@ async def test_razorpay_is_the_default_when_configured_and_confirms_with_its_key
     fake = FakeRazorpay()
     plan = await make_plan(db, monthly=299000)
     started = await start(db, org.id, razorpay_settings, plan, gateway=None, overrides=fake.gateways(razorpay_settings))
-    assert (started.gateway, started.order_id, started.key_id) == ("razorpay", "order_RZP1", KEY_ID)
-    [request] = fake.requests
+    assert (started.gateway, started.order_id, started.key_id) == ("razorpay", "order_RZP2", KEY_ID)
+    customer, request = fake.requests
+    assert (customer.method, customer.url.path) == ("POST", "/v1/customers")
     assert request.method == "POST" and request.url.path == "/v1/orders"
     assert request.headers["authorization"] == "Basic " + base64.b64encode(f"{KEY_ID}:{KEY_SECRET}".encode()).decode()
     sent = json.loads(request.content)
     # Razorpay counts IDR in sen (ISO exponent 2); we keep whole rupiah.
     assert (sent["amount"], sent["currency"], sent["receipt"]) == (started.amount * 100, "IDR", started.invoice.number)
+    # The order asks Razorpay to save the paying method for the organization's customer.
+    assert (sent["customer_id"], sent["token"]) == ("cust_RZP1", {"frequency": "as_presented"})
     # Razorpay Checkout hands back razorpay_signature = HMAC-SHA256(order_id|payment_id, key secret).
-    signature = sign_payment("order_RZP1", "pay_RZP9", secret=KEY_SECRET)
+    signature = sign_payment("order_RZP2", "pay_RZP9", secret=KEY_SECRET)
     with pytest.raises(BillingError) as raised:  # the sandbox's secret is not Razorpay's
-        await confirm(db, razorpay_settings, "order_RZP1", "pay_RZP9", overrides=fake.gateways(razorpay_settings))
+        await confirm(db, razorpay_settings, "order_RZP2", "pay_RZP9", overrides=fake.gateways(razorpay_settings))
     assert raised.value.code is BillingErrorCode.INVALID_SIGNATURE
-    result = await confirm(db, razorpay_settings, "order_RZP1", "pay_RZP9", signature=signature,
+    result = await confirm(db, razorpay_settings, "order_RZP2", "pay_RZP9", signature=signature,
                            overrides=fake.gateways(razorpay_settings))
     assert result.payment.gateway == "razorpay" and result.payment.gateway_payment_id == "pay_RZP9"
     assert result.subscription.payment_gateway == "razorpay" and result.invoice.status is InvoiceStatus.PAID
+    # The payment's reusable token is saved as the default method, and the payment points at it.
+    async with db.read() as session:
+        [method] = (await session.scalars(select(PaymentMethod).where(PaymentMethod.organization_id == org.id))).all()
+    assert (method.gateway, method.gateway_payment_method_id, method.is_default) == ("razorpay", "token_RZP7", True)
+    assert (method.brand, method.last4, method.label) == ("Visa", "1111", "Visa ending 1111")
+    assert result.payment.payment_method_id == method.id
 
 
 async def test_sandbox_can_be_chosen_even_when_razorpay_is_configured(db, org, razorpay_settings):

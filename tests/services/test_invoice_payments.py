@@ -36,12 +36,18 @@ async def past_due(db, org, settings, *, status=SubscriptionStatus.PAST_DUE):
     """A subscription whose first charge was declined: PAST_DUE (or UNPAID), its invoice OPEN,
     with dunning counters set; the declining card stays the default."""
     plan = await make_plan(db, monthly=299000, trial_days=0)
-    await make_payment_method(db, org.id, token="pm_card_declined")
+    # A declined first payment creates no subscription (issue 18), so the first charge meets a
+    # processor fault (PENDING, the subscription kept) and is then settled as declined.
+    card = await make_payment_method(db, org.id, token="pm_card_error")
     started = await subscribe(db, None, organization_id=org.id, choice=PlanChoice(plan.id, BillingPeriod.MONTHLY),
                               payment_method_id=None, idempotency_key=None, gateways=GatewayRegistry(settings),
                               now=T0)
-    assert started.subscription.status is SubscriptionStatus.PAST_DUE
+    assert started.payment.status is PaymentStatus.PENDING
     async with db.write() as session:
+        await session.execute(update(Payment).where(Payment.id == started.payment.id).values(
+            status=PaymentStatus.FAILED, failure_code="card_declined", failure_message="Your card was declined."))
+        await session.execute(update(PaymentMethod).where(PaymentMethod.id == card.id).values(
+            gateway_payment_method_id="pm_card_declined"))
         await session.execute(update(Subscription).where(Subscription.id == started.subscription.id).values(
             status=status, retry_count=3, last_retry_at=T0 + timedelta(days=1),
             next_retry_at=T0 + timedelta(days=3)))

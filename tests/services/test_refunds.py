@@ -71,7 +71,8 @@ class FakeProcessor:
     async def charge(self, **kwargs) -> ChargeResult:
         return ChargeResult(outcome=ChargeOutcome.SUCCEEDED, gateway_payment_id="ch_fake")
 
-    async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str) -> Order:
+    async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str,
+                           **saving) -> Order:
         return Order(order_id=f"order_{receipt}", amount=amount, currency=currency)
 
     def verify_payment_signature(self, *, order_id: str, payment_id: str, signature: str) -> bool:

@@ -155,15 +155,29 @@ async def test_fixed_coupon_in_plan_currency(db, org, app_settings):
     assert (result.invoice.discount, result.invoice.tax, result.invoice.total) == (50000, 27390, 276390)
 
 
-async def test_declined_first_charge_leaves_it_past_due_with_an_open_invoice(db, org, app_settings):
+async def test_declined_first_charge_creates_nothing_but_the_audit_row(db, org, app_settings):
     plan = await make_plan(db)
     await make_payment_method(db, org.id, token="pm_card_declined")
-    result = await run(db, org.id, app_settings, plan=plan)
-    assert result.subscription.status is SubscriptionStatus.PAST_DUE
-    assert result.invoice.status is InvoiceStatus.OPEN
-    assert (result.payment.status, result.payment.failure_code) == (PaymentStatus.FAILED, "card_declined")
-    assert result.payment_error.code is BillingErrorCode.PAYMENT_FAILED
-    assert "invoice.payment_failed" in await event_types(db)
+    events = await event_types(db)
+    error = await expect_unchanged_but_audit(db, run(db, org.id, app_settings, plan=plan, key="k1"))
+    assert (error.code, error.field) == (BillingErrorCode.PAYMENT_FAILED, "paymentMethodId")
+    assert await event_types(db) == events
+    assert await count_rows(db, AuditEvent, AuditEvent.action == "subscription.payment_failed") == 1
+    # the key keeps the error: a replay raises it again without a second attempt
+    with pytest.raises(BillingError) as replayed:
+        await run(db, org.id, app_settings, plan=plan, key="k1")
+    assert (replayed.value.code, replayed.value.message) == (error.code, error.message)
+    assert await count_rows(db, AuditEvent, AuditEvent.action == "subscription.payment_failed") == 1
+
+
+async def expect_unchanged_but_audit(db, call) -> BillingError:
+    """``call`` fails and leaves no subscription, invoice, payment, redemption or event behind."""
+    counts = [await count_rows(db, model) for model in (Subscription, Invoice, Payment, CouponRedemption, OutboxEvent)]
+    with pytest.raises(BillingError) as raised:
+        await call
+    assert [await count_rows(db, model) for model in (Subscription, Invoice, Payment, CouponRedemption,
+                                                       OutboxEvent)] == counts
+    return raised.value
 
 
 async def test_processor_fault_keeps_the_subscription_with_a_pending_payment(db, org, app_settings):

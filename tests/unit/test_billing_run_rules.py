@@ -16,9 +16,10 @@ from billing_graphql.domain.overage import (
     MetricOverage,
     cap_overage,
     metric_overage,
-    month_key,
+    overage_unit_price,
     usage_month_keys,
 )
+from billing_graphql.domain.usage import month_key
 from billing_graphql.domain.periods import BillingPeriod, Period, period_at
 from billing_graphql.domain.status import SubscriptionStatus as S
 
@@ -167,6 +168,14 @@ def test_overage_is_usage_above_the_limit_month_by_month():
     assert metric_overage("messages", "Messages", [10 ** 9], None, 50).amount == 0
     with pytest.raises(ValueError):
         metric_overage("messages", "Messages", [1], 0, -1)
+
+
+def test_only_messages_are_priced_by_the_overage_message_price():
+    assert overage_unit_price("messages", 150) == 150
+    assert overage_unit_price("api_calls", 150) is None  # limited, not charged
+    assert overage_unit_price("messages", 0) is None
+    with pytest.raises(ValueError):
+        overage_unit_price("messages", -1)
 
 
 def test_cap_bounds_seats_plus_overage():

@@ -155,10 +155,14 @@ def test_unknown_metric_names_its_index():
 
 
 def test_feature_keys():
-    assert check_features([FeatureSpec("aiAgent", True), FeatureSpec("api_access", False)]) == [
+    assert check_features([FeatureSpec("aiAgent", True), FeatureSpec("apiAccess", False)]) == [
         FeatureSpec("aiAgent", True),
-        FeatureSpec("api_access", False),
+        FeatureSpec("apiAccess", False),
     ]
+    # only the keys the API reads: an unknown one would be stored and ignored
+    assert "dedicatedSupport" in _fails("features[1].key", check_features,
+                                        [FeatureSpec("aiAgent"), FeatureSpec("ai_agent")]).message
+    _fails("features[0].key", check_features, [FeatureSpec("api_access")])
     _fails("features[1].key", check_features, [FeatureSpec("aiAgent"), FeatureSpec("aiAgent")])
     _fails("features[0].key", check_features, [FeatureSpec("ai agent")])
     _fails("features[0].key", check_features, [FeatureSpec("1st")])

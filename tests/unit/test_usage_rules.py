@@ -20,10 +20,29 @@ from billing_graphql.domain.usage import (
     month_key,
     parse_month,
     thresholds_reached,
+    usage_period,
 )
 
 T = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 METRICS = {"messages": MetricInfo("m", "messages", False), "agents": MetricInfo("a", "agents", True)}
+
+
+def test_usage_period_is_the_month_in_force_or_the_one_starting_in_the_month_asked():
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    assert usage_period(T, now) == billing_month(T, now)  # Feb 28 -> Mar 31
+    assert usage_period(T, now, parse_month("2026-02")).start == datetime(2026, 2, 28, 12, tzinfo=UTC)
+    assert usage_period(T, now, parse_month("2026-03")).start == datetime(2026, 3, 31, 12, tzinfo=UTC)
+    assert usage_period(None, now, parse_month("2026-03")).start == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2080, 1, 1), timezones=st.just(UTC)),
+       st.integers(2001, 2079), st.integers(1, 12))
+def test_exactly_one_billing_month_starts_in_each_calendar_month(anchor, year, month):
+    first = datetime(year, month, 1, tzinfo=UTC)
+    period = usage_period(anchor, first, first)
+    assert (period.start.year, period.start.month) == (year, month)
+    assert month_key(period.start) == f"{year:04d}-{month:02d}"
+    assert period == billing_month(anchor, period.start)  # a billing month of the anchor's schedule
 
 
 def test_billing_months_follow_the_anchor_and_clamp_to_the_months_end():

@@ -90,6 +90,9 @@ async def test_every_event_object_is_the_object_graphql_shows(api, db, keys):
     await api.ok('mutation { createOrganization(input: {name: "Initech", externalId: "initech"}) '
                  '{ organization { id } errors { code } } }', token=staff)
     await events.check("organization.created")
+    await api.ok("mutation($i: UpdateOrganizationInput!) { updateOrganization(input: $i) { errors { code } } }",
+                 {"i": {"id": keys.organization_gid, "name": "Acme Corp"}}, token=staff)
+    await events.check("organization.updated")
     await api.ok("mutation($i: UpdateBillingDetailsInput!) { updateBillingDetails(input: $i) { errors { code } } }",
                  {"i": {"legalName": "Acme Ltd", "country": "ID"}}, token=keys.owner)
     await events.check("organization.billing_details_updated")

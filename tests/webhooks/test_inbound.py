@@ -150,3 +150,64 @@ async def test_a_signed_body_that_is_not_an_event_is_400(client, db):
         headers = webhook_headers(SANDBOX_SECRET, "evt_x", body)
         assert (await client.post("/webhooks/sandbox", content=body, headers=headers)).status_code == 400
     assert await count_rows(db, GatewayEvent) == 0
+
+
+def razorpay_headers(body: bytes, event_id: str = "evt_rzp_hostile") -> dict[str, str]:
+    signature = hmac.new(RAZORPAY_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"x-razorpay-signature": signature, "x-razorpay-event-id": event_id, "content-type": "application/json"}
+
+
+def hostile_bodies(key: str) -> dict[str, tuple[str, bytes]]:
+    """(gateway, raw body) of events that would settle the payment with ``key`` but for one hostile part.
+    Raw bytes: ``\\ud800`` is the JSON escape of a lone surrogate, as a processor (or attacker) sends it."""
+    def sandbox(data: str) -> bytes:
+        return ('{"type":"payment.failed","data":{"idempotency_key":"%s",%s}}' % (key, data)).encode()
+
+    def razorpay(entity: str) -> bytes:
+        return ('{"event":"payment.failed","payload":{"payment":{"entity":{"notes":{"idempotency_key":"%s"},%s}},'
+                '"refund":{"entity":{"id":"rfnd_1"}}}}' % (key, entity)).encode()
+
+    deep = "[" * 5000 + "]" * 5000
+    return {
+        "sandbox surrogate payment_id": ("sandbox", sandbox('"payment_id":"\\ud800"')),
+        "sandbox surrogate refund_id": ("sandbox", sandbox('"refund_id":"x\\udfff"')),
+        "sandbox surrogate failure_message": ("sandbox", sandbox('"failure_message":"\\ud800 declined"')),
+        "sandbox nested 5000": ("sandbox", sandbox(f'"extra":{deep}')),
+        "sandbox ESC in failure_message": ("sandbox", sandbox('"failure_message":"\\u001b[31mdeclined"')),
+        "sandbox NUL in payment_id": ("sandbox", sandbox('"payment_id":"ch_\\u0000"')),
+        "sandbox huge number": ("sandbox", sandbox('"amount":1e400')),
+        "sandbox huge integer": ("sandbox", sandbox('"amount":' + "9" * 5000)),
+        "sandbox NaN": ("sandbox", sandbox('"amount":NaN')),
+        "razorpay surrogate payment id": ("razorpay", razorpay('"id":"\\ud800"')),
+        "razorpay surrogate error_description": ("razorpay", razorpay('"error_description":"\\ud800"')),
+        "razorpay nested 5000": ("razorpay", razorpay(f'"acquirer_data":{deep}')),
+        "razorpay DEL in error_code": ("razorpay", razorpay('"error_code":"BAD\\u007f"')),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(hostile_bodies("k")))
+async def test_signed_hostile_bodies_are_400_with_a_reason_and_nothing_applied(client, db, past_due, case):
+    """Issue 19 item 2: a signed body with a lone surrogate, control characters, absurd nesting or numbers is
+    refused with 400 and a reason (a processor's resend gets the same answer), never a 500; nothing applied."""
+    _, _, payment = past_due
+    gateway, body = hostile_bodies(payment.idempotency_key)[case]
+    if gateway == "razorpay":
+        async with db.write() as session:
+            (await session.get(Payment, payment.id)).gateway = "razorpay"
+    before = await database_state(db)
+    headers = razorpay_headers(body) if gateway == "razorpay" else {
+        "content-type": "application/json", **webhook_headers(SANDBOX_SECRET, "evt_hostile", body)}
+    response = await client.post(f"/webhooks/{gateway}", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("The body ")
+    assert await database_state(db) == before
+    assert (await load(db, Payment, payment.id)).status is PaymentStatus.PENDING
+
+
+async def test_an_event_id_with_a_control_character_is_400(client, db, past_due):
+    _, _, payment = past_due
+    body = json.dumps({"event": "payment.captured", "payload": {"payment": {"entity": {
+        "id": "pay_X", "notes": {"idempotency_key": payment.idempotency_key}}}}}).encode()
+    response = await client.post("/webhooks/razorpay", content=body, headers=razorpay_headers(body, "evt\x1b[2J"))
+    assert response.status_code == 400
+    assert await count_rows(db, GatewayEvent) == 0

@@ -11,8 +11,15 @@ to write history; a transaction that changed none of these costs nothing more.
 
 The instant of a change is the latest final ``updated_at`` of the changed rows (services set it
 to their clock, the test clock included) or ``session.info["now"]`` (set by the unit of work),
-else the wall clock. A second change at the same instant rewrites the open revision in place, so one
-subscription's revisions never share a start (a unique constraint backs it).
+else the wall clock; never before the open revision began (history only moves forward). A
+second change at the instant the open revision began rewrites it in place, except a churn (to
+CANCELED, or from some MRR to none): that closes the open revision with no length and opens the
+next with ``seq + 1``, so a subscription canceled the moment it started is both new and churned.
+
+Seats are the organization's ``agents`` gauge (``domain.proration.billed_agents``: the gauge,
+else the subscription's ``agent_count``), as the next renewal bills them: a change of the gauge
+(``note_gauge``; the ORM's ``UsageCounter`` rows of period key ``current`` are noted by the
+listener, ingestion's upserts call it) revises the MRR of the organization's live subscription.
 
 Bulk ``UPDATE subscriptions`` statements bypass flushes; change subscriptions through the ORM.
 """
@@ -30,12 +37,14 @@ from sqlalchemy.orm.attributes import get_history
 from sqlalchemy.sql.expression import bindparam
 
 from billing_graphql.db.models.analytics import SubscriptionMrrRevision
-from billing_graphql.db.models.catalog import Addon, AddonUnit, Coupon, Plan
+from billing_graphql.db.models.catalog import Addon, AddonUnit, Coupon, Metric, Plan
 from billing_graphql.db.models.subscriptions import Subscription, SubscriptionAddon
+from billing_graphql.db.models.usage import UsageCounter
 from billing_graphql.domain.analytics import monthly_recurring_revenue
 from billing_graphql.domain.invoices import Discount, DiscountKind
-from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring
+from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring, billed_agents
 from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.domain.usage import GAUGE_KEY
 
 SUBSCRIPTION_ATTRIBUTES = ("plan_id", "status", "billing_period", "agent_count", "coupon_id",
                            "coupon_periods_remaining")
@@ -50,15 +59,20 @@ _c = Coupon.__table__
 _sa = SubscriptionAddon.__table__
 _a = Addon.__table__
 _r = SubscriptionMrrRevision.__table__
+_u = UsageCounter.__table__
+_m = Metric.__table__
+SEATS_METRIC = "agents"
 
 
 @dataclass(slots=True)
 class Touched:
-    """What changed: subscriptions (with the instant), and repriced plans and add-ons."""
+    """What changed: subscriptions (with the instant), repriced plans and add-ons, and the
+    organizations whose gauges changed."""
 
     subscriptions: dict[uuid.UUID, datetime | None]
     plans: dict[uuid.UUID, datetime | None]
     addons: dict[uuid.UUID, datetime | None]
+    organizations: dict[uuid.UUID, datetime | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -69,9 +83,10 @@ class Noted:
     subscriptions: dict[uuid.UUID, list[object]] = field(default_factory=dict)
     plans: dict[uuid.UUID, Plan] = field(default_factory=dict)
     addons: dict[uuid.UUID, Addon] = field(default_factory=dict)
+    organizations: dict[uuid.UUID, datetime | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.subscriptions or self.plans or self.addons)
+        return bool(self.subscriptions or self.plans or self.addons or self.organizations)
 
     def note(self, subscription_id: uuid.UUID | None, row: object | None) -> None:
         if subscription_id is not None:
@@ -96,6 +111,7 @@ class Noted:
             {key: latest(rows + held(key)) for key, rows in self.subscriptions.items()},
             {key: latest([row]) for key, row in self.plans.items()},
             {key: latest([row]) for key, row in self.addons.items()},
+            {key: max(filter(None, (instant, now)), default=None) for key, instant in self.organizations.items()},
         )
 
 
@@ -110,6 +126,8 @@ def note_flush(session: Session, noted: Noted) -> None:
             noted.note(instance.id, instance)
         elif isinstance(instance, SubscriptionAddon):
             noted.note(instance.subscription_id, instance)
+        elif isinstance(instance, UsageCounter) and instance.period_key == GAUGE_KEY:
+            _note_organization(noted, instance.organization_id, instance.updated_at)
     for instance in session.dirty:
         if isinstance(instance, Subscription) and _changed(instance, SUBSCRIPTION_ATTRIBUTES):
             noted.note(instance.id, instance)
@@ -119,9 +137,26 @@ def note_flush(session: Session, noted: Noted) -> None:
             noted.plans[instance.id] = instance
         elif isinstance(instance, Addon) and _changed(instance, ADDON_PRICE_ATTRIBUTES):
             noted.addons[instance.id] = instance
+        elif (isinstance(instance, UsageCounter) and instance.period_key == GAUGE_KEY
+              and _changed(instance, ("value",))):
+            _note_organization(noted, instance.organization_id, instance.updated_at)
     for instance in session.deleted:
         if isinstance(instance, SubscriptionAddon):
             noted.note(instance.subscription_id, None)
+
+
+def _note_organization(noted: Noted, organization_id: uuid.UUID, instant: datetime | None) -> None:
+    if instant is not None or organization_id not in noted.organizations:
+        noted.organizations[organization_id] = instant
+
+
+def note_gauge(session, organization_id: uuid.UUID, instant: datetime) -> None:
+    """A gauge of the organization changed at ``instant`` outside the ORM (ingestion's upserts):
+    its live subscription's MRR is revised at commit. ``session`` is a Session or AsyncSession."""
+    info = session.info
+    noted = info.get(NOTED) or Noted()
+    _note_organization(noted, organization_id, instant)
+    info[NOTED] = noted
 
 
 @dataclass(slots=True)
@@ -155,9 +190,14 @@ def _discount(row) -> Discount | None:
 
 def _select_states(connection: Connection, condition) -> dict[uuid.UUID, _State]:
     addons = _sa.join(_a, _a.c.id == _sa.c.addon_id)
+    seats = (select(_u.c.value).join(_m, _m.c.id == _u.c.metric_id)
+             .where(_u.c.organization_id == _s.c.organization_id, _u.c.period_key == GAUGE_KEY,
+                    _m.c.code == SEATS_METRIC)
+             .limit(1).scalar_subquery())
     statement = (
         select(
             _s.c.id, _s.c.organization_id, _s.c.plan_id, _s.c.status, _s.c.billing_period, _s.c.agent_count,
+            seats.label("seats"),
             _s.c.coupon_id, _s.c.coupon_periods_remaining,
             _p.c.name, _p.c.currency, _p.c.base_price_monthly, _p.c.base_price_annual, _p.c.per_agent_price,
             _p.c.included_agents,
@@ -189,7 +229,8 @@ def _select_states(connection: Connection, condition) -> dict[uuid.UUID, _State]
         plan = PlanPrice(name=row.name, currency=row.currency, base_monthly=row.base_price_monthly,
                          base_annual=row.base_price_annual, per_agent=row.per_agent_price,
                          included_agents=row.included_agents)
-        recurring = Recurring(plan=plan, billing_period=row.billing_period, agents=row.agent_count,
+        agents = billed_agents(None if row.seats is None else int(row.seats), row.agent_count)
+        recurring = Recurring(plan=plan, billing_period=row.billing_period, agents=agents,
                               addons=tuple(addon_prices.get(subscription_id, ())))
         states[subscription_id] = _State(
             organization_id=row.organization_id, plan_id=row.plan_id, currency=row.currency, status=row.status,
@@ -210,7 +251,16 @@ def _conditions(found: Touched) -> list:
     if found.addons:
         with_addon = select(_sa.c.subscription_id).where(_sa.c.addon_id.in_(list(found.addons)))
         conditions.append(and_(live, _s.c.id.in_(with_addon)))
+    organizations = list(found.organizations)
+    conditions += [and_(live, _s.c.organization_id.in_(organizations[i:i + CHUNK]))
+                   for i in range(0, len(organizations), CHUNK)]
     return conditions
+
+
+def _churn(before: tuple, after: tuple) -> bool:
+    """(status, plan, currency, MRR) ``before`` -> ``after`` loses the subscription or its MRR."""
+    canceled = after[0] is SubscriptionStatus.CANCELED and before[0] is not SubscriptionStatus.CANCELED
+    return canceled or (before[3] > 0 and after[3] == 0)
 
 
 def record_revisions(connection: Connection, found: Touched, now: datetime) -> None:
@@ -222,15 +272,24 @@ def record_revisions(connection: Connection, found: Touched, now: datetime) -> N
     closes: list[dict] = []
     rewrites: list[dict] = []
     inserts: list[dict] = []
+    later: list[dict] = []  # revisions of an instant that has one already (seq > 0)
     for subscription_id, state in states.items():
         if state.key == state.open_key:
             continue
         when = (found.subscriptions.get(subscription_id) or found.plans.get(state.plan_id)
+                or found.organizations.get(state.organization_id)
                 or max((instant for instant in found.addons.values() if instant), default=None) or now)
         values = dict(organization_id=state.organization_id, plan_id=state.plan_id, currency=state.currency,
                       status=state.status, mrr_minor=state.mrr)
         if state.open_id is not None and when <= state.open_from:
-            rewrites.append(dict(values, revision_id=state.open_id))
+            if not _churn(state.open_key, state.key):
+                rewrites.append(dict(values, revision_id=state.open_id))
+                continue
+            closes.append({"revision_id": state.open_id, "valid_to": state.open_from})
+            # (seq is read only here: the migration that backfills revisions predates the column)
+            seq = connection.scalar(select(_r.c.seq).where(_r.c.id == state.open_id))
+            later.append(dict(values, id=uuid.uuid4(), subscription_id=subscription_id, valid_from=state.open_from,
+                              valid_to=None, seq=seq + 1))
             continue
         if state.open_id is not None:
             closes.append({"revision_id": state.open_id, "valid_to": when})
@@ -247,7 +306,9 @@ def record_revisions(connection: Connection, found: Touched, now: datetime) -> N
             rewrites,
         )
     if inserts:
-        connection.execute(insert(_r), inserts)
+        connection.execute(insert(_r), inserts)  # seq: its default, 0
+    if later:
+        connection.execute(insert(_r), later)
 
 
 NOTED = "billing_graphql.mrr_history"

@@ -39,6 +39,7 @@ from billing_graphql.domain.status import SubscriptionStatus
 MRR_STATUSES = frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE})
 MAX_MONTHS = 120
 RATE_PLACES = Decimal("0.0001")
+JUST_AFTER = timedelta(microseconds=1)  # the smallest step of a stored instant
 
 
 def monthly_recurring_revenue(recurring: Recurring, status: SubscriptionStatus, discount: Discount | None) -> int:
@@ -93,13 +94,18 @@ def _next_month(start: datetime) -> datetime:
 
 
 def analytics_range(first: date, last: date, now: datetime) -> Range:
-    """The instants [first 00:00 UTC, the day after ``last`` 00:00 UTC), never past ``now``,
-    cut into calendar months. ``first`` after ``last`` (or a range that starts after now) is
-    empty: no months. At most ``MAX_MONTHS`` months."""
+    """The instants [first 00:00 UTC, the day after ``last`` 00:00 UTC), never past ``now``
+    (what happened at ``now`` included: the range then ends just after it), cut into calendar
+    months. ``first`` after ``last`` (or a range that starts after now) is empty: no months. At
+    most ``MAX_MONTHS`` months."""
     if (last.year - first.year) * 12 + last.month - first.month + 1 > MAX_MONTHS:
         raise validation(f"The range spans at most {MAX_MONTHS} months.", "to")
     start = datetime.combine(first, time(), tzinfo=UTC)
-    end = now if last >= now.date() else min(datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC), now)
+    after_now = now + JUST_AFTER
+    if last >= now.date():
+        end = after_now
+    else:
+        end = min(datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC), after_now)
     months: list[MonthWindow] = []
     month = _month_start(first)
     while month < end:

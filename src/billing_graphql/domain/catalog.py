@@ -28,6 +28,9 @@ METRIC_CODE_MAX = 64
 UNIT_MAX = 64
 FEATURE_KEY_PATTERN: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 FEATURE_KEY_MAX = 64
+# The feature flags the API knows (Plan.aiAgent, Plan.apiAccess, Plan.dedicatedSupport, entitlements):
+# a key outside this list would be stored and never read, so it is refused.
+FEATURE_KEYS: Final = ("aiAgent", "apiAccess", "dedicatedSupport")
 COUPON_CODE_PATTERN: Final = re.compile(r"^[A-Z0-9][A-Z0-9_-]*$")
 COUPON_CODE_MIN = 3
 COUPON_CODE_MAX = 64
@@ -234,6 +237,8 @@ def check_features(features: Sequence[FeatureSpec], field: str = "features") -> 
                 f" (at most {FEATURE_KEY_MAX}).",
                 f"{field}[{index}].key",
             )
+        if key not in FEATURE_KEYS:
+            raise validation(f"Unknown feature {key!r}; known: {', '.join(FEATURE_KEYS)}.", f"{field}[{index}].key")
         if key in seen:
             raise validation(f"Feature {key!r} is given twice.", f"{field}[{index}].key")
         seen.add(key)

@@ -1,29 +1,39 @@
 """Usage overage of an ended period, and the spending cap on it (pure).
 
-COUNTER metrics are counted per calendar month (usage counters keyed ``"YYYY-MM"``, UTC). A
-month belongs to the billing period in which it ends: the months whose last instant (the
-first instant of the next month) falls in ``(period.start, period.end]``. Every month so
-belongs to exactly one period, and it is complete when that period ends. A monthly period
-holds one month (Jan 15 -> Feb 15 holds January; Jan 31 -> Feb 28 January; Feb 28 -> Mar 31
-February), an annual one twelve (Feb 29, 2024 -> Feb 28, 2025: February 2024 to January 2025).
+COUNTER metrics are counted per billing month (usage counters keyed by
+``domain.usage.month_key``: the ``YYYY-MM`` of the billing month's start, months anchored on
+the subscription like its periods). The billing months of a period are the ones that start in
+it: a monthly period holds one (Jan 15 -> Feb 15 holds "2026-01"; Jan 31 -> Feb 28 "2026-01";
+Feb 28 -> Mar 31 "2026-02"), an annual one twelve (Feb 29, 2024 -> Feb 28, 2025: "2024-02" to
+"2025-01"), a trial shorter than a month none. Every billing month so belongs to exactly one
+period, and it is complete when that period ends.
 
 Overage of a metric = for each of those months, usage above the plan's monthly limit, summed;
-priced at the plan's overage price per unit. The spending cap (seed 004's capped amount)
-bounds seats beyond the included agents plus overage: overage is capped at
-``cap - seats`` (never below 0; the cap's minimum is what the seats cost).
+priced at the metric's own unit price (``overage_unit_price``: only ``messages`` has one, the
+plan's ``overageMessagePrice``; a metric without a price is limited, not charged). The spending
+cap (seed 004's capped amount) bounds seats beyond the included agents plus overage: overage is
+capped at ``cap - seats`` (never below 0; the cap's minimum is what the seats cost).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 from billing_graphql.domain.periods import Period, add_months
+from billing_graphql.domain.usage import month_key
+
+PRICED_BY_OVERAGE_MESSAGE_PRICE = "messages"
 
 
-def month_key(instant: datetime) -> str:
-    """The usage counter period key of the calendar month holding ``instant`` (UTC)."""
-    return instant.astimezone(UTC).strftime("%Y-%m")
+def overage_unit_price(metric_code: str, overage_message_price: int) -> int | None:
+    """What one unit of ``metric_code`` above its limit costs: ``overageMessagePrice`` for
+    ``messages`` (the STANDARD charge on messages), None (not charged) for any other metric."""
+    if overage_message_price < 0:
+        raise ValueError("an overage price is never negative")
+    if metric_code != PRICED_BY_OVERAGE_MESSAGE_PRICE or overage_message_price == 0:
+        return None
+    return overage_message_price
 
 
 def usage_month_keys(period: Period) -> list[str]:

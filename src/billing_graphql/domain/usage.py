@@ -31,6 +31,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def month_key(start: datetime) -> str:
+    """The key of the billing month starting at ``start``: its ``YYYY-MM`` in UTC. The one month
+    key: ingestion writes counters under it, ``usage`` reads them with it, and the renewal's
+    overage (``domain.overage.usage_month_keys``) bills the keys of the ended period's months."""
+    start = start.astimezone(UTC)
     return f"{start.year:04d}-{start.month:02d}"
 
 
@@ -52,6 +56,19 @@ def billing_month(anchor: datetime | None, instant: datetime) -> Period:
     while add_months(anchor, index) > instant:
         index -= 1
     return Period(add_months(anchor, index), add_months(anchor, index + 1))
+
+
+def usage_period(anchor: datetime | None, now: datetime, month: datetime | None = None) -> Period:
+    """What "the month" of usage means, for tenants (``usage``) and partners (``usageSnapshots``)
+    alike: the billing month in force at ``now``; with ``month`` (a calendar month's first
+    instant, ``parse_month``) the billing month that starts in that calendar month (exactly one
+    does: each is ``add_months(anchor, k)`` for its own k). Calendar months without an anchor."""
+    if month is None:
+        return billing_month(anchor, now)
+    found = billing_month(anchor, month)
+    if (found.start.year, found.start.month) != (month.year, month.month):
+        found = billing_month(anchor, found.end)
+    return found
 
 
 def parse_month(value: str, field: str = "month") -> datetime:

@@ -45,6 +45,7 @@ INTERNAL_EVENT_PREFIX = "gateway."
 #: each type's fields). An endpoint may subscribe to these, to a family of them, or to ``*``.
 EVENT_TYPES: dict[str, str] = {
     "organization.created": "Organization",
+    "organization.updated": "Organization",
     "organization.billing_details_updated": "Organization",
     "plan.created": "Plan",
     "plan.updated": "Plan",

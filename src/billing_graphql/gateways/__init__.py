@@ -11,6 +11,7 @@ from billing_graphql.gateways.base import (
     Order,
     PaymentGateway,
     RefundResult,
+    SavedMethod,
 )
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ __all__ = [
     "Order",
     "PaymentGateway",
     "RefundResult",
+    "SavedMethod",
     "GatewayRegistry",
     "get_gateway",
 ]

@@ -41,6 +41,18 @@ class Order:
     key_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SavedMethod:
+    """The reusable payment method a paid checkout left at the processor: its token (what later
+    charges send) and what may be shown of it. ``type`` is a PaymentMethodType value."""
+
+    token: str
+    type: str = "CREDIT_CARD"
+    label: str = ""
+    brand: str | None = None
+    last4: str | None = None
+
+
 class PaymentGateway(Protocol):
     name: str
 
@@ -55,7 +67,17 @@ class PaymentGateway(Protocol):
         self, *, gateway_payment_id: str, amount: int, currency: str, idempotency_key: str
     ) -> RefundResult: ...
 
-    async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str) -> Order: ...
+    async def create_order(
+        self, *, amount: int, currency: str, receipt: str, idempotency_key: str, customer_id: str | None = None,
+        save_method: bool = False,
+    ) -> Order:
+        """An order for a client SDK; ``save_method`` asks the processor to keep the method that
+        pays it (for ``customer_id``) so that later charges can use it."""
+        ...
+
+    async def saved_method(self, *, order_id: str, payment_id: str) -> SavedMethod | None:
+        """The reusable method the payment of a checkout order left, or None when there is none."""
+        ...
 
     def verify_payment_signature(self, *, order_id: str, payment_id: str, signature: str) -> bool: ...
 

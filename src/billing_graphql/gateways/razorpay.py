@@ -12,6 +12,11 @@
 - Refunds: ``POST /v1/payments/{id}/refund`` with the ``X-Refund-Idempotency`` header set to
   our idempotency key, so a retry after a timeout never refunds twice. Razorpay answers
   ``pending`` or ``processed`` for an accepted refund and ``failed`` otherwise.
+- Saving the checkout's method: a checkout order is created for the organization's Razorpay
+  customer with a ``token`` request (``frequency: as_presented``), so the method the customer
+  pays it with (and consents to save in Checkout) is tokenized; ``saved_method`` then reads
+  ``GET /v1/payments/{id}?expand[]=card``: its ``token_id`` (None when Razorpay kept none), the
+  method and the card's network and last 4 digits.
 - Saved-token charges (renewals) use Razorpay's recurring payments: an order, then
   ``POST /v1/payments/create/recurring`` with the customer's token. Razorpay requires the
   customer's email and contact there, read from the customer. The payment it creates is
@@ -38,6 +43,7 @@ from billing_graphql.gateways.base import (
     GatewayError,
     Order,
     RefundResult,
+    SavedMethod,
 )
 
 DEFAULT_TIMEOUT_SECONDS = 15.0
@@ -64,6 +70,10 @@ def verify_webhook_signature(body: bytes, signature: str | None, webhook_secret:
         return False
     return _signature_matches(hmac_sha256_hex(webhook_secret, body), signature)
 
+
+# Razorpay's payment methods as our payment method types.
+RAZORPAY_METHOD_TYPES = {"card": "CREDIT_CARD", "upi": "E_WALLET", "wallet": "E_WALLET",
+                         "emandate": "BANK_TRANSFER", "nach": "BANK_TRANSFER", "netbanking": "BANK_TRANSFER"}
 
 # Where Razorpay's subunit differs from ours (DESIGN.md keeps IDR in whole rupiah).
 RAZORPAY_EXPONENTS = {"IDR": 2}
@@ -176,25 +186,44 @@ class RazorpayGateway:
             raise GatewayError("Razorpay returned a customer without an id.")
         return customer_id
 
-    async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str) -> Order:
+    async def create_order(
+        self, *, amount: int, currency: str, receipt: str, idempotency_key: str, customer_id: str | None = None,
+        save_method: bool = False,
+    ) -> Order:
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             raise GatewayError("An order amount is a positive integer of minor units.")
         units = to_razorpay_units(amount, currency)
-        body = await self._ok(
-            "POST",
-            "/v1/orders",
-            json={
-                "amount": units,
-                "currency": currency,
-                "receipt": receipt[:RECEIPT_MAX_LENGTH],
-                "payment_capture": True,
-                "notes": {"idempotency_key": idempotency_key},
-            },
-        )
+        payload: dict[str, Any] = {
+            "amount": units,
+            "currency": currency,
+            "receipt": receipt[:RECEIPT_MAX_LENGTH],
+            "payment_capture": True,
+            "notes": {"idempotency_key": idempotency_key},
+        }
+        if save_method and customer_id:
+            payload["customer_id"] = customer_id
+            payload["token"] = {"frequency": "as_presented"}
+        body = await self._ok("POST", "/v1/orders", json=payload)
         order_id = body.get("id")
         if not isinstance(order_id, str) or body.get("amount") != units or body.get("currency") != currency:
             raise GatewayError("Razorpay returned an order that does not match the request.")
         return Order(order_id=order_id, amount=amount, currency=currency, key_id=self.key_id)
+
+    async def saved_method(self, *, order_id: str, payment_id: str) -> SavedMethod | None:
+        body = await self._ok("GET", f"/v1/payments/{payment_id}?expand[]=card")
+        if body.get("order_id") != order_id:
+            raise GatewayError("Razorpay returned a payment of another order.")
+        token = body.get("token_id")
+        if not isinstance(token, str) or not token:
+            return None
+        method = body.get("method")
+        card = body.get("card") if isinstance(body.get("card"), dict) else {}
+        brand = card.get("network") if isinstance(card.get("network"), str) else None
+        last4 = card.get("last4") if isinstance(card.get("last4"), str) else None
+        label = " ".join(part for part in (brand or str(method or "Razorpay"), f"ending {last4}" if last4 else "")
+                         if part)
+        return SavedMethod(token=token, type=RAZORPAY_METHOD_TYPES.get(method, "CREDIT_CARD"), label=label,
+                           brand=brand, last4=last4)
 
     async def charge(
         self,

@@ -14,6 +14,8 @@ Outcome of a charge by payment-method token:
 Ids are derived from the idempotency key (``ch_sandbox_<hash>``), so a retried call with the same
 key returns the same id, as a real processor's idempotency does. Checkout signatures are
 HMAC-SHA256(order_id + "|" + payment_id) under ``SANDBOX_SECRET`` (``sign_payment`` makes one).
+The method that pays a checkout is saved under the payment id the client confirms with: that id is
+its token (so a checkout paid as ``pm_card_declined`` leaves a card whose later charges decline).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datetime import UTC, datetime
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult
+from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult, SavedMethod
 
 SANDBOX_SECRET = "sandbox_secret"
 SLOW_SECONDS = 0.05
@@ -88,10 +90,16 @@ class SandboxGateway:
             raise GatewayError(f"sandbox: refund amount must be positive, got {amount}")
         return RefundResult(succeeded=True, gateway_refund_id=_derived("re", idempotency_key))
 
-    async def create_order(self, *, amount: int, currency: str, receipt: str, idempotency_key: str) -> Order:
+    async def create_order(
+        self, *, amount: int, currency: str, receipt: str, idempotency_key: str, customer_id: str | None = None,
+        save_method: bool = False,
+    ) -> Order:
         if amount <= 0:
             raise GatewayError(f"sandbox: order amount must be positive, got {amount}")
         return Order(order_id=_derived("order", idempotency_key), amount=amount, currency=currency, key_id="sandbox")
+
+    async def saved_method(self, *, order_id: str, payment_id: str) -> SavedMethod | None:
+        return SavedMethod(token=payment_id, type="CREDIT_CARD", label="Sandbox card")
 
     def verify_payment_signature(self, *, order_id: str, payment_id: str, signature: str) -> bool:
         return hmac.compare_digest(sign_payment(order_id, payment_id), signature or "")

@@ -8,6 +8,12 @@ unknown id is a ``PERSISTED_QUERY_NOT_FOUND`` error. ``BILLING_TRUSTED_DOCUMENTS
 ``all``) refuses, for PARTNER keys or for everyone, any text that is not a registered document.
 A registered document's text is the same string on every request, so the parser and validation
 caches hold it after its first use.
+
+Where the documents come from: ``queries/`` at the top of the checkout is their one source (clients and
+tests read it there). The wheel carries a copy as package data, ``billing_graphql/queries`` (mapped at
+build time by ``[tool.hatch.build.targets.wheel.force-include]`` in pyproject.toml), read through
+``importlib.resources``; where the package has none (an editable install, ``PYTHONPATH=src``) the
+checkout's own ``queries/`` is read.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from graphql import GraphQLError
@@ -25,7 +33,16 @@ from strawberry.extensions import SchemaExtension
 from billing_graphql.domain.roles import Role
 
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
-QUERIES_DIR = Path(__file__).resolve().parents[3] / "queries"
+CHECKOUT_QUERIES_DIR = Path(__file__).resolve().parents[3] / "queries"
+
+
+def registered_documents_dir() -> Traversable:
+    """The registered documents the installed package carries, else the checkout's ``queries/``."""
+    packaged = resources.files("billing_graphql").joinpath("queries")
+    return packaged if packaged.is_dir() else CHECKOUT_QUERIES_DIR
+
+
+QUERIES_DIR = registered_documents_dir()
 _OPERATION = re.compile(r"^\s*(query|mutation|subscription)\s+(\w+)", re.MULTILINE)
 
 
@@ -33,11 +50,22 @@ def document_id(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def build_manifest(queries_dir: Path = QUERIES_DIR) -> dict:
-    """The manifest for every ``.graphql`` file under ``queries_dir``, in path order."""
+def _graphql_files(
+    directory: Traversable, parts: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Traversable]]:
+    """Every ``.graphql`` file under ``directory`` with its path as parts (a package's files need not be on disk)."""
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            yield from _graphql_files(entry, (*parts, entry.name))
+        elif entry.name.endswith(".graphql"):
+            yield (*parts, entry.name), entry
+
+
+def build_manifest(queries_dir: Traversable | None = None) -> dict:
+    """The manifest for every ``.graphql`` file under ``queries_dir`` (default ``QUERIES_DIR``), in path order."""
     operations = []
-    for path in sorted(queries_dir.rglob("*.graphql")):
-        body = path.read_text()
+    for _, path in sorted(_graphql_files(queries_dir or QUERIES_DIR), key=lambda item: item[0]):
+        body = path.read_text(encoding="utf-8")
         match = _OPERATION.search(body)
         if match is None:
             raise ValueError(f"{path}: no named operation")
@@ -53,16 +81,24 @@ def manifest_text(manifest: dict) -> str:
 class TrustedDocuments:
     bodies: dict[str, str]  # id -> body
     require: str = "off"  # off | partner | all
+    source: str = ""  # the manifest they were read from (or looked for)
 
     @classmethod
-    def load(cls, path: Path | None = None, require: str = "off") -> TrustedDocuments:
+    def load(cls, path: Traversable | None = None, require: str = "off") -> TrustedDocuments:
         path = path or QUERIES_DIR / "manifest.json"
-        if not path.exists():
-            return cls({}, require)
-        manifest = json.loads(path.read_text())
+        if not path.is_file():
+            return cls({}, require, str(path))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
         if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != 1:
             raise ValueError(f"{path} is not an Apollo persisted-query manifest, version 1")
-        return cls({operation["id"]: operation["body"] for operation in manifest["operations"]}, require)
+        return cls({operation["id"]: operation["body"] for operation in manifest["operations"]}, require, str(path))
+
+    def missing(self) -> str | None:
+        """Why a server must not start with these documents: trusted documents on, none found."""
+        if self.require != "off" and not self.bodies:
+            return (f"BILLING_TRUSTED_DOCUMENTS={self.require} but there are no registered documents "
+                    f"({self.source} is missing or empty): every such request would be refused")
+        return None
 
 
 def requested_id(data: dict) -> str | None:

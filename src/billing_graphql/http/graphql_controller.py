@@ -4,6 +4,8 @@ A body that is not a JSON object (``null``, ``5``, ``"..."``), malformed JSON, a
 that is not a string, and the like are HTTP 400 with ``{"errors": [{"message", "extensions":
 {"code": "BAD_REQUEST"}}]}``, never a 500 or a bare text line; and every error of a GraphQL
 answer carries ``extensions.code`` (``INTERNAL_SERVER_ERROR`` when nothing more precise was set).
+A body over ``BILLING_MAX_BODY_BYTES`` (announced or streamed) is HTTP 413 with ``{"errors": [{"message",
+"extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from cross_web import HTTPException
 from litestar import Request, Response
 from litestar.enums import MediaType
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from strawberry.litestar import make_graphql_controller
 
 from billing_graphql.graphql.compiled import CompiledDocuments, Fallback
@@ -21,6 +24,7 @@ from billing_graphql.graphql.observability import note_operation
 from billing_graphql.metrics import operation_label
 
 BAD_REQUEST = "BAD_REQUEST"
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 
 def graphql_error_body(message: str, code: str) -> dict[str, Any]:
@@ -31,6 +35,14 @@ def graphql_error_response(status_code: int, message: str, code: str, headers: d
     return Response(
         graphql_error_body(message, code), status_code=status_code, media_type=MediaType.JSON, headers=headers
     )
+
+
+def payload_too_large(request: Request[Any, Any, Any]) -> Response:
+    """413 as a GraphQL request error: ``errors`` only, no ``data`` (nothing was executed)."""
+    limit = request.app.state.settings.max_body_bytes
+    message = f"The request body is larger than {limit} bytes (BILLING_MAX_BODY_BYTES)."
+    return Response({"errors": [{"message": message, "extensions": {"code": PAYLOAD_TOO_LARGE}}]},
+                    status_code=413, media_type=MediaType.JSON)
 
 
 def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
@@ -53,6 +65,12 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
             return parsed
 
         async def execute_request(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response:
+            try:
+                return await self.answer(request, context, root_value)
+            except RequestEntityTooLarge:
+                return payload_too_large(request)
+
+        async def answer(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response:
             if compiled is not None and request.method == "POST":
                 response = await self.execute_compiled(request, context, root_value)
                 if response is not None:

@@ -25,6 +25,8 @@ from litestar.response import Stream
 from strawberry import relay
 
 from billing_graphql.db.models import Organization
+from billing_graphql.domain.day_range import check_day_range
+from billing_graphql.domain.errors import BillingError
 from billing_graphql.http.access import app_db, request_now, require_actor
 from billing_graphql.services.payments.exports import COLUMNS, ExportRow, stream_payment_rows
 
@@ -95,8 +97,10 @@ async def payments_csv(
     now = await request_now(request)
     actor = await require_actor(request, now)
     start, end = parse_day(from_, "from"), parse_day(to, "to")
-    if start > end:
-        raise ClientException(detail=f"'from' ({start}) is after 'to' ({end}).")
+    try:
+        check_day_range(start, end)  # before the first byte is sent: a 400, not a broken stream
+    except BillingError as error:
+        raise ClientException(detail=error.message) from None
     requested = parse_organization_id(organization_id) if organization_id else None
     if actor.is_super_admin:
         scope = requested

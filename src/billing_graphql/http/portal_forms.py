@@ -3,6 +3,10 @@ card, cancel at period end, resume. Rendered with Jinja2 (autoescaped); each POS
 token (an HMAC of the portal link under ``BILLING_PORTAL_SECRET``), is refused from another
 origin, and calls the same service as the GraphQL mutation. Outcomes come back as a redirect to
 the page with a fixed notice or error code, so nothing a request sends is reflected.
+
+The body is read here, once, by ``read_form``: strict UTF-8, each field once, and every name and
+value through the text rule of all input (``domain.text``, as GraphQL text input). A form that
+breaks it answers the page again with a sentence (``error=text`` / ``error=form``) and runs nothing.
 """
 
 from __future__ import annotations
@@ -13,18 +17,17 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import MediaType, Request, Response, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
 from litestar.response import Redirect
 
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.money import Money
 from billing_graphql.domain.roles import Role
+from billing_graphql.domain.text import forbidden_character
 from billing_graphql.http.access import app_db, app_settings, request_now
 from billing_graphql.services.billing.portal import PortalClaims, PortalTokenInvalid, read_portal_token
 from billing_graphql.services.billing.portal_actions import load_manage_view, replace_default_card
@@ -43,8 +46,43 @@ NOTICES = {
 }
 ERRORS = {
     "csrf": "This form has expired; please try again.",
+    "text": "A field held characters that cannot be accepted (control characters, or text that is not UTF-8); "
+            "please type it again.",
+    "form": "This form could not be read; please fill it in again.",
     **{code.value: f"That could not be done ({code.value.replace('_', ' ').lower()})." for code in BillingErrorCode},
 }
+
+
+MAX_FORM_FIELDS = 16
+
+
+class FormRefused(ValueError):
+    """A form body that breaks the input rules; ``code`` is its key in ``ERRORS``."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def read_form(body: bytes) -> dict[str, str]:
+    """The fields of an ``application/x-www-form-urlencoded`` body, each name once. Bytes that are
+    not UTF-8 (an encoded lone surrogate included) or a control character in a name or value:
+    ``FormRefused("text")``; a repeated name or more than ``MAX_FORM_FIELDS``: ``FormRefused("form")``."""
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict",
+                          max_num_fields=MAX_FORM_FIELDS, separator="&")
+    except UnicodeDecodeError:
+        raise FormRefused("text") from None
+    except ValueError:  # too many fields
+        raise FormRefused("form") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if forbidden_character(name) is not None or forbidden_character(value) is not None:
+            raise FormRefused("text")
+        if name in fields:
+            raise FormRefused("form")
+        fields[name] = value
+    return fields
 
 
 def csrf_token(settings: Settings, token: str) -> str:
@@ -102,10 +140,7 @@ def _plan_id(value: str | None) -> uuid.UUID:
 
 @post("/portal/{token:str}/actions/{action:str}", name="billing_portal_action", media_type=MediaType.HTML,
       status_code=200)
-async def billing_portal_action(
-    request: Request[Any, Any, Any], token: str, action: str,
-    data: dict[str, str] = Body(media_type=RequestEncodingType.URL_ENCODED),
-) -> Response[str] | Redirect:
+async def billing_portal_action(request: Request[Any, Any, Any], token: str, action: str) -> Response[str] | Redirect:
     from billing_graphql.http.portal import SECURITY_HEADERS, forbidden, portal_page
 
     settings = app_settings(request)
@@ -114,8 +149,12 @@ async def billing_portal_action(
         claims = read_portal_token(token, settings=settings, now=now)
     except PortalTokenInvalid as exc:
         return forbidden(str(exc))
+    try:
+        data = read_form(await request.body())
+    except FormRefused as refused:
+        return _back(token, error=refused.code)
     expected = csrf_token(settings, token)
-    if not _same_origin(request) or not hmac.compare_digest(str(data.get("csrf", "")), expected):
+    if not _same_origin(request) or not hmac.compare_digest(data.get("csrf", "").encode(), expected.encode()):
         return _back(token, error="csrf")
     db, actor = app_db(request), _actor(claims)
     organization_id = claims.organization_id
@@ -134,7 +173,7 @@ async def billing_portal_action(
                 gateways=request.app.state.gateways, now=now)
             return _back(token, notice="plan-changed")
         if action == "replace-card":
-            await replace_default_card(db, actor, token=str(data.get("token", "")), label=str(data.get("label", "")),
+            await replace_default_card(db, actor, token=data.get("token", ""), label=data.get("label", ""),
                                        now=now)
             return _back(token, notice="card-replaced")
         if action == "cancel":

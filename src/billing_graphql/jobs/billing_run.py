@@ -11,6 +11,11 @@ unique recurring invoice per subscription and period is the backstop. On SQLite 
 transaction (BEGIN IMMEDIATE) serializes the workers.
 
 ``billing_worker`` repeats the run every ``BILLING_WORKER_INTERVAL_SECONDS`` inside ``serve``.
+
+Every run (the CLI's ``run-billing``, the worker's, ``advanceClock``'s) is recorded in the
+operator metrics (``metrics.record_billing_run``) when it ends: completed or failed, its
+duration, the subscriptions by result, how overdue the oldest one still due is, and the time of
+the last completed run.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from sqlalchemy import and_, or_, select
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Subscription
-from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE
+from billing_graphql import metrics
+from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE, due_steps
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.services.billing.renewals import RunConfig, Tally, advance_subscription
+from billing_graphql.services.billing.renewals import advance_subscription
+from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_state
 from billing_graphql.services.unit_of_work import money_move
 from billing_graphql.settings import Settings
 
@@ -104,6 +111,13 @@ class RunResult:
     errors: int
     seconds: float
 
+    def results(self) -> dict[str, int]:
+        """The subscriptions by result, as the ``billing_run_subscriptions_total`` metric counts them."""
+        tally = self.tally
+        return {"examined": tally.examined, "invoiced": tally.invoices, "paid": tally.paid,
+                "payment_failed": tally.failed, "canceled": tally.canceled, "skipped": tally.skipped,
+                "error": self.errors}
+
     def summary(self) -> str:
         tally = self.tally
         return (f"examined {tally.examined} subscriptions, {tally.invoices} invoices, {tally.paid} paid, "
@@ -111,14 +125,36 @@ class RunResult:
                 f"in {self.seconds:.2f}s")
 
 
+async def oldest_due_lag(db: Database, now: datetime, config: RunConfig, *, limit: int = 1000) -> float:
+    """Seconds since the oldest step still due at ``now`` fell due (0 when nothing is due)."""
+    async with db.read() as session:
+        due = (await session.scalars(select(Subscription).where(due_condition(now, config)).limit(limit))).all()
+    instants = [steps[0].at for steps in (due_steps(due_state(row), now) for row in due) if steps]
+    return max((now - min(instants)).total_seconds(), 0.0) if instants else 0.0
+
+
 async def run_billing(db: Database, config: RunConfig, *, now: datetime, batch: int = 100,
                       progress: Callable[[Tally], None] | None = None) -> RunResult:
-    """One pass over the subscriptions due at ``now``, each brought up to date.
+    """One pass over the subscriptions due at ``now``, each brought up to date, recorded in the
+    operator metrics (see the module's docstring).
 
     A subscription that fails (an unexpected error) is logged, rolled back and left for the next
     run; the others go on.
     """
     started = time.perf_counter()
+    try:
+        result = await _run(db, config, now=now, batch=batch, progress=progress, started=started)
+    except Exception:
+        metrics.record_billing_run(duration_seconds=time.perf_counter() - started, results={}, lag_seconds=None,
+                                   completed=False)
+        raise
+    metrics.record_billing_run(duration_seconds=result.seconds, results=result.results(),
+                               lag_seconds=await oldest_due_lag(db, now, config))
+    return result
+
+
+async def _run(db: Database, config: RunConfig, *, now: datetime, batch: int,
+               progress: Callable[[Tally], None] | None, started: float) -> RunResult:
     tally, errors, after = Tally(), 0, None
     while True:
         due = await due_subscriptions(db, now, config, after=after, limit=batch)

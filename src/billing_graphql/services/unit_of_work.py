@@ -15,7 +15,12 @@
    hand in their own (``GatewayRegistry(settings, overrides={...})``);
 6. on leaving the block: the response given to ``uow.done`` is stored under the key, and the
    transaction commits. An exception (a ``BillingError`` included) rolls everything back,
-   so the same key may be retried once the cause is fixed.
+   so the same key may be retried once the cause is fixed;
+7. a failure that must leave a trace (a declined first payment): the body raises
+   ``uow.kept_failure(error, action=..., ...)``. Everything the body wrote is rolled back; then,
+   in a second transaction under the same lock, the audit row of the attempt is written and
+   the error is stored under the idempotency key, so the same key replays the same error
+   (``BillingError``) instead of trying again. A new key tries again.
 
 Variants:
 
@@ -62,10 +67,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_graphql.db.engine import Database, lock_organization
 from billing_graphql.db.models import Organization
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found
 from billing_graphql.gateways import GatewayError, GatewayRegistry, PaymentGateway
 from billing_graphql.services.platform import idempotency
-from billing_graphql.services.platform.audit import emit_event, record_audit, record_change
+from billing_graphql.services.platform.audit import emit_event, record_audit, record_change, to_json
+
+
+ERROR_KEY = "__error__"  # a stored response holding this key is an error to replay
+
+
+class KeptFailure(Exception):
+    """Raised out of a ``money_move`` body: roll its work back, keep ``error`` under the key and
+    the audit row of the attempt (see the module's docstring, step 7)."""
+
+    def __init__(self, error: BillingError, *, action: str, object_type: str, object_id: uuid.UUID | str,
+                 after: dict[str, Any] | None, reason: str | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.action, self.object_type, self.object_id = action, object_type, object_id
+        self.after, self.reason = after, reason
+
+
+def _stored_error(error: BillingError) -> dict[str, Any]:
+    return {ERROR_KEY: {"code": error.code.value, "message": error.message, "field": error.field}}
+
+
+def _replayed_error(stored: dict[str, Any]) -> BillingError:
+    error = stored[ERROR_KEY]
+    return BillingError(BillingErrorCode(error["code"]), error["message"], field=error["field"])
 
 
 @dataclass(slots=True)
@@ -129,11 +158,12 @@ class MoneyMove:
             return None
         return idempotency.derived_id(self.scope_id, self.operation, self.key, purpose)
 
-    def record(self, action: str, object_type: str, object_id: uuid.UUID | str, *,
+    def record(self, action: str, object_type: str, object_id: uuid.UUID | str, *, subject: Any,
                before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
-        """An audit row and the outbox event named ``action`` (its payload: ``after``, else ``before``)."""
+        """An audit row and the outbox event named ``action`` (``subject``, the row, as the API shows it)."""
         record_change(self.session, actor=self.actor, action=action, object_type=object_type, object_id=object_id,
-                      organization_id=self.organization_id, now=self.now, before=before, after=after)
+                      organization_id=self.organization_id, now=self.now, before=before, after=after,
+                      subject=subject)
 
     def audit(self, action: str, object_type: str, object_id: uuid.UUID | str, *,
               before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
@@ -146,6 +176,13 @@ class MoneyMove:
         """An outbox event only (a curated public payload)."""
         emit_event(self.session, event_type=event_type, organization_id=self.organization_id, payload=payload,
                    now=self.now)
+
+    def kept_failure(self, error: BillingError, *, action: str, object_type: str, object_id: uuid.UUID | str,
+                     after: dict[str, Any] | None = None, reason: str | None = None) -> KeptFailure:
+        """The exception to raise for a failure whose attempt is audited and whose error is kept
+        under the idempotency key, while everything else the body wrote is rolled back."""
+        return KeptFailure(error, action=action, object_type=object_type, object_id=object_id, after=after,
+                           reason=reason)
 
     def done(self, response: dict[str, Any]) -> None:
         """The response to keep under the idempotency key (ids to rebuild the result from)."""
@@ -190,31 +227,58 @@ async def money_move(
 ) -> AsyncIterator[MoneyMove | None]:
     """Run a money-moving use case for one organization (see the module's docstring)."""
     key = idempotency.clean_key(idempotency_key)
-    async with db.read() if dry_run else db.write() as session:
-        if instant == "now":
-            session.info["now"] = now  # the instant of the changes (db.mrr_history dates revisions with it)
-        organization = None
-        if dry_run:
-            organization = await session.get(Organization, organization_id)
-            if organization is None:
-                raise not_found("Organization", "organizationId")
-        elif claim == "skip_locked":
-            organization = await _claimed_organization(session, organization_id, skip_locked=not db.is_sqlite)
-            if organization is None:
-                yield None  # held by another transaction (or gone): not claimed
+    try:
+        async with db.read() if dry_run else db.write() as session:
+            if instant == "now":
+                session.info["now"] = now  # the instant of the changes (db.mrr_history dates revisions with it)
+            organization = None
+            if dry_run:
+                organization = await session.get(Organization, organization_id)
+                if organization is None:
+                    raise not_found("Organization", "organizationId")
+            elif claim == "skip_locked":
+                organization = await _claimed_organization(session, organization_id, skip_locked=not db.is_sqlite)
+                if organization is None:
+                    yield None  # held by another transaction (or gone): not claimed
+                    return
+            elif organization_id is not None:
+                organization = await locked_organization(session, organization_id)
+            uow = MoneyMove(session=session, organization=organization, operation=operation, key=key,
+                            request=request, actor=actor, now=now, gateways=gateways)
+            if not dry_run:
+                uow.stored = await idempotency.find_idempotent(
+                    session, scope_id=uow.scope_id, key=key, operation=operation, request=request
+                )
+                if uow.stored is not None and ERROR_KEY in uow.stored:
+                    raise _replayed_error(uow.stored)
+            yield uow
+            if dry_run:
                 return
-        elif organization_id is not None:
-            organization = await locked_organization(session, organization_id)
-        uow = MoneyMove(session=session, organization=organization, operation=operation, key=key, request=request,
-                        actor=actor, now=now, gateways=gateways)
-        if not dry_run:
-            uow.stored = await idempotency.find_idempotent(
-                session, scope_id=uow.scope_id, key=key, operation=operation, request=request
-            )
-        yield uow
+            if uow.stored is None and uow.response is not None:
+                idempotency.store_idempotent(session, scope_id=uow.scope_id, key=key, operation=operation,
+                                             request=request, response=uow.response, now=now)
+            await session.flush()
+    except KeptFailure as failure:
         if dry_run:
-            return
-        if uow.stored is None and uow.response is not None:
-            idempotency.store_idempotent(session, scope_id=uow.scope_id, key=key, operation=operation,
-                                         request=request, response=uow.response, now=now)
-        await session.flush()
+            raise failure.error from None
+        await _keep_failure(db, failure, organization_id=organization_id, operation=operation, key=key,
+                            request=request, actor=actor, now=now)
+        raise failure.error from None
+
+
+async def _keep_failure(db: Database, failure: KeptFailure, *, organization_id: uuid.UUID | None, operation: str,
+                        key: str | None, request: dict[str, Any], actor: Actor | None, now: datetime) -> None:
+    """The second transaction of a kept failure: the attempt's audit row and, under a key, the error."""
+    async with db.write() as session:
+        scope_id = idempotency.NO_SCOPE
+        if organization_id is not None:
+            await locked_organization(session, organization_id)
+            scope_id = organization_id
+        record_audit(session, actor=actor, action=failure.action, object_type=failure.object_type,
+                     object_id=failure.object_id, organization_id=organization_id, now=now, after=to_json(failure.after),
+                     reason=failure.reason)
+        # A concurrent retry with the same key may have kept it first (it waited on the lock).
+        if await idempotency.find_idempotent(session, scope_id=scope_id, key=key, operation=operation,
+                                             request=request) is None:
+            idempotency.store_idempotent(session, scope_id=scope_id, key=key, operation=operation, request=request,
+                                         response=_stored_error(failure.error), now=now)

@@ -9,7 +9,11 @@ from sqlalchemy import CheckConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, uuid_pk
+from billing_graphql.domain.money import DEFAULT_CURRENCY, EXPONENTS
 from billing_graphql.domain.roles import Role
+
+# The currencies of domain.money (migration 0010 writes the same list).
+KNOWN_CURRENCY_CHECK = "currency IN (" + ", ".join(f"'{code}'" for code in sorted(EXPONENTS)) + ")"
 
 
 class Organization(Base):
@@ -18,6 +22,8 @@ class Organization(Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(200))
     external_id: Mapped[str] = mapped_column(String(200), unique=True)
+    # What it is billed in: its default plan and the plans it is offered (BILLING_DEFAULT_CURRENCY).
+    currency: Mapped[str] = mapped_column(String(3), default=DEFAULT_CURRENCY, server_default=DEFAULT_CURRENCY)
     # Account credit (from downgrades), spent on the next invoices after their tax.
     credit_balance: Mapped[int] = money_column()
     credit_currency: Mapped[str | None] = mapped_column(String(3))
@@ -28,7 +34,10 @@ class Organization(Base):
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="organization", lazy="raise")
 
-    __table_args__ = (CheckConstraint("credit_balance >= 0", name="credit_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("credit_balance >= 0", name="credit_not_negative"),
+        CheckConstraint(KNOWN_CURRENCY_CHECK, name="currency_known"),
+    )
 
 
 class ApiKey(Base):

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import strawberry
 
+from billing_graphql.domain.day_range import check_day_range
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.catalog.plan_types import PlanType
@@ -86,7 +87,7 @@ class Analytics:
     mrr: Money = strawberry.field(description="MRR now. " + MRR_HELP)
     arr: Money = strawberry.field(description="Annual run rate now: MRR x 12.")
     months: list[AnalyticsMonth] = strawberry.field(
-        description="Each month of the range, up to now; empty when `from` is after `to` or the range is in the future."
+        description="Each month of the range, up to now; empty when the range is in the future."
     )
     by_status: list[AnalyticsStatusCount] = strawberry.field(
         description="Subscriptions by status now (every status, zeros included)."
@@ -134,7 +135,8 @@ class Query:
         extensions=allow(DomainRole.SUPER_ADMIN),
         description="Revenue analytics (super-admins) for the days `from`..`to` (UTC, inclusive, at most 120 "
         "months), in one currency: MRR and ARR now and at each month's end, MRR movements, subscriptions, "
-        "revenue, receivables. Computed by the database.",
+        "revenue, receivables. Computed by the database. `from` after `to` (or `to` on 9999-12-31) is "
+        "BAD_USER_INPUT.",
     )
     async def analytics(
         self,
@@ -144,6 +146,7 @@ class Query:
         currency: Annotated[str, strawberry.argument(description="ISO 4217 code, e.g. IDR or USD.")],
     ) -> Analytics | None:
         try:
+            check_day_range(from_, to)
             report = await revenue_analytics(info.context.db, first=from_, last=to, currency=currency,
                                              now=info.context.now)
         except DomainBillingError as error:

@@ -97,7 +97,7 @@ class CreatePlanInput:
         default_factory=list, description="Per metric; a metric not listed is unlimited."
     )
     features: list[PlanFeatureInput] = strawberry.field(
-        default_factory=list, description="Flags by key (e.g. aiAgent, apiAccess, dedicatedSupport); unlisted keys are off."
+        default_factory=list, description="Flags by key: aiAgent, apiAccess, dedicatedSupport (another key is VALIDATION); unlisted keys are off."
     )
     is_active: bool = True
     sort_order: int = 0

@@ -18,6 +18,10 @@ A document that uses what the planner does not handle (directives, abstract type
 mutations) is not compiled and always takes the generic path; ``CompiledDocuments.skipped`` says why.
 The differential test (``tests/perf/test_compiled_path.py``) runs every document of ``queries/``
 through both paths and requires byte-identical JSON.
+
+Building the plans logs how many registered queries were compiled, and warns when there are no
+registered documents at all; ``billing_graphql_compiled_requests_total{outcome}`` counts the requests
+naming a plan: ``answered`` by it, or ``fallback`` (the generic path answered).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from billing_graphql.graphql.compiled.plan import NotCompilable, OperationPlan, 
 from billing_graphql.graphql.compiled.sql import NoSqlForm, connection_plan
 from billing_graphql.graphql.input_validation import check_request
 from billing_graphql.graphql.persisted import TrustedDocuments, requested_id
+from billing_graphql.metrics import COMPILED_REQUESTS
 
 __all__ = ["CompiledDocuments", "Fallback", "NotCompilable", "compile_document"]
 
@@ -80,6 +85,13 @@ class CompiledDocuments:
             plan.sql = _sql_plan(plan, sql_roots or {})
             by_id[document_id] = plan
             by_body[body] = plan
+        if documents.bodies:
+            log.info("compiled %d registered queries from %s (the other %d registered documents run on the "
+                     "generic path)", len(by_id), documents.source, len(skipped))
+        else:
+            log.warning("no registered documents (%s is missing or empty): nothing compiled, every request "
+                        "runs on the generic path and every documentId is PERSISTED_QUERY_NOT_FOUND",
+                        documents.source)
         return cls(schema=schema, by_id=by_id, by_body=by_body, skipped=skipped)
 
     def plan_for(self, request: Any) -> OperationPlan | None:
@@ -108,9 +120,11 @@ class CompiledDocuments:
             result = await self._execute(plan, request, context, root_value)
         except Fallback as reason:
             self.fallbacks += 1
+            COMPILED_REQUESTS.labels("fallback").inc()
             log.debug("%s runs on the generic path: %s", plan.name, reason)
             raise
         self.answered += 1
+        COMPILED_REQUESTS.labels("answered").inc()
         return result
 
     async def _execute(self, plan: OperationPlan, request: dict, context: Any, root_value: Any) -> dict[str, Any]:

@@ -34,9 +34,22 @@ from billing_graphql.services.platform import organizations
 class CreateOrganizationInput:
     name: str
     external_id: str = strawberry.field(description="The SaaS's own id for this tenant.")
+    currency: str | None = strawberry.field(
+        default=None, description="ISO 4217 code it is billed in; default BILLING_DEFAULT_CURRENCY (IDR).")
 
 
 CreateOrganizationPayload = node_payload("CreateOrganizationPayload", "organization", OrganizationType)
+
+
+@strawberry.input
+class UpdateOrganizationInput:
+    id: strawberry.ID
+    name: str | None = None
+    currency: str | None = strawberry.field(
+        default=None, description="Changes only while the organization has no live subscription (else VALIDATION).")
+
+
+UpdateOrganizationPayload = node_payload("UpdateOrganizationPayload", "organization", OrganizationType)
 
 
 @strawberry.input
@@ -104,8 +117,18 @@ class Mutation:
     async def create_organization(self, info: Info, input: CreateOrganizationInput) -> CreateOrganizationPayload | None:
         context = info.context
         return await CreateOrganizationPayload.of(organizations.create_organization(
-            context.db, context.actor, name=input.name, external_id=input.external_id, now=context.now
+            context.db, context.actor, name=input.name, external_id=input.external_id, now=context.now,
+            currency=input.currency if input.currency is not None else context.settings.default_currency,
         ))
+
+    @strawberry.mutation(extensions=allow(DomainRole.SUPER_ADMIN),
+                         description="Rename an organization or change its currency (while it has no live "
+                                     "subscription).")
+    async def update_organization(self, info: Info, input: UpdateOrganizationInput) -> UpdateOrganizationPayload | None:
+        context = info.context
+        return await UpdateOrganizationPayload.of(lambda: organizations.update_organization(
+            context.db, context.actor, organization_id=decode_id(input.id, "Organization"), name=input.name,
+            currency=input.currency, now=context.now))
 
     @strawberry.mutation(
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER),

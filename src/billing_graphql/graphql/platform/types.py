@@ -27,6 +27,9 @@ class OrganizationType(relay.Node):
     id: relay.NodeID[str]
     name: str
     external_id: str = strawberry.field(description="The SaaS's own id for this tenant (the session token's 'org').")
+    currency: str = strawberry.field(
+        description="What it is billed in (ISO 4217): its default plan is the cheapest active plan in this currency "
+                    "and planLimits lists this currency's plans. Default BILLING_DEFAULT_CURRENCY (IDR).")
     credit_balance: Money = strawberry.field(
         description="Account credit to be spent on the next invoices; zero (in the default currency) when none."
     )

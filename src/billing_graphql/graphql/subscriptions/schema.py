@@ -272,7 +272,7 @@ class Mutation:
         return await SubscriptionPayload.of(lambda: subscriptions.update_subscription(
             context.db, context.actor, subscription_id=decode_id(input.id, "Subscription"),
             status=input.status, reason=input.reason, current_period_end=input.current_period_end,
-            payment_gateway=input.payment_gateway, now=context.now, **patch,
+            payment_gateway=input.payment_gateway, gateways=context.gateways, now=context.now, **patch,
         ))
 
 

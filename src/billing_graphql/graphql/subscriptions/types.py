@@ -89,9 +89,19 @@ def _expired_trial(root: SubscriptionType, info: Info) -> bool:
     return trial_expired(root.row.status, root.row.trial_ends_at, info.context.now)
 
 
+async def _agent_count(root: SubscriptionType, info: Info) -> int:
+    return await billable_agents(info, root.row)
+
+
+async def billable_agents(info: Info, row: SubscriptionRow) -> int:
+    """The billable seat count: the organization's ``agents`` gauge, else the stored count
+    (``domain.proration.billed_agents``), as the renewal, the usage view and MRR count it."""
+    return billed_agents(await info.context.loaders.agents_by_organization.load(row.organization_id), row.agent_count)
+
+
 async def _addons(root: SubscriptionType, info: Info) -> list[SubscriptionAddon]:
     rows = await info.context.loaders.addons_by_subscription.load(root.row.id)
-    period, agents = root.row.billing_period, root.row.agent_count
+    period, agents = root.row.billing_period, await billable_agents(info, root.row)
     return [
         SubscriptionAddon(
             addon_id=strawberry.ID(relay.to_base64("Addon", addon.id)),
@@ -153,8 +163,7 @@ async def _spending_cap(root: SubscriptionType, info: Info) -> SpendingCap:
 async def spending_cap_of(info: Info, row: SubscriptionRow) -> SpendingCap:
     """A subscription's spending cap against what its current seats cost (through the loaders)."""
     plan = await info.context.loaders.plan_by_id.load(row.plan_id)
-    gauge = await info.context.loaders.agents_by_organization.load(row.organization_id)
-    agents = billed_agents(gauge, row.agent_count)
+    agents = await billable_agents(info, row)
     minimum = plan_price(plan).seats(row.billing_period, agents)
     cap = row.spending_cap
     return SpendingCap(
@@ -200,7 +209,9 @@ class SubscriptionType(relay.Node):
     payment_gateway: str
     gateway_customer_id: str | None
     gateway_subscription_id: str | None
-    agent_count: int = strawberry.field(description="The agent count the current period was billed for.")
+    agent_count: int = strawberry.field(resolver=_agent_count, description=(
+        "The billable seat count now: the organization's `agents` gauge (else the count last billed). The "
+        "next renewal bills it, `usage.agentCount` and MRR count it."))
     addons: list[SubscriptionAddon] = strawberry.field(resolver=_addons)
     coupon: AppliedCoupon | None = strawberry.field(resolver=_coupon)
     pending_change: PendingChange | None = strawberry.field(resolver=_pending_change)

@@ -10,7 +10,7 @@ from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
-from billing_graphql.domain.usage import EventInput, calendar_month, parse_month
+from billing_graphql.domain.usage import EventInput, parse_month
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
@@ -78,9 +78,10 @@ async def _read(info: Info, organization_id: str | None, load, convert):
         return None
 
 
-def _month(info: Info, month: str | None) -> datetime:
+def _month(month: str | None) -> datetime | None:
+    """The calendar month asked for (its first instant), None for the billing month in force."""
     if month is None:
-        return calendar_month(info.context.now).start
+        return None
     try:
         return parse_month(month)
     except DomainBillingError as error:
@@ -109,7 +110,9 @@ class Query:
 
     @strawberry.field(
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.PARTNER),
-        description="Usage snapshots for one month (default: the current one). With organizationIds: those "
+        description="Usage snapshots of one billing month per organization, the month `usage` shows: the "
+                    "billing period in force, or with `month` (\"YYYY-MM\") the billing period that starts in "
+                    "that month; each snapshot carries its `periodStart` and `periodEnd`. With organizationIds: those "
                     "(all granted to the partner, or FORBIDDEN for the whole request); without: a page of the "
                     "granted organizations, by name.",
     )
@@ -118,10 +121,10 @@ class Query:
         first: int | None = 10, after: str | None = None,
     ) -> UsageSnapshotConnection | None:
         context = info.context
-        start = _month(info, month)
+        start = _month(month)
         if organization_ids is None:
             try:
-                page = await partners.snapshot_page(context.db, context.actor, start,
+                page = await partners.snapshot_page(context.db, context.actor, context.now, start,
                                                     first=page_size(first), offset=offset_after(after))
             except DomainBillingError as error:
                 raise ClientError(error.message) from None
@@ -130,7 +133,7 @@ class Query:
             raise ClientError(f"At most {MAX_PAGE_SIZE} organizationIds.")
         requested = [read_id(global_id, "Organization", "organizationIds") for global_id in organization_ids]
         try:
-            items = await partners.snapshots_of(context.db, context.actor, requested, start)
+            items = await partners.snapshots_of(context.db, context.actor, requested, context.now, start)
         except partners.SnapshotsForbidden:
             raise Forbidden("Forbidden: an organization asked for is not granted to this key.") from None
         return connection_from_page(UsageSnapshotConnection, Page(items=items, offset=0, has_next=False),

@@ -57,7 +57,7 @@ class Usage:
     def of(cls, usage: UsageNow) -> Usage:
         return cls(
             organization_id=strawberry.ID(relay.to_base64("Organization", usage.organization.organization.id)),
-            agent_count=usage.used("agents"),
+            agent_count=usage.agent_count,
             contact_count=usage.used("contacts"),
             messages_this_month=usage.used("messages"),
             active_integrations=usage.used("integrations"),
@@ -133,7 +133,7 @@ class PlanLimitsType:
                 DomainSubscriptionStatus.TRIALING, DomainSubscriptionStatus.PAST_DUE, DomainSubscriptionStatus.UNPAID),
             plans=[PlanType.from_row(plan) for plan in view.plans],
             usage=PlanLimitsUsage(
-                agent_count=view.usage.used("agents"),
+                agent_count=view.usage.agent_count,
                 limits=[PlanLimit(metric=Metric.from_row(use.metric), limit=use.use.used)
                         for use in view.usage.metrics if use.limited],
             ),
@@ -161,11 +161,14 @@ class SnapshotMetric:
     overage: int
 
 
-@strawberry.type(description="An organization's usage in one month (GAUGEs: their current value).")
+@strawberry.type(description="An organization's usage in one billing month (GAUGEs: their current value).")
 class UsageSnapshot:
     organization: SnapshotOrganization
     plan: SnapshotPlan | None
-    month: str
+    month: str = strawberry.field(description="The billing month's key: the YYYY-MM it starts in (as `usage`'s "
+                                              "`usageMonth`).")
+    period_start: datetime = strawberry.field(description="The billing month's first instant.")
+    period_end: datetime = strawberry.field(description="The next billing month's first instant.")
     metrics: list[SnapshotMetric]
 
     @classmethod
@@ -177,6 +180,8 @@ class UsageSnapshot:
                                               name=organization.name),
             plan=SnapshotPlan(slug=plan.slug, name=plan.name) if plan else None,
             month=snapshot.month,
+            period_start=snapshot.period.start,
+            period_end=snapshot.period.end,
             metrics=[SnapshotMetric(metric=Metric.from_row(use.metric), used=use.use.used, limit=use.use.limit,
                                     overage=use.use.overage) for use in snapshot.metrics],
         )

@@ -5,7 +5,8 @@ Four statements whatever the number of subscriptions or months (none loads rows 
 1. the state at the range's start (MRR, live subscriptions, paying organizations) from the
    revisions valid then;
 2. the MRR movements of each month: each revision that began in the range beside the one
-   before it (``LAG`` over the subscription's revisions), summed per month;
+   before it (``LAG`` over the subscription's revisions, in ``valid_from`` then ``seq`` order: a
+   revision closed the instant it began still counts as a movement), summed per month;
 3. the money of each month (succeeded payments, succeeded refunds, failed payment attempts)
    and the outstanding amount of open invoices, in one ``UNION ALL``;
 4. the open revisions (each subscription's state now) counted and summed per plan and status,
@@ -85,7 +86,7 @@ async def _start_state(session: AsyncSession, currency: str, span: Range) -> Sna
 
 
 async def _movements(session: AsyncSession, currency: str, span: Range) -> dict[str, Movements]:
-    order = {"partition_by": Revision.subscription_id, "order_by": Revision.valid_from}
+    order = {"partition_by": Revision.subscription_id, "order_by": (Revision.valid_from, Revision.seq)}
     sequence = (
         select(
             Revision.valid_from, Revision.status, Revision.mrr_minor.label("mrr"),

@@ -29,7 +29,7 @@ from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.gateways import GatewayError
 from billing_graphql.services.billing.charging import charge_invoice, default_payment_method, reconcile_payment
 from billing_graphql.services.billing.invoicing import amount_due, invoice_event_payload
-from billing_graphql.services.billing.renewals import RunConfig, Tally, derived_id, move
+from billing_graphql.services.billing.run_shared import RunConfig, Tally, derived_id, move
 from billing_graphql.services.unit_of_work import MoneyMove
 
 PAYMENT_REQUIRED = "payment_required"
@@ -89,6 +89,10 @@ def _outcome(payment: Payment | None) -> Outcome:
 
 
 async def open_invoices(session: AsyncSession, subscription: Subscription) -> list[Invoice]:
+    """The subscription's OPEN invoices, oldest first, as this unit of work left them: the write
+    session does not autoflush, so an invoice made (or paid) by an earlier step of the same run is
+    flushed first, else a retry due in the same run would find nothing to charge."""
+    await session.flush()
     rows = await session.scalars(
         select(Invoice).where(Invoice.subscription_id == subscription.id, Invoice.status == InvoiceStatus.OPEN)
         .order_by(Invoice.finalized_at, Invoice.created_at, Invoice.id)

@@ -5,12 +5,12 @@ ends (a scheduled change applied, a cancellation at period end, else a renewal i
 step (``domain.billing_run.next_step``), each step at its own instant (``uow.at``), inside the
 caller's unit of work (``jobs.billing_run`` opens it: the transaction, the organization's lock,
 the gateways). Charging and
-dunning are in ``services.billing.dunning``.
+dunning are in ``services.billing.dunning``; what both use is in ``services.billing.run_shared``.
 
 The renewal invoice (``renewal_draft``, also ``upcoming_invoice``, so the preview and the run
 are one computation) for the new period: the plan's base for the billing period, seats beyond
 the included agents, add-ons (FLAT and PER_AGENT), the ended period's overage (COUNTER usage
-above the plan's limits, priced at ``overage_message_price``, capped by the spending cap;
+above the plan's limits, only ``messages`` priced, at ``overage_message_price``, capped by the spending cap;
 ``domain.overage``), the coupon while it still runs (``domain.coupon_duration``), tax from the
 tax rows, account credit after tax.
 
@@ -21,7 +21,7 @@ the ended period's billing months (``domain.overage.usage_month_keys``, the keys
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -40,94 +40,22 @@ from billing_graphql.db.models import (
     Subscription,
     UsageCounter,
 )
-from billing_graphql.domain.billing_run import DueState, Step, next_period, next_step
+from billing_graphql.domain.billing_run import Step, next_period, next_step
 from billing_graphql.domain.coupon_duration import coupon_applies
 from billing_graphql.domain.invoices import InvoiceDraft, InvoiceLineKind, LineDraft, period_lines
-from billing_graphql.domain.overage import cap_overage, metric_overage, usage_month_keys
+from billing_graphql.domain.overage import cap_overage, metric_overage, overage_unit_price, usage_month_keys
 from billing_graphql.domain.periods import BillingPeriod, Period
-from billing_graphql.domain.status import SubscriptionStatus, transition
-from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.services.webhooks.objects import event_data
+from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.services.billing import dunning
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
 from billing_graphql.services.subscriptions.pricing import attached_addons, current_agents, recurring
+from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_state, move, subscription_payload
 from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS, InvoicePreview
 from billing_graphql.services.unit_of_work import MoneyMove
 
 MAX_STEPS = 10_000  # a guard: no subscription has this many steps due
-IDS = uuid.UUID("5b0e7d0c-2f64-4d8e-9a43-0c1f3a7e9d10")  # namespace of ids derived by the run
-
-
-@dataclass(slots=True)
-class Tally:
-    """What the run did (summed over subscriptions)."""
-
-    examined: int = 0
-    paid: int = 0
-    failed: int = 0
-    canceled: int = 0
-    skipped: int = 0
-    invoice_ids: list[uuid.UUID] = field(default_factory=list)
-
-    @property
-    def invoices(self) -> int:
-        """Invoices made: one per id kept."""
-        return len(self.invoice_ids)
-
-    def add(self, other: Tally) -> None:
-        for name in ("examined", "paid", "failed", "canceled", "skipped"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.invoice_ids.extend(other.invoice_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class RunConfig:
-    """The run's settings and gateways."""
-
-    gateways: GatewayRegistry
-    dunning_days: tuple[int, ...] = (1, 3, 5, 7)
-    cancel_when_exhausted: bool = False
-
-
-def derived_id(*parts: object) -> uuid.UUID:
-    """An id the run derives from what it bills (the same after a rollback and a rerun)."""
-    return uuid.uuid5(IDS, ":".join(str(part) for part in parts))
-
-
-def due_state(subscription: Subscription) -> DueState:
-    return DueState(
-        status=subscription.status,
-        current_period_end=subscription.current_period_end,
-        trial_ends_at=subscription.trial_ends_at,
-        next_retry_at=subscription.next_retry_at,
-        trial_will_end_sent=subscription.trial_will_end_sent_at is not None,
-        current_period_start=subscription.current_period_start,
-    )
-
-
-def subscription_payload(subscription: Subscription, before: dict[str, object] | None = None) -> dict[str, object]:
-    """A subscription event's data: the subscription as the API shows it (and what changed)."""
-    return event_data("Subscription", subscription, before=before)
-
-
-def move(uow: MoneyMove, subscription: Subscription, target: SubscriptionStatus) -> None:
-    """A status change through ``transition`` at the step's instant, announced
-    (``subscription.updated``/``.canceled``)."""
-    if subscription.status is target:
-        return
-    at = uow.now
-    before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
-    subscription.status = transition(subscription.status, target)
-    subscription.updated_at = at
-    if target is SubscriptionStatus.CANCELED:
-        subscription.canceled_at = subscription.canceled_at or at
-        subscription.ended_at = at
-        subscription.cancel_at_period_end = False
-        subscription.pending_plan_id = subscription.pending_billing_period = None
-        subscription.next_retry_at = None
-    uow.emit("subscription.canceled" if target is SubscriptionStatus.CANCELED else "subscription.updated",
-             subscription_payload(subscription, before))
 
 
 # ---- pricing a renewal ----------------------------------------------------------------------
@@ -147,15 +75,15 @@ class Renewal:
 
 async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan: Plan, ended: Period,
                         seats_amount: int, cap: int | None) -> list[LineDraft]:
-    """The ended period's overage lines (COUNTER metrics above ``plan``'s limits), capped."""
-    if plan.overage_message_price <= 0:
-        return []
-    limits = (await session.execute(
+    """The ended period's overage lines (COUNTER metrics with a price above ``plan``'s limits), capped."""
+    rows = (await session.execute(
         select(Metric.id, Metric.code, Metric.name, PlanLimit.limit_value)
         .join(PlanLimit, PlanLimit.metric_id == Metric.id)
         .where(PlanLimit.plan_id == plan.id, Metric.kind == MetricKind.COUNTER, PlanLimit.limit_value.is_not(None))
         .order_by(Metric.code)
     )).all()
+    prices = {row.id: overage_unit_price(row.code, plan.overage_message_price) for row in rows}
+    limits = [row for row in rows if prices[row.id] is not None]
     keys = usage_month_keys(ended)
     if not limits or not keys:
         return []
@@ -171,7 +99,7 @@ async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan:
         usage.setdefault(metric_id, {})[key] = int(value)
     overages = [
         metric_overage(row.code, row.name, [usage.get(row.id, {}).get(key, 0) for key in keys], row.limit_value,
-                       plan.overage_message_price)
+                       prices[row.id])
         for row in limits
     ]
     billed = cap_overage(overages, seats_amount, cap)
@@ -183,7 +111,7 @@ async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan:
         if amount < overage.amount:
             description += " (capped by the spending cap)"
         lines.append(LineDraft(kind=InvoiceLineKind.OVERAGE, description=description, quantity=Decimal(overage.units),
-                               unit_amount=Decimal(plan.overage_message_price), amount=amount,
+                               unit_amount=Decimal(prices[row.id]), amount=amount,
                                period_start=ended.start, period_end=ended.end))
     return lines
 
@@ -233,8 +161,6 @@ async def upcoming_invoice(session: AsyncSession, subscription: Subscription) ->
 async def advance_subscription(uow: MoneyMove, subscription: Subscription, now: datetime,
                                config: RunConfig) -> Tally:
     """Do every step due for ``subscription`` up to ``now``, oldest first, each at its instant."""
-    from billing_graphql.services.billing import dunning
-
     tally = Tally(examined=1)
     await dunning.start_if_needed(uow.session, subscription, config)
     for _ in range(MAX_STEPS):
@@ -255,8 +181,6 @@ async def advance_subscription(uow: MoneyMove, subscription: Subscription, now: 
 async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConfig, tally: Tally, *,
                      trial_end: bool) -> None:
     """Cancel at period end, or apply the scheduled change and renew with an invoice (at ``uow.now``)."""
-    from billing_graphql.services.billing import dunning
-
     session, organization, at = uow.session, uow.organization, uow.now
     if subscription.cancel_at_period_end:
         move(uow, subscription, SubscriptionStatus.CANCELED)

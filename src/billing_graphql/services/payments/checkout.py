@@ -13,8 +13,9 @@ live subscription exists):
   most one OPEN checkout (a partial unique index): a newer one EXPIRES the older one, whose
   invoice becomes VOID and whose account credit is given back;
 - creates the gateway order for the amount due with the invoice number as receipt and the
-  gateway key ``checkout_<session id>``, and stores its id on ``invoices.gateway_order_id``
-  (unique). A gateway failure rolls everything back (the number too: numbering stays gapless);
+  gateway key ``checkout_<session id>``, for the organization's customer at the gateway (created
+  on the first checkout and kept on ``organizations.gateway_customer_id``), asking the gateway to
+  save the method that pays it; stores the order id on ``invoices.gateway_order_id`` (unique). A gateway failure rolls everything back (the number too: numbering stays gapless);
   an order left at the processor unpaid expires there.
 
 ``confirm_checkout``:
@@ -26,6 +27,12 @@ live subscription exists):
   invoice PAID and attached to a new ACTIVE subscription anchored at confirmation (the
   invoice's and its lines' period are re-stamped to that first period), the coupon redeemed
   atomically (``redeem_coupon``), the checkout COMPLETED;
+- the method that paid is saved (``payment_methods.keep_checkout_method``: the gateway's
+  reusable token, read before the transaction with ``saved_method``; the sandbox's is the
+  payment id) and becomes the default when the organization has none, so the upgrades and
+  renewals that follow are charged to it; the payment row points at it. A gateway that kept no
+  token, or could not be asked, leaves no method (the audit row says so) and the checkout still
+  completes: the customer has paid;
 - replays are harmless: confirming a COMPLETED order again with the same payment id returns
   the same subscription, invoice and payment; another payment id for it is a VALIDATION error on
   ``paymentId``. An idempotency key is honoured as everywhere else (``services.idempotency``).
@@ -65,7 +72,8 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_fo
 from billing_graphql.domain.invoices import period_lines
 from billing_graphql.domain.periods import period_at
 from billing_graphql.domain.status import InvoiceStatus
-from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, GatewayRegistry, Order
+from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, GatewayRegistry, Order, PaymentGateway, SavedMethod
+from billing_graphql.services.payments.payment_methods import keep_checkout_method
 from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.billing.charging import mark_paid, payment_key
@@ -159,7 +167,7 @@ async def start_checkout(
             session, organization = uow.session, uow.organization
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
-            plan = await resolve_plan(session, choice.plan_id)
+            plan = await resolve_plan(session, choice.plan_id, currency=organization.currency)
             coupon = await check_coupon(session, coupon_code, plan, now=now) if coupon_code else None
             agents = await current_agents(session, organization_id, fallback=1)
             await _expire_open_checkouts(uow)
@@ -184,8 +192,10 @@ async def start_checkout(
             await session.flush()
             due = amount_due(invoice)
             try:
+                customer_id = await _gateway_customer(uow, processor)
                 order = await processor.create_order(amount=due, currency=invoice.currency, receipt=invoice.number,
-                                                     idempotency_key=f"checkout_{checkout.id}")
+                                                     idempotency_key=f"checkout_{checkout.id}",
+                                                     customer_id=customer_id, save_method=True)
             except GatewayError as exc:
                 raise BillingError(BillingErrorCode.PAYMENT_FAILED,
                                    f"The {name} gateway could not create the order: {exc}", field="gateway") from None
@@ -202,6 +212,16 @@ async def start_checkout(
                              "plan_id": str(plan.id), "billing_period": billing_period.value,
                              "coupon_code": checkout.coupon_code, "amount_due": due})
     return CheckoutStart(order=order, invoice=invoice, checkout=checkout)
+
+
+async def _gateway_customer(uow: MoneyMove, processor: PaymentGateway) -> str:
+    """The organization's customer at the gateway, created (and kept) on its first checkout."""
+    organization = uow.organization
+    if not organization.gateway_customer_id:
+        organization.gateway_customer_id = await processor.create_customer(
+            organization_id=str(organization.id), name=organization.name, email=organization.billing_email)
+        organization.updated_at = uow.now
+    return organization.gateway_customer_id
 
 
 async def _expire_open_checkouts(uow: MoneyMove) -> None:
@@ -282,6 +302,7 @@ async def confirm_checkout(
         raise BillingError(BillingErrorCode.INVALID_SIGNATURE,
                            "The payment signature does not match this order and payment.", field="signature")
 
+    saved, unsaved_reason = await _saved_method(processor, order_id, payment_id)
     request = {"order_id": order_id, "payment_id": payment_id}
     with one_live_subscription():
         async with money_move(db, organization_id, CONFIRM, idempotency_key, request, actor=actor, now=now,
@@ -303,12 +324,22 @@ async def confirm_checkout(
                     raise validation("This order was already confirmed with another payment.", "paymentId")
                 result = await _result_of(session, checkout, replayed=True)
             else:
-                result = await _complete(uow, checkout, order_id, payment_id)
+                result = await _complete(uow, checkout, order_id, payment_id, saved, unsaved_reason)
             uow.done(result.response())
     return result
 
 
-async def _complete(uow: MoneyMove, checkout: CheckoutSession, order_id: str, gateway_payment_id: str) -> CheckoutResult:
+async def _saved_method(processor: PaymentGateway, order_id: str, payment_id: str) -> tuple[SavedMethod | None, str | None]:
+    """What the gateway kept of the paying method (asked before the transaction), or why nothing."""
+    try:
+        saved = await processor.saved_method(order_id=order_id, payment_id=payment_id)
+    except GatewayError as exc:
+        return None, f"the gateway could not say which method paid: {exc}"
+    return saved, None if saved is not None else "the gateway kept no reusable token for this payment"
+
+
+async def _complete(uow: MoneyMove, checkout: CheckoutSession, order_id: str, gateway_payment_id: str,
+                    saved: SavedMethod | None, unsaved_reason: str | None) -> CheckoutResult:
     session, organization, now = uow.session, uow.organization, uow.now
     if checkout.status is CheckoutStatus.EXPIRED:
         raise validation("This checkout was replaced by a newer one; pay the newer order.", "orderId")
@@ -334,10 +365,16 @@ async def _complete(uow: MoneyMove, checkout: CheckoutSession, order_id: str, ga
         else:
             consume_coupon_period(subscription)
 
+    method = None
+    if saved is not None:
+        method = await keep_checkout_method(session, uow.actor, organization_id=organization.id,
+                                            gateway=checkout.gateway, saved=saved, now=now)
+        unsaved_reason = None if method is not None else "the gateway's token was refused"
     due = amount_due(invoice)
     payment_row_id = idempotency.derived_id(organization.id, CONFIRM, order_id, "payment")
     payment = Payment(
-        id=payment_row_id, organization_id=organization.id, invoice_id=invoice.id, payment_method_id=None,
+        id=payment_row_id, organization_id=organization.id, invoice_id=invoice.id,
+        payment_method_id=method.id if method else None,
         gateway=checkout.gateway, gateway_payment_id=gateway_payment_id, idempotency_key=payment_key(payment_row_id),
         amount=due, amount_refunded=0, currency=invoice.currency, status=PaymentStatus.SUCCEEDED,
         created_at=now, updated_at=now,
@@ -367,7 +404,10 @@ async def _complete(uow: MoneyMove, checkout: CheckoutSession, order_id: str, ga
     uow.audit("checkout.confirmed", "Invoice", invoice.id,
               after={"order_id": order_id, "gateway_payment_id": gateway_payment_id, "payment_id": str(payment.id),
                      "subscription_id": str(subscription.id), "coupon_code": checkout.coupon_code,
-                     "coupon_redeemed": bool(checkout.coupon_code) and coupon_problem is None},
-              reason=f"coupon not redeemed: {coupon_problem}" if coupon_problem else None)
+                     "coupon_redeemed": bool(checkout.coupon_code) and coupon_problem is None,
+                     "payment_method_id": str(method.id) if method else None},
+              reason="; ".join(problem for problem in (
+                  f"coupon not redeemed: {coupon_problem}" if coupon_problem else None,
+                  f"payment method not saved: {unsaved_reason}" if unsaved_reason else None) if problem) or None)
     await session.flush()
     return CheckoutResult(subscription=subscription, invoice=invoice, payment=payment)

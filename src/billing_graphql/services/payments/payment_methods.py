@@ -30,6 +30,7 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.cards import contains_card_number
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.gateways import SavedMethod
 from billing_graphql.services.platform.audit import emit_event, record_audit, record_change, snapshot
 from billing_graphql.services.webhooks.objects import event_data
 
@@ -198,6 +199,41 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
         after = snapshot(method, *_AUDIT_FIELDS)
         record_change(session, actor=actor, action="payment_method.added", object_type="PaymentMethod",
                       object_id=method.id, organization_id=organization_id, now=now, after=after, subject=method)
+    return method
+
+
+async def keep_checkout_method(
+    session: AsyncSession, actor: Actor | None, *, organization_id: uuid.UUID, gateway: str, saved: SavedMethod,
+    now: datetime,
+) -> PaymentMethod | None:
+    """Save the method that paid a checkout, in the caller's locked transaction: the default when
+    the organization has none. The one already saved with that token is reused. A token the rules
+    refuse (``clean_new_payment_method``) is not saved: None."""
+    try:
+        data = clean_new_payment_method(NewPaymentMethod(
+            gateway=gateway, gateway_payment_method_id=saved.token, type=PaymentMethodType(saved.type),
+            label=saved.label[:MAX_LABEL_LENGTH], brand=saved.brand, last4=saved.last4), now)
+    except (BillingError, ValueError):
+        return None
+    method = await session.scalar(select(PaymentMethod).where(
+        PaymentMethod.organization_id == organization_id, PaymentMethod.gateway == data.gateway,
+        PaymentMethod.gateway_payment_method_id == data.gateway_payment_method_id))
+    has_default = await session.scalar(select(PaymentMethod.id).where(
+        PaymentMethod.organization_id == organization_id, PaymentMethod.is_default.is_(True)).limit(1))
+    if method is None:
+        method = PaymentMethod.from_fields(data, id=uuid.uuid4(), organization_id=organization_id,
+                                           is_default=has_default is None, created_at=now)
+        session.add(method)
+        await session.flush()
+        record_change(session, actor=actor, action="payment_method.added", object_type="PaymentMethod",
+                      object_id=method.id, organization_id=organization_id, now=now,
+                      after=snapshot(method, *_AUDIT_FIELDS), subject=method)
+    elif has_default is None:
+        method.is_default = True
+        await session.flush()
+        record_audit(session, actor=actor, action="payment_method.default_set", object_type="PaymentMethod",
+                     object_id=method.id, organization_id=organization_id, now=now,
+                     before={"default_id": None}, after={"default_id": str(method.id)})
     return method
 
 

@@ -70,6 +70,8 @@ def record_audit(
     if event:
         from billing_graphql.services.webhooks.objects import event_data
 
+        if subject is None:
+            raise TypeError(f"{action}: an event needs subject=<the row> (its data.object)")
         emit_event(session, event_type=action, organization_id=organization_id,
                    payload=event_data(object_type, subject, **extra), now=now)
 

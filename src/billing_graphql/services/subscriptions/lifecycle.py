@@ -13,13 +13,13 @@ from datetime import datetime
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import BillingReason, Subscription
+from billing_graphql.db.models import BillingReason, Payment, PaymentMethod, PaymentStatus, Plan, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.invoices import period_lines
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayRegistry
-from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
+from billing_graphql.services.billing.charging import bill_subscription, payment_error, payment_method_for
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
 from billing_graphql.services.pagination import Page, read_page
 from billing_graphql.services.subscriptions.choice import PlanChoice
@@ -39,7 +39,7 @@ from billing_graphql.services.subscriptions.results import (
     result_from_response,
     subscription_snapshot,
 )
-from billing_graphql.services.unit_of_work import locked_organization, money_move
+from billing_graphql.services.unit_of_work import KeptFailure, MoneyMove, locked_organization, money_move
 from billing_graphql.services.subscriptions.trials import record_trial, trial_available
 
 MAX_REASON_LENGTH = 2000
@@ -63,8 +63,11 @@ async def subscribe(
     on its end), once per organization and plan (``services.subscriptions.trials``). A plan
     without trial days, or whose trial the organization has had, starts ACTIVE: the first period's invoice is finalized
     and charged to ``payment_method_id`` or the default method (PAYMENT_REQUIRED without one when
-    something is due, and nothing is written). A declined first charge leaves the subscription
-    PAST_DUE with its invoice OPEN (the result's ``payment_error`` says so).
+    something is due, and nothing is written). A declined first charge creates nothing:
+    PAYMENT_FAILED, no subscription, invoice, payment, coupon redemption or event; the attempt is
+    kept in the audit log and the error under the idempotency key (the unit of work's kept
+    failure), so the same key replays it and a new key tries again. A processor fault (the
+    outcome unknown) keeps the subscription with its payment PENDING, to be reconciled.
     """
     coupon_code, billing_period = choice.coupon, choice.billing_period
     request = choice.request(payment_method_id=payment_method_id)
@@ -76,7 +79,7 @@ async def subscribe(
                 return await result_from_response(session, uow.stored)
             if await live_subscription(session, organization_id) is not None:
                 raise already_subscribed()
-            plan = await resolve_plan(session, choice.plan_id)
+            plan = await resolve_plan(session, choice.plan_id, currency=uow.organization.currency)
             method = await payment_method_for(session, organization_id, payment_method_id)
             agents = await current_agents(session, organization_id, fallback=1)
             trial = await trial_available(session, organization_id, plan, trial_once=trial_once)
@@ -101,10 +104,25 @@ async def subscribe(
                     uow, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_CREATE,
                     period_start=start, period_end=end, payment_method=method,
                 )
+                if result.payment is not None and result.payment.status is PaymentStatus.FAILED:
+                    raise _declined_first_payment(uow, plan, method, result.payment)
             announce_subscription(session, actor, subscription, action="subscription.created",
                                   event="subscription.created", now=now)
             uow.done(result.response())
     return result
+
+
+def _declined_first_payment(uow: MoneyMove, plan: Plan, method: PaymentMethod | None,
+                            payment: Payment) -> KeptFailure:
+    """The kept failure of a declined first charge: its audit row says what was tried."""
+    return uow.kept_failure(
+        payment_error(payment), action="subscription.payment_failed", object_type="Plan", object_id=plan.id,
+        after={"plan_id": plan.id, "payment_method_id": method.id if method else None, "amount": payment.amount,
+               "currency": payment.currency, "gateway": payment.gateway,
+               "gateway_payment_id": payment.gateway_payment_id, "failure_code": payment.failure_code,
+               "failure_message": payment.failure_message},
+        reason="The first payment was declined; no subscription was created.",
+    )
 
 
 async def cancel(
@@ -179,16 +197,21 @@ async def update_subscription(
     payment_gateway: str | None = None,
     gateway_customer_id: object = _UNSET,
     gateway_subscription_id: object = _UNSET,
+    gateways: GatewayRegistry | None = None,
     now: datetime,
 ) -> SubscriptionChange:
     """The super-admin patch: a status override (with a reason, through ``transition``), a later
     period end (re-anchoring the following periods on it; a trial's end moves with it), gateway
-    ids. Audited with before and after; no change writes nothing."""
+    ids. A payment gateway must be one this deployment has configured (``gateways``; Razorpay needs
+    its keys): VALIDATION on ``paymentGateway`` otherwise. Audited with before and after; no change
+    writes nothing."""
     reason = _clean_reason(reason)
     if status is not None and not reason:
         raise validation("A status override needs a reason.", "reason")
     if payment_gateway is not None and payment_gateway not in GATEWAY_NAMES:
         raise validation(f"Unknown gateway {payment_gateway!r}; known: {', '.join(GATEWAY_NAMES)}.", "paymentGateway")
+    if payment_gateway is not None and gateways is not None:
+        gateways.require(payment_gateway, "paymentGateway", code=BillingErrorCode.VALIDATION)
     for name, value in (("gatewayCustomerId", gateway_customer_id), ("gatewaySubscriptionId", gateway_subscription_id)):
         if value is not _UNSET and value is not None and (not isinstance(value, str) or len(value) > 200):
             raise validation("A gateway id is at most 200 characters.", name)

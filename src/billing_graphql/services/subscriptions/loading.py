@@ -43,15 +43,20 @@ async def require_live_subscription(session: AsyncSession, organization_id: uuid
     raise BillingError(BillingErrorCode.NO_SUBSCRIPTION, "The organization has no subscription.")
 
 
-async def resolve_plan(session: AsyncSession, plan_id: uuid.UUID | None, field_name: str = "planId") -> Plan:
-    """The plan asked for (PLAN_NOT_FOUND / PLAN_NOT_AVAILABLE), or the cheapest active one."""
+async def resolve_plan(session: AsyncSession, plan_id: uuid.UUID | None, field_name: str = "planId", *,
+                       currency: str | None = None) -> Plan:
+    """The plan asked for (PLAN_NOT_FOUND / PLAN_NOT_AVAILABLE), or the default one: the cheapest
+    active plan in ``currency`` (the organization's), then by sort order."""
     if plan_id is None:
+        statement = select(Plan).where(Plan.is_active.is_(True))
+        if currency is not None:
+            statement = statement.where(Plan.currency == currency)
         plan = await session.scalar(
-            select(Plan).where(Plan.is_active.is_(True))
-            .order_by(Plan.base_price_monthly, Plan.sort_order, Plan.name, Plan.id).limit(1)
+            statement.order_by(Plan.base_price_monthly, Plan.sort_order, Plan.name, Plan.id).limit(1)
         )
         if plan is None:
-            raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "There is no active plan to subscribe to.",
+            where = f" in {currency}" if currency else ""
+            raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, f"There is no active plan{where} to subscribe to.",
                                field=field_name)
         return plan
     plan = await session.get(Plan, plan_id)

@@ -23,6 +23,7 @@ from sqlalchemy import Uuid, and_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_graphql.db import mrr_history
 from billing_graphql.db.engine import Database
 from billing_graphql.db.types import UTCDateTime
 from billing_graphql.db.models import (
@@ -102,7 +103,10 @@ async def record_usage(
         if fresh:
             counters, gauges = fold(fresh, anchor)
             values = await _add_counters(session, insert, organization_id, counters, now)
-            values += await _set_gauges(session, insert, organization_id, gauges)
+            gauge_values = await _set_gauges(session, insert, organization_id, gauges)
+            if gauge_values:  # the seats MRR counts may have changed (db.mrr_history)
+                mrr_history.note_gauge(session, organization_id, now)
+            values += gauge_values
             if plan_id is not None:
                 gauge_month = month_key(billing_month(anchor, now).start)
                 await _limit_events(session, insert, organization_id, plan_id, values, metrics, gauge_month, now)

@@ -14,6 +14,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import ApiKey, Organization, PartnerGrant
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.periods import Period
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.usage import month_key
 from billing_graphql.services.pagination import Page, fetch_page
@@ -75,20 +76,28 @@ class SnapshotsForbidden(Exception):
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     organization: OrganizationPlan
-    month: str
+    period: Period  # the billing month shown
     metrics: list[MetricUse]
 
+    @property
+    def month(self) -> str:
+        return month_key(self.period.start)
 
-async def _snapshots(session: AsyncSession, organization_ids: list[uuid.UUID], month: datetime) -> list[Snapshot]:
+
+async def _snapshots(session: AsyncSession, organization_ids: list[uuid.UUID], now: datetime,
+                     month: datetime | None) -> list[Snapshot]:
+    """Each organization's usage in its billing month in force at ``now``, or in the one starting
+    in the calendar month ``month`` (the month ``usage`` means: ``OrganizationPlan.month``)."""
     found = await organization_plans(session, organization_ids)
-    key = month_key(month)
-    uses = await metric_uses(session, {item.organization.id: (item.plan.id if item.plan else None, key)
+    periods = {item.organization.id: item.month(now, month) for item in found}
+    uses = await metric_uses(session, {item.organization.id: (item.plan.id if item.plan else None,
+                                                              month_key(periods[item.organization.id].start))
                                        for item in found})
-    return [Snapshot(item, key, uses[item.organization.id]) for item in found]
+    return [Snapshot(item, periods[item.organization.id], uses[item.organization.id]) for item in found]
 
 
 async def snapshots_of(
-    db: Database, actor: Actor, organization_ids: list[uuid.UUID | None], month: datetime
+    db: Database, actor: Actor, organization_ids: list[uuid.UUID | None], now: datetime, month: datetime | None
 ) -> list[Snapshot]:
     """Snapshots of the organizations asked for, in that order. A partner asking for any one not
     granted to it (or malformed, or missing) gets SnapshotsForbidden for the whole request."""
@@ -102,10 +111,11 @@ async def snapshots_of(
             ) if ids and actor.api_key_id is not None else 0
             if len(ids) != len(wanted) or granted != len(ids):
                 raise SnapshotsForbidden()
-        return await _snapshots(session, [item for item in wanted if item is not None], month)
+        return await _snapshots(session, [item for item in wanted if item is not None], now, month)
 
 
-async def snapshot_page(db: Database, actor: Actor, month: datetime, *, first: int, offset: int) -> Page[Snapshot]:
+async def snapshot_page(db: Database, actor: Actor, now: datetime, month: datetime | None, *, first: int,
+                        offset: int) -> Page[Snapshot]:
     """A page of the granted organizations' snapshots (every organization's for super-admins), by name."""
     statement = select(Organization.id).order_by(Organization.name, Organization.id)
     if actor.role is not Role.SUPER_ADMIN:
@@ -114,5 +124,5 @@ async def snapshot_page(db: Database, actor: Actor, month: datetime, *, first: i
         )
     async with db.read() as session:
         page = await fetch_page(session, statement, first=first, offset=offset)
-        items = await _snapshots(session, list(page.items), month) if page.items else []
+        items = await _snapshots(session, list(page.items), now, month) if page.items else []
     return Page(items=items, offset=page.offset, has_next=page.has_next)

@@ -30,9 +30,12 @@ from billing_graphql.db.models import (
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
-from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, billing_month, month_key
+from billing_graphql.domain.proration import billed_agents
+from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
 from billing_graphql.services.catalog.plans import plan_order
 from billing_graphql.services.usage.ingest import live_join
+
+SEATS_METRIC = "agents"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +44,10 @@ class OrganizationPlan:
     subscription: Subscription | None
     plan: Plan | None
 
-    def month(self, now: datetime) -> Period:
-        """The billing month containing ``now`` (the calendar month without a subscription)."""
-        return billing_month(self.subscription.period_anchor if self.subscription else None, now)
+    def month(self, now: datetime, month: datetime | None = None) -> Period:
+        """The billing month in force at ``now``, or the one starting in the calendar month
+        ``month`` (calendar months without a subscription): ``domain.usage.usage_period``."""
+        return usage_period(self.subscription.period_anchor if self.subscription else None, now, month)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,7 @@ class MetricUse:
     metric: Metric
     use: LimitUse
     limited: bool  # the plan lists the metric (its limit may still be null: unlimited)
+    recorded: bool = True  # a value was recorded (else ``use.used`` is 0 for want of one)
 
 
 async def organization_plans(session: AsyncSession, organization_ids: Iterable[uuid.UUID]) -> list[OrganizationPlan]:
@@ -107,7 +112,8 @@ async def metric_uses(
             value = values.get((organization_id, metric.id, GAUGE_KEY if metric.kind is MetricKind.GAUGE else key))
             limited = metric.id in plan_limits
             if limited or value is not None:
-                uses.append(MetricUse(metric, LimitUse(value or 0, plan_limits.get(metric.id)), limited))
+                uses.append(MetricUse(metric, LimitUse(value or 0, plan_limits.get(metric.id)), limited,
+                                      value is not None))
         result[organization_id] = uses
     return result
 
@@ -124,6 +130,16 @@ class UsageNow:
     @property
     def usage_month(self) -> str:
         return month_key(self.month.start)
+
+    @property
+    def agent_count(self) -> int:
+        """The billable seat count (``domain.proration.billed_agents``: the ``agents`` gauge, else
+        the live subscription's ``agent_count``), the number the subscription, the next renewal and
+        MRR read; 0 with neither."""
+        use = next((use for use in self.metrics if use.metric.code == SEATS_METRIC and use.recorded), None)
+        gauge = use.use.used if use is not None else None
+        subscription = self.organization.subscription
+        return billed_agents(gauge, subscription.agent_count) if subscription is not None else gauge or 0
 
 
 async def usage_now(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> UsageNow:
@@ -190,7 +206,8 @@ class PlanLimitsView:
 
 async def plan_limits_view(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> PlanLimitsView:
     usage = await usage_now(session, organization_id, now)
-    plans = (await session.scalars(
-        select(Plan).where(Plan.is_active.is_(True)).order_by(*plan_order())
+    currency = await session.scalar(select(Organization.currency).where(Organization.id == organization_id))
+    plans = (await session.scalars(  # the plans offered to it: those in its currency
+        select(Plan).where(Plan.is_active.is_(True), Plan.currency == currency).order_by(*plan_order())
     )).all()
     return PlanLimitsView(usage=usage, plans=list(plans))

@@ -116,7 +116,7 @@ SHAPES: dict[str, Shape] = {shape.type_name: shape for shape in (
           plain=("gateway", "gateway_payment_method_id", "type", "label", "brand", "last4", "exp_month", "exp_year",
                  "is_default", "created_at")),
     Shape("Refund", plain=("status", "reason", "created_at"), money=("amount",)),
-    Shape("Organization", plain=("name", "external_id", "created_at", "updated_at"), money=("credit_balance",),
+    Shape("Organization", plain=("name", "external_id", "currency", "created_at", "updated_at"), money=("credit_balance",),
           currency=lambda row: row.credit_currency or DEFAULT_CURRENCY, omitted=("billingDetails",)),
     Shape("Plan",
           plain=("name", "slug", "description", "currency", "included_agents", "trial_days", "is_active",
