@@ -30,6 +30,7 @@ from billing_graphql.http.payments_csv import payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
 from billing_graphql.http.portal_forms import billing_portal_action
 from billing_graphql.http.rate_limit import RateLimiter
+from billing_graphql.http.request_ids import log_route_error, request_id_middleware
 from billing_graphql.http.webhooks import gateway_webhook
 from billing_graphql.settings import Settings
 
@@ -135,8 +136,9 @@ def create_app(
             if owned:
                 await app.state.db.dispose()
 
-    # outermost: the metrics see the rate limiter's 429s; every request reads through one session
-    middleware: list = [request_metrics_middleware(settings), read_scope_middleware]
+    # outermost: the request's id (sent back, and in the log of an unexpected error); the metrics see
+    # the rate limiter's 429s; every request reads through one session
+    middleware: list = [request_id_middleware, request_metrics_middleware(settings), read_scope_middleware]
     rate_limiter = RateLimiter(settings) if settings.rate_limit else None
     if rate_limiter is not None:
         middleware.append(rate_limiter.middleware)
@@ -162,5 +164,6 @@ def create_app(
         middleware=middleware,
         stores=_stores(settings),
         request_max_body_size=settings.max_body_bytes,
+        after_exception=[log_route_error],  # every unexpected error, once, with the request id
         debug=False,
     )

@@ -11,8 +11,10 @@
 # It creates a fresh database, seeds the demo data (one API key per role), serves the gateway
 # with rate limits off, and runs Schemathesis once per role (SUPER_ADMIN, OWNER, MEMBER) with
 # the check `not_a_server_error`, NUL bytes allowed in strings, and the strategies of
-# tests/fuzz/schemathesis_hooks.py for the Decimal and DateTime scalars. Afterwards it counts
-# HTTP 5xx answers and "Unexpected error." answers in the recorded traffic (HAR), and the
+# tests/fuzz/schemathesis_hooks.py for the Decimal and DateTime scalars. Then it drives the doors
+# outside GraphQL (tests/fuzz/fuzz_doors.py, issue 19): hostile form posts to every portal action and
+# signed hostile events to /webhooks/sandbox and /webhooks/razorpay. Afterwards it counts HTTP 5xx
+# answers and "Unexpected error." answers in the recorded traffic (HAR and the doors' report), and the
 # "unexpected error" lines the server logged. Exit status 0 when all three are zero.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +29,9 @@ psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE \"$database\""
 export BILLING_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:5432/$database"
 export BILLING_RATE_LIMIT=0
 export BILLING_JWT_SECRET="fuzzing-secret-of-enough-length-0123456789"
+export BILLING_PORTAL_SECRET="fuzzing-portal-secret-0123456789"
+export BILLING_SANDBOX_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+export BILLING_RAZORPAY_WEBHOOK_SECRET="fuzzing-razorpay-webhook-secret"
 
 .venv/bin/billing-graphql migrate >/dev/null
 .venv/bin/billing-graphql seed-demo >"$out/keys.txt"
@@ -60,10 +65,22 @@ for role in SUPER_ADMIN OWNER MEMBER; do
   tail -n 15 "$out/$role.txt"
 done
 
+owner="$(grep "^OWNER=" "$out/keys.txt" | cut -d= -f2)"
+.venv/bin/python -m tests.fuzz.fuzz_doors "http://127.0.0.1:$port" "$owner" "$examples" \
+  --report "$out/doors.json" | tee "$out/doors.txt" || true
+
 python3 - "$out" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 total = server_errors = unexpected = 0
+doors = out / "doors.json"
+if doors.exists():
+    report = json.loads(doors.read_text())
+    total, server_errors = report["requests"], report["server_errors"]
+    print(f"doors (portal forms, inbound webhooks): {total} requests, {server_errors} HTTP 5xx")
+else:
+    server_errors = 1
+    print("doors: the portal and webhook fuzzing did not finish (see doors.txt)")
 for har in sorted(out.glob("*.har")):
     entries = json.loads(har.read_text())["log"]["entries"]
     statuses = [entry["response"]["status"] for entry in entries]

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
+from billing_graphql.http.request_ids import current_request_id, log_unexpected
 
 log = logging.getLogger("billing_graphql.graphql")
 
@@ -48,5 +49,5 @@ def should_mask_error(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
         return False
-    log.error("unexpected error in %s", error.path, exc_info=original)
+    log_unexpected(original, current_request_id(), f"GraphQL field {error.path}")
     return True
