@@ -45,6 +45,7 @@ INTERNAL_EVENT_PREFIX = "gateway."
 #: each type's fields). An endpoint may subscribe to these, to a family of them, or to ``*``.
 EVENT_TYPES: dict[str, str] = {
     "organization.created": "Organization",
+    "organization.updated": "Organization",
     "organization.billing_details_updated": "Organization",
     "plan.created": "Plan",
     "plan.updated": "Plan",
@@ -69,8 +70,8 @@ EVENT_TYPES: dict[str, str] = {
     "payment_method.removed": "PaymentMethod",
     "refund.created": "Refund",
     "refund.failed": "Refund",
-    "usage.limit_approaching": "UsageMetric",
-    "usage.limit_reached": "UsageMetric",
+    "usage.limit_approaching": "UsageThreshold",  # not a GraphQL type: see README
+    "usage.limit_reached": "UsageThreshold",
     "webhook_endpoint.disabled": "WebhookEndpoint",
     "webhook.test": "WebhookEndpoint",
 }
