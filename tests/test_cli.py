@@ -107,3 +107,15 @@ def test_serve_starts_without_registered_documents_when_they_are_not_required(
     monkeypatch.setenv("BILLING_TRUSTED_DOCUMENTS", "off")
     assert main(["serve"]) == 0
     assert len(served) == 1
+
+
+@pytest.mark.parametrize(("variable", "value"), [("BILLING_STRIPE_SECRET_KEY", "pk_live_wrong_kind"),
+                                                 ("BILLING_STRIPE_WEBHOOK_SECRET", "not-a-whsec")])
+def test_serve_stops_on_a_bad_stripe_value_naming_it(sqlite_file, served, monkeypatch, capsys, variable, value):
+    for name, good in (("BILLING_STRIPE_SECRET_KEY", "sk_test_x"), ("BILLING_STRIPE_PUBLISHABLE_KEY", "pk_test_x"),
+                       ("BILLING_STRIPE_WEBHOOK_SECRET", "whsec_x")):
+        monkeypatch.setenv(name, good)
+    monkeypatch.setenv(variable, value)
+    assert main(["serve"]) == 2
+    assert served == []
+    assert variable in capsys.readouterr().err

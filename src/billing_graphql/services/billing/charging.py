@@ -172,12 +172,18 @@ async def _call_gateway(
         payment.failure_message = None
         mark_paid(session, invoice, payment.amount, now)
         return
+    # DECLINED and ACTION_REQUIRED alike: no money moved, the payment failed, the invoice stays OPEN.
     payment.status = PaymentStatus.FAILED
     payment.failure_code = result.failure_code or "declined"
     payment.failure_message = result.failure_message or "The payment was declined."
     invoice.updated_at = now
+    action_required = result.outcome is ChargeOutcome.ACTION_REQUIRED
+    if action_required:
+        invoice.payment_url = result.action_url or invoice.payment_url
     emit_event(
-        session, event_type="invoice.payment_failed", organization_id=invoice.organization_id,
+        session,
+        event_type="invoice.payment_action_required" if action_required else "invoice.payment_failed",
+        organization_id=invoice.organization_id,
         payload=invoice_event_payload(invoice, payment_id=payment.id, failure_code=payment.failure_code,
                                       failure_message=payment.failure_message),
         now=now,

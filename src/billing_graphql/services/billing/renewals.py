@@ -171,8 +171,7 @@ async def advance_subscription(uow: MoneyMove, subscription: Subscription, now: 
         with uow.at(step.at):
             if step.step is Step.TRIAL_WILL_END:
                 subscription.trial_will_end_sent_at = step.at
-                uow.emit("subscription.trial_will_end",
-                         {**subscription_payload(subscription), "trial_ends_at": subscription.trial_ends_at})
+                uow.emit("subscription.trial_will_end", subscription_payload(subscription))
             elif step.step is Step.DUNNING_RETRY:
                 await dunning.retry(uow, subscription, config, tally)
             else:

@@ -61,6 +61,7 @@ from billing_graphql.services.billing.credit import add_account_credit, availabl
 from billing_graphql.services.billing.invoicing import tax_rule_for
 from billing_graphql.services.subscriptions.coupons import discount_of
 from billing_graphql.services.subscriptions.loading import require_live_subscription, resolve_plan
+from billing_graphql.services.webhooks.objects import money
 from billing_graphql.services.subscriptions.pricing import addon_price, attached_addons, current_agents, recurring
 from billing_graphql.services.subscriptions.results import (
     InvoicePreview,
@@ -197,7 +198,9 @@ async def _book(uow: MoneyMove, subscription: Subscription, result: Subscription
 
 def _announce(uow: MoneyMove, subscription: Subscription, before: dict, result: SubscriptionChange, *,
               action: str) -> None:
-    extra = {"invoice_id": result.invoice.id if result.invoice else None, "credit_added": result.credit_added}
+    currency = result.preview.currency if result.preview else None
+    extra = {"invoice_id": result.invoice.id if result.invoice else None,
+             "credit_added": money(result.credit_added, currency) if result.credit_added else None}
     announce_subscription(uow.session, uow.actor, subscription, action=action, event="subscription.updated",
                           now=uow.now, before=before, extra=extra)
 
