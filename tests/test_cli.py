@@ -107,3 +107,65 @@ def test_serve_starts_without_registered_documents_when_they_are_not_required(
     monkeypatch.setenv("BILLING_TRUSTED_DOCUMENTS", "off")
     assert main(["serve"]) == 0
     assert len(served) == 1
+
+
+@pytest.fixture
+def cli_database(database_url, monkeypatch):
+    """The test database of this backend (SQLite, PostgreSQL), emptied, as the CLI's BILLING_DATABASE_URL."""
+    import asyncio
+
+    from billing_graphql.db.engine import Database
+    from tests.conftest import _empty_tables
+
+    async def empty() -> None:
+        db = Database.from_url(database_url)
+        try:
+            await _empty_tables(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(empty())
+    monkeypatch.setenv("BILLING_DATABASE_URL", database_url)
+    return database_url
+
+
+def _live_keys(url: str) -> list[tuple[str, str]]:
+    """(role, label) of every unrevoked API key."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from billing_graphql.db.engine import Database
+    from billing_graphql.db.models import ApiKey
+
+    async def read() -> list[tuple[str, str]]:
+        db = Database.from_url(url)
+        try:
+            async with db.read() as session:
+                rows = (await session.execute(
+                    select(ApiKey.role, ApiKey.label).where(ApiKey.revoked_at.is_(None))
+                )).all()
+        finally:
+            await db.dispose()
+        return sorted((role.value, label) for role, label in rows)
+
+    return asyncio.run(read())
+
+
+def test_create_api_key_json_prints_the_key_and_its_id_for_grant_partner(cli_database, capsys):
+    import json
+
+    assert main(["seed-demo"]) == 0
+    capsys.readouterr()
+    assert main(["create-api-key", "--role", "PARTNER", "--label", "analytics", "--json"]) == 0
+    out = capsys.readouterr().out
+    created = json.loads(out)
+    assert out.count("\n") == 1
+    assert created["key"].startswith("bgk_")
+    assert created["role"] == "PARTNER" and created["organizationId"] is None and created["label"] == "analytics"
+    assert main(["grant-partner", "--key-id", created["id"], "--org", "demo"]) == 0
+    assert f"granted key {created['id']}" in capsys.readouterr().out
+    # Without --json: the key alone, as before.
+    assert main(["create-api-key", "--role", "OWNER", "--org", "demo"]) == 0
+    plain = capsys.readouterr().out
+    assert plain.startswith("bgk_") and plain.count("\n") == 1

@@ -49,15 +49,24 @@ async def _seed_demo(settings: Settings) -> None:
         print(f"{role.value}={key}")
 
 
-async def _create_api_key(settings: Settings, role: Role, org: str | None, label: str) -> str:
+async def _create_api_key(settings: Settings, role: Role, org: str | None, label: str, *,
+                          as_json: bool = False) -> str:
+    """The plain key; with ``as_json`` one JSON object with the key's id too (what grant-partner takes)."""
+    import json
+
     from billing_graphql.services.platform.api_keys import create_api_key
     from billing_graphql.services.platform.clock import current_time
 
     async with _database(settings) as db:
         organization_id = await _organization_id(db, org) if org is not None else None
         now = await current_time(db, test_clock=settings.test_clock)
-        _, plain = await create_api_key(db, None, role=role, organization_id=organization_id, label=label, now=now)
+        key, plain = await create_api_key(db, None, role=role, organization_id=organization_id, label=label, now=now)
+    if not as_json:
         return plain
+    return json.dumps({
+        "id": str(key.id), "key": plain, "role": role.value,
+        "organizationId": str(organization_id) if organization_id is not None else None, "label": key.label,
+    })
 
 
 async def _find_organization(session, reference: str) -> uuid.UUID | None:
@@ -263,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--role", required=True, choices=[role.value for role in Role])
     key.add_argument("--org", help="organization id or external id (OWNER, ADMIN, MEMBER keys)")
     key.add_argument("--label", default="")
+    key.add_argument("--json", action="store_true",
+                     help='print one JSON object: {"id", "key", "role", "organizationId", "label"}')
 
     commands.add_parser("deliver-webhooks", help="run the webhook delivery loop alone (until interrupted)")
     usage = commands.add_parser("record-usage", help="record one usage event now (COUNTER: add; GAUGE: set)")
@@ -310,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "seed-demo":
             asyncio.run(_seed_demo(settings))
         elif args.command == "create-api-key":
-            print(asyncio.run(_create_api_key(settings, Role(args.role), args.org, args.label)))
+            print(asyncio.run(_create_api_key(settings, Role(args.role), args.org, args.label, as_json=args.json)))
         elif args.command == "run-billing":
             if args.batch < 1:
                 print("error: --batch must be at least 1", file=sys.stderr)
