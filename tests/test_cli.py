@@ -169,3 +169,21 @@ def test_create_api_key_json_prints_the_key_and_its_id_for_grant_partner(cli_dat
     assert main(["create-api-key", "--role", "OWNER", "--org", "demo"]) == 0
     plain = capsys.readouterr().out
     assert plain.startswith("bgk_") and plain.count("\n") == 1
+
+
+def test_seeding_the_demo_again_revokes_the_previous_demo_keys(cli_database, served, capsys):
+    demo_labels = [("ADMIN", "demo admin"), ("MEMBER", "demo member"), ("OWNER", "demo owner"),
+                   ("PARTNER", "demo partner"), ("SUPER_ADMIN", "demo super_admin")]
+    assert main(["seed-demo"]) == 0
+    first = dict(line.split("=", 1) for line in capsys.readouterr().out.split())
+    assert main(["create-api-key", "--role", "OWNER", "--org", "demo", "--label", "web"]) == 0
+    capsys.readouterr()
+    assert _live_keys(cli_database) == sorted(demo_labels + [("OWNER", "web")])
+    # A restart of `serve --demo` on the same database: fresh keys, the previous demo keys revoked.
+    assert main(["serve", "--demo"]) == 0
+    second = dict(line.split("=", 1) for line in capsys.readouterr().out.split())
+    assert set(second) == set(first) and not set(second.values()) & set(first.values())
+    assert _live_keys(cli_database) == sorted(demo_labels + [("OWNER", "web")])
+    assert main(["seed-demo"]) == 0
+    capsys.readouterr()
+    assert _live_keys(cli_database) == sorted(demo_labels + [("OWNER", "web")])
