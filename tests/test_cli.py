@@ -187,3 +187,38 @@ def test_seeding_the_demo_again_revokes_the_previous_demo_keys(cli_database, ser
     assert main(["seed-demo"]) == 0
     capsys.readouterr()
     assert _live_keys(cli_database) == sorted(demo_labels + [("OWNER", "web")])
+
+
+@pytest.mark.parametrize(("host", "port", "expected"), [
+    ("127.0.0.1", 8123, "http://localhost:8123"),
+    ("0.0.0.0", 9000, "http://localhost:9000"),
+    ("::", 9001, "http://localhost:9001"),
+    ("billing.internal", 8080, "http://billing.internal:8080"),
+    ("2001:db8::5", 8000, "http://[2001:db8::5]:8000"),
+])
+def test_serve_links_use_its_port_when_no_public_url_is_set(sqlite_file, monkeypatch, host, port, expected):
+    """pdfUrl and portal links are built from BILLING_PUBLIC_URL, which the app (in every worker)
+    reads from the environment: serve sets it from its host and port when it is not set."""
+    import uvicorn
+
+    from billing_graphql.settings import Settings
+
+    monkeypatch.delenv("BILLING_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("BILLING_WORKERS", "0")
+    started: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: started.append(options))
+    assert main(["serve", "--no-worker", "--host", host, "--port", str(port)]) == 0
+    assert started and started[0]["port"] == port
+    assert Settings.from_env().public_url == expected
+
+
+def test_serve_keeps_the_public_url_it_is_given(sqlite_file, monkeypatch):
+    import uvicorn
+
+    from billing_graphql.settings import Settings
+
+    monkeypatch.setenv("BILLING_PUBLIC_URL", "https://billing.example.com/")
+    monkeypatch.setenv("BILLING_WORKERS", "0")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+    assert main(["serve", "--port", "9999"]) == 0
+    assert Settings.from_env().public_url == "https://billing.example.com"

@@ -207,14 +207,27 @@ def _documents_problem(settings: Settings) -> str | None:
     return TrustedDocuments.load(require=settings.trusted_documents).missing()
 
 
+def served_url(host: str, port: int) -> str:
+    """The base URL of ``serve --host HOST --port PORT`` for links: localhost for the loopback and
+    the wildcard addresses, the host itself (an IPv6 address in brackets) otherwise."""
+    if host in {"127.0.0.1", "0.0.0.0", "::", "::1", "localhost", ""}:
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True,
            access_log: bool = False) -> None:
     import os
 
     import uvicorn
 
-    # The app factory reads its settings from the environment: start the in-process workers there.
+    # The app factory reads its settings from the environment: start the in-process workers there,
+    # and without BILLING_PUBLIC_URL the links it hands out (pdfUrl, portal) point at this port.
     os.environ["BILLING_WORKERS"] = "1" if worker else "0"
+    if not os.environ.get("BILLING_PUBLIC_URL", "").strip():
+        os.environ["BILLING_PUBLIC_URL"] = served_url(host, port)
 
     asyncio.run(_migrate(settings))
     if workers > 1 and settings.is_sqlite:
