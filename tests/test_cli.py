@@ -222,3 +222,62 @@ def test_serve_keeps_the_public_url_it_is_given(sqlite_file, monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
     assert main(["serve", "--port", "9999"]) == 0
     assert Settings.from_env().public_url == "https://billing.example.com"
+
+
+def test_ctrl_c_stops_run_billing_after_the_current_step_with_a_summary(cli_database):
+    """A real `billing-graphql run-billing` process, interrupted (SIGINT) while it bills 150
+    subscriptions: it finishes the subscription in hand, prints one summary line, exits 130."""
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from datetime import timedelta
+    from pathlib import Path
+
+    from billing_graphql.db.engine import Database
+    from billing_graphql.db.models import Invoice
+    from tests.factories import count_rows, make_organization, make_plan, make_subscription
+    from tests.helpers import T0
+
+    subscriptions = 150
+
+    async def seed() -> None:
+        db = Database.from_url(cli_database)
+        try:
+            plan = await make_plan(db)
+            for number in range(subscriptions):
+                organization = await make_organization(db, f"Org {number}")
+                await make_subscription(db, organization.id, plan=plan)
+        finally:
+            await db.dispose()
+
+    async def invoices() -> int:
+        db = Database.from_url(cli_database)
+        try:
+            return await count_rows(db, Invoice)
+        finally:
+            await db.dispose()
+
+    asyncio.run(seed())
+    source = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(source), "BILLING_DATABASE_URL": cli_database}
+    until = (T0 + timedelta(days=32)).isoformat()
+    process = subprocess.Popen([sys.executable, "-m", "billing_graphql.cli", "run-billing", "--until", until],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while asyncio.run(invoices()) == 0:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    (line,) = out.strip().splitlines()
+    made = asyncio.run(invoices())
+    assert 0 < made < subscriptions
+    assert line.startswith("interrupted: examined ") and f" {made} invoices" in line, line

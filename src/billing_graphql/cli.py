@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy import or_, select
 from strawberry import relay
@@ -145,25 +146,75 @@ def _parse_until(text: str | None):
         raise SystemExit(f"error: --until must be an ISO-8601 time with a zone (2026-03-01T00:00:00Z): {exc}") from None
 
 
-async def _run_billing(settings: Settings, until, batch: int) -> str:
+class _Interrupted(Exception):
+    """Raised from the billing run's progress callback, between two subscriptions, after Ctrl-C."""
+
+    def __init__(self, tally) -> None:
+        super().__init__("interrupted")
+        self.tally = tally
+
+
+@contextmanager
+def _ctrl_c_flag() -> Iterator[Callable[[], bool]]:
+    """Inside a running loop: the first Ctrl-C (SIGINT) only raises a flag, read between steps; a
+    second one interrupts at once (KeyboardInterrupt, reported as one line by ``main``)."""
+    loop = asyncio.get_running_loop()
+    pressed = False
+
+    def on_sigint() -> None:
+        nonlocal pressed
+        pressed = True
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # no signal handlers here (Windows, another thread)
+        pass
+    try:
+        yield lambda: pressed
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _run_billing(settings: Settings, until, batch: int) -> tuple[str, bool]:
+    """The run's summary line, and whether Ctrl-C stopped it (after the subscription in hand)."""
+    import time
+
     from billing_graphql.gateways import GatewayRegistry
     from billing_graphql.jobs.billing_run import count_due, run_billing, run_config
     from billing_graphql.services.platform.clock import current_time
 
+    started = time.perf_counter()
     async with _database(settings) as db:
-        now = until or await current_time(db, test_clock=settings.test_clock)
-        config = run_config(settings, GatewayRegistry(settings))
-        if not sys.stderr.isatty():
-            return (await run_billing(db, config, now=now, batch=batch)).summary()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        with _ctrl_c_flag() as interrupted:
+            def step(tally) -> None:
+                if interrupted():
+                    raise _Interrupted(tally)
 
-        total = await count_due(db, now, config)
-        with Progress(TextColumn("billing run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      transient=True) as progress:
-            task = progress.add_task("billing", total=total)
-            result = await run_billing(db, config, now=now, batch=batch, progress=lambda tally: progress.update(
-                task, completed=tally.examined + tally.skipped))
-        return result.summary()
+            try:
+                now = until or await current_time(db, test_clock=settings.test_clock)
+                config = run_config(settings, GatewayRegistry(settings))
+                if not sys.stderr.isatty():
+                    result = await run_billing(db, config, now=now, batch=batch, progress=step)
+                else:
+                    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                    total = await count_due(db, now, config)
+                    with Progress(TextColumn("billing run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  transient=True) as progress:
+                        task = progress.add_task("billing", total=total)
+
+                        def advance(tally) -> None:
+                            progress.update(task, completed=tally.examined + tally.skipped)
+                            step(tally)
+
+                        result = await run_billing(db, config, now=now, batch=batch, progress=advance)
+            except _Interrupted as stop:
+                tally = stop.tally
+                return (f"interrupted: examined {tally.examined} subscriptions, {tally.invoices} invoices, "
+                        f"{tally.paid} paid, {tally.failed} failed, {tally.canceled} canceled, {tally.skipped} "
+                        f"skipped in {time.perf_counter() - started:.2f}s; the rest is left for the next run"), True
+            return result.summary(), interrupted()
 
 
 def _prometheus_multiprocess_dir() -> str:
@@ -339,7 +390,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.batch < 1:
                 print("error: --batch must be at least 1", file=sys.stderr)
                 return 2
-            print(asyncio.run(_run_billing(settings, _parse_until(args.until), args.batch)))
+            try:
+                summary, interrupted = asyncio.run(_run_billing(settings, _parse_until(args.until), args.batch))
+            except KeyboardInterrupt:  # Ctrl-C twice: stopped at once, the step in hand rolled back
+                print("interrupted: stopped at once; the subscription in hand was rolled back", file=sys.stderr)
+                return 130
+            print(summary)
+            if interrupted:
+                return 130
         elif args.command == "record-usage":
             print(asyncio.run(_record_usage(settings, args.org, args.metric, args.quantity)))
         elif args.command == "grant-partner":
