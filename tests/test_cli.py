@@ -281,3 +281,44 @@ def test_ctrl_c_stops_run_billing_after_the_current_step_with_a_summary(cli_data
     made = asyncio.run(invoices())
     assert 0 < made < subscriptions
     assert line.startswith("interrupted: examined ") and f" {made} invoices" in line, line
+
+
+def test_deliver_webhooks_shows_progress_on_a_terminal_and_a_summary_on_ctrl_c(cli_database):
+    """A real `billing-graphql deliver-webhooks` process with a terminal as stderr: a rich progress
+    line (attempts, waiting) while it runs; Ctrl-C ends it with one summary line, no traceback."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(source), "BILLING_DATABASE_URL": cli_database, "COLUMNS": "120"}
+    master, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "billing_graphql.cli", "deliver-webhooks"],
+                               env=env, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"webhook delivery" not in shown and time.monotonic() < deadline and process.poll() is None:
+            if select.select([master], [], [], 0.2)[0]:
+                shown += os.read(master, 4096)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                shown += os.read(master, 4096)
+            except OSError:
+                break
+    finally:
+        process.kill()
+        os.close(master)
+    assert b"webhook delivery" in shown and b"0 attempts" in shown and b"0 waiting" in shown, shown
+    assert b"Traceback" not in shown, shown
+    assert process.returncode == 0
+    (line,) = out.strip().splitlines()
+    assert line.startswith("webhook delivery stopped: 0 attempts"), line

@@ -146,6 +146,13 @@ def _parse_until(text: str | None):
         raise SystemExit(f"error: --until must be an ISO-8601 time with a zone (2026-03-01T00:00:00Z): {exc}") from None
 
 
+def _stderr_console():
+    """Progress goes to stderr (the terminal checked), leaving stdout to the summary line."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 class _Interrupted(Exception):
     """Raised from the billing run's progress callback, between two subscriptions, after Ctrl-C."""
 
@@ -201,7 +208,7 @@ async def _run_billing(settings: Settings, until, batch: int) -> tuple[str, bool
 
                     total = await count_due(db, now, config)
                     with Progress(TextColumn("billing run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                  transient=True) as progress:
+                                  transient=True, console=_stderr_console()) as progress:
                         task = progress.add_task("billing", total=total)
 
                         def advance(tally) -> None:
@@ -215,6 +222,50 @@ async def _run_billing(settings: Settings, until, batch: int) -> tuple[str, bool
                         f"{tally.paid} paid, {tally.failed} failed, {tally.canceled} canceled, {tally.skipped} "
                         f"skipped in {time.perf_counter() - started:.2f}s; the rest is left for the next run"), True
             return result.summary(), interrupted()
+
+
+async def _deliver_webhooks(settings: Settings) -> str:
+    """The webhook delivery loop alone until Ctrl-C, with a progress line on a terminal (attempts
+    made, deliveries waiting) like run-billing's; the summary line when it stops."""
+    import time
+
+    from billing_graphql.jobs.webhook_delivery import WebhookWorker
+    from billing_graphql.services.webhooks import dispatch
+
+    attempts = 0
+    started = time.perf_counter()
+
+    async def claimed(claims: list) -> None:
+        nonlocal attempts
+        attempts += len(claims)
+
+    async with _database(settings) as db:
+        worker = WebhookWorker(db, production=settings.production, on_claimed=claimed)
+        with _ctrl_c_flag() as interrupted:
+            runner = asyncio.create_task(worker.run())
+            waiting = (await dispatch.backlog(db)).pending
+            try:
+                if sys.stderr.isatty():
+                    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+                    with Progress(SpinnerColumn(), TextColumn(
+                            "webhook delivery: {task.fields[attempts]} attempts, {task.fields[waiting]} waiting"
+                            " (Ctrl-C stops)"), TimeElapsedColumn(), transient=True, console=_stderr_console()) as progress:
+                        task = progress.add_task("webhooks", total=None, attempts=attempts, waiting=waiting)
+                        while not interrupted() and not runner.done():
+                            await asyncio.sleep(0.5)
+                            waiting = (await dispatch.backlog(db)).pending
+                            progress.update(task, attempts=attempts, waiting=waiting)
+                else:
+                    while not interrupted() and not runner.done():
+                        await asyncio.sleep(0.2)
+                    waiting = (await dispatch.backlog(db)).pending
+            finally:
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+                await worker.close()
+    return (f"webhook delivery stopped: {attempts} attempts in {time.perf_counter() - started:.0f}s, "
+            f"{waiting} deliveries waiting")
 
 
 def _prometheus_multiprocess_dir() -> str:
@@ -414,13 +465,10 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_seed_demo(settings))
             _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker, access_log=args.access_log)
         elif args.command == "deliver-webhooks":
-            from billing_graphql.jobs.webhook_delivery import deliver_webhooks
-
-            asyncio.run(_migrate(settings))
             try:
-                asyncio.run(deliver_webhooks(settings))
-            except KeyboardInterrupt:
-                pass
+                print(asyncio.run(_deliver_webhooks(settings)))
+            except KeyboardInterrupt:  # Ctrl-C twice: stopped at once
+                print("webhook delivery stopped at once", file=sys.stderr)
     except BillingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
