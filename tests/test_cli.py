@@ -322,3 +322,59 @@ def test_deliver_webhooks_shows_progress_on_a_terminal_and_a_summary_on_ctrl_c(c
     assert process.returncode == 0
     (line,) = out.strip().splitlines()
     assert line.startswith("webhook delivery stopped: 0 attempts"), line
+
+
+@pytest.fixture
+def empty_database(backend, tmp_path, monkeypatch):
+    """A database with no tables at all (SQLite: a new file; PostgreSQL: a new database, dropped after)."""
+    import asyncio
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from billing_graphql.db.engine import make_engine
+    from tests.conftest import _postgres_server_url
+
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        monkeypatch.setenv("BILLING_DATABASE_URL", url)
+        yield url
+        return
+    server = make_url(_postgres_server_url())
+    name = f"bgcli_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        engine = make_engine(server.render_as_string(hide_password=False))
+        try:
+            async with engine.connect() as connection:
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # unreachable server
+        pytest.skip(f"PostgreSQL is unreachable: {exc!r}")
+    url = server.set(database=name).render_as_string(hide_password=False)
+    monkeypatch.setenv("BILLING_DATABASE_URL", url)
+    try:
+        yield url
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_migrate_says_what_it_created_then_that_it_is_up_to_date(empty_database, capsys):
+    from alembic.script import ScriptDirectory
+
+    from billing_graphql.db.migrate import alembic_config
+    from billing_graphql.db.models import Base
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert main(["migrate"]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    tables = len(Base.metadata.tables) + 1  # and alembic_version
+    assert line == f"created the schema at revision {head}: {tables} tables", line
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out.strip() == f"database is up to date (revision {head})"

@@ -21,10 +21,11 @@ from billing_graphql.domain.roles import Role
 from billing_graphql.settings import Settings, SettingsError
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings) -> str:
+    """Migrate to the head revision; what was done, in one line."""
     db = Database.from_url(settings.database_url)
     try:
-        await migrate(db.engine)
+        return (await migrate(db.engine)).summary()
     finally:
         await db.dispose()
 
@@ -431,8 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "migrate":
-            asyncio.run(_migrate(settings))
-            print("database is up to date")
+            print(asyncio.run(_migrate(settings)))
         elif args.command == "seed-demo":
             asyncio.run(_seed_demo(settings))
         elif args.command == "create-api-key":
