@@ -378,3 +378,23 @@ def test_migrate_says_what_it_created_then_that_it_is_up_to_date(empty_database,
     assert line == f"created the schema at revision {head}: {tables} tables", line
     assert main(["migrate"]) == 0
     assert capsys.readouterr().out.strip() == f"database is up to date (revision {head})"
+
+
+@pytest.mark.parametrize(("variable", "value", "command"), [
+    ("BILLING_GRAPHIQL_ASSETS_DIR", "{tmp}/no-such-directory", "serve"),
+    ("BILLING_GRAPHIQL_ASSETS_DIR", "{tmp}", "serve"),  # a directory without GraphiQL's scripts
+    ("BILLING_DATABASE_URL", "sqlite+aiosqlite:///{tmp}/no-such-directory/billing.db", "migrate"),
+    ("BILLING_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:1/billing", "migrate"),
+    ("BILLING_DATABASE_URL", "sqlite+aiosqlite:///{tmp}/no-such-directory/billing.db", "serve"),
+    ("BILLING_REDIS_URL", "localhost:6379", "serve"),
+    ("BILLING_MAX_BODY_BYTES", "lots", "serve"),
+])
+def test_every_bad_setting_is_one_line_naming_the_variable(
+        sqlite_file, served, monkeypatch, capsys, tmp_path, variable, value, command):
+    monkeypatch.setenv(variable, value.format(tmp=tmp_path))
+    assert main([command]) == 2
+    assert served == []
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: {variable}"), line
+    assert "Traceback" not in captured.err

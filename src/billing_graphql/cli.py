@@ -22,9 +22,19 @@ from billing_graphql.settings import Settings, SettingsError
 
 
 async def _migrate(settings: Settings) -> str:
-    """Migrate to the head revision; what was done, in one line."""
+    """Migrate to the head revision; what was done, in one line. A database that cannot be opened
+    is a SettingsError naming BILLING_DATABASE_URL."""
+    from sqlalchemy.engine import make_url
+
     db = Database.from_url(settings.database_url)
     try:
+        try:
+            async with db.engine.connect():
+                pass
+        except Exception as exc:  # unreachable server, refused login, missing database or directory
+            reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SettingsError(f"BILLING_DATABASE_URL: cannot open {make_url(settings.database_url)!s}: "
+                                f"{reason}") from None
         return (await migrate(db.engine)).summary()
     finally:
         await db.dispose()
@@ -332,7 +342,6 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
     if not os.environ.get("BILLING_PUBLIC_URL", "").strip():
         os.environ["BILLING_PUBLIC_URL"] = served_url(host, port)
 
-    asyncio.run(_migrate(settings))
     if workers > 1 and settings.is_sqlite:
         print("note: several workers share one SQLite file; writes queue on its lock", file=sys.stderr)
     if workers > 1:
@@ -347,6 +356,20 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
         **{**SERVER_OPTIONS, "access_log": access_log, "proxy_headers": False},
         log_config=_log_config(),
     )
+
+
+def _check_explorer_assets(settings: Settings) -> None:
+    """BILLING_GRAPHIQL_ASSETS_DIR holds the scripts GraphiQL's page needs (else a SettingsError)."""
+    if not (settings.graphiql and settings.graphiql_assets_dir):
+        return
+    from pathlib import Path
+
+    from billing_graphql.http.explorer import ExplorerAssetsError, check_assets_dir
+
+    try:
+        check_assets_dir(Path(settings.graphiql_assets_dir))
+    except ExplorerAssetsError as exc:
+        raise SettingsError(f"BILLING_GRAPHIQL_ASSETS_DIR={settings.graphiql_assets_dir}: {exc}") from None
 
 
 def _install_explorer(directory: str) -> int:
@@ -458,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
             if problem is not None:
                 print(f"error: {problem}", file=sys.stderr)
                 return 1
+            _check_explorer_assets(settings)
+            asyncio.run(_migrate(settings))
             if not settings.compiled_documents:
                 print("note: BILLING_COMPILED_DOCUMENTS is off: registered queries run on the generic path",
                       file=sys.stderr)
@@ -472,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     except BillingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # found once the command looked (the database, GraphiQL's scripts)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -81,7 +81,7 @@ class Settings:
             max_tokens=reader.integer("BILLING_MAX_TOKENS", 2000, minimum=50),
             rate_limit=reader.integer("BILLING_RATE_LIMIT", 600, minimum=0),
             max_body_bytes=reader.integer("BILLING_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
-            redis_url=reader.text("BILLING_REDIS_URL"),
+            redis_url=reader.url("BILLING_REDIS_URL", ("redis://", "rediss://", "unix://")),
             trusted_proxies=reader.networks("BILLING_TRUSTED_PROXIES"),
             public_url=(reader.text("BILLING_PUBLIC_URL") or "http://localhost:8000").rstrip("/"),
             production=production,
@@ -169,6 +169,12 @@ class _Reader:
         if value.lower() not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
         return value.lower()
+    def url(self, name: str, schemes: tuple[str, ...]) -> str | None:
+        value = self.text(name)
+        if value is not None and not value.startswith(schemes):
+            raise SettingsError(f"{name} must start with {' or '.join(schemes)}; got {value!r}")
+        return value
+
     def networks(self, name: str) -> tuple[str, ...]:
         """Comma-separated IP addresses or CIDR networks."""
         value = self.text(name)

@@ -84,6 +84,9 @@ def install_explorer(directory: Path, *, npm: str | None = None) -> None:
 def check_assets_dir(directory: Path) -> dict[str, bytes]:
     """The page's files read from ``directory/node_modules`` ({local URL: content}); a missing
     package, another version or a missing file is an ExplorerAssetsError naming it."""
+    if not directory.is_dir():
+        raise ExplorerAssetsError(f"{directory} is not a directory: run `billing-graphql install-explorer "
+                                  f"{directory}` (Node.js's npm) to put GraphiQL's scripts there.")
     modules = directory / "node_modules"
     files: dict[str, bytes] = {}
     for asset in page_assets():
