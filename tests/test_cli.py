@@ -398,3 +398,15 @@ def test_every_bad_setting_is_one_line_naming_the_variable(
     (line,) = captured.err.strip().splitlines()
     assert line.startswith(f"error: {variable}"), line
     assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(("variable", "value"), [("BILLING_STRIPE_SECRET_KEY", "pk_live_wrong_kind"),
+                                                 ("BILLING_STRIPE_WEBHOOK_SECRET", "not-a-whsec")])
+def test_serve_stops_on_a_bad_stripe_value_naming_it(sqlite_file, served, monkeypatch, capsys, variable, value):
+    for name, good in (("BILLING_STRIPE_SECRET_KEY", "sk_test_x"), ("BILLING_STRIPE_PUBLISHABLE_KEY", "pk_test_x"),
+                       ("BILLING_STRIPE_WEBHOOK_SECRET", "whsec_x")):
+        monkeypatch.setenv(name, good)
+    monkeypatch.setenv(variable, value)
+    assert main(["serve"]) == 2
+    assert served == []
+    assert variable in capsys.readouterr().err

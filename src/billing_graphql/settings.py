@@ -54,6 +54,10 @@ class Settings:
     log_format: str = "text"  # "json": one JSON line per GraphQL request
     trusted_documents: str = "off"  # off | partner | all: who must send registered documents (queries/manifest.json)
     compiled_documents: bool = True  # registered queries run on their compiled plans (graphql.compiled)
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_publishable_key: str | None = None
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_api_base: str = "https://api.stripe.com"
     default_currency: str = "IDR"  # a new organization's currency unless createOrganization names one
 
     @classmethod
@@ -108,6 +112,7 @@ class Settings:
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
             default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
         )
+        values.update(_stripe(reader))
         if jwt_secret:
             values["jwt_secret"] = jwt_secret
         return cls(**values)
@@ -115,6 +120,28 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _stripe(reader: _Reader) -> dict[str, str | None]:
+    """BILLING_STRIPE_*: the keys go together and each has Stripe's prefix."""
+    secret_key = reader.text("BILLING_STRIPE_SECRET_KEY")
+    publishable_key = reader.text("BILLING_STRIPE_PUBLISHABLE_KEY")
+    webhook_secret = reader.text("BILLING_STRIPE_WEBHOOK_SECRET")
+    api_base = (reader.text("BILLING_STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/")
+    for name, value, prefixes in (
+        ("BILLING_STRIPE_SECRET_KEY", secret_key, ("sk_", "rk_")),
+        ("BILLING_STRIPE_PUBLISHABLE_KEY", publishable_key, ("pk_",)),
+        ("BILLING_STRIPE_WEBHOOK_SECRET", webhook_secret, ("whsec_",)),
+    ):
+        if value is not None and (not value.startswith(prefixes) or any(char.isspace() for char in value)):
+            raise SettingsError(f"{name} must start with {' or '.join(prefixes)} (as Stripe's dashboard shows it)")
+    if (secret_key is None) != (publishable_key is None):
+        missing = "BILLING_STRIPE_PUBLISHABLE_KEY" if publishable_key is None else "BILLING_STRIPE_SECRET_KEY"
+        raise SettingsError(f"{missing} must be set with the other Stripe key")
+    if not api_base.startswith(("https://", "http://")) or any(char.isspace() for char in api_base):
+        raise SettingsError(f"BILLING_STRIPE_API_BASE must be an http(s) URL; got {api_base!r}")
+    return dict(stripe_secret_key=secret_key, stripe_publishable_key=publishable_key,
+                stripe_webhook_secret=webhook_secret, stripe_api_base=api_base)
 
 
 def _currency(text: str | None) -> str:

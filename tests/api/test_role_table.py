@@ -60,6 +60,9 @@ ROLE_TABLE: dict[str, tuple[str, frozenset[str]]] = {
                                 TENANT_MANAGERS),
     "removePaymentMethod": (f"mutation {{ removePaymentMethod(input: {{id: {ID}}}) {{ errors {{ code }} }} }}",
                             TENANT_MANAGERS),
+    "updateOrganization": (f"mutation {{ updateOrganization(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
+    "createSetupIntent": ('mutation { createSetupIntent(input: {gateway: "stripe"}) { errors { code } } }',
+                          TENANT_MANAGERS),
     "createBillingPortalSession": ('mutation { createBillingPortalSession(input: {returnUrl: "ftp://x"}) '
                                    "{ errors { code } } }", TENANT_MANAGERS),
     "updateBillingDetails": ('mutation { updateBillingDetails(input: {country: "??"}) { errors { code } } }',

@@ -5,6 +5,7 @@ used to be accepted silently, and the seed fields that were missing. Over HTTP o
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from sqlalchemy import select
 from strawberry import relay
@@ -20,10 +21,11 @@ from billing_graphql.db.models import (
     Plan,
     PlanFeature,
     Subscription,
+    SubscriptionAddon,
 )
 from billing_graphql.gateways.sandbox import sign_payment
-from tests.factories import count_rows, database_state, make_payment_method, make_plan
-from tests.helpers import gid
+from tests.factories import count_rows, database_state, make_addon, make_invoice, make_payment_method, make_plan
+from tests.helpers import GraphQLClient, gid
 
 
 def decode_gid(value: str) -> uuid.UUID:
@@ -224,3 +226,64 @@ async def test_razorpay_needs_its_keys_before_a_subscription_is_moved_to_it(api,
     assert await organizations_and_audit(db) == before
     async with db.read() as session:
         assert (await session.scalar(select(Subscription.payment_gateway))) == "sandbox"
+
+
+# ---- 12. seed fields that were missing -------------------------------------------------------
+
+async def test_a_payment_method_names_its_organization(api, db, keys):
+    await make_payment_method(db, keys.organization_id)
+    query = "{ paymentMethods { organization { id externalId } } }"
+    [method] = (await api.ok(query, token=keys.owner))["paymentMethods"]
+    assert method["organization"] == {"id": gid("Organization", keys.organization_id), "externalId": "acme"}
+
+
+async def test_an_attached_addon_has_its_own_id(api, db, keys):
+    await make_payment_method(db, keys.organization_id)
+    plan = await make_plan(db, monthly=299000, trial_days=14)
+    addon = await make_addon(db, name="AI", monthly=20000)
+    await api.ok(SUBSCRIBE, {"i": {"planId": gid("Plan", plan.id)}}, token=keys.owner)
+    attach = f"""mutation($i: AttachAddonInput!) {{ attachAddon(input: $i) {{
+      subscriptionAddon {{ id addonId quantity }} subscription {{ addons {{ id addonId }} }} {ERRORS} }} }}"""
+    payload = (await api.ok(attach, {"i": {"addonId": gid("Addon", addon.id), "quantity": 2}},
+                            token=keys.owner))["attachAddon"]
+    assert payload["errors"] == []
+    async with db.read() as session:
+        attached_id = await session.scalar(select(SubscriptionAddon.id))
+    assert payload["subscriptionAddon"] == {"id": gid("SubscriptionAddon", attached_id),
+                                            "addonId": gid("Addon", addon.id), "quantity": 2}
+    assert payload["subscription"]["addons"] == [{"id": gid("SubscriptionAddon", attached_id),
+                                                  "addonId": gid("Addon", addon.id)}]
+
+
+async def test_a_portal_session_without_return_url_goes_back_to_the_public_url(db, settings, keys):
+    import httpx
+    import jwt
+
+    from billing_graphql.app import create_app
+    from billing_graphql.services.billing.portal import AUDIENCE
+
+    secret = "portal-secret-for-tests-0123456789"
+    app = create_app(replace(settings, portal_secret=secret, public_url="https://billing.example"), db=db,
+                     freeze_gc=False)
+    portal = f"mutation($i: CreateBillingPortalSessionInput) {{ createBillingPortalSession(input: $i) {{ url {ERRORS} }} }}"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        for variables in ({}, {"i": {}}):
+            created = (await GraphQLClient(client, db).ok(portal, variables, token=keys.owner))[
+                "createBillingPortalSession"]
+            assert created["errors"] == []
+            token = created["url"].rsplit("/", 1)[1]
+            claims = jwt.decode(token, secret, algorithms=["HS256"], audience=AUDIENCE)
+            assert claims["ret"] == "https://billing.example"
+
+
+async def test_the_invoice_pdf_is_also_served_at_the_seed_path(api, db, keys):
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202601-000042")
+    theirs = await make_invoice(db, keys.other_organization_id, number="INV-202601-000043")
+    owner = {"authorization": f"Bearer {keys.owner}"}
+    seed = await api.client.get(f"/invoices/{invoice.id}/pdf", headers=owner)
+    dotted = await api.client.get(f"/invoices/{invoice.id}.pdf", headers=owner)
+    assert seed.status_code == 200 and seed.headers["content-type"] == "application/pdf"
+    assert seed.headers["content-disposition"] == dotted.headers["content-disposition"]
+    assert (await api.client.get(f"/invoices/{theirs.id}/pdf", headers=owner)).status_code == 404
+    assert (await api.client.get(f"/invoices/{invoice.id}/pdf")).status_code == 401
+    assert (await api.client.get(f"/invoices/{invoice.id}.pdf/pdf", headers=owner)).status_code == 404

@@ -192,6 +192,7 @@ async def test_refund_sends_the_idempotency_header_and_reads_the_status():
 async def test_charge_creates_an_order_and_a_recurring_payment():
     gateway, processor = processor_gateway(
         {
+            ("GET", "/v1/orders"): (200, {"entity": "collection", "count": 0, "items": []}),
             ("GET", "/v1/customers/cust_1"): (200, {"id": "cust_1", "email": "billing@acme.test", "contact": "+62811"}),
             ("POST", "/v1/orders"): (200, {"id": "order_9", "amount": 150000, "currency": "INR"}),
             ("POST", "/v1/payments/create/recurring"): (200, {"razorpay_payment_id": "pay_9",
@@ -201,7 +202,8 @@ async def test_charge_creates_an_order_and_a_recurring_payment():
     result = await gateway.charge(customer_id="cust_1", payment_method_token="token_1", amount=150000, currency="INR",
                                   idempotency_key="payment_1", description="INV-202601-000001")
     assert (result.outcome, result.gateway_payment_id) == (ChargeOutcome.SUCCEEDED, "pay_9")
-    recurring = processor.body(2)
+    assert processor.requests[0].url.params["receipt"] == "payment_1"  # an earlier attempt is looked for first
+    recurring = processor.body(3)
     assert (recurring["order_id"], recurring["token"], recurring["amount"]) == ("order_9", "token_1", 150000)
     assert (recurring["email"], recurring["contact"]) == ("billing@acme.test", "+62811")
 
@@ -209,6 +211,7 @@ async def test_charge_creates_an_order_and_a_recurring_payment():
 async def test_charge_decline_is_a_declined_result():
     gateway, _ = processor_gateway(
         {
+            ("GET", "/v1/orders"): (200, {"entity": "collection", "count": 0, "items": []}),
             ("GET", "/v1/customers/cust_1"): (200, {"id": "cust_1", "email": "a@b.test", "contact": "+1"}),
             ("POST", "/v1/orders"): (200, {"id": "order_9", "amount": 100, "currency": "INR"}),
             ("POST", "/v1/payments/create/recurring"): (400, {"error": {"code": "BAD_REQUEST_ERROR",

@@ -164,7 +164,7 @@ async def test_no_payment_method_is_payment_required_then_unpaid_then_recovered(
     row = await subscription(db, sub.id)
     assert (row.status, row.next_retry_at) == (SubscriptionStatus.PAST_DUE, utc(2026, 5, 9))
     failed = [e for e in await events(db, org.id) if e[0] == "invoice.payment_failed"]
-    assert [e[2]["failure_code"] for e in failed] == ["payment_required"]
+    assert [e[2]["failureCode"] for e in failed] == ["payment_required"]
     result = await bill(db, settings, utc(2026, 5, 20))  # four retries on 9, 11, 13, 15 May
     row = await subscription(db, sub.id)
     assert (row.status, row.retry_count, row.last_retry_at, row.next_retry_at) == (
@@ -188,14 +188,14 @@ async def test_no_payment_method_is_payment_required_then_unpaid_then_recovered(
 async def test_final_action_cancel(db, settings, org):
     settings = replace(settings, dunning_days=(2,), dunning_final_action="cancel")
     plan = await make_plan(db, monthly=100000, trial_days=0)
-    await make_payment_method(db, org.id, token="pm_card_insufficient_funds")
+    await make_payment_method(db, org.id)
     sub = await start(db, settings, org.id, plan, utc(2026, 5, 1))
-    assert sub.status is SubscriptionStatus.PAST_DUE  # declined at subscribe: the run starts its dunning
-    result = await bill(db, settings, utc(2026, 5, 10))
+    await replace_card(db, org.id, "pm_card_insufficient_funds")  # the renewal on Jun 1 is declined
+    result = await bill(db, settings, utc(2026, 6, 10))
     row = await subscription(db, sub.id)
-    assert (row.status, row.ended_at, row.retry_count) == (SubscriptionStatus.CANCELED, utc(2026, 5, 3), 1)
+    assert (row.status, row.ended_at, row.retry_count) == (SubscriptionStatus.CANCELED, utc(2026, 6, 3), 1)
     assert result.tally.canceled == 1
-    kinds = [(e[0], e[2].get("status")) for e in await events(db, org.id)]
+    kinds = [(e[0], e[2]["object"]["status"]) for e in await events(db, org.id)]
     assert kinds[-3:] == [("invoice.payment_failed", "OPEN"), ("subscription.updated", "UNPAID"),
                           ("subscription.canceled", "CANCELED")]
 

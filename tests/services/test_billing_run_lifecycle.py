@@ -115,7 +115,8 @@ async def test_trial_renewals_dunning_downgrade_and_cancel(db, api, keys, settin
                                      ("SEATS", "Agents above the 1 included (monthly)", 1, 25000, 25000)]
     assert (invoices[2].last_retry_at, invoices[2].paid_at) == (at(4, 1), at(4, 1))
 
-    got = [(e[0], e[1], e[2].get("number"), e[2].get("status"), e[2].get("failure_code")) for e in await events(db, org)]
+    got = [(e[0], e[1], e[2]["object"].get("invoiceNumber"), e[2]["object"]["status"], e[2].get("failureCode"))
+           for e in await events(db, org)]
     assert got == [
         ("subscription.created", T0, None, "TRIALING", None),
         ("subscription.trial_will_end", at(1, 26), None, "TRIALING", None),

@@ -105,7 +105,8 @@ async def test_finalize_opens_with_number_due_date_and_event(db):
     assert invoice.status is InvoiceStatus.OPEN
     assert invoice.finalized_at == T0 and invoice.due_date == T0
     [event] = await events(db, "invoice.created")
-    assert event.payload["number"] == invoice.number and event.payload["amount_due"] == 331890
+    shown = event.payload["object"]  # the invoice as the API shows it (issue 18, item 10)
+    assert shown["invoiceNumber"] == invoice.number and shown["amountDue"]["amount"] == "331890"
     with pytest.raises(ValueError):
         async with db.write() as session:
             row = await session.get(Invoice, invoice.id)
@@ -177,8 +178,24 @@ async def test_decline_is_a_failed_payment_not_an_exception(db, token, code):
     assert (row.status, row.amount_paid) == (InvoiceStatus.OPEN, 0)
     assert stored.status is PaymentStatus.FAILED and stored.failure_message
     [event] = await events(db, "invoice.payment_failed")
-    assert event.payload["failure_code"] == code
+    assert event.payload["failureCode"] == code and event.payload["object"]["status"] == "OPEN"
     assert await events(db, "invoice.paid") == []
+
+
+async def test_action_required_is_a_failed_payment_with_its_own_event_never_paid(db):
+    org = await organization(db)
+    await make_payment_method(db, org.id, token="pm_card_authenticationRequired")
+    invoice = await new_invoice(db, org.id, finalize=True)
+    async with db.write() as session:
+        row = await session.get(Invoice, invoice.id)
+        payment = await charge_invoice(session, row, await default_payment_method(session, org.id), SANDBOX, T0)
+    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, "authentication_required")
+    async with db.read() as session:
+        row = await session.get(Invoice, invoice.id)
+    assert (row.status, row.amount_paid, row.paid_at) == (InvoiceStatus.OPEN, 0, None)
+    [event] = await events(db, "invoice.payment_action_required")
+    assert event.payload["failure_code"] == "authentication_required"
+    assert await events(db, "invoice.paid") == [] and await events(db, "invoice.payment_failed") == []
 
 
 class FlakyProcessor:

@@ -137,7 +137,7 @@ async def test_full_refund_when_amount_is_omitted(db):
         events = (await session.scalars(select(OutboxEvent))).all()
         audit = (await session.scalars(select(AuditEvent.action))).all()
     [event] = [e for e in events if e.event_type == "refund.created"]
-    assert event.payload["amount"] == 1_110_000 and event.payload["invoice_status"] == "REFUNDED"
+    assert event.payload["object"]["amount"]["amount"] == "1110000" and event.payload["invoiceStatus"] == "REFUNDED"
     assert event.organization_id == organization.id
     assert sorted(audit) == ["invoice.refund_requested", "refund.succeeded"]
 

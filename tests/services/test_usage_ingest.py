@@ -135,7 +135,7 @@ async def test_limit_events_once_per_month_also_under_concurrency(db, org, app_s
             .order_by(OutboxEvent.event_type)
         )).all()
         markers = await session.scalar(select(func.count()).select_from(UsageLimitEvent))
-    assert sorted((kind, payload["metric"], payload["threshold"]) for kind, payload in events) == [
+    assert sorted((kind, data["object"]["metric"], data["object"]["threshold"]) for kind, data in events) == [
         ("usage.limit_approaching", "agents", 80),
         ("usage.limit_approaching", "messages", 80),
         ("usage.limit_reached", "messages", 100),

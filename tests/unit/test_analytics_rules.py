@@ -134,6 +134,21 @@ def test_months_carry_the_start_state_forward():
     assert figures.failed_payments_rate == Decimal("0.2500")
 
 
+movement_values = st.builds(Movements, *(st.integers(0, 10**7) for _ in range(7)))
+
+
+@given(st.integers(0, 10**8), st.lists(movement_values, min_size=1, max_size=24))
+def test_every_month_mrr_end_is_start_plus_new_and_expansion_minus_contraction_and_churn(start_mrr, moves):
+    span = analytics_range(date(2024, 1, 1), date(2025, 12, 31), NOW)
+    moved = {window.key: move for window, move in zip(span.months, moves)}
+    previous = start_mrr
+    for month in month_figures(span, Snapshot(mrr=start_mrr), moved, {}).months:
+        move = moved.get(month.month, Movements())
+        assert month.mrr == previous + move.new_mrr + move.expansion_mrr - move.contraction_mrr - move.churned_mrr
+        assert (month.new_mrr, month.churned_mrr) == (move.new_mrr, move.churned_mrr)
+        previous = month.mrr
+
+
 def test_no_months_no_figures():
     figures = month_figures(analytics_range(date(2026, 2, 1), date(2026, 1, 1), NOW), Snapshot(5, 5, 5), {}, {})
     assert figures.months == () and figures.failed_payments_rate == Decimal("0.0000")

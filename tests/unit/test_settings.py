@@ -55,3 +55,35 @@ def test_settings_are_frozen():
     settings = Settings.from_env({})
     with pytest.raises(AttributeError):
         settings.graphiql = False  # type: ignore[misc]
+
+
+def test_default_currency_is_idr_or_a_known_code():
+    assert Settings.from_env({}).default_currency == "IDR"
+    assert Settings.from_env({"BILLING_DEFAULT_CURRENCY": "usd"}).default_currency == "USD"
+    with pytest.raises(SettingsError, match="BILLING_DEFAULT_CURRENCY"):
+        Settings.from_env({"BILLING_DEFAULT_CURRENCY": "XYZ"})
+
+
+STRIPE_KEYS = {"BILLING_STRIPE_SECRET_KEY": "sk_test_abc", "BILLING_STRIPE_PUBLISHABLE_KEY": "pk_test_abc",
+               "BILLING_STRIPE_WEBHOOK_SECRET": "whsec_abc"}
+
+
+def test_stripe_settings_are_read_and_kept_out_of_repr():
+    settings = Settings.from_env({**STRIPE_KEYS, "BILLING_STRIPE_API_BASE": "http://127.0.0.1:8420/"})
+    assert (settings.stripe_secret_key, settings.stripe_publishable_key, settings.stripe_webhook_secret) == (
+        "sk_test_abc", "pk_test_abc", "whsec_abc")
+    assert settings.stripe_api_base == "http://127.0.0.1:8420"
+    assert "sk_test_abc" not in repr(settings) and "whsec_abc" not in repr(settings)
+    unset = Settings.from_env({})
+    assert unset.stripe_secret_key is None and unset.stripe_api_base == "https://api.stripe.com"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("BILLING_STRIPE_SECRET_KEY", "pk_test_abc"), ("BILLING_STRIPE_SECRET_KEY", "sk_test abc"),
+     ("BILLING_STRIPE_PUBLISHABLE_KEY", "sk_test_abc"), ("BILLING_STRIPE_WEBHOOK_SECRET", "secret"),
+     ("BILLING_STRIPE_API_BASE", "ftp://stripe"), ("BILLING_STRIPE_PUBLISHABLE_KEY", "")],
+)
+def test_bad_stripe_values_name_the_variable(variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({**STRIPE_KEYS, variable: value})

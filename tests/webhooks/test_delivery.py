@@ -14,7 +14,7 @@ from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelive
 from billing_graphql.jobs.webhook_delivery import WebhookWorker
 from billing_graphql.services.webhooks import deliveries, endpoints
 from billing_graphql.services.webhooks.sender import Sender
-from tests.helpers import T0
+from tests.helpers import T0, gid
 from tests.webhooks.conftest import STAFF, add_endpoint, emit
 from tests.webhooks.receiver import running_receiver
 
@@ -117,7 +117,8 @@ async def test_410_fails_the_delivery_and_disables_the_endpoint_with_an_event(db
         assert statuses == ["FAILED", "PENDING"]  # the second one waits for the endpoint to come back
         assert await worker(db, clock).run_until_idle() == 0
         (event,) = await rows(db, OutboxEvent, OutboxEvent.event_type == "webhook_endpoint.disabled")
-        assert event.organization_id == organization.id and event.payload["id"] == str(endpoint.id)
+        assert event.organization_id == organization.id and event.payload["object"]["id"] == gid("WebhookEndpoint", endpoint.id)
+        assert event.payload["object"]["enabled"] is False and "410" in event.payload["reason"]
 
 
 async def test_a_timeout_counts_as_a_failure(db, organization, clock):
@@ -254,7 +255,7 @@ async def test_send_test_webhook_reaches_only_its_endpoint(db, organization, clo
         await deliveries.send_test(db, STAFF, endpoint.id, now=clock.at)
         await worker(db, clock).run_until_idle()
         assert one.types() == ["webhook.test"] and other.received == []
-        assert json.loads(one.received[0].body)["data"]["endpoint_id"] == str(endpoint.id)
+        assert json.loads(one.received[0].body)["data"]["object"]["id"] == gid("WebhookEndpoint", endpoint.id)
 
 
 async def test_production_sends_to_the_checked_address_keeping_the_name_for_tls_and_host():

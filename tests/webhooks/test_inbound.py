@@ -124,7 +124,7 @@ async def test_razorpay_captured_event_is_applied(client, db, organization):
 
 
 async def test_unknown_gateway_is_404(client, db):
-    response = await client.post("/webhooks/stripe", content=b"{}")
+    response = await client.post("/webhooks/paypal", content=b"{}")
     assert response.status_code == 404
     assert await count_rows(db, GatewayEvent) == 0
 

@@ -321,13 +321,20 @@ def _after_flush(session: Session, _flush_context) -> None:
         session.info[NOTED] = noted
 
 
-def _before_commit(session: Session) -> None:
+def record_pending(session: Session, instant: datetime | None = None) -> None:
+    """Write the revisions the changes so far call for, now (the commit writes the rest): work
+    done step by step at several instants (the billing run) records each step at its own instant
+    (``instant``, else ``session.info["now"]``, else the wall clock, when no changed row dates it)."""
     if session.new or session.dirty or session.deleted:
         session.flush()  # what the commit would flush next, so that it is noted too
     noted = session.info.pop(NOTED, None)
     if noted:
-        now = session.info.get("now")
+        now = session.info.get("now") or instant
         record_revisions(session.connection(), noted.resolve(session, now), now or datetime.now(UTC))
+
+
+def _before_commit(session: Session) -> None:
+    record_pending(session)
 
 
 def _after_rollback(session: Session, previous_transaction) -> None:

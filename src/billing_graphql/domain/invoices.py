@@ -214,19 +214,25 @@ def build_invoice(
     account_credit: int,
 ) -> InvoiceDraft:
     """An invoice of ``lines``: totals, then account credit spent on the total (after tax)."""
+    return invoice_from_totals(lines, price(currency, lines, discount=discount, tax_rule=tax_rule),
+                               account_credit=account_credit)
+
+
+def invoice_from_totals(lines: list[LineDraft] | tuple[LineDraft, ...], totals: Totals, *,
+                        account_credit: int) -> InvoiceDraft:
+    """The invoice of ``lines`` already priced as ``totals``: account credit spent on the total."""
     if account_credit < 0:
         raise ValueError("account credit is never negative")
-    totals = price(currency, lines, discount=discount, tax_rule=tax_rule)
     if totals.is_credit or totals.subtotal < 0:
         raise ValueError("a negative subtotal is account credit, not an invoice")
     credit_applied = min(account_credit, totals.total)
     return InvoiceDraft(
-        currency=currency,
+        currency=totals.currency,
         lines=tuple(lines),
         subtotal=totals.subtotal,
         discount=totals.discount,
         tax=totals.tax,
-        tax_rule=tax_rule,
+        tax_rule=totals.tax_rule,
         total=totals.total,
         credit_applied=credit_applied,
         amount_due=totals.total - credit_applied,

@@ -45,6 +45,7 @@ INTERNAL_EVENT_PREFIX = "gateway."
 #: each type's fields). An endpoint may subscribe to these, to a family of them, or to ``*``.
 EVENT_TYPES: dict[str, str] = {
     "organization.created": "Organization",
+    "organization.updated": "Organization",
     "organization.billing_details_updated": "Organization",
     "plan.created": "Plan",
     "plan.updated": "Plan",
@@ -59,6 +60,8 @@ EVENT_TYPES: dict[str, str] = {
     "invoice.created": "Invoice",
     "invoice.paid": "Invoice",
     "invoice.payment_failed": "Invoice",
+    "invoice.payment_action_required": "Invoice",
+    "invoice.disputed": "Invoice",
     "invoice.voided": "Invoice",
     "checkout.started": "Invoice",
     "checkout.completed": "Invoice",
@@ -67,8 +70,8 @@ EVENT_TYPES: dict[str, str] = {
     "payment_method.removed": "PaymentMethod",
     "refund.created": "Refund",
     "refund.failed": "Refund",
-    "usage.limit_approaching": "UsageMetric",
-    "usage.limit_reached": "UsageMetric",
+    "usage.limit_approaching": "UsageThreshold",  # not a GraphQL type: see README
+    "usage.limit_reached": "UsageThreshold",
     "webhook_endpoint.disabled": "WebhookEndpoint",
     "webhook.test": "WebhookEndpoint",
 }

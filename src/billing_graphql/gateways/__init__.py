@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from billing_graphql.domain.errors import BillingErrorCode
     from billing_graphql.settings import Settings
 
-GATEWAY_NAMES = ("sandbox", "razorpay")
+GATEWAY_NAMES = ("sandbox", "razorpay", "stripe")
 
 __all__ = [
     "GATEWAY_NAMES",
@@ -45,6 +45,12 @@ def get_gateway(name: str, settings: Settings) -> PaymentGateway:
         from billing_graphql.gateways.razorpay import RazorpayGateway
 
         return RazorpayGateway.from_settings(settings)
+    if name == "stripe":
+        if not settings.stripe_secret_key:
+            raise GatewayError("Stripe is not configured")
+        from billing_graphql.gateways.stripe import StripeGateway
+
+        return StripeGateway.from_settings(settings)
     raise ValueError(f"Unknown payment gateway {name!r}; known: {', '.join(GATEWAY_NAMES)}.")
 
 

@@ -14,6 +14,9 @@ class GatewayError(Exception):
 class ChargeOutcome(enum.Enum):
     SUCCEEDED = "SUCCEEDED"
     DECLINED = "DECLINED"
+    # The processor wants the customer to confirm on-session (3-D Secure, SCA): no money moved;
+    # the payment is recorded as failed and the invoice stays OPEN with a payment URL.
+    ACTION_REQUIRED = "ACTION_REQUIRED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,7 @@ class ChargeResult:
     gateway_payment_id: str | None = None
     failure_code: str | None = None  # "card_declined", "insufficient_funds", "expired_card", ...
     failure_message: str | None = None
+    action_url: str | None = None  # ACTION_REQUIRED: where the customer confirms, when the processor gives one
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class Order:
     amount: int
     currency: str
     key_id: str | None = None
+    client_secret: str | None = None  # Stripe: the PaymentIntent's client secret for Stripe.js
 
 
 @dataclass(frozen=True, slots=True)

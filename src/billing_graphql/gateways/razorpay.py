@@ -18,7 +18,10 @@
   ``GET /v1/payments/{id}?expand[]=card``: its ``token_id`` (None when Razorpay kept none), the
   method and the card's network and last 4 digits.
 - Saved-token charges (renewals) use Razorpay's recurring payments: an order, then
-  ``POST /v1/payments/create/recurring`` with the customer's token. Razorpay requires the
+  ``POST /v1/payments/create/recurring`` with the customer's token. Razorpay has no idempotency
+  header for either, so the order's receipt is our idempotency key and a charge first looks for
+  an order with that receipt (``GET /v1/orders?receipt=``) and its payments: a retry after a
+  timeout finds the first attempt's payment instead of charging again. Razorpay requires the
   customer's email and contact there, read from the customer. The payment it creates is
   reported as succeeded; its later capture or failure arrives by webhook.
 
@@ -141,7 +144,8 @@ class RazorpayGateway:
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _request(
-        self, method: str, path: str, *, json: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self, method: str, path: str, *, json: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         try:
             async with httpx.AsyncClient(
@@ -150,7 +154,7 @@ class RazorpayGateway:
                 timeout=self._timeout,
                 transport=self._transport,
             ) as client:
-                response = await client.request(method, path, json=json, headers=headers)
+                response = await client.request(method, path, json=json, headers=headers, params=params)
         except httpx.HTTPError as exc:
             raise GatewayError(f"Razorpay could not be reached: {type(exc).__name__}.") from exc
         try:
@@ -241,10 +245,14 @@ class RazorpayGateway:
                 failure_code="customer_missing",
                 failure_message="Razorpay charges a saved token only for a Razorpay customer.",
             )
+        order_id, earlier = await self._earlier_attempt(idempotency_key)
+        if earlier is not None:
+            return earlier
         customer = await self._ok("GET", f"/v1/customers/{customer_id}")
-        order = await self.create_order(
-            amount=amount, currency=currency, receipt=idempotency_key, idempotency_key=idempotency_key
-        )
+        if order_id is None:
+            order_id = (await self.create_order(
+                amount=amount, currency=currency, receipt=idempotency_key, idempotency_key=idempotency_key
+            )).order_id
         status, body = await self._request(
             "POST",
             "/v1/payments/create/recurring",
@@ -253,7 +261,7 @@ class RazorpayGateway:
                 "contact": customer.get("contact") or "",
                 "amount": to_razorpay_units(amount, currency),
                 "currency": currency,
-                "order_id": order.order_id,
+                "order_id": order_id,
                 "customer_id": customer_id,
                 "token": payment_method_token,
                 "recurring": "1",
@@ -271,6 +279,33 @@ class RazorpayGateway:
                 failure_message=str(error.get("description") or "The payment was declined."),
             )
         raise GatewayError(self._error_text(status, body))
+
+    @staticmethod
+    def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
+        items = body.get("items")
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+    async def _earlier_attempt(self, idempotency_key: str) -> tuple[str | None, ChargeResult | None]:
+        """The order an earlier charge with this key made (its receipt), and that charge's result
+        when it got as far as a payment."""
+        receipt = idempotency_key[:RECEIPT_MAX_LENGTH]
+        orders = [order for order in self._items(await self._ok("GET", "/v1/orders", params={"receipt": receipt}))
+                  if order.get("receipt") == receipt and isinstance(order.get("id"), str)]
+        if not orders:
+            return None, None
+        order_id = orders[0]["id"]
+        payments = self._items(await self._ok("GET", f"/v1/orders/{order_id}/payments"))
+        for payment in payments:
+            if isinstance(payment.get("id"), str) and payment.get("status") != "failed":
+                return order_id, ChargeResult(outcome=ChargeOutcome.SUCCEEDED, gateway_payment_id=payment["id"])
+        for payment in payments:
+            if isinstance(payment.get("id"), str):
+                return order_id, ChargeResult(
+                    outcome=ChargeOutcome.DECLINED, gateway_payment_id=payment["id"],
+                    failure_code=str(payment.get("error_reason") or payment.get("error_code") or "payment_failed"),
+                    failure_message=str(payment.get("error_description") or "The payment was declined."),
+                )
+        return order_id, None
 
     async def refund(self, *, gateway_payment_id: str, amount: int, currency: str, idempotency_key: str) -> RefundResult:
         status, body = await self._request(

@@ -7,6 +7,7 @@ Outcome of a charge by payment-method token:
     pm_card_insufficient_funds,
     pm_card_chargeDeclinedInsufficientFunds                       decline: insufficient_funds
     pm_card_expired, pm_card_chargeDeclinedExpiredCard            decline: expired_card
+    pm_card_authenticationRequired                                action required (3-D Secure)
     pm_card_error                                                 GatewayError (processor fault)
     pm_card_slow                                                  succeeds after SLOW_SECONDS
     any other token                                               succeeds (like pm_card_visa)
@@ -42,6 +43,7 @@ DECLINES: dict[str, tuple[str, str]] = {
     "pm_card_expired": ("expired_card", "Your card has expired."),
     "pm_card_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
 }
+ACTION_TOKEN = "pm_card_authenticationRequired"
 ERROR_TOKEN = "pm_card_error"
 SLOW_TOKEN = "pm_card_slow"
 
@@ -81,6 +83,9 @@ class SandboxGateway:
         if decline is not None:
             code, message = decline
             return ChargeResult(ChargeOutcome.DECLINED, payment_id, failure_code=code, failure_message=message)
+        if payment_method_token == ACTION_TOKEN:
+            return ChargeResult(ChargeOutcome.ACTION_REQUIRED, payment_id, failure_code="authentication_required",
+                                failure_message="The customer must confirm this payment (3-D Secure).")
         return ChargeResult(ChargeOutcome.SUCCEEDED, payment_id)
 
     async def refund(

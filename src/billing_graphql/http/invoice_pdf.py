@@ -1,4 +1,4 @@
-"""GET /invoices/{id}.pdf: an invoice as a PDF, authorized like GraphQL."""
+"""GET /invoices/{id}.pdf (and seed 003's /invoices/{id}/pdf): an invoice as a PDF, authorized like GraphQL."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ PDF_CACHE_CONTROL = "private, max-age=3600"
 NOT_FOUND = "Invoice not found."
 
 
-def parse_pdf_name(filename: str) -> uuid.UUID:
-    """The invoice id of '<uuid>.pdf'; anything else is 404."""
-    stem, dot, suffix = filename.rpartition(".")
+def parse_pdf_name(filename: str, *, nested: bool = False) -> uuid.UUID:
+    """The invoice id of '<uuid>.pdf', or of '<uuid>' under ``/invoices/<uuid>/pdf`` (``nested``);
+    anything else is 404."""
+    stem, dot, suffix = (filename, ".", "pdf") if nested else filename.rpartition(".")
     if not dot or suffix != "pdf":
         raise NotFoundException(detail=NOT_FOUND)
     try:
@@ -46,11 +47,11 @@ async def pdf_response(request: Request[Any, Any, Any], document: InvoiceDocumen
     )
 
 
-@get("/invoices/{filename:str}", name="invoice_pdf")
+@get(["/invoices/{filename:str}", "/invoices/{filename:str}/pdf"], name="invoice_pdf")
 async def invoice_pdf(request: Request[Any, Any, Any], filename: str) -> Response[bytes]:
     now = await request_now(request)
     actor = await require_actor(request, now)
-    invoice_id = parse_pdf_name(filename)
+    invoice_id = parse_pdf_name(filename, nested=request.url.path.endswith("/pdf"))
     try:
         document = await load_invoice_document(
             app_db(request), invoice_id=invoice_id, organization_id=organization_scope(actor)

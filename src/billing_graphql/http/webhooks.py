@@ -3,6 +3,9 @@
 - ``razorpay``: ``X-Razorpay-Signature`` (hex HMAC-SHA256 of the body with
   BILLING_RAZORPAY_WEBHOOK_SECRET); the event id is ``X-Razorpay-Event-Id`` (or, when absent,
   a hash of the body). Razorpay's scheme has no timestamp.
+- ``stripe``: ``Stripe-Signature`` checked by ``stripe.Webhook.construct_event`` with
+  BILLING_STRIPE_WEBHOOK_SECRET (timestamps at most 300 s old); the event id is the event's ``id``.
+  An event type the gateway does not handle is a 400 too.
 - ``sandbox``: Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
   with BILLING_SANDBOX_WEBHOOK_SECRET, timestamps at most 300 s off.
 
@@ -17,6 +20,7 @@ time). A gateway added to ``VERIFIERS`` gets the same reading of its bodies.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +38,12 @@ from billing_graphql.services.payments.gateway_webhooks import (
     apply_gateway_event,
     parse_razorpay,
     parse_sandbox,
+    parse_stripe,
 )
 from billing_graphql.settings import Settings
 
 MAX_EVENT_ID = 200
+STRIPE_EVENT_ID = re.compile(r"^evt_[A-Za-z0-9_]{1,190}$")
 
 
 def _answer(status: int, detail: str) -> Response[dict[str, Any]]:
@@ -75,7 +81,34 @@ def _sandbox(settings: Settings, body: bytes, headers: dict[str, str]) -> Verifi
     return Verified(event_id=event_id, parse=parse_sandbox)
 
 
-VERIFIERS = {"razorpay": _razorpay, "sandbox": _sandbox}
+def _stripe(settings: Settings, body: bytes, headers: dict[str, str]) -> Verified:
+    import stripe
+
+    from billing_graphql.gateways.stripe import construct_event
+
+    if not settings.stripe_webhook_secret:
+        return Verified(503, "Stripe webhooks are not configured (BILLING_STRIPE_WEBHOOK_SECRET).")
+    if not headers.get("stripe-signature"):
+        return Verified(400, "Missing Stripe-Signature header.")
+    try:
+        event = construct_event(body, headers["stripe-signature"], settings.stripe_webhook_secret)
+    except stripe.SignatureVerificationError as exc:
+        reason = "a timestamp more than 300 s old" if "tolerance" in str(exc) else "a wrong signature"
+        return Verified(400, f"Invalid Stripe-Signature ({reason}).")
+    except (ValueError, RecursionError, TypeError, AttributeError, KeyError):
+        # construct_event parses with json.loads; the shared reading (read_json_body) says why.
+        try:
+            read_json_body(body)
+        except BodyRefused as exc:
+            return Verified(400, str(exc))
+        return Verified(400, "The body is not a Stripe event.")
+    event_id = getattr(event, "id", None)
+    if not isinstance(event_id, str) or not STRIPE_EVENT_ID.match(event_id):
+        return Verified(400, "The Stripe event has no valid id.")
+    return Verified(event_id=event_id, parse=parse_stripe)
+
+
+VERIFIERS = {"razorpay": _razorpay, "sandbox": _sandbox, "stripe": _stripe}
 
 
 @post("/webhooks/{gateway:str}", name="gateway_webhook", opt={"exclude_from_rate_limit": True})
@@ -95,5 +128,15 @@ async def gateway_webhook(request: Request[Any, Any, Any], gateway: str) -> Resp
         event = verified.parse(read_json_body(body), event_id)
     except (BodyRefused, InvalidEvent) as exc:
         return _answer(400, str(exc))
-    applied = await apply_gateway_event(app_db(request), event, await request_now(request))
+    if gateway == "stripe":
+        from billing_graphql.gateways.base import GatewayError
+        from billing_graphql.services.payments.stripe_methods import apply_stripe_event
+
+        try:
+            applied = await apply_stripe_event(app_db(request), request.app.state.gateways, event,
+                                               await request_now(request))
+        except GatewayError:
+            return _answer(503, "Stripe could not be asked about this event's objects; deliver it again later.")
+    else:
+        applied = await apply_gateway_event(app_db(request), event, await request_now(request))
     return Response({"received": True, "duplicate": applied.duplicate, "result": applied.result}, status_code=200)

@@ -158,11 +158,12 @@ class MoneyMove:
             return None
         return idempotency.derived_id(self.scope_id, self.operation, self.key, purpose)
 
-    def record(self, action: str, object_type: str, object_id: uuid.UUID | str, *,
+    def record(self, action: str, object_type: str, object_id: uuid.UUID | str, *, subject: Any,
                before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
-        """An audit row and the outbox event named ``action`` (its payload: ``after``, else ``before``)."""
+        """An audit row and the outbox event named ``action`` (``subject``, the row, as the API shows it)."""
         record_change(self.session, actor=self.actor, action=action, object_type=object_type, object_id=object_id,
-                      organization_id=self.organization_id, now=self.now, before=before, after=after)
+                      organization_id=self.organization_id, now=self.now, before=before, after=after,
+                      subject=subject)
 
     def audit(self, action: str, object_type: str, object_id: uuid.UUID | str, *,
               before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,

@@ -76,6 +76,7 @@ class Payment(Base):
     failure_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    disputed_at: Mapped[datetime | None]  # the processor reported a dispute (chargeback)
 
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),

@@ -16,7 +16,8 @@ from billing_graphql.services.billing import portal
 
 @strawberry.input
 class CreateBillingPortalSessionInput:
-    return_url: str = strawberry.field(description="Where the portal's back link goes (http or https).")
+    return_url: str | None = strawberry.field(
+        default=None, description="Where the portal's back link goes (http or https); default BILLING_PUBLIC_URL.")
 
 
 @strawberry.type
@@ -30,12 +31,13 @@ class CreateBillingPortalSessionPayload:
 class Mutation:
     @strawberry.mutation(extensions=allow(DomainRole.OWNER, DomainRole.ADMIN))
     async def create_billing_portal_session(
-        self, info: Info, input: CreateBillingPortalSessionInput
+        self, info: Info, input: CreateBillingPortalSessionInput | None = None
     ) -> CreateBillingPortalSessionPayload | None:
         context = info.context
         session, errors = await attempt(
             portal.create_portal_session(
-                context.db, context.actor, return_url=input.return_url, settings=context.settings, now=context.now
+                context.db, context.actor, return_url=input.return_url if input else None, settings=context.settings,
+                now=context.now,
             )
         )
         if session is None:

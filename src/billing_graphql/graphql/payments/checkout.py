@@ -31,6 +31,9 @@ class StartCheckoutPayload:
     gateway: str | None = None
     order_id: str | None = strawberry.field(default=None, description="The gateway's order for the client SDK.")
     key_id: str | None = strawberry.field(default=None, description="The gateway's public key id for the client SDK.")
+    client_secret: str | None = strawberry.field(
+        default=None, description="Stripe: the PaymentIntent's client secret for Stripe.js (confirmCardPayment); "
+                                  "its payment_intent.succeeded event completes the checkout.")
     amount: Money | None = strawberry.field(default=None, description="What the order collects: the amount due.")
     currency: str | None = None
     invoice: InvoiceType | None = strawberry.field(default=None, description="The first invoice, OPEN until paid.")
@@ -74,7 +77,7 @@ class Mutation:
             return StartCheckoutPayload(errors=errors)
         return StartCheckoutPayload(
             gateway=started.gateway, order_id=started.order_id, key_id=started.key_id,
-            amount=Money.of(started.amount, started.currency), currency=started.currency,
+            client_secret=started.order.client_secret, amount=Money.of(started.amount, started.currency), currency=started.currency,
             invoice=InvoiceType.from_row(started.invoice),
         )
 

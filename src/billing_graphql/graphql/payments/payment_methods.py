@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from billing_graphql.domain.errors import validation
 from billing_graphql.domain.roles import TENANT_MANAGERS
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import allow
@@ -11,14 +12,17 @@ from billing_graphql.graphql.ids import decode_global_id
 from billing_graphql.graphql.inputs import spec_from_input
 from billing_graphql.graphql.payloads import node_payload
 from billing_graphql.graphql.payments.types import PaymentMethodKind, PaymentMethodNode
-from billing_graphql.services.payments import payment_methods
+from billing_graphql.graphql.common import attempt
+from billing_graphql.graphql.errors import BillingError
+from billing_graphql.services.payments import payment_methods, stripe_methods
 
 
 @strawberry.input
 class AddPaymentMethodInput:
-    gateway: str = strawberry.field(default="sandbox", description="sandbox or razorpay.")
+    gateway: str = strawberry.field(default="sandbox", description="sandbox, razorpay or stripe.")
     gateway_payment_method_id: str = strawberry.field(
-        description="The token the processor returned. Never a card number (refused)."
+        description="The token the processor returned (Stripe: a PaymentMethod id, pm_...; its brand, last 4 and "
+                    "expiry are read from Stripe). Never a card number (refused)."
     )
     type: PaymentMethodKind
     label: str = ""
@@ -47,6 +51,19 @@ class RemovePaymentMethodInput:
     id: strawberry.ID
 
 
+@strawberry.input
+class CreateSetupIntentInput:
+    gateway: str = strawberry.field(default="stripe", description="stripe (the only processor with SetupIntents).")
+
+
+@strawberry.type
+class CreateSetupIntentPayload:
+    client_secret: str | None = strawberry.field(
+        default=None, description="The SetupIntent's client secret for Stripe.js (confirmCardSetup / Elements).")
+    publishable_key: str | None = strawberry.field(default=None, description="Stripe's publishable key for Stripe.js.")
+    errors: list[BillingError] = strawberry.field(default_factory=list)
+
+
 RemovePaymentMethodPayload = node_payload("RemovePaymentMethodPayload", "removed_payment_method_id", strawberry.ID)
 
 
@@ -68,8 +85,26 @@ class Mutation:
         context = info.context
         data = spec_from_input(payment_methods.NewPaymentMethod, input)
         return await AddPaymentMethodPayload.of(
-            payment_methods.add_payment_method(context.db, context.actor, data, now=context.now)
+            stripe_methods.add_payment_method(context.db, context.gateways, context.actor, data, now=context.now)
         )
+
+    @strawberry.mutation(
+        extensions=allow(*TENANT_MANAGERS),
+        description="Start saving a card with Stripe.js: a SetupIntent for your organization's Stripe customer. "
+                    "Once Stripe confirms it, the card is saved (default when it is the first).",
+    )
+    async def create_setup_intent(self, info: Info, input: CreateSetupIntentInput) -> CreateSetupIntentPayload | None:
+        context = info.context
+
+        async def run():
+            if input.gateway.strip().lower() != "stripe":
+                raise validation("Only stripe has SetupIntents.", "gateway")
+            return await stripe_methods.create_setup_intent(context.db, context.gateways, context.actor)
+
+        result, errors = await attempt(run)
+        if errors:
+            return CreateSetupIntentPayload(errors=errors)
+        return CreateSetupIntentPayload(client_secret=result.client_secret, publishable_key=result.publishable_key)
 
     @strawberry.mutation(extensions=allow(*TENANT_MANAGERS))
     async def set_default_payment_method(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from billing_graphql.db.models import PaymentMethodType as DomainPaymentMethodTy
 from billing_graphql.domain.roles import MANAGERS
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.common import from_row, load_nodes
+from billing_graphql.graphql.platform.types import OrganizationType
 
 PaymentMethodKind = strawberry.enum(DomainPaymentMethodType, name="PaymentMethodType")
 
@@ -34,10 +36,19 @@ class PaymentMethodNode(relay.Node):
     exp_year: int | None
     is_default: bool = strawberry.field(description="Charged for renewals; exactly one per organization.")
     created_at: datetime
+    organization_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="The organization it belongs to (null where the caller may not see it).")
+    async def organization(self, info: Info) -> OrganizationType | None:
+        actor = info.context.actor
+        if actor is None or not actor.may_see(self.organization_id):
+            return None
+        row = await info.context.loaders.organization_by_id.load(self.organization_id)
+        return OrganizationType.from_row(row) if row else None
 
     @classmethod
     def from_row(cls, row: PaymentMethodRow) -> PaymentMethodNode:
-        return from_row(cls, row)
+        return from_row(cls, row, organization_id=row.organization_id)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

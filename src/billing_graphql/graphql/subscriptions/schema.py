@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
+from strawberry import relay
 
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
@@ -30,7 +31,9 @@ from billing_graphql.graphql.subscriptions.types import (
     ChangeEffective,
     SubscriptionConnection,
     SubscriptionStatus,
+    SubscriptionAddon,
     SubscriptionType,
+    subscription_addons,
 )
 from billing_graphql.services.subscriptions import plan_changes
 from billing_graphql.services.subscriptions import lifecycle as subscriptions
@@ -120,6 +123,8 @@ class DetachAddonInput:
 @strawberry.type
 class AddonChangePayload:
     subscription: SubscriptionType | None = None
+    subscription_addon: SubscriptionAddon | None = strawberry.field(
+        default=None, description="The attachment as it is after the change (null once detached).")
     invoice: InvoiceType | None = None
     credit_added: Money | None = None
     errors: list[BillingError] = strawberry.field(default_factory=list)
@@ -245,7 +250,12 @@ class Mutation:
             addon_id=_addon_id(input.addon_id), quantity=input.quantity,
             idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
         ))
-        return _addon_payload(result, errors)
+        payload = _addon_payload(result, errors)
+        if result is not None:
+            addon_gid = strawberry.ID(relay.to_base64("Addon", _addon_id(input.addon_id)))
+            attached = await subscription_addons(info, result.subscription)
+            payload.subscription_addon = next((item for item in attached if item.addon_id == addon_gid), None)
+        return payload
 
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Detach an add-on; its unused part becomes credit.")
     async def detach_addon(self, info: Info, input: DetachAddonInput) -> AddonChangePayload | None:

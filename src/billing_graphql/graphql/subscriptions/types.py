@@ -34,6 +34,7 @@ ChangeEffective = strawberry.enum(
 
 @strawberry.type(description="An add-on attached to a subscription.")
 class SubscriptionAddon:
+    id: strawberry.ID = strawberry.field(description="The attachment's own global id (SubscriptionAddon).")
     addon_id: strawberry.ID
     name: str
     slug: str
@@ -99,11 +100,13 @@ async def billable_agents(info: Info, row: SubscriptionRow) -> int:
     return billed_agents(await info.context.loaders.agents_by_organization.load(row.organization_id), row.agent_count)
 
 
-async def _addons(root: SubscriptionType, info: Info) -> list[SubscriptionAddon]:
-    rows = await info.context.loaders.addons_by_subscription.load(root.row.id)
-    period, agents = root.row.billing_period, await billable_agents(info, root.row)
+async def subscription_addons(info: Info, subscription: SubscriptionRow) -> list[SubscriptionAddon]:
+    """The add-ons attached to ``subscription``, priced at its period and billable agent count."""
+    rows = await info.context.loaders.addons_by_subscription.load(subscription.id)
+    period, agents = subscription.billing_period, await billable_agents(info, subscription)
     return [
         SubscriptionAddon(
+            id=strawberry.ID(relay.to_base64("SubscriptionAddon", attached.id)),
             addon_id=strawberry.ID(relay.to_base64("Addon", addon.id)),
             name=addon.name,
             slug=addon.slug,
@@ -115,6 +118,10 @@ async def _addons(root: SubscriptionType, info: Info) -> list[SubscriptionAddon]
         )
         for attached, addon in rows
     ]
+
+
+async def _addons(root: SubscriptionType, info: Info) -> list[SubscriptionAddon]:
+    return await subscription_addons(info, root.row)
 
 
 async def _coupon(root: SubscriptionType, info: Info) -> AppliedCoupon | None:

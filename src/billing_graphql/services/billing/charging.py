@@ -28,6 +28,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found
 from billing_graphql.domain.invoices import InvoiceDraft
+from billing_graphql.domain.plan_change import payment_required
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus, transition
 from billing_graphql.gateways.base import ChargeOutcome, GatewayError, PaymentGateway
 from billing_graphql.services.billing.invoicing import amount_due, create_invoice, finalize_invoice, invoice_event_payload
@@ -171,12 +172,18 @@ async def _call_gateway(
         payment.failure_message = None
         mark_paid(session, invoice, payment.amount, now)
         return
+    # DECLINED and ACTION_REQUIRED alike: no money moved, the payment failed, the invoice stays OPEN.
     payment.status = PaymentStatus.FAILED
     payment.failure_code = result.failure_code or "declined"
     payment.failure_message = result.failure_message or "The payment was declined."
     invoice.updated_at = now
+    action_required = result.outcome is ChargeOutcome.ACTION_REQUIRED
+    if action_required:
+        invoice.payment_url = result.action_url or invoice.payment_url
     emit_event(
-        session, event_type="invoice.payment_failed", organization_id=invoice.organization_id,
+        session,
+        event_type="invoice.payment_action_required" if action_required else "invoice.payment_failed",
+        organization_id=invoice.organization_id,
         payload=invoice_event_payload(invoice, payment_id=payment.id, failure_code=payment.failure_code,
                                       failure_message=payment.failure_message),
         now=now,
@@ -218,11 +225,7 @@ async def payment_method_for(
 
 def require_payment_method(draft: InvoiceDraft, method: PaymentMethod | None) -> None:
     if draft.amount_due > 0 and method is None:
-        raise BillingError(
-            BillingErrorCode.PAYMENT_REQUIRED,
-            "A default payment method is needed to pay for this; add one first.",
-            field="paymentMethodId",
-        )
+        raise payment_required()
 
 
 async def bill_subscription(

@@ -42,6 +42,7 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_fo
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus, transition
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
+from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.billing.charging import charge_invoice, payment_error, payment_method_for, reconcile_payment
 from billing_graphql.services.billing.invoicing import amount_due
 from billing_graphql.services.subscriptions.results import subscription_snapshot
@@ -193,8 +194,8 @@ async def recover_subscription(session: AsyncSession, actor: Actor | None, subsc
     subscription.next_retry_at = None
     subscription.updated_at = now
     emit_event(session, event_type="subscription.updated", organization_id=subscription.organization_id,
-               payload={"subscription_id": subscription.id, **subscription_snapshot(subscription),
-                        "previous": before, "invoice_id": invoice.id}, now=now)
+               payload=event_data("Subscription", subscription, before=before, ids={"invoice_id": "Invoice"},
+                                  invoice_id=invoice.id), now=now)
     record_audit(session, actor=actor, action="subscription.recovered", object_type="Subscription",
                  object_id=subscription.id, organization_id=subscription.organization_id, now=now, before=before,
                  after=subscription_snapshot(subscription, "retry_count"))

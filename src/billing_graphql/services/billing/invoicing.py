@@ -34,6 +34,7 @@ from billing_graphql.domain.tax import TaxRule
 from billing_graphql.services.billing.credit import available_credit
 from billing_graphql.services.platform.audit import emit_event
 from billing_graphql.services.platform.billing_details import copy_billing_details
+from billing_graphql.services.webhooks.objects import event_data
 
 
 async def tax_rule_for(session: AsyncSession, currency: str, at: datetime) -> TaxRule | None:
@@ -172,19 +173,9 @@ def amount_due(invoice: Invoice) -> int:
 
 
 def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object]:
-    return {
-        "invoice_id": invoice.id,
-        "number": invoice.number,
-        "subscription_id": invoice.subscription_id,
-        "status": invoice.status,
-        "billing_reason": invoice.billing_reason,
-        "currency": invoice.currency,
-        "total": invoice.total,
-        "credit_applied": invoice.credit_applied,
-        "amount_paid": invoice.amount_paid,
-        "amount_due": amount_due(invoice),
-        **extra,
-    }
+    """An invoice event's data: the invoice as the API shows it, and ``extra`` (``payment_id``, a
+    decline's ``failure_code`` and ``failure_message``, a void's ``reason``)."""
+    return event_data("Invoice", invoice, ids={"payment_id": "Payment"}, **extra)
 
 
 # ---- reads ----------------------------------------------------------------------------------

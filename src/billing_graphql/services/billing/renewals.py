@@ -28,6 +28,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_graphql.db import mrr_history
 from billing_graphql.db.models import (
     BillingReason,
     Coupon,
@@ -170,12 +171,13 @@ async def advance_subscription(uow: MoneyMove, subscription: Subscription, now: 
         with uow.at(step.at):
             if step.step is Step.TRIAL_WILL_END:
                 subscription.trial_will_end_sent_at = step.at
-                uow.emit("subscription.trial_will_end",
-                         {**subscription_payload(subscription), "trial_ends_at": subscription.trial_ends_at})
+                uow.emit("subscription.trial_will_end", subscription_payload(subscription))
             elif step.step is Step.DUNNING_RETRY:
                 await dunning.retry(uow, subscription, config, tally)
             else:
                 await end_period(uow, subscription, config, tally, trial_end=step.step is Step.TRIAL_END)
+        # The MRR history of this step, dated at its instant (not at the run's last step's).
+        await uow.session.run_sync(mrr_history.record_pending, step.at)
     raise RuntimeError(f"subscription {subscription.id} still has steps due after {MAX_STEPS}")
 
 

@@ -18,6 +18,7 @@ from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS
 from billing_graphql.services.unit_of_work import MoneyMove
+from billing_graphql.services.webhooks.objects import event_data
 
 IDS = uuid.UUID("5b0e7d0c-2f64-4d8e-9a43-0c1f3a7e9d10")  # namespace of ids derived by the run
 
@@ -70,10 +71,8 @@ def due_state(subscription: Subscription) -> DueState:
 
 
 def subscription_payload(subscription: Subscription, before: dict[str, object] | None = None) -> dict[str, object]:
-    payload: dict[str, object] = {"subscription_id": subscription.id, **snapshot(subscription, *SUBSCRIPTION_FIELDS)}
-    if before is not None:
-        payload["previous"] = before
-    return payload
+    """A subscription event's data: the subscription as the API shows it (and what changed)."""
+    return event_data("Subscription", subscription, before=before)
 
 
 def move(uow: MoneyMove, subscription: Subscription, target: SubscriptionStatus) -> None:

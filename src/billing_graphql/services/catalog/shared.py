@@ -31,7 +31,7 @@ def record_catalog_change(session: AsyncSession, actor: Actor | None, action: st
     """The audit row and outbox event of a change to a catalog row (``Plan``, ``Addon``,
     ``Coupon``: its class names the object type); the catalog belongs to no organization."""
     record_change(session, actor=actor, action=action, object_type=type(row).__name__, object_id=row.id,
-                  organization_id=None, now=now, before=before, after=after)
+                  organization_id=None, now=now, before=before, after=after, subject=row)
 
 
 def patch_of(spec: type, name: str, doc: str) -> type:

@@ -74,6 +74,7 @@ from billing_graphql.domain.periods import period_at
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayError, GatewayRegistry, Order, PaymentGateway, SavedMethod
 from billing_graphql.services.payments.payment_methods import keep_checkout_method
+from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.billing.charging import mark_paid, payment_key
 from billing_graphql.services.billing.credit import add_account_credit
@@ -203,10 +204,9 @@ async def start_checkout(
                                    f"The {name} gateway created an order for another amount.", field="gateway")
             invoice.gateway_order_id = order.order_id
             await session.flush()
-            uow.emit("checkout.started", {"checkout_id": checkout.id, "invoice_id": invoice.id,
-                                          "order_id": order.order_id, "gateway": name, "plan_id": plan.id,
-                                          "billing_period": billing_period, "amount": due,
-                                          "currency": invoice.currency})
+            uow.emit("checkout.started", event_data("Invoice", invoice, ids={"plan_id": "Plan"},
+                                                    order_id=order.order_id, gateway=name, plan_id=plan.id,
+                                                    billing_period=billing_period))
             uow.audit("checkout.started", "Invoice", invoice.id,
                       after={"checkout_id": str(checkout.id), "order_id": order.order_id, "gateway": name,
                              "plan_id": str(plan.id), "billing_period": billing_period.value,
@@ -278,6 +278,7 @@ async def confirm_checkout(
     idempotency_key: str | None,
     gateways: GatewayRegistry,
     now: datetime,
+    verified_event: bool = False,
 ) -> CheckoutResult:
     """Verify the gateway's signature, then record the payment and start the subscription ACTIVE.
 
@@ -298,7 +299,9 @@ async def confirm_checkout(
         raise not_found("Checkout order", "orderId")
     checkout_id, organization_id, gateway_name = found
     processor = gateways.require(gateway_name, "orderId", code=BillingErrorCode.VALIDATION)
-    if not processor.verify_payment_signature(order_id=order_id, payment_id=payment_id, signature=signature or ""):
+    # A processor's signed event (Stripe's payment_intent.succeeded) stands for the client's signature.
+    if not verified_event and not processor.verify_payment_signature(order_id=order_id, payment_id=payment_id,
+                                                                     signature=signature or ""):
         raise BillingError(BillingErrorCode.INVALID_SIGNATURE,
                            "The payment signature does not match this order and payment.", field="signature")
 
@@ -399,9 +402,8 @@ async def _complete(uow: MoneyMove, checkout: CheckoutSession, order_id: str, ga
     checkout.updated_at = now
     announce_subscription(session, uow.actor, subscription, action="subscription.created",
                           event="subscription.created", now=now, reason=f"checkout {order_id}")
-    uow.emit("checkout.completed", {"checkout_id": checkout.id, "order_id": order_id,
-                                    "gateway_payment_id": gateway_payment_id, "invoice_id": invoice.id,
-                                    "subscription_id": subscription.id, "amount": due, "currency": invoice.currency})
+    uow.emit("checkout.completed", event_data("Invoice", invoice, ids={"payment_id": "Payment"}, order_id=order_id,
+                                              gateway_payment_id=gateway_payment_id, payment_id=payment.id))
     uow.audit("checkout.confirmed", "Invoice", invoice.id,
               after={"order_id": order_id, "gateway_payment_id": gateway_payment_id, "payment_id": str(payment.id),
                      "subscription_id": str(subscription.id), "coupon_code": checkout.coupon_code,

@@ -25,18 +25,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database, lock_organization
-from billing_graphql.db.models import GatewayEvent, Invoice, Payment, PaymentStatus, Refund, Subscription
+from billing_graphql.db.models import (
+    GatewayEvent,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Refund,
+    Subscription,
+)
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.services.billing.invoice_payments import recover_subscription
 from billing_graphql.services.billing.charging import mark_paid
 from billing_graphql.services.billing.invoicing import invoice_event_payload
 from billing_graphql.services.payments.refunds import refund_event_payload
-from billing_graphql.services.platform.audit import emit_event, record_audit
+from billing_graphql.services.payments.payment_methods import _AUDIT_FIELDS
+from billing_graphql.services.platform.audit import emit_event, record_audit, record_change, snapshot
 
 EVENT_NAME = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
 MAX_EVENT_NAME = 80
 MAX_REFERENCE = 200
 CAPTURED, FAILED, REFUND_PROCESSED = "payment.captured", "payment.failed", "refund.processed"
+AUTHENTICATION_REQUIRED = "authentication_required"
+CARD_SAVED, CARD_DETACHED, DISPUTED = "payment_method.saved", "payment_method.detached", "payment.disputed"
 
 
 class InvalidEvent(ValueError):
@@ -53,16 +64,29 @@ class InboundEvent:
     refund_reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
+    action: str | None = None  # what to do, when the processor's event name is not ours (Stripe)
+    customer_reference: str | None = None
+    payment_method_reference: str | None = None
+    applied: str | None = None  # the outcome, when applying it needed the processor (recorded as is)
 
 
 def _text(value: Any, limit: int = MAX_REFERENCE) -> str | None:
-    if isinstance(value, str) and value and len(value) <= limit and "\x00" not in value:
+    if isinstance(value, str) and value and len(value) <= limit and "\x00" not in value and _encodable(value):
         return value
     return None
 
 
+def _encodable(value: str) -> bool:
+    """Not a lone surrogate (valid JSON, yet no database takes it)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _event_type(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > MAX_EVENT_NAME or not EVENT_NAME.match(value):
+    if not isinstance(value, str) or not value.isascii() or len(value) > MAX_EVENT_NAME or not EVENT_NAME.match(value):
         raise InvalidEvent("The body has no valid event type.")
     return value
 
@@ -105,10 +129,68 @@ def parse_sandbox(payload: Any, event_id: str) -> InboundEvent:
     )
 
 
+# Stripe's events we act on, and what each means here.
+STRIPE_ACTIONS = {
+    "payment_intent.succeeded": CAPTURED,
+    "payment_intent.payment_failed": FAILED,
+    "charge.refunded": REFUND_PROCESSED,
+    "refund.updated": REFUND_PROCESSED,
+    "setup_intent.succeeded": CARD_SAVED,
+    "payment_method.detached": CARD_DETACHED,
+    "charge.dispute.created": DISPUTED,
+}
+
+
+def parse_stripe(payload: Any, event_id: str) -> InboundEvent:
+    """Stripe: ``{"id": "evt_...", "type": "payment_intent.succeeded", "data": {"object": {...}}}``;
+    a type we do not act on is refused (400), as the issue asks."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        raise InvalidEvent("The body is not a Stripe event object.")
+    event_type = _event_type(payload.get("type"))
+    action = STRIPE_ACTIONS.get(event_type)
+    if action is None:
+        raise InvalidEvent(f"Stripe event type {event_type!r} is not one this gateway handles.")
+    obj = payload["data"].get("object")
+    if not isinstance(obj, dict):
+        raise InvalidEvent("The Stripe event has no data.object.")
+    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    error = obj.get("last_payment_error") if isinstance(obj.get("last_payment_error"), dict) else {}
+    refund_reference = None
+    payment_reference = _text(obj.get("id")) if event_type.startswith("payment_intent.") else None
+    if event_type == "refund.updated":
+        refund_reference = _text(obj.get("id"))
+        payment_reference = _text(obj.get("payment_intent"))
+    elif event_type == "charge.refunded":
+        refunds = obj.get("refunds") if isinstance(obj.get("refunds"), dict) else {}
+        listed = refunds.get("data") if isinstance(refunds.get("data"), list) else []
+        refund_reference = next((_text(item.get("id")) for item in listed if isinstance(item, dict)), None)
+        payment_reference = _text(obj.get("payment_intent"))
+    if event_type == "refund.updated" and obj.get("status") != "succeeded":
+        action = f"ignored: refund {str(obj.get('status'))[:20]}"
+    payment_method = _text(obj.get("id")) if event_type == "payment_method.detached" else _text(obj.get("payment_method"))
+    if event_type == "charge.dispute.created":
+        payment_reference = _text(obj.get("payment_intent"))
+        error = {"code": _text(obj.get("reason"), 64), "message": f"Disputed: {_text(obj.get('reason'), 64)}"}
+    return InboundEvent(
+        gateway="stripe", event_id=event_id, event_type=event_type, action=action,
+        payment_reference=payment_reference, payment_key=_text(metadata.get("idempotency_key"), 100),
+        refund_reference=refund_reference,
+        failure_code=_text(error.get("decline_code"), 64) or _text(error.get("code"), 64),
+        failure_message=_text(error.get("message"), 1000),
+        customer_reference=_text(obj.get("customer")), payment_method_reference=payment_method,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     duplicate: bool
     result: str
+
+
+async def already_recorded(db: Database, event: InboundEvent) -> bool:
+    async with db.read() as session:
+        return await session.scalar(select(GatewayEvent.id).where(
+            GatewayEvent.gateway == event.gateway, GatewayEvent.event_id == event.event_id)) is not None
 
 
 async def apply_gateway_event(db: Database, event: InboundEvent, now: datetime) -> Applied:
@@ -133,8 +215,16 @@ async def apply_gateway_event(db: Database, event: InboundEvent, now: datetime) 
     return Applied(False, result)
 
 
+def _action(event: InboundEvent) -> str:
+    return event.action or event.event_type
+
+
 async def _organization_of(session: AsyncSession, event: InboundEvent) -> uuid.UUID | None:
-    if event.event_type == REFUND_PROCESSED and event.refund_reference:
+    if _action(event) == CARD_DETACHED:
+        return await session.scalar(select(PaymentMethod.organization_id).where(
+            PaymentMethod.gateway == event.gateway,
+            PaymentMethod.gateway_payment_method_id == event.payment_method_reference).limit(1))
+    if _action(event) == REFUND_PROCESSED and event.refund_reference:
         return await session.scalar(select(Refund.organization_id).where(
             Refund.gateway == event.gateway, Refund.gateway_refund_id == event.refund_reference))
     payment = _payment_match(event)
@@ -154,25 +244,39 @@ def _payment_match(event: InboundEvent):
     return (Payment.gateway == event.gateway) & or_(*conditions)
 
 
-async def _apply(session: AsyncSession, event: InboundEvent, now: datetime) -> str:
-    if event.event_type == REFUND_PROCESSED:
-        return await _refund_processed(session, event, now)
-    if event.event_type not in (CAPTURED, FAILED):
-        return f"ignored: {event.event_type} is not acted on"
+async def _event_payment(session: AsyncSession, event: InboundEvent) -> Payment | None:
     match = _payment_match(event)
-    payment = await session.scalar(
-        select(Payment).where(match).execution_options(populate_existing=True).limit(1)
-    ) if match is not None else None
+    if match is None:
+        return None
+    return await session.scalar(select(Payment).where(match).execution_options(populate_existing=True).limit(1))
+
+
+async def _apply(session: AsyncSession, event: InboundEvent, now: datetime) -> str:
+    action = _action(event)
+    if event.applied is not None:
+        return event.applied
+    if action == REFUND_PROCESSED:
+        return await _refund_processed(session, event, now)
+    if action == CARD_DETACHED:
+        return await _card_detached(session, event, now)
+    if action == DISPUTED:
+        return await _disputed(session, event, now)
+    if action not in (CAPTURED, FAILED):
+        return action if action.startswith("ignored") else f"ignored: {event.event_type} is not acted on"
+    payment = await _event_payment(session, event)
     if payment is None:
         return "ignored: no such payment"
-    if payment.status is not PaymentStatus.PENDING:
+    confirmed_later = (action == CAPTURED and payment.status is PaymentStatus.FAILED
+                       and payment.failure_code == AUTHENTICATION_REQUIRED)
+    if payment.status is not PaymentStatus.PENDING and not confirmed_later:
         return f"ignored: payment already {payment.status.value}"
     invoice = await session.scalar(
         select(Invoice).where(Invoice.id == payment.invoice_id).execution_options(populate_existing=True))
     payment.gateway_payment_id = payment.gateway_payment_id or event.payment_reference
     payment.updated_at = now
     before = {"status": payment.status.value}
-    if event.event_type == CAPTURED:
+    if action == CAPTURED:
+        # PENDING, or FAILED for want of the customer's confirmation (3-D Secure) that came later.
         payment.status = PaymentStatus.SUCCEEDED
         payment.failure_code = payment.failure_message = None
         if invoice.status is InvoiceStatus.OPEN:
@@ -214,3 +318,39 @@ async def _refund_processed(session: AsyncSession, event: InboundEvent, now: dat
                  organization_id=refund.organization_id, now=now, after={"status": refund.status.value},
                  reason=f"{event.gateway} webhook {event.event_id}")
     return "refund SUCCEEDED"
+
+
+async def _card_detached(session: AsyncSession, event: InboundEvent, now: datetime) -> str:
+    """Stripe no longer holds the card for the customer: it cannot be charged, so it goes (a
+    default goes too: the next charge asks for a method instead of failing at Stripe)."""
+    method = await session.scalar(select(PaymentMethod).where(
+        PaymentMethod.gateway == event.gateway,
+        PaymentMethod.gateway_payment_method_id == event.payment_method_reference)) \
+        if event.payment_method_reference else None
+    if method is None:
+        return "ignored: no such payment method"
+    # As removePaymentMethod records it (audit row and outbox event ``payment_method.removed``).
+    record_change(session, actor=None, action="payment_method.removed", object_type="PaymentMethod",
+                  object_id=method.id, organization_id=method.organization_id, now=now,
+                  before=snapshot(method, *_AUDIT_FIELDS), reason=f"{event.gateway} webhook {event.event_id}")
+    await session.delete(method)
+    return "payment method removed"
+
+
+async def _disputed(session: AsyncSession, event: InboundEvent, now: datetime) -> str:
+    """A dispute (chargeback) of a payment: marked on the payment, ``invoice.disputed`` sent once."""
+    payment = await _event_payment(session, event)
+    if payment is None:
+        return "ignored: no such payment"
+    if payment.disputed_at is not None:
+        return "ignored: payment already disputed"
+    payment.disputed_at = now
+    payment.updated_at = now
+    invoice = await session.scalar(select(Invoice).where(Invoice.id == payment.invoice_id))
+    emit_event(session, event_type="invoice.disputed", organization_id=payment.organization_id,
+               payload=invoice_event_payload(invoice, payment_id=payment.id, dispute_reason=event.failure_code),
+               now=now)
+    record_audit(session, actor=None, action="payment.disputed", object_type="Payment", object_id=payment.id,
+                 organization_id=payment.organization_id, now=now, after={"disputed_at": now.isoformat()},
+                 reason=f"{event.gateway} webhook {event.event_id}")
+    return "payment disputed"

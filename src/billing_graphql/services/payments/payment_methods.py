@@ -32,8 +32,9 @@ from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_fo
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import SavedMethod
 from billing_graphql.services.platform.audit import emit_event, record_audit, record_change, snapshot
+from billing_graphql.services.webhooks.objects import event_data
 
-SUPPORTED_GATEWAYS = ("sandbox", "razorpay")
+SUPPORTED_GATEWAYS = ("sandbox", "razorpay", "stripe")
 MAX_TOKEN_LENGTH = 200
 MAX_LABEL_LENGTH = 200
 MAX_BRAND_LENGTH = 32
@@ -197,7 +198,7 @@ async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod,
         await session.flush()
         after = snapshot(method, *_AUDIT_FIELDS)
         record_change(session, actor=actor, action="payment_method.added", object_type="PaymentMethod",
-                      object_id=method.id, organization_id=organization_id, now=now, after=after)
+                      object_id=method.id, organization_id=organization_id, now=now, after=after, subject=method)
     return method
 
 
@@ -226,7 +227,7 @@ async def keep_checkout_method(
         await session.flush()
         record_change(session, actor=actor, action="payment_method.added", object_type="PaymentMethod",
                       object_id=method.id, organization_id=organization_id, now=now,
-                      after=snapshot(method, *_AUDIT_FIELDS))
+                      after=snapshot(method, *_AUDIT_FIELDS), subject=method)
     elif has_default is None:
         method.is_default = True
         await session.flush()
@@ -256,7 +257,8 @@ async def set_default_payment_method(
                      object_id=method.id, organization_id=organization_id, now=now,
                      before={"default_id": str(previous) if previous else None}, after={"default_id": str(method.id)})
         emit_event(session, event_type="payment_method.default_changed", organization_id=organization_id,
-                   payload={"id": method.id, "previous_default_id": previous}, now=now)
+                   payload=event_data("PaymentMethod", method, ids={"previous_default_id": "PaymentMethod"},
+                                      previous_default_id=previous), now=now)
     return method
 
 
@@ -282,5 +284,5 @@ async def remove_payment_method(
         await session.delete(method)
         await session.flush()
         record_change(session, actor=actor, action="payment_method.removed", object_type="PaymentMethod",
-                      object_id=method.id, organization_id=organization_id, now=now, before=before)
+                      object_id=method.id, organization_id=organization_id, now=now, before=before, subject=method)
     return method

@@ -49,6 +49,7 @@ from billing_graphql.domain.refunds import (
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways import GatewayError, GatewayRegistry, RefundResult
 from billing_graphql.services.billing.charging import pending_on_invoice
+from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot
 from billing_graphql.services.platform.idempotency import clean_key
 from billing_graphql.services.unit_of_work import MoneyMove, locked_organization, money_move
@@ -211,19 +212,11 @@ async def _drive(
 
 
 def refund_event_payload(refund: Refund, invoice_status: InvoiceStatus) -> dict[str, Any]:
-    """The outbox payload of ``refund.created`` / ``refund.failed``."""
-    return {
-        "id": refund.id,
-        "invoice_id": refund.invoice_id,
-        "payment_id": refund.payment_id,
-        "amount": refund.amount,
-        "currency": refund.currency,
-        "status": refund.status,
-        "reason": refund.reason,
-        "gateway": refund.gateway,
-        "gateway_refund_id": refund.gateway_refund_id,
-        "invoice_status": invoice_status,
-    }
+    """The outbox payload of ``refund.created`` / ``refund.failed``: the refund as the API shows it,
+    with its invoice, payment, the invoice's status and the gateway's reference."""
+    return event_data("Refund", refund, ids={"invoice_id": "Invoice", "payment_id": "Payment"},
+                      invoice_id=refund.invoice_id, payment_id=refund.payment_id, gateway=refund.gateway,
+                      gateway_refund_id=refund.gateway_refund_id, invoice_status=invoice_status)
 
 
 async def _settle(db: Database, results: dict[uuid.UUID, RefundResult], now: datetime) -> None:

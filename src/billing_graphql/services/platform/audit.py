@@ -48,10 +48,12 @@ def record_audit(
     after: dict[str, Any] | None = None,
     reason: str | None = None,
     event: bool = False,
+    subject: Any = None,
+    **extra: Any,
 ) -> None:
     """An audit row, in the caller's transaction; with ``event``, also the outbox event named
-    ``action``, carrying the state after the change, or the state before it when the object was
-    removed."""
+    ``action``: ``subject`` (the row, as it is now or was when removed) shown as the API shows an
+    ``object_type``, with ``extra`` (``services/webhooks/objects.py``)."""
     session.add(
         AuditEvent(
             organization_id=organization_id,
@@ -66,8 +68,12 @@ def record_audit(
         )
     )
     if event:
+        from billing_graphql.services.webhooks.objects import event_data
+
+        if subject is None:
+            raise TypeError(f"{action}: an event needs subject=<the row> (its data.object)")
         emit_event(session, event_type=action, organization_id=organization_id,
-                   payload=after if after is not None else before, now=now)
+                   payload=event_data(object_type, subject, **extra), now=now)
 
 
 def emit_event(

@@ -82,7 +82,7 @@ async def _authenticate_session_token(db: Database, token: str, secret: str, now
             token,
             secret,
             algorithms=["HS256"],
-            options={"require": ["exp", "sub", "role"], "verify_exp": False},
+            options={"require": ["exp", "sub", "role"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
         raise AuthenticationFailed(f"Invalid session token: {exc}.") from None

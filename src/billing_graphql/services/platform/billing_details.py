@@ -65,7 +65,8 @@ async def update_billing_details(
         row.updated_at = now
         record_change(session, actor=actor, action="organization.billing_details_updated",
                       object_type="Organization", object_id=organization_id, organization_id=organization_id,
-                      now=now, before=_snapshot(before), after=_snapshot(after))
+                      now=now, before=_snapshot(before), after=_snapshot(after),
+                      subject=await session.get(Organization, organization_id), billing_details=_snapshot(after))
     return after
 
 

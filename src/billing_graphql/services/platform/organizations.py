@@ -51,7 +51,8 @@ async def create_organization(
         await session.flush()  # the audit and outbox rows reference it
         after = snapshot(organization, "id", "name", "external_id", "currency")
         record_change(session, actor=actor, action="organization.created", object_type="Organization",
-                      object_id=organization.id, organization_id=organization.id, now=now, after=after)
+                      object_id=organization.id, organization_id=organization.id, now=now, after=after,
+                      subject=organization)
     return organization
 
 
@@ -86,7 +87,7 @@ async def update_organization(
             organization.updated_at = now
             record_change(session, actor=actor, action="organization.updated", object_type="Organization",
                           object_id=organization.id, organization_id=organization.id, now=now, before=before,
-                          after=after)
+                          after=after, subject=organization)
     return organization
 
 

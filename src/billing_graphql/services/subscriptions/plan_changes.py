@@ -16,6 +16,9 @@ effect takes its share off the net before tax. Then:
 ``pending_billing_period``; the billing run applies it at renewal); a later call replaces the
 schedule, and scheduling the current plan and period clears it. ``dry_run`` runs the same
 checks and pricing in a read-only session and returns the preview, writing nothing.
+
+The decision (refusals, what to do, the money priced once) is ``domain.plan_change``; the
+services here load what it reads, ask for the default payment method once, and apply it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from billing_graphql.db.models import (
     Addon,
     BillingReason,
     Coupon,
-    Organization,
     PaymentMethod,
     Plan,
     Subscription,
@@ -40,17 +42,26 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
-from billing_graphql.domain.invoices import InvoiceDraft, price, proration_lines
-from billing_graphql.domain.money import Money, major_to_minor_exact
-from billing_graphql.domain.periods import BillingPeriod, Period, add_months
-from billing_graphql.domain.proration import Effective, cap_too_low, prorate
+from billing_graphql.domain.money import major_to_minor_exact
+from billing_graphql.domain.periods import BillingPeriod, Period
+from billing_graphql.domain.plan_change import (
+    ChangeAction,
+    ChangeBill,
+    PlanChangeInput,
+    PlanTerms,
+    decide_plan_change,
+    price_change,
+    require_payment,
+)
+from billing_graphql.domain.proration import Effective
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.services.billing.charging import bill_subscription, payment_method_for, require_payment_method
-from billing_graphql.services.billing.credit import add_account_credit
-from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
+from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
+from billing_graphql.services.billing.credit import add_account_credit, available_credit
+from billing_graphql.services.billing.invoicing import tax_rule_for
 from billing_graphql.services.subscriptions.coupons import discount_of
 from billing_graphql.services.subscriptions.loading import require_live_subscription, resolve_plan
+from billing_graphql.services.webhooks.objects import money
 from billing_graphql.services.subscriptions.pricing import addon_price, attached_addons, current_agents, recurring
 from billing_graphql.services.subscriptions.results import (
     InvoicePreview,
@@ -63,39 +74,13 @@ from billing_graphql.services.unit_of_work import MoneyMove, money_move
 from billing_graphql.services.subscriptions.trials import record_trial
 
 
-def _period_label(billing_period: BillingPeriod) -> str:
-    return "monthly" if billing_period is BillingPeriod.MONTHLY else "annual"
-
-
-class _Proration:
-    """Prices one prorated change of a subscription and, unless it is a dry run, books it."""
-
-    def __init__(self, session: AsyncSession, organization: Organization, subscription: Subscription,
-                 currency: str, now: datetime) -> None:
-        self.session = session
-        self.organization = organization
-        self.subscription = subscription
-        self.currency = currency
-        self.now = now
-
-    async def price(
-        self, *, old_total: int, new_total: int, old_description: str, new_description: str,
-        restart_period: bool, new_period_end: datetime, coupon: Coupon | None,
-    ):
-        subscription = self.subscription
-        period = Period(subscription.current_period_start, subscription.current_period_end)
-        proration = prorate(old_total, new_total, period, self.now, restart_period=restart_period)
-        lines = proration_lines(proration, old_description=old_description, new_description=new_description,
-                                at=self.now, period_end=period.end, new_period_end=new_period_end)
-        discount = discount_of(coupon, subscription, proration=True)
-        rule = await tax_rule_for(self.session, self.currency, self.now)
-        totals = price(self.currency, lines, discount=discount, tax_rule=rule)
-        if totals.total < 0:
-            return lines, None, InvoicePreview.of_credit(lines, totals)
-        if totals.total == 0:
-            return lines, None, InvoicePreview.of_credit(lines, totals) if lines else None
-        draft = draft_invoice(self.organization, self.currency, lines, discount=discount, tax_rule=rule)
-        return lines, draft, InvoicePreview.of_invoice(draft)
+def preview_of(bill: ChangeBill | None) -> InvoicePreview | None:
+    """How a priced change reads as a preview: its invoice, or its credit (None when it bills nothing)."""
+    if bill is None:
+        return None
+    if bill.invoice is not None:
+        return InvoicePreview.of_invoice(bill.invoice)
+    return InvoicePreview.of_credit(list(bill.lines), bill.totals) if bill.lines else None
 
 
 async def _load_coupon(session: AsyncSession, subscription: Subscription) -> Coupon | None:
@@ -108,16 +93,6 @@ def _spending_cap_minor(spending_cap: Decimal | None, currency: str) -> int | No
     if spending_cap < 0:
         raise validation("A spending cap is never negative.", "spendingCap")
     return major_to_minor_exact(spending_cap, currency, "spendingCap")
-
-
-def spending_cap_too_low(minimum: int, currency: str) -> BillingError:
-    return BillingError(
-        BillingErrorCode.SPENDING_CAP_TOO_LOW,
-        f"The spending cap must cover the current seats: at least {Money(minimum, currency).format()} per period.",
-        field="spendingCap",
-        minimum_required_cap=minimum,
-        currency=currency,
-    )
 
 
 async def change_plan(
@@ -134,6 +109,7 @@ async def change_plan(
     gateways: GatewayRegistry,
     now: datetime,
 ) -> SubscriptionChange:
+    """Load what ``domain.plan_change.decide_plan_change`` reads, then apply its decision."""
     request = {"plan_id": plan_id, "billing_period": billing_period, "effective": effective,
                # "150000" and "150000.00" are the same request
                "spending_cap": spending_cap.normalize() if spending_cap is not None else None}
@@ -158,68 +134,47 @@ async def change_plan(
         agents = await current_agents(session, organization_id, fallback=subscription.agent_count)
         addons = await attached_addons(session, subscription.id)
         new_recurring = recurring(target_plan, target_period, agents, addons)
-        if cap_too_low(cap, new_recurring.seats_amount):
-            raise spending_cap_too_low(new_recurring.seats_amount, currency)
-        plan_changes = (target_plan.id, target_period) != (subscription.plan_id, subscription.billing_period)
-        cap_changes = cap is not None and cap != subscription.spending_cap
-        scheduled = subscription.pending_plan_id is not None or subscription.pending_billing_period is not None
-        if effective is Effective.PERIOD_END:
-            already = (subscription.pending_plan_id, subscription.pending_billing_period) == (
-                target_plan.id, target_period)
-            if not cap_changes and ((not plan_changes and not scheduled) or (plan_changes and already)):
-                raise _same_plan(scheduled=already)
-        elif not plan_changes and not cap_changes:
-            raise _same_plan(scheduled=False)
-
-        result = SubscriptionChange(subscription=subscription)
-        immediate = effective is Effective.IMMEDIATE and plan_changes
-        trialing = subscription.status is SubscriptionStatus.TRIALING
-        restart = target_period != subscription.billing_period
-        new_period_end = add_months(now, target_period.months) if restart else subscription.current_period_end
-        draft = None
-        method = None
-        if immediate and not trialing:
-            old_recurring = recurring(current_plan, subscription.billing_period, subscription.agent_count, addons)
-            pricing = _Proration(session, organization, subscription, currency, now)
-            _, draft, result.preview = await pricing.price(
-                old_total=old_recurring.total, new_total=new_recurring.total,
-                old_description=f"{current_plan.name} ({_period_label(subscription.billing_period)})",
-                new_description=f"{target_plan.name} ({_period_label(target_period)})",
-                restart_period=restart, new_period_end=new_period_end,
-                coupon=await _load_coupon(session, subscription),
-            )
-            if draft is not None and not dry_run:
-                method = await payment_method_for(session, organization_id, None)
-                require_payment_method(draft, method)
-        elif immediate:
-            ends = subscription.trial_ends_at or subscription.current_period_end
-            result.preview = InvoicePreview.nothing_due(
-                currency, f"No invoice is due until the trial ends on {ends:%Y-%m-%d %H:%M} UTC; the first "
-                          f"invoice then bills the {target_plan.name} plan.")
+        old_recurring = recurring(current_plan, subscription.billing_period, subscription.agent_count, addons)
+        method = await payment_method_for(session, organization_id, None)
+        decision = decide_plan_change(PlanChangeInput(
+            current=PlanTerms(current_plan.id, current_plan.name, subscription.billing_period, old_recurring.total),
+            target=PlanTerms(target_plan.id, target_plan.name, target_period, new_recurring.total),
+            effective=effective, trialing=subscription.status is SubscriptionStatus.TRIALING,
+            period=Period(subscription.current_period_start, subscription.current_period_end), now=now,
+            currency=currency, pending=(subscription.pending_plan_id, subscription.pending_billing_period),
+            cap=cap, current_cap=subscription.spending_cap, minimum_cap=new_recurring.seats_amount,
+            discount=discount_of(await _load_coupon(session, subscription), subscription, proration=True),
+            tax_rule=await tax_rule_for(session, currency, now),
+            account_credit=available_credit(organization, currency), has_payment_method=method is not None,
+            trial_ends=subscription.trial_ends_at, dry_run=dry_run,
+        ))
+        result = SubscriptionChange(subscription=subscription, preview=preview_of(decision.bill))
+        if decision.trial_message is not None:
+            result.preview = InvoicePreview.nothing_due(currency, decision.trial_message)
         if dry_run:
             return result
 
         before = subscription_snapshot(subscription)
         if cap is not None:
             subscription.spending_cap = cap
-        if effective is Effective.PERIOD_END:
-            if plan_changes:
-                subscription.pending_plan_id, subscription.pending_billing_period = target_plan.id, target_period
-            else:
-                subscription.pending_plan_id = subscription.pending_billing_period = None
-        elif plan_changes:
+        if decision.action is ChangeAction.SCHEDULE:
+            subscription.pending_plan_id, subscription.pending_billing_period = target_plan.id, target_period
+        elif decision.action is ChangeAction.CLEAR_SCHEDULE:
+            subscription.pending_plan_id = subscription.pending_billing_period = None
+        elif decision.action is ChangeAction.APPLY_NOW:
             subscription.plan_id = target_plan.id
             subscription.billing_period = target_period
             subscription.pending_plan_id = subscription.pending_billing_period = None
-            if trialing:
+            if decision.bill is None:  # a trial: the plan changes, nothing is billed
                 await record_trial(session, organization_id, target_plan.id, now)
             else:
                 subscription.agent_count = agents
-                if restart:
+                if decision.restart_period:
                     subscription.period_anchor = now
                     subscription.current_period_start = now
-                    subscription.current_period_end = new_period_end
-                await _book(uow, subscription, result, draft, method, period_end=new_period_end, currency=currency)
+                    subscription.current_period_end = decision.new_period_end
+                await _book(uow, subscription, result, decision.bill, method, period_end=decision.new_period_end,
+                            currency=currency)
         subscription.updated_at = now
         _announce(uow, subscription, before, result, action="subscription.plan_changed"
                   if effective is Effective.IMMEDIATE else "subscription.change_scheduled")
@@ -227,31 +182,25 @@ async def change_plan(
     return result
 
 
-def _same_plan(*, scheduled: bool) -> BillingError:
-    if scheduled:
-        return BillingError(BillingErrorCode.SAME_PLAN, "That change is already scheduled for the period's end.",
-                            field="planId")
-    return BillingError(BillingErrorCode.SAME_PLAN, "The subscription is already on that plan and period.",
-                        field="planId")
-
-
-async def _book(uow: MoneyMove, subscription: Subscription, result: SubscriptionChange, draft: InvoiceDraft | None,
+async def _book(uow: MoneyMove, subscription: Subscription, result: SubscriptionChange, bill: ChangeBill,
                 method: PaymentMethod | None, *, period_end: datetime, currency: str) -> None:
-    """Book a priced change: bill a positive net (a prorated invoice), or add a credit."""
-    if draft is not None:
+    """Book a priced change: bill a positive total (a prorated invoice), or add a credit."""
+    if bill.invoice is not None:
         result.invoice, result.payment = await bill_subscription(
-            uow, subscription, draft, billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+            uow, subscription, bill.invoice, billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
             period_start=uow.now, period_end=period_end, payment_method=method,
         )
-    elif result.preview is not None and result.preview.credit_added:
-        result.credit_added = result.preview.credit_added
+    elif bill.credit:
+        result.credit_added = bill.credit
         add_account_credit(uow.organization, result.credit_added, currency)
         uow.organization.updated_at = uow.now
 
 
 def _announce(uow: MoneyMove, subscription: Subscription, before: dict, result: SubscriptionChange, *,
               action: str) -> None:
-    extra = {"invoice_id": result.invoice.id if result.invoice else None, "credit_added": result.credit_added}
+    currency = result.preview.currency if result.preview else None
+    extra = {"invoice_id": result.invoice.id if result.invoice else None,
+             "credit_added": money(result.credit_added, currency) if result.credit_added else None}
     announce_subscription(uow.session, uow.actor, subscription, action=action, event="subscription.updated",
                           now=uow.now, before=before, extra=extra)
 
@@ -320,20 +269,21 @@ async def _change_addon(
             period, agents = subscription.billing_period, subscription.agent_count
             old_total = addon_price(addon, old_quantity).amount(period, agents) if old_quantity else 0
             new_total = addon_price(addon, quantity).amount(period, agents) if quantity else 0
-            pricing = _Proration(session, organization, subscription, plan.currency, now)
-            label = _period_label(period)
-            _, draft, result.preview = await pricing.price(
+            label = "monthly" if period is BillingPeriod.MONTHLY else "annual"
+            bill = price_change(
                 old_total=old_total, new_total=new_total,
-                old_description=f"{addon.name} add-on x {old_quantity} ({label})",
-                new_description=f"{addon.name} add-on x {quantity} ({label})",
+                period=Period(subscription.current_period_start, subscription.current_period_end), now=now,
                 restart_period=False, new_period_end=subscription.current_period_end,
-                coupon=await _load_coupon(session, subscription),
+                old_description=f"{addon.name} add-on x {old_quantity} ({label})",
+                new_description=f"{addon.name} add-on x {quantity} ({label})", currency=plan.currency,
+                discount=discount_of(await _load_coupon(session, subscription), subscription, proration=True),
+                tax_rule=await tax_rule_for(session, plan.currency, now),
+                account_credit=available_credit(organization, plan.currency),
             )
-            method = None
-            if draft is not None:
-                method = await payment_method_for(session, organization_id, None)
-                require_payment_method(draft, method)
-            await _book(uow, subscription, result, draft, method, period_end=subscription.current_period_end,
+            result.preview = preview_of(bill)
+            method = await payment_method_for(session, organization_id, None) if bill.amount_due > 0 else None
+            require_payment(bill, method is not None)
+            await _book(uow, subscription, result, bill, method, period_end=subscription.current_period_end,
                         currency=plan.currency)
         if quantity and attached is None:
             session.add(SubscriptionAddon(subscription_id=subscription.id, addon_id=addon.id, quantity=quantity,

@@ -15,6 +15,7 @@ from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.invoices import InvoiceDraft, LineDraft, Totals
 from billing_graphql.services.billing.charging import payment_error
 from billing_graphql.services.platform.audit import emit_event, record_audit, snapshot, to_json
+from billing_graphql.services.webhooks.objects import event_data
 
 SUBSCRIPTION_FIELDS = (
     "plan_id", "status", "billing_period", "current_period_start", "current_period_end", "trial_ends_at",
@@ -95,11 +96,9 @@ def announce_subscription(
     """The outbox ``event`` (the subscription now, ``previous`` with ``before``, and ``extra``)
     and the audit row ``action`` (before, after with ``extra``, reason) of a subscription change."""
     after = subscription_snapshot(subscription)
-    payload: dict[str, Any] = {"subscription_id": subscription.id, **after}
-    if before is not None:
-        payload["previous"] = before
     emit_event(session, event_type=event, organization_id=subscription.organization_id,
-               payload={**payload, **(extra or {})}, now=now)
+               payload=event_data("Subscription", subscription, before=before, ids={"invoice_id": "Invoice"},
+                                  **(extra or {})), now=now)
     record_audit(session, actor=actor, action=action, object_type="Subscription", object_id=subscription.id,
                  organization_id=subscription.organization_id, now=now, before=before,
                  after={**after, **to_json(extra)} if extra else after, reason=reason)

@@ -49,6 +49,7 @@ from billing_graphql.domain.usage import (
     thresholds_reached,
 )
 from billing_graphql.services.platform.audit import emit_event
+from billing_graphql.services.webhooks.objects import wire
 
 COUNTERS = UsageCounter.__table__
 MARKERS = UsageLimitEvent.__table__
@@ -205,5 +206,6 @@ async def _limit_events(session, insert, organization_id, plan_id, values, metri
     for metric_id, month, threshold in (await session.execute(statement)).all():
         used, limit = reached[(str(metric_id), month, threshold)]
         emit_event(session, event_type=THRESHOLD_EVENTS[threshold], organization_id=organization_id, now=now,
-                   payload={"organizationId": organization_id, "metric": codes.get(metric_id), "month": month,
-                            "threshold": threshold, "used": used, "limit": limit})
+                   payload={"object": wire({"organization_id": organization_id, "metric": codes.get(metric_id),
+                                             "month": month, "threshold": threshold, "used": used, "limit": limit},
+                                            ids={"organization_id": "Organization"})})

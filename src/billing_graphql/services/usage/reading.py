@@ -206,8 +206,8 @@ class PlanLimitsView:
 
 async def plan_limits_view(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> PlanLimitsView:
     usage = await usage_now(session, organization_id, now)
-    currency = await session.scalar(select(Organization.currency).where(Organization.id == organization_id))
     plans = (await session.scalars(  # the plans offered to it: those in its currency
-        select(Plan).where(Plan.is_active.is_(True), Plan.currency == currency).order_by(*plan_order())
+        select(Plan).join(Organization, Organization.currency == Plan.currency)
+        .where(Organization.id == organization_id, Plan.is_active.is_(True)).order_by(*plan_order())
     )).all()
     return PlanLimitsView(usage=usage, plans=list(plans))

@@ -11,8 +11,9 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import not_found
+from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.pagination import Page, read_page
-from billing_graphql.services.platform.audit import record_audit, to_json
+from billing_graphql.services.platform.audit import record_audit
 from billing_graphql.services.webhooks.dispatch import new_delivery
 
 TEST_EVENT = "webhook.test"
@@ -75,8 +76,8 @@ async def send_test(db: Database, actor: Actor, endpoint_id: uuid.UUID, *, now: 
             raise not_found("Webhook endpoint", "endpointId")
         event = OutboxEvent(
             id=uuid.uuid4(), organization_id=endpoint.organization_id, event_type=TEST_EVENT,
-            payload=to_json({"endpoint_id": endpoint.id, "message": "A test event from billing-graphql.",
-                             "sent_at": now}),
+            payload=event_data("WebhookEndpoint", endpoint, message="A test event from billing-graphql.",
+                               sent_at=now),
             created_at=now, dispatched_at=now,  # fanned out here, to this endpoint only
         )
         session.add(event)

@@ -30,6 +30,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from billing_graphql.domain.webhooks import Outcome, Random, decide, failing_too_long, matches
 from billing_graphql.services.platform.audit import emit_event
+from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.webhooks.sender import AttemptResult, Message
 
 LEASE = timedelta(seconds=60)  # longer than an attempt can take (15 s timeout)
@@ -241,6 +242,7 @@ async def disable_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, reason
     row = result.first()
     if row is None:
         return False
+    endpoint = await session.get(WebhookEndpoint, endpoint_id, populate_existing=True)
     emit_event(session, event_type="webhook_endpoint.disabled", organization_id=row.organization_id,
-               payload={"id": endpoint_id, "url": row.url, "reason": reason, "disabled_at": now}, now=now)
+               payload=event_data("WebhookEndpoint", endpoint, reason=reason), now=now)
     return True

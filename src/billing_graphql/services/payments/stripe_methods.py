@@ -1,0 +1,202 @@
+"""Stripe's side of payment methods: the organization's Stripe Customer, SetupIntents for
+Stripe.js, and cards saved from Stripe's own PaymentMethods (brand, last 4 and expiry as Stripe
+tells them; the number never reaches us).
+
+- ``stripe_customer``: one Stripe Customer per organization, created on first need (Stripe's
+  ``Idempotency-Key`` is derived from the organization, so two racing first needs make one), its
+  id kept in ``Organization.gateway_customer_id``.
+- ``create_setup_intent``: a SetupIntent for that customer; the SPA confirms it with Stripe.js
+  and Stripe reports ``setup_intent.succeeded`` (``save_stripe_card``).
+- ``add_payment_method``: ``addPaymentMethod`` for every gateway; for Stripe the PaymentMethod is
+  attached to the customer first and its card details replace what the caller sent (VALIDATION
+  when Stripe does not know it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import select
+
+from billing_graphql.db.engine import Database, lock_organization
+from billing_graphql.db.models import CheckoutSession, Invoice, Organization, PaymentMethodType
+from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.roles import Role
+from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.gateways.base import GatewayError
+from billing_graphql.gateways.stripe import CardDetails, StripeGateway
+from billing_graphql.services.payments import payment_methods
+from billing_graphql.services.payments.gateway_webhooks import (
+    CAPTURED,
+    CARD_SAVED,
+    Applied,
+    InboundEvent,
+    already_recorded,
+    apply_gateway_event,
+)
+from billing_graphql.services.payments.payment_methods import NewPaymentMethod
+
+NOT_CONFIGURED = "Stripe is not configured."
+
+
+def stripe_gateway(gateways: GatewayRegistry) -> StripeGateway:
+    """The configured Stripe gateway; VALIDATION "Stripe is not configured." otherwise."""
+    try:
+        gateway = gateways.get("stripe")
+    except (GatewayError, LookupError, ValueError):
+        raise validation(NOT_CONFIGURED, "gateway") from None
+    if not isinstance(gateway, StripeGateway) and not hasattr(gateway, "attach_payment_method"):
+        raise validation(NOT_CONFIGURED, "gateway")
+    return gateway  # type: ignore[return-value]
+
+
+def _is_stripe_customer(customer_id: str | None) -> bool:
+    return bool(customer_id) and customer_id.startswith("cus_") and not customer_id.startswith("cus_sandbox_")
+
+
+async def stripe_customer(db: Database, gateway: StripeGateway, organization_id: uuid.UUID) -> str:
+    """The organization's Stripe Customer id, created on first need."""
+    async with db.read() as session:
+        organization = await session.get(Organization, organization_id)
+        if organization is None:
+            raise not_found("Organization", None)
+        if _is_stripe_customer(organization.gateway_customer_id):
+            return organization.gateway_customer_id
+        name, email = organization.name, organization.billing_email
+    try:
+        customer_id = await gateway.create_customer(organization_id=str(organization_id), name=name, email=email)
+    except GatewayError as exc:
+        raise BillingError(BillingErrorCode.PAYMENT_FAILED, f"Stripe could not create the customer: {exc}",
+                           field="gateway") from None
+    async with db.write() as session:
+        await lock_organization(session, organization_id)
+        organization = await session.get(Organization, organization_id, populate_existing=True)
+        if _is_stripe_customer(organization.gateway_customer_id):
+            return organization.gateway_customer_id
+        organization.gateway_customer_id = customer_id
+    return customer_id
+
+
+@dataclass(frozen=True, slots=True)
+class SetupIntentResult:
+    client_secret: str
+    publishable_key: str | None
+    customer_id: str
+
+
+async def create_setup_intent(db: Database, gateways: GatewayRegistry, actor: Actor) -> SetupIntentResult:
+    if actor.organization_id is None:
+        raise not_found("Organization", None)
+    gateway = stripe_gateway(gateways)
+    customer_id = await stripe_customer(db, gateway, actor.organization_id)
+    try:
+        intent = await gateway.create_setup_intent(customer_id=customer_id)
+    except GatewayError as exc:
+        raise BillingError(BillingErrorCode.PAYMENT_FAILED, f"Stripe could not start saving a card: {exc}",
+                           field="gateway") from None
+    return SetupIntentResult(client_secret=intent.client_secret, publishable_key=gateway.publishable_key,
+                             customer_id=customer_id)
+
+
+def _card_input(details: CardDetails, *, label: str = "", is_default: bool = False) -> NewPaymentMethod:
+    brand = details.brand or details.type
+    return NewPaymentMethod(
+        gateway="stripe", gateway_payment_method_id=details.payment_method_id, type=PaymentMethodType.CREDIT_CARD,
+        label=label or (f"{brand.title()} ending {details.last4}" if details.last4 else brand.title()),
+        is_default=is_default, brand=details.brand, last4=details.last4,
+        exp_month=details.exp_month if details.exp_year else None,
+        exp_year=details.exp_year if details.exp_month else None,
+    )
+
+
+async def add_payment_method(db: Database, gateways: GatewayRegistry, actor: Actor, data: NewPaymentMethod, *,
+                             now: datetime):
+    """``addPaymentMethod``: for Stripe, attach the PaymentMethod and keep Stripe's card details."""
+    if data.gateway.strip().lower() == "stripe":
+        data = replace(data, gateway="stripe")
+        payment_methods.clean_new_payment_method(data, now)  # the token's shape, before calling Stripe
+        if actor.organization_id is None:
+            raise not_found("Organization", None)
+        gateway = stripe_gateway(gateways)
+        customer_id = await stripe_customer(db, gateway, actor.organization_id)
+        token = data.gateway_payment_method_id.strip()
+        try:
+            details = await gateway.attach_payment_method(token, customer_id)
+        except GatewayError as exc:
+            raise validation(f"Stripe refused this payment method: {exc}", "gatewayPaymentMethodId") from None
+        if details is None:
+            raise validation("Stripe does not know this payment method.", "gatewayPaymentMethodId")
+        data = _card_input(details, label=data.label, is_default=data.is_default)
+    return await payment_methods.add_payment_method(db, actor, data, now=now)
+
+
+async def save_stripe_card(db: Database, gateway: StripeGateway, *, customer_id: str, payment_method_id: str,
+                           reason: str, now: datetime) -> str:
+    """A card Stripe confirmed (``setup_intent.succeeded``, a checkout's PaymentIntent) saved for the
+    customer's organization, default when it is the first; saved once however often Stripe says so."""
+    async with db.read() as session:
+        organization_id = await session.scalar(
+            select(Organization.id).where(Organization.gateway_customer_id == customer_id))
+    if organization_id is None:
+        return "ignored: no organization has this Stripe customer"
+    details = await gateway.retrieve_payment_method(payment_method_id)
+    if details is None:
+        return "ignored: Stripe does not know the payment method"
+    actor = Actor(role=Role.ADMIN, organization_id=organization_id, subject=reason[:200])
+    try:
+        await payment_methods.add_payment_method(db, actor, _card_input(details), now=now)
+    except BillingError as exc:
+        if exc.code is BillingErrorCode.ALREADY_EXISTS:
+            return "payment method already saved"
+        return f"ignored: {exc.message}"[:200]
+    return "payment method saved"
+
+
+async def apply_stripe_event(db: Database, gateways: GatewayRegistry, event: InboundEvent, now: datetime) -> Applied:
+    """A verified Stripe event applied once; ``setup_intent.succeeded`` first asks Stripe for the
+    card's details and saves it (saved once: a second save is ALREADY_EXISTS), then records the
+    event. A GatewayError (Stripe unreachable) records nothing, so Stripe's redelivery retries."""
+    if event.action == CARD_SAVED:
+        if await already_recorded(db, event):
+            return Applied(True, "duplicate")
+        if not event.customer_reference or not event.payment_method_reference:
+            result = "ignored: the SetupIntent names no customer or payment method"
+        else:
+            try:
+                gateway = stripe_gateway(gateways)
+            except BillingError:
+                gateway = None
+            result = NOT_CONFIGURED if gateway is None else await save_stripe_card(
+                db, gateway, customer_id=event.customer_reference, payment_method_id=event.payment_method_reference,
+                reason=f"stripe webhook {event.event_id}", now=now)
+        event = replace(event, applied=result)
+    elif event.action == CAPTURED and event.payment_reference and await _is_checkout(db, event.payment_reference):
+        if await already_recorded(db, event):
+            return Applied(True, "duplicate")
+        event = replace(event, applied=await _complete_checkout(db, gateways, event.payment_reference, now))
+    return await apply_gateway_event(db, event, now)
+
+
+async def _is_checkout(db: Database, payment_intent_id: str) -> bool:
+    async with db.read() as session:
+        return await session.scalar(
+            select(CheckoutSession.id).join(Invoice, Invoice.id == CheckoutSession.invoice_id)
+            .where(Invoice.gateway_order_id == payment_intent_id, CheckoutSession.gateway == "stripe").limit(1)
+        ) is not None
+
+
+async def _complete_checkout(db: Database, gateways: GatewayRegistry, payment_intent_id: str, now: datetime) -> str:
+    """A checkout's PaymentIntent succeeded: the checkout completes as ``confirmCheckout`` would
+    (the verified event stands for the client's signature), its card saved for renewals."""
+    from billing_graphql.services.payments.checkout import confirm_checkout
+
+    try:
+        await confirm_checkout(db, None, organization_scope=None, order_id=payment_intent_id,
+                               payment_id=payment_intent_id, signature="", idempotency_key=None, gateways=gateways,
+                               now=now, verified_event=True)
+    except BillingError as exc:
+        return f"ignored: {exc.message}"[:200]
+    return "checkout completed"

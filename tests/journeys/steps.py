@@ -1,0 +1,91 @@
+"""The operations a customer (and the staff) perform in the journeys, as GraphQL documents, and
+the hand-worked billing arithmetic of DESIGN section 3 (IDR: whole rupiah, PPN 12% on 11/12 of
+the base, ROUND_HALF_UP once per line and once for tax)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from tests.journeys.laws import ERRORS, INVOICE, MONEY, Ledger, Tenant, amount
+
+SUBSCRIPTION_FIELDS = f"""id status isTrial trialEndsAt billingPeriod cancelAtPeriodEnd currentPeriodStart
+  currentPeriodEnd agentCount retryCount plan {{ slug }}
+  pendingChange {{ plan {{ slug }} billingPeriod effectiveAt }}
+  coupon {{ code periodsRemaining }} addons {{ slug quantity amount {MONEY} }}"""
+CREATE_PLAN = f"""mutation($i: CreatePlanInput!) {{ createPlan(input: $i) {{ plan {{ id slug }} {ERRORS} }} }}"""
+CREATE_ADDON = f"""mutation($i: CreateAddonInput!) {{ createAddon(input: $i) {{ addon {{ id slug }} {ERRORS} }} }}"""
+CREATE_COUPON = f"""mutation($i: CreateCouponInput!) {{ createCoupon(input: $i) {{ coupon {{ id code }} {ERRORS} }} }}"""
+ADD_CARD = f"""mutation($i: AddPaymentMethodInput!) {{ addPaymentMethod(input: $i) {{
+  paymentMethod {{ id isDefault }} {ERRORS} }} }}"""
+PAYMENT_METHODS = "{ paymentMethods { id gatewayPaymentMethodId isDefault } }"
+SUBSCRIBE = f"""mutation($i: SubscribeInput!) {{ subscribe(input: $i) {{
+  subscription {{ {SUBSCRIPTION_FIELDS} }} invoice {{ {INVOICE} }} {ERRORS} }} }}"""
+CHANGE_PLAN = f"""mutation($i: ChangePlanInput!) {{ changePlan(input: $i) {{
+  subscription {{ {SUBSCRIPTION_FIELDS} }} invoice {{ {INVOICE} }} creditAdded {MONEY} {ERRORS} }} }}"""
+CANCEL = f"""mutation($i: CancelInput!) {{ cancel(input: $i) {{ subscription {{ {SUBSCRIPTION_FIELDS} endedAt }}
+  {ERRORS} }} }}"""
+RESUME = f"""mutation {{ resume {{ subscription {{ {SUBSCRIPTION_FIELDS} }} {ERRORS} }} }}"""
+ATTACH = f"""mutation($i: AttachAddonInput!) {{ attachAddon(input: $i) {{
+  subscription {{ {SUBSCRIPTION_FIELDS} }} invoice {{ {INVOICE} }} {ERRORS} }} }}"""
+RECORD = f"""mutation($i: RecordUsageInput!) {{ recordUsage(input: $i) {{ accepted duplicates
+  errors {{ code field message }} }} }}"""
+START_CHECKOUT = f"""mutation($i: StartCheckoutInput!) {{ startCheckout(input: $i) {{
+  gateway orderId amount {MONEY} invoice {{ {INVOICE} }} {ERRORS} }} }}"""
+CONFIRM_CHECKOUT = f"""mutation($i: ConfirmCheckoutInput!) {{ confirmCheckout(input: $i) {{
+  subscription {{ {SUBSCRIPTION_FIELDS} }} invoice {{ {INVOICE} }} payment {{ status amount {MONEY} }} {ERRORS} }} }}"""
+PORTAL_SESSION = f"""mutation($i: CreateBillingPortalSessionInput!) {{ createBillingPortalSession(input: $i) {{
+  url {ERRORS} }} }}"""
+SUBSCRIPTION = f"query {{ subscription {{ {SUBSCRIPTION_FIELDS} }} }}"
+
+
+def tax(base: int) -> int:
+    """PPN: 12% of 11/12 of the base, half up."""
+    return int((Decimal(base) * Decimal(11) / Decimal(12) * Decimal("0.12")).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def prorate(price: int, remaining: Fraction) -> int:
+    """A recurring price times the remaining fraction of the period, half up."""
+    return int((Decimal(price) * remaining.numerator / remaining.denominator).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def figures(invoice: dict) -> dict[str, int]:
+    """An invoice's money, in rupiah."""
+    keys = ("subtotal", "discount", "tax", "total", "creditApplied", "amountPaid", "amountDue")
+    return {key: int(amount(invoice[key])) for key in keys}
+
+
+def billed(subtotal: int, *, discount: int = 0, credit: int = 0, paid: bool = True) -> dict[str, int]:
+    """What an invoice of ``subtotal`` (before its discount) must show, worked by hand."""
+    tax_ = tax(subtotal - discount)
+    total = subtotal - discount + tax_
+    paid_amount = total - credit if paid else 0
+    return {"subtotal": subtotal, "discount": discount, "tax": tax_, "total": total, "creditApplied": credit,
+            "amountPaid": paid_amount, "amountDue": total - credit - paid_amount}
+
+
+def lines(invoice: dict) -> list[tuple[str, str, int]]:
+    return [(line["kind"], line["quantity"], int(amount(line["amount"]))) for line in invoice["lines"]]
+
+
+async def plan(ledger: Ledger, slug: str, monthly: int, **extra) -> str:
+    values = {"name": slug.title(), "slug": slug, "basePriceMonthly": str(monthly), **extra}
+    return (await ledger.mutate(CREATE_PLAN, {"i": values}))["plan"]["id"]
+
+
+async def card(ledger: Ledger, tenant: Tenant, token: str = "pm_card_visa", *, default: bool = True) -> str:
+    added = await ledger.mutate(ADD_CARD, {"i": {"gatewayPaymentMethodId": token, "type": "CREDIT_CARD",
+                                                 "label": token, "isDefault": default}}, token=tenant.owner)
+    return added["paymentMethod"]["id"]
+
+
+async def record(ledger: Ledger, tenant: Tenant, metric: str, quantity: int, key: str) -> None:
+    assert ledger.now is not None
+    done = (await ledger.gql(RECORD, {"i": {"events": [{"metric": metric, "quantity": quantity,
+                                                         "timestamp": ledger.now.isoformat(),
+                                                         "idempotencyKey": key}]}}, token=tenant.owner))
+    assert done["recordUsage"]["errors"] == [] and done["recordUsage"]["accepted"] == 1, done
+
+
+async def subscription(ledger: Ledger, tenant: Tenant) -> dict:
+    return (await ledger.gql(SUBSCRIPTION, token=tenant.owner))["subscription"]
