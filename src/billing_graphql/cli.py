@@ -24,8 +24,15 @@ from billing_graphql.settings import Settings, SettingsError
 async def _migrate(settings: Settings) -> str:
     """Migrate to the head revision; what was done, in one line. A database that cannot be opened
     is a SettingsError naming BILLING_DATABASE_URL."""
+    from pathlib import Path
+
     from sqlalchemy.engine import make_url
 
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).parent.is_dir():  # said before aiosqlite's thread fails on it
+        raise SettingsError(f"BILLING_DATABASE_URL: cannot open {url!s}: the directory "
+                            f"{Path(url.database).parent} does not exist")
     db = Database.from_url(settings.database_url)
     try:
         try:
@@ -33,8 +40,7 @@ async def _migrate(settings: Settings) -> str:
                 pass
         except Exception as exc:  # unreachable server, refused login, missing database or directory
             reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise SettingsError(f"BILLING_DATABASE_URL: cannot open {make_url(settings.database_url)!s}: "
-                                f"{reason}") from None
+            raise SettingsError(f"BILLING_DATABASE_URL: cannot open {url!s}: {reason}") from None
         return (await migrate(db.engine)).summary()
     finally:
         await db.dispose()
