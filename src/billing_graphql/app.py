@@ -22,7 +22,7 @@ from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.persisted import with_document_id
 from billing_graphql.graphql.schema import build_schema, compiled_documents
 from billing_graphql.http.graphql_controller import build_graphql_controller
-from billing_graphql.http.explorer import OfflineExplorer, explorer_asset, offline_ide_renderer
+from billing_graphql.http.explorer import OfflineExplorer, cdn_ide_renderer, explorer_asset, offline_ide_renderer
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pdf import invoice_pdf
 from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
@@ -114,6 +114,8 @@ def create_app(
     if settings.graphiql and settings.graphiql_assets_dir:
         explorer = OfflineExplorer.from_directory(settings.graphiql_assets_dir)
         controller.render_graphql_ide = offline_ide_renderer(explorer)
+    elif settings.graphiql:
+        controller.render_graphql_ide = cdn_ide_renderer()  # says so when unpkg cannot be reached
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from sqlalchemy import or_, select
 from strawberry import relay
@@ -20,10 +21,27 @@ from billing_graphql.domain.roles import Role
 from billing_graphql.settings import Settings, SettingsError
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings) -> str:
+    """Migrate to the head revision; what was done, in one line. A database that cannot be opened
+    is a SettingsError naming BILLING_DATABASE_URL."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+            and not Path(url.database).parent.is_dir():  # said before aiosqlite's thread fails on it
+        raise SettingsError(f"BILLING_DATABASE_URL: cannot open {url!s}: the directory "
+                            f"{Path(url.database).parent} does not exist")
     db = Database.from_url(settings.database_url)
     try:
-        await migrate(db.engine)
+        try:
+            async with db.engine.connect():
+                pass
+        except Exception as exc:  # unreachable server, refused login, missing database or directory
+            reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SettingsError(f"BILLING_DATABASE_URL: cannot open {url!s}: {reason}") from None
+        return (await migrate(db.engine)).summary()
     finally:
         await db.dispose()
 
@@ -49,15 +67,24 @@ async def _seed_demo(settings: Settings) -> None:
         print(f"{role.value}={key}")
 
 
-async def _create_api_key(settings: Settings, role: Role, org: str | None, label: str) -> str:
+async def _create_api_key(settings: Settings, role: Role, org: str | None, label: str, *,
+                          as_json: bool = False) -> str:
+    """The plain key; with ``as_json`` one JSON object with the key's id too (what grant-partner takes)."""
+    import json
+
     from billing_graphql.services.platform.api_keys import create_api_key
     from billing_graphql.services.platform.clock import current_time
 
     async with _database(settings) as db:
         organization_id = await _organization_id(db, org) if org is not None else None
         now = await current_time(db, test_clock=settings.test_clock)
-        _, plain = await create_api_key(db, None, role=role, organization_id=organization_id, label=label, now=now)
+        key, plain = await create_api_key(db, None, role=role, organization_id=organization_id, label=label, now=now)
+    if not as_json:
         return plain
+    return json.dumps({
+        "id": str(key.id), "key": plain, "role": role.value,
+        "organizationId": str(organization_id) if organization_id is not None else None, "label": key.label,
+    })
 
 
 async def _find_organization(session, reference: str) -> uuid.UUID | None:
@@ -136,25 +163,126 @@ def _parse_until(text: str | None):
         raise SystemExit(f"error: --until must be an ISO-8601 time with a zone (2026-03-01T00:00:00Z): {exc}") from None
 
 
-async def _run_billing(settings: Settings, until, batch: int) -> str:
+def _stderr_console():
+    """Progress goes to stderr (the terminal checked), leaving stdout to the summary line."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class _Interrupted(Exception):
+    """Raised from the billing run's progress callback, between two subscriptions, after Ctrl-C."""
+
+    def __init__(self, tally) -> None:
+        super().__init__("interrupted")
+        self.tally = tally
+
+
+@contextmanager
+def _ctrl_c_flag() -> Iterator[Callable[[], bool]]:
+    """Inside a running loop: the first Ctrl-C (SIGINT) only raises a flag, read between steps; a
+    second one interrupts at once (KeyboardInterrupt, reported as one line by ``main``)."""
+    loop = asyncio.get_running_loop()
+    pressed = False
+
+    def on_sigint() -> None:
+        nonlocal pressed
+        pressed = True
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError):  # no signal handlers here (Windows, another thread)
+        pass
+    try:
+        yield lambda: pressed
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _run_billing(settings: Settings, until, batch: int) -> tuple[str, bool]:
+    """The run's summary line, and whether Ctrl-C stopped it (after the subscription in hand)."""
+    import time
+
     from billing_graphql.gateways import GatewayRegistry
     from billing_graphql.jobs.billing_run import count_due, run_billing, run_config
     from billing_graphql.services.platform.clock import current_time
 
+    started = time.perf_counter()
     async with _database(settings) as db:
-        now = until or await current_time(db, test_clock=settings.test_clock)
-        config = run_config(settings, GatewayRegistry(settings))
-        if not sys.stderr.isatty():
-            return (await run_billing(db, config, now=now, batch=batch)).summary()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        with _ctrl_c_flag() as interrupted:
+            def step(tally) -> None:
+                if interrupted():
+                    raise _Interrupted(tally)
 
-        total = await count_due(db, now, config)
-        with Progress(TextColumn("billing run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      transient=True) as progress:
-            task = progress.add_task("billing", total=total)
-            result = await run_billing(db, config, now=now, batch=batch, progress=lambda tally: progress.update(
-                task, completed=tally.examined + tally.skipped))
-        return result.summary()
+            try:
+                now = until or await current_time(db, test_clock=settings.test_clock)
+                config = run_config(settings, GatewayRegistry(settings))
+                if not sys.stderr.isatty():
+                    result = await run_billing(db, config, now=now, batch=batch, progress=step)
+                else:
+                    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                    total = await count_due(db, now, config)
+                    with Progress(TextColumn("billing run"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  transient=True, console=_stderr_console()) as progress:
+                        task = progress.add_task("billing", total=total)
+
+                        def advance(tally) -> None:
+                            progress.update(task, completed=tally.examined + tally.skipped)
+                            step(tally)
+
+                        result = await run_billing(db, config, now=now, batch=batch, progress=advance)
+            except _Interrupted as stop:
+                tally = stop.tally
+                return (f"interrupted: examined {tally.examined} subscriptions, {tally.invoices} invoices, "
+                        f"{tally.paid} paid, {tally.failed} failed, {tally.canceled} canceled, {tally.skipped} "
+                        f"skipped in {time.perf_counter() - started:.2f}s; the rest is left for the next run"), True
+            return result.summary(), interrupted()
+
+
+async def _deliver_webhooks(settings: Settings) -> str:
+    """The webhook delivery loop alone until Ctrl-C, with a progress line on a terminal (attempts
+    made, deliveries waiting) like run-billing's; the summary line when it stops."""
+    import time
+
+    from billing_graphql.jobs.webhook_delivery import WebhookWorker
+    from billing_graphql.services.webhooks import dispatch
+
+    attempts = 0
+    started = time.perf_counter()
+
+    async def claimed(claims: list) -> None:
+        nonlocal attempts
+        attempts += len(claims)
+
+    async with _database(settings) as db:
+        worker = WebhookWorker(db, production=settings.production, on_claimed=claimed)
+        with _ctrl_c_flag() as interrupted:
+            runner = asyncio.create_task(worker.run())
+            waiting = (await dispatch.backlog(db)).pending
+            try:
+                if sys.stderr.isatty():
+                    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+                    with Progress(SpinnerColumn(), TextColumn(
+                            "webhook delivery: {task.fields[attempts]} attempts, {task.fields[waiting]} waiting"
+                            " (Ctrl-C stops)"), TimeElapsedColumn(), transient=True, console=_stderr_console()) as progress:
+                        task = progress.add_task("webhooks", total=None, attempts=attempts, waiting=waiting)
+                        while not interrupted() and not runner.done():
+                            await asyncio.sleep(0.5)
+                            waiting = (await dispatch.backlog(db)).pending
+                            progress.update(task, attempts=attempts, waiting=waiting)
+                else:
+                    while not interrupted() and not runner.done():
+                        await asyncio.sleep(0.2)
+                    waiting = (await dispatch.backlog(db)).pending
+            finally:
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
+                await worker.close()
+    return (f"webhook delivery stopped: {attempts} attempts in {time.perf_counter() - started:.0f}s, "
+            f"{waiting} deliveries waiting")
 
 
 def _prometheus_multiprocess_dir() -> str:
@@ -198,16 +326,28 @@ def _documents_problem(settings: Settings) -> str | None:
     return TrustedDocuments.load(require=settings.trusted_documents).missing()
 
 
+def served_url(host: str, port: int) -> str:
+    """The base URL of ``serve --host HOST --port PORT`` for links: localhost for the loopback and
+    the wildcard addresses, the host itself (an IPv6 address in brackets) otherwise."""
+    if host in {"127.0.0.1", "0.0.0.0", "::", "::1", "localhost", ""}:
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True,
            access_log: bool = False) -> None:
     import os
 
     import uvicorn
 
-    # The app factory reads its settings from the environment: start the in-process workers there.
+    # The app factory reads its settings from the environment: start the in-process workers there,
+    # and without BILLING_PUBLIC_URL the links it hands out (pdfUrl, portal) point at this port.
     os.environ["BILLING_WORKERS"] = "1" if worker else "0"
+    if not os.environ.get("BILLING_PUBLIC_URL", "").strip():
+        os.environ["BILLING_PUBLIC_URL"] = served_url(host, port)
 
-    asyncio.run(_migrate(settings))
     if workers > 1 and settings.is_sqlite:
         print("note: several workers share one SQLite file; writes queue on its lock", file=sys.stderr)
     if workers > 1:
@@ -222,6 +362,20 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
         **{**SERVER_OPTIONS, "access_log": access_log, "proxy_headers": False},
         log_config=_log_config(),
     )
+
+
+def _check_explorer_assets(settings: Settings) -> None:
+    """BILLING_GRAPHIQL_ASSETS_DIR holds the scripts GraphiQL's page needs (else a SettingsError)."""
+    if not (settings.graphiql and settings.graphiql_assets_dir):
+        return
+    from pathlib import Path
+
+    from billing_graphql.http.explorer import ExplorerAssetsError, check_assets_dir
+
+    try:
+        check_assets_dir(Path(settings.graphiql_assets_dir))
+    except ExplorerAssetsError as exc:
+        raise SettingsError(f"BILLING_GRAPHIQL_ASSETS_DIR={settings.graphiql_assets_dir}: {exc}") from None
 
 
 def _install_explorer(directory: str) -> int:
@@ -263,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--role", required=True, choices=[role.value for role in Role])
     key.add_argument("--org", help="organization id or external id (OWNER, ADMIN, MEMBER keys)")
     key.add_argument("--label", default="")
+    key.add_argument("--json", action="store_true",
+                     help='print one JSON object: {"id", "key", "role", "organizationId", "label"}')
 
     commands.add_parser("deliver-webhooks", help="run the webhook delivery loop alone (until interrupted)")
     usage = commands.add_parser("record-usage", help="record one usage event now (COUNTER: add; GAUGE: set)")
@@ -305,17 +461,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.command == "migrate":
-            asyncio.run(_migrate(settings))
-            print("database is up to date")
+            print(asyncio.run(_migrate(settings)))
         elif args.command == "seed-demo":
             asyncio.run(_seed_demo(settings))
         elif args.command == "create-api-key":
-            print(asyncio.run(_create_api_key(settings, Role(args.role), args.org, args.label)))
+            print(asyncio.run(_create_api_key(settings, Role(args.role), args.org, args.label, as_json=args.json)))
         elif args.command == "run-billing":
             if args.batch < 1:
                 print("error: --batch must be at least 1", file=sys.stderr)
                 return 2
-            print(asyncio.run(_run_billing(settings, _parse_until(args.until), args.batch)))
+            try:
+                summary, interrupted = asyncio.run(_run_billing(settings, _parse_until(args.until), args.batch))
+            except KeyboardInterrupt:  # Ctrl-C twice: stopped at once, the step in hand rolled back
+                print("interrupted: stopped at once; the subscription in hand was rolled back", file=sys.stderr)
+                return 130
+            print(summary)
+            if interrupted:
+                return 130
         elif args.command == "record-usage":
             print(asyncio.run(_record_usage(settings, args.org, args.metric, args.quantity)))
         elif args.command == "grant-partner":
@@ -325,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
             if problem is not None:
                 print(f"error: {problem}", file=sys.stderr)
                 return 1
+            _check_explorer_assets(settings)
+            asyncio.run(_migrate(settings))
             if not settings.compiled_documents:
                 print("note: BILLING_COMPILED_DOCUMENTS is off: registered queries run on the generic path",
                       file=sys.stderr)
@@ -332,16 +496,16 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(_seed_demo(settings))
             _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker, access_log=args.access_log)
         elif args.command == "deliver-webhooks":
-            from billing_graphql.jobs.webhook_delivery import deliver_webhooks
-
-            asyncio.run(_migrate(settings))
             try:
-                asyncio.run(deliver_webhooks(settings))
-            except KeyboardInterrupt:
-                pass
+                print(asyncio.run(_deliver_webhooks(settings)))
+            except KeyboardInterrupt:  # Ctrl-C twice: stopped at once
+                print("webhook delivery stopped at once", file=sys.stderr)
     except BillingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # found once the command looked (the database, GraphiQL's scripts)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

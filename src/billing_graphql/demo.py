@@ -11,6 +11,7 @@ from sqlalchemy import select
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import (
     Addon,
+    ApiKey,
     AddonUnit,
     Coupon,
     CouponDuration,
@@ -179,9 +180,37 @@ async def _seed_usage(db: Database, organization_id, now: datetime) -> None:
     await record_usage(db, organization_id=organization_id, events=events, now=now)
 
 
+def _demo_label(role: Role) -> str:
+    return f"demo {role.value.lower()}"
+
+
+async def _revoke_demo_keys(db: Database, organization_id, now: datetime) -> None:
+    """Revoke the keys an earlier seeding made (a role's demo label, of the demo organization for
+    the roles that have one), so that seeding again (``serve --demo`` restarted) does not pile them up."""
+    from sqlalchemy import or_
+
+    from billing_graphql.services.platform.api_keys import revoke_api_key
+
+    async with db.read() as session:
+        ids = (await session.scalars(
+            select(ApiKey.id).where(
+                ApiKey.revoked_at.is_(None),
+                or_(*(
+                    (ApiKey.role == role) & (ApiKey.label == _demo_label(role)) & (
+                        ApiKey.organization_id == organization_id if role.needs_organization
+                        else ApiKey.organization_id.is_(None))
+                    for role in Role
+                )),
+            )
+        )).all()
+    for key_id in ids:
+        await revoke_api_key(db, None, key_id=key_id, now=now)
+
+
 async def seed_demo(db: Database, now: datetime, settings: Settings | None = None) -> dict[Role, str]:
     """Create the demo catalog, organization, subscription and a month of usage if missing, and
-    fresh demo keys (returned; the PARTNER key is granted the demo organization)."""
+    fresh demo keys (returned; the PARTNER key is granted the demo organization). The demo keys
+    of an earlier seeding are revoked: one live key per role."""
     await _seed_catalog(db, now)
     async with db.read() as session:
         organization_id = await session.scalar(
@@ -193,6 +222,7 @@ async def seed_demo(db: Database, now: datetime, settings: Settings | None = Non
         )
         organization_id = organization.id
     await _seed_subscription(db, organization_id, now, GatewayRegistry(settings or Settings()))
+    await _revoke_demo_keys(db, organization_id, now)
     keys: dict[Role, str] = {}
     for role in Role:
         key, plain = await create_api_key(
@@ -200,7 +230,7 @@ async def seed_demo(db: Database, now: datetime, settings: Settings | None = Non
             None,
             role=role,
             organization_id=organization_id if role.needs_organization else None,
-            label=f"demo {role.value.lower()}",
+            label=_demo_label(role),
             now=now,
         )
         keys[role] = plain

@@ -1,5 +1,6 @@
 """GET /graphql with BILLING_GRAPHIQL_ASSETS_DIR: only the gateway's own URLs, a strict CSP, exactly
-the page's files served; without it, Strawberry's page as it is. (In a browser: tests/browser.)"""
+the page's files served; without it, Strawberry's page (unpkg's scripts) with a check that says in
+the page when they could not load. (In a browser: tests/browser.)"""
 
 from __future__ import annotations
 
@@ -67,3 +68,21 @@ async def test_another_version_stops_the_gateway_at_start(tmp_path, db, settings
 
 def test_packages_are_the_five_strawberry_names():
     assert set(explorer_packages()) == {"react", "react-dom", "js-cookie", "graphiql", "@graphiql/plugin-explorer"}
+
+
+async def test_the_cdn_page_says_when_its_scripts_could_not_load(db, settings):
+    """Without BILLING_GRAPHIQL_ASSETS_DIR the page loads unpkg's scripts; a check after them (before
+    the script that starts GraphiQL) replaces "Loading..." with how to serve them locally."""
+    page = await get(create_app(settings, db=db, freeze_gc=False), "/graphql")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    text = page.text
+    check = text.index("GraphiQL's scripts could not load")
+    assert text.rindex("https://unpkg.com/") < check < text.index("ReactDOM.createRoot")
+    assert "billing-graphql install-explorer DIR" in text and "BILLING_GRAPHIQL_ASSETS_DIR=DIR" in text
+
+
+async def test_the_offline_page_names_one_charset(tmp_path, db, settings):
+    fake_install(tmp_path)
+    app = create_app(replace(settings, graphiql_assets_dir=str(tmp_path)), db=db, freeze_gc=False)
+    assert (await get(app, "/graphql")).headers["content-type"] == "text/html; charset=utf-8"

@@ -35,6 +35,7 @@ async def scrape(http, token=None) -> dict[tuple[str, tuple], float]:
     response = await http.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"].count("charset") == 1, response.headers["content-type"]
     samples = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:

@@ -47,7 +47,7 @@ async def test_owner_exports_payments_and_refunds_with_rfc4180_quoting(api, db, 
     failed, paid, refund, _ = await seed(db, keys)
     response = await export(api, keys.owner, **{"from": "2026-01-15", "to": "2026-01-16"})
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"  # one charset, not two
     assert response.headers["content-disposition"] == 'attachment; filename="payments-2026-01-15-to-2026-01-16.csv"'
     text = response.text
     assert text.split("\r\n")[0] == HEADER

@@ -84,6 +84,9 @@ def install_explorer(directory: Path, *, npm: str | None = None) -> None:
 def check_assets_dir(directory: Path) -> dict[str, bytes]:
     """The page's files read from ``directory/node_modules`` ({local URL: content}); a missing
     package, another version or a missing file is an ExplorerAssetsError naming it."""
+    if not directory.is_dir():
+        raise ExplorerAssetsError(f"{directory} is not a directory: run `billing-graphql install-explorer "
+                                  f"{directory}` (Node.js's npm) to put GraphiQL's scripts there.")
     modules = directory / "node_modules"
     files: dict[str, bytes] = {}
     for asset in page_assets():
@@ -101,6 +104,51 @@ def check_assets_dir(directory: Path) -> dict[str, bytes]:
             raise ExplorerAssetsError(f"{path} is missing.")
         files[asset.local_url] = path.read_bytes()
     return files
+
+
+# Run after the page's script tags (which load in order, blocking the parser): when one of them
+# could not load (no internet, unpkg blocked), GraphiQL's globals are missing and "Loading..."
+# would stay forever; the page says so instead, and how to serve the scripts locally.
+LOAD_CHECK = """<script>
+      (function () {
+        var missing = ["React", "ReactDOM", "Cookies", "GraphiQL", "GraphiQLPluginExplorer"].filter(
+          function (name) { return typeof window[name] === "undefined"; });
+        if (!missing.length) return;
+        var box = document.getElementById("graphiql");
+        box.style.cssText = "display:block;height:auto;padding:2em;font:16px/1.5 system-ui,sans-serif;max-width:46em";
+        box.replaceChildren();
+        function line(tag, text) { var node = document.createElement(tag); node.textContent = text; box.appendChild(node); return node; }
+        line("h1", "GraphiQL's scripts could not load").setAttribute("id", "graphiql-offline");
+        line("p", "This page loads GraphiQL from unpkg.com, which this browser could not reach (missing: "
+          + missing.join(", ") + "). GraphQL itself still answers at this URL (POST).");
+        line("p", "To serve GraphiQL's scripts from the gateway itself, without internet:");
+        line("pre", "billing-graphql install-explorer DIR\\nBILLING_GRAPHIQL_ASSETS_DIR=DIR billing-graphql serve");
+        line("p", "install-explorer needs npm once (on any machine; copy DIR over); the gateway then serves the "
+          + "scripts under /graphql/assets/.");
+      })();
+    </script>
+    """
+
+
+def with_load_check(html: str) -> str:
+    """The page with LOAD_CHECK before its own inline script (the one that starts GraphiQL)."""
+    index = html.rfind("<script>")
+    if index < 0:
+        return html
+    return html[:index] + LOAD_CHECK + html[index:]
+
+
+def cdn_ide_renderer():
+    """A ``render_graphql_ide`` for Strawberry's controller: Strawberry's page (scripts from unpkg)
+    that says in the page when its scripts could not load."""
+    from litestar.enums import MediaType
+
+    html = with_load_check(strawberry_page())
+
+    async def render_graphql_ide(self: Any, request: Request[Any, Any, Any]) -> Response[str]:
+        return Response(html, media_type=MediaType.HTML)
+
+    return render_graphql_ide
 
 
 def _hash_source(text: str) -> str:
@@ -136,7 +184,7 @@ class OfflineExplorer:
         return cls(html=html, content_security_policy=policy, files=files)
 
     def page_response(self) -> Response[str]:
-        return Response(self.html, media_type="text/html; charset=utf-8", headers={
+        return Response(self.html, media_type="text/html", headers={  # Litestar adds the charset
             "Content-Security-Policy": self.content_security_policy,
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",

@@ -39,7 +39,9 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
             return Response(b"metrics need 'Authorization: Bearer <BILLING_METRICS_TOKEN>'\n", status_code=401,
                             media_type="text/plain", headers={"www-authenticate": "Bearer"})
     body, content_type = metrics.render()
-    return Response(body, media_type=content_type)
+    # Litestar adds "; charset=utf-8" to a text/ type: the one prometheus-client names is left out.
+    media_type = "; ".join(part for part in content_type.split("; ") if not part.lower().startswith("charset="))
+    return Response(body, media_type=media_type)
 
 
 def _json_log_handler() -> None:

@@ -115,7 +115,7 @@ async def payments_csv(
     rows = stream_payment_rows(app_db(request), organization_id=scope, start=start, end=end)
     return Stream(
         _chunks(rows),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds "; charset=utf-8" to a text/ type
         headers={
             "Content-Disposition": f'attachment; filename="payments-{start}-to-{end}.csv"',
             "Cache-Control": "private, no-store",
