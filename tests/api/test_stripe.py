@@ -188,7 +188,7 @@ async def test_a_dispute_marks_the_payment_and_sends_invoice_disputed_once(strip
     async with db.read() as session:
         stored = await session.get(Payment, payment.id)
         [sent] = (await session.scalars(select(OutboxEvent).where(OutboxEvent.event_type == "invoice.disputed"))).all()
-    assert stored.disputed_at is not None and sent.payload["dispute_reason"] == "fraudulent"
+    assert stored.disputed_at is not None and sent.payload["disputeReason"] == "fraudulent"
 
 
 @pytest.mark.parametrize("problem", ["wrong secret", "stale", "no header", "flipped byte"])

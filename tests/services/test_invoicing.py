@@ -194,7 +194,7 @@ async def test_action_required_is_a_failed_payment_with_its_own_event_never_paid
         row = await session.get(Invoice, invoice.id)
     assert (row.status, row.amount_paid, row.paid_at) == (InvoiceStatus.OPEN, 0, None)
     [event] = await events(db, "invoice.payment_action_required")
-    assert event.payload["failure_code"] == "authentication_required"
+    assert event.payload["failureCode"] == "authentication_required"
     assert await events(db, "invoice.paid") == [] and await events(db, "invoice.payment_failed") == []
 
 

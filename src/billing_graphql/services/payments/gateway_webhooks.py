@@ -332,7 +332,8 @@ async def _card_detached(session: AsyncSession, event: InboundEvent, now: dateti
     # As removePaymentMethod records it (audit row and outbox event ``payment_method.removed``).
     record_change(session, actor=None, action="payment_method.removed", object_type="PaymentMethod",
                   object_id=method.id, organization_id=method.organization_id, now=now,
-                  before=snapshot(method, *_AUDIT_FIELDS), reason=f"{event.gateway} webhook {event.event_id}")
+                  before=snapshot(method, *_AUDIT_FIELDS), reason=f"{event.gateway} webhook {event.event_id}",
+                  subject=method)
     await session.delete(method)
     return "payment method removed"
 

@@ -49,7 +49,8 @@ async def update_billing_details(
     """
     async with db.write() as session:
         # The organization's lock (FOR UPDATE on PostgreSQL; SQLite's write session holds BEGIN IMMEDIATE).
-        if await session.get(Organization, organization_id, with_for_update=True) is None:
+        organization = await session.get(Organization, organization_id, with_for_update=True)
+        if organization is None:
             raise not_found("Organization", "organizationId")
         row = await session.get(BillingDetails, organization_id)
         before = value_of(row)
@@ -66,7 +67,7 @@ async def update_billing_details(
         record_change(session, actor=actor, action="organization.billing_details_updated",
                       object_type="Organization", object_id=organization_id, organization_id=organization_id,
                       now=now, before=_snapshot(before), after=_snapshot(after),
-                      subject=await session.get(Organization, organization_id), billing_details=_snapshot(after))
+                      subject=organization, billing_details=_snapshot(after))
     return after
 
 
