@@ -182,8 +182,8 @@ async def billing_portal_action(request: Request[Any, Any, Any], token: str, act
                 gateways=request.app.state.gateways, now=now)
             return _back(token, notice="plan-changed")
         if action == "replace-card":
-            await replace_default_card(db, actor, token=data.get("token", ""), label=data.get("label", ""),
-                                       now=now)
+            await replace_default_card(db, request.app.state.gateways, actor, token=data.get("token", ""),
+                                       label=data.get("label", ""), now=now)
             return _back(token, notice="card-replaced")
         if action == "cancel":
             await lifecycle.cancel(db, actor, organization_id=organization_id, immediately=False,

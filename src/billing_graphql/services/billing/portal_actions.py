@@ -16,11 +16,9 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.money import Money
 from billing_graphql.services.billing.portal import PortalSubscription, live_subscription
 from billing_graphql.services.catalog.plans import list_plans
-from billing_graphql.services.payments.payment_methods import (
-    NewPaymentMethod,
-    add_payment_method,
-    remove_payment_method,
-)
+from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.payments.payment_methods import NewPaymentMethod, remove_payment_method
+from billing_graphql.services.payments.stripe_methods import add_payment_method
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +40,16 @@ async def load_manage_view(db: Database, organization_id: uuid.UUID) -> ManageVi
     return ManageView(subscription=subscription, plans=plans)
 
 
-async def replace_default_card(db: Database, actor: Actor, *, token: str, label: str, now: datetime) -> PaymentMethod:
-    """Add ``token`` as the default card (checked as ``addPaymentMethod`` checks it), then remove the
-    card it replaces."""
+async def replace_default_card(db: Database, gateways: GatewayRegistry, actor: Actor, *, token: str, label: str,
+                               now: datetime) -> PaymentMethod:
+    """Add ``token`` as the default card on the replaced card's gateway, exactly as
+    ``addPaymentMethod`` adds it (for Stripe: attached to the organization's Stripe Customer,
+    with Stripe's brand, last 4 and expiry), then remove the card it replaces."""
     async with db.read() as session:
         old = await session.scalar(select(PaymentMethod).where(PaymentMethod.organization_id == actor.organization_id,
                                                                PaymentMethod.is_default.is_(True)))
     gateway = old.gateway if old is not None else "sandbox"
-    new = await add_payment_method(db, actor, NewPaymentMethod(
+    new = await add_payment_method(db, gateways, actor, NewPaymentMethod(
         gateway=gateway, gateway_payment_method_id=token.strip(), type=PaymentMethodType.CREDIT_CARD,
         label=label.strip(), is_default=True), now=now)
     if old is not None and old.id != new.id:

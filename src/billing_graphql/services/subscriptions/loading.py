@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.models import Plan, Subscription
+from billing_graphql.db.models import Organization, Plan, Subscription
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod, period_at
 from billing_graphql.domain.status import LIVE_STATUSES, SubscriptionStatus
@@ -83,8 +83,13 @@ async def new_subscription(
 
     ``trial``: TRIALING for the plan's trial days, the trial being the first period and paid
     periods anchored on its end. Otherwise ACTIVE, anchored ``now``, in its first paid period.
-    Used by ``subscribe`` and by checkout confirmation.
+    Used by ``subscribe`` and by checkout confirmation. A Stripe-backed subscription carries the
+    organization's Stripe Customer id (``gatewayCustomerId``).
     """
+    customer_id = None
+    if payment_gateway == "stripe":
+        customer_id = await session.scalar(select(Organization.gateway_customer_id)
+                                           .where(Organization.id == organization_id))
     if trial:
         trial_end = now + timedelta(days=plan.trial_days)
         anchor, period_start, period_end = trial_end, now, trial_end
@@ -104,6 +109,7 @@ async def new_subscription(
         cancel_at_period_end=False,
         agent_count=agents,
         payment_gateway=payment_gateway,
+        gateway_customer_id=customer_id,
         retry_count=0,
         created_at=now,
         updated_at=now,
