@@ -112,6 +112,7 @@ class StripeGateway:
         webhook_secret: str | None = None,
         api_base: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        public_url: str | None = None,
     ) -> None:
         if not secret_key:
             raise GatewayError("Stripe is not configured (BILLING_STRIPE_SECRET_KEY).")
@@ -120,6 +121,7 @@ class StripeGateway:
         self.api_base = (api_base or stripe.DEFAULT_API_BASE).rstrip("/")
         self._timeout = timeout
         self._secret_key = secret_key
+        self.public_url = public_url.rstrip("/") if public_url else None
         self._client: stripe.StripeClient | None = None
 
     @classmethod
@@ -129,6 +131,7 @@ class StripeGateway:
             publishable_key=settings.stripe_publishable_key,
             webhook_secret=settings.stripe_webhook_secret,
             api_base=settings.stripe_api_base,
+            public_url=getattr(settings, "public_url", None),
         )
 
     def __repr__(self) -> str:  # never the secrets
@@ -159,17 +162,37 @@ class StripeGateway:
             raise GatewayError(_describe(exc)) from None
         return customer.id
 
-    async def retrieve_payment_method(self, payment_method_id: str) -> CardDetails | None:
-        """The PaymentMethod's card details, or None when Stripe does not know it."""
+    async def update_customer(self, customer_id: str, *, name: str | None, address: str | None,
+                              country: str | None) -> None:
+        """The Customer's name and address as the organization's billing details have them (an
+        empty value clears Stripe's): the address's first line is ``line1``, the rest ``line2``."""
+        lines = [line for line in (address or "").split("\n") if line.strip()]
+        params: dict[str, Any] = {
+            "name": (name or "")[:256],
+            "address": {"line1": (lines[0] if lines else "")[:200], "line2": ", ".join(lines[1:])[:200],
+                        "country": country or ""},
+        }
         try:
-            method = await self.client.v1.payment_methods.retrieve_async(payment_method_id)
+            await self.client.v1.customers.update_async(customer_id, params)
+        except stripe.StripeError as exc:
+            raise GatewayError(_describe(exc)) from None
+
+    @staticmethod
+    async def _retrieve(service: Any, object_id: str) -> Any | None:
+        """``service.retrieve_async(object_id)``; None when Stripe does not know the object."""
+        try:
+            return await service.retrieve_async(object_id)
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404 or getattr(exc, "code", None) == "resource_missing":
                 return None
             raise GatewayError(_describe(exc)) from None
         except stripe.StripeError as exc:
             raise GatewayError(_describe(exc)) from None
-        return card_details(method)
+
+    async def retrieve_payment_method(self, payment_method_id: str) -> CardDetails | None:
+        """The PaymentMethod's card details, or None when Stripe does not know it."""
+        method = await self._retrieve(self.client.v1.payment_methods, payment_method_id)
+        return None if method is None else card_details(method)
 
     async def attach_payment_method(self, payment_method_id: str, customer_id: str) -> CardDetails | None:
         """Attach an existing PaymentMethod to the customer (a no-op when it already is);
@@ -193,6 +216,17 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise GatewayError(_describe(exc)) from None
         return SetupIntent(id=intent.id, client_secret=intent.client_secret)
+
+    def payment_page_url(self, invoice_id: Any) -> str | None:
+        """Where the customer confirms an invoice's PaymentIntent that needs action (3-D Secure)
+        with Stripe.js: the gateway's own page, ``GET /invoices/{id}/pay``."""
+        return f"{self.public_url}/invoices/{invoice_id}/pay" if self.public_url else None
+
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> dict[str, Any] | None:
+        """The PaymentIntent as a plain dict (its status and client secret), or None when Stripe
+        does not know it."""
+        intent = await self._retrieve(self.client.v1.payment_intents, payment_intent_id)
+        return None if intent is None else plain(intent)
 
     # -- charges ------------------------------------------------------------------------------
 

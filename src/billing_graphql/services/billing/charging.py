@@ -179,7 +179,9 @@ async def _call_gateway(
     invoice.updated_at = now
     action_required = result.outcome is ChargeOutcome.ACTION_REQUIRED
     if action_required:
-        invoice.payment_url = result.action_url or invoice.payment_url
+        # The processor's own confirmation page, where it serves one (Stripe: Stripe.js on ours).
+        page = getattr(gateway, "payment_page_url", None)
+        invoice.payment_url = (page(invoice.id) if page else None) or result.action_url or invoice.payment_url
     emit_event(
         session,
         event_type="invoice.payment_action_required" if action_required else "invoice.payment_failed",
