@@ -58,7 +58,7 @@ class Mutation:
             return await billing_details.update_billing_details(
                 context.db, context.actor, organization_id=organization_for(info, input.organization_id),
                 legal_name=input.legal_name, address=input.address, country=input.country, tax_id=input.tax_id,
-                now=context.now,
+                now=context.now, gateways=context.gateways,
             )
 
         return await UpdateBillingDetailsPayload.of(update())

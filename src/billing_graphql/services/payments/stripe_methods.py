@@ -53,7 +53,7 @@ def stripe_gateway(gateways: GatewayRegistry) -> StripeGateway:
     return gateway  # type: ignore[return-value]
 
 
-def _is_stripe_customer(customer_id: str | None) -> bool:
+def is_stripe_customer(customer_id: str | None) -> bool:
     return bool(customer_id) and customer_id.startswith("cus_") and not customer_id.startswith("cus_sandbox_")
 
 
@@ -63,7 +63,7 @@ async def stripe_customer(db: Database, gateway: StripeGateway, organization_id:
         organization = await session.get(Organization, organization_id)
         if organization is None:
             raise not_found("Organization", None)
-        if _is_stripe_customer(organization.gateway_customer_id):
+        if is_stripe_customer(organization.gateway_customer_id):
             return organization.gateway_customer_id
         name, email = organization.name, organization.billing_email
     try:
@@ -74,7 +74,7 @@ async def stripe_customer(db: Database, gateway: StripeGateway, organization_id:
     async with db.write() as session:
         await lock_organization(session, organization_id)
         organization = await session.get(Organization, organization_id, populate_existing=True)
-        if _is_stripe_customer(organization.gateway_customer_id):
+        if is_stripe_customer(organization.gateway_customer_id):
             return organization.gateway_customer_id
         organization.gateway_customer_id = customer_id
     return customer_id

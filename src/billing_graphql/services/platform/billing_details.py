@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +16,11 @@ from billing_graphql.domain.billing_details import BillingDetailsValue, merge_bi
 from billing_graphql.domain.errors import not_found
 from billing_graphql.services.platform.audit import record_change
 
+if TYPE_CHECKING:
+    from billing_graphql.gateways import GatewayRegistry
+
 FIELDS = ("legal_name", "address", "country", "tax_id")
+log = logging.getLogger(__name__)
 
 
 def value_of(row: BillingDetails | None) -> BillingDetailsValue:
@@ -42,33 +48,65 @@ async def update_billing_details(
     country: str | None = None,
     tax_id: str | None = None,
     now: datetime,
+    gateways: GatewayRegistry | None = None,
 ) -> BillingDetailsValue:
     """Change the organization's billing details (None keeps a field, "" clears it); audited.
 
     Invoices finalized later carry the new details; finalized ones keep the copy they have.
+    With ``gateways``, an organization whose customer is a Stripe Customer has it updated after
+    the commit (``sync_stripe_customer``).
     """
     async with db.write() as session:
         # The organization's lock (FOR UPDATE on PostgreSQL; SQLite's write session holds BEGIN IMMEDIATE).
         organization = await session.get(Organization, organization_id, with_for_update=True)
         if organization is None:
             raise not_found("Organization", "organizationId")
+        customer_id = organization.gateway_customer_id
         row = await session.get(BillingDetails, organization_id)
         before = value_of(row)
         after = merge_billing_details(before, legal_name=legal_name, address=address, country=country,
                                       tax_id=tax_id)
-        if after == before:
-            return after
-        if row is None:
-            row = BillingDetails(organization_id=organization_id)
-            session.add(row)
-        for name in FIELDS:
-            setattr(row, name, getattr(after, name))
-        row.updated_at = now
-        record_change(session, actor=actor, action="organization.billing_details_updated",
-                      object_type="Organization", object_id=organization_id, organization_id=organization_id,
-                      now=now, before=_snapshot(before), after=_snapshot(after),
-                      subject=organization, billing_details=_snapshot(after))
+        if after != before:
+            if row is None:
+                row = BillingDetails(organization_id=organization_id)
+                session.add(row)
+            for name in FIELDS:
+                setattr(row, name, getattr(after, name))
+            row.updated_at = now
+            record_change(session, actor=actor, action="organization.billing_details_updated",
+                          object_type="Organization", object_id=organization_id, organization_id=organization_id,
+                          now=now, before=_snapshot(before), after=_snapshot(after),
+                          subject=organization, billing_details=_snapshot(after))
+    # Committed. The same call repeated (no change) sends the state to Stripe again: a retry.
+    if gateways is not None:
+        await sync_stripe_customer(gateways, customer_id, after, organization_id=organization_id)
     return after
+
+
+async def sync_stripe_customer(gateways: GatewayRegistry, customer_id: str | None, details: BillingDetailsValue, *,
+                               organization_id: uuid.UUID) -> bool:
+    """The Stripe Customer's name and address set from the committed billing details (the legal
+    name, or nothing to clear it). Called after the commit, never inside the transaction: a
+    Stripe failure is logged and loses nothing locally; the next change sends the whole state
+    again. The tax id stays local (localstripe, the test double, takes only EU/NZ/AU/ES tax id
+    types, not Indonesia's NPWP). True when Stripe took it."""
+    from billing_graphql.gateways.base import GatewayError
+    from billing_graphql.services.payments.stripe_methods import is_stripe_customer
+
+    if not is_stripe_customer(customer_id):
+        return False
+    try:
+        gateway = gateways.get("stripe")
+        update = gateway.update_customer  # type: ignore[attr-defined]
+    except (GatewayError, LookupError, ValueError, AttributeError):
+        log.warning("billing details of %s not sent to Stripe: Stripe is not configured", organization_id)
+        return False
+    try:
+        await update(customer_id, name=details.legal_name, address=details.address, country=details.country)
+    except GatewayError as exc:
+        log.warning("billing details of %s not sent to Stripe customer %s: %s", organization_id, customer_id, exc)
+        return False
+    return True
 
 
 async def copy_billing_details(session: AsyncSession, invoice: Invoice) -> None:
