@@ -86,3 +86,12 @@ async def test_stripe_unreachable_keeps_the_local_change_and_a_retry_syncs(strip
     retried = await stripe_api.ok(UPDATE, {"i": DETAILS}, token=keys.owner)  # the same call, Stripe back
     assert retried["updateBillingDetails"]["errors"] == []
     assert (await stripe_customer(localstripe, customer))["name"] == "PT Acme Indonesia"
+
+
+async def test_a_stripe_customer_made_after_the_billing_details_starts_with_them(stripe_api, localstripe, db, keys):
+    assert (await stripe_api.ok(UPDATE, {"i": DETAILS}, token=keys.owner))["updateBillingDetails"]["errors"] == []
+    assert (await stripe_api.ok(ADD, {"input": card("pm_card_visa")}, token=keys.owner))["addPaymentMethod"][
+        "errors"] == []
+    at_stripe = await stripe_customer(localstripe, await customer_of(db, keys))
+    assert (at_stripe["name"], at_stripe["address"]["line1"], at_stripe["address"]["country"]) == (
+        "PT Acme Indonesia", "Jl. Sudirman 1", "ID")

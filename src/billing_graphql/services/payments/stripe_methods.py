@@ -77,7 +77,18 @@ async def stripe_customer(db: Database, gateway: StripeGateway, organization_id:
         if is_stripe_customer(organization.gateway_customer_id):
             return organization.gateway_customer_id
         organization.gateway_customer_id = customer_id
+    await _send_billing_details(db, gateway, customer_id, organization_id, name)
     return customer_id
+
+
+async def _send_billing_details(db: Database, gateway: StripeGateway, customer_id: str,
+                                organization_id: uuid.UUID, name: str) -> None:
+    """A new Customer starts with the billing details set before it existed (after the commit)."""
+    from billing_graphql.services.platform.billing_details import get_billing_details, push_to_stripe
+
+    details = await get_billing_details(db, organization_id)
+    if not details.is_empty:
+        await push_to_stripe(gateway, customer_id, details, organization_id=organization_id, organization_name=name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,7 +61,7 @@ async def update_billing_details(
         organization = await session.get(Organization, organization_id, with_for_update=True)
         if organization is None:
             raise not_found("Organization", "organizationId")
-        customer_id = organization.gateway_customer_id
+        customer_id, organization_name = organization.gateway_customer_id, organization.name
         row = await session.get(BillingDetails, organization_id)
         before = value_of(row)
         after = merge_billing_details(before, legal_name=legal_name, address=address, country=country,
@@ -79,17 +79,17 @@ async def update_billing_details(
                           subject=organization, billing_details=_snapshot(after))
     # Committed. The same call repeated (no change) sends the state to Stripe again: a retry.
     if gateways is not None:
-        await sync_stripe_customer(gateways, customer_id, after, organization_id=organization_id)
+        await sync_stripe_customer(gateways, customer_id, after, organization_id=organization_id,
+                                   organization_name=organization_name)
     return after
 
 
 async def sync_stripe_customer(gateways: GatewayRegistry, customer_id: str | None, details: BillingDetailsValue, *,
-                               organization_id: uuid.UUID) -> bool:
-    """The Stripe Customer's name and address set from the committed billing details (the legal
-    name, or nothing to clear it). Called after the commit, never inside the transaction: a
-    Stripe failure is logged and loses nothing locally; the next change sends the whole state
-    again. The tax id stays local (localstripe, the test double, takes only EU/NZ/AU/ES tax id
-    types, not Indonesia's NPWP). True when Stripe took it."""
+                               organization_id: uuid.UUID, organization_name: str) -> bool:
+    """The Stripe Customer's name and address set from the committed billing details. Called
+    after the commit, never inside the transaction: a Stripe failure is logged and loses nothing
+    locally; the next change (or the same call repeated) sends the whole state again. True when
+    Stripe took it."""
     from billing_graphql.gateways.base import GatewayError
     from billing_graphql.services.payments.stripe_methods import is_stripe_customer
 
@@ -97,12 +97,23 @@ async def sync_stripe_customer(gateways: GatewayRegistry, customer_id: str | Non
         return False
     try:
         gateway = gateways.get("stripe")
-        update = gateway.update_customer  # type: ignore[attr-defined]
-    except (GatewayError, LookupError, ValueError, AttributeError):
+    except (GatewayError, LookupError, ValueError):
         log.warning("billing details of %s not sent to Stripe: Stripe is not configured", organization_id)
         return False
+    return await push_to_stripe(gateway, customer_id, details, organization_id=organization_id,
+                                organization_name=organization_name)
+
+
+async def push_to_stripe(gateway: Any, customer_id: str, details: BillingDetailsValue, *,
+                         organization_id: uuid.UUID, organization_name: str) -> bool:
+    """``details`` onto the Stripe Customer: the legal name (the organization's name without
+    one) and the address. The tax id stays local (localstripe, the test double, takes only
+    EU/NZ/AU/ES tax id types, not Indonesia's NPWP). A failure is logged; True when Stripe took it."""
+    from billing_graphql.gateways.base import GatewayError
+
     try:
-        await update(customer_id, name=details.legal_name, address=details.address, country=details.country)
+        await gateway.update_customer(customer_id, name=details.legal_name or organization_name,
+                                      address=details.address, country=details.country)
     except GatewayError as exc:
         log.warning("billing details of %s not sent to Stripe customer %s: %s", organization_id, customer_id, exc)
         return False
