@@ -185,8 +185,9 @@ ADD_METHOD = (
 )
 async def test_card_numbers_with_separators_are_refused(api, db, keys, field, value):
     fields = {"gatewayPaymentMethodId": "tok_visa", "type": "CREDIT_CARD", "label": "Visa", field: value}
-    result = await api.ok(ADD_METHOD, {"i": fields}, token=keys.owner)
-    assert result["addPaymentMethod"]["paymentMethod"] is None
-    assert [error["code"] for error in result["addPaymentMethod"]["errors"]] == ["VALIDATION"]
+    # Refused where input enters, as every free-text input is (issue 19, item 5).
+    result = await api.post(ADD_METHOD, {"i": fields}, token=keys.owner)
+    assert result["data"] is None
+    assert [error["extensions"] for error in result["errors"]] == [{"code": "VALIDATION", "field": f"input.{field}"}]
     assert "4111" not in json.dumps(result) and "4242" not in json.dumps(result)
     assert await _count(db, PaymentMethod) == 0

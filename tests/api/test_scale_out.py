@@ -79,6 +79,9 @@ async def two_servers(database_url, settings, tmp_path) -> AsyncIterator[list[st
         "BILLING_JWT_SECRET": settings.jwt_secret,
         "BILLING_RATE_LIMIT": str(RATE_LIMIT),
         "BILLING_TRUSTED_PROXIES": "127.0.0.1",
+        # Behind one load balancer every process hands out the balancer's address (without it each
+        # would use the port it listens on).
+        "BILLING_PUBLIC_URL": "https://billing.example.test",
     }
     processes, bases = [], []
     try:

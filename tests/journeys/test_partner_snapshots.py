@@ -20,7 +20,10 @@ async def snapshot(ledger, partner: str, tenant, month: str | None = None) -> di
     data = await ledger.gql(SNAPSHOTS, {"ids": [tenant.id], "month": month}, token=partner)
     (edge,) = data["usageSnapshots"]["edges"]
     node = edge["node"]
-    messages = {m["metric"]["code"]: (m["used"], m["limit"], m["overage"]) for m in node["metrics"]}["messages"]
+    shown = {m["metric"]["code"]: (m["used"], m["limit"], m["overage"]) for m in node["metrics"]}["messages"]
+    # Counters are BigInt: digits in a JSON string.
+    assert all(isinstance(value, str) and value.isdigit() for value in shown), shown
+    messages = tuple(int(value) for value in shown)
     return {"month": node["month"], "periodStart": node["periodStart"], "periodEnd": node["periodEnd"],
             "messages": messages}
 
