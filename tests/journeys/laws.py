@@ -97,6 +97,7 @@ class Ledger:
     staff: str  # a SUPER_ADMIN key
     receiver: Any
     currency: str = "IDR"
+    processor: str = "sandbox"  # the gateway the journey's cards belong to (sandbox or stripe)
     now: datetime | None = None
     start: datetime | None = None
     tenants: list[Tenant] = field(default_factory=list)

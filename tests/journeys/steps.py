@@ -4,8 +4,12 @@ the base, ROUND_HALF_UP once per line and once for tax)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
+
+import stripe
 
 from tests.journeys.laws import ERRORS, INVOICE, MONEY, Ledger, Tenant, amount
 
@@ -17,8 +21,8 @@ CREATE_PLAN = f"""mutation($i: CreatePlanInput!) {{ createPlan(input: $i) {{ pla
 CREATE_ADDON = f"""mutation($i: CreateAddonInput!) {{ createAddon(input: $i) {{ addon {{ id slug }} {ERRORS} }} }}"""
 CREATE_COUPON = f"""mutation($i: CreateCouponInput!) {{ createCoupon(input: $i) {{ coupon {{ id code }} {ERRORS} }} }}"""
 ADD_CARD = f"""mutation($i: AddPaymentMethodInput!) {{ addPaymentMethod(input: $i) {{
-  paymentMethod {{ id isDefault }} {ERRORS} }} }}"""
-PAYMENT_METHODS = "{ paymentMethods { id gatewayPaymentMethodId isDefault } }"
+  paymentMethod {{ id gateway isDefault }} {ERRORS} }} }}"""
+PAYMENT_METHODS = "{ paymentMethods { id gateway gatewayPaymentMethodId isDefault } }"
 SUBSCRIBE = f"""mutation($i: SubscribeInput!) {{ subscribe(input: $i) {{
   subscription {{ {SUBSCRIPTION_FIELDS} }} invoice {{ {INVOICE} }} {ERRORS} }} }}"""
 CHANGE_PLAN = f"""mutation($i: ChangePlanInput!) {{ changePlan(input: $i) {{
@@ -74,9 +78,14 @@ async def plan(ledger: Ledger, slug: str, monthly: int, **extra) -> str:
 
 
 async def card(ledger: Ledger, tenant: Tenant, token: str = "pm_card_visa", *, default: bool = True) -> str:
-    added = await ledger.mutate(ADD_CARD, {"i": {"gatewayPaymentMethodId": token, "type": "CREDIT_CARD",
-                                                 "label": token, "isDefault": default}}, token=tenant.owner)
-    return added["paymentMethod"]["id"]
+    """A paying card, saved with the ledger's processor (``pm_card_visa`` is a card that pays at
+    the sandbox and at localstripe alike)."""
+    added = await ledger.mutate(ADD_CARD, {"i": {"gateway": ledger.processor, "gatewayPaymentMethodId": token,
+                                                 "type": "CREDIT_CARD", "label": token, "isDefault": default}},
+                                token=tenant.owner)
+    method = added["paymentMethod"]
+    assert method["gateway"] == ledger.processor, method
+    return method["id"]
 
 
 async def record(ledger: Ledger, tenant: Tenant, metric: str, quantity: int, key: str) -> None:
@@ -89,3 +98,45 @@ async def record(ledger: Ledger, tenant: Tenant, metric: str, quantity: int, key
 
 async def subscription(ledger: Ledger, tenant: Tenant) -> dict:
     return (await ledger.gql(SUBSCRIPTION, token=tenant.owner))["subscription"]
+
+
+# -- what the SPA's Stripe.js does at Stripe (localstripe), for the Stripe journeys ----------------
+
+def stripe_client(localstripe) -> stripe.StripeClient:
+    return stripe.StripeClient("sk_test_journeys", base_addresses={"api": localstripe.url}, max_network_retries=0,
+                               http_client=stripe.HTTPXClient())
+
+
+async def card_by_stripe_js(localstripe, number: str) -> str:
+    """A PaymentMethod made at Stripe from the card the customer typed into Stripe.js (the card
+    never reaches the gateway): its ``pm_...`` id, all the SPA hands over."""
+    # This stands in for the customer's browser: the stripe library logs its request bodies at
+    # DEBUG, which the gateway's own logs must never hold (test_stripe_journeys' card-number test).
+    library = logging.getLogger("stripe")
+    level = library.level
+    library.setLevel(logging.INFO)
+    try:
+        method = await stripe_client(localstripe).v1.payment_methods.create_async(
+            {"type": "card", "card": {"number": number, "exp_month": 8, "exp_year": 2031, "cvc": "123"}})
+    finally:
+        library.setLevel(level)
+    return method.id
+
+
+async def pay_checkout_with_stripe_js(ledger: Ledger, localstripe, order_id: str, webhook_secret: str) -> None:
+    """The customer pays a Stripe checkout: Stripe.js confirms the PaymentIntent with the card
+    typed in (``stripe.confirmCardPayment``), Stripe keeps the card on the Customer (what
+    ``setup_future_usage=off_session`` does; localstripe lacks it, so it is attached here) and
+    sends ``payment_intent.succeeded``, which completes the checkout."""
+    client = stripe_client(localstripe)
+    method = await card_by_stripe_js(localstripe, "4242424242424242")
+    await client.v1.payment_intents.update_async(order_id, {"payment_method": method})
+    intent = await client.v1.payment_intents.confirm_async(order_id)
+    assert intent.status == "succeeded", intent.status
+    await client.v1.payment_methods.attach_async(method, {"customer": intent.customer})
+    event = json.dumps({"id": f"evt_{order_id}", "object": "event", "type": "payment_intent.succeeded",
+                        "data": {"object": intent.to_dict()}})
+    headers = {"stripe-signature": stripe.WebhookSignature.generate_signature_header(event, webhook_secret),
+               "content-type": "application/json"}
+    response = await ledger.api.client.post("/webhooks/stripe", content=event.encode(), headers=headers)
+    assert response.status_code == 200, response.text

@@ -11,8 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from fractions import Fraction
 
+from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
 from tests.journeys.steps import CHANGE_PLAN, SUBSCRIBE, billed, card, figures, lines, plan, prorate, subscription
+
+pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
 
 async def test_annual_plan_across_february_29_with_a_mid_year_upgrade(ledger):

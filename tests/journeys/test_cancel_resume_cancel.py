@@ -7,8 +7,11 @@ Team: Rp 300,000 a month, no trial. Periods Apr 1-May 1, May 1-Jun 1 2027.
 
 from __future__ import annotations
 
+from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
 from tests.journeys.steps import CANCEL, RESUME, SUBSCRIBE, billed, card, figures, plan, subscription
+
+pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
 
 async def test_cancel_at_period_end_then_resume_then_cancel_immediately(ledger):

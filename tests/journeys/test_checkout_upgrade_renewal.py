@@ -3,16 +3,24 @@ in the middle of the period is charged to the card the checkout kept, and the re
 
 Starter: Rp 200,000 a month; Pro: Rp 400,000; and a free USD plan, which an IDR organization never
 gets by default. Period Sep 1-Oct 1 2027 (30 days); the upgrade on Sep 16 leaves half of it.
+
+Once with the sandbox (the client SDK's signed payment confirms the checkout) and once with
+Stripe (Stripe.js confirms the PaymentIntent; ``payment_intent.succeeded`` completes the checkout).
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
+
 from billing_graphql.gateways.sandbox import sign_payment
-from tests.journeys.laws import amount
+from tests.journeys.conftest import PROCESSORS, STRIPE_WEBHOOK_SECRET
+from tests.journeys.laws import Ledger, Tenant, amount
 from tests.journeys.steps import (CHANGE_PLAN, CONFIRM_CHECKOUT, PAYMENT_METHODS, START_CHECKOUT, billed, figures, lines,
-                                  plan, prorate, subscription)
+                                  pay_checkout_with_stripe_js, plan, prorate, subscription)
+
+pytestmark = PROCESSORS
 
 
 INVOICE_BY_ID = "query($id: ID!) { invoice(id: $id) { id } }"
@@ -23,7 +31,19 @@ def invoice_key(invoice: dict) -> str:
     return invoice["pdfUrl"].rsplit("/", 1)[1].removesuffix(".pdf")
 
 
-async def test_checkout_then_upgrade_then_renewal_charge_the_card_the_checkout_kept(ledger):
+async def pay_checkout(ledger: Ledger, tenant: Tenant, order: str, request: pytest.FixtureRequest) -> None:
+    """The customer pays the checkout with the ledger's processor."""
+    if ledger.processor == "stripe":
+        await pay_checkout_with_stripe_js(ledger, request.getfixturevalue("localstripe"), order, STRIPE_WEBHOOK_SECRET)
+        return
+    confirmed = await ledger.mutate(CONFIRM_CHECKOUT, {"i": {
+        "orderId": order, "paymentId": "pay_journey_2", "signature": sign_payment(order, "pay_journey_2")}},
+        token=tenant.owner)
+    assert confirmed["subscription"]["status"] == "ACTIVE" and confirmed["payment"]["status"] == "SUCCEEDED"
+    assert confirmed["subscription"]["plan"]["slug"] == "starter" and figures(confirmed["invoice"]) == billed(200000)
+
+
+async def test_checkout_then_upgrade_then_renewal_charge_the_card_the_checkout_kept(ledger, request):
     await ledger.begin("2027-09-01T00:00:00Z")
     shop = await ledger.tenant("Checkout Co", "checkoutco")
     starter = await plan(ledger, "starter", 200000, trialDays=14)
@@ -32,20 +52,19 @@ async def test_checkout_then_upgrade_then_renewal_charge_the_card_the_checkout_k
     await ledger.check("catalog", mrr=0, events={"organization.created": 1, "plan.created": 3})
 
     # Sep 1: the checkout (no plan named: the cheapest in the organization's currency, IDR) opens
-    # the first invoice, then the client SDK's payment confirms it.
-    started = await ledger.mutate(START_CHECKOUT, {"i": {}}, token=shop.owner)
-    assert started["gateway"] == "sandbox" and started["amount"] == {"amount": "222000", "currency": "IDR"}
+    # the first invoice, then the customer pays it (the client SDK's payment, or Stripe.js).
+    started = await ledger.mutate(START_CHECKOUT, {"i": {"gateway": ledger.processor}}, token=shop.owner)
+    assert started["gateway"] == ledger.processor and started["amount"] == {"amount": "222000", "currency": "IDR"}
     assert figures(started["invoice"]) == billed(200000, paid=False)
     await ledger.check("checkout opened", mrr=0, events={"checkout.started": 1, "invoice.created": 1})
-    order = started["orderId"]
-    confirmed = await ledger.mutate(CONFIRM_CHECKOUT, {"i": {
-        "orderId": order, "paymentId": "pay_journey_2", "signature": sign_payment(order, "pay_journey_2")}},
-        token=shop.owner)
-    assert confirmed["subscription"]["status"] == "ACTIVE" and confirmed["payment"]["status"] == "SUCCEEDED"
-    assert confirmed["subscription"]["plan"]["slug"] == "starter"
-    assert figures(confirmed["invoice"]) == billed(200000)
+    await pay_checkout(ledger, shop, started["orderId"], request)
+    state = await subscription(ledger, shop)
+    assert (state["status"], state["plan"]["slug"]) == ("ACTIVE", "starter")
+    (first,) = await ledger.invoices(shop)
+    assert figures(first) == billed(200000) and [p["status"] for p in first["payments"]] == ["SUCCEEDED"]
     methods = (await ledger.gql(PAYMENT_METHODS, token=shop.owner))["paymentMethods"]
-    assert [method["isDefault"] for method in methods] == [True], "the card that paid the checkout is kept"
+    assert [(method["gateway"], method["isDefault"]) for method in methods] == [(ledger.processor, True)], \
+        "the card that paid the checkout is kept"
     await ledger.check("checkout paid", mrr=200000, events={
         "checkout.completed": 1, "invoice.paid": 1, "subscription.created": 1, "payment_method.added": 1})
 

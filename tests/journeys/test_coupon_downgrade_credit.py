@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
 from tests.journeys.steps import (CHANGE_PLAN, CREATE_COUPON, SUBSCRIBE, billed, card, figures, lines, plan, prorate,
                                   subscription, tax)
+
+pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
 
 async def test_repeating_coupon_scheduled_downgrade_and_credit_spent(ledger):

@@ -8,12 +8,15 @@ Periods Apr 15-May 15, May 15-Jun 15 2027.
 
 from __future__ import annotations
 
+from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
 from tests.journeys.steps import SUBSCRIBE, billed, card, figures, lines, plan, record
 
 SNAPSHOTS = """query($ids: [ID!], $month: String) { usageSnapshots(organizationIds: $ids, month: $month) {
   edges { node { organization { id } month periodStart periodEnd
                  metrics { metric { code } used limit overage } } } } }"""
+
+pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
 
 async def snapshot(ledger, partner: str, tenant, month: str | None = None) -> dict:

@@ -15,19 +15,24 @@ declines every charge. Other cards are made at localstripe as Stripe.js makes th
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import pytest
-import stripe
+from sqlalchemy import JSON, String, select
 
-from tests.gateways.contract.servers import running_localstripe
-from tests.helpers import test_settings
-from tests.journeys.conftest import PORTAL_SECRET
+from billing_graphql.db.models import Base
+from billing_graphql.domain.cards import contains_card_number
+
 from tests.journeys.laws import ERRORS, MONEY, Ledger, Tenant, amount
-from tests.journeys.steps import PORTAL_SESSION, SUBSCRIBE, billed, figures, plan, subscription
+from tests.journeys.steps import (PORTAL_SESSION, SUBSCRIBE, billed, card_by_stripe_js, figures, plan, stripe_client,
+                                  subscription)
 
-localstripe = pytest.fixture(scope="module", name="localstripe")(running_localstripe)
+pytestmark = pytest.mark.parametrize("processor", ["stripe"], indirect=True)
 
 ADD_STRIPE_CARD = f"""mutation($i: AddPaymentMethodInput!) {{ addPaymentMethod(input: $i) {{
   paymentMethod {{ id gateway gatewayPaymentMethodId brand last4 isDefault }} {ERRORS} }} }}"""
@@ -35,27 +40,6 @@ CARDS = "{ paymentMethods { gateway gatewayPaymentMethodId brand last4 isDefault
 CUSTOMER = "query($org: ID) { subscription(organizationId: $org) { gatewayCustomerId } }"
 REFUND = f"""mutation($i: RefundInput!) {{ refund(input: $i) {{ status refundAmount {MONEY} invoiceStatus
   {ERRORS} }} }}"""
-
-
-@pytest.fixture
-def settings(database_url: str, localstripe):
-    return test_settings(database_url, test_clock=True, portal_secret=PORTAL_SECRET,
-                         public_url="https://billing.example", stripe_secret_key="sk_test_journeys",
-                         stripe_publishable_key="pk_test_journeys", stripe_webhook_secret="whsec_journeys",
-                         stripe_api_base=localstripe.url)
-
-
-def stripe_client(localstripe) -> stripe.StripeClient:
-    return stripe.StripeClient("sk_test_journeys", base_addresses={"api": localstripe.url}, max_network_retries=0,
-                               http_client=stripe.HTTPXClient())
-
-
-async def card_by_stripe_js(localstripe, number: str) -> str:
-    """A PaymentMethod made at Stripe from the card the customer typed into Stripe.js (the card
-    never reaches the gateway): its ``pm_...`` id, all the SPA hands over."""
-    method = await stripe_client(localstripe).v1.payment_methods.create_async(
-        {"type": "card", "card": {"number": number, "exp_month": 8, "exp_year": 2031, "cvc": "123"}})
-    return method.id
 
 
 async def stripe_card(ledger: Ledger, tenant: Tenant, token: str, *, default: bool = True) -> dict:
@@ -218,3 +202,68 @@ async def test_stripe_subscribe_renewal_charged_then_refunded(ledger, localstrip
     assert amount(march["amountRefunded"]) == 50000 and march["status"] == "PARTIALLY_REFUNDED"
     await ledger.check("refunded in part", mrr=250000, events={"refund.created": 1})
     ledger.check_event_shapes()
+
+
+# Stored and logged text holds digit runs of three shapes that the card check (made for free text
+# a caller sends) reads as card numbers now and then: ISO-8601 times, hexadecimal digests and keys
+# (32+ digits), and Relay global ids (base64 of "Type:uuid"). They are blanked before the check; a
+# card number has none of these shapes (the test checks that it is still found after blanking).
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?")
+HEX_DIGEST = re.compile(r"[0-9a-fA-F]{32,}")
+BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+
+
+def _global_id(match: re.Match[str]) -> str:
+    try:
+        decoded = base64.b64decode(match.group(0), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return match.group(0)
+    return " " if re.fullmatch(r"[A-Za-z]+:[0-9a-f-]{36}", decoded) else match.group(0)
+
+
+def holds_card_number(text: str | None) -> bool:
+    if not text:
+        return False
+    return contains_card_number(BASE64.sub(_global_id, HEX_DIGEST.sub(" ", ISO_TIME.sub(" ", text))))
+
+
+async def stored_text(db) -> list[tuple[str, str]]:
+    """Every value of every text column (strings, and JSON as its text) of every table, with its
+    ``table.column``."""
+    found = []
+    async with db.read() as session:
+        for table in Base.metadata.sorted_tables:
+            columns = [column for column in table.columns if isinstance(column.type, (String, JSON))]
+            if not columns:
+                continue
+            for row in (await session.execute(select(*columns))).all():
+                for column, value in zip(columns, row, strict=True):
+                    if value is not None:
+                        text = value if isinstance(value, str) else json.dumps(value, default=str)
+                        found.append((f"{table.name}.{column.name}", text))
+    return found
+
+
+async def test_no_card_number_is_stored_or_logged_on_the_stripe_paths(ledger, localstripe, caplog):
+    """After journey 3 with Stripe (declines, dunning, a card made with Stripe.js from
+    5555555555554444 and handed to the portal, recovery, renewals), no text column of any table
+    and no log record at DEBUG holds anything that looks like a card number."""
+    caplog.set_level(logging.DEBUG)
+    await test_stripe_declined_renewal_dunning_card_replaced_in_the_portal_then_recovery(ledger, localstripe)
+
+    stored = await stored_text(ledger.db)
+    columns = {column for column, _ in stored}
+    assert {"payment_methods.gateway_payment_method_id", "payment_methods.last4", "outbox_events.payload",
+            "audit_events.after"} <= columns, sorted(columns)  # the scan read the tables that matter
+    assert holds_card_number("pm_1 4242424242424242 2027-12-01T00:00:00Z") and holds_card_number(
+        "5555-5555-5555-4444 U3Vic2NyaXB0aW9u")  # blanking the other shapes leaves a card visible
+    assert [column for column, text in stored if holds_card_number(text)] == []
+
+    records = caplog.records
+    assert any(record.name.startswith("stripe") for record in records), "the gateway's Stripe calls are logged"
+    # aiosqlite echoes each statement's parameters at DEBUG (runs like "0, 0, 0, ..." that read as
+    # digits): what it echoes is what is written, which the scan of the tables above covers.
+    # The stripe library's request bodies are form-encoded: read them decoded.
+    logged = [(record.name, record.levelname) for record in records if record.name != "aiosqlite"
+              and (holds_card_number(unquote_plus(record.getMessage())) or holds_card_number(record.exc_text))]
+    assert logged == []

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
 from tests.journeys.steps import (ATTACH, CHANGE_PLAN, CREATE_ADDON, CREATE_PLAN, SUBSCRIBE, billed, card, figures,
                                   lines, plan, prorate, record, subscription, tax)
 
 LIMITS = [{"metric": "messages", "limit": 1000}, {"metric": "api_calls", "limit": 1000}]
 ADDONS = """query { subscription { addons { id addonId slug } } }"""
+
+pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
 
 async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_renews(ledger):

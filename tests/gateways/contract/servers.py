@@ -4,7 +4,9 @@
 - ``IdempotentProxy``: Stripe's ``Idempotency-Key`` replay in front of it (localstripe ignores the
   header): the first answer to a key is kept and returned for every later request with that key,
   as Stripe documents; ``drop_next`` makes the proxy forward one request, keep the answer and
-  then hang up without answering (a timeout after the processor accepted).
+  then hang up without answering (a timeout after the processor accepted); ``drop_params`` names
+  form parameters removed from a request before it is forwarded (for the journeys: localstripe
+  refuses ``setup_future_usage`` on PaymentIntents, which real Stripe accepts).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import ClientSession, web
 
@@ -96,8 +99,9 @@ class IdempotentProxy:
     """Forwards to ``upstream``, replaying the first answer per ``Idempotency-Key``; counts the
     requests that reached the upstream per (method, path)."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, drop_params: tuple[str, ...] = ()) -> None:
         self.upstream = upstream
+        self.drop_params = drop_params
         self.answers: dict[str, tuple[int, bytes, str]] = {}
         self.forwarded: list[tuple[str, str, str | None]] = []
         self.drop_next = False
@@ -120,6 +124,9 @@ class IdempotentProxy:
             status, body, content_type = self.answers[key]
             return web.Response(status=status, body=body, content_type=content_type)
         body = await request.read()
+        if self.drop_params and request.content_type == "application/x-www-form-urlencoded":
+            form = parse_qsl(body.decode(), keep_blank_values=True)
+            body = urlencode([(name, value) for name, value in form if name not in self.drop_params]).encode()
         headers = {name: value for name, value in request.headers.items()
                    if name.lower() not in ("host", "content-length", "transfer-encoding")}
         async with ClientSession() as session:
