@@ -8,6 +8,11 @@ checked after each step exactly as for the sandbox.
   recovery, and the next renewal on the new card.
 - Subscribe, renewal charged, refund: a card saved with Stripe, the subscription paid, the
   renewal charged by the billing run, a partial refund at Stripe.
+- No card number stored or logged: after journey 3 with Stripe, every text column of every table
+  and every log record at DEBUG is scanned.
+
+Journeys 1, 2, 4, 5, 6 and 7 run with Stripe from their own modules (parametrized by ``processor``,
+see conftest.py).
 
 localstripe's canned cards: ``pm_card_visa`` pays; ``pm_card_chargeCustomerFail`` attaches and
 declines every charge. Other cards are made at localstripe as Stripe.js makes them.
