@@ -68,10 +68,11 @@ def receiver():
 
 
 @pytest.fixture
-async def ledger(db, api, receiver, processor: str) -> AsyncIterator[Ledger]:
+async def ledger(db, api, receiver, processor: str, request: pytest.FixtureRequest) -> AsyncIterator[Ledger]:
     _, staff = await create_api_key(db, None, role=Role.SUPER_ADMIN, organization_id=None, label="staff",
                                  now=datetime.now(UTC))
-    ledger = Ledger(api, db, staff, receiver, processor=processor)
+    ledger = Ledger(api, db, staff, receiver, processor=processor,
+                    stripe=request.getfixturevalue("localstripe") if processor == "stripe" else None)
     try:
         yield ledger
     finally:

@@ -98,6 +98,7 @@ class Ledger:
     receiver: Any
     currency: str = "IDR"
     processor: str = "sandbox"  # the gateway the journey's cards belong to (sandbox or stripe)
+    stripe: Any = None  # localstripe, when the processor is Stripe
     now: datetime | None = None
     start: datetime | None = None
     tenants: list[Tenant] = field(default_factory=list)

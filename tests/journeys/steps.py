@@ -140,3 +140,30 @@ async def pay_checkout_with_stripe_js(ledger: Ledger, localstripe, order_id: str
                "content-type": "application/json"}
     response = await ledger.api.client.post("/webhooks/stripe", content=event.encode(), headers=headers)
     assert response.status_code == 200, response.text
+
+
+async def stripe_intents(localstripe) -> list[dict]:
+    """Every PaymentIntent at localstripe, page after page."""
+    found: list[dict] = []
+    after: dict = {}
+    while True:
+        page = await stripe_client(localstripe).v1.payment_intents.list_async({"limit": 100, **after})
+        found += [intent.to_dict() for intent in page.data]
+        if not page.has_more or not page.data:
+            return found
+        after = {"starting_after": page.data[-1].id}
+
+
+async def charged_at_the_processor(ledger: Ledger) -> None:
+    """With Stripe: what the PaymentIntents that succeeded with the journey's cards moved is what
+    the journey's invoices show paid (IDR in Stripe's hundredths). Nothing to do for the sandbox."""
+    if ledger.processor != "stripe":
+        return
+    methods, paid = set(), 0
+    for tenant in ledger.tenants:
+        methods |= {m["gatewayPaymentMethodId"]
+                    for m in (await ledger.gql(PAYMENT_METHODS, token=tenant.owner))["paymentMethods"]}
+        paid += sum(int(amount(invoice["amountPaid"])) for invoice in await ledger.invoices(tenant))
+    succeeded = [intent["amount"] for intent in await stripe_intents(ledger.stripe)
+                 if intent["status"] == "succeeded" and intent["payment_method"] in methods]
+    assert succeeded and sum(succeeded) == paid * 100, (sum(succeeded), paid)

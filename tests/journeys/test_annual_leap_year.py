@@ -13,7 +13,8 @@ from fractions import Fraction
 
 from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
-from tests.journeys.steps import CHANGE_PLAN, SUBSCRIBE, billed, card, figures, lines, plan, prorate, subscription
+from tests.journeys.steps import (CHANGE_PLAN, SUBSCRIBE, billed, card, charged_at_the_processor, figures, lines, plan,
+                                  prorate, subscription)
 
 pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
@@ -64,4 +65,5 @@ async def test_annual_plan_across_february_29_with_a_mid_year_upgrade(ledger):
     revenue = {month["month"]: amount(month["netRevenue"]) for month in report["months"]}
     assert (revenue["2028-02"], revenue["2028-10"], revenue["2029-02"]) == (1110000, 444000, 2220000)
     assert sum(revenue.values()) == 1110000 + 444000 + 2220000
+    await charged_at_the_processor(ledger)
     ledger.check_event_shapes()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
-from tests.journeys.steps import CANCEL, RESUME, SUBSCRIBE, billed, card, figures, plan, subscription
+from tests.journeys.steps import (CANCEL, RESUME, SUBSCRIBE, billed, card, charged_at_the_processor, figures, plan,
+                                  subscription)
 
 pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
@@ -72,4 +73,5 @@ async def test_cancel_at_period_end_then_resume_then_cancel_immediately(ledger):
     report = await ledger.check("nothing renews", mrr=0, events={})
     assert {month["month"]: amount(month["netRevenue"]) for month in report["months"]} == {
         "2027-03": 0, "2027-04": 333000, "2027-05": 333000 + 333000, "2027-06": 0}
+    await charged_at_the_processor(ledger)
     ledger.check_event_shapes()

@@ -17,8 +17,9 @@ import pytest
 from billing_graphql.gateways.sandbox import sign_payment
 from tests.journeys.conftest import PROCESSORS, STRIPE_WEBHOOK_SECRET
 from tests.journeys.laws import Ledger, Tenant, amount
-from tests.journeys.steps import (CHANGE_PLAN, CONFIRM_CHECKOUT, PAYMENT_METHODS, START_CHECKOUT, billed, figures, lines,
-                                  pay_checkout_with_stripe_js, plan, prorate, subscription)
+from tests.journeys.steps import (CHANGE_PLAN, CONFIRM_CHECKOUT, PAYMENT_METHODS, START_CHECKOUT, billed,
+                                  charged_at_the_processor, figures, lines, pay_checkout_with_stripe_js, plan, prorate,
+                                  subscription)
 
 pytestmark = PROCESSORS
 
@@ -98,4 +99,5 @@ async def test_checkout_then_upgrade_then_renewal_charge_the_card_the_checkout_k
     typo = await ledger.api.post(INVOICE_BY_ID, {"id": "not-a-global-id"}, token=shop.owner)
     assert typo["data"] == {"invoice": None}
     assert [error["extensions"]["code"] for error in typo.get("errors", [])] == ["BAD_USER_INPUT"]
+    await charged_at_the_processor(ledger)
     ledger.check_event_shapes()

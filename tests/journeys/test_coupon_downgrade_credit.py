@@ -12,8 +12,8 @@ from fractions import Fraction
 
 from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
-from tests.journeys.steps import (CHANGE_PLAN, CREATE_COUPON, SUBSCRIBE, billed, card, figures, lines, plan, prorate,
-                                  subscription, tax)
+from tests.journeys.steps import (CHANGE_PLAN, CREATE_COUPON, SUBSCRIBE, billed, card, charged_at_the_processor,
+                                  figures, lines, plan, prorate, subscription, tax)
 
 pytestmark = PROCESSORS  # once with the sandbox, once with Stripe
 
@@ -78,4 +78,5 @@ async def test_repeating_coupon_scheduled_downgrade_and_credit_spent(ledger):
     report = await ledger.check("credit spent", mrr=100000, events={"invoice.created": 1, "invoice.paid": 1})
     assert {month["month"]: amount(month["netRevenue"]) for month in report["months"]} == {
         "2027-03": 0, "2027-04": 444000, "2027-05": 177600, "2027-06": 177600, "2027-07": 55500}
+    await charged_at_the_processor(ledger)
     ledger.check_event_shapes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
-from tests.journeys.steps import SUBSCRIBE, billed, card, figures, lines, plan, record
+from tests.journeys.steps import SUBSCRIBE, billed, card, charged_at_the_processor, figures, lines, plan, record
 
 SNAPSHOTS = """query($ids: [ID!], $month: String) { usageSnapshots(organizationIds: $ids, month: $month) {
   edges { node { organization { id } month periodStart periodEnd
@@ -78,4 +78,5 @@ async def test_partner_snapshots_follow_the_billing_period_across_a_renewal(ledg
     assert await snapshot(ledger, partner, chat, "2027-04") == {**april, "messages": (1100, 1000, 100)}
     assert {month["month"]: amount(month["netRevenue"]) for month in report["months"]} == {
         "2027-03": 0, "2027-04": 222000, "2027-05": 277500}
+    await charged_at_the_processor(ledger)
     ledger.check_event_shapes()

@@ -15,8 +15,8 @@ from fractions import Fraction
 
 from tests.journeys.conftest import PROCESSORS
 from tests.journeys.laws import amount
-from tests.journeys.steps import (ATTACH, CHANGE_PLAN, CREATE_ADDON, CREATE_PLAN, SUBSCRIBE, billed, card, figures,
-                                  lines, plan, prorate, record, subscription, tax)
+from tests.journeys.steps import (ATTACH, CHANGE_PLAN, CREATE_ADDON, CREATE_PLAN, SUBSCRIBE, billed, card,
+                                  charged_at_the_processor, figures, lines, plan, prorate, record, subscription, tax)
 
 LIMITS = [{"metric": "messages", "limit": 1000}, {"metric": "api_calls", "limit": 1000}]
 ADDONS = """query { subscription { addons { id addonId slug } } }"""
@@ -114,4 +114,5 @@ async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_
     assert {month["month"]: amount(month["netRevenue"]) for month in report["months"]} == {
         "2027-02": 0, "2027-03": 0, "2027-04": 555000, "2027-05": 610500, "2027-06": 610500 + 166500,
         "2027-07": 943500}
+    await charged_at_the_processor(ledger)
     ledger.check_event_shapes()
