@@ -1,8 +1,9 @@
 """Billing details kept in sync with the organization's Stripe Customer: updateBillingDetails
 sends the legal name and address to Stripe after its commit; a Stripe failure keeps the local
 change (logged), and the same call repeated sends it again. Over HTTP, on both databases,
-against localstripe (the Customer read back from it). The tax id stays local: localstripe takes
-no Indonesian (NPWP) tax id type."""
+against localstripe (the Customer read back from it). localstripe takes no Indonesian (NPWP) tax
+id type, so the NPWP's ``id_npwp`` tax id is tested against recorded Stripe answers in
+tests/gateways/contract/test_stripe_tax_ids.py."""
 
 from __future__ import annotations
 

@@ -177,6 +177,21 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise GatewayError(_describe(exc)) from None
 
+    async def sync_tax_id(self, customer_id: str, tax_id: str | None) -> None:
+        """The Customer's ``id_npwp`` tax id as the organization's NPWP has it: added when missing,
+        replaced when it differs, removed when the NPWP is cleared; tax ids of other types stay."""
+        service = self.client.v1.customers.tax_ids
+        try:
+            held = [item for item in (await service.list_async(customer_id, {"limit": 100})).data
+                    if item.type == "id_npwp"]
+            for item in held:
+                if item.value != tax_id:
+                    await service.delete_async(customer_id, item.id)
+            if tax_id and not any(item.value == tax_id for item in held):
+                await service.create_async(customer_id, {"type": "id_npwp", "value": tax_id})
+        except stripe.StripeError as exc:
+            raise GatewayError(_describe(exc)) from None
+
     @staticmethod
     async def _retrieve(service: Any, object_id: str) -> Any | None:
         """``service.retrieve_async(object_id)``; None when Stripe does not know the object."""

@@ -107,8 +107,8 @@ async def sync_stripe_customer(gateways: GatewayRegistry, customer_id: str | Non
 async def push_to_stripe(gateway: Any, customer_id: str, details: BillingDetailsValue, *,
                          organization_id: uuid.UUID, organization_name: str) -> bool:
     """``details`` onto the Stripe Customer: the legal name (the organization's name without
-    one) and the address. The tax id stays local (localstripe, the test double, takes only
-    EU/NZ/AU/ES tax id types, not Indonesia's NPWP). A failure is logged; True when Stripe took it."""
+    one), the address, and the NPWP as the Customer's ``id_npwp`` tax id. A failure is logged;
+    True when Stripe took it all."""
     from billing_graphql.gateways.base import GatewayError
 
     try:
@@ -116,6 +116,11 @@ async def push_to_stripe(gateway: Any, customer_id: str, details: BillingDetails
                                       address=details.address, country=details.country)
     except GatewayError as exc:
         log.warning("billing details of %s not sent to Stripe customer %s: %s", organization_id, customer_id, exc)
+        return False
+    try:
+        await gateway.sync_tax_id(customer_id, details.tax_id)
+    except GatewayError as exc:
+        log.warning("tax id of %s not sent to Stripe customer %s: %s", organization_id, customer_id, exc)
         return False
     return True
 
