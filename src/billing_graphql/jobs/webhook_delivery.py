@@ -122,11 +122,3 @@ async def run_webhook_worker(db: Database, settings: Settings) -> None:
     finally:
         await worker.close()
 
-
-async def deliver_webhooks(settings: Settings) -> None:
-    """``billing-graphql deliver-webhooks``: the loop alone, until interrupted."""
-    db = Database.from_url(settings.database_url)
-    try:
-        await run_webhook_worker(db, settings)
-    finally:
-        await db.dispose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from billing_graphql.domain.errors import validation
 from billing_graphql.domain.roles import TENANT_MANAGERS
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import allow
@@ -96,12 +95,8 @@ class Mutation:
     async def create_setup_intent(self, info: Info, input: CreateSetupIntentInput) -> CreateSetupIntentPayload | None:
         context = info.context
 
-        async def run():
-            if input.gateway.strip().lower() != "stripe":
-                raise validation("Only stripe has SetupIntents.", "gateway")
-            return await stripe_methods.create_setup_intent(context.db, context.gateways, context.actor)
-
-        result, errors = await attempt(run)
+        result, errors = await attempt(stripe_methods.create_setup_intent(
+            context.db, context.gateways, context.actor, gateway_name=input.gateway))
         if errors:
             return CreateSetupIntentPayload(errors=errors)
         return CreateSetupIntentPayload(client_secret=result.client_secret, publishable_key=result.publishable_key)

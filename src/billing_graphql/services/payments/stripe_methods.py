@@ -98,7 +98,11 @@ class SetupIntentResult:
     customer_id: str
 
 
-async def create_setup_intent(db: Database, gateways: GatewayRegistry, actor: Actor) -> SetupIntentResult:
+async def create_setup_intent(db: Database, gateways: GatewayRegistry, actor: Actor, *,
+                              gateway_name: str) -> SetupIntentResult:
+    """A SetupIntent for the actor's organization's Stripe Customer (made on first need)."""
+    if gateway_name.strip().lower() != "stripe":
+        raise validation("Only stripe has SetupIntents.", "gateway")
     if actor.organization_id is None:
         raise not_found("Organization", None)
     gateway = stripe_gateway(gateways)
