@@ -190,6 +190,7 @@ async def _revoke_demo_keys(db: Database, organization_id, now: datetime) -> Non
     from sqlalchemy import or_
 
     from billing_graphql.services.platform.api_keys import revoke_api_key
+    from billing_graphql.services.platform.auth import forget_api_keys
 
     async with db.read() as session:
         ids = (await session.scalars(
@@ -204,7 +205,9 @@ async def _revoke_demo_keys(db: Database, organization_id, now: datetime) -> Non
             )
         )).all()
     for key_id in ids:
-        await revoke_api_key(db, None, key_id=key_id, now=now)
+        await revoke_api_key(db, None, key_id=key_id, now=now, settle=False)
+    if ids:  # a gateway already serving this database stops taking them before seeding goes on
+        await forget_api_keys(db, [], settle=True)
 
 
 async def seed_demo(db: Database, now: datetime, settings: Settings | None = None) -> dict[Role, str]:

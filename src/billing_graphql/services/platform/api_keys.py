@@ -13,7 +13,7 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.roles import OWNER_GRANTABLE, Role
 from billing_graphql.services.platform.audit import record_audit
-from billing_graphql.services.platform.auth import generate_api_key, hash_api_key
+from billing_graphql.services.platform.auth import forget_api_keys, generate_api_key, hash_api_key
 
 
 def _may_manage(actor: Actor | None, organization_id: uuid.UUID | None, role: Role) -> bool:
@@ -72,7 +72,11 @@ async def create_api_key(
     return key, plain
 
 
-async def revoke_api_key(db: Database, actor: Actor, *, key_id: uuid.UUID, now: datetime) -> ApiKey:
+async def revoke_api_key(
+    db: Database, actor: Actor | None, *, key_id: uuid.UUID, now: datetime, settle: bool = True
+) -> ApiKey:
+    """Revoke a key. It returns once no process still takes the key (``auth.forget_api_keys``);
+    ``settle=False`` skips that wait, for a caller revoking several keys that waits once itself."""
     async with db.write() as session:
         key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
         if key is None or not _may_manage(actor, key.organization_id, key.role):
@@ -81,6 +85,7 @@ async def revoke_api_key(db: Database, actor: Actor, *, key_id: uuid.UUID, now: 
             key.revoked_at = now
             record_audit(session, actor=actor, action="api_key.revoked", object_type="ApiKey", object_id=key.id,
                          organization_id=key.organization_id, now=now)
+    await forget_api_keys(db, [key.key_hash], settle=settle)
     return key
 
 
