@@ -7,6 +7,7 @@ from datetime import datetime
 
 import strawberry
 from strawberry import relay
+from strawberry.scalars import JSON
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
@@ -37,10 +38,17 @@ ORGANIZATION_HELP = "Super-admins: the organization to read (required). Tenants 
 class UsageEventInput:
     metric: str = strawberry.field(description="A metric code of the catalog (messages, agents, ...).")
     quantity: BigInt = strawberry.field(
-        description="COUNTER: added to the month, at most 9007199254740991 (2^53 - 1) an event; GAUGE: the current "
-                    "value, at most 2147483647. A number or a string of digits.")
+        description="COUNTER: added to the month (SUM), the candidate maximum (MAX), at most 9007199254740991 "
+                    "(2^53 - 1) an event; GAUGE: the current value, at most 2147483647. Ignored by COUNT, UNIQUE_COUNT "
+                    "and metrics with a property. A number or a string of digits.")
     timestamp: datetime = strawberry.field(description="When it happened: at most 35 days ago, 5 minutes ahead.")
     idempotency_key: str = strawberry.field(description="Unique per organization; a key seen before is a duplicate.")
+    properties: JSON | None = strawberry.field(
+        default=None,
+        description="Optional object of at most 20 properties: names of 1 to 64 letters, digits, '_', '-' or '.' "
+                    "(starting with a letter or '_'); values a string (at most 256 characters), an integer or a "
+                    "boolean. A metric with a `property` reads it from here (required on its events). Anything else "
+                    "refuses the event (VALIDATION, field events[i].properties...).")
 
 
 @strawberry.input
@@ -152,7 +160,8 @@ class Mutation:
     async def record_usage(self, info: Info, input: RecordUsageInput) -> RecordUsagePayload | None:
         context = info.context
         events = [EventInput(metric=item.metric, quantity=item.quantity, timestamp=item.timestamp,
-                             idempotency_key=item.idempotency_key) for item in input.events]
+                             idempotency_key=item.idempotency_key, properties=item.properties)
+                  for item in input.events]
         try:
             result = await record_usage(context.db, organization_id=organization_for(info, input.organization_id),
                                         events=events, now=context.now)
