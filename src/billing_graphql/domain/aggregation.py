@@ -35,6 +35,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from billing_graphql.domain.errors import BillingError, validation
@@ -106,13 +107,18 @@ def check_properties(properties: Any, at: str) -> BillingError | None:
     if len(properties) > MAX_PROPERTIES:
         return validation(f"At most {MAX_PROPERTIES} properties an event (got {len(properties)}).", field_name)
     for key, value in properties.items():
-        if not isinstance(key, str) or not PROPERTY_KEY.fullmatch(key):
+        if not _valid_key(key):
             return validation("A property name is 1 to 64 letters, digits, '_', '-' or '.', starting with a letter "
                               "or '_'.", field_name)
         problem = _value_problem(value)
         if problem is not None:
             return validation(problem, f"{field_name}.{key}")
     return None
+
+
+@lru_cache(maxsize=1024)  # the same few property names, event after event
+def _valid_key(key: Any) -> bool:
+    return isinstance(key, str) and PROPERTY_KEY.fullmatch(key) is not None
 
 
 def _value_problem(value: Any) -> str | None:
@@ -125,9 +131,14 @@ def _value_problem(value: Any) -> str | None:
     if isinstance(value, str):
         if len(value) > MAX_PROPERTY_TEXT:
             return f"A text property is at most {MAX_PROPERTY_TEXT} characters."
-        reason = text_refusal(value)
-        return None if reason is None else reason[0].upper() + reason[1:] + "."
+        return _text_problem(value) if len(value) <= 64 else _text_problem.__wrapped__(value)
     return "A property is a string, an integer or a boolean."
+
+
+@lru_cache(maxsize=4096)  # a batch repeats its property values (channels, regions, plans) many times
+def _text_problem(value: str) -> str | None:
+    reason = text_refusal(value)
+    return None if reason is None else reason[0].upper() + reason[1:] + "."
 
 
 def property_text(value: str | int | bool) -> str:

@@ -59,6 +59,20 @@ class RecordUsageInput:
     )
 
 
+def _record_usage_input(cls: type, value, _context) -> RecordUsageInput:
+    """``RecordUsageInput`` built from its input value (Strawberry's ``from_input`` hook), its events
+    straight into the domain's ``EventInput``: graphql-core has already coerced every field (``BigInt``,
+    ``DateTime``, ``JSON``) and refused missing ones, and Strawberry's field-by-field conversion
+    costs about 40 ms for 1,000 events where this costs about 1 (bench/usage_ingest.py)."""
+    return cls(events=[EventInput(metric=item["metric"], quantity=item["quantity"], timestamp=item["timestamp"],
+                                  idempotency_key=item["idempotencyKey"], properties=item.get("properties"))
+                       for item in value["events"]],
+               organization_id=value.get("organizationId"))
+
+
+RecordUsageInput.__strawberry_definition__.from_input = _record_usage_input
+
+
 @strawberry.type
 class RecordUsagePayload:
     accepted: int = strawberry.field(description="Events recorded now.")
@@ -159,12 +173,9 @@ class Mutation:
     )
     async def record_usage(self, info: Info, input: RecordUsageInput) -> RecordUsagePayload | None:
         context = info.context
-        events = [EventInput(metric=item.metric, quantity=item.quantity, timestamp=item.timestamp,
-                             idempotency_key=item.idempotency_key, properties=item.properties)
-                  for item in input.events]
-        try:
+        try:  # input.events are domain EventInputs already (_record_usage_input)
             result = await record_usage(context.db, organization_id=organization_for(info, input.organization_id),
-                                        events=events, now=context.now)
+                                        events=input.events, now=context.now)
         except DomainBillingError as error:
             return RecordUsagePayload(accepted=0, duplicates=0, errors=[BillingError.from_domain(error)])
         return RecordUsagePayload(accepted=result.accepted, duplicates=result.duplicates,
