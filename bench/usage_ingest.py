@@ -14,7 +14,10 @@ The floor: the same rows written by `--concurrency` connections of this process 
 the statement ingestion starts with, `INSERT INTO usage_events ... SELECT FROM unnest(...) ON CONFLICT
 DO NOTHING` (PostgreSQL; SQLite's `json_each` form), one transaction a batch: no HTTP, no GraphQL, no
 validation, no aggregates. Gateway runs and floor runs are interleaved (gateway 4 clients, floor,
-gateway 1 client, ...), so a busy machine slows both alike; the ratio is what to compare.
+gateway 4 clients with the workload before issue 20 (no properties, no UNIQUE_COUNT), gateway 1
+client, ...), so a busy machine slows them alike; the ratios are what to compare. The server's own
+CPU time per batch (utime + stime from /proc) is reported too: it holds steadier than events/s when
+other work shares the machine.
 
 The server is pinned to `--server-cpu`, this process (clients and floor) to `--client-cpu`
 (`taskset`, as bench/README.md does). Reports, never asserts. Each run uses a fresh SQLite file and a
@@ -61,12 +64,15 @@ USERS = 2000  # the pool of distinct users a run draws from
 RECORD = """mutation($input: RecordUsageInput!) { recordUsage(input: $input) { accepted duplicates errors { code } } }"""
 
 
-def batch_events(run: str, number: int, now: datetime) -> list[EventInput]:
-    """A batch: every tenth event on the UNIQUE_COUNT metric, every other one with properties."""
+def batch_events(run: str, number: int, now: datetime, plain: bool = False) -> list[EventInput]:
+    """A batch: every tenth event on the UNIQUE_COUNT metric, every other one with properties
+    (``plain``: the workload before issue 20, SUM of quantity on two metrics, no properties)."""
     events = []
     for i in range(BATCH):
         key, at = f"{run}-{number}-{i}", now - timedelta(seconds=i)
-        if i % 10 == 0:
+        if plain:
+            events.append(EventInput(METRICS[i % 2], 1 + i % 5, at, key))
+        elif i % 10 == 0:
             user = f"user-{(number * 97 + i * 13) % USERS}"
             events.append(EventInput(UNIQUE_METRIC, 1, at, key, {"user": user, "channel": "whatsapp"}))
         elif i % 2 == 0:
@@ -142,12 +148,17 @@ class Server:
                 await asyncio.sleep(0.1)
         raise RuntimeError("the server did not start")
 
+    def cpu(self) -> float:
+        """The server process's CPU seconds so far (utime + stime from /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=20)
 
 
-async def _http(client: httpx.AsyncClient, batches: int, concurrency: int) -> float:
+async def _http(client: httpx.AsyncClient, batches: int, concurrency: int, plain: bool = False) -> float:
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:6]
 
@@ -156,7 +167,7 @@ async def _http(client: httpx.AsyncClient, batches: int, concurrency: int) -> fl
         answer = response.json()
         assert answer["data"]["recordUsage"]["accepted"] == BATCH, answer
 
-    bodies = [wire(batch_events(run, number, now)) for number in range(batches)]
+    bodies = [wire(batch_events(run, number, now, plain)) for number in range(batches)]
     return batches * BATCH / await _gather(bodies, concurrency, send)
 
 
@@ -222,7 +233,8 @@ async def bench(label: str, url: str, args: argparse.Namespace) -> None:
             print(f"{label:10} service (this process)  1 client {statistics.median(r[0] for r in runs):>8,.0f}   "
                   f"{args.concurrency} clients {statistics.median(r[1] for r in runs):>8,.0f} events/s")
         server = Server(url, args.server_cpu)
-        figures: dict[str, list[float]] = {"http": [], "http1": [], "floor": []}
+        figures: dict[str, list[float]] = {"http": [], "http1": [], "floor": [], "cpu": [], "plain": [],
+                                           "plain_cpu": []}
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=300,
                                          headers={"authorization": f"Bearer {token}"}) as client:
@@ -230,19 +242,29 @@ async def bench(label: str, url: str, args: argparse.Namespace) -> None:
                 await _http(client, 2, 1)  # warm-up: the first requests compile and fill caches
                 await _floor(db, floor_organization.id, metric_ids, 2, 1)
                 for _ in range(args.runs):  # interleaved
+                    cpu = server.cpu()
                     figures["http"].append(await _http(client, args.batches, args.concurrency))
+                    figures["cpu"].append((server.cpu() - cpu) * 1000 / args.batches)
                     figures["floor"].append(await _floor(db, floor_organization.id, metric_ids, args.batches,
                                                          args.concurrency))
+                    cpu = server.cpu()
+                    figures["plain"].append(await _http(client, args.batches, args.concurrency, plain=True))
+                    figures["plain_cpu"].append((server.cpu() - cpu) * 1000 / args.batches)
                     figures["http1"].append(await _http(client, args.batches, 1))
         finally:
             server.stop()
     finally:
         await db.dispose()
     http, floor = statistics.median(figures["http"]), statistics.median(figures["floor"])
+    cpu = statistics.median(figures["cpu"])
     print(f"{label:10} HTTP {args.concurrency} clients {http:>8,.0f} events/s   1 client "
           f"{statistics.median(figures['http1']):>8,.0f}   floor ({args.concurrency} connections, bare INSERT ... "
-          f"ON CONFLICT DO NOTHING) {floor:>8,.0f}   gateway/floor {http / floor:.2f}   "
-          f"runs: {', '.join(f'{value:,.0f}' for value in figures['http'])}")
+          f"ON CONFLICT DO NOTHING) {floor:>8,.0f}   gateway/floor {http / floor:.2f}\n"
+          f"{'':10} server CPU {cpu:.1f} ms a batch of {BATCH:,} = {BATCH * 1000 / cpu:,.0f} events per server "
+          f"CPU-second   runs ({args.concurrency} clients): {', '.join(f'{value:,.0f}' for value in figures['http'])}\n"
+          f"{'':10} without properties and UNIQUE_COUNT (the workload before issue 20), {args.concurrency} clients: "
+          f"{statistics.median(figures['plain']):>8,.0f} events/s, server CPU "
+          f"{statistics.median(figures['plain_cpu']):.1f} ms a batch")
 
 
 async def main() -> None:
