@@ -40,7 +40,7 @@ from billing_graphql.db.models.payments import (
     Refund,
 )
 from billing_graphql.db.models.subscriptions import Subscription, SubscriptionAddon
-from billing_graphql.db.models.usage import UsageCounter, UsageEvent, UsageLimitEvent
+from billing_graphql.db.models.usage import UsageCounter, UsageEvent, UsageLimitEvent, UsageUniqueValue
 from billing_graphql.db.models.webhooks import DeliveryStatus, GatewayEvent, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -85,6 +85,7 @@ __all__ = [
     "TestClock",
     "TrialGrant",
     "UsageCounter",
+    "UsageUniqueValue",
     "UsageEvent",
     "UsageLimitEvent",
     "WebhookDelivery",

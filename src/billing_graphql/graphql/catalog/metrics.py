@@ -8,7 +8,7 @@ from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.payloads import node_payload
-from billing_graphql.graphql.catalog.plan_types import Metric, MetricKind
+from billing_graphql.graphql.catalog.plan_types import Metric, MetricAggregation, MetricKind
 from billing_graphql.services.catalog import metrics as catalog
 
 
@@ -16,8 +16,16 @@ from billing_graphql.services.catalog import metrics as catalog
 class CreateMetricInput:
     code: str = strawberry.field(description="Lower-case letters, digits and underscores, e.g. 'voice_minutes'.")
     name: str
-    kind: MetricKind
+    kind: MetricKind | None = strawberry.field(
+        default=None, description="Optional with `aggregation` (it must agree: GAUGE is LATEST, COUNTER any other); "
+                                  "alone, COUNTER is SUM of quantity and GAUGE is LATEST.")
     unit: str = ""
+    aggregation: MetricAggregation | None = strawberry.field(
+        default=None, description="How events aggregate per billing month (or give `kind`).")
+    property: str | None = strawberry.field(
+        default=None, description="The event property to aggregate: required for UNIQUE_COUNT, optional for SUM, MAX "
+                                  "and LATEST (default: quantity), refused for COUNT. 1 to 64 letters, digits, "
+                                  "'_', '-' or '.', starting with a letter or '_'.")
 
 
 CreateMetricPayload = node_payload("CreateMetricPayload", "metric", Metric)
@@ -37,5 +45,5 @@ class Mutation:
         context = info.context
         return await CreateMetricPayload.of(catalog.create_metric(
             context.db, context.actor, code=input.code, name=input.name, kind=input.kind, unit=input.unit,
-            now=context.now,
+            aggregation=input.aggregation, property_name=input.property, now=context.now,
         ))

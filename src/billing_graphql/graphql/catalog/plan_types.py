@@ -10,20 +10,33 @@ from strawberry import relay
 
 from billing_graphql.db.models import Metric as MetricRow
 from billing_graphql.db.models import Plan as PlanRow
-from billing_graphql.db.models.catalog import MetricKind as DomainMetricKind
+from billing_graphql.domain.aggregation import Aggregation as DomainAggregation
+from billing_graphql.domain.aggregation import MetricKind as DomainMetricKind
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 
 MetricKind = strawberry.enum(DomainMetricKind, name="MetricKind")
+MetricAggregation = strawberry.enum(
+    DomainAggregation, name="MetricAggregation",
+    description="How a metric aggregates its events per billing month.",
+)
 
 
 @strawberry.type(description="A usage metric plans are limited on.")
 class Metric:
     code: str
     name: str
-    kind: MetricKind = strawberry.field(description="GAUGE: a current count; COUNTER: summed per billing month.")
+    kind: MetricKind = strawberry.field(
+        description="GAUGE: a current count (aggregation LATEST); COUNTER: per billing month (every other "
+                    "aggregation; COUNTER metrics made before aggregations are SUM of quantity).")
     unit: str
+    aggregation: MetricAggregation = strawberry.field(
+        description="COUNT: events; SUM: quantity or `property` summed; MAX: the largest; UNIQUE_COUNT: distinct "
+                    "values of `property`; LATEST: the last by timestamp. Per billing month.")
+    property: str | None = strawberry.field(
+        description="The event property aggregated (SUM, MAX, LATEST: an integer; UNIQUE_COUNT: any value); null: "
+                    "`quantity` (COUNT takes none).")
 
     @classmethod
     def from_row(cls, row: MetricRow) -> Metric:
