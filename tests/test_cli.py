@@ -63,8 +63,8 @@ def test_record_usage_adds_to_the_demo_months_usage(sqlite_file, capsys):
         return {f"{code}:{key}": value for code, key, value in rows}
 
     seeded = asyncio.run(messages())
-    # A month of usage: both counters over two billing months, and the gauges.
-    assert seeded["agents:current"] == 8 and seeded["contacts:current"] == 12_480
+    # Three months of usage: both counters over the billing months, and the gauges (demo_story.DEMO_GAUGES).
+    assert seeded["agents:current"] == 9 and seeded["contacts:current"] == 9_150
     assert sum(value for name, value in seeded.items() if name.startswith("messages:")) > 60_000
     assert main(["record-usage", "--org", "demo", "--metric", "agents", "--quantity", "11"]) == 0
     assert "recorded 11 agents" in capsys.readouterr().out

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billing.db"
 
@@ -60,6 +61,7 @@ class Settings:
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str = "https://api.stripe.com"
     default_currency: str = "IDR"  # a new organization's currency unless createOrganization names one
+    billing_timezone: str = "UTC"  # the book's time zone: the payments CSV's days and times, documents' dates
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +114,7 @@ class Settings:
             trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
             default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
+            billing_timezone=_timezone(reader.text("BILLING_TIMEZONE")),
         )
         values.update(_stripe(reader))
         if jwt_secret:
@@ -121,6 +124,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """BILLING_TIMEZONE as a zone (the IANA database caches it)."""
+        return ZoneInfo(self.billing_timezone)
 
 
 def _redis_url(text: str | None) -> str | None:
@@ -174,6 +182,17 @@ def _currency(text: str | None) -> str:
     if text.upper() not in EXPONENTS:
         raise SettingsError(f"BILLING_DEFAULT_CURRENCY: unknown currency {text!r}; known: {', '.join(sorted(EXPONENTS))}")
     return text.upper()
+
+
+def _timezone(text: str | None) -> str:
+    if text is None:
+        return "UTC"
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"BILLING_TIMEZONE must be an IANA time zone such as Asia/Jakarta or UTC; got {text!r}") \
+            from None
+    return text
 
 
 def _dunning_days(text: str | None) -> tuple[int, ...]:

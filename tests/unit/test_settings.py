@@ -87,3 +87,14 @@ def test_stripe_settings_are_read_and_kept_out_of_repr():
 def test_bad_stripe_values_name_the_variable(variable, value):
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({**STRIPE_KEYS, variable: value})
+
+
+def test_billing_timezone_is_utc_or_an_iana_zone_named_in_one_line():
+    assert Settings.from_env({}).billing_timezone == "UTC"
+    jakarta = Settings.from_env({"BILLING_TIMEZONE": "Asia/Jakarta"})
+    assert jakarta.billing_timezone == "Asia/Jakarta" and jakarta.timezone.key == "Asia/Jakarta"
+    for bad in ("Mars/Olympus", "WIB", "../etc/passwd", "+07:00"):
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env({"BILLING_TIMEZONE": bad})
+        message = str(caught.value)
+        assert message.startswith("BILLING_TIMEZONE ") and "\n" not in message and repr(bad) in message

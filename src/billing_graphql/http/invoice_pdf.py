@@ -1,4 +1,5 @@
-"""GET /invoices/{id}.pdf (and seed 003's /invoices/{id}/pdf): an invoice as a PDF, authorized like GraphQL."""
+"""GET /invoices/{id}.pdf (and seed 003's /invoices/{id}/pdf): an invoice as a PDF, authorized like GraphQL,
+in the organization's language (BillingDetails.language), its dates in BILLING_TIMEZONE."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ async def pdf_response(request: Request[Any, Any, Any], document: InvoiceDocumen
     settings = app_settings(request)
     content = await asyncio.to_thread(
         render_invoice_pdf, document, seller_name=settings.seller_name, seller_address=settings.seller_address,
-        seller_tax_id=settings.seller_tax_id,
+        seller_tax_id=settings.seller_tax_id, timezone=settings.timezone,
     )
     name = document.invoice.number or f"draft-{document.invoice.id}"
     return Response(

@@ -1,7 +1,9 @@
 """GET /payments/export.csv?from=YYYY-MM-DD&to=YYYY-MM-DD[&organizationId=...]
 
-One row per payment and per refund created in the range (UTC days, both included), oldest
-first; amounts in major units as exact decimal strings (refunds negative); RFC 4180 quoting
+One row per payment and per refund created in the range (days in BILLING_TIMEZONE, default UTC,
+both included), oldest first, its time in that zone with the offset; the buyer's legal name and
+NPWP as its invoice carries them; amounts, and the row's share of the invoice's DPP and PPN, in
+major units as exact decimal strings (refunds negative); RFC 4180 quoting
 (CRLF line ends, fields with commas, quotes or line breaks quoted, quotes doubled). Text
 that a spreadsheet would run as a formula (starting with = + - @ or a tab/CR) gets a leading
 apostrophe. Owners and admins export their organization; super-admins any one
@@ -27,12 +29,13 @@ from strawberry import relay
 from billing_graphql.db.models import Organization
 from billing_graphql.domain.day_range import check_day_range
 from billing_graphql.domain.errors import BillingError
-from billing_graphql.http.access import app_db, request_now, require_actor
+from billing_graphql.http.access import app_db, app_settings, request_now, require_actor
 from billing_graphql.services.payments.exports import COLUMNS, ExportRow, stream_payment_rows
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_TEXT_COLUMNS = frozenset({"organization", "organization_external_id", "gateway_reference", "description"})
+_TEXT_COLUMNS = frozenset({"organization", "organization_external_id", "legal_name", "npwp", "gateway_reference",
+                           "description"})
 ROWS_PER_CHUNK = 200
 
 
@@ -112,7 +115,8 @@ async def payments_csv(
         if requested is not None and requested != actor.organization_id:
             raise NotFoundException(detail="Organization not found.")
         scope = actor.organization_id
-    rows = stream_payment_rows(app_db(request), organization_id=scope, start=start, end=end)
+    rows = stream_payment_rows(app_db(request), organization_id=scope, start=start, end=end,
+                               timezone=app_settings(request).timezone)
     return Stream(
         _chunks(rows),
         media_type="text/csv",  # Litestar adds "; charset=utf-8" to a text/ type
