@@ -127,3 +127,44 @@ async def test_concurrent_batches_keep_exact_aggregates(db, org, metrics):
     assert [result.duplicates for result in replays] == [200] * 12
     async with db.read() as session:
         assert await period_quantities(session, org.id, metrics.values(), jan) == found
+
+
+async def test_a_batch_of_every_aggregation_is_a_fixed_handful_of_statements(db, org, metrics):
+    """Statements per batch do not grow with its events: two reads, the events, the distinct values,
+    one upsert per aggregation present (add, max, latest)."""
+    from tests.helpers import count_statements as counting
+
+    def batch(tag: str, size: int) -> list[EventInput]:
+        return [ev(f"{tag}{i}", ("users", "peak", "calls", "bytes", "agents", "messages")[i % 6], i % 7, T0,
+                   **({"user": f"u{i}"} if i % 6 == 0 else {"bytes": i} if i % 6 == 3 else {}))
+                for i in range(size)]
+
+    counted_sizes = []
+    for tag, size in (("a", 12), ("b", 600)):
+        with counting(db) as counted:
+            assert (await record_usage(db, organization_id=org.id, events=batch(tag, size), now=T0)).accepted == size
+        counted_sizes.append(counted.count)
+    assert counted_sizes[0] == counted_sizes[1] <= 8, counted_sizes
+
+
+async def test_the_database_refuses_what_the_rules_refuse(db, org, metrics):
+    """The constraints behind the rules: kind GAUGE is exactly LATEST, UNIQUE_COUNT has a property and
+    COUNT none, and a distinct value is stored once per organization, metric and month."""
+    from sqlalchemy.exc import IntegrityError
+
+    from billing_graphql.domain.aggregation import MetricKind
+
+    for kind, aggregation, property_name in [(MetricKind.GAUGE, Aggregation.SUM, None),
+                                             (MetricKind.COUNTER, Aggregation.LATEST, None),
+                                             (MetricKind.COUNTER, Aggregation.UNIQUE_COUNT, None),
+                                             (MetricKind.COUNTER, Aggregation.COUNT, "user")]:
+        with pytest.raises(IntegrityError):
+            async with db.write() as session:
+                session.add(Metric(code=f"bad_{aggregation.value.lower()}", name="Bad", kind=kind, unit="",
+                                   aggregation=aggregation, property=property_name, created_at=T0))
+    row = {"organization_id": org.id, "metric_id": metrics["users"], "period_key": "2026-01", "value": "ann"}
+    async with db.write() as session:
+        session.add(UsageUniqueValue(**row))
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            session.add(UsageUniqueValue(**row))

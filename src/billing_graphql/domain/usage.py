@@ -1,11 +1,11 @@
 """Usage rules: billing months, event validation, folding a batch, limits and thresholds.
 
 A metric is aggregated per billing month (``domain.aggregation``: COUNT, SUM, MAX, UNIQUE_COUNT,
-LATEST); a COUNTER (SUM of ``quantity``) is summed per billing month. A billing month is anchored on the subscription's
-period anchor (the same day each month, clamped to the month's end, as periods are); without
-a subscription it is the calendar month. Its key is the ``YYYY-MM`` of the month it starts
-in, so each billing month has exactly one key. A GAUGE keeps one value under ``current``:
-the last one observed, by event timestamp.
+LATEST; a COUNTER of before aggregations is SUM of ``quantity``). A billing month is anchored on
+the subscription's period anchor (the same day each month, clamped to the month's end, as
+periods are); without a subscription it is the calendar month. Its key is the ``YYYY-MM`` of the
+month it starts in, so each billing month has exactly one key. A GAUGE (LATEST) also keeps one
+value under ``current``: the last one observed, by event timestamp, whatever its month.
 """
 
 from __future__ import annotations
