@@ -57,6 +57,7 @@ from billing_graphql.domain.proration import Effective
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.services.billing.credit import add_account_credit, available_credit
 from billing_graphql.services.billing.invoicing import tax_rule_for
 from billing_graphql.services.subscriptions.coupons import discount_of
@@ -192,8 +193,8 @@ async def _book(uow: MoneyMove, subscription: Subscription, result: Subscription
         )
     elif bill.credit:
         result.credit_added = bill.credit
-        add_account_credit(uow.organization, result.credit_added, currency)
-        uow.organization.updated_at = uow.now
+        add_account_credit(uow.organization, result.credit_added, currency, source=CreditSource.DOWNGRADE,
+                           reason="unused part of the period handed back by a change", now=uow.now)
 
 
 def _announce(uow: MoneyMove, subscription: Subscription, before: dict, result: SubscriptionChange, *,
