@@ -63,6 +63,7 @@ EVENT_TYPES: dict[str, str] = {
     "invoice.payment_action_required": "Invoice",
     "invoice.disputed": "Invoice",
     "invoice.voided": "Invoice",
+    "invoice_item.created": "InvoiceItem",
     "checkout.started": "Invoice",
     "checkout.completed": "Invoice",
     "payment_method.added": "PaymentMethod",

@@ -70,8 +70,9 @@ class CreditBalanceTransaction(Base):
 
 
 class InvoiceItem(Base):
-    """A one-off charge: pending (``invoice_id`` null) until the organization's next invoice
-    (renewal or change) bills it as a line; deleted only while pending."""
+    """A one-off charge: pending (``invoice_id`` and ``deleted_at`` null) until the organization's
+    next invoice (renewal or change) bills it as a line; deleted (kept, ``deleted_at`` set) only
+    while pending."""
 
     __tablename__ = "invoice_items"
 
@@ -83,6 +84,7 @@ class InvoiceItem(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     amount: Mapped[int] = mapped_column(BigInteger)
     invoice_id: Mapped[uuid.UUID | None] = reference("invoices", index=True)
+    deleted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -90,5 +92,6 @@ class InvoiceItem(Base):
         CheckConstraint("unit_amount > 0", name="unit_amount_positive"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("amount = unit_amount * quantity", name="amount_adds_up"),
+        CheckConstraint("deleted_at IS NULL OR invoice_id IS NULL", name="deleted_while_pending"),
         Index("ix_invoice_items_org_created", "organization_id", "created_at"),
     )
