@@ -63,6 +63,8 @@ EVENT_TYPES: dict[str, str] = {
     "invoice.payment_action_required": "Invoice",
     "invoice.disputed": "Invoice",
     "invoice.voided": "Invoice",
+    "invoice.marked_uncollectible": "Invoice",
+    "credit_note.created": "CreditNote",
     "invoice_item.created": "InvoiceItem",
     "checkout.started": "Invoice",
     "checkout.completed": "Invoice",

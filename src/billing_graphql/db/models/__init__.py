@@ -18,6 +18,7 @@ from billing_graphql.db.models.catalog import (
     TaxRate,
 )
 from billing_graphql.db.models.billing_details import BillingDetails, InvoiceParties, TrialGrant
+from billing_graphql.db.models.credit_notes import CreditNote, CreditNoteLine, CreditNoteNumberSequence
 from billing_graphql.db.models.checkout import CheckoutSession, CheckoutStatus
 from billing_graphql.db.models.invoices import (
     BillingReason,
@@ -55,6 +56,9 @@ __all__ = [
     "CheckoutSession",
     "CheckoutStatus",
     "Coupon",
+    "CreditNote",
+    "CreditNoteLine",
+    "CreditNoteNumberSequence",
     "CouponDuration",
     "CouponPlan",
     "CouponRedemption",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -17,6 +18,9 @@ from billing_graphql.graphql.common import Money, Role, from_row, load_nodes
 from billing_graphql.graphql.permissions import MANAGERS, allow
 from billing_graphql.graphql.platform.balance import CreditBalanceTransactionConnection, CreditBalanceTransactionType
 from billing_graphql.graphql.platform.billing_details import BillingDetailsType
+
+if TYPE_CHECKING:
+    from billing_graphql.graphql.billing.credit_note_types import CreditNoteConnection
 
 
 async def _billing_details(root: "OrganizationType", info: Info) -> BillingDetailsType:
@@ -54,6 +58,25 @@ class OrganizationType(relay.Node):
                     "(owners, admins, super-admins).")
     created_at: datetime
     updated_at: datetime
+
+    @strawberry.field(description="Its credit notes, newest first (owners, admins, super-admins; null for others).")
+    async def credit_notes(
+        self, info: Info, first: int | None = 10, after: str | None = None
+    ) -> Annotated[CreditNoteConnection, strawberry.lazy("billing_graphql.graphql.billing.credit_note_types")] | None:
+        from billing_graphql.graphql.billing.credit_note_types import (
+            CreditNoteConnection,
+            CreditNoteType,
+            credit_note_visible,
+        )
+        from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
+        from billing_graphql.services.billing.credit_notes import list_credit_notes
+
+        organization_id = uuid.UUID(self.id)
+        if not credit_note_visible(info, organization_id):
+            return None
+        page = await list_credit_notes(info.context.db, organization_id=organization_id, first=page_size(first),
+                                       offset=offset_after(after))
+        return connection_from_page(CreditNoteConnection, page, CreditNoteType.from_row)
 
     @classmethod
     def from_row(cls, row: OrganizationRow) -> OrganizationType:

@@ -144,7 +144,8 @@ async def _money(session: AsyncSession, currency: str, span: Range) -> tuple[dic
     )
     outstanding = (
         select(literal("outstanding"), null(),
-               func.coalesce(func.sum(Invoice.total - Invoice.credit_applied - Invoice.amount_paid), 0),
+               func.coalesce(func.sum(Invoice.total - Invoice.credit_applied - Invoice.amount_paid
+                                        - Invoice.credited_against_due), 0),
                literal(0), literal(0))
         .where(Invoice.currency == currency, Invoice.status == InvoiceStatus.OPEN)
     )

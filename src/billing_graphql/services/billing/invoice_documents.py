@@ -213,7 +213,7 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
     totals.append(["Amount paid", money_text(invoice.amount_paid, currency)])
     if invoice.amount_refunded:
         totals.append(["Amount refunded", money_text(invoice.amount_refunded, currency)])
-    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid
+    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid - (invoice.credited_against_due or 0)
     totals.append(["Amount due", money_text(amount_due, currency)])
     totals_table = Table(totals, colWidths=[110 * mm, 40 * mm], hAlign="RIGHT")
     total_row = next(index for index, row in enumerate(totals) if row[0] == "Total")

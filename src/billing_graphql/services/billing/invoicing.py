@@ -101,6 +101,9 @@ async def create_invoice(
         credit_applied=draft.credit_applied,
         amount_paid=0,
         amount_refunded=0,
+        amount_credited=0,
+        credited_against_due=0,
+        tax_credited=0,
         retry_count=0,
         created_at=now,
         updated_at=now,
@@ -116,6 +119,22 @@ async def create_invoice(
                             reason="applied to an invoice", invoice_id=invoice.id, now=now)
         await session.flush()
     return invoice
+
+
+async def next_in_series(session: AsyncSession, model: type, month: str) -> int:
+    """The next value of a gapless monthly number series (``model``: a table of ``month`` and
+    ``last_value``, e.g. ``InvoiceNumberSequence``), in the caller's transaction: see
+    ``assign_invoice_number``."""
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    statement = (
+        insert(table)
+        .values(month=month, last_value=1)
+        .on_conflict_do_update(index_elements=[table.c.month], set_={"last_value": table.c.last_value + 1})
+        .returning(table.c.last_value)
+    )
+    return (await session.execute(statement)).scalar_one()
 
 
 def invoice_number(month: str, value: int) -> str:
@@ -135,16 +154,7 @@ async def assign_invoice_number(session: AsyncSession, invoice: Invoice, now: da
     if invoice.number is not None:
         return invoice.number
     month = now.strftime("%Y%m")
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = InvoiceNumberSequence.__table__
-    statement = (
-        insert(table)
-        .values(month=month, last_value=1)
-        .on_conflict_do_update(index_elements=[table.c.month], set_={"last_value": table.c.last_value + 1})
-        .returning(table.c.last_value)
-    )
-    value = (await session.execute(statement)).scalar_one()
+    value = await next_in_series(session, InvoiceNumberSequence, month)
     invoice.number = invoice_number(month, value)
     return invoice.number
 
@@ -173,7 +183,8 @@ async def finalize_invoice(
 
 
 def amount_due(invoice: Invoice) -> int:
-    return invoice.total - invoice.credit_applied - invoice.amount_paid
+    """What the invoice still asks for: total - credit applied - paid - credit notes that lowered it."""
+    return invoice.total - invoice.credit_applied - invoice.amount_paid - (invoice.credited_against_due or 0)
 
 
 def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object]:

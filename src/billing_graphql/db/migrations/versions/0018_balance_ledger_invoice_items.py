@@ -5,7 +5,7 @@ An organization already holding credit gets an opening entry (ADJUSTMENT, "openi
 its balance is the sum of its ledger from the start.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0017 (0014 on its own branch; chained after the credit notes once merged)
 Create Date: 2026-12-06
 """
 
@@ -20,7 +20,7 @@ from alembic import op
 import billing_graphql.db.types
 
 revision = "0018"
-down_revision = "0014"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
