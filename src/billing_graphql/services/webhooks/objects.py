@@ -124,7 +124,7 @@ SHAPES: dict[str, Shape] = {shape.type_name: shape for shape in (
           refs={"organization": ("organization_id", "Organization")}),
     Shape("Refund", plain=("status", "reason", "created_at"), money=("amount",)),
     Shape("Organization", plain=("name", "external_id", "currency", "created_at", "updated_at"), money=("credit_balance",),
-          currency=lambda row: row.credit_currency or DEFAULT_CURRENCY, omitted=("billingDetails",)),
+          currency=lambda row: row.credit_currency or DEFAULT_CURRENCY, omitted=("billingDetails", "creditNotes")),
     Shape("Plan",
           plain=("name", "slug", "description", "currency", "included_agents", "trial_days", "is_active",
                  "sort_order", "created_at", "updated_at"),
