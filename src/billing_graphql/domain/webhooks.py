@@ -65,6 +65,7 @@ EVENT_TYPES: dict[str, str] = {
     "invoice.voided": "Invoice",
     "invoice.marked_uncollectible": "Invoice",
     "credit_note.created": "CreditNote",
+    "invoice_item.created": "InvoiceItem",
     "checkout.started": "Invoice",
     "checkout.completed": "Invoice",
     "payment_method.added": "PaymentMethod",

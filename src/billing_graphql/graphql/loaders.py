@@ -19,6 +19,7 @@ from billing_graphql.db.models import (
     CreditNote,
     CreditNoteLine,
     Invoice,
+    InvoiceItem,
     InvoiceLine,
     Metric,
     Organization,
@@ -100,6 +101,7 @@ class Loaders:
         )
         self.subscription_by_id = _by_id_loader(db, Subscription)
         self.invoice_by_id = _by_id_loader(db, Invoice)
+        self.invoice_item_by_id = _by_id_loader(db, InvoiceItem)
         self.coupon_by_id = _by_id_loader(db, Coupon)
         self.agents_by_organization = _agents_loader(db)
         # (SubscriptionAddon, Addon) rows per subscription, in the catalog's order.

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate; import them from here."""
 
+from billing_graphql.db.models.balance import CreditBalanceTransaction, InvoiceItem
 from billing_graphql.db.models.base import Base
 from billing_graphql.db.models.catalog import (
     Addon,
@@ -61,12 +62,14 @@ __all__ = [
     "CouponDuration",
     "CouponPlan",
     "CouponRedemption",
+    "CreditBalanceTransaction",
     "DeliveryStatus",
     "DiscountKind",
     "GatewayEvent",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceLine",
+    "InvoiceItem",
     "InvoiceLineKind",
     "InvoiceNumberSequence",
     "InvoiceParties",

@@ -92,7 +92,16 @@ class ChangePlanPayload:
 @strawberry.input
 class CancelInput:
     immediately: bool = strawberry.field(default=False, description="End it now instead of at the period's end.")
+    prorate: bool = strawberry.field(
+        default=False, description="With immediately: credit the unused part of the period (a credit note to the "
+                                   "account balance). Without it nothing is credited.")
+    refund: bool = strawberry.field(
+        default=False, description="With prorate (super-admins): refund the credit note instead of adding it to "
+                                   "the balance.")
     reason: str | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key and input returns the first result; another input "
+                                  "is refused.")
     organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
@@ -228,7 +237,8 @@ class Mutation:
         context = info.context
         return await SubscriptionPayload.of(lambda: subscriptions.cancel(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
-            immediately=input.immediately, reason=input.reason, now=context.now,
+            immediately=input.immediately, prorate=input.prorate, refund=input.refund, reason=input.reason,
+            idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
         ))
 
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Clear a pending cancellation.")

@@ -50,6 +50,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.cards import contains_card_number
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.credit_notes import (
     MAX_LINES,
     MAX_MEMO_LENGTH,
@@ -215,8 +216,8 @@ async def create_credit_note(
         reason_text = f"Credit note {note.number}" + (f": {memo}" if memo else "")
         refund_ids = await reserve_refund(uow, invoice, figures.total, reason_text, credit_note_id=note.id)
     elif outcome is CreditNoteOutcome.CREDIT_BALANCE:
-        add_account_credit(uow.organization, figures.total, invoice.currency)
-        uow.organization.updated_at = now
+        add_account_credit(uow.organization, figures.total, invoice.currency, source=CreditSource.CREDIT_NOTE,
+                           reason=f"credit note {note.number}", invoice_id=invoice.id, now=now)
     else:
         invoice.credited_against_due += figures.total
         if amount_due(invoice) == 0:

@@ -37,6 +37,7 @@ from billing_graphql.db.models import (
     Subscription,
 )
 from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.credit_notes import check_uncollectible, check_void, coupon_months_given_back
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found
 from billing_graphql.domain.status import InvoiceStatus
@@ -89,8 +90,9 @@ async def void_invoice(db: Database, actor: Actor | None, *, invoice_id: uuid.UU
         invoice.updated_at = now
         credit_returned = 0
         if invoice.credit_applied:
-            add_account_credit(uow.organization, invoice.credit_applied, invoice.currency)
-            uow.organization.updated_at = now
+            add_account_credit(uow.organization, invoice.credit_applied, invoice.currency,
+                               source=CreditSource.INVOICE_APPLIED, reason=f"given back: invoice {invoice.number} voided",
+                               invoice_id=invoice.id, now=now)
             credit_returned = invoice.credit_applied
         coupon_months = await _give_back_coupon(uow, invoice)
         await uow.session.flush()

@@ -28,10 +28,11 @@ from billing_graphql.db.models import (
     Organization,
     TaxRate,
 )
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.invoices import Discount, InvoiceDraft, LineDraft, build_invoice
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.domain.tax import TaxRule
-from billing_graphql.services.billing.credit import available_credit
+from billing_graphql.services.billing.credit import available_credit, move_account_credit
 from billing_graphql.services.platform.audit import emit_event
 from billing_graphql.services.platform.billing_details import copy_billing_details
 from billing_graphql.services.webhooks.objects import event_data
@@ -110,10 +111,13 @@ async def create_invoice(
     invoice.lines = [
         InvoiceLine.from_fields(line, id=uuid.uuid4(), position=position) for position, line in enumerate(draft.lines)
     ]
-    organization.credit_balance -= draft.credit_applied
     organization.updated_at = now
     session.add(invoice)
     await session.flush()
+    if draft.credit_applied:
+        move_account_credit(organization, -draft.credit_applied, draft.currency, source=CreditSource.INVOICE_APPLIED,
+                            reason="applied to an invoice", invoice_id=invoice.id, now=now)
+        await session.flush()
     return invoice
 
 

@@ -133,24 +133,45 @@ async def cancel(
     immediately: bool,
     reason: str | None,
     now: datetime,
+    prorate: bool = False,
+    refund: bool = False,
+    idempotency_key: str | None = None,
+    gateways: GatewayRegistry | None = None,
 ) -> SubscriptionChange:
     """Cancel at the period's end (status unchanged until then) or, ``immediately``, now.
 
-    Canceling now gives no credit for the unused part of the period (as Stripe without
-    ``prorate``); a super-admin may refund. A second cancel at period end changes nothing.
+    Canceling now ends the subscription and its dunning: its OPEN invoices are no longer retried
+    by the billing run (staff void them or collect them with ``payInvoice``). Without ``prorate``
+    nothing is credited for the unused part of the period (as Stripe); ``prorate`` and ``refund``
+    go with ``immediately`` only, and ``refund`` with ``prorate`` (super-admins only). A second
+    cancel at period end changes nothing. Idempotent with ``idempotency_key``.
     """
     reason = _clean_reason(reason)
-    async with db.write() as session:
-        await locked_organization(session, organization_id)
+    if (prorate or refund) and not immediately:
+        raise validation("prorate and refund go with immediately: true (a cancellation at the period's end "
+                         "uses the whole period).", "prorate" if prorate else "refund")
+    if refund and not prorate:
+        raise validation("refund: true refunds the prorated unused part: pass prorate: true as well.", "refund")
+    if refund and not (actor is not None and actor.is_super_admin):
+        raise validation("Only staff refund a cancellation; without refund the unused part goes to the account "
+                         "balance.", "refund")
+    request = {"immediately": immediately, "prorate": prorate, "refund": refund, "reason": reason}
+    async with money_move(db, organization_id, "cancel", idempotency_key, request, actor=actor, now=now,
+                          gateways=gateways) as uow:
+        session = uow.session
+        if uow.replayed:
+            return await result_from_response(session, uow.stored)
         subscription = await require_live_subscription(session, organization_id)
         before = subscription_snapshot(subscription)
+        result = SubscriptionChange(subscription=subscription)
         if immediately:
             subscription.status = transition(subscription.status, SubscriptionStatus.CANCELED)
             _ended_now(subscription, reason, now)
             subscription.pending_plan_id = subscription.pending_billing_period = None
             event = "subscription.canceled"
         elif subscription.cancel_at_period_end:
-            return SubscriptionChange(subscription=subscription)
+            uow.done(result.response())
+            return result
         else:
             subscription.cancel_at_period_end = True
             subscription.canceled_at = now
@@ -159,7 +180,8 @@ async def cancel(
         subscription.updated_at = now
         announce_subscription(session, actor, subscription, event=event, now=now, before=before, reason=reason,
                               action="subscription.canceled" if immediately else "subscription.cancel_scheduled")
-    return SubscriptionChange(subscription=subscription)
+        uow.done(result.response())
+    return result
 
 
 async def resume(db: Database, actor: Actor | None, *, organization_id: uuid.UUID, now: datetime) -> SubscriptionChange:
@@ -254,10 +276,12 @@ async def update_subscription(
 
 def _ended_now(subscription: Subscription, reason: str | None, now: datetime) -> None:
     """What a cancellation taking effect now stamps (a customer's ``cancel`` or a super-admin's
-    status override): canceled and ended now, with its reason, nothing left pending at period end."""
+    status override): canceled and ended now, with its reason, nothing left pending at period end,
+    no dunning retry left (its OPEN invoices are no longer retried)."""
     subscription.canceled_at = subscription.ended_at = now
     subscription.cancel_at_period_end = False
     subscription.cancel_reason = reason
+    subscription.next_retry_at = None
 
 
 def _clean_reason(reason: str | None) -> str | None:
