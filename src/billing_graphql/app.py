@@ -27,7 +27,7 @@ from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pay import invoice_pay
 from billing_graphql.http.invoice_pdf import credit_note_pdf, invoice_pdf
 from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
-from billing_graphql.http.payments_csv import payments_csv
+from billing_graphql.http.payments_csv import invoices_csv, payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
 from billing_graphql.http.portal_forms import billing_portal_action
 from billing_graphql.http.rate_limit import RateLimiter
@@ -157,6 +157,7 @@ def create_app(
             credit_note_pdf,
             invoice_pay,
             payments_csv,
+            invoices_csv,
             billing_portal,
             billing_portal_invoice_pdf,
             gateway_webhook,
