@@ -84,6 +84,12 @@ ROLE_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "updateCoupon": (f"mutation {{ updateCoupon(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
     "updateSubscription": (f"mutation {{ updateSubscription(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
     "refund": (f"mutation {{ refund(input: {{invoiceId: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
+    # invoice lifecycle (issue 21): staff only
+    "voidInvoice": (f"mutation {{ voidInvoice(input: {{invoiceId: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
+    "markInvoiceUncollectible": (f"mutation {{ markInvoiceUncollectible(input: {{invoiceId: {ID}}}) "
+                                 "{ errors { code } } }", STAFF),
+    "createCreditNote": (f"mutation {{ createCreditNote(input: {{invoiceId: {ID}, amount: \"1\", reason: OTHER, "
+                         "outcome: REFUND}) { errors { code } } }", STAFF),
     # invoice lifecycle (issue 21): the account balance and one-off charges are super-admins'
     "adjustCreditBalance": (f'mutation {{ adjustCreditBalance(input: {{organizationId: {ID}, amount: "0", '
                             'currency: "IDR", reason: "r"}) { errors { code } } }', STAFF),

@@ -137,37 +137,6 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
     invoice = document.invoice
     currency = invoice.currency
     number = invoice.number or "DRAFT"
-    styles = getSampleStyleSheet()
-    body = styles["BodyText"]
-    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
-    right = ParagraphStyle("right", parent=body, alignment=2)
-    buffer = io.BytesIO()
-    pdf = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=18 * mm,
-        bottomMargin=18 * mm,
-        title=f"Invoice {number}",
-        author=seller_name,
-        subject=f"Invoice {number} for {document.buyer_name}",
-    )
-    story: list = [
-        _p(f"Invoice {number}", styles["Title"]),
-        _p(f"Status: {invoice.status.value}", right),
-        Spacer(1, 4 * mm),
-    ]
-    buyer = buyer_text(document)
-    parties = Table(
-        [
-            [_p("From", styles["Heading4"]), _p("Bill to", styles["Heading4"])],
-            [_p(seller_text(seller_name, seller_address, seller_tax_id), body), _p(buyer, body)],
-        ],
-        colWidths=["50%", "50%"],
-    )
-    parties.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story += [parties, Spacer(1, 4 * mm)]
     dates = [
         ["Invoice number", number],
         ["Issued", _date(invoice.finalized_at or invoice.created_at)],
@@ -176,33 +145,11 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
     ]
     if invoice.paid_at:
         dates.append(["Paid", _date(invoice.paid_at)])
-    story += [Table(dates, colWidths=[40 * mm, None], hAlign="LEFT"), Spacer(1, 6 * mm)]
-
     rows: list[list] = [["Description", "Period", "Qty", "Unit price", "Amount"]]
     for line in document.lines:
         period = f"{_date(line.period_start)} to {_date(line.period_end)}" if line.period_start else ""
-        rows.append(
-            [
-                _p(line.description, body),
-                _p(period, small),
-                f"{line.quantity.normalize():f}",
-                money_text(round_minor(line.unit_amount), currency),
-                money_text(line.amount, currency),
-            ]
-        )
-    lines_table = Table(rows, colWidths=[None, 38 * mm, 14 * mm, 30 * mm, 30 * mm], repeatRows=1)
-    lines_table.setStyle(
-        TableStyle(
-            [
-                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
-                ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ]
-        )
-    )
-    story += [lines_table, Spacer(1, 6 * mm)]
-
+        rows.append([line.description, (period,), f"{line.quantity.normalize():f}",
+                     money_text(round_minor(line.unit_amount), currency), money_text(line.amount, currency)])
     totals: list[list[str]] = [["Subtotal", money_text(invoice.subtotal, currency)]]
     if invoice.discount:
         totals.append(["Discount", money_text(-invoice.discount, currency)])
@@ -213,10 +160,76 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
     totals.append(["Amount paid", money_text(invoice.amount_paid, currency)])
     if invoice.amount_refunded:
         totals.append(["Amount refunded", money_text(invoice.amount_refunded, currency)])
+    if invoice.amount_credited:
+        totals.append(["Credited (credit notes)", money_text(invoice.amount_credited, currency)])
     amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid - (invoice.credited_against_due or 0)
     totals.append(["Amount due", money_text(amount_due, currency)])
-    totals_table = Table(totals, colWidths=[110 * mm, 40 * mm], hAlign="RIGHT")
-    total_row = next(index for index, row in enumerate(totals) if row[0] == "Total")
+    return render_pdf(PdfPage(
+        title=f"Invoice {number}", subject=f"Invoice {number} for {document.buyer_name}",
+        status=invoice.status.value, seller=seller_text(seller_name, seller_address, seller_tax_id),
+        buyer=buyer_text(document), dates=dates, rows=rows,
+        widths=[None, 38 * mm, 14 * mm, 30 * mm, 30 * mm], totals=totals, currency=currency), author=seller_name)
+
+
+@dataclass(frozen=True, slots=True)
+class PdfPage:
+    """What a billing document shows: the heading, the parties, dates, a table of lines (a cell
+    given as a 1-tuple is set small), totals (the row labelled ``total_label`` in bold) and notes."""
+
+    title: str
+    subject: str
+    status: str
+    seller: str
+    buyer: str
+    dates: list[list[str]]
+    rows: list[list]
+    widths: list
+    totals: list[list[str]]
+    currency: str
+    total_label: str = "Total"
+    notes: tuple[str, ...] = ()
+
+
+def render_pdf(page: PdfPage, *, author: str) -> bytes:
+    """A billing document (invoice, credit note) as an A4 PDF (reportlab)."""
+    styles = getSampleStyleSheet()
+    body = styles["BodyText"]
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
+    right = ParagraphStyle("right", parent=body, alignment=2)
+    buffer = io.BytesIO()
+    pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
+                            bottomMargin=18 * mm, title=page.title, author=author, subject=page.subject)
+    story: list = [_p(page.title, styles["Title"]), _p(f"Status: {page.status}", right), Spacer(1, 4 * mm)]
+    parties = Table(
+        [
+            [_p("From", styles["Heading4"]), _p("Bill to", styles["Heading4"])],
+            [_p(page.seller, body), _p(page.buyer, body)],
+        ],
+        colWidths=["50%", "50%"],
+    )
+    parties.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    story += [parties, Spacer(1, 4 * mm)]
+    story += [Table(page.dates, colWidths=[40 * mm, None], hAlign="LEFT"), Spacer(1, 6 * mm)]
+
+    rows = [page.rows[0]] + [
+        [_p(cell[0], small) if isinstance(cell, tuple) else (_p(cell, body) if index == 0 else cell)
+         for index, cell in enumerate(row)]
+        for row in page.rows[1:]
+    ]
+    lines_table = Table(rows, colWidths=page.widths, repeatRows=1)
+    lines_table.setStyle(
+        TableStyle(
+            [
+                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+                ("ALIGN", (len(page.widths) - 3 if len(page.widths) > 3 else 1, 0), (-1, -1), "RIGHT"),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
+    story += [lines_table, Spacer(1, 6 * mm)]
+    totals_table = Table(page.totals, colWidths=[110 * mm, 40 * mm], hAlign="RIGHT")
+    total_row = next(index for index, row in enumerate(page.totals) if row[0] == page.total_label)
     totals_table.setStyle(
         TableStyle(
             [
@@ -226,6 +239,8 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
             ]
         )
     )
-    story += [totals_table, Spacer(1, 8 * mm), _p(f"Amounts in {currency}.", small)]
+    story += [totals_table, Spacer(1, 8 * mm)]
+    story += [_p(note, small) for note in page.notes]
+    story.append(_p(f"Amounts in {page.currency}.", small))
     pdf.build(story)
     return buffer.getvalue()
