@@ -25,9 +25,9 @@ from billing_graphql.http.graphql_controller import build_graphql_controller
 from billing_graphql.http.explorer import OfflineExplorer, cdn_ide_renderer, explorer_asset, offline_ide_renderer
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pay import invoice_pay
-from billing_graphql.http.invoice_pdf import invoice_pdf
+from billing_graphql.http.invoice_pdf import credit_note_pdf, invoice_pdf
 from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
-from billing_graphql.http.payments_csv import payments_csv
+from billing_graphql.http.payments_csv import invoices_csv, payments_csv
 from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
 from billing_graphql.http.portal_forms import billing_portal_action
 from billing_graphql.http.rate_limit import RateLimiter
@@ -154,8 +154,10 @@ def create_app(
             controller,
             health,
             invoice_pdf,
+            credit_note_pdf,
             invoice_pay,
             payments_csv,
+            invoices_csv,
             billing_portal,
             billing_portal_invoice_pdf,
             gateway_webhook,

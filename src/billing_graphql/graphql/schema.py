@@ -27,7 +27,7 @@ from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.analytics import schema as analytics
 from billing_graphql.graphql.compiled import CompiledDocuments
 from billing_graphql.graphql.persisted import TrustedDocuments, persisted_documents_extension
-from billing_graphql.graphql.billing import invoice_payments, invoices, portal
+from billing_graphql.graphql.billing import credit_notes, invoice_payments, invoices, one_off, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
 from billing_graphql.graphql.platform import billing_details, clock, organizations
@@ -62,6 +62,8 @@ MUTATIONS = (
     payment_methods.Mutation,
     refunds.Mutation,
     invoice_payments.Mutation,
+    one_off.Mutation,
+    credit_notes.Mutation,
     checkout.Mutation,
     portal.Mutation,
     usage.Mutation,

@@ -46,10 +46,16 @@ class Invoice(Base):
     credit_applied: Mapped[int] = money_column()
     amount_paid: Mapped[int] = money_column()
     amount_refunded: Mapped[int] = money_column()
+    # Credit notes (``services.billing.credit_notes``): what they credit in all, tax included; the
+    # part of it that lowered the amount due (REDUCE_AMOUNT_DUE); the tax they reversed.
+    amount_credited: Mapped[int] = money_column()
+    credited_against_due: Mapped[int] = money_column()
+    tax_credited: Mapped[int] = money_column()
     due_date: Mapped[datetime | None]
     finalized_at: Mapped[datetime | None]
     paid_at: Mapped[datetime | None]
     voided_at: Mapped[datetime | None]
+    marked_uncollectible_at: Mapped[datetime | None]
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     last_retry_at: Mapped[datetime | None]
     gateway_invoice_id: Mapped[str | None] = mapped_column(String(200))
@@ -80,8 +86,15 @@ class Invoice(Base):
         ),
         CheckConstraint("credit_applied >= 0 AND credit_applied <= total", name="credit_within_total"),
         CheckConstraint(
-            "amount_paid >= 0 AND amount_paid <= total - credit_applied", name="paid_within_due"
+            "amount_paid >= 0 AND amount_paid + credited_against_due <= total - credit_applied",
+            name="paid_within_due",
         ),
+        # Credit notes never credit more than the invoice's total, nor reverse more than its tax.
+        CheckConstraint("amount_credited >= 0 AND amount_credited <= total", name="credited_within_total"),
+        CheckConstraint("credited_against_due >= 0 AND credited_against_due <= amount_credited",
+                        name="credited_due_within_credited"),
+        CheckConstraint("tax_credited >= 0 AND tax_credited <= tax AND tax_credited <= amount_credited",
+                        name="tax_credited_within_tax"),
         CheckConstraint(
             "amount_refunded >= 0 AND amount_refunded <= amount_paid", name="refunds_within_paid"
         ),

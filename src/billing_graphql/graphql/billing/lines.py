@@ -8,6 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import strawberry
+from strawberry import relay
 
 from billing_graphql.db.models import InvoiceLine as InvoiceLineRow
 from billing_graphql.domain.invoices import InvoiceLineKind as DomainInvoiceLineKind
@@ -25,6 +26,8 @@ def _rounded(value: Decimal, currency: str) -> Money:
 
 @strawberry.type(name="InvoiceLine", description="One line of an invoice; amounts rounded once, credits negative.")
 class InvoiceLineType:
+    id: strawberry.ID | None = strawberry.field(description="Its global ID (what a credit note line credits); "
+                                                            "null in a preview.")
     kind: InvoiceLineKind
     description: str
     quantity: Decimal
@@ -36,7 +39,9 @@ class InvoiceLineType:
 
     @classmethod
     def from_row(cls, row: InvoiceLineRow | LineDraft, currency: str) -> InvoiceLineType:
-        return from_row(cls, row, unit_amount=_rounded(row.unit_amount, currency), amount=Money.of(row.amount, currency))
+        line_id = getattr(row, "id", None)
+        return from_row(cls, row, id=strawberry.ID(relay.to_base64("InvoiceLine", line_id)) if line_id else None,
+                        unit_amount=_rounded(row.unit_amount, currency), amount=Money.of(row.amount, currency))
 
 
 @strawberry.type(description="What a change bills (dry run) or credits: lines and totals, nothing written.")

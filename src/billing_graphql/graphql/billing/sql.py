@@ -44,6 +44,7 @@ MONEY = SqlType("Money", dict.fromkeys(("amount", "currency", "formatted")), fin
 
 # Lines carry no currency: the invoice's (``InvoiceLineType.from_row(line, invoice.currency)``).
 INVOICE_LINE = SqlType("InvoiceLine", {
+    "id": global_id("InvoiceLine"),
     "kind": column("kind"),
     "description": column("description"),
     "quantity": lambda sql, row, invoice: sql.decimal(f"{row}.quantity"),
@@ -95,9 +96,12 @@ INVOICE = SqlType("Invoice", {
     "total": money("total"),
     "amountPaid": money("amount_paid"),
     "amountRefunded": money("amount_refunded"),
-    # services.billing.invoicing.amount_due: total - credit applied - amount paid
+    "amountCredited": money("amount_credited"),
+    "voidedAt": instant("voided_at"),
+    "markedUncollectibleAt": instant("marked_uncollectible_at"),
+    # services.billing.invoicing.amount_due: total - credit applied - amount paid - credited against due
     "amountDue": Nested(MONEY, lambda sql, row, *parents: (
-        f"({row}.total - {row}.credit_applied - {row}.amount_paid)", f"{row}.currency")),
+        f"({row}.total - {row}.credit_applied - {row}.amount_paid - {row}.credited_against_due)", f"{row}.currency")),
     "retryCount": column("retry_count"),
     "lastRetryAt": instant("last_retry_at"),
     "createdAt": instant("created_at"),

@@ -26,6 +26,7 @@ from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.services.billing.invoicing import amount_due
 
 if TYPE_CHECKING:
+    from billing_graphql.graphql.billing.credit_note_types import CreditNoteType
     from billing_graphql.graphql.subscriptions.types import SubscriptionType
 
 InvoiceStatus = strawberry.enum(DomainInvoiceStatus, name="InvoiceStatus")
@@ -34,7 +35,8 @@ PaymentStatus = strawberry.enum(DomainPaymentStatus, name="PaymentStatus")
 RefundStatus = strawberry.enum(DomainRefundStatus, name="RefundStatus", description="Where a refund stands at the gateway.")
 
 
-_INVOICE_AMOUNTS = ("subtotal", "discount", "credit_applied", "tax", "total", "amount_paid", "amount_refunded")
+_INVOICE_AMOUNTS = ("subtotal", "discount", "credit_applied", "tax", "total", "amount_paid", "amount_refunded",
+                    "amount_credited")
 
 
 def _amounts(row: Any, *names: str) -> dict[str, Money]:
@@ -94,7 +96,10 @@ class InvoiceType(relay.Node):
     total: Money = strawberry.field(description="subtotal - discount + tax.")
     amount_paid: Money
     amount_refunded: Money
-    amount_due: Money = strawberry.field(description="total - creditApplied - amountPaid.")
+    amount_credited: Money = strawberry.field(
+        description="What its credit notes credit in all, tax included; never more than the total.")
+    amount_due: Money = strawberry.field(
+        description="total - creditApplied - amountPaid - what REDUCE_AMOUNT_DUE credit notes took off.")
     retry_count: int
     last_retry_at: datetime | None
     created_at: datetime
@@ -105,6 +110,8 @@ class InvoiceType(relay.Node):
     period_end: datetime | None
     gateway_invoice_id: str | None
     payment_url: str | None
+    voided_at: datetime | None
+    marked_uncollectible_at: datetime | None
 
     @classmethod
     def from_row(cls, row: InvoiceRow) -> InvoiceType:
@@ -157,6 +164,15 @@ class InvoiceType(relay.Node):
     async def refunds(self, info: Info) -> list[RefundType]:
         rows = await info.context.loaders.refunds_by_invoice.load(self.row.id)
         return [RefundType.from_row(refund) for (refund,) in rows]
+
+    @strawberry.field(description="Its credit notes, oldest first (VOID ones included).")
+    async def credit_notes(
+        self, info: Info
+    ) -> list[Annotated[CreditNoteType, strawberry.lazy("billing_graphql.graphql.billing.credit_note_types")]]:
+        from billing_graphql.graphql.billing.credit_note_types import CreditNoteType
+
+        rows = await info.context.loaders.credit_notes_by_invoice.load(self.row.id)
+        return [CreditNoteType.from_row(note) for (note,) in rows]
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):

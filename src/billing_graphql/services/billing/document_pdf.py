@@ -57,12 +57,33 @@ LABELS: dict[str, tuple[str, str]] = {
     "credit_applied": ("Credit applied", "Saldo kredit dipakai"),
     "amount_paid": ("Amount paid", "Telah dibayar"),
     "amount_refunded": ("Amount refunded", "Telah dikembalikan"),
+    "amount_credited": ("Credited (credit notes)", "Dikreditkan (nota kredit)"),
     "amount_due": ("Amount due", "Sisa tagihan"),
     "amounts_in": ("Amounts in {currency}.", "Jumlah dalam {currency}."),
     "seller_tax_id": ("Tax ID (NPWP): {tax_id}", "NPWP: {tax_id}"),
     "buyer_npwp": ("NPWP: {tax_id}", "NPWP: {tax_id}"),
     "buyer_tax_id": ("Tax ID: {tax_id}", "Nomor pajak: {tax_id}"),
     "to": ("to", "s.d."),
+    # credit notes
+    "credit_note": ("Credit note", "Nota kredit"),
+    "credit_note_number": ("Credit note number", "Nomor nota kredit"),
+    "corrects_invoice": ("Corrects invoice", "Membetulkan faktur"),
+    "invoice_of": ("{number} of {day}", "{number} tanggal {day}"),
+    "invoice_total": ("Invoice total", "Total faktur"),
+    "reason": ("Reason", "Alasan"),
+    "amount_tax_included": ("Amount (tax included)", "Jumlah (termasuk pajak)"),
+    "net_credited": ("Net amount credited", "Jumlah bersih dikreditkan"),
+    "tax_reversed": ("{tax} reversed", "{tax} dikoreksi"),
+    "total_credited": ("Total credited", "Total dikreditkan"),
+    "memo": ("Memo: {memo}", "Catatan: {memo}"),
+    "outcome_REFUND": ("Refunded to the original payment method", "Dikembalikan ke metode pembayaran semula"),
+    "outcome_CREDIT_BALANCE": ("Added to the account balance", "Ditambahkan ke saldo akun"),
+    "outcome_REDUCE_AMOUNT_DUE": ("Taken off the invoice's amount due", "Mengurangi sisa tagihan faktur"),
+    "reason_DUPLICATE": ("Duplicate", "Duplikat"),
+    "reason_FRAUDULENT": ("Fraudulent", "Penipuan"),
+    "reason_ORDER_CHANGE": ("Order change", "Perubahan pesanan"),
+    "reason_PRODUCT_UNSATISFACTORY": ("Product unsatisfactory", "Produk tidak memuaskan"),
+    "reason_OTHER": ("Other", "Lainnya"),
 }
 
 # Statuses as a reader says them; one not listed prints as its code.
@@ -73,6 +94,7 @@ STATUS_LABELS: dict[str, tuple[str, str]] = {
     "PARTIALLY_REFUNDED": ("Partially refunded", "Dikembalikan sebagian"),
     "REFUNDED": ("Refunded", "Dikembalikan"),
     "VOID": ("Void", "Dibatalkan"),
+    "ISSUED": ("Issued", "Terbit"),
     "UNCOLLECTIBLE": ("Uncollectible", "Tidak tertagih"),
 }
 
@@ -233,14 +255,20 @@ def facts_table(rows: list[list[str]]) -> Table:
     return Table(rows, colWidths=[40 * mm, None], hAlign="LEFT")
 
 
-def lines_table(rows: list[list], language: Language) -> Table:
-    """``rows``: [description Paragraph, period Paragraph, quantity, unit price, amount] each."""
-    header = [label(key, language) for key in ("description", "period", "quantity", "unit_price", "amount")]
-    table = Table([header, *rows], colWidths=[None, 46 * mm, 10 * mm, 30 * mm, 30 * mm], repeatRows=1)
+INVOICE_COLUMNS = (("description", None), ("period", 46 * mm), ("quantity", 10 * mm), ("unit_price", 30 * mm),
+                   ("amount", 30 * mm))
+
+
+def lines_table(rows: list[list], language: Language, columns: tuple = INVOICE_COLUMNS, *,
+                right_from: int = 2) -> Table:
+    """``rows`` under ``columns`` ((label key, width) each; by default an invoice's: description
+    Paragraph, period Paragraph, quantity, unit price, amount), right-aligned from ``right_from``."""
+    header = [label(key, language) for key, _ in columns]
+    table = Table([header, *rows], colWidths=[width for _, width in columns], repeatRows=1)
     table.setStyle(TableStyle([
         ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
         ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
-        ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
+        ("ALIGN", (right_from, 0), (-1, -1), "RIGHT"),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ]))
     return table

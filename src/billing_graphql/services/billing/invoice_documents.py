@@ -173,7 +173,9 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
     totals.append([label("amount_paid", language), money(invoice.amount_paid)])
     if invoice.amount_refunded:
         totals.append([label("amount_refunded", language), money(invoice.amount_refunded)])
-    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid
+    if invoice.amount_credited:
+        totals.append([label("amount_credited", language), money(invoice.amount_credited)])
+    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid - invoice.credited_against_due
     totals.append([label("amount_due", language), money(amount_due)])
     story += [totals_table(totals, bold_row=total_row), Spacer(1, 8 * mm),
               paragraph(label("amounts_in", language, currency=currency), style.small)]
