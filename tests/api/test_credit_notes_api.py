@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
 from sqlalchemy import select
 
 from billing_graphql.db.models import AuditEvent, CreditNote, Invoice, Organization, OutboxEvent, Refund
 from billing_graphql.domain.status import InvoiceStatus
 from tests.factories import Line, count_rows, make_invoice, make_payment
 from tests.helpers import gid
-from tests.services.test_refunds import FakeProcessor
+from tests.api.test_refund_api import gateway_overrides, processor  # noqa: F401 (fixtures: a FakeProcessor as "sandbox")
 
 CREATE = """
 mutation CreateCreditNote($input: CreateCreditNoteInput!) {
@@ -32,16 +31,6 @@ mutation CreateCreditNote($input: CreateCreditNoteInput!) {
 }
 """
 NUMBER = re.compile(r"^CN-\d{6}-\d{6}$")
-
-
-@pytest.fixture
-def processor():
-    return FakeProcessor()
-
-
-@pytest.fixture
-def gateway_overrides(request):
-    return {"sandbox": request.getfixturevalue("processor")} if "processor" in request.fixturenames else {}
 
 
 async def _paid_invoice(db, organization_id, amount=100_000):

@@ -49,7 +49,6 @@ from billing_graphql.db.models import (
     Subscription,
 )
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.cards import contains_card_number
 from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.credit_notes import (
     MAX_LINES,
@@ -102,14 +101,9 @@ def credit_note_pdf_path(credit_note_id: uuid.UUID) -> str:
 
 
 def clean_memo(memo: str | None) -> str | None:
-    if memo is None:
-        return None
-    memo = memo.strip()
-    if contains_card_number(memo):
-        raise validation("This looks like a card number; never send card numbers.", "memo")
-    if len(memo) > MAX_MEMO_LENGTH:
-        raise validation(f"A memo is at most {MAX_MEMO_LENGTH} characters.", "memo")
-    return memo or None
+    from billing_graphql.services.payments.refunds import clean_note
+
+    return clean_note(memo, "memo", MAX_MEMO_LENGTH)
 
 
 def _invoice_credit(invoice: Invoice) -> InvoiceCredit:
