@@ -57,8 +57,8 @@ class Customer:
 
 
 CUSTOMERS = {
-    "demo": Customer(DEMO_ORGANIZATION_EXTERNAL_ID, "Demo Company", "PT Demo Niaga Nusantara", "Jl. Gajah Mada No. 10\nJakarta Pusat 10130",
-                     "02.345.678.9-123.000", "id"),
+    "demo": Customer(DEMO_ORGANIZATION_EXTERNAL_ID, "Demo Company", "PT Demo Niaga Nusantara",
+                     "Jl. Gajah Mada No. 10\nJakarta Pusat 10130", "02.345.678.9-123.000", "id"),
     "trial": Customer("demo-trial", "Kopi Senja", "CV Kopi Senja Nusantara", "Jl. Braga No. 21\nBandung 40111",
                       "3273012345670001", "id"),
     "past_due": Customer("demo-past-due", "Batik Lestari", "PT Batik Lestari Abadi",
