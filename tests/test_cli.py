@@ -388,6 +388,8 @@ def test_migrate_says_what_it_created_then_that_it_is_up_to_date(empty_database,
     ("BILLING_DATABASE_URL", "sqlite+aiosqlite:///{tmp}/no-such-directory/billing.db", "serve"),
     ("BILLING_REDIS_URL", "localhost:6379", "serve"),
     ("BILLING_MAX_BODY_BYTES", "lots", "serve"),
+    ("BILLING_TIMEZONE", "Asia/Atlantis", "serve"),
+    ("BILLING_TIMEZONE", "WIB", "run-billing"),
 ])
 def test_every_bad_setting_is_one_line_naming_the_variable(
         sqlite_file, served, monkeypatch, capsys, tmp_path, variable, value, command):

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Organization, PaymentMethodType, Plan, Subscription
+from billing_graphql.db.models import Addon, Organization, PaymentMethodType, Plan, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.periods import BillingPeriod, add_months
 from billing_graphql.domain.roles import Role
@@ -57,8 +57,8 @@ class Customer:
 
 
 CUSTOMERS = {
-    "demo": Customer("demo", "Demo Company", "PT Demo Niaga Nusantara", "Jl. Gajah Mada No. 10\nJakarta Pusat 10130",
-                     "02.345.678.9-123.000", "id"),
+    "demo": Customer(DEMO_ORGANIZATION_EXTERNAL_ID, "Demo Company", "PT Demo Niaga Nusantara",
+                     "Jl. Gajah Mada No. 10\nJakarta Pusat 10130", "02.345.678.9-123.000", "id"),
     "trial": Customer("demo-trial", "Kopi Senja", "CV Kopi Senja Nusantara", "Jl. Braga No. 21\nBandung 40111",
                       "3273012345670001", "id"),
     "past_due": Customer("demo-past-due", "Batik Lestari", "PT Batik Lestari Abadi",
@@ -227,19 +227,14 @@ async def play_stories(db: Database, now: datetime, settings: Settings, gateways
     organization's id."""
     async with db.read() as session:
         plans = dict((await session.execute(select(Plan.slug, Plan.id))).all())
-        from billing_graphql.db.models import Addon
-
         addons = dict((await session.execute(select(Addon.slug, Addon.id))).all())
-    demo_id = None
+    created_at = add_months(now, -DEMO_HISTORY_MONTHS) - timedelta(days=DEMO_HISTORY_DAYS + 1)
+    ids: dict[str, uuid.UUID] = {}
     for key, customer in CUSTOMERS.items():
-        created_at = add_months(now, -DEMO_HISTORY_MONTHS) - timedelta(days=DEMO_HISTORY_DAYS + 1)
-        organization_id = await ensure_customer(db, customer, min(created_at, now))
-        if key == "demo":
-            demo_id = organization_id
+        ids[key] = organization_id = await ensure_customer(db, customer, created_at)
         async with db.read() as session:
             started = await session.scalar(select(Subscription.id).where(Subscription.organization_id == organization_id)
                                            .limit(1))
         if started is None:
             await STORIES[key](Story(db, organization_id, settings, gateways, plans, addons), now)
-    assert demo_id is not None
-    return demo_id
+    return ids["demo"]
