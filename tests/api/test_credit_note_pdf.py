@@ -51,7 +51,7 @@ async def test_credit_note_pdf_shows_parties_invoice_lines_and_reversed_ppn(api,
         "Corrects invoice INV-202601-000007",
         "Credit on invoice INV-202601-000007",
         # 55,500 credited: 50,000 net, PPN 12% on 11/12 of it (45,833) = 5,500 reversed
-        "PPN 12% of Rp 45,833 (base 11/12 of Rp 50,000) reversed Rp 5,500",
+        "Net amount credited Rp 50,000 Tax base (DPP Nilai Lain 11/12) Rp 45,833 PPN 12% reversed Rp 5,500",
         "Total credited Rp 55,500",
         "Added to the account balance",
         "Memo: Outage in week 2",
