@@ -171,3 +171,17 @@ async def test_properties_pass_the_door_text_rules_whole_request_refused(api, db
                              '{ accepted } }' % datetime.now(UTC).isoformat(), token=keys.owner)
     assert literal["data"] is None and literal["errors"][0]["extensions"]["code"] == "VALIDATION"
     assert await counts(db) == before
+
+
+async def test_readme_example_with_properties_written_in_the_document(api, db, keys):
+    await api.ok('mutation { createMetric(input: {code: "active_users", name: "Active users", '
+                 'aggregation: UNIQUE_COUNT, property: "user_id"}) { errors { code } } }', token=keys.super_admin)
+    at = datetime.now(UTC).isoformat()
+    data = await api.ok('mutation { recordUsage(input: {events: [{metric: "active_users", quantity: 1, timestamp: "%s", '
+                        'idempotencyKey: "login-8812", properties: {user_id: "u-42", plan: "pro", mobile: true}}, '
+                        '{metric: "messages", quantity: 3, timestamp: "%s", idempotencyKey: "msg-99120", '
+                        'properties: {channel: "whatsapp"}}]}) { accepted duplicates errors { code field message } } }'
+                        % (at, at), token=keys.owner)
+    assert data["recordUsage"] == {"accepted": 2, "duplicates": 0, "errors": []}
+    values = await used(api, keys)
+    assert (values["active_users"], values["messages"]) == ("1", "3")
