@@ -10,15 +10,19 @@ A body over ``BILLING_MAX_BODY_BYTES`` (announced or streamed) is HTTP 413 with 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from cross_web import HTTPException
 from litestar import Request, Response
+from litestar.di import Provide
 from litestar.enums import MediaType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from strawberry.litestar import make_graphql_controller
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from billing_graphql.graphql.compiled import CompiledDocuments, Fallback
+from billing_graphql.graphql.context import build_ws_context
+from billing_graphql.graphql.live.transport import LimitedWebSocketAdapter, LiveTransport
 from billing_graphql.graphql.error_codes import INTERNAL
 from billing_graphql.graphql.observability import note_operation
 from billing_graphql.metrics import operation_label
@@ -47,10 +51,19 @@ def payload_too_large(request: Request[Any, Any, Any]) -> Response:
 
 def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
     """``compiled``: the plans of the registered queries; a request naming one (by text or id) runs on
-    its plan, and on the generic path whenever the plan cannot answer it (``graphql.compiled``)."""
-    base = make_graphql_controller(schema, **options)
+    its plan, and on the generic path whenever the plan cannot answer it (``graphql.compiled``).
+
+    WebSocket: ``graphql-transport-ws`` only (the legacy ``graphql-ws`` is closed with 4406), handled by
+    ``graphql.live.transport.LiveTransport``."""
+    base = make_graphql_controller(schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), **options)
 
     class BillingGraphQLController(base):  # type: ignore[misc,valid-type]
+        graphql_transport_ws_handler_class = LiveTransport
+        websocket_adapter_class = LimitedWebSocketAdapter
+        # A socket's context (no actor until connection_init); not an overriding handler: Litestar drops a
+        # WebSocket route registered before the HTTP handlers of the same path.
+        dependencies: ClassVar[dict] = {**base.dependencies, "context_ws": Provide(build_ws_context)}
+
         def parse_json(self, data: str | bytes) -> Any:
             try:
                 parsed = self.decode_json(data)
