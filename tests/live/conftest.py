@@ -33,15 +33,20 @@ class Server:
 
 
 @pytest.fixture
-async def live_settings(settings):
-    return settings
+def live_settings(database_url, request):
+    """The live server's settings; a test overrides some with ``indirect`` parametrization."""
+    from tests.helpers import test_settings
+
+    return test_settings(database_url, **getattr(request, "param", {}))
 
 
 @pytest.fixture
 async def live_server(db, live_settings, graphql_schema) -> AsyncIterator[Server]:
     from billing_graphql.app import create_app
 
-    app = create_app(live_settings, db=db, schema=graphql_schema, freeze_gc=False, workers=False)
+    # the shared schema is built with trusted documents off: another mode builds its own
+    schema = graphql_schema if live_settings.trusted_documents == "off" else None
+    app = create_app(live_settings, db=db, schema=schema, freeze_gc=False, workers=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, ws="websockets-sansio", lifespan="on",
                                            log_level="warning"))

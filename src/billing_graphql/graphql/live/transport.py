@@ -23,13 +23,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError, parse
 from litestar.exceptions import WebSocketDisconnect
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.litestar.controller import LitestarWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
-from billing_graphql.graphql.persisted import TrustedDocuments, requested_id
+from billing_graphql.domain.roles import Role
+from billing_graphql.graphql.persisted import TrustedDocuments, document_id, requested_id
 from billing_graphql.http.rate_limit import credential_digest
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
 from billing_graphql.services.platform.clock import current_time
@@ -42,6 +43,7 @@ UNAUTHORIZED = 4401
 FORBIDDEN = 4403
 TOO_MANY_SOCKETS = 4429
 MESSAGE_TOO_BIG = 1009
+MAX_REASON_BYTES = 120
 
 
 class LimitedWebSocketAdapter(LitestarWebSocketAdapter):
@@ -66,6 +68,7 @@ class LimitedWebSocketAdapter(LitestarWebSocketAdapter):
             pass
 
     async def close(self, code: int, reason: str) -> None:
+        reason = reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")  # a close frame's reason: 123 bytes
         with suppress(Exception):  # already closed
             await self.ws.close(code=code, reason=reason)
 
@@ -183,7 +186,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
 
     def close_soon(self, code: int, reason: str) -> None:
         if self.closing is None:
-            self.closing = asyncio.get_running_loop().create_task(self.websocket.close(code=code, reason=reason))
+            self.closing = asyncio.get_running_loop().create_task(self.websocket.close(code, reason))
 
     async def shutdown(self) -> None:
         self.state.live_guard.forget(self)
@@ -217,8 +220,8 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
                                    retryAfter=retry_after)
                 return
         wanted = requested_id(payload)
+        documents: TrustedDocuments = self.state.live_documents
         if wanted is not None:
-            documents: TrustedDocuments = self.state.live_documents
             body = documents.bodies.get(wanted)
             if body is None or (isinstance(payload.get("query"), str) and payload["query"] != body):
                 await self._refuse(operation_id, "PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
@@ -227,6 +230,21 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if not isinstance(payload.get("query"), str):
             await self._refuse(operation_id, "The subscribe payload needs `query` (or a registered `documentId`).",
                                "BAD_REQUEST")
+            return
+        actor = self.context.actor
+        if wanted is None and (documents.require == "all" or (documents.require == "partner"
+                                                              and actor.role is Role.PARTNER)):
+            if document_id(payload["query"]) not in documents.bodies:  # as graphql.persisted refuses it over HTTP
+                await self._refuse(operation_id, "Only registered documents are accepted here: send their documentId.",
+                                   "FORBIDDEN")
+                return
+        try:  # the token limit, before Strawberry's parser cache (whose syntax errors end the operation unsaid)
+            parse(payload["query"], max_tokens=self.settings.max_tokens)
+        except GraphQLSyntaxError as exc:
+            if "tokens" in exc.message:
+                await self._refuse(operation_id, exc.message, "QUERY_TOO_COMPLEX")
+            else:
+                await self.websocket.close(4400, exc.message)
             return
         variables = payload.get("variables")
         if variables is not None and not isinstance(variables, dict):
