@@ -135,3 +135,20 @@ async def test_legacy_graphql_ws_protocol_is_refused_4406(db, live_server):
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(connection.recv(), 10)
     assert closed.value.rcvd.code == 4406
+
+
+async def test_a_lost_listen_connection_closes_sockets_1012_and_comes_back(db, live_server, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's announcements are in-process")
+    from sqlalchemy import text
+
+    keys = await make_keys(db)
+    client = await subscribed(live_server, keys.owner)
+    async with db.write() as session:  # as a database restart or an idle-connection reaper would
+        await session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE query LIKE 'LISTEN%' AND datname = current_database()"))
+    assert await client.closed_with() == 1012
+    await asyncio.sleep(2.5)  # the hub listens again
+    again = await subscribed(live_server, keys.owner)
+    await emit(db, keys.organization_id, "invoice.paid")
+    assert (await again.receive())["payload"]["data"]["billingEvents"]["type"] == "invoice.paid"

@@ -15,7 +15,7 @@ from billing_graphql.services.usage.reading import UsageNow, usage_now
 
 
 async def granted_organizations(db: Database, actor: Actor) -> list[uuid.UUID]:
-    """The organizations a PARTNER key is granted, at most ``limit``."""
+    """The organizations a PARTNER key is granted."""
     async with db.read() as session:
         return list((await session.scalars(
             select(PartnerGrant.organization_id).where(PartnerGrant.api_key_id == actor.api_key_id)

@@ -130,7 +130,6 @@ class Hub:
         self.reconnecting: asyncio.Task | None = None
         self.stop_local: Callable[[], None] | None = None
         self.stopped = False
-        self.on_lost: list[Callable[[], None]] = []  # called when announcements may have been missed
 
     # -- the channel -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,8 +182,6 @@ class Hub:
         for subscribers in list(self.subscribers.values()):
             for subscriber in list(subscribers):
                 subscriber.close(SERVICE_RESTART, "Live channel lost: reconnect (billingEvents(after:) replays)")
-        for callback in list(self.on_lost):
-            callback()
 
     async def _reconnect(self) -> None:
         attempt = 0
@@ -197,10 +194,6 @@ class Hub:
             except Exception as exc:  # noqa: BLE001 - keep trying
                 attempt += 1
                 log.warning("live: LISTEN reconnect failed (%s)", type(exc).__name__)
-
-    @property
-    def healthy(self) -> bool:
-        return self.db.is_sqlite or (self.connection is not None and not self.connection.is_closed())
 
     # -- subscribers -------------------------------------------------------------------------
     def add(self, subscriber: Subscriber) -> Subscriber:
@@ -253,9 +246,6 @@ class Hub:
             for subscriber in list(self.subscribers.get(event.organization_id, ())):
                 if subscriber.wants_events:
                     subscriber.push(event)
-
-    def subscriber_count(self) -> int:
-        return len({id(subscriber) for subscribers in self.subscribers.values() for subscriber in subscribers})
 
 
 def _uuid(text: str) -> uuid.UUID | None:
