@@ -152,3 +152,16 @@ async def test_a_lost_listen_connection_closes_sockets_1012_and_comes_back(db, l
     again = await subscribed(live_server, keys.owner)
     await emit(db, keys.organization_id, "invoice.paid")
     assert (await again.receive())["payload"]["data"]["billingEvents"]["type"] == "invoice.paid"
+
+
+async def test_a_subscription_over_http_is_refused_with_the_way_to_run_it(api, db):
+    keys = await make_keys(db)
+    for body in ({"query": EVENTS}, {"query": "subscription Live { usageUpdated { used } } query Q { viewer { role } }",
+                                     "operationName": "Live"}):
+        response = await api.client.post("/graphql", json=body, headers={"authorization": f"Bearer {keys.owner}"})
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        assert "WebSocket" in response.json()["errors"][0]["message"]
+    # a query that only has a field named subscription still runs
+    answer = await api.ok("query Q { subscription { id } }", token=keys.owner)
+    assert answer == {"subscription": None}

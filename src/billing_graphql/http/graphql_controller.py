@@ -10,7 +10,11 @@ A body over ``BILLING_MAX_BODY_BYTES`` (announced or streamed) is HTTP 413 with 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, ClassVar
+
+import orjson
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from cross_web import HTTPException
 from litestar import Request, Response
@@ -22,6 +26,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from billing_graphql.graphql.compiled import CompiledDocuments, Fallback
 from billing_graphql.graphql.context import build_ws_context
+from billing_graphql.graphql.live.schema import OVER_WEBSOCKET
 from billing_graphql.graphql.live.transport import LimitedWebSocketAdapter, LiveTransport
 from billing_graphql.graphql.error_codes import INTERNAL
 from billing_graphql.graphql.observability import note_operation
@@ -47,6 +52,40 @@ def payload_too_large(request: Request[Any, Any, Any]) -> Response:
     message = f"The request body is larger than {limit} bytes (BILLING_MAX_BODY_BYTES)."
     return Response({"errors": [{"message": message, "extensions": {"code": PAYLOAD_TOO_LARGE}}]},
                     status_code=413, media_type=MediaType.JSON)
+
+
+@lru_cache(maxsize=512)
+def is_subscription(query: str, operation_name: str | None) -> bool:
+    """Whether the operation a request runs is a subscription (False for text that does not parse: the
+    request's own answer says why)."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    operations = [item for item in document.definitions if isinstance(item, OperationDefinitionNode)]
+    chosen = next((item for item in operations
+                   if operation_name is None or (item.name is not None and item.name.value == operation_name)), None)
+    return chosen is not None and chosen.operation is OperationType.SUBSCRIPTION
+
+
+async def asks_subscription(request: Request[Any, Any, Any]) -> bool:
+    """A subscription sent over HTTP (POST, or GET's multipart): refused, they run over WebSocket (Strawberry
+    would run a plain POST's subscription as a query, and fail on its generator)."""
+    if request.method == "GET":
+        query, name = request.query_params.get("query"), request.query_params.get("operationName")
+    else:
+        body = await request.body()
+        if b"subscription" not in body:
+            return False
+        try:
+            data = orjson.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(data, dict):
+            return False
+        query, name = data.get("query"), data.get("operationName")
+    return isinstance(query, str) and "subscription" in query and is_subscription(query, name if isinstance(name, str)
+                                                                                  else None)
 
 
 def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
@@ -88,6 +127,8 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
                 response = await self.execute_compiled(request, context, root_value)
                 if response is not None:
                     return response
+            if await asks_subscription(request):
+                return graphql_error_response(400, OVER_WEBSOCKET, BAD_REQUEST)
             try:
                 return await self.run(request, context=context, root_value=root_value)
             except HTTPException as exc:

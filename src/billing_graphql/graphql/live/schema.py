@@ -40,10 +40,13 @@ SNAPSHOTS_EVERY_SECONDS = 5.0  # usageSnapshotsUpdated: at most one message per 
 ORGANIZATION_HELP = "Super-admins: the organization (required). Tenants receive their own."
 
 
+OVER_WEBSOCKET = "Subscriptions run over WebSocket (graphql-transport-ws) on /graphql."
+
+
 def _live(info: Info) -> Any:
     live = info.context.live
     if live is None:
-        raise ClientError("Subscriptions run over WebSocket (graphql-transport-ws) on /graphql.")
+        raise ClientError(OVER_WEBSOCKET)
     return live
 
 
