@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 SERVE = Path(sys.executable).with_name("billing-graphql")
 EVENTS = "subscription { billingEvents { id data } }"
+LOG = Path(os.environ.get("TMPDIR", "/tmp")) / "bench-live-serve.log"  # the server's output, for a failed run
 POLL = "{ usage { metrics { metric { code } used } } }"
 
 
@@ -85,7 +86,7 @@ def start_server(url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_RATE_LIMIT": "0", "PYTHONPATH": str(ROOT / "src"),
            "BILLING_WS_MAX_PER_CREDENTIAL": "100000", "BILLING_JWT_SECRET": "bench-secret-of-enough-length-0123456"}
     process = subprocess.Popen([str(SERVE), "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=env, stdout=LOG.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -109,9 +110,9 @@ async def open_subscriber(ws_url: str, key: str):
 
 async def open_many(ws_url: str, key: str, count: int) -> list:
     connections = []
-    for start in range(0, count, 100):  # in waves: the server's accept queue and its connection_init checks
-        connections += await asyncio.gather(*(open_subscriber(ws_url, key) for _ in range(start, min(start + 100,
-                                                                                                       count))))
+    for start in range(0, count, 25):  # in waves: the server's accept queue and its connection_init checks
+        connections += await asyncio.gather(*(open_subscriber(ws_url, key) for _ in range(start, min(start + 25,
+                                                                                                      count))))
     return connections
 
 

@@ -43,6 +43,7 @@ UNAUTHORIZED = 4401
 FORBIDDEN = 4403
 TOO_MANY_SOCKETS = 4429
 MESSAGE_TOO_BIG = 1009
+TRY_AGAIN_LATER = 1013
 MAX_REASON_BYTES = 120
 
 
@@ -134,6 +135,10 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
             actor = await authenticate(db, authorization, jwt_secret=self.settings.jwt_secret, now=now)
         except AuthenticationFailed as exc:
             await self.websocket.close(UNAUTHORIZED, f"Unauthorized: {exc}"[:120])
+            return
+        except Exception:  # the database could not answer now (pool exhausted, restarting): not the caller's fault
+            log.exception("live: checking a socket's credential failed")
+            await self.websocket.close(TRY_AGAIN_LATER, "The credential could not be checked now: try again later")
             return
         if actor is None:
             await self.websocket.close(UNAUTHORIZED, "Unauthorized")
