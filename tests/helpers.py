@@ -49,16 +49,19 @@ class StatementCounter:
 
 
 TRANSACTION_CONTROL = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+# PostgreSQL: the live subscribers' announcement a transaction that wrote outbox events sends just before its
+# COMMIT (services/live/signals.py), one per transaction like the COMMIT itself, on no query's path.
+LIVE_NOTIFY = "SELECT pg_notify("
 
 
 @contextmanager
 def count_statements(db: Database):
     """Count the SQL statements sent to the database inside the block (transaction control excluded,
-    since SQLite's BEGIN is a statement and PostgreSQL's is not)."""
+    since SQLite's BEGIN is a statement and PostgreSQL's is not; so is PostgreSQL's pg_notify at commit)."""
     counter = StatementCounter()
 
     def before_cursor_execute(conn, cursor, statement, parameters, context, executemany):
-        if statement.split(None, 1)[0].upper() not in TRANSACTION_CONTROL:
+        if statement.split(None, 1)[0].upper() not in TRANSACTION_CONTROL and not statement.startswith(LIVE_NOTIFY):
             counter.statements.append(statement)
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", before_cursor_execute)
