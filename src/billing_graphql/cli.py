@@ -366,6 +366,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
         workers=workers,
         # X-Forwarded-For is believed only from BILLING_TRUSTED_PROXIES (http/rate_limit.py).
         **{**SERVER_OPTIONS, "access_log": access_log, "proxy_headers": False},
+        ws_max_size=settings.max_body_bytes,  # a larger live message is refused before it is buffered (1009)
+        ws_per_message_deflate=False,  # live messages are small: compressing each cost more CPU than it saved
         log_config=_log_config(),
     )
 

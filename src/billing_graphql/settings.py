@@ -62,6 +62,8 @@ class Settings:
     stripe_api_base: str = "https://api.stripe.com"
     default_currency: str = "IDR"  # a new organization's currency unless createOrganization names one
     billing_timezone: str = "UTC"  # the book's time zone: the payments CSV's days and times, documents' dates
+    ws_max_per_credential: int = 20  # live WebSocket sockets per credential and process
+    ws_ping_seconds: int = 15  # graphql-transport-ws pings to idle sockets; 0: none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +117,8 @@ class Settings:
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
             default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
             billing_timezone=_timezone(reader.text("BILLING_TIMEZONE")),
+            ws_max_per_credential=reader.integer("BILLING_WS_MAX_PER_CREDENTIAL", 20, minimum=1),
+            ws_ping_seconds=reader.integer("BILLING_WS_PING_SECONDS", 15, minimum=0),
         )
         values.update(_stripe(reader))
         if jwt_secret:

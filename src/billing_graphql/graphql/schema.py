@@ -32,6 +32,8 @@ from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
 from billing_graphql.graphql.platform import billing_details, clock, organizations
 from billing_graphql.graphql.subscriptions import schema as subscriptions
+from billing_graphql.graphql.live import schema as live
+from billing_graphql.graphql.live.types import LiveEventIds
 from billing_graphql.graphql.usage import schema as usage
 from billing_graphql.graphql.webhooks import schema as webhooks
 from billing_graphql.graphql.scalars import SCALAR_MAP
@@ -85,7 +87,7 @@ def _node_query() -> type:
 
 def with_schema_block(sdl: str) -> str:
     """The SDL with an explicit schema block, so that a type named `Subscription` stays an
-    object type when the SDL is read back (there is no subscription root)."""
+    object type when the SDL is read back (the subscription root is `LiveSubscription`)."""
     if sdl.lstrip().startswith("schema {"):
         return sdl
     return "schema {\n  query: Query\n  mutation: Mutation\n}\n\n" + sdl
@@ -132,10 +134,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         lambda: MaskErrors(should_mask_error=should_mask_error),
+        LiveEventIds,
     ]
     return BillingSchema(
         query=merge_types("Query", (*QUERIES, _node_query())),
         mutation=merge_types("Mutation", MUTATIONS),
+        subscription=live.Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )

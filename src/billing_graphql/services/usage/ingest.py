@@ -59,6 +59,7 @@ from billing_graphql.domain.usage import (
     month_key,
     thresholds_reached,
 )
+from billing_graphql.services.live.signals import note_usage
 from billing_graphql.services.platform.audit import emit_event
 from billing_graphql.services.webhooks.objects import wire
 
@@ -125,6 +126,8 @@ async def record_usage(
             if gauge_values:  # the seats MRR counts may have changed (db.mrr_history)
                 mrr_history.note_gauge(session, organization_id, now)
             values += gauge_values
+            if values:  # a counter changed: live usage subscribers hear of it once this commits
+                note_usage(session, organization_id)
             if plan_id is not None:
                 gauge_month = month_key(billing_month(anchor, now).start)
                 await _limit_events(session, insert, organization_id, plan_id, values, metrics, gauge_month, now)
