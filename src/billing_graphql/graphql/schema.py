@@ -149,7 +149,7 @@ def compiled_documents(schema: strawberry.Schema, settings: Settings) -> Compile
            settings.plan_cache_size, settings.trusted_documents)
     by_limits = _COMPILED.setdefault(schema, {})
     if key not in by_limits:
-        from billing_graphql.graphql.billing.sql import ROOTS
+        from billing_graphql.graphql.sql_roots import ROOTS
 
         by_limits[key] = CompiledDocuments.build(
             schema, TrustedDocuments.load(require=settings.trusted_documents), validation_rules(settings),

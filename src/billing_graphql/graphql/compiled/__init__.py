@@ -51,7 +51,7 @@ from billing_graphql.graphql.compiled.plan import (
     OperationPlan,
     compile_document,
 )
-from billing_graphql.graphql.compiled.sql import NoSqlForm, connection_plan
+from billing_graphql.graphql.compiled.sql import NoSqlForm, root_plan
 from billing_graphql.graphql.input_validation import check_request
 from billing_graphql.graphql.persisted import TrustedDocuments, document_id, requested_id
 from billing_graphql.metrics import COMPILED_REQUESTS, PLAN_FALLBACKS
@@ -102,12 +102,12 @@ class PlanCache:
         return len(self.entries)
 
 
-def _sql_plan(plan: OperationPlan, roots: dict) -> Any:
+def _sql_plan(plan: OperationPlan, roots: dict, schema: GraphQLSchema) -> Any:
     """The SQL plan of a document with one root field that has a SQL form throughout (None otherwise)."""
     if len(plan.root.fields) != 1 or plan.root.fields[0].typename is not None:
         return None
     try:
-        return connection_plan(plan.root.fields[0], roots)
+        return root_plan(plan.root.fields[0], roots, schema)
     except NoSqlForm as reason:
         log.debug("%s keeps its Python plan: %s", plan.name, reason)
         return None
@@ -148,7 +148,7 @@ class CompiledDocuments:
             except NotCompilable as reason:
                 skipped[registered_id] = str(reason)
                 continue
-            plan.sql = _sql_plan(plan, sql_roots or {})
+            plan.sql = _sql_plan(plan, sql_roots or {}, schema)
             by_id[registered_id] = plan
             by_body[body] = plan
         if documents.bodies:
@@ -209,7 +209,7 @@ class CompiledDocuments:
                     return None  # never cached: the generic path gives its errors
                 entry = Unplanned(refusal.reason, refusal.detail)
             else:
-                entry.sql = _sql_plan(entry, self.sql_roots)
+                entry.sql = _sql_plan(entry, self.sql_roots, self.schema)
             self.cache.put(query, entry)
         if isinstance(entry, Unplanned):
             if entry.reason != NOT_A_QUERY:

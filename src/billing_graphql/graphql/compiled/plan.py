@@ -76,6 +76,7 @@ class FieldPlan:
 @dataclass(slots=True)
 class ObjectPlan:
     nullable: bool
+    type_name: str = ""
     fields: list[FieldPlan] = field(default_factory=list)
     keys: tuple[str, ...] = ()  # the fields' keys, in order (each answer starts as dict.fromkeys(keys))
 
@@ -133,7 +134,7 @@ class _Planner:
             raise NotCompilable("fragment_on_other_type", f"a fragment on {condition.name.value} inside {object_type.name}")
 
     def object_plan(self, object_type: GraphQLObjectType, selection_sets: list[Any], nullable: bool) -> ObjectPlan:
-        plan = ObjectPlan(nullable=nullable)
+        plan = ObjectPlan(nullable=nullable, type_name=object_type.name)
         for key, nodes in self.collect(object_type, selection_sets).items():
             plan.fields.append(self.field_plan(object_type, key, nodes))
         plan.keys = tuple(field_plan.key for field_plan in plan.fields)

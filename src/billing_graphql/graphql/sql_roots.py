@@ -1,0 +1,17 @@
+"""The root lists and connections the compiled path's SQL tier answers (``graphql.compiled.sql``).
+
+Each names the function its resolver reads its rows from (the statement and page, one definition for
+both paths). The fields below them need nothing here: their SQL forms come from ``graphql.columns``.
+
+Adding a root: give its resolver a ``..._query(context, **arguments) -> RootQuery | None`` function that
+it reads its rows from, and add it here (``connection=False`` for a plain list).
+"""
+
+from __future__ import annotations
+
+from billing_graphql.graphql.billing.invoices import invoices_query
+from billing_graphql.graphql.compiled.sql import SqlRoot
+
+ROOTS: dict[str, SqlRoot] = {
+    "invoices": SqlRoot(invoices_query),
+}
