@@ -42,11 +42,13 @@ class Nested:
 
 @dataclass(frozen=True)
 class Children:
-    """A list of rows of ``table`` whose ``foreign_key`` is the parent's ``id``, in ``order_by``."""
+    """A list of rows of ``table`` whose ``foreign_key`` is the parent's ``id``, in ``order_by`` (columns of
+    ``table``, or a function of the rows' alias giving the ORDER BY expressions)."""
 
     table: str
-    foreign_key: str
-    order_by: str
+    foreign_key: str | None
+    order_by: str | Callable[[str], str]
+    where: Callable[[str, str], str] | None = None  # (child alias, parent alias) -> condition, instead of the key
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,23 @@ class Parent:
 
 
 @dataclass(frozen=True)
+class Finished:
+    """A leaf computed in Python from a few columns of the row: SQL gives the columns (text, numbers,
+    enum names) and the compiled path calls ``python`` on them, the very function the generic path calls
+    (once per distinct combination)."""
+
+    columns: tuple[str, ...]
+    python: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
 class Column:
     """A column of another name than the field's (its SQL form derived from the column's type)."""
 
     name: str
 
 
-SqlForm = Builder | Nested | Children | Parent | Column
+SqlForm = Builder | Nested | Children | Parent | Column | Finished
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,11 @@ def resolved(sql: SqlForm) -> Form:
 
 def computed(python: Callable[..., Any], sql: SqlForm | None) -> Form:
     return Form(python, sql)
+
+
+def from_columns(python: Callable[[Any], Any], *names: str) -> Form:
+    """A leaf ``python(row)`` of the columns ``names``: on both paths the same function (``Finished``)."""
+    return Form(lambda row, *parents: python(row), Finished(names, python))
 
 
 def money(column: str, currency: str = "currency") -> Form:

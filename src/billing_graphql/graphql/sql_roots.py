@@ -10,8 +10,14 @@ it reads its rows from, and add it here (``connection=False`` for a plain list).
 from __future__ import annotations
 
 from billing_graphql.graphql.billing.invoices import invoices_query
+from billing_graphql.graphql.catalog.addons import addons_query
+from billing_graphql.graphql.catalog.coupons import coupons_query
+from billing_graphql.graphql.catalog.plans import plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
 
 ROOTS: dict[str, SqlRoot] = {
     "invoices": SqlRoot(invoices_query),
+    "plans": SqlRoot(plans_query, connection=False),
+    "addons": SqlRoot(addons_query, connection=False),
+    "coupons": SqlRoot(coupons_query),
 }

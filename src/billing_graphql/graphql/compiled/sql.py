@@ -29,7 +29,7 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.info import Info as StrawberryInfo
 
 from billing_graphql.db.types import DecimalText, UTCDateTime
-from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Nested, Parent, RootQuery
+from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Finished, Nested, Parent, RootQuery
 from billing_graphql.graphql.common import cursor_at
 from billing_graphql.graphql.compiled.dialects import DIALECTS, Postgres, sqlite_functions
 
@@ -147,8 +147,11 @@ def object_sql(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) -> 
         elif isinstance(form, Children):
             alias = f"{row}_{form.table}"
             item, finish = object_sql(sql, schema, field_plan.complete.item, (alias, *arguments))
-            source = f"{form.table} AS {alias} WHERE {alias}.{form.foreign_key} = {row}.id"
-            order = ", ".join(f"{alias}.{column}" for column in form.order_by.split(", "))
+            condition = (form.where(alias, row) if form.where is not None
+                         else f"{alias}.{form.foreign_key} = {row}.id")
+            source = f"{form.table} AS {alias} WHERE {condition}"
+            order = (form.order_by(alias) if callable(form.order_by)
+                     else ", ".join(f"{alias}.{column}" for column in form.order_by.split(", ")))
             pairs.append((key, sql.json_list(item, source, order)))
             if finish is not None:
                 steps.append(_finish_items(key, finish))
@@ -158,6 +161,9 @@ def object_sql(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) -> 
             pairs.append((key, sql.json_one(item, f"{form.table} AS {alias} WHERE {alias}.id = {row}.{form.foreign_key}")))
             if finish is not None:
                 steps.append(_finish_object(key, finish))
+        elif isinstance(form, Finished):
+            pairs.append((key, sql.json_array(tuple(f"{row}.{name}" for name in form.columns))))
+            steps.append(_finish_leaf(key, form, BY_TYPE_NAME[plan.type_name].model, field_plan.complete))
         elif isinstance(form, Nested):
             raise NoSqlForm(f"{plan.type_name}.{field_plan.name}: a nested {form.type_name}")
         else:
@@ -183,6 +189,39 @@ def _finish_value(key: str, type_name: str, plan: Any) -> Finish:
         arguments = output[key]
         if arguments is not None:
             output[key] = selection(*arguments)  # shared between answers: read-only from here on
+
+    return step
+
+
+class _Columns:
+    """The columns a ``Finished`` leaf reads, as the row's attributes."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _finish_leaf(key: str, form: Finished, model: type, leaf: Any) -> Finish:
+    """Replace the columns array at ``key`` by ``form.python`` of them, serialised as the leaf type does."""
+    converters = []
+    for name in form.columns:
+        kind = model.__mapper__.columns[name].type
+        if isinstance(kind, Enum):
+            converters.append(lambda value, enum_class=kind.enum_class: None if value is None else enum_class[value])
+        elif isinstance(kind, Integer | String | Text) and not isinstance(kind, TypeDecorator):
+            converters.append(None)
+        else:
+            raise NoSqlForm(f"{model.__name__}.{name}: a column of type {kind!r} read by Python")
+    names, python, serialize = form.columns, form.python, leaf.serialize
+
+    @functools.lru_cache(maxsize=4096)
+    def value(*arguments: Any) -> Any:
+        row = _Columns({name: argument if convert is None else convert(argument)
+                        for name, convert, argument in zip(names, converters, arguments, strict=True)})
+        result = python(row)
+        return None if result is None else serialize(result)
+
+    def step(output: dict[str, Any]) -> None:
+        output[key] = value(*output[key])
 
     return step
 
