@@ -14,10 +14,18 @@ from billing_graphql.graphql.catalog.addons import addons_query
 from billing_graphql.graphql.catalog.coupons import coupons_query
 from billing_graphql.graphql.catalog.plans import plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
+from billing_graphql.graphql.payments.payment_methods import payment_methods_query
+from billing_graphql.graphql.platform.organizations import api_keys_query, organizations_query
+from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
 ROOTS: dict[str, SqlRoot] = {
     "invoices": SqlRoot(invoices_query),
     "plans": SqlRoot(plans_query, connection=False),
     "addons": SqlRoot(addons_query, connection=False),
     "coupons": SqlRoot(coupons_query),
+    "paymentMethods": SqlRoot(payment_methods_query, connection=False),
+    "webhookEndpoints": SqlRoot(webhook_endpoints_query, connection=False),
+    "webhookDeliveries": SqlRoot(webhook_deliveries_query),
+    "organizations": SqlRoot(organizations_query),
+    "apiKeys": SqlRoot(api_keys_query, connection=False),
 }

@@ -57,6 +57,11 @@ class Postgres:
         return column
 
     @staticmethod
+    def json_value(column: str) -> str:
+        """A JSON column's value, as JSON."""
+        return f"({column})::json"
+
+    @staticmethod
     def uuid_text(column: str) -> str:
         return f"({column})::text"
 
@@ -117,6 +122,10 @@ class Sqlite(Postgres):
         ordered = (select(literal_column(item).label("item")).select_from(rows)
                    .order_by(literal_column(position)).subquery("ordered"))
         return select(literal_column("coalesce(json_group_array(json(ordered.item)), '[]')")).select_from(ordered)
+
+    @staticmethod
+    def json_value(column: str) -> str:  # stored as text
+        return f"json({column})"
 
     @staticmethod
     def boolean(column: str) -> str:  # stored as 0/1: JSON true/false
