@@ -47,6 +47,7 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
         "webhookDeliveries": {**page, "status": st.sampled_from(["PENDING", "DELIVERED", "FAILED"])},
         "organizations": page,
         "apiKeys": {"organizationId": st.just(organization)},
+        "subscriptions": {**page, "status": st.sampled_from(["ACTIVE", "TRIALING", "PAST_DUE"])},
     }
 
 

@@ -16,6 +16,7 @@ from billing_graphql.graphql.catalog.plans import plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
 from billing_graphql.graphql.payments.payment_methods import payment_methods_query
 from billing_graphql.graphql.platform.organizations import api_keys_query, organizations_query
+from billing_graphql.graphql.subscriptions.schema import subscriptions_query
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
 ROOTS: dict[str, SqlRoot] = {
@@ -28,4 +29,5 @@ ROOTS: dict[str, SqlRoot] = {
     "webhookDeliveries": SqlRoot(webhook_deliveries_query),
     "organizations": SqlRoot(organizations_query),
     "apiKeys": SqlRoot(api_keys_query, connection=False),
+    "subscriptions": SqlRoot(subscriptions_query),
 }
