@@ -12,6 +12,7 @@ from __future__ import annotations
 from billing_graphql.graphql.billing.invoices import invoices_query
 from billing_graphql.graphql.catalog.addons import addons_query
 from billing_graphql.graphql.catalog.coupons import coupons_query
+from billing_graphql.graphql.catalog.metrics import metrics_query
 from billing_graphql.graphql.catalog.plans import plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
 from billing_graphql.graphql.payments.payment_methods import payment_methods_query
@@ -24,6 +25,7 @@ ROOTS: dict[str, SqlRoot] = {
     "plans": SqlRoot(plans_query, connection=False),
     "addons": SqlRoot(addons_query, connection=False),
     "coupons": SqlRoot(coupons_query),
+    "metrics": SqlRoot(metrics_query, connection=False),
     "paymentMethods": SqlRoot(payment_methods_query, connection=False),
     "webhookEndpoints": SqlRoot(webhook_endpoints_query, connection=False),
     "webhookDeliveries": SqlRoot(webhook_deliveries_query),

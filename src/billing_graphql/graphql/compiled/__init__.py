@@ -48,6 +48,7 @@ from billing_graphql.graphql.compiled.plan import (
     INVALID,
     NOT_A_QUERY,
     NotCompilable,
+    ObjectPlan,
     OperationPlan,
     compile_document,
 )
@@ -103,14 +104,38 @@ class PlanCache:
 
 
 def _sql_plan(plan: OperationPlan, roots: dict, schema: GraphQLSchema) -> Any:
-    """The SQL plan of a document with one root field that has a SQL form throughout (None otherwise)."""
-    if len(plan.root.fields) != 1 or plan.root.fields[0].typename is not None:
+    """The SQL plans of the document's root fields that have a SQL form throughout, by response key (None:
+    none has); the other root fields keep their Python plan (``SqlPlans``)."""
+    by_key = {}
+    for field_plan in plan.root.fields:
+        if field_plan.typename is not None:
+            continue
+        try:
+            by_key[field_plan.key] = root_plan(field_plan, roots, schema)
+        except NoSqlForm as reason:
+            log.debug("%s.%s keeps its Python plan: %s", plan.name, field_plan.key, reason)
+    if not by_key:
         return None
-    try:
-        return root_plan(plan.root.fields[0], roots, schema)
-    except NoSqlForm as reason:
-        log.debug("%s keeps its Python plan: %s", plan.name, reason)
-        return None
+    rest = ObjectPlan(nullable=plan.root.nullable, type_name=plan.root.type_name,
+                      fields=[field_plan for field_plan in plan.root.fields if field_plan.key not in by_key])
+    rest.keys = tuple(field_plan.key for field_plan in rest.fields)
+    return SqlPlans(by_key, rest if rest.fields else None, plan.root.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlPlans:
+    """The root fields answered by SQL (one statement each), and the others' Python plan."""
+
+    by_key: dict[str, Any]  # response key -> compiled.sql.SqlRootPlan
+    rest: ObjectPlan | None
+    keys: tuple[str, ...]  # every root key, in the document's order
+
+    async def answer(self, run: Run, root_value: Any, db: Any) -> dict[str, Any]:
+        answers = {key: await sql.answer(run, db) for key, sql in self.by_key.items()}
+        if self.rest is not None:
+            (others,) = await run.objects(self.rest, [root_value])
+            answers.update(others)
+        return {key: answers[key] for key in self.keys}
 
 
 @dataclass
@@ -246,7 +271,7 @@ class CompiledDocuments:
         run = Run(self.schema, plan, context, root_value, variables)
         try:
             if plan.sql is not None:
-                data = {plan.sql.key: await plan.sql.answer(run, context.db)}
+                data = await plan.sql.answer(run, root_value, context.db)
             else:
                 (data,) = await run.objects(plan.root, [root_value])
         except Fallback:
