@@ -419,6 +419,7 @@ def main() -> None:
     parser.add_argument("--no-probe", dest="probe", action="store_false",
                         help="skip counting statements and round trips (saves starting every server twice)")
     parser.add_argument("--soak", type=int, default=0, help="also: RSS after 10,000 and after this many requests")
+    parser.add_argument("--soak-backends", default="", help="the backends to soak (default: every one)")
     parser.add_argument("--distinct", type=int, default=0,
                         help="with --soak: ad-hoc documents, this many distinct ones (issue 24: 5000), instead of spa/Viewer")
     parser.add_argument("--cold", type=int, default=0,
@@ -482,7 +483,8 @@ def main() -> None:
                 row.rss_mib = servers[row.contender.server].rss_mib()
             if args.cold and "gateway" in servers:
                 soak.update(_cold(servers, backend_rows, args.cold, backend))
-            if args.soak and "gateway" in servers:
+            soaked = args.soak_backends.split(",") if args.soak_backends else backends
+            if args.soak and "gateway" in servers and backend in soaked:
                 soak.update(_soak(servers["gateway"], backend_rows, args.soak, backend, args.distinct))
             rows.extend(backend_rows)
         finally:
