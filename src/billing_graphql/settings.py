@@ -55,7 +55,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"  # "json": one JSON line per GraphQL request
     trusted_documents: str = "off"  # off | partner | all: who must send registered documents (queries/manifest.json)
-    compiled_documents: bool = True  # registered queries run on their compiled plans (graphql.compiled)
+    compiled_documents: bool = True  # query documents run on their compiled plans (graphql.compiled)
+    plan_cache_size: int = 1000  # plans of non-registered documents kept (LRU by text); 0: registered ones only
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_publishable_key: str | None = None
     stripe_webhook_secret: str | None = field(default=None, repr=False)
@@ -115,6 +116,7 @@ class Settings:
             log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
             trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
+            plan_cache_size=reader.integer("BILLING_PLAN_CACHE_SIZE", 1000, minimum=0),
             default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
             billing_timezone=_timezone(reader.text("BILLING_TIMEZONE")),
             ws_max_per_credential=reader.integer("BILLING_WS_MAX_PER_CREDENTIAL", 20, minimum=1),

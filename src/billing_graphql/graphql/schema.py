@@ -150,14 +150,16 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def compiled_documents(schema: strawberry.Schema, settings: Settings) -> CompiledDocuments:
     """The plans of the registered queries for this schema and these limits, compiled once per process
-    (tests build many apps on one schema)."""
-    key = (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens)
+    (tests build many apps on one schema), and the cache of the other documents' plans."""
+    key = (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens,
+           settings.plan_cache_size, settings.trusted_documents)
     by_limits = _COMPILED.setdefault(schema, {})
     if key not in by_limits:
-        from billing_graphql.graphql.billing.sql import ROOTS
+        from billing_graphql.graphql.sql_roots import ROOTS
 
-        by_limits[key] = CompiledDocuments.build(schema, TrustedDocuments.load(), validation_rules(settings),
-                                                 settings.max_tokens, sql_roots=ROOTS)
+        by_limits[key] = CompiledDocuments.build(
+            schema, TrustedDocuments.load(require=settings.trusted_documents), validation_rules(settings),
+            settings.max_tokens, sql_roots=ROOTS, cache_size=settings.plan_cache_size)
     return by_limits[key]
 
 

@@ -89,8 +89,9 @@ async def asks_subscription(request: Request[Any, Any, Any]) -> bool:
 
 
 def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
-    """``compiled``: the plans of the registered queries; a request naming one (by text or id) runs on
-    its plan, and on the generic path whenever the plan cannot answer it (``graphql.compiled``).
+    """``compiled``: the plans of the query documents (registered ones, and any other planned when first
+    seen); a request whose document has one runs on its plan, and on the generic path whenever the plan
+    cannot answer it (``graphql.compiled``).
 
     WebSocket: ``graphql-transport-ws`` only (the legacy ``graphql-ws`` is closed with 4406), handled by
     ``graphql.live.transport.LiveTransport``."""
@@ -136,14 +137,14 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
                 return graphql_error_response(exc.status_code, exc.reason, code)
 
         async def execute_compiled(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response | None:
-            """The answer of a registered query's plan; None where the generic path must answer."""
+            """The answer of the document's plan; None where the generic path must answer."""
             if "json" not in request.headers.get("content-type", ""):
                 return None
             try:
                 body = self.decode_json(await request.body())
             except ValueError:
                 return None
-            plan = compiled.plan_for(body)
+            plan = compiled.plan_for(body, context)
             if plan is None:
                 return None
             try:

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
@@ -67,6 +68,17 @@ class Invoice(Base):
     lines: Mapped[list[InvoiceLine]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="InvoiceLine.position"
     )
+
+    @hybrid_property
+    def amount_due(self) -> int:
+        """total - credit applied - amount paid - credit notes that lowered it: on a row, and as a SQL
+        expression on the class (the GraphQL field's SQL form, ``graphql.columns.hybrid``)."""
+        return self.total - self.credit_applied - self.amount_paid - (self.credited_against_due or 0)
+
+    @amount_due.inplace.expression
+    @classmethod
+    def _amount_due_sql(cls):  # the same sum; a column is never None in SQL (NOT NULL, default 0)
+        return cls.total - cls.credit_applied - cls.amount_paid - cls.credited_against_due
 
     __table_args__ = (
         # One recurring invoice per subscription and period.

@@ -14,6 +14,7 @@ from billing_graphql.db.models import InvoiceLine as InvoiceLineRow
 from billing_graphql.domain.invoices import InvoiceLineKind as DomainInvoiceLineKind
 from billing_graphql.domain.invoices import LineDraft
 from billing_graphql.domain.proration import round_half_up
+from billing_graphql.graphql.columns import Form, Nested, columns
 from billing_graphql.graphql.common import Money, from_row
 from billing_graphql.services.subscriptions.results import InvoicePreview as PreviewValue
 
@@ -39,9 +40,20 @@ class InvoiceLineType:
 
     @classmethod
     def from_row(cls, row: InvoiceLineRow | LineDraft, currency: str) -> InvoiceLineType:
-        line_id = getattr(row, "id", None)
-        return from_row(cls, row, id=strawberry.ID(relay.to_base64("InvoiceLine", line_id)) if line_id else None,
-                        unit_amount=_rounded(row.unit_amount, currency), amount=Money.of(row.amount, currency))
+        return from_row(cls, row, currency)
+
+
+# Lines carry no currency: the invoice's (the parent row, in SQL; ``currency`` in Python).
+columns(
+    InvoiceLineType, InvoiceLineRow,
+    id=Form(lambda row, currency: strawberry.ID(relay.to_base64("InvoiceLine", row.id))
+            if getattr(row, "id", None) else None,  # a preview's lines (LineDraft) have none
+            lambda sql, row, invoice: sql.global_id("InvoiceLine", f"{row}.id")),
+    unit_amount=Form(lambda row, currency: _rounded(row.unit_amount, currency),
+                     Nested("Money", lambda sql, row, invoice: (sql.rounded(f"{row}.unit_amount"), f"{invoice}.currency"))),
+    amount=Form(lambda row, currency: Money.of(row.amount, currency),
+                Nested("Money", lambda sql, row, invoice: (f"{row}.amount", f"{invoice}.currency"))),
+)
 
 
 @strawberry.type(description="What a change bills (dry run) or credits: lines and totals, nothing written.")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.pagination import read_rows
+
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import allow
@@ -31,11 +34,18 @@ class CreateMetricInput:
 CreateMetricPayload = node_payload("CreateMetricPayload", "metric", Metric)
 
 
+def metrics_query(context: object) -> RootQuery:
+    """The rows ``metrics`` lists (the SQL tier wraps the same statement in JSON)."""
+    from billing_graphql.services.catalog.metrics import metrics_statement
+
+    return RootQuery(metrics_statement())
+
+
 @strawberry.type
 class Query:
     @strawberry.field(extensions=allow(), description="The metrics plans are limited on, by code.")
     async def metrics(self, info: Info) -> list[Metric] | None:
-        return [Metric.from_row(row) for row in await catalog.list_metrics(info.context.db)]
+        return [Metric.from_row(row) for row in await read_rows(info.context.db, metrics_query(info.context).statement)]
 
 
 @strawberry.type

@@ -14,6 +14,7 @@ from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.graphql.context import Info
 from billing_graphql.domain.money import DEFAULT_CURRENCY
+from billing_graphql.graphql.columns import Form, Nested, columns, global_id, renamed
 from billing_graphql.graphql.common import Money, Role, from_row, load_nodes
 from billing_graphql.graphql.permissions import MANAGERS, allow
 from billing_graphql.graphql.platform.balance import CreditBalanceTransactionConnection, CreditBalanceTransactionType
@@ -80,7 +81,7 @@ class OrganizationType(relay.Node):
 
     @classmethod
     def from_row(cls, row: OrganizationRow) -> OrganizationType:
-        return from_row(cls, row, credit_balance=Money.of(row.credit_balance, row.credit_currency or DEFAULT_CURRENCY))
+        return from_row(cls, row)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -102,10 +103,25 @@ class ApiKeyType:
 
     @classmethod
     def from_row(cls, row: ApiKeyRow) -> ApiKeyType:
-        organization = row.organization_id
-        return from_row(cls, row, id=strawberry.ID(relay.to_base64("ApiKey", row.id)), prefix=row.key_prefix,
-                        organization_id=strawberry.ID(relay.to_base64("Organization", organization))
-                        if organization else None)
+        return from_row(cls, row)
+
+
+columns(
+    OrganizationType, OrganizationRow,
+    credit_balance=Form(  # no credit yet: zero in the default currency
+        lambda row: Money.of(row.credit_balance, row.credit_currency or DEFAULT_CURRENCY),
+        Nested("Money", lambda sql, row, *parents: (f"{row}.credit_balance",
+                                                    f"coalesce({row}.credit_currency, '{DEFAULT_CURRENCY}')"))),
+)
+columns(
+    ApiKeyType, ApiKeyRow,
+    id=global_id("ApiKey"),
+    prefix=renamed("key_prefix"),
+    organization_id=Form(
+        lambda row: strawberry.ID(relay.to_base64("Organization", row.organization_id)) if row.organization_id else None,
+        lambda sql, row, *parents: (f"CASE WHEN {row}.organization_id IS NULL THEN NULL "
+                                    f"ELSE {sql.global_id('Organization', f'{row}.organization_id')} END")),
+)
 
 
 @strawberry.type(description="Who is calling.")

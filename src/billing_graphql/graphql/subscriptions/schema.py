@@ -13,6 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
+
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.pagination import read_page
+from billing_graphql.services.subscriptions import lifecycle
 from strawberry import relay
 
 from billing_graphql.domain.roles import Role as DomainRole
@@ -168,6 +172,14 @@ def _credit(result: SubscriptionChange | None) -> Money | None:
 
 # ---- root fields ----------------------------------------------------------------------------
 
+def subscriptions_query(context: Any, status: Any = None, plan_id: strawberry.ID | None = None,
+                        first: int | None = 10, after: str | None = None) -> RootQuery:
+    """The statement and page of the staff list ``subscriptions`` (the SQL tier wraps the same statement)."""
+    plan = read_optional_id(plan_id, "Plan", "planId")
+    size, offset = page_size(first), offset_after(after)
+    return RootQuery(lifecycle.subscriptions_statement(status=status, plan_id=plan), size, offset)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -183,10 +195,8 @@ class Query:
         self, info: Info, status: SubscriptionStatus | None = None, plan_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> SubscriptionConnection | None:
-        plan = read_optional_id(plan_id, "Plan", "planId")
-        page = await subscriptions.list_subscriptions(
-            info.context.db, status=status, plan_id=plan, first=page_size(first), offset=offset_after(after)
-        )
+        query = subscriptions_query(info.context, status, plan_id, first, after)
+        page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
         return connection_from_page(SubscriptionConnection, page, SubscriptionType.from_row)
 
 

@@ -184,7 +184,7 @@ async def finalize_invoice(
 
 def amount_due(invoice: Invoice) -> int:
     """What the invoice still asks for: total - credit applied - paid - credit notes that lowered it."""
-    return invoice.total - invoice.credit_applied - invoice.amount_paid - (invoice.credited_against_due or 0)
+    return invoice.amount_due  # the model's hybrid, also the GraphQL field's SQL form
 
 
 def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object]:
@@ -195,15 +195,24 @@ def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object
 
 # ---- reads ----------------------------------------------------------------------------------
 
+def invoices_statement(*, organization_id: uuid.UUID | None, status: InvoiceStatus | None):
+    """Invoices newest first (``organization_id`` None: every organization's, for super-admins)."""
+    statement = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.number.desc(), Invoice.id.desc())
+    if organization_id is not None:
+        statement = statement.where(Invoice.organization_id == organization_id)
+    if status is not None:
+        statement = statement.where(Invoice.status == status)
+    return statement
+
+
 async def list_invoices(
     db, *, organization_id: uuid.UUID | None, status: InvoiceStatus | None, first: int, offset: int
 ):
-    """Invoices newest first (``organization_id`` None: every organization's, for super-admins)."""
+    """A page of ``invoices_statement``."""
     from billing_graphql.services.pagination import read_page
 
-    statement = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.number.desc(), Invoice.id.desc())
-    return await read_page(db, statement, first=first, offset=offset,
-                           where_given=[(Invoice.organization_id, organization_id), (Invoice.status, status)])
+    return await read_page(db, invoices_statement(organization_id=organization_id, status=status), first=first,
+                           offset=offset)
 
 
 async def get_invoice(db, invoice_id: uuid.UUID, *, organization_id: uuid.UUID | None) -> Invoice | None:

@@ -30,7 +30,12 @@ def not_null(value: object, field: str) -> None:
 
 async def list_metrics(db: Database) -> list[Metric]:
     async with db.read() as session:
-        return list((await session.scalars(select(Metric).order_by(Metric.code))).all())
+        return list((await session.scalars(metrics_statement())).all())
+
+
+def metrics_statement():
+    """Every metric, by code."""
+    return select(Metric).order_by(Metric.code)
 
 
 async def metric_ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, uuid.UUID]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from datetime import datetime
 
@@ -90,11 +92,18 @@ async def revoke_api_key(
 
 
 async def list_api_keys(db: Database, actor: Actor, organization_id: uuid.UUID | None) -> list[ApiKey]:
-    scope = actor.organization_in_scope(organization_id)
+    statement = api_keys_statement(actor, organization_id)
+    if statement is None:
+        return []
     async with db.read() as session:
-        statement = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
-        if scope is not None:
-            statement = statement.where(ApiKey.organization_id == scope)
-        elif not actor.is_super_admin:
-            return []
         return list((await session.scalars(statement)).all())
+
+
+def api_keys_statement(actor: Actor, organization_id: uuid.UUID | None) -> Any:
+    """The keys of the organization in the actor's scope (super-admins: all when none is named), oldest
+    first; None: none to read."""
+    scope = actor.organization_in_scope(organization_id)
+    statement = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if scope is not None:
+        return statement.where(ApiKey.organization_id == scope)
+    return statement if actor.is_super_admin else None

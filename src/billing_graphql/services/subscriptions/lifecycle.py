@@ -7,6 +7,8 @@ its outbox events and audit rows in the same transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from datetime import datetime
 
@@ -330,7 +332,15 @@ async def get_live_subscription(db: Database, organization_id: uuid.UUID) -> Sub
 async def list_subscriptions(
     db: Database, *, status: SubscriptionStatus | None, plan_id: uuid.UUID | None, first: int, offset: int
 ) -> Page[Subscription]:
+    return await read_page(db, subscriptions_statement(status=status, plan_id=plan_id), first=first, offset=offset)
+
+
+def subscriptions_statement(*, status: SubscriptionStatus | None, plan_id: uuid.UUID | None) -> Any:
+    """Every subscription, newest first (of one status, of one plan, when given)."""
     statement = select(Subscription).order_by(Subscription.created_at.desc(), Subscription.id)
-    return await read_page(db, statement, first=first, offset=offset,
-                           where_given=[(Subscription.status, status), (Subscription.plan_id, plan_id)])
+    if status is not None:
+        statement = statement.where(Subscription.status == status)
+    if plan_id is not None:
+        statement = statement.where(Subscription.plan_id == plan_id)
+    return statement
 
