@@ -25,6 +25,8 @@ SCHEMA_EXTENSIONS = {
     "ParserCache": "the plan cache keeps each document parsed (PlanCache, by text)",
     "ValidationCache": "the plan cache: a document is validated once, when it is planned",
     "MaskErrors": "no error leaves the compiled path: any request that errs is handed to graphql-core",
+    "LiveEventIds": "acts on subscription results only (on_stream_result), and subscriptions are never planned: "
+                    "the compiled path answers queries",
 }
 
 # Field extension (by class name) -> its compiled counterpart, or why none is needed.
