@@ -10,8 +10,9 @@ Two entry points:
   (``amount_credited``, ``tax_credited``, and ``credited_against_due`` for REDUCE_AMOUNT_DUE),
   carries the outcome out, and writes the audit row and the ``credit_note.created`` event.
   With the outcome REFUND it only reserves the refund (``refunds.reserve_refund``: PENDING rows,
-  the refund rules and races of ``refund``); the caller calls ``drive_credit_note_refunds``
-  after its transaction is committed, outside it, for the processor.
+  the refund rules and races of ``refund``; the unit of work must have been opened with
+  ``gateways=``); the caller calls ``drive_credit_note_refunds(db, issued.refund_ids, gateways,
+  now)`` after its transaction is committed, outside it, for the processor.
 - ``issue_credit_note(db, actor, ...)``: the ``createCreditNote`` mutation: its own unit of work
   (idempotency key, lock), then the refunds driven.
 
