@@ -252,3 +252,15 @@ async def test_twenty_racing_credit_notes_never_exceed_the_total(api, db, keys):
     assert stored.amount_credited == sum(note.total for note in notes) == 110_000 <= stored.total
     assert stored.tax_credited == sum(note.tax for note in notes) <= stored.tax
     assert organization.credit_balance == 110_000
+
+
+async def test_no_reduction_while_a_payment_is_pending(api, db, keys):
+    """A charge pending at the processor asked for the amount due as it was: no credit note lowers it meanwhile."""
+    from billing_graphql.db.models import PaymentStatus
+
+    invoice = await make_invoice(db, keys.organization_id, status=InvoiceStatus.OPEN)
+    await make_payment(db, invoice, status=PaymentStatus.PENDING)
+    result = await _create(api, keys, invoiceId=gid("Invoice", invoice.id), amount="1000", reason="OTHER",
+                           outcome="REDUCE_AMOUNT_DUE")
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_TRANSITION", "invoiceId")]
+    assert await count_rows(db, CreditNote) == 0

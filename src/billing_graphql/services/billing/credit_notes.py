@@ -10,8 +10,9 @@ Two entry points:
   (``amount_credited``, ``tax_credited``, and ``credited_against_due`` for REDUCE_AMOUNT_DUE),
   carries the outcome out, and writes the audit row and the ``credit_note.created`` event.
   With the outcome REFUND it only reserves the refund (``refunds.reserve_refund``: PENDING rows,
-  the refund rules and races of ``refund``); the caller calls ``drive_credit_note_refunds``
-  after its transaction is committed, outside it, for the processor.
+  the refund rules and races of ``refund``; the unit of work must have been opened with
+  ``gateways=``); the caller calls ``drive_credit_note_refunds(db, issued.refund_ids, gateways,
+  now)`` after its transaction is committed, outside it, for the processor.
 - ``issue_credit_note(db, actor, ...)``: the ``createCreditNote`` mutation: its own unit of work
   (idempotency key, lock), then the refunds driven.
 
@@ -45,6 +46,8 @@ from billing_graphql.db.models import (
     CreditNoteNumberSequence,
     Invoice,
     InvoiceLine,
+    Payment,
+    PaymentStatus,
     Refund,
     Subscription,
 )
@@ -179,6 +182,13 @@ async def create_credit_note(
     total = sum(value for _, _, value in drafts)
     figures = credit_amounts(_invoice_credit(invoice), total, outcome,
                              field="amount" if amount is not None else "lines")
+    if outcome is CreditNoteOutcome.REDUCE_AMOUNT_DUE and await session.scalar(
+            select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status == PaymentStatus.PENDING)
+            .limit(1)):
+        # The pending charge asked for the amount due as it was: it may still succeed.
+        raise BillingError(BillingErrorCode.INVALID_TRANSITION,
+                           "A payment of this invoice is pending at the processor; credit it once reconciled.",
+                           field="invoiceId")
     if outcome is CreditNoteOutcome.CREDIT_BALANCE:
         holding = uow.organization.credit_currency
         if uow.organization.credit_balance and holding not in (None, invoice.currency):
