@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import re
 
-import pytest
 from sqlalchemy import select
 
 from billing_graphql.db.models import AuditEvent, CreditNote, Invoice, Organization, OutboxEvent, Refund
 from billing_graphql.domain.status import InvoiceStatus
 from tests.factories import Line, count_rows, make_invoice, make_payment
 from tests.helpers import gid
-from tests.services.test_refunds import FakeProcessor
+from tests.api.test_refund_api import gateway_overrides, processor  # noqa: F401 (fixtures: a FakeProcessor as "sandbox")
 
 CREATE = """
 mutation CreateCreditNote($input: CreateCreditNoteInput!) {
@@ -32,16 +31,6 @@ mutation CreateCreditNote($input: CreateCreditNoteInput!) {
 }
 """
 NUMBER = re.compile(r"^CN-\d{6}-\d{6}$")
-
-
-@pytest.fixture
-def processor():
-    return FakeProcessor()
-
-
-@pytest.fixture
-def gateway_overrides(request):
-    return {"sandbox": request.getfixturevalue("processor")} if "processor" in request.fixturenames else {}
 
 
 async def _paid_invoice(db, organization_id, amount=100_000):
@@ -263,3 +252,15 @@ async def test_twenty_racing_credit_notes_never_exceed_the_total(api, db, keys):
     assert stored.amount_credited == sum(note.total for note in notes) == 110_000 <= stored.total
     assert stored.tax_credited == sum(note.tax for note in notes) <= stored.tax
     assert organization.credit_balance == 110_000
+
+
+async def test_no_reduction_while_a_payment_is_pending(api, db, keys):
+    """A charge pending at the processor asked for the amount due as it was: no credit note lowers it meanwhile."""
+    from billing_graphql.db.models import PaymentStatus
+
+    invoice = await make_invoice(db, keys.organization_id, status=InvoiceStatus.OPEN)
+    await make_payment(db, invoice, status=PaymentStatus.PENDING)
+    result = await _create(api, keys, invoiceId=gid("Invoice", invoice.id), amount="1000", reason="OTHER",
+                           outcome="REDUCE_AMOUNT_DUE")
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_TRANSITION", "invoiceId")]
+    assert await count_rows(db, CreditNote) == 0

@@ -10,8 +10,9 @@ Two entry points:
   (``amount_credited``, ``tax_credited``, and ``credited_against_due`` for REDUCE_AMOUNT_DUE),
   carries the outcome out, and writes the audit row and the ``credit_note.created`` event.
   With the outcome REFUND it only reserves the refund (``refunds.reserve_refund``: PENDING rows,
-  the refund rules and races of ``refund``); the caller calls ``drive_credit_note_refunds``
-  after its transaction is committed, outside it, for the processor.
+  the refund rules and races of ``refund``; the unit of work must have been opened with
+  ``gateways=``); the caller calls ``drive_credit_note_refunds(db, issued.refund_ids, gateways,
+  now)`` after its transaction is committed, outside it, for the processor.
 - ``issue_credit_note(db, actor, ...)``: the ``createCreditNote`` mutation: its own unit of work
   (idempotency key, lock), then the refunds driven.
 
@@ -45,11 +46,12 @@ from billing_graphql.db.models import (
     CreditNoteNumberSequence,
     Invoice,
     InvoiceLine,
+    Payment,
+    PaymentStatus,
     Refund,
     Subscription,
 )
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.cards import contains_card_number
 from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.credit_notes import (
     MAX_LINES,
@@ -102,14 +104,9 @@ def credit_note_pdf_path(credit_note_id: uuid.UUID) -> str:
 
 
 def clean_memo(memo: str | None) -> str | None:
-    if memo is None:
-        return None
-    memo = memo.strip()
-    if contains_card_number(memo):
-        raise validation("This looks like a card number; never send card numbers.", "memo")
-    if len(memo) > MAX_MEMO_LENGTH:
-        raise validation(f"A memo is at most {MAX_MEMO_LENGTH} characters.", "memo")
-    return memo or None
+    from billing_graphql.services.payments.refunds import clean_note
+
+    return clean_note(memo, "memo", MAX_MEMO_LENGTH)
 
 
 def _invoice_credit(invoice: Invoice) -> InvoiceCredit:
@@ -185,6 +182,13 @@ async def create_credit_note(
     total = sum(value for _, _, value in drafts)
     figures = credit_amounts(_invoice_credit(invoice), total, outcome,
                              field="amount" if amount is not None else "lines")
+    if outcome is CreditNoteOutcome.REDUCE_AMOUNT_DUE and await session.scalar(
+            select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status == PaymentStatus.PENDING)
+            .limit(1)):
+        # The pending charge asked for the amount due as it was: it may still succeed.
+        raise BillingError(BillingErrorCode.INVALID_TRANSITION,
+                           "A payment of this invoice is pending at the processor; credit it once reconciled.",
+                           field="invoiceId")
     if outcome is CreditNoteOutcome.CREDIT_BALANCE:
         holding = uow.organization.credit_currency
         if uow.organization.credit_balance and holding not in (None, invoice.currency):

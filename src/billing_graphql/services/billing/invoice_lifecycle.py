@@ -21,7 +21,10 @@ left as it is (staff decide: ``updateSubscription``, or a later payment).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -52,56 +55,81 @@ _FIELDS = ("status", "voided_at", "marked_uncollectible_at")
 _PERIOD_REASONS = (BillingReason.SUBSCRIPTION_CREATE, BillingReason.SUBSCRIPTION_CYCLE)
 
 
-async def _organization_of(db: Database, invoice_id: uuid.UUID) -> uuid.UUID:
+@dataclass(frozen=True, slots=True)
+class _Ending:
+    """How an OPEN invoice is ended by hand: the operation (idempotency), the check, the status,
+    the column stamped with the instant, and the event (also the audit action)."""
+
+    operation: str
+    check: Callable[[InvoiceStatus], None]
+    status: InvoiceStatus
+    stamp: str
+    event: str
+
+
+_VOID = _Ending("void_invoice", check_void, InvoiceStatus.VOID, "voided_at", "invoice.voided")
+_UNCOLLECTIBLE = _Ending("mark_invoice_uncollectible", check_uncollectible, InvoiceStatus.UNCOLLECTIBLE,
+                         "marked_uncollectible_at", "invoice.marked_uncollectible")
+
+
+async def _end_invoice(db: Database, actor: Actor | None, ending: _Ending, *, invoice_id: uuid.UUID,
+                       reason: str | None, idempotency_key: str | None, now: datetime,
+                       give_back: Callable[[MoneyMove, Invoice], Awaitable[dict[str, Any]]] | None = None) -> Invoice:
+    """The unit of work both operations share: check, move, stamp, audit, event (``give_back``
+    adds what it returned to the audit row)."""
+    reason = clean_reason(reason)
+    clean_key(idempotency_key)
     async with db.read() as session:
         organization_id = await session.scalar(select(Invoice.organization_id).where(Invoice.id == invoice_id))
     if organization_id is None:
         raise not_found("Invoice", "invoiceId")
-    return organization_id
-
-
-async def _load(uow: MoneyMove, invoice_id: uuid.UUID) -> Invoice:
-    return await uow.session.scalar(
-        select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True))
+    request = {"invoice_id": invoice_id, "reason": reason}
+    async with money_move(db, organization_id, ending.operation, idempotency_key, request, actor=actor,
+                          now=now) as uow:
+        invoice = await uow.session.scalar(
+            select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True))
+        if uow.replayed:
+            return invoice
+        ending.check(invoice.status)
+        before = snapshot(invoice, *_FIELDS)
+        returned = await give_back(uow, invoice) if give_back is not None else {}
+        invoice.status = ending.status
+        setattr(invoice, ending.stamp, now)
+        invoice.updated_at = now
+        await uow.session.flush()
+        uow.audit(ending.event, "Invoice", invoice.id, before=before, reason=reason,
+                  after={**snapshot(invoice, *_FIELDS), **returned})
+        uow.emit(ending.event, invoice_event_payload(invoice, reason=reason))
+        uow.done({"invoice_id": invoice.id})
+    return invoice
 
 
 async def void_invoice(db: Database, actor: Actor | None, *, invoice_id: uuid.UUID, reason: str | None,
                        idempotency_key: str | None, now: datetime) -> Invoice:
-    reason = clean_reason(reason)
-    clean_key(idempotency_key)
-    organization_id = await _organization_of(db, invoice_id)
-    request = {"invoice_id": invoice_id, "reason": reason}
-    async with money_move(db, organization_id, "void_invoice", idempotency_key, request, actor=actor,
-                          now=now) as uow:
-        invoice = await _load(uow, invoice_id)
-        if uow.replayed:
-            return invoice
-        check_void(invoice.status)
-        pending = await uow.session.scalar(
-            select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status == PaymentStatus.PENDING)
-            .limit(1))
-        if pending is not None:
-            raise BillingError(BillingErrorCode.INVALID_TRANSITION,
-                               "A payment of this invoice is pending at the processor; void it once reconciled.",
-                               field="invoiceId")
-        before = snapshot(invoice, *_FIELDS)
-        invoice.status = InvoiceStatus.VOID
-        invoice.voided_at = now
-        invoice.updated_at = now
-        credit_returned = 0
-        if invoice.credit_applied:
-            add_account_credit(uow.organization, invoice.credit_applied, invoice.currency,
-                               source=CreditSource.INVOICE_APPLIED, reason=f"given back: invoice {invoice.number} voided",
-                               invoice_id=invoice.id, now=now)
-            credit_returned = invoice.credit_applied
-        coupon_months = await _give_back_coupon(uow, invoice)
-        await uow.session.flush()
-        uow.audit("invoice.voided", "Invoice", invoice.id, before=before, reason=reason,
-                  after={**snapshot(invoice, *_FIELDS), "credit_returned": credit_returned,
-                         "coupon_months_returned": coupon_months})
-        uow.emit("invoice.voided", invoice_event_payload(invoice, reason=reason))
-        uow.done({"invoice_id": invoice.id})
-    return invoice
+    return await _end_invoice(db, actor, _VOID, invoice_id=invoice_id, reason=reason,
+                              idempotency_key=idempotency_key, now=now, give_back=_give_back)
+
+
+async def mark_uncollectible(db: Database, actor: Actor | None, *, invoice_id: uuid.UUID, reason: str | None,
+                             idempotency_key: str | None, now: datetime) -> Invoice:
+    return await _end_invoice(db, actor, _UNCOLLECTIBLE, invoice_id=invoice_id, reason=reason,
+                              idempotency_key=idempotency_key, now=now)
+
+
+async def _give_back(uow: MoneyMove, invoice: Invoice) -> dict[str, Any]:
+    """A void: refused while a payment is pending at the processor; then the account credit applied
+    and the coupon months spent go back."""
+    pending = await uow.session.scalar(
+        select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status == PaymentStatus.PENDING).limit(1))
+    if pending is not None:
+        raise BillingError(BillingErrorCode.INVALID_TRANSITION,
+                           "A payment of this invoice is pending at the processor; void it once reconciled.",
+                           field="invoiceId")
+    if invoice.credit_applied:
+        add_account_credit(uow.organization, invoice.credit_applied, invoice.currency,
+                           source=CreditSource.INVOICE_APPLIED, reason=f"given back: invoice {invoice.number} voided",
+                           invoice_id=invoice.id, now=uow.now)
+    return {"credit_returned": invoice.credit_applied, "coupon_months_returned": await _give_back_coupon(uow, invoice)}
 
 
 async def _give_back_coupon(uow: MoneyMove, invoice: Invoice) -> int:
@@ -130,27 +158,3 @@ async def _give_back_coupon(uow: MoneyMove, invoice: Invoice) -> int:
     subscription.coupon_periods_remaining = restored
     subscription.updated_at = uow.now
     return (restored or 0) - (remaining or 0)
-
-
-async def mark_uncollectible(db: Database, actor: Actor | None, *, invoice_id: uuid.UUID, reason: str | None,
-                             idempotency_key: str | None, now: datetime) -> Invoice:
-    reason = clean_reason(reason)
-    clean_key(idempotency_key)
-    organization_id = await _organization_of(db, invoice_id)
-    request = {"invoice_id": invoice_id, "reason": reason}
-    async with money_move(db, organization_id, "mark_invoice_uncollectible", idempotency_key, request,
-                          actor=actor, now=now) as uow:
-        invoice = await _load(uow, invoice_id)
-        if uow.replayed:
-            return invoice
-        check_uncollectible(invoice.status)
-        before = snapshot(invoice, *_FIELDS)
-        invoice.status = InvoiceStatus.UNCOLLECTIBLE
-        invoice.marked_uncollectible_at = now
-        invoice.updated_at = now
-        await uow.session.flush()
-        uow.audit("invoice.marked_uncollectible", "Invoice", invoice.id, before=before, reason=reason,
-                  after=snapshot(invoice, *_FIELDS))
-        uow.emit("invoice.marked_uncollectible", invoice_event_payload(invoice, reason=reason))
-        uow.done({"invoice_id": invoice.id})
-    return invoice

@@ -73,15 +73,21 @@ class RefundOutcome:
     replayed: bool = False
 
 
-def _clean_reason(reason: str | None) -> str | None:
-    if reason is None:
+def clean_note(value: str | None, field: str, limit: int = MAX_REASON_LENGTH) -> str | None:
+    """A free-text note (a reason, a memo) trimmed, None when empty; VALIDATION on ``field`` when it
+    looks like a card number or is longer than ``limit`` characters."""
+    if value is None:
         return None
-    reason = reason.strip()
-    if contains_card_number(reason):
-        raise validation("This looks like a card number; never send card numbers.", "reason")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise validation(f"A reason is at most {MAX_REASON_LENGTH} characters.", "reason")
-    return reason or None
+    value = value.strip()
+    if contains_card_number(value):
+        raise validation("This looks like a card number; never send card numbers.", field)
+    if len(value) > limit:
+        raise validation(f"A {field} is at most {limit} characters.", field)
+    return value or None
+
+
+def _clean_reason(reason: str | None) -> str | None:
+    return clean_note(reason, "reason")
 
 
 clean_reason = _clean_reason
