@@ -177,3 +177,17 @@ async def test_the_database_refuses_an_entry_that_does_not_add_up_or_goes_below_
             await session.execute(text("UPDATE organizations SET credit_balance = 10, credit_sequence = 0 "
                                        "WHERE id = :id").bindparams(id=keys.other_organization_id.hex
                                                                     if db.is_sqlite else keys.other_organization_id))
+
+
+async def test_racing_debits_never_take_the_balance_below_zero(api, db, keys):
+    """Ten debits of 100 race on a balance of 500: the organization's lock serializes them, five
+    pass, five are refused, and the ledger still sums to the balance (0)."""
+    import asyncio
+
+    await api.ok(ADJUST, adjust(keys, "500"), token=keys.super_admin)
+    results = await asyncio.gather(*[
+        api.ok(ADJUST, adjust(keys, "-100", f"race {n}", key=f"race-{n}"), token=keys.super_admin) for n in range(10)])
+    outcomes = [[error["code"] for error in result["adjustCreditBalance"]["errors"]] for result in results]
+    assert sorted(outcomes) == [[]] * 5 + [["VALIDATION"]] * 5
+    assert await assert_balance_is_its_ledger(api, keys) == 0
+    assert await count_rows(db, CreditBalanceTransaction) == 6
