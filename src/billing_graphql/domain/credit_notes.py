@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from fractions import Fraction
 
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
-from billing_graphql.domain.proration import round_half_up
 from billing_graphql.domain.status import InvoiceStatus
+from billing_graphql.domain.tax import in_proportion
 
 MAX_MEMO_LENGTH = 500
 MAX_LINES = 100
@@ -129,7 +128,7 @@ def credit_amounts(invoice: InvoiceCredit, amount: int, outcome: CreditNoteOutco
                            field=field, creditable=left)
     tax_left = invoice.tax - invoice.tax_credited
     net_left = (invoice.total - invoice.tax) - (invoice.amount_credited - invoice.tax_credited)
-    proportional = round_half_up(Fraction(amount * invoice.tax, invoice.total)) if invoice.total else 0
+    proportional = in_proportion(invoice.tax, amount, invoice.total)
     tax = min(max(proportional, amount - net_left, 0), tax_left, amount)
     return CreditAmounts(total=amount, tax=tax)
 
@@ -139,7 +138,7 @@ def line_creditable(line_amount: int, *, subtotal: int, total: int, already: int
     tax included), rounded once, less what earlier credit notes took from it."""
     if line_amount <= 0 or subtotal <= 0:
         return 0
-    return max(round_half_up(Fraction(line_amount * total, subtotal)) - already, 0)
+    return max(in_proportion(total, line_amount, subtotal) - already, 0)
 
 
 # ---- void and uncollectible --------------------------------------------------------------

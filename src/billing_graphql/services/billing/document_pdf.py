@@ -25,6 +25,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from billing_graphql.domain.billing_details import npwp
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, format_amount, format_day, format_money
 from billing_graphql.domain.tax import tax_base
 
@@ -144,7 +145,7 @@ class Buyer:
     def text(self, language: Language = DEFAULT_LANGUAGE) -> str:
         parts = [self.name] + [part for part in (self.address, country_name(self.country, language)) if part]
         if self.tax_id:
-            key = "buyer_npwp" if self.country in ("ID", None) else "buyer_tax_id"
+            key = "buyer_npwp" if npwp(self.tax_id, self.country) else "buyer_tax_id"
             parts.append(label(key, language, tax_id=self.tax_id))
         if self.email:
             parts.append(self.email)

@@ -23,7 +23,6 @@ from billing_graphql.db.models import BillingDetails, Invoice, InvoiceLine, Invo
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
 from billing_graphql.domain.money import round_minor
-from billing_graphql.domain.tax import tax_base
 from billing_graphql.services.billing.document_pdf import (
     Buyer,
     Seller,
@@ -91,11 +90,6 @@ async def load_invoice_document(
 
 
 # -- rendering ------------------------------------------------------------------------------
-
-
-def tax_base_minor(invoice: Invoice) -> int:
-    """The amount the tax rate applies to (the DPP): (subtotal - discount) x base factor, rounded once."""
-    return tax_base(invoice.subtotal - invoice.discount, invoice.tax_base_numerator, invoice.tax_base_denominator)
 
 
 def invoice_buyer(document: InvoiceDocument) -> Buyer:
