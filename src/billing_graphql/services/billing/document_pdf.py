@@ -70,6 +70,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "credit_note_number": ("Credit note number", "Nomor nota kredit"),
     "corrects_invoice": ("Corrects invoice", "Membetulkan faktur"),
     "invoice_of": ("{number} of {day}", "{number} tanggal {day}"),
+    "credit_on_invoice": ("Credit on invoice {number}", "Kredit atas faktur {number}"),
     "invoice_total": ("Invoice total", "Total faktur"),
     "reason": ("Reason", "Alasan"),
     "amount_tax_included": ("Amount (tax included)", "Jumlah (termasuk pajak)"),
