@@ -99,15 +99,12 @@ async def test_bad_dates_are_400_never_a_broken_stream(api, db, keys):
 async def test_days_in_the_billing_time_zone_like_the_payments_export(db, keys, settings):
     from dataclasses import replace
 
-    import httpx
-
-    from billing_graphql.app import create_app
+    from tests.helpers import client_with
 
     # 14 Jan 18:00 UTC is 15 Jan 01:00 WIB (due 21 Jan 18:00 UTC = 22 Jan WIB); 15 Jan 18:00 UTC is 16 Jan WIB
     await make_invoice(db, keys.organization_id, number="INV-202601-000021", created_at=T0.replace(day=14, hour=18))
     await make_invoice(db, keys.organization_id, number="INV-202601-000022", created_at=T0.replace(hour=18))
-    app = create_app(replace(settings, billing_timezone="Asia/Jakarta"), db=db, freeze_gc=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+    async with client_with(replace(settings, billing_timezone="Asia/Jakarta"), db) as client:
         response = await client.get("/invoices/export.csv", params={"from": "2026-01-15", "to": "2026-01-15"},
                                     headers={"authorization": f"Bearer {keys.owner}"})
         whole = await client.get("/invoices/export.csv", params={"from": "0001-01-01", "to": "9999-12-30"},

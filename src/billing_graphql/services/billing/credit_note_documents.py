@@ -18,6 +18,7 @@ from billing_graphql.db.models import BillingDetails, CreditNote, CreditNoteLine
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
 from billing_graphql.services.billing.document_pdf import (
+    Buyer,
     Seller,
     build_pdf,
     day_text,
@@ -33,7 +34,6 @@ from billing_graphql.services.billing.document_pdf import (
     tax_rows,
     totals_table,
 )
-from billing_graphql.services.billing.invoice_documents import InvoiceDocument, invoice_buyer
 
 CREDIT_NOTE_COLUMNS = (("description", None), ("amount_tax_included", 45 * mm))
 
@@ -105,8 +105,7 @@ def render_credit_note_pdf(document: CreditNoteDocument, *, seller_name: str, se
         return day_text(value, language, timezone)
 
     title = f"{label('credit_note', language)} {note.number}"
-    buyer = invoice_buyer(InvoiceDocument(invoice=invoice, lines=[], buyer_name=document.buyer_name,
-                                          buyer_email=document.buyer_email, buyer=document.buyer))
+    buyer = Buyer.copied(document.buyer, document.buyer_name, document.buyer_email)
     story = heading(title, f"{label('status', language)}: {status_label(note.status.value, language)}", style)
     story += [parties_table(Seller(seller_name, seller_address, seller_tax_id), buyer, language, style),
               Spacer(1, 4 * mm)]

@@ -30,6 +30,7 @@ from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, format_a
 from billing_graphql.domain.tax import tax_base
 
 if TYPE_CHECKING:
+    from billing_graphql.db.models import InvoiceParties
     from billing_graphql.settings import Settings
 
 # (English, Indonesian) for each word a document prints. A document type adds its own keys here.
@@ -142,6 +143,14 @@ class Buyer:
     country: str | None = None
     tax_id: str | None = None
     email: str | None = None
+
+    @classmethod
+    def copied(cls, copy: InvoiceParties | None, name: str, email: str | None) -> Buyer:
+        """The buyer as an invoice carries it: the billing details copied at finalization (``copy``;
+        the legal name, else the organization's ``name``), and the billing e-mail."""
+        if copy is None:
+            return cls(name, email=email)
+        return cls(copy.buyer_legal_name or name, copy.buyer_address, copy.buyer_country, copy.buyer_tax_id, email)
 
     def text(self, language: Language = DEFAULT_LANGUAGE) -> str:
         parts = [self.name] + [part for part in (self.address, country_name(self.country, language)) if part]

@@ -92,24 +92,6 @@ async def load_invoice_document(
 # -- rendering ------------------------------------------------------------------------------
 
 
-def invoice_buyer(document: InvoiceDocument) -> Buyer:
-    """The "Bill to" block: the legal name, address, country and tax ID copied at finalization."""
-    copy = document.buyer
-    if copy is None:
-        return Buyer(document.buyer_name, email=document.buyer_email)
-    return Buyer(copy.buyer_legal_name or document.buyer_name, copy.buyer_address, copy.buyer_country,
-                 copy.buyer_tax_id, document.buyer_email)
-
-
-def buyer_text(document: InvoiceDocument, language: Language = DEFAULT_LANGUAGE) -> str:
-    return invoice_buyer(document).text(language)
-
-
-def seller_text(seller_name: str, seller_address: str, seller_tax_id: str,
-                language: Language = DEFAULT_LANGUAGE) -> str:
-    return Seller(seller_name, seller_address, seller_tax_id).text(language)
-
-
 def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_address: str,
                        seller_tax_id: str = "", language: Language | None = None,
                        timezone: tzinfo | None = None) -> bytes:
@@ -129,8 +111,9 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
 
     title = f"{label('invoice', language)} {number}"
     story = heading(title, f"{label('status', language)}: {status_label(invoice.status.value, language)}", style)
-    story += [parties_table(Seller(seller_name, seller_address, seller_tax_id), invoice_buyer(document), language,
-                            style), Spacer(1, 4 * mm)]
+    buyer = Buyer.copied(document.buyer, document.buyer_name, document.buyer_email)
+    story += [parties_table(Seller(seller_name, seller_address, seller_tax_id), buyer, language, style),
+              Spacer(1, 4 * mm)]
     facts = [
         [label("invoice_number", language), number],
         [label("issued", language), day(invoice.finalized_at or invoice.created_at)],
