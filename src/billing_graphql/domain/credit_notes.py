@@ -27,6 +27,7 @@ import enum
 from dataclasses import dataclass
 
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
+from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.domain.tax import in_proportion
 
@@ -79,7 +80,7 @@ class InvoiceCredit:
 
     @property
     def amount_due(self) -> int:
-        return self.total - self.credit_applied - self.amount_paid - self.credited_against_due
+        return amount_due(self)
 
     def creditable(self, outcome: CreditNoteOutcome) -> int:
         """The most a new credit note with ``outcome`` may credit."""

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import BillingDetails, Invoice, InvoiceLine, InvoiceParties, Organization
 from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
 from billing_graphql.domain.money import round_minor
 from billing_graphql.services.billing.document_pdf import (
@@ -152,8 +153,7 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
         totals.append([label("amount_refunded", language), money(invoice.amount_refunded)])
     if invoice.amount_credited:
         totals.append([label("amount_credited", language), money(invoice.amount_credited)])
-    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid - invoice.credited_against_due
-    totals.append([label("amount_due", language), money(amount_due)])
+    totals.append([label("amount_due", language), money(amount_due(invoice))])
     story += [totals_table(totals, bold_row=total_row), Spacer(1, 8 * mm),
               paragraph(label("amounts_in", language, currency=currency), style.small)]
     return build_pdf(story, title=title, author=seller_name, subject=f"{title} - {document.buyer_name}")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.money import DEFAULT_CURRENCY, Money
 from billing_graphql.domain.status import SubscriptionStatus
 
@@ -86,10 +87,6 @@ class Shape:
         return shown
 
 
-def _amount_due(row: Any) -> int:
-    return row.total - row.credit_applied - row.amount_paid - (row.credited_against_due or 0)
-
-
 SHAPES: dict[str, Shape] = {shape.type_name: shape for shape in (
     Shape("Subscription",
           plain=("status", "billing_period", "cancel_at_period_end", "cancel_reason", "canceled_at", "ended_at",
@@ -111,7 +108,7 @@ SHAPES: dict[str, Shape] = {shape.type_name: shape for shape in (
           computed={"invoiceNumber": lambda row: row.number,
                     "taxBase": lambda row: (f"{row.tax_base_numerator}/{row.tax_base_denominator}"
                                             if row.tax_name is not None else None),
-                    "amountDue": lambda row: money(_amount_due(row), row.currency)},
+                    "amountDue": lambda row: money(amount_due(row), row.currency)},
           omitted=("pdfUrl", "billingDetails", "lines", "payments", "refunds", "creditNotes")),
     Shape("InvoiceItem",
           plain=("description", "currency", "quantity", "created_at"),
