@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,19 @@ def test_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def client_with(settings: Settings, db: Database) -> AsyncIterator[Any]:
+    """An HTTP client of an app built with ``settings`` over ``db`` (for a setting the ``api``
+    fixture does not have, such as another BILLING_TIMEZONE)."""
+    import httpx
+
+    from billing_graphql.app import create_app
+
+    app = create_app(settings, db=db, freeze_gc=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client
 
 
 def gid(type_name: str, key: uuid.UUID | str) -> str:

@@ -3,7 +3,8 @@ through the services a customer (and the billing run) uses, each step at its own
 
 - ``demo`` (PT Demo Niaga Nusantara, documents in Indonesian): Starter from three months and
   twelve days ago, renewed twice, upgraded to Growth with a WhatsApp number half-way through the
-  third month, renewed on Growth, its team grown since: usage near every Growth limit now.
+  third month, renewed on Growth, its team grown since: usage near every Growth limit now; a
+  one-off charge (team training) waits for its next invoice.
 - ``demo-trial`` (CV Kopi Senja Nusantara): Growth with the LAUNCH50K coupon, five days into its
   14-day trial.
 - ``demo-past-due`` (PT Batik Lestari Abadi): Starter for two months; a new debit card without
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -34,6 +36,7 @@ from billing_graphql.domain.roles import Role
 from billing_graphql.domain.usage import EventInput
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.jobs.billing_run import run_config, run_subscription
+from billing_graphql.services.billing.invoice_items import ItemInput, create_invoice_item
 from billing_graphql.services.payments.payment_methods import NewPaymentMethod, add_payment_method
 from billing_graphql.services.platform.billing_details import update_billing_details
 from billing_graphql.services.platform.organizations import create_organization
@@ -44,6 +47,8 @@ from billing_graphql.services.usage.ingest import record_usage
 from billing_graphql.settings import Settings
 
 DEMO_ORGANIZATION_EXTERNAL_ID = "demo"
+DEMO_ONE_OFF_DESCRIPTION = "Pelatihan tim WhatsApp (2 jam)"  # team training, a one-off charge
+DEMO_ONE_OFF_AMOUNT = Decimal("750000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +179,10 @@ async def play_demo(story: Story, now: datetime) -> None:
     await story.at(month[3])
     await story.traffic(month[3], now, messages=DEMO_MESSAGES_SO_FAR, api_calls=52_000)
     await story.at(now, lambda: story.gauges(now, DEMO_GAUGES))
+    # A one-off charge agreed for the next invoice (it is pending: ``upcomingInvoice`` lists it).
+    await create_invoice_item(story.db, story.owner, organization_id=story.organization_id,
+                              item=ItemInput(DEMO_ONE_OFF_DESCRIPTION, DEMO_ONE_OFF_AMOUNT), idempotency_key=None,
+                              now=now)
 
 
 async def play_trial(story: Story, now: datetime) -> None:

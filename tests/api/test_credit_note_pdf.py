@@ -50,10 +50,14 @@ async def test_credit_note_pdf_shows_parties_invoice_lines_and_reversed_ppn(api,
         "PT Acme Indonesia", "NPWP: 01.234.567.8-901.000",  # the buyer as the invoice has it
         "Corrects invoice INV-202601-000007",
         "Credit on invoice INV-202601-000007",
-        # 55,500 credited: 50,000 net, PPN 12% on 11/12 of it (45,833) = 5,500 reversed
-        "Net amount credited Rp 50,000 Tax base (DPP Nilai Lain 11/12) Rp 45,833 PPN 12% reversed Rp 5,500",
+        "Invoice total Rp 111,000",
+        "Reason Product unsatisfactory",
+        # 55,500 credited: 50,000 net, PPN 12% on 11/12 of it (DPP 45,833) = 5,500 reversed
+        "Net amount credited Rp 50,000",
+        "Tax base (DPP Nilai Lain 11/12) Rp 45,833",
+        "PPN 12% reversed Rp 5,500",
         "Total credited Rp 55,500",
-        "Added to the account balance",
+        "Added to the account balance Rp 55,500",
         "Memo: Outage in week 2",
     ):
         assert expected in text, (expected, text)
@@ -75,3 +79,39 @@ async def test_credit_note_pdf_access_like_invoices(api, db, keys):
     assert (await _get(api, credit_note_pdf_path(uuid.uuid4()), keys.owner)).status_code == 404
     assert (await _get(api, "/credit-notes/not-a-uuid.pdf", keys.owner)).status_code == 404
     assert (await _get(api, f"/credit-notes/{note_id}.txt", keys.owner)).status_code == 404
+
+
+async def test_credit_note_pdf_in_indonesian_for_an_indonesian_organization(api, db, keys):
+    from datetime import timedelta
+
+    from billing_graphql.services.platform.billing_details import update_billing_details
+    from tests.helpers import T0
+
+    await update_billing_details(db, None, organization_id=keys.organization_id, legal_name="PT Acme Indonesia",
+                                 country="ID", tax_id="01.234.567.8-901.000", language="id",
+                                 now=T0 - timedelta(days=1))
+    note, note_id = await _credit_note(api, db, keys)
+    response = await _get(api, credit_note_pdf_path(note_id), keys.owner)
+    assert response.status_code == 200, response.text
+    text = pdf_text(response.content)
+    for expected in (
+        f"Nota kredit {note['number']}",
+        "Status: Terbit",
+        "Penjual", "Pembeli", "NPWP: 01.234.567.8-901.000",
+        f"Nomor nota kredit {note['number']}",
+        "Membetulkan faktur INV-202601-000007 tanggal 15 Januari 2026",
+        "Total faktur Rp 111.000",
+        "Alasan Produk tidak memuaskan",
+        "Uraian", "Jumlah (termasuk pajak)",
+        "Kredit atas faktur INV-202601-000007 Rp 55.500",  # the line, in the document's language
+        "Jumlah bersih dikreditkan Rp 50.000",
+        "DPP Nilai Lain 11/12 Rp 45.833",
+        "PPN 12% dikoreksi Rp 5.500",
+        "Total dikreditkan Rp 55.500",
+        "Ditambahkan ke saldo akun Rp 55.500",
+        "Catatan: Outage in week 2",
+        "Jumlah dalam IDR.",
+    ):
+        assert expected in text, (expected, text)
+    for english in ("Credit note", "Credit on invoice", "Rp 55,500", "January", "Tax base", "reversed"):
+        assert english not in text, (english, text)

@@ -121,6 +121,13 @@ async def test_the_demo_organization_has_three_months_paid_and_an_upgrade_prorat
         period / timedelta(seconds=1))
     assert 0 < fraction < 1
     assert -credit.amount == round(349_000 * fraction) and charge.amount == round((599_000 + 45_000 * 0) * fraction)
+    # A one-off charge waits for the next invoice.
+    from billing_graphql.db.models import InvoiceItem
+
+    async with db.read() as session:
+        items = (await session.scalars(
+            select(InvoiceItem).where(InvoiceItem.organization_id == subscription.organization_id))).all()
+    assert [(item.description, item.invoice_id) for item in items] == [("Pelatihan tim WhatsApp (2 jam)", None)]
 
 
 async def test_billing_details_are_filled_for_every_customer(db, settings):

@@ -95,9 +95,7 @@ def string_inputs() -> list[tuple[str, str, str, tuple[str, ...]]]:
             continue
         for field_name, field in type_.fields.items():
             for arg_name, arg in field.args.items():
-                assert type_name in ROOTS, (
-                    f"{type_name}.{field_name}({arg_name}) is an argument below the root: extend this walk"
-                )
+                # An argument below the root (a connection's ``after``) is probed through ``node``.
                 for path in _string_slots(arg.type, (), frozenset()):
                     slots.append((type_name, field_name, arg_name, path))
     return slots
@@ -110,7 +108,7 @@ def _operation(root: str, field_name: str, arg_name: str, path: tuple[str, ...],
                probe: str = NUL) -> tuple[str, dict]:
     graphql_schema = schema._schema
     field = graphql_schema.type_map[root].fields[field_name]
-    keyword = "mutation" if root == "Mutation" else "query"
+    keyword = "mutation" if root == "Mutation" else "query"  # a type below the root is read through node
     definitions, arguments, variables = [], [], {}
     for index, (name, arg) in enumerate(field.args.items()):
         if name != arg_name and not isinstance(arg.type, GraphQLNonNull):
@@ -124,7 +122,10 @@ def _operation(root: str, field_name: str, arg_name: str, path: tuple[str, ...],
             variables[f"a{index}"] = value
     selection = " { __typename }" if not isinstance(get_named_type(field.type), GraphQLScalarType) else ""
     header = f"({', '.join(definitions)})" if definitions else ""
-    return f"{keyword} Probe{header} {{ {field_name}({', '.join(arguments)}){selection} }}", variables
+    probed = f"{field_name}({', '.join(arguments)}){selection}"
+    if root not in ROOTS:
+        probed = f'node(id: "{gid(root, uuid.uuid4())}") {{ ... on {root} {{ {probed} }} }}'
+    return f"{keyword} Probe{header} {{ {probed} }}", variables
 
 
 async def _row_counts(db) -> dict[str, int]:

@@ -94,3 +94,29 @@ async def test_bad_dates_are_400_never_a_broken_stream(api, db, keys):
         assert response.status_code == 400, (params, response.text)
     response = await export(api, keys.owner, **{"from": "0001-01-01", "to": "9999-12-30"})
     assert response.status_code == 200 and rows(response) == [HEADER.split(",")]
+
+
+async def test_days_in_the_billing_time_zone_like_the_payments_export(db, keys, settings):
+    from dataclasses import replace
+
+    from tests.helpers import client_with
+
+    # 14 Jan 18:00 UTC is 15 Jan 01:00 WIB (due 21 Jan 18:00 UTC = 22 Jan WIB); 15 Jan 18:00 UTC is 16 Jan WIB
+    await make_invoice(db, keys.organization_id, number="INV-202601-000021", created_at=T0.replace(day=14, hour=18))
+    await make_invoice(db, keys.organization_id, number="INV-202601-000022", created_at=T0.replace(hour=18))
+    async with client_with(replace(settings, billing_timezone="Asia/Jakarta"), db) as client:
+        response = await client.get("/invoices/export.csv", params={"from": "2026-01-15", "to": "2026-01-15"},
+                                    headers={"authorization": f"Bearer {keys.owner}"})
+        whole = await client.get("/invoices/export.csv", params={"from": "0001-01-01", "to": "9999-12-30"},
+                                 headers={"authorization": f"Bearer {keys.owner}"})
+    assert [row[1:4] for row in rows(response)[1:]] == [["INV-202601-000021", "2026-01-15", "2026-01-22"]]
+    assert whole.status_code == 200 and len(rows(whole)) == 3  # the calendar's ends in a zone east of UTC
+
+
+async def test_npwp_only_for_an_indonesian_buyer_as_in_the_payments_export(api, db, keys):
+    foreign = await make_invoice(db, keys.organization_id, number="INV-202601-000031")
+    async with db.write() as session:
+        session.add(InvoiceParties(invoice_id=foreign.id, buyer_legal_name="Acme Pte Ltd", buyer_country="SG",
+                                   buyer_tax_id="201912345K"))
+    table = rows(await export(api, keys.owner, **RANGE))
+    assert [(row[7], row[8]) for row in table[1:]] == [("Acme Pte Ltd", "")]

@@ -183,16 +183,13 @@ async def test_dpp_and_ppn_shares_legal_name_and_npwp_as_the_invoice_carries_the
 async def test_days_and_times_in_the_billing_time_zone_with_the_offset(db, keys, settings):
     from dataclasses import replace
 
-    import httpx
-
-    from billing_graphql.app import create_app
+    from tests.helpers import client_with
 
     invoice = await make_invoice(db, keys.organization_id, number="INV-202601-000011")
     # 14 Jan 18:00 UTC is 15 Jan 01:00 WIB; 15 Jan 18:00 UTC is 16 Jan 01:00 WIB
     early = await make_payment(db, invoice, 10, created_at=T0.replace(day=14, hour=18))
     await make_payment(db, invoice, 20, created_at=T0.replace(hour=18))
-    app = create_app(replace(settings, billing_timezone="Asia/Jakarta"), db=db, freeze_gc=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+    async with client_with(replace(settings, billing_timezone="Asia/Jakarta"), db) as client:
         response = await client.get("/payments/export.csv", params={"from": "2026-01-15", "to": "2026-01-15"},
                                     headers={"authorization": f"Bearer {keys.owner}"})
         whole = await client.get("/payments/export.csv", params={"from": "0001-01-01", "to": "9999-12-30"},

@@ -61,3 +61,12 @@ def test_shares_in_proportion_round_once():
     assert in_proportion(11_000, 55_500, 111_000) == 5_500
     assert in_proportion(118_800, -100_000, 1_198_800) == -9_910
     assert in_proportion(5, 1, 0) == 0
+
+
+@pytest.mark.parametrize("currency", ["IDR", "USD", "EUR", "GBP", "INR", "JPY", "KRW", "SGD", "MYR", "KWD", "BHD"])
+def test_money_format_is_format_money_in_english(currency):
+    from billing_graphql.domain.money import Money
+
+    for minor in (0, 1, 2_900, -2_900, 123_456_789):
+        assert Money(minor, currency).format() == format_money(minor, currency, Language.EN)
+    assert Money(-150, "SGD").format() == "-S$1.50" and Money(2_900, "MYR").format() == "RM29.00"

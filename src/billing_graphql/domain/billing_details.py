@@ -89,3 +89,8 @@ def merge_billing_details(
         tax = clean_tax_id(tax, nation)  # a kept tax ID must still fit the new country
     speaks = current.language if language is None else clean_language(language)
     return BillingDetailsValue(legal_name=name, address=where, country=nation, tax_id=tax, language=speaks)
+
+
+def npwp(tax_id: str | None, country: str | None) -> str | None:
+    """The buyer's tax ID when it is an NPWP: the buyer is Indonesian (or gave no country)."""
+    return tax_id if tax_id and country in ("ID", None) else None

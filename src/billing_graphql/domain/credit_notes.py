@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from fractions import Fraction
 
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
-from billing_graphql.domain.proration import round_half_up
+from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.status import InvoiceStatus
+from billing_graphql.domain.tax import in_proportion
 
 MAX_MEMO_LENGTH = 500
 MAX_LINES = 100
@@ -80,7 +80,7 @@ class InvoiceCredit:
 
     @property
     def amount_due(self) -> int:
-        return self.total - self.credit_applied - self.amount_paid - self.credited_against_due
+        return amount_due(self)
 
     def creditable(self, outcome: CreditNoteOutcome) -> int:
         """The most a new credit note with ``outcome`` may credit."""
@@ -129,7 +129,7 @@ def credit_amounts(invoice: InvoiceCredit, amount: int, outcome: CreditNoteOutco
                            field=field, creditable=left)
     tax_left = invoice.tax - invoice.tax_credited
     net_left = (invoice.total - invoice.tax) - (invoice.amount_credited - invoice.tax_credited)
-    proportional = round_half_up(Fraction(amount * invoice.tax, invoice.total)) if invoice.total else 0
+    proportional = in_proportion(invoice.tax, amount, invoice.total)
     tax = min(max(proportional, amount - net_left, 0), tax_left, amount)
     return CreditAmounts(total=amount, tax=tax)
 
@@ -139,7 +139,7 @@ def line_creditable(line_amount: int, *, subtotal: int, total: int, already: int
     tax included), rounded once, less what earlier credit notes took from it."""
     if line_amount <= 0 or subtotal <= 0:
         return 0
-    return max(round_half_up(Fraction(line_amount * total, subtotal)) - already, 0)
+    return max(in_proportion(total, line_amount, subtotal) - already, 0)
 
 
 # ---- void and uncollectible --------------------------------------------------------------

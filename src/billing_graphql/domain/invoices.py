@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from typing import Protocol
 
 from billing_graphql.domain.proration import Proration, Recurring, RecurringKind, round_half_up
 from billing_graphql.domain.tax import TaxRule, tax_on
@@ -47,6 +48,21 @@ class DiscountKind(enum.Enum):
 
 
 UNIT_AMOUNT_PLACES = Decimal("1e-6")
+
+
+class InvoiceFigures(Protocol):
+    """What an invoice's amount due is made of (an Invoice row, or a row of a query over it)."""
+
+    total: int
+    credit_applied: int
+    amount_paid: int
+    credited_against_due: int | None
+
+
+def amount_due(invoice: InvoiceFigures) -> int:
+    """What an invoice still asks for: total - account credit applied - paid - what credit notes
+    took off it (REDUCE_AMOUNT_DUE). Refunds do not change it (they give back what was paid)."""
+    return invoice.total - invoice.credit_applied - invoice.amount_paid - (invoice.credited_against_due or 0)
 
 
 def exact_decimal(value: Fraction) -> Decimal:

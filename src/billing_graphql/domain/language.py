@@ -11,13 +11,14 @@ Indonesian, ``$`` in English).
 from __future__ import annotations
 
 import enum
+from functools import lru_cache
 from datetime import date, datetime, tzinfo
 
 from babel.dates import format_date as _babel_date
-from babel.numbers import format_decimal, get_currency_symbol
+from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_symbol
 
 from billing_graphql.domain.errors import validation
-from billing_graphql.domain.money import Money, exponent
+from billing_graphql.domain.money import SYMBOLS, exponent
 
 
 class Language(enum.StrEnum):
@@ -51,23 +52,39 @@ def language_of(value: str | None) -> Language:
         return DEFAULT_LANGUAGE
 
 
+@lru_cache(maxsize=64)
 def currency_symbol(currency: str, language: Language) -> str:
+    """``Rp`` for the rupiah; in English the house's symbols (``domain.money.SYMBOLS``: ``S$``,
+    ``RM``, ...), else the one CLDR gives the language (a code such as ``KWD`` where it has none)."""
     if currency == "IDR":
         return "Rp"
+    if language is Language.EN and currency in SYMBOLS:
+        return SYMBOLS[currency]
     return get_currency_symbol(currency, locale=language.locale)
 
 
+@lru_cache(maxsize=8)
+def _separators(language: Language) -> dict[int, str]:
+    """``str.translate`` table from Python's ``,`` and ``.`` to the language's group and decimal signs."""
+    return str.maketrans({",": get_group_symbol(language.locale), ".": get_decimal_symbol(language.locale)})
+
+
 def format_amount(minor: int, currency: str, language: Language = DEFAULT_LANGUAGE) -> str:
-    """The number alone, with the currency's exponent of places and the language's separators."""
+    """The number alone, with the currency's exponent of places and the language's separators
+    (groups of three, as CLDR's ``#,##0.00`` for both languages)."""
     places = exponent(currency)
-    pattern = "#,##0" + ("." + "0" * places if places else "")
-    return format_decimal(abs(Money(minor, currency).amount), format=pattern, locale=language.locale)
+    whole, fraction = divmod(abs(minor), 10**places)
+    text = f"{whole:,}.{fraction:0{places}d}" if places else f"{whole:,}"
+    return text.translate(_separators(language))
 
 
 def format_money(minor: int, currency: str, language: Language = DEFAULT_LANGUAGE) -> str:
-    """``Rp 1.663.890`` (id), ``Rp 1,663,890`` (en), ``-US$29,00`` (id), ``$29.00`` (en)."""
+    """``Rp 1.663.890`` (id), ``Rp 1,663,890`` (en), ``-US$29,00`` (id), ``$29.00`` (en),
+    ``RM29.00`` (en), ``KWD 1.234`` (en). In English this is ``Money.format`` (the API's
+    ``Money.formatted``): one way to write an amount. A space follows ``Rp`` and a currency code."""
     symbol = currency_symbol(currency, language)
-    separator = " " if symbol[-1:].isalpha() else ""
+    house = language is Language.EN and currency in SYMBOLS
+    separator = " " if symbol == "Rp" or (not house and symbol[-1:].isalpha()) else ""
     return f"{'-' if minor < 0 else ''}{symbol}{separator}{format_amount(minor, currency, language)}"
 
 

@@ -137,16 +137,11 @@ class Money:
         return Money(round_minor(Decimal(self.minor) * Decimal(factor)), self.currency)
 
     def format(self) -> str:
-        places = exponent(self.currency)
-        amount = self.amount
-        sign = "-" if amount < 0 else ""
-        digits = f"{abs(amount):,.{places}f}"
-        symbol = SYMBOLS.get(self.currency)
-        if symbol is None:
-            return f"{sign}{self.currency} {digits}"
-        if self.currency == "IDR":
-            return f"{sign}{symbol} {digits}"
-        return f"{sign}{symbol}{digits}"
+        """``Rp 1,663,890``, ``$29.00``, ``-S$1.50``, ``KWD 1.234``: ``domain.language.format_money``
+        in English, the one way amounts are written (the API's ``Money.formatted``, the PDFs)."""
+        from billing_graphql.domain.language import format_money  # it builds on this module
+
+        return format_money(self.minor, self.currency)
 
     def __str__(self) -> str:
         return self.format()

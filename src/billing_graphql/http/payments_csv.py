@@ -155,5 +155,6 @@ async def invoices_csv(
     """GET /invoices/export.csv?from&to[&organizationId]: invoices and credit notes for the tax
     report (``services.billing.invoice_exports``), with the same rules as the payments export."""
     start, end, scope = await export_scope(request, from_, to, organization_id)
-    rows = stream_tax_rows(app_db(request), organization_id=scope, start=start, end=end)
+    rows = stream_tax_rows(app_db(request), organization_id=scope, start=start, end=end,
+                           timezone=app_settings(request).timezone)
     return csv_stream(csv_chunks(rows, TAX_COLUMNS, TAX_TEXT_COLUMNS), f"invoices-{start}-to-{end}.csv")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
 from billing_graphql.db.types import DecimalText
+from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.invoices import InvoiceLineKind
 from billing_graphql.domain.status import InvoiceStatus
 
@@ -73,7 +74,7 @@ class Invoice(Base):
     def amount_due(self) -> int:
         """total - credit applied - amount paid - credit notes that lowered it: on a row, and as a SQL
         expression on the class (the GraphQL field's SQL form, ``graphql.columns.hybrid``)."""
-        return self.total - self.credit_applied - self.amount_paid - (self.credited_against_due or 0)
+        return amount_due(self)  # domain.invoices: the one rule
 
     @amount_due.inplace.expression
     @classmethod

@@ -18,6 +18,7 @@ from billing_graphql.db.models import BillingDetails, CreditNote, CreditNoteLine
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
 from billing_graphql.services.billing.document_pdf import (
+    Buyer,
     Seller,
     build_pdf,
     day_text,
@@ -33,7 +34,6 @@ from billing_graphql.services.billing.document_pdf import (
     tax_rows,
     totals_table,
 )
-from billing_graphql.services.billing.invoice_documents import InvoiceDocument, invoice_buyer
 
 CREDIT_NOTE_COLUMNS = (("description", None), ("amount_tax_included", 45 * mm))
 
@@ -80,6 +80,14 @@ async def load_credit_note_document(db: Database, *, credit_note_id: uuid.UUID,
                               buyer_email=buyer_email, buyer=buyer, language=language_of(language))
 
 
+def line_description(line: CreditNoteLine, invoice: Invoice, language: Language) -> str:
+    """A line crediting an amount of the whole invoice says so in the document's language; a line
+    crediting an invoice line keeps that line's description (written in English by the services)."""
+    if line.invoice_line_id is None:
+        return label("credit_on_invoice", language, number=invoice.number or "-")
+    return line.description
+
+
 def render_credit_note_pdf(document: CreditNoteDocument, *, seller_name: str, seller_address: str,
                            seller_tax_id: str = "", language: Language | None = None,
                            timezone: tzinfo | None = None) -> bytes:
@@ -97,8 +105,7 @@ def render_credit_note_pdf(document: CreditNoteDocument, *, seller_name: str, se
         return day_text(value, language, timezone)
 
     title = f"{label('credit_note', language)} {note.number}"
-    buyer = invoice_buyer(InvoiceDocument(invoice=invoice, lines=[], buyer_name=document.buyer_name,
-                                          buyer_email=document.buyer_email, buyer=document.buyer))
+    buyer = Buyer.copied(document.buyer, document.buyer_name, document.buyer_email)
     story = heading(title, f"{label('status', language)}: {status_label(note.status.value, language)}", style)
     story += [parties_table(Seller(seller_name, seller_address, seller_tax_id), buyer, language, style),
               Spacer(1, 4 * mm)]
@@ -111,7 +118,8 @@ def render_credit_note_pdf(document: CreditNoteDocument, *, seller_name: str, se
         [label("reason", language), label(f"reason_{note.reason.value}", language)],
     ]
     story += [facts_table(facts), Spacer(1, 6 * mm)]
-    rows = [[paragraph(line.description, style.body), money(line.amount)] for line in document.lines]
+    rows = [[paragraph(line_description(line, invoice, language), style.body), money(line.amount)]
+            for line in document.lines]
     story += [lines_table(rows, language, CREDIT_NOTE_COLUMNS, right_from=1), Spacer(1, 6 * mm)]
     totals = [[label("net_credited", language), money(note.subtotal)]]
     for name, amount in tax_rows(taxable=note.subtotal, tax=note.tax, currency=currency, tax_name=note.tax_name,

@@ -69,6 +69,7 @@ from billing_graphql.domain.money import major_to_minor_exact
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.credit import add_account_credit
+from billing_graphql.services.billing.document_pdf import label
 from billing_graphql.services.billing.invoicing import amount_due, next_in_series
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.platform.idempotency import clean_key
@@ -122,7 +123,7 @@ async def _line_drafts(uow: MoneyMove, invoice: Invoice, amount: int | None,
     if (amount is None) == (lines is None):
         raise validation("Give either lines or an amount.", "amount")
     if amount is not None:
-        return [(None, f"Credit on invoice {invoice.number}", amount)]
+        return [(None, label("credit_on_invoice", number=invoice.number), amount)]
     if not lines:
         raise validation("Give at least one line.", "lines")
     if len(lines) > MAX_LINES:

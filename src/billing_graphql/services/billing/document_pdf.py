@@ -25,10 +25,12 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from billing_graphql.domain.billing_details import npwp
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, format_amount, format_day, format_money
 from billing_graphql.domain.tax import tax_base
 
 if TYPE_CHECKING:
+    from billing_graphql.db.models import InvoiceParties
     from billing_graphql.settings import Settings
 
 # (English, Indonesian) for each word a document prints. A document type adds its own keys here.
@@ -69,6 +71,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "credit_note_number": ("Credit note number", "Nomor nota kredit"),
     "corrects_invoice": ("Corrects invoice", "Membetulkan faktur"),
     "invoice_of": ("{number} of {day}", "{number} tanggal {day}"),
+    "credit_on_invoice": ("Credit on invoice {number}", "Kredit atas faktur {number}"),
     "invoice_total": ("Invoice total", "Total faktur"),
     "reason": ("Reason", "Alasan"),
     "amount_tax_included": ("Amount (tax included)", "Jumlah (termasuk pajak)"),
@@ -141,10 +144,18 @@ class Buyer:
     tax_id: str | None = None
     email: str | None = None
 
+    @classmethod
+    def copied(cls, copy: InvoiceParties | None, name: str, email: str | None) -> Buyer:
+        """The buyer as an invoice carries it: the billing details copied at finalization (``copy``;
+        the legal name, else the organization's ``name``), and the billing e-mail."""
+        if copy is None:
+            return cls(name, email=email)
+        return cls(copy.buyer_legal_name or name, copy.buyer_address, copy.buyer_country, copy.buyer_tax_id, email)
+
     def text(self, language: Language = DEFAULT_LANGUAGE) -> str:
         parts = [self.name] + [part for part in (self.address, country_name(self.country, language)) if part]
         if self.tax_id:
-            key = "buyer_npwp" if self.country in ("ID", None) else "buyer_tax_id"
+            key = "buyer_npwp" if npwp(self.tax_id, self.country) else "buyer_tax_id"
             parts.append(label(key, language, tax_id=self.tax_id))
         if self.email:
             parts.append(self.email)

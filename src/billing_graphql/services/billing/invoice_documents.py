@@ -21,9 +21,9 @@ from sqlalchemy import select
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import BillingDetails, Invoice, InvoiceLine, InvoiceParties, Organization
 from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
 from billing_graphql.domain.money import round_minor
-from billing_graphql.domain.tax import tax_base
 from billing_graphql.services.billing.document_pdf import (
     Buyer,
     Seller,
@@ -93,29 +93,6 @@ async def load_invoice_document(
 # -- rendering ------------------------------------------------------------------------------
 
 
-def tax_base_minor(invoice: Invoice) -> int:
-    """The amount the tax rate applies to (the DPP): (subtotal - discount) x base factor, rounded once."""
-    return tax_base(invoice.subtotal - invoice.discount, invoice.tax_base_numerator, invoice.tax_base_denominator)
-
-
-def invoice_buyer(document: InvoiceDocument) -> Buyer:
-    """The "Bill to" block: the legal name, address, country and tax ID copied at finalization."""
-    copy = document.buyer
-    if copy is None:
-        return Buyer(document.buyer_name, email=document.buyer_email)
-    return Buyer(copy.buyer_legal_name or document.buyer_name, copy.buyer_address, copy.buyer_country,
-                 copy.buyer_tax_id, document.buyer_email)
-
-
-def buyer_text(document: InvoiceDocument, language: Language = DEFAULT_LANGUAGE) -> str:
-    return invoice_buyer(document).text(language)
-
-
-def seller_text(seller_name: str, seller_address: str, seller_tax_id: str,
-                language: Language = DEFAULT_LANGUAGE) -> str:
-    return Seller(seller_name, seller_address, seller_tax_id).text(language)
-
-
 def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_address: str,
                        seller_tax_id: str = "", language: Language | None = None,
                        timezone: tzinfo | None = None) -> bytes:
@@ -135,8 +112,9 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
 
     title = f"{label('invoice', language)} {number}"
     story = heading(title, f"{label('status', language)}: {status_label(invoice.status.value, language)}", style)
-    story += [parties_table(Seller(seller_name, seller_address, seller_tax_id), invoice_buyer(document), language,
-                            style), Spacer(1, 4 * mm)]
+    buyer = Buyer.copied(document.buyer, document.buyer_name, document.buyer_email)
+    story += [parties_table(Seller(seller_name, seller_address, seller_tax_id), buyer, language, style),
+              Spacer(1, 4 * mm)]
     facts = [
         [label("invoice_number", language), number],
         [label("issued", language), day(invoice.finalized_at or invoice.created_at)],
@@ -175,8 +153,7 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
         totals.append([label("amount_refunded", language), money(invoice.amount_refunded)])
     if invoice.amount_credited:
         totals.append([label("amount_credited", language), money(invoice.amount_credited)])
-    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid - invoice.credited_against_due
-    totals.append([label("amount_due", language), money(amount_due)])
+    totals.append([label("amount_due", language), money(amount_due(invoice))])
     story += [totals_table(totals, bold_row=total_row), Spacer(1, 8 * mm),
               paragraph(label("amounts_in", language, currency=currency), style.small)]
     return build_pdf(story, title=title, author=seller_name, subject=f"{title} - {document.buyer_name}")

@@ -30,6 +30,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.invoices import Discount, InvoiceDraft, LineDraft, build_invoice
+from billing_graphql.domain.invoices import amount_due as amount_due  # the services' name for it
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.domain.tax import TaxRule
 from billing_graphql.services.billing.credit import available_credit, move_account_credit
@@ -180,11 +181,6 @@ async def finalize_invoice(
     emit_event(session, event_type="invoice.created", organization_id=invoice.organization_id,
                payload=invoice_event_payload(invoice), now=now)
     return invoice
-
-
-def amount_due(invoice: Invoice) -> int:
-    """What the invoice still asks for: total - credit applied - paid - credit notes that lowered it."""
-    return invoice.amount_due  # the model's hybrid, also the GraphQL field's SQL form
 
 
 def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object]:

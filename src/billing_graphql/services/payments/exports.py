@@ -12,13 +12,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 
 from sqlalchemy import String, cast, func, literal, select, union_all
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Invoice, InvoiceParties, Organization, Payment, Refund
+from billing_graphql.domain.billing_details import npwp
+from billing_graphql.domain.day_range import day_range
 from billing_graphql.domain.money import Money
 from billing_graphql.domain.tax import in_proportion, tax_base
 
@@ -82,21 +84,6 @@ class ExportRow:
             self.gateway_reference or "",
             self.description,
         )
-
-
-def _utc(day: date, zone: tzinfo) -> datetime:
-    """00:00 of ``day`` in ``zone``, as UTC; clamped at the ends of the calendar (0001-01-01 in a
-    zone east of UTC starts before the first instant Python has)."""
-    local = datetime.combine(day, time.min, tzinfo=zone)
-    try:
-        return local.astimezone(UTC)
-    except OverflowError:
-        return datetime.min.replace(tzinfo=UTC) if day.year == 1 else datetime.max.replace(tzinfo=UTC)
-
-
-def day_range(start: date, end: date, timezone: tzinfo = UTC) -> tuple[datetime, datetime]:
-    """[start 00:00, the day after end 00:00) in ``timezone``, as UTC instants: both days included."""
-    return _utc(start, timezone), _utc(end + timedelta(days=1), timezone)
 
 
 def _share(value: int, part: int, whole: int, currency: str) -> Decimal:
@@ -186,7 +173,7 @@ async def stream_payment_rows(
                 gateway_reference=row.reference,
                 description=description,
                 legal_name=row.buyer_legal_name,
-                npwp=row.buyer_tax_id if row.buyer_country in ("ID", None) else None,
+                npwp=npwp(row.buyer_tax_id, row.buyer_country),
                 dpp=dpp,
                 ppn=ppn,
                 timezone=timezone,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.money import DEFAULT_CURRENCY, Money
 from billing_graphql.domain.status import SubscriptionStatus
 
@@ -107,7 +108,7 @@ SHAPES: dict[str, Shape] = {shape.type_name: shape for shape in (
           computed={"invoiceNumber": lambda row: row.number,
                     "taxBase": lambda row: (f"{row.tax_base_numerator}/{row.tax_base_denominator}"
                                             if row.tax_name is not None else None),
-                    "amountDue": lambda row: money(row.amount_due, row.currency)},
+                    "amountDue": lambda row: money(amount_due(row), row.currency)},
           omitted=("pdfUrl", "billingDetails", "lines", "payments", "refunds", "creditNotes")),
     Shape("InvoiceItem",
           plain=("description", "currency", "quantity", "created_at"),
