@@ -105,10 +105,11 @@ async def test_limits_are_query_too_complex(db, database_url, keys):
 async def test_unexpected_errors_are_internal_server_error(api, keys, monkeypatch):
     from billing_graphql.services.platform import organizations
 
-    async def broken(*args, **kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(organizations, "list_organizations", broken)
+    # the statement both paths read organizations from (the compiled path hands the error to graphql-core)
+    monkeypatch.setattr(organizations, "organizations_statement", broken)
     result = await api.post("{ organizations { edges { node { id } } } }", token=keys.super_admin)
     assert result["errors"][0]["message"] == "Unexpected error."
     assert _codes(result) == ["INTERNAL_SERVER_ERROR"]

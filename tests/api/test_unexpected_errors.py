@@ -74,7 +74,11 @@ async def test_a_webhook_error_is_logged_with_the_request_id(client, monkeypatch
 async def test_a_graphql_error_is_logged_once_with_the_request_id(client, db, keys, monkeypatch, caplog):
     from billing_graphql.services.platform import organizations
 
-    monkeypatch.setattr(organizations, "list_organizations", broken)
+    def broken_statement(*args, **kwargs):
+        raise RuntimeError(f"connection string {LEAK}")
+
+    # the statement both paths read organizations from (the compiled path hands the error to graphql-core)
+    monkeypatch.setattr(organizations, "organizations_statement", broken_statement)
     with caplog.at_level(logging.ERROR):
         response = await client.post("/graphql", json={"query": "{ organizations { edges { node { id } } } }"},
                                      headers={"authorization": f"Bearer {keys.super_admin}"})
