@@ -203,3 +203,81 @@ def check_charge(charge: Charge, field: str) -> Charge:
     elif charge.package_size is not None:
         raise validation(f"A {charge.model.value} charge takes no packageSize.", f"{field}.packageSize")
     return charge
+
+
+# ---- a plan's charges as given (createPlan, updatePlan) -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TierSpec:
+    """A tier as given: amounts in major units of the plan's currency."""
+
+    up_to: int | None
+    unit_amount: Decimal | None = None
+    flat_amount: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeSpec:
+    """A charge as given: the metric by code, amounts in major units of the plan's currency."""
+
+    metric: str
+    model: ChargeModel
+    included_units: int = 0
+    unit_amount: Decimal | None = None
+    package_size: int | None = None
+    tiers: Sequence[TierSpec] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricCharge:
+    """A checked charge on the metric ``metric`` (a code), amounts in exact minor units."""
+
+    metric: str
+    charge: Charge
+
+
+def checked_charges(specs: Sequence[ChargeSpec], currency: str, field: str = "charges") -> list[MetricCharge]:
+    """Each metric at most once; amounts non-negative decimals of ``currency``; tiers strictly
+    increasing with the last unbounded; each model's own fields (``check_charge``)."""
+    seen: set[str] = set()
+    checked: list[MetricCharge] = []
+    for index, spec in enumerate(specs):
+        at = f"{field}[{index}]"
+        code = (spec.metric or "").strip()
+        if not code:
+            raise validation("A metric code is required.", f"{at}.metric")
+        if code in seen:
+            raise validation(f"Metric {code!r} has a charge already: one charge per metric.", f"{at}.metric")
+        seen.add(code)
+        tiers = tuple(
+            Tier(tier.up_to, amount_minor(tier.unit_amount, currency, f"{at}.tiers[{position}].unitAmount"),
+                 amount_minor(tier.flat_amount, currency, f"{at}.tiers[{position}].flatAmount", required=False))
+            for position, tier in enumerate(spec.tiers)
+        )
+        tiered = spec.model in (ChargeModel.GRADUATED, ChargeModel.VOLUME)
+        unit = (amount_minor(spec.unit_amount, currency, f"{at}.unitAmount", required=not tiered)
+                if spec.unit_amount is not None or not tiered else Decimal(0))
+        if tiered and spec.unit_amount is not None:
+            raise validation(f"A {spec.model.value} charge prices its tiers: leave unitAmount out.", f"{at}.unitAmount")
+        charge = check_charge(Charge(spec.model, spec.included_units, unit, spec.package_size, tiers), at)
+        checked.append(MetricCharge(code, charge))
+    return checked
+
+
+def standard_charge(unit_amount: int, included_units: int | None) -> Charge:
+    """``overageMessagePrice`` as a charge: STANDARD on messages, the messages limit included."""
+    return Charge(ChargeModel.STANDARD, included_units, Decimal(unit_amount))
+
+
+def overage_message_price(charge: Charge | None) -> int:
+    """``overageMessagePrice`` read from the messages charge: its unit amount when it is STANDARD
+    and a whole number of minor units, else 0 (a tiered price is no single unit price)."""
+    if charge is None or charge.model is not ChargeModel.STANDARD:
+        return 0
+    if charge.unit_amount != charge.unit_amount.to_integral_value():
+        return 0
+    return int(charge.unit_amount)
+
+
+OVERAGE_METRIC = "messages"
