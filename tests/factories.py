@@ -90,6 +90,27 @@ async def make_plan(
     return plan
 
 
+async def set_overage_price(db: Database, plan_id: uuid.UUID, price: int) -> None:
+    """``overageMessagePrice`` set on a plan's rows as updatePlan writes it: the column, and the
+    STANDARD charge on messages of its current version, its included units the messages limit."""
+    from sqlalchemy import delete, select
+
+    from billing_graphql.db.models import PlanCharge
+    from billing_graphql.domain.charges import ChargeModel
+
+    async with db.write() as session:
+        plan = await session.get(Plan, plan_id)
+        plan.overage_message_price = price
+        messages = await session.scalar(select(Metric.id).where(Metric.code == "messages"))
+        limit = await session.scalar(select(PlanLimit.limit_value).where(PlanLimit.plan_id == plan_id,
+                                                                          PlanLimit.metric_id == messages))
+        await session.execute(delete(PlanCharge).where(PlanCharge.plan_id == plan_id,
+                                                       PlanCharge.version == plan.version,
+                                                       PlanCharge.metric_id == messages))
+        session.add(PlanCharge(plan_id=plan_id, version=plan.version, position=0, metric_id=messages,
+                               model=ChargeModel.STANDARD, included_units=limit, unit_amount=Decimal(price)))
+
+
 async def make_addon(
     db: Database, *, name: str | None = None, currency: str = "IDR", monthly: int = 50000,
     annual: int | None = None, per_agent: bool = False, active: bool = True, now: datetime = T0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, owned_by, reference, uuid_pk
@@ -43,6 +43,10 @@ class Subscription(Base):
     # ``pending_plan_version``: the version it moves to at its next renewal (updatePlan AT_RENEWAL).
     plan_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     pending_plan_version: Mapped[int | None] = mapped_column(Integer)
+    # Usage already billed in the current period by the change invoice of an immediate plan change:
+    # {"keys": [billing month keys], "quantities": {metric id: quantity}} (COUNTER metrics; counters
+    # start again for the new plan). Cleared at renewal.
+    usage_billed: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     pending_plan_id: Mapped[uuid.UUID | None] = reference("plans")
     pending_billing_period: Mapped[BillingPeriod | None] = mapped_column(
         enum_type(BillingPeriod, "pending_billing_period")

@@ -5,7 +5,7 @@
   included units are the plan's messages limit (NULL: unlimited, every unit included).
 - plans.version, plan_versions: a plan's current version number and the frozen prices of older ones;
   subscriptions.plan_version / pending_plan_version: the version a subscription pays, and the one it
-  moves to at renewal.
+  moves to at renewal; subscriptions.usage_billed: usage a plan change's invoice billed already.
 - invoice_lines.tier_breakdown and the USAGE line kind.
 
 Revision ID: 0016
@@ -44,6 +44,7 @@ def upgrade() -> None:
     with op.batch_alter_table("subscriptions") as batch:
         batch.add_column(sa.Column("plan_version", sa.Integer(), server_default="1", nullable=False))
         batch.add_column(sa.Column("pending_plan_version", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("usage_billed", sa.JSON(), nullable=True))
         batch.create_check_constraint(
             op.f("ck_subscriptions_plan_version_order"),
             "plan_version >= 1 AND (pending_plan_version IS NULL OR pending_plan_version > plan_version)")
@@ -122,6 +123,7 @@ def downgrade() -> None:
         batch.drop_column("tier_breakdown")
     with op.batch_alter_table("subscriptions") as batch:
         batch.drop_constraint(op.f("ck_subscriptions_plan_version_order"), type_="check")
+        batch.drop_column("usage_billed")
         batch.drop_column("pending_plan_version")
         batch.drop_column("plan_version")
     with op.batch_alter_table("plans") as batch:

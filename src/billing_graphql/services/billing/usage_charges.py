@@ -1,0 +1,146 @@
+"""A period's usage priced by the charges of a plan version: the USAGE invoice lines.
+
+Used by the renewal (the ended period, in arrears), ``upcomingInvoice`` (the period so far), the
+change invoice of an immediate plan change (the old plan's charges, the period so far) and the
+usage views (the amount so far per metric). Two statements whatever the number of charges: the
+version's charges with their metrics, and the period's quantities of their metrics.
+
+``period_quantities`` is the one place the quantities are read (today: the ``usage_counters``
+rows, COUNTER metrics summed over the period's billing months, GAUGE metrics their current value);
+``services.usage.reading.period_quantities`` (per-period aggregates) takes its place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing_graphql.db.models import Metric, MetricKind, PlanCharge, UsageCounter
+from billing_graphql.domain.charges import ChargeModel, Priced, included_in_period, price
+from billing_graphql.domain.invoices import UNIT_AMOUNT_PLACES, InvoiceLineKind, LineDraft
+from billing_graphql.domain.overage import cap_usage, usage_month_keys
+from billing_graphql.domain.periods import Period
+from billing_graphql.domain.usage import GAUGE_KEY
+from billing_graphql.services.catalog.charges import charge_of, charges_of_versions
+
+
+async def period_quantities(session: AsyncSession, organization_id: uuid.UUID, metric_ids: Sequence[uuid.UUID],
+                            period: Period) -> dict[uuid.UUID, int]:
+    """Each metric's quantity in ``period``: COUNTERs summed over its billing months, GAUGEs now."""
+    if not metric_ids:
+        return {}
+    keys = usage_month_keys(period)
+    rows = (await session.execute(
+        select(UsageCounter.metric_id, Metric.kind, UsageCounter.period_key, UsageCounter.value)
+        .join(Metric, Metric.id == UsageCounter.metric_id)
+        .where(UsageCounter.organization_id == organization_id, UsageCounter.metric_id.in_(list(metric_ids)),
+               UsageCounter.period_key.in_([*keys, GAUGE_KEY]))
+    )).all()
+    found: dict[uuid.UUID, int] = {}
+    for metric_id, kind, key, value in rows:
+        if (kind is MetricKind.GAUGE) == (key == GAUGE_KEY):
+            found[metric_id] = found.get(metric_id, 0) + int(value)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class MetricAmount:
+    """One charge applied to a period's quantity."""
+
+    metric: Metric
+    charge: PlanCharge
+    priced: Priced
+    included: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    """The charges of each (plan, version) asked for, applied to the period's quantities, and the
+    quantities as counted (before what a plan change billed already is taken off)."""
+
+    by_version: dict[tuple[uuid.UUID, int], list[MetricAmount]]
+    counted: dict[uuid.UUID, int]
+    counters: frozenset[uuid.UUID]  # the COUNTER metrics among them
+
+    def billed_now(self, period: Period) -> dict:
+        """``subscriptions.usage_billed`` after a change invoice billed this usage: the COUNTER
+        quantities counted so far, for the period's billing months."""
+        return {"keys": usage_month_keys(period),
+                "quantities": {str(metric_id): value for metric_id, value in self.counted.items()
+                               if metric_id in self.counters}}
+
+
+def already_billed(usage_billed: dict | None, period: Period) -> dict[uuid.UUID, int]:
+    """What a plan change's invoice billed of ``period``'s COUNTER usage (``subscriptions.usage_billed``
+    when it is about billing months of ``period``): taken off, so that counters start again."""
+    if not usage_billed or not set(usage_billed.get("keys", ())) & set(usage_month_keys(period)):
+        return {}
+    return {uuid.UUID(key): int(value) for key, value in usage_billed.get("quantities", {}).items()}
+
+
+async def priced_usage(session: AsyncSession, organization_id: uuid.UUID, versions: Sequence[tuple[uuid.UUID, int]],
+                       period: Period, *, billed: dict[uuid.UUID, int] | None = None) -> PeriodUsage:
+    """The charges of each (plan, version) applied to the organization's quantities in ``period``,
+    less what was ``billed`` already (COUNTER metrics; ``already_billed``)."""
+    charges = await charges_of_versions(session, versions)
+    metrics = {metric.id: metric for rows in charges.values() for _, metric in rows}
+    counted = await period_quantities(session, organization_id, list(metrics), period)
+    counters = frozenset(metric_id for metric_id, metric in metrics.items() if metric.kind is MetricKind.COUNTER)
+    billed = billed or {}
+    months = len(usage_month_keys(period))
+    priced: dict[tuple[uuid.UUID, int], list[MetricAmount]] = {}
+    for key, rows in charges.items():
+        priced[key] = []
+        for row, metric in rows:
+            quantity = counted.get(metric.id, 0)
+            if metric.id in counters:
+                quantity = max(quantity - billed.get(metric.id, 0), 0)
+            included = included_in_period(row.included_units, months)
+            priced[key].append(MetricAmount(metric, row, price(charge_of(row), quantity, included=included), included))
+    return PeriodUsage(priced, counted, counters)
+
+
+def _description(item: MetricAmount) -> str:
+    charge, name = item.charge, item.metric.name
+    if charge.model is ChargeModel.PACKAGE:
+        text = f"{name} in packages of {charge.package_size:,}"
+    elif charge.model is ChargeModel.STANDARD:
+        text = name
+    else:
+        text = f"{name} ({charge.model.value.lower()} tiers)"
+    if item.included:
+        text += f" above the {charge.included_units:,} included per month"
+    return text
+
+
+def tier_breakdown(priced: Priced) -> list[dict] | None:
+    if not priced.tiers:
+        return None
+    return [{"from_unit": tier.from_unit, "to_unit": tier.to_unit, "units": tier.units,
+             "unit_amount": str(tier.unit_amount), "flat_amount": str(tier.flat_amount), "amount": str(tier.amount)}
+            for tier in priced.tiers]
+
+
+def usage_lines(items: Sequence[MetricAmount], period: Period, *, seats_amount: int, cap: int | None
+                ) -> list[LineDraft]:
+    """One USAGE line per charge with billable units (quantity: the units above the included
+    ones), each rounded once; the spending cap bounds seats plus their sum, spent in order."""
+    billable = [item for item in items if item.priced.billable > 0]
+    billed = cap_usage([item.priced.amount for item in billable], seats_amount, cap)
+    lines: list[LineDraft] = []
+    for item, amount in zip(billable, billed, strict=True):
+        description = _description(item)
+        if amount < item.priced.amount:
+            description += " (capped by the spending cap)"
+        units = item.priced.billable
+        unit_amount = (item.charge.unit_amount if item.charge.model is ChargeModel.STANDARD
+                       else (item.priced.exact / units).quantize(UNIT_AMOUNT_PLACES).normalize())
+        lines.append(LineDraft(kind=InvoiceLineKind.USAGE, description=description, quantity=Decimal(units),
+                               unit_amount=unit_amount, amount=amount, period_start=period.start,
+                               period_end=period.end, tier_breakdown=tier_breakdown(item.priced)))
+    return lines
