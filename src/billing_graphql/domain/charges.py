@@ -162,7 +162,12 @@ def amount_minor(amount: Decimal | None, currency: str, field: str, *, required:
         raise validation(f"{amount} has more than {places} decimal places for {currency}.", field)
     if minor > MAX_MINOR_AMOUNT:
         raise validation("The amount is too large.", field)
-    return minor.normalize() if minor != 0 else Decimal(0)
+    return plain(minor)
+
+
+def plain(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros and never in exponent form ("100", "0.15", not "1E+2")."""
+    return Decimal(format(value.normalize(), "f")) if value else Decimal(0)
 
 
 def check_tiers(tiers: Sequence[Tier], field: str) -> tuple[Tier, ...]:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import Metric, MetricKind, PlanCharge, UsageCounter
-from billing_graphql.domain.charges import ChargeModel, Priced, included_in_period, price
+from billing_graphql.domain.charges import ChargeModel, Priced, included_in_period, plain, price
 from billing_graphql.domain.invoices import UNIT_AMOUNT_PLACES, InvoiceLineKind, LineDraft
 from billing_graphql.domain.overage import cap_usage, usage_month_keys
 from billing_graphql.domain.periods import Period
@@ -122,7 +122,8 @@ def tier_breakdown(priced: Priced) -> list[dict] | None:
     if not priced.tiers:
         return None
     return [{"from_unit": tier.from_unit, "to_unit": tier.to_unit, "units": tier.units,
-             "unit_amount": str(tier.unit_amount), "flat_amount": str(tier.flat_amount), "amount": str(tier.amount)}
+             "unit_amount": str(plain(tier.unit_amount)), "flat_amount": str(plain(tier.flat_amount)),
+             "amount": str(plain(tier.amount))}
             for tier in priced.tiers]
 
 
@@ -139,7 +140,7 @@ def usage_lines(items: Sequence[MetricAmount], period: Period, *, seats_amount: 
             description += " (capped by the spending cap)"
         units = item.priced.billable
         unit_amount = (item.charge.unit_amount if item.charge.model is ChargeModel.STANDARD
-                       else (item.priced.exact / units).quantize(UNIT_AMOUNT_PLACES).normalize())
+                       else plain((item.priced.exact / units).quantize(UNIT_AMOUNT_PLACES)))
         lines.append(LineDraft(kind=InvoiceLineKind.USAGE, description=description, quantity=Decimal(units),
                                unit_amount=unit_amount, amount=amount, period_start=period.start,
                                period_end=period.end, tier_breakdown=tier_breakdown(item.priced)))
