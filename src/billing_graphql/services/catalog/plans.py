@@ -239,6 +239,10 @@ async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> 
                 )
         columns["currency"] = currency
     columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
+    if ("base_price_monthly" in columns and "base_price_annual" not in touched
+            and plan.base_price_annual == annual_price_default(plan.base_price_monthly)):
+        # An annual price left empty is ten months of the monthly one, in every version (seed 001).
+        columns["base_price_annual"] = annual_price_default(columns["base_price_monthly"])
     for name in ("included_agents", "trial_days", "sort_order"):
         if name in touched:
             columns[name] = getattr(patch, name)
