@@ -63,10 +63,12 @@ async def charges_of_version(session: AsyncSession, plan_id: uuid.UUID, version:
     return (await charges_of_versions(session, [(plan_id, version)]))[(plan_id, version)]
 
 
-async def resolve_metrics(session: AsyncSession, charges: Sequence[MetricCharge], field: str = "charges"
-                          ) -> list[tuple[uuid.UUID, MetricCharge]]:
-    """Each charge with its metric's id; VALIDATION on ``charges[i].metric`` for an unknown code."""
-    ids = await metric_ids_by_code(session, [charge.metric for charge in charges])
+async def resolve_metrics(session: AsyncSession, charges: Sequence[MetricCharge], field: str = "charges", *,
+                          ids: dict[str, uuid.UUID] | None = None) -> list[tuple[uuid.UUID, MetricCharge]]:
+    """Each charge with its metric's id (from ``ids`` when the caller read them already);
+    VALIDATION on ``charges[i].metric`` for an unknown code."""
+    if ids is None:
+        ids = await metric_ids_by_code(session, [charge.metric for charge in charges])
     for index, charge in enumerate(charges):
         if charge.metric not in ids:
             known = await known_metric_codes(session)

@@ -270,9 +270,11 @@ async def _plan_in_use(session: AsyncSession, plan_id: uuid.UUID) -> bool:
     )
 
 
-async def _resolve_limits(session: AsyncSession, limits: list[LimitSpec]) -> list[tuple[uuid.UUID, int | None]]:
-    ids = await metric_ids_by_code(session, [spec.metric for spec in limits])
-    if len(ids) != len(limits):
+async def _resolve_limits(session: AsyncSession, limits: list[LimitSpec], ids: dict[str, uuid.UUID] | None = None
+                          ) -> list[tuple[uuid.UUID, int | None]]:
+    if ids is None:
+        ids = await metric_ids_by_code(session, [spec.metric for spec in limits])
+    if any(spec.metric not in ids for spec in limits):
         unknown_metric(limits, await known_metric_codes(session))
     return [(ids[spec.metric], spec.limit) for spec in limits]
 
@@ -330,8 +332,10 @@ async def create_plan(db: Database, actor: Actor | None, spec: PlanSpec, *, now:
     values = _spec_values(spec)
     plan = Plan(id=uuid.uuid4(), created_at=now, updated_at=now, **values.columns)
     async with unique_write(db, "slug", lambda: _slug_exists(plan.slug)) as session:
-        limits = await _resolve_limits(session, values.limits or [])
-        charges = await resolve_metrics(session, values.charges or [])
+        ids = await metric_ids_by_code(session, [spec.metric for spec in values.limits or []]
+                                       + [item.metric for item in values.charges or []])  # one read for both
+        limits = await _resolve_limits(session, values.limits or [], ids)
+        charges = await resolve_metrics(session, values.charges or [], ids=ids)
         if await _slug_taken(session, plan.slug):
             raise _slug_exists(plan.slug)
         plan.version = 1
@@ -366,12 +370,13 @@ async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, pat
         metric_ids = {metric.code: metric.id for _, metric in stored_rows}
         before = _plan_snapshot(plan, stored_limits, stored_features, stored_charges)
         new_limits = None
+        codes = [spec.metric for spec in values.limits or []] + [item.metric for item in values.charges or []]
+        read = await metric_ids_by_code(session, codes) if codes else {}  # one read for limits and charges
         if values.limits is not None:
-            new_limits = await _resolve_limits(session, values.limits)
-            metric_ids.update((spec.metric, metric_id) for spec, (metric_id, _) in zip(values.limits, new_limits))
+            new_limits = await _resolve_limits(session, values.limits, read)
         if values.charges is not None:
-            metric_ids.update((item.metric, metric_id) for metric_id, item in
-                              await resolve_metrics(session, values.charges))
+            await resolve_metrics(session, values.charges, ids=read)
+        metric_ids.update(read)
         if "slug" in values.columns and values.columns["slug"] != plan.slug:
             if await _slug_taken(session, values.columns["slug"], other_than=plan.id):
                 raise _slug_exists(values.columns["slug"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -33,6 +33,7 @@ from billing_graphql.domain.periods import Period, add_months
 from billing_graphql.domain.proration import billed_agents
 from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
 from billing_graphql.services.catalog.plans import plan_order
+from billing_graphql.services.usage.amounts import AmountsOf, usage_amounts
 from billing_graphql.services.usage.ingest import live_join
 
 SEATS_METRIC = "agents"
@@ -123,6 +124,7 @@ class UsageNow:
     organization: OrganizationPlan
     month: Period
     metrics: list[MetricUse]
+    amounts: dict[uuid.UUID, int] = field(default_factory=dict)  # charged metrics: amount so far (services.usage.amounts)
 
     def used(self, code: str) -> int:
         return next((use.use.used for use in self.metrics if use.metric.code == code), 0)
@@ -142,11 +144,20 @@ class UsageNow:
         return billed_agents(gauge, subscription.agent_count) if subscription is not None else gauge or 0
 
 
-async def usage_now(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> UsageNow:
+async def usage_now(session: AsyncSession, organization_id: uuid.UUID, now: datetime, *,
+                    with_amounts: bool = True) -> UsageNow:
     found = await organization_plan(session, organization_id)
     month = found.month(now)
     uses = await metric_uses(session, {organization_id: (found.plan.id if found.plan else None, month_key(month.start))})
-    return UsageNow(found, month, uses[organization_id])
+    if not with_amounts:
+        return UsageNow(found, month, uses[organization_id])
+    amounts = await usage_amounts(session, [amounts_of(found, month, uses[organization_id])])
+    return UsageNow(found, month, uses[organization_id], amounts[organization_id])
+
+
+def amounts_of(found: OrganizationPlan, month: Period, uses: list[MetricUse]) -> AmountsOf:
+    return AmountsOf(found.organization.id, found.subscription, found.plan, month,
+                     {use.metric.id: use.use.used for use in uses})
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +166,7 @@ class Entitlements:
     subscription: Subscription | None
     features: list[tuple[str, bool]]
     limits: list[MetricUse]
+    amounts: dict[uuid.UUID, int] = field(default_factory=dict)  # charged metrics: amount so far
 
 
 async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> Entitlements:
@@ -173,9 +185,12 @@ async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: d
     features = (await session.execute(
         select(PlanFeature.key, PlanFeature.enabled).where(PlanFeature.plan_id == plan.id).order_by(PlanFeature.key)
     )).all()
-    uses = await metric_uses(session, {organization_id: (plan.id, month_key(found.month(now).start))})
+    month = found.month(now)
+    uses = await metric_uses(session, {organization_id: (plan.id, month_key(month.start))})
     limits = [use for use in uses[organization_id] if use.limited]
-    return Entitlements(plan, found.subscription, [(key, enabled) for key, enabled in features], limits)
+    amounts = await usage_amounts(session, [amounts_of(found, month, uses[organization_id])])
+    return Entitlements(plan, found.subscription, [(key, enabled) for key, enabled in features], limits,
+                        amounts[organization_id])
 
 
 async def usage_in_period(
@@ -205,7 +220,7 @@ class PlanLimitsView:
 
 
 async def plan_limits_view(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> PlanLimitsView:
-    usage = await usage_now(session, organization_id, now)
+    usage = await usage_now(session, organization_id, now, with_amounts=False)  # the view shows no amounts
     plans = (await session.scalars(  # the plans offered to it: those in its currency
         select(Plan).join(Organization, Organization.currency == Plan.currency)
         .where(Organization.id == organization_id, Plan.is_active.is_(True)).order_by(*plan_order())
