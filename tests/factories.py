@@ -315,6 +315,7 @@ class Line:
     amount: int
     quantity: Decimal = Decimal(1)
     kind: InvoiceLineKind = InvoiceLineKind.PLAN
+    tier_breakdown: list | None = None
 
 
 async def make_invoice(
@@ -376,6 +377,7 @@ async def make_invoice(
                 kind=line.kind,
                 description=line.description,
                 quantity=line.quantity,
+                tier_breakdown=line.tier_breakdown,
                 unit_amount=Decimal(line.amount) / line.quantity,
                 amount=line.amount,
                 period_start=invoice.period_start,

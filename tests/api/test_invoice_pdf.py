@@ -126,3 +126,20 @@ async def test_draft_invoice_renders_as_draft(api, db, keys):
     response = await get_pdf(api, invoice.id, keys.owner)
     assert response.status_code == 200
     assert "Invoice DRAFT" in pdf_text(response.content)
+
+
+async def test_usage_lines_show_their_tiers(api, db, keys):
+    """Issue 20: a USAGE line is followed by the tiers that priced it (units, unit price, amount)."""
+    tiers = [{"from_unit": 1, "to_unit": 4000, "units": 4000, "unit_amount": "100", "flat_amount": "0",
+              "amount": "400000"},
+             {"from_unit": 4001, "to_unit": None, "units": 1000, "unit_amount": "60", "flat_amount": "10000",
+              "amount": "70000"}]
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202602-000003", lines=[
+        Line("Meter plan (monthly)", 300_000),
+        Line("Messages (graduated tiers) above the 1,000 included per month", 470_000, Decimal(5000),
+             InvoiceLineKind.USAGE, tiers)])
+    text = pdf_text((await get_pdf(api, invoice.id, keys.owner)).content)
+    for expected in ("Messages (graduated tiers) above the 1,000 included per month", "5000", "Rp 470,000",
+                     "Units 1 to 4,000", "4000 Rp 100 Rp 400,000",
+                     "Units 4,001 and above, flat Rp 10,000", "1000 Rp 60 Rp 70,000"):
+        assert expected in text, (expected, text)

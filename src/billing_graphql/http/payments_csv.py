@@ -32,7 +32,8 @@ from billing_graphql.services.payments.exports import COLUMNS, ExportRow, stream
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_TEXT_COLUMNS = frozenset({"organization", "organization_external_id", "gateway_reference", "description"})
+_TEXT_COLUMNS = frozenset({"organization", "organization_external_id", "gateway_reference", "description",
+                           "usage_lines"})
 ROWS_PER_CHUNK = 200
 
 

@@ -1,7 +1,7 @@
 """Invoice documents: loading what an invoice shows, and rendering it as a PDF (reportlab).
 
 The PDF shows the seller (settings), the buyer (the organization), the number, the dates,
-the lines, the discount, the tax (name, rate and the base it applies to), the total, what
+the lines (a USAGE line followed by the tiers that priced it), the discount, the tax (name, rate and the base it applies to), the total, what
 was paid and refunded, the amount due, and the status.
 """
 
@@ -81,6 +81,21 @@ def money_text(minor: int, currency: str) -> str:
         sign = "-" if amount < 0 else ""
         text = f"{sign}{currency} {abs(amount):,.{places}f}"
     return text
+
+
+def exact_money_text(minor: Decimal, currency: str) -> str:
+    """An exact amount of minor units (a tier's unit price may hold fractions of one)."""
+    if minor == minor.to_integral_value():
+        return money_text(int(minor), currency)
+    return f"{currency} {minor.scaleb(-exponent(currency)).normalize():f}"
+
+
+def tier_text(tier: dict, currency: str) -> str:
+    """A tier of a USAGE line: "Units 1 to 4,000" / "Units 4,001 and above", with its flat amount."""
+    span = (f"Units {tier['from_unit']:,} to {tier['to_unit']:,}" if tier["to_unit"] is not None
+            else f"Units {tier['from_unit']:,} and above")
+    flat = Decimal(tier["flat_amount"])
+    return span + (f", flat {exact_money_text(flat, currency)}" if flat else "")
 
 
 def rate_text(rate: Decimal) -> str:
@@ -190,6 +205,10 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
                 money_text(line.amount, currency),
             ]
         )
+        for tier in line.tier_breakdown or ():  # a USAGE line's tiers, each under it
+            rows.append(["", _p(tier_text(tier, currency), small), f"{tier['units']}",
+                         exact_money_text(Decimal(tier["unit_amount"]), currency),
+                         exact_money_text(Decimal(tier["amount"]), currency)])
     lines_table = Table(rows, colWidths=[None, 38 * mm, 14 * mm, 30 * mm, 30 * mm], repeatRows=1)
     lines_table.setStyle(
         TableStyle(

@@ -1,18 +1,19 @@
-"""Payments and refunds of a date range, as rows for an export, streamed from the database."""
+"""Payments and refunds of a date range, as rows for an export, streamed from the database; each
+with its invoice's USAGE lines and their tiers (``usage_lines``)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import String, cast, func, literal, select, union_all
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Invoice, Organization, Payment, Refund
-from billing_graphql.domain.money import Money
+from billing_graphql.db.models import Invoice, InvoiceLine, InvoiceLineKind, Organization, Payment, Refund
+from billing_graphql.domain.money import Money, exponent
 
 COLUMNS = (
     "type",
@@ -27,6 +28,7 @@ COLUMNS = (
     "gateway",
     "gateway_reference",
     "description",
+    "usage_lines",
 )
 STREAM_BATCH = 500
 
@@ -45,6 +47,7 @@ class ExportRow:
     gateway: str
     gateway_reference: str | None
     description: str
+    usage_lines: str = ""  # the invoice's USAGE lines with their tiers (``usage_lines_text``)
 
     def values(self) -> tuple:
         return (
@@ -60,6 +63,7 @@ class ExportRow:
             self.gateway,
             self.gateway_reference or "",
             self.description,
+            self.usage_lines,
         )
 
 
@@ -122,6 +126,7 @@ async def stream_payment_rows(
     )
     async with db.read() as session:
         result = await session.stream(statement)
+        batch: list[ExportRow] = []
         async for row in result:
             number = row.number
             if row.note:
@@ -130,7 +135,7 @@ async def stream_payment_rows(
                 description = f"Payment of invoice {number or 'DRAFT'}"
             else:
                 description = f"Refund of invoice {number or 'DRAFT'}"
-            yield ExportRow(
+            batch.append(ExportRow(
                 type=row.type,
                 id=row.id if isinstance(row.id, uuid.UUID) else uuid.UUID(str(row.id)),
                 created_at=row.created_at,
@@ -143,4 +148,47 @@ async def stream_payment_rows(
                 gateway=row.gateway,
                 gateway_reference=row.reference,
                 description=description,
-            )
+            ))
+            if len(batch) >= STREAM_BATCH:
+                for item in await _with_usage(db, batch):
+                    yield item
+                batch = []
+        for item in await _with_usage(db, batch):
+            yield item
+
+
+async def _with_usage(db: Database, rows: list[ExportRow]) -> list[ExportRow]:
+    """``rows`` with their invoices' USAGE lines (one statement per batch, in a session of its own
+    while the export's stream holds its connection)."""
+    numbers = {row.invoice_number for row in rows if row.invoice_number}
+    if not numbers:
+        return rows
+    async with db.read() as session:
+        found = (await session.execute(
+            select(Invoice.number, Invoice.currency, InvoiceLine)
+            .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+            .where(Invoice.number.in_(numbers), InvoiceLine.kind == InvoiceLineKind.USAGE)
+            .order_by(Invoice.number, InvoiceLine.position)
+        )).all()
+    texts: dict[str, list[str]] = {}
+    for number, currency, line in found:
+        texts.setdefault(number, []).append(usage_line_text(line, currency))
+    return [replace(row, usage_lines=" | ".join(texts.get(row.invoice_number or "", []))) for row in rows]
+
+
+def usage_line_text(line: InvoiceLine, currency: str) -> str:
+    """A USAGE line in one cell: "Messages (graduated tiers): 5000 = 470000 [1-4000: 4000 x 100 = 400000;
+    4001+: 1000 x 60 + 10000 = 70000]" (amounts in major units; tiers exact)."""
+    def major(minor: Decimal) -> str:
+        return f"{minor.scaleb(-exponent(currency)).normalize():f}"
+
+    text = f"{line.description}: {line.quantity.normalize():f} = {Money(line.amount, currency).amount:f}"
+    if line.tier_breakdown:
+        tiers = []
+        for tier in line.tier_breakdown:
+            span = f"{tier['from_unit']}-{tier['to_unit']}" if tier["to_unit"] is not None else f"{tier['from_unit']}+"
+            flat = Decimal(tier["flat_amount"])
+            tiers.append(f"{span}: {tier['units']} x {major(Decimal(tier['unit_amount']))}"
+                         + (f" + {major(flat)}" if flat else "") + f" = {major(Decimal(tier['amount']))}")
+        text += " [" + "; ".join(tiers) + "]"
+    return text
