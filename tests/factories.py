@@ -309,6 +309,15 @@ async def make_subscription(
     return subscription
 
 
+# A USAGE line's tiers as the billing run stores them: 5,000 billable messages, 1..4,000 at Rp 100,
+# above at Rp 60 plus Rp 10,000 flat (470,000 in all).
+USAGE_TIERS = [
+    {"from_unit": 1, "to_unit": 4000, "units": 4000, "unit_amount": "100", "flat_amount": "0", "amount": "400000"},
+    {"from_unit": 4001, "to_unit": None, "units": 1000, "unit_amount": "60", "flat_amount": "10000",
+     "amount": "70000"},
+]
+
+
 @dataclass
 class Line:
     description: str

@@ -19,7 +19,7 @@ from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.services.platform.auth import issue_session_token
 from billing_graphql.services.billing.invoice_documents import invoice_pdf_path
 from tests.helpers import T0
-from tests.factories import Line, make_invoice, make_payment, make_refund
+from tests.factories import USAGE_TIERS, Line, make_invoice, make_payment, make_refund
 
 
 def pdf_text(content: bytes) -> str:
@@ -130,14 +130,10 @@ async def test_draft_invoice_renders_as_draft(api, db, keys):
 
 async def test_usage_lines_show_their_tiers(api, db, keys):
     """Issue 20: a USAGE line is followed by the tiers that priced it (units, unit price, amount)."""
-    tiers = [{"from_unit": 1, "to_unit": 4000, "units": 4000, "unit_amount": "100", "flat_amount": "0",
-              "amount": "400000"},
-             {"from_unit": 4001, "to_unit": None, "units": 1000, "unit_amount": "60", "flat_amount": "10000",
-              "amount": "70000"}]
     invoice = await make_invoice(db, keys.organization_id, number="INV-202602-000003", lines=[
         Line("Meter plan (monthly)", 300_000),
         Line("Messages (graduated tiers) above the 1,000 included per month", 470_000, Decimal(5000),
-             InvoiceLineKind.USAGE, tiers)])
+             InvoiceLineKind.USAGE, USAGE_TIERS)])
     text = pdf_text((await get_pdf(api, invoice.id, keys.owner)).content)
     for expected in ("Messages (graduated tiers) above the 1,000 included per month", "5000", "Rp 470,000",
                      "Units 1 to 4,000", "4000 Rp 100 Rp 400,000",

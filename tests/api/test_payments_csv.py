@@ -12,7 +12,7 @@ import pytest
 
 from billing_graphql.db.models import InvoiceLineKind, PaymentStatus
 from tests.helpers import T0, gid
-from tests.factories import Line, make_invoice, make_organization, make_payment, make_refund
+from tests.factories import USAGE_TIERS, Line, make_invoice, make_organization, make_payment, make_refund
 
 HEADER = (
     "type,id,created_at,organization,organization_external_id,invoice_number,status,amount,currency,"
@@ -162,14 +162,10 @@ async def test_a_large_export_streams_every_row_in_order(api, db, keys):
 
 async def test_payments_show_their_invoices_usage_lines_with_tiers(api, db, keys):
     """Issue 20: each payment row carries its invoice's USAGE lines, tier by tier (major units)."""
-    tiers = [{"from_unit": 1, "to_unit": 4000, "units": 4000, "unit_amount": "100", "flat_amount": "0",
-              "amount": "400000"},
-             {"from_unit": 4001, "to_unit": None, "units": 1000, "unit_amount": "60", "flat_amount": "10000",
-              "amount": "70000"}]
     invoice = await make_invoice(db, keys.organization_id, number="INV-202602-000001", lines=[
         Line("Meter plan (monthly)", 300000),
         Line("Messages (graduated tiers) above the 1,000 included per month", 470000, Decimal(5000),
-             InvoiceLineKind.USAGE, tiers),
+             InvoiceLineKind.USAGE, USAGE_TIERS),
         Line("API calls in packages of 1,000", 2100, Decimal(2500), InvoiceLineKind.USAGE)])
     await make_payment(db, invoice, 854700, created_at=T0)
     (row,) = rows(await export(api, keys.owner, **{"from": "2026-01-15", "to": "2026-01-15"}))[1:]
