@@ -128,7 +128,7 @@ async def test_0016_turns_overage_message_prices_into_standard_charges_on_messag
     from billing_graphql.domain.charges import ChargeModel
 
     engine = scratch_engine
-    await migrate(engine, "0014")
+    await migrate(engine, "0018")
     plan_columns = ("id", "name", "slug", "description", "currency", "base_price_monthly", "base_price_annual",
                     "per_agent_price", "overage_message_price", "included_agents", "trial_days", "is_active",
                     "sort_order", "created_at", "updated_at")

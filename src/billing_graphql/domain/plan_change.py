@@ -83,6 +83,7 @@ class PlanChangeInput:
     dry_run: bool = False  # a preview: priced, but it needs no payment method
     # The period's usage so far at the current plan's charges (USAGE lines), billed with the change.
     usage_lines: tuple[LineDraft, ...] = ()
+    pending_lines: tuple[LineDraft, ...] = ()  # one-off items waiting for the next invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +119,20 @@ def price_change(
     new_period_end: datetime, old_description: str, new_description: str, currency: str,
     discount: Discount | None, tax_rule: TaxRule | None, account_credit: int,
     usage_lines: tuple[LineDraft, ...] = (),
+    pending_lines: tuple[LineDraft, ...] = (),
 ) -> ChangeBill:
     """Prorate from ``old_total`` to ``new_total`` at ``now`` and price the lines once (with the
-    period's ``usage_lines`` so far, billed in arrears with the change)."""
+    period's ``usage_lines`` so far, billed in arrears with the change). A change that bills (a
+    positive total) also bills ``pending_lines`` (one-off items waiting for the next invoice); a
+    change that credits leaves them waiting."""
     proration = prorate(old_total, new_total, period, now, restart_period=restart_period)
     lines = proration_lines(proration, old_description=old_description, new_description=new_description,
                             at=now, period_end=period.end, new_period_end=new_period_end)
     lines += list(usage_lines)
     totals = price(currency, lines, discount=discount, tax_rule=tax_rule)
+    if totals.total > 0 and pending_lines:
+        lines = [*lines, *pending_lines]
+        totals = price(currency, lines, discount=discount, tax_rule=tax_rule)
     if totals.total > 0:
         invoice = invoice_from_totals(lines, totals, account_credit=account_credit)
         return ChangeBill(tuple(lines), totals, invoice, 0)
@@ -195,6 +202,7 @@ def decide_plan_change(change: PlanChangeInput) -> PlanChangeDecision:
         restart_period=restart, new_period_end=new_period_end, old_description=current.description,
         new_description=target.description, currency=change.currency, discount=change.discount,
         tax_rule=change.tax_rule, account_credit=change.account_credit, usage_lines=change.usage_lines,
+        pending_lines=change.pending_lines,
     )
     if not change.dry_run:
         require_payment(bill, change.has_payment_method)

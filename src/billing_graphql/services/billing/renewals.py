@@ -12,7 +12,8 @@ are one computation) for the new period: the plan's base for the billing period,
 the included agents, add-ons (FLAT and PER_AGENT), the ended period's usage in arrears (one USAGE
 line per charge of the plan version the subscription was on, capped by the spending cap;
 ``services.billing.usage_charges``), the coupon while it still runs (``domain.coupon_duration``),
-tax from the tax rows, account credit after tax.
+the organization's pending one-off items (``invoice_items``, after the usage lines), tax from the
+tax rows, account credit after tax.
 
 Prices are those of the version the subscription pays from the new period on
 (``domain.plan_versions.version_at_renewal``: a move asked with AT_RENEWAL happens here, with
@@ -32,6 +33,7 @@ from billing_graphql.db.models import (
     BillingReason,
     Coupon,
     Invoice,
+    InvoiceItem,
     Organization,
     Plan,
     Subscription,
@@ -43,6 +45,7 @@ from billing_graphql.domain.plan_versions import version_at_renewal
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.billing import dunning
+from billing_graphql.services.billing.invoice_items import bill_items, item_lines, pending_items
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
@@ -69,6 +72,7 @@ class Renewal:
     agents: int
     draft: InvoiceDraft
     coupon_used: bool
+    items: tuple[InvoiceItem, ...] = ()  # the pending one-off items the draft bills
 
 
 async def renewal_draft(session: AsyncSession, organization: Organization, subscription: Subscription,
@@ -100,9 +104,11 @@ async def renewal_draft(session: AsyncSession, organization: Organization, subsc
     if coupon_used:
         coupon = await session.get(Coupon, subscription.coupon_id)
         discount = coupon_discount(coupon) if coupon is not None else None
+    items = await pending_items(session, organization.id, plan.currency)
+    lines += item_lines(items)
     draft = draft_invoice(organization, plan.currency, lines, discount=discount,
                           tax_rule=await tax_rule_for(session, plan.currency, at))
-    return Renewal(plan, version, billing_period, anchor, period, agents, draft, coupon_used)
+    return Renewal(plan, version, billing_period, anchor, period, agents, draft, coupon_used, tuple(items))
 
 
 async def upcoming_invoice(session: AsyncSession, subscription: Subscription) -> InvoicePreview | None:
@@ -165,6 +171,7 @@ async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConf
     if (plan_changed and not trial_end) or version_moved:
         uow.emit("subscription.updated", subscription_payload(subscription, before))
     invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
+    bill_items(renewal.items, invoice, at)
     tally.invoice_ids.append(invoice.id)
     if subscription.status is SubscriptionStatus.UNPAID:
         return  # dunning is over: the invoice waits for payInvoice

@@ -5,9 +5,16 @@ change invoice of an immediate plan change (the old plan's charges, the period s
 usage views (the amount so far per metric). Two statements whatever the number of charges: the
 version's charges with their metrics, and the period's quantities of their metrics.
 
-``period_quantities`` is the one place the quantities are read (today: the ``usage_counters``
-rows, COUNTER metrics summed over the period's billing months, GAUGE metrics their current value);
-``services.usage.reading.period_quantities`` (per-period aggregates) takes its place.
+The quantities are ``services.usage.reading.period_quantities``: each metric's aggregate over the
+period's billing months as its aggregation defines it (COUNT and SUM added up, MAX the peak,
+UNIQUE_COUNT the distinct values, LATEST the last value).
+
+What a plan change's invoice bills (``usage_billed``): an aggregate of a SUMMED metric (COUNT,
+SUM) splits at the change, so the change invoice bills the units so far at the old plan's charges
+and the renewal bills only those counted after it (the counter starts again for the new plan).
+A peak, a distinct count or a last value does not split (the peak after the change is not kept
+apart from the one before it), so such a metric is NOT billed on the change invoice: the renewal
+bills the whole period's aggregate once, at the charges of the plan in force at the renewal.
 """
 
 from __future__ import annotations
@@ -17,35 +24,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.models import Metric, MetricKind, PlanCharge, UsageCounter
+from billing_graphql.db.models import Metric, PlanCharge
+from billing_graphql.domain.aggregation import Aggregation
 from billing_graphql.domain.charges import ChargeModel, Priced, included_in_period, plain, price
 from billing_graphql.domain.invoices import UNIT_AMOUNT_PLACES, InvoiceLineKind, LineDraft
 from billing_graphql.domain.overage import cap_usage, usage_month_keys
 from billing_graphql.domain.periods import Period
-from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.services.catalog.charges import charge_of, charges_of_versions
 
+SUMMED = frozenset({Aggregation.COUNT, Aggregation.SUM})  # aggregates that split at a plan change
 
-async def period_quantities(session: AsyncSession, organization_id: uuid.UUID, metric_ids: Sequence[uuid.UUID],
-                            period: Period) -> dict[uuid.UUID, int]:
-    """Each metric's quantity in ``period``: COUNTERs summed over its billing months, GAUGEs now."""
-    if not metric_ids:
-        return {}
-    keys = usage_month_keys(period)
-    rows = (await session.execute(
-        select(UsageCounter.metric_id, Metric.kind, UsageCounter.period_key, UsageCounter.value)
-        .join(Metric, Metric.id == UsageCounter.metric_id)
-        .where(UsageCounter.organization_id == organization_id, UsageCounter.metric_id.in_(list(metric_ids)),
-               UsageCounter.period_key.in_([*keys, GAUGE_KEY]))
-    )).all()
-    found: dict[uuid.UUID, int] = {}
-    for metric_id, kind, key, value in rows:
-        if (kind is MetricKind.GAUGE) == (key == GAUGE_KEY):
-            found[metric_id] = found.get(metric_id, 0) + int(value)
-    return found
+
+def summed(metric: Metric) -> bool:
+    return metric.aggregation in SUMMED
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +58,10 @@ class PeriodUsage:
 
     by_version: dict[tuple[uuid.UUID, int], list[MetricAmount]]
     counted: dict[uuid.UUID, int]
-    counters: frozenset[uuid.UUID]  # the COUNTER metrics among them
+    counters: frozenset[uuid.UUID]  # the SUMMED metrics among them (COUNT, SUM: ``summed``)
 
     def billed_now(self, period: Period) -> dict:
-        """``subscriptions.usage_billed`` after a change invoice billed this usage: the COUNTER
+        """``subscriptions.usage_billed`` after a change invoice billed this usage: the SUMMED
         quantities counted so far, for the period's billing months."""
         return {"keys": usage_month_keys(period),
                 "quantities": {str(metric_id): value for metric_id, value in self.counted.items()
@@ -76,7 +69,7 @@ class PeriodUsage:
 
 
 def already_billed(usage_billed: dict | None, period: Period) -> dict[uuid.UUID, int]:
-    """What a plan change's invoice billed of ``period``'s COUNTER usage (``subscriptions.usage_billed``
+    """What a plan change's invoice billed of ``period``'s SUMMED usage (``subscriptions.usage_billed``
     when it is about billing months of ``period``): taken off, so that counters start again."""
     if not usage_billed or not set(usage_billed.get("keys", ())) & set(usage_month_keys(period)):
         return {}
@@ -86,11 +79,14 @@ def already_billed(usage_billed: dict | None, period: Period) -> dict[uuid.UUID,
 async def priced_usage(session: AsyncSession, organization_id: uuid.UUID, versions: Sequence[tuple[uuid.UUID, int]],
                        period: Period, *, billed: dict[uuid.UUID, int] | None = None) -> PeriodUsage:
     """The charges of each (plan, version) applied to the organization's quantities in ``period``,
-    less what was ``billed`` already (COUNTER metrics; ``already_billed``)."""
+    less what was ``billed`` already (SUMMED metrics; ``already_billed``)."""
     charges = await charges_of_versions(session, versions)
     metrics = {metric.id: metric for rows in charges.values() for _, metric in rows}
+    # Imported here: ``services.usage.reading`` reads the amounts so far through this module.
+    from billing_graphql.services.usage.reading import period_quantities
+
     counted = await period_quantities(session, organization_id, list(metrics), period)
-    counters = frozenset(metric_id for metric_id, metric in metrics.items() if metric.kind is MetricKind.COUNTER)
+    counters = frozenset(metric_id for metric_id, metric in metrics.items() if summed(metric))
     billed = billed or {}
     months = len(usage_month_keys(period))
     priced: dict[tuple[uuid.UUID, int], list[MetricAmount]] = {}
@@ -127,11 +123,12 @@ def tier_breakdown(priced: Priced) -> list[dict] | None:
             for tier in priced.tiers]
 
 
-def usage_lines(items: Sequence[MetricAmount], period: Period, *, seats_amount: int, cap: int | None
-                ) -> list[LineDraft]:
+def usage_lines(items: Sequence[MetricAmount], period: Period, *, seats_amount: int, cap: int | None,
+                summed_only: bool = False) -> list[LineDraft]:
     """One USAGE line per charge with billable units (quantity: the units above the included
-    ones), each rounded once; the spending cap bounds seats plus their sum, spent in order."""
-    billable = [item for item in items if item.priced.billable > 0]
+    ones), each rounded once; the spending cap bounds seats plus their sum, spent in order.
+    ``summed_only`` (a plan change's invoice): only SUMMED metrics' charges (see the module)."""
+    billable = [item for item in items if item.priced.billable > 0 and (not summed_only or summed(item.metric))]
     billed = cap_usage([item.priced.amount for item in billable], seats_amount, cap)
     lines: list[LineDraft] = []
     for item, amount in zip(billable, billed, strict=True):

@@ -9,7 +9,7 @@
 - invoice_lines.tier_breakdown and the USAGE line kind.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0018
 Create Date: 2026-12-06
 """
 
@@ -23,11 +23,12 @@ from alembic import op
 import billing_graphql.db.types
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
-LINE_KINDS = ("PLAN", "SEATS", "ADDON", "OVERAGE", "PRORATION_CREDIT", "PRORATION_CHARGE", "DISCOUNT")
+# The kinds 0018 left (ONE_OFF included); 0016 adds USAGE.
+LINE_KINDS = ("PLAN", "SEATS", "ADDON", "OVERAGE", "PRORATION_CREDIT", "PRORATION_CHARGE", "DISCOUNT", "ONE_OFF")
 
 
 def _line_kinds(kinds: tuple[str, ...]) -> None:
