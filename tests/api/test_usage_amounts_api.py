@@ -103,3 +103,57 @@ async def test_amounts_so_far_and_usage_billed_on_a_plan_change(api, db, keys):
             for line in renewal["lines"]] == [
         ("PLAN", "Bigger plan (monthly)", "1", "200000"),
         ("USAGE", "Messages above the 1,000 included per month", "500", "2500")]
+
+
+async def test_a_peak_is_not_billed_on_the_change_invoice_but_once_at_renewal(api, db, keys):
+    """Only SUMMED metrics (COUNT, SUM) split at a plan change (``services.billing.usage_charges``):
+    the change invoice bills the messages so far and they start again; the peak (MAX) of the period
+    is not billed on it, and the renewal bills the whole period's peak once, at the new plan's charge.
+
+    Meter: messages STANDARD Rp 10 each, peak_agents STANDARD Rp 1,000 each. Bigger: peak_agents
+    Rp 2,000 each. Jan 15: 40 messages, a peak of 5 agents. Jan 20: changePlan to Bigger: the
+    change invoice bills 40 x 10 = 400 and no peak. Jan 25: a peak of 3. Feb 10: the renewal bills
+    the period's peak, 5 x 2,000 = 10,000 (not 3: the peak does not start again).
+    """
+    async with db.write() as session:
+        session.add(TestClock(id=1, now=datetime(2026, 1, 10, tzinfo=UTC)))
+    created = await api.ok("""mutation($input: CreateMetricInput!) { createMetric(input: $input) { errors { code } } }""",
+                           {"input": {"code": "peak_agents", "name": "Peak agents", "aggregation": "MAX"}},
+                           token=keys.super_admin)
+    assert created["createMetric"]["errors"] == []
+    meter = (await api.ok(CREATE, {"i": {
+        "name": "Meter", "slug": "meter", "basePriceMonthly": "100000", "trialDays": 0,
+        "charges": [{"metric": "messages", "model": "STANDARD", "unitAmount": "10"},
+                    {"metric": "peak_agents", "model": "STANDARD", "unitAmount": "1000"}]}},
+        token=keys.super_admin))["createPlan"]["plan"]["id"]
+    bigger = (await api.ok(CREATE, {"i": {
+        "name": "Bigger", "slug": "bigger", "basePriceMonthly": "200000", "trialDays": 0,
+        "charges": [{"metric": "peak_agents", "model": "STANDARD", "unitAmount": "2000"}]}},
+        token=keys.super_admin))["createPlan"]["plan"]["id"]
+    await make_payment_method(db, keys.organization_id)
+    assert (await api.ok(SUBSCRIBE, {"i": {"planId": meter}}, token=keys.owner))["subscribe"]["errors"] == []
+    await api.ok(ADVANCE, {"to": "2026-01-15T00:00:00Z"}, token=keys.super_admin)
+    recorded = await api.ok(RECORD, {"input": {"events": [
+        event("m-1", "messages", 40, "2026-01-15T00:00:00Z"), event("p-1", "peak_agents", 5, "2026-01-15T00:00:00Z")]}},
+        token=keys.owner)
+    assert recorded["recordUsage"] == {"accepted": 2, "errors": []}
+
+    await api.ok(ADVANCE, {"to": "2026-01-20T00:00:00Z"}, token=keys.super_admin)
+    changed = (await api.ok(CHANGE, {"i": {"planId": bigger}}, token=keys.owner))["changePlan"]
+    assert changed["errors"] == []
+    assert [(line["kind"], line["description"], line["quantity"], line["amount"]["amount"])
+            for line in changed["invoice"]["lines"] if line["kind"] == "USAGE"] == [("USAGE", "Messages", "40", "400")]
+    data = await api.ok(AMOUNTS, {"org": keys.organization_gid}, token=keys.super_admin)
+    usage = {m["metric"]["code"]: (m["used"], m["amount"]) for m in data["usage"]["metrics"]}
+    assert usage["peak_agents"][1]["amount"] == "10000"  # the peak so far at Bigger's charge, not restarted
+
+    await api.ok(ADVANCE, {"to": "2026-01-25T00:00:00Z"}, token=keys.super_admin)
+    await api.ok(RECORD, {"input": {"events": [event("p-2", "peak_agents", 3, "2026-01-25T00:00:00Z")]}},
+                 token=keys.owner)
+    await api.ok(ADVANCE, {"to": "2026-02-10T01:00:00Z"}, token=keys.super_admin)
+    invoices = [edge["node"] for edge in (await api.ok(INVOICES, token=keys.owner))["invoices"]["edges"]]
+    renewal = next(node for node in invoices if node["periodStart"] == "2026-02-10T00:00:00Z")
+    assert [(line["kind"], line["description"], line["quantity"], line["amount"]["amount"])
+            for line in renewal["lines"]] == [
+        ("PLAN", "Bigger plan (monthly)", "1", "200000"),
+        ("USAGE", "Peak agents", "5", "10000")]

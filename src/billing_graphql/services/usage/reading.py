@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.aggregation import Aggregation
 from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.money import Money
 from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
 from billing_graphql.domain.proration import billed_agents
@@ -131,6 +133,12 @@ class UsageNow:
 
     def used(self, code: str) -> int:
         return next((use.use.used for use in self.metrics if use.metric.code == code), 0)
+
+    def amount_of(self, metric_id: uuid.UUID) -> Decimal | None:
+        """A charged metric's amount so far, in major units of the plan's currency (None: not charged)."""
+        plan = self.organization.plan
+        minor = self.amounts.get(metric_id)
+        return None if minor is None or plan is None else Money(minor, plan.currency).amount
 
     @property
     def usage_month(self) -> str:
