@@ -92,6 +92,27 @@ async def make_plan(
     return plan
 
 
+async def set_overage_price(db: Database, plan_id: uuid.UUID, price: int) -> None:
+    """``overageMessagePrice`` set on a plan's rows as updatePlan writes it: the column, and the
+    STANDARD charge on messages of its current version, its included units the messages limit."""
+    from sqlalchemy import delete, select
+
+    from billing_graphql.db.models import PlanCharge
+    from billing_graphql.domain.charges import ChargeModel
+
+    async with db.write() as session:
+        plan = await session.get(Plan, plan_id)
+        plan.overage_message_price = price
+        messages = await session.scalar(select(Metric.id).where(Metric.code == "messages"))
+        limit = await session.scalar(select(PlanLimit.limit_value).where(PlanLimit.plan_id == plan_id,
+                                                                          PlanLimit.metric_id == messages))
+        await session.execute(delete(PlanCharge).where(PlanCharge.plan_id == plan_id,
+                                                       PlanCharge.version == plan.version,
+                                                       PlanCharge.metric_id == messages))
+        session.add(PlanCharge(plan_id=plan_id, version=plan.version, position=0, metric_id=messages,
+                               model=ChargeModel.STANDARD, included_units=limit, unit_amount=Decimal(price)))
+
+
 async def make_addon(
     db: Database, *, name: str | None = None, currency: str = "IDR", monthly: int = 50000,
     annual: int | None = None, per_agent: bool = False, active: bool = True, now: datetime = T0,
@@ -292,12 +313,22 @@ async def make_subscription(
     return subscription
 
 
+# A USAGE line's tiers as the billing run stores them: 5,000 billable messages, 1..4,000 at Rp 100,
+# above at Rp 60 plus Rp 10,000 flat (470,000 in all).
+USAGE_TIERS = [
+    {"from_unit": 1, "to_unit": 4000, "units": 4000, "unit_amount": "100", "flat_amount": "0", "amount": "400000"},
+    {"from_unit": 4001, "to_unit": None, "units": 1000, "unit_amount": "60", "flat_amount": "10000",
+     "amount": "70000"},
+]
+
+
 @dataclass
 class Line:
     description: str
     amount: int
     quantity: Decimal = Decimal(1)
     kind: InvoiceLineKind = InvoiceLineKind.PLAN
+    tier_breakdown: list | None = None
 
 
 async def make_invoice(
@@ -359,6 +390,7 @@ async def make_invoice(
                 kind=line.kind,
                 description=line.description,
                 quantity=line.quantity,
+                tier_breakdown=line.tier_breakdown,
                 unit_amount=Decimal(line.amount) / line.quantity,
                 amount=line.amount,
                 period_start=invoice.period_start,

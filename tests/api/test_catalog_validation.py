@@ -18,8 +18,10 @@ from billing_graphql.db.models import (
     Metric,
     OutboxEvent,
     Plan,
+    PlanCharge,
     PlanFeature,
     PlanLimit,
+    PlanVersion,
 )
 from billing_graphql.domain.catalog import LimitSpec
 from billing_graphql.services.catalog.addons import AddonSpec, create_addon
@@ -27,7 +29,7 @@ from billing_graphql.services.catalog.coupons import CouponSpec, create_coupon
 from billing_graphql.services.catalog.plans import PlanSpec, create_plan
 from tests.helpers import T0, gid
 
-TABLES = (Plan, PlanLimit, PlanFeature, Addon, Coupon, CouponPlan, Metric, AuditEvent, OutboxEvent)
+TABLES = (Plan, PlanLimit, PlanFeature, PlanCharge, PlanVersion, Addon, Coupon, CouponPlan, Metric, AuditEvent, OutboxEvent)
 
 MUTATIONS = {
     "createPlan": "mutation($input: CreatePlanInput!) { createPlan(input: $input) { plan { id } errors { code message field } } }",
@@ -74,6 +76,12 @@ async def row_counts(db) -> dict[str, int]:
 
 
 PLAN = {"name": "New", "slug": "new", "basePriceMonthly": "100000"}
+
+
+def GRADUATED(*bounds):  # noqa: N802 - reads as the model it builds
+    """A GRADUATED charge on messages with tiers ending at ``bounds`` (Rp 10 a unit each)."""
+    return {"metric": "messages", "model": "GRADUATED",
+            "tiers": [{"upTo": bound, "unitAmount": "10"} for bound in bounds]}
 USD_PLAN = {**PLAN, "currency": "USD", "basePriceMonthly": "10.00"}
 ADDON = {"name": "Extra", "slug": "extra", "priceMonthly": "1000"}
 PERCENT = {"code": "NEW10", "discountType": "PERCENTAGE", "discountValue": "10"}
@@ -184,6 +192,60 @@ CASES = [
     case("update-unknown-plan", "updateCoupon", {"id": "@coupon", "applicablePlanIds": [gid("Plan", uuid.uuid4())]},
          "VALIDATION", "applicablePlanIds[0]"),
     case("update-null-required-field", "updateCoupon", {"id": "@coupon", "isActive": None}, "VALIDATION", "isActive"),
+    # -- usage charges (issue 20)
+    case("tiers-not-increasing", "createPlan", {**PLAN, "charges": [GRADUATED(100, 100, None)]},
+         "VALIDATION", "charges[0].tiers[1].upTo"),
+    case("tiers-decreasing", "createPlan", {**PLAN, "charges": [GRADUATED(100, 50, None)]},
+         "VALIDATION", "charges[0].tiers[1].upTo"),
+    case("last-tier-bounded", "createPlan", {**PLAN, "charges": [GRADUATED(100, 200)]},
+         "VALIDATION", "charges[0].tiers[1].upTo"),
+    case("unbounded-tier-not-last", "createPlan", {**PLAN, "charges": [GRADUATED(None, 100, None)]},
+         "VALIDATION", "charges[0].tiers[0].upTo"),
+    case("tier-up-to-zero", "createPlan", {**PLAN, "charges": [GRADUATED(0, None)]},
+         "VALIDATION", "charges[0].tiers[0].upTo"),
+    case("no-tiers", "createPlan", {**PLAN, "charges": [{"metric": "messages", "model": "VOLUME"}]},
+         "VALIDATION", "charges[0].tiers"),
+    case("negative-unit-amount", "createPlan",
+         {**PLAN, "charges": [{"metric": "messages", "model": "STANDARD", "unitAmount": "-1"}]},
+         "VALIDATION", "charges[0].unitAmount"),
+    case("negative-flat-amount", "createPlan",
+         {**PLAN, "charges": [{"metric": "messages", "model": "VOLUME",
+                               "tiers": [{"upTo": None, "unitAmount": "1", "flatAmount": "-5"}]}]},
+         "VALIDATION", "charges[0].tiers[0].flatAmount"),
+    case("tier-amount-too-precise", "createPlan",
+         {**USD_PLAN, "charges": [{"metric": "api_calls", "model": "GRADUATED",
+                                   "tiers": [{"upTo": None, "unitAmount": "0.000000001"}]}]},
+         "VALIDATION", "charges[0].tiers[0].unitAmount"),
+    case("standard-without-unit-amount", "createPlan", {**PLAN, "charges": [{"metric": "messages", "model": "STANDARD"}]},
+         "VALIDATION", "charges[0].unitAmount"),
+    case("package-without-size", "createPlan",
+         {**PLAN, "charges": [{"metric": "api_calls", "model": "PACKAGE", "unitAmount": "700"}]},
+         "VALIDATION", "charges[0].packageSize"),
+    case("package-size-zero", "createPlan",
+         {**PLAN, "charges": [{"metric": "api_calls", "model": "PACKAGE", "unitAmount": "700", "packageSize": 0}]},
+         "VALIDATION", "charges[0].packageSize"),
+    case("standard-with-tiers", "createPlan",
+         {**PLAN, "charges": [{"metric": "messages", "model": "STANDARD", "unitAmount": "1",
+                               "tiers": [{"upTo": None, "unitAmount": "1"}]}]},
+         "VALIDATION", "charges[0].tiers"),
+    case("graduated-with-unit-amount", "createPlan",
+         {**PLAN, "charges": [{**GRADUATED(None), "unitAmount": "1"}]}, "VALIDATION", "charges[0].unitAmount"),
+    case("negative-included-units", "createPlan",
+         {**PLAN, "charges": [{"metric": "messages", "model": "STANDARD", "unitAmount": "1", "includedUnits": -1}]},
+         "VALIDATION", "charges[0].includedUnits"),
+    case("charge-unknown-metric", "createPlan",
+         {**PLAN, "charges": [{"metric": "minutes", "model": "STANDARD", "unitAmount": "1"}]},
+         "VALIDATION", "charges[0].metric"),
+    case("charge-metric-twice", "createPlan",
+         {**PLAN, "charges": [GRADUATED(None), {"metric": "messages", "model": "STANDARD", "unitAmount": "1"}]},
+         "VALIDATION", "charges[1].metric"),
+    case("charges-and-overage-price", "createPlan", {**PLAN, "overageMessagePrice": "100", "charges": [GRADUATED(None)]},
+         "VALIDATION", "overageMessagePrice"),
+    case("update-bad-tiers", "updatePlan", {"id": "@idr_plan", "charges": [GRADUATED(10, 5, None)]},
+         "VALIDATION", "charges[0].tiers[1].upTo"),
+    case("update-charges-and-overage-price", "updatePlan",
+         {"id": "@idr_plan", "overageMessagePrice": "100", "charges": []}, "VALIDATION", "overageMessagePrice"),
+    case("update-null-charges", "updatePlan", {"id": "@idr_plan", "charges": None}, "VALIDATION", "charges"),
 ]
 
 

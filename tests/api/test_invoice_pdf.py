@@ -19,7 +19,7 @@ from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.services.platform.auth import issue_session_token
 from billing_graphql.services.billing.invoice_documents import invoice_pdf_path
 from tests.helpers import T0
-from tests.factories import Line, make_invoice, make_payment, make_refund
+from tests.factories import USAGE_TIERS, Line, make_invoice, make_payment, make_refund
 
 
 def pdf_text(content: bytes) -> str:
@@ -178,3 +178,32 @@ async def test_draft_invoice_renders_as_draft(api, db, keys):
     response = await get_pdf(api, invoice.id, keys.owner)
     assert response.status_code == 200
     assert "Invoice DRAFT" in pdf_text(response.content)
+
+
+async def test_usage_lines_show_their_tiers(api, db, keys):
+    """Issue 20: a USAGE line is followed by the tiers that priced it (units, unit price, amount)."""
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202602-000003", lines=[
+        Line("Meter plan (monthly)", 300_000),
+        Line("Messages (graduated tiers) above the 1,000 included per month", 470_000, Decimal(5000),
+             InvoiceLineKind.USAGE, USAGE_TIERS)])
+    text = pdf_text((await get_pdf(api, invoice.id, keys.owner)).content)
+    for expected in ("Messages (graduated tiers) above the 1,000 included per month", "5000", "Rp 470,000",
+                     "Units 1 to 4,000", "4000 Rp 100 Rp 400,000",
+                     "Units 4,001 and above, flat Rp 10,000", "1000 Rp 60 Rp 70,000"):
+        assert expected in text, (expected, text)
+
+
+async def test_usage_tiers_in_indonesian(api, db, keys):
+    """The tiers of a USAGE line in the organization's language: "Unit 4.001 ke atas", Rp with dots."""
+    from billing_graphql.services.platform.billing_details import update_billing_details
+
+    await update_billing_details(db, None, organization_id=keys.organization_id, legal_name="PT Acme Indonesia",
+                                 country="ID", language="id", now=T0 - timedelta(days=1))
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202602-000004", lines=[
+        Line("Meter plan (monthly)", 300_000),
+        Line("Messages (graduated tiers) above the 1,000 included per month", 470_000, Decimal(5000),
+             InvoiceLineKind.USAGE, USAGE_TIERS)])
+    text = pdf_text((await get_pdf(api, invoice.id, keys.owner)).content)
+    for expected in ("Unit 1 s.d. 4.000", "4000 Rp 100 Rp 400.000",
+                     "Unit 4.001 ke atas, biaya tetap Rp 10.000", "1000 Rp 60 Rp 70.000", "Rp 470.000"):
+        assert expected in text, (expected, text)

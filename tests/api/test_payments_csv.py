@@ -6,15 +6,17 @@ import csv
 import io
 from datetime import timedelta
 
+from decimal import Decimal
+
 import pytest
 
-from billing_graphql.db.models import PaymentStatus
+from billing_graphql.db.models import InvoiceLineKind, PaymentStatus
 from tests.helpers import T0, gid
-from tests.factories import Line, make_invoice, make_organization, make_payment, make_refund
+from tests.factories import USAGE_TIERS, Line, make_invoice, make_organization, make_payment, make_refund
 
 HEADER = (
     "type,id,created_at,organization,organization_external_id,legal_name,npwp,invoice_number,status,amount,dpp,ppn,"
-    "currency,gateway,gateway_reference,description"
+    "currency,gateway,gateway_reference,description,usage_lines"
 )
 
 
@@ -54,15 +56,15 @@ async def test_owner_exports_payments_and_refunds_with_rfc4180_quoting(api, db, 
     expected = (
         HEADER + "\r\n"
         f"payment,{failed.id},2026-01-15T09:00:00+00:00,Acme,acme,,,INV-202601-000001,FAILED,19.00,,,USD,sandbox,,"
-        '"Card declined, try another card"\r\n'
+        '"Card declined, try another card",\r\n'
         f"payment,{paid.id},2026-01-15T10:00:00+00:00,Acme,acme,,,INV-202601-000001,SUCCEEDED,19.00,,,USD,sandbox,"
-        f"{paid.gateway_payment_id},Payment of invoice INV-202601-000001\r\n"
+        f"{paid.gateway_payment_id},Payment of invoice INV-202601-000001,\r\n"
         f"refund,{refund.id},2026-01-16T09:00:00+00:00,Acme,acme,,,INV-202601-000001,SUCCEEDED,-5.00,,,USD,sandbox,"
-        f'{refund.gateway_refund_id},"Customer said ""too expensive"", refunded"\r\n'
+        f'{refund.gateway_refund_id},"Customer said ""too expensive"", refunded",\r\n'
     )
     assert text == expected
     parsed = rows(response)
-    assert parsed[3][-1] == 'Customer said "too expensive", refunded'
+    assert parsed[3][-2] == 'Customer said "too expensive", refunded'
     assert [row[0] for row in parsed[1:]] == ["payment", "payment", "refund"]
 
 
@@ -104,7 +106,7 @@ async def test_formula_like_text_is_defused(api, db, keys):
     await make_refund(db, paid, 1, reason="@SUM(1+1)")
     parsed = rows(await export(api, keys.super_admin, **{"from": "2026-01-15", "to": "2026-01-15"}))
     assert parsed[1][3] == "'=cmd|' /C calc'!A0"
-    assert parsed[2][-1] == "'@SUM(1+1)"
+    assert parsed[2][-2] == "'@SUM(1+1)"
     assert parsed[2][9] == "-1"  # IDR has no decimals; a negative amount is not text and stays as it is
 
 
@@ -197,3 +199,18 @@ async def test_days_and_times_in_the_billing_time_zone_with_the_offset(db, keys,
     parsed = rows(response)
     assert [(row[1], row[2]) for row in parsed[1:]] == [(str(early.id), "2026-01-15T01:00:00+07:00")]
     assert whole.status_code == 200 and len(rows(whole)) == 3  # the calendar's ends in a zone east of UTC
+
+
+async def test_payments_show_their_invoices_usage_lines_with_tiers(api, db, keys):
+    """Issue 20: each payment row carries its invoice's USAGE lines, tier by tier (major units)."""
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202602-000001", lines=[
+        Line("Meter plan (monthly)", 300000),
+        Line("Messages (graduated tiers) above the 1,000 included per month", 470000, Decimal(5000),
+             InvoiceLineKind.USAGE, USAGE_TIERS),
+        Line("API calls in packages of 1,000", 2100, Decimal(2500), InvoiceLineKind.USAGE)])
+    await make_payment(db, invoice, 854700, created_at=T0)
+    (row,) = rows(await export(api, keys.owner, **{"from": "2026-01-15", "to": "2026-01-15"}))[1:]
+    assert row[-1] == (
+        "Messages (graduated tiers) above the 1,000 included per month: 5000 = 470000 "
+        "[1-4000: 4000 x 100 = 400000; 4001+: 1000 x 60 + 10000 = 70000] | "
+        "API calls in packages of 1,000: 2500 = 2100")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from billing_graphql.db.models import Plan
+from tests.factories import set_overage_price
 from tests.helpers import test_settings
 from tests.services.billing_run_helpers import subscribed_on_test_clock
 
@@ -32,8 +32,7 @@ def event(key: str, metric: str, quantity: int, at: str) -> dict:
 async def test_record_usage_to_the_renewals_overage_line(db, api, keys, settings):
     plan = await subscribed_on_test_clock(db, keys.organization_id, settings, T0,
                                           limits={"messages": 1000, "api_calls": 100})
-    async with db.write() as session:
-        (await session.get(Plan, plan.id)).overage_message_price = 150  # before the first renewal prices it
+    await set_overage_price(db, plan.id, 150)  # before the first renewal prices it
 
     await api.ok(ADVANCE, {"to": "2026-02-28T09:59:59Z"}, token=keys.super_admin)
     recorded = await api.ok(RECORD, {"input": {"events": [
@@ -50,12 +49,12 @@ async def test_record_usage_to_the_renewals_overage_line(db, api, keys, settings
 
     invoices = [edge["node"] for edge in (await api.ok(INVOICES, token=keys.owner))["invoices"]["edges"]]
     renewal = next(node for node in invoices if node["periodStart"] == "2026-02-28T10:00:00Z")
-    overage = [line for line in renewal["lines"] if line["kind"] == "OVERAGE"]
-    assert overage == [{"kind": "OVERAGE", "description": "Messages above the 1,000 included per month",
+    overage = [line for line in renewal["lines"] if line["kind"] == "USAGE"]
+    assert overage == [{"kind": "USAGE", "description": "Messages above the 1,000 included per month",
                         "quantity": "200", "unitAmount": {"amount": "150"}, "amount": {"amount": "30000"}}]
 
     await api.ok(ADVANCE, {"to": "2026-03-31T11:00:00Z"}, token=keys.super_admin)  # the next renewal
     invoices = [edge["node"] for edge in (await api.ok(INVOICES, token=keys.owner))["invoices"]["edges"]]
     renewal = next(node for node in invoices if node["periodStart"] == "2026-03-31T10:00:00Z")
-    overage = [line for line in renewal["lines"] if line["kind"] == "OVERAGE"]
+    overage = [line for line in renewal["lines"] if line["kind"] == "USAGE"]
     assert [(line["quantity"], line["amount"]) for line in overage] == [("4000", {"amount": "600000"})]

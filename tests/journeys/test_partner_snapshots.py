@@ -62,7 +62,7 @@ async def test_partner_snapshots_follow_the_billing_period_across_a_renewal(ledg
     # May 15: the renewal bills the overage (100 x Rp 500); the new period starts empty.
     await ledger.at("2027-05-15T00:00:00Z")
     renewal = (await ledger.invoices(chat))[-1]
-    assert lines(renewal) == [("PLAN", "1", 200000), ("OVERAGE", "100", 50000)]
+    assert lines(renewal) == [("PLAN", "1", 200000), ("USAGE", "100", 50000)]
     assert figures(renewal) == billed(250000) and renewal["total"]["amount"] == "277500"
     await ledger.check("renewed with overage", mrr=200000, events={"invoice.created": 1, "invoice.paid": 1})
     may = {"month": "2027-05", "periodStart": "2027-05-15T00:00:00Z", "periodEnd": "2027-06-15T00:00:00Z"}

@@ -75,7 +75,7 @@ async def test_trial_with_seats_and_an_addon_converts_pays_overage_upgrades_and_
     await ledger.at("2027-05-01T00:00:00Z")
     may = (await ledger.invoices(acme))[-1]
     assert lines(may) == [("PLAN", "1", 300000), ("SEATS", "2", 100000), ("ADDON", "1", 100000),
-                          ("OVERAGE", "500", 50000)]
+                          ("USAGE", "500", 50000)]
     assert figures(may) == billed(550000) and may["total"]["amount"] == "610500"
     await ledger.check("renewal with overage", mrr=500000, events={"invoice.created": 1, "invoice.paid": 1})
 

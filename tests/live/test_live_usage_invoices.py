@@ -142,3 +142,27 @@ async def test_revoking_the_key_closes_its_sockets_within_5_seconds(db, live_ser
     assert revoked["revokeApiKey"]["errors"] == []
     assert await client.closed_with(timeout=8) == 4403
     assert time.monotonic() - started < 5
+
+
+async def test_usage_updated_amount_is_the_charge_amount_so_far(db, live_server):
+    """``amount``: what the metric's charge costs so far this billing month (as usage.metrics[].amount), in
+    major units: 3 messages at Rp 10 each above none included is 30."""
+    from datetime import timedelta
+
+    from billing_graphql.db.models import Plan
+
+    keys = await make_keys(db)
+    created = await live_server.api.ok(
+        """mutation($i: CreatePlanInput!) { createPlan(input: $i) { errors { code field } } }""",
+        {"i": {"name": "Meter", "slug": "meter-live", "basePriceMonthly": "100000", "trialDays": 0,
+               "charges": [{"metric": "messages", "model": "STANDARD", "unitAmount": "10"}]}},
+        token=keys.super_admin)
+    assert created["createPlan"]["errors"] == []
+    async with db.read() as session:
+        plan = await session.scalar(select(Plan).where(Plan.slug == "meter-live"))
+    await make_subscription(db, keys.organization_id, plan=plan, start=datetime.now(UTC) - timedelta(days=1))
+    client = await subscribed(live_server, keys.member, USAGE, {"metrics": ["messages"]})
+    await record(live_server.api, keys.owner, "amount-1", quantity=3)
+    update = (await client.receive())["payload"]["data"]["usageUpdated"]
+    assert (update["used"], update["amount"]) == ("3", "30")
+    await client.quiet(1.3)

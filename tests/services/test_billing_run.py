@@ -23,7 +23,9 @@ from billing_graphql.services.platform.organizations import create_organization
 from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import subscribe
 from billing_graphql.services.subscriptions.plan_changes import attach_addon
-from tests.factories import make_addon, make_coupon, make_payment_method, make_plan, set_agents, set_credit
+from tests.factories import (
+    make_addon, make_coupon, make_payment_method, make_plan, set_agents, set_credit, set_overage_price,
+)
 from tests.services.billing_run_helpers import (
     bill,
     count,
@@ -92,8 +94,7 @@ async def test_renewals_follow_the_anchor_day_one_invoice_per_period(db, setting
 async def test_renewal_bills_addons_coupon_months_credit_and_capped_overage(db, settings, org):
     plan = await make_plan(db, name="Pro", monthly=200000, per_agent=10000, included_agents=2, trial_days=0,
                            limits={"messages": 100})
-    async with db.write() as session:
-        (await session.get(Plan, plan.id)).overage_message_price = 50
+    await set_overage_price(db, plan.id, 50)
     flat = await make_addon(db, name="Reports", monthly=30000)
     seat = await make_addon(db, name="AI", monthly=5000, per_agent=True)
     await make_coupon(db, code="TWOMONTHS", percent_off=10, duration=__import__(
@@ -117,7 +118,7 @@ async def test_renewal_bills_addons_coupon_months_credit_and_capped_overage(db, 
         ("SEATS", "Agents above the 2 included (monthly)", 1, 10000, 10000),
         ("ADDON", "Reports add-on (monthly)", 1, 30000, 30000),
         ("ADDON", "AI add-on, per agent (monthly)", 3, 5000, 15000),
-        ("OVERAGE", "Messages above the 100 included per month (capped by the spending cap)", 900, 50, 20000),
+        ("USAGE", "Messages above the 100 included per month (capped by the spending cap)", 900, 50, 20000),
     ]
     # the coupon's second month; credit after tax
     assert (renewal.subtotal, renewal.discount, renewal.tax, renewal.total, renewal.credit_applied,
@@ -131,8 +132,7 @@ async def test_renewal_bills_addons_coupon_months_credit_and_capped_overage(db, 
 async def test_upcoming_invoice_is_the_invoice_the_run_makes(db, settings, org):
     plan = await make_plan(db, monthly=120000, per_agent=20000, included_agents=1, trial_days=14,
                            limits={"messages": 10})
-    async with db.write() as session:
-        (await session.get(Plan, plan.id)).overage_message_price = 7
+    await set_overage_price(db, plan.id, 7)
     await make_payment_method(db, org.id)
     await set_agents(db, org.id, 4)
     await make_coupon(db, code="HALF", percent_off=50)

@@ -15,7 +15,7 @@ from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.lifecycle import cancel, subscribe
 from billing_graphql.services.subscriptions.plan_changes import Effective, change_plan
-from tests.factories import make_payment_method, make_plan, set_agents
+from tests.factories import make_payment_method, make_plan, set_agents, set_overage_price
 from tests.helpers import T0, test_settings
 from tests.services.billing_run_helpers import events, invoices_of, lines_of, replace_card, set_counter, subscription
 
@@ -40,10 +40,7 @@ async def test_trial_renewals_dunning_downgrade_and_cancel(db, api, keys, settin
     growth = await make_plan(db, name="Growth", monthly=299000, per_agent=50000, included_agents=1, trial_days=14,
                              limits={"messages": 1000})
     starter = await make_plan(db, name="Starter", monthly=149000, per_agent=25000, trial_days=14)
-    async with db.write() as session:
-        from billing_graphql.db.models import Plan
-
-        (await session.get(Plan, growth.id)).overage_message_price = 100
+    await set_overage_price(db, growth.id, 100)
     await set_agents(db, org, 2)
 
     async def advance(to: datetime) -> None:
@@ -108,7 +105,7 @@ async def test_trial_renewals_dunning_downgrade_and_cancel(db, api, keys, settin
                     ("SEATS", "Agents above the 1 included (monthly)", 1, 50000, 50000)]
     assert lines_of(invoices[0]) == growth_lines
     assert lines_of(invoices[1]) == growth_lines + [
-        ("OVERAGE", "Messages above the 1,000 included per month", 500, 100, 50000)]
+        ("USAGE", "Messages above the 1,000 included per month", 500, 100, 50000)]
     assert (invoices[1].lines[2].period_start, invoices[1].lines[2].period_end) == (at(1, 29), at(2, 28))
     assert lines_of(invoices[2]) == growth_lines
     assert lines_of(invoices[3]) == [("PLAN", "Starter plan (monthly)", 1, 149000, 149000),

@@ -52,6 +52,14 @@ async def scratch_engine(backend, tmp_path) -> AsyncIterator:
         await admin.dispose()
 
 
+LATER_COLUMNS = {"version", "plan_version", "pending_plan_version", "usage_billed"}  # added by 0016
+
+
+def _before_0016(model_table):
+    """A model's table without the columns migration 0016 adds (whose model defaults would be sent)."""
+    return table(model_table.name, *(column(c.name, c.type) for c in model_table.c if c.name not in LATER_COLUMNS))
+
+
 def _coupon(**values):
     row = dict(id=uuid.uuid4(), code="KEEP10", name="", discount_type="PERCENTAGE", percent_off=10,
                amount_off=None, currency=None, duration="ONCE", duration_in_months=None, max_uses=None,
@@ -72,14 +80,14 @@ async def test_upgrade_keeps_coupons_and_their_references_and_closes_the_null_ho
                                                   "updated_at")))
         await connection.execute(insert(organizations).values(
             id=organization_id, name="Acme", external_id="acme", credit_balance=0, created_at=T0, updated_at=T0))
-        await connection.execute(insert(Plan.__table__).values(
+        await connection.execute(insert(_before_0016(Plan.__table__)).values(
             id=plan_id, name="Pro", slug="pro", description="", currency="IDR", base_price_monthly=1,
             base_price_annual=10, per_agent_price=0, overage_message_price=0, included_agents=1, trial_days=14,
             is_active=True, sort_order=0, created_at=T0, updated_at=T0))
         await connection.execute(insert(Coupon.__table__).values(**coupon))
         # What 0001's checks let through and 0003's refuse would block the upgrade: there is none here.
         await connection.execute(insert(CouponPlan.__table__).values(coupon_id=coupon["id"], plan_id=plan_id))
-        await connection.execute(insert(Subscription.__table__).values(
+        await connection.execute(insert(_before_0016(Subscription.__table__)).values(
             id=subscription_id, organization_id=organization_id, plan_id=plan_id, status="ACTIVE",
             billing_period="MONTHLY", period_anchor=T0, current_period_start=T0,
             current_period_end=T0 + timedelta(days=31), cancel_at_period_end=False, agent_count=1,
@@ -110,3 +118,42 @@ async def test_upgrade_keeps_coupons_and_their_references_and_closes_the_null_ho
         async with engine.begin() as connection:
             await connection.execute(insert(CouponRedemption.__table__).values(
                 id=uuid.uuid4(), coupon_id=uuid.uuid4(), organization_id=organization_id, redeemed_at=T0))
+
+
+async def test_0016_turns_overage_message_prices_into_standard_charges_on_messages(scratch_engine):
+    """Migration 0016: a plan's overageMessagePrice becomes the STANDARD charge on messages of its
+    version 1, the messages limit included (none listed: every unit included); plans without one
+    get no charge."""
+    from billing_graphql.db.models import Metric, PlanCharge, PlanLimit
+    from billing_graphql.domain.charges import ChargeModel
+
+    engine = scratch_engine
+    await migrate(engine, "0018")
+    plan_columns = ("id", "name", "slug", "description", "currency", "base_price_monthly", "base_price_annual",
+                    "per_agent_price", "overage_message_price", "included_agents", "trial_days", "is_active",
+                    "sort_order", "created_at", "updated_at")
+    plans = table("plans", *(column(name, Plan.__table__.c[name].type) for name in plan_columns))
+    limited, unlimited, free = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with engine.begin() as connection:
+        for plan_id, slug, overage in ((limited, "limited", 150), (unlimited, "unlimited", 100), (free, "free", 0)):
+            await connection.execute(insert(plans).values(
+                id=plan_id, name=slug, slug=slug, description="", currency="IDR", base_price_monthly=1000,
+                base_price_annual=10000, per_agent_price=0, overage_message_price=overage, included_agents=1,
+                trial_days=0, is_active=True, sort_order=0, created_at=T0, updated_at=T0))
+        messages = (await connection.execute(select(Metric.__table__.c.id).where(Metric.__table__.c.code == "messages"))
+                    ).scalar_one()
+        await connection.execute(insert(PlanLimit.__table__).values(plan_id=limited, metric_id=messages,
+                                                                    limit_value=1000))
+    await migrate(engine)
+    charges = PlanCharge.__table__
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(charges.c.plan_id, charges.c.version, charges.c.metric_id,
+                                                charges.c.model, charges.c.included_units, charges.c.unit_amount)
+                                         )).all()
+        versions = dict((await connection.execute(select(Plan.__table__.c.id, Plan.__table__.c.version))).all())
+    found = {row.plan_id: row for row in rows}
+    assert set(found) == {limited, unlimited}
+    assert (found[limited].version, found[limited].metric_id, found[limited].model, found[limited].included_units,
+            found[limited].unit_amount) == (1, messages, ChargeModel.STANDARD, 1000, 150)
+    assert (found[unlimited].included_units, found[unlimited].unit_amount) == (None, 100)
+    assert versions == {limited: 1, unlimited: 1, free: 1}

@@ -29,6 +29,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
+from billing_graphql.domain.plan_versions import ApplyTo
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.roles import Role
@@ -171,9 +172,13 @@ async def test_currency_changes_need_every_price_and_an_unused_plan(db):
                overage_message_price=Decimal("0.01"))
     await _raises(BillingErrorCode.VALIDATION, "currency",
                   update_plan(db, ADMIN, plan.id, PlanPatch(currency="USD", **usd), now=LATER))
-    # Prices in the plan's own currency may still change while it is in use.
-    assert (await update_plan(db, ADMIN, plan.id, PlanPatch(base_price_monthly=Decimal("500000")), now=LATER)
-            ).base_price_monthly == 500000
+    # Prices in the plan's own currency may still change while it is in use, saying whom it applies to
+    # (issue 20: PLAN_IN_USE without applyTo, nothing changed).
+    await _raises(BillingErrorCode.PLAN_IN_USE, "applyTo",
+                  update_plan(db, ADMIN, plan.id, PlanPatch(base_price_monthly=Decimal("500000")), now=LATER))
+    changed = await update_plan(db, ADMIN, plan.id, PlanPatch(base_price_monthly=Decimal("500000")), now=LATER,
+                                apply_to=ApplyTo.NEW_SUBSCRIPTIONS)
+    assert (changed.base_price_monthly, changed.version) == (500000, 2)
 
 
 async def test_addon_partial_update_and_currency_rule(db):

@@ -12,13 +12,7 @@ from hypothesis import strategies as st
 from billing_graphql.domain.billing_run import DueState, DueStep, Step, due_steps, next_period, next_step
 from billing_graphql.domain.coupon_duration import coupon_applies, remaining_after
 from billing_graphql.domain.dunning import parse_dunning_days, retries_exhausted, retry_at
-from billing_graphql.domain.overage import (
-    MetricOverage,
-    cap_overage,
-    metric_overage,
-    overage_unit_price,
-    usage_month_keys,
-)
+from billing_graphql.domain.overage import cap_usage, usage_month_keys
 from billing_graphql.domain.usage import month_key
 from billing_graphql.domain.periods import BillingPeriod, Period, period_at
 from billing_graphql.domain.status import SubscriptionStatus as S
@@ -139,7 +133,7 @@ def test_next_period_walks_the_anchored_schedule(anchor, billing_period, index):
     assert next_period(anchor, billing_period, current.end) == period_at(anchor, billing_period, index + 1)
 
 
-# ---- overage and the cap -------------------------------------------------------------------
+# ---- billing months and the cap -------------------------------------------------------------------
 
 def test_month_keys_of_periods():
     assert usage_month_keys(Period(utc(2026, 1, 15, 9), utc(2026, 2, 15, 9))) == ["2026-01"]
@@ -161,41 +155,21 @@ def test_every_month_belongs_to_exactly_one_period(anchor, billing_period, count
     assert len(keys) == count * billing_period.months
 
 
-def test_overage_is_usage_above_the_limit_month_by_month():
-    assert metric_overage("messages", "Messages", [1500], 1000, 50) == MetricOverage("messages", "Messages", 500, 25000)
-    assert metric_overage("messages", "Messages", [900], 1000, 50).amount == 0
-    assert metric_overage("messages", "Messages", [1200, 800, 1100], 1000, 2).units == 300
-    assert metric_overage("messages", "Messages", [10 ** 9], None, 50).amount == 0
-    with pytest.raises(ValueError):
-        metric_overage("messages", "Messages", [1], 0, -1)
-
-
-def test_only_messages_are_priced_by_the_overage_message_price():
-    assert overage_unit_price("messages", 150) == 150
-    assert overage_unit_price("api_calls", 150) is None  # limited, not charged
-    assert overage_unit_price("messages", 0) is None
-    with pytest.raises(ValueError):
-        overage_unit_price("messages", -1)
-
-
-def test_cap_bounds_seats_plus_overage():
-    overage = [MetricOverage("messages", "Messages", 500, 25000)]
-    assert cap_overage(overage, 100000, None) == [25000]
-    assert cap_overage(overage, 100000, 110000) == [10000]
-    assert cap_overage(overage, 100000, 200000) == [25000]
-    assert cap_overage(overage, 100000, 100000) == [0]
-    assert cap_overage(overage, 100000, 50000) == [0]  # below the minimum: nothing more
+def test_cap_bounds_seats_plus_usage():
+    assert cap_usage([25000], 100000, None) == [25000]
+    assert cap_usage([25000], 100000, 110000) == [10000]
+    assert cap_usage([25000], 100000, 200000) == [25000]
+    assert cap_usage([25000], 100000, 100000) == [0]
+    assert cap_usage([25000], 100000, 50000) == [0]  # below the minimum: nothing more
 
 
 def test_cap_is_shared_in_order():
-    overages = [MetricOverage("messages", "M", 10, 600), MetricOverage("api_calls", "A", 10, 600)]
-    assert cap_overage(overages, 0, 1000) == [600, 400]
+    assert cap_usage([600, 600], 0, 1000) == [600, 400]
 
 
 @given(st.lists(st.integers(0, 10 ** 9), max_size=5), st.integers(0, 10 ** 9), st.integers(0, 10 ** 9))
-def test_capped_overage_plus_seats_never_exceeds_the_cap_above_the_minimum(amounts, seats, cap):
-    overages = [MetricOverage("m", "m", a, a) for a in amounts]
-    billed = cap_overage(overages, seats, cap)
+def test_capped_usage_plus_seats_never_exceeds_the_cap_above_the_minimum(amounts, seats, cap):
+    billed = cap_usage(amounts, seats, cap)
     assert all(0 <= b <= a for a, b in zip(amounts, billed))
     assert seats + sum(billed) <= max(cap, seats)
 

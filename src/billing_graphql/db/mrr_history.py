@@ -31,13 +31,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, and_, event, insert, or_, select, update
+from sqlalchemy import Connection, and_, event, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import get_history
 from sqlalchemy.sql.expression import bindparam
 
 from billing_graphql.db.models.analytics import SubscriptionMrrRevision
-from billing_graphql.db.models.catalog import Addon, AddonUnit, Coupon, Metric, Plan
+from billing_graphql.db.models.catalog import Addon, AddonUnit, Coupon, Metric, Plan, PlanVersion
 from billing_graphql.db.models.subscriptions import Subscription, SubscriptionAddon
 from billing_graphql.db.models.usage import UsageCounter
 from billing_graphql.domain.analytics import monthly_recurring_revenue
@@ -47,7 +47,7 @@ from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.domain.usage import GAUGE_KEY
 
 SUBSCRIPTION_ATTRIBUTES = ("plan_id", "status", "billing_period", "agent_count", "coupon_id",
-                           "coupon_periods_remaining")
+                           "coupon_periods_remaining", "plan_version", "pending_plan_version")
 ADDON_ATTRIBUTES = ("addon_id", "quantity")
 PLAN_PRICE_ATTRIBUTES = ("currency", "base_price_monthly", "base_price_annual", "per_agent_price", "included_agents")
 ADDON_PRICE_ATTRIBUTES = ("price_monthly", "price_annual", "unit")
@@ -55,6 +55,7 @@ CHUNK = 500
 
 _s = Subscription.__table__
 _p = Plan.__table__
+_v = PlanVersion.__table__
 _c = Coupon.__table__
 _sa = SubscriptionAddon.__table__
 _a = Addon.__table__
@@ -199,7 +200,12 @@ def _select_states(connection: Connection, condition) -> dict[uuid.UUID, _State]
             _s.c.id, _s.c.organization_id, _s.c.plan_id, _s.c.status, _s.c.billing_period, _s.c.agent_count,
             seats.label("seats"),
             _s.c.coupon_id, _s.c.coupon_periods_remaining,
-            _p.c.name, _p.c.currency, _p.c.base_price_monthly, _p.c.base_price_annual, _p.c.per_agent_price,
+            _p.c.name, _p.c.currency,
+            # The prices of the version the next renewal bills (domain.plan_versions): a frozen
+            # plan_versions row, else the plan row (its current version).
+            func.coalesce(_v.c.base_price_monthly, _p.c.base_price_monthly).label("base_price_monthly"),
+            func.coalesce(_v.c.base_price_annual, _p.c.base_price_annual).label("base_price_annual"),
+            func.coalesce(_v.c.per_agent_price, _p.c.per_agent_price).label("per_agent_price"),
             _p.c.included_agents,
             _c.c.discount_type, _c.c.percent_off, _c.c.amount_off, _c.c.currency.label("coupon_currency"),
             _r.c.id.label("open_id"), _r.c.status.label("open_status"), _r.c.plan_id.label("open_plan_id"),
@@ -209,6 +215,8 @@ def _select_states(connection: Connection, condition) -> dict[uuid.UUID, _State]
         )
         .select_from(
             _s.join(_p, _p.c.id == _s.c.plan_id)
+            .outerjoin(_v, and_(_v.c.plan_id == _s.c.plan_id,
+                                _v.c.number == func.coalesce(_s.c.pending_plan_version, _s.c.plan_version)))
             .outerjoin(_c, _c.c.id == _s.c.coupon_id)
             .outerjoin(_r, and_(_r.c.subscription_id == _s.c.id, _r.c.valid_to.is_(None)))
             .outerjoin(addons, _sa.c.subscription_id == _s.c.id)

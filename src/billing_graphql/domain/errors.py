@@ -31,6 +31,7 @@ class BillingErrorCode(enum.Enum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     INVALID_TRANSITION = "INVALID_TRANSITION"
     NOT_FOUND = "NOT_FOUND"
+    PLAN_IN_USE = "PLAN_IN_USE"  # a price change of a plan with live subscriptions needs applyTo
     VALIDATION = "VALIDATION"
 
 

@@ -33,7 +33,8 @@ class InvoiceLineKind(enum.Enum):
     PLAN = "PLAN"
     SEATS = "SEATS"
     ADDON = "ADDON"
-    OVERAGE = "OVERAGE"
+    OVERAGE = "OVERAGE"  # usage above a limit, before charges (invoices written before migration 0016)
+    USAGE = "USAGE"  # one usage charge of a plan for a period (domain.charges)
     PRORATION_CREDIT = "PRORATION_CREDIT"
     PRORATION_CHARGE = "PRORATION_CHARGE"
     DISCOUNT = "DISCOUNT"
@@ -79,6 +80,9 @@ class LineDraft:
     amount: int  # minor units, rounded once; negative for credits
     period_start: datetime | None = None
     period_end: datetime | None = None
+    # USAGE lines: the tiers that priced the quantity (domain.charges.TierUse as stored, exact
+    # minor units as strings); None for other lines.
+    tier_breakdown: list[dict] | None = None
 
 
 _RECURRING_LINE_KINDS = {

@@ -10,7 +10,8 @@ schedule, or apply it now, and with which money:
   (discount before tax, tax, then account credit on the total). A positive total is an invoice
   to finalize and charge, which needs a payment method when something is due; a negative one
   is account credit, tax included; zero bills nothing;
-- a change of billing period starts a new period now (the new price for the whole of it).
+- a change of billing period starts a new period now (the new price for the whole of it);
+- the period's usage so far is billed with it, at the current plan's charges (USAGE lines).
 
 The service applies the decision: it writes the rows, the invoice and its charge, the credit.
 """
@@ -80,6 +81,8 @@ class PlanChangeInput:
     has_payment_method: bool = False
     trial_ends: datetime | None = None
     dry_run: bool = False  # a preview: priced, but it needs no payment method
+    # The period's usage so far at the current plan's charges (USAGE lines), billed with the change.
+    usage_lines: tuple[LineDraft, ...] = ()
     pending_lines: tuple[LineDraft, ...] = ()  # one-off items waiting for the next invoice
 
 
@@ -115,14 +118,17 @@ def price_change(
     *, old_total: int, new_total: int, period: Period, now: datetime, restart_period: bool,
     new_period_end: datetime, old_description: str, new_description: str, currency: str,
     discount: Discount | None, tax_rule: TaxRule | None, account_credit: int,
+    usage_lines: tuple[LineDraft, ...] = (),
     pending_lines: tuple[LineDraft, ...] = (),
 ) -> ChangeBill:
-    """Prorate from ``old_total`` to ``new_total`` at ``now`` and price the lines once. A change
-    that bills (a positive total) also bills ``pending_lines`` (one-off items waiting for the next
-    invoice); a change that credits leaves them waiting."""
+    """Prorate from ``old_total`` to ``new_total`` at ``now`` and price the lines once (with the
+    period's ``usage_lines`` so far, billed in arrears with the change). A change that bills (a
+    positive total) also bills ``pending_lines`` (one-off items waiting for the next invoice); a
+    change that credits leaves them waiting."""
     proration = prorate(old_total, new_total, period, now, restart_period=restart_period)
     lines = proration_lines(proration, old_description=old_description, new_description=new_description,
                             at=now, period_end=period.end, new_period_end=new_period_end)
+    lines += list(usage_lines)
     totals = price(currency, lines, discount=discount, tax_rule=tax_rule)
     if totals.total > 0 and pending_lines:
         lines = [*lines, *pending_lines]
@@ -195,7 +201,8 @@ def decide_plan_change(change: PlanChangeInput) -> PlanChangeDecision:
         old_total=current.recurring_total, new_total=target.recurring_total, period=change.period, now=change.now,
         restart_period=restart, new_period_end=new_period_end, old_description=current.description,
         new_description=target.description, currency=change.currency, discount=change.discount,
-        tax_rule=change.tax_rule, account_credit=change.account_credit, pending_lines=change.pending_lines,
+        tax_rule=change.tax_rule, account_credit=change.account_credit, usage_lines=change.usage_lines,
+        pending_lines=change.pending_lines,
     )
     if not change.dry_run:
         require_payment(bill, change.has_payment_method)

@@ -12,6 +12,7 @@ from strawberry import relay
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.money import Money as DomainMoney
+from billing_graphql.domain.money import exponent, round_minor
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.columns import python_values
 from billing_graphql.graphql.errors import ClientError
@@ -44,6 +45,19 @@ class Money:
         amount, formatted = _money_fields(minor, currency) if type(minor) is int else _money_fields.__wrapped__(
             minor, currency)
         return cls(amount=amount, currency=currency, formatted=formatted)
+
+    @classmethod
+    def exact(cls, minor: Decimal, currency: str) -> Money:
+        """An exact amount of minor units that may hold fractions of one (a unit price of
+        Rp 0.5, $0.0015): ``amount`` keeps them (at least the currency's places), ``formatted``
+        shows it rounded half up to the currency."""
+        places = exponent(currency)
+        amount = minor.scaleb(-places)
+        if amount == amount.quantize(Decimal(1).scaleb(-places)):
+            amount = amount.quantize(Decimal(1).scaleb(-places))
+        else:
+            amount = amount.normalize()
+        return cls(amount=amount, currency=currency, formatted=DomainMoney(round_minor(minor), currency).format())
 
     @classmethod
     def maybe(cls, minor: int | None, currency: str | None) -> Money | None:

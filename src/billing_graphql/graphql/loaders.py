@@ -26,6 +26,7 @@ from billing_graphql.db.models import (
     Payment,
     PaymentMethod,
     Plan,
+    PlanCharge,
     PlanFeature,
     PlanLimit,
     Refund,
@@ -97,6 +98,16 @@ class Loaders:
         self.features_by_plan = _grouped_loader(
             db,
             lambda ids: select(PlanFeature).where(PlanFeature.plan_id.in_(ids)).order_by(PlanFeature.key),
+            lambda row: row[0].plan_id,
+        )
+        # (PlanCharge, Metric) rows of each plan's current version, in their order.
+        self.charges_by_plan = _grouped_loader(
+            db,
+            lambda ids: select(PlanCharge, Metric)
+            .join(Metric, Metric.id == PlanCharge.metric_id)
+            .join(Plan, (Plan.id == PlanCharge.plan_id) & (Plan.version == PlanCharge.version))
+            .where(PlanCharge.plan_id.in_(ids))
+            .order_by(PlanCharge.position),
             lambda row: row[0].plan_id,
         )
         self.subscription_by_id = _by_id_loader(db, Subscription)

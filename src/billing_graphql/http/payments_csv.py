@@ -39,7 +39,7 @@ from billing_graphql.services.payments.exports import COLUMNS, stream_payment_ro
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TEXT_COLUMNS = frozenset({"organization", "organization_external_id", "legal_name", "npwp", "gateway_reference",
-                           "description"})
+                           "description", "usage_lines"})
 ROWS_PER_CHUNK = 200
 
 

@@ -13,8 +13,10 @@ from billing_graphql.db.models.catalog import (
     Metric,
     MetricKind,
     Plan,
+    PlanCharge,
     PlanFeature,
     PlanLimit,
+    PlanVersion,
     TaxRate,
 )
 from billing_graphql.db.models.billing_details import BillingDetails, InvoiceParties, TrialGrant
@@ -83,8 +85,10 @@ __all__ = [
     "PaymentMethodType",
     "PaymentStatus",
     "Plan",
+    "PlanCharge",
     "PlanFeature",
     "PlanLimit",
+    "PlanVersion",
     "Refund",
     "Subscription",
     "SubscriptionAddon",

@@ -7,13 +7,14 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
 from billing_graphql.db.types import DecimalText
 from billing_graphql.domain.aggregation import Aggregation, MetricKind
 from billing_graphql.domain.catalog import CouponDuration
+from billing_graphql.domain.charges import ChargeModel
 from billing_graphql.domain.invoices import DiscountKind
 
 
@@ -74,6 +75,9 @@ class Plan(CatalogItem, Base):
     overage_message_price: Mapped[int] = money_column()
     included_agents: Mapped[int] = mapped_column(Integer, default=1)
     trial_days: Mapped[int] = mapped_column(Integer, default=14)
+    # The plan's current price version: the row's prices and the charges of this number.
+    # Older versions' prices are frozen in plan_versions (migration 0016).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     limits: Mapped[list[PlanLimit]] = relationship(lazy="raise", cascade="all, delete-orphan")
     features: Mapped[list[PlanFeature]] = relationship(lazy="raise", cascade="all, delete-orphan")
@@ -86,6 +90,7 @@ class Plan(CatalogItem, Base):
         ),
         CheckConstraint("trial_days >= 0 AND trial_days <= 730", name="trial_days_range"),
         CheckConstraint("included_agents >= 0", name="included_agents_not_negative"),
+        CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_plans_active_order", "is_active", "sort_order", "base_price_monthly"),
     )
 
@@ -220,4 +225,63 @@ class TaxRate(Base):
         CheckConstraint("base_numerator > 0 AND base_denominator > 0", name="base_positive"),
         CheckConstraint("currency IS NOT NULL OR country IS NOT NULL", name="scope_given"),
         Index("ix_tax_rates_currency_from", "currency", "effective_from"),
+    )
+
+
+class PlanVersion(Base):
+    """A plan's prices as they were in an older version (``number`` below ``plans.version``),
+    frozen when a price change of a plan in use made a new version. Subscriptions on it keep
+    paying them (``subscriptions.plan_version``); its charges are ``plan_charges`` of the number."""
+
+    __tablename__ = "plan_versions"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    plan_id: Mapped[uuid.UUID] = owned_by("plans")
+    number: Mapped[int] = mapped_column(Integer)
+    base_price_monthly: Mapped[int] = money_column()
+    base_price_annual: Mapped[int] = money_column()
+    per_agent_price: Mapped[int] = money_column()
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("plan_id", "number", name="uq_plan_versions_plan_number"),
+        CheckConstraint("number >= 1", name="number_positive"),
+        CheckConstraint("base_price_monthly >= 0 AND base_price_annual >= 0 AND per_agent_price >= 0",
+                        name="prices_not_negative"),
+    )
+
+
+class PlanCharge(Base):
+    """The price of one metric's usage in one version of a plan (``domain.charges``).
+
+    Amounts are exact minor units of the plan's currency (``unit_amount``; the tiers' ``unit_amount``
+    and ``flat_amount`` as strings in ``tiers``); ``included_units`` NULL: every unit included."""
+
+    __tablename__ = "plan_charges"
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    plan_id: Mapped[uuid.UUID] = owned_by("plans")
+    version: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    metric_id: Mapped[uuid.UUID] = reference("metrics")
+    model: Mapped[ChargeModel] = mapped_column(enum_type(ChargeModel, "charge_model"))
+    included_units: Mapped[int | None] = mapped_column(BigInteger)
+    unit_amount: Mapped[Decimal] = mapped_column(DecimalText, default=Decimal(0))
+    package_size: Mapped[int | None] = mapped_column(BigInteger)
+    tiers: Mapped[list[dict] | None] = mapped_column(JSON(none_as_null=True))
+
+    metric: Mapped[Metric] = relationship(lazy="raise")
+
+    __table_args__ = (
+        UniqueConstraint("plan_id", "version", "metric_id", name="uq_plan_charges_plan_version_metric"),
+        CheckConstraint("included_units IS NULL OR included_units >= 0", name="included_units_not_negative"),
+        CheckConstraint(
+            "(model = 'PACKAGE' AND package_size IS NOT NULL AND package_size >= 1)"
+            " OR (model <> 'PACKAGE' AND package_size IS NULL)",
+            name="package_size_shape",
+        ),
+        CheckConstraint(
+            "(model IN ('GRADUATED', 'VOLUME') AND tiers IS NOT NULL) OR (model IN ('STANDARD', 'PACKAGE') AND tiers IS NULL)",
+            name="tiers_shape",
+        ),
     )

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String, Text, text
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -131,6 +131,8 @@ class InvoiceLine(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     period_start: Mapped[datetime | None]
     period_end: Mapped[datetime | None]
+    # USAGE lines: [{from_unit, to_unit, units, unit_amount, flat_amount, amount}] (exact minor units as text).
+    tier_breakdown: Mapped[list[dict] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class InvoiceNumberSequence(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, owned_by, reference, uuid_pk
@@ -39,6 +39,14 @@ class Subscription(Base):
     # Billing periods the coupon still discounts; NULL with a coupon means forever.
     coupon_periods_remaining: Mapped[int | None] = mapped_column(Integer)
     spending_cap: Mapped[int | None] = mapped_column(BigInteger)
+    # The version of the plan whose prices it pays (``plans.version`` when it started or moved);
+    # ``pending_plan_version``: the version it moves to at its next renewal (updatePlan AT_RENEWAL).
+    plan_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    pending_plan_version: Mapped[int | None] = mapped_column(Integer)
+    # Usage already billed in the current period by the change invoice of an immediate plan change:
+    # {"keys": [billing month keys], "quantities": {metric id: quantity}} (COUNTER metrics; counters
+    # start again for the new plan). Cleared at renewal.
+    usage_billed: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     pending_plan_id: Mapped[uuid.UUID | None] = reference("plans")
     pending_billing_period: Mapped[BillingPeriod | None] = mapped_column(
         enum_type(BillingPeriod, "pending_billing_period")
@@ -69,6 +77,8 @@ class Subscription(Base):
         Index("ix_subscriptions_next_retry_at", "next_retry_at"),
         CheckConstraint("current_period_end > current_period_start", name="period_ordered"),
         CheckConstraint("agent_count >= 0", name="agent_count_not_negative"),
+        CheckConstraint("plan_version >= 1 AND (pending_plan_version IS NULL OR pending_plan_version > plan_version)",
+                        name="plan_version_order"),
         CheckConstraint("retry_count >= 0", name="retry_count_not_negative"),
         CheckConstraint("spending_cap IS NULL OR spending_cap >= 0", name="spending_cap_not_negative"),
         CheckConstraint(

@@ -16,6 +16,7 @@ from billing_graphql.domain.invoices import LineDraft
 from billing_graphql.domain.proration import round_half_up
 from billing_graphql.graphql.columns import Form, Nested, columns
 from billing_graphql.graphql.common import Money, from_row
+from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.services.subscriptions.results import InvoicePreview as PreviewValue
 
 InvoiceLineKind = strawberry.enum(DomainInvoiceLineKind, name="InvoiceLineKind")
@@ -23,6 +24,24 @@ InvoiceLineKind = strawberry.enum(DomainInvoiceLineKind, name="InvoiceLineKind")
 
 def _rounded(value: Decimal, currency: str) -> Money:
     return Money.of(round_half_up(Fraction(value)), currency)
+
+
+@strawberry.type(description="A tier a USAGE line's quantity went through: its units and exact amounts "
+                             "(the line's amount is their sum rounded once).")
+class InvoiceLineTier:
+    from_unit: BigInt
+    to_unit: BigInt | None = strawberry.field(description="Null: the tier has no upper bound.")
+    units: BigInt
+    unit_amount: Money
+    flat_amount: Money
+    amount: Money
+
+    @classmethod
+    def list_of(cls, tiers: list[dict] | None, currency: str) -> list[InvoiceLineTier]:
+        return [cls(from_unit=tier["from_unit"], to_unit=tier["to_unit"], units=tier["units"],
+                    unit_amount=Money.exact(Decimal(tier["unit_amount"]), currency),
+                    flat_amount=Money.exact(Decimal(tier["flat_amount"]), currency),
+                    amount=Money.exact(Decimal(tier["amount"]), currency)) for tier in tiers or ()]
 
 
 @strawberry.type(name="InvoiceLine", description="One line of an invoice; amounts rounded once, credits negative.")
@@ -37,6 +56,9 @@ class InvoiceLineType:
     amount: Money
     period_start: datetime | None
     period_end: datetime | None
+    tier_breakdown: list[InvoiceLineTier] = strawberry.field(description=(
+        "USAGE lines of GRADUATED and VOLUME charges: the tiers that priced the quantity (units above the included "
+        "ones); empty for other lines."))
 
     @classmethod
     def from_row(cls, row: InvoiceLineRow | LineDraft, currency: str) -> InvoiceLineType:
@@ -53,6 +75,8 @@ columns(
                      Nested("Money", lambda sql, row, invoice: (sql.rounded(f"{row}.unit_amount"), f"{invoice}.currency"))),
     amount=Form(lambda row, currency: Money.of(row.amount, currency),
                 Nested("Money", lambda sql, row, invoice: (f"{row}.amount", f"{invoice}.currency"))),
+    # A list of objects from a JSON column: no SQL form, a selection of it stays on the Python plan.
+    tier_breakdown=Form(lambda row, currency: InvoiceLineTier.list_of(row.tier_breakdown, currency), None),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -18,6 +19,9 @@ from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.columns import Children, Parent, columns, money, renamed, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
+
+if TYPE_CHECKING:
+    from billing_graphql.graphql.catalog.charge_types import Charge
 
 MetricKind = strawberry.enum(DomainMetricKind, name="MetricKind")
 MetricAggregation = strawberry.enum(
@@ -73,17 +77,30 @@ class PlanType(relay.Node):
     base_price_monthly: Money
     base_price_annual: Money
     per_agent_price: Money
-    overage_message_price: Money
+    overage_message_price: Money = strawberry.field(description=(
+        "The STANDARD charge on messages (its included units: the messages limit); 0 without one, or when the "
+        "messages charge is another model."))
     included_agents: int
     trial_days: int
     is_active: bool
     sort_order: int
+    version: int = strawberry.field(description="The current price version; a price change of a plan with live "
+                                                "subscriptions makes a new one (updatePlan applyTo).")
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def from_row(cls, row: PlanRow) -> PlanType:
         return from_row(cls, row)
+
+    @strawberry.field(description="Usage charges of the current version, one per metric, billed in arrears "
+                                  "at renewal as USAGE invoice lines.")
+    async def charges(self, info: Info) -> list[Annotated[Charge, strawberry.lazy(
+            "billing_graphql.graphql.catalog.charge_types")]]:
+        from billing_graphql.graphql.catalog.charge_types import Charge as ChargeType
+
+        rows = await info.context.loaders.charges_by_plan.load(self.row.id)
+        return [ChargeType.of(charge, metric, self.row.currency) for charge, metric in rows]
 
     @strawberry.field(description="Limits per metric; a metric the plan does not list is unlimited.")
     async def limits(self, info: Info) -> list[PlanLimit]:

@@ -25,6 +25,7 @@ from billing_graphql.graphql.common import decode_id
 from billing_graphql.graphql.ids import read_optional_id
 from billing_graphql.graphql.inputs import patch_from_input, spec_from_input
 from billing_graphql.graphql.payloads import node_payload
+from billing_graphql.graphql.catalog.charge_types import ApplyTo, ChargeInput, charge_specs
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog import plans
 from billing_graphql.services.catalog.plans import PlanPatch, PlanSpec
@@ -83,7 +84,7 @@ def _features(items: list[PlanFeatureInput]) -> list[FeatureSpec]:
     return [FeatureSpec(item.key, item.enabled) for item in items]
 
 
-PLAN_INPUTS = {"limits": _limits, "features": _features}  # nested inputs -> the service's specs
+PLAN_INPUTS = {"limits": _limits, "features": _features, "charges": charge_specs}  # nested inputs -> specs
 
 
 @strawberry.input(description="A new plan. Amounts are major units of `currency` (\"299000\" IDR, \"29.00\" USD).")
@@ -106,6 +107,9 @@ class CreatePlanInput:
     )
     is_active: bool = True
     sort_order: int = 0
+    charges: list[ChargeInput] = strawberry.field(
+        default_factory=list, description="Usage charges, one per metric (overageMessagePrice is the STANDARD charge "
+                                          "on messages: give one or the other).")
 
 
 @strawberry.input(description="Changes to a plan: a field left out keeps its value. `limits` and `features` replace the whole set.")
@@ -128,6 +132,11 @@ class UpdatePlanInput:
     features: list[PlanFeatureInput] | None = strawberry.UNSET
     is_active: bool | None = strawberry.UNSET
     sort_order: int | None = strawberry.UNSET
+    charges: list[ChargeInput] | None = strawberry.field(
+        default=strawberry.UNSET, description="Replaces the whole set of usage charges.")
+    apply_to: ApplyTo | None = strawberry.field(
+        default=strawberry.UNSET, description="Needed when the change alters a price (base, annual, per agent, "
+                                              "charges) of a plan with live subscriptions; else PLAN_IN_USE.")
 
 
 CreatePlanPayload = node_payload("CreatePlanPayload", "plan", PlanType)
@@ -182,4 +191,4 @@ class Mutation:
         context = info.context
         return await UpdatePlanPayload.of(lambda: plans.update_plan(
             context.db, context.actor, plan_id_of(input.id), patch_from_input(PlanPatch, input, PLAN_INPUTS),
-            now=context.now))
+            now=context.now, apply_to=input.apply_to or None))

@@ -152,7 +152,7 @@ class Subscription:
                         seen[code] = item.use.used
                         continue
                     seen[code] = item.use.used
-                    yield UsageUpdate.of(item, now)
+                    yield UsageUpdate.of(item, now, usage.amount_of(item.metric.id))
         finally:
             live.hub.remove(subscriber)
 

@@ -63,7 +63,9 @@ class UsageUpdate:
     at: datetime = strawberry.field(description="When the value was read (after the change committed).")
 
     @classmethod
-    def of(cls, item: MetricUse, at: datetime) -> UsageUpdate:
+    def of(cls, item: MetricUse, at: datetime, amount: Decimal | None = None) -> UsageUpdate:
+        """``amount``: the charge's amount so far (``UsageNow.amounts``, as ``usage.metrics[].amount``),
+        in major units."""
         use = item.use
         return cls(metric=Metric.from_row(item.metric), used=use.used, limit=use.limit, remaining=use.remaining,
-                   overage=use.overage, percent_used=use.percent_used, amount=getattr(use, "amount", None), at=at)
+                   overage=use.overage, percent_used=use.percent_used, amount=amount, at=at)

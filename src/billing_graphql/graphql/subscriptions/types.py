@@ -25,7 +25,7 @@ from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.billing.lines import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
-from billing_graphql.services.subscriptions.pricing import addon_price, plan_price
+from billing_graphql.services.subscriptions.pricing import addon_price, plan_price, version_price
 
 BillingPeriod = strawberry.enum(DomainBillingPeriod, name="BillingPeriod")
 SubscriptionStatus = strawberry.enum(DomainSubscriptionStatus, name="SubscriptionStatus")
@@ -172,7 +172,11 @@ async def spending_cap_of(info: Info, row: SubscriptionRow) -> SpendingCap:
     """A subscription's spending cap against what its current seats cost (through the loaders)."""
     plan = await info.context.loaders.plan_by_id.load(row.plan_id)
     agents = await billable_agents(info, row)
-    minimum = plan_price(plan).seats(row.billing_period, agents)
+    prices = plan_price(plan)
+    if row.plan_version < plan.version:  # on an older version: its frozen prices (one more read)
+        async with info.context.db.read() as session:
+            prices = await version_price(session, plan, row.plan_version)
+    minimum = prices.seats(row.billing_period, agents)
     cap = row.spending_cap
     return SpendingCap(
         current_cap=Money.maybe(cap, plan.currency),
@@ -197,6 +201,11 @@ class SubscriptionType(relay.Node):
 
     organization: OrganizationType | None = strawberry.field(resolver=_organization)
     plan: PlanType = strawberry.field(resolver=_plan)
+    plan_version: int = strawberry.field(description="The version of the plan whose prices the subscription pays "
+                                                     "(the plan's `version` when it started or last moved).")
+    pending_plan_version: int | None = strawberry.field(description=(
+        "The version it moves to at its next renewal (a price change applied AT_RENEWAL); upcomingInvoice shows "
+        "its prices."))
     status: SubscriptionStatus
     billing_period: BillingPeriod
     cancel_at_period_end: bool = strawberry.field(

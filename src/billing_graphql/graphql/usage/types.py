@@ -12,12 +12,21 @@ from strawberry import relay
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
 from billing_graphql.services.usage.partners import Snapshot
 from billing_graphql.services.usage.reading import Entitlements as EntitlementsValue
 from billing_graphql.services.usage.reading import MetricUse, UsageNow, plan_limits_view
 from billing_graphql.services.usage.reading import PlanLimitsView as PlanLimitsValue
+
+
+AMOUNT = ("What the metric's usage costs so far: the quantity shown priced by the charge of the plan version the "
+          "subscription pays (a month's included units, rounded once); null when the plan has no charge on it.")
+
+
+def _currency(plan) -> str | None:
+    return plan.currency if plan is not None else None
 
 
 @strawberry.type(description="A metric's use in the current billing month; `limit` null is unlimited.")
@@ -28,12 +37,14 @@ class MetricUsage:
     remaining: BigInt | None = strawberry.field(description="Null when unlimited.")
     overage: BigInt
     percent_used: Decimal | None = strawberry.field(description="Of the limit, two decimals; null when unlimited.")
+    amount: Money | None = strawberry.field(description=AMOUNT)
 
     @classmethod
-    def of(cls, item: MetricUse) -> MetricUsage:
+    def of(cls, item: MetricUse, amounts: dict, currency: str | None) -> MetricUsage:
         use = item.use
         return cls(metric=Metric.from_row(item.metric), used=use.used, limit=use.limit, remaining=use.remaining,
-                   overage=use.overage, percent_used=use.percent_used)
+                   overage=use.overage, percent_used=use.percent_used,
+                   amount=Money.maybe(amounts.get(item.metric.id), currency))
 
 
 def _limits(uses: list[MetricUse]) -> list[PlanLimit]:
@@ -66,7 +77,7 @@ class Usage:
             period_start=usage.month.start,
             period_end=usage.month.end,
             limits=_limits(usage.metrics),
-            metrics=[MetricUsage.of(item) for item in usage.metrics],
+            metrics=[MetricUsage.of(item, usage.amounts, _currency(usage.organization.plan)) for item in usage.metrics],
         )
 
 
@@ -76,6 +87,7 @@ class EntitlementLimit:
     used: BigInt
     limit: BigInt | None
     exceeded: bool
+    amount: Money | None = strawberry.field(description=AMOUNT)
 
 
 @strawberry.type(description="What an organization may use now: its plan's feature flags and limits, and "
@@ -94,7 +106,9 @@ class Entitlements:
             status=status,
             features=[PlanFeature(key=key, enabled=enabled) for key, enabled in value.features],
             limits=[EntitlementLimit(metric=Metric.from_row(use.metric), used=use.use.used, limit=use.use.limit,
-                                     exceeded=use.use.exceeded) for use in value.limits],
+                                     exceeded=use.use.exceeded,
+                                     amount=Money.maybe(value.amounts.get(use.metric.id), _currency(value.plan)))
+                    for use in value.limits],
         )
 
 
@@ -167,6 +181,7 @@ class SnapshotMetric:
     used: BigInt
     limit: BigInt | None
     overage: BigInt
+    amount: Money | None = strawberry.field(description=AMOUNT)
 
 
 @strawberry.type(description="An organization's usage in one billing month (GAUGEs: their current value).")
@@ -191,7 +206,9 @@ class UsageSnapshot:
             period_start=snapshot.period.start,
             period_end=snapshot.period.end,
             metrics=[SnapshotMetric(metric=Metric.from_row(use.metric), used=use.use.used, limit=use.use.limit,
-                                    overage=use.use.overage) for use in snapshot.metrics],
+                                    overage=use.use.overage,
+                                    amount=Money.maybe(snapshot.amounts.get(use.metric.id), _currency(plan)))
+                     for use in snapshot.metrics],
         )
 
 

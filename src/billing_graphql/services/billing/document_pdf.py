@@ -27,6 +27,7 @@ from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, T
 
 from billing_graphql.domain.billing_details import npwp
 from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, format_amount, format_day, format_money
+from billing_graphql.domain.money import exponent
 from billing_graphql.domain.tax import tax_base
 
 if TYPE_CHECKING:
@@ -66,6 +67,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "buyer_npwp": ("NPWP: {tax_id}", "NPWP: {tax_id}"),
     "buyer_tax_id": ("Tax ID: {tax_id}", "Nomor pajak: {tax_id}"),
     "to": ("to", "s.d."),
+    # a USAGE line's tiers (issue 20)
+    "tier_units": ("Units {start} to {end}", "Unit {start} s.d. {end}"),
+    "tier_units_above": ("Units {start} and above", "Unit {start} ke atas"),
+    "tier_flat": ("{span}, flat {amount}", "{span}, biaya tetap {amount}"),
     # credit notes
     "credit_note": ("Credit note", "Nota kredit"),
     "credit_note_number": ("Credit note number", "Nomor nota kredit"),
@@ -180,6 +185,25 @@ def money_text(minor: int, currency: str, language: Language = DEFAULT_LANGUAGE)
     except UnicodeEncodeError:
         text = f"{'-' if minor < 0 else ''}{currency} {format_amount(minor, currency, language)}"
     return text
+
+
+def exact_money_text(minor: Decimal, currency: str, language: Language = DEFAULT_LANGUAGE) -> str:
+    """An exact amount of minor units (a tier's unit price may hold fractions of one)."""
+    if minor == minor.to_integral_value():
+        return money_text(int(minor), currency, language)
+    return f"{currency} {format_decimal(minor.scaleb(-exponent(currency)).normalize(), locale=language.locale)}"
+
+
+def tier_text(tier: dict, currency: str, language: Language = DEFAULT_LANGUAGE) -> str:
+    """A tier of a USAGE line: "Units 1 to 4,000" / "Units 4,001 and above" ("Unit 4.001 ke atas"),
+    with its flat amount."""
+    def units(value: int) -> str:
+        return format_decimal(value, format="#,##0", locale=language.locale)
+
+    span = (label("tier_units", language, start=units(tier["from_unit"]), end=units(tier["to_unit"]))
+            if tier["to_unit"] is not None else label("tier_units_above", language, start=units(tier["from_unit"])))
+    flat = Decimal(tier["flat_amount"])
+    return label("tier_flat", language, span=span, amount=exact_money_text(flat, currency, language)) if flat else span
 
 
 def rate_text(rate: Decimal, language: Language = DEFAULT_LANGUAGE) -> str:

@@ -2,8 +2,8 @@
 
 The PDF is in the organization's language (``BillingDetails.language``: English or Indonesian)
 and shows the seller (settings, with its NPWP), the buyer (the billing details copied at
-finalization, with its NPWP), the number, the dates (in BILLING_TIMEZONE), the lines, the
-discount, the tax base as Indonesian invoices name it ("DPP Nilai Lain 11/12") and the tax on
+finalization, with its NPWP), the number, the dates (in BILLING_TIMEZONE), the lines (a USAGE
+line followed by the tiers that priced it), the discount, the tax base as Indonesian invoices name it ("DPP Nilai Lain 11/12") and the tax on
 it ("PPN 12%"), the total, what was paid and refunded, the amount due, and the status. The
 parts are ``document_pdf``'s, shared with the other documents.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import tzinfo
+from decimal import Decimal
 
 from reportlab.lib.units import mm
 from reportlab.platypus import Spacer
@@ -28,6 +29,7 @@ from billing_graphql.services.billing.document_pdf import (
     Buyer,
     Seller,
     build_pdf,
+    exact_money_text,
     day_text,
     facts_table,
     heading,
@@ -40,6 +42,7 @@ from billing_graphql.services.billing.document_pdf import (
     status_label,
     styles,
     tax_rows,
+    tier_text,
     totals_table,
 )
 
@@ -125,16 +128,19 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
         facts.append([label("paid_on", language), day(invoice.paid_at)])
     story += [facts_table(facts), Spacer(1, 6 * mm)]
 
-    rows = [
-        [
+    rows: list[list] = []
+    for line in document.lines:
+        rows.append([
             paragraph(line.description, style.body),
             paragraph(period_text(line.period_start, line.period_end, language, timezone), style.small),
             f"{line.quantity.normalize():f}",
             money(round_minor(line.unit_amount)),
             money(line.amount),
-        ]
-        for line in document.lines
-    ]
+        ])
+        for tier in line.tier_breakdown or ():  # a USAGE line's tiers, each under it
+            rows.append(["", paragraph(tier_text(tier, currency, language), style.small), f"{tier['units']}",
+                         exact_money_text(Decimal(tier["unit_amount"]), currency, language),
+                         exact_money_text(Decimal(tier["amount"]), currency, language)])
     story += [lines_table(rows, language), Spacer(1, 6 * mm)]
 
     totals: list[list[str]] = [[label("subtotal", language), money(invoice.subtotal)]]

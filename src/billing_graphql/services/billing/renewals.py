@@ -9,23 +9,23 @@ dunning are in ``services.billing.dunning``; what both use is in ``services.bill
 
 The renewal invoice (``renewal_draft``, also ``upcoming_invoice``, so the preview and the run
 are one computation) for the new period: the plan's base for the billing period, seats beyond
-the included agents, add-ons (FLAT and PER_AGENT), the ended period's overage (COUNTER usage
-above the plan's limits, only ``messages`` priced, at ``overage_message_price``, capped by the spending cap;
-``domain.overage``), the coupon while it still runs (``domain.coupon_duration``), the organization's pending one-off items (``invoice_items``), tax from the
+the included agents, add-ons (FLAT and PER_AGENT), the ended period's usage in arrears (one USAGE
+line per charge of the plan version the subscription was on, capped by the spending cap;
+``services.billing.usage_charges``), the coupon while it still runs (``domain.coupon_duration``),
+the organization's pending one-off items (``invoice_items``, after the usage lines), tax from the
 tax rows, account credit after tax.
 
-Usage counters read: ``usage_counters`` rows of COUNTER metrics whose ``period_key`` is one of
-the ended period's billing months (``domain.overage.usage_month_keys``, the keys ingestion writes).
+Prices are those of the version the subscription pays from the new period on
+(``domain.plan_versions.version_at_renewal``: a move asked with AT_RENEWAL happens here, with
+``subscription.updated``), read through ``services.subscriptions.pricing.version_price``; a
+scheduled plan change starts on that plan's current version.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db import mrr_history
@@ -34,18 +34,14 @@ from billing_graphql.db.models import (
     Coupon,
     Invoice,
     InvoiceItem,
-    Metric,
-    MetricKind,
     Organization,
     Plan,
-    PlanLimit,
     Subscription,
-    UsageCounter,
 )
 from billing_graphql.domain.billing_run import Step, next_period, next_step
 from billing_graphql.domain.coupon_duration import coupon_applies
 from billing_graphql.domain.invoices import InvoiceDraft, InvoiceLineKind, LineDraft, period_lines
-from billing_graphql.domain.overage import cap_overage, metric_overage, overage_unit_price, usage_month_keys
+from billing_graphql.domain.plan_versions import version_at_renewal
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.billing import dunning
@@ -53,7 +49,8 @@ from billing_graphql.services.billing.invoice_items import bill_items, item_line
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
-from billing_graphql.services.subscriptions.pricing import attached_addons, current_agents, recurring
+from billing_graphql.services.billing.usage_charges import already_billed, priced_usage, usage_lines
+from billing_graphql.services.subscriptions.pricing import attached_addons, current_agents, recurring, version_price
 from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_state, move, subscription_payload
 from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS, InvoicePreview
 from billing_graphql.services.unit_of_work import MoneyMove
@@ -68,6 +65,7 @@ class Renewal:
     """What a period end turns into: the plan and period billed next, and the invoice's draft."""
 
     plan: Plan
+    version: int
     billing_period: BillingPeriod
     anchor: datetime
     period: Period
@@ -75,49 +73,6 @@ class Renewal:
     draft: InvoiceDraft
     coupon_used: bool
     items: tuple[InvoiceItem, ...] = ()  # the pending one-off items the draft bills
-
-
-async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan: Plan, ended: Period,
-                        seats_amount: int, cap: int | None) -> list[LineDraft]:
-    """The ended period's overage lines (COUNTER metrics with a price above ``plan``'s limits), capped."""
-    rows = (await session.execute(
-        select(Metric.id, Metric.code, Metric.name, PlanLimit.limit_value)
-        .join(PlanLimit, PlanLimit.metric_id == Metric.id)
-        .where(PlanLimit.plan_id == plan.id, Metric.kind == MetricKind.COUNTER, PlanLimit.limit_value.is_not(None))
-        .order_by(Metric.code)
-    )).all()
-    prices = {row.id: overage_unit_price(row.code, plan.overage_message_price) for row in rows}
-    limits = [row for row in rows if prices[row.id] is not None]
-    keys = usage_month_keys(ended)
-    if not limits or not keys:
-        return []
-    counted = (await session.execute(
-        select(UsageCounter.metric_id, UsageCounter.period_key, UsageCounter.value).where(
-            UsageCounter.organization_id == organization_id,
-            UsageCounter.metric_id.in_([row.id for row in limits]),
-            UsageCounter.period_key.in_(keys),
-        )
-    )).all()
-    usage: dict[uuid.UUID, dict[str, int]] = {}
-    for metric_id, key, value in counted:
-        usage.setdefault(metric_id, {})[key] = int(value)
-    overages = [
-        metric_overage(row.code, row.name, [usage.get(row.id, {}).get(key, 0) for key in keys], row.limit_value,
-                       prices[row.id])
-        for row in limits
-    ]
-    billed = cap_overage(overages, seats_amount, cap)
-    lines = []
-    for row, overage, amount in zip(limits, overages, billed, strict=True):
-        if overage.units == 0:
-            continue
-        description = f"{row.name} above the {row.limit_value:,} included per month"
-        if amount < overage.amount:
-            description += " (capped by the spending cap)"
-        lines.append(LineDraft(kind=InvoiceLineKind.OVERAGE, description=description, quantity=Decimal(overage.units),
-                               unit_amount=Decimal(prices[row.id]), amount=amount,
-                               period_start=ended.start, period_end=ended.end))
-    return lines
 
 
 async def renewal_draft(session: AsyncSession, organization: Organization, subscription: Subscription,
@@ -129,16 +84,21 @@ async def renewal_draft(session: AsyncSession, organization: Organization, subsc
     plan_id = subscription.pending_plan_id or subscription.plan_id
     billing_period = subscription.pending_billing_period or subscription.billing_period
     plan = await session.get(Plan, plan_id)
-    ended_plan = plan if plan_id == subscription.plan_id else await session.get(Plan, subscription.plan_id)
+    version = (plan.version if subscription.pending_plan_id is not None
+               else version_at_renewal(subscription.plan_version, subscription.pending_plan_version))
     anchor = at if billing_period is not subscription.billing_period else subscription.period_anchor
     period = next_period(anchor, billing_period, at)
     agents = await current_agents(session, organization.id, fallback=subscription.agent_count)
-    prices = recurring(plan, billing_period, agents, await attached_addons(session, subscription.id))
+    prices = recurring(await version_price(session, plan, version), billing_period, agents,
+                       await attached_addons(session, subscription.id))
     lines = period_lines(prices, period.start, period.end)
     if not trial_end:
         ended = Period(subscription.current_period_start, subscription.current_period_end)
-        lines += await overage_lines(session, organization.id, ended_plan, ended, prices.seats_amount,
-                                     subscription.spending_cap)
+        key = (subscription.plan_id, subscription.plan_version)
+        used = await priced_usage(session, organization.id, [key], ended,
+                                  billed=already_billed(subscription.usage_billed, ended))
+        lines += usage_lines(used.by_version[key], ended, seats_amount=prices.seats_amount,
+                             cap=subscription.spending_cap)
     coupon_used = coupon_applies(subscription.coupon_periods_remaining, has_coupon=subscription.coupon_id is not None)
     discount = None
     if coupon_used:
@@ -148,7 +108,7 @@ async def renewal_draft(session: AsyncSession, organization: Organization, subsc
     lines += item_lines(items)
     draft = draft_invoice(organization, plan.currency, lines, discount=discount,
                           tax_rule=await tax_rule_for(session, plan.currency, at))
-    return Renewal(plan, billing_period, anchor, period, agents, draft, coupon_used, tuple(items))
+    return Renewal(plan, version, billing_period, anchor, period, agents, draft, coupon_used, tuple(items))
 
 
 async def upcoming_invoice(session: AsyncSession, subscription: Subscription) -> InvoicePreview | None:
@@ -197,7 +157,10 @@ async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConf
     renewal = await renewal_draft(session, organization, subscription, at=at, trial_end=trial_end)
     before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
     plan_changed = (renewal.plan.id, renewal.billing_period) != (subscription.plan_id, subscription.billing_period)
+    version_moved = not plan_changed and renewal.version != subscription.plan_version
     subscription.plan_id, subscription.billing_period = renewal.plan.id, renewal.billing_period
+    subscription.plan_version, subscription.pending_plan_version = renewal.version, None
+    subscription.usage_billed = None  # the ended period's usage is billed: the new one starts from nothing
     subscription.pending_plan_id = subscription.pending_billing_period = None
     subscription.period_anchor = renewal.anchor
     subscription.current_period_start, subscription.current_period_end = renewal.period.start, renewal.period.end
@@ -205,7 +168,7 @@ async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConf
     if renewal.coupon_used:
         consume_coupon_period(subscription)
     subscription.updated_at = at
-    if plan_changed and not trial_end:
+    if (plan_changed and not trial_end) or version_moved:
         uow.emit("subscription.updated", subscription_payload(subscription, before))
     invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
     bill_items(renewal.items, invoice, at)

@@ -3,13 +3,21 @@
 Prices come in as major-unit Decimals and are stored as minor units of the plan's currency.
 Limits are per metric code (None: unlimited; a metric the plan does not list is unlimited as
 well); features are flags by key (a key the plan does not list is off).
+
+Charges (``domain.charges``) price a metric's usage, one per metric. ``overageMessagePrice`` is
+the STANDARD charge on ``messages`` whose included units are the messages limit: writing it sets
+(or, at 0, removes) that charge, a new messages limit moves its included units, and the plan's
+``overage_message_price`` column keeps what reading it shows (``domain.charges.overage_message_price``).
+Giving both ``charges`` and ``overageMessagePrice`` is VALIDATION.
+
+A price change of a plan with live subscriptions makes a new version (``domain.plan_versions``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +26,7 @@ from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Metric, Plan, PlanFeature, PlanLimit, Subscription
+from billing_graphql.db.models import Metric, Plan, PlanCharge, PlanFeature, PlanLimit, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import (
     INT_MAX,
@@ -37,7 +45,25 @@ from billing_graphql.domain.catalog import (
     price_minor,
     unknown_metric,
 )
+from billing_graphql.domain.charges import (
+    OVERAGE_METRIC,
+    ChargeModel,
+    ChargeSpec,
+    MetricCharge,
+    checked_charges,
+    overage_message_price,
+    standard_charge,
+)
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
+from billing_graphql.domain.plan_versions import ApplyTo, needs_new_version
+from billing_graphql.services.catalog.charges import (
+    charge_of,
+    charges_of_version,
+    charges_snapshot,
+    resolve_metrics,
+    write_charges,
+)
+from billing_graphql.services.catalog.plan_versions import count_live_subscriptions, start_version
 from billing_graphql.services.catalog.shared import (
     audited_fields, checked_columns, input_field, list_catalog, patch_of, record_catalog_change,
 )
@@ -46,6 +72,7 @@ from billing_graphql.services.platform.writes import already_exists, unique_writ
 from billing_graphql.services.catalog.metrics import known_metric_codes, metric_ids_by_code, not_null
 
 PRICE_FIELDS = ("base_price_monthly", "base_price_annual", "per_agent_price", "overage_message_price")
+VERSIONED_PRICES = ("base_price_monthly", "base_price_annual", "per_agent_price")  # and the charges
 
 @dataclass(frozen=True)
 class PlanSpec:
@@ -66,11 +93,12 @@ class PlanSpec:
     features: Sequence[FeatureSpec] = ()
     is_active: bool = True
     sort_order: int = 0
+    charges: Sequence[ChargeSpec] = ()
 
 
 PlanPatch = patch_of(PlanSpec, "PlanPatch", """Changes to a plan: a field left as ``KEEP`` keeps its value.
 ``limits`` and ``features``, when given, replace the plan's whole set.""")
-PLAN_FIELDS = audited_fields(PlanSpec, without=("limits", "features"))
+PLAN_FIELDS = audited_fields(PlanSpec, without=("limits", "features", "charges"), extra=("version",))
 
 
 @dataclass
@@ -80,6 +108,7 @@ class _Values:
     columns: dict[str, Any]
     limits: list[LimitSpec] | None = None  # None: unchanged
     features: list[FeatureSpec] | None = None
+    charges: list[MetricCharge] | None = None  # None: unchanged (unless overageMessagePrice or the messages limit moves it)
     touched: set[str] = field(default_factory=set)
 
 
@@ -141,11 +170,48 @@ def _spec_values(spec: PlanSpec) -> _Values:
         "sort_order": spec.sort_order,
     }
     _check_counts(columns)
-    return _Values(
-        columns=columns,
-        limits=check_limits(list(spec.limits)),
-        features=check_features(list(spec.features)),
-    )
+    limits = check_limits(list(spec.limits))
+    charges = checked_charges(list(spec.charges), currency)
+    if charges and columns["overage_message_price"]:
+        raise _both_overage_and_charges()
+    if not charges and columns["overage_message_price"]:
+        messages_limit = next((item.limit for item in limits if item.metric == OVERAGE_METRIC), None)
+        charges = [MetricCharge(OVERAGE_METRIC, standard_charge(columns["overage_message_price"], messages_limit))]
+    columns["overage_message_price"] = _overage_column(charges)
+    return _Values(columns=columns, limits=limits, features=check_features(list(spec.features)), charges=charges)
+
+
+def _both_overage_and_charges() -> BillingError:
+    return validation("overageMessagePrice is the STANDARD charge on messages: give it in charges or as"
+                      " overageMessagePrice, not both.", "overageMessagePrice")
+
+
+def _overage_column(charges: list[MetricCharge]) -> int:
+    return overage_message_price(next((item.charge for item in charges if item.metric == OVERAGE_METRIC), None))
+
+
+def _charges_after(values: _Values, stored: list[MetricCharge], limits_after: dict[str, int | None],
+                   stored_limits: dict[str, int | None]) -> list[MetricCharge]:
+    """The charge set an update leaves: ``charges`` as given; else the stored set with the messages
+    charge set by ``overageMessagePrice`` (removed at 0) or its included units following a new
+    messages limit."""
+    if values.charges is not None:
+        return values.charges
+    messages_limit = limits_after.get(OVERAGE_METRIC)
+    others = [item for item in stored if item.metric != OVERAGE_METRIC]
+    current = next((item for item in stored if item.metric == OVERAGE_METRIC), None)
+    if "overage_message_price" in values.touched:
+        price = values.columns["overage_message_price"]
+        if not price:
+            return others
+        replaced = MetricCharge(OVERAGE_METRIC, standard_charge(price, messages_limit))
+    elif (current is not None and current.charge.model is ChargeModel.STANDARD
+          and messages_limit != stored_limits.get(OVERAGE_METRIC)):
+        replaced = MetricCharge(OVERAGE_METRIC, replace(current.charge, included_units=messages_limit))
+    else:
+        return stored
+    position = next((index for index, item in enumerate(stored) if item.metric == OVERAGE_METRIC), len(others))
+    return [*others[:position], replaced, *others[position:]]
 
 
 async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> _Values:
@@ -158,7 +224,8 @@ async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> 
     if "currency" in touched:
         currency = check_currency(patch.currency)
         if currency != plan.currency:
-            missing = [name for name in PRICE_FIELDS if name not in touched]
+            missing = [name for name in PRICE_FIELDS if name not in touched
+                       and not (name == "overage_message_price" and "charges" in touched)]
             if missing:
                 raise validation(
                     "Changing a plan's currency needs every price in the new currency"
@@ -172,16 +239,23 @@ async def _patch_values(session: AsyncSession, plan: Plan, patch: PlanPatch) -> 
                 )
         columns["currency"] = currency
     columns.update(checked_columns(patch, touched, currency=currency, prices=PRICE_FIELDS))
+    if ("base_price_monthly" in columns and "base_price_annual" not in touched
+            and plan.base_price_annual == annual_price_default(plan.base_price_monthly)):
+        # An annual price left empty is ten months of the monthly one, in every version (seed 001).
+        columns["base_price_annual"] = annual_price_default(columns["base_price_monthly"])
     for name in ("included_agents", "trial_days", "sort_order"):
         if name in touched:
             columns[name] = getattr(patch, name)
     if "is_active" in touched:
         columns["is_active"] = bool(patch.is_active)
     _check_counts(columns)
+    if "charges" in touched and "overage_message_price" in touched:
+        raise _both_overage_and_charges()
     return _Values(
         columns=columns,
         limits=check_limits(list(patch.limits)) if "limits" in touched else None,
         features=check_features(list(patch.features)) if "features" in touched else None,
+        charges=checked_charges(list(patch.charges), currency) if "charges" in touched else None,
         touched=touched,
     )
 
@@ -196,9 +270,11 @@ async def _plan_in_use(session: AsyncSession, plan_id: uuid.UUID) -> bool:
     )
 
 
-async def _resolve_limits(session: AsyncSession, limits: list[LimitSpec]) -> list[tuple[uuid.UUID, int | None]]:
-    ids = await metric_ids_by_code(session, [spec.metric for spec in limits])
-    if len(ids) != len(limits):
+async def _resolve_limits(session: AsyncSession, limits: list[LimitSpec], ids: dict[str, uuid.UUID] | None = None
+                          ) -> list[tuple[uuid.UUID, int | None]]:
+    if ids is None:
+        ids = await metric_ids_by_code(session, [spec.metric for spec in limits])
+    if any(spec.metric not in ids for spec in limits):
         unknown_metric(limits, await known_metric_codes(session))
     return [(ids[spec.metric], spec.limit) for spec in limits]
 
@@ -227,11 +303,13 @@ async def _stored_features(session: AsyncSession, plan_id: uuid.UUID) -> dict[st
     return {key: enabled for key, enabled in rows.all()}
 
 
-def _plan_snapshot(plan: Plan, limits: dict[str, int | None], features: dict[str, bool]) -> dict[str, Any]:
+def _plan_snapshot(plan: Plan, limits: dict[str, int | None], features: dict[str, bool],
+                   charges: list[MetricCharge]) -> dict[str, Any]:
     return {
         **snapshot(plan, *PLAN_FIELDS),
         "limits": dict(sorted(limits.items())),
         "features": dict(sorted(features.items())),
+        "charges": charges_snapshot(charges),
     }
 
 
@@ -254,24 +332,32 @@ async def create_plan(db: Database, actor: Actor | None, spec: PlanSpec, *, now:
     values = _spec_values(spec)
     plan = Plan(id=uuid.uuid4(), created_at=now, updated_at=now, **values.columns)
     async with unique_write(db, "slug", lambda: _slug_exists(plan.slug)) as session:
-        limits = await _resolve_limits(session, values.limits or [])
+        ids = await metric_ids_by_code(session, [spec.metric for spec in values.limits or []]
+                                       + [item.metric for item in values.charges or []])  # one read for both
+        limits = await _resolve_limits(session, values.limits or [], ids)
+        charges = await resolve_metrics(session, values.charges or [], ids=ids)
         if await _slug_taken(session, plan.slug):
             raise _slug_exists(plan.slug)
+        plan.version = 1
         session.add(plan)
-        await session.flush()  # the limit and feature rows reference it
+        await session.flush()  # the limit, feature and charge rows reference it
         _write_children(session, plan.id, limits, values.features)
+        write_charges(session, plan.id, plan.version, charges)
         after = _plan_snapshot(
             plan,
             {spec.metric: spec.limit for spec in values.limits or []},
             {spec.key: spec.enabled for spec in values.features or []},
+            values.charges or [],
         )
         record_catalog_change(session, actor, "plan.created", plan, now=now, after=after)
     return plan
 
 
-async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, patch: PlanPatch, *, now: datetime) -> Plan:
+async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, patch: PlanPatch, *, now: datetime,
+                      apply_to: ApplyTo | None = None) -> Plan:
     """Change the fields given in ``patch``; audited as ``plan.updated`` with before and after.
-    A patch that changes nothing writes nothing."""
+    A patch that changes nothing writes nothing. A price change of a plan with live subscriptions
+    needs ``apply_to`` (PLAN_IN_USE otherwise, nothing written) and makes a new version."""
     async with unique_write(db, "slug", lambda: _slug_exists(str(patch.slug))) as session:
         plan = await session.scalar(select(Plan).where(Plan.id == plan_id).with_for_update())
         if plan is None:
@@ -279,10 +365,18 @@ async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, pat
         values = await _patch_values(session, plan, patch)
         stored_limits = await _stored_limits(session, plan.id)
         stored_features = await _stored_features(session, plan.id)
-        before = _plan_snapshot(plan, stored_limits, stored_features)
+        stored_rows = await charges_of_version(session, plan.id, plan.version)
+        stored_charges = [MetricCharge(metric.code, charge_of(row)) for row, metric in stored_rows]
+        metric_ids = {metric.code: metric.id for _, metric in stored_rows}
+        before = _plan_snapshot(plan, stored_limits, stored_features, stored_charges)
         new_limits = None
+        codes = [spec.metric for spec in values.limits or []] + [item.metric for item in values.charges or []]
+        read = await metric_ids_by_code(session, codes) if codes else {}  # one read for limits and charges
         if values.limits is not None:
-            new_limits = await _resolve_limits(session, values.limits)
+            new_limits = await _resolve_limits(session, values.limits, read)
+        if values.charges is not None:
+            await resolve_metrics(session, values.charges, ids=read)
+        metric_ids.update(read)
         if "slug" in values.columns and values.columns["slug"] != plan.slug:
             if await _slug_taken(session, values.columns["slug"], other_than=plan.id):
                 raise _slug_exists(values.columns["slug"])
@@ -294,13 +388,25 @@ async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, pat
             if values.features is not None
             else stored_features
         )
+        charges_after = _charges_after(values, stored_charges, limits_after, stored_limits)
+        values.columns["overage_message_price"] = _overage_column(charges_after)
         changed_columns = {
             name: value for name, value in values.columns.items() if getattr(plan, name) != value
         }
         limits_changed = limits_after != stored_limits
         features_changed = features_after != stored_features
-        if not (changed_columns or limits_changed or features_changed):
+        charges_changed = charges_after != stored_charges
+        if not (changed_columns or limits_changed or features_changed or charges_changed):
             return plan
+        prices_changed = charges_changed or any(name in changed_columns for name in VERSIONED_PRICES)
+        new_version = needs_new_version(prices_changed=prices_changed,
+                                        live_subscriptions=await count_live_subscriptions(session, plan.id)
+                                        if prices_changed else 0, apply_to=apply_to)
+        if new_version:
+            plan.version = await start_version(session, plan, apply_to, now=now)
+        elif charges_changed:
+            await session.execute(delete(PlanCharge).where(PlanCharge.plan_id == plan.id,
+                                                           PlanCharge.version == plan.version))
         for name, value in changed_columns.items():
             setattr(plan, name, value)
         plan.updated_at = now
@@ -315,6 +421,11 @@ async def update_plan(db: Database, actor: Actor | None, plan_id: uuid.UUID, pat
             new_limits if limits_changed else None,
             values.features if features_changed else None,
         )
-        after = _plan_snapshot(plan, limits_after, features_after)
+        if new_version or charges_changed:
+            if any(item.metric not in metric_ids for item in charges_after):
+                metric_ids.update((item.metric, metric_id) for metric_id, item in
+                                  await resolve_metrics(session, charges_after))
+            write_charges(session, plan.id, plan.version, [(metric_ids[item.metric], item) for item in charges_after])
+        after = _plan_snapshot(plan, limits_after, features_after, charges_after)
         record_catalog_change(session, actor, "plan.updated", plan, now=now, before=before, after=after)
     return plan

@@ -4,24 +4,25 @@ Days and times are in the book's time zone (BILLING_TIMEZONE, default UTC), time
 offset. Each row names the buyer as its invoice does (the legal name and NPWP copied when the
 invoice was finalized) and carries its share of the invoice's DPP (the tax base) and PPN: the
 invoice's amounts in proportion to the row's amount over the invoice's total, rounded once
-(``domain.tax.in_proportion``), refunds negative; both empty for an invoice without tax.
+(``domain.tax.in_proportion``), refunds negative; both empty for an invoice without tax. Each row
+also carries its invoice's USAGE lines and their tiers (``usage_lines``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 
 from sqlalchemy import String, cast, func, literal, select, union_all
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Invoice, InvoiceParties, Organization, Payment, Refund
+from billing_graphql.db.models import Invoice, InvoiceLine, InvoiceLineKind, InvoiceParties, Organization, Payment, Refund
 from billing_graphql.domain.billing_details import npwp
 from billing_graphql.domain.day_range import day_range
-from billing_graphql.domain.money import Money
+from billing_graphql.domain.money import Money, exponent
 from billing_graphql.domain.tax import in_proportion, tax_base
 
 COLUMNS = (
@@ -41,6 +42,7 @@ COLUMNS = (
     "gateway",
     "gateway_reference",
     "description",
+    "usage_lines",
 )
 STREAM_BATCH = 500
 
@@ -64,6 +66,7 @@ class ExportRow:
     dpp: Decimal | None = None  # the row's share of the invoice's tax base; None: the invoice has no tax
     ppn: Decimal | None = None  # the row's share of the invoice's tax
     timezone: tzinfo = UTC
+    usage_lines: str = ""  # the invoice's USAGE lines with their tiers (``usage_line_text``)
 
     def values(self) -> tuple:
         return (
@@ -83,6 +86,7 @@ class ExportRow:
             self.gateway,
             self.gateway_reference or "",
             self.description,
+            self.usage_lines,
         )
 
 
@@ -145,6 +149,7 @@ async def stream_payment_rows(
     )
     async with db.read() as session:
         result = await session.stream(statement)
+        batch: list[ExportRow] = []
         async for row in result:
             number = row.number
             if row.note:
@@ -159,7 +164,7 @@ async def stream_payment_rows(
                 base = tax_base(row.subtotal - row.discount, row.tax_base_numerator, row.tax_base_denominator)
                 dpp = _share(base, amount, row.total, currency)
                 ppn = _share(row.tax, amount, row.total, currency)
-            yield ExportRow(
+            batch.append(ExportRow(
                 type=row.type,
                 id=row.id if isinstance(row.id, uuid.UUID) else uuid.UUID(str(row.id)),
                 created_at=row.created_at,
@@ -177,4 +182,47 @@ async def stream_payment_rows(
                 dpp=dpp,
                 ppn=ppn,
                 timezone=timezone,
-            )
+            ))
+            if len(batch) >= STREAM_BATCH:
+                for item in await _with_usage(db, batch):
+                    yield item
+                batch = []
+        for item in await _with_usage(db, batch):
+            yield item
+
+
+async def _with_usage(db: Database, rows: list[ExportRow]) -> list[ExportRow]:
+    """``rows`` with their invoices' USAGE lines (one statement per batch, in a session of its own
+    while the export's stream holds its connection)."""
+    numbers = {row.invoice_number for row in rows if row.invoice_number}
+    if not numbers:
+        return rows
+    async with db.read() as session:
+        found = (await session.execute(
+            select(Invoice.number, Invoice.currency, InvoiceLine)
+            .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+            .where(Invoice.number.in_(numbers), InvoiceLine.kind == InvoiceLineKind.USAGE)
+            .order_by(Invoice.number, InvoiceLine.position)
+        )).all()
+    texts: dict[str, list[str]] = {}
+    for number, currency, line in found:
+        texts.setdefault(number, []).append(usage_line_text(line, currency))
+    return [replace(row, usage_lines=" | ".join(texts.get(row.invoice_number or "", []))) for row in rows]
+
+
+def usage_line_text(line: InvoiceLine, currency: str) -> str:
+    """A USAGE line in one cell: "Messages (graduated tiers): 5000 = 470000 [1-4000: 4000 x 100 = 400000;
+    4001+: 1000 x 60 + 10000 = 70000]" (amounts in major units; tiers exact)."""
+    def major(minor: Decimal) -> str:
+        return f"{minor.scaleb(-exponent(currency)).normalize():f}"
+
+    text = f"{line.description}: {line.quantity.normalize():f} = {Money(line.amount, currency).amount:f}"
+    if line.tier_breakdown:
+        tiers = []
+        for tier in line.tier_breakdown:
+            span = f"{tier['from_unit']}-{tier['to_unit']}" if tier["to_unit"] is not None else f"{tier['from_unit']}+"
+            flat = Decimal(tier["flat_amount"])
+            tiers.append(f"{span}: {tier['units']} x {major(Decimal(tier['unit_amount']))}"
+                         + (f" + {major(flat)}" if flat else "") + f" = {major(Decimal(tier['amount']))}")
+        text += " [" + "; ".join(tiers) + "]"
+    return text

@@ -100,6 +100,7 @@ async def new_subscription(
         id=uuid.uuid4(),
         organization_id=organization_id,
         plan_id=plan.id,
+        plan_version=plan.version,
         status=SubscriptionStatus.TRIALING if trial else SubscriptionStatus.ACTIVE,
         billing_period=billing_period,
         period_anchor=anchor,

@@ -65,7 +65,14 @@ from billing_graphql.services.billing.invoicing import tax_rule_for
 from billing_graphql.services.subscriptions.coupons import discount_of
 from billing_graphql.services.subscriptions.loading import require_live_subscription, resolve_plan
 from billing_graphql.services.webhooks.objects import money
-from billing_graphql.services.subscriptions.pricing import addon_price, attached_addons, current_agents, recurring
+from billing_graphql.services.billing.usage_charges import already_billed, priced_usage, usage_lines
+from billing_graphql.services.subscriptions.pricing import (
+    addon_price,
+    attached_addons,
+    current_agents,
+    recurring,
+    version_price,
+)
 from billing_graphql.services.subscriptions.results import (
     InvoicePreview,
     SubscriptionChange,
@@ -136,15 +143,30 @@ async def change_plan(
         cap = _spending_cap_minor(spending_cap, currency)
         agents = await current_agents(session, organization_id, fallback=subscription.agent_count)
         addons = await attached_addons(session, subscription.id)
-        new_recurring = recurring(target_plan, target_period, agents, addons)
-        old_recurring = recurring(current_plan, subscription.billing_period, subscription.agent_count, addons)
+        # The prices of the versions: the one the subscription pays, and the target plan's current
+        # one (the same plan on another billing period keeps its version).
+        current_key = (current_plan.id, subscription.plan_version)
+        target_key = current_key if target_plan.id == current_plan.id else (target_plan.id, target_plan.version)
+        new_recurring = recurring(await version_price(session, target_plan, target_key[1]), target_period, agents,
+                                  addons)
+        old_recurring = recurring(await version_price(session, current_plan, current_key[1]),
+                                  subscription.billing_period, subscription.agent_count, addons)
+        period = Period(subscription.current_period_start, subscription.current_period_end)
+        usage, used_lines = None, ()
+        if (effective is Effective.IMMEDIATE and subscription.status is not SubscriptionStatus.TRIALING
+                and (target_plan.id, target_period) != (current_plan.id, subscription.billing_period)):
+            usage = await priced_usage(session, organization_id, [current_key, target_key], period,
+                                       billed=already_billed(subscription.usage_billed, period))
+            used_lines = tuple(usage_lines(usage.by_version[current_key], Period(period.start, now),
+                                           seats_amount=old_recurring.seats_amount, cap=subscription.spending_cap,
+                                           summed_only=True))
         method = await payment_method_for(session, organization_id, None)
         items = await pending_items(session, organization_id, currency)
         decision = decide_plan_change(PlanChangeInput(
             current=PlanTerms(current_plan.id, current_plan.name, subscription.billing_period, old_recurring.total),
             target=PlanTerms(target_plan.id, target_plan.name, target_period, new_recurring.total),
             effective=effective, trialing=subscription.status is SubscriptionStatus.TRIALING,
-            period=Period(subscription.current_period_start, subscription.current_period_end), now=now,
+            period=period, now=now, usage_lines=used_lines,
             currency=currency, pending=(subscription.pending_plan_id, subscription.pending_billing_period),
             cap=cap, current_cap=subscription.spending_cap, minimum_cap=new_recurring.seats_amount,
             discount=discount_of(await _load_coupon(session, subscription), subscription, proration=True),
@@ -166,13 +188,17 @@ async def change_plan(
         elif decision.action is ChangeAction.CLEAR_SCHEDULE:
             subscription.pending_plan_id = subscription.pending_billing_period = None
         elif decision.action is ChangeAction.APPLY_NOW:
-            subscription.plan_id = target_plan.id
+            if target_key != current_key:
+                subscription.pending_plan_version = None
+            subscription.plan_id, subscription.plan_version = target_key
             subscription.billing_period = target_period
             subscription.pending_plan_id = subscription.pending_billing_period = None
             if decision.bill is None:  # a trial: the plan changes, nothing is billed
                 await record_trial(session, organization_id, target_plan.id, now)
             else:
                 subscription.agent_count = agents
+                if usage is not None:  # billed now: counters start again for the new plan
+                    subscription.usage_billed = usage.billed_now(period)
                 if decision.restart_period:
                     subscription.period_anchor = now
                     subscription.current_period_start = now

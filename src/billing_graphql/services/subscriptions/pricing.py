@@ -14,7 +14,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.models import Addon, AddonUnit, Metric, Plan, SubscriptionAddon, UsageCounter
+from billing_graphql.db.models import Addon, AddonUnit, Metric, Plan, PlanVersion, SubscriptionAddon, UsageCounter
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring, billed_agents
 
@@ -31,8 +31,20 @@ async def current_agents(session: AsyncSession, organization_id: uuid.UUID, fall
 
 
 def plan_price(plan: Plan) -> PlanPrice:
+    """The prices of ``plan``'s current version (its row): for a new subscription or a catalog view."""
     return PlanPrice(plan.name, plan.currency, plan.base_price_monthly, plan.base_price_annual,
                      plan.per_agent_price, plan.included_agents)
+
+
+async def version_price(session: AsyncSession, plan: Plan, version: int) -> PlanPrice:
+    """The prices of version ``version`` of ``plan``: the row's for its current version, else the
+    frozen ``plan_versions`` row (``domain.plan_versions``). What a subscription pays is read here."""
+    if version >= plan.version:
+        return plan_price(plan)
+    frozen = await session.scalar(select(PlanVersion).where(PlanVersion.plan_id == plan.id,
+                                                            PlanVersion.number == version))
+    return PlanPrice(plan.name, plan.currency, frozen.base_price_monthly, frozen.base_price_annual,
+                     frozen.per_agent_price, plan.included_agents)
 
 
 def addon_price(addon: Addon, quantity: int) -> AddonPrice:
@@ -50,7 +62,8 @@ async def attached_addons(session: AsyncSession, subscription_id: uuid.UUID) -> 
     return [(attached, addon) for attached, addon in rows.all()]
 
 
-def recurring(plan: Plan, billing_period: BillingPeriod, agents: int,
+def recurring(plan: Plan | PlanPrice, billing_period: BillingPeriod, agents: int,
               addons: list[tuple[SubscriptionAddon, Addon]]) -> Recurring:
-    return Recurring(plan_price(plan), billing_period, agents,
+    """``plan``: a plan (its current version's prices) or a version's prices (``version_price``)."""
+    return Recurring(plan if isinstance(plan, PlanPrice) else plan_price(plan), billing_period, agents,
                      tuple(addon_price(addon, attached.quantity) for attached, addon in addons))

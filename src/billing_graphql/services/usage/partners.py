@@ -20,7 +20,14 @@ from billing_graphql.domain.usage import month_key
 from billing_graphql.services.pagination import Page, fetch_page
 from billing_graphql.services.platform.audit import record_audit
 from billing_graphql.services.usage.ingest import dialect_insert
-from billing_graphql.services.usage.reading import MetricUse, OrganizationPlan, metric_uses, organization_plans
+from billing_graphql.services.usage.amounts import usage_amounts
+from billing_graphql.services.usage.reading import (
+    MetricUse,
+    OrganizationPlan,
+    amounts_of,
+    metric_uses,
+    organization_plans,
+)
 
 GRANTS = PartnerGrant.__table__
 
@@ -78,6 +85,7 @@ class Snapshot:
     organization: OrganizationPlan
     period: Period  # the billing month shown
     metrics: list[MetricUse]
+    amounts: dict[uuid.UUID, int]  # charged metrics: amount so far (services.usage.amounts)
 
     @property
     def month(self) -> str:
@@ -93,7 +101,10 @@ async def _snapshots(session: AsyncSession, organization_ids: list[uuid.UUID], n
     uses = await metric_uses(session, {item.organization.id: (item.plan.id if item.plan else None,
                                                               month_key(periods[item.organization.id].start))
                                        for item in found})
-    return [Snapshot(item, periods[item.organization.id], uses[item.organization.id]) for item in found]
+    amounts = await usage_amounts(session, [amounts_of(item, periods[item.organization.id], uses[item.organization.id])
+                                            for item in found])
+    return [Snapshot(item, periods[item.organization.id], uses[item.organization.id], amounts[item.organization.id])
+            for item in found]
 
 
 async def snapshots_of(

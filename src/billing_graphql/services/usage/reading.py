@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,11 +32,13 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.aggregation import Aggregation
 from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.money import Money
 from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
 from billing_graphql.domain.proration import billed_agents
 from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
 from billing_graphql.services.catalog.plans import plan_order
+from billing_graphql.services.usage.amounts import AmountsOf, usage_amounts
 from billing_graphql.services.usage.ingest import live_join
 
 SEATS_METRIC = "agents"
@@ -126,9 +129,16 @@ class UsageNow:
     organization: OrganizationPlan
     month: Period
     metrics: list[MetricUse]
+    amounts: dict[uuid.UUID, int] = field(default_factory=dict)  # charged metrics: amount so far (services.usage.amounts)
 
     def used(self, code: str) -> int:
         return next((use.use.used for use in self.metrics if use.metric.code == code), 0)
+
+    def amount_of(self, metric_id: uuid.UUID) -> Decimal | None:
+        """A charged metric's amount so far, in major units of the plan's currency (None: not charged)."""
+        plan = self.organization.plan
+        minor = self.amounts.get(metric_id)
+        return None if minor is None or plan is None else Money(minor, plan.currency).amount
 
     @property
     def usage_month(self) -> str:
@@ -145,11 +155,20 @@ class UsageNow:
         return billed_agents(gauge, subscription.agent_count) if subscription is not None else gauge or 0
 
 
-async def usage_now(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> UsageNow:
+async def usage_now(session: AsyncSession, organization_id: uuid.UUID, now: datetime, *,
+                    with_amounts: bool = True) -> UsageNow:
     found = await organization_plan(session, organization_id)
     month = found.month(now)
     uses = await metric_uses(session, {organization_id: (found.plan.id if found.plan else None, month_key(month.start))})
-    return UsageNow(found, month, uses[organization_id])
+    if not with_amounts:
+        return UsageNow(found, month, uses[organization_id])
+    amounts = await usage_amounts(session, [amounts_of(found, month, uses[organization_id])])
+    return UsageNow(found, month, uses[organization_id], amounts[organization_id])
+
+
+def amounts_of(found: OrganizationPlan, month: Period, uses: list[MetricUse]) -> AmountsOf:
+    return AmountsOf(found.organization.id, found.subscription, found.plan, month,
+                     {use.metric.id: use.use.used for use in uses})
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +177,7 @@ class Entitlements:
     subscription: Subscription | None
     features: list[tuple[str, bool]]
     limits: list[MetricUse]
+    amounts: dict[uuid.UUID, int] = field(default_factory=dict)  # charged metrics: amount so far
 
 
 async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> Entitlements:
@@ -176,9 +196,12 @@ async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: d
     features = (await session.execute(
         select(PlanFeature.key, PlanFeature.enabled).where(PlanFeature.plan_id == plan.id).order_by(PlanFeature.key)
     )).all()
-    uses = await metric_uses(session, {organization_id: (plan.id, month_key(found.month(now).start))})
+    month = found.month(now)
+    uses = await metric_uses(session, {organization_id: (plan.id, month_key(month.start))})
     limits = [use for use in uses[organization_id] if use.limited]
-    return Entitlements(plan, found.subscription, [(key, enabled) for key, enabled in features], limits)
+    amounts = await usage_amounts(session, [amounts_of(found, month, uses[organization_id])])
+    return Entitlements(plan, found.subscription, [(key, enabled) for key, enabled in features], limits,
+                        amounts[organization_id])
 
 
 async def usage_in_period(
@@ -270,7 +293,7 @@ class PlanLimitsView:
 
 
 async def plan_limits_view(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> PlanLimitsView:
-    usage = await usage_now(session, organization_id, now)
+    usage = await usage_now(session, organization_id, now, with_amounts=False)  # the view shows no amounts
     plans = (await session.scalars(  # the plans offered to it: those in its currency
         select(Plan).join(Organization, Organization.currency == Plan.currency)
         .where(Organization.id == organization_id, Plan.is_active.is_(True)).order_by(*plan_order())
