@@ -26,7 +26,7 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
     await ledger.begin("2027-11-01T00:00:00Z")
     late = await ledger.tenant("Late Payer", "latepayer")
     basic = await plan(ledger, "basic", 100000, trialDays=0)
-    await card(ledger, late, "pm_card_declined")
+    await card(ledger, late, "pm_card_chargeDeclined")
     await ledger.check("catalog and a declining card", mrr=0, events={
         "organization.created": 1, "plan.created": 1, "payment_method.added": 1})
 
@@ -49,7 +49,7 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
 
     # Nov 20: the card on file becomes one that declines.
     await ledger.at("2027-11-20T00:00:00Z")
-    await card(ledger, late, "pm_card_insufficient_funds", default=True)
+    await card(ledger, late, "pm_card_chargeDeclinedInsufficientFunds", default=True)
     await ledger.check("a declining default card", mrr=100000, events={"payment_method.added": 1})
 
     # One jump to Dec 4 noon: the renewal (Dec 1) and the retries of day 1 (Dec 2) and day 3 (Dec 4).

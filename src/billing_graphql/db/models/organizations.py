@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, uuid_pk
@@ -29,6 +29,8 @@ class Organization(Base):
     credit_currency: Mapped[str | None] = mapped_column(String(3))
     gateway_customer_id: Mapped[str | None] = mapped_column(String(200))
     billing_email: Mapped[str | None] = mapped_column(String(320))
+    # Portal links carry the epoch they were issued in; revokeBillingPortalSessions raises it (0019).
+    portal_session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -37,6 +39,7 @@ class Organization(Base):
     __table_args__ = (
         CheckConstraint("credit_balance >= 0", name="credit_not_negative"),
         CheckConstraint(KNOWN_CURRENCY_CHECK, name="currency_known"),
+        CheckConstraint("portal_session_epoch >= 0", name="portal_session_epoch_not_negative"),
     )
 
 
