@@ -42,7 +42,7 @@ MAX_QUOTE_AGE = timedelta(hours=1)
 def proration_instant(quoted_at: datetime | None, *, now: datetime, period: Period) -> datetime:
     """The instant a change is prorated at: ``now``, or ``quoted_at`` (the instant of the preview
     it confirms), which must not be in the future, at most ``MAX_QUOTE_AGE`` old, and inside the
-    current period. Sub-seconds are dropped, as proration drops them."""
+    current period."""
     from billing_graphql.domain.errors import validation
 
     if quoted_at is None:
@@ -52,7 +52,7 @@ def proration_instant(quoted_at: datetime | None, *, now: datetime, period: Peri
     if quoted_at > now or now - quoted_at > MAX_QUOTE_AGE or not period.start <= quoted_at < period.end:
         raise validation("This preview is too old or not of the current period; preview the change again.",
                          "prorationDate")
-    return quoted_at.replace(microsecond=0)
+    return quoted_at
 
 
 def round_half_up(value: Fraction) -> int:

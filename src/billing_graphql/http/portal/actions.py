@@ -93,7 +93,7 @@ def _quoted_at(portal: Portal, form: dict[str, str], *parts: str) -> datetime:
 
 
 def _instant(portal: Portal) -> str:
-    return portal.now.replace(microsecond=0).isoformat()
+    return portal.now.isoformat()
 
 
 @portal_action("preview-plan")
