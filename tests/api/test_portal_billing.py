@@ -202,7 +202,7 @@ async def test_addon_preview_then_added_and_removed_with_its_prorated_amounts(cu
     added = await customer.post("change-addon", **hidden_fields(preview.text, "change-addon"))
     assert added.headers["location"].endswith("/plan?notice=addon-changed")
     page = (await customer.get("/plan")).text
-    assert "Added" in page and "Remove Extra channel" in page
+    assert "Added" in page and 'Remove<span class="visually-hidden"> Extra channel</span>' in page
     removal = await customer.post("preview-addon", addon_id=str(addon.id), quantity="0")
     assert "Remove Extra channel" in removal.text and "Account credit" in removal.text
     removed = await customer.post("change-addon", **hidden_fields(removal.text, "change-addon"))
