@@ -71,7 +71,7 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
     session = await ledger.mutate(PORTAL_SESSION, {"i": {}}, token=late.owner)  # returnUrl: the default
     path = urlsplit(session["url"]).path
     page = await ledger.api.client.get(path)
-    assert page.status_code == 200 and "Your last payment failed" in page.text and "Rp 111,000" in page.text
+    assert page.status_code == 200 and "Your last payment failed" in page.text and "Rp\xa0111,000" in page.text
     cards = await ledger.api.client.get(f"{path}/cards")
     csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', cards.text).group(1)
     replaced = await ledger.api.client.post(f"{path}/actions/add-card", data={

@@ -5,7 +5,7 @@ Accept-Language, else English. Messages are gettext catalogs beside the template
 (``locale/<lang>/LC_MESSAGES/messages.po``; English is the message ids themselves), read with
 Babel when first needed, so the wheel ships the ``.po`` files and nothing is compiled at build.
 Numbers, money and dates are formatted with Babel for the language (``Rp 1.663.890`` in
-Indonesian, ``Rp 1,663,890`` in English).
+Indonesian, ``Rp 1,663,890`` in English; the space is a no-break space).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class Formats:
         digits = format_decimal(abs(amount), format=pattern, locale=self.locale, decimal_quantization=True)
         sign = "-" if amount < 0 else ""
         symbol = SYMBOLS.get(currency)
-        if symbol is None or currency == "IDR":
-            return f"{sign}{symbol or currency} {digits}"
+        if symbol is None or currency == "IDR":  # a no-break space: "Rp" never ends a line
+            return f"{sign}{symbol or currency}\u00a0{digits}"
         return f"{sign}{symbol}{digits}"
 
     def date(self, value: datetime | None) -> str:
