@@ -109,6 +109,3 @@ class Formats:
         if value is None:
             return "-"
         return format_datetime(value, format="medium", tzinfo=value.tzinfo, locale=self.locale) + " UTC"
-
-    def percent(self, used: int, limit: int) -> int:
-        return min(100, round(used * 100 / limit)) if limit > 0 else 100

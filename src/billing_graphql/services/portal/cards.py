@@ -52,14 +52,6 @@ async def retry_open_invoices(db: Database, gateways: GatewayRegistry, actor: Ac
     return Retry.PAID
 
 
-async def default_gateway(db: Database, organization_id: uuid.UUID) -> str:
-    """The processor new cards go to: the default card's, else the sandbox."""
-    async with db.read() as session:
-        gateway = await session.scalar(select(PaymentMethod.gateway).where(
-            PaymentMethod.organization_id == organization_id, PaymentMethod.is_default.is_(True)))
-    return gateway or "sandbox"
-
-
 async def add_card(db: Database, gateways: GatewayRegistry, actor: Actor, *, token: str, label: str,
                    make_default: bool, replace_default: bool = False, now: datetime) -> tuple[PaymentMethod, Retry]:
     """Save a card (checked by its processor first); as the default, the open invoices are retried

@@ -13,14 +13,23 @@ from datetime import datetime
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Addon, Coupon, Invoice, Organization, PaymentMethod, Plan, Subscription
+from billing_graphql.db.models import (
+    Addon,
+    BillingDetails,
+    Coupon,
+    Invoice,
+    Organization,
+    PaymentMethod,
+    Plan,
+    Subscription,
+)
 from billing_graphql.domain.billing_details import BillingDetailsValue
+from billing_graphql.domain.periods import Period
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.billing.invoicing import amount_due
 from billing_graphql.services.platform.billing_details import value_of
 from billing_graphql.services.subscriptions.pricing import attached_addons
 from billing_graphql.services.usage.reading import MetricUse, usage_now
-from billing_graphql.domain.periods import Period
 
 INVOICES_SHOWN = 50
 
@@ -56,8 +65,6 @@ class PortalData:
 
 
 async def load_portal_data(db: Database, organization_id: uuid.UUID, now: datetime) -> PortalData:
-    from billing_graphql.db.models import BillingDetails
-
     async with db.read() as session:
         organization = await session.get(Organization, organization_id)
         if organization is None:
