@@ -205,7 +205,8 @@ def test_the_installed_wheel_serves_the_demo(tmp_path):
         status, headers, content = _request(portal["url"] + "?lang=id", accept="text/html")
         page = content.decode()
         assert status == 200 and "Penagihan untuk" in page and 'lang="id"' in page, page[-2000:]
-        assert re.search(r"Rp\s\d{1,3}(\.\d{3})+", page) or "Tidak ada langganan aktif." in page
+        status, headers, content = _request(portal["url"] + "/plan?lang=id", accept="text/html")
+        assert status == 200 and re.search(r"Rp\s\d{1,3}(\.\d{3})+ per bulan", content.decode()), content[-2000:]
     finally:
         server.send_signal(signal.SIGINT)
         try:
