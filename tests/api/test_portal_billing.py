@@ -240,6 +240,14 @@ async def test_billing_details_with_the_npwp_checked_as_the_api_checks_it(custom
     assert (details.legal_name, details.country) == ("PT Acme Indonesia", "ID")
     page = (await customer.get("/details", **{"accept-language": "id-ID,id;q=0.9,en;q=0.5"})).text
     assert 'lang="id"' in page and "Data penagihan" in page and "PT Acme Indonesia" in page
+    # An admin's link shows them; only owners change them (as updateBillingDetails allows).
+    await customer.portal(keys.admin)
+    page = (await customer.get("/details")).text
+    assert "PT Acme Indonesia" in page and "Save the billing details" not in page
+    refused = await customer.post("update-details", legal_name="Someone else")
+    assert "Only the organization&#39;s owners can change the billing details." in await customer.follow(refused)
+    async with db.read() as session:
+        assert (await session.get(BillingDetails, keys.organization_id)).legal_name == "PT Acme Indonesia"
 
 
 async def test_usage_bars_against_the_limits_for_the_billing_period(customer, db, keys):

@@ -20,6 +20,7 @@ from litestar.response import Redirect
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.proration import Effective
+from billing_graphql.domain.roles import Role
 from billing_graphql.http.portal import views
 from billing_graphql.http.portal.common import Portal, forbidden, open_portal
 from billing_graphql.http.portal.forms import FormRefused, csrf_token, read_form, same_origin, signature
@@ -231,6 +232,8 @@ async def pay(portal: Portal, form: dict[str, str]) -> Redirect:
 
 @portal_action("update-details")
 async def update_details(portal: Portal, form: dict[str, str]) -> Redirect:
+    if portal.claims.role is not Role.OWNER:  # as updateBillingDetails: owners only
+        return portal.back("/details", error="owners-only")
     await update_billing_details(portal.db, portal_actor(portal), organization_id=portal.claims.organization_id,
                                  legal_name=form.get("legal_name", ""), address=form.get("address", ""),
                                  country=form.get("country", ""), tax_id=form.get("tax_id", ""), now=portal.now,

@@ -62,6 +62,7 @@ ERRORS = {
     "canceled": N_("The subscription has already ended."),
     "not-pending": N_("The subscription is not set to end; there is nothing to resume."),
     "confirm": N_("Tick the box to confirm the cancellation."),
+    "owners-only": N_("Only the organization's owners can change the billing details."),
     "not-found": N_("What you asked for was not found. Please reload the page."),
     "busy": N_("Another change is in progress. Please try again in a moment."),
     "failed": N_("That could not be done. Please try again, or contact us if it keeps happening."),

@@ -25,8 +25,8 @@ CANCEL_REASONS = ["too_expensive", "missing_features", "switched_service", "unus
 
 
 def portal_actor(portal: Portal) -> Actor:
-    """Who acts through the link: an admin of its organization, named in the audit log as the portal."""
-    return Actor(role=Role.ADMIN, organization_id=portal.claims.organization_id, subject="portal",
+    """Who acts through the link: the owner or admin who asked for it, named in the audit log as the portal."""
+    return Actor(role=portal.claims.role, organization_id=portal.claims.organization_id, subject="portal",
                  api_key_id=portal.claims.api_key_id)
 
 
@@ -91,7 +91,8 @@ async def details(request: Request[Any, Any, Any], token: str) -> Response[str]:
     async def build(portal: Portal) -> Response[str]:
         data, header = await load(portal)
         return portal.render("details.html", views.DetailsPage(header=header, details=data.billing_details,
-                                                                countries=COUNTRIES))
+                                                                countries=COUNTRIES,
+                                                                editable=portal.claims.role is Role.OWNER))
     return await _page(request, token, build)
 
 

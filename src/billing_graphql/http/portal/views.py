@@ -253,6 +253,7 @@ class DetailsPage:
     header: Header
     details: BillingDetailsValue
     countries: list[tuple[str, str]]
+    editable: bool  # owners edit them (as updateBillingDetails allows); admins read them
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import ApiKey, Organization
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
+from billing_graphql.domain.roles import Role
 from billing_graphql.services.platform.audit import record_audit
 from billing_graphql.settings import Settings
 
@@ -46,6 +47,7 @@ class PortalClaims:
     expires_at: datetime
     api_key_id: uuid.UUID | None = None
     epoch: int = 0
+    role: Role = Role.ADMIN  # the role of who asked for the link (what the portal may do for them)
 
 
 def clean_return_url(value: str) -> str:
@@ -92,6 +94,7 @@ async def create_portal_session(
                   "exp": int(expires_at.timestamp()), "jti": session_id, "epoch": epoch}
         if actor.api_key_id is not None:
             claims["key"] = str(actor.api_key_id)
+        claims["role"] = actor.role.value
         record_audit(
             session,
             actor=actor,
@@ -126,12 +129,15 @@ def read_portal_token(token: str, *, settings: Settings, now: datetime) -> Porta
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
         api_key_id = uuid.UUID(str(claims["key"])) if claims.get("key") is not None else None
         epoch = int(claims.get("epoch", 0))
+        role = Role(claims.get("role", Role.ADMIN.value))
+        if role not in (Role.OWNER, Role.ADMIN):
+            raise ValueError(role)
     except (jwt.PyJWTError, ValueError, TypeError, BillingError):
         raise PortalTokenInvalid("This billing portal link is not valid.") from None
     if expires_at <= now:
         raise PortalTokenInvalid("This billing portal link has expired.")
     return PortalClaims(organization_id=organization_id, return_url=return_url, expires_at=expires_at,
-                        api_key_id=api_key_id, epoch=epoch)
+                        api_key_id=api_key_id, epoch=epoch, role=role)
 
 
 ENDED = "This billing portal link has been ended."
