@@ -86,7 +86,11 @@ def write_report(rows, args, notes, soak, console) -> None:
             "statements": row.statements, "round_trips": row.round_trips, "rss_mib": row.rss_mib} for row in rows]
     (RESULTS / f"{name}.json").write_text(json.dumps({"command": command, "commit": commit, "rows": raw,
                                                       "notes": notes, "soak": soak}, indent=1))
-    chart(rows, RESULTS / f"{name}.png", args.connections)
+    try:
+        chart(rows, RESULTS / f"{name}.png", args.connections)
+    except ImportError:  # the bench extra's matplotlib is not installed: the tables are all there is
+        console.print(f"written: bench/results/{name}.md, .json (no .png: matplotlib is not installed)")
+        return
     console.print(f"written: bench/results/{name}.md, .json, .png")
 
 

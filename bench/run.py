@@ -36,10 +36,17 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_DATABASE = "billing_bench"
 SERVER_CPU, LOAD_CPU = "0", "1"
 VIEWER_ROLE = "{ viewer { role } }"
-BENCH_VARIABLES = {"Invoices": {"first": 50}}  # the page size the issue measures
+BENCH_VARIABLES = {"Invoices": {"first": 50}, "InvoicesAdHoc": {"first": 50}}  # the page size the issue measures
 PLAIN_ROUTES = {"Invoices": "/plain/invoices", "SubscriptionPage": "/plain/subscription", "ViewerRole": "/raw",
                 "ViewerRoleText": "/raw"}
 DEFAULT_ROLE = {"spa": "OWNER", "admin": "SUPER_ADMIN", "partner": "PARTNER"}
+
+
+def ad_hoc_invoices(text: str, alias: str = "number") -> str:
+    """Issue 24's ad-hoc query: the registered invoices page with one field added (retryCount) and one alias
+    (``alias: invoiceNumber``): not a registered document, planned when first seen."""
+    return text.replace("query Invoices(", "query InvoicesAdHoc(", 1).replace(
+        "        invoiceNumber\n", f"        invoiceNumber\n        {alias}: invoiceNumber\n        retryCount\n", 1)
 
 
 @dataclass
@@ -158,7 +165,7 @@ class Row:
 
 def load_operations(keys: dict[str, str], values: dict[str, str], only: set[str] | None) -> list[Operation]:
     operations = []
-    for folder in ("spa", "partner"):
+    for folder in ("spa", "partner", "admin"):
         for path in sorted((ROOT / "queries" / folder).glob("*.graphql")):
             text = path.read_text()
             if re.search(r"^mutation\s", text, re.MULTILINE):
@@ -170,9 +177,12 @@ def load_operations(keys: dict[str, str], values: dict[str, str], only: set[str]
                 name=path.stem, body={"query": text, "variables": variables},
                 role=headers.get("role", DEFAULT_ROLE[folder]).strip(),
                 statements_declared=int(headers["statements"]) if "statements" in headers else None))
-    # The issue's `{ viewer { role } }` as free text (not a registered document: graphql-core answers it);
-    # queries/spa/ViewerRole.graphql is the same selection registered (the compiled path answers it).
+    # The issue's `{ viewer { role } }` as free text (not a registered document: planned when first seen);
+    # queries/spa/ViewerRole.graphql is the same selection registered (planned at start-up).
     operations.append(Operation(name="ViewerRoleText", body={"query": VIEWER_ROLE}, role="OWNER"))
+    invoices = next(op for op in operations if op.name == "Invoices")
+    operations.append(Operation(name="InvoicesAdHoc", body={"query": ad_hoc_invoices(invoices.body["query"]),
+                                                            "variables": invoices.body["variables"]}, role="OWNER"))
     return [op for op in operations if only is None or op.name in only]
 
 
@@ -313,12 +323,15 @@ def _node22() -> str | None:
 
 # --- load -----------------------------------------------------------------------------------------------
 
-def wrk(url: str, body: dict, auth: str | None, *, duration: float, connections: int) -> Result:
+def wrk(url: str, body: dict, auth: str | None, *, duration: float, connections: int, distinct: int = 0) -> Result:
+    """``distinct``: ``body`` is a template (``%d`` in its text) of that many distinct documents, cycled."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(body, handle)
-    env = {**os.environ, "BENCH_BODY": handle.name, "BENCH_AUTH": auth or ""}
+    env = {**os.environ, "BENCH_BODY": handle.name, "BENCH_TEMPLATE": handle.name, "BENCH_AUTH": auth or "",
+           "BENCH_DISTINCT": str(distinct)}
+    script = "post_distinct.lua" if distinct else "post.lua"
     command = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-               "-s", str(BENCH / "wrk" / "post.lua"), url]
+               "-s", str(BENCH / "wrk" / script), url]
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     os.unlink(handle.name)
     line = next((line for line in done.stdout.splitlines() if line.startswith("BENCH ")), None)
@@ -406,6 +419,11 @@ def main() -> None:
     parser.add_argument("--no-probe", dest="probe", action="store_false",
                         help="skip counting statements and round trips (saves starting every server twice)")
     parser.add_argument("--soak", type=int, default=0, help="also: RSS after 10,000 and after this many requests")
+    parser.add_argument("--soak-backends", default="", help="the backends to soak (default: every one)")
+    parser.add_argument("--distinct", type=int, default=0,
+                        help="with --soak: ad-hoc documents, this many distinct ones (issue 24: 5000), instead of spa/Viewer")
+    parser.add_argument("--cold", type=int, default=0,
+                        help="also: the first request of this many new ad-hoc invoices documents, against their second")
     parser.add_argument("--label", default="", help="a name for this run's result files")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
                         help="also serve the gateway from DIR/src (a copy of an earlier state), as gateway@NAME")
@@ -463,8 +481,11 @@ def main() -> None:
                                                   connections=1))
             for row in backend_rows:
                 row.rss_mib = servers[row.contender.server].rss_mib()
-            if args.soak and "gateway" in servers:
-                soak.update(_soak(servers["gateway"], backend_rows, args.soak, backend))
+            if args.cold and "gateway" in servers:
+                soak.update(_cold(servers, backend_rows, args.cold, backend))
+            soaked = args.soak_backends.split(",") if args.soak_backends else backends
+            if args.soak and "gateway" in servers and backend in soaked:
+                soak.update(_soak(servers["gateway"], backend_rows, args.soak, backend, args.distinct))
             rows.extend(backend_rows)
         finally:
             for server in servers.values():
@@ -487,23 +508,60 @@ def _compare_plain(rows: list[Row], servers: dict[str, Server], notes: list[str]
                 notes.append(f"{rows[0].backend} {op}: the plain route returns the gateway's JSON exactly")
 
 
-def _soak(gateway: Server, rows: list[Row], total: int, backend: str) -> dict[str, float]:
-    """RSS after 10,000 and after ``total`` requests of spa/Viewer, counted from wrk's own reports (runs of
-    at most a minute, sized from the throughput seen so far)."""
+def _soak(gateway: Server, rows: list[Row], total: int, backend: str, distinct: int = 0) -> dict[str, float]:
+    """RSS after 10,000 and after ``total`` requests of spa/Viewer (``distinct``: of that many distinct ad-hoc
+    documents, ``query Q<n> { viewer { role } }``, cycling), counted from wrk's own reports (runs of at most a
+    minute, sized from the throughput seen so far)."""
     row = next(row for row in rows if row.contender.kind == "gateway" and row.contender.op == "Viewer")
     contender = row.contender
-    calibration = wrk(gateway.url(contender.path), contender.body, contender.auth, duration=2, connections=8)
+    if distinct:
+        template = {"query": "query Q%d { viewer { role } }"}
+
+        def drive(seconds: float) -> Result:
+            return wrk(gateway.url(contender.path), template, contender.auth, duration=seconds, connections=8,
+                       distinct=distinct)
+    else:
+        def drive(seconds: float) -> Result:
+            return wrk(gateway.url(contender.path), contender.body, contender.auth, duration=seconds, connections=8)
+    calibration = drive(2)
     done, rate, figures = calibration.requests, max(1.0, calibration.rps), {}
+    what = f"{distinct:,} distinct ad-hoc documents" if distinct else "spa/Viewer"
     for target in (10_000, total):
         while done < target:
             seconds = min(60.0, max(1.0, (target - done) / rate * 1.02))
-            result = wrk(gateway.url(contender.path), contender.body, contender.auth, duration=seconds,
-                         connections=8)
+            result = drive(seconds)
             if result.errors:
                 raise SystemExit(f"soak: {result.errors} failed responses")
             done += result.requests
             rate = result.rps or rate
-        figures[f"{backend} RSS after {done:,} requests (MiB)"] = gateway.rss_mib()
+        figures[f"{backend} RSS after {done:,} requests of {what} (MiB)"] = gateway.rss_mib()
+    return figures
+
+
+def _cold(servers: dict[str, Server], rows: list[Row], count: int, backend: str) -> dict[str, float]:
+    """The first request of ``count`` new ad-hoc invoices documents (each a new alias: planned on that request)
+    against their second request, one at a time, on the gateway (and its generic path)."""
+    row = next(row for row in rows if row.contender.kind == "gateway" and row.contender.op == "Invoices")
+    headers = {"authorization": row.contender.auth}
+    figures = {}
+    for name in ("gateway", "gateway@generic"):
+        server = servers.get(name)
+        if server is None:
+            continue
+        first, second = [], []
+        for number in range(count):
+            body = {"query": ad_hoc_invoices(row.contender.body["query"], alias=f"cold{number}_{os.getpid()}"),
+                    "variables": row.contender.body["variables"]}
+            for times in (first, second):
+                started = time.perf_counter()
+                response = httpx.post(server.url("/graphql"), json=body, headers=headers, timeout=30)
+                times.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200 or b'"errors"' in response.content:
+                    raise SystemExit(f"cold: {response.text[:300]}")
+        figures[f"{backend} {name} ad-hoc invoices, first request (cold) p50 ms"] = statistics.median(first)
+        figures[f"{backend} {name} ad-hoc invoices, second request (warm) p50 ms"] = statistics.median(second)
+        figures[f"{backend} {name} ad-hoc invoices, planning cost (cold - warm) ms"] = (
+            statistics.median(first) - statistics.median(second))
     return figures
 
 

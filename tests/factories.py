@@ -37,9 +37,11 @@ from billing_graphql.db.models import (
     TaxRate,
     UsageCounter,
 )
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
+from billing_graphql.services.billing.credit import move_account_credit
 from tests.helpers import T0
 
 _counter = itertools.count(1)
@@ -204,8 +206,10 @@ async def set_agents(db: Database, organization_id: uuid.UUID, agents: int, now:
 async def set_credit(db: Database, organization_id: uuid.UUID, amount: int, currency: str = "IDR") -> None:
     async with db.write() as session:
         organization = await session.get(Organization, organization_id)
-        organization.credit_balance = amount
-        organization.credit_currency = currency
+        # Through the ledger, as staff would (an ADJUSTMENT entry), so the balance stays its sum.
+        if amount != organization.credit_balance:
+            move_account_credit(organization, amount - organization.credit_balance, currency,
+                                source=CreditSource.ADJUSTMENT, reason="test set-up", now=T0)
 
 
 async def add_tax_rate(db: Database, *, name: str, rate, currency: str, numerator: int = 1,

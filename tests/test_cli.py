@@ -63,8 +63,8 @@ def test_record_usage_adds_to_the_demo_months_usage(sqlite_file, capsys):
         return {f"{code}:{key}": value for code, key, value in rows}
 
     seeded = asyncio.run(messages())
-    # A month of usage: both counters over two billing months, and the gauges.
-    assert seeded["agents:current"] == 8 and seeded["contacts:current"] == 12_480
+    # Three months of usage: both counters over the billing months, and the gauges (demo_story.DEMO_GAUGES).
+    assert seeded["agents:current"] == 9 and seeded["contacts:current"] == 9_150
     assert sum(value for name, value in seeded.items() if name.startswith("messages:")) > 60_000
     assert main(["record-usage", "--org", "demo", "--metric", "agents", "--quantity", "11"]) == 0
     assert "recorded 11 agents" in capsys.readouterr().out
@@ -388,6 +388,8 @@ def test_migrate_says_what_it_created_then_that_it_is_up_to_date(empty_database,
     ("BILLING_DATABASE_URL", "sqlite+aiosqlite:///{tmp}/no-such-directory/billing.db", "serve"),
     ("BILLING_REDIS_URL", "localhost:6379", "serve"),
     ("BILLING_MAX_BODY_BYTES", "lots", "serve"),
+    ("BILLING_TIMEZONE", "Asia/Atlantis", "serve"),
+    ("BILLING_TIMEZONE", "WIB", "run-billing"),
 ])
 def test_every_bad_setting_is_one_line_naming_the_variable(
         sqlite_file, served, monkeypatch, capsys, tmp_path, variable, value, command):

@@ -19,19 +19,20 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.context import build_context
-from billing_graphql.graphql.persisted import with_document_id
+from billing_graphql.graphql.persisted import TrustedDocuments, with_document_id
 from billing_graphql.graphql.schema import build_schema, compiled_documents
 from billing_graphql.http.graphql_controller import build_graphql_controller
 from billing_graphql.http.explorer import OfflineExplorer, cdn_ide_renderer, explorer_asset, offline_ide_renderer
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pay import invoice_pay
-from billing_graphql.http.invoice_pdf import invoice_pdf
+from billing_graphql.http.invoice_pdf import credit_note_pdf, invoice_pdf
 from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
-from billing_graphql.http.payments_csv import payments_csv
+from billing_graphql.http.payments_csv import invoices_csv, payments_csv
 from billing_graphql.http.portal import portal_routes
 from billing_graphql.http.rate_limit import RateLimiter
 from billing_graphql.http.request_ids import log_route_error, request_id_middleware
 from billing_graphql.http.webhooks import gateway_webhook
+from billing_graphql.services.live.hub import Guard, Hub
 from billing_graphql.settings import Settings
 
 
@@ -122,6 +123,8 @@ def create_app(
         owned = db is None
         if owned:
             app.state.db = Database.from_url(settings.database_url)
+        app.state.live_hub = Hub(app.state.db, database_url=settings.database_url)
+        await app.state.live_hub.start()  # this process's one LISTEN connection (services.live.hub)
         tasks = [asyncio.create_task(start()) for start in background_tasks(app, settings)] if run_workers else []
         if freeze_gc:
             # Long-lived start-up objects would otherwise be rescanned by every gen-2 collection.
@@ -133,6 +136,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await app.state.live_guard.stop()
+            await app.state.live_hub.stop()
             if rate_limiter is not None:
                 await rate_limiter.counter.close()
             if owned:
@@ -145,7 +150,8 @@ def create_app(
     if rate_limiter is not None:
         middleware.append(rate_limiter.middleware)
     state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter, "explorer": explorer,
-             "compiled": compiled}
+             "compiled": compiled, "live_sockets": {}, "live_guard": Guard(),
+             "live_documents": TrustedDocuments.load(require=settings.trusted_documents)}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
     return Litestar(
@@ -153,8 +159,10 @@ def create_app(
             controller,
             health,
             invoice_pdf,
+            credit_note_pdf,
             invoice_pay,
             payments_csv,
+            invoices_csv,
             gateway_webhook,
             metrics_endpoint,
             explorer_asset,

@@ -337,7 +337,7 @@ def served_url(host: str, port: int) -> str:
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bool = True,
-           access_log: bool = False) -> None:
+           access_log: bool = False, demo: bool = False) -> None:
     import os
 
     import uvicorn
@@ -347,6 +347,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
     os.environ["BILLING_WORKERS"] = "1" if worker else "0"
     if not os.environ.get("BILLING_PUBLIC_URL", "").strip():
         os.environ["BILLING_PUBLIC_URL"] = served_url(host, port)
+    if demo:
+        from billing_graphql.demo import demo_seller_environment
+
+        if demo_seller_environment(os.environ):
+            print("demo: documents are issued by the demo seller (set BILLING_SELLER_NAME, BILLING_SELLER_ADDRESS "
+                  "and BILLING_SELLER_TAX_ID for your own)", file=sys.stderr)
 
     if workers > 1 and settings.is_sqlite:
         print("note: several workers share one SQLite file; writes queue on its lock", file=sys.stderr)
@@ -360,6 +366,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int, *, worker: bo
         workers=workers,
         # X-Forwarded-For is believed only from BILLING_TRUSTED_PROXIES (http/rate_limit.py).
         **{**SERVER_OPTIONS, "access_log": access_log, "proxy_headers": False},
+        ws_max_size=settings.max_body_bytes,  # a larger live message is refused before it is buffered (1009)
+        ws_per_message_deflate=False,  # live messages are small: compressing each cost more CPU than it saved
         log_config=_log_config(),
     )
 
@@ -494,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
             if args.demo:
                 asyncio.run(_seed_demo(settings))
-            _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker, access_log=args.access_log)
+            _serve(settings, args.host, args.port, args.workers, worker=not args.no_worker, access_log=args.access_log,
+                   demo=args.demo)
         elif args.command == "deliver-webhooks":
             try:
                 print(asyncio.run(_deliver_webhooks(settings)))

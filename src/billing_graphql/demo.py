@@ -1,47 +1,56 @@
-"""Demo data: a USD pricing table (Free/Pro/Team/Enterprise), an IDR catalog, add-ons and coupons,
-a demo organization and one API key per role. The catalog is built through the catalog services."""
+"""Demo data: an IDR catalog (Starter/Growth/Business, add-ons, coupons) and, apart, a USD pricing
+table (Free/Pro/Team/Enterprise); four Indonesian customers on the IDR plans with three months of
+history (``demo_story``: active, in trial, past due, canceled); one API key per role for the
+``demo`` organization; and, for ``serve --demo``, a seller with its NPWP (``DEMO_SELLER``). Everything
+is built through the services."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import MutableMapping
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import (
-    Addon,
-    ApiKey,
-    AddonUnit,
-    Coupon,
-    CouponDuration,
-    DiscountKind,
-    Organization,
-    PaymentMethodType,
-    Plan,
-    Subscription,
-    UsageEvent,
+from billing_graphql.db.models import Addon, AddonUnit, ApiKey, Coupon, CouponDuration, DiscountKind, Plan
+from billing_graphql.demo_story import (
+    CUSTOMERS,
+    DEMO_GAUGES,
+    DEMO_HISTORY_DAYS,
+    DEMO_HISTORY_MONTHS,
+    DEMO_MESSAGES_SO_FAR,
+    DEMO_ORGANIZATION_EXTERNAL_ID,
+    play_stories,
 )
-from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.catalog import FEATURE_KEYS, FeatureSpec, LimitSpec
 from billing_graphql.domain.roles import Role
-from billing_graphql.services.catalog.addons import AddonSpec, create_addon
-from billing_graphql.services.platform.api_keys import create_api_key
-from billing_graphql.services.catalog.coupons import CouponSpec, create_coupon
-from billing_graphql.services.platform.organizations import create_organization
-from billing_graphql.services.payments.payment_methods import NewPaymentMethod, add_payment_method
-from billing_graphql.services.subscriptions.plan_changes import change_plan
-from billing_graphql.services.catalog.plans import PlanSpec, create_plan, list_plans
-from billing_graphql.services.subscriptions.choice import PlanChoice
-from billing_graphql.services.subscriptions.lifecycle import subscribe
 from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.services.usage.ingest import record_usage
+from billing_graphql.services.catalog.addons import AddonSpec, create_addon
+from billing_graphql.services.catalog.coupons import CouponSpec, create_coupon
+from billing_graphql.services.catalog.plans import PlanSpec, create_plan
+from billing_graphql.services.platform.api_keys import create_api_key
 from billing_graphql.services.usage.partners import grant_partner_access
-from billing_graphql.domain.usage import EventInput
 from billing_graphql.settings import Settings
 
-DEMO_ORGANIZATION_EXTERNAL_ID = "demo"
+__all__ = ["CUSTOMERS", "DEMO_GAUGES", "DEMO_HISTORY_DAYS", "DEMO_HISTORY_MONTHS", "DEMO_MESSAGES_SO_FAR",
+           "DEMO_ORGANIZATION_EXTERNAL_ID", "DEMO_SELLER", "demo_seller_environment", "seed_demo"]
+
+# The seller on the demo's documents (``serve --demo`` sets these unless BILLING_SELLER_* are set).
+DEMO_SELLER = {
+    "BILLING_SELLER_NAME": "PT Contoh Layanan Digital",
+    "BILLING_SELLER_ADDRESS": "Jl. Jenderal Sudirman Kav. 52-53\\nJakarta Selatan 12190",
+    "BILLING_SELLER_TAX_ID": "01.234.567.8-012.000",
+}
+
+
+def demo_seller_environment(environ: MutableMapping[str, str]) -> bool:
+    """Put the demo seller into ``environ`` when none of BILLING_SELLER_NAME, _ADDRESS, _TAX_ID is
+    set (a configured seller is kept whole). True when it did."""
+    if any((environ.get(name) or "").strip() for name in DEMO_SELLER):
+        return False
+    environ.update(DEMO_SELLER)
+    return True
 
 _METRICS = ("agents", "contacts", "messages", "channels", "ai_agents", "integrations")
 _FEATURES = FEATURE_KEYS
@@ -123,63 +132,6 @@ async def _seed_catalog(db: Database, now: datetime) -> int:
     return created
 
 
-DEMO_HISTORY = timedelta(days=14)
-
-
-async def _seed_subscription(db: Database, organization_id, now: datetime, gateways: GatewayRegistry) -> None:
-    """A card on file and a live subscription built as a customer would build it: Starter (IDR,
-    no trial) subscribed 14 days ago and paid, then upgraded to Growth now, the unused half of
-    the paid Starter month credited and Growth charged for the same rest of the period."""
-    async with db.read() as session:
-        has_subscription = await session.scalar(
-            select(Subscription.id).where(Subscription.organization_id == organization_id)
-        )
-    if has_subscription is not None:
-        return
-    owner = Actor(role=Role.OWNER, organization_id=organization_id, subject="system:demo")
-    started_at = now - DEMO_HISTORY
-    await add_payment_method(
-        db,
-        owner,
-        NewPaymentMethod(gateway="sandbox", gateway_payment_method_id="pm_card_visa",
-                         type=PaymentMethodType.CREDIT_CARD, label="Visa ending 4242", is_default=True,
-                         brand="visa", last4="4242", exp_month=12, exp_year=now.year + 3),
-        now=started_at,
-    )
-    plans = await list_plans(db, include_inactive=False)
-    by_slug = {plan.slug: plan.id for plan in plans}
-    await subscribe(
-        db, owner, organization_id=organization_id, choice=PlanChoice(by_slug["starter-idr"], BillingPeriod.MONTHLY),
-        payment_method_id=None,
-        idempotency_key=None, gateways=gateways, now=started_at,
-    )
-    await change_plan(db, owner, organization_id=organization_id, plan_id=by_slug["growth-idr"],
-                      billing_period=None, gateways=gateways, now=now)
-
-
-# The demo organization's current counts (GAUGEs) and its daily traffic (COUNTERs).
-DEMO_GAUGES = {"agents": 8, "contacts": 12_480, "channels": 3, "ai_agents": 2, "integrations": 4}
-DEMO_DAILY = {"messages": 3_200, "api_calls": 1_450}
-
-
-async def _seed_usage(db: Database, organization_id, now: datetime) -> None:
-    """A month of usage, once: a day's messages and API calls for each of the last 30 days (a
-    weekday/weekend rhythm, in four events a day), today's so far, and the current gauges."""
-    async with db.read() as session:
-        if await session.scalar(select(UsageEvent.id).where(UsageEvent.organization_id == organization_id).limit(1)):
-            return
-    events: list[EventInput] = []
-    for days_ago in range(30, -1, -1):
-        day = now - timedelta(days=days_ago)
-        factor = 0.45 if day.weekday() >= 5 else 1.0 + (days_ago % 7) / 20
-        for metric, per_day in DEMO_DAILY.items():
-            for quarter in range(4):
-                at = min(day - timedelta(hours=6 * quarter), now)
-                events.append(EventInput(metric, int(per_day * factor / 4), at, f"demo:{metric}:{days_ago}:{quarter}"))
-    events += [EventInput(metric, value, now, f"demo:{metric}:now") for metric, value in DEMO_GAUGES.items()]
-    await record_usage(db, organization_id=organization_id, events=events, now=now)
-
-
 def _demo_label(role: Role) -> str:
     return f"demo {role.value.lower()}"
 
@@ -190,6 +142,7 @@ async def _revoke_demo_keys(db: Database, organization_id, now: datetime) -> Non
     from sqlalchemy import or_
 
     from billing_graphql.services.platform.api_keys import revoke_api_key
+    from billing_graphql.services.platform.auth import forget_api_keys
 
     async with db.read() as session:
         ids = (await session.scalars(
@@ -204,24 +157,18 @@ async def _revoke_demo_keys(db: Database, organization_id, now: datetime) -> Non
             )
         )).all()
     for key_id in ids:
-        await revoke_api_key(db, None, key_id=key_id, now=now)
+        await revoke_api_key(db, None, key_id=key_id, now=now, settle=False)
+    if ids:  # a gateway already serving this database stops taking them before seeding goes on
+        await forget_api_keys(db, [], settle=True)
 
 
 async def seed_demo(db: Database, now: datetime, settings: Settings | None = None) -> dict[Role, str]:
-    """Create the demo catalog, organization, subscription and a month of usage if missing, and
-    fresh demo keys (returned; the PARTNER key is granted the demo organization). The demo keys
-    of an earlier seeding are revoked: one live key per role."""
+    """Create the demo catalog and the customers' organizations with their story if missing
+    (``demo_story``), and fresh demo keys for the ``demo`` organization (returned; the PARTNER key
+    is granted it). The demo keys of an earlier seeding are revoked: one live key per role."""
+    settings = settings or Settings()
     await _seed_catalog(db, now)
-    async with db.read() as session:
-        organization_id = await session.scalar(
-            select(Organization.id).where(Organization.external_id == DEMO_ORGANIZATION_EXTERNAL_ID)
-        )
-    if organization_id is None:
-        organization = await create_organization(
-            db, None, name="Demo Company", external_id=DEMO_ORGANIZATION_EXTERNAL_ID, now=now
-        )
-        organization_id = organization.id
-    await _seed_subscription(db, organization_id, now, GatewayRegistry(settings or Settings()))
+    organization_id = await play_stories(db, now, settings, GatewayRegistry(settings))
     await _revoke_demo_keys(db, organization_id, now)
     keys: dict[Role, str] = {}
     for role in Role:
@@ -236,5 +183,4 @@ async def seed_demo(db: Database, now: datetime, settings: Settings | None = Non
         keys[role] = plain
         if role is Role.PARTNER:
             await grant_partner_access(db, None, api_key_id=key.id, organization_id=organization_id, now=now)
-    await _seed_usage(db, organization_id, now)
     return keys

@@ -15,9 +15,14 @@ Names (all prefixed ``billing_graphql_``):
     rate_limited_total                          requests refused by the rate limit (HTTP 429)
     rate_limit_backend_errors_total             rate-limit counts Redis failed to keep (each such
                                                 request was counted in the process instead)
-    compiled_requests_total{outcome}            requests naming a registered query's compiled plan:
-                                                answered (by the plan), fallback (the generic
-                                                path answered)
+    compiled_requests_total{outcome}            requests whose document has a compiled plan (a
+                                                registered query, or any query planned when first
+                                                seen): answered (by the plan), fallback (the
+                                                generic path answered)
+    plan_fallbacks_total{reason}                query requests the planner cannot handle, answered
+                                                by graphql-core: directives, introspection,
+                                                abstract_type, fragment_on_other_type,
+                                                several_operations, no_resolver
     billing_runs_total{outcome}                 billing runs: completed, failed
     billing_run_duration_seconds                histogram of one run
     billing_run_subscriptions_total{result}     subscriptions a run handled, by result:
@@ -82,7 +87,11 @@ RATE_LIMIT_BACKEND_ERRORS = Counter(
     "Rate-limit counts the shared store (Redis) failed to keep; those requests were counted per process.",
 )
 COMPILED_REQUESTS = Counter(
-    "billing_graphql_compiled_requests", "Requests naming a registered query's compiled plan, by outcome.", ["outcome"]
+    "billing_graphql_compiled_requests", "Requests whose document has a compiled plan, by outcome.", ["outcome"]
+)
+PLAN_FALLBACKS = Counter(
+    "billing_graphql_plan_fallbacks",
+    "Query requests whose document the planner cannot handle (answered by graphql-core), by reason.", ["reason"]
 )
 BILLING_RUNS = Counter("billing_graphql_billing_runs", "Billing runs by outcome.", ["outcome"])
 BILLING_RUN_DURATION = Histogram(

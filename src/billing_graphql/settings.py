@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billing.db"
 
@@ -54,12 +55,16 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     log_format: str = "text"  # "json": one JSON line per GraphQL request
     trusted_documents: str = "off"  # off | partner | all: who must send registered documents (queries/manifest.json)
-    compiled_documents: bool = True  # registered queries run on their compiled plans (graphql.compiled)
+    compiled_documents: bool = True  # query documents run on their compiled plans (graphql.compiled)
+    plan_cache_size: int = 1000  # plans of non-registered documents kept (LRU by text); 0: registered ones only
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_publishable_key: str | None = None
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str = "https://api.stripe.com"
     default_currency: str = "IDR"  # a new organization's currency unless createOrganization names one
+    billing_timezone: str = "UTC"  # the book's time zone: the payments CSV's days and times, documents' dates
+    ws_max_per_credential: int = 20  # live WebSocket sockets per credential and process
+    ws_ping_seconds: int = 15  # graphql-transport-ws pings to idle sockets; 0: none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,7 +116,11 @@ class Settings:
             log_format=reader.choice("BILLING_LOG_FORMAT", "text", ("text", "json")),
             trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
+            plan_cache_size=reader.integer("BILLING_PLAN_CACHE_SIZE", 1000, minimum=0),
             default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
+            billing_timezone=_timezone(reader.text("BILLING_TIMEZONE")),
+            ws_max_per_credential=reader.integer("BILLING_WS_MAX_PER_CREDENTIAL", 20, minimum=1),
+            ws_ping_seconds=reader.integer("BILLING_WS_PING_SECONDS", 15, minimum=0),
         )
         values.update(_stripe(reader))
         if jwt_secret:
@@ -121,6 +130,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        """BILLING_TIMEZONE as a zone (the IANA database caches it)."""
+        return ZoneInfo(self.billing_timezone)
 
 
 def _redis_url(text: str | None) -> str | None:
@@ -174,6 +188,17 @@ def _currency(text: str | None) -> str:
     if text.upper() not in EXPONENTS:
         raise SettingsError(f"BILLING_DEFAULT_CURRENCY: unknown currency {text!r}; known: {', '.join(sorted(EXPONENTS))}")
     return text.upper()
+
+
+def _timezone(text: str | None) -> str:
+    if text is None:
+        return "UTC"
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"BILLING_TIMEZONE must be an IANA time zone such as Asia/Jakarta or UTC; got {text!r}") \
+            from None
+    return text
 
 
 def _dunning_days(text: str | None) -> tuple[int, ...]:

@@ -35,6 +35,7 @@ async def test_the_worked_example_renders_as_money_and_decimal_strings(api, db, 
         "newSubscriptions": 3, "churnedSubscriptions": 1, "churnRate": "0.5000", "newMrr": {"amount": "10.00"},
         "expansionMrr": {"amount": "20.00"}, "contractionMrr": {"amount": "0.00"}, "churnedMrr": {"amount": "0.00"},
         "netRevenue": {"amount": "20.32"}, "arpu": {"amount": "31.67"}, "trialConversions": 0,
+        "uncollectible": {"amount": "0.00"},
     }
     assert data["months"][1]["netRevenue"]["amount"] == "-15.00"
 

@@ -108,3 +108,35 @@ async def test_invoices_without_details_have_none(api, keys, db):
     invoice = (await api.ok(SUBSCRIBE, {"i": {"planId": plan_gid(plan)}}, token=keys.owner))["subscribe"]["invoice"]
     read = (await api.ok(INVOICE, {"id": invoice["id"]}, token=keys.owner))["invoice"]
     assert read["billingDetails"] is None
+
+
+LANGUAGE = """mutation($i: UpdateBillingDetailsInput!) { updateBillingDetails(input: $i) {
+  billingDetails { language taxId } errors { code field message } } }"""
+
+
+async def test_language_is_english_until_set_and_only_en_or_id(api, keys, db):
+    read = await api.ok("{ viewer { organization { billingDetails { language } } } }", token=keys.member)
+    assert read["viewer"]["organization"]["billingDetails"] == {"language": "en"}
+    payload = (await api.ok(LANGUAGE, {"i": {"language": "ID"}}, token=keys.owner))["updateBillingDetails"]
+    assert payload == {"billingDetails": {"language": "id", "taxId": None}, "errors": []}
+    kept = (await api.ok(LANGUAGE, {"i": {"legalName": "PT Acme"}}, token=keys.owner))["updateBillingDetails"]
+    assert kept["billingDetails"]["language"] == "id"
+    for bad in ("fr", "", "bahasa"):
+        refused = (await api.ok(LANGUAGE, {"i": {"language": bad, "legalName": "Changed"}},
+                                token=keys.owner))["updateBillingDetails"]
+        assert [(error["code"], error["field"]) for error in refused["errors"]] == [("VALIDATION", "language")]
+        assert refused["billingDetails"] is None
+    async with db.read() as session:
+        row = await session.get(BillingDetails, keys.organization_id)
+    assert (row.language, row.legal_name) == ("id", "PT Acme")  # nothing written by the refused ones
+
+
+async def test_the_database_refuses_an_unknown_language(db, keys):
+    from datetime import UTC, datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        async with db.write() as session:
+            session.add(BillingDetails(organization_id=keys.organization_id, language="fr",
+                                       updated_at=datetime.now(UTC)))

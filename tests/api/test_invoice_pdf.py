@@ -13,7 +13,7 @@ import pytest
 from pypdf import PdfReader
 
 from billing_graphql.app import create_app
-from billing_graphql.db.models import InvoiceLineKind
+from billing_graphql.db.models import Invoice, InvoiceLineKind
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.services.platform.auth import issue_session_token
@@ -60,20 +60,72 @@ async def test_pdf_shows_number_parties_lines_discount_tax_and_total(api, db, ke
         "Acme",  # the buyer
         "Growth plan, monthly",
         "Extra agents <seats> & more",
-        "Rp 1,200,000",  # subtotal
-        "Discount",
-        "-Rp 120,000",
-        "PPN 12% of Rp 990,000 (base 11/12 of Rp 1,080,000)",
-        "Rp 118,800",
-        "Total",
-        "Rp 1,198,800",
-        "Amount refunded",
-        "Rp 100,000",
-        "Status: PARTIALLY_REFUNDED",
-        "Issued 2026-01-15",
-        "Due 2026-01-22",
+        "Subtotal Rp 1,200,000",
+        "Discount -Rp 120,000",
+        "Price after discount Rp 1,080,000",
+        "Tax base (DPP Nilai Lain 11/12) Rp 990,000",  # the base PPN 12% applies to: 11/12 of the price
+        "PPN 12% Rp 118,800",
+        "Total Rp 1,198,800",
+        "Amount refunded Rp 100,000",
+        "Status: Partially refunded",
+        "Issued 15 January 2026",
+        "Due 22 January 2026",
     ):
         assert expected in text, (expected, text)
+
+
+async def test_indonesian_pdf_names_dpp_nilai_lain_and_both_npwp_in_rupiah_formatted_for_id(db, keys, settings):
+    from billing_graphql.services.platform.billing_details import update_billing_details
+
+    await update_billing_details(db, None, organization_id=keys.organization_id, legal_name="PT Acme Indonesia",
+                                 address="Jl. Gajah Mada 10\nJakarta 10130", country="ID",
+                                 tax_id="02.345.678.9-123.000", language="id", now=T0 - timedelta(days=1))
+    invoice = await make_invoice(
+        db, keys.organization_id, number="INV-202601-000043",
+        lines=[Line("Growth plan, monthly", 1_500_000), Line("WhatsApp number", 163_890)], status=InvoiceStatus.OPEN,
+    )
+    async with db.write() as session:  # the buyer's details copied as at finalization
+        from billing_graphql.services.platform.billing_details import copy_billing_details
+
+        await copy_billing_details(session, await session.get(Invoice, invoice.id))
+    seller = replace(settings, seller_name="PT Contoh Teknologi", seller_address="Jl. Sudirman 52\nJakarta 12190",
+                     seller_tax_id="01.234.567.8-012.000")
+    app = create_app(seller, db=db, freeze_gc=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        response = await client.get(invoice_pdf_path(invoice.id), headers={"authorization": f"Bearer {keys.owner}"})
+    assert response.status_code == 200
+    text = pdf_text(response.content)
+    # 1,663,890: DPP Nilai Lain 11/12 = 1,525,232.5 -> 1,525,233; PPN 12% of the exact DPP = 183,027.9 -> 183,028
+    assert invoice.tax == 183_028 and invoice.total == 1_846_918
+    for expected in (
+        "Faktur INV-202601-000043",
+        "Penjual", "PT Contoh Teknologi", "NPWP: 01.234.567.8-012.000",
+        "Pembeli", "PT Acme Indonesia", "Jl. Gajah Mada 10", "NPWP: 02.345.678.9-123.000",
+        "Uraian", "Harga satuan",
+        "Subtotal Rp 1.663.890",
+        "DPP Nilai Lain 11/12 Rp 1.525.233",
+        "PPN 12% Rp 183.028",
+        "Total Rp 1.846.918",
+        "Sisa tagihan",
+        "Tanggal terbit 15 Januari 2026",
+        "Jatuh tempo 22 Januari 2026",
+        "Status: Belum dibayar",
+        "Jumlah dalam IDR.",
+    ):
+        assert expected in text, (expected, text)
+    for english in ("Invoice", "Subtotal Rp 1,663,890", "Tax base", "Amount due", "January"):
+        assert english not in text, (english, text)
+
+
+async def test_dates_are_days_in_the_billing_time_zone(db, keys, settings):
+    late = T0.replace(hour=20)  # 15 January 20:00 UTC is 16 January 03:00 in Jakarta
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202601-000044", created_at=late)
+    for zone, day in (("UTC", "Issued 15 January 2026"), ("Asia/Jakarta", "Issued 16 January 2026")):
+        app = create_app(replace(settings, billing_timezone=zone), db=db, freeze_gc=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+            response = await client.get(invoice_pdf_path(invoice.id),
+                                        headers={"authorization": f"Bearer {keys.owner}"})
+        assert day in pdf_text(response.content), zone
 
 
 async def test_seller_from_settings_and_currency_symbols_outside_the_font(db, keys, settings):

@@ -13,8 +13,8 @@ from tests.helpers import T0, gid
 from tests.factories import Line, make_invoice, make_organization, make_payment, make_refund
 
 HEADER = (
-    "type,id,created_at,organization,organization_external_id,invoice_number,status,amount,currency,"
-    "gateway,gateway_reference,description"
+    "type,id,created_at,organization,organization_external_id,legal_name,npwp,invoice_number,status,amount,dpp,ppn,"
+    "currency,gateway,gateway_reference,description"
 )
 
 
@@ -53,11 +53,11 @@ async def test_owner_exports_payments_and_refunds_with_rfc4180_quoting(api, db, 
     assert text.split("\r\n")[0] == HEADER
     expected = (
         HEADER + "\r\n"
-        f"payment,{failed.id},2026-01-15T09:00:00Z,Acme,acme,INV-202601-000001,FAILED,19.00,USD,sandbox,,"
+        f"payment,{failed.id},2026-01-15T09:00:00+00:00,Acme,acme,,,INV-202601-000001,FAILED,19.00,,,USD,sandbox,,"
         '"Card declined, try another card"\r\n'
-        f"payment,{paid.id},2026-01-15T10:00:00Z,Acme,acme,INV-202601-000001,SUCCEEDED,19.00,USD,sandbox,"
+        f"payment,{paid.id},2026-01-15T10:00:00+00:00,Acme,acme,,,INV-202601-000001,SUCCEEDED,19.00,,,USD,sandbox,"
         f"{paid.gateway_payment_id},Payment of invoice INV-202601-000001\r\n"
-        f"refund,{refund.id},2026-01-16T09:00:00Z,Acme,acme,INV-202601-000001,SUCCEEDED,-5.00,USD,sandbox,"
+        f"refund,{refund.id},2026-01-16T09:00:00+00:00,Acme,acme,,,INV-202601-000001,SUCCEEDED,-5.00,,,USD,sandbox,"
         f'{refund.gateway_refund_id},"Customer said ""too expensive"", refunded"\r\n'
     )
     assert text == expected
@@ -105,7 +105,7 @@ async def test_formula_like_text_is_defused(api, db, keys):
     parsed = rows(await export(api, keys.super_admin, **{"from": "2026-01-15", "to": "2026-01-15"}))
     assert parsed[1][3] == "'=cmd|' /C calc'!A0"
     assert parsed[2][-1] == "'@SUM(1+1)"
-    assert parsed[2][7] == "-1"  # IDR has no decimals; a negative amount is not text and stays as it is
+    assert parsed[2][9] == "-1"  # IDR has no decimals; a negative amount is not text and stays as it is
 
 
 @pytest.mark.parametrize(
@@ -155,4 +155,48 @@ async def test_a_large_export_streams_every_row_in_order(api, db, keys):
     response = await export(api, keys.owner, **{"from": "2026-01-15", "to": "2026-01-15"})
     parsed = rows(response)
     assert len(parsed) == 451
-    assert [row[7] for row in parsed[1:]] == [str(1000 + n) for n in range(450)]
+    assert [row[9] for row in parsed[1:]] == [str(1000 + n) for n in range(450)]
+
+
+async def test_dpp_and_ppn_shares_legal_name_and_npwp_as_the_invoice_carries_them(api, db, keys):
+    from billing_graphql.db.models import Invoice
+    from billing_graphql.services.platform.billing_details import copy_billing_details, update_billing_details
+
+    await update_billing_details(db, None, organization_id=keys.organization_id, legal_name="=PT Acme Indonesia",
+                                 country="ID", tax_id="02.345.678.9-123.000", now=T0)
+    # 1,200,000 - 120,000 = 1,080,000: DPP Nilai Lain 11/12 990,000, PPN 118,800, total 1,198,800
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202601-000010",
+                                 lines=[Line("Growth plan, monthly", 1_200_000)], discount=120_000)
+    async with db.write() as session:
+        await copy_billing_details(session, await session.get(Invoice, invoice.id))
+    paid = await make_payment(db, invoice, created_at=T0)
+    await make_refund(db, paid, 599_400, reason="half back", created_at=T0 + timedelta(hours=1))
+    parsed = rows(await export(api, keys.owner, **{"from": "2026-01-15", "to": "2026-01-15"}))
+    header = parsed[0]
+    column = {name: header.index(name) for name in ("legal_name", "npwp", "amount", "dpp", "ppn")}
+    assert [[row[index] for index in column.values()] for row in parsed[1:]] == [
+        ["'=PT Acme Indonesia", "02.345.678.9-123.000", "1198800", "990000", "118800"],
+        ["'=PT Acme Indonesia", "02.345.678.9-123.000", "-599400", "-495000", "-59400"],
+    ]
+
+
+async def test_days_and_times_in_the_billing_time_zone_with_the_offset(db, keys, settings):
+    from dataclasses import replace
+
+    import httpx
+
+    from billing_graphql.app import create_app
+
+    invoice = await make_invoice(db, keys.organization_id, number="INV-202601-000011")
+    # 14 Jan 18:00 UTC is 15 Jan 01:00 WIB; 15 Jan 18:00 UTC is 16 Jan 01:00 WIB
+    early = await make_payment(db, invoice, 10, created_at=T0.replace(day=14, hour=18))
+    await make_payment(db, invoice, 20, created_at=T0.replace(hour=18))
+    app = create_app(replace(settings, billing_timezone="Asia/Jakarta"), db=db, freeze_gc=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        response = await client.get("/payments/export.csv", params={"from": "2026-01-15", "to": "2026-01-15"},
+                                    headers={"authorization": f"Bearer {keys.owner}"})
+        whole = await client.get("/payments/export.csv", params={"from": "0001-01-01", "to": "9999-12-30"},
+                                 headers={"authorization": f"Bearer {keys.owner}"})
+    parsed = rows(response)
+    assert [(row[1], row[2]) for row in parsed[1:]] == [(str(early.id), "2026-01-15T01:00:00+07:00")]
+    assert whole.status_code == 200 and len(rows(whole)) == 3  # the calendar's ends in a zone east of UTC

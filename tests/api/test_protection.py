@@ -112,10 +112,11 @@ async def test_introspection_can_be_turned_off(db, database_url, keys):
 async def test_unexpected_errors_are_masked(api, keys, monkeypatch):
     from billing_graphql.services.platform import organizations
 
-    async def broken(*args, **kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("connection string postgres://secret@host")
 
-    monkeypatch.setattr(organizations, "list_organizations", broken)
+    # the statement both paths read organizations from (the compiled path hands the error to graphql-core)
+    monkeypatch.setattr(organizations, "organizations_statement", broken)
     result = await api.post("{ organizations { edges { node { id } } } }", token=keys.super_admin)
     assert result["errors"][0]["message"] == "Unexpected error."
     assert "secret" not in str(result)

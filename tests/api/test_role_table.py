@@ -87,6 +87,20 @@ ROLE_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "updateCoupon": (f"mutation {{ updateCoupon(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
     "updateSubscription": (f"mutation {{ updateSubscription(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
     "refund": (f"mutation {{ refund(input: {{invoiceId: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
+    # invoice lifecycle (issue 21): staff only
+    "voidInvoice": (f"mutation {{ voidInvoice(input: {{invoiceId: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
+    "markInvoiceUncollectible": (f"mutation {{ markInvoiceUncollectible(input: {{invoiceId: {ID}}}) "
+                                 "{ errors { code } } }", STAFF),
+    "createCreditNote": (f"mutation {{ createCreditNote(input: {{invoiceId: {ID}, amount: \"1\", reason: OTHER, "
+                         "outcome: REFUND}) { errors { code } } }", STAFF),
+    # invoice lifecycle (issue 21): the account balance and one-off charges are super-admins'
+    "adjustCreditBalance": (f'mutation {{ adjustCreditBalance(input: {{organizationId: {ID}, amount: "0", '
+                            'currency: "IDR", reason: "r"}) { errors { code } } }', STAFF),
+    "createInvoiceItem": (f'mutation {{ createInvoiceItem(input: {{organizationId: {ID}, description: "d", '
+                          'amount: "0"}) { errors { code } } }', STAFF),
+    "deleteInvoiceItem": (f"mutation {{ deleteInvoiceItem(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
+    "createOneOffInvoice": (f"mutation {{ createOneOffInvoice(input: {{organizationId: {ID}, items: []}}) "
+                            "{ errors { code } } }", STAFF),
     "advanceClock": ('mutation { advanceClock(input: {to: "2020-01-01T00:00:00Z"}) { errors { code } } }', STAFF),
     # usage (issue 9): partners read their snapshots and nothing else
     "usage": ("{ usage { usageMonth } }", READERS),
@@ -143,3 +157,14 @@ async def test_role_table(api, keys, field):
 async def test_credit_balance_is_zero_not_null(api, keys):
     data = await api.ok("{ viewer { organization { creditBalance { amount currency } } } }", token=keys.member)
     assert data["viewer"]["organization"]["creditBalance"] == {"amount": "0", "currency": "IDR"}
+
+
+async def test_the_balance_ledger_is_for_those_who_run_billing(api, keys):
+    """Organization.creditBalanceTransactions: owners, admins and super-admins; a member is FORBIDDEN."""
+    document = "{ viewer { organization { creditBalanceTransactions { edges { node { id } } } } } }"
+    for role in (OWNER, ADMIN):
+        data = await api.ok(document, token=getattr(keys, role))
+        assert data["viewer"]["organization"]["creditBalanceTransactions"] == {"edges": []}
+    result = await api.post(document, token=keys.member)
+    assert {error["extensions"]["code"] for error in result["errors"]} == {"FORBIDDEN"}
+    assert result["data"]["viewer"]["organization"]["creditBalanceTransactions"] is None

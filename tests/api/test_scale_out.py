@@ -158,3 +158,29 @@ async def test_two_serve_processes_share_the_rate_limit_and_answer_alike(db, set
             assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
         # Another caller (behind the same trusted proxy) is not affected.
         assert (await _post(client, second, anonymous, None, "192.0.2.31")).status_code == 200
+
+
+async def test_a_key_revoked_through_one_process_is_refused_by_the_other_at_once(db, settings, two_servers):
+    """Each process keeps the keys it verified for a moment (issue 24); once `revokeApiKey` has
+    answered through one process, the other refuses the key on its very next request."""
+    keys = await seed_demo(db, T0, settings)
+    first, second = two_servers
+    viewer = {"query": "{ viewer { role } }"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await _post(client, first, {
+            "query": "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key apiKey { id } } }",
+            "variables": {"i": {"role": "SUPER_ADMIN", "label": "revoked across processes"}},
+        }, keys[Role.SUPER_ADMIN], "192.0.2.40")
+        new_key = created.json()["data"]["createApiKey"]["key"]
+        key_id = created.json()["data"]["createApiKey"]["apiKey"]["id"]
+        for base in (first, second):  # verified, and so kept, by both
+            answer = await _post(client, base, viewer, new_key, "192.0.2.40")
+            assert answer.json() == {"data": {"viewer": {"role": "SUPER_ADMIN"}}}
+        revoked = await _post(client, first, {
+            "query": "mutation($i: RevokeApiKeyInput!) { revokeApiKey(input: $i) { errors { code } } }",
+            "variables": {"i": {"id": key_id}},
+        }, keys[Role.SUPER_ADMIN], "192.0.2.40")
+        assert revoked.json() == {"data": {"revokeApiKey": {"errors": []}}}
+        for base in (second, first):
+            refused = await _post(client, base, viewer, new_key, "192.0.2.40")
+            assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", base

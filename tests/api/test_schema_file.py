@@ -1,4 +1,4 @@
-"""schema.graphql is exported from the code, and reads back with no subscription root."""
+"""schema.graphql is exported from the code, and reads back with `LiveSubscription` as its subscription root."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ def test_cli_export_prints_the_same_schema(capsys):
     assert capsys.readouterr().out == SCHEMA_FILE.read_text()
 
 
-def test_committed_schema_has_no_subscription_root():
+def test_committed_schema_subscription_root_is_the_live_one():
+    """The subscription root is LiveSubscription (issue 25); the billing object `Subscription` stays an object
+    type and never becomes the root."""
     built = build_schema(SCHEMA_FILE.read_text())
-    assert built.subscription_type is None
+    assert built.subscription_type is not None and built.subscription_type.name == "LiveSubscription"
     assert built.query_type.name == "Query" and built.mutation_type.name == "Mutation"
     if "Subscription" in built.type_map:
         assert isinstance(built.type_map["Subscription"], GraphQLObjectType)

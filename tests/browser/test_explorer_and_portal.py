@@ -1,4 +1,4 @@
-"""In chromium: GraphiQL served offline runs a query; the portal page and an invoice PDF open."""
+"""In chromium: GraphiQL served offline runs a query; the portal page, an invoice PDF and a credit note PDF open."""
 
 from __future__ import annotations
 
@@ -66,3 +66,31 @@ async def test_portal_page_and_invoice_pdf(served, keys, db, page):
     assert response.status == 200 and response.headers["content-type"] == "application/pdf"
     # chromium shows it in its PDF viewer; the bytes behind the same link (with the browser's context):
     assert (await (await page.request.get(response.url)).body()).startswith(b"%PDF-")
+
+
+CREDIT = """mutation($i: CreateCreditNoteInput!) { createCreditNote(input: $i) { creditNote { number pdfUrl }
+  errors { code } } }"""
+
+
+async def test_credit_note_pdf_opens_in_chromium(served, keys, db, page):
+    """A credit note's pdfUrl, opened by chromium with the owner's Authorization header."""
+    from tests.factories import Line, make_invoice, make_payment
+
+    invoice = await make_invoice(db, keys.organization_id, lines=[Line("Growth plan, monthly", 100_000)])
+    await make_payment(db, invoice)
+    note = graphql(served, keys.super_admin, CREDIT, {"i": {"invoiceId": gid("Invoice", invoice.id), "amount": "55500",
+                                                            "reason": "OTHER", "outcome": "CREDIT_BALANCE"}}
+                   )["createCreditNote"]["creditNote"]
+    path = note["pdfUrl"].split("://", 1)[1].split("/", 1)[1]
+    await page.set_extra_http_headers({"authorization": f"Bearer {keys.owner}"})
+    async with page.expect_response(lambda response: response.url.endswith(".pdf")) as waiting:
+        try:
+            await page.goto(f"{served.url}/{path}")
+        except Exception:  # noqa: BLE001 - a PDF may start a download instead of a navigation
+            pass
+    response = await waiting.value
+    assert response.status == 200 and response.headers["content-type"] == "application/pdf"
+    assert response.headers["content-disposition"] == f'inline; filename="{note["number"]}.pdf"'
+    # chromium shows it in its PDF viewer; the bytes behind the same URL, with the same header:
+    fetched = await page.request.get(response.url, headers={"authorization": f"Bearer {keys.owner}"})
+    assert (await fetched.body()).startswith(b"%PDF-")

@@ -13,7 +13,8 @@ After each step of a journey:
   Standard Webhooks signature is verified, every type is one of the registry's (`EVENT_TYPES`),
   and the types received in the step are exactly the ones the step expects; `webhookDeliveries`
   lists each of them as DELIVERED, once;
-- each organization's credit balance is the one the journey expects;
+- each organization's credit balance is the one the journey expects, and the sum of its ledger
+  (`creditBalanceTransactions`), whose newest entry ends at it;
 - one seat count: `Subscription.agentCount` = `usage.agentCount`, and the upcoming invoice's
   SEATS line bills the agents above the plan's included ones;
 - a partner's snapshot (no month given) is the tenant's own `usage`: same billing month, same
@@ -61,7 +62,9 @@ SUBSCRIPTION_STATE = """id status agentCount cancelAtPeriodEnd retryCount curren
   upcomingInvoice { lines { kind quantity amount { amount } } subtotal { amount } discount { amount } }"""
 SUBSCRIPTION = f"query($org: ID) {{ subscription(organizationId: $org) {{ {SUBSCRIPTION_STATE} }} }}"
 TENANT = f"""query($org: ID!) {{
-  organization(id: $org) {{ creditBalance {{ amount currency }} }}
+  organization(id: $org) {{ creditBalance {{ amount currency }}
+    creditBalanceTransactions(first: 100) {{ edges {{ node {{ amount {{ amount }} balanceAfter {{ amount }} }} }}
+      pageInfo {{ hasNextPage }} }} }}
   subscription(organizationId: $org) {{ {SUBSCRIPTION_STATE} }}
   usage(organizationId: $org) {{ agentCount usageMonth metrics {{ metric {{ code }} used limit overage }} }} }}"""
 SNAPSHOT = """query($ids: [ID!], $month: String) { usageSnapshots(organizationIds: $ids, month: $month) {
@@ -211,10 +214,23 @@ class Ledger:
             credit = amount(state["organization"]["creditBalance"])
             assert credit == self.credit[tenant.id], f"{step}: {tenant.external_id}'s credit {credit} != " \
                                                      f"{self.credit[tenant.id]}"
+            self._ledger_law(step, tenant, state["organization"])
             self._seat_law(step, state["subscription"], state["usage"])
             if tenant in self.granted:
                 await self._snapshot_law(step, tenant, state["usage"])
         return report
+
+    @staticmethod
+    def _ledger_law(step: str, tenant: Tenant, organization: dict) -> None:
+        """The balance is the sum of its ledger, and the newest entry ends at it."""
+        ledger = organization["creditBalanceTransactions"]
+        assert not ledger["pageInfo"]["hasNextPage"], f"{step}: more than 100 ledger entries"
+        entries = [edge["node"] for edge in ledger["edges"]]
+        credit = amount(organization["creditBalance"])
+        total = sum((amount(entry["amount"]) for entry in entries), Decimal(0))
+        assert total == credit, f"{step}: {tenant.external_id}'s ledger sums to {total}, its balance is {credit}"
+        if entries:
+            assert amount(entries[0]["balanceAfter"]) == credit, f"{step}: the newest entry does not end at {credit}"
 
     @staticmethod
     def _invoice_law(step: str, invoice: dict) -> None:

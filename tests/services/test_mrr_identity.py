@@ -20,9 +20,11 @@ from types import SimpleNamespace
 
 from hypothesis import HealthCheck, example, given, settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
-from billing_graphql.db.models import Organization, Subscription
+from billing_graphql.db.models import Invoice, Organization, PaymentMethod, Subscription
+from billing_graphql.domain.status import InvoiceStatus
+from billing_graphql.services.billing.invoice_lifecycle import mark_uncollectible, void_invoice
 from billing_graphql.db.models.analytics import SubscriptionMrrRevision
 from billing_graphql.domain.analytics import MRR_STATUSES
 from billing_graphql.domain.invoices import InvoiceLineKind
@@ -42,7 +44,7 @@ from tests.factories import make_addon, make_payment_method, make_plan
 START = datetime(2026, 1, 20, 9, tzinfo=UTC)
 DAYS = 110
 RECURRING = (InvoiceLineKind.PLAN, InvoiceLineKind.SEATS, InvoiceLineKind.ADDON)
-KINDS = ("subscribe", "seats", "addon", "cancel_now", "cancel_at_period_end")
+KINDS = ("subscribe", "seats", "addon", "cancel_now", "cancel_at_period_end", "decline", "void", "uncollectible")
 
 # Every organization subscribes at the start (to a drawn plan); then drawn events, in quarter days.
 histories = st.tuples(
@@ -79,6 +81,19 @@ async def _live(db, settings, drawn, plans, addon) -> None:
             elif kind == "addon":
                 await attach_addon(db, None, organization_id=organization_id, addon_id=addon.id, quantity=1 + amount % 2,
                                    idempotency_key=None, gateways=gateways, now=at)
+            elif kind == "decline":  # the card starts declining: the next renewal leaves an OPEN invoice
+                async with db.write() as session:
+                    await session.execute(update(PaymentMethod).where(PaymentMethod.organization_id == organization_id)
+                                          .values(gateway_payment_method_id="pm_card_declined"))
+            elif kind in ("void", "uncollectible"):  # staff end the organization's latest OPEN invoice (issue 21)
+                async with db.read() as session:
+                    invoice_id = await session.scalar(
+                        select(Invoice.id).where(Invoice.organization_id == organization_id,
+                                                 Invoice.status == InvoiceStatus.OPEN)
+                        .order_by(Invoice.created_at.desc()).limit(1))
+                if invoice_id is not None:
+                    end = void_invoice if kind == "void" else mark_uncollectible
+                    await end(db, None, invoice_id=invoice_id, reason=None, idempotency_key=None, now=at)
             else:
                 await cancel(db, None, organization_id=organization_id, immediately=kind == "cancel_now", reason=None,
                              now=at)
@@ -126,6 +141,9 @@ async def test_mrr_identity_and_renewals_over_drawn_histories(db, settings):
     @given(histories)
     # Seats added between renewals, and a subscription canceled the instant it started.
     @example(([0, 1, 2], [(DAYS * 4 - 8, 0, "seats", 8), (DAYS * 4 - 6, 1, "addon", 1), (0, 2, "cancel_now", 0)]))
+    # Renewals declined, then staff void one organization's open invoice and write off another's.
+    @example(([0, 1, 2], [(20, 0, "decline", 0), (20, 1, "decline", 0), (160, 0, "void", 0),
+                          (170, 1, "uncollectible", 0), (200, 0, "seats", 5)]))
     def laws_hold(history):
         async def example():
             try:

@@ -36,12 +36,19 @@ def test_values_are_read():
     ("variable", "value"),
     [("BILLING_GRAPHIQL", "maybe"), ("BILLING_MAX_QUERY_DEPTH", "deep"), ("BILLING_MAX_QUERY_DEPTH", "1"),
      ("BILLING_RATE_LIMIT", "-1"), ("BILLING_DATABASE_URL", "mysql://x"), ("BILLING_JWT_SECRET", "short"),
-     ("BILLING_TEST_CLOCK", "yes please")],
+     ("BILLING_TEST_CLOCK", "yes please"), ("BILLING_PLAN_CACHE_SIZE", "many"), ("BILLING_PLAN_CACHE_SIZE", "-1")],
 )
 def test_bad_value_names_the_variable(variable, value):
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({variable: value})
     assert variable in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_plan_cache_size_is_read():
+    assert Settings.from_env({}).plan_cache_size == 1000
+    assert Settings.from_env({"BILLING_PLAN_CACHE_SIZE": "25"}).plan_cache_size == 25
+    assert Settings.from_env({"BILLING_PLAN_CACHE_SIZE": "0"}).plan_cache_size == 0
 
 
 def test_production_requires_a_secret_and_turns_explorer_off():
@@ -87,3 +94,14 @@ def test_stripe_settings_are_read_and_kept_out_of_repr():
 def test_bad_stripe_values_name_the_variable(variable, value):
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({**STRIPE_KEYS, variable: value})
+
+
+def test_billing_timezone_is_utc_or_an_iana_zone_named_in_one_line():
+    assert Settings.from_env({}).billing_timezone == "UTC"
+    jakarta = Settings.from_env({"BILLING_TIMEZONE": "Asia/Jakarta"})
+    assert jakarta.billing_timezone == "Asia/Jakarta" and jakarta.timezone.key == "Asia/Jakarta"
+    for bad in ("Mars/Olympus", "WIB", "../etc/passwd", "+07:00"):
+        with pytest.raises(SettingsError) as caught:
+            Settings.from_env({"BILLING_TIMEZONE": bad})
+        message = str(caught.value)
+        assert message.startswith("BILLING_TIMEZONE ") and "\n" not in message and repr(bad) in message

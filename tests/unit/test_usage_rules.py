@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.usage import (
+    CheckedEvent,
     EventInput,
     LimitUse,
     MetricInfo,
@@ -82,14 +83,16 @@ def test_check_batch_refuses_per_event_and_folds_duplicates():
 
 def test_fold_sums_counters_per_month_and_keeps_the_last_gauge_by_timestamp():
     anchor = datetime(2026, 1, 15, tzinfo=UTC)
-    events = [(EventInput("messages", 2, T, "1"), METRICS["messages"]),
-              (EventInput("messages", 5, anchor - timedelta(seconds=1), "2"), METRICS["messages"]),
-              (EventInput("agents", 9, T, "3"), METRICS["agents"]),
-              (EventInput("agents", 4, T - timedelta(hours=1), "4"), METRICS["agents"]),
-              (EventInput("agents", 6, T, "5"), METRICS["agents"])]
-    counters, gauges = fold(events, anchor)
-    assert counters == {("m", "2026-01"): 2, ("m", "2025-12"): 5}
-    assert gauges == {"a": (T, 6)}  # a tie keeps the later event
+    events = [CheckedEvent(EventInput("messages", 2, T, "1"), METRICS["messages"], 2),
+              CheckedEvent(EventInput("messages", 5, anchor - timedelta(seconds=1), "2"), METRICS["messages"], 5),
+              CheckedEvent(EventInput("agents", 9, T, "3"), METRICS["agents"], 9),
+              CheckedEvent(EventInput("agents", 4, T - timedelta(hours=1), "4"), METRICS["agents"], 4),
+              CheckedEvent(EventInput("agents", 6, T, "5"), METRICS["agents"], 6)]
+    folded = fold(events, anchor)
+    assert folded.added == {("m", "2026-01"): 2, ("m", "2025-12"): 5}
+    # A gauge's last value by timestamp, under its month and ``current``; a tie keeps the later event.
+    month = month_key(billing_month(anchor, T).start)
+    assert folded.latest == {("a", "current"): (T, 6), ("a", month): (T, 6)}
 
 
 def test_limit_use_and_thresholds():

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from billing_graphql.db.models import OutboxEvent
 from billing_graphql.domain.webhooks import EVENT_TYPES
 from billing_graphql.services.webhooks.objects import SHAPES
-from tests.factories import make_plan
+from billing_graphql.domain.status import InvoiceStatus
+from tests.factories import make_invoice, make_plan
 
 FIELDS = """query($t: String!) { __type(name: $t) { fields(includeDeprecated: true) {
   name type { kind name ofType { kind name ofType { kind name } } } } } }"""
@@ -113,6 +114,17 @@ async def test_every_event_object_is_the_object_graphql_shows(api, db, keys):
                               token=keys.owner)
     assert subscribed["subscribe"]["errors"] == [] and subscribed["subscribe"]["invoice"]["status"] == "PAID"
     await events.check("subscription.created", "invoice.created", "invoice.paid")
+    credited = await api.ok("mutation($i: CreateCreditNoteInput!) { createCreditNote(input: $i) { errors { code } } }",
+                            {"i": {"invoiceId": subscribed["subscribe"]["invoice"]["id"], "amount": "1000",
+                                   "reason": "OTHER", "outcome": "CREDIT_BALANCE"}}, token=staff)
+    assert credited["createCreditNote"]["errors"] == []
+    await events.check("credit_note.created")
+    for name, mutation in (("voidInvoice", "invoice.voided"), ("markInvoiceUncollectible", "invoice.marked_uncollectible")):
+        open_invoice = await make_invoice(db, keys.organization_id, status=InvoiceStatus.OPEN)
+        ended = await api.ok(f"mutation($id: ID!) {{ {name}(input: {{invoiceId: $id, reason: \"r\"}}) "
+                             "{ errors { code } } }", {"id": _gid("Invoice", open_invoice.id)}, token=staff)
+        assert ended[name]["errors"] == []
+        await events.check(mutation)
     await api.ok("mutation { cancel(input: {}) { errors { code } } }", token=keys.owner)
     await events.check("subscription.updated")
 
@@ -123,7 +135,8 @@ async def test_every_event_object_is_the_object_graphql_shows(api, db, keys):
                  {"i": {"endpointId": endpoint["id"]}}, token=keys.owner)
     await events.check("webhook.test")
     assert {EVENT_TYPES[event] for event in events.checked} == {
-        "Organization", "Plan", "Addon", "Coupon", "PaymentMethod", "Subscription", "Invoice", "WebhookEndpoint"}
+        "Organization", "Plan", "Addon", "Coupon", "PaymentMethod", "Subscription", "Invoice", "WebhookEndpoint",
+        "CreditNote"}
 
 
 async def test_a_subscription_update_says_what_changed_in_the_same_dialect(api, db, keys):

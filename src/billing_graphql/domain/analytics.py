@@ -144,12 +144,14 @@ class Movements:
 
 @dataclass(frozen=True, slots=True)
 class CashFlow:
-    """Payments and refunds of one month, and payment attempts that failed."""
+    """Payments and refunds of one month, payment attempts that failed, and bad debt (the amount
+    due of invoices marked uncollectible in the month and still unpaid)."""
 
     payments: int = 0
     refunds: int = 0
     succeeded_payments: int = 0
     failed_payments: int = 0
+    uncollectible: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,7 @@ class MonthFigures:
     net_revenue: int
     arpu: int
     trial_conversions: int
+    uncollectible: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,7 @@ def month_figures(
             net_revenue=money.payments - money.refunds,
             arpu=average(end.mrr, end.paying),
             trial_conversions=moved.trial_conversions,
+            uncollectible=money.uncollectible,
         ))
         succeeded += money.succeeded_payments
         failed += money.failed_payments

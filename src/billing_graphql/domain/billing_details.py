@@ -1,4 +1,5 @@
-"""Billing details: who invoices are addressed to (legal name, address, country, tax ID).
+"""Billing details: who invoices are addressed to (legal name, address, country, tax ID), and the
+language of the organization's documents (en, the default, or id; ``domain.language``).
 
 Pure rules: each field is optional; an empty string clears it. Control characters other than
 newlines in the address are refused. The country is an ISO 3166-1 alpha-2 code; an Indonesian
@@ -11,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from billing_graphql.domain.errors import validation
+from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, clean_language
 
 LEGAL_NAME_MAX = 200
 ADDRESS_MAX = 1000
@@ -26,6 +28,7 @@ class BillingDetailsValue:
     address: str | None = None
     country: str | None = None
     tax_id: str | None = None
+    language: Language = DEFAULT_LANGUAGE
 
     @property
     def is_empty(self) -> bool:
@@ -74,12 +77,15 @@ def merge_billing_details(
     address: str | None = None,
     country: str | None = None,
     tax_id: str | None = None,
+    language: str | None = None,
 ) -> BillingDetailsValue:
-    """The details after a change: None keeps a field, "" clears it, anything else is checked."""
+    """The details after a change: None keeps a field, "" clears it (the language cannot be
+    cleared: it is en or id), anything else is checked."""
     name = current.legal_name if legal_name is None else _text(legal_name, "legalName", LEGAL_NAME_MAX)
     where = current.address if address is None else _text(address, "address", ADDRESS_MAX, multiline=True)
     nation = current.country if country is None else clean_country(country)
     tax = current.tax_id if tax_id is None else clean_tax_id(tax_id, nation)
     if tax_id is None and country is not None and tax is not None:
         tax = clean_tax_id(tax, nation)  # a kept tax ID must still fit the new country
-    return BillingDetailsValue(legal_name=name, address=where, country=nation, tax_id=tax)
+    speaks = current.language if language is None else clean_language(language)
+    return BillingDetailsValue(legal_name=name, address=where, country=nation, tax_id=tax, language=speaks)

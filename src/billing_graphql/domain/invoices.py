@@ -36,6 +36,7 @@ class InvoiceLineKind(enum.Enum):
     PRORATION_CREDIT = "PRORATION_CREDIT"
     PRORATION_CHARGE = "PRORATION_CHARGE"
     DISCOUNT = "DISCOUNT"
+    ONE_OFF = "ONE_OFF"  # a one-off charge (an invoice item, or a line of a one-off invoice)
 
 
 class DiscountKind(enum.Enum):

@@ -80,6 +80,7 @@ class PlanChangeInput:
     has_payment_method: bool = False
     trial_ends: datetime | None = None
     dry_run: bool = False  # a preview: priced, but it needs no payment method
+    pending_lines: tuple[LineDraft, ...] = ()  # one-off items waiting for the next invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +115,18 @@ def price_change(
     *, old_total: int, new_total: int, period: Period, now: datetime, restart_period: bool,
     new_period_end: datetime, old_description: str, new_description: str, currency: str,
     discount: Discount | None, tax_rule: TaxRule | None, account_credit: int,
+    pending_lines: tuple[LineDraft, ...] = (),
 ) -> ChangeBill:
-    """Prorate from ``old_total`` to ``new_total`` at ``now`` and price the lines once."""
+    """Prorate from ``old_total`` to ``new_total`` at ``now`` and price the lines once. A change
+    that bills (a positive total) also bills ``pending_lines`` (one-off items waiting for the next
+    invoice); a change that credits leaves them waiting."""
     proration = prorate(old_total, new_total, period, now, restart_period=restart_period)
     lines = proration_lines(proration, old_description=old_description, new_description=new_description,
                             at=now, period_end=period.end, new_period_end=new_period_end)
     totals = price(currency, lines, discount=discount, tax_rule=tax_rule)
+    if totals.total > 0 and pending_lines:
+        lines = [*lines, *pending_lines]
+        totals = price(currency, lines, discount=discount, tax_rule=tax_rule)
     if totals.total > 0:
         invoice = invoice_from_totals(lines, totals, account_credit=account_credit)
         return ChangeBill(tuple(lines), totals, invoice, 0)
@@ -188,7 +195,7 @@ def decide_plan_change(change: PlanChangeInput) -> PlanChangeDecision:
         old_total=current.recurring_total, new_total=target.recurring_total, period=change.period, now=change.now,
         restart_period=restart, new_period_end=new_period_end, old_description=current.description,
         new_description=target.description, currency=change.currency, discount=change.discount,
-        tax_rule=change.tax_rule, account_credit=change.account_credit,
+        tax_rule=change.tax_rule, account_credit=change.account_credit, pending_lines=change.pending_lines,
     )
     if not change.dry_run:
         require_payment(bill, change.has_payment_method)

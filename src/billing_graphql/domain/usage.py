@@ -1,10 +1,11 @@
 """Usage rules: billing months, event validation, folding a batch, limits and thresholds.
 
-A COUNTER is summed per billing month. A billing month is anchored on the subscription's
-period anchor (the same day each month, clamped to the month's end, as periods are); without
-a subscription it is the calendar month. Its key is the ``YYYY-MM`` of the month it starts
-in, so each billing month has exactly one key. A GAUGE keeps one value under ``current``:
-the last one observed, by event timestamp.
+A metric is aggregated per billing month (``domain.aggregation``: COUNT, SUM, MAX, UNIQUE_COUNT,
+LATEST; a COUNTER of before aggregations is SUM of ``quantity``). A billing month is anchored on
+the subscription's period anchor (the same day each month, clamped to the month's end, as
+periods are); without a subscription it is the calendar month. Its key is the ``YYYY-MM`` of the
+month it starts in, so each billing month has exactly one key. A GAUGE (LATEST) also keeps one
+value under ``current``: the last one observed, by event timestamp, whatever its month.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from billing_graphql.domain.aggregation import (
+    Aggregation,
+    Folded,
+    check_properties,
+    event_value,
+    fold_value,
+)
 from billing_graphql.domain.clock import require_utc
 from billing_graphql.domain.errors import BillingError, validation
 from billing_graphql.domain.periods import Period, add_months
@@ -93,6 +101,7 @@ class EventInput:
     quantity: int
     timestamp: datetime
     idempotency_key: str
+    properties: dict | None = None  # see domain.aggregation (at most 20; string, integer, boolean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +109,30 @@ class MetricInfo:
     id: object
     code: str
     is_gauge: bool
+    aggregation: Aggregation | None = None  # None: SUM of quantity (COUNTER) or LATEST (GAUGE)
+    property_name: str | None = None
+
+    @property
+    def aggregated_as(self) -> Aggregation:
+        if self.aggregation is not None:
+            return self.aggregation
+        return Aggregation.LATEST if self.is_gauge else Aggregation.SUM
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEvent:
+    """An accepted event, its timestamp in UTC, with the value it adds to its metric."""
+
+    event: EventInput
+    metric: MetricInfo
+    value: int | str
 
 
 def check_event(
     index: int, event: EventInput, metrics: dict[str, MetricInfo], now: datetime
-) -> BillingError | None:
-    """The first problem with one event, as a VALIDATION error naming ``events[i].field``."""
+) -> BillingError | int | str:
+    """The first problem with one event, as a VALIDATION error naming ``events[i].field``; else
+    the value it adds to its metric (``domain.aggregation.event_value``)."""
     at = f"events[{index}]"
     key = event.idempotency_key
     if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH or _CONTROL.search(key):
@@ -117,6 +144,13 @@ def check_event(
     maximum = MAX_GAUGE_VALUE if metrics[event.metric].is_gauge else MAX_EVENT_QUANTITY
     if event.quantity > maximum:
         return validation(f"quantity is at most {maximum} for {event.metric}.", f"{at}.quantity")
+    error = check_properties(event.properties, at)
+    if error is not None:
+        return error
+    metric = metrics[event.metric]
+    value, error = event_value(metric.aggregated_as, metric.property_name, event.quantity, event.properties, at, maximum)
+    if error is not None:
+        return error
     stamp = event.timestamp
     if not isinstance(stamp, datetime) or stamp.tzinfo is None:
         return validation("timestamp must be a date-time with a time zone.", f"{at}.timestamp")
@@ -125,7 +159,7 @@ def check_event(
         return validation("timestamp is more than 35 days in the past.", f"{at}.timestamp")
     if stamp > now + MAX_FUTURE:
         return validation("timestamp is more than 5 minutes in the future.", f"{at}.timestamp")
-    return None
+    return value  # type: ignore[return-value]
 
 
 @dataclass(slots=True)
@@ -133,7 +167,7 @@ class Batch:
     """A checked batch: the events to insert (first occurrence of each key), the duplicate count
     within the batch, and the errors of refused events."""
 
-    accepted: list[tuple[EventInput, MetricInfo]]
+    accepted: list[CheckedEvent]
     duplicates_in_batch: int
     errors: list[BillingError]
 
@@ -141,47 +175,42 @@ class Batch:
 def check_batch(events: Sequence[EventInput], metrics: dict[str, MetricInfo], now: datetime) -> Batch:
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise validation(f"At most {MAX_EVENTS_PER_BATCH} events per call (got {len(events)}).", "events")
-    accepted: list[tuple[EventInput, MetricInfo]] = []
+    accepted: list[CheckedEvent] = []
     errors: list[BillingError] = []
     seen: set[str] = set()
     duplicates = 0
     for index, event in enumerate(events):
-        error = check_event(index, event, metrics, now)
-        if error is not None:
-            errors.append(error)
+        value = check_event(index, event, metrics, now)
+        if isinstance(value, BillingError):
+            errors.append(value)
             continue
         if event.idempotency_key in seen:
             duplicates += 1
             continue
         seen.add(event.idempotency_key)
-        accepted.append((EventInput(event.metric, event.quantity, event.timestamp.astimezone(UTC),
-                                    event.idempotency_key), metrics[event.metric]))
+        accepted.append(CheckedEvent(EventInput(event.metric, event.quantity, event.timestamp.astimezone(UTC),
+                                                event.idempotency_key, event.properties or None),
+                                     metrics[event.metric], value))
     return Batch(accepted=accepted, duplicates_in_batch=duplicates, errors=errors)
 
 
-def fold(
-    events: Iterable[tuple[EventInput, MetricInfo]], anchor: datetime | None
-) -> tuple[dict[tuple[object, str], int], dict[object, tuple[datetime, int]]]:
-    """Counter increments per (metric id, month key), and each gauge's last value by timestamp
-    (a tie keeps the later event of the batch)."""
-    counters: dict[tuple[object, str], int] = {}
-    gauges: dict[object, tuple[datetime, int]] = {}
+def fold(events: Iterable[CheckedEvent], anchor: datetime | None) -> Folded:
+    """A batch's increments per (metric id, key) (``domain.aggregation.Folded``): each event
+    under the key of its billing month, a GAUGE's also under ``GAUGE_KEY`` (its value across
+    months, the one limits and the seat count read)."""
+    folded = Folded()
     months: list[tuple[datetime, datetime, str]] = []  # the billing months seen (a batch spans one or two)
-    for event, metric in events:
-        stamp = event.timestamp
-        if metric.is_gauge:
-            previous = gauges.get(metric.id)
-            if previous is None or stamp >= previous[0]:
-                gauges[metric.id] = (stamp, event.quantity)
-            continue
+    for checked in events:
+        stamp = checked.event.timestamp
         month = next((key for start, end, key in months if start <= stamp < end), None)
         if month is None:
             period = billing_month(anchor, stamp)
             month = month_key(period.start)
             months.append((period.start, period.end, month))
-        key = (metric.id, month)
-        counters[key] = counters.get(key, 0) + event.quantity
-    return counters, gauges
+        metric = checked.metric
+        keys = (month, GAUGE_KEY) if metric.is_gauge else (month,)
+        fold_value(folded, metric.aggregated_as, metric.id, keys, stamp, checked.value)
+    return folded
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from strawberry import relay
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.money import Money as DomainMoney
 from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.graphql.columns import python_values
 from billing_graphql.graphql.errors import ClientError
 from billing_graphql.graphql.ids import decode_id, read_node_ids  # noqa: F401  (re-exported: the ID decoders)
 from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
@@ -131,12 +132,13 @@ R = TypeVar("R")
 _PLAIN_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def from_row(cls: type[R], row: Any, **values: Any) -> R:
-    """The one way a type is built from a row, once: each plain field of ``cls`` (a field without
-    a resolver) not given in ``values`` takes the row's attribute of the same name (a Relay
-    ``id`` as a string), and a private ``row`` field, where the type declares one for its nested
-    resolvers, keeps the row. Types list their fields as plain attributes; only computed ones
-    (Money, nested objects) are passed in ``values``."""
+def from_row(cls: type[R], row: Any, *parents: Any, **values: Any) -> R:
+    """The one way a type is built from a row, once: each computed field declared with
+    ``columns.columns(cls, Model, ...)`` takes its Python form (given ``parents``, e.g. the invoice's
+    currency for a line), each other plain field of ``cls`` (a field without a resolver) not given in
+    ``values`` takes the row's attribute of the same name (a Relay ``id`` as a string), and a private
+    ``row`` field, where the type declares one for its nested resolvers, keeps the row."""
+    python_values(cls, row, parents, values)
     names = _PLAIN_FIELDS.get(cls)
     if names is None:
         definition = cls.__strawberry_definition__  # type: ignore[attr-defined]

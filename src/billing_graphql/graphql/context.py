@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from litestar import Request
+from litestar import Request, WebSocket
 from strawberry.litestar import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
@@ -26,6 +26,7 @@ class Context(BaseContext, kw_only=True):
     now: datetime
     loaders: Loaders
     gateways: GatewayRegistry
+    live: Any = None  # over WebSocket: the socket's graphql.live.transport.LiveSocket
 
 
 Info = StrawberryInfo[Context, Any]
@@ -49,3 +50,11 @@ async def build_context(request: Request[Any, Any, Any]) -> Context:
         settings=settings, db=db, actor=actor, auth_error=auth_error, now=now, loaders=Loaders(db),
         gateways=request.app.state.gateways,
     )
+
+
+async def build_ws_context(socket: WebSocket) -> Context:
+    """A WebSocket's context: no actor until ``connection_init`` authenticates (graphql.live.transport)."""
+    state = socket.app.state
+    now = await current_time(state.db, test_clock=state.settings.test_clock)
+    return Context(settings=state.settings, db=state.db, actor=None, auth_error=None, now=now,
+                   loaders=Loaders(state.db), gateways=state.gateways, websocket=socket)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -70,11 +71,28 @@ def refusal(path: str, text: str, type_: GraphQLInputType | None = None) -> tupl
     """``(path, reason)`` when ``text`` may not enter at ``path`` (``input.label``) as a value of
     ``type_`` (None: unknown, read as free text), else None. Only ``String`` values are free text:
     the other scalars (``ID``, ``DateTime``, ``Decimal``, ``BigInt``) and enums have their own format."""
-    named = get_named_type(type_) if type_ is not None else None
-    free_text = (named is None or (isinstance(named, GraphQLScalarType) and named.name == "String")) and (
-        path.rpartition(".")[2] not in FORMATTED_FIELDS)
-    reason = text_refusal(text, free_text=free_text)
+    reason = _text_refusal(text, _is_free_text(type_, path.rpartition(".")[2]))
     return None if reason is None else (path, reason)
+
+
+@lru_cache(maxsize=1024)
+def _is_free_text(type_: GraphQLInputType | None, field: str) -> bool:
+    named = get_named_type(type_) if type_ is not None else None
+    return (named is None or (isinstance(named, GraphQLScalarType) and named.name == "String")) and (
+        field not in FORMATTED_FIELDS)
+
+
+@lru_cache(maxsize=4096)
+def _cached_refusal(text: str, free_text: bool) -> str | None:
+    return text_refusal(text, free_text=free_text)
+
+
+def _text_refusal(text: str, free_text: bool) -> str | None:
+    """``domain.text.text_refusal``, remembered for short free text (a batch of usage events repeats
+    its metric codes and property values a thousand times; keys and times, all different, are not kept)."""
+    if free_text and len(text) <= 64:
+        return _cached_refusal(text, True)
+    return text_refusal(text, free_text=free_text)
 
 
 class OperationNameRequired(GraphQLError):
@@ -167,7 +185,8 @@ def _strings(value: Any, path: str, type_: GraphQLInputType | None
             fields = named.fields if isinstance(named, GraphQLInputObjectType) else {}
             for key, child in item.items():
                 field = fields.get(key)
-                stack.append((key, at, None))
+                if field is None:  # a field name of the schema is never refused: only unknown keys are read
+                    stack.append((key, at, None))
                 stack.append((child, f"{at}.{key}", field.type if field is not None else None))
         elif isinstance(item, list):
             inner = get_nullable_type(expected) if expected is not None else None

@@ -16,7 +16,10 @@ from billing_graphql.db.models import (
     Addon,
     Coupon,
     CouponPlan,
+    CreditNote,
+    CreditNoteLine,
     Invoice,
+    InvoiceItem,
     InvoiceLine,
     Metric,
     Organization,
@@ -98,6 +101,7 @@ class Loaders:
         )
         self.subscription_by_id = _by_id_loader(db, Subscription)
         self.invoice_by_id = _by_id_loader(db, Invoice)
+        self.invoice_item_by_id = _by_id_loader(db, InvoiceItem)
         self.coupon_by_id = _by_id_loader(db, Coupon)
         self.agents_by_organization = _agents_loader(db)
         # (SubscriptionAddon, Addon) rows per subscription, in the catalog's order.
@@ -123,6 +127,24 @@ class Loaders:
             db,
             lambda ids: select(Refund).where(Refund.invoice_id.in_(ids)).order_by(Refund.created_at, Refund.id),
             lambda row: row[0].invoice_id,
+        )
+        self.credit_note_by_id = _by_id_loader(db, CreditNote)
+        self.credit_notes_by_invoice = _grouped_loader(
+            db,
+            lambda ids: select(CreditNote).where(CreditNote.invoice_id.in_(ids))
+            .order_by(CreditNote.created_at, CreditNote.number),
+            lambda row: row[0].invoice_id,
+        )
+        self.lines_by_credit_note = _grouped_loader(
+            db,
+            lambda ids: select(CreditNoteLine).where(CreditNoteLine.credit_note_id.in_(ids))
+            .order_by(CreditNoteLine.position),
+            lambda row: row[0].credit_note_id,
+        )
+        self.refunds_by_credit_note = _grouped_loader(
+            db,
+            lambda ids: select(Refund).where(Refund.credit_note_id.in_(ids)).order_by(Refund.created_at, Refund.id),
+            lambda row: row[0].credit_note_id,
         )
         self.addon_by_id = _by_id_loader(db, Addon)
         self.billing_details_by_organization = billing_details_loader(db)

@@ -27,11 +27,13 @@ from billing_graphql.graphql.permissions import allow
 from billing_graphql.graphql.analytics import schema as analytics
 from billing_graphql.graphql.compiled import CompiledDocuments
 from billing_graphql.graphql.persisted import TrustedDocuments, persisted_documents_extension
-from billing_graphql.graphql.billing import invoice_payments, invoices, portal
+from billing_graphql.graphql.billing import credit_notes, invoice_payments, invoices, one_off, portal
 from billing_graphql.graphql.catalog import addons, coupons, metrics, plans
 from billing_graphql.graphql.payments import checkout, payment_methods, refunds
 from billing_graphql.graphql.platform import billing_details, clock, organizations
 from billing_graphql.graphql.subscriptions import schema as subscriptions
+from billing_graphql.graphql.live import schema as live
+from billing_graphql.graphql.live.types import LiveEventIds
 from billing_graphql.graphql.usage import schema as usage
 from billing_graphql.graphql.webhooks import schema as webhooks
 from billing_graphql.graphql.scalars import SCALAR_MAP
@@ -62,6 +64,8 @@ MUTATIONS = (
     payment_methods.Mutation,
     refunds.Mutation,
     invoice_payments.Mutation,
+    one_off.Mutation,
+    credit_notes.Mutation,
     checkout.Mutation,
     portal.Mutation,
     usage.Mutation,
@@ -83,7 +87,7 @@ def _node_query() -> type:
 
 def with_schema_block(sdl: str) -> str:
     """The SDL with an explicit schema block, so that a type named `Subscription` stays an
-    object type when the SDL is read back (there is no subscription root)."""
+    object type when the SDL is read back (the subscription root is `LiveSubscription`)."""
     if sdl.lstrip().startswith("schema {"):
         return sdl
     return "schema {\n  query: Query\n  mutation: Mutation\n}\n\n" + sdl
@@ -130,10 +134,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         lambda: MaskErrors(should_mask_error=should_mask_error),
+        LiveEventIds,
     ]
     return BillingSchema(
         query=merge_types("Query", (*QUERIES, _node_query())),
         mutation=merge_types("Mutation", MUTATIONS),
+        subscription=live.Subscription,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
     )
@@ -144,14 +150,16 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def compiled_documents(schema: strawberry.Schema, settings: Settings) -> CompiledDocuments:
     """The plans of the registered queries for this schema and these limits, compiled once per process
-    (tests build many apps on one schema)."""
-    key = (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens)
+    (tests build many apps on one schema), and the cache of the other documents' plans."""
+    key = (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens,
+           settings.plan_cache_size, settings.trusted_documents)
     by_limits = _COMPILED.setdefault(schema, {})
     if key not in by_limits:
-        from billing_graphql.graphql.billing.sql import ROOTS
+        from billing_graphql.graphql.sql_roots import ROOTS
 
-        by_limits[key] = CompiledDocuments.build(schema, TrustedDocuments.load(), validation_rules(settings),
-                                                 settings.max_tokens, sql_roots=ROOTS)
+        by_limits[key] = CompiledDocuments.build(
+            schema, TrustedDocuments.load(require=settings.trusted_documents), validation_rules(settings),
+            settings.max_tokens, sql_roots=ROOTS, cache_size=settings.plan_cache_size)
     return by_limits[key]
 
 

@@ -52,7 +52,79 @@ class Asset:
 
 
 def strawberry_page() -> str:
-    return (Path(strawberry.__file__).parent / "static" / "graphiql.html").read_text()
+    return with_live_fetcher((Path(strawberry.__file__).parent / "static" / "graphiql.html").read_text())
+
+
+_STRAWBERRY_FETCHER = re.compile(r"const fetcher = GraphiQL\.createFetcher\(\{.*?\}\);", re.DOTALL)
+# Subscriptions from GraphiQL (issue 25): its own fetcher for queries and mutations; a subscription runs over
+# graphql-transport-ws on the same URL, authenticated in connection_init's payload with the Authorization header
+# of the headers editor (GraphiQL's bundled fetcher would neither load graphql-ws offline nor send that header).
+LIVE_FETCHER = """const httpFetcher = GraphiQL.createFetcher({ url: fetchURL, headers: defaultHeaders });
+
+      function liveSubscription(params, headers) {
+        const queue = [];
+        let waiting = null;
+        let done = false;
+        const socket = new WebSocket(subscriptionUrl, "graphql-transport-ws");
+        const authorization = headers.Authorization || headers.authorization;
+        function push(item) {
+          if (waiting) { const resolve = waiting; waiting = null; resolve(item); } else { queue.push(item); }
+        }
+        function finish() { if (!done) { done = true; push({ value: undefined, done: true }); } }
+        socket.onopen = function () {
+          socket.send(JSON.stringify({ type: "connection_init",
+                                       payload: authorization ? { Authorization: authorization } : {} }));
+        };
+        socket.onmessage = function (event) {
+          const message = JSON.parse(event.data);
+          if (message.type === "connection_ack") {
+            socket.send(JSON.stringify({ id: "1", type: "subscribe", payload: params }));
+          } else if (message.type === "ping") {
+            socket.send(JSON.stringify({ type: "pong" }));
+          } else if (message.type === "next") {
+            push({ value: message.payload, done: false });
+          } else if (message.type === "error") {
+            push({ value: { errors: message.payload }, done: false });
+            finish();
+          } else if (message.type === "complete") {
+            finish();
+          }
+        };
+        socket.onclose = function (event) {
+          if (!done) {
+            push({ value: { errors: [{ message: "Socket closed: " + event.code + " " + event.reason }] }, done: false });
+            finish();
+          }
+        };
+        return {
+          [Symbol.asyncIterator]() { return this; },
+          next() {
+            if (queue.length) { return Promise.resolve(queue.shift()); }
+            if (done) { return Promise.resolve({ value: undefined, done: true }); }
+            return new Promise(function (resolve) { waiting = resolve; });
+          },
+          return() {
+            done = true;
+            socket.close(1000);
+            return Promise.resolve({ value: undefined, done: true });
+          },
+        };
+      }
+
+      function fetcher(params, options) {
+        const definitions = (options && options.documentAST && options.documentAST.definitions) || [];
+        const operation = definitions.find(function (definition) {
+          return definition.kind === "OperationDefinition"
+            && (!params.operationName || (definition.name && definition.name.value === params.operationName));
+        });
+        if (!operation || operation.operation !== "subscription") { return httpFetcher(params, options); }
+        return liveSubscription(params, (options && options.headers) || {});
+      }"""
+
+
+def with_live_fetcher(html: str) -> str:
+    """Strawberry's page with ``LIVE_FETCHER`` in place of its fetcher (unchanged when that is not found)."""
+    return _STRAWBERRY_FETCHER.sub(lambda _: LIVE_FETCHER, html, count=1)
 
 
 def page_assets(html: str | None = None) -> list[Asset]:

@@ -10,15 +10,24 @@ A body over ``BILLING_MAX_BODY_BYTES`` (announced or streamed) is HTTP 413 with 
 
 from __future__ import annotations
 
-from typing import Any
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import orjson
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from cross_web import HTTPException
 from litestar import Request, Response
+from litestar.di import Provide
 from litestar.enums import MediaType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from strawberry.litestar import make_graphql_controller
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from billing_graphql.graphql.compiled import CompiledDocuments, Fallback
+from billing_graphql.graphql.context import build_ws_context
+from billing_graphql.graphql.live.schema import OVER_WEBSOCKET
+from billing_graphql.graphql.live.transport import LimitedWebSocketAdapter, LiveTransport
 from billing_graphql.graphql.error_codes import INTERNAL
 from billing_graphql.graphql.observability import note_operation
 from billing_graphql.metrics import operation_label
@@ -45,12 +54,56 @@ def payload_too_large(request: Request[Any, Any, Any]) -> Response:
                     status_code=413, media_type=MediaType.JSON)
 
 
+@lru_cache(maxsize=512)
+def is_subscription(query: str, operation_name: str | None) -> bool:
+    """Whether the operation a request runs is a subscription (False for text that does not parse: the
+    request's own answer says why)."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    operations = [item for item in document.definitions if isinstance(item, OperationDefinitionNode)]
+    chosen = next((item for item in operations
+                   if operation_name is None or (item.name is not None and item.name.value == operation_name)), None)
+    return chosen is not None and chosen.operation is OperationType.SUBSCRIPTION
+
+
+async def asks_subscription(request: Request[Any, Any, Any]) -> bool:
+    """A subscription sent over HTTP (POST, or GET's multipart): refused, they run over WebSocket (Strawberry
+    would run a plain POST's subscription as a query, and fail on its generator)."""
+    if request.method == "GET":
+        query, name = request.query_params.get("query"), request.query_params.get("operationName")
+    else:
+        body = await request.body()
+        if b"subscription" not in body:
+            return False
+        try:
+            data = orjson.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(data, dict):
+            return False
+        query, name = data.get("query"), data.get("operationName")
+    return isinstance(query, str) and "subscription" in query and is_subscription(query, name if isinstance(name, str)
+                                                                                  else None)
+
+
 def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
-    """``compiled``: the plans of the registered queries; a request naming one (by text or id) runs on
-    its plan, and on the generic path whenever the plan cannot answer it (``graphql.compiled``)."""
-    base = make_graphql_controller(schema, **options)
+    """``compiled``: the plans of the query documents (registered ones, and any other planned when first
+    seen); a request whose document has one runs on its plan, and on the generic path whenever the plan
+    cannot answer it (``graphql.compiled``).
+
+    WebSocket: ``graphql-transport-ws`` only (the legacy ``graphql-ws`` is closed with 4406), handled by
+    ``graphql.live.transport.LiveTransport``."""
+    base = make_graphql_controller(schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), **options)
 
     class BillingGraphQLController(base):  # type: ignore[misc,valid-type]
+        graphql_transport_ws_handler_class = LiveTransport
+        websocket_adapter_class = LimitedWebSocketAdapter
+        # A socket's context (no actor until connection_init); not an overriding handler: Litestar drops a
+        # WebSocket route registered before the HTTP handlers of the same path.
+        dependencies: ClassVar[dict] = {**base.dependencies, "context_ws": Provide(build_ws_context)}
+
         def parse_json(self, data: str | bytes) -> Any:
             try:
                 parsed = self.decode_json(data)
@@ -75,6 +128,8 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
                 response = await self.execute_compiled(request, context, root_value)
                 if response is not None:
                     return response
+            if await asks_subscription(request):
+                return graphql_error_response(400, OVER_WEBSOCKET, BAD_REQUEST)
             try:
                 return await self.run(request, context=context, root_value=root_value)
             except HTTPException as exc:
@@ -82,14 +137,14 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
                 return graphql_error_response(exc.status_code, exc.reason, code)
 
         async def execute_compiled(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response | None:
-            """The answer of a registered query's plan; None where the generic path must answer."""
+            """The answer of the document's plan; None where the generic path must answer."""
             if "json" not in request.headers.get("content-type", ""):
                 return None
             try:
                 body = self.decode_json(await request.body())
             except ValueError:
                 return None
-            plan = compiled.plan_for(body)
+            plan = compiled.plan_for(body, context)
             if plan is None:
                 return None
             try:

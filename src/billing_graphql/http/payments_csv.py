@@ -1,7 +1,10 @@
-"""GET /payments/export.csv?from=YYYY-MM-DD&to=YYYY-MM-DD[&organizationId=...]
+"""GET /payments/export.csv?from=YYYY-MM-DD&to=YYYY-MM-DD[&organizationId=...] (and, with the same
+rules, GET /invoices/export.csv: invoices and credit notes, ``invoices_csv``)
 
-One row per payment and per refund created in the range (UTC days, both included), oldest
-first; amounts in major units as exact decimal strings (refunds negative); RFC 4180 quoting
+One row per payment and per refund created in the range (days in BILLING_TIMEZONE, default UTC,
+both included), oldest first, its time in that zone with the offset; the buyer's legal name and
+NPWP as its invoice carries them; amounts, and the row's share of the invoice's DPP and PPN, in
+major units as exact decimal strings (refunds negative); RFC 4180 quoting
 (CRLF line ends, fields with commas, quotes or line breaks quoted, quotes doubled). Text
 that a spreadsheet would run as a formula (starting with = + - @ or a tab/CR) gets a leading
 apostrophe. Owners and admins export their organization; super-admins any one
@@ -27,12 +30,16 @@ from strawberry import relay
 from billing_graphql.db.models import Organization
 from billing_graphql.domain.day_range import check_day_range
 from billing_graphql.domain.errors import BillingError
-from billing_graphql.http.access import app_db, request_now, require_actor
-from billing_graphql.services.payments.exports import COLUMNS, ExportRow, stream_payment_rows
+from billing_graphql.http.access import app_db, app_settings, request_now, require_actor
+from billing_graphql.services.billing.invoice_exports import COLUMNS as TAX_COLUMNS
+from billing_graphql.services.billing.invoice_exports import TEXT_COLUMNS as TAX_TEXT_COLUMNS
+from billing_graphql.services.billing.invoice_exports import stream_tax_rows
+from billing_graphql.services.payments.exports import COLUMNS, stream_payment_rows
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_TEXT_COLUMNS = frozenset({"organization", "organization_external_id", "gateway_reference", "description"})
+_TEXT_COLUMNS = frozenset({"organization", "organization_external_id", "legal_name", "npwp", "gateway_reference",
+                           "description"})
 ROWS_PER_CHUNK = 200
 
 
@@ -62,23 +69,23 @@ def parse_organization_id(value: str) -> uuid.UUID:
     raise NotFoundException(detail="Organization not found.")
 
 
-def _safe(column: str, value: str) -> str:
-    if column in _TEXT_COLUMNS and value.startswith(_FORMULA_START):
+def _safe(column: str, value: str, text_columns: frozenset[str] = _TEXT_COLUMNS) -> str:
+    if column in text_columns and value.startswith(_FORMULA_START):
         return "'" + value
     return value
 
 
-def row_values(row: ExportRow) -> tuple:
-    return tuple(_safe(column, value) for column, value in zip(COLUMNS, row.values(), strict=True))
-
-
-async def _chunks(rows: AsyncIterator[ExportRow]) -> AsyncIterator[bytes]:
+async def csv_chunks(rows: AsyncIterator[Any], columns: tuple[str, ...],
+                     text_columns: frozenset[str] = _TEXT_COLUMNS) -> AsyncIterator[bytes]:
+    """RFC 4180 CSV of ``rows`` (each with ``values()`` in ``columns``' order), a chunk every
+    ``ROWS_PER_CHUNK`` rows; text columns that a spreadsheet would run as a formula are defused."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     count = 0
     async for row in rows:
-        writer.writerow(row_values(row))
+        writer.writerow(tuple(_safe(column, value, text_columns)
+                              for column, value in zip(columns, row.values(), strict=True)))
         count += 1
         if count % ROWS_PER_CHUNK == 0:
             yield buffer.getvalue().encode()
@@ -87,13 +94,11 @@ async def _chunks(rows: AsyncIterator[ExportRow]) -> AsyncIterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-@get("/payments/export.csv", name="payments_csv")
-async def payments_csv(
-    request: Request[Any, Any, Any],
-    from_: str | None = Parameter(query="from", default=None, required=False),
-    to: str | None = Parameter(query="to", default=None, required=False),
-    organization_id: str | None = Parameter(query="organizationId", default=None, required=False),
-) -> Stream:
+async def export_scope(request: Request[Any, Any, Any], from_: str | None, to: str | None,
+                       organization_id: str | None) -> tuple[date, date, uuid.UUID | None]:
+    """(first day, last day, organization or None for all) of an export request, checked before the
+    first byte is sent: bad or out-of-range dates are a 400, another organization a 404; owners and
+    admins export their own organization, super-admins the one named or all."""
     now = await request_now(request)
     actor = await require_actor(request, now)
     start, end = parse_day(from_, "from"), parse_day(to, "to")
@@ -112,13 +117,43 @@ async def payments_csv(
         if requested is not None and requested != actor.organization_id:
             raise NotFoundException(detail="Organization not found.")
         scope = actor.organization_id
-    rows = stream_payment_rows(app_db(request), organization_id=scope, start=start, end=end)
+    return start, end, scope
+
+
+def csv_stream(chunks: AsyncIterator[bytes], filename: str) -> Stream:
     return Stream(
-        _chunks(rows),
+        chunks,
         media_type="text/csv",  # Litestar adds "; charset=utf-8" to a text/ type
         headers={
-            "Content-Disposition": f'attachment; filename="payments-{start}-to-{end}.csv"',
+            "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",
         },
     )
+
+
+@get("/payments/export.csv", name="payments_csv")
+async def payments_csv(
+    request: Request[Any, Any, Any],
+    from_: str | None = Parameter(query="from", default=None, required=False),
+    to: str | None = Parameter(query="to", default=None, required=False),
+    organization_id: str | None = Parameter(query="organizationId", default=None, required=False),
+) -> Stream:
+    start, end, scope = await export_scope(request, from_, to, organization_id)
+    rows = stream_payment_rows(app_db(request), organization_id=scope, start=start, end=end,
+                               timezone=app_settings(request).timezone)
+    return csv_stream(csv_chunks(rows, COLUMNS), f"payments-{start}-to-{end}.csv")
+
+
+@get("/invoices/export.csv", name="invoices_csv")
+async def invoices_csv(
+    request: Request[Any, Any, Any],
+    from_: str | None = Parameter(query="from", default=None, required=False),
+    to: str | None = Parameter(query="to", default=None, required=False),
+    organization_id: str | None = Parameter(query="organizationId", default=None, required=False),
+) -> Stream:
+    """GET /invoices/export.csv?from&to[&organizationId]: invoices and credit notes for the tax
+    report (``services.billing.invoice_exports``), with the same rules as the payments export."""
+    start, end, scope = await export_scope(request, from_, to, organization_id)
+    rows = stream_tax_rows(app_db(request), organization_id=scope, start=start, end=end)
+    return csv_stream(csv_chunks(rows, TAX_COLUMNS, TAX_TEXT_COLUMNS), f"invoices-{start}-to-{end}.csv")

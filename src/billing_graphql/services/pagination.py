@@ -47,3 +47,9 @@ async def read_page(db: Database, statement: Select[Any], *, first: int, offset:
             statement = statement.where(column == value)
     async with db.read() as session:
         return await fetch_page(session, statement, first=first, offset=offset)
+
+
+async def read_rows(db: Database, statement: Select[Any]) -> list[Any]:
+    """Every row of ``statement`` in a read session."""
+    async with db.read() as session:
+        return list((await session.scalars(statement)).all())

@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate; import them from here."""
 
+from billing_graphql.db.models.balance import CreditBalanceTransaction, InvoiceItem
 from billing_graphql.db.models.base import Base
 from billing_graphql.db.models.catalog import (
     Addon,
@@ -17,6 +18,7 @@ from billing_graphql.db.models.catalog import (
     TaxRate,
 )
 from billing_graphql.db.models.billing_details import BillingDetails, InvoiceParties, TrialGrant
+from billing_graphql.db.models.credit_notes import CreditNote, CreditNoteLine, CreditNoteNumberSequence
 from billing_graphql.db.models.checkout import CheckoutSession, CheckoutStatus
 from billing_graphql.db.models.invoices import (
     BillingReason,
@@ -40,7 +42,7 @@ from billing_graphql.db.models.payments import (
     Refund,
 )
 from billing_graphql.db.models.subscriptions import Subscription, SubscriptionAddon
-from billing_graphql.db.models.usage import UsageCounter, UsageEvent, UsageLimitEvent
+from billing_graphql.db.models.usage import UsageCounter, UsageEvent, UsageLimitEvent, UsageUniqueValue
 from billing_graphql.db.models.webhooks import DeliveryStatus, GatewayEvent, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -54,15 +56,20 @@ __all__ = [
     "CheckoutSession",
     "CheckoutStatus",
     "Coupon",
+    "CreditNote",
+    "CreditNoteLine",
+    "CreditNoteNumberSequence",
     "CouponDuration",
     "CouponPlan",
     "CouponRedemption",
+    "CreditBalanceTransaction",
     "DeliveryStatus",
     "DiscountKind",
     "GatewayEvent",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceLine",
+    "InvoiceItem",
     "InvoiceLineKind",
     "InvoiceNumberSequence",
     "InvoiceParties",
@@ -85,6 +92,7 @@ __all__ = [
     "TestClock",
     "TrialGrant",
     "UsageCounter",
+    "UsageUniqueValue",
     "UsageEvent",
     "UsageLimitEvent",
     "WebhookDelivery",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import CheckConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing_graphql.db.models.base import Base, owned_by
@@ -15,12 +15,15 @@ class BillingDetails(Base):
     """Who the organization's invoices are addressed to (edited by owners)."""
 
     __tablename__ = "billing_details"
+    __table_args__ = (CheckConstraint("language IN ('en', 'id')", name="language_known"),)
 
     organization_id: Mapped[uuid.UUID] = owned_by(primary_key=True)
     legal_name: Mapped[str | None] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(Text)
     country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2
     tax_id: Mapped[str | None] = mapped_column(String(64))
+    # The documents' language (domain.language.Language): en or id.
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
     updated_at: Mapped[datetime]
 
 

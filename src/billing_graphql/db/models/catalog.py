@@ -12,18 +12,20 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
 from billing_graphql.db.types import DecimalText
+from billing_graphql.domain.aggregation import Aggregation, MetricKind
 from billing_graphql.domain.catalog import CouponDuration
 from billing_graphql.domain.invoices import DiscountKind
-
-
-class MetricKind(enum.Enum):
-    GAUGE = "GAUGE"  # a current count (agents, contacts)
-    COUNTER = "COUNTER"  # summed per billing month (messages, api calls)
 
 
 class AddonUnit(enum.Enum):
     FLAT = "FLAT"
     PER_AGENT = "PER_AGENT"
+
+
+def _aggregation_of_kind(context) -> Aggregation:
+    """A metric written without an aggregation takes its kind's: COUNTER is SUM, GAUGE is LATEST."""
+    kind = context.get_current_parameters()["kind"]
+    return Aggregation.LATEST if kind in (MetricKind.GAUGE, MetricKind.GAUGE.value) else Aggregation.SUM
 
 
 class Metric(Base):
@@ -35,6 +37,17 @@ class Metric(Base):
     kind: Mapped[MetricKind] = mapped_column(enum_type(MetricKind, "metric_kind"))
     unit: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime]
+    # How events aggregate per billing month (domain.aggregation); kind is GAUGE exactly when LATEST.
+    aggregation: Mapped[Aggregation] = mapped_column(enum_type(Aggregation, "metric_aggregation"),
+                                                           default=_aggregation_of_kind)
+    property: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        CheckConstraint("(kind = 'GAUGE' AND aggregation = 'LATEST') OR (kind = 'COUNTER' AND aggregation <> 'LATEST')",
+                        name="kind_matches_aggregation"),
+        CheckConstraint("(aggregation = 'COUNT' AND property IS NULL) OR (aggregation = 'UNIQUE_COUNT' AND property IS "
+                        "NOT NULL) OR aggregation IN ('SUM', 'MAX', 'LATEST')", name="property_fits_aggregation"),
+    )
 
 
 class CatalogItem:

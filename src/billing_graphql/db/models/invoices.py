@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, reference, uuid_pk
@@ -46,10 +47,16 @@ class Invoice(Base):
     credit_applied: Mapped[int] = money_column()
     amount_paid: Mapped[int] = money_column()
     amount_refunded: Mapped[int] = money_column()
+    # Credit notes (``services.billing.credit_notes``): what they credit in all, tax included; the
+    # part of it that lowered the amount due (REDUCE_AMOUNT_DUE); the tax they reversed.
+    amount_credited: Mapped[int] = money_column()
+    credited_against_due: Mapped[int] = money_column()
+    tax_credited: Mapped[int] = money_column()
     due_date: Mapped[datetime | None]
     finalized_at: Mapped[datetime | None]
     paid_at: Mapped[datetime | None]
     voided_at: Mapped[datetime | None]
+    marked_uncollectible_at: Mapped[datetime | None]
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     last_retry_at: Mapped[datetime | None]
     gateway_invoice_id: Mapped[str | None] = mapped_column(String(200))
@@ -61,6 +68,17 @@ class Invoice(Base):
     lines: Mapped[list[InvoiceLine]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="InvoiceLine.position"
     )
+
+    @hybrid_property
+    def amount_due(self) -> int:
+        """total - credit applied - amount paid - credit notes that lowered it: on a row, and as a SQL
+        expression on the class (the GraphQL field's SQL form, ``graphql.columns.hybrid``)."""
+        return self.total - self.credit_applied - self.amount_paid - (self.credited_against_due or 0)
+
+    @amount_due.inplace.expression
+    @classmethod
+    def _amount_due_sql(cls):  # the same sum; a column is never None in SQL (NOT NULL, default 0)
+        return cls.total - cls.credit_applied - cls.amount_paid - cls.credited_against_due
 
     __table_args__ = (
         # One recurring invoice per subscription and period.
@@ -80,8 +98,15 @@ class Invoice(Base):
         ),
         CheckConstraint("credit_applied >= 0 AND credit_applied <= total", name="credit_within_total"),
         CheckConstraint(
-            "amount_paid >= 0 AND amount_paid <= total - credit_applied", name="paid_within_due"
+            "amount_paid >= 0 AND amount_paid + credited_against_due <= total - credit_applied",
+            name="paid_within_due",
         ),
+        # Credit notes never credit more than the invoice's total, nor reverse more than its tax.
+        CheckConstraint("amount_credited >= 0 AND amount_credited <= total", name="credited_within_total"),
+        CheckConstraint("credited_against_due >= 0 AND credited_against_due <= amount_credited",
+                        name="credited_due_within_credited"),
+        CheckConstraint("tax_credited >= 0 AND tax_credited <= tax AND tax_credited <= amount_credited",
+                        name="tax_credited_within_tax"),
         CheckConstraint(
             "amount_refunded >= 0 AND amount_refunded <= amount_paid", name="refunds_within_paid"
         ),

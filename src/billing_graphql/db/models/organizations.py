@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, uuid_pk
@@ -24,8 +24,10 @@ class Organization(Base):
     external_id: Mapped[str] = mapped_column(String(200), unique=True)
     # What it is billed in: its default plan and the plans it is offered (BILLING_DEFAULT_CURRENCY).
     currency: Mapped[str] = mapped_column(String(3), default=DEFAULT_CURRENCY, server_default=DEFAULT_CURRENCY)
-    # Account credit (from downgrades), spent on the next invoices after their tax.
+    # Account credit, spent on the next invoices after their tax: the last entry of its ledger
+    # (credit_balance_transactions, number credit_sequence), moved only by services.billing.credit.
     credit_balance: Mapped[int] = money_column()
+    credit_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     credit_currency: Mapped[str | None] = mapped_column(String(3))
     gateway_customer_id: Mapped[str | None] = mapped_column(String(200))
     billing_email: Mapped[str | None] = mapped_column(String(320))
@@ -38,6 +40,8 @@ class Organization(Base):
 
     __table_args__ = (
         CheckConstraint("credit_balance >= 0", name="credit_not_negative"),
+        CheckConstraint("credit_sequence >= 0 AND (credit_sequence > 0 OR credit_balance = 0)",
+                        name="credit_has_ledger"),
         CheckConstraint(KNOWN_CURRENCY_CHECK, name="currency_known"),
         CheckConstraint("portal_session_epoch >= 0", name="portal_session_epoch_not_negative"),
     )

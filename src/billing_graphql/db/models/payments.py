@@ -101,6 +101,8 @@ class Refund(Base):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[PaymentStatus] = mapped_column(enum_type(PaymentStatus, "refund_status"))
     reason: Mapped[str | None] = mapped_column(Text)
+    # The credit note (outcome REFUND) this refund pays out, if any.
+    credit_note_id: Mapped[uuid.UUID | None] = reference("credit_notes", index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -58,7 +58,12 @@ class AnalyticsMonth:
         "MRR at the month's end = at its start + new + expansion - contraction - churned."
     )
     net_revenue: Money = strawberry.field(
-        description="Succeeded payments minus succeeded refunds dated in the month (as received: tax included)."
+        description="Succeeded payments minus succeeded refunds dated in the month (as received: tax included); "
+        "a credit note refunded through the processor is such a refund."
+    )
+    uncollectible: Money = strawberry.field(
+        description="Bad debt: the amount still due on invoices marked uncollectible in the month (one paid later "
+        "leaves it)."
     )
     arpu: Money = strawberry.field(
         description="Average revenue per paying organization at the month's end: MRR / organizations whose "
@@ -94,7 +99,8 @@ class Analytics:
     )
     by_plan: list[AnalyticsPlan] = strawberry.field(description="Live subscriptions and MRR per plan now.")
     outstanding: Money = strawberry.field(
-        description="Amount due now on OPEN invoices: total - credit applied - amount paid."
+        description="Amount due now on OPEN invoices: total - credit applied - amount paid - credit notes "
+        "that lowered it."
     )
     failed_payments_rate: Decimal = strawberry.field(
         description="Failed payment attempts / (failed + succeeded) attempts in the range, to 4 places; each dunning "
@@ -117,7 +123,7 @@ class Analytics:
                     churned_subscriptions=m.churned_subscriptions, churn_rate=m.churn_rate, new_mrr=money(m.new_mrr),
                     expansion_mrr=money(m.expansion_mrr), contraction_mrr=money(m.contraction_mrr),
                     churned_mrr=money(m.churned_mrr), net_revenue=money(m.net_revenue), arpu=money(m.arpu),
-                    trial_conversions=m.trial_conversions,
+                    trial_conversions=m.trial_conversions, uncollectible=money(m.uncollectible),
                 )
                 for m in report.months
             ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -10,11 +11,13 @@ from strawberry import relay
 from billing_graphql.domain.actors import Actor
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS, allow
+from billing_graphql.graphql.columns import RootQuery
 from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
 from billing_graphql.graphql.ids import NOWHERE, read_id
 from billing_graphql.graphql.scope import read_scope
 from billing_graphql.graphql.billing.types import InvoiceConnection, InvoiceStatus, InvoiceType
 from billing_graphql.services.billing import invoicing
+from billing_graphql.services.pagination import read_page
 
 
 @strawberry.type
@@ -27,12 +30,10 @@ class Query:
         self, info: Info, status: InvoiceStatus | None = None, organization_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> InvoiceConnection | None:
-        request = invoice_page_request(info.context.actor, organization_id, first, after)
-        if request is None:
+        query = invoices_query(info.context, status, organization_id, first, after)
+        if query is None:
             return _empty()
-        scope, size, offset = request
-        page = await invoicing.list_invoices(info.context.db, organization_id=scope, status=status, first=size,
-                                             offset=offset)
+        page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
         return connection_from_page(InvoiceConnection, page, InvoiceType.from_row)
 
     @strawberry.field(extensions=allow(*MANAGERS), description="One invoice of the caller's organization.")
@@ -41,6 +42,17 @@ class Query:
         invoice_id = read_id(id, "Invoice")
         scope = None if actor.is_super_admin else actor.organization_id
         return InvoiceType.maybe(await invoicing.get_invoice(info.context.db, invoice_id, organization_id=scope))
+
+
+def invoices_query(context: Any, status: Any = None, organization_id: str | None = None, first: int | None = 10,
+                   after: str | None = None) -> RootQuery | None:
+    """The statement and page of ``invoices`` (None: the empty page): the resolver reads it, the SQL tier
+    (``graphql.sql_roots``) wraps it in JSON."""
+    request = invoice_page_request(context.actor, organization_id, first, after)
+    if request is None:
+        return None
+    scope, size, offset = request
+    return RootQuery(invoicing.invoices_statement(organization_id=scope, status=status), size, offset)
 
 
 def invoice_page_request(actor: Actor, organization_id: str | None, first: int | None, after: str | None) -> tuple[uuid.UUID | None, int, int] | None:

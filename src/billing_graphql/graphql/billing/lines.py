@@ -8,11 +8,13 @@ from decimal import Decimal
 from fractions import Fraction
 
 import strawberry
+from strawberry import relay
 
 from billing_graphql.db.models import InvoiceLine as InvoiceLineRow
 from billing_graphql.domain.invoices import InvoiceLineKind as DomainInvoiceLineKind
 from billing_graphql.domain.invoices import LineDraft
 from billing_graphql.domain.proration import round_half_up
+from billing_graphql.graphql.columns import Form, Nested, columns
 from billing_graphql.graphql.common import Money, from_row
 from billing_graphql.services.subscriptions.results import InvoicePreview as PreviewValue
 
@@ -25,6 +27,8 @@ def _rounded(value: Decimal, currency: str) -> Money:
 
 @strawberry.type(name="InvoiceLine", description="One line of an invoice; amounts rounded once, credits negative.")
 class InvoiceLineType:
+    id: strawberry.ID | None = strawberry.field(description="Its global ID (what a credit note line credits); "
+                                                            "null in a preview.")
     kind: InvoiceLineKind
     description: str
     quantity: Decimal
@@ -36,7 +40,20 @@ class InvoiceLineType:
 
     @classmethod
     def from_row(cls, row: InvoiceLineRow | LineDraft, currency: str) -> InvoiceLineType:
-        return from_row(cls, row, unit_amount=_rounded(row.unit_amount, currency), amount=Money.of(row.amount, currency))
+        return from_row(cls, row, currency)
+
+
+# Lines carry no currency: the invoice's (the parent row, in SQL; ``currency`` in Python).
+columns(
+    InvoiceLineType, InvoiceLineRow,
+    id=Form(lambda row, currency: strawberry.ID(relay.to_base64("InvoiceLine", row.id))
+            if getattr(row, "id", None) else None,  # a preview's lines (LineDraft) have none
+            lambda sql, row, invoice: sql.global_id("InvoiceLine", f"{row}.id")),
+    unit_amount=Form(lambda row, currency: _rounded(row.unit_amount, currency),
+                     Nested("Money", lambda sql, row, invoice: (sql.rounded(f"{row}.unit_amount"), f"{invoice}.currency"))),
+    amount=Form(lambda row, currency: Money.of(row.amount, currency),
+                Nested("Money", lambda sql, row, invoice: (f"{row}.amount", f"{invoice}.currency"))),
+)
 
 
 @strawberry.type(description="What a change bills (dry run) or credits: lines and totals, nothing written.")

@@ -20,26 +20,19 @@ from billing_graphql.domain.status import InvoiceStatus as DomainInvoiceStatus
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
 from billing_graphql.graphql.billing.lines import InvoiceLineType
+from billing_graphql.graphql.columns import Children, columns, computed, global_id, money, money_of, renamed, resolved
 from billing_graphql.graphql.common import Money, from_row, read_node_ids
 from billing_graphql.graphql.platform.billing_details import BillingDetailsType
 from billing_graphql.graphql.platform.types import OrganizationType
-from billing_graphql.services.billing.invoicing import amount_due
 
 if TYPE_CHECKING:
+    from billing_graphql.graphql.billing.credit_note_types import CreditNoteType
     from billing_graphql.graphql.subscriptions.types import SubscriptionType
 
 InvoiceStatus = strawberry.enum(DomainInvoiceStatus, name="InvoiceStatus")
 BillingReason = strawberry.enum(DomainBillingReason, name="BillingReason")
 PaymentStatus = strawberry.enum(DomainPaymentStatus, name="PaymentStatus")
 RefundStatus = strawberry.enum(DomainRefundStatus, name="RefundStatus", description="Where a refund stands at the gateway.")
-
-
-_INVOICE_AMOUNTS = ("subtotal", "discount", "credit_applied", "tax", "total", "amount_paid", "amount_refunded")
-
-
-def _amounts(row: Any, *names: str) -> dict[str, Money]:
-    """The row's minor-unit amounts ``names`` as Money in its currency."""
-    return {name: Money.of(getattr(row, name), row.currency) for name in names}
 
 
 @strawberry.type(name="Payment", description="A charge attempt on an invoice.")
@@ -56,8 +49,11 @@ class PaymentType:
 
     @classmethod
     def from_row(cls, row: PaymentRow) -> PaymentType:
-        return from_row(cls, row, id=strawberry.ID(relay.to_base64("Payment", row.id)),
-                        **_amounts(row, "amount", "amount_refunded"))
+        return from_row(cls, row)
+
+
+columns(PaymentType, PaymentRow, id=global_id("Payment"), amount=money("amount"),
+        amount_refunded=money("amount_refunded"))
 
 
 @strawberry.type(name="Refund", description="A refund of (part of) an invoice's payments through their gateway.")
@@ -70,8 +66,12 @@ class RefundType:
 
     @classmethod
     def from_row(cls, row: RefundRow) -> RefundType:
-        return from_row(cls, row, id=strawberry.ID(relay.to_base64("Refund", row.id)),
-                        amount=Money.of(row.amount, row.currency), status=RefundStatus(row.status.value))
+        return from_row(cls, row)
+
+
+# RefundStatus names the payment statuses it shows: the stored name is the GraphQL value.
+columns(RefundType, RefundRow, id=global_id("Refund"), amount=money("amount"),
+        status=computed(lambda row: RefundStatus(row.status.value), renamed("status").sql))
 
 
 @strawberry.type(name="Invoice", description="An invoice: lines, discount, tax, account credit, payments.")
@@ -94,7 +94,10 @@ class InvoiceType(relay.Node):
     total: Money = strawberry.field(description="subtotal - discount + tax.")
     amount_paid: Money
     amount_refunded: Money
-    amount_due: Money = strawberry.field(description="total - creditApplied - amountPaid.")
+    amount_credited: Money = strawberry.field(
+        description="What its credit notes credit in all, tax included; never more than the total.")
+    amount_due: Money = strawberry.field(
+        description="total - creditApplied - amountPaid - what REDUCE_AMOUNT_DUE credit notes took off.")
     retry_count: int
     last_retry_at: datetime | None
     created_at: datetime
@@ -105,13 +108,12 @@ class InvoiceType(relay.Node):
     period_end: datetime | None
     gateway_invoice_id: str | None
     payment_url: str | None
+    voided_at: datetime | None
+    marked_uncollectible_at: datetime | None
 
     @classmethod
     def from_row(cls, row: InvoiceRow) -> InvoiceType:
-        tax_base = f"{row.tax_base_numerator}/{row.tax_base_denominator}" if row.tax_name is not None else None
-        return from_row(cls, row, invoice_number=row.number, tax_base=tax_base,
-                        amount_due=Money.of(amount_due(row), row.currency),
-                        **_amounts(row, *_INVOICE_AMOUNTS))
+        return from_row(cls, row)
 
     @classmethod
     def maybe(cls, row: InvoiceRow | None) -> InvoiceType | None:
@@ -119,7 +121,7 @@ class InvoiceType(relay.Node):
 
     @strawberry.field(description="The invoice as PDF (owner/admin of its organization, or super-admin).")
     def pdf_url(self, info: Info) -> str:
-        return f"{info.context.settings.public_url}/invoices/{self.row.id}.pdf"
+        return f"{info.context.settings.public_url}/invoices/{self.row.id}.pdf"  # SQL form: _pdf_url_sql
 
     @strawberry.field(description="The buyer's billing details as copied when the invoice was finalized; "
                                   "null for drafts and where none were given.")
@@ -158,6 +160,15 @@ class InvoiceType(relay.Node):
         rows = await info.context.loaders.refunds_by_invoice.load(self.row.id)
         return [RefundType.from_row(refund) for (refund,) in rows]
 
+    @strawberry.field(description="Its credit notes, oldest first (VOID ones included).")
+    async def credit_notes(
+        self, info: Info
+    ) -> list[Annotated[CreditNoteType, strawberry.lazy("billing_graphql.graphql.billing.credit_note_types")]]:
+        from billing_graphql.graphql.billing.credit_note_types import CreditNoteType
+
+        rows = await info.context.loaders.credit_notes_by_invoice.load(self.row.id)
+        return [CreditNoteType.from_row(note) for (note,) in rows]
+
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
         actor = info.context.actor
@@ -169,6 +180,34 @@ class InvoiceType(relay.Node):
             else None
             for row in rows
         ]
+
+
+def _tax_base(row: InvoiceRow) -> str | None:
+    return f"{row.tax_base_numerator}/{row.tax_base_denominator}" if row.tax_name is not None else None
+
+
+def _tax_base_sql(sql: Any, row: str, *parents: str) -> str:
+    numerator, denominator = sql.to_text(f"{row}.tax_base_numerator"), sql.to_text(f"{row}.tax_base_denominator")
+    return f"CASE WHEN {row}.tax_name IS NULL THEN NULL ELSE {numerator} || '/' || {denominator} END"
+
+
+def _pdf_url_sql(sql: Any, row: str, *parents: str) -> str:
+    """``InvoiceType.pdf_url`` in SQL (``public_url`` is the setting, as a SQL string literal)."""
+    return f"{sql.public_url} || '/invoices/' || {sql.uuid_text(f'{row}.id')} || '.pdf'"
+
+
+columns(
+    InvoiceType, InvoiceRow,
+    invoice_number=renamed("number"),
+    tax_base=computed(_tax_base, _tax_base_sql),
+    **{name: money(name) for name in ("subtotal", "discount", "credit_applied", "tax", "total", "amount_paid",
+                                      "amount_refunded", "amount_credited")},
+    amount_due=money_of(InvoiceRow, "amount_due"),
+    pdf_url=resolved(_pdf_url_sql),
+    lines=resolved(Children("invoice_lines", "invoice_id", "position")),
+    payments=resolved(Children("payments", "invoice_id", "created_at, id")),
+    refunds=resolved(Children("refunds", "invoice_id", "created_at, id")),
+)
 
 
 @strawberry.type

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from decimal import Decimal
 
 import strawberry
+
+from billing_graphql.db.models import Addon
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.catalog.shared import catalog_statement
+from billing_graphql.services.pagination import read_rows
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.errors import BillingErrorCode as DomainBillingErrorCode
@@ -61,6 +68,11 @@ def _addon_id(global_id: strawberry.ID):
         raise DomainBillingError(DomainBillingErrorCode.ADDON_NOT_FOUND, "Add-on not found.", field="id") from None
 
 
+def addons_query(context: Any, include_inactive: bool = False, currency: str | None = None) -> RootQuery:
+    """The rows ``addons`` lists (the SQL tier wraps the same statement in JSON)."""
+    return RootQuery(catalog_statement(Addon, addons.addon_order(), include_inactive=include_inactive, currency=currency))
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -71,10 +83,10 @@ class Query:
         self, info: Info, include_inactive: bool = False, currency: str | None = None
     ) -> list[AddonType] | None:
         try:
-            rows = await addons.list_addons(info.context.db, include_inactive=include_inactive, currency=currency)
+            query = addons_query(info.context, include_inactive, currency)
         except DomainBillingError as error:
             raise ClientError(error.message) from None
-        return [AddonType.from_row(row) for row in rows]
+        return [AddonType.from_row(row) for row in await read_rows(info.context.db, query.statement)]
 
 
 @strawberry.type

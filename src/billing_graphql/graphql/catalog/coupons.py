@@ -9,6 +9,9 @@ from typing import Any
 
 import strawberry
 
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.pagination import read_page
+
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
@@ -89,15 +92,20 @@ CreateCouponPayload = node_payload("CreateCouponPayload", "coupon", CouponType)
 UpdateCouponPayload = node_payload("UpdateCouponPayload", "coupon", CouponType)
 
 
+def coupons_query(context: Any, first: int | None = 20, after: str | None = None,
+                  is_active: bool | None = None) -> RootQuery:
+    """The statement and page of ``coupons`` (the SQL tier wraps the same statement in JSON)."""
+    return RootQuery(coupons.coupons_statement(is_active), page_size(first, 20), offset_after(after))
+
+
 @strawberry.type
 class Query:
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN), description="Coupons, newest first.")
     async def coupons(
         self, info: Info, first: int | None = 20, after: str | None = None, is_active: bool | None = None
     ) -> CouponConnection | None:
-        page = await coupons.list_coupons(
-            info.context.db, first=page_size(first, 20), offset=offset_after(after), is_active=is_active
-        )
+        query = coupons_query(info.context, first, after, is_active)
+        page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
         return connection_from_page(CouponConnection, page, CouponType.from_row)
 
     @strawberry.field(

@@ -10,20 +10,36 @@ from strawberry import relay
 
 from billing_graphql.db.models import Metric as MetricRow
 from billing_graphql.db.models import Plan as PlanRow
-from billing_graphql.db.models.catalog import MetricKind as DomainMetricKind
+from billing_graphql.db.models import PlanFeature as PlanFeatureRow
+from billing_graphql.db.models import PlanLimit as PlanLimitRow
+from billing_graphql.domain.aggregation import Aggregation as DomainAggregation
+from billing_graphql.domain.aggregation import MetricKind as DomainMetricKind
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.columns import Children, Parent, columns, money, renamed, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 
 MetricKind = strawberry.enum(DomainMetricKind, name="MetricKind")
+MetricAggregation = strawberry.enum(
+    DomainAggregation, name="MetricAggregation",
+    description="How a metric aggregates its events per billing month.",
+)
 
 
 @strawberry.type(description="A usage metric plans are limited on.")
 class Metric:
     code: str
     name: str
-    kind: MetricKind = strawberry.field(description="GAUGE: a current count; COUNTER: summed per billing month.")
+    kind: MetricKind = strawberry.field(
+        description="GAUGE: a current count (aggregation LATEST); COUNTER: per billing month (every other "
+                    "aggregation; COUNTER metrics made before aggregations are SUM of quantity).")
     unit: str
+    aggregation: MetricAggregation = strawberry.field(
+        description="COUNT: events; SUM: quantity or `property` summed; MAX: the largest; UNIQUE_COUNT: distinct "
+                    "values of `property`; LATEST: the last by timestamp. Per billing month.")
+    property: str | None = strawberry.field(
+        description="The event property aggregated (SUM, MAX, LATEST: an integer; UNIQUE_COUNT: any value); null: "
+                    "`quantity` (COUNT takes none).")
 
     @classmethod
     def from_row(cls, row: MetricRow) -> Metric:
@@ -67,7 +83,7 @@ class PlanType(relay.Node):
 
     @classmethod
     def from_row(cls, row: PlanRow) -> PlanType:
-        return from_row(cls, row, **{name: Money.of(getattr(row, name), row.currency) for name in _PRICES})
+        return from_row(cls, row)
 
     @strawberry.field(description="Limits per metric; a metric the plan does not list is unlimited.")
     async def limits(self, info: Info) -> list[PlanLimit]:
@@ -129,3 +145,38 @@ class PlanType(relay.Node):
         see_inactive = actor is not None and actor.role is DomainRole.SUPER_ADMIN
         return await load_nodes(info.context.loaders.plan_by_id, node_ids, cls.from_row,
                                 lambda row: row.is_active or see_inactive)
+
+
+# The SQL forms of the resolvers above: the same rows the loaders read, in the same order.
+
+def _limit_sql(code: str):
+    """``PlanType._limit``: the plan's limit on metric ``code`` (null: unlimited or not listed)."""
+    return lambda sql, row, *parents: (
+        f"(SELECT l.limit_value FROM plan_limits AS l JOIN metrics AS m ON m.id = l.metric_id "
+        f"WHERE l.plan_id = {row}.id AND m.code = '{code}')")
+
+
+def _feature_sql(key: str):
+    """``PlanType._feature``: the plan lists feature ``key`` enabled."""
+    return lambda sql, row, *parents: sql.boolean(
+        f"EXISTS (SELECT 1 FROM plan_features AS f WHERE f.plan_id = {row}.id AND f.key = '{key}' AND f.enabled)")
+
+
+columns(Metric, MetricRow)
+columns(PlanFeature, PlanFeatureRow)
+columns(PlanLimit, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id")), limit=renamed("limit_value"))
+columns(
+    PlanType, PlanRow,
+    **{name: money(name) for name in _PRICES},
+    limits=resolved(Children("plan_limits", "plan_id",
+                             lambda alias: f"(SELECT code FROM metrics WHERE metrics.id = {alias}.metric_id)")),
+    features=resolved(Children("plan_features", "plan_id", "key")),
+    max_agents=resolved(_limit_sql("agents")),
+    max_contacts=resolved(_limit_sql("contacts")),
+    max_messages_month=resolved(_limit_sql("messages")),
+    max_channels=resolved(_limit_sql("channels")),
+    max_ai_agents=resolved(_limit_sql("ai_agents")),
+    ai_agent=resolved(_feature_sql("aiAgent")),
+    api_access=resolved(_feature_sql("apiAccess")),
+    dedicated_support=resolved(_feature_sql("dedicatedSupport")),
+)

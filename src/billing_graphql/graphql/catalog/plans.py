@@ -7,6 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
+
+from billing_graphql.db.models import Plan
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.catalog.shared import catalog_statement
+from billing_graphql.services.pagination import read_rows
 from strawberry.permission import BasePermission, PermissionExtension
 
 from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
@@ -129,6 +134,11 @@ CreatePlanPayload = node_payload("CreatePlanPayload", "plan", PlanType)
 UpdatePlanPayload = node_payload("UpdatePlanPayload", "plan", PlanType)
 
 
+def plans_query(context: Any, include_inactive: bool = False, currency: str | None = None) -> RootQuery:
+    """The rows ``plans`` lists (the SQL tier wraps the same statement in JSON)."""
+    return RootQuery(catalog_statement(Plan, plans.plan_order(), include_inactive=include_inactive, currency=currency))
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -139,10 +149,10 @@ class Query:
         self, info: Info, include_inactive: bool = False, currency: str | None = None
     ) -> list[PlanType] | None:
         try:
-            rows = await plans.list_plans(info.context.db, include_inactive=include_inactive, currency=currency)
+            query = plans_query(info.context, include_inactive, currency)
         except DomainBillingError as error:
             raise ClientError(error.message) from None
-        return [PlanType.from_row(row) for row in rows]
+        return [PlanType.from_row(row) for row in await read_rows(info.context.db, query.statement)]
 
     @strawberry.field(extensions=allow(), description="One plan by id or slug (inactive ones for super-admins).")
     async def plan(

@@ -19,6 +19,8 @@ from billing_graphql.domain.invoices import DiscountKind
 from billing_graphql.domain.catalog import REFUSAL_MESSAGES
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
+from billing_graphql.db.models import Plan as PlanRow
+from billing_graphql.graphql.columns import Children, columns, from_columns, money, money_or_null, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
@@ -54,8 +56,7 @@ class AddonType(relay.Node):
 
     @classmethod
     def from_row(cls, row: AddonRow) -> AddonType:
-        return from_row(cls, row, price_monthly=Money.of(row.price_monthly, row.currency),
-                        price_annual=Money.of(row.price_annual, row.currency))
+        return from_row(cls, row)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -68,7 +69,7 @@ class AddonType(relay.Node):
 def coupon_from_row(cls: type[C], row: CouponRow) -> C:
     """A coupon type (``Coupon``, ``CouponSummary``) from its row: its discount as Money and as
     ``discountValue``, the other fields as they are."""
-    return from_row(cls, row, amount_off=Money.maybe(row.amount_off, row.currency), discount_value=discount_value(row))
+    return from_row(cls, row)  # both types' computed fields: _COUPON_FORMS
 
 
 async def _applicable_plans(root: CouponType, info: Info) -> list[PlanType]:
@@ -115,6 +116,21 @@ class CouponType(relay.Node):
         return await load_nodes(info.context.loaders.coupon_by_id, node_ids, cls.from_row, lambda row: True)
 
 
+columns(AddonType, AddonRow, price_monthly=money("price_monthly"), price_annual=money("price_annual"))
+_PLAN_ORDER = ("sort_order", "base_price_monthly", "name", "id")  # services.catalog.plans.plan_order
+_COUPON_FORMS = dict(
+    amount_off=money_or_null("amount_off"),
+    discount_value=from_columns(discount_value, "discount_type", "percent_off", "amount_off", "currency"),
+)
+columns(
+    CouponType, CouponRow, **_COUPON_FORMS,
+    # plans_by_coupon: the coupon's plans in plan order
+    applicable_plans=resolved(Children(
+        PlanRow.__tablename__, None, ", ".join(_PLAN_ORDER),
+        where=lambda plan, coupon: f"{plan}.id IN (SELECT plan_id FROM coupon_plans WHERE coupon_id = {coupon}.id)")),
+)
+
+
 @strawberry.type(description="What a tenant may know of a coupon: its discount, not its usage or other plans.")
 class CouponSummary:
     code: str
@@ -130,6 +146,9 @@ class CouponSummary:
     valid_until: datetime | None
 
     from_row = classmethod(coupon_from_row)
+
+
+columns(CouponSummary, CouponRow, **_COUPON_FORMS)
 
 
 @strawberry.type(description="Whether a coupon code can be used now (on the plan asked about).")

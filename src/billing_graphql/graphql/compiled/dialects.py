@@ -12,6 +12,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from sqlalchemy import literal_column, select
 from strawberry import relay
 
 from billing_graphql.domain.proration import round_half_up
@@ -38,6 +39,27 @@ class Postgres:
     def json_list(self, item: str, source: str, order_by: str) -> str:
         """``json_rows`` as a value inside a JSON object."""
         return f"({self.json_rows(item, source, order_by)})"
+
+    @staticmethod
+    def json_one(item: str, source: str) -> str:
+        """The JSON object ``item`` of the one row of ``source`` (null: none), as a value inside a JSON object."""
+        return f"(SELECT {item} FROM {source})"
+
+    @staticmethod
+    def json_of_rows(item: str, rows: Any, position: str) -> Any:
+        """A statement of one text value: the JSON array of ``item`` over ``rows`` (a subquery) in
+        ``position`` order, for the driver to hand over undecoded."""
+        return select(literal_column(
+            f"coalesce(json_agg({item} ORDER BY {position}), '[]'::json)::text")).select_from(rows)
+
+    @staticmethod
+    def boolean(column: str) -> str:
+        return column
+
+    @staticmethod
+    def json_value(column: str) -> str:
+        """A JSON column's value, as JSON."""
+        return f"({column})::json"
 
     @staticmethod
     def uuid_text(column: str) -> str:
@@ -90,6 +112,24 @@ class Sqlite(Postgres):
 
     def json_list(self, item: str, source: str, order_by: str) -> str:
         return f"json(({self.json_rows(item, source, order_by)}))"  # a sub-select's result loses its JSON type
+
+    @staticmethod
+    def json_one(item: str, source: str) -> str:
+        return f"json((SELECT {item} FROM {source}))"
+
+    @staticmethod
+    def json_of_rows(item: str, rows: Any, position: str) -> Any:
+        ordered = (select(literal_column(item).label("item")).select_from(rows)
+                   .order_by(literal_column(position)).subquery("ordered"))
+        return select(literal_column("coalesce(json_group_array(json(ordered.item)), '[]')")).select_from(ordered)
+
+    @staticmethod
+    def json_value(column: str) -> str:  # stored as text
+        return f"json({column})"
+
+    @staticmethod
+    def boolean(column: str) -> str:  # stored as 0/1: JSON true/false
+        return f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN json('true') ELSE json('false') END"
 
     @staticmethod
     def uuid_text(column: str) -> str:  # stored as 32 hex digits

@@ -29,7 +29,22 @@ from graphql import (
 
 
 class NotCompilable(Exception):
-    """The document uses something the planner does not handle: it takes the generic path."""
+    """The document uses something the planner does not handle: it takes the generic path.
+
+    ``reason``: one of ``FALLBACK_REASONS`` (the label of ``billing_graphql_plan_fallbacks_total``),
+    or ``invalid`` / ``not_a_query`` (not a planner limitation: never counted as a fallback)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# What the planner does not handle, as counted: a bounded label set.
+FALLBACK_REASONS = ("directives", "introspection", "abstract_type", "fragment_on_other_type", "several_operations",
+                    "no_resolver")
+INVALID = "invalid"  # does not parse, over the token limit, or fails validation: never cached
+NOT_A_QUERY = "not_a_query"  # a mutation (or subscription): only queries are planned
 
 
 @dataclass(slots=True)
@@ -61,6 +76,7 @@ class FieldPlan:
 @dataclass(slots=True)
 class ObjectPlan:
     nullable: bool
+    type_name: str = ""
     fields: list[FieldPlan] = field(default_factory=list)
     keys: tuple[str, ...] = ()  # the fields' keys, in order (each answer starts as dict.fromkeys(keys))
 
@@ -115,10 +131,10 @@ class _Planner:
     @staticmethod
     def _check_condition(object_type: GraphQLObjectType, condition: Any) -> None:
         if condition is not None and condition.name.value != object_type.name:
-            raise NotCompilable(f"a fragment on {condition.name.value} inside {object_type.name}")
+            raise NotCompilable("fragment_on_other_type", f"a fragment on {condition.name.value} inside {object_type.name}")
 
     def object_plan(self, object_type: GraphQLObjectType, selection_sets: list[Any], nullable: bool) -> ObjectPlan:
-        plan = ObjectPlan(nullable=nullable)
+        plan = ObjectPlan(nullable=nullable, type_name=object_type.name)
         for key, nodes in self.collect(object_type, selection_sets).items():
             plan.fields.append(self.field_plan(object_type, key, nodes))
         plan.keys = tuple(field_plan.key for field_plan in plan.fields)
@@ -129,14 +145,14 @@ class _Planner:
         if name == "__typename":
             return FieldPlan(key=key, name=name, complete=None, typename=parent.name)
         if name.startswith("__"):
-            raise NotCompilable(f"introspection ({name})")
+            raise NotCompilable("introspection", name)
         graphql_field = parent.fields[name]
         complete = self.completion(graphql_field.type, [node.selection_set for node in nodes])
         attribute = _plain_attribute(graphql_field)
         if attribute is not None and not nodes[0].arguments:
             return FieldPlan(key=key, name=name, complete=complete, attribute=attribute)
         if graphql_field.resolve is None:
-            raise NotCompilable(f"{parent.name}.{name} has no resolver")
+            raise NotCompilable("no_resolver", f"{parent.name}.{name}")
         uses_variables = any(_has_variable(argument.value) for argument in nodes[0].arguments or ())
         return FieldPlan(
             key=key, name=name, complete=complete, resolve=graphql_field.resolve,
@@ -153,7 +169,7 @@ class _Planner:
             return Leaf(serialize=graphql_type.serialize, nullable=nullable)
         if isinstance(graphql_type, GraphQLObjectType):
             return self.object_plan(graphql_type, selection_sets, nullable)
-        raise NotCompilable(f"abstract type {graphql_type}")
+        raise NotCompilable("abstract_type", str(graphql_type))
 
 
 def _has_variable(value_node: Any) -> bool:
@@ -169,22 +185,22 @@ def _has_variable(value_node: Any) -> bool:
 
 def compile_document(schema: GraphQLSchema, body: str, rules: Iterable[type] = (),
                      max_tokens: int | None = None) -> OperationPlan:
-    """The plan of a registered document's single query operation (``NotCompilable`` otherwise),
-    parsed and validated with the limits of the generic path."""
+    """The plan of a document's single query operation (``NotCompilable`` otherwise), parsed and
+    validated with the limits of the generic path."""
     try:
         document = parse(body, max_tokens=max_tokens)
     except GraphQLError as error:
-        raise NotCompilable(f"does not parse: {error.message}") from None
+        raise NotCompilable(INVALID, f"does not parse: {error.message}") from None
     errors = validate(schema, document, [*specified_rules, *rules])
     if errors:
-        raise NotCompilable(f"invalid: {errors[0].message}")
+        raise NotCompilable(INVALID, errors[0].message)
     operations = [node for node in document.definitions if isinstance(node, OperationDefinitionNode)]
     if len(operations) != 1:
-        raise NotCompilable("several operations")
+        raise NotCompilable("several_operations")
     operation = operations[0]
     if operation.operation is not OperationType.QUERY:
-        raise NotCompilable(f"{operation.operation.value} {operation.name.value if operation.name else ''}: "
-                            "only queries are compiled")
+        raise NotCompilable(NOT_A_QUERY, f"{operation.operation.value} "
+                            f"{operation.name.value if operation.name else ''}: only queries are compiled")
     if operation.directives or any(definition.directives for definition in operation.variable_definitions or ()):
         raise NotCompilable("directives")
     fragments = {node.name.value: node for node in document.definitions if isinstance(node, FragmentDefinitionNode)}

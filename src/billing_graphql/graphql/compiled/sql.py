@@ -1,12 +1,13 @@
-"""The compiled path's second tier: a registered query answered by one SQL statement that builds its JSON.
+"""The compiled path's second tier: a query answered by one SQL statement that builds its JSON.
 
-Where every field a document selects below a root field has a SQL form (``SqlType`` registries, kept
-beside the GraphQL types they mirror, e.g. ``graphql.billing.sql``), its plan (``compiled.ObjectPlan``)
-is turned into one statement per root field: ``json_build_object``/``json_agg`` on PostgreSQL,
-``json_object``/``json_group_array`` on SQLite, one correlated sub-select per child list. Leaf values are
-formatted in the database exactly as the types serialise them (``dialects``); value objects such as
-Money come out of SQL as their arguments and are finished in Python, once per distinct value. The
-connection around the nodes (cursors, ``pageInfo``) and the response itself are assembled in Python.
+Where every field a document selects below a root list or connection has a SQL form (``graphql.columns``:
+derived from the Strawberry type and its model, or declared once beside the field), its plan
+(``compiled.ObjectPlan``) is turned into one statement: the resolver's own ``Select`` (``SqlRoot.query``,
+shared with the resolver), paged as the resolver pages it, wrapped in ``json_build_object``/``json_agg`` on
+PostgreSQL, ``json_object``/``json_group_array`` on SQLite, one correlated sub-select per child list or
+parent object. Leaf values are formatted in the database exactly as the types serialise them
+(``dialects``); value objects such as Money come out of SQL as their arguments and are finished in Python,
+once per distinct value. The connection around the nodes (cursors, ``pageInfo``) is assembled in Python.
 
 A document with any field that has no SQL form keeps its Python plan (``compiled``); a request the
 SQL plan cannot answer (a permission refused, a bad argument) takes the generic path, as there.
@@ -15,21 +16,22 @@ SQL plan cannot answer (a permission refused, a bad argument) takes the generic 
 from __future__ import annotations
 
 import functools
-import uuid
+import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import Boolean, Enum, Integer, JSON, Numeric, String, Text, Uuid, func, literal_column, select
+from sqlalchemy.types import TypeDecorator
 from strawberry.permission import PermissionExtension
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.info import Info as StrawberryInfo
 
+from billing_graphql.db.types import DecimalText, UTCDateTime
+from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Finished, Nested, Parent, RootQuery
 from billing_graphql.graphql.common import cursor_at
 from billing_graphql.graphql.compiled.dialects import DIALECTS, Postgres, sqlite_functions
-
-Builder = Callable[..., str]  # (dialect, *arguments) -> a SQL expression of the field's JSON value
 
 
 class NoSqlForm(Exception):
@@ -37,44 +39,82 @@ class NoSqlForm(Exception):
 
 
 @dataclass(frozen=True)
-class Nested:
-    """An object built from expressions of its parent (e.g. Money from an amount column and a currency)."""
-
-    type: SqlType
-    arguments: Callable[..., tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class Children:
-    """A list of rows of ``table`` whose ``foreign_key`` is the parent's ``id``, in ``order_by``."""
-
-    type: SqlType
-    table: str
-    foreign_key: str
-    order_by: str
-
-
-@dataclass(frozen=True)
-class SqlType:
-    """``fields``: the SQL form of each field. A value object may instead be ``finish``ed in Python:
-    SQL then gives only its arguments (a JSON array), and ``finish(*arguments)`` its fields by name
-    (``fields`` lists them, with no form), so the database is spared the formatting."""
-
-    name: str
-    fields: dict[str, Builder | Nested | Children | None] = field(default_factory=dict)
-    finish: Callable[..., dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
 class SqlRoot:
-    """A root connection field answered by SQL: ``page(context, **arguments)`` turns the request's
-    arguments into ``(where, first, offset)``, ``where`` a column -> value mapping (None: the empty
-    connection), as its resolver does."""
+    """A root list or connection answered by SQL. ``query(context, **arguments)`` is the resolver's own
+    statement (the resolver calls the same function): a ``RootQuery``, or None for the empty answer."""
 
-    node: SqlType
-    table: str
-    order_by: str
-    page: Callable[..., Any]
+    query: Callable[..., RootQuery | None]
+    connection: bool = True
+
+
+def money_fields(minor: int, currency: str) -> dict[str, Any]:
+    """Money's fields as the type serialises them (``common.Money.of``)."""
+    from billing_graphql.graphql.common import Money
+    from billing_graphql.graphql.scalars import _serialize_decimal
+
+    money = Money.of(minor, currency)
+    return {"amount": _serialize_decimal(money.amount), "currency": currency, "formatted": money.formatted}
+
+
+# Value objects SQL gives as their arguments and Python finishes (cached: a page repeats amounts).
+FINISHED: dict[str, tuple[frozenset[str], Callable[..., dict[str, Any]]]] = {
+    "Money": (frozenset(("amount", "currency", "formatted")), money_fields),
+}
+
+
+class Rendering:
+    """A dialect with what the SQL forms read from the settings (``public_url`` as a SQL literal)."""
+
+    def __init__(self, dialect: Postgres, public_url: str) -> None:
+        self.dialect = dialect
+        self.public_url = "'" + public_url.replace("'", "''") + "'"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dialect, name)
+
+
+# -- SQL forms of fields ------------------------------------------------------------------------------
+
+
+def field_form(schema: Any, type_name: str, field_name: str) -> Any:
+    """The SQL form of ``type_name.field_name``: a builder, ``Nested``, ``Children`` or ``Parent``."""
+    table = BY_TYPE_NAME.get(type_name)
+    if table is None:
+        raise NoSqlForm(f"{type_name} has no table")
+    graphql_field = schema.type_map[type_name].fields[field_name]
+    definition = graphql_field.extensions["strawberry-definition"]
+    if definition.extensions:
+        raise NoSqlForm(f"{type_name}.{field_name}: field extensions (permissions) on a nested field")
+    name = definition.python_name
+    form = table.forms.get(name)
+    if form is not None:
+        if form.sql is None:
+            raise NoSqlForm(f"{type_name}.{field_name}")
+        return column_form(table.model, form.sql.name, type_name) if isinstance(form.sql, Column) else form.sql
+    if name == "_id" and field_name == "id":  # a Relay node's id: the global id of the row's id
+        return lambda sql, row, *parents: sql.global_id(type_name, f"{row}.id")
+    if definition.base_resolver is None:
+        return column_form(table.model, name, type_name)
+    raise NoSqlForm(f"{type_name}.{field_name}")
+
+
+def column_form(model: type, attribute: str, type_name: str) -> Callable[..., str]:
+    """The SQL form of a plain field read from ``model``'s column ``attribute``, by the column's type."""
+    column = model.__mapper__.columns.get(attribute)
+    if column is None:
+        raise NoSqlForm(f"{type_name}.{attribute}: no such column")
+    name, kind = column.name, column.type
+    if isinstance(kind, UTCDateTime):
+        return lambda sql, row, *parents: sql.datetime(f"{row}.{name}")
+    if isinstance(kind, DecimalText | Numeric):
+        return lambda sql, row, *parents: sql.decimal(f"{row}.{name}")
+    if isinstance(kind, Uuid):
+        return lambda sql, row, *parents: sql.uuid_text(f"{row}.{name}")
+    if isinstance(kind, Boolean):
+        return lambda sql, row, *parents: sql.boolean(f"{row}.{name}")
+    if isinstance(kind, Enum | Integer | String | Text) and not isinstance(kind, TypeDecorator | JSON):
+        return lambda sql, row, *parents: f"{row}.{name}"
+    raise NoSqlForm(f"{type_name}.{attribute}: a column of type {kind!r}")
 
 
 # -- planning -----------------------------------------------------------------------------------------
@@ -83,47 +123,62 @@ class SqlRoot:
 Finish = Callable[[dict[str, Any]], None]
 
 
-def object_sql(dialect: Postgres, sql_type: SqlType, plan: Any, arguments: tuple[str, ...]) -> tuple[str, Finish | None]:
-    """The JSON object expression of ``plan`` (a ``compiled.ObjectPlan``) over ``sql_type``, and what
-    completes the loaded object in Python (None: nothing)."""
+def object_sql(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) -> tuple[str, Finish | None]:
+    """The JSON object expression of ``plan`` (a ``compiled.ObjectPlan``) over the row ``arguments[0]``
+    (its parents' rows after it), and what completes the loaded object in Python (None: nothing)."""
     pairs, steps = [], []
+    row = arguments[0]
     for field_plan in plan.fields:
         key = field_plan.key
         if field_plan.typename is not None:
             pairs.append((key, f"'{field_plan.typename}'"))
             continue
-        form = sql_type.fields.get(field_plan.name)
-        if form is None or field_plan.node is not None and field_plan.node.arguments:
-            raise NoSqlForm(f"{sql_type.name}.{field_plan.name}")
-        if isinstance(form, Nested) and form.type.finish is not None:
-            pairs.append((key, dialect.json_array(form.arguments(dialect, *arguments))))
-            steps.append(_finish_value(key, form.type, field_plan.complete))
-        elif isinstance(form, Nested):
-            expression, finish = object_sql(dialect, form.type, field_plan.complete, form.arguments(dialect, *arguments))
+        if field_plan.node is not None and field_plan.node.arguments:
+            raise NoSqlForm(f"{plan.type_name}.{field_plan.name}: arguments")
+        form = field_form(schema, plan.type_name, field_plan.name)
+        if isinstance(form, Nested) and form.type_name in FINISHED:
+            values = form.arguments(sql, *arguments)
+            expression = sql.json_array(values)
+            if form.nullable:
+                expression = (f"CASE WHEN {' OR '.join(f'{value} IS NULL' for value in values)} THEN NULL "
+                              f"ELSE {expression} END")
             pairs.append((key, expression))
-            if finish is not None:
-                steps.append(_finish_object(key, finish))
+            steps.append(_finish_value(key, form.type_name, field_plan.complete))
         elif isinstance(form, Children):
-            alias = f"{arguments[0]}_{form.table}"
-            item, finish = object_sql(dialect, form.type, field_plan.complete.item, (alias, arguments[0]))
-            source = f"{form.table} AS {alias} WHERE {alias}.{form.foreign_key} = {arguments[0]}.id"
-            order = ", ".join(f"{alias}.{column}" for column in form.order_by.split(", "))
-            pairs.append((key, dialect.json_list(item, source, order)))
+            alias = f"{row}_{form.table}"
+            item, finish = object_sql(sql, schema, field_plan.complete.item, (alias, *arguments))
+            condition = (form.where(alias, row) if form.where is not None
+                         else f"{alias}.{form.foreign_key} = {row}.id")
+            source = f"{form.table} AS {alias} WHERE {condition}"
+            order = (form.order_by(alias) if callable(form.order_by)
+                     else ", ".join(f"{alias}.{column}" for column in form.order_by.split(", ")))
+            pairs.append((key, sql.json_list(item, source, order)))
             if finish is not None:
                 steps.append(_finish_items(key, finish))
+        elif isinstance(form, Parent):
+            alias = f"{row}_{form.table}"
+            item, finish = object_sql(sql, schema, field_plan.complete, (alias, *arguments))
+            pairs.append((key, sql.json_one(item, f"{form.table} AS {alias} WHERE {alias}.id = {row}.{form.foreign_key}")))
+            if finish is not None:
+                steps.append(_finish_object(key, finish))
+        elif isinstance(form, Finished):
+            pairs.append((key, sql.json_array(tuple(f"{row}.{name}" for name in form.columns))))
+            steps.append(_finish_leaf(key, form, BY_TYPE_NAME[plan.type_name].model, field_plan.complete))
+        elif isinstance(form, Nested):
+            raise NoSqlForm(f"{plan.type_name}.{field_plan.name}: a nested {form.type_name}")
         else:
-            pairs.append((key, form(dialect, *arguments)))
-    return dialect.json_object(pairs), _finish_steps(steps)
+            pairs.append((key, form(sql, *arguments)))
+    return sql.json_object(pairs), _finish_steps(steps)
 
 
-def _finish_value(key: str, sql_type: SqlType, plan: Any) -> Finish:
-    """Replace the arguments array at ``key`` by the selected fields of ``sql_type.finish(*arguments)``."""
+def _finish_value(key: str, type_name: str, plan: Any) -> Finish:
+    """Replace the arguments array at ``key`` by the selected fields of the finished value object."""
+    fields, finish = FINISHED[type_name]
     selected = []
     for sub in plan.fields:
-        if sub.typename is None and sub.name not in sql_type.fields:
-            raise NoSqlForm(f"{sql_type.name}.{sub.name}")
+        if sub.typename is None and sub.name not in fields:
+            raise NoSqlForm(f"{type_name}.{sub.name}")
         selected.append((sub.key, sub.name, sub.typename))
-    finish = sql_type.finish
 
     @functools.lru_cache(maxsize=16384)  # a value object's fields depend on its arguments alone
     def selection(*arguments: Any) -> dict[str, Any]:
@@ -134,6 +189,39 @@ def _finish_value(key: str, sql_type: SqlType, plan: Any) -> Finish:
         arguments = output[key]
         if arguments is not None:
             output[key] = selection(*arguments)  # shared between answers: read-only from here on
+
+    return step
+
+
+class _Columns:
+    """The columns a ``Finished`` leaf reads, as the row's attributes."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _finish_leaf(key: str, form: Finished, model: type, leaf: Any) -> Finish:
+    """Replace the columns array at ``key`` by ``form.python`` of them, serialised as the leaf type does."""
+    converters = []
+    for name in form.columns:
+        kind = model.__mapper__.columns[name].type
+        if isinstance(kind, Enum):
+            converters.append(lambda value, enum_class=kind.enum_class: None if value is None else enum_class[value])
+        elif isinstance(kind, Integer | String | Text) and not isinstance(kind, TypeDecorator):
+            converters.append(None)
+        else:
+            raise NoSqlForm(f"{model.__name__}.{name}: a column of type {kind!r} read by Python")
+    names, python, serialize = form.columns, form.python, leaf.serialize
+
+    @functools.lru_cache(maxsize=4096)
+    def value(*arguments: Any) -> Any:
+        row = _Columns({name: argument if convert is None else convert(argument)
+                        for name, convert, argument in zip(names, converters, arguments, strict=True)})
+        result = python(row)
+        return None if result is None else serialize(result)
+
+    def step(output: dict[str, Any]) -> None:
+        output[key] = value(*output[key])
 
     return step
 
@@ -165,61 +253,71 @@ def _finish_steps(steps: list[Finish]) -> Finish | None:
     return finish
 
 
+ROW = "i"  # the alias of the root field's rows
+POSITION = "bgq_position"  # their place in the resolver's order
+
+
+async def run_permissions(definition: Any, info: Any, arguments: dict[str, Any]) -> None:
+    """The field's permission classes, as ``PermissionExtension`` runs them (an async ``has_permission``
+    awaited); a refusal raises, and the generic path answers with the error the schema defines."""
+    for extension in definition.extensions:
+        for permission in extension.permissions:
+            allowed = permission.has_permission(None, info, **arguments)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            if not allowed:
+                raise PermissionError(permission.message)
+
+
 @dataclass(eq=False)
-class SqlConnectionPlan:
-    """A root connection field answered by one statement per dialect."""
+class SqlRootPlan:
+    """A root list or connection field answered by one statement."""
 
     key: str
     field_plan: Any
     root: SqlRoot
-    connection: Any  # the ObjectPlan of the connection
-    statements: dict[str, str]  # dialect -> SQL with a {where} slot
-    finish: dict[str, Finish | None]  # dialect -> what completes each loaded node
+    outer: Any  # the ObjectPlan of the connection, or the ListOf of a list
+    node_plan: Any  # the ObjectPlan of each node
+    schema: Any
 
-    async def answer(self, run: Any, db: Any) -> dict[str, Any]:
+    async def answer(self, run: Any, db: Any) -> Any:
         definition = self.field_plan.field_def.extensions["strawberry-definition"]
         info = StrawberryInfo(_raw_info=run.info(self.field_plan), _field=definition)
         strawberry_schema = run.schema._strawberry_schema  # noqa: SLF001
         arguments = convert_arguments(run.arguments(self.field_plan), definition.arguments,
                                       scalar_registry=strawberry_schema.schema_converter.scalar_registry,
                                       config=strawberry_schema.config, info=info)
-        for extension in definition.extensions:
-            for permission in extension.permissions:
-                if not permission.has_permission(None, info, **arguments):
-                    raise PermissionError(permission.message)
-        page = self.root.page(info.context, **arguments)
+        await run_permissions(definition, info, arguments)
+        query = self.root.query(info.context, **arguments)
         nodes: list[Any] = []
-        offset = first = 0
-        if page is not None:
-            where, first, offset = page
+        if query is not None:
             async with db.read() as session:
                 dialect = DIALECTS[session.bind.dialect.name]
                 if dialect.name == "sqlite":
                     await sqlite_functions(session)
-                where_sql = " AND ".join(
-                    f"{column} = {dialect.cast_uuid(':' + column)}" if isinstance(value, uuid.UUID)
-                    else f"{column} = :{column}" for column, value in where.items()) or "1 = 1"
-                parameters = {column: dialect.parameter_uuid(value) if isinstance(value, uuid.UUID) else value
-                              for column, value in where.items()}
-                document = await session.scalar(
-                    self.statement(dialect.name, where_sql),
-                    {**parameters, "limit": first + 1, "offset": offset, **self.extra(run)},
-                )
+                node, finish = self.node_sql(dialect.name, run.context.settings.public_url)
+                document = await session.scalar(self.statement(dialect, node, query))
             nodes = orjson.loads(document) if document else []
-            finish = self.finish[dialect.name]
             if finish is not None:
-                for node in nodes[:first]:
-                    finish(node)
-        return self.connection_answer(nodes, first, offset, empty=page is None)
+                for item in nodes[:query.first] if self.root.connection else nodes:
+                    finish(item)
+        if not self.root.connection:
+            return nodes
+        first, offset = (query.first, query.offset) if query is not None else (0, 0)
+        return self.connection_answer(nodes, first, offset, empty=query is None)
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019  (plans live as long as the process)
-    def statement(self, dialect: str, where: str) -> Any:
-        """The statement for a dialect and a filter, parsed once (``text`` scans for parameters)."""
-        return text(self.statements[dialect].replace("{where}", where))
+    @functools.lru_cache(maxsize=8)  # noqa: B019  (plans are few per process: the LRU bounds them)
+    def node_sql(self, dialect: str, public_url: str) -> tuple[str, Finish | None]:
+        return object_sql(Rendering(DIALECTS[dialect], public_url), self.schema, self.node_plan, (ROW,))
 
-    @staticmethod
-    def extra(run: Any) -> dict[str, Any]:
-        return {"public_url": run.context.settings.public_url}
+    def statement(self, dialect: Postgres, node: str, query: RootQuery) -> Any:
+        """The resolver's statement, paged as it pages it, wrapped in the JSON of its nodes."""
+        statement = query.statement
+        ordering = statement._order_by_clauses  # noqa: SLF001
+        if self.root.connection:
+            statement = statement.limit(query.first + 1).offset(query.offset)
+        rows = statement.add_columns(func.row_number().over(order_by=ordering).label(POSITION)).subquery(ROW)
+        return dialect.json_of_rows(node, rows, f"{ROW}.{POSITION}")
 
     def connection_answer(self, nodes: list[Any], first: int, offset: int, empty: bool) -> dict[str, Any]:
         has_next = len(nodes) > first
@@ -230,7 +328,7 @@ class SqlConnectionPlan:
             "startCursor": cursors[0] if cursors else None, "endCursor": cursors[-1] if cursors else None,
         }
         answer: dict[str, Any] = {}
-        for field_plan in self.connection.fields:
+        for field_plan in self.outer.fields:
             if field_plan.typename is not None:
                 answer[field_plan.key] = field_plan.typename
             elif field_plan.name == "pageInfo":
@@ -246,15 +344,9 @@ class SqlConnectionPlan:
         return answer
 
 
-def connection_plan(field_plan: Any, roots: dict[str, SqlRoot]) -> SqlConnectionPlan:
-    """The SQL plan of a root connection field, or ``NoSqlForm``."""
-    root = roots.get(field_plan.name)
-    connection = field_plan.complete
-    if root is None or field_plan.attribute is not None or not hasattr(connection, "fields"):
-        raise NoSqlForm(field_plan.name)
-    definition = field_plan.field_def.extensions["strawberry-definition"]
-    if any(not isinstance(extension, PermissionExtension) for extension in definition.extensions):
-        raise NoSqlForm(f"{field_plan.name}: field extensions")
+def _connection_node(connection: Any) -> Any:
+    """The node plan of a connection's selection (``NoSqlForm`` for anything but edges, nodes, cursors
+    and pageInfo)."""
     node_plan = None
     for sub in connection.fields:
         if sub.typename is not None:
@@ -275,12 +367,26 @@ def connection_plan(field_plan: Any, roots: dict[str, SqlRoot]) -> SqlConnection
             raise NoSqlForm(f"connection.{sub.name}")
     if node_plan is None:
         raise NoSqlForm("no node selected")
-    statements, finishers = {}, {}
-    for name, dialect in DIALECTS.items():
-        node, finishers[name] = object_sql(dialect, root.node, node_plan, ("i",))
-        page = (f"SELECT * FROM {root.table} WHERE {{where}} ORDER BY {root.order_by} "
-                "LIMIT :limit OFFSET :offset")
-        order = ", ".join(f"i.{column}" for column in root.order_by.split(", "))
-        statements[name] = dialect.json_rows(node, f"({page}) AS i", order, text=True)
-    return SqlConnectionPlan(key=field_plan.key, field_plan=field_plan, root=root, connection=connection,
-                             statements=statements, finish=finishers)
+    return node_plan
+
+
+def root_plan(field_plan: Any, roots: dict[str, SqlRoot], schema: Any) -> SqlRootPlan:
+    """The SQL plan of a root list or connection field, or ``NoSqlForm``."""
+    root = roots.get(field_plan.name)
+    if root is None or field_plan.attribute is not None or field_plan.complete is None:
+        raise NoSqlForm(field_plan.name)
+    definition = field_plan.field_def.extensions["strawberry-definition"]
+    if any(not isinstance(extension, PermissionExtension) for extension in definition.extensions):
+        raise NoSqlForm(f"{field_plan.name}: field extensions")
+    outer = field_plan.complete
+    if root.connection:
+        node_plan = _connection_node(outer)
+    else:
+        if not hasattr(outer, "item") or not hasattr(outer.item, "fields"):
+            raise NoSqlForm(f"{field_plan.name}: not a list of objects")
+        node_plan = outer.item
+    plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, node_plan=node_plan,
+                       schema=schema)
+    for name, dialect in DIALECTS.items():  # every field has a SQL form in both dialects, or NoSqlForm now
+        object_sql(Rendering(dialect, ""), schema, node_plan, (ROW,))
+    return plan

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.pagination import read_rows
 
 from billing_graphql.domain.roles import TENANT_MANAGERS
 from billing_graphql.graphql.context import Info
@@ -66,6 +71,11 @@ class CreateSetupIntentPayload:
 RemovePaymentMethodPayload = node_payload("RemovePaymentMethodPayload", "removed_payment_method_id", strawberry.ID)
 
 
+def payment_methods_query(context: Any) -> RootQuery:
+    """The rows ``paymentMethods`` lists (the SQL tier wraps the same statement in JSON)."""
+    return RootQuery(payment_methods.payment_methods_statement(context.actor))
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -73,8 +83,8 @@ class Query:
         description="Your organization's payment methods, the default first.",
     )
     async def payment_methods(self, info: Info) -> list[PaymentMethodNode] | None:
-        rows = await payment_methods.list_payment_methods(info.context.db, info.context.actor)
-        return [PaymentMethodNode.from_row(row) for row in rows]
+        query = payment_methods_query(info.context)
+        return [PaymentMethodNode.from_row(row) for row in await read_rows(info.context.db, query.statement)]
 
 
 @strawberry.type

@@ -13,6 +13,7 @@ from billing_graphql.db.models import PaymentMethod as PaymentMethodRow
 from billing_graphql.db.models import PaymentMethodType as DomainPaymentMethodType
 from billing_graphql.domain.roles import MANAGERS
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.columns import columns
 from billing_graphql.graphql.common import from_row, load_nodes
 from billing_graphql.graphql.platform.types import OrganizationType
 
@@ -56,3 +57,6 @@ class PaymentMethodNode(relay.Node):
         allowed = actor is not None and actor.role in MANAGERS
         return await load_nodes(info.context.loaders.payment_method_by_id, node_ids, cls.from_row,
                                 lambda row: allowed and actor.may_see(row.organization_id))
+
+
+columns(PaymentMethodNode, PaymentMethodRow)  # organization: no SQL form (visible to some actors only)

@@ -20,10 +20,14 @@ class BillingDetailsType:
     address: str | None = strawberry.field(description="Postal address; lines separated by newlines.")
     country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 code, e.g. ID.")
     tax_id: str | None = strawberry.field(description="The buyer's tax ID (NPWP in Indonesia).")
+    language: str = strawberry.field(
+        description="The language of the organization's documents (invoice PDFs): en (English, the default) "
+                    "or id (Indonesian).")
 
     @classmethod
     def from_value(cls, value: BillingDetailsValue) -> BillingDetailsType:
-        return cls(legal_name=value.legal_name, address=value.address, country=value.country, tax_id=value.tax_id)
+        return cls(legal_name=value.legal_name, address=value.address, country=value.country, tax_id=value.tax_id,
+                   language=value.language.value)
 
 
 @strawberry.input
@@ -33,6 +37,9 @@ class UpdateBillingDetailsInput:
     country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2; empty: cleared.")
     tax_id: str | None = strawberry.field(
         default=None, description="Left out: kept; empty: cleared. For country ID an NPWP of 15 or 16 digits."
+    )
+    language: str | None = strawberry.field(
+        default=None, description="Left out: kept. en (English) or id (Indonesian): the language of its documents."
     )
     organization_id: strawberry.ID | None = strawberry.field(
         default=None, description="Super-admins: the organization to act on (required). Owners act on their own."
@@ -58,7 +65,7 @@ class Mutation:
             return await billing_details.update_billing_details(
                 context.db, context.actor, organization_id=organization_for(info, input.organization_id),
                 legal_name=input.legal_name, address=input.address, country=input.country, tax_id=input.tax_id,
-                now=context.now, gateways=context.gateways,
+                language=input.language, now=context.now, gateways=context.gateways,
             )
 
         return await UpdateBillingDetailsPayload.of(update())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.pagination import read_page, read_rows
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
@@ -76,6 +81,18 @@ class RevokeApiKeyInput:
 RevokeApiKeyPayload = node_payload("RevokeApiKeyPayload", "api_key", ApiKeyType)
 
 
+def organizations_query(context: Any, first: int | None = 10, after: str | None = None) -> RootQuery:
+    """The statement and page of ``organizations`` (the SQL tier wraps the same statement in JSON)."""
+    return RootQuery(organizations.organizations_statement(), page_size(first), offset_after(after))
+
+
+def api_keys_query(context: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
+    """The rows ``apiKeys`` lists (None: none)."""
+    scope = read_scope(context.actor, organization_id, across=True)
+    statement = api_keys.api_keys_statement(context.actor, scope)
+    return RootQuery(statement) if statement is not None else None
+
+
 @strawberry.type
 class Query:
     @strawberry.field(extensions=allow(), description="The caller: role and organization.")
@@ -87,9 +104,8 @@ class Query:
     async def organizations(
         self, info: Info, first: int | None = 10, after: str | None = None
     ) -> OrganizationConnection | None:
-        page = await organizations.list_organizations(
-            info.context.db, first=page_size(first), offset=offset_after(after)
-        )
+        query = organizations_query(info.context, first, after)
+        page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
         return connection_from_page(OrganizationConnection, page, OrganizationType.from_row)
 
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN))
@@ -106,8 +122,8 @@ class Query:
                     "Admins manage billing, not credentials.",
     )
     async def api_keys(self, info: Info, organization_id: strawberry.ID | None = None) -> list[ApiKeyType] | None:
-        scope = read_scope(info.context.actor, organization_id, across=True)
-        rows = await api_keys.list_api_keys(info.context.db, info.context.actor, scope)
+        query = api_keys_query(info.context, organization_id)
+        rows = await read_rows(info.context.db, query.statement) if query is not None else []
         return [ApiKeyType.from_row(row) for row in rows]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -13,13 +14,29 @@ from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.graphql.context import Info
 from billing_graphql.domain.money import DEFAULT_CURRENCY
+from billing_graphql.graphql.columns import Form, Nested, columns, global_id, renamed
 from billing_graphql.graphql.common import Money, Role, from_row, load_nodes
+from billing_graphql.graphql.permissions import MANAGERS, allow
+from billing_graphql.graphql.platform.balance import CreditBalanceTransactionConnection, CreditBalanceTransactionType
 from billing_graphql.graphql.platform.billing_details import BillingDetailsType
+
+if TYPE_CHECKING:
+    from billing_graphql.graphql.billing.credit_note_types import CreditNoteConnection
 
 
 async def _billing_details(root: "OrganizationType", info: Info) -> BillingDetailsType:
     value = await info.context.loaders.billing_details_by_organization.load(uuid.UUID(root.id))
     return BillingDetailsType.from_value(value)
+
+
+async def _credit_balance_transactions(root: "OrganizationType", info: Info, first: int | None = 10,
+                                      after: str | None = None) -> CreditBalanceTransactionConnection | None:
+    from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
+    from billing_graphql.services.billing.balance import list_credit_balance_transactions
+
+    page = await list_credit_balance_transactions(info.context.db, uuid.UUID(root.id), first=page_size(first),
+                                                  offset=offset_after(after))
+    return connection_from_page(CreditBalanceTransactionConnection, page, CreditBalanceTransactionType.from_row)
 
 
 @strawberry.type(name="Organization", description="A tenant of the SaaS.")
@@ -36,12 +53,35 @@ class OrganizationType(relay.Node):
     billing_details: BillingDetailsType = strawberry.field(
         resolver=_billing_details,
         description="Who its invoices are addressed to (owners change it with updateBillingDetails).")
+    credit_balance_transactions: CreditBalanceTransactionConnection | None = strawberry.field(
+        resolver=_credit_balance_transactions, extensions=allow(*MANAGERS),
+        description="The account balance's ledger, newest first: creditBalance is the sum of its amounts "
+                    "(owners, admins, super-admins).")
     created_at: datetime
     updated_at: datetime
 
+    @strawberry.field(description="Its credit notes, newest first (owners, admins, super-admins; null for others).")
+    async def credit_notes(
+        self, info: Info, first: int | None = 10, after: str | None = None
+    ) -> Annotated[CreditNoteConnection, strawberry.lazy("billing_graphql.graphql.billing.credit_note_types")] | None:
+        from billing_graphql.graphql.billing.credit_note_types import (
+            CreditNoteConnection,
+            CreditNoteType,
+            credit_note_visible,
+        )
+        from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
+        from billing_graphql.services.billing.credit_notes import list_credit_notes
+
+        organization_id = uuid.UUID(self.id)
+        if not credit_note_visible(info, organization_id):
+            return None
+        page = await list_credit_notes(info.context.db, organization_id=organization_id, first=page_size(first),
+                                       offset=offset_after(after))
+        return connection_from_page(CreditNoteConnection, page, CreditNoteType.from_row)
+
     @classmethod
     def from_row(cls, row: OrganizationRow) -> OrganizationType:
-        return from_row(cls, row, credit_balance=Money.of(row.credit_balance, row.credit_currency or DEFAULT_CURRENCY))
+        return from_row(cls, row)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -63,10 +103,25 @@ class ApiKeyType:
 
     @classmethod
     def from_row(cls, row: ApiKeyRow) -> ApiKeyType:
-        organization = row.organization_id
-        return from_row(cls, row, id=strawberry.ID(relay.to_base64("ApiKey", row.id)), prefix=row.key_prefix,
-                        organization_id=strawberry.ID(relay.to_base64("Organization", organization))
-                        if organization else None)
+        return from_row(cls, row)
+
+
+columns(
+    OrganizationType, OrganizationRow,
+    credit_balance=Form(  # no credit yet: zero in the default currency
+        lambda row: Money.of(row.credit_balance, row.credit_currency or DEFAULT_CURRENCY),
+        Nested("Money", lambda sql, row, *parents: (f"{row}.credit_balance",
+                                                    f"coalesce({row}.credit_currency, '{DEFAULT_CURRENCY}')"))),
+)
+columns(
+    ApiKeyType, ApiKeyRow,
+    id=global_id("ApiKey"),
+    prefix=renamed("key_prefix"),
+    organization_id=Form(
+        lambda row: strawberry.ID(relay.to_base64("Organization", row.organization_id)) if row.organization_id else None,
+        lambda sql, row, *parents: (f"CASE WHEN {row}.organization_id IS NULL THEN NULL "
+                                    f"ELSE {sql.global_id('Organization', f'{row}.organization_id')} END")),
+)
 
 
 @strawberry.type(description="Who is calling.")

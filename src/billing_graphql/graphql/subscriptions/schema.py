@@ -13,6 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
+
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.pagination import read_page
+from billing_graphql.services.subscriptions import lifecycle
 from strawberry import relay
 
 from billing_graphql.domain.roles import Role as DomainRole
@@ -24,6 +28,7 @@ from billing_graphql.graphql.ids import read_optional_id
 from billing_graphql.graphql.scope import ORGANIZATION_ID_HELP, organization_for, read_scope
 from billing_graphql.graphql.common import Money, attempt, connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.billing.lines import InvoicePreview
+from billing_graphql.graphql.billing.credit_note_types import CreditNoteType
 from billing_graphql.graphql.billing.types import InvoiceType
 from billing_graphql.graphql.usage.types import PlanLimitsType, plan_limits_of
 from billing_graphql.graphql.subscriptions.types import (
@@ -96,7 +101,16 @@ class ChangePlanPayload:
 @strawberry.input
 class CancelInput:
     immediately: bool = strawberry.field(default=False, description="End it now instead of at the period's end.")
+    prorate: bool = strawberry.field(
+        default=False, description="With immediately: credit the unused part of the period (a credit note to the "
+                                   "account balance). Without it nothing is credited.")
+    refund: bool = strawberry.field(
+        default=False, description="With prorate (super-admins): refund the credit note instead of adding it to "
+                                   "the balance.")
     reason: str | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key and input returns the first result; another input "
+                                  "is refused.")
     organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
@@ -118,6 +132,14 @@ DRY_RUN_HELP = "Return the invoice preview; write nothing."
 class ApplyCouponInput:
     coupon_code: str
     organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
+@strawberry.type
+class CancelPayload:
+    subscription: SubscriptionType | None = None
+    credit_notes: list[CreditNoteType] = strawberry.field(
+        default_factory=list, description="With prorate: the credit notes for the unused part of the period.")
+    errors: list[BillingError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
@@ -170,6 +192,14 @@ def _credit(result: SubscriptionChange | None) -> Money | None:
 
 # ---- root fields ----------------------------------------------------------------------------
 
+def subscriptions_query(context: Any, status: Any = None, plan_id: strawberry.ID | None = None,
+                        first: int | None = 10, after: str | None = None) -> RootQuery:
+    """The statement and page of the staff list ``subscriptions`` (the SQL tier wraps the same statement)."""
+    plan = read_optional_id(plan_id, "Plan", "planId")
+    size, offset = page_size(first), offset_after(after)
+    return RootQuery(lifecycle.subscriptions_statement(status=status, plan_id=plan), size, offset)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(
@@ -185,10 +215,8 @@ class Query:
         self, info: Info, status: SubscriptionStatus | None = None, plan_id: strawberry.ID | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> SubscriptionConnection | None:
-        plan = read_optional_id(plan_id, "Plan", "planId")
-        page = await subscriptions.list_subscriptions(
-            info.context.db, status=status, plan_id=plan, first=page_size(first), offset=offset_after(after)
-        )
+        query = subscriptions_query(info.context, status, plan_id, first, after)
+        page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
         return connection_from_page(SubscriptionConnection, page, SubscriptionType.from_row)
 
 
@@ -245,12 +273,18 @@ class Mutation:
         )
 
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Cancel at the period's end, or immediately.")
-    async def cancel(self, info: Info, input: CancelInput) -> SubscriptionPayload | None:
+    async def cancel(self, info: Info, input: CancelInput) -> CancelPayload | None:
         context = info.context
-        return await SubscriptionPayload.of(lambda: subscriptions.cancel(
+        result, errors = await attempt(lambda: subscriptions.cancel(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
-            immediately=input.immediately, reason=input.reason, now=context.now,
+            immediately=input.immediately, prorate=input.prorate, refund=input.refund, reason=input.reason,
+            idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
         ))
+        if result is None:
+            return CancelPayload(errors=errors)
+        return CancelPayload(subscription=SubscriptionType.maybe(result.subscription),
+                             credit_notes=[CreditNoteType.from_row(note) for note in result.extra.get("credit_notes", [])],
+                             errors=errors)
 
     @strawberry.mutation(extensions=allow(*MANAGERS),
                          description="Apply a coupon to the live subscription, from its next period's invoice.")

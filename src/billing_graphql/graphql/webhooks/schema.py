@@ -3,9 +3,14 @@ also platform-wide), deliveries you can see and replay, a test event."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import UTC, datetime
 
 import strawberry
+
+from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.services.pagination import read_page, read_rows
 
 from billing_graphql.graphql.common import attempt, connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.context import Info
@@ -95,14 +100,30 @@ def _endpoint_id(value: str, field: str = "id"):
     return decode_global_id(value, "WebhookEndpoint", field, what="Webhook endpoint")
 
 
+def webhook_endpoints_query(context: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
+    """The rows ``webhookEndpoints`` lists (None: none); the SQL tier wraps the same statement in JSON."""
+    scope = read_scope(context.actor, organization_id, across=True)
+    statement = endpoints.endpoints_statement(context.actor, scope)
+    return RootQuery(statement) if statement is not None else None
+
+
+def webhook_deliveries_query(context: Any, endpoint_id: strawberry.ID | None = None, status: Any = None,
+                             first: int | None = 10, after: str | None = None) -> RootQuery:
+    """The statement and page of ``webhookDeliveries``."""
+    size, offset = page_size(first), offset_after(after)
+    endpoint = read_optional_id(endpoint_id, "WebhookEndpoint", "endpointId")
+    return RootQuery(deliveries.deliveries_statement(context.actor, endpoint_id=endpoint, status=status), size,
+                     offset)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(extensions=allow(*MANAGERS), description="Webhook endpoints: your organization's; "
                       "super-admins: one organization's (organizationId) or all, platform-wide ones included.")
     async def webhook_endpoints(self, info: Info, organization_id: strawberry.ID | None = None
                                 ) -> list[WebhookEndpointNode] | None:
-        scope = read_scope(info.context.actor, organization_id, across=True)
-        rows = await endpoints.list_endpoints(info.context.db, info.context.actor, scope)
+        query = webhook_endpoints_query(info.context, organization_id)
+        rows = await read_rows(info.context.db, query.statement) if query is not None else []
         return [WebhookEndpointNode.from_row(row) for row in rows]
 
     @strawberry.field(extensions=allow(*MANAGERS), description="Deliveries, newest first: one endpoint's, or all "
@@ -111,10 +132,8 @@ class Query:
         self, info: Info, endpoint_id: strawberry.ID | None = None, status: WebhookDeliveryStatus | None = None,
         first: int | None = 10, after: str | None = None,
     ) -> WebhookDeliveryConnection | None:
-        size, offset = page_size(first), offset_after(after)
-        endpoint = read_optional_id(endpoint_id, "WebhookEndpoint", "endpointId")
-        page = await deliveries.list_deliveries(info.context.db, info.context.actor, endpoint_id=endpoint,
-                                                status=status, first=size, offset=offset)
+        query = webhook_deliveries_query(info.context, endpoint_id, status, first, after)
+        page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
         return connection_from_page(WebhookDeliveryConnection, page, WebhookDeliveryNode.from_row)
 
 

@@ -13,7 +13,8 @@ from billing_graphql.db.models import WebhookDelivery as DeliveryRow
 from billing_graphql.db.models import WebhookEndpoint as EndpointRow
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
-from billing_graphql.graphql.common import read_node_ids
+from billing_graphql.graphql.columns import Form, columns
+from billing_graphql.graphql.common import from_row, read_node_ids
 from billing_graphql.graphql.context import Info
 from billing_graphql.services.webhooks import deliveries, endpoints
 
@@ -44,13 +45,7 @@ class WebhookEndpointNode(relay.Node):
 
     @classmethod
     def from_row(cls, row: EndpointRow) -> WebhookEndpointNode:
-        return cls(
-            id=str(row.id), url=row.url, description=row.description, events=list(row.event_types),
-            enabled=row.enabled, disabled_reason=row.disabled_reason,
-            organization_id=relay.GlobalID("Organization", str(row.organization_id)) if row.organization_id else None,
-            previous_secret_expires_at=row.previous_secret_expires_at, created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+        return from_row(cls, row)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -84,13 +79,7 @@ class WebhookDeliveryNode(relay.Node):
 
     @classmethod
     def from_row(cls, row: DeliveryRow) -> WebhookDeliveryNode:
-        return cls(
-            id=str(row.id), endpoint_id=relay.GlobalID("WebhookEndpoint", str(row.endpoint_id)),
-            event_type=row.event_type, status=row.status, attempts=row.attempts, last_status_code=row.last_status_code,
-            last_response_body=row.last_response_body, last_error=row.last_error,
-            next_attempt_at=row.next_attempt_at if row.status is DeliveryStatus.PENDING else None,
-            delivered_at=row.delivered_at, created_at=row.created_at,
-        )
+        return from_row(cls, row)
 
     @classmethod
     async def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False):
@@ -98,6 +87,29 @@ class WebhookDeliveryNode(relay.Node):
         keys = read_node_ids(node_ids)
         rows = await deliveries.get_deliveries(info.context.db, actor, keys) if actor else {}
         return [cls.from_row(rows[key]) if key in rows else None for key in keys]
+
+
+def _global_id_or_null(type_name: str, column: str) -> Form:
+    """The global id of a nullable key column (a ``relay.GlobalID``), or null."""
+    return Form(
+        lambda row: None if getattr(row, column) is None else relay.GlobalID(type_name, str(getattr(row, column))),
+        lambda sql, row, *parents: (f"CASE WHEN {row}.{column} IS NULL THEN NULL "
+                                    f"ELSE {sql.global_id(type_name, f'{row}.{column}')} END"))
+
+
+columns(
+    WebhookEndpointNode, EndpointRow,
+    events=Form(lambda row: list(row.event_types), lambda sql, row, *parents: sql.json_value(f"{row}.event_types")),
+    organization_id=_global_id_or_null("Organization", "organization_id"),
+)
+columns(
+    WebhookDeliveryNode, DeliveryRow,
+    endpoint_id=_global_id_or_null("WebhookEndpoint", "endpoint_id"),  # never null: the key is required
+    next_attempt_at=Form(  # only while a retry is due
+        lambda row: row.next_attempt_at if row.status is DeliveryStatus.PENDING else None,
+        lambda sql, row, *parents: (f"CASE WHEN {row}.status = '{DeliveryStatus.PENDING.name}' "
+                                    f"THEN {sql.datetime(f'{row}.next_attempt_at')} ELSE NULL END")),
+)
 
 
 @strawberry.type

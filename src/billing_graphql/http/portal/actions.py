@@ -236,7 +236,8 @@ async def update_details(portal: Portal, form: dict[str, str]) -> Redirect:
         return portal.back("/details", error="owners-only")
     await update_billing_details(portal.db, portal_actor(portal), organization_id=portal.claims.organization_id,
                                  legal_name=form.get("legal_name", ""), address=form.get("address", ""),
-                                 country=form.get("country", ""), tax_id=form.get("tax_id", ""), now=portal.now,
+                                 country=form.get("country", ""), tax_id=form.get("tax_id", ""),
+                                 language=form.get("language") or None, now=portal.now,
                                  gateways=portal.gateways)
     return portal.back("/details", notice="details-saved")
 

@@ -22,8 +22,16 @@ from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.http.access import app_db, app_settings, request_now
 from billing_graphql.http.portal.forms import csrf_token
-from billing_graphql.http.portal.i18n import LANGUAGE_NAMES, LANGUAGES, Formats, choose_language, translations
+from billing_graphql.http.portal.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    Formats,
+    choose_language,
+    translations,
+)
 from billing_graphql.http.portal.messages import ERRORS, NOTICES
+from billing_graphql.services.portal.pages import documents_language
 from billing_graphql.services.portal.sessions import PortalClaims, PortalTokenInvalid, open_portal_session
 from billing_graphql.settings import Settings
 
@@ -100,16 +108,22 @@ class Portal:
         return Redirect(path=self.link(path, **outcome), status_code=303)
 
 
-def language_of(request: Request[Any, Any, Any]) -> tuple[str, bool]:
+def language_of(request: Request[Any, Any, Any], fallback: str | None = DEFAULT_LANGUAGE) -> tuple[str | None, bool]:
     requested = request.query_params.get("lang")
-    return choose_language(requested, request.headers.get("accept-language")), requested in LANGUAGES
+    return (choose_language(requested, request.headers.get("accept-language"), fallback),
+            requested in LANGUAGES)
 
 
 async def open_portal(request: Request[Any, Any, Any], token: str) -> Portal:
-    """The portal request behind ``token``; PortalTokenInvalid when the link is not (or no longer) valid."""
+    """The portal request behind ``token``; PortalTokenInvalid when the link is not (or no longer) valid.
+
+    Its language: ``?lang=``, else the browser's Accept-Language, else the organization's documents'
+    language (``BillingDetails.language``)."""
     now = await request_now(request)
     claims = await open_portal_session(app_db(request), token, settings=app_settings(request), now=now)
-    language, explicit = language_of(request)
+    language, explicit = language_of(request, fallback=None)
+    if language is None:
+        language = await documents_language(app_db(request), claims.organization_id)
     return Portal(request=request, token=token, claims=claims, language=language, explicit_language=explicit,
                   now=now)
 

@@ -56,7 +56,9 @@ def translations(language: str) -> gettext.NullTranslations:
                                 and not message.fuzzy})
 
 
-def choose_language(requested: str | None, accept_language: str | None) -> str:
+def choose_language(requested: str | None, accept_language: str | None,
+                    fallback: str | None = DEFAULT_LANGUAGE) -> str | None:
+    """``?lang=`` when it is en or id, else the browser's best match, else ``fallback``."""
     if requested in LANGUAGES:
         return requested
     preferences: list[tuple[float, str]] = []
@@ -75,7 +77,7 @@ def choose_language(requested: str | None, accept_language: str | None) -> str:
             primary = "id"
         if primary in LANGUAGES:
             return primary
-    return DEFAULT_LANGUAGE
+    return fallback
 
 
 class Formats:

@@ -11,9 +11,16 @@ from litestar.exceptions import NotFoundException
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError
 from billing_graphql.domain.roles import Role
-from billing_graphql.http.invoice_pdf import NOT_FOUND, parse_pdf_name, pdf_response
+from billing_graphql.http.invoice_pdf import (
+    CREDIT_NOTE_NOT_FOUND,
+    NOT_FOUND,
+    parse_pdf_name,
+    pdf_response,
+    rendered_pdf,
+)
 from billing_graphql.http.portal import views
 from billing_graphql.http.portal.common import Portal, forbidden, open_portal
+from billing_graphql.services.billing.credit_note_documents import load_credit_note_document, render_credit_note_pdf
 from billing_graphql.services.billing.invoice_documents import load_invoice_document
 from billing_graphql.services.portal.pages import PortalData, PortalOrganizationGone, load_portal_data
 from billing_graphql.services.portal.sessions import PortalTokenInvalid
@@ -124,4 +131,22 @@ async def invoice_pdf(request: Request[Any, Any, Any], token: str, filename: str
     return response
 
 
-PAGES = [overview, plan, cards, invoices, details, cancel, invoice_pdf]
+@get("/portal/{token:str}/credit-notes/{filename:str}", name="billing_portal_credit_note_pdf")
+async def credit_note_pdf(request: Request[Any, Any, Any], token: str, filename: str) -> Response:
+    """A credit note's PDF for the link's organization (as GET /credit-notes/{id}.pdf)."""
+    try:
+        portal = await open_portal(request, token)
+    except PortalTokenInvalid as problem:
+        return forbidden(request, problem)
+    credit_note_id = parse_pdf_name(filename, not_found=CREDIT_NOTE_NOT_FOUND)
+    try:
+        document = await load_credit_note_document(portal.db, credit_note_id=credit_note_id,
+                                                   organization_id=portal.claims.organization_id)
+    except BillingError:
+        raise NotFoundException(detail=CREDIT_NOTE_NOT_FOUND) from None
+    response = await rendered_pdf(request, render_credit_note_pdf, document, document.number)
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+PAGES = [overview, plan, cards, invoices, details, cancel, invoice_pdf, credit_note_pdf]

@@ -238,6 +238,17 @@ class InvoiceRow:
 class InvoicesPage:
     header: Header
     invoices: list[InvoiceRow] = field(default_factory=list)
+    credit_notes: list[CreditNoteRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNoteRow:
+    id: uuid.UUID
+    number: str
+    invoice_number: str
+    date: datetime
+    total: int
+    currency: str
 
 
 def invoices_page(data: PortalData, header: Header) -> InvoicesPage:
@@ -245,7 +256,11 @@ def invoices_page(data: PortalData, header: Header) -> InvoicesPage:
         return InvoiceRow(id=invoice.id, number=invoice.number or "", date=invoice.finalized_at or invoice.created_at,
                           total=invoice.total, currency=invoice.currency, status=invoice.status.value,
                           has_pdf=invoice.number is not None and invoice.status is not InvoiceStatus.DRAFT)
-    return InvoicesPage(header=header, invoices=[row(invoice) for invoice in data.invoices])
+    numbers = {invoice.id: invoice.number or "" for invoice in data.invoices}
+    notes = [CreditNoteRow(id=note.id, number=note.number, invoice_number=numbers.get(note.invoice_id, ""),
+                           date=note.created_at, total=note.total, currency=note.currency)
+             for note in data.credit_notes]
+    return InvoicesPage(header=header, invoices=[row(invoice) for invoice in data.invoices], credit_notes=notes)
 
 
 @dataclass(frozen=True, slots=True)

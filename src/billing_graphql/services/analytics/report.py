@@ -7,7 +7,8 @@ Four statements whatever the number of subscriptions or months (none loads rows 
 2. the MRR movements of each month: each revision that began in the range beside the one
    before it (``LAG`` over the subscription's revisions, in ``valid_from`` then ``seq`` order: a
    revision closed the instant it began still counts as a movement), summed per month;
-3. the money of each month (succeeded payments, succeeded refunds, failed payment attempts)
+3. the money of each month (succeeded payments, succeeded refunds (those paying out credit notes
+   included), failed payment attempts, bad debt: invoices marked uncollectible and still unpaid)
    and the outstanding amount of open invoices, in one ``UNION ALL``;
 4. the open revisions (each subscription's state now) counted and summed per plan and status,
    beside the plans of the currency.
@@ -17,7 +18,7 @@ Four statements whatever the number of subscriptions or months (none loads rows 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy import and_, case, func, literal, null, or_, select, union_all
@@ -144,21 +145,36 @@ async def _money(session: AsyncSession, currency: str, span: Range) -> tuple[dic
     )
     outstanding = (
         select(literal("outstanding"), null(),
-               func.coalesce(func.sum(Invoice.total - Invoice.credit_applied - Invoice.amount_paid), 0),
+               func.coalesce(func.sum(Invoice.total - Invoice.credit_applied - Invoice.amount_paid
+                                        - Invoice.credited_against_due), 0),
                literal(0), literal(0))
         .where(Invoice.currency == currency, Invoice.status == InvoiceStatus.OPEN)
     )
+    marked_month = month_bucket(Invoice.marked_uncollectible_at)
+    bad_debt = (
+        select(literal("uncollectible"), month_label(marked_month),
+               func.coalesce(func.sum(Invoice.total - Invoice.credit_applied - Invoice.amount_paid
+                                      - Invoice.credited_against_due), 0),
+               literal(0), literal(0))
+        .where(Invoice.currency == currency, Invoice.status == InvoiceStatus.UNCOLLECTIBLE,
+               Invoice.marked_uncollectible_at >= span.start, Invoice.marked_uncollectible_at < span.end)
+        .group_by(marked_month)
+    )
     cash: dict[str, CashFlow] = {}
     owed = 0
-    for kind, month, amount, succeeded, failures in (await session.execute(union_all(payments, refunds, outstanding))):
+    statement = union_all(payments, refunds, outstanding, bad_debt)
+    for kind, month, amount, succeeded, failures in (await session.execute(statement)):
         if kind == "outstanding":
             owed = _int(amount)
             continue
         flow = cash.get(month, CashFlow())
         if kind == "payments":
-            cash[month] = CashFlow(_int(amount), flow.refunds, _int(succeeded), _int(failures))
+            cash[month] = replace(flow, payments=_int(amount), succeeded_payments=_int(succeeded),
+                                  failed_payments=_int(failures))
+        elif kind == "refunds":
+            cash[month] = replace(flow, refunds=_int(amount))
         else:
-            cash[month] = CashFlow(flow.payments, _int(amount), flow.succeeded_payments, flow.failed_payments)
+            cash[month] = replace(flow, uncollectible=_int(amount))
     return cash, owed
 
 

@@ -126,8 +126,8 @@ async def charge_invoice(
       its key; the invoice stays OPEN. ``reconcile_payment`` later re-sends the same key and
       settles the row with whatever the processor says happened.
     """
-    if invoice.status is not InvoiceStatus.OPEN:
-        raise ValueError(f"only an OPEN invoice is charged, not a {invoice.status.value} one")
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+        raise ValueError(f"only an OPEN (or UNCOLLECTIBLE) invoice is charged, not a {invoice.status.value} one")
     due = amount_due(invoice)
     if due <= 0:
         mark_paid(session, invoice, 0, now)
@@ -202,7 +202,7 @@ async def reconcile_payment(
     method = await session.get(PaymentMethod, payment.payment_method_id) if payment.payment_method_id else None
     if invoice is None or method is None:
         raise ValueError("a pending payment needs its invoice and payment method to be reconciled")
-    if invoice.status is not InvoiceStatus.OPEN:
+    if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
         raise ValueError("a pending payment is reconciled while its invoice is OPEN (before any other payment)")
     organization = await session.get(Organization, payment.organization_id)
     await _call_gateway(session, payment, invoice, method.gateway_payment_method_id,

@@ -1,30 +1,47 @@
 """Invoice documents: loading what an invoice shows, and rendering it as a PDF (reportlab).
 
-The PDF shows the seller (settings), the buyer (the organization), the number, the dates,
-the lines, the discount, the tax (name, rate and the base it applies to), the total, what
-was paid and refunded, the amount due, and the status.
+The PDF is in the organization's language (``BillingDetails.language``: English or Indonesian)
+and shows the seller (settings, with its NPWP), the buyer (the billing details copied at
+finalization, with its NPWP), the number, the dates (in BILLING_TIMEZONE), the lines, the
+discount, the tax base as Indonesian invoices name it ("DPP Nilai Lain 11/12") and the tax on
+it ("PPN 12%"), the total, what was paid and refunded, the amount due, and the status. The
+parts are ``document_pdf``'s, shared with the other documents.
 """
 
 from __future__ import annotations
 
-import io
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
-from xml.sax.saxutils import escape
+from datetime import tzinfo
 
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Spacer
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Invoice, InvoiceLine, InvoiceParties, Organization
+from billing_graphql.db.models import BillingDetails, Invoice, InvoiceLine, InvoiceParties, Organization
 from billing_graphql.domain.errors import not_found
-from billing_graphql.domain.money import Money, exponent, round_minor
+from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
+from billing_graphql.domain.money import round_minor
+from billing_graphql.domain.tax import tax_base
+from billing_graphql.services.billing.document_pdf import (
+    Buyer,
+    Seller,
+    build_pdf,
+    day_text,
+    facts_table,
+    heading,
+    label,
+    lines_table,
+    money_text,
+    paragraph,
+    parties_table,
+    period_text,
+    status_label,
+    styles,
+    tax_rows,
+    totals_table,
+)
 
 @dataclass(frozen=True, slots=True)
 class InvoiceDocument:
@@ -33,6 +50,7 @@ class InvoiceDocument:
     buyer_name: str
     buyer_email: str | None
     buyer: InvoiceParties | None = None  # billing details copied at finalization
+    language: Language = DEFAULT_LANGUAGE  # the organization's (BillingDetails.language)
 
 
 def invoice_pdf_path(invoice_id: uuid.UUID) -> str:
@@ -46,15 +64,19 @@ async def load_invoice_document(
     """The invoice with its lines and buyer. ``organization_id`` None means any organization
     (super-admins); another organization's invoice is NOT_FOUND, as a missing one."""
     async with db.read() as session:
-        statement = select(Invoice, Organization.name, Organization.billing_email, InvoiceParties).join(
-            Organization, Organization.id == Invoice.organization_id
-        ).outerjoin(InvoiceParties, InvoiceParties.invoice_id == Invoice.id).where(Invoice.id == invoice_id)
+        statement = (
+            select(Invoice, Organization.name, Organization.billing_email, InvoiceParties, BillingDetails.language)
+            .join(Organization, Organization.id == Invoice.organization_id)
+            .outerjoin(InvoiceParties, InvoiceParties.invoice_id == Invoice.id)
+            .outerjoin(BillingDetails, BillingDetails.organization_id == Invoice.organization_id)
+            .where(Invoice.id == invoice_id)
+        )
         if organization_id is not None:
             statement = statement.where(Invoice.organization_id == organization_id)
         row = (await session.execute(statement)).first()
         if row is None:
             raise not_found("Invoice")
-        invoice, buyer_name, buyer_email, buyer = row
+        invoice, buyer_name, buyer_email, buyer, language = row
         lines = list(
             (
                 await session.scalars(
@@ -64,168 +86,97 @@ async def load_invoice_document(
                 )
             ).all()
         )
-    return InvoiceDocument(invoice=invoice, lines=lines, buyer_name=buyer_name, buyer_email=buyer_email, buyer=buyer)
+    return InvoiceDocument(invoice=invoice, lines=lines, buyer_name=buyer_name, buyer_email=buyer_email, buyer=buyer,
+                           language=language_of(language))
 
 
 # -- rendering ------------------------------------------------------------------------------
 
 
-def money_text(minor: int, currency: str) -> str:
-    """Money as text the PDF's standard fonts can draw (the code where a symbol is outside them)."""
-    text = Money(minor, currency).format()
-    try:
-        text.encode("cp1252")
-    except UnicodeEncodeError:
-        places = exponent(currency)
-        amount = Money(minor, currency).amount
-        sign = "-" if amount < 0 else ""
-        text = f"{sign}{currency} {abs(amount):,.{places}f}"
-    return text
-
-
-def rate_text(rate: Decimal) -> str:
-    percent = (rate * 100).normalize()
-    return f"{percent:f}%"
-
-
 def tax_base_minor(invoice: Invoice) -> int:
-    """The amount the tax rate applies to: (subtotal - discount) x base factor, rounded once."""
-    taxable = Decimal(invoice.subtotal - invoice.discount)
-    return round_minor(taxable * invoice.tax_base_numerator / invoice.tax_base_denominator)
+    """The amount the tax rate applies to (the DPP): (subtotal - discount) x base factor, rounded once."""
+    return tax_base(invoice.subtotal - invoice.discount, invoice.tax_base_numerator, invoice.tax_base_denominator)
 
 
-def tax_line_text(invoice: Invoice) -> str:
-    name = invoice.tax_name or "Tax"
-    if invoice.tax_rate is None:
-        return name
-    text = f"{name} {rate_text(invoice.tax_rate)} of {money_text(tax_base_minor(invoice), invoice.currency)}"
-    if invoice.tax_base_numerator != invoice.tax_base_denominator:
-        taxable = money_text(invoice.subtotal - invoice.discount, invoice.currency)
-        text += f" (base {invoice.tax_base_numerator}/{invoice.tax_base_denominator} of {taxable})"
-    return text
-
-
-def _date(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d") if value else "-"
-
-
-def _p(text: str, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(escape(text).replace("\n", "<br/>"), style)
-
-
-def buyer_text(document: InvoiceDocument) -> str:
+def invoice_buyer(document: InvoiceDocument) -> Buyer:
     """The "Bill to" block: the legal name, address, country and tax ID copied at finalization."""
-    buyer = document.buyer
-    parts = [(buyer.buyer_legal_name if buyer and buyer.buyer_legal_name else document.buyer_name)]
-    if buyer is not None:
-        parts += [part for part in (buyer.buyer_address, buyer.buyer_country) if part]
-        if buyer.buyer_tax_id:
-            label = "NPWP" if buyer.buyer_country == "ID" else "Tax ID"
-            parts.append(f"{label}: {buyer.buyer_tax_id}")
-    if document.buyer_email:
-        parts.append(document.buyer_email)
-    return "\n".join(parts)
+    copy = document.buyer
+    if copy is None:
+        return Buyer(document.buyer_name, email=document.buyer_email)
+    return Buyer(copy.buyer_legal_name or document.buyer_name, copy.buyer_address, copy.buyer_country,
+                 copy.buyer_tax_id, document.buyer_email)
 
 
-def seller_text(seller_name: str, seller_address: str, seller_tax_id: str) -> str:
-    parts = [seller_name] + ([seller_address] if seller_address else [])
-    return "\n".join(parts + ([f"Tax ID (NPWP): {seller_tax_id}"] if seller_tax_id else []))
+def buyer_text(document: InvoiceDocument, language: Language = DEFAULT_LANGUAGE) -> str:
+    return invoice_buyer(document).text(language)
+
+
+def seller_text(seller_name: str, seller_address: str, seller_tax_id: str,
+                language: Language = DEFAULT_LANGUAGE) -> str:
+    return Seller(seller_name, seller_address, seller_tax_id).text(language)
 
 
 def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_address: str,
-                       seller_tax_id: str = "") -> bytes:
+                       seller_tax_id: str = "", language: Language | None = None,
+                       timezone: tzinfo | None = None) -> bytes:
+    """The invoice as a PDF in ``language`` (default: the organization's, ``document.language``),
+    its dates as days in ``timezone`` (default UTC; the route passes BILLING_TIMEZONE)."""
+    language = language or document.language
     invoice = document.invoice
     currency = invoice.currency
-    number = invoice.number or "DRAFT"
-    styles = getSampleStyleSheet()
-    body = styles["BodyText"]
-    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
-    right = ParagraphStyle("right", parent=body, alignment=2)
-    buffer = io.BytesIO()
-    pdf = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=18 * mm,
-        rightMargin=18 * mm,
-        topMargin=18 * mm,
-        bottomMargin=18 * mm,
-        title=f"Invoice {number}",
-        author=seller_name,
-        subject=f"Invoice {number} for {document.buyer_name}",
-    )
-    story: list = [
-        _p(f"Invoice {number}", styles["Title"]),
-        _p(f"Status: {invoice.status.value}", right),
-        Spacer(1, 4 * mm),
-    ]
-    buyer = buyer_text(document)
-    parties = Table(
-        [
-            [_p("From", styles["Heading4"]), _p("Bill to", styles["Heading4"])],
-            [_p(seller_text(seller_name, seller_address, seller_tax_id), body), _p(buyer, body)],
-        ],
-        colWidths=["50%", "50%"],
-    )
-    parties.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story += [parties, Spacer(1, 4 * mm)]
-    dates = [
-        ["Invoice number", number],
-        ["Issued", _date(invoice.finalized_at or invoice.created_at)],
-        ["Due", _date(invoice.due_date)],
-        ["Period", f"{_date(invoice.period_start)} to {_date(invoice.period_end)}" if invoice.period_start else "-"],
+    number = invoice.number or label("draft", language)
+    style = styles()
+
+    def money(minor: int) -> str:
+        return money_text(minor, currency, language)
+
+    def day(value) -> str:
+        return day_text(value, language, timezone)
+
+    title = f"{label('invoice', language)} {number}"
+    story = heading(title, f"{label('status', language)}: {status_label(invoice.status.value, language)}", style)
+    story += [parties_table(Seller(seller_name, seller_address, seller_tax_id), invoice_buyer(document), language,
+                            style), Spacer(1, 4 * mm)]
+    facts = [
+        [label("invoice_number", language), number],
+        [label("issued", language), day(invoice.finalized_at or invoice.created_at)],
+        [label("due", language), day(invoice.due_date)],
+        [label("period", language), period_text(invoice.period_start, invoice.period_end, language, timezone) or "-"],
     ]
     if invoice.paid_at:
-        dates.append(["Paid", _date(invoice.paid_at)])
-    story += [Table(dates, colWidths=[40 * mm, None], hAlign="LEFT"), Spacer(1, 6 * mm)]
+        facts.append([label("paid_on", language), day(invoice.paid_at)])
+    story += [facts_table(facts), Spacer(1, 6 * mm)]
 
-    rows: list[list] = [["Description", "Period", "Qty", "Unit price", "Amount"]]
-    for line in document.lines:
-        period = f"{_date(line.period_start)} to {_date(line.period_end)}" if line.period_start else ""
-        rows.append(
-            [
-                _p(line.description, body),
-                _p(period, small),
-                f"{line.quantity.normalize():f}",
-                money_text(round_minor(line.unit_amount), currency),
-                money_text(line.amount, currency),
-            ]
-        )
-    lines_table = Table(rows, colWidths=[None, 38 * mm, 14 * mm, 30 * mm, 30 * mm], repeatRows=1)
-    lines_table.setStyle(
-        TableStyle(
-            [
-                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
-                ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
-                ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ]
-        )
-    )
-    story += [lines_table, Spacer(1, 6 * mm)]
+    rows = [
+        [
+            paragraph(line.description, style.body),
+            paragraph(period_text(line.period_start, line.period_end, language, timezone), style.small),
+            f"{line.quantity.normalize():f}",
+            money(round_minor(line.unit_amount)),
+            money(line.amount),
+        ]
+        for line in document.lines
+    ]
+    story += [lines_table(rows, language), Spacer(1, 6 * mm)]
 
-    totals: list[list[str]] = [["Subtotal", money_text(invoice.subtotal, currency)]]
+    totals: list[list[str]] = [[label("subtotal", language), money(invoice.subtotal)]]
     if invoice.discount:
-        totals.append(["Discount", money_text(-invoice.discount, currency)])
-    totals.append([tax_line_text(invoice), money_text(invoice.tax, currency)])
-    totals.append(["Total", money_text(invoice.total, currency)])
+        totals.append([label("discount", language), money(-invoice.discount)])
+    totals += tax_rows(taxable=invoice.subtotal - invoice.discount, tax=invoice.tax, currency=currency,
+                       tax_name=invoice.tax_name, tax_rate=invoice.tax_rate,
+                       base_numerator=invoice.tax_base_numerator, base_denominator=invoice.tax_base_denominator,
+                       discounted=bool(invoice.discount), language=language)
+    total_row = len(totals)
+    totals.append([label("total", language), money(invoice.total)])
     if invoice.credit_applied:
-        totals.append(["Credit applied", money_text(-invoice.credit_applied, currency)])
-    totals.append(["Amount paid", money_text(invoice.amount_paid, currency)])
+        totals.append([label("credit_applied", language), money(-invoice.credit_applied)])
+    totals.append([label("amount_paid", language), money(invoice.amount_paid)])
     if invoice.amount_refunded:
-        totals.append(["Amount refunded", money_text(invoice.amount_refunded, currency)])
-    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid
-    totals.append(["Amount due", money_text(amount_due, currency)])
-    totals_table = Table(totals, colWidths=[110 * mm, 40 * mm], hAlign="RIGHT")
-    total_row = next(index for index, row in enumerate(totals) if row[0] == "Total")
-    totals_table.setStyle(
-        TableStyle(
-            [
-                ("ALIGN", (1, 0), (1, -1), "RIGHT"),
-                ("FONTNAME", (0, total_row), (-1, total_row), "Helvetica-Bold"),
-                ("LINEABOVE", (0, total_row), (-1, total_row), 0.5, colors.black),
-            ]
-        )
-    )
-    story += [totals_table, Spacer(1, 8 * mm), _p(f"Amounts in {currency}.", small)]
-    pdf.build(story)
-    return buffer.getvalue()
+        totals.append([label("amount_refunded", language), money(invoice.amount_refunded)])
+    if invoice.amount_credited:
+        totals.append([label("amount_credited", language), money(invoice.amount_credited)])
+    amount_due = invoice.total - invoice.credit_applied - invoice.amount_paid - invoice.credited_against_due
+    totals.append([label("amount_due", language), money(amount_due)])
+    story += [totals_table(totals, bold_row=total_row), Spacer(1, 8 * mm),
+              paragraph(label("amounts_in", language, currency=currency), style.small)]
+    return build_pdf(story, title=title, author=seller_name, subject=f"{title} - {document.buyer_name}")

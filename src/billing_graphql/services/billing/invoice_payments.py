@@ -4,7 +4,7 @@
 
 1. the idempotency key is looked up (scope: the invoice's organization, operation
    ``pay_invoice``); a replay returns the stored invoice, payment and subscription;
-2. the invoice must be OPEN (DRAFT, PAID, refunded, VOID and UNCOLLECTIBLE invoices are a
+2. the invoice must be OPEN or UNCOLLECTIBLE (DRAFT, PAID, refunded and VOID invoices are a
    VALIDATION error on ``invoiceId``); another organization's invoice is NOT_FOUND;
 3. a payment of the invoice left PENDING by a processor fault is settled first
    (``invoicing.reconcile_payment``, same gateway key), so a second charge never races an
@@ -58,8 +58,9 @@ _NOT_OPEN = {
     InvoiceStatus.PARTIALLY_REFUNDED: "The invoice is already paid (and partly refunded).",
     InvoiceStatus.REFUNDED: "The invoice was paid and refunded.",
     InvoiceStatus.VOID: "The invoice is void; there is nothing to pay.",
-    InvoiceStatus.UNCOLLECTIBLE: "The invoice was marked uncollectible; it cannot be paid here.",
 }
+# An UNCOLLECTIBLE invoice may still be paid (-> PAID), as Stripe allows.
+PAYABLE = frozenset({InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE})
 
 
 @dataclass(slots=True)
@@ -124,13 +125,13 @@ async def pay_invoice(
         invoice = await session.scalar(
             select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
         )
-        if invoice.status is not InvoiceStatus.OPEN:
+        if invoice.status not in PAYABLE:
             raise validation(_NOT_OPEN.get(invoice.status, "Only an OPEN invoice can be paid."), "invoiceId")
         method = await payment_method_for(session, organization_id, payment_method_id)
         before = snapshot(invoice, *_INVOICE_FIELDS)
 
         payment = await _settle_pending(uow, invoice)
-        if invoice.status is InvoiceStatus.OPEN and (payment is None or payment.status is PaymentStatus.FAILED):
+        if invoice.status in PAYABLE and (payment is None or payment.status is PaymentStatus.FAILED):
             if amount_due(invoice) > 0 and method is None:
                 raise BillingError(BillingErrorCode.PAYMENT_REQUIRED,
                                    "There is no payment method to pay with; add one first.", field="paymentMethodId")

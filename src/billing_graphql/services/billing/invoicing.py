@@ -28,10 +28,11 @@ from billing_graphql.db.models import (
     Organization,
     TaxRate,
 )
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.domain.invoices import Discount, InvoiceDraft, LineDraft, build_invoice
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.domain.tax import TaxRule
-from billing_graphql.services.billing.credit import available_credit
+from billing_graphql.services.billing.credit import available_credit, move_account_credit
 from billing_graphql.services.platform.audit import emit_event
 from billing_graphql.services.platform.billing_details import copy_billing_details
 from billing_graphql.services.webhooks.objects import event_data
@@ -100,6 +101,9 @@ async def create_invoice(
         credit_applied=draft.credit_applied,
         amount_paid=0,
         amount_refunded=0,
+        amount_credited=0,
+        credited_against_due=0,
+        tax_credited=0,
         retry_count=0,
         created_at=now,
         updated_at=now,
@@ -107,11 +111,30 @@ async def create_invoice(
     invoice.lines = [
         InvoiceLine.from_fields(line, id=uuid.uuid4(), position=position) for position, line in enumerate(draft.lines)
     ]
-    organization.credit_balance -= draft.credit_applied
     organization.updated_at = now
     session.add(invoice)
     await session.flush()
+    if draft.credit_applied:
+        move_account_credit(organization, -draft.credit_applied, draft.currency, source=CreditSource.INVOICE_APPLIED,
+                            reason="applied to an invoice", invoice_id=invoice.id, now=now)
+        await session.flush()
     return invoice
+
+
+async def next_in_series(session: AsyncSession, model: type, month: str) -> int:
+    """The next value of a gapless monthly number series (``model``: a table of ``month`` and
+    ``last_value``, e.g. ``InvoiceNumberSequence``), in the caller's transaction: see
+    ``assign_invoice_number``."""
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = model.__table__
+    statement = (
+        insert(table)
+        .values(month=month, last_value=1)
+        .on_conflict_do_update(index_elements=[table.c.month], set_={"last_value": table.c.last_value + 1})
+        .returning(table.c.last_value)
+    )
+    return (await session.execute(statement)).scalar_one()
 
 
 def invoice_number(month: str, value: int) -> str:
@@ -131,16 +154,7 @@ async def assign_invoice_number(session: AsyncSession, invoice: Invoice, now: da
     if invoice.number is not None:
         return invoice.number
     month = now.strftime("%Y%m")
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = InvoiceNumberSequence.__table__
-    statement = (
-        insert(table)
-        .values(month=month, last_value=1)
-        .on_conflict_do_update(index_elements=[table.c.month], set_={"last_value": table.c.last_value + 1})
-        .returning(table.c.last_value)
-    )
-    value = (await session.execute(statement)).scalar_one()
+    value = await next_in_series(session, InvoiceNumberSequence, month)
     invoice.number = invoice_number(month, value)
     return invoice.number
 
@@ -169,7 +183,8 @@ async def finalize_invoice(
 
 
 def amount_due(invoice: Invoice) -> int:
-    return invoice.total - invoice.credit_applied - invoice.amount_paid
+    """What the invoice still asks for: total - credit applied - paid - credit notes that lowered it."""
+    return invoice.amount_due  # the model's hybrid, also the GraphQL field's SQL form
 
 
 def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object]:
@@ -180,15 +195,24 @@ def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object
 
 # ---- reads ----------------------------------------------------------------------------------
 
+def invoices_statement(*, organization_id: uuid.UUID | None, status: InvoiceStatus | None):
+    """Invoices newest first (``organization_id`` None: every organization's, for super-admins)."""
+    statement = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.number.desc(), Invoice.id.desc())
+    if organization_id is not None:
+        statement = statement.where(Invoice.organization_id == organization_id)
+    if status is not None:
+        statement = statement.where(Invoice.status == status)
+    return statement
+
+
 async def list_invoices(
     db, *, organization_id: uuid.UUID | None, status: InvoiceStatus | None, first: int, offset: int
 ):
-    """Invoices newest first (``organization_id`` None: every organization's, for super-admins)."""
+    """A page of ``invoices_statement``."""
     from billing_graphql.services.pagination import read_page
 
-    statement = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.number.desc(), Invoice.id.desc())
-    return await read_page(db, statement, first=first, offset=offset,
-                           where_given=[(Invoice.organization_id, organization_id), (Invoice.status, status)])
+    return await read_page(db, invoices_statement(organization_id=organization_id, status=status), first=first,
+                           offset=offset)
 
 
 async def get_invoice(db, invoice_id: uuid.UUID, *, organization_id: uuid.UUID | None) -> Invoice | None:

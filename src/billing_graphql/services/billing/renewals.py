@@ -11,7 +11,7 @@ The renewal invoice (``renewal_draft``, also ``upcoming_invoice``, so the previe
 are one computation) for the new period: the plan's base for the billing period, seats beyond
 the included agents, add-ons (FLAT and PER_AGENT), the ended period's overage (COUNTER usage
 above the plan's limits, only ``messages`` priced, at ``overage_message_price``, capped by the spending cap;
-``domain.overage``), the coupon while it still runs (``domain.coupon_duration``), tax from the
+``domain.overage``), the coupon while it still runs (``domain.coupon_duration``), the organization's pending one-off items (``invoice_items``), tax from the
 tax rows, account credit after tax.
 
 Usage counters read: ``usage_counters`` rows of COUNTER metrics whose ``period_key`` is one of
@@ -33,6 +33,7 @@ from billing_graphql.db.models import (
     BillingReason,
     Coupon,
     Invoice,
+    InvoiceItem,
     Metric,
     MetricKind,
     Organization,
@@ -48,6 +49,7 @@ from billing_graphql.domain.overage import cap_overage, metric_overage, overage_
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.billing import dunning
+from billing_graphql.services.billing.invoice_items import bill_items, item_lines, pending_items
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
@@ -72,6 +74,7 @@ class Renewal:
     agents: int
     draft: InvoiceDraft
     coupon_used: bool
+    items: tuple[InvoiceItem, ...] = ()  # the pending one-off items the draft bills
 
 
 async def overage_lines(session: AsyncSession, organization_id: uuid.UUID, plan: Plan, ended: Period,
@@ -141,9 +144,11 @@ async def renewal_draft(session: AsyncSession, organization: Organization, subsc
     if coupon_used:
         coupon = await session.get(Coupon, subscription.coupon_id)
         discount = coupon_discount(coupon) if coupon is not None else None
+    items = await pending_items(session, organization.id, plan.currency)
+    lines += item_lines(items)
     draft = draft_invoice(organization, plan.currency, lines, discount=discount,
                           tax_rule=await tax_rule_for(session, plan.currency, at))
-    return Renewal(plan, billing_period, anchor, period, agents, draft, coupon_used)
+    return Renewal(plan, billing_period, anchor, period, agents, draft, coupon_used, tuple(items))
 
 
 async def upcoming_invoice(session: AsyncSession, subscription: Subscription) -> InvoicePreview | None:
@@ -203,6 +208,7 @@ async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConf
     if plan_changed and not trial_end:
         uow.emit("subscription.updated", subscription_payload(subscription, before))
     invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
+    bill_items(renewal.items, invoice, at)
     tally.invoice_ids.append(invoice.id)
     if subscription.status is SubscriptionStatus.UNPAID:
         return  # dunning is over: the invoice waits for payInvoice

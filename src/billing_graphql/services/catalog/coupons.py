@@ -262,11 +262,16 @@ async def list_coupons(
     db: Database, *, first: int, offset: int, is_active: bool | None = None
 ) -> Page[Coupon]:
     """Coupons, newest first, paged in SQL."""
+    async with db.read() as session:
+        return await fetch_page(session, coupons_statement(is_active), first=first, offset=offset)
+
+
+def coupons_statement(is_active: bool | None = None) -> Any:
+    """Coupons, newest first (only active or inactive ones when ``is_active`` is given)."""
     statement = select(Coupon).order_by(Coupon.created_at.desc(), Coupon.id.desc())
     if is_active is not None:
         statement = statement.where(Coupon.is_active.is_(is_active))
-    async with db.read() as session:
-        return await fetch_page(session, statement, first=first, offset=offset)
+    return statement
 
 
 async def check_coupon(

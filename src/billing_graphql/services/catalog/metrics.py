@@ -11,14 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import Metric, MetricKind
+from billing_graphql.db.models import Metric
 from billing_graphql.domain.actors import Actor
+from billing_graphql.domain.aggregation import Aggregation, MetricKind, metric_aggregation
 from billing_graphql.domain.catalog import check_metric_code, check_unit, clean_name
 from billing_graphql.domain.errors import validation
 from billing_graphql.services.platform.audit import record_audit, snapshot
 from billing_graphql.services.platform.writes import already_exists, unique_write
 
-METRIC_FIELDS = ("id", "code", "name", "kind", "unit")
+METRIC_FIELDS = ("id", "code", "name", "kind", "unit", "aggregation", "property")
 
 
 def not_null(value: object, field: str) -> None:
@@ -29,7 +30,12 @@ def not_null(value: object, field: str) -> None:
 
 async def list_metrics(db: Database) -> list[Metric]:
     async with db.read() as session:
-        return list((await session.scalars(select(Metric).order_by(Metric.code))).all())
+        return list((await session.scalars(metrics_statement())).all())
+
+
+def metrics_statement():
+    """Every metric, by code."""
+    return select(Metric).order_by(Metric.code)
 
 
 async def metric_ids_by_code(session: AsyncSession, codes: Iterable[str]) -> dict[str, uuid.UUID]:
@@ -45,12 +51,18 @@ async def known_metric_codes(session: AsyncSession) -> list[str]:
 
 
 async def create_metric(
-    db: Database, actor: Actor | None, *, code: str, name: str, kind: MetricKind, unit: str = "", now: datetime
+    db: Database, actor: Actor | None, *, code: str, name: str, kind: MetricKind | None = None, unit: str = "",
+    aggregation: Aggregation | None = None, property_name: str | None = None, now: datetime,
 ) -> Metric:
-    """Add a metric plans can be limited on (GAUGE: a current count; COUNTER: summed per month)."""
+    """Add a metric plans can be limited on and usage is priced by: its aggregation per billing
+    month (``domain.aggregation.metric_aggregation``; ``kind`` alone: COUNTER is SUM of quantity,
+    GAUGE is LATEST)."""
     code = check_metric_code(code)
+    name = clean_name(name)
+    kind, aggregation, property_name = metric_aggregation(kind, aggregation, property_name)
     metric = Metric(
-        id=uuid.uuid4(), code=code, name=clean_name(name), kind=kind, unit=check_unit(unit), created_at=now
+        id=uuid.uuid4(), code=code, name=name, kind=kind, unit=check_unit(unit), created_at=now,
+        aggregation=aggregation, property=property_name,
     )
     exists = partial(already_exists, "A metric with code", code, "code")
     async with unique_write(db, "code", exists) as session:

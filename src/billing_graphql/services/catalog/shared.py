@@ -47,8 +47,7 @@ def audited_fields(spec: type, *, extra: tuple[str, ...] = (), without: tuple[st
     return ("id", *(f.name for f in fields(spec) if f.name not in without), *extra)
 
 
-async def list_catalog(db: Database, model: Any, order: tuple, *, include_inactive: bool,
-                       currency: str | None) -> list[Any]:
+def catalog_statement(model: Any, order: tuple, *, include_inactive: bool, currency: str | None) -> Any:
     """Rows of ``model`` in ``order``: active ones only unless ``include_inactive``; in one
     ``currency`` when given (checked)."""
     statement = select(model).order_by(*order)
@@ -56,6 +55,13 @@ async def list_catalog(db: Database, model: Any, order: tuple, *, include_inacti
         statement = statement.where(model.is_active.is_(True))
     if currency is not None:
         statement = statement.where(model.currency == check_currency(currency))
+    return statement
+
+
+async def list_catalog(db: Database, model: Any, order: tuple, *, include_inactive: bool,
+                       currency: str | None) -> list[Any]:
+    """The rows of ``catalog_statement``."""
+    statement = catalog_statement(model, order, include_inactive=include_inactive, currency=currency)
     async with db.read() as session:
         return list((await session.scalars(statement)).all())
 

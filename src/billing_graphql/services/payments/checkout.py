@@ -77,6 +77,7 @@ from billing_graphql.services.payments.payment_methods import keep_checkout_meth
 from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.platform import idempotency
 from billing_graphql.services.billing.charging import mark_paid, payment_key
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.services.billing.credit import add_account_credit
 from billing_graphql.services.billing.invoicing import amount_due, create_invoice, draft_invoice, finalize_invoice, invoice_event_payload, tax_rule_for
 from billing_graphql.services.subscriptions.choice import PlanChoice
@@ -242,7 +243,9 @@ async def _expire_open_checkouts(uow: MoneyMove) -> None:
             invoice.status = InvoiceStatus.VOID
             invoice.voided_at = now
             invoice.updated_at = now
-            add_account_credit(organization, invoice.credit_applied, invoice.currency)
+            add_account_credit(organization, invoice.credit_applied, invoice.currency,
+                               source=CreditSource.INVOICE_APPLIED, reason="given back: its invoice was voided",
+                               invoice_id=invoice.id, now=now)
             uow.emit("invoice.voided", invoice_event_payload(invoice, reason="checkout replaced"))
             uow.audit("invoice.voided", "Invoice", invoice.id, reason="A newer checkout replaced this one.")
     if stale:

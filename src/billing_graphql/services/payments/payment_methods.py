@@ -15,6 +15,8 @@ Rules:
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -155,15 +157,17 @@ async def _method_change(
 
 
 async def list_payment_methods(db: Database, actor: Actor) -> list[PaymentMethod]:
+    """The rows of ``payment_methods_statement``."""
+    async with db.read() as session:
+        return list((await session.scalars(payment_methods_statement(actor))).all())
+
+
+def payment_methods_statement(actor: Actor) -> Any:
     """The caller's organization's methods: the default first, then oldest first."""
     organization_id = _organization_of(actor)
-    async with db.read() as session:
-        rows = await session.scalars(
-            select(PaymentMethod)
+    return (select(PaymentMethod)
             .where(PaymentMethod.organization_id == organization_id)
-            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at, PaymentMethod.id)
-        )
-        return list(rows.all())
+            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at, PaymentMethod.id))
 
 
 async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod, *, now: datetime) -> PaymentMethod:

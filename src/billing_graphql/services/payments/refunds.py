@@ -73,15 +73,24 @@ class RefundOutcome:
     replayed: bool = False
 
 
-def _clean_reason(reason: str | None) -> str | None:
-    if reason is None:
+def clean_note(value: str | None, field: str, limit: int = MAX_REASON_LENGTH) -> str | None:
+    """A free-text note (a reason, a memo) trimmed, None when empty; VALIDATION on ``field`` when it
+    looks like a card number or is longer than ``limit`` characters."""
+    if value is None:
         return None
-    reason = reason.strip()
-    if contains_card_number(reason):
-        raise validation("This looks like a card number; never send card numbers.", "reason")
-    if len(reason) > MAX_REASON_LENGTH:
-        raise validation(f"A reason is at most {MAX_REASON_LENGTH} characters.", "reason")
-    return reason or None
+    value = value.strip()
+    if contains_card_number(value):
+        raise validation("This looks like a card number; never send card numbers.", field)
+    if len(value) > limit:
+        raise validation(f"A {field} is at most {limit} characters.", field)
+    return value or None
+
+
+def _clean_reason(reason: str | None) -> str | None:
+    return clean_note(reason, "reason")
+
+
+clean_reason = _clean_reason
 
 
 def refund_idempotency_key(refund_id: uuid.UUID) -> str:
@@ -126,17 +135,26 @@ async def refund_invoice(
             refund_ids = await _reserve(uow, invoice_id, amount_minor, reason)
             uow.done({"refund_ids": refund_ids})
 
-    results = await _drive(db, refund_ids, gateways, now)
+    results = await drive_refunds(db, refund_ids, gateways, now)
     return await _outcome(db, invoice_id, refund_ids, uow.replayed, results)
 
 
 async def _reserve(uow: MoneyMove, invoice_id: uuid.UUID, requested: int | None,
                    reason: str | None) -> list[uuid.UUID]:
     """Step 1: PENDING refund rows and the reservation, in the unit of work."""
-    session, now = uow.session, uow.now
-    invoice = await session.scalar(
+    invoice = await uow.session.scalar(
         select(Invoice).where(Invoice.id == invoice_id).execution_options(populate_existing=True)
     )
+    return await reserve_refund(uow, invoice, requested, reason)
+
+
+async def reserve_refund(uow: MoneyMove, invoice: Invoice, requested: int | None, reason: str | None, *,
+                         credit_note_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Step 1 inside the caller's unit of work (the organization locked, ``invoice`` loaded in it):
+    the PENDING refund rows of ``requested`` (all that is refundable when None) and the reservation.
+    The caller then runs steps 2 and 3 with ``drive_refunds`` once its transaction is committed.
+    ``credit_note_id``: the credit note these refunds pay out (a refused refund voids it)."""
+    session, now = uow.session, uow.now
     if invoice.status not in REFUNDABLE_STATUSES:
         raise BillingError(
             BillingErrorCode.NOT_REFUNDABLE,
@@ -165,7 +183,7 @@ async def _reserve(uow: MoneyMove, invoice_id: uuid.UUID, requested: int | None,
         refund_id = uuid.uuid4()
         session.add(pending_on_invoice(Refund, invoice, id=refund_id, gateway=payment.gateway,
                                        idempotency_key=refund_idempotency_key(refund_id), amount=part, now=now,
-                                       payment_id=payment.id, reason=reason))
+                                       payment_id=payment.id, reason=reason, credit_note_id=credit_note_id))
         payment.amount_refunded += part
         payment.updated_at = now
         refund_ids.append(refund_id)
@@ -179,10 +197,11 @@ async def _reserve(uow: MoneyMove, invoice_id: uuid.UUID, requested: int | None,
     return refund_ids
 
 
-async def _drive(
+async def drive_refunds(
     db: Database, refund_ids: Sequence[uuid.UUID], gateways: GatewayRegistry, now: datetime
 ) -> dict[uuid.UUID, RefundResult]:
-    """Steps 2 and 3 for the rows still PENDING; the gateway's answers by refund id."""
+    """Steps 2 and 3 for the rows still PENDING (outside any transaction); the gateway's answers by
+    refund id."""
     async with db.read() as session:
         pending = (
             await session.execute(
@@ -255,6 +274,8 @@ async def _settle(db: Database, results: dict[uuid.UUID, RefundResult], now: dat
                     amount_paid=invoice.amount_paid, amount_refunded=invoice.amount_refunded
                 )
                 invoice.updated_at = now
+                if refund.credit_note_id is not None:
+                    await void_refused_credit_note(session, refund.credit_note_id, invoice, now)
             payload = refund_event_payload(refund, invoice.status)
             if not result.succeeded:
                 payload["failure_message"] = result.failure_message
@@ -271,6 +292,26 @@ async def _settle(db: Database, results: dict[uuid.UUID, RefundResult], now: dat
                 after={"status": refund.status.value, "gateway_refund_id": refund.gateway_refund_id},
                 reason=result.failure_message,
             )
+
+
+async def void_refused_credit_note(session, credit_note_id: uuid.UUID, invoice: Invoice, now: datetime) -> None:
+    """The processor refused the refund paying out a credit note: the note is VOID and what it
+    credited is released on the invoice (another credit note may be issued instead)."""
+    from billing_graphql.db.models import CreditNote
+    from billing_graphql.domain.credit_notes import CreditNoteStatus
+
+    note = await session.scalar(
+        select(CreditNote).where(CreditNote.id == credit_note_id).execution_options(populate_existing=True)
+    )
+    if note is None or note.status is CreditNoteStatus.VOID:
+        return
+    note.status = CreditNoteStatus.VOID
+    note.updated_at = now
+    invoice.amount_credited -= note.total
+    invoice.tax_credited -= note.tax
+    record_audit(session, actor=None, action="credit_note.voided", object_type="CreditNote", object_id=note.id,
+                 organization_id=note.organization_id, now=now, after={"status": note.status.value},
+                 reason="The processor refused its refund.")
 
 
 async def _outcome(

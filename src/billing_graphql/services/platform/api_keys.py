@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from datetime import datetime
 
@@ -13,7 +15,7 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.roles import OWNER_GRANTABLE, Role
 from billing_graphql.services.platform.audit import record_audit
-from billing_graphql.services.platform.auth import generate_api_key, hash_api_key
+from billing_graphql.services.platform.auth import forget_api_keys, generate_api_key, hash_api_key
 
 
 def _may_manage(actor: Actor | None, organization_id: uuid.UUID | None, role: Role) -> bool:
@@ -72,7 +74,11 @@ async def create_api_key(
     return key, plain
 
 
-async def revoke_api_key(db: Database, actor: Actor, *, key_id: uuid.UUID, now: datetime) -> ApiKey:
+async def revoke_api_key(
+    db: Database, actor: Actor | None, *, key_id: uuid.UUID, now: datetime, settle: bool = True
+) -> ApiKey:
+    """Revoke a key. It returns once no process still takes the key (``auth.forget_api_keys``);
+    ``settle=False`` skips that wait, for a caller revoking several keys that waits once itself."""
     async with db.write() as session:
         key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
         if key is None or not _may_manage(actor, key.organization_id, key.role):
@@ -81,15 +87,23 @@ async def revoke_api_key(db: Database, actor: Actor, *, key_id: uuid.UUID, now: 
             key.revoked_at = now
             record_audit(session, actor=actor, action="api_key.revoked", object_type="ApiKey", object_id=key.id,
                          organization_id=key.organization_id, now=now)
+    await forget_api_keys(db, [key.key_hash], settle=settle)
     return key
 
 
 async def list_api_keys(db: Database, actor: Actor, organization_id: uuid.UUID | None) -> list[ApiKey]:
-    scope = actor.organization_in_scope(organization_id)
+    statement = api_keys_statement(actor, organization_id)
+    if statement is None:
+        return []
     async with db.read() as session:
-        statement = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
-        if scope is not None:
-            statement = statement.where(ApiKey.organization_id == scope)
-        elif not actor.is_super_admin:
-            return []
         return list((await session.scalars(statement)).all())
+
+
+def api_keys_statement(actor: Actor, organization_id: uuid.UUID | None) -> Any:
+    """The keys of the organization in the actor's scope (super-admins: all when none is named), oldest
+    first; None: none to read."""
+    scope = actor.organization_in_scope(organization_id)
+    statement = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if scope is not None:
+        return statement.where(ApiKey.organization_id == scope)
+    return statement if actor.is_super_admin else None

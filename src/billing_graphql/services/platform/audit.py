@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import AuditEvent, OutboxEvent
 from billing_graphql.domain.actors import Actor
+from billing_graphql.services.live.signals import note_event
 
 
 def to_json(value: Any) -> Any:
@@ -84,14 +85,17 @@ def emit_event(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
+    event_id = uuid.uuid4()
     session.add(
         OutboxEvent(
+            id=event_id,
             organization_id=organization_id,
             event_type=event_type,
             payload=to_json(payload),
             created_at=now,
         )
     )
+    note_event(session, organization_id, event_id)  # live subscribers hear of it once it commits
 
 
 #: An audit row and the outbox event named after its action (``record_audit(..., event=True)``).

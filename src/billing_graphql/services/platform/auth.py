@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import time
 import uuid
+import weakref
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from collections.abc import MutableMapping
 from typing import Any
 
 import jwt
+from cachetools import TTLCache
 from sqlalchemy import select, update
 
 from billing_graphql.db.engine import Database
@@ -23,6 +28,58 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # The audit log stores "user:<sub>" in 200 characters; organizations' external ids are 200.
 MAX_SUBJECT_LENGTH = 190
 MAX_ORGANIZATION_CLAIM_LENGTH = 200
+
+VERIFIED_SECONDS = 0.5
+"""How long a process trusts what it read of a credential (an API key's row, an organization's id
+by external id) before reading it again. ``revoke_api_key`` waits this long after its commit, so
+once it returns no process anywhere still holds the key as valid: a cache entry was read before the
+commit and has expired by then (``time.monotonic`` is one clock for every process of a machine;
+the processes of several machines each wait out their own)."""
+VERIFIED_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _VerifiedKey:
+    id: uuid.UUID
+    role: Role
+    organization_id: uuid.UUID | None
+    last_used_at: datetime | None
+
+
+class _Verified:
+    """One database's verified credentials, in this process: by API key hash, and organizations'
+    ids by external id (session tokens). Bounded, and each entry lives ``VERIFIED_SECONDS``."""
+
+    def __init__(self) -> None:
+        self.keys: TTLCache[str, _VerifiedKey] = TTLCache(VERIFIED_ENTRIES, VERIFIED_SECONDS, timer=time.monotonic)
+        self.organizations: TTLCache[str, uuid.UUID] = TTLCache(
+            VERIFIED_ENTRIES, VERIFIED_SECONDS, timer=time.monotonic
+        )
+
+
+_verified: weakref.WeakKeyDictionary[Database, _Verified] = weakref.WeakKeyDictionary()
+
+
+def _verified_for(db: Database) -> _Verified:
+    verified = _verified.get(db)
+    if verified is None:
+        verified = _verified[db] = _Verified()
+    return verified
+
+
+def forget_verified(db: Database) -> None:
+    """Drop everything this process verified for ``db`` (the next request reads its credential)."""
+    _verified.pop(db, None)
+
+
+async def forget_api_keys(db: Database, key_hashes: list[str], *, settle: bool = True) -> None:
+    """After a revocation committed: drop the keys from this process's cache at once and, with
+    ``settle``, wait until every other process's entry for them has expired too."""
+    keys = _verified_for(db).keys
+    for key_hash in key_hashes:
+        keys.pop(key_hash, None)
+    if settle:
+        await asyncio.sleep(VERIFIED_SECONDS)
 
 
 class AuthenticationFailed(Exception):
@@ -83,16 +140,23 @@ async def authenticate_request(
 
 
 async def _authenticate_api_key(db: Database, token: str, now: datetime) -> Actor:
-    async with db.read() as session:  # the columns alone: no ORM object on every request
-        key = (await session.execute(
-            select(ApiKey.id, ApiKey.role, ApiKey.organization_id, ApiKey.revoked_at, ApiKey.last_used_at)
-            .where(ApiKey.key_hash == hash_api_key(token))
-        )).first()
-    if key is None or key.revoked_at is not None:
-        raise AuthenticationFailed("Invalid or revoked API key.")
+    key_hash = hash_api_key(token)
+    cache = _verified_for(db).keys
+    key = cache.get(key_hash)
+    if key is None:
+        async with db.read() as session:  # the columns alone: no ORM object on every request
+            row = (await session.execute(
+                select(ApiKey.id, ApiKey.role, ApiKey.organization_id, ApiKey.revoked_at, ApiKey.last_used_at)
+                .where(ApiKey.key_hash == key_hash)
+            )).first()
+        if row is None or row.revoked_at is not None:
+            raise AuthenticationFailed("Invalid or revoked API key.")
+        key = cache[key_hash] = _VerifiedKey(row.id, row.role, row.organization_id, row.last_used_at)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         async with db.write() as session:
             await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        if key_hash in cache:
+            cache[key_hash] = _VerifiedKey(key.id, key.role, key.organization_id, now)
     return Actor(
         role=key.role,
         organization_id=key.organization_id,
@@ -127,12 +191,16 @@ async def _authenticate_session_token(db: Database, token: str, secret: str, now
         if not claims.get("org"):
             raise AuthenticationFailed("Session token lacks the 'org' claim.")
         external_id = _text_claim(claims, "org", MAX_ORGANIZATION_CLAIM_LENGTH)
-        async with db.read() as session:
-            organization_id = await session.scalar(
-                select(Organization.id).where(Organization.external_id == external_id)
-            )
+        organizations = _verified_for(db).organizations
+        organization_id = organizations.get(external_id)
         if organization_id is None:
-            raise AuthenticationFailed("Session token names an unknown organization.")
+            async with db.read() as session:
+                organization_id = await session.scalar(
+                    select(Organization.id).where(Organization.external_id == external_id)
+                )
+            if organization_id is None:
+                raise AuthenticationFailed("Session token names an unknown organization.")
+            organizations[external_id] = organization_id
     elif role is Role.PARTNER:
         raise AuthenticationFailed("Partners authenticate with an API key.")
     return Actor(role=role, organization_id=organization_id, subject=f"user:{subject}")

@@ -14,23 +14,24 @@ from billing_graphql.db.models import BillingDetails, Invoice, InvoiceParties, O
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.billing_details import BillingDetailsValue, merge_billing_details
 from billing_graphql.domain.errors import not_found
+from billing_graphql.domain.language import language_of
 from billing_graphql.services.platform.audit import record_change
 
 if TYPE_CHECKING:
     from billing_graphql.gateways import GatewayRegistry
 
-FIELDS = ("legal_name", "address", "country", "tax_id")
+FIELDS = ("legal_name", "address", "country", "tax_id", "language")
 log = logging.getLogger(__name__)
 
 
 def value_of(row: BillingDetails | None) -> BillingDetailsValue:
     if row is None:
         return BillingDetailsValue()
-    return BillingDetailsValue(row.legal_name, row.address, row.country, row.tax_id)
+    return BillingDetailsValue(row.legal_name, row.address, row.country, row.tax_id, language_of(row.language))
 
 
 def _snapshot(value: BillingDetailsValue) -> dict[str, str | None]:
-    return {name: getattr(value, name) for name in FIELDS}
+    return {name: (str(getattr(value, name)) if name == "language" else getattr(value, name)) for name in FIELDS}
 
 
 async def get_billing_details(db: Database, organization_id: uuid.UUID) -> BillingDetailsValue:
@@ -47,10 +48,12 @@ async def update_billing_details(
     address: str | None = None,
     country: str | None = None,
     tax_id: str | None = None,
+    language: str | None = None,
     now: datetime,
     gateways: GatewayRegistry | None = None,
 ) -> BillingDetailsValue:
-    """Change the organization's billing details (None keeps a field, "" clears it); audited.
+    """Change the organization's billing details (None keeps a field, "" clears it; ``language`` is
+    en or id, the language of its documents); audited.
 
     Invoices finalized later carry the new details; finalized ones keep the copy they have.
     With ``gateways``, an organization whose customer is a Stripe Customer has it updated after
@@ -65,13 +68,14 @@ async def update_billing_details(
         row = await session.get(BillingDetails, organization_id)
         before = value_of(row)
         after = merge_billing_details(before, legal_name=legal_name, address=address, country=country,
-                                      tax_id=tax_id)
+                                      tax_id=tax_id, language=language)
         if after != before:
             if row is None:
                 row = BillingDetails(organization_id=organization_id)
                 session.add(row)
             for name in FIELDS:
-                setattr(row, name, getattr(after, name))
+                value = getattr(after, name)
+                setattr(row, name, value.value if name == "language" else value)
             row.updated_at = now
             record_change(session, actor=actor, action="organization.billing_details_updated",
                           object_type="Organization", object_id=organization_id, organization_id=organization_id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from datetime import datetime
 from functools import partial
@@ -93,8 +95,12 @@ async def update_organization(
 
 async def list_organizations(db: Database, *, first: int, offset: int) -> Page[Organization]:
     async with db.read() as session:
-        statement = select(Organization).order_by(Organization.created_at, Organization.id)
-        return await fetch_page(session, statement, first=first, offset=offset)
+        return await fetch_page(session, organizations_statement(), first=first, offset=offset)
+
+
+def organizations_statement() -> Any:
+    """Every organization, oldest first."""
+    return select(Organization).order_by(Organization.created_at, Organization.id)
 
 
 async def get_organization(db: Database, organization_id: uuid.UUID) -> Organization:

@@ -17,6 +17,7 @@ from billing_graphql.db.models import (
     Addon,
     BillingDetails,
     Coupon,
+    CreditNote,
     Invoice,
     Organization,
     PaymentMethod,
@@ -24,6 +25,7 @@ from billing_graphql.db.models import (
     Subscription,
 )
 from billing_graphql.domain.billing_details import BillingDetailsValue
+from billing_graphql.domain.language import language_of
 from billing_graphql.domain.periods import Period
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
 from billing_graphql.services.billing.invoicing import amount_due
@@ -54,6 +56,7 @@ class PortalData:
     usage: list[MetricUse] = field(default_factory=list)
     usage_period: Period | None = None
     billing_details: BillingDetailsValue = field(default_factory=BillingDetailsValue)
+    credit_notes: list[CreditNote] = field(default_factory=list)  # newest first
 
     @property
     def default_method(self) -> PaymentMethod | None:
@@ -62,6 +65,14 @@ class PortalData:
     @property
     def currency(self) -> str:
         return self.plan.currency if self.plan is not None else self.organization.currency
+
+
+async def documents_language(db: Database, organization_id: uuid.UUID) -> str:
+    """The organization's documents' language (``BillingDetails.language``; en without details)."""
+    async with db.read() as session:
+        code = await session.scalar(select(BillingDetails.language).where(
+            BillingDetails.organization_id == organization_id))
+    return language_of(code).value
 
 
 async def load_portal_data(db: Database, organization_id: uuid.UUID, now: datetime) -> PortalData:
@@ -92,9 +103,13 @@ async def load_portal_data(db: Database, organization_id: uuid.UUID, now: dateti
             .order_by(Addon.sort_order, Addon.name))).all())
         usage = await usage_now(session, organization_id, now)
         details = value_of(await session.get(BillingDetails, organization_id))
+        credit_notes = list((await session.scalars(
+            select(CreditNote).where(CreditNote.organization_id == organization_id)
+            .order_by(CreditNote.created_at.desc(), CreditNote.id.desc()).limit(INVOICES_SHOWN))).all())
     open_invoices = [(invoice, amount_due(invoice)) for invoice in invoices if invoice.status is InvoiceStatus.OPEN]
     return PortalData(
         organization=organization, subscription=subscription, plan=plan, pending_plan=pending, coupon=coupon,
         attached=attached, invoices=invoices, open_invoices=open_invoices, payment_methods=methods, plans=plans,
         addons=addons, usage=usage.metrics, usage_period=usage.month, billing_details=details,
+        credit_notes=credit_notes,
     )

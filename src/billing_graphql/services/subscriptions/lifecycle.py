@@ -7,21 +7,25 @@ its outbox events and audit rows in the same transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from datetime import datetime
 
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import BillingReason, Payment, PaymentMethod, PaymentStatus, Plan, Subscription
+from billing_graphql.db.models import BillingReason, CreditNote, Payment, PaymentMethod, PaymentStatus, Plan, Subscription
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.invoices import period_lines
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GATEWAY_NAMES, GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_error, payment_method_for
+from billing_graphql.services.billing.credit_notes import drive_credit_note_refunds
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
 from billing_graphql.services.pagination import Page, read_page
+from billing_graphql.services.subscriptions.cancellation import credit_unused_period
 from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.coupons import (
     consume_coupon_period,
@@ -138,24 +142,55 @@ async def cancel(
     immediately: bool,
     reason: str | None,
     now: datetime,
+    prorate: bool = False,
+    refund: bool = False,
+    idempotency_key: str | None = None,
+    gateways: GatewayRegistry | None = None,
 ) -> SubscriptionChange:
     """Cancel at the period's end (status unchanged until then) or, ``immediately``, now.
 
-    Canceling now gives no credit for the unused part of the period (as Stripe without
-    ``prorate``); a super-admin may refund. A second cancel at period end changes nothing.
+    Canceling now ends the subscription and its dunning: its OPEN invoices are no longer retried
+    by the billing run (staff void them or collect them with ``payInvoice``). Without ``prorate``
+    nothing is credited for the unused part of the period (as Stripe); with it, credit notes on the
+    period's invoices credit it (``cancellation.credit_unused_period``: to the account balance, or
+    refunded with ``refund``, or off what an unpaid one still asks). ``prorate`` and ``refund`` go
+    with ``immediately`` only, and ``refund`` with ``prorate`` (super-admins only). A second
+    cancel at period end changes nothing. Idempotent with ``idempotency_key``.
     """
     reason = _clean_reason(reason)
-    async with db.write() as session:
-        await locked_organization(session, organization_id)
+    if (prorate or refund) and not immediately:
+        raise validation("prorate and refund go with immediately: true (a cancellation at the period's end "
+                         "uses the whole period).", "prorate" if prorate else "refund")
+    if refund and not prorate:
+        raise validation("refund: true refunds the prorated unused part: pass prorate: true as well.", "refund")
+    if refund and not (actor is not None and actor.is_super_admin):
+        raise validation("Only staff refund a cancellation; without refund the unused part goes to the account "
+                         "balance.", "refund")
+    request = {"immediately": immediately, "prorate": prorate, "refund": refund, "reason": reason}
+    async with money_move(db, organization_id, "cancel", idempotency_key, request, actor=actor, now=now,
+                          gateways=gateways) as uow:
+        session = uow.session
+        if uow.replayed:
+            result = await result_from_response(session, uow.stored)
+            result.extra["credit_notes"] = [await session.get(CreditNote, uuid.UUID(value))
+                                            for value in uow.stored.get("credit_note_ids") or []]
+            result.extra["refund_ids"] = [uuid.UUID(value) for value in uow.stored.get("refund_ids") or []]
+            return await _with_credit_notes(db, result, gateways, now)
         subscription = await require_live_subscription(session, organization_id)
         before = subscription_snapshot(subscription)
+        result = SubscriptionChange(subscription=subscription)
+        if prorate:  # before the status moves: a credit that settles an open invoice ends its dunning first
+            issued = await credit_unused_period(uow, subscription, refund=refund)
+            result.extra["credit_notes"] = [item.credit_note for item in issued]
+            result.extra["refund_ids"] = [refund_id for item in issued for refund_id in item.refund_ids]
         if immediately:
             subscription.status = transition(subscription.status, SubscriptionStatus.CANCELED)
             _ended_now(subscription, reason, now)
             subscription.pending_plan_id = subscription.pending_billing_period = None
             event = "subscription.canceled"
         elif subscription.cancel_at_period_end:
-            return SubscriptionChange(subscription=subscription)
+            uow.done(result.response())
+            return result
         else:
             subscription.cancel_at_period_end = True
             subscription.canceled_at = now
@@ -164,7 +199,23 @@ async def cancel(
         subscription.updated_at = now
         announce_subscription(session, actor, subscription, event=event, now=now, before=before, reason=reason,
                               action="subscription.canceled" if immediately else "subscription.cancel_scheduled")
-    return SubscriptionChange(subscription=subscription)
+        uow.done({**result.response(), "credit_note_ids": [note.id for note in result.extra.get("credit_notes", [])],
+                  "refund_ids": result.extra.get("refund_ids", [])})
+    return await _with_credit_notes(db, result, gateways, now)
+
+
+async def _with_credit_notes(db: Database, result: SubscriptionChange, gateways: GatewayRegistry | None,
+                             now: datetime) -> SubscriptionChange:
+    """After the commit: the refunds of REFUND credit notes driven through the processor, and the
+    notes as they are now (a refused refund voids its note)."""
+    notes = result.extra.get("credit_notes") or []
+    if not notes:
+        return result
+    if result.extra.get("refund_ids") and gateways is not None:
+        await drive_credit_note_refunds(db, result.extra["refund_ids"], gateways, now)
+    async with db.read() as session:
+        result.extra["credit_notes"] = [await session.get(CreditNote, note.id) for note in notes]
+    return result
 
 
 async def resume(db: Database, actor: Actor | None, *, organization_id: uuid.UUID, now: datetime) -> SubscriptionChange:
@@ -282,10 +333,12 @@ async def update_subscription(
 
 def _ended_now(subscription: Subscription, reason: str | None, now: datetime) -> None:
     """What a cancellation taking effect now stamps (a customer's ``cancel`` or a super-admin's
-    status override): canceled and ended now, with its reason, nothing left pending at period end."""
+    status override): canceled and ended now, with its reason, nothing left pending at period end,
+    no dunning retry left (its OPEN invoices are no longer retried)."""
     subscription.canceled_at = subscription.ended_at = now
     subscription.cancel_at_period_end = False
     subscription.cancel_reason = reason
+    subscription.next_retry_at = None
 
 
 def _clean_reason(reason: str | None) -> str | None:
@@ -307,7 +360,15 @@ async def get_live_subscription(db: Database, organization_id: uuid.UUID) -> Sub
 async def list_subscriptions(
     db: Database, *, status: SubscriptionStatus | None, plan_id: uuid.UUID | None, first: int, offset: int
 ) -> Page[Subscription]:
+    return await read_page(db, subscriptions_statement(status=status, plan_id=plan_id), first=first, offset=offset)
+
+
+def subscriptions_statement(*, status: SubscriptionStatus | None, plan_id: uuid.UUID | None) -> Any:
+    """Every subscription, newest first (of one status, of one plan, when given)."""
     statement = select(Subscription).order_by(Subscription.created_at.desc(), Subscription.id)
-    return await read_page(db, statement, first=first, offset=offset,
-                           where_given=[(Subscription.status, status), (Subscription.plan_id, plan_id)])
+    if status is not None:
+        statement = statement.where(Subscription.status == status)
+    if plan_id is not None:
+        statement = statement.where(Subscription.plan_id == plan_id)
+    return statement
 

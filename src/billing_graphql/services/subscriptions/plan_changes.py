@@ -35,6 +35,7 @@ from billing_graphql.db.models import (
     Addon,
     BillingReason,
     Coupon,
+    InvoiceItem,
     PaymentMethod,
     Plan,
     Subscription,
@@ -57,7 +58,9 @@ from billing_graphql.domain.proration import Effective, proration_instant
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
+from billing_graphql.domain.credit_balance import CreditSource
 from billing_graphql.services.billing.credit import add_account_credit, available_credit
+from billing_graphql.services.billing.invoice_items import bill_items, item_lines, pending_items
 from billing_graphql.services.billing.invoicing import tax_rule_for
 from billing_graphql.services.subscriptions.coupons import discount_of
 from billing_graphql.services.subscriptions.loading import require_live_subscription, resolve_plan
@@ -145,6 +148,7 @@ async def change_plan(
         method = await payment_method_for(session, organization_id, None)
         priced_at = proration_instant(proration_date, now=now,
                                       period=Period(subscription.current_period_start, subscription.current_period_end))
+        items = await pending_items(session, organization_id, currency)
         decision = decide_plan_change(PlanChangeInput(
             current=PlanTerms(current_plan.id, current_plan.name, subscription.billing_period, old_recurring.total),
             target=PlanTerms(target_plan.id, target_plan.name, target_period, new_recurring.total),
@@ -155,7 +159,7 @@ async def change_plan(
             discount=discount_of(await _load_coupon(session, subscription), subscription, proration=True),
             tax_rule=await tax_rule_for(session, currency, now),
             account_credit=available_credit(organization, currency), has_payment_method=method is not None,
-            trial_ends=subscription.trial_ends_at, dry_run=dry_run,
+            trial_ends=subscription.trial_ends_at, dry_run=dry_run, pending_lines=item_lines(items),
         ))
         result = SubscriptionChange(subscription=subscription, preview=preview_of(decision.bill))
         if decision.trial_message is not None:
@@ -183,7 +187,7 @@ async def change_plan(
                     subscription.current_period_start = priced_at
                     subscription.current_period_end = decision.new_period_end
                 await _book(uow, subscription, result, decision.bill, method, period_end=decision.new_period_end,
-                            currency=currency)
+                            currency=currency, items=items)
         subscription.updated_at = now
         _announce(uow, subscription, before, result, action="subscription.plan_changed"
                   if effective is Effective.IMMEDIATE else "subscription.change_scheduled")
@@ -192,17 +196,20 @@ async def change_plan(
 
 
 async def _book(uow: MoneyMove, subscription: Subscription, result: SubscriptionChange, bill: ChangeBill,
-                method: PaymentMethod | None, *, period_end: datetime, currency: str) -> None:
-    """Book a priced change: bill a positive total (a prorated invoice), or add a credit."""
+                method: PaymentMethod | None, *, period_end: datetime, currency: str,
+                items: list[InvoiceItem]) -> None:
+    """Book a priced change: bill a positive total (a prorated invoice, with the pending one-off
+    ``items`` priced into it), or add a credit (the items keep waiting)."""
     if bill.invoice is not None:
         result.invoice, result.payment = await bill_subscription(
             uow, subscription, bill.invoice, billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
             period_start=uow.now, period_end=period_end, payment_method=method,
         )
+        bill_items(items, result.invoice, uow.now)
     elif bill.credit:
         result.credit_added = bill.credit
-        add_account_credit(uow.organization, result.credit_added, currency)
-        uow.organization.updated_at = uow.now
+        add_account_credit(uow.organization, result.credit_added, currency, source=CreditSource.DOWNGRADE,
+                           reason="unused part of the period handed back by a change", now=uow.now)
 
 
 def _announce(uow: MoneyMove, subscription: Subscription, before: dict, result: SubscriptionChange, *,
@@ -288,6 +295,7 @@ async def _change_addon(
             new_total = addon_price(addon, quantity).amount(period, agents) if quantity else 0
             label = "monthly" if period is BillingPeriod.MONTHLY else "annual"
             current = Period(subscription.current_period_start, subscription.current_period_end)
+            items = await pending_items(session, organization_id, plan.currency)
             bill = price_change(
                 old_total=old_total, new_total=new_total,
                 period=current, now=proration_instant(proration_date, now=now, period=current),
@@ -296,7 +304,7 @@ async def _change_addon(
                 new_description=f"{addon.name} add-on x {quantity} ({label})", currency=plan.currency,
                 discount=discount_of(await _load_coupon(session, subscription), subscription, proration=True),
                 tax_rule=await tax_rule_for(session, plan.currency, now),
-                account_credit=available_credit(organization, plan.currency),
+                account_credit=available_credit(organization, plan.currency), pending_lines=item_lines(items),
             )
             result.preview = preview_of(bill)
             method = await payment_method_for(session, organization_id, None) if bill.amount_due > 0 else None
@@ -304,7 +312,7 @@ async def _change_addon(
             if dry_run:
                 return result
             await _book(uow, subscription, result, bill, method, period_end=subscription.current_period_end,
-                        currency=plan.currency)
+                        currency=plan.currency, items=items)
         if quantity and attached is None:
             session.add(SubscriptionAddon(subscription_id=subscription.id, addon_id=addon.id, quantity=quantity,
                                           created_at=now, updated_at=now))

@@ -1,10 +1,11 @@
 """Reading usage: per organization and metric, used against the plan's limit, in a fixed number
 of statements whatever the number of organizations and metrics.
 
-Counter keys: a COUNTER's row for an organization and metric is keyed by the ``YYYY-MM`` of the
-month its billing month starts in (``domain.usage.billing_month``: anchored on the live
-subscription's ``period_anchor``, the calendar month without one). A GAUGE has one row keyed
-``current``.
+Counter keys: a metric's aggregate for an organization and billing month (``domain.aggregation``)
+is the ``usage_counters`` row keyed by the ``YYYY-MM`` of the month its billing month starts in
+(``domain.usage.billing_month``: anchored on the live subscription's ``period_anchor``, the
+calendar month without one). A GAUGE (LATEST) also has one row keyed ``current``: its value now,
+which ``usage`` and limits read. Nothing here reads ``usage_events``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from billing_graphql.db.models import (
     PlanLimit,
     Subscription,
     UsageCounter,
+    UsageUniqueValue,
 )
+from billing_graphql.domain.aggregation import Aggregation
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
@@ -194,6 +197,68 @@ async def usage_in_period(
                Metric.kind == MetricKind.COUNTER, UsageCounter.period_key.in_(keys))
     )
     return int(total or 0)
+
+
+async def period_quantities(
+    session: AsyncSession, organization_id: uuid.UUID, metric_ids: Iterable[uuid.UUID], period: Period
+) -> dict[uuid.UUID, int]:
+    """The quantity of each metric of ``metric_ids`` for an organization over the billing period
+    ``period``, as its aggregation defines it; the number usage charges price.
+
+    The period's billing months are ``domain.overage.usage_month_keys(period)`` (one for a monthly
+    period, twelve for an annual one, none for a trial shorter than a month; the current period
+    gives the quantity so far). Per aggregation, over those months' ``usage_counters`` rows:
+    COUNT and SUM add them up; MAX takes the largest; UNIQUE_COUNT is the month's distinct count,
+    or over several months the number of distinct values across them (``usage_unique_values``);
+    LATEST is the value of the last month with one at or before the period's last month (a gauge
+    carries over months without events), else the ``current`` row observed before the period's
+    end. A metric without usage is 0; every id asked for is in the result (an unknown id too, as 0).
+
+    One statement (two when a UNIQUE_COUNT metric spans several months), whatever the number of
+    metrics; never reads ``usage_events``. Pass the session of the caller's transaction.
+    """
+    ids = list(dict.fromkeys(metric_ids))
+    result = {metric_id: 0 for metric_id in ids}
+    keys = usage_month_keys(period)
+    if not ids or not keys:
+        return result
+    rows = (await session.execute(
+        select(UsageCounter.metric_id, Metric.aggregation, UsageCounter.period_key, UsageCounter.value,
+               UsageCounter.updated_at)
+        .join(Metric, Metric.id == UsageCounter.metric_id)
+        .where(UsageCounter.organization_id == organization_id, UsageCounter.metric_id.in_(ids),
+               (UsageCounter.period_key <= keys[-1]) | (UsageCounter.period_key == GAUGE_KEY))
+    )).all()
+    in_period = set(keys)
+    latest: dict[uuid.UUID, tuple[str, int]] = {}
+    current: dict[uuid.UUID, int] = {}
+    spanning: list[uuid.UUID] = []
+    for metric_id, aggregation, key, value, observed in rows:
+        if aggregation is Aggregation.LATEST:
+            if key == GAUGE_KEY:
+                if observed < period.end:
+                    current[metric_id] = value
+            elif metric_id not in latest or key > latest[metric_id][0]:
+                latest[metric_id] = (key, value)
+        elif key not in in_period:
+            continue
+        elif aggregation is Aggregation.MAX:
+            result[metric_id] = max(result[metric_id], value)
+        elif aggregation is Aggregation.UNIQUE_COUNT and len(keys) > 1:
+            spanning.append(metric_id)
+        else:  # COUNT, SUM, UNIQUE_COUNT of one month
+            result[metric_id] += value
+    for metric_id in {*latest, *current}:
+        result[metric_id] = latest[metric_id][1] if metric_id in latest else current[metric_id]
+    if spanning:
+        for metric_id, count in (await session.execute(
+            select(UsageUniqueValue.metric_id, func.count(func.distinct(UsageUniqueValue.value)))
+            .where(UsageUniqueValue.organization_id == organization_id,
+                   UsageUniqueValue.metric_id.in_(set(spanning)), UsageUniqueValue.period_key.in_(keys))
+            .group_by(UsageUniqueValue.metric_id)
+        )).all():
+            result[metric_id] = int(count)
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from datetime import datetime
 
@@ -31,11 +33,20 @@ async def list_deliveries(
     db: Database, actor: Actor, *, endpoint_id: uuid.UUID | None, status: DeliveryStatus | None,
     first: int, offset: int,
 ) -> Page[WebhookDelivery]:
+    """A page of ``deliveries_statement``."""
+    return await read_page(db, deliveries_statement(actor, endpoint_id=endpoint_id, status=status), first=first,
+                           offset=offset)
+
+
+def deliveries_statement(actor: Actor, *, endpoint_id: uuid.UUID | None, status: DeliveryStatus | None) -> Any:
     """The deliveries the actor may see, newest first: one endpoint's, or all of its scope."""
     statement = _scoped(select(WebhookDelivery), actor).order_by(WebhookDelivery.created_at.desc(),
                                                                  WebhookDelivery.id.desc())
-    return await read_page(db, statement, first=first, offset=offset,
-                           where_given=[(WebhookDelivery.endpoint_id, endpoint_id), (WebhookDelivery.status, status)])
+    if endpoint_id is not None:
+        statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        statement = statement.where(WebhookDelivery.status == status)
+    return statement
 
 
 async def get_deliveries(db: Database, actor: Actor, ids: list[uuid.UUID]) -> dict[uuid.UUID, WebhookDelivery]:

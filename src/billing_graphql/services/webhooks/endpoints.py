@@ -7,6 +7,8 @@ receive every organization's events. Another organization's endpoint is NOT_FOUN
 
 from __future__ import annotations
 
+from typing import Any
+
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -169,7 +171,17 @@ async def rotate_secret(db: Database, actor: Actor, endpoint_id: uuid.UUID, *, n
 
 
 async def list_endpoints(db: Database, actor: Actor, organization_id: uuid.UUID | None) -> list[WebhookEndpoint]:
-    """Tenants: their organization's endpoints. Super-admins: one organization's (given), else all."""
+    """The rows of ``endpoints_statement`` (none where it is None)."""
+    statement = endpoints_statement(actor, organization_id)
+    if statement is None:
+        return []
+    async with db.read() as session:
+        return list((await session.scalars(statement)).all())
+
+
+def endpoints_statement(actor: Actor, organization_id: uuid.UUID | None) -> Any:
+    """Tenants: their organization's endpoints. Super-admins: one organization's (given), else all.
+    None: nothing to read (another organization's)."""
     statement = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
     if actor.is_super_admin:
         if organization_id is not None:
@@ -177,7 +189,6 @@ async def list_endpoints(db: Database, actor: Actor, organization_id: uuid.UUID 
     else:
         scope = actor.organization_in_scope(organization_id)
         if scope is None:
-            return []
+            return None
         statement = statement.where(WebhookEndpoint.organization_id == scope)
-    async with db.read() as session:
-        return list((await session.scalars(statement.limit(MAX_ENDPOINTS * 50))).all())
+    return statement.limit(MAX_ENDPOINTS * 50)

@@ -86,10 +86,6 @@ class Shape:
         return shown
 
 
-def _amount_due(row: Any) -> int:
-    return row.total - row.credit_applied - row.amount_paid
-
-
 SHAPES: dict[str, Shape] = {shape.type_name: shape for shape in (
     Shape("Subscription",
           plain=("status", "billing_period", "cancel_at_period_end", "cancel_reason", "canceled_at", "ended_at",
@@ -104,21 +100,33 @@ SHAPES: dict[str, Shape] = {shape.type_name: shape for shape in (
     Shape("Invoice",
           plain=("currency", "status", "billing_reason", "tax_name", "tax_rate", "retry_count", "last_retry_at",
                  "created_at", "finalized_at", "paid_at", "due_date", "period_start", "period_end",
-                 "gateway_invoice_id", "payment_url"),
-          money=("subtotal", "discount", "credit_applied", "tax", "total", "amount_paid", "amount_refunded"),
+                 "gateway_invoice_id", "payment_url", "voided_at", "marked_uncollectible_at"),
+          money=("subtotal", "discount", "credit_applied", "tax", "total", "amount_paid", "amount_refunded",
+                 "amount_credited"),
           refs={"organization": ("organization_id", "Organization"), "subscription": ("subscription_id", "Subscription")},
           computed={"invoiceNumber": lambda row: row.number,
                     "taxBase": lambda row: (f"{row.tax_base_numerator}/{row.tax_base_denominator}"
                                             if row.tax_name is not None else None),
-                    "amountDue": lambda row: money(_amount_due(row), row.currency)},
-          omitted=("pdfUrl", "billingDetails", "lines", "payments", "refunds")),
+                    "amountDue": lambda row: money(row.amount_due, row.currency)},
+          omitted=("pdfUrl", "billingDetails", "lines", "payments", "refunds", "creditNotes")),
+    Shape("InvoiceItem",
+          plain=("description", "currency", "quantity", "created_at"),
+          refs={"organization": ("organization_id", "Organization"), "invoice": ("invoice_id", "Invoice")},
+          computed={"amount": lambda row: money(row.unit_amount, row.currency),
+                    "total": lambda row: money(row.amount, row.currency),
+                    "status": lambda row: "INVOICED" if row.invoice_id else "PENDING"}),
+    Shape("CreditNote",
+          plain=("number", "status", "reason", "outcome", "memo", "currency", "tax_name", "tax_rate", "created_at"),
+          money=("subtotal", "tax", "total"),
+          refs={"invoice": ("invoice_id", "Invoice")},
+          omitted=("pdfUrl", "lines", "refunds")),
     Shape("PaymentMethod",
           plain=("gateway", "gateway_payment_method_id", "type", "label", "brand", "last4", "exp_month", "exp_year",
                  "is_default", "created_at"),
           refs={"organization": ("organization_id", "Organization")}),
     Shape("Refund", plain=("status", "reason", "created_at"), money=("amount",)),
     Shape("Organization", plain=("name", "external_id", "currency", "created_at", "updated_at"), money=("credit_balance",),
-          currency=lambda row: row.credit_currency or DEFAULT_CURRENCY, omitted=("billingDetails",)),
+          currency=lambda row: row.credit_currency or DEFAULT_CURRENCY, omitted=("billingDetails", "creditBalanceTransactions", "creditNotes")),
     Shape("Plan",
           plain=("name", "slug", "description", "currency", "included_agents", "trial_days", "is_active",
                  "sort_order", "created_at", "updated_at"),

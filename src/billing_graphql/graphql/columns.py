@@ -1,0 +1,192 @@
+"""Column forms: how a GraphQL type's fields come from its table, declared once per field for both paths.
+
+A type built from a row (``common.from_row``) registers its table with ``columns(TypeClass, Model, **forms)``.
+A plain field (no resolver) whose name is a column of the model needs no declaration: the generic path
+reads the row's attribute, and the compiled path's SQL tier (``graphql.compiled.sql``) derives its SQL
+form from the column's type (text, number, boolean, UUID, UTC time, exact decimal, enum name) and
+the field's (a Relay ``id`` is the global id of the row's ``id``). A field computed from the row is
+declared once, as a ``Form``: its Python value (what ``from_row`` gives the generic path) beside its SQL
+expression (what the SQL tier selects), e.g. ``money("total")``, ``amount_due``, ``renamed("number")``.
+A field with a resolver may declare its SQL form (``resolved(sql)``; e.g. ``pdfUrl``, a child list
+``Children``); without one, a selection of it keeps the document on the Python plan.
+
+The differential tests (``tests/perf/test_compiled_path.py``, ``tests/perf/test_compiled_selections.py``)
+hold the two forms of every field to the same bytes on both databases.
+
+Adding a type to the SQL tier: ``columns(NewType, NewRow, computed_field=Form(...), ...)`` beside the type,
+and for a root list or connection a ``SqlRoot`` in ``graphql/sql_roots.py`` naming the resolver's own
+statement (see there); nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from strawberry import relay
+
+Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's JSON value
+
+
+@dataclass(frozen=True)
+class Nested:
+    """An object built from expressions of its row (e.g. Money from an amount column and a currency).
+    ``nullable``: null when any argument is null."""
+
+    type_name: str
+    arguments: Callable[..., tuple[str, ...]]
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Children:
+    """A list of rows of ``table`` whose ``foreign_key`` is the parent's ``id``, in ``order_by`` (columns of
+    ``table``, or a function of the rows' alias giving the ORDER BY expressions)."""
+
+    table: str
+    foreign_key: str | None
+    order_by: str | Callable[[str], str]
+    where: Callable[[str, str], str] | None = None  # (child alias, parent alias) -> condition, instead of the key
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The row of ``table`` whose ``id`` is the row's ``foreign_key`` (a many-to-one object field)."""
+
+    table: str
+    foreign_key: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A leaf computed in Python from a few columns of the row: SQL gives the columns (text, numbers,
+    enum names) and the compiled path calls ``python`` on them, the very function the generic path calls
+    (once per distinct combination)."""
+
+    columns: tuple[str, ...]
+    python: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of another name than the field's (its SQL form derived from the column's type)."""
+
+    name: str
+
+
+SqlForm = Builder | Nested | Children | Parent | Column | Finished
+
+
+@dataclass(frozen=True)
+class Form:
+    """One field's two forms: ``python(row, *parents)``, the value ``from_row`` gives it (None: the field
+    has a resolver, which is its Python form), and ``sql``, its SQL form (None: none)."""
+
+    python: Callable[..., Any] | None
+    sql: SqlForm | None
+
+
+@dataclass
+class TableForms:
+    model: type
+    forms: dict[str, Form] = field(default_factory=dict)  # python field name -> form
+
+
+BY_CLASS: dict[type, TableForms] = {}
+BY_TYPE_NAME: dict[str, TableForms] = {}  # GraphQL type name -> its forms
+
+
+def columns(cls: type, model: type, **forms: Form) -> type:
+    """Register ``cls`` (a Strawberry type) as built from rows of ``model``, with its computed fields' forms."""
+    table = TableForms(model, forms)
+    BY_CLASS[cls] = table
+    BY_TYPE_NAME[cls.__strawberry_definition__.name] = table  # type: ignore[attr-defined]
+    return cls
+
+
+def python_values(cls: type, row: Any, parents: tuple[Any, ...], given: dict[str, Any]) -> None:
+    """The computed fields' Python values for ``from_row`` (the ones not ``given``)."""
+    table = BY_CLASS.get(cls)
+    if table is None:
+        return
+    for name, form in table.forms.items():
+        if form.python is not None and name not in given:
+            given[name] = form.python(row, *parents)
+
+
+@dataclass(frozen=True)
+class RootQuery:
+    """What a root list or connection reads: the ordered ``Select`` of its rows, and for a connection the
+    page. Its resolver reads the rows of it; the SQL tier wraps the same statement in JSON."""
+
+    statement: Any
+    first: int = 0
+    offset: int = 0
+
+
+# -- the usual forms ----------------------------------------------------------------------------------
+
+
+def renamed(column: str) -> Form:
+    """The value of another column."""
+    return Form(attrgetter(column), Column(column))
+
+
+def resolved(sql: SqlForm) -> Form:
+    """A field with a resolver (its Python form), and its SQL form."""
+    return Form(None, sql)
+
+
+def computed(python: Callable[..., Any], sql: SqlForm | None) -> Form:
+    return Form(python, sql)
+
+
+def from_columns(python: Callable[[Any], Any], *names: str) -> Form:
+    """A leaf ``python(row)`` of the columns ``names``: on both paths the same function (``Finished``)."""
+    return Form(lambda row, *parents: python(row), Finished(names, python))
+
+
+def money(column: str, currency: str = "currency") -> Form:
+    """Money of a minor-unit column in the row's currency column."""
+    from billing_graphql.graphql.common import Money
+
+    return Form(lambda row, *parents: Money.of(getattr(row, column), getattr(row, currency)),
+                Nested("Money", lambda sql, row, *parents: (f"{row}.{column}", f"{row}.{currency}")))
+
+
+def money_or_null(column: str, currency: str = "currency") -> Form:
+    """Money of a nullable minor-unit column (null when it or the currency is)."""
+    from billing_graphql.graphql.common import Money
+
+    return Form(lambda row, *parents: Money.maybe(getattr(row, column), getattr(row, currency)),
+                Nested("Money", lambda sql, row, *parents: (f"{row}.{column}", f"{row}.{currency}"), nullable=True))
+
+
+def global_id(type_name: str) -> Form:
+    """An ``id: ID`` field holding the row's global id (types that are not Relay nodes)."""
+    import strawberry
+
+    return Form(lambda row, *parents: strawberry.ID(relay.to_base64(type_name, row.id)),
+                lambda sql, row, *parents: sql.global_id(type_name, f"{row}.id"))
+
+
+def model_sql(model: type, attribute: str, row: str, dialect_name: str) -> str:
+    """A model's SQL expression (a hybrid property's class-level form) over the alias ``row`` of its table,
+    as SQL text for ``dialect_name``: the expression is written once, in the model."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.sql.util import ClauseAdapter
+
+    expression = ClauseAdapter(model.__table__.alias(row)).traverse(getattr(model, attribute).expression)
+    dialect = postgresql.dialect() if dialect_name == "postgresql" else sqlite.dialect()
+    return f"({expression.compile(dialect=dialect, compile_kwargs={'literal_binds': True})})"
+
+
+def money_of(model: type, attribute: str, currency: str = "currency") -> Form:
+    """Money of a model's computed minor amount (a hybrid property: one definition for Python and SQL)."""
+    from billing_graphql.graphql.common import Money
+
+    return Form(lambda row, *parents: Money.of(getattr(row, attribute), getattr(row, currency)),
+                Nested("Money", lambda sql, row, *parents: (model_sql(model, attribute, row, sql.name),
+                                                            f"{row}.{currency}")))

@@ -1,0 +1,42 @@
+"""The account balance's ledger as the API shows it: ``Organization.creditBalanceTransactions``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from billing_graphql.db.models import CreditBalanceTransaction as TransactionRow
+from billing_graphql.domain.credit_balance import CreditSource
+from billing_graphql.graphql.common import Money, from_row
+
+CreditBalanceTransactionSource = strawberry.enum(
+    CreditSource, name="CreditBalanceTransactionSource",
+    description="Why the balance moved: DOWNGRADE (a change handed back the unused part), CREDIT_NOTE (a credit "
+                "note to the balance), ADJUSTMENT (staff, adjustCreditBalance), INVOICE_APPLIED (spent on an "
+                "invoice, negative; given back when that invoice is voided, positive).")
+
+
+@strawberry.type(name="CreditBalanceTransaction",
+                 description="One change of the account balance; the balance is the sum of them.")
+class CreditBalanceTransactionType:
+    id: strawberry.ID
+    amount: Money = strawberry.field(description="Positive: credit added; negative: credit spent or taken back.")
+    balance_after: Money
+    reason: str
+    source: CreditBalanceTransactionSource
+    invoice_id: strawberry.ID | None = strawberry.field(
+        description="The invoice the credit was applied to (INVOICE_APPLIED), if any.")
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: TransactionRow) -> CreditBalanceTransactionType:
+        return from_row(cls, row, id=strawberry.ID(relay.to_base64("CreditBalanceTransaction", row.id)),
+                        amount=Money.of(row.amount, row.currency), balance_after=Money.of(row.balance_after, row.currency),
+                        invoice_id=strawberry.ID(relay.to_base64("Invoice", row.invoice_id)) if row.invoice_id else None)
+
+
+@strawberry.type
+class CreditBalanceTransactionConnection(relay.Connection[CreditBalanceTransactionType]):
+    """The account balance's ledger, newest first, paged."""

@@ -1,0 +1,35 @@
+"""The root lists and connections the compiled path's SQL tier answers (``graphql.compiled.sql``).
+
+Each names the function its resolver reads its rows from (the statement and page, one definition for
+both paths). The fields below them need nothing here: their SQL forms come from ``graphql.columns``.
+
+Adding a root: give its resolver a ``..._query(context, **arguments) -> RootQuery | None`` function that
+it reads its rows from, and add it here (``connection=False`` for a plain list).
+"""
+
+from __future__ import annotations
+
+from billing_graphql.graphql.billing.invoices import invoices_query
+from billing_graphql.graphql.catalog.addons import addons_query
+from billing_graphql.graphql.catalog.coupons import coupons_query
+from billing_graphql.graphql.catalog.metrics import metrics_query
+from billing_graphql.graphql.catalog.plans import plans_query
+from billing_graphql.graphql.compiled.sql import SqlRoot
+from billing_graphql.graphql.payments.payment_methods import payment_methods_query
+from billing_graphql.graphql.platform.organizations import api_keys_query, organizations_query
+from billing_graphql.graphql.subscriptions.schema import subscriptions_query
+from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
+
+ROOTS: dict[str, SqlRoot] = {
+    "invoices": SqlRoot(invoices_query),
+    "plans": SqlRoot(plans_query, connection=False),
+    "addons": SqlRoot(addons_query, connection=False),
+    "coupons": SqlRoot(coupons_query),
+    "metrics": SqlRoot(metrics_query, connection=False),
+    "paymentMethods": SqlRoot(payment_methods_query, connection=False),
+    "webhookEndpoints": SqlRoot(webhook_endpoints_query, connection=False),
+    "webhookDeliveries": SqlRoot(webhook_deliveries_query),
+    "organizations": SqlRoot(organizations_query),
+    "apiKeys": SqlRoot(api_keys_query, connection=False),
+    "subscriptions": SqlRoot(subscriptions_query),
+}

@@ -1,0 +1,83 @@
+"""What the generic path runs around a resolver, the compiled path runs too (issue 24): every schema extension
+and every field extension of the schema has its compiled counterpart or a stated reason, and the SQL tier
+runs the same permission classes, an async ``has_permission`` awaited (never taken as truthy)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from strawberry.permission import BasePermission, PermissionExtension
+
+from billing_graphql.graphql.compiled.sql import run_permissions
+
+# Schema extension (by class name) -> where the compiled path does the same, or why it need not.
+SCHEMA_EXTENSIONS = {
+    "PersistedDocuments": "CompiledDocuments.plan_for: a documentId resolves through the same manifest, an unknown "
+                          "one goes to graphql-core (PERSISTED_QUERY_NOT_FOUND), and free text stays off the plans "
+                          "where BILLING_TRUSTED_DOCUMENTS requires registered documents (_registered_only)",
+    "ErrorCodes": "no error leaves the compiled path: any request that errs is handed to graphql-core",
+    "RequestMetrics": "the controller's note_operation after a plan answered (operation label, role, outcome ok)",
+    "InputValidation": "check_request in CompiledDocuments._execute: the same input checks, a refusal falls back",
+    "AddValidationRules": "compile_document validates with the same rules (validation_rules(settings))",
+    "MaxTokensLimiter": "compile_document parses with the same max_tokens; over it, never planned nor cached",
+    "ParserCache": "the plan cache keeps each document parsed (PlanCache, by text)",
+    "ValidationCache": "the plan cache: a document is validated once, when it is planned",
+    "MaskErrors": "no error leaves the compiled path: any request that errs is handed to graphql-core",
+    "LiveEventIds": "acts on subscription results only (on_stream_result), and subscriptions are never planned: "
+                    "the compiled path answers queries",
+}
+
+# Field extension (by class name) -> its compiled counterpart, or why none is needed.
+FIELD_EXTENSIONS = {
+    "PermissionExtension": "the Python plan calls the schema's own resolver, extensions included; the SQL tier runs "
+                           "the same permission classes (compiled.sql.run_permissions) and refuses any other "
+                           "extension on a root, and any extension on a nested field (field_form: no SQL form)",
+    "NodeExtension": "relay's node field returns the Node interface: an abstract type, never planned "
+                     "(billing_graphql_plan_fallbacks_total{reason=abstract_type})",
+}
+
+
+def test_every_schema_extension_has_a_compiled_counterpart(graphql_schema):
+    names = {type(extension()).__name__ for extension in graphql_schema.extensions}  # classes and factories
+    assert names == set(SCHEMA_EXTENSIONS), (names ^ set(SCHEMA_EXTENSIONS))
+
+
+def test_every_field_extension_has_a_compiled_counterpart(graphql_schema):
+    names = set()
+    for graphql_type in graphql_schema._schema.type_map.values():  # noqa: SLF001
+        if graphql_type.name.startswith("__"):
+            continue
+        for field in getattr(graphql_type, "fields", {}).values():
+            definition = (field.extensions or {}).get("strawberry-definition")
+            names.update(type(extension).__name__ for extension in getattr(definition, "extensions", ()))
+    assert names <= set(FIELD_EXTENSIONS), names - set(FIELD_EXTENSIONS)
+    assert "PermissionExtension" in names
+
+
+class AsyncRefusal(BasePermission):
+    message = "No."
+
+    async def has_permission(self, source, info, **kwargs) -> bool:
+        await asyncio.sleep(0)
+        return False
+
+
+class AsyncConsent(BasePermission):
+    message = "Never shown."
+
+    async def has_permission(self, source, info, **kwargs) -> bool:
+        return kwargs.get("first") == 3
+
+
+def _definition(*permissions: BasePermission) -> SimpleNamespace:
+    return SimpleNamespace(extensions=[PermissionExtension(permissions=list(permissions), use_directives=False)])
+
+
+async def test_an_async_permission_is_awaited_on_the_sql_tier():
+    with pytest.raises(PermissionError, match="No."):
+        await run_permissions(_definition(AsyncRefusal()), info=None, arguments={})
+    await run_permissions(_definition(AsyncConsent()), info=None, arguments={"first": 3})
+    with pytest.raises(PermissionError):
+        await run_permissions(_definition(AsyncConsent()), info=None, arguments={"first": 4})

@@ -1,0 +1,89 @@
+"""The verified-credential cache (issue 24): a key checked once is not read again for
+``VERIFIED_SECONDS``, and once ``revoke_api_key`` returns no cache anywhere still takes it.
+Two ``Database`` objects over one database stand for two processes: each has its own cache."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from billing_graphql.db.engine import Database
+from billing_graphql.domain.roles import Role
+from billing_graphql.services.platform.api_keys import create_api_key, revoke_api_key
+from billing_graphql.services.platform.auth import (
+    VERIFIED_SECONDS,
+    AuthenticationFailed,
+    authenticate,
+    issue_session_token,
+)
+from tests.helpers import T0, count_statements
+
+SECRET = "s" * 32
+
+
+async def _check(db: Database, key: str):
+    return await authenticate(db, f"Bearer {key}", jwt_secret=SECRET, now=T0)
+
+
+async def test_a_verified_key_is_not_read_again(db, keys):
+    first = await _check(db, keys.owner)
+    with count_statements(db, cold_credentials=False) as counter:
+        again = await _check(db, keys.owner)
+    assert counter.count == 0
+    assert again == first
+    assert again.role is Role.OWNER and again.organization_id == keys.organization_id
+
+
+async def test_a_verified_key_is_read_again_after_its_time(db, keys):
+    await _check(db, keys.owner)
+    time.sleep(VERIFIED_SECONDS + 0.05)
+    with count_statements(db, cold_credentials=False) as counter:
+        await _check(db, keys.owner)
+    assert counter.count == 1
+
+
+async def test_last_use_is_still_written_once_a_minute(db, keys):
+    await authenticate(db, f"Bearer {keys.owner}", jwt_secret=SECRET, now=T0 + timedelta(minutes=5))
+    with count_statements(db, cold_credentials=False) as counter:
+        await authenticate(db, f"Bearer {keys.owner}", jwt_secret=SECRET, now=T0 + timedelta(minutes=5, seconds=30))
+    assert counter.count == 0
+    with count_statements(db, cold_credentials=False) as counter:
+        await authenticate(db, f"Bearer {keys.owner}", jwt_secret=SECRET, now=T0 + timedelta(minutes=6, seconds=1))
+    assert [statement.split()[0].upper() for statement in counter.statements] == ["UPDATE"]
+
+
+async def test_no_process_takes_a_key_once_its_revocation_returned(db, database_url, keys):
+    key, plain = await create_api_key(db, None, role=Role.ADMIN, organization_id=keys.organization_id,
+                                      label="two processes", now=T0)
+    other_process = Database.from_url(database_url)
+    try:
+        assert (await _check(other_process, plain)).role is Role.ADMIN  # now in the other's cache
+        assert (await _check(db, plain)).role is Role.ADMIN
+        started = time.monotonic()
+        await revoke_api_key(db, None, key_id=key.id, now=T0)
+        assert time.monotonic() - started >= VERIFIED_SECONDS
+        for database in (db, other_process):
+            with pytest.raises(AuthenticationFailed, match="revoked"):
+                await _check(database, plain)
+    finally:
+        await other_process.engine.dispose()
+
+
+async def test_an_unknown_key_is_never_cached(db, keys):
+    with pytest.raises(AuthenticationFailed):
+        await _check(db, "bgk_unknown")
+    with count_statements(db, cold_credentials=False) as counter, pytest.raises(AuthenticationFailed):
+        await _check(db, "bgk_unknown")
+    assert counter.count == 1
+
+
+async def test_a_session_token_reads_its_organization_once(db, keys):
+    token = issue_session_token(SECRET, subject="u1", organization_external_id="acme", role=Role.MEMBER,
+                                expires_at=T0 + timedelta(hours=1))
+    first = await _check(db, token)
+    with count_statements(db, cold_credentials=False) as counter:
+        assert await _check(db, token) == first
+    assert counter.count == 0
+    assert first.organization_id == keys.organization_id
