@@ -298,3 +298,32 @@ async def test_revoking_the_sessions_or_the_api_key_ends_the_link(customer, db, 
     assert ended.status_code == 403 and "has been ended" in ended.text
     assert (await customer.client.post(admin_link + "/actions/resume", data={"csrf": "x"})).status_code == 403
     assert (await customer.client.get(second)).status_code == 200  # the owner's link lives on
+
+
+async def test_credit_notes_listed_with_their_pdfs_and_the_documents_language_chosen_and_followed(customer, db, keys):
+    import uuid
+
+    from tests.api.test_credit_note_pdf import _credit_note
+    from tests.api.test_invoice_pdf import pdf_text
+
+    note, note_id = await _credit_note(customer.api, db, keys)
+    await customer.portal()
+    page = (await customer.get("/invoices")).text
+    assert "Credit notes" in page and note["number"] in page
+    assert f'{customer.path}/credit-notes/{note_id}.pdf' in page
+    pdf = await customer.get(f"/credit-notes/{note_id}.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["referrer-policy"] == "no-referrer" and note["number"] in pdf_text(pdf.content)
+    assert (await customer.get(f"/credit-notes/{uuid.uuid4()}.pdf")).status_code == 404
+    # the documents' language, chosen on the details page; the portal follows it when the browser says nothing
+    assert '<option value="id" lang="id">Bahasa Indonesia</option>' in (await customer.get("/details")).text
+    saved = await customer.post("update-details", legal_name="PT Acme Indonesia", country="ID", language="id")
+    assert saved.headers["location"].endswith("/details?notice=details-saved")
+    async with db.read() as session:
+        assert (await session.get(BillingDetails, keys.organization_id)).language == "id"
+    assert "Data penagihan" in (await customer.get("/details")).text
+    assert "Billing details" in (await customer.get("/details", **{"accept-language": "en-US"})).text
+    wrong = await customer.post("update-details", language="fr")
+    assert "error=" in wrong.headers["location"]
+    async with db.read() as session:
+        assert (await session.get(BillingDetails, keys.organization_id)).language == "id"  # nothing written
