@@ -77,6 +77,7 @@ def _environment(tmp: Path, port: int) -> dict[str, str]:
         BILLING_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'billing.db'}",
         BILLING_PUBLIC_URL=f"http://127.0.0.1:{port}",
         BILLING_TRUSTED_DOCUMENTS="partner",
+        BILLING_PORTAL_SECRET="portal-secret-of-the-wheel-test-0123456789",
         PYTHONUNBUFFERED="1",
         # serve and the cron's run-billing write their metrics where serve's /metrics adds them up
         PROMETHEUS_MULTIPROC_DIR=str(tmp / "metrics"),
@@ -197,6 +198,15 @@ def test_the_installed_wheel_serves_the_demo(tmp_path):
         status, headers, content = _request(pdf_url, key=keys["OWNER"], accept="application/pdf")
         assert status == 200 and headers.get("content-type", "").startswith("application/pdf")
         assert content.startswith(b"%PDF")
+
+        # The billing portal in Indonesian: its templates and its gettext catalog ship in the wheel.
+        portal = _graphql(base, {"query": 'mutation { createBillingPortalSession { url errors { message } } }'},
+                          keys["OWNER"])["createBillingPortalSession"]
+        status, headers, content = _request(portal["url"] + "?lang=id", accept="text/html")
+        page = content.decode()
+        assert status == 200 and "Penagihan untuk" in page and 'lang="id"' in page, page[-2000:]
+        status, headers, content = _request(portal["url"] + "/plan?lang=id", accept="text/html")
+        assert status == 200 and re.search(r"Rp\s\d{1,3}(\.\d{3})+ per bulan", content.decode()), content[-2000:]
     finally:
         server.send_signal(signal.SIGINT)
         try:

@@ -28,8 +28,7 @@ from billing_graphql.http.invoice_pay import invoice_pay
 from billing_graphql.http.invoice_pdf import credit_note_pdf, invoice_pdf
 from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
 from billing_graphql.http.payments_csv import invoices_csv, payments_csv
-from billing_graphql.http.portal import billing_portal, billing_portal_invoice_pdf
-from billing_graphql.http.portal_forms import billing_portal_action
+from billing_graphql.http.portal import portal_routes
 from billing_graphql.http.rate_limit import RateLimiter
 from billing_graphql.http.request_ids import log_route_error, request_id_middleware
 from billing_graphql.http.webhooks import gateway_webhook
@@ -164,12 +163,10 @@ def create_app(
             invoice_pay,
             payments_csv,
             invoices_csv,
-            billing_portal,
-            billing_portal_invoice_pdf,
             gateway_webhook,
             metrics_endpoint,
             explorer_asset,
-            billing_portal_action,
+            *portal_routes(),
         ],
         state=State(state),
         lifespan=[lifespan],

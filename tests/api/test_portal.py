@@ -16,7 +16,7 @@ from billing_graphql.db.models import AuditEvent
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
-from billing_graphql.services.billing.portal import create_portal_session
+from billing_graphql.services.portal.sessions import create_portal_session
 from tests.helpers import T0, GraphQLClient
 from tests.factories import (
     count_rows,
@@ -71,11 +71,15 @@ async def test_session_url_leads_to_the_organizations_billing_page(portal_api, d
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
     html = page.text
-    for expected in ("Billing for Acme", "Growth", "ACTIVE", "Renews on", "2026-02-15", "INV-202601-000011",
-                     "Company Visa", "Default", "visa •••• 4242", "12/2099"):
+    for expected in ("Billing for Acme", "Growth", "Active", "Renews on", "February 15, 2026", "Visa •••• 4242",
+                     "expires 12/2099"):
         assert expected in html, expected
     assert 'href="https://app.example/settings/billing"' in html
-    assert "INV-202601-000099" not in html
+    cards = (await portal_api.client.get(path_of(created["url"]) + "/cards")).text
+    for expected in ("Company Visa", "Default", "Visa •••• 4242", "12/2099"):
+        assert expected in cards, expected
+    html = (await portal_api.client.get(path_of(created["url"]) + "/invoices")).text
+    assert "INV-202601-000011" in html and "INV-202601-000099" not in html
     assert html.count(">PDF</a>") == 1  # drafts are not listed
     [pdf_link] = re.findall(r'href="(/portal/[^"]+\.pdf)"', html)
     pdf = await portal_api.client.get(pdf_link)
@@ -98,9 +102,11 @@ async def test_everything_on_the_page_is_escaped(portal_api, db, settings):
         now=datetime.now(UTC),
     )
     html = (await portal_api.client.get(path_of(session.url))).text
+    html += (await portal_api.client.get(path_of(session.url) + "/cards")).text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # the label, on the cards page, escaped
     assert "<script>alert" not in html and "<img src=x" not in html and "<script>x" not in html
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
-    assert 'href="https://app.example/back?a=&quot;&gt;&lt;script&gt;x&lt;/script&gt;"' in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert 'href="https://app.example/back?a=&#34;&gt;&lt;script&gt;x&lt;/script&gt;"' in html
 
 
 async def test_expired_forged_and_foreign_links_get_a_403_page(portal_api, db, keys, settings):
@@ -157,5 +163,6 @@ async def test_only_owners_and_admins_open_the_portal(portal_api, keys):
 async def test_page_without_subscription_or_methods(portal_api, keys):
     html = (await portal_api.client.get(path_of((await new_session(portal_api, keys.owner))["url"]))).text
     assert "No active subscription." in html
-    assert "No invoices yet." in html
-    assert "No payment methods saved." in html
+    assert "No card saved." in html
+    path = path_of((await new_session(portal_api, keys.owner))["url"])
+    assert "No invoices yet." in (await portal_api.client.get(path + "/invoices")).text

@@ -1,5 +1,6 @@
-"""The portal's forms over HTTP: change plan with its preview, replace the default card, cancel at
-period end, resume; CSRF-protected, escaped, and calling the same services as the mutations."""
+"""The portal's forms over HTTP: change plan with its preview, replace the default card, cancel
+(with its confirmation) and resume; CSRF-protected, escaped, and calling the same services as the
+mutations."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ async def portal(portal_api, keys, db):  # noqa: F811
     subscribed = await portal_api.ok(SUBSCRIBE, {"i": {"planId": plan_gid(starter)}}, token=keys.owner)
     assert subscribed["subscribe"]["errors"] == []
     path = path_of((await new_session(portal_api, keys.owner))["url"])
-    page = await portal_api.client.get(path)
+    page = await portal_api.client.get(f"{path}/plan")
     csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
     return {"path": path, "csrf": csrf, "growth": growth, "page": page, "client": portal_api.client}
 
@@ -36,50 +37,78 @@ async def live(db) -> Subscription:
         return await session.scalar(select(Subscription))
 
 
-async def test_page_has_the_forms_escaped(portal):
+def hidden_fields(html: str, action: str) -> dict[str, str]:
+    """The hidden fields of the form posting to ``action``."""
+    form = re.search(rf'<form method="post" action="[^"]*/actions/{action}">(.*?)</form>', html, re.S).group(1)
+    return dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', form))
+
+
+async def test_pages_have_the_forms_escaped(portal):
     html = portal["page"].text
-    for label in ("Preview the change", "Cancel at the end of the period", "Replace the default card"):
-        assert label in html
+    assert "Preview the change" in html and "Apply the coupon" in html
     assert "Growth &lt;b&gt;" in html and "Growth <b>" not in html
     assert "form-action 'self'" in portal["page"].headers["content-security-policy"]
+    cards = (await portal["client"].get(f"{portal['path']}/cards")).text
+    assert "Save the card" in cards and "Make it the default card" in cards
+    cancel = (await portal["client"].get(f"{portal['path']}/cancel")).text
+    assert "Why are you canceling?" in cancel and "Yes, cancel at the end of the period" in cancel
 
 
 async def test_change_plan_shows_the_preview_then_changes(portal, db):
     growth = portal["growth"]
-    preview = await post(portal, "preview-plan", csrf=portal["csrf"], plan_id=str(growth.id))
-    assert preview.status_code == 200
-    assert "Confirm the change to Growth &lt;b&gt;" in preview.text and "Due now" in preview.text
+    preview = await post(portal, "preview-plan", csrf=portal["csrf"], plan_id=str(growth.id), period="MONTHLY")
+    assert preview.status_code == 200, preview.headers.get("location")
+    assert "Change to Growth &lt;b&gt;" in preview.text and "Due now" in preview.text
     assert "PRORATION" not in preview.text and "Rp" in preview.text
     assert (await live(db)).plan_id != growth.id  # a preview writes nothing
-    key = re.search(r'name="idempotency_key" value="([0-9a-f]+)"', preview.text).group(1)
-    done = await post(portal, "change-plan", csrf=portal["csrf"], plan_id=str(growth.id), idempotency_key=key)
-    assert done.status_code == 303 and done.headers["location"].endswith("?notice=plan-changed#manage")
+    fields = hidden_fields(preview.text, "change-plan")
+    assert set(fields) == {"csrf", "plan_id", "period", "quoted_at", "quote", "idempotency_key"}
+    done = await post(portal, "change-plan", **fields)
+    assert done.status_code == 303 and done.headers["location"].endswith("?notice=plan-changed")
     assert (await live(db)).plan_id == growth.id
-    again = await post(portal, "change-plan", csrf=portal["csrf"], plan_id=str(growth.id), idempotency_key=key)
-    assert again.headers["location"].endswith("?notice=plan-changed#manage")  # the same submission, replayed
+    again = await post(portal, "change-plan", **fields)
+    assert again.headers["location"].endswith("?notice=plan-changed")  # the same submission, replayed
     page = await portal["client"].get(done.headers["location"])
     assert "Your plan has been changed." in page.text
 
 
-async def test_cancel_then_resume(portal, db):
-    canceled = await post(portal, "cancel", csrf=portal["csrf"])
-    assert canceled.headers["location"].endswith("notice=cancel-scheduled#manage")
-    assert (await live(db)).cancel_at_period_end is True
+async def test_a_confirmation_whose_preview_was_altered_changes_nothing(portal, db):
+    growth = portal["growth"]
+    preview = await post(portal, "preview-plan", csrf=portal["csrf"], plan_id=str(growth.id), period="MONTHLY")
+    fields = hidden_fields(preview.text, "change-plan")
+    for name, value in (("quoted_at", "2020-01-01T00:00:00+00:00"), ("period", "ANNUAL"), ("quote", "0" * 64)):
+        done = await post(portal, "change-plan", **{**fields, name: value})
+        assert done.headers["location"].endswith("/plan?error=quote"), name
+    assert (await live(db)).plan_id != growth.id
+    page = await portal["client"].get(done.headers["location"])
+    assert "This preview is too old. Please preview the change again." in page.text
+
+
+async def test_cancel_needs_its_confirmation_then_resume(portal, db):
+    unconfirmed = await post(portal, "cancel", csrf=portal["csrf"], reason="too_expensive")
+    assert unconfirmed.headers["location"].endswith("/cancel?error=confirm")
+    assert (await live(db)).cancel_at_period_end is False
+    canceled = await post(portal, "cancel", csrf=portal["csrf"], reason="too_expensive", comment="Budget cut",
+                          confirm="yes")
+    assert canceled.headers["location"].endswith("?notice=cancel-scheduled")
+    subscription = await live(db)
+    assert subscription.cancel_at_period_end is True
+    assert subscription.cancel_reason == "billing portal: too_expensive - Budget cut"
     page = await portal["client"].get(portal["path"])
-    assert "Resume the subscription" in page.text
+    assert "Resume the subscription" in page.text and "Ends on" in page.text
     await post(portal, "resume", csrf=portal["csrf"])
     assert (await live(db)).cancel_at_period_end is False
 
 
 async def test_replace_default_card(portal, db, keys):
     replaced = await post(portal, "replace-card", csrf=portal["csrf"], token="pm_card_mastercard", label="Work card")
-    assert replaced.headers["location"].endswith("notice=card-replaced#manage")
+    assert replaced.headers["location"].endswith("?notice=card-replaced")
     async with db.read() as session:
         methods = (await session.scalars(select(PaymentMethod))).all()
-    assert [(m.gateway_payment_method_id, m.is_default, m.label) for m in methods] == [
-        ("pm_card_mastercard", True, "Work card")]
+    assert [(m.gateway_payment_method_id, m.is_default, m.label, m.brand, m.last4) for m in methods] == [
+        ("pm_card_mastercard", True, "Work card", "mastercard", "4444")]
     refused = await post(portal, "replace-card", csrf=portal["csrf"], token="4111 1111 1111 1111", label="")
-    assert refused.headers["location"].endswith("error=card#manage")  # refused as the form is read
+    assert refused.headers["location"].endswith("?error=card")  # refused as the form is read
     page = await portal["client"].get(refused.headers["location"])
     assert "payment card number" in page.text
 
@@ -90,7 +119,7 @@ async def test_forms_refuse_cross_site_posts(portal, db, attack):
     headers = {"origin": "https://evil.example"} if attack == "other-origin" else (
         {"sec-fetch-site": "cross-site"} if attack == "cross-site" else {})
     response = await portal["client"].post(f"{portal['path']}/actions/cancel", data=fields, headers=headers)
-    assert response.status_code == 303 and response.headers["location"].endswith("error=csrf#manage")
+    assert response.status_code == 303 and response.headers["location"].endswith("/cancel?error=csrf")
     assert (await live(db)).cancel_at_period_end is False
 
 
@@ -129,26 +158,34 @@ async def test_replace_card_refuses_control_characters_with_the_form_again(porta
     """Issue 19 item 1: the form fields go through the text rule of GraphQL input; the answer is the page
     with a sentence, never a 500, and nothing is stored."""
     before = await stored_methods(db)
-    response = await post_raw(portal, "replace-card", raw_form(csrf=portal["csrf"], **HOSTILE_FIELDS[case]))
+    response = await post_raw(portal, "add-card", raw_form(csrf=portal["csrf"], **HOSTILE_FIELDS[case]))
     assert response.status_code == 303, response.text
-    assert response.headers["location"].endswith("?error=text#manage")
+    assert response.headers["location"].endswith("/cards?error=text")
     page = await portal["client"].get(response.headers["location"])
     assert page.status_code == 200
-    assert "control characters" in page.text and "Replace the default card" in page.text
+    assert "control characters" in page.text and "Save the card" in page.text
     assert await stored_methods(db) == before
 
 
-@pytest.mark.parametrize("action", ["preview-plan", "change-plan", "cancel", "resume", "replace-card", "nothing"])
+ACTIONS = ["preview-plan", "change-plan", "preview-addon", "change-addon", "apply-coupon", "cancel", "resume",
+           "add-card", "replace-card", "default-card", "remove-card", "pay-invoice", "update-details"]
+
+
+async def test_an_unknown_action_is_not_found(portal):
+    assert (await post(portal, "nothing", csrf=portal["csrf"])).status_code == 404
+
+
+@pytest.mark.parametrize("action", ACTIONS)
 async def test_every_form_action_refuses_control_characters(portal, db, action):
     before = (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id)
     body = raw_form(csrf=portal["csrf"], plan_id=str(portal["growth"].id), idempotency_key="k%00",
                     token="pm_card_mastercard", label="ok", extra="%1B")
     response = await post_raw(portal, action, body)
-    assert response.status_code == 303 and response.headers["location"].endswith("?error=text#manage")
+    assert response.status_code == 303 and response.headers["location"].endswith("?error=text")
     assert (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id) == before
 
 
-@pytest.mark.parametrize("action", ["replace-card", "cancel", "change-plan"])
+@pytest.mark.parametrize("action", ["replace-card", "add-card", "cancel", "change-plan", "apply-coupon"])
 async def test_every_form_refuses_a_card_number_in_free_text(portal, db, action):
     """Issue 19 item 5: the portal's free text follows the card rule of all input, in every format."""
     from urllib.parse import quote
@@ -162,7 +199,7 @@ async def test_every_form_refuses_a_card_number_in_free_text(portal, db, action)
         body = raw_form(csrf=portal["csrf"], plan_id=str(portal["growth"].id), idempotency_key=f"k{number}",
                         **fields)
         response = await post_raw(portal, action, body)
-        assert response.status_code == 303 and response.headers["location"].endswith("?error=card#manage"), card
+        assert response.status_code == 303 and response.headers["location"].endswith("?error=card"), card
     page = await portal["client"].get(response.headers["location"])
     assert "payment card number" in page.text
     assert (await stored_methods(db), (await live(db)).cancel_at_period_end, (await live(db)).plan_id) == before

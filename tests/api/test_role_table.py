@@ -63,6 +63,9 @@ ROLE_TABLE: dict[str, tuple[str, frozenset[str]]] = {
     "updateOrganization": (f"mutation {{ updateOrganization(input: {{id: {ID}}}) {{ errors {{ code }} }} }}", STAFF),
     "createSetupIntent": ('mutation { createSetupIntent(input: {gateway: "stripe"}) { errors { code } } }',
                           TENANT_MANAGERS),
+    "revokeBillingPortalSessions": (f"mutation {{ revokeBillingPortalSessions(input: {{organizationId: {ID}}}) "
+                                    "{ errors { code } } }", MANAGERS),
+    "applyCoupon": ('mutation { applyCoupon(input: {couponCode: ""}) { errors { code } } }', MANAGERS),
     "createBillingPortalSession": ('mutation { createBillingPortalSession(input: {returnUrl: "ftp://x"}) '
                                    "{ errors { code } } }", TENANT_MANAGERS),
     "updateBillingDetails": ('mutation { updateBillingDetails(input: {country: "??"}) { errors { code } } }',

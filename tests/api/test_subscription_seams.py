@@ -260,7 +260,7 @@ async def test_a_portal_session_without_return_url_goes_back_to_the_public_url(d
     import jwt
 
     from billing_graphql.app import create_app
-    from billing_graphql.services.billing.portal import AUDIENCE
+    from billing_graphql.services.portal.sessions import AUDIENCE
 
     secret = "portal-secret-for-tests-0123456789"
     app = create_app(replace(settings, portal_secret=secret, public_url="https://billing.example"), db=db,

@@ -11,7 +11,8 @@ import pytest
 
 from billing_graphql.app import create_app
 from billing_graphql.gateways.sandbox import webhook_headers
-from billing_graphql.http import portal, webhooks
+from billing_graphql.http import webhooks
+from billing_graphql.http.portal import pages as portal_pages
 from tests.api.test_portal import SECRET as PORTAL_SECRET
 from tests.api.test_portal import CREATE, path_of
 from tests.helpers import GraphQLClient
@@ -53,7 +54,7 @@ def assert_masked_and_logged_once(response: httpx.Response, caplog) -> None:
 async def test_a_portal_page_error_is_logged_with_the_request_id(client, db, keys, monkeypatch, caplog):
     session = (await GraphQLClient(client, db).ok(CREATE, {"input": {"returnUrl": "https://app.example/billing"}},
                                                   token=keys.owner))["createBillingPortalSession"]
-    monkeypatch.setattr(portal, "load_portal_view", broken)
+    monkeypatch.setattr(portal_pages, "load_portal_data", broken)
     caplog.clear()
     with caplog.at_level(logging.ERROR):
         response = await client.get(path_of(session["url"]))

@@ -2,7 +2,10 @@
 
 The gateway runs as `billing-graphql serve` in a subprocess on the test's database, with
 GraphiQL's scripts installed by `billing-graphql install-explorer` into a cache directory
-(reused while the versions match). Outside CI, a machine without chromium or npm skips these
+(reused while the versions match). One chromium runs for the whole session (each test connects to
+it over the DevTools protocol and gets its own context). axe-core, the accessibility checker, comes
+from npm into the same cache. Screenshots go to ``tests/browser/artifacts/`` (ignored by git;
+``BILLING_TEST_ARTIFACTS`` moves them). Outside CI, a machine without chromium or npm skips these
 tests with the reason; under CI=true that is a failure (.ci/run installs chromium).
 """
 
@@ -109,19 +112,85 @@ def served(database_url: str, explorer_assets: Path, db) -> Iterator[Served]:
         log.close()
 
 
-@pytest.fixture
-async def page() -> AsyncIterator[object]:
-    """A fresh page of Debian's chromium (never a browser Playwright downloads)."""
+AXE_VERSION = "4.14.1"
+ARTIFACTS = Path(os.environ.get("BILLING_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+
+
+@pytest.fixture(scope="session")
+def chromium_endpoint() -> Iterator[str]:
+    """Debian's chromium (never a browser Playwright downloads), started once for the session: its
+    DevTools websocket."""
     if not Path(CHROMIUM).exists():
         _unavailable(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    process = subprocess.Popen([CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}",
+                                "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        endpoint = None
+        while endpoint is None and time.monotonic() < deadline and process.poll() is None:
+            line = process.stderr.readline()
+            if line.startswith("DevTools listening on "):
+                endpoint = line.split(" on ", 1)[1].strip()
+        if endpoint is None:
+            pytest.fail(f"chromium did not start (exit code {process.poll()})")
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+async def browser(chromium_endpoint: str) -> AsyncIterator[object]:
+    """The session's chromium, connected for this test (contexts it opens are closed after it)."""
     try:
         from playwright.async_api import async_playwright
     except ImportError:
         _unavailable("the playwright package is not installed")
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        connected = await playwright.chromium.connect_over_cdp(chromium_endpoint)
         try:
-            context = await browser.new_context()
-            yield await context.new_page()
+            yield connected
         finally:
-            await browser.close()
+            await connected.close()  # connected over CDP: closes this test's contexts and disconnects
+
+
+@pytest.fixture
+async def page(browser) -> AsyncIterator[object]:
+    """A fresh page in a context of its own."""
+    context = await browser.new_context()
+    yield await context.new_page()
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> Path:
+    """axe-core's ``axe.min.js``, installed once from npm into a cache directory named after its version."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "billing-graphql" / f"axe-core-{AXE_VERSION}"
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if script.exists():
+        return script
+    npm = shutil.which("npm")
+    if npm is None:
+        _unavailable("npm is not installed: axe-core cannot be installed")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="axe-", dir=cache.parent))
+    try:
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock",
+                        f"axe-core@{AXE_VERSION}"], cwd=staging, check=True, capture_output=True)
+    except subprocess.CalledProcessError as exc:
+        _unavailable(f"npm could not install axe-core: {exc.stderr[-500:]!r}")
+    try:
+        staging.rename(cache)  # atomic: another worker may have won the race
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return script
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

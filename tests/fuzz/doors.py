@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from billing_graphql.gateways.sandbox import webhook_headers
 
-PORTAL_ACTIONS = ("preview-plan", "change-plan", "replace-card", "cancel", "resume", "no-such-action")
-PORTAL_FIELDS = ("csrf", "plan_id", "idempotency_key", "token", "label")
+PORTAL_ACTIONS = ("preview-plan", "change-plan", "replace-card", "add-card", "apply-coupon", "update-details",
+                  "cancel", "resume", "no-such-action")
+PORTAL_FIELDS = ("csrf", "plan_id", "idempotency_key", "token", "label", "confirm")
 DEEP = "\x00deep:"  # a marker replaced by raw nested brackets once the body is JSON
 
 # Text a hostile client sends: control characters, lone surrogates, bidi overrides, card numbers,
@@ -79,7 +80,9 @@ def form_posts(draw: Any, csrf: str, plan_ids: list[str]) -> FormPost:
     """A post to one of the portal's actions: every field absent, valid, or hostile; sometimes an extra
     field, a repeated one, or raw bytes that are not UTF-8."""
     valid = {"csrf": csrf, "plan_id": draw(st.sampled_from(plan_ids)) if plan_ids else str(uuid.uuid4()),
-             "idempotency_key": uuid.uuid4().hex, "token": "pm_card_mastercard", "label": "Work card"}
+             "idempotency_key": uuid.uuid4().hex, "token": "pm_card_mastercard", "label": "Work card",
+             "period": "ANNUAL", "make_default": "yes", "coupon_code": "SAVE10", "legal_name": "PT Acme",
+             "tax_id": "012345678901234", "reason": "unused", "confirm": "yes"}
     parts = []
     for name in PORTAL_FIELDS:
         choice = draw(st.sampled_from(["valid", "valid", "hostile", "absent"]))

@@ -1,6 +1,7 @@
 """Journey 3: a renewal is declined, dunning retries it over one jump of the clock (each retry its
-own payment attempt at its own instant), the owner replaces the card in the billing portal (the
-HTML form over HTTP, with its CSRF token), and the next retry recovers the subscription.
+own payment attempt at its own instant), the owner sees it in the billing portal and saves a new
+default card there (the HTML form over HTTP, with its CSRF token), which pays the open invoice at
+once and recovers the subscription.
 
 It opens with a declined first payment, which creates nothing. Basic: Rp 100,000 a month, no
 trial. Dunning on the default days 1, 3, 5, 7.
@@ -26,7 +27,7 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
     await ledger.begin("2027-11-01T00:00:00Z")
     late = await ledger.tenant("Late Payer", "latepayer")
     basic = await plan(ledger, "basic", 100000, trialDays=0)
-    await card(ledger, late, "pm_card_declined")
+    await card(ledger, late, "pm_card_chargeDeclined")
     await ledger.check("catalog and a declining card", mrr=0, events={
         "organization.created": 1, "plan.created": 1, "payment_method.added": 1})
 
@@ -49,7 +50,7 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
 
     # Nov 20: the card on file becomes one that declines.
     await ledger.at("2027-11-20T00:00:00Z")
-    await card(ledger, late, "pm_card_insufficient_funds", default=True)
+    await card(ledger, late, "pm_card_chargeDeclinedInsufficientFunds", default=True)
     await ledger.check("a declining default card", mrr=100000, events={"payment_method.added": 1})
 
     # One jump to Dec 4 noon: the renewal (Dec 1) and the retries of day 1 (Dec 2) and day 3 (Dec 4).
@@ -63,31 +64,37 @@ async def test_declined_renewal_dunning_card_replaced_in_the_portal_then_recover
     await ledger.check("declined renewal and two retries", mrr=100000, events={
         "invoice.created": 1, "invoice.payment_failed": 3, "subscription.updated": 1})
 
-    # Dec 5: the owner opens the billing portal and replaces the card with its form.
+    # Dec 5: the owner opens the billing portal: a banner says what happened and what to do. A new
+    # card, saved as the default with the cards page's form, pays the open invoice at once (as Stripe
+    # retries it when the card is replaced).
     await ledger.at("2027-12-05T09:00:00Z")
     session = await ledger.mutate(PORTAL_SESSION, {"i": {}}, token=late.owner)  # returnUrl: the default
     path = urlsplit(session["url"]).path
     page = await ledger.api.client.get(path)
-    assert page.status_code == 200 and "Replace the default card" in page.text, re.findall(r"<p>[^<]*</p>", page.text)
-    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
-    replaced = await ledger.api.client.post(f"{path}/actions/replace-card",
-                                            data={"csrf": csrf, "token": "pm_card_mastercard", "label": "New card"})
-    assert replaced.status_code == 303 and replaced.headers["location"].endswith("notice=card-replaced#manage")
+    assert page.status_code == 200 and "Your last payment failed" in page.text and "Rp\xa0111,000" in page.text
+    cards = await ledger.api.client.get(f"{path}/cards")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', cards.text).group(1)
+    replaced = await ledger.api.client.post(f"{path}/actions/add-card", data={
+        "csrf": csrf, "token": "pm_card_mastercard", "label": "New card", "make_default": "yes"})
+    assert replaced.status_code == 303 and replaced.headers["location"].endswith("/cards?notice=retried-paid")
     methods = (await ledger.gql(CARDS, token=late.owner))["paymentMethods"]
     assert [(m["gatewayPaymentMethodId"], m["isDefault"]) for m in methods if m["isDefault"]] == [
         ("pm_card_mastercard", True)]
     assert {m["organization"]["id"] for m in methods} == {late.id}
-    await ledger.check("card replaced in the portal", mrr=100000, events={
-        "payment_method.added": 1, "payment_method.removed": 1})
-
-    # Dec 6: the retry of day 5 charges the new card; the subscription is ACTIVE again.
-    await ledger.at("2027-12-06T12:00:00Z")
     renewal = (await ledger.invoices(late))[-1]
     assert renewal["status"] == "PAID" and figures(renewal) == billed(100000)
-    assert attempts(renewal)[-1] == ("2027-12-06T00:00:00Z", "SUCCEEDED") and len(attempts(renewal)) == 4
+    assert attempts(renewal)[-1] == ("2027-12-05T09:00:00Z", "SUCCEEDED") and len(attempts(renewal)) == 4
     state = await subscription(ledger, late)
     assert state["status"] == "ACTIVE" and state["currentPeriodEnd"] == "2028-01-01T00:00:00Z"
-    await ledger.check("recovered", mrr=100000, events={"invoice.paid": 1, "subscription.updated": 1})
+    await ledger.check("card replaced in the portal: the open invoice paid at once", mrr=100000, events={
+        "payment_method.added": 1, "invoice.paid": 1,
+        "subscription.updated": 1})
+    assert "Your last payment failed" not in (await ledger.api.client.get(path)).text
+
+    # Dec 6: no retry is left to make.
+    await ledger.at("2027-12-06T12:00:00Z")
+    assert len(attempts((await ledger.invoices(late))[-1])) == 4
+    await ledger.check("nothing left to retry", mrr=100000, events={})
 
     # Jan 1: the next renewal goes through on the new card at once.
     await ledger.at("2028-01-01T00:00:00Z")

@@ -125,30 +125,33 @@ async def test_stripe_declined_renewal_dunning_card_replaced_in_the_portal_then_
     session = await ledger.mutate(PORTAL_SESSION, {"i": {}}, token=late.owner)
     path = urlsplit(session["url"]).path
     page = await ledger.api.client.get(path)
-    assert page.status_code == 200 and "Replace the default card" in page.text
-    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+    assert page.status_code == 200 and "Your last payment failed" in page.text
+    cards = await ledger.api.client.get(f"{path}/cards")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', cards.text).group(1)
+    # Replacing the card retries the open invoice at once, at Stripe (as Stripe does).
     replaced = await ledger.api.client.post(f"{path}/actions/replace-card",
                                             data={"csrf": csrf, "token": mastercard, "label": "New card"})
-    assert replaced.status_code == 303 and replaced.headers["location"].endswith("notice=card-replaced#manage"), (
+    assert replaced.status_code == 303 and replaced.headers["location"].endswith("?notice=retried-paid"), (
         replaced.status_code, replaced.headers.get("location"), replaced.text[:500])
     methods = (await ledger.gql(CARDS, token=late.owner))["paymentMethods"]
     assert [(m["gateway"], m["gatewayPaymentMethodId"], m["last4"]) for m in methods if m["isDefault"]] == [
         ("stripe", mastercard, "4444")], methods  # Stripe's details of the card (localstripe calls all "visa")
     attached = await stripe_client(localstripe).v1.payment_methods.retrieve_async(mastercard)
     assert attached.customer == customer, "the new card is attached to the organization's Stripe Customer"
-    await ledger.check("card replaced in the portal", mrr=100000, events={
-        "payment_method.added": 1, "payment_method.removed": 1})
-
-    # Dec 6: the retry of day 5 charges the new card at Stripe; the subscription is ACTIVE again.
-    await ledger.at("2027-12-06T12:00:00Z")
     renewal = (await ledger.invoices(late))[-1]
     assert renewal["status"] == "PAID" and figures(renewal) == billed(100000)
-    assert attempts(renewal)[-1] == ("2027-12-06T00:00:00Z", "SUCCEEDED") and len(attempts(renewal)) == 4
+    assert attempts(renewal)[-1] == ("2027-12-05T09:00:00Z", "SUCCEEDED") and len(attempts(renewal)) == 4
     last = (await intents_of(localstripe, customer))[-1]
     assert (last["status"], last["payment_method"]) == ("succeeded", mastercard)
     state = await subscription(ledger, late)
     assert state["status"] == "ACTIVE" and state["currentPeriodEnd"] == "2028-01-01T00:00:00Z"
-    await ledger.check("recovered", mrr=100000, events={"invoice.paid": 1, "subscription.updated": 1})
+    await ledger.check("card replaced in the portal: the open invoice paid at once", mrr=100000, events={
+        "payment_method.added": 1, "payment_method.removed": 1, "invoice.paid": 1, "subscription.updated": 1})
+
+    # Dec 6: no retry is left to make.
+    await ledger.at("2027-12-06T12:00:00Z")
+    assert len(attempts((await ledger.invoices(late))[-1])) == 4
+    await ledger.check("nothing left to retry", mrr=100000, events={})
 
     # Jan 1: the next renewal goes through on the new card at once.
     await ledger.at("2028-01-01T00:00:00Z")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from billing_graphql.services.billing.portal import PortalTokenInvalid, read_portal_token
+from billing_graphql.services.portal.sessions import PortalTokenInvalid, read_portal_token
 from billing_graphql.services.platform.auth import AuthenticationFailed, _authenticate_session_token
 from tests.helpers import test_settings
 

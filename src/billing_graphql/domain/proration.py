@@ -34,6 +34,25 @@ from fractions import Fraction
 from billing_graphql.domain.periods import BillingPeriod, Period
 
 ONE_SECOND = timedelta(seconds=1)
+# How old the preview a change confirms may be (Stripe's ``proration_date``): the change is priced at
+# the preview's instant, so what was shown as due is what is charged.
+MAX_QUOTE_AGE = timedelta(hours=1)
+
+
+def proration_instant(quoted_at: datetime | None, *, now: datetime, period: Period) -> datetime:
+    """The instant a change is prorated at: ``now``, or ``quoted_at`` (the instant of the preview
+    it confirms), which must not be in the future, at most ``MAX_QUOTE_AGE`` old, and not before the
+    current period (a preview of a period since renewed is refused)."""
+    from billing_graphql.domain.errors import validation
+
+    if quoted_at is None:
+        return now
+    if quoted_at.tzinfo is None:
+        raise validation("prorationDate must have a time zone.", "prorationDate")
+    if quoted_at > now or now - quoted_at > MAX_QUOTE_AGE or quoted_at < period.start:
+        raise validation("This preview is too old or not of the current period; preview the change again.",
+                         "prorationDate")
+    return quoted_at
 
 
 def round_half_up(value: Fraction) -> int:

@@ -58,6 +58,20 @@ class SavedMethod:
     last4: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CardCheck:
+    """What a processor says of a card before it is saved (``verify_payment_method``, where a
+    processor offers it): declined with its reason, or accepted with what may be shown of it."""
+
+    declined: bool
+    failure_code: str | None = None
+    failure_message: str | None = None
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
 class PaymentGateway(Protocol):
     name: str
 

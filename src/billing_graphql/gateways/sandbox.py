@@ -4,6 +4,8 @@ Outcome of a charge by payment-method token:
 
     pm_card_visa, pm_card_mastercard, tok_visa, tok_mastercard   succeed
     pm_card_declined, pm_card_chargeDeclined                      decline: card_declined
+    (pm_card_declined, pm_card_insufficient_funds and pm_card_expired are refused when saved:
+    ``verify_payment_method``; the chargeDeclined ones save and decline later, as at Stripe)
     pm_card_insufficient_funds,
     pm_card_chargeDeclinedInsufficientFunds                       decline: insufficient_funds
     pm_card_expired, pm_card_chargeDeclinedExpiredCard            decline: expired_card
@@ -29,7 +31,7 @@ from datetime import UTC, datetime
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from billing_graphql.gateways.base import ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult, SavedMethod
+from billing_graphql.gateways.base import CardCheck, ChargeOutcome, ChargeResult, GatewayError, Order, RefundResult, SavedMethod
 
 SANDBOX_SECRET = "sandbox_secret"
 SLOW_SECONDS = 0.05
@@ -43,6 +45,17 @@ DECLINES: dict[str, tuple[str, str]] = {
     "pm_card_expired": ("expired_card", "Your card has expired."),
     "pm_card_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
 }
+# Refused when the card is saved (the zero-amount check a SetupIntent makes), as at Stripe; the
+# ``chargeDeclined`` tokens save and decline later.
+SETUP_DECLINES = frozenset({"pm_card_declined", "pm_card_insufficient_funds", "pm_card_expired"})
+# What the sandbox says about the cards it knows: brand, last 4, expiry.
+CARD_DETAILS: dict[str, tuple[str, str]] = {
+    "pm_card_visa": ("visa", "4242"), "tok_visa": ("visa", "4242"),
+    "pm_card_mastercard": ("mastercard", "4444"), "tok_mastercard": ("mastercard", "4444"),
+    "pm_card_chargeDeclined": ("visa", "0341"), "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995"),
+    "pm_card_chargeDeclinedExpiredCard": ("visa", "0069"), "pm_card_authenticationRequired": ("visa", "3184"),
+}
+CARD_EXPIRY = (12, 2034)
 ACTION_TOKEN = "pm_card_authenticationRequired"
 ERROR_TOKEN = "pm_card_error"
 SLOW_TOKEN = "pm_card_slow"
@@ -87,6 +100,17 @@ class SandboxGateway:
             return ChargeResult(ChargeOutcome.ACTION_REQUIRED, payment_id, failure_code="authentication_required",
                                 failure_message="The customer must confirm this payment (3-D Secure).")
         return ChargeResult(ChargeOutcome.SUCCEEDED, payment_id)
+
+    async def verify_payment_method(self, *, token: str) -> CardCheck:
+        """The check made before a card is saved: declined for ``SETUP_DECLINES``, with the
+        processor's sentence; brand, last 4 and expiry for the cards it knows."""
+        if token in SETUP_DECLINES:
+            code, message = DECLINES[token]
+            return CardCheck(declined=True, failure_code=code, failure_message=message)
+        brand, last4 = CARD_DETAILS.get(token, (None, None))
+        if brand is None:
+            return CardCheck(declined=False)
+        return CardCheck(declined=False, brand=brand, last4=last4, exp_month=CARD_EXPIRY[0], exp_year=CARD_EXPIRY[1])
 
     async def refund(
         self, *, gateway_payment_id: str, amount: int, currency: str, idempotency_key: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing_graphql.db.models.base import Base, enum_type, money_column, owned_by, uuid_pk
@@ -31,6 +31,8 @@ class Organization(Base):
     credit_currency: Mapped[str | None] = mapped_column(String(3))
     gateway_customer_id: Mapped[str | None] = mapped_column(String(200))
     billing_email: Mapped[str | None] = mapped_column(String(320))
+    # Portal links carry the epoch they were issued in; revokeBillingPortalSessions raises it (0019).
+    portal_session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -41,6 +43,7 @@ class Organization(Base):
         CheckConstraint("credit_sequence >= 0 AND (credit_sequence > 0 OR credit_balance = 0)",
                         name="credit_has_ledger"),
         CheckConstraint(KNOWN_CURRENCY_CHECK, name="currency_known"),
+        CheckConstraint("portal_session_epoch >= 0", name="portal_session_epoch_not_negative"),
     )
 
 

@@ -81,6 +81,10 @@ class ChangePlanInput:
     dry_run: bool = strawberry.field(default=False, description="Return the invoice preview; write nothing.")
     idempotency_key: str | None = None
     organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+    proration_date: datetime | None = strawberry.field(
+        default=None, description="The instant of the preview (dryRun) this change confirms: it is priced at that "
+                                  "instant, so it bills exactly what the preview showed (at most an hour old, within "
+                                  "the current period).")
 
 
 @strawberry.type
@@ -119,6 +123,17 @@ SubscriptionPayload = node_payload("SubscriptionPayload", "subscription", Subscr
                                    to_node=lambda result: SubscriptionType.maybe(result.subscription))
 
 
+PRORATION_DATE_HELP = ("The instant of the preview (dryRun) this change confirms: it is priced at that instant, so it "
+                       "bills exactly what the preview showed (at most an hour old, within the current period).")
+DRY_RUN_HELP = "Return the invoice preview; write nothing."
+
+
+@strawberry.input
+class ApplyCouponInput:
+    coupon_code: str
+    organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
+
+
 @strawberry.type
 class CancelPayload:
     subscription: SubscriptionType | None = None
@@ -132,6 +147,8 @@ class AttachAddonInput:
     addon_id: strawberry.ID
     quantity: int = 1
     idempotency_key: str | None = None
+    dry_run: bool = strawberry.field(default=False, description=DRY_RUN_HELP)
+    proration_date: datetime | None = strawberry.field(default=None, description=PRORATION_DATE_HELP)
     organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
@@ -139,6 +156,8 @@ class AttachAddonInput:
 class DetachAddonInput:
     addon_id: strawberry.ID
     idempotency_key: str | None = None
+    dry_run: bool = strawberry.field(default=False, description=DRY_RUN_HELP)
+    proration_date: datetime | None = strawberry.field(default=None, description=PRORATION_DATE_HELP)
     organization_id: strawberry.ID | None = strawberry.field(default=None, description=ORGANIZATION_ID_HELP)
 
 
@@ -149,6 +168,7 @@ class AddonChangePayload:
         default=None, description="The attachment as it is after the change (null once detached).")
     invoice: InvoiceType | None = None
     credit_added: Money | None = None
+    preview: InvoicePreview | None = strawberry.field(default=None, description="What the change bills or credits.")
     errors: list[BillingError] = strawberry.field(default_factory=list)
 
 
@@ -236,6 +256,7 @@ class Mutation:
             spending_cap=input.spending_cap,
             dry_run=input.dry_run,
             idempotency_key=input.idempotency_key,
+            proration_date=input.proration_date,
             gateways=context.gateways,
             now=context.now,
         ), details)
@@ -265,6 +286,15 @@ class Mutation:
                              credit_notes=[CreditNoteType.from_row(note) for note in result.extra.get("credit_notes", [])],
                              errors=errors)
 
+    @strawberry.mutation(extensions=allow(*MANAGERS),
+                         description="Apply a coupon to the live subscription, from its next period's invoice.")
+    async def apply_coupon(self, info: Info, input: ApplyCouponInput) -> SubscriptionPayload | None:
+        context = info.context
+        return await SubscriptionPayload.of(lambda: subscriptions.apply_coupon(
+            context.db, context.actor, organization_id=organization_for(info, input.organization_id),
+            coupon_code=input.coupon_code, now=context.now,
+        ))
+
     @strawberry.mutation(extensions=allow(*MANAGERS), description="Clear a pending cancellation.")
     async def resume(self, info: Info, input: ResumeInput | None = None) -> SubscriptionPayload | None:
         context = info.context
@@ -282,7 +312,8 @@ class Mutation:
         result, errors = await attempt(lambda: plan_changes.attach_addon(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
             addon_id=_addon_id(input.addon_id), quantity=input.quantity,
-            idempotency_key=input.idempotency_key, gateways=context.gateways, now=context.now,
+            idempotency_key=input.idempotency_key, dry_run=input.dry_run, proration_date=input.proration_date,
+            gateways=context.gateways, now=context.now,
         ))
         payload = _addon_payload(result, errors)
         if result is not None:
@@ -296,8 +327,8 @@ class Mutation:
         context = info.context
         result, errors = await attempt(lambda: plan_changes.detach_addon(
             context.db, context.actor, organization_id=organization_for(info, input.organization_id),
-            addon_id=_addon_id(input.addon_id), idempotency_key=input.idempotency_key,
-            gateways=context.gateways, now=context.now,
+            addon_id=_addon_id(input.addon_id), idempotency_key=input.idempotency_key, dry_run=input.dry_run,
+            proration_date=input.proration_date, gateways=context.gateways, now=context.now,
         ))
         return _addon_payload(result, errors)
 
@@ -334,4 +365,5 @@ def _addon_payload(result: SubscriptionChange | None, errors: list[BillingError]
     if result is None:
         return AddonChangePayload(errors=errors)
     return AddonChangePayload(subscription=SubscriptionType.from_row(result.subscription),
-                              invoice=InvoiceType.maybe(result.invoice), credit_added=_credit(result), errors=errors)
+                              invoice=InvoiceType.maybe(result.invoice), credit_added=_credit(result),
+                              preview=InvoicePreview.from_value(result.preview), errors=errors)

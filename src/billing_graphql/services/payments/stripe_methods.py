@@ -145,7 +145,35 @@ async def add_payment_method(db: Database, gateways: GatewayRegistry, actor: Act
         if details is None:
             raise validation("Stripe does not know this payment method.", "gatewayPaymentMethodId")
         data = _card_input(details, label=data.label, is_default=data.is_default)
+    else:
+        data = await _verified(gateways, payment_methods.clean_new_payment_method(data, now))
     return await payment_methods.add_payment_method(db, actor, data, now=now)
+
+
+CARD_REFUSED = "Your card was not accepted"
+
+
+async def _verified(gateways: GatewayRegistry, data: NewPaymentMethod) -> NewPaymentMethod:
+    """A card checked by its processor before it is saved, where the processor offers a check
+    (the sandbox's ``verify_payment_method``, a zero-amount check like a SetupIntent): a declined
+    one is PAYMENT_FAILED on ``gatewayPaymentMethodId`` with the processor's reason (and its code as
+    the error's ``decline_code`` detail), nothing saved; an accepted one gets the brand, last 4 and expiry the processor knows."""
+    try:
+        gateway = gateways.get(data.gateway)
+    except (GatewayError, LookupError, ValueError):
+        return data
+    verify = getattr(gateway, "verify_payment_method", None)
+    if verify is None or data.type is not PaymentMethodType.CREDIT_CARD:
+        return data
+    check = await verify(token=data.gateway_payment_method_id)
+    if check.declined:
+        raise BillingError(BillingErrorCode.PAYMENT_FAILED,
+                           f"{CARD_REFUSED}: {check.failure_message or 'it was declined.'} "
+                           "Nothing was saved; use another card.", field="gatewayPaymentMethodId",
+                           decline_code=check.failure_code)
+    return replace(data, brand=data.brand or check.brand, last4=data.last4 or check.last4,
+                   exp_month=data.exp_month or (check.exp_month if not data.exp_year else None),
+                   exp_year=data.exp_year or (check.exp_year if not data.exp_month else None))
 
 
 async def save_stripe_card(db: Database, gateway: StripeGateway, *, customer_id: str, payment_method_id: str,

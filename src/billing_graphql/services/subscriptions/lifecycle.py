@@ -27,7 +27,12 @@ from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_f
 from billing_graphql.services.pagination import Page, read_page
 from billing_graphql.services.subscriptions.cancellation import credit_unused_period
 from billing_graphql.services.subscriptions.choice import PlanChoice
-from billing_graphql.services.subscriptions.coupons import consume_coupon_period, discount_of, redeem_coupon
+from billing_graphql.services.subscriptions.coupons import (
+    consume_coupon_period,
+    coupon_in_effect,
+    discount_of,
+    redeem_coupon,
+)
 from billing_graphql.services.subscriptions.loading import (
     already_subscribed,
     live_subscription,
@@ -230,6 +235,29 @@ async def resume(db: Database, actor: Actor | None, *, organization_id: uuid.UUI
         subscription.cancel_reason = None
         subscription.updated_at = now
         announce_subscription(session, actor, subscription, action="subscription.resumed",
+                              event="subscription.updated", now=now, before=before)
+    return SubscriptionChange(subscription=subscription)
+
+
+async def apply_coupon(db: Database, actor: Actor | None, *, organization_id: uuid.UUID, coupon_code: str,
+                       now: datetime) -> SubscriptionChange:
+    """``applyCoupon``: redeem a coupon on the live subscription; it takes effect from the next
+    invoice of a period (as ``subscribe``'s coupon does from the first). COUPON_* errors as at
+    subscribe; COUPON_NOT_APPLICABLE while another coupon is still in effect."""
+    if not (coupon_code or "").strip():
+        raise validation("Type a coupon code.", "couponCode")
+    async with db.write() as session:
+        await locked_organization(session, organization_id)
+        subscription = await require_live_subscription(session, organization_id)
+        if coupon_in_effect(subscription):
+            raise BillingError(BillingErrorCode.COUPON_NOT_APPLICABLE,
+                               "A coupon is already applied to this subscription.", field="couponCode")
+        before = subscription_snapshot(subscription)
+        plan = await session.get(Plan, subscription.plan_id)
+        await redeem_coupon(session, coupon_code, plan, organization_id=organization_id, subscription=subscription,
+                            now=now)
+        subscription.updated_at = now
+        announce_subscription(session, actor, subscription, action="subscription.coupon_applied",
                               event="subscription.updated", now=now, before=before)
     return SubscriptionChange(subscription=subscription)
 

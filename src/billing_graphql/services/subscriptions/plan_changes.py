@@ -54,7 +54,7 @@ from billing_graphql.domain.plan_change import (
     price_change,
     require_payment,
 )
-from billing_graphql.domain.proration import Effective
+from billing_graphql.domain.proration import Effective, proration_instant
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_method_for
@@ -116,13 +116,20 @@ async def change_plan(
     spending_cap: Decimal | None = None,
     dry_run: bool = False,
     idempotency_key: str | None = None,
+    proration_date: datetime | None = None,
     gateways: GatewayRegistry,
     now: datetime,
 ) -> SubscriptionChange:
-    """Load what ``domain.plan_change.decide_plan_change`` reads, then apply its decision."""
+    """Load what ``domain.plan_change.decide_plan_change`` reads, then apply its decision.
+
+    ``proration_date``: the instant of the preview this change confirms (``domain.proration.
+    proration_instant``): the change is priced and takes effect at it, so it bills exactly what
+    the preview showed as due now."""
     request = {"plan_id": plan_id, "billing_period": billing_period, "effective": effective,
                # "150000" and "150000.00" are the same request
                "spending_cap": spending_cap.normalize() if spending_cap is not None else None}
+    if proration_date is not None:
+        request["proration_date"] = proration_date
     async with money_move(db, organization_id, "change_plan", idempotency_key, request, actor=actor, now=now,
                           gateways=gateways, dry_run=dry_run) as uow:
         session, organization = uow.session, uow.organization
@@ -161,12 +168,13 @@ async def change_plan(
                                            seats_amount=old_recurring.seats_amount, cap=subscription.spending_cap,
                                            summed_only=True))
         method = await payment_method_for(session, organization_id, None)
+        priced_at = proration_instant(proration_date, now=now, period=period)
         items = await pending_items(session, organization_id, currency)
         decision = decide_plan_change(PlanChangeInput(
             current=PlanTerms(current_plan.id, current_plan.name, subscription.billing_period, old_recurring.total),
             target=PlanTerms(target_plan.id, target_plan.name, target_period, new_recurring.total),
             effective=effective, trialing=subscription.status is SubscriptionStatus.TRIALING,
-            period=period, now=now, usage_lines=used_lines,
+            period=period, now=priced_at, usage_lines=used_lines,
             currency=currency, pending=(subscription.pending_plan_id, subscription.pending_billing_period),
             cap=cap, current_cap=subscription.spending_cap, minimum_cap=new_recurring.seats_amount,
             discount=discount_of(await _load_coupon(session, subscription), subscription, proration=True),
@@ -200,8 +208,8 @@ async def change_plan(
                 if usage is not None:  # billed now: counters start again for the new plan
                     subscription.usage_billed = usage.billed_now(period)
                 if decision.restart_period:
-                    subscription.period_anchor = now
-                    subscription.current_period_start = now
+                    subscription.period_anchor = priced_at
+                    subscription.current_period_start = priced_at
                     subscription.current_period_end = decision.new_period_end
                 await _book(uow, subscription, result, decision.bill, method, period_end=decision.new_period_end,
                             currency=currency, items=items)
@@ -252,32 +260,40 @@ async def _addon(session: AsyncSession, addon_id: uuid.UUID, currency: str, *, f
 
 async def attach_addon(
     db: Database, actor: Actor | None, *, organization_id: uuid.UUID, addon_id: uuid.UUID, quantity: int = 1,
-    idempotency_key: str | None = None, gateways: GatewayRegistry, now: datetime,
+    idempotency_key: str | None = None, dry_run: bool = False, proration_date: datetime | None = None,
+    gateways: GatewayRegistry, now: datetime,
 ) -> SubscriptionChange:
-    """Attach an add-on, or set the quantity of an attached one; prorated like a plan change."""
+    """Attach an add-on, or set the quantity of an attached one; prorated like a plan change
+    (``dry_run`` and ``proration_date`` as for ``change_plan``)."""
     if quantity < 1 or quantity > 10_000:
         raise validation("Quantity is 1 to 10000.", "quantity")
     return await _change_addon(db, actor, organization_id=organization_id, addon_id=addon_id, quantity=quantity,
-                               idempotency_key=idempotency_key, gateways=gateways, now=now)
+                               idempotency_key=idempotency_key, dry_run=dry_run, proration_date=proration_date,
+                               gateways=gateways, now=now)
 
 
 async def detach_addon(
     db: Database, actor: Actor | None, *, organization_id: uuid.UUID, addon_id: uuid.UUID,
-    idempotency_key: str | None = None, gateways: GatewayRegistry, now: datetime,
+    idempotency_key: str | None = None, dry_run: bool = False, proration_date: datetime | None = None,
+    gateways: GatewayRegistry, now: datetime,
 ) -> SubscriptionChange:
     """Detach an add-on; the unused part of its price becomes account credit."""
     return await _change_addon(db, actor, organization_id=organization_id, addon_id=addon_id, quantity=0,
-                               idempotency_key=idempotency_key, gateways=gateways, now=now)
+                               idempotency_key=idempotency_key, dry_run=dry_run, proration_date=proration_date,
+                               gateways=gateways, now=now)
 
 
 async def _change_addon(
     db: Database, actor: Actor | None, *, organization_id: uuid.UUID, addon_id: uuid.UUID, quantity: int,
-    idempotency_key: str | None, gateways: GatewayRegistry, now: datetime,
+    idempotency_key: str | None, dry_run: bool, proration_date: datetime | None, gateways: GatewayRegistry,
+    now: datetime,
 ) -> SubscriptionChange:
     operation = "attach_addon" if quantity else "detach_addon"
-    request = {"addon_id": addon_id, "quantity": quantity}
+    request: dict = {"addon_id": addon_id, "quantity": quantity}
+    if proration_date is not None:
+        request["proration_date"] = proration_date
     async with money_move(db, organization_id, operation, idempotency_key, request, actor=actor, now=now,
-                          gateways=gateways) as uow:
+                          gateways=gateways, dry_run=dry_run) as uow:
         session, organization = uow.session, uow.organization
         if uow.replayed:
             return await result_from_response(session, uow.stored)
@@ -303,10 +319,11 @@ async def _change_addon(
             old_total = addon_price(addon, old_quantity).amount(period, agents) if old_quantity else 0
             new_total = addon_price(addon, quantity).amount(period, agents) if quantity else 0
             label = "monthly" if period is BillingPeriod.MONTHLY else "annual"
+            current = Period(subscription.current_period_start, subscription.current_period_end)
             items = await pending_items(session, organization_id, plan.currency)
             bill = price_change(
                 old_total=old_total, new_total=new_total,
-                period=Period(subscription.current_period_start, subscription.current_period_end), now=now,
+                period=current, now=proration_instant(proration_date, now=now, period=current),
                 restart_period=False, new_period_end=subscription.current_period_end,
                 old_description=f"{addon.name} add-on x {old_quantity} ({label})",
                 new_description=f"{addon.name} add-on x {quantity} ({label})", currency=plan.currency,
@@ -317,6 +334,8 @@ async def _change_addon(
             result.preview = preview_of(bill)
             method = await payment_method_for(session, organization_id, None) if bill.amount_due > 0 else None
             require_payment(bill, method is not None)
+            if dry_run:
+                return result
             await _book(uow, subscription, result, bill, method, period_end=subscription.current_period_end,
                         currency=plan.currency, items=items)
         if quantity and attached is None:
