@@ -99,9 +99,14 @@ async def test_partial_update_keeps_what_is_left_out(db):
     (audit,) = await _audits(db, "plan.updated")
     assert (audit.before["name"], audit.after["name"]) == ("Pro", "Pro 2026")
     assert audit.before["limits"] == audit.after["limits"] == {"agents": 10, "contacts": None}
-    # The monthly price alone: the annual one stays as it was (not re-derived).
+    # The monthly price alone: an annual price left empty (ten months) follows it, in every version (issue 20,
+    # seed 001); an annual price that was given stays as it was.
     repriced = await update_plan(db, ADMIN, plan.id, PlanPatch(base_price_monthly=Decimal("35")), now=LATER)
-    assert (repriced.base_price_monthly, repriced.base_price_annual) == (3500, 29000)
+    assert (repriced.base_price_monthly, repriced.base_price_annual) == (3500, 35000)
+    given = await create_plan(db, ADMIN, _pro(name="Pro yearly", slug="pro-yearly", base_price_annual=Decimal("250")),
+                              now=T0)
+    repriced = await update_plan(db, ADMIN, given.id, PlanPatch(base_price_monthly=Decimal("35")), now=LATER)
+    assert (repriced.base_price_monthly, repriced.base_price_annual) == (3500, 25000)
 
 
 async def test_limits_and_features_given_replace_the_set(db):
