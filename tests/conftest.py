@@ -122,8 +122,10 @@ async def _empty_tables(db: Database) -> None:
             for table in tables:
                 await session.execute(table.delete())
         else:
-            names = ", ".join(f'"{table.name}"' for table in tables)
-            await session.execute(text(f"TRUNCATE {names} CASCADE"))
+            # One DELETE per table, children first, in one round trip. TRUNCATE of 40 small tables
+            # costs 0.8-1 s a test here (it makes and syncs new files); this costs 10-20 ms.
+            deletes = " ".join(f'DELETE FROM "{table.name}";' for table in tables)
+            await session.execute(text(f"DO $$ BEGIN {deletes} END $$"))
         # Reference data stays as the migrations left it.
         await session.execute(
             text("DELETE FROM metrics WHERE code NOT IN :codes").bindparams(
