@@ -170,6 +170,33 @@ def gateway_overrides() -> dict:
     return {}
 
 
+_APPS: dict = {}
+
+
+def _app_for(settings, schema):
+    """The app of earlier tests with the same settings, or None (then built anew). Building one
+    registers ~90 route handlers (0.15-0.5 s); the rest of what a test may change lives in
+    ``app.state``, which ``_hand_over`` replaces. A rate-limited app keeps counts: never shared."""
+    from billing_graphql.app import create_app
+
+    if settings.rate_limit:
+        return None
+    key = (settings, id(schema))
+    if key not in _APPS:
+        _APPS[key] = create_app(settings, db=None, schema=schema, freeze_gc=False)
+    return _APPS[key]
+
+
+def _hand_over(app, db: Database, gateways) -> None:
+    """This test's database, gateways and an empty live registry in a shared app's state."""
+    from billing_graphql.services.live.hub import Guard
+
+    app.state.db = db
+    app.state.gateways = gateways
+    app.state.live_sockets = {}
+    app.state.live_guard = Guard()
+
+
 @pytest.fixture
 async def api(db: Database, settings, graphql_schema, gateway_overrides) -> AsyncIterator["GraphQLClient"]:
     """A GraphQL client over HTTP against the app, on this test's database."""
@@ -181,8 +208,12 @@ async def api(db: Database, settings, graphql_schema, gateway_overrides) -> Asyn
 
     # httpx's ASGI transport runs the app on this test's event loop (Litestar's own test
     # client runs it on another, where the database's connections cannot be used).
-    app = create_app(settings, db=db, gateways=GatewayRegistry(settings, overrides=gateway_overrides),
-                     schema=graphql_schema, freeze_gc=False)
+    gateways = GatewayRegistry(settings, overrides=gateway_overrides)
+    app = _app_for(settings, graphql_schema)
+    if app is None:
+        app = create_app(settings, db=db, gateways=gateways, schema=graphql_schema, freeze_gc=False)
+    else:
+        _hand_over(app, db, gateways)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield GraphQLClient(client, db)
