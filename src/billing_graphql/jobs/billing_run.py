@@ -28,16 +28,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Subscription
 from billing_graphql import metrics
-from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE, due_steps
-from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.domain.billing_run import due_steps
 from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.billing.renewal_batch import RetryWithout, renew_batch
 from billing_graphql.services.billing.renewals import advance_subscription
-from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_state
+from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_condition, due_state
 from billing_graphql.services.unit_of_work import money_move
 from billing_graphql.settings import Settings
 
@@ -47,22 +47,6 @@ log = logging.getLogger(__name__)
 def run_config(settings: Settings, gateways: GatewayRegistry) -> RunConfig:
     return RunConfig(gateways=gateways, dunning_days=settings.dunning_days,
                      cancel_when_exhausted=settings.dunning_final_action == "cancel")
-
-
-def due_condition(now: datetime, config: RunConfig):
-    """SQL for "has a step due at ``now``" (``domain.billing_run.due_steps``, plus a PAST_DUE
-    subscription whose dunning has not started)."""
-    return and_(
-        Subscription.status != SubscriptionStatus.CANCELED,
-        or_(
-            Subscription.current_period_end <= now,
-            Subscription.next_retry_at <= now,
-            and_(Subscription.status == SubscriptionStatus.TRIALING, Subscription.trial_will_end_sent_at.is_(None),
-                 Subscription.trial_ends_at <= now + TRIAL_WILL_END_NOTICE),
-            and_(Subscription.status == SubscriptionStatus.PAST_DUE, Subscription.next_retry_at.is_(None),
-                 Subscription.retry_count < len(config.dunning_days)),
-        ),
-    )
 
 
 async def run_subscription(db: Database, subscription_id: uuid.UUID, now: datetime, config: RunConfig, *,
@@ -156,25 +140,35 @@ async def run_billing(db: Database, config: RunConfig, *, now: datetime, batch: 
 async def _run(db: Database, config: RunConfig, *, now: datetime, batch: int,
                progress: Callable[[Tally], None] | None, started: float) -> RunResult:
     tally, errors, after = Tally(), 0, None
+    excluded: set[uuid.UUID] = set()  # organizations whose charge raised: left for the next run
     while True:
-        due = await due_subscriptions(db, now, config, after=after, limit=batch)
-        if not due:
+        try:
+            done = await renew_batch(db, config, now, after=after, limit=batch, excluded=excluded)
+        except RetryWithout as retry:
+            errors += len(retry.organization_ids)
+            excluded |= retry.organization_ids
+            continue
+        if not done.claimed:
             break
-        for subscription_id, organization_id in due:
+        tally.add(done.tally)
+        errors += done.errors
+        if progress is not None and done.tally.examined:
+            progress(tally)
+        for subscription_id, organization_id in done.rest:
             try:
-                done = await run_subscription(db, subscription_id, now, config, organization_id=organization_id,
-                                              skip_locked=True)
+                one = await run_subscription(db, subscription_id, now, config, organization_id=organization_id,
+                                             skip_locked=True)
             except Exception:
                 log.exception("billing run: subscription %s failed; left for the next run", subscription_id)
                 errors += 1
                 continue
-            if done is None:
+            if one is None:
                 tally.skipped += 1
             else:
-                tally.add(done)
+                tally.add(one)
             if progress is not None:
                 progress(tally)
-        after = due[-1][0]
+        after = done.last
     return RunResult(tally, errors, time.perf_counter() - started)
 
 
