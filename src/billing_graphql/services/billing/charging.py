@@ -168,16 +168,17 @@ class Charge:
 
 async def charge_invoices(session: AsyncSession, charges: Sequence[Charge], *,
                           concurrency: int) -> list[Payment | BaseException]:
-    """``charge_invoice`` for many OPEN invoices that owe something (the billing run's batch): every
-    PENDING payment is flushed in one statement, then the processor is called for all of them, at
-    most ``concurrency`` calls at once, each with its own key; each outcome is applied as
-    ``charge_invoice`` applies it. What a call raised (other than a ``GatewayError``, which leaves
-    its payment PENDING) is returned in its place, so that the caller decides about that invoice
-    alone; the session is untouched by it."""
+    """``charge_invoice`` for many OPEN invoices that owe something (the billing run's batch): a
+    PENDING payment each, then the processor is called for all of them, at most ``concurrency``
+    calls at once, each with its own key; each outcome is applied as ``charge_invoice`` applies it.
+    The payments are added to the session, not flushed: the caller's one flush inserts them with
+    their outcome. As in ``charge_invoice``, nothing is committed before the calls: what keeps a
+    call from being repeated after a crash is its key (``payment_id``, derived by the caller from
+    what it bills). What a call raised (other than a ``GatewayError``, which leaves its payment
+    PENDING) is returned in its place, so that the caller decides about that invoice alone."""
     payments = [pending_payment(charge.invoice, charge.payment_method, charge.gateway, charge.now,
                                 payment_id=charge.payment_id) for charge in charges]
     session.add_all(payments)
-    await session.flush()
     limit = asyncio.Semaphore(max(concurrency, 1))
 
     async def call(charge: Charge, payment: Payment) -> Payment:

@@ -12,11 +12,14 @@ transaction (BEGIN IMMEDIATE) already makes the run the only writer. Under those
   in bulk: plans, seats, add-ons, coupons, pending items, tax rates, default cards, one statement
   each for the whole batch; usage through ``priced_usage`` for a plan version with charges) and
   applied by them (``apply_renewal``, ``new_invoice``, ``bill_items``, ``mark_open``,
-  ``dunning.settle``). The invoices and their lines are inserted in one statement each, the
-  numbers of a month are one block of the gapless series (``next_block``), the PENDING payments
-  one statement, then the processor is called for the batch concurrently (at most
-  ``RunConfig.charge_concurrency`` at once), each call with the key derived from its
-  subscription, period and attempt (``dunning.payment_id``), as the single path does;
+  ``dunning.settle``). The numbers of a month are one block of the gapless series
+  (``next_block``, taken last so that the series' row is locked for as short as can be), then the
+  processor is called for the batch concurrently (at most ``RunConfig.charge_concurrency`` at
+  once), each call with the key derived from its
+  subscription, period and attempt (``dunning.payment_id``), as the single path does; then one
+  flush writes the batch: one INSERT each for the invoices, their lines, the payments (with their
+  outcome) and the outbox events, one UPDATE each (executemany) for the subscriptions and the
+  organizations;
 - a subscription renewed so that a step is still due (several periods behind, a dunning retry
   due already) goes on through the single path once the batch has committed;
 - every other subscription of the claimed organizations (several steps due, dunning, a
@@ -223,6 +226,7 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
         renewing.append(_Renewing(subscription, uow, renewal, trial_end))
     if not renewing:
         return
+    months: dict[str, list[_Renewing]] = defaultdict(list)
     for item in renewing:  # the single path's end_period, one subscription after another, nothing flushed
         subscription, uow, renewal = item.subscription, item.uow, item.renewal
         apply_renewal(uow, subscription, renewal, trial_end=item.trial_end)
@@ -231,23 +235,22 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
                                    period_start=subscription.current_period_start,
                                    period_end=subscription.current_period_end, now=uow.now)
         bill_items(renewal.items, item.invoice, uow.now)
-    await session.flush()  # the invoices, their lines, the subscriptions: a statement each
-    months: dict[str, list[_Renewing]] = defaultdict(list)
-    for item in renewing:
-        apply_credit(item.uow.organization, item.invoice, item.uow.now)
-        months[item.uow.now.strftime("%Y%m")].append(item)
-    for month, items in months.items():  # the series' lock, held until the commit, as for one number
+        months[uow.now.strftime("%Y%m")].append(item)
+    # The numbers last: the series' row stays locked until the commit (as for one number).
+    for month, items in months.items():
         for item, value in zip(items, await next_block(session, InvoiceNumberSequence, month, len(items)),
                                strict=True):
             item.invoice.number = invoice_number(month, value)
     for item in renewing:
-        if inputs.details.get(item.uow.organization.id) is not None:
-            await copy_billing_details(session, item.invoice)
         mark_open(item.invoice, item.uow.now)
-    await session.flush()
-    for item in renewing:
         announce_created(session, item.invoice, item.uow.now)
     await _collect(session, renewing, inputs, config)
+    # One statement per kind of row: invoices, lines, payments, events; subscriptions, organizations.
+    await session.flush()
+    for item in renewing:  # rows that point at a flushed invoice: few (account credit, billing details)
+        apply_credit(item.uow.organization, item.invoice, item.uow.now)
+        if inputs.details.get(item.uow.organization.id) is not None:
+            await copy_billing_details(session, item.invoice)
     for item in renewing:
         await dunning.settle(item.uow, item.subscription, [item.outcome], config, batch.tally, new_invoice=True)
         batch.tally.invoice_ids.append(item.invoice.id)
