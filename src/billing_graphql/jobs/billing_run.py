@@ -1,14 +1,18 @@
 """The billing run: find the subscriptions with work due, and bring each up to date.
 
-``run_subscription`` is the unit: one subscription in one unit of work
-(``services.unit_of_work.money_move``: one transaction, the organization's lock taken first),
-then ``services.billing.renewals.advance_subscription``. ``run_billing`` walks the
-due subscriptions in id order, in batches. On PostgreSQL the lock is claimed with
-``FOR UPDATE SKIP LOCKED`` (``claim="skip_locked"``): a subscription whose organization another worker (or a mutation)
-holds is skipped by this worker (the holder brings it up to date), so any number of workers
-run at once; each re-reads the subscription under the lock, so nothing is done twice, and the
-unique recurring invoice per subscription and period is the backstop. On SQLite the write
-transaction (BEGIN IMMEDIATE) serializes the workers.
+``run_billing`` walks the organizations with work due in id order, a batch at a time
+(``services.billing.renewal_batch.renew_batch``): one transaction claims up to ``batch``
+organizations (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: concurrent runs, in one process or
+several, take disjoint batches, and an organization another transaction holds is passed by, its
+holder brings it up to date; on SQLite the write transaction (BEGIN IMMEDIATE) serializes the
+runs) and renews their plain renewals together, one statement per kind of row. What a batch
+leaves (several steps due, dunning, cancellations, trial notices, a batch that failed as a
+whole) goes through ``run_subscription`` after the batch commits: one subscription in one unit of
+work (``services.unit_of_work.money_move``: one transaction, the organization's lock taken
+first, ``claim="skip_locked"``), then ``services.billing.renewals.advance_subscription``. Each
+path re-reads the subscription under the lock, so nothing is done twice, and the unique recurring
+invoice per subscription and period is the backstop; the processor's keys derive from what is
+billed, so work redone after a crash is not charged twice.
 
 ``billing_worker`` repeats the run every ``BILLING_WORKER_INTERVAL_SECONDS`` inside ``serve``.
 
@@ -69,17 +73,6 @@ async def run_subscription(db: Database, subscription_id: uuid.UUID, now: dateti
         if subscription is None or subscription.organization_id != organization_id:
             return Tally(examined=0)
         return await advance_subscription(uow, subscription, now, config)
-
-
-async def due_subscriptions(db: Database, now: datetime, config: RunConfig, *, after: uuid.UUID | None,
-                            limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(subscription id, organization id) of due subscriptions after ``after``, in id order."""
-    statement = (select(Subscription.id, Subscription.organization_id).where(due_condition(now, config))
-                 .order_by(Subscription.id).limit(limit))
-    if after is not None:
-        statement = statement.where(Subscription.id > after)
-    async with db.read() as session:
-        return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
 async def count_due(db: Database, now: datetime, config: RunConfig) -> int:
