@@ -2,21 +2,31 @@
 
     .venv/bin/python -m bench.renewals --count 10000 --workers 4 \
         --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench_renewals
+    .venv/bin/python -m bench.renewals --count 2000 --processes 2 \
+        --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench_renewals
     .venv/bin/python -m bench.renewals --count 10000 --database sqlite+aiosqlite:///./bench-renewals.db
 
 Seeds N organizations, each with a default sandbox card and an ACTIVE monthly subscription
 (plan with seats and PPN) whose period ended, into a fresh database (the tables of the run's
-kind are emptied first), then runs the billing run (``--workers`` concurrent runs, as several
-processes would; SQLite serializes them anyway) and prints subscriptions, invoices, seconds and
-renewals/s. Each renewal is a full one: lock, price, invoice with lines and tax, gapless
-number, PENDING payment, sandbox charge, outbox events, commit.
+kind are emptied first), then runs the billing run (``--workers`` concurrent runs in one process;
+``--processes`` processes at once, started together once each is connected; SQLite serializes
+them anyway) and prints subscriptions, invoices, seconds, renewals/s, the CPU time the run's
+processes spent per renewal (steady when other work shares the machine, where renewals/s is not;
+PostgreSQL's own time not counted) and the load average at the end. Each renewal is a full one:
+lock, price, invoice with lines and tax, gapless number, payment, sandbox charge, outbox events,
+commit.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -73,34 +83,91 @@ async def _empty(db: Database) -> None:
             await session.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
 
 
-async def bench(url: str, count: int, workers: int, batch: int) -> str:
+async def bench(url: str, count: int, workers: int, batch: int, processes: int = 1) -> str:
     db = Database.from_url(url)
     try:
         await migrate(db.engine)
         await _empty(db)
         await seed_due(db, count)
+    finally:
+        await db.dispose()
+    if processes > 1:
+        runs = await _in_processes(url, processes, workers, batch)
+    else:
+        runs = [await _run(url, workers, batch)]
+    seconds = max(run["ended"] for run in runs) - min(run["started"] for run in runs)
+    invoices = sum(run["invoices"] for run in runs)
+    errors = sum(run["errors"] for run in runs)
+    cpu = sum(run["cpu"] for run in runs)
+    dialect = url.split("+")[0].split(":")[0]
+    return (f"{dialect}: {count} due subscriptions, {processes} process(es) x {workers} worker(s), batch {batch}, "
+            f"{invoices} renewals ({errors} errors) in {seconds:.2f}s = {invoices / seconds:,.0f} renewals/s, "
+            f"gateway CPU {1000 * cpu / max(invoices, 1):.2f} ms/renewal, load {os.getloadavg()[0]:.2f}")
+
+
+async def _run(url: str, workers: int, batch: int, ready: Callable[[], None] | None = None) -> dict[str, float]:
+    """The billing run over what ``bench`` seeded (``workers`` concurrent runs in this process),
+    timed from when ``ready`` returns (the parent's go, for several processes)."""
+    db = Database.from_url(url)
+    try:
         settings = Settings(database_url=url, jwt_secret="x" * 32)
         config = run_config(settings, GatewayRegistry(settings))
         now = add_months(T0, 1) + timedelta(hours=1)
-        started = time.perf_counter()
+        async with db.read() as session:  # connected before the clock starts
+            await session.execute(text("SELECT 1"))
+        if ready is not None:
+            ready()
+        started, cpu = time.time(), time.process_time()
         results = await asyncio.gather(*[run_billing(db, config, now=now, batch=batch) for _ in range(workers)])
-        seconds = time.perf_counter() - started
-        invoices = sum(result.tally.invoices for result in results)
-        errors = sum(result.errors for result in results)
-        return (f"{db.engine.dialect.name}: {count} due subscriptions, {workers} worker(s), {invoices} renewals "
-                f"({errors} errors) in {seconds:.2f}s = {invoices / seconds:,.0f} renewals/s")
+        ended = time.time()
+        return {"started": started, "ended": ended, "cpu": time.process_time() - cpu,
+                "invoices": sum(r.tally.invoices for r in results), "errors": sum(r.errors for r in results)}
     finally:
         await db.dispose()
+
+
+async def _in_processes(url: str, processes: int, workers: int, batch: int) -> list[dict[str, float]]:
+    """``processes`` child processes (``--child``), started together once each is connected."""
+    children = [subprocess.Popen([sys.executable, "-m", "bench.renewals", "--child", "--database", url,
+                                  "--workers", str(workers), "--batch", str(batch)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                for _ in range(processes)]
+    for child in children:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("a child process did not start")
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    runs = []
+    for child in children:
+        out, _ = await asyncio.to_thread(child.communicate)
+        if child.returncode:
+            raise RuntimeError(f"a child process failed ({child.returncode})")
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+    return runs
+
+
+def _child(url: str, workers: int, batch: int) -> None:
+    def ready() -> None:
+        print("ready", flush=True)
+        sys.stdin.readline()
+
+    print(json.dumps(asyncio.run(_run(url, workers, batch, ready))), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", required=True)
     parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="concurrent runs in each process")
+    parser.add_argument("--processes", type=int, default=1, help="processes running the billing run at once")
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(asyncio.run(bench(args.database, args.count, args.workers, args.batch)))
+    if args.child:
+        _child(args.database, args.workers, args.batch)
+        return
+    print(asyncio.run(bench(args.database, args.count, args.workers, args.batch, args.processes)))
 
 
 if __name__ == "__main__":

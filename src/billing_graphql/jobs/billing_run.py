@@ -1,14 +1,18 @@
 """The billing run: find the subscriptions with work due, and bring each up to date.
 
-``run_subscription`` is the unit: one subscription in one unit of work
-(``services.unit_of_work.money_move``: one transaction, the organization's lock taken first),
-then ``services.billing.renewals.advance_subscription``. ``run_billing`` walks the
-due subscriptions in id order, in batches. On PostgreSQL the lock is claimed with
-``FOR UPDATE SKIP LOCKED`` (``claim="skip_locked"``): a subscription whose organization another worker (or a mutation)
-holds is skipped by this worker (the holder brings it up to date), so any number of workers
-run at once; each re-reads the subscription under the lock, so nothing is done twice, and the
-unique recurring invoice per subscription and period is the backstop. On SQLite the write
-transaction (BEGIN IMMEDIATE) serializes the workers.
+``run_billing`` walks the organizations with work due in id order, a batch at a time
+(``services.billing.renewal_batch.renew_batch``): one transaction claims up to ``batch``
+organizations (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: concurrent runs, in one process or
+several, take disjoint batches, and an organization another transaction holds is passed by, its
+holder brings it up to date; on SQLite the write transaction (BEGIN IMMEDIATE) serializes the
+runs) and renews their plain renewals together, one statement per kind of row. What a batch
+leaves (several steps due, dunning, cancellations, trial notices, a batch that failed as a
+whole) goes through ``run_subscription`` after the batch commits: one subscription in one unit of
+work (``services.unit_of_work.money_move``: one transaction, the organization's lock taken
+first, ``claim="skip_locked"``), then ``services.billing.renewals.advance_subscription``. Each
+path re-reads the subscription under the lock, so nothing is done twice, and the unique recurring
+invoice per subscription and period is the backstop; the processor's keys derive from what is
+billed, so work redone after a crash is not charged twice.
 
 ``billing_worker`` repeats the run every ``BILLING_WORKER_INTERVAL_SECONDS`` inside ``serve``.
 
@@ -28,16 +32,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Subscription
 from billing_graphql import metrics
-from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE, due_steps
-from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.domain.billing_run import due_steps
 from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.billing.renewal_batch import RetryWithout, renew_batch
 from billing_graphql.services.billing.renewals import advance_subscription
-from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_state
+from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_condition, due_state
 from billing_graphql.services.unit_of_work import money_move
 from billing_graphql.settings import Settings
 
@@ -47,22 +51,6 @@ log = logging.getLogger(__name__)
 def run_config(settings: Settings, gateways: GatewayRegistry) -> RunConfig:
     return RunConfig(gateways=gateways, dunning_days=settings.dunning_days,
                      cancel_when_exhausted=settings.dunning_final_action == "cancel")
-
-
-def due_condition(now: datetime, config: RunConfig):
-    """SQL for "has a step due at ``now``" (``domain.billing_run.due_steps``, plus a PAST_DUE
-    subscription whose dunning has not started)."""
-    return and_(
-        Subscription.status != SubscriptionStatus.CANCELED,
-        or_(
-            Subscription.current_period_end <= now,
-            Subscription.next_retry_at <= now,
-            and_(Subscription.status == SubscriptionStatus.TRIALING, Subscription.trial_will_end_sent_at.is_(None),
-                 Subscription.trial_ends_at <= now + TRIAL_WILL_END_NOTICE),
-            and_(Subscription.status == SubscriptionStatus.PAST_DUE, Subscription.next_retry_at.is_(None),
-                 Subscription.retry_count < len(config.dunning_days)),
-        ),
-    )
 
 
 async def run_subscription(db: Database, subscription_id: uuid.UUID, now: datetime, config: RunConfig, *,
@@ -85,17 +73,6 @@ async def run_subscription(db: Database, subscription_id: uuid.UUID, now: dateti
         if subscription is None or subscription.organization_id != organization_id:
             return Tally(examined=0)
         return await advance_subscription(uow, subscription, now, config)
-
-
-async def due_subscriptions(db: Database, now: datetime, config: RunConfig, *, after: uuid.UUID | None,
-                            limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(subscription id, organization id) of due subscriptions after ``after``, in id order."""
-    statement = (select(Subscription.id, Subscription.organization_id).where(due_condition(now, config))
-                 .order_by(Subscription.id).limit(limit))
-    if after is not None:
-        statement = statement.where(Subscription.id > after)
-    async with db.read() as session:
-        return [(row[0], row[1]) for row in (await session.execute(statement)).all()]
 
 
 async def count_due(db: Database, now: datetime, config: RunConfig) -> int:
@@ -156,25 +133,35 @@ async def run_billing(db: Database, config: RunConfig, *, now: datetime, batch: 
 async def _run(db: Database, config: RunConfig, *, now: datetime, batch: int,
                progress: Callable[[Tally], None] | None, started: float) -> RunResult:
     tally, errors, after = Tally(), 0, None
+    excluded: set[uuid.UUID] = set()  # organizations whose charge raised: left for the next run
     while True:
-        due = await due_subscriptions(db, now, config, after=after, limit=batch)
-        if not due:
+        try:
+            done = await renew_batch(db, config, now, after=after, limit=batch, excluded=excluded)
+        except RetryWithout as retry:
+            errors += len(retry.organization_ids)
+            excluded |= retry.organization_ids
+            continue
+        if not done.claimed:
             break
-        for subscription_id, organization_id in due:
+        tally.add(done.tally)
+        errors += done.errors
+        if progress is not None and done.tally.examined:
+            progress(tally)
+        for subscription_id, organization_id in done.rest:
             try:
-                done = await run_subscription(db, subscription_id, now, config, organization_id=organization_id,
-                                              skip_locked=True)
+                one = await run_subscription(db, subscription_id, now, config, organization_id=organization_id,
+                                             skip_locked=True)
             except Exception:
                 log.exception("billing run: subscription %s failed; left for the next run", subscription_id)
                 errors += 1
                 continue
-            if done is None:
+            if one is None:
                 tally.skipped += 1
             else:
-                tally.add(done)
+                tally.add(one)
             if progress is not None:
                 progress(tally)
-        after = due[-1][0]
+        after = done.last
     return RunResult(tally, errors, time.perf_counter() - started)
 
 

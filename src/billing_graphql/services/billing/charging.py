@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -134,16 +137,58 @@ async def charge_invoice(
         return None
     if payment_method is None or gateway is None:
         raise ValueError("a payment method and its gateway are needed to charge an amount due")
-    payment_id = payment_id or uuid.uuid4()
-    payment = pending_on_invoice(Payment, invoice, id=payment_id, gateway=gateway.name,
-                                 idempotency_key=payment_key(payment_id), amount=due, now=now,
-                                 payment_method_id=payment_method.id, amount_refunded=0)
+    payment = pending_payment(invoice, payment_method, gateway, now, payment_id=payment_id or uuid.uuid4())
     session.add(payment)
     await session.flush()
     organization = await session.get(Organization, invoice.organization_id)
     await _call_gateway(session, payment, invoice, payment_method.gateway_payment_method_id,
                         organization.gateway_customer_id if organization else None, gateway, now)
     return payment
+
+
+def pending_payment(invoice: Invoice, payment_method: PaymentMethod, gateway: PaymentGateway, now: datetime, *,
+                    payment_id: uuid.UUID) -> Payment:
+    """The PENDING payment of what ``invoice`` owes, keyed ``pay_<payment_id>`` (not added)."""
+    return pending_on_invoice(Payment, invoice, id=payment_id, gateway=gateway.name,
+                              idempotency_key=payment_key(payment_id), amount=amount_due(invoice), now=now,
+                              payment_method_id=payment_method.id, amount_refunded=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One invoice of a batch to charge: what ``charge_invoice`` is given for it."""
+
+    invoice: Invoice
+    payment_method: PaymentMethod
+    gateway: PaymentGateway
+    payment_id: uuid.UUID
+    customer_id: str | None
+    now: datetime
+
+
+async def charge_invoices(session: AsyncSession, charges: Sequence[Charge], *,
+                          concurrency: int) -> list[Payment | BaseException]:
+    """``charge_invoice`` for many OPEN invoices that owe something (the billing run's batch): a
+    PENDING payment each, then the processor is called for all of them, at most ``concurrency``
+    calls at once, each with its own key; each outcome is applied as ``charge_invoice`` applies it.
+    The payments are added to the session, not flushed: the caller's one flush inserts them with
+    their outcome. As in ``charge_invoice``, nothing is committed before the calls: what keeps a
+    call from being repeated after a crash is its key (``payment_id``, derived by the caller from
+    what it bills). What a call raised (other than a ``GatewayError``, which leaves its payment
+    PENDING) is returned in its place, so that the caller decides about that invoice alone."""
+    payments = [pending_payment(charge.invoice, charge.payment_method, charge.gateway, charge.now,
+                                payment_id=charge.payment_id) for charge in charges]
+    session.add_all(payments)
+    limit = asyncio.Semaphore(max(concurrency, 1))
+
+    async def call(charge: Charge, payment: Payment) -> Payment:
+        async with limit:
+            await _call_gateway(session, payment, charge.invoice, charge.payment_method.gateway_payment_method_id,
+                                charge.customer_id, charge.gateway, charge.now)
+        return payment
+
+    return list(await asyncio.gather(*(call(charge, payment) for charge, payment in zip(charges, payments)),
+                                     return_exceptions=True))
 
 
 async def _call_gateway(

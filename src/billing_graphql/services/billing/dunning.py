@@ -61,14 +61,18 @@ async def collect(uow: MoneyMove, invoice: Invoice, *, attempt: int) -> Outcome:
     if gateway is None:
         return _not_charged(uow, invoice, "gateway_unavailable", f"The {method.gateway} gateway is not configured.",
                             Outcome.DECLINED)
-    # A cycle invoice is one per subscription and period: its payments are keyed on them (its own
-    # id is new on every attempt to create it); any other invoice was committed before: its id.
+    payment = await charge_invoice(session, invoice, method, gateway, at, payment_id=payment_id(invoice, attempt))
+    return outcome_of(payment)
+
+
+def payment_id(invoice: Invoice, attempt: int):
+    """The id (hence the processor's key) of the payment of ``invoice``'s attempt ``attempt``.
+
+    A cycle invoice is one per subscription and period: its payments are keyed on them (its own
+    id is new on every attempt to create it); any other invoice was committed before: its id."""
     if invoice.billing_reason is BillingReason.SUBSCRIPTION_CYCLE:
-        payment_id = derived_id("payment", invoice.subscription_id, invoice.period_start.isoformat(), attempt)
-    else:
-        payment_id = derived_id("payment", invoice.id, attempt)
-    payment = await charge_invoice(session, invoice, method, gateway, at, payment_id=payment_id)
-    return _outcome(payment)
+        return derived_id("payment", invoice.subscription_id, invoice.period_start.isoformat(), attempt)
+    return derived_id("payment", invoice.id, attempt)
 
 
 def _not_charged(uow: MoneyMove, invoice: Invoice, failure_code: str, failure_message: str,
@@ -80,7 +84,7 @@ def _not_charged(uow: MoneyMove, invoice: Invoice, failure_code: str, failure_me
     return outcome
 
 
-def _outcome(payment: Payment | None) -> Outcome:
+def outcome_of(payment: Payment | None) -> Outcome:
     if payment is None or payment.status is PaymentStatus.SUCCEEDED:
         return Outcome.PAID
     if payment.status is PaymentStatus.FAILED:
@@ -192,6 +196,6 @@ async def _reconcile(uow: MoneyMove, pending: Payment) -> Outcome:
     if gateway is None:
         return Outcome.PENDING
     try:
-        return _outcome(await reconcile_payment(uow.session, pending, gateway, uow.now))
+        return outcome_of(await reconcile_payment(uow.session, pending, gateway, uow.now))
     except (GatewayError, LookupError, ValueError):
         return Outcome.PENDING

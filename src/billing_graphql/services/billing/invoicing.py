@@ -41,12 +41,26 @@ from billing_graphql.services.webhooks.objects import event_data
 
 async def tax_rule_for(session: AsyncSession, currency: str, at: datetime) -> TaxRule | None:
     """The rate in force at ``at`` for ``currency`` (the latest ``effective_from`` not after it)."""
-    row = await session.scalar(
-        select(TaxRate)
-        .where(TaxRate.currency == currency, TaxRate.effective_from <= at)
-        .order_by(TaxRate.effective_from.desc(), TaxRate.created_at.desc())
-        .limit(1)
-    )
+    return rule_in_force(await session.scalars(_rates_newest_first([currency]).where(TaxRate.effective_from <= at)
+                                               .limit(1)), at)
+
+
+def _rates_newest_first(currencies: list[str]):
+    return (select(TaxRate).where(TaxRate.currency.in_(currencies))
+            .order_by(TaxRate.effective_from.desc(), TaxRate.created_at.desc()))
+
+
+async def tax_rates_of(session: AsyncSession, currencies: list[str]) -> dict[str, list[TaxRate]]:
+    """Every rate of ``currencies``, newest first (for ``rule_in_force`` at many instants: one statement)."""
+    found: dict[str, list[TaxRate]] = {currency: [] for currency in currencies}
+    for row in await session.scalars(_rates_newest_first(currencies)):
+        found[row.currency].append(row)
+    return found
+
+
+def rule_in_force(rates_newest_first, at: datetime) -> TaxRule | None:
+    """The first of the rates (newest first) in force at ``at``, as a ``TaxRule``."""
+    row = next((rate for rate in rates_newest_first if rate.effective_from <= at), None)
     if row is None:
         return None
     return TaxRule(row.name, row.rate, row.base_numerator, row.base_denominator)
@@ -79,6 +93,29 @@ async def create_invoice(
     now: datetime,
 ) -> Invoice:
     """A DRAFT invoice from ``draft``; the account credit it applies leaves the balance now."""
+    invoice = new_invoice(session, organization, draft, subscription_id=subscription_id,
+                          billing_reason=billing_reason, period_start=period_start, period_end=period_end, now=now)
+    await session.flush()
+    if draft.credit_applied:
+        apply_credit(organization, invoice, now)
+        await session.flush()
+    return invoice
+
+
+def new_invoice(
+    session: AsyncSession,
+    organization: Organization,
+    draft: InvoiceDraft,
+    *,
+    subscription_id: uuid.UUID | None,
+    billing_reason: BillingReason,
+    period_start: datetime | None,
+    period_end: datetime | None,
+    now: datetime,
+) -> Invoice:
+    """``create_invoice``'s row and lines, added to the session (nothing flushed: the billing run's
+    batch flushes many at once); the caller then spends the credit with ``apply_credit`` once the
+    invoice is flushed."""
     if draft.credit_applied > available_credit(organization, draft.currency):
         raise ValueError("the draft spends more account credit than the organization holds")
     rule = draft.tax_rule
@@ -114,28 +151,39 @@ async def create_invoice(
     ]
     organization.updated_at = now
     session.add(invoice)
-    await session.flush()
-    if draft.credit_applied:
-        move_account_credit(organization, -draft.credit_applied, draft.currency, source=CreditSource.INVOICE_APPLIED,
-                            reason="applied to an invoice", invoice_id=invoice.id, now=now)
-        await session.flush()
     return invoice
+
+
+def apply_credit(organization: Organization, invoice: Invoice, now: datetime) -> None:
+    """The account credit ``invoice`` applies leaves the balance (its ledger entry points at it)."""
+    if invoice.credit_applied:
+        move_account_credit(organization, -invoice.credit_applied, invoice.currency,
+                            source=CreditSource.INVOICE_APPLIED, reason="applied to an invoice",
+                            invoice_id=invoice.id, now=now)
 
 
 async def next_in_series(session: AsyncSession, model: type, month: str) -> int:
     """The next value of a gapless monthly number series (``model``: a table of ``month`` and
     ``last_value``, e.g. ``InvoiceNumberSequence``), in the caller's transaction: see
     ``assign_invoice_number``."""
+    return (await next_block(session, model, month, 1))[0]
+
+
+async def next_block(session: AsyncSession, model: type, month: str, count: int) -> range:
+    """The next ``count`` values of a gapless monthly series, in one statement (the billing run's
+    batch numbers its invoices with one): the month's row moves by ``count`` and stays locked
+    (PostgreSQL) until the caller's transaction ends, as for one value."""
     dialect = session.bind.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = model.__table__
     statement = (
         insert(table)
-        .values(month=month, last_value=1)
-        .on_conflict_do_update(index_elements=[table.c.month], set_={"last_value": table.c.last_value + 1})
+        .values(month=month, last_value=count)
+        .on_conflict_do_update(index_elements=[table.c.month], set_={"last_value": table.c.last_value + count})
         .returning(table.c.last_value)
     )
-    return (await session.execute(statement)).scalar_one()
+    last = (await session.execute(statement)).scalar_one()
+    return range(last - count + 1, last + 1)
 
 
 def invoice_number(month: str, value: int) -> str:
@@ -173,14 +221,26 @@ async def finalize_invoice(
         raise ValueError(f"only a DRAFT invoice is finalized, not a {invoice.status.value} one")
     await assign_invoice_number(session, invoice, now)
     await copy_billing_details(session, invoice)
+    mark_open(invoice, now, days_until_due=days_until_due)
+    await session.flush()
+    announce_created(session, invoice, now)
+    return invoice
+
+
+def mark_open(invoice: Invoice, now: datetime, *, days_until_due: int = 0) -> None:
+    """``finalize_invoice``'s change of the row: DRAFT -> OPEN, numbered already."""
+    if invoice.status is not InvoiceStatus.DRAFT or invoice.number is None:
+        raise ValueError("only a numbered DRAFT invoice is finalized")
     invoice.status = InvoiceStatus.OPEN
     invoice.finalized_at = now
     invoice.due_date = now + timedelta(days=days_until_due)
     invoice.updated_at = now
-    await session.flush()
+
+
+def announce_created(session: AsyncSession, invoice: Invoice, now: datetime) -> None:
+    """The outbox event ``invoice.created`` of a finalized (flushed) invoice."""
     emit_event(session, event_type="invoice.created", organization_id=invoice.organization_id,
                payload=invoice_event_payload(invoice), now=now)
-    return invoice
 
 
 def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object]:

@@ -23,6 +23,7 @@ scheduled plan change starts on that plan's current version.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db import mrr_history
 from billing_graphql.db.models import (
+    Addon,
     BillingReason,
     Coupon,
     Invoice,
@@ -37,6 +39,7 @@ from billing_graphql.db.models import (
     Organization,
     Plan,
     Subscription,
+    SubscriptionAddon,
 )
 from billing_graphql.domain.billing_run import Step, next_period, next_step
 from billing_graphql.domain.coupon_duration import coupon_applies
@@ -49,7 +52,9 @@ from billing_graphql.services.billing.invoice_items import bill_items, item_line
 from billing_graphql.services.billing.invoicing import create_invoice, draft_invoice, finalize_invoice, tax_rule_for
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.subscriptions.coupons import consume_coupon_period, coupon_discount
-from billing_graphql.services.billing.usage_charges import already_billed, priced_usage, usage_lines
+from billing_graphql.domain.proration import PlanPrice
+from billing_graphql.domain.tax import TaxRule
+from billing_graphql.services.billing.usage_charges import MetricAmount, already_billed, priced_usage, usage_lines
 from billing_graphql.services.subscriptions.pricing import attached_addons, current_agents, recurring, version_price
 from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_state, move, subscription_payload
 from billing_graphql.services.subscriptions.results import SUBSCRIPTION_FIELDS, InvoicePreview
@@ -75,40 +80,90 @@ class Renewal:
     items: tuple[InvoiceItem, ...] = ()  # the pending one-off items the draft bills
 
 
-async def renewal_draft(session: AsyncSession, organization: Organization, subscription: Subscription,
-                        *, at: datetime, trial_end: bool) -> Renewal:
-    """Price what the period ending at ``at`` (= ``current_period_end``) renews into; writes nothing.
+@dataclass(frozen=True, slots=True)
+class RenewalInputs:
+    """What pricing a renewal reads from the database (``renewal_inputs`` for one subscription, the
+    batch's bulk reads for many: ``services.billing.renewal_batch``); ``price_renewal`` turns it
+    into the ``Renewal``."""
 
-    A scheduled change is priced as applied (a change of billing period re-anchors at ``at``).
-    """
-    plan_id = subscription.pending_plan_id or subscription.plan_id
-    billing_period = subscription.pending_billing_period or subscription.billing_period
+    plan: Plan
+    version: int
+    billing_period: BillingPeriod
+    price: PlanPrice
+    agents: int
+    addons: tuple[tuple[SubscriptionAddon, Addon], ...]
+    usage: tuple[MetricAmount, ...]  # the ended period's usage priced (empty at a trial's end)
+    coupon: Coupon | None  # the coupon when it applies to this invoice
+    items: tuple[InvoiceItem, ...]
+    tax_rule: TaxRule | None
+
+
+def renewal_plan(subscription: Subscription) -> tuple[uuid.UUID, BillingPeriod]:
+    """The plan and billing period the next period is billed on (a scheduled change applied)."""
+    return (subscription.pending_plan_id or subscription.plan_id,
+            subscription.pending_billing_period or subscription.billing_period)
+
+
+def renewal_version(subscription: Subscription, plan: Plan) -> int:
+    """The plan version paid from the next period on (a scheduled change: the plan's current one)."""
+    return (plan.version if subscription.pending_plan_id is not None
+            else version_at_renewal(subscription.plan_version, subscription.pending_plan_version))
+
+
+def ended_period(subscription: Subscription) -> Period:
+    return Period(subscription.current_period_start, subscription.current_period_end)
+
+
+async def renewal_inputs(session: AsyncSession, organization: Organization, subscription: Subscription,
+                         *, at: datetime, trial_end: bool) -> RenewalInputs:
+    """Read what renewing ``subscription`` at ``at`` is priced from (one subscription's statements)."""
+    plan_id, billing_period = renewal_plan(subscription)
     plan = await session.get(Plan, plan_id)
-    version = (plan.version if subscription.pending_plan_id is not None
-               else version_at_renewal(subscription.plan_version, subscription.pending_plan_version))
-    anchor = at if billing_period is not subscription.billing_period else subscription.period_anchor
-    period = next_period(anchor, billing_period, at)
-    agents = await current_agents(session, organization.id, fallback=subscription.agent_count)
-    prices = recurring(await version_price(session, plan, version), billing_period, agents,
-                       await attached_addons(session, subscription.id))
-    lines = period_lines(prices, period.start, period.end)
+    version = renewal_version(subscription, plan)
+    usage: tuple[MetricAmount, ...] = ()
     if not trial_end:
-        ended = Period(subscription.current_period_start, subscription.current_period_end)
+        ended = ended_period(subscription)
         key = (subscription.plan_id, subscription.plan_version)
         used = await priced_usage(session, organization.id, [key], ended,
                                   billed=already_billed(subscription.usage_billed, ended))
-        lines += usage_lines(used.by_version[key], ended, seats_amount=prices.seats_amount,
+        usage = tuple(used.by_version[key])
+    coupon = None
+    if coupon_applies(subscription.coupon_periods_remaining, has_coupon=subscription.coupon_id is not None):
+        coupon = await session.get(Coupon, subscription.coupon_id)
+    return RenewalInputs(
+        plan=plan, version=version, billing_period=billing_period, price=await version_price(session, plan, version),
+        agents=await current_agents(session, organization.id, fallback=subscription.agent_count),
+        addons=tuple(await attached_addons(session, subscription.id)), usage=usage, coupon=coupon,
+        items=tuple(await pending_items(session, organization.id, plan.currency)),
+        tax_rule=await tax_rule_for(session, plan.currency, at))
+
+
+def price_renewal(organization: Organization, subscription: Subscription, inputs: RenewalInputs, *,
+                  at: datetime, trial_end: bool) -> Renewal:
+    """Price what the period ending at ``at`` (= ``current_period_end``) renews into, from
+    ``inputs``; writes nothing. A scheduled change is priced as applied (a change of billing
+    period re-anchors at ``at``)."""
+    billing_period = inputs.billing_period
+    anchor = at if billing_period is not subscription.billing_period else subscription.period_anchor
+    period = next_period(anchor, billing_period, at)
+    prices = recurring(inputs.price, billing_period, inputs.agents, list(inputs.addons))
+    lines = period_lines(prices, period.start, period.end)
+    if not trial_end:
+        lines += usage_lines(inputs.usage, ended_period(subscription), seats_amount=prices.seats_amount,
                              cap=subscription.spending_cap)
     coupon_used = coupon_applies(subscription.coupon_periods_remaining, has_coupon=subscription.coupon_id is not None)
-    discount = None
-    if coupon_used:
-        coupon = await session.get(Coupon, subscription.coupon_id)
-        discount = coupon_discount(coupon) if coupon is not None else None
-    items = await pending_items(session, organization.id, plan.currency)
-    lines += item_lines(items)
-    draft = draft_invoice(organization, plan.currency, lines, discount=discount,
-                          tax_rule=await tax_rule_for(session, plan.currency, at))
-    return Renewal(plan, version, billing_period, anchor, period, agents, draft, coupon_used, tuple(items))
+    discount = coupon_discount(inputs.coupon) if inputs.coupon is not None else None
+    lines += item_lines(inputs.items)
+    draft = draft_invoice(organization, inputs.plan.currency, lines, discount=discount, tax_rule=inputs.tax_rule)
+    return Renewal(inputs.plan, inputs.version, billing_period, anchor, period, inputs.agents, draft, coupon_used,
+                   inputs.items)
+
+
+async def renewal_draft(session: AsyncSession, organization: Organization, subscription: Subscription,
+                        *, at: datetime, trial_end: bool) -> Renewal:
+    """Price what the period ending at ``at`` renews into (``renewal_inputs`` then ``price_renewal``)."""
+    inputs = await renewal_inputs(session, organization, subscription, at=at, trial_end=trial_end)
+    return price_renewal(organization, subscription, inputs, at=at, trial_end=trial_end)
 
 
 async def upcoming_invoice(session: AsyncSession, subscription: Subscription) -> InvoicePreview | None:
@@ -155,6 +210,20 @@ async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConf
         tally.canceled += 1
         return
     renewal = await renewal_draft(session, organization, subscription, at=at, trial_end=trial_end)
+    apply_renewal(uow, subscription, renewal, trial_end=trial_end)
+    invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
+    bill_items(renewal.items, invoice, at)
+    tally.invoice_ids.append(invoice.id)
+    if subscription.status is SubscriptionStatus.UNPAID:
+        return  # dunning is over: the invoice waits for payInvoice
+    outcome = await dunning.collect(uow, invoice, attempt=0)
+    await dunning.settle(uow, subscription, [outcome], config, tally, new_invoice=True)
+
+
+def apply_renewal(uow: MoneyMove, subscription: Subscription, renewal: Renewal, *, trial_end: bool) -> None:
+    """The subscription moves into the renewed period at ``uow.now`` (the scheduled change applied,
+    a coupon month used), announced with ``subscription.updated`` when its plan or version moved."""
+    at = uow.now
     before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
     plan_changed = (renewal.plan.id, renewal.billing_period) != (subscription.plan_id, subscription.billing_period)
     version_moved = not plan_changed and renewal.version != subscription.plan_version
@@ -170,13 +239,6 @@ async def end_period(uow: MoneyMove, subscription: Subscription, config: RunConf
     subscription.updated_at = at
     if (plan_changed and not trial_end) or version_moved:
         uow.emit("subscription.updated", subscription_payload(subscription, before))
-    invoice = await _cycle_invoice(session, organization, subscription, renewal.draft, at)
-    bill_items(renewal.items, invoice, at)
-    tally.invoice_ids.append(invoice.id)
-    if subscription.status is SubscriptionStatus.UNPAID:
-        return  # dunning is over: the invoice waits for payInvoice
-    outcome = await dunning.collect(uow, invoice, attempt=0)
-    await dunning.settle(uow, subscription, [outcome], config, tally, new_invoice=True)
 
 
 async def _cycle_invoice(session: AsyncSession, organization: Organization, subscription: Subscription,

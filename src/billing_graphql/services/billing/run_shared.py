@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, or_
 
 from billing_graphql.db.models import Subscription
-from billing_graphql.domain.billing_run import DueState
+from billing_graphql.domain.billing_run import TRIAL_WILL_END_NOTICE, DueState
 from billing_graphql.domain.dunning import DEFAULT_DUNNING_DAYS
 from billing_graphql.domain.status import SubscriptionStatus, transition
 from billing_graphql.gateways import GatewayRegistry
@@ -52,11 +55,28 @@ class RunConfig:
     gateways: GatewayRegistry
     dunning_days: tuple[int, ...] = DEFAULT_DUNNING_DAYS
     cancel_when_exhausted: bool = False
+    charge_concurrency: int = 16  # processor calls at once within a batch
 
 
 def derived_id(*parts: object) -> uuid.UUID:
     """An id the run derives from what it bills (the same after a rollback and a rerun)."""
     return uuid.uuid5(IDS, ":".join(str(part) for part in parts))
+
+
+def due_condition(now: datetime, config: RunConfig):
+    """SQL for "has a step due at ``now``" (``domain.billing_run.due_steps``, plus a PAST_DUE
+    subscription whose dunning has not started)."""
+    return and_(
+        Subscription.status != SubscriptionStatus.CANCELED,
+        or_(
+            Subscription.current_period_end <= now,
+            Subscription.next_retry_at <= now,
+            and_(Subscription.status == SubscriptionStatus.TRIALING, Subscription.trial_will_end_sent_at.is_(None),
+                 Subscription.trial_ends_at <= now + TRIAL_WILL_END_NOTICE),
+            and_(Subscription.status == SubscriptionStatus.PAST_DUE, Subscription.next_retry_at.is_(None),
+                 Subscription.retry_count < len(config.dunning_days)),
+        ),
+    )
 
 
 def due_state(subscription: Subscription) -> DueState:

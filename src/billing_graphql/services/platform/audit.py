@@ -16,8 +16,13 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.services.live.signals import note_event
 
 
+_PLAIN = frozenset({str, int, bool, float})
+
+
 def to_json(value: Any) -> Any:
     """A JSON-safe copy of plain values: UUIDs, datetimes, Decimals and enums become strings."""
+    if value is None or type(value) in _PLAIN:  # most of an event's payload: nothing to convert
+        return value
     if isinstance(value, dict):
         return {str(key): to_json(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

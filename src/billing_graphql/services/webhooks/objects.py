@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from billing_graphql.domain.money import DEFAULT_CURRENCY, Money
 from billing_graphql.domain.status import SubscriptionStatus
 
 
+@functools.cache  # a field name: a few dozen of them, asked for on every event
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
@@ -37,8 +39,14 @@ def global_id(type_name: str, key: uuid.UUID | str | None) -> str | None:
 def money(minor: int | None, currency: str | None) -> dict[str, str] | None:
     if minor is None or currency is None:
         return None
-    value = Money(int(minor), currency)
-    return {"amount": format(value.amount, "f"), "currency": currency, "formatted": value.format()}
+    amount, formatted = _money_text(int(minor), currency)
+    return {"amount": amount, "currency": currency, "formatted": formatted}
+
+
+@functools.lru_cache(maxsize=4096)  # the same few amounts recur on every invoice event of a billing run
+def _money_text(minor: int, currency: str) -> tuple[str, str]:
+    value = Money(minor, currency)
+    return format(value.amount, "f"), value.format()
 
 
 def scalar(value: Any) -> Any:
