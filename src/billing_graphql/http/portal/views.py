@@ -12,6 +12,7 @@ from billing_graphql.db.models import Invoice, PaymentMethod
 from billing_graphql.domain.billing_details import BillingDetailsValue
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
+from billing_graphql.services.portal.cards import CardForm
 from billing_graphql.services.portal.pages import PortalData
 from billing_graphql.services.subscriptions.results import InvoicePreview
 
@@ -218,9 +219,12 @@ def preview_view(preview: InvoicePreview | None, *, action: str, title: str, fie
 class CardsPage:
     header: Header
     cards: list[CardView]
-    gateway: str  # the processor new cards are added with
+    form: CardForm  # the processor new cards are added with, and its form's data
     open_due: int
     currency: str
+    script_url: str | None = None  # the processor's own script (Stripe.js, Razorpay's checkout.js)
+    nonce: str | None = None  # of the page's scripts (its Content-Security-Policy names it)
+    order_quote: str | None = None  # Razorpay: the authorisation order signed for this link
 
 
 @dataclass(frozen=True, slots=True)
