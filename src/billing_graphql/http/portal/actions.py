@@ -113,7 +113,7 @@ async def preview_plan(portal: Portal, form: dict[str, str]) -> Response[str]:
               "quote": _quote(portal, "plan", str(plan_id), period_value, quoted_at),
               "idempotency_key": uuid.uuid4().hex}
     preview = views.preview_view(result.preview, action="change-plan", title=plan_name, fields=fields,
-                                 currency=data.currency)
+                                 currency=data.currency, language=portal.language)
     return await render_plan_page(portal, preview)
 
 
@@ -144,7 +144,7 @@ async def preview_addon(portal: Portal, form: dict[str, str]) -> Response[str]:
               "quote": _quote(portal, "addon", str(addon_id), str(quantity), quoted_at),
               "idempotency_key": uuid.uuid4().hex}
     preview = views.preview_view(result.preview, action="change-addon", title=name, fields=fields,
-                                 currency=data.currency)
+                                 currency=data.currency, language=portal.language)
     return await render_plan_page(portal, preview)
 
 

@@ -14,9 +14,8 @@ from reportlab.platypus import Spacer
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import BillingDetails, CreditNote, CreditNoteLine, Invoice, InvoiceParties, Organization
-from billing_graphql.domain.errors import not_found
-from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
+from billing_graphql.db.models import CreditNote, CreditNoteLine, Invoice, InvoiceParties
+from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language
 from billing_graphql.services.billing.document_pdf import (
     Buyer,
     Seller,
@@ -34,6 +33,7 @@ from billing_graphql.services.billing.document_pdf import (
     tax_rows,
     totals_table,
 )
+from billing_graphql.services.billing.document_buyers import load_with_buyer
 
 CREDIT_NOTE_COLUMNS = (("description", None), ("amount_tax_included", 45 * mm))
 
@@ -58,26 +58,15 @@ async def load_credit_note_document(db: Database, *, credit_note_id: uuid.UUID,
     """The credit note with its lines, invoice and buyer; ``organization_id`` None means any
     organization (super-admins); another organization's note is NOT_FOUND, as a missing one."""
     async with db.read() as session:
-        statement = (
-            select(CreditNote, Invoice, Organization.name, Organization.billing_email, InvoiceParties,
-                   BillingDetails.language)
-            .join(Invoice, Invoice.id == CreditNote.invoice_id)
-            .join(Organization, Organization.id == CreditNote.organization_id)
-            .outerjoin(InvoiceParties, InvoiceParties.invoice_id == Invoice.id)
-            .outerjoin(BillingDetails, BillingDetails.organization_id == CreditNote.organization_id)
-            .where(CreditNote.id == credit_note_id)
-        )
-        if organization_id is not None:
-            statement = statement.where(CreditNote.organization_id == organization_id)
-        row = (await session.execute(statement)).first()
-        if row is None:
-            raise not_found("Credit note")
-        note, invoice, buyer_name, buyer_email, buyer, language = row
+        (note, invoice), buyer = await load_with_buyer(
+            session, select(CreditNote, Invoice).join(Invoice, Invoice.id == CreditNote.invoice_id)
+            .where(CreditNote.id == credit_note_id), invoice_id=Invoice.id,
+            organization_id=CreditNote.organization_id, scope=organization_id, missing="Credit note")
         lines = list((await session.scalars(
             select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note.id)
             .order_by(CreditNoteLine.position, CreditNoteLine.id))).all())
-    return CreditNoteDocument(note=note, lines=lines, invoice=invoice, buyer_name=buyer_name,
-                              buyer_email=buyer_email, buyer=buyer, language=language_of(language))
+    return CreditNoteDocument(note=note, lines=lines, invoice=invoice, buyer_name=buyer.name,
+                              buyer_email=buyer.email, buyer=buyer.parties, language=buyer.language)
 
 
 def line_description(line: CreditNoteLine, invoice: Invoice, language: Language) -> str:
