@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from strawberry.relay import GlobalID
+
 from billing_graphql.domain.language import Language
 from billing_graphql.domain.line_text import line_text
+from billing_graphql.services.billing.credit_notes import credit_note_pdf_path
 from billing_graphql.services.billing.invoice_documents import invoice_pdf_path
+from tests.api.test_credit_notes_api import CREATE as CREATE_NOTE
 from tests.api.test_invoice_pdf import pdf_text
 from tests.api.test_subscriptions_api import ATTACH, CHANGE, SUBSCRIBE, plan_gid
 from tests.factories import make_addon, make_payment_method, make_plan
@@ -18,8 +22,6 @@ from tests.helpers import T0, gid
 
 
 async def pdf_of(api, invoice_id: str, token: str) -> str:
-    from strawberry.relay import GlobalID
-
     response = await api.client.get(invoice_pdf_path(GlobalID.from_id(invoice_id).node_id),
                                     headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 200
@@ -42,6 +44,18 @@ async def test_an_indonesian_pdf_renders_each_line_from_its_structure_and_the_ap
     assert [line["description"] for line in first["lines"]] == ["Starter plan (monthly)"]  # the API: English
     text = await pdf_of(api, first["id"], keys.owner)
     assert "Paket Starter (bulanan)" in text and "Starter plan (monthly)" not in text, text
+    # A credit note crediting that line says what it credits in Indonesian too.
+    lines = (await api.ok("query($id: ID!) { invoice(id: $id) { lines { id } } }", {"id": first["id"]},
+                          token=keys.owner))["invoice"]["lines"]
+    noted = (await api.ok(CREATE_NOTE, {"input": {"invoiceId": first["id"], "reason": "OTHER",
+                                                  "lines": [{"invoiceLineId": lines[0]["id"], "amount": "55500"}],
+                                                  "outcome": "CREDIT_BALANCE"}},
+                          token=keys.super_admin))["createCreditNote"]
+    assert noted["errors"] == [] and noted["creditNote"]["lines"][0]["description"] == "Starter plan (monthly)"
+    response = await api.client.get(credit_note_pdf_path(GlobalID.from_id(noted["creditNote"]["id"]).node_id),
+                                    headers={"authorization": f"Bearer {keys.owner}"})
+    text = pdf_text(response.content)
+    assert "Nota kredit" in text and "Paket Starter (bulanan)" in text and "plan (monthly)" not in text, text
 
     attached = (await api.ok(ATTACH, {"i": {"addonId": gid("Addon", channel.id)}}, token=keys.owner))["attachAddon"]
     assert attached["errors"] == []
