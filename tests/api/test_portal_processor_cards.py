@@ -180,7 +180,8 @@ async def test_a_card_razorpay_checkout_authorised_is_saved_once_its_signature_i
     assert wrong.headers["location"].endswith("/cards?error=card-signature")
     assert "could not be verified" in (await razorpay_portal.client.get(wrong.headers["location"])).text
     other_order = await razorpay_portal.client.post(f"{path}/actions/add-razorpay-card", data={
-        **form, "razorpay_order_id": "order_Other", "razorpay_signature": checkout_signature("order_Other", payment_id)})
+        **form, "razorpay_order_id": "order_Other",
+        "razorpay_signature": checkout_signature("order_Other", payment_id)})
     assert other_order.headers["location"].endswith("/cards?error=card-signature")  # not this link's order
     assert await count_rows(db, PaymentMethod) == 0
     saved = await razorpay_portal.client.post(f"{path}/actions/add-razorpay-card", data={

@@ -209,7 +209,7 @@ async def test_razorpay_checkout_with_a_test_double_of_its_script_at_desktop_and
         # Checkout reports the payment failed: a sentence, nothing saved.
         decline["next"] = True
         await page.get_by_role("button", name="Save the card").click()
-        await page.get_by_role("alert").filter(has_text="Your card was not accepted: Payment failed").wait_for(
+        await page.get_by_role("alert").filter(has_text="Your card was not accepted: Payment failed. Nothing was saved").wait_for(
             timeout=30_000)
         await shots.take("declined")
 

@@ -36,8 +36,8 @@ from billing_graphql.services.subscriptions import lifecycle, plan_changes
 Handler = Callable[[Portal, dict[str, str]], Awaitable[Response[str] | Redirect]]
 # Where each action's outcome is shown.
 PAGE_OF = {"preview-plan": "/plan", "change-plan": "/plan", "preview-addon": "/plan", "change-addon": "/plan",
-           "apply-coupon": "/plan", "cancel": "/cancel", "resume": "", "add-card": "/cards", "add-stripe-card": "/cards",
-           "add-razorpay-card": "/cards", "replace-card": "",
+           "apply-coupon": "/plan", "cancel": "/cancel", "resume": "", "add-card": "/cards",
+           "add-stripe-card": "/cards", "add-razorpay-card": "/cards", "replace-card": "",
            "default-card": "/cards", "remove-card": "/cards", "pay-invoice": "", "update-details": "/details"}
 
 

@@ -63,7 +63,8 @@ def card_form_policy(processor: str, settings: Settings, nonce: str) -> dict[str
     elif processor == "razorpay":
         sources = (f"script-src https://checkout.razorpay.com 'nonce-{nonce}'; "
                    "frame-src https://api.razorpay.com https://checkout.razorpay.com; "
-                   "connect-src https://api.razorpay.com https://checkout.razorpay.com https://lumberjack.razorpay.com; "
+                   "connect-src https://api.razorpay.com https://checkout.razorpay.com "
+                   "https://lumberjack.razorpay.com; "
                    "img-src https://cdn.razorpay.com")
     else:
         return {}

@@ -1,7 +1,8 @@
 """Cards in the billing portal, each processor through its own form: the sandbox's token through
 the same service as ``addPaymentMethod`` (the processor checks the card first); Stripe's through
 Elements and a SetupIntent the browser confirms, saved as ``setup_intent.succeeded`` saves it;
-Razorpay's through Checkout, saved once Checkout's signature is verified. Made default as ``setDefaultPaymentMethod`` does, and, as
+Razorpay's through Checkout, saved once Checkout's signature is verified. Made default as
+``setDefaultPaymentMethod`` does, and, as
 Stripe does when a customer replaces the card of an unpaid subscription, the open invoices are
 retried at once with the new default card (each through ``payInvoice``'s service)."""
 
