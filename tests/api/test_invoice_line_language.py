@@ -100,3 +100,33 @@ def test_line_text_for_seats_usage_and_lines_without_structure():
     assert line_text("Team training", None, Language.ID) == "Team training"  # a one-off charge's own text
     assert line_text("Legacy line", {"something": "else"}, Language.ID) == "Legacy line"
     assert line_text("Unused time on X", {"proration": "unused", "of": None}, Language.ID) == "Unused time on X"
+
+
+async def test_the_portals_preview_shows_the_lines_in_its_language(db, keys, settings):
+    """A plan change's preview in the Indonesian portal: the proration lines from their structure."""
+    import re
+    from dataclasses import replace
+
+    import httpx
+
+    from billing_graphql.app import create_app
+    from tests.api.test_portal import SECRET, new_session, path_of
+    from tests.helpers import GraphQLClient
+
+    await make_payment_method(db, keys.organization_id, token="pm_card_visa")
+    starter = await make_plan(db, name="Starter", monthly=299000)
+    growth = await make_plan(db, name="Growth", monthly=599000)
+    configured = replace(settings, portal_secret=SECRET, public_url="https://billing.example")
+    app = create_app(configured, db=db, freeze_gc=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        api = GraphQLClient(client, db)
+        assert (await api.ok(SUBSCRIBE, {"i": {"planId": plan_gid(starter)}}, token=keys.owner))["subscribe"][
+            "errors"] == []
+        path = path_of((await new_session(api, keys.owner))["url"])
+        page = await client.get(f"{path}/plan?lang=id")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+        preview = await client.post(f"{path}/actions/preview-plan?lang=id",
+                                    data={"csrf": csrf, "plan_id": str(growth.id), "period": "MONTHLY"})
+    assert preview.status_code == 200
+    assert "Waktu tidak terpakai pada Paket Starter (bulanan)" in preview.text, preview.text
+    assert "Sisa waktu pada Paket Growth (bulanan)" in preview.text and "Unused time" not in preview.text
