@@ -61,6 +61,7 @@ class Settings:
     stripe_publishable_key: str | None = None
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str = "https://api.stripe.com"
+    stripe_js_url: str = "https://js.stripe.com/v3/"  # Stripe.js v3 for the portal's card form (localstripe serves one)
     default_currency: str = "IDR"  # a new organization's currency unless createOrganization names one
     billing_timezone: str = "UTC"  # the book's time zone: the payments CSV's days and times, documents' dates
     ws_max_per_credential: int = 20  # live WebSocket sockets per credential and process
@@ -164,6 +165,7 @@ def _stripe(reader: _Reader) -> dict[str, str | None]:
     publishable_key = reader.text("BILLING_STRIPE_PUBLISHABLE_KEY")
     webhook_secret = reader.text("BILLING_STRIPE_WEBHOOK_SECRET")
     api_base = (reader.text("BILLING_STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/")
+    js_url = reader.text("BILLING_STRIPE_JS_URL") or "https://js.stripe.com/v3/"
     for name, value, prefixes in (
         ("BILLING_STRIPE_SECRET_KEY", secret_key, ("sk_", "rk_")),
         ("BILLING_STRIPE_PUBLISHABLE_KEY", publishable_key, ("pk_",)),
@@ -176,8 +178,10 @@ def _stripe(reader: _Reader) -> dict[str, str | None]:
         raise SettingsError(f"{missing} must be set with the other Stripe key")
     if not api_base.startswith(("https://", "http://")) or any(char.isspace() for char in api_base):
         raise SettingsError(f"BILLING_STRIPE_API_BASE must be an http(s) URL; got {api_base!r}")
+    if not js_url.startswith(("https://", "http://")) or any(char.isspace() or char in "'\"<>" for char in js_url):
+        raise SettingsError(f"BILLING_STRIPE_JS_URL must be an http(s) URL; got {js_url!r}")
     return dict(stripe_secret_key=secret_key, stripe_publishable_key=publishable_key,
-                stripe_webhook_secret=webhook_secret, stripe_api_base=api_base)
+                stripe_webhook_secret=webhook_secret, stripe_api_base=api_base, stripe_js_url=js_url)
 
 
 def _currency(text: str | None) -> str:

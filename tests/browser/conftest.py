@@ -79,12 +79,18 @@ class Served:
 
 
 @pytest.fixture
-def served(database_url: str, explorer_assets: Path, db) -> Iterator[Served]:
+def served_env() -> dict[str, str]:
+    """More settings for the served gateway (a test module overrides it: a processor's keys)."""
+    return {}
+
+
+@pytest.fixture
+def served(database_url: str, explorer_assets: Path, db, served_env: dict[str, str]) -> Iterator[Served]:
     """`billing-graphql serve` on this test's database, GraphiQL offline, the portal configured."""
     port = _free_port()
     env = {**os.environ, "BILLING_DATABASE_URL": database_url, "BILLING_GRAPHIQL_ASSETS_DIR": str(explorer_assets),
            "BILLING_PORTAL_SECRET": PORTAL_SECRET, "BILLING_JWT_SECRET": JWT_SECRET, "BILLING_RATE_LIMIT": "0",
-           "BILLING_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+           "BILLING_PUBLIC_URL": f"http://127.0.0.1:{port}", **served_env}
     command = [sys.executable, "-m", "billing_graphql.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     log = tempfile.TemporaryFile()  # never a pipe: a full pipe would stall the server
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -83,13 +83,17 @@ def test_stripe_settings_are_read_and_kept_out_of_repr():
     assert "sk_test_abc" not in repr(settings) and "whsec_abc" not in repr(settings)
     unset = Settings.from_env({})
     assert unset.stripe_secret_key is None and unset.stripe_api_base == "https://api.stripe.com"
+    assert unset.stripe_js_url == "https://js.stripe.com/v3/"
+    local = Settings.from_env({**STRIPE_KEYS, "BILLING_STRIPE_JS_URL": "http://127.0.0.1:8420/js.stripe.com/v3/"})
+    assert local.stripe_js_url == "http://127.0.0.1:8420/js.stripe.com/v3/"
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("BILLING_STRIPE_SECRET_KEY", "pk_test_abc"), ("BILLING_STRIPE_SECRET_KEY", "sk_test abc"),
      ("BILLING_STRIPE_PUBLISHABLE_KEY", "sk_test_abc"), ("BILLING_STRIPE_WEBHOOK_SECRET", "secret"),
-     ("BILLING_STRIPE_API_BASE", "ftp://stripe"), ("BILLING_STRIPE_PUBLISHABLE_KEY", "")],
+     ("BILLING_STRIPE_API_BASE", "ftp://stripe"), ("BILLING_STRIPE_PUBLISHABLE_KEY", ""),
+     ("BILLING_STRIPE_JS_URL", "js.stripe.com/v3/"), ("BILLING_STRIPE_JS_URL", "https://js.stripe.com/v3/' onload")],
 )
 def test_bad_stripe_values_name_the_variable(variable, value):
     with pytest.raises(SettingsError, match=variable):

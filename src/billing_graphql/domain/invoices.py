@@ -83,6 +83,9 @@ class LineDraft:
     # USAGE lines: the tiers that priced the quantity (domain.charges.TierUse as stored, exact
     # minor units as strings); None for other lines.
     tier_breakdown: list[dict] | None = None
+    # What the line bills, as structure a document renders in its own language (``line_detail``'s
+    # keys); None for free text (a one-off charge's description).
+    detail: dict | None = None
 
 
 _RECURRING_LINE_KINDS = {
@@ -103,6 +106,7 @@ def period_lines(recurring: Recurring, start: datetime, end: datetime) -> list[L
             amount=item.amount,
             period_start=start,
             period_end=end,
+            detail=item.detail,
         )
         for item in recurring.items()
     ]
@@ -116,10 +120,13 @@ def proration_lines(
     at: datetime,
     period_end: datetime,
     new_period_end: datetime,
+    old_detail: dict | None = None,
+    new_detail: dict | None = None,
 ) -> list[LineDraft]:
     """A credit line for the unused old price and a charge line for the new (zero ones left out).
 
-    The unit amount carries the exact prorated value; the amount is it rounded once.
+    The unit amount carries the exact prorated value; the amount is it rounded once. ``old_detail``
+    and ``new_detail``: what the descriptions name, as structure (a ``detail`` of a recurring item).
     """
     lines: list[LineDraft] = []
     if proration.credit:
@@ -132,6 +139,7 @@ def proration_lines(
                 amount=-proration.credit,
                 period_start=at,
                 period_end=period_end,
+                detail={"proration": "unused", "of": old_detail} if old_detail else None,
             )
         )
     if proration.charge:
@@ -146,6 +154,8 @@ def proration_lines(
                 amount=proration.charge,
                 period_start=at,
                 period_end=new_period_end,
+                detail={"proration": "new_period" if proration.restarts_period else "remaining", "of": new_detail}
+                if new_detail else None,
             )
         )
     return lines

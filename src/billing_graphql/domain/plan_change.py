@@ -59,6 +59,11 @@ class PlanTerms:
         label = "monthly" if self.billing_period is BillingPeriod.MONTHLY else "annual"
         return f"{self.name} ({label})"
 
+    @property
+    def detail(self) -> dict:
+        """The description as structure (domain.invoices.LineDraft.detail)."""
+        return {"plan": self.name, "period": self.billing_period.value}
+
 
 @dataclass(frozen=True, slots=True)
 class PlanChangeInput:
@@ -120,6 +125,8 @@ def price_change(
     discount: Discount | None, tax_rule: TaxRule | None, account_credit: int,
     usage_lines: tuple[LineDraft, ...] = (),
     pending_lines: tuple[LineDraft, ...] = (),
+    old_detail: dict | None = None,
+    new_detail: dict | None = None,
 ) -> ChangeBill:
     """Prorate from ``old_total`` to ``new_total`` at ``now`` and price the lines once (with the
     period's ``usage_lines`` so far, billed in arrears with the change). A change that bills (a
@@ -127,7 +134,8 @@ def price_change(
     change that credits leaves them waiting."""
     proration = prorate(old_total, new_total, period, now, restart_period=restart_period)
     lines = proration_lines(proration, old_description=old_description, new_description=new_description,
-                            at=now, period_end=period.end, new_period_end=new_period_end)
+                            at=now, period_end=period.end, new_period_end=new_period_end, old_detail=old_detail,
+                            new_detail=new_detail)
     lines += list(usage_lines)
     totals = price(currency, lines, discount=discount, tax_rule=tax_rule)
     if totals.total > 0 and pending_lines:
@@ -200,7 +208,8 @@ def decide_plan_change(change: PlanChangeInput) -> PlanChangeDecision:
     bill = price_change(
         old_total=current.recurring_total, new_total=target.recurring_total, period=change.period, now=change.now,
         restart_period=restart, new_period_end=new_period_end, old_description=current.description,
-        new_description=target.description, currency=change.currency, discount=change.discount,
+        new_description=target.description, old_detail=current.detail, new_detail=target.detail,
+        currency=change.currency, discount=change.discount,
         tax_rule=change.tax_rule, account_credit=change.account_credit, usage_lines=change.usage_lines,
         pending_lines=change.pending_lines,
     )

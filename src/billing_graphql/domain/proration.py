@@ -134,6 +134,7 @@ class RecurringItem:
     quantity: int
     unit_amount: int
     amount: int
+    detail: dict | None = None  # the description as structure (domain.invoices.LineDraft.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,7 @@ class Recurring:
             RecurringItem(
                 RecurringKind.PLAN, f"{self.plan.name} plan ({label})", 1,
                 self.plan.base(period), self.plan.base(period),
+                detail={"plan": self.plan.name, "period": period.value},
             )
         ]
         extra = self.plan.billable_agents(self.agents)
@@ -171,6 +173,7 @@ class Recurring:
                     RecurringKind.SEATS,
                     f"Agents above the {self.plan.included_agents} included ({label})",
                     extra, unit, unit * extra,
+                    detail={"included": self.plan.included_agents, "period": period.value},
                 )
             )
         for addon in self.addons:
@@ -182,6 +185,7 @@ class Recurring:
                 RecurringItem(
                     RecurringKind.ADDON, description, units,
                     addon.unit_price(period), addon.amount(period, self.agents),
+                    detail={"addon": addon.name, "per_agent": addon.per_agent, "period": period.value},
                 )
             )
         return items

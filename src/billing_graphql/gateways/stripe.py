@@ -65,6 +65,9 @@ class CardDetails:
 class SetupIntent:
     id: str
     client_secret: str
+    status: str | None = None
+    customer: str | None = None
+    payment_method: str | None = None
 
 
 def plain(value: Any) -> dict[str, Any]:
@@ -231,6 +234,20 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise GatewayError(_describe(exc)) from None
         return SetupIntent(id=intent.id, client_secret=intent.client_secret)
+
+    async def retrieve_setup_intent(self, setup_intent_id: str) -> SetupIntent | None:
+        """A SetupIntent as Stripe knows it now (status, customer, payment method); None when Stripe
+        does not know it."""
+        intent = plain(await self._retrieve(self.client.v1.setup_intents, setup_intent_id))
+        if not intent:
+            return None
+
+        def reference(value: Any) -> str | None:
+            return value if isinstance(value, str) else plain(value).get("id")
+
+        return SetupIntent(id=str(intent.get("id")), client_secret="", status=intent.get("status"),
+                           customer=reference(intent.get("customer")),
+                           payment_method=reference(intent.get("payment_method")))
 
     def payment_page_url(self, invoice_id: Any) -> str | None:
         """Where the customer confirms an invoice's PaymentIntent that needs action (3-D Secure)

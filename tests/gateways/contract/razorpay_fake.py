@@ -62,7 +62,8 @@ class RazorpayFake:
                                                                      "description": "The id provided does not exist"}})
         if (method, path) == ("POST", "/v1/orders"):
             order = {"id": self._id("order"), "entity": "order", "amount": body["amount"],
-                     "currency": body["currency"], "receipt": body.get("receipt"), "status": "created"}
+                     "currency": body["currency"], "receipt": body.get("receipt"), "status": "created",
+                     "customer_id": body.get("customer_id"), "token": body.get("token")}
             self.orders[order["id"]] = order
             return 200, order
         if (method, path) == ("GET", "/v1/orders"):
@@ -72,6 +73,10 @@ class RazorpayFake:
         if method == "GET" and parts[:2] == ["v1", "orders"] and parts[3:] == ["payments"]:
             items = [payment for payment in self.payments.values() if payment["order_id"] == parts[2]]
             return 200, {"entity": "collection", "count": len(items), "items": items}
+        if method == "GET" and parts[:2] == ["v1", "payments"] and len(parts) == 3:
+            payment = self.payments.get(parts[2])
+            return (200, payment) if payment else (404, {"error": {"code": "BAD_REQUEST_ERROR",
+                                                                   "description": "The id provided does not exist"}})
         if (method, path) == ("POST", "/v1/payments/create/recurring"):
             return self._recurring(body)
         if method == "POST" and parts[:2] == ["v1", "payments"] and parts[3:] == ["refund"]:
@@ -109,6 +114,20 @@ class RazorpayFake:
         if key:
             self.refund_keys[key] = refund["id"]
         return 200, refund
+
+    def pay_in_checkout(self, order_id: str, *, network: str = "Visa", last4: str = "1111") -> str:
+        """What Razorpay Checkout does in the browser when the customer pays ``order_id`` with a card:
+        a captured payment, and, when the order asked for a token (``token`` and ``customer_id``), the
+        card tokenised for the order's customer. The payment's id."""
+        order = self.orders[order_id]
+        payment = {"id": self._id("pay"), "entity": "payment", "order_id": order_id, "amount": order["amount"],
+                   "currency": order["currency"], "status": "captured", "method": "card", "notes": {},
+                   "amount_refunded": 0, "card": {"network": network, "last4": last4, "type": "credit"}}
+        if order.get("token") and order.get("customer_id"):
+            payment["token_id"] = self.save_token(order["customer_id"])
+        self.payments[payment["id"]] = payment
+        order["status"] = "paid"
+        return payment["id"]
 
     def charges_with(self, key: str) -> int:
         return sum(1 for payment in self.payments.values() if payment["notes"].get("idempotency_key") == key)

@@ -92,6 +92,7 @@ def start_localstripe() -> ThreadedServer:
     app = web.Application(middlewares=list(server.app.middlewares))
     for route in server.app.router.routes():
         app.router.add_route(route.method, route.resource.canonical, route.handler)
+    app.on_response_prepare.extend(server.app.on_response_prepare)  # its CORS headers, for Stripe.js in a browser
     return ThreadedServer(app).start()
 
 

@@ -133,6 +133,9 @@ class InvoiceLine(Base):
     period_end: Mapped[datetime | None]
     # USAGE lines: [{from_unit, to_unit, units, unit_amount, flat_amount, amount}] (exact minor units as text).
     tier_breakdown: Mapped[list[dict] | None] = mapped_column(JSON(none_as_null=True))
+    # What the line bills as structure (domain.invoices.LineDraft.detail); None on lines written
+    # before migration 0021 and on free-text lines (one-off charges): their description is shown.
+    detail: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
 
 class InvoiceNumberSequence(Base):

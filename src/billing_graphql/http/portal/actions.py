@@ -36,7 +36,8 @@ from billing_graphql.services.subscriptions import lifecycle, plan_changes
 Handler = Callable[[Portal, dict[str, str]], Awaitable[Response[str] | Redirect]]
 # Where each action's outcome is shown.
 PAGE_OF = {"preview-plan": "/plan", "change-plan": "/plan", "preview-addon": "/plan", "change-addon": "/plan",
-           "apply-coupon": "/plan", "cancel": "/cancel", "resume": "", "add-card": "/cards", "replace-card": "",
+           "apply-coupon": "/plan", "cancel": "/cancel", "resume": "", "add-card": "/cards",
+           "add-stripe-card": "/cards", "add-razorpay-card": "/cards", "replace-card": "",
            "default-card": "/cards", "remove-card": "/cards", "pay-invoice": "", "update-details": "/details"}
 
 
@@ -112,7 +113,7 @@ async def preview_plan(portal: Portal, form: dict[str, str]) -> Response[str]:
               "quote": _quote(portal, "plan", str(plan_id), period_value, quoted_at),
               "idempotency_key": uuid.uuid4().hex}
     preview = views.preview_view(result.preview, action="change-plan", title=plan_name, fields=fields,
-                                 currency=data.currency)
+                                 currency=data.currency, language=portal.language)
     return await render_plan_page(portal, preview)
 
 
@@ -143,7 +144,7 @@ async def preview_addon(portal: Portal, form: dict[str, str]) -> Response[str]:
               "quote": _quote(portal, "addon", str(addon_id), str(quantity), quoted_at),
               "idempotency_key": uuid.uuid4().hex}
     preview = views.preview_view(result.preview, action="change-addon", title=name, fields=fields,
-                                 currency=data.currency)
+                                 currency=data.currency, language=portal.language)
     return await render_plan_page(portal, preview)
 
 
@@ -197,6 +198,30 @@ async def add_card(portal: Portal, form: dict[str, str]) -> Redirect:
     return portal.back("/cards", notice=_retried("card-added", retry))
 
 
+@portal_action("add-stripe-card")
+async def add_stripe_card(portal: Portal, form: dict[str, str]) -> Redirect:
+    """A SetupIntent the browser confirmed with Stripe Elements (``stripe.confirmCardSetup``)."""
+    _, retry = await cards.add_stripe_card(portal.db, portal.gateways, portal_actor(portal),
+                                           setup_intent_id=form.get("setup_intent", ""),
+                                           make_default=form.get("make_default") == "yes", now=portal.now)
+    return portal.back("/cards", notice=_retried("card-added", retry))
+
+
+@portal_action("add-razorpay-card")
+async def add_razorpay_card(portal: Portal, form: dict[str, str]) -> Redirect:
+    """What Razorpay Checkout's handler returned for the authorisation order this link's cards
+    page made (its ``order_quote`` proves it); the signature is verified before anything is saved."""
+    order_id = form.get("razorpay_order_id", "")
+    expected = signature(portal.settings, "razorpay-order", portal.token, order_id)
+    if not order_id or not hmac.compare_digest(form.get("order_quote", "").encode(), expected.encode()):
+        return portal.back("/cards", error="card-signature")
+    _, retry = await cards.add_razorpay_card(portal.db, portal.gateways, portal_actor(portal), order_id=order_id,
+                                             payment_id=form.get("razorpay_payment_id", ""),
+                                             signature=form.get("razorpay_signature", ""),
+                                             make_default=form.get("make_default") == "yes", now=portal.now)
+    return portal.back("/cards", notice=_retried("card-added", retry))
+
+
 @portal_action("replace-card")
 async def replace_card(portal: Portal, form: dict[str, str]) -> Redirect:
     _, retry = await cards.add_card(portal.db, portal.gateways, portal_actor(portal), token=form.get("token", ""),
@@ -243,4 +268,4 @@ async def update_details(portal: Portal, form: dict[str, str]) -> Redirect:
 
 
 ACTIONS = [preview_plan, change_plan, preview_addon, change_addon, apply_coupon, cancel, resume, add_card,
-           replace_card, default_card, remove_card, pay, update_details]
+           add_stripe_card, add_razorpay_card, replace_card, default_card, remove_card, pay, update_details]

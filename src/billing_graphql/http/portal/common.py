@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import MediaType, Request, Response
@@ -45,6 +45,30 @@ SECURITY_HEADERS = {
     ),
 }
 TEMPLATES = Path(__file__).parent / "templates"
+RAZORPAY_CHECKOUT_JS = "https://checkout.razorpay.com/v1/checkout.js"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def card_form_policy(processor: str, settings: Settings, nonce: str) -> dict[str, str]:
+    """The cards page's Content-Security-Policy where a processor's own form runs: its script (and
+    the page's, by nonce), its frames and the API its script calls, as Stripe and Razorpay list them."""
+    if processor == "stripe":
+        js = _origin(settings.stripe_js_url)
+        sources = (f"script-src {js} 'nonce-{nonce}'; frame-src {js} https://hooks.stripe.com; "
+                   f"connect-src {_origin(settings.stripe_api_base)} {js}")
+    elif processor == "razorpay":
+        sources = (f"script-src https://checkout.razorpay.com 'nonce-{nonce}'; "
+                   "frame-src https://api.razorpay.com https://checkout.razorpay.com; "
+                   "connect-src https://api.razorpay.com https://checkout.razorpay.com "
+                   "https://lumberjack.razorpay.com; "
+                   "img-src https://cdn.razorpay.com")
+    else:
+        return {}
+    return {"Content-Security-Policy": f"{SECURITY_HEADERS['Content-Security-Policy']}; {sources}"}
 
 
 @cache

@@ -20,7 +20,8 @@ MAX_FORM_FIELDS = 16
 # does not apply to them (a long run of digits in them is no card number).
 FORMATTED_FORM_FIELDS = frozenset({"csrf", "idempotency_key", "plan_id", "addon_id", "invoice_id",
                                    "payment_method_id", "quoted_at", "quote", "quantity", "period", "confirm",
-                                   "make_default", "tax_id"})
+                                   "make_default", "tax_id", "setup_intent", "razorpay_order_id",
+                                   "razorpay_payment_id", "razorpay_signature", "order_quote"})
 
 
 class FormRefused(ValueError):

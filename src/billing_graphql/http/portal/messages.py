@@ -42,6 +42,8 @@ ERRORS = {
     "payment-declined": N_("The payment was declined by your card's bank. Please try another card."),
     "payment-required": N_("There is no card to pay with. Please add a card first."),
     "card-token": N_("This card could not be read. Please enter it again."),
+    "card-signature": N_("Razorpay's confirmation of this card could not be verified. Nothing was saved; please "
+                         "add the card again."),
     "card-exists": N_("This card is already saved."),
     "card-in-use": N_("This card pays your subscription. Make another card the default first, then remove "
                       "this one."),
@@ -85,6 +87,7 @@ _BY_CODE = {
     BillingErrorCode.NOT_PENDING_CANCELLATION: "not-pending",
     BillingErrorCode.ALREADY_EXISTS: "card-exists",
     BillingErrorCode.IDEMPOTENCY_KEY_REUSED: "busy",
+    BillingErrorCode.INVALID_SIGNATURE: "card-signature",
 }
 
 _BY_FIELD = {
@@ -93,6 +96,7 @@ _BY_FIELD = {
     "prorationDate": "quote",
     "couponCode": "coupon-empty",
     "gatewayPaymentMethodId": "card-token",
+    "signature": "card-signature",
     "invoiceId": "not-open",
     "id": "card-in-use",
 }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
@@ -19,9 +20,17 @@ from billing_graphql.http.invoice_pdf import (
     rendered_pdf,
 )
 from billing_graphql.http.portal import views
-from billing_graphql.http.portal.common import Portal, forbidden, open_portal
+from billing_graphql.http.portal.common import (
+    RAZORPAY_CHECKOUT_JS,
+    Portal,
+    card_form_policy,
+    forbidden,
+    open_portal,
+)
+from billing_graphql.http.portal.forms import signature
 from billing_graphql.services.billing.credit_note_documents import load_credit_note_document, render_credit_note_pdf
 from billing_graphql.services.billing.invoice_documents import load_invoice_document
+from billing_graphql.services.portal.cards import card_form, card_processor
 from billing_graphql.services.portal.pages import PortalData, PortalOrganizationGone, load_portal_data
 from billing_graphql.services.portal.sessions import PortalTokenInvalid
 
@@ -78,10 +87,16 @@ async def cards(request: Request[Any, Any, Any], token: str) -> Response[str]:
     async def build(portal: Portal) -> Response[str]:
         data, header = await load(portal)
         default = data.default_method
+        processor = card_processor(portal.settings, default.gateway if default is not None else None)
+        form = await card_form(portal.db, portal.gateways, portal_actor(portal), processor)
+        nonce = secrets.token_urlsafe(16)
+        script = {"stripe": portal.settings.stripe_js_url, "razorpay": RAZORPAY_CHECKOUT_JS}.get(processor)
+        quote = signature(portal.settings, "razorpay-order", portal.token, form.razorpay.order_id) \
+            if form.razorpay is not None else None
         page = views.CardsPage(header=header, cards=[views.card_view(method) for method in data.payment_methods],
-                               gateway=default.gateway if default is not None else "sandbox",
-                               open_due=sum(due for _, due in data.open_invoices), currency=data.currency)
-        return portal.render("cards.html", page)
+                               form=form, open_due=sum(due for _, due in data.open_invoices), currency=data.currency,
+                               script_url=script if not form.problem else None, nonce=nonce, order_quote=quote)
+        return portal.render("cards.html", page, headers=card_form_policy(processor, portal.settings, nonce))
     return await _page(request, token, build)
 
 

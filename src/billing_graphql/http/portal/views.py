@@ -10,8 +10,11 @@ from datetime import datetime
 
 from billing_graphql.db.models import Invoice, PaymentMethod
 from billing_graphql.domain.billing_details import BillingDetailsValue
+from billing_graphql.domain.language import language_of
+from billing_graphql.domain.line_text import line_text
 from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.status import InvoiceStatus, SubscriptionStatus
+from billing_graphql.services.portal.cards import CardForm
 from billing_graphql.services.portal.pages import PortalData
 from billing_graphql.services.subscriptions.results import InvoicePreview
 
@@ -205,11 +208,12 @@ def plan_page(data: PortalData, header: Header, preview: PreviewView | None = No
 
 
 def preview_view(preview: InvoicePreview | None, *, action: str, title: str, fields: dict[str, str],
-                 currency: str) -> PreviewView:
+                 currency: str, language: str = "en") -> PreviewView:
     if preview is None:
         return PreviewView(action=action, title=title, lines=[], tax=0, amount_due=0, credit_added=0,
                            currency=currency, message=None, fields=fields)
-    return PreviewView(action=action, title=title, lines=[(line.description, line.amount) for line in preview.lines],
+    lines = [(line_text(line.description, line.detail, language_of(language)), line.amount) for line in preview.lines]
+    return PreviewView(action=action, title=title, lines=lines,
                        tax=preview.tax, amount_due=preview.amount_due, credit_added=preview.credit_added or 0,
                        currency=preview.currency, message=preview.message, fields=fields)
 
@@ -218,9 +222,12 @@ def preview_view(preview: InvoicePreview | None, *, action: str, title: str, fie
 class CardsPage:
     header: Header
     cards: list[CardView]
-    gateway: str  # the processor new cards are added with
+    form: CardForm  # the processor new cards are added with, and its form's data
     open_due: int
     currency: str
+    script_url: str | None = None  # the processor's own script (Stripe.js, Razorpay's checkout.js)
+    nonce: str | None = None  # of the page's scripts (its Content-Security-Policy names it)
+    order_quote: str | None = None  # Razorpay: the authorisation order signed for this link
 
 
 @dataclass(frozen=True, slots=True)

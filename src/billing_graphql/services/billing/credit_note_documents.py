@@ -6,7 +6,7 @@ reversed on its base, and the total credited with where it went."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from reportlab.lib.units import mm
@@ -14,9 +14,9 @@ from reportlab.platypus import Spacer
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import BillingDetails, CreditNote, CreditNoteLine, Invoice, InvoiceParties, Organization
-from billing_graphql.domain.errors import not_found
-from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
+from billing_graphql.db.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, InvoiceParties
+from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language
+from billing_graphql.domain.line_text import line_text
 from billing_graphql.services.billing.document_pdf import (
     Buyer,
     Seller,
@@ -34,6 +34,7 @@ from billing_graphql.services.billing.document_pdf import (
     tax_rows,
     totals_table,
 )
+from billing_graphql.services.billing.document_buyers import load_with_buyer
 
 CREDIT_NOTE_COLUMNS = (("description", None), ("amount_tax_included", 45 * mm))
 
@@ -47,6 +48,8 @@ class CreditNoteDocument:
     buyer_email: str | None
     buyer: InvoiceParties | None = None  # the corrected invoice's billing details
     language: Language = DEFAULT_LANGUAGE  # the organization's (BillingDetails.language)
+    # The structure of the invoice lines credited (invoice_lines.detail), by credit-note line id.
+    line_details: dict[uuid.UUID, dict] = field(default_factory=dict)
 
     @property
     def number(self) -> str:
@@ -58,34 +61,28 @@ async def load_credit_note_document(db: Database, *, credit_note_id: uuid.UUID,
     """The credit note with its lines, invoice and buyer; ``organization_id`` None means any
     organization (super-admins); another organization's note is NOT_FOUND, as a missing one."""
     async with db.read() as session:
-        statement = (
-            select(CreditNote, Invoice, Organization.name, Organization.billing_email, InvoiceParties,
-                   BillingDetails.language)
-            .join(Invoice, Invoice.id == CreditNote.invoice_id)
-            .join(Organization, Organization.id == CreditNote.organization_id)
-            .outerjoin(InvoiceParties, InvoiceParties.invoice_id == Invoice.id)
-            .outerjoin(BillingDetails, BillingDetails.organization_id == CreditNote.organization_id)
-            .where(CreditNote.id == credit_note_id)
-        )
-        if organization_id is not None:
-            statement = statement.where(CreditNote.organization_id == organization_id)
-        row = (await session.execute(statement)).first()
-        if row is None:
-            raise not_found("Credit note")
-        note, invoice, buyer_name, buyer_email, buyer, language = row
-        lines = list((await session.scalars(
-            select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note.id)
-            .order_by(CreditNoteLine.position, CreditNoteLine.id))).all())
-    return CreditNoteDocument(note=note, lines=lines, invoice=invoice, buyer_name=buyer_name,
-                              buyer_email=buyer_email, buyer=buyer, language=language_of(language))
+        (note, invoice), buyer = await load_with_buyer(
+            session, select(CreditNote, Invoice).join(Invoice, Invoice.id == CreditNote.invoice_id)
+            .where(CreditNote.id == credit_note_id), invoice_id=Invoice.id,
+            organization_id=CreditNote.organization_id, scope=organization_id, missing="Credit note")
+        rows = (await session.execute(
+            select(CreditNoteLine, InvoiceLine.detail)
+            .outerjoin(InvoiceLine, InvoiceLine.id == CreditNoteLine.invoice_line_id)
+            .where(CreditNoteLine.credit_note_id == note.id)
+            .order_by(CreditNoteLine.position, CreditNoteLine.id))).all()
+    return CreditNoteDocument(note=note, lines=[line for line, _ in rows], invoice=invoice, buyer_name=buyer.name,
+                              buyer_email=buyer.email, buyer=buyer.parties, language=buyer.language,
+                              line_details={line.id: detail for line, detail in rows if detail})
 
 
-def line_description(line: CreditNoteLine, invoice: Invoice, language: Language) -> str:
+def line_description(line: CreditNoteLine, invoice: Invoice, language: Language,
+                     detail: dict | None = None) -> str:
     """A line crediting an amount of the whole invoice says so in the document's language; a line
-    crediting an invoice line keeps that line's description (written in English by the services)."""
+    crediting an invoice line says what that line billed, in the document's language where the
+    invoice line has its structure (``detail``), else as the line's English description."""
     if line.invoice_line_id is None:
         return label("credit_on_invoice", language, number=invoice.number or "-")
-    return line.description
+    return line_text(line.description, detail, language)
 
 
 def render_credit_note_pdf(document: CreditNoteDocument, *, seller_name: str, seller_address: str,
@@ -118,8 +115,8 @@ def render_credit_note_pdf(document: CreditNoteDocument, *, seller_name: str, se
         [label("reason", language), label(f"reason_{note.reason.value}", language)],
     ]
     story += [facts_table(facts), Spacer(1, 6 * mm)]
-    rows = [[paragraph(line_description(line, invoice, language), style.body), money(line.amount)]
-            for line in document.lines]
+    rows = [[paragraph(line_description(line, invoice, language, document.line_details.get(line.id)), style.body),
+             money(line.amount)] for line in document.lines]
     story += [lines_table(rows, language, CREDIT_NOTE_COLUMNS, right_from=1), Spacer(1, 6 * mm)]
     totals = [[label("net_credited", language), money(note.subtotal)]]
     for name, amount in tax_rows(taxable=note.subtotal, tax=note.tax, currency=currency, tax_name=note.tax_name,

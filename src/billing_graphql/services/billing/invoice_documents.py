@@ -20,10 +20,10 @@ from reportlab.platypus import Spacer
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import BillingDetails, Invoice, InvoiceLine, InvoiceParties, Organization
-from billing_graphql.domain.errors import not_found
+from billing_graphql.db.models import Invoice, InvoiceLine, InvoiceParties
 from billing_graphql.domain.invoices import amount_due
-from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language, language_of
+from billing_graphql.domain.language import DEFAULT_LANGUAGE, Language
+from billing_graphql.domain.line_text import line_text
 from billing_graphql.domain.money import round_minor
 from billing_graphql.services.billing.document_pdf import (
     Buyer,
@@ -45,6 +45,7 @@ from billing_graphql.services.billing.document_pdf import (
     tier_text,
     totals_table,
 )
+from billing_graphql.services.billing.document_buyers import load_with_buyer
 
 @dataclass(frozen=True, slots=True)
 class InvoiceDocument:
@@ -67,30 +68,14 @@ async def load_invoice_document(
     """The invoice with its lines and buyer. ``organization_id`` None means any organization
     (super-admins); another organization's invoice is NOT_FOUND, as a missing one."""
     async with db.read() as session:
-        statement = (
-            select(Invoice, Organization.name, Organization.billing_email, InvoiceParties, BillingDetails.language)
-            .join(Organization, Organization.id == Invoice.organization_id)
-            .outerjoin(InvoiceParties, InvoiceParties.invoice_id == Invoice.id)
-            .outerjoin(BillingDetails, BillingDetails.organization_id == Invoice.organization_id)
-            .where(Invoice.id == invoice_id)
-        )
-        if organization_id is not None:
-            statement = statement.where(Invoice.organization_id == organization_id)
-        row = (await session.execute(statement)).first()
-        if row is None:
-            raise not_found("Invoice")
-        invoice, buyer_name, buyer_email, buyer, language = row
-        lines = list(
-            (
-                await session.scalars(
-                    select(InvoiceLine)
-                    .where(InvoiceLine.invoice_id == invoice.id)
-                    .order_by(InvoiceLine.position, InvoiceLine.id)
-                )
-            ).all()
-        )
-    return InvoiceDocument(invoice=invoice, lines=lines, buyer_name=buyer_name, buyer_email=buyer_email, buyer=buyer,
-                           language=language_of(language))
+        (invoice,), buyer = await load_with_buyer(
+            session, select(Invoice).where(Invoice.id == invoice_id), invoice_id=Invoice.id,
+            organization_id=Invoice.organization_id, scope=organization_id, missing="Invoice")
+        lines = list((await session.scalars(
+            select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
+            .order_by(InvoiceLine.position, InvoiceLine.id))).all())
+    return InvoiceDocument(invoice=invoice, lines=lines, buyer_name=buyer.name, buyer_email=buyer.email,
+                           buyer=buyer.parties, language=buyer.language)
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -131,7 +116,7 @@ def render_invoice_pdf(document: InvoiceDocument, *, seller_name: str, seller_ad
     rows: list[list] = []
     for line in document.lines:
         rows.append([
-            paragraph(line.description, style.body),
+            paragraph(line_text(line.description, line.detail, language), style.body),
             paragraph(period_text(line.period_start, line.period_end, language, timezone), style.small),
             f"{line.quantity.normalize():f}",
             money(round_minor(line.unit_amount)),

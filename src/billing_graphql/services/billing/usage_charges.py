@@ -114,6 +114,14 @@ def _description(item: MetricAmount) -> str:
     return text
 
 
+def _detail(item: MetricAmount, *, capped: bool) -> dict:
+    """``_description`` as structure (domain.invoices.LineDraft.detail)."""
+    charge = item.charge
+    return {"metric": item.metric.name, "model": charge.model.value,
+            "package_size": charge.package_size if charge.model is ChargeModel.PACKAGE else None,
+            "included": charge.included_units if item.included else None, "capped": capped}
+
+
 def tier_breakdown(priced: Priced) -> list[dict] | None:
     if not priced.tiers:
         return None
@@ -140,5 +148,6 @@ def usage_lines(items: Sequence[MetricAmount], period: Period, *, seats_amount: 
                        else plain((item.priced.exact / units).quantize(UNIT_AMOUNT_PLACES)))
         lines.append(LineDraft(kind=InvoiceLineKind.USAGE, description=description, quantity=Decimal(units),
                                unit_amount=unit_amount, amount=amount, period_start=period.start,
-                               period_end=period.end, tier_breakdown=tier_breakdown(item.priced)))
+                               period_end=period.end, tier_breakdown=tier_breakdown(item.priced),
+                               detail=_detail(item, capped=amount < item.priced.amount)))
     return lines

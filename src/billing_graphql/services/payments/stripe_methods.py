@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from billing_graphql.db.engine import Database, lock_organization
-from billing_graphql.db.models import CheckoutSession, Invoice, Organization, PaymentMethodType
+from billing_graphql.db.models import CheckoutSession, Invoice, Organization, PaymentMethod, PaymentMethodType
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, not_found, validation
 from billing_graphql.domain.roles import Role
@@ -40,6 +40,7 @@ from billing_graphql.services.payments.gateway_webhooks import (
 from billing_graphql.services.payments.payment_methods import NewPaymentMethod
 
 NOT_CONFIGURED = "Stripe is not configured."
+UNKNOWN_METHOD = "Stripe does not know this payment method."
 
 
 def stripe_gateway(gateways: GatewayRegistry) -> StripeGateway:
@@ -143,7 +144,7 @@ async def add_payment_method(db: Database, gateways: GatewayRegistry, actor: Act
         except GatewayError as exc:
             raise validation(f"Stripe refused this payment method: {exc}", "gatewayPaymentMethodId") from None
         if details is None:
-            raise validation("Stripe does not know this payment method.", "gatewayPaymentMethodId")
+            raise validation(UNKNOWN_METHOD, "gatewayPaymentMethodId")
         data = _card_input(details, label=data.label, is_default=data.is_default)
     else:
         data = await _verified(gateways, payment_methods.clean_new_payment_method(data, now))
@@ -176,6 +177,17 @@ async def _verified(gateways: GatewayRegistry, data: NewPaymentMethod) -> NewPay
                    exp_year=data.exp_year or (check.exp_year if not data.exp_month else None))
 
 
+async def _save_card(db: Database, gateway: StripeGateway, organization_id: uuid.UUID, *, payment_method_id: str,
+                     reason: str, is_default: bool, now: datetime) -> PaymentMethod:
+    """The card Stripe confirmed, with the details Stripe gives, saved for the organization (default
+    when it is the first or ``is_default``); ALREADY_EXISTS when it is saved already."""
+    details = await gateway.retrieve_payment_method(payment_method_id)
+    if details is None:
+        raise validation(UNKNOWN_METHOD, "gatewayPaymentMethodId")
+    actor = Actor(role=Role.ADMIN, organization_id=organization_id, subject=reason[:200])
+    return await payment_methods.add_payment_method(db, actor, _card_input(details, is_default=is_default), now=now)
+
+
 async def save_stripe_card(db: Database, gateway: StripeGateway, *, customer_id: str, payment_method_id: str,
                            reason: str, now: datetime) -> str:
     """A card Stripe confirmed (``setup_intent.succeeded``, a checkout's PaymentIntent) saved for the
@@ -185,17 +197,58 @@ async def save_stripe_card(db: Database, gateway: StripeGateway, *, customer_id:
             select(Organization.id).where(Organization.gateway_customer_id == customer_id))
     if organization_id is None:
         return "ignored: no organization has this Stripe customer"
-    details = await gateway.retrieve_payment_method(payment_method_id)
-    if details is None:
-        return "ignored: Stripe does not know the payment method"
-    actor = Actor(role=Role.ADMIN, organization_id=organization_id, subject=reason[:200])
     try:
-        await payment_methods.add_payment_method(db, actor, _card_input(details), now=now)
+        await _save_card(db, gateway, organization_id, payment_method_id=payment_method_id, reason=reason,
+                         is_default=False, now=now)
     except BillingError as exc:
         if exc.code is BillingErrorCode.ALREADY_EXISTS:
             return "payment method already saved"
+        if exc.message == UNKNOWN_METHOD:
+            return "ignored: Stripe does not know the payment method"
         return f"ignored: {exc.message}"[:200]
     return "payment method saved"
+
+
+async def save_setup_intent_card(db: Database, gateways: GatewayRegistry, actor: Actor, *, setup_intent_id: str,
+                                 is_default: bool, now: datetime) -> PaymentMethod:
+    """The card of a SetupIntent the customer confirmed in the browser with Stripe.js
+    (``stripe.confirmCardSetup``), saved as ``setup_intent.succeeded`` saves it (``save_stripe_card``).
+
+    Stripe is asked for the SetupIntent itself: it must belong to the organization's Stripe Customer
+    (NOT_FOUND otherwise, as another organization's object) and have succeeded, which means Stripe
+    checked the card with its bank; anything else is PAYMENT_FAILED (``card_declined``) and nothing is
+    saved. When the webhook saved the card first, that card is the one returned (made default when asked)."""
+    if actor.organization_id is None:
+        raise not_found("Organization", None)
+    gateway = stripe_gateway(gateways)
+    customer_id = await stripe_customer(db, gateway, actor.organization_id)
+    try:
+        intent = await gateway.retrieve_setup_intent(setup_intent_id.strip())
+    except GatewayError as exc:
+        raise BillingError(BillingErrorCode.PAYMENT_FAILED, f"Stripe could not be reached: {exc}",
+                           field="gateway") from None
+    if intent is None or intent.customer != customer_id:
+        raise not_found("SetupIntent", "setupIntent")
+    if intent.status != "succeeded" or not intent.payment_method:
+        raise BillingError(BillingErrorCode.PAYMENT_FAILED,
+                           f"{CARD_REFUSED}: Stripe has not confirmed it ({intent.status}). Nothing was saved; "
+                           "use another card.", field="gatewayPaymentMethodId", decline_code="card_declined")
+    try:
+        return await _save_card(db, gateway, actor.organization_id, payment_method_id=intent.payment_method,
+                                reason=f"{actor.subject or 'portal'}: setup intent {intent.id}", is_default=is_default,
+                                now=now)
+    except BillingError as exc:
+        if exc.code is not BillingErrorCode.ALREADY_EXISTS:
+            raise
+    async with db.read() as session:
+        saved = await session.scalar(select(PaymentMethod).where(
+            PaymentMethod.organization_id == actor.organization_id, PaymentMethod.gateway == "stripe",
+            PaymentMethod.gateway_payment_method_id == intent.payment_method))
+    if saved is None:
+        raise BillingError(BillingErrorCode.ALREADY_EXISTS, "This card is already saved.")
+    if is_default and not saved.is_default:
+        return await payment_methods.set_default_payment_method(db, actor, payment_method_id=saved.id, now=now)
+    return saved
 
 
 async def apply_stripe_event(db: Database, gateways: GatewayRegistry, event: InboundEvent, now: datetime) -> Applied:

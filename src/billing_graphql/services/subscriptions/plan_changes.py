@@ -327,6 +327,8 @@ async def _change_addon(
                 restart_period=False, new_period_end=subscription.current_period_end,
                 old_description=f"{addon.name} add-on x {old_quantity} ({label})",
                 new_description=f"{addon.name} add-on x {quantity} ({label})", currency=plan.currency,
+                old_detail={"addon": addon.name, "quantity": old_quantity, "period": period.value},
+                new_detail={"addon": addon.name, "quantity": quantity, "period": period.value},
                 discount=discount_of(await _load_coupon(session, subscription), subscription, proration=True),
                 tax_rule=await tax_rule_for(session, plan.currency, now),
                 account_credit=available_credit(organization, plan.currency), pending_lines=item_lines(items),
