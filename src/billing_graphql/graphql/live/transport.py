@@ -27,9 +27,12 @@ from graphql import GraphQLError, GraphQLSyntaxError, parse
 from litestar.exceptions import WebSocketDisconnect
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.litestar.controller import LitestarWebSocketAdapter
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 
 from billing_graphql.domain.roles import Role
+from billing_graphql.graphql.context import Context
+from billing_graphql.graphql.live.groups import Member, group_key, run_member, shared_field
+from billing_graphql.graphql.loaders import Loaders
 from billing_graphql.graphql.persisted import TrustedDocuments, document_id, requested_id
 from billing_graphql.http.rate_limit import credential_digest
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
@@ -107,6 +110,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         self.closing: asyncio.Task | None = None
         self.live = LiveSocket(self)
         self.context.live = self.live
+        self.shared: set[Member] = set()  # this socket's operations in shared executions (graphql.live.groups)
 
     # -- connection ------------------------------------------------------------------------
     async def handle_connection_init(self, message: dict) -> None:
@@ -184,7 +188,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
                                                                                           actor.organization_id):
             self.close_soon(FORBIDDEN, "Forbidden: the credential was revoked, expired or changed")
             return
-        for check in list(self.live.checks):
+        for check in [*self.live.checks, *{check for member in list(self.shared) for check in member.group.checks}]:
             if not await check():
                 self.close_soon(FORBIDDEN, "Forbidden: access to what this socket subscribed to was withdrawn")
                 return
@@ -258,7 +262,30 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if not isinstance(payload.get("operationName"), str | None):
             await self._refuse(operation_id, "`operationName` must be a string or null.", "BAD_REQUEST")
             return
+        payload = {"query": payload["query"], "variables": variables, "operationName": payload.get("operationName")}
+        if shared_field(payload["query"], payload["operationName"], variables):
+            await self._join_shared(operation_id, payload)
+            return
         await super().handle_subscribe({"id": operation_id, "type": "subscribe", "payload": payload})
+
+    async def _join_shared(self, operation_id: str, payload: dict) -> None:
+        """The operation joins (or starts) the shared execution of its document, variables and access scope."""
+        if len(self.operations) >= self.max_subscriptions_per_connection:
+            await self._refuse(operation_id, "Subscription limit reached", "BAD_REQUEST")
+            return
+        key = group_key(self.context.actor, payload["query"], payload["variables"], payload["operationName"])
+        member = self.state.live_groups.join(self, operation_id, key, payload, self._shared_context)
+        self.shared.add(member)
+        operation = Operation(self, operation_id, payload["query"], payload["variables"], payload["operationName"])
+        operation.task = asyncio.create_task(run_member(self, member, operation))
+        operation.task.add_done_callback(self._task_done)
+        self.operations[operation_id] = operation
+
+    def _shared_context(self) -> Context:
+        """A shared execution's own context: this socket's actor (the group's access scope), fresh loaders."""
+        context = self.context
+        return Context(settings=context.settings, db=context.db, actor=context.actor, auth_error=None,
+                       now=context.now, loaders=Loaders(context.db), gateways=context.gateways, live=self.live)
 
     async def _refuse(self, operation_id: str, message: str, code: str, **extensions: Any) -> None:
         error = GraphQLError(message, extensions={"code": code, **extensions})
