@@ -2,6 +2,9 @@
 
 - Authentication in ``connection_init``'s payload, ``{"Authorization": "Bearer <API key or session
   token>"}``, checked as for HTTP (``services.platform.auth``). Missing or refused: close 4401.
+  The billing portal's page sends ``{"portalToken": "<the link's token>"}`` instead: such a socket reads
+  its organization's usage as a MEMBER would, through ``PORTAL_USAGE`` only (anything else: FORBIDDEN),
+  and closes (4403) when the link ends (expiry, revokeBillingPortalSessions, its API key revoked).
 - At most ``BILLING_WS_MAX_PER_CREDENTIAL`` sockets per credential in a process (more: close 4429),
   at most ``MAX_SUBSCRIPTIONS`` operations per socket (more: an ``error`` for that operation).
 - A message larger than ``BILLING_MAX_BODY_BYTES`` closes the socket (1009); documents pass the same
@@ -29,13 +32,16 @@ from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageRec
 from strawberry.litestar.controller import LitestarWebSocketAdapter
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 
+from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
 from billing_graphql.graphql.context import Context
 from billing_graphql.graphql.live.groups import Member, group_key, run_member, shared_field
 from billing_graphql.graphql.loaders import Loaders
 from billing_graphql.graphql.persisted import TrustedDocuments, document_id, requested_id
 from billing_graphql.http.rate_limit import credential_digest
+from billing_graphql.services.live import access
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
+from billing_graphql.services.portal.sessions import PortalTokenInvalid
 from billing_graphql.services.platform.clock import current_time
 
 log = logging.getLogger("billing_graphql.live")
@@ -48,6 +54,10 @@ TOO_MANY_SOCKETS = 4429
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 MAX_REASON_BYTES = 120
+PORTAL_CREDENTIAL = "portal "  # the socket's credential when connection_init sent {"portalToken": ...}
+#: The one document a portal link's socket may run: the portal page's live usage bars
+#: (http/portal/static/usage-live.js sends exactly this text).
+PORTAL_USAGE = "subscription PortalUsage { usageUpdated { metric { code } used limit } }"
 
 
 class LimitedWebSocketAdapter(LitestarWebSocketAdapter):
@@ -129,6 +139,9 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
             return
         self.connection_init_received = True
         authorization = payload.get("Authorization", payload.get("authorization"))
+        portal_token = payload.get("portalToken")
+        if authorization is None and isinstance(portal_token, str) and portal_token.strip():
+            authorization = PORTAL_CREDENTIAL + portal_token.strip()
         if not isinstance(authorization, str) or not authorization.strip():
             await self.websocket.close(UNAUTHORIZED, 'Unauthorized: send {"Authorization": "Bearer <token>"} '
                                                      "in connection_init's payload")
@@ -136,7 +149,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         db = self.state.db
         try:
             now = await current_time(db, test_clock=self.settings.test_clock)
-            actor = await authenticate(db, authorization, jwt_secret=self.settings.jwt_secret, now=now)
+            actor = await self._actor_of(authorization, now)
         except AuthenticationFailed as exc:
             await self.websocket.close(UNAUTHORIZED, f"Unauthorized: {exc}"[:120])
             return
@@ -163,6 +176,21 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if self.settings.ws_ping_seconds:
             self.ping_task = asyncio.create_task(self._ping())
 
+    async def _actor_of(self, credential: str, now) -> Actor | None:
+        """The actor behind an ``Authorization`` value, or a portal link (``PORTAL_CREDENTIAL`` + token)."""
+        if credential.startswith(PORTAL_CREDENTIAL):
+            try:
+                return await access.portal_reader(self.state.db, credential.removeprefix(PORTAL_CREDENTIAL),
+                                                  settings=self.settings, now=now)
+            except PortalTokenInvalid as exc:
+                raise AuthenticationFailed(str(exc)) from None
+        return await authenticate(self.state.db, credential, jwt_secret=self.settings.jwt_secret, now=now)
+
+    @property
+    def portal(self) -> bool:
+        """A socket opened with a portal link: it may run ``PORTAL_USAGE`` and nothing else."""
+        return self.authorization is not None and self.authorization.startswith(PORTAL_CREDENTIAL)
+
     async def _ping(self) -> None:
         with suppress(Exception):
             while True:
@@ -178,8 +206,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if answer is None:
             try:
                 now = await current_time(self.state.db, test_clock=self.settings.test_clock)
-                answer = await authenticate(self.state.db, self.authorization, jwt_secret=self.settings.jwt_secret,
-                                            now=now)
+                answer = await self._actor_of(self.authorization, now)
             except AuthenticationFailed:
                 answer = False
             known[self.authorization] = answer
@@ -241,7 +268,12 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
                                "BAD_REQUEST")
             return
         actor = self.context.actor
-        if wanted is None and (documents.require == "all" or (documents.require == "partner"
+        if self.portal:  # the portal's own document only (server-defined: trusted whatever the mode)
+            if wanted is not None or payload["query"] != PORTAL_USAGE:
+                await self._refuse(operation_id, "Forbidden: a billing portal link may only follow its organization's "
+                                                 "usage (the portal's usageUpdated document).", "FORBIDDEN")
+                return
+        elif wanted is None and (documents.require == "all" or (documents.require == "partner"
                                                               and actor.role is Role.PARTNER)):
             if document_id(payload["query"]) not in documents.bodies:  # as graphql.persisted refuses it over HTTP
                 await self._refuse(operation_id, "Only registered documents are accepted here: send their documentId.",
