@@ -45,6 +45,7 @@
       if (message.type === "connection_ack") {
         delay = 1000;
         socket.send(JSON.stringify({id: "usage", type: "subscribe", payload: {query: DOCUMENT}}));
+        section.setAttribute("data-live-state", "subscribed");
       } else if (message.type === "ping") {
         socket.send(JSON.stringify({type: "pong"}));
       } else if (message.type === "next" && message.payload && message.payload.data) {
@@ -53,7 +54,7 @@
       }
     };
     socket.onclose = function (event) {
-      section.setAttribute("data-live-closed", String(event.code));
+      section.setAttribute("data-live-state", "closed " + event.code);
       if (event.code === 4401 || event.code === 4403) { return; }
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 30000);
