@@ -18,20 +18,18 @@
     if (!bar) { return; }
     var used = Number(change.used);
     var limit = change.limit === null ? null : Number(change.limit);
-    var usedText = bar.querySelector("[data-used]");
-    if (usedText) { usedText.textContent = numbers.format(used); }
-    var limitText = bar.querySelector("[data-limit]");
-    if (limitText && limit !== null) { limitText.textContent = numbers.format(limit); }
+    var over = limit !== null && used > limit;
+    // the sentence as the page rendered it, in its language (data-text), with the new numbers
+    var text = bar.getAttribute("data-text").replace("%(used)s", numbers.format(used));
+    if (limit !== null) { text = text.replace("%(limit)s", numbers.format(limit)); }
+    bar.querySelector("[data-usage]").textContent = text + (over ? bar.getAttribute("data-over-text") : "");
     var meter = bar.querySelector('[role="progressbar"]');
     if (!meter || limit === null) { return; }
     var percent = limit <= 0 ? 100 : Math.min(100, Math.round(used * 100 / limit));
-    var over = used > limit;
     meter.setAttribute("aria-valuenow", String(percent));
     meter.classList.toggle("over", over);
     var fill = meter.querySelector("span");
     if (fill) { fill.style.width = percent + "%"; }
-    var overText = bar.querySelector("[data-over]");
-    if (overText) { overText.hidden = !over; }
   }
 
   function connect() {
