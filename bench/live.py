@@ -52,6 +52,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -131,9 +137,10 @@ async def idle_memory(ws_url: str, key: str, pid: int, count: int) -> None:
 
 
 async def fan_out(url: str, ws_url: str, key: str, organization_id: uuid.UUID, subscribers: int, rate: int,
-                  seconds: float) -> float:
+                  seconds: float, pid: int) -> float:
     connections = await open_many(ws_url, key, subscribers)
     await asyncio.sleep(2)
+    server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
     total = int(rate * seconds)
     committed: dict[int, float] = {}
     arrivals: list[float] = []
@@ -167,6 +174,7 @@ async def fan_out(url: str, ws_url: str, key: str, organization_id: uuid.UUID, s
     emitted_in = report["elapsed"]
     committed.update({int(sequence): at for sequence, at in report["times"].items()})
     await asyncio.wait(readers, timeout=120)
+    server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
     latencies = [arrived - committed[sequence] for sequence, arrived in arrivals if sequence in committed]
     delivered = sum(len(count) for count in counts)
     duplicates = sum(n - 1 for count in counts for n in count.values())
@@ -178,6 +186,8 @@ async def fan_out(url: str, ws_url: str, key: str, organization_id: uuid.UUID, s
               f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms "
               f"({len(latencies) / max(latencies and [a for _, a in arrivals][-1] - min(committed.values()), 1e-9):.0f} "
               "messages/s through the server)")
+        print(f"         CPU: server {server_cpu:.1f} s ({server_cpu / max(delivered, 1) * 1e6:.0f} us per message "
+              f"delivered), this client {client_cpu:.1f} s")
     for task in readers:
         task.cancel()
     await asyncio.gather(*(connection.close() for connection in connections), return_exceptions=True)
@@ -246,7 +256,8 @@ async def main_async(args) -> None:
     try:
         print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores)")
         await idle_memory(ws_url, key, process.pid, args.idle)
-        freshness = await fan_out(url, ws_url, key, organization_id, args.subscribers, args.rate, args.seconds)
+        freshness = await fan_out(url, ws_url, key, organization_id, args.subscribers, args.rate, args.seconds,
+                                  process.pid)
         await polling(base, key, args.subscribers, freshness)
     finally:
         process.terminate()
