@@ -5,7 +5,8 @@
   The billing portal's page sends ``{"portalToken": "<the link's token>"}`` instead: such a socket reads
   its organization's usage as a MEMBER would, through ``PORTAL_USAGE`` only (anything else: FORBIDDEN),
   and closes (4403) when the link ends (expiry, revokeBillingPortalSessions, its API key revoked).
-- At most ``BILLING_WS_MAX_PER_CREDENTIAL`` sockets per credential in a process (more: close 4429),
+- At most ``BILLING_WS_MAX_PER_CREDENTIAL`` sockets per credential (more: close 4429), in the process, or
+  across processes with ``BILLING_REDIS_URL`` (``services.live.slots``);
   at most ``MAX_SUBSCRIPTIONS`` operations per socket (more: an ``error`` for that operation).
 - A message larger than ``BILLING_MAX_BODY_BYTES`` closes the socket (1009); documents pass the same
   token, depth and alias limits as over HTTP (the schema's extensions).
@@ -116,6 +117,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         self.settings = self.state.settings
         self.authorization: str | None = None
         self.digest: str | None = None
+        self.slot: str | None = None  # this socket's place in BILLING_WS_MAX_PER_CREDENTIAL (services.live.slots)
         self.ping_task: asyncio.Task | None = None
         self.closing: asyncio.Task | None = None
         self.live = LiveSocket(self)
@@ -160,15 +162,13 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if actor is None:
             await self.websocket.close(UNAUTHORIZED, "Unauthorized")
             return
-        registry: dict[str, set] = self.state.live_sockets
         digest = credential_digest(authorization)
-        open_sockets = registry.setdefault(digest, set())
-        if len(open_sockets) >= self.settings.ws_max_per_credential:
+        slot = await self.state.live_sockets.take(digest, self.settings.ws_max_per_credential)
+        if slot is None:
             await self.websocket.close(TOO_MANY_SOCKETS, f"At most {self.settings.ws_max_per_credential} sockets per "
                                                          "credential (BILLING_WS_MAX_PER_CREDENTIAL)")
             return
-        open_sockets.add(self)
-        self.authorization, self.digest = authorization, digest
+        self.authorization, self.digest, self.slot = authorization, digest, slot
         self.context.actor, self.context.auth_error, self.context.now = actor, None, now
         await self.send_message({"type": "connection_ack"})
         self.connection_acknowledged = True
@@ -226,12 +226,9 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
 
     async def shutdown(self) -> None:
         self.state.live_guard.forget(self)
-        if self.digest is not None:
-            sockets = self.state.live_sockets.get(self.digest)
-            if sockets is not None:
-                sockets.discard(self)
-                if not sockets:
-                    self.state.live_sockets.pop(self.digest, None)
+        if self.digest is not None and self.slot is not None:
+            slot, self.slot = self.slot, None
+            await self.state.live_sockets.give_back(self.digest, slot)
         if self.ping_task is not None:
             self.ping_task.cancel()
         await super().shutdown()
