@@ -37,7 +37,7 @@ from strawberry.utils.aio import aclosing
 
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
-from billing_graphql.services.live.hub import MAX_QUEUE, SLOW_CLIENT
+from billing_graphql.services.live.hub import MAX_QUEUE, SLOW_CLIENT, next_in
 
 if TYPE_CHECKING:
     from billing_graphql.graphql.live.transport import LiveTransport
@@ -110,12 +110,7 @@ class Member:
         self.wakeup.set()
 
     async def next(self) -> tuple[str, Any] | None:
-        while not self.queue:
-            if self.ended:
-                return None
-            self.wakeup.clear()
-            await self.wakeup.wait()
-        return self.queue.popleft()
+        return await next_in(self.queue, self.wakeup, lambda: self.ended)
 
 
 class GroupLive:
