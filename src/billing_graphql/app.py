@@ -32,7 +32,9 @@ from billing_graphql.http.portal import portal_routes
 from billing_graphql.http.rate_limit import RateLimiter
 from billing_graphql.http.request_ids import log_route_error, request_id_middleware
 from billing_graphql.http.webhooks import gateway_webhook
+from billing_graphql.graphql.live.groups import LiveGroups
 from billing_graphql.services.live.hub import Guard, Hub
+from billing_graphql.services.live.slots import SocketSlots
 from billing_graphql.settings import Settings
 
 
@@ -137,6 +139,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await app.state.live_guard.stop()
+            await app.state.live_groups.stop()
+            await app.state.live_sockets.close()
             await app.state.live_hub.stop()
             if rate_limiter is not None:
                 await rate_limiter.counter.close()
@@ -150,7 +154,7 @@ def create_app(
     if rate_limiter is not None:
         middleware.append(rate_limiter.middleware)
     state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter, "explorer": explorer,
-             "compiled": compiled, "live_sockets": {}, "live_guard": Guard(),
+             "compiled": compiled, "live_sockets": SocketSlots(settings.redis_url, settings.database_url), "live_guard": Guard(), "live_groups": LiveGroups(),
              "live_documents": TrustedDocuments.load(require=settings.trusted_documents)}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan

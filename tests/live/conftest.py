@@ -26,7 +26,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, port: int, http: httpx.AsyncClient, db) -> None:
+    def __init__(self, port: int, http: httpx.AsyncClient, db, app) -> None:
+        self.app = app
         self.port = port
         self.ws_url = f"ws://127.0.0.1:{port}/graphql"
         self.api = GraphQLClient(http, db)
@@ -58,7 +59,7 @@ async def live_server(db, live_settings, graphql_schema) -> AsyncIterator[Server
     assert server.started
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            yield Server(port, http, db)
+            yield Server(port, http, db, app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)

@@ -2,7 +2,11 @@
 
 - Authentication in ``connection_init``'s payload, ``{"Authorization": "Bearer <API key or session
   token>"}``, checked as for HTTP (``services.platform.auth``). Missing or refused: close 4401.
-- At most ``BILLING_WS_MAX_PER_CREDENTIAL`` sockets per credential in a process (more: close 4429),
+  The billing portal's page sends ``{"portalToken": "<the link's token>"}`` instead: such a socket reads
+  its organization's usage as a MEMBER would, through ``PORTAL_USAGE`` only (anything else: FORBIDDEN),
+  and closes (4403) when the link ends (expiry, revokeBillingPortalSessions, its API key revoked).
+- At most ``BILLING_WS_MAX_PER_CREDENTIAL`` sockets per credential (more: close 4429), in the process, or
+  across processes with ``BILLING_REDIS_URL`` (``services.live.slots``);
   at most ``MAX_SUBSCRIPTIONS`` operations per socket (more: an ``error`` for that operation).
 - A message larger than ``BILLING_MAX_BODY_BYTES`` closes the socket (1009); documents pass the same
   token, depth and alias limits as over HTTP (the schema's extensions).
@@ -27,12 +31,18 @@ from graphql import GraphQLError, GraphQLSyntaxError, parse
 from litestar.exceptions import WebSocketDisconnect
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.litestar.controller import LitestarWebSocketAdapter
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler, Operation
 
+from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
+from billing_graphql.graphql.context import Context
+from billing_graphql.graphql.live.groups import Member, group_key, run_member, shared_field
+from billing_graphql.graphql.loaders import Loaders
 from billing_graphql.graphql.persisted import TrustedDocuments, document_id, requested_id
 from billing_graphql.http.rate_limit import credential_digest
+from billing_graphql.services.live import access
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
+from billing_graphql.services.portal.sessions import PortalTokenInvalid
 from billing_graphql.services.platform.clock import current_time
 
 log = logging.getLogger("billing_graphql.live")
@@ -45,6 +55,10 @@ TOO_MANY_SOCKETS = 4429
 MESSAGE_TOO_BIG = 1009
 TRY_AGAIN_LATER = 1013
 MAX_REASON_BYTES = 120
+PORTAL_CREDENTIAL = "portal "  # the socket's credential when connection_init sent {"portalToken": ...}
+#: The one document a portal link's socket may run: the portal page's live usage bars
+#: (http/portal/static/usage-live.js sends exactly this text).
+PORTAL_USAGE = "subscription PortalUsage { usageUpdated { metric { code } used limit } }"
 
 
 class LimitedWebSocketAdapter(LitestarWebSocketAdapter):
@@ -103,10 +117,12 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         self.settings = self.state.settings
         self.authorization: str | None = None
         self.digest: str | None = None
+        self.slot: str | None = None  # this socket's place in BILLING_WS_MAX_PER_CREDENTIAL (services.live.slots)
         self.ping_task: asyncio.Task | None = None
         self.closing: asyncio.Task | None = None
         self.live = LiveSocket(self)
         self.context.live = self.live
+        self.shared: set[Member] = set()  # this socket's operations in shared executions (graphql.live.groups)
 
     # -- connection ------------------------------------------------------------------------
     async def handle_connection_init(self, message: dict) -> None:
@@ -125,6 +141,9 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
             return
         self.connection_init_received = True
         authorization = payload.get("Authorization", payload.get("authorization"))
+        portal_token = payload.get("portalToken")
+        if authorization is None and isinstance(portal_token, str) and portal_token.strip():
+            authorization = PORTAL_CREDENTIAL + portal_token.strip()
         if not isinstance(authorization, str) or not authorization.strip():
             await self.websocket.close(UNAUTHORIZED, 'Unauthorized: send {"Authorization": "Bearer <token>"} '
                                                      "in connection_init's payload")
@@ -132,7 +151,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         db = self.state.db
         try:
             now = await current_time(db, test_clock=self.settings.test_clock)
-            actor = await authenticate(db, authorization, jwt_secret=self.settings.jwt_secret, now=now)
+            actor = await self._actor_of(authorization, now)
         except AuthenticationFailed as exc:
             await self.websocket.close(UNAUTHORIZED, f"Unauthorized: {exc}"[:120])
             return
@@ -143,21 +162,34 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if actor is None:
             await self.websocket.close(UNAUTHORIZED, "Unauthorized")
             return
-        registry: dict[str, set] = self.state.live_sockets
         digest = credential_digest(authorization)
-        open_sockets = registry.setdefault(digest, set())
-        if len(open_sockets) >= self.settings.ws_max_per_credential:
+        slot = await self.state.live_sockets.take(digest, self.settings.ws_max_per_credential)
+        if slot is None:
             await self.websocket.close(TOO_MANY_SOCKETS, f"At most {self.settings.ws_max_per_credential} sockets per "
                                                          "credential (BILLING_WS_MAX_PER_CREDENTIAL)")
             return
-        open_sockets.add(self)
-        self.authorization, self.digest = authorization, digest
+        self.authorization, self.digest, self.slot = authorization, digest, slot
         self.context.actor, self.context.auth_error, self.context.now = actor, None, now
         await self.send_message({"type": "connection_ack"})
         self.connection_acknowledged = True
         self.state.live_guard.watch(self, self.recheck)
         if self.settings.ws_ping_seconds:
             self.ping_task = asyncio.create_task(self._ping())
+
+    async def _actor_of(self, credential: str, now) -> Actor | None:
+        """The actor behind an ``Authorization`` value, or a portal link (``PORTAL_CREDENTIAL`` + token)."""
+        if credential.startswith(PORTAL_CREDENTIAL):
+            try:
+                return await access.portal_reader(self.state.db, credential.removeprefix(PORTAL_CREDENTIAL),
+                                                  settings=self.settings, now=now)
+            except PortalTokenInvalid as exc:
+                raise AuthenticationFailed(str(exc)) from None
+        return await authenticate(self.state.db, credential, jwt_secret=self.settings.jwt_secret, now=now)
+
+    @property
+    def portal(self) -> bool:
+        """A socket opened with a portal link: it may run ``PORTAL_USAGE`` and nothing else."""
+        return self.authorization is not None and self.authorization.startswith(PORTAL_CREDENTIAL)
 
     async def _ping(self) -> None:
         with suppress(Exception):
@@ -174,8 +206,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if answer is None:
             try:
                 now = await current_time(self.state.db, test_clock=self.settings.test_clock)
-                answer = await authenticate(self.state.db, self.authorization, jwt_secret=self.settings.jwt_secret,
-                                            now=now)
+                answer = await self._actor_of(self.authorization, now)
             except AuthenticationFailed:
                 answer = False
             known[self.authorization] = answer
@@ -184,7 +215,7 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
                                                                                           actor.organization_id):
             self.close_soon(FORBIDDEN, "Forbidden: the credential was revoked, expired or changed")
             return
-        for check in list(self.live.checks):
+        for check in [*self.live.checks, *{check for member in list(self.shared) for check in member.group.checks}]:
             if not await check():
                 self.close_soon(FORBIDDEN, "Forbidden: access to what this socket subscribed to was withdrawn")
                 return
@@ -195,12 +226,9 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
 
     async def shutdown(self) -> None:
         self.state.live_guard.forget(self)
-        if self.digest is not None:
-            sockets = self.state.live_sockets.get(self.digest)
-            if sockets is not None:
-                sockets.discard(self)
-                if not sockets:
-                    self.state.live_sockets.pop(self.digest, None)
+        if self.digest is not None and self.slot is not None:
+            slot, self.slot = self.slot, None
+            await self.state.live_sockets.give_back(self.digest, slot)
         if self.ping_task is not None:
             self.ping_task.cancel()
         await super().shutdown()
@@ -237,7 +265,12 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
                                "BAD_REQUEST")
             return
         actor = self.context.actor
-        if wanted is None and (documents.require == "all" or (documents.require == "partner"
+        if self.portal:  # the portal's own document only (server-defined: trusted whatever the mode)
+            if wanted is not None or payload["query"] != PORTAL_USAGE:
+                await self._refuse(operation_id, "Forbidden: a billing portal link may only follow its organization's "
+                                                 "usage (the portal's usageUpdated document).", "FORBIDDEN")
+                return
+        elif wanted is None and (documents.require == "all" or (documents.require == "partner"
                                                               and actor.role is Role.PARTNER)):
             if document_id(payload["query"]) not in documents.bodies:  # as graphql.persisted refuses it over HTTP
                 await self._refuse(operation_id, "Only registered documents are accepted here: send their documentId.",
@@ -258,7 +291,30 @@ class LiveTransport(BaseGraphQLTransportWSHandler):
         if not isinstance(payload.get("operationName"), str | None):
             await self._refuse(operation_id, "`operationName` must be a string or null.", "BAD_REQUEST")
             return
+        payload = {"query": payload["query"], "variables": variables, "operationName": payload.get("operationName")}
+        if shared_field(payload["query"], payload["operationName"], variables):
+            await self._join_shared(operation_id, payload)
+            return
         await super().handle_subscribe({"id": operation_id, "type": "subscribe", "payload": payload})
+
+    async def _join_shared(self, operation_id: str, payload: dict) -> None:
+        """The operation joins (or starts) the shared execution of its document, variables and access scope."""
+        if len(self.operations) >= self.max_subscriptions_per_connection:
+            await self._refuse(operation_id, "Subscription limit reached", "BAD_REQUEST")
+            return
+        key = group_key(self.context.actor, payload["query"], payload["variables"], payload["operationName"])
+        member = self.state.live_groups.join(self, operation_id, key, payload, self._shared_context)
+        self.shared.add(member)
+        operation = Operation(self, operation_id, payload["query"], payload["variables"], payload["operationName"])
+        operation.task = asyncio.create_task(run_member(self, member, operation))
+        operation.task.add_done_callback(self._task_done)
+        self.operations[operation_id] = operation
+
+    def _shared_context(self) -> Context:
+        """A shared execution's own context: this socket's actor (the group's access scope), fresh loaders."""
+        context = self.context
+        return Context(settings=context.settings, db=context.db, actor=context.actor, auth_error=None,
+                       now=context.now, loaders=Loaders(context.db), gateways=context.gateways, live=self.live)
 
     async def _refuse(self, operation_id: str, message: str, code: str, **extensions: Any) -> None:
         error = GraphQLError(message, extensions={"code": code, **extensions})

@@ -69,6 +69,7 @@ class Banner:
 
 @dataclass(frozen=True, slots=True)
 class MetricBar:
+    code: str  # the metric's code (the live script finds the bar by it)
     name: str
     used: int
     limit: int | None
@@ -132,7 +133,7 @@ def usage_bars(data: PortalData) -> list[MetricBar]:
         limit = use.use.limit
         used = use.use.used
         percent = 0 if limit is None else (100 if limit <= 0 else min(100, round(used * 100 / limit)))
-        bars.append(MetricBar(name=use.metric.name or use.metric.code, used=used, limit=limit, percent=percent,
+        bars.append(MetricBar(code=use.metric.code, name=use.metric.name or use.metric.code, used=used, limit=limit, percent=percent,
                               over=limit is not None and used > limit))
     return bars
 

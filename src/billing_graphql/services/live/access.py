@@ -11,7 +11,9 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Invoice, Metric, PartnerGrant
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
+from billing_graphql.services.portal.sessions import open_portal_session
 from billing_graphql.services.usage.reading import UsageNow, usage_now
+from billing_graphql.settings import Settings
 
 
 async def granted_organizations(db: Database, actor: Actor) -> list[uuid.UUID]:
@@ -50,3 +52,17 @@ async def metric_codes(db: Database) -> set[str]:
 async def usage_of(db: Database, organization_id: uuid.UUID, now: datetime) -> UsageNow:
     async with db.read() as session:
         return await usage_now(session, organization_id, now)
+
+
+PORTAL_SUBJECT = "portal"
+
+
+async def portal_reader(db: Database, token: str, *, settings: Settings, now: datetime) -> Actor:
+    """The actor a billing portal link gives a live socket (``{"portalToken": ...}`` in connection_init):
+    a MEMBER of the link's organization, which may read usage and nothing more, and which the transport
+    further restricts to the portal's one document (``graphql.live.transport.PORTAL_USAGE``). The link is
+    checked as its pages check it (expiry, revokeBillingPortalSessions, its API key revoked):
+    ``PortalTokenInvalid`` when it no longer opens."""
+    claims = await open_portal_session(db, token, settings=settings, now=now)
+    return Actor(role=Role.MEMBER, organization_id=claims.organization_id, subject=PORTAL_SUBJECT,
+                 api_key_id=claims.api_key_id)

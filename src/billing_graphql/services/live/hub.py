@@ -57,6 +57,16 @@ class LiveEvent:
                    data=row.payload)
 
 
+async def next_in(queue: deque, wakeup: asyncio.Event, ended: Callable[[], bool]) -> Any:
+    """The next item of ``queue`` (waiting on ``wakeup`` for one); None once ``ended()`` and empty."""
+    while not queue:
+        if ended():
+            return None
+        wakeup.clear()
+        await wakeup.wait()
+    return queue.popleft()
+
+
 class Subscriber:
     """One subscription's inbox: the events of its organizations (``wants_events``), in order, and the
     set of its organizations whose usage changed since it last looked (``wants_usage``: a set, so a
@@ -98,12 +108,7 @@ class Subscriber:
 
     async def next_event(self) -> LiveEvent | None:
         """The next event (waiting for one); None once closed."""
-        while not self.queue:
-            if self.closed:
-                return None
-            self.wakeup.clear()
-            await self.wakeup.wait()
-        return self.queue.popleft()
+        return await next_in(self.queue, self.wakeup, lambda: self.closed)
 
     async def next_usage(self) -> set[uuid.UUID] | None:
         """The organizations whose usage changed (waiting for one); None once closed."""
