@@ -100,6 +100,8 @@ async def test_a_stripe_organizations_cards_page_carries_stripe_js_and_a_setup_i
     policy = page.headers["content-security-policy"]
     assert f"script-src {localstripe.url} 'nonce-{nonce}'" in policy and "form-action 'self'" in policy
     assert f"connect-src {localstripe.url}" in policy and "default-src 'none'" in policy
+    # a browser reads only the first of two equal directives: the processor's replace the portal's
+    assert policy.count("script-src") == 1 and policy.count("connect-src") == 1
 
 
 async def test_a_card_confirmed_with_stripe_elements_is_saved_as_the_default(stripe_portal, keys, db, localstripe):
@@ -164,7 +166,8 @@ async def test_a_razorpay_organizations_cards_page_opens_checkout_on_an_order_as
     assert order["token"] == {"frequency": "as_presented"} and order["customer_id"] == data(html, "customer")
     assert (order["amount"], order["currency"]) == (100, "IDR")  # Rp 1 in Razorpay's hundredths
     assert "Rp" in html and "authorises it" in html
-    assert "script-src https://checkout.razorpay.com 'nonce-" in page.headers["content-security-policy"]
+    policy = page.headers["content-security-policy"]
+    assert "script-src https://checkout.razorpay.com 'nonce-" in policy and policy.count("script-src") == 1
 
 
 async def test_a_card_razorpay_checkout_authorised_is_saved_once_its_signature_is_verified(

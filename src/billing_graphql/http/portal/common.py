@@ -35,15 +35,30 @@ from billing_graphql.services.portal.pages import documents_language
 from billing_graphql.services.portal.sessions import PortalClaims, PortalTokenInvalid, open_portal_session
 from billing_graphql.settings import Settings
 
+_POLICY = {
+    "default-src": "'none'",
+    "style-src": "'unsafe-inline'",
+    # script and connect: the usage bars' own script (http/portal/live.py) and its WebSocket
+    "script-src": "'self'",
+    "connect-src": "'self'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+}
+
+
+def _policy(directives: dict[str, str]) -> str:
+    """The portal's Content-Security-Policy with ``directives`` in place of its own (a browser
+    reads only the first of two equal directives, so they are replaced, never appended)."""
+    return "; ".join(f"{name} {sources}" for name, sources in {**_POLICY, **directives}.items())
+
+
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": (
-        # script and connect: the usage bars' own script (http/portal/live.py) and its WebSocket
-        "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    ),
+    "Content-Security-Policy": _policy({}),
 }
 TEMPLATES = Path(__file__).parent / "templates"
 RAZORPAY_CHECKOUT_JS = "https://checkout.razorpay.com/v1/checkout.js"
@@ -59,17 +74,17 @@ def card_form_policy(processor: str, settings: Settings, nonce: str) -> dict[str
     the page's, by nonce), its frames and the API its script calls, as Stripe and Razorpay list them."""
     if processor == "stripe":
         js = _origin(settings.stripe_js_url)
-        sources = (f"script-src {js} 'nonce-{nonce}'; frame-src {js} https://hooks.stripe.com; "
-                   f"connect-src {_origin(settings.stripe_api_base)} {js}")
+        directives = {"script-src": f"{js} 'nonce-{nonce}'", "frame-src": f"{js} https://hooks.stripe.com",
+                      "connect-src": f"{_origin(settings.stripe_api_base)} {js}"}
     elif processor == "razorpay":
-        sources = (f"script-src https://checkout.razorpay.com 'nonce-{nonce}'; "
-                   "frame-src https://api.razorpay.com https://checkout.razorpay.com; "
-                   "connect-src https://api.razorpay.com https://checkout.razorpay.com "
-                   "https://lumberjack.razorpay.com; "
-                   "img-src https://cdn.razorpay.com")
+        directives = {"script-src": f"https://checkout.razorpay.com 'nonce-{nonce}'",
+                      "frame-src": "https://api.razorpay.com https://checkout.razorpay.com",
+                      "connect-src": "https://api.razorpay.com https://checkout.razorpay.com "
+                                     "https://lumberjack.razorpay.com",
+                      "img-src": "https://cdn.razorpay.com"}
     else:
         return {}
-    return {"Content-Security-Policy": f"{SECURITY_HEADERS['Content-Security-Policy']}; {sources}"}
+    return {"Content-Security-Policy": _policy(directives)}
 
 
 @cache
