@@ -71,6 +71,7 @@ class FieldPlan:
     node: FieldNode | None = None  # for arguments given by variables, and the resolver's info
     field_def: Any = None
     parent_type: GraphQLObjectType | None = None
+    sql: Any = None  # compiled.sql.SqlRootPlan: a connection below the root answered by one statement per parent
 
 
 @dataclass(slots=True)

@@ -47,6 +47,7 @@ class SqlRoot:
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
+    nested: bool = False  # a field of an object: ``query(context, parent, **arguments)``, None answering null
 
 
 class Rendering:
@@ -216,7 +217,7 @@ class SqlRootPlan:
     outer: Any  # the ObjectPlan of the connection, or the ListOf of a list
     schema: Any
 
-    async def answer(self, run: Any, db: Any) -> Any:
+    async def answer(self, run: Any, db: Any, parent: Any = None) -> Any:
         definition = self.field_plan.field_def.extensions["strawberry-definition"]
         info = StrawberryInfo(_raw_info=run.info(self.field_plan), _field=definition)
         strawberry_schema = run.schema._strawberry_schema  # noqa: SLF001
@@ -224,7 +225,12 @@ class SqlRootPlan:
                                       scalar_registry=strawberry_schema.schema_converter.scalar_registry,
                                       config=strawberry_schema.config, info=info)
         await run_permissions(definition, info, arguments)
-        query = self.root.query(info.context, **arguments)
+        if self.root.nested:
+            query = self.root.query(info.context, parent, **arguments)
+            if query is None:
+                return None
+        else:
+            query = self.root.query(info.context, **arguments)
         if query is None:
             lists, count = [None] * len(self.item_plans()), 0
         else:
@@ -315,9 +321,9 @@ def _check_connection(connection: Any) -> None:
             raise NoSqlForm(f"connection.{sub.name}")
 
 
-def root_plan(field_plan: Any, roots: dict[str, SqlRoot], schema: Any) -> SqlRootPlan:
-    """The SQL plan of a root list or connection field, or ``NoSqlForm``."""
-    root = roots.get(field_plan.name)
+def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: str | None = None) -> SqlRootPlan:
+    """The SQL plan of a root list or connection field (or of a field of ``parent``), or ``NoSqlForm``."""
+    root = roots.get(field_plan.name if parent is None else (parent, field_plan.name))
     if root is None or field_plan.attribute is not None or field_plan.complete is None:
         raise NoSqlForm(field_plan.name)
     definition = field_plan.field_def.extensions["strawberry-definition"]
