@@ -181,7 +181,7 @@ class Postgres:
         """One row: for each JSON text expression of ``items``, its values over ``rows`` (a subquery) in
         ``position`` order joined by commas (rows past the position ``last`` left out), and the number of
         rows."""
-        order = rows.c[position]
+        order = literal_column(f"{rows.name}.{position}")  # not rows.c: its column proxies cost ms per request
         columns = []
         for item in items:
             aggregate = func.string_agg(aggregate_order_by(literal_column(f"{item}, ','"), order))
@@ -277,14 +277,16 @@ class Sqlite(Postgres):
 
     @staticmethod
     def page_statement(items: list[str], rows: Any, position: str, last: int | None) -> Any:
+        order = literal_column(f"{rows.name}.{position}")  # not rows.c: its column proxies cost ms per request
         ordered = (select(*(literal_column(item).label(f"bgq_item{index}") for index, item in enumerate(items)),
-                          rows.c[position].label("bgq_position"))
-                   .select_from(rows).order_by(rows.c[position]).subquery("ordered"))
+                          order.label("bgq_position"))
+                   .select_from(rows).order_by(order).subquery("ordered"))
         columns = []
         for index in range(len(items)):
-            aggregate = func.group_concat(ordered.c[f"bgq_item{index}"], literal_column("','"))
+            aggregate = func.group_concat(literal_column(f"ordered.bgq_item{index}"), literal_column("','"))
             if last is not None:
-                aggregate = aggregate.filter(ordered.c.bgq_position <= bindparam("bgq_last", last, type_=Integer))
+                aggregate = aggregate.filter(literal_column("ordered.bgq_position")
+                                             <= bindparam("bgq_last", last, type_=Integer))
             columns.append(aggregate)
         return select(*columns, func.count()).select_from(ordered)
 

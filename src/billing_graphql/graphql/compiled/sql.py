@@ -16,10 +16,9 @@ SQL plan cannot answer (a permission refused, a bad argument) takes the generic 
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -216,6 +215,7 @@ class SqlRootPlan:
     root: SqlRoot
     outer: Any  # the ObjectPlan of the connection, or the ListOf of a list
     schema: Any
+    texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)  # items_sql, made once
 
     async def answer(self, run: Any, db: Any, parent: Any = None) -> Any:
         definition = self.field_plan.field_def.extensions["strawberry-definition"]
@@ -253,9 +253,16 @@ class SqlRootPlan:
             return [(None, self.outer.item)]
         return [(sub, sub.complete.item) for sub in self.outer.fields if sub.typename is None and sub.name == "edges"]
 
-    @functools.lru_cache(maxsize=8)  # noqa: B019  (plans are few per process: the LRU bounds them)
     def items_sql(self, dialect: str, public_url: str) -> list[str]:
-        """The JSON text expression of each aggregated column: a node, or an edge (cursor and node)."""
+        """The JSON text expression of each aggregated column: a node, or an edge (cursor and node); made on
+        the plan's first answer and kept with the plan (the plan cache bounds them)."""
+        key = (dialect, public_url)
+        items = self.texts.get(key)
+        if items is None:
+            items = self.texts[key] = self.make_items_sql(dialect, public_url)
+        return items
+
+    def make_items_sql(self, dialect: str, public_url: str) -> list[str]:
         sql = Rendering(DIALECTS[dialect], public_url)
         items = []
         for edges, plan in self.item_plans():
@@ -336,5 +343,5 @@ def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: s
         raise NoSqlForm(f"{field_plan.name}: not a list of objects")
     plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema)
     for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
-        plan.items_sql(name, "")
+        plan.make_items_sql(name, "")
     return plan
