@@ -535,7 +535,7 @@ def _soak(gateway: Server, rows: list[Row], total: int, backend: str, distinct: 
     calibration = drive(2)
     done, rate, figures = calibration.requests, max(1.0, calibration.rps), {}
     what = f"{distinct:,} distinct ad-hoc {op.lower()} documents" if distinct else "spa/Viewer"
-    for target in (10_000, total):
+    for target in sorted({min(10_000, total), total}):  # a --soak below 10,000 (a check of the harness): one figure
         while done < target:
             seconds = min(60.0, max(1.0, (target - done) / rate * 1.02))
             result = drive(seconds)

@@ -30,7 +30,7 @@ from typing import Any
 
 from strawberry import relay
 
-Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's JSON value
+Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's value
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class OperationPlan:
     document: Any
     root: ObjectPlan
     fragments: dict[str, FragmentDefinitionNode]
-    sql: Any = None  # compiled.sql.SqlConnectionPlan: the whole answer from one statement
+    sql: Any = None  # compiled.SqlPlans: the root fields answered by SQL statements that write their JSON
 
 
 def _plain_attribute(graphql_field: Any) -> str | None:
