@@ -16,7 +16,8 @@ def _fmt(value, pattern: str = "{:,.0f}") -> str:
 
 
 def _ratios(rows) -> dict[int, tuple]:
-    """For each gateway row: (x its plain/raw route, x PostGraphile's invoices page on PostgreSQL)."""
+    """For each gateway row: x its plain/raw route, x PostGraphile's figure for the same operation on PostgreSQL,
+    the same two by server CPU, and x the generic path (gateway@generic) by req/s and by CPU."""
     rps = {(row.backend, row.contender.op, row.contender.kind): row.median("rps") for row in rows}
     cpu = {(row.backend, row.contender.op, row.contender.kind): row.median("cpu_ms") for row in rows}
     ratios = {}
@@ -29,25 +30,32 @@ def _ratios(rows) -> dict[int, tuple]:
         own_cpu = cpu[(row.backend, row.contender.op, row.contender.kind)]
         plain_cpu = cpu.get((row.backend, row.contender.op, "plain")) or cpu.get((row.backend, row.contender.op, "raw"))
         peer_cpu = cpu.get(("postgres", row.contender.op, "postgraphile"))
+        generic = rps.get((row.backend, row.contender.op, "gateway@generic"))
+        generic_cpu = cpu.get((row.backend, row.contender.op, "gateway@generic"))
         ratios[index] = (own / plain if own and plain else None, own / peer if own and peer else None,
                          plain_cpu / own_cpu if own_cpu and plain_cpu else None,
-                         peer_cpu / own_cpu if own_cpu and peer_cpu else None)
+                         peer_cpu / own_cpu if own_cpu and peer_cpu else None,
+                         own / generic if own and generic and row.contender.kind != "gateway@generic" else None,
+                         generic_cpu / own_cpu if own_cpu and generic_cpu and row.contender.kind != "gateway@generic"
+                         else None)
     return ratios
 
 
 def table(rows) -> tuple[list[str], list[list[str]]]:
     header = ["backend", "operation", "contender", "req/s", "CPU ms/req", "p50 ms", "p99 ms", "c=1 p50", "c=1 p99",
-              "x plain/raw", "x PostGraphile", "x plain/raw (CPU)", "x PostGraphile (CPU)", "SQL stmts", "round trips", "RSS MiB", "errors"]
+              "x plain/raw", "x PostGraphile", "x plain/raw (CPU)", "x PostGraphile (CPU)", "x generic",
+              "x generic (CPU)", "SQL stmts", "round trips", "RSS MiB", "errors"]
     ratios = _ratios(rows)
     body = []
     for index, row in enumerate(rows):
-        to_plain, to_peer, cpu_plain, cpu_peer = ratios.get(index, (None, None, None, None))
+        to_plain, to_peer, cpu_plain, cpu_peer, to_generic, cpu_generic = ratios.get(index, (None,) * 6)
         body.append([
             row.backend, row.contender.op, row.contender.kind, _fmt(row.median("rps"), "{:,.1f}"),
             _fmt(row.median("cpu_ms"), "{:,.2f}"),
             _fmt(row.median("p50_ms"), "{:,.1f}"), _fmt(row.median("p99_ms"), "{:,.1f}"),
             _fmt(row.median("p50_ms", "unloaded"), "{:,.2f}"), _fmt(row.median("p99_ms", "unloaded"), "{:,.2f}"),
             _fmt(to_plain, "{:.2f}"), _fmt(to_peer, "{:.2f}"), _fmt(cpu_plain, "{:.2f}"), _fmt(cpu_peer, "{:.2f}"),
+            _fmt(to_generic, "{:.2f}"), _fmt(cpu_generic, "{:.2f}"),
             _fmt(row.statements, "{:g}"),
             _fmt(row.round_trips, "{:g}"), _fmt(row.rss_mib, "{:,.0f}"),
             str(sum(run.errors for run in row.runs + row.unloaded)),

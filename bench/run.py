@@ -422,6 +422,9 @@ def main() -> None:
     parser.add_argument("--soak-backends", default="", help="the backends to soak (default: every one)")
     parser.add_argument("--distinct", type=int, default=0,
                         help="with --soak: ad-hoc documents, this many distinct ones (issue 24: 5000), instead of spa/Viewer")
+    parser.add_argument("--soak-query", choices=("viewer", "invoices"), default="viewer",
+                        help="with --distinct: the ad-hoc documents are `query Q<n> { viewer { role } }` (viewer) or "
+                             "the ad-hoc invoices page with alias q<n> (invoices: SQL plans, an 80 KB answer each)")
     parser.add_argument("--cold", type=int, default=0,
                         help="also: the first request of this many new ad-hoc invoices documents, against their second")
     parser.add_argument("--label", default="", help="a name for this run's result files")
@@ -485,7 +488,8 @@ def main() -> None:
                 soak.update(_cold(servers, backend_rows, args.cold, backend))
             soaked = args.soak_backends.split(",") if args.soak_backends else backends
             if args.soak and "gateway" in servers and backend in soaked:
-                soak.update(_soak(servers["gateway"], backend_rows, args.soak, backend, args.distinct))
+                soak.update(_soak(servers["gateway"], backend_rows, args.soak, backend, args.distinct,
+                                  args.soak_query))
             rows.extend(backend_rows)
         finally:
             for server in servers.values():
@@ -508,14 +512,19 @@ def _compare_plain(rows: list[Row], servers: dict[str, Server], notes: list[str]
                 notes.append(f"{rows[0].backend} {op}: the plain route returns the gateway's JSON exactly")
 
 
-def _soak(gateway: Server, rows: list[Row], total: int, backend: str, distinct: int = 0) -> dict[str, float]:
+def _soak(gateway: Server, rows: list[Row], total: int, backend: str, distinct: int = 0,
+          query: str = "viewer") -> dict[str, float]:
     """RSS after 10,000 and after ``total`` requests of spa/Viewer (``distinct``: of that many distinct ad-hoc
-    documents, ``query Q<n> { viewer { role } }``, cycling), counted from wrk's own reports (runs of at most a
-    minute, sized from the throughput seen so far)."""
-    row = next(row for row in rows if row.contender.kind == "gateway" and row.contender.op == "Viewer")
+    documents, ``query Q<n> { viewer { role } }`` or, ``query="invoices"``, the ad-hoc invoices page with the
+    alias ``q<n>``, cycling), counted from wrk's own reports (runs of at most a minute, sized from the
+    throughput seen so far)."""
+    op = "Invoices" if distinct and query == "invoices" else "Viewer"
+    row = next(row for row in rows if row.contender.kind == "gateway" and row.contender.op == op)
     contender = row.contender
     if distinct:
-        template = {"query": "query Q%d { viewer { role } }"}
+        template = ({"query": ad_hoc_invoices(contender.body["query"], alias="q%d"),
+                     "variables": contender.body["variables"]} if op == "Invoices"
+                    else {"query": "query Q%d { viewer { role } }"})
 
         def drive(seconds: float) -> Result:
             return wrk(gateway.url(contender.path), template, contender.auth, duration=seconds, connections=8,
@@ -525,8 +534,8 @@ def _soak(gateway: Server, rows: list[Row], total: int, backend: str, distinct: 
             return wrk(gateway.url(contender.path), contender.body, contender.auth, duration=seconds, connections=8)
     calibration = drive(2)
     done, rate, figures = calibration.requests, max(1.0, calibration.rps), {}
-    what = f"{distinct:,} distinct ad-hoc documents" if distinct else "spa/Viewer"
-    for target in (10_000, total):
+    what = f"{distinct:,} distinct ad-hoc {op.lower()} documents" if distinct else "spa/Viewer"
+    for target in sorted({min(10_000, total), total}):  # a --soak below 10,000 (a check of the harness): one figure
         while done < target:
             seconds = min(60.0, max(1.0, (target - done) / rate * 1.02))
             result = drive(seconds)

@@ -216,7 +216,7 @@ async def api(db: Database, settings, graphql_schema, gateway_overrides) -> Asyn
         _hand_over(app, db, gateways)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield GraphQLClient(client, db)
+        yield GraphQLClient(client, db, app)
 
 
 @pytest.fixture

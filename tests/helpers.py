@@ -92,9 +92,10 @@ def count_statements(db: Database, *, cold_credentials: bool = True):
 
 
 class GraphQLClient:
-    def __init__(self, client: Any, db: Database) -> None:
+    def __init__(self, client: Any, db: Database, app: Any = None) -> None:
         self.client = client
         self.db = db
+        self.app = app
 
     async def post(self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None,
                    operation_name: str | None = None) -> dict[str, Any]:

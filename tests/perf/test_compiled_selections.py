@@ -1,9 +1,10 @@
 """The differential test of issue 24: Hypothesis draws query documents over every root list and connection
-with a SQL form (``graphql.sql_roots``): subsets of the fields of each type (with and without SQL forms),
+with a SQL form (``graphql.sql_roots.ROOTS``), and over ``viewer`` down to its organization's connections
+answered by SQL below a Python plan (``sql_roots.FIELDS``: credit notes, the balance's ledger): subsets of the fields of each type (with and without SQL forms),
 aliases, a field twice under two keys, ``__typename``, nested objects, lists and connections, root arguments
 given inline or as variables, callers of several roles. The compiled path (a plan made when the document is
 first seen: the SQL tier where every selected field has a SQL form, else the Python plan) must answer with
-the very bytes graphql-core gives, on both databases, with no more SQL statements; and where graphql-core
+the very bytes graphql-core gives (the SQL tier passes on the JSON text its statement writes), on both databases, with no more SQL statements; and where graphql-core
 answers with errors, the compiled path gives the same errors (it hands such requests to graphql-core)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -21,13 +23,18 @@ from strawberry import relay
 
 from billing_graphql.app import create_app
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import CouponDuration, Organization
+from billing_graphql.db.models import CouponDuration, InvoiceLine, Organization
+from billing_graphql.domain.credit_notes import CreditNoteOutcome, CreditNoteReason
+from billing_graphql.gateways import GatewayRegistry
+from billing_graphql.services.billing.balance import adjust_credit_balance
+from billing_graphql.services.billing.credit_notes import issue_credit_note
 from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID, seed_demo
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus
-from billing_graphql.graphql.sql_roots import ROOTS
+from billing_graphql.graphql.sql_roots import FIELDS, ROOTS
 from tests.factories import make_addon, make_coupon, make_invoice, make_payment_method, make_plan
 from tests.helpers import T0, count_statements, test_settings
+from tests.services.test_refunds import FakeProcessor
 
 ALIASES = ["a", "b", "x1", "other"]
 
@@ -49,6 +56,7 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
         "apiKeys": {"organizationId": st.just(organization)},
         "metrics": {},
         "subscriptions": {**page, "status": st.sampled_from(["ACTIVE", "TRIALING", "PAST_DUE"])},
+        "viewer": {},
     }
 
 
@@ -60,17 +68,25 @@ def _literal(value) -> str:
     return json.dumps(value)
 
 
+def _drawable(field, depth: int) -> bool:
+    """A field drawn without arguments, with something to select below it within ``depth``."""
+    if any(isinstance(argument.type, GraphQLNonNull) for argument in field.args.values()):
+        return False  # a field with optional arguments is drawn without them (Organization.creditNotes)
+    named = get_named_type(field.type)
+    if is_leaf_type(named):
+        return True
+    return (isinstance(named, GraphQLObjectType) and depth > 0
+            and any(_drawable(below, depth - 1) for below in named.fields.values()))
+
+
 @st.composite
 def _selection(draw, object_type: GraphQLObjectType, depth: int) -> str:
     """A selection set over ``object_type``: a subset of its fields without arguments, some aliased, some
     twice, objects and lists below to ``depth``."""
     candidates = []
     for name, field in object_type.fields.items():
-        named = get_named_type(field.type)
-        if any(isinstance(argument.type, GraphQLNonNull) for argument in field.args.values()) or field.args:
-            continue
-        if is_leaf_type(named) or (isinstance(named, GraphQLObjectType) and depth > 0):
-            candidates.append((name, named))
+        if _drawable(field, depth):
+            candidates.append((name, get_named_type(field.type)))
     chosen = draw(st.lists(st.sampled_from(candidates), min_size=1, max_size=7, unique_by=lambda item: item[0]))
     parts = []
     for index, (name, named) in enumerate(chosen):
@@ -92,7 +108,7 @@ def _selection(draw, object_type: GraphQLObjectType, depth: int) -> str:
 def document(draw, schema, organization: str) -> tuple[str, dict, str]:
     """(query text, variables, the first root's name): one root field, now and then two (one SQL plan each,
     or one answered by SQL beside one on the Python plan)."""
-    roots = draw(st.lists(st.sampled_from(sorted(ROOTS)), min_size=1, max_size=2, unique=True))
+    roots = draw(st.lists(st.sampled_from(sorted(ROOTS) + ["viewer"]), min_size=1, max_size=2, unique=True))
     declared, variables, calls = [], {}, []
     for number, root in enumerate(roots):
         field = schema.query_type.fields[root]
@@ -108,7 +124,8 @@ def document(draw, schema, organization: str) -> tuple[str, dict, str]:
                 variables[variable] = value
             else:
                 given.append(f"{name}: {_literal(value)}")
-        selection = draw(_selection(get_named_type(field.type), depth=3))
+        # viewer: its organization's nested connections answered by SQL (sql_roots.FIELDS), two levels deeper
+        selection = draw(_selection(get_named_type(field.type), depth=5 if root == "viewer" else 3))
         alias = f"r{number}: " if number and draw(st.booleans()) else ""
         calls.append(f"{alias}{root}({', '.join(given)}) {{ {selection} }}" if given
                      else f"{alias}{root} {{ {selection} }}")
@@ -140,6 +157,20 @@ async def _seed(db: Database, settings) -> tuple[dict[Role, str], str]:
     await make_coupon(db, code="HALF", percent_off=50, active=False)
     await make_payment_method(db, organization_id, token="pm_card_mastercard", is_default=False, label="Spare")
     await _webhook_substitutions(db)
+    # Credit notes (one as account credit, one per line of another invoice with a memo to escape) and the
+    # balance's ledger (those credits and a staff adjustment, negative).
+    gateways = GatewayRegistry(settings, overrides={"sandbox": FakeProcessor()})
+    await issue_credit_note(db, None, invoice_id=invoices[1], reason=CreditNoteReason.OTHER,
+                            outcome=CreditNoteOutcome.CREDIT_BALANCE, amount=Decimal("1500"), idempotency_key=None,
+                            gateways=gateways, now=T0 + timedelta(days=1))
+    async with db.read() as session:
+        line_id = await session.scalar(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoices[2]).limit(1))
+    await issue_credit_note(db, None, invoice_id=invoices[2], reason=CreditNoteReason.OTHER,
+                            outcome=CreditNoteOutcome.CREDIT_BALANCE, lines=[(line_id, None)],
+                            memo='Goodwill "quoted", \\ and ünïcödé', idempotency_key=None, gateways=gateways,
+                            now=T0 + timedelta(days=2))
+    await adjust_credit_balance(db, None, organization_id=organization_id, amount=Decimal("-700"), currency="IDR",
+                                reason='Correction "typo"', idempotency_key=None, now=T0 + timedelta(days=3))
     return keys, relay.to_base64("Organization", organization_id)
 
 
@@ -180,7 +211,7 @@ async def _both_paths(database_url: str, schema, body: dict, token: str) -> None
 
 
 # Who reads each root as its users do; any role now and then (refusals: the same errors on both paths).
-NATURAL_ROLE = {"invoices": Role.OWNER, "paymentMethods": Role.ADMIN, "webhookEndpoints": Role.OWNER,
+NATURAL_ROLE = {"invoices": Role.OWNER, "viewer": Role.OWNER, "paymentMethods": Role.ADMIN, "webhookEndpoints": Role.OWNER,
                 "webhookDeliveries": Role.OWNER, "apiKeys": Role.OWNER}
 
 
@@ -212,6 +243,21 @@ def test_the_drawn_documents_reach_the_sql_tier(graphql_schema):
         plan = documents.plan_for({"query": drawn[0], "variables": drawn[1]})
         if plan is not None and plan.sql is not None:
             reached.update(sql.field_plan.name for sql in plan.sql.by_key.values())
+        if plan is not None:
+            reached.update(_nested_sql(plan.root))
 
     draw()
-    assert reached == set(ROOTS), set(ROOTS) - reached
+    assert reached == set(ROOTS) | set(FIELDS), (set(ROOTS) | set(FIELDS)) - reached
+
+
+def _nested_sql(plan) -> set[tuple[str, str]]:
+    """The (type, field) connections below the root that a plan answers by SQL."""
+    found = set()
+    for field_plan in getattr(plan, "fields", ()):
+        if field_plan.sql is not None and field_plan.parent_type is not None:
+            found.add((field_plan.parent_type.name, field_plan.name))
+        complete = field_plan.complete
+        while hasattr(complete, "item"):
+            complete = complete.item
+        found |= _nested_sql(complete)
+    return found

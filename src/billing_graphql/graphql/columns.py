@@ -7,6 +7,9 @@ form from the column's type (text, number, boolean, UUID, UTC time, exact decima
 the field's (a Relay ``id`` is the global id of the row's ``id``). A field computed from the row is
 declared once, as a ``Form``: its Python value (what ``from_row`` gives the generic path) beside its SQL
 expression (what the SQL tier selects), e.g. ``money("total")``, ``amount_due``, ``renamed("number")``.
+A leaf's SQL form is an expression of its value (text, number, boolean): the SQL tier writes it as JSON
+text the way the field's GraphQL type prints it; Money is given as its minor amount and currency
+(``Nested``) and formatted by the database.
 A field with a resolver may declare its SQL form (``resolved(sql)``; e.g. ``pdfUrl``, a child list
 ``Children``); without one, a selection of it keeps the document on the Python plan.
 
@@ -27,7 +30,7 @@ from typing import Any
 
 from strawberry import relay
 
-Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's JSON value
+Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's value
 
 
 @dataclass(frozen=True)
@@ -60,23 +63,13 @@ class Parent:
 
 
 @dataclass(frozen=True)
-class Finished:
-    """A leaf computed in Python from a few columns of the row: SQL gives the columns (text, numbers,
-    enum names) and the compiled path calls ``python`` on them, the very function the generic path calls
-    (once per distinct combination)."""
-
-    columns: tuple[str, ...]
-    python: Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
 class Column:
     """A column of another name than the field's (its SQL form derived from the column's type)."""
 
     name: str
 
 
-SqlForm = Builder | Nested | Children | Parent | Column | Finished
+SqlForm = Builder | Nested | Children | Parent | Column
 
 
 @dataclass(frozen=True)
@@ -141,11 +134,6 @@ def resolved(sql: SqlForm) -> Form:
 
 def computed(python: Callable[..., Any], sql: SqlForm | None) -> Form:
     return Form(python, sql)
-
-
-def from_columns(python: Callable[[Any], Any], *names: str) -> Form:
-    """A leaf ``python(row)`` of the columns ``names``: on both paths the same function (``Finished``)."""
-    return Form(lambda row, *parents: python(row), Finished(names, python))
 
 
 def money(column: str, currency: str = "currency") -> Form:

@@ -155,11 +155,11 @@ def compiled_documents(schema: strawberry.Schema, settings: Settings) -> Compile
            settings.plan_cache_size, settings.trusted_documents)
     by_limits = _COMPILED.setdefault(schema, {})
     if key not in by_limits:
-        from billing_graphql.graphql.sql_roots import ROOTS
+        from billing_graphql.graphql.sql_roots import FIELDS, ROOTS
 
         by_limits[key] = CompiledDocuments.build(
             schema, TrustedDocuments.load(require=settings.trusted_documents), validation_rules(settings),
-            settings.max_tokens, sql_roots=ROOTS, cache_size=settings.plan_cache_size)
+            settings.max_tokens, sql_roots={**ROOTS, **FIELDS}, cache_size=settings.plan_cache_size)
     return by_limits[key]
 
 

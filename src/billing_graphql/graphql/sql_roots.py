@@ -5,6 +5,11 @@ both paths). The fields below them need nothing here: their SQL forms come from 
 
 Adding a root: give its resolver a ``..._query(context, **arguments) -> RootQuery | None`` function that
 it reads its rows from, and add it here (``connection=False`` for a plain list).
+
+``FIELDS``: connections below the root, by (object type, field): ``query(context, parent, **arguments)`` is
+the resolver's own statement for one parent object (None: the field is null for this caller). Where the
+document is on its Python plan, such a field is answered by one statement per parent, as its resolver reads
+one page per parent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from billing_graphql.graphql.catalog.plans import plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
 from billing_graphql.graphql.payments.payment_methods import payment_methods_query
 from billing_graphql.graphql.platform.organizations import api_keys_query, organizations_query
+from billing_graphql.graphql.platform.types import credit_balance_transactions_query, credit_notes_query
 from billing_graphql.graphql.subscriptions.schema import subscriptions_query
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
@@ -32,4 +38,9 @@ ROOTS: dict[str, SqlRoot] = {
     "organizations": SqlRoot(organizations_query),
     "apiKeys": SqlRoot(api_keys_query, connection=False),
     "subscriptions": SqlRoot(subscriptions_query),
+}
+
+FIELDS: dict[tuple[str, str], SqlRoot] = {
+    ("Organization", "creditNotes"): SqlRoot(credit_notes_query, nested=True),
+    ("Organization", "creditBalanceTransactions"): SqlRoot(credit_balance_transactions_query, nested=True),
 }

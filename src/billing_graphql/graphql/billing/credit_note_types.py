@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -16,6 +17,7 @@ from billing_graphql.domain.credit_notes import CreditNoteOutcome as DomainCredi
 from billing_graphql.domain.credit_notes import CreditNoteReason as DomainCreditNoteReason
 from billing_graphql.domain.credit_notes import CreditNoteStatus as DomainCreditNoteStatus
 from billing_graphql.graphql.billing.types import InvoiceType, RefundType
+from billing_graphql.graphql.columns import Children, Form, Nested, Parent, columns, money, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS
@@ -40,9 +42,7 @@ class CreditNoteLineType:
 
     @classmethod
     def from_row(cls, row: CreditNoteLineRow, currency: str) -> CreditNoteLineType:
-        line_id = row.invoice_line_id
-        return from_row(cls, row, amount=Money.of(row.amount, currency),
-                        invoice_line_id=strawberry.ID(relay.to_base64("InvoiceLine", line_id)) if line_id else None)
+        return from_row(cls, row, currency)
 
 
 @strawberry.type(name="CreditNote", description="A correction of a finalized invoice: CN-YYYYMM-000001, tax reversed "
@@ -65,8 +65,7 @@ class CreditNoteType(relay.Node):
 
     @classmethod
     def from_row(cls, row: CreditNoteRow) -> CreditNoteType:
-        return from_row(cls, row, subtotal=Money.of(row.subtotal, row.currency), tax=Money.of(row.tax, row.currency),
-                        total=Money.of(row.total, row.currency))
+        return from_row(cls, row)
 
     @classmethod
     def maybe(cls, row: CreditNoteRow | None) -> CreditNoteType | None:
@@ -98,11 +97,38 @@ class CreditNoteType(relay.Node):
                                 lambda row: allowed and actor.may_see(row.organization_id))
 
 
+def _pdf_url_sql(sql: Any, row: str, *parents: str) -> str:
+    """``CreditNoteType.pdf_url`` in SQL (``credit_note_pdf_path``; ``public_url`` as a SQL string literal)."""
+    path = credit_note_pdf_path(uuid.UUID(int=0)).replace(str(uuid.UUID(int=0)), "{}")
+    before, after = path.split("{}")
+    return f"{sql.public_url} || '{before}' || {sql.uuid_text(f'{row}.id')} || '{after}'"
+
+
+# Lines carry no currency: the credit note's (the parent row, in SQL; ``currency`` in Python).
+columns(
+    CreditNoteLineType, CreditNoteLineRow,
+    amount=Form(lambda row, currency: Money.of(row.amount, currency),
+                Nested("Money", lambda sql, row, note: (f"{row}.amount", f"{note}.currency"))),
+    invoice_line_id=Form(
+        lambda row, currency: strawberry.ID(relay.to_base64("InvoiceLine", row.invoice_line_id))
+        if row.invoice_line_id else None,
+        lambda sql, row, *parents: (f"CASE WHEN {row}.invoice_line_id IS NULL THEN NULL "
+                                    f"ELSE {sql.global_id('InvoiceLine', f'{row}.invoice_line_id')} END")),
+)
+columns(
+    CreditNoteType, CreditNoteRow,
+    subtotal=money("subtotal"), tax=money("tax"), total=money("total"),
+    pdf_url=resolved(_pdf_url_sql),
+    invoice=resolved(Parent("invoices", "invoice_id")),
+    lines=resolved(Children("credit_note_lines", "credit_note_id", "position")),  # lines_by_credit_note
+    refunds=resolved(Children("refunds", "credit_note_id", "created_at, id")),  # refunds_by_credit_note
+)
+
+
 @strawberry.type
 class CreditNoteConnection(relay.Connection[CreditNoteType]):
     """Credit notes, newest first, paged."""
 
 
-def credit_note_visible(info: Info, organization_id: uuid.UUID) -> bool:
-    actor = info.context.actor
+def credit_note_visible(actor: Any, organization_id: uuid.UUID) -> bool:
     return actor is not None and actor.role in MANAGERS and actor.may_see(organization_id)

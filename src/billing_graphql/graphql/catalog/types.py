@@ -20,7 +20,7 @@ from billing_graphql.domain.catalog import REFUSAL_MESSAGES
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
 from billing_graphql.db.models import Plan as PlanRow
-from billing_graphql.graphql.columns import Children, columns, from_columns, money, money_or_null, resolved
+from billing_graphql.graphql.columns import Children, columns, computed, money, money_or_null, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
@@ -120,7 +120,9 @@ columns(AddonType, AddonRow, price_monthly=money("price_monthly"), price_annual=
 _PLAN_ORDER = ("sort_order", "base_price_monthly", "name", "id")  # services.catalog.plans.plan_order
 _COUPON_FORMS = dict(
     amount_off=money_or_null("amount_off"),
-    discount_value=from_columns(discount_value, "discount_type", "percent_off", "amount_off", "currency"),
+    discount_value=computed(lambda row, *parents: discount_value(row), lambda sql, row, *parents: (
+        f"CASE WHEN {row}.discount_type = '{DiscountKind.PERCENTAGE.name}' THEN {sql.to_text(f'{row}.percent_off')} "
+        f"ELSE {sql.money_amount(f'{row}.amount_off', f'{row}.currency')} END")),
 )
 columns(
     CouponType, CouponRow, **_COUPON_FORMS,

@@ -47,6 +47,8 @@ from billing_graphql.graphql.compiled.plan import (
     FALLBACK_REASONS,
     INVALID,
     NOT_A_QUERY,
+    FieldPlan,
+    ListOf,
     NotCompilable,
     ObjectPlan,
     OperationPlan,
@@ -114,12 +116,30 @@ def _sql_plan(plan: OperationPlan, roots: dict, schema: GraphQLSchema) -> Any:
             by_key[field_plan.key] = root_plan(field_plan, roots, schema)
         except NoSqlForm as reason:
             log.debug("%s.%s keeps its Python plan: %s", plan.name, field_plan.key, reason)
+    _nested_sql_plans([field_plan for field_plan in plan.root.fields if field_plan.key not in by_key], roots, schema)
     if not by_key:
         return None
     rest = ObjectPlan(nullable=plan.root.nullable, type_name=plan.root.type_name,
                       fields=[field_plan for field_plan in plan.root.fields if field_plan.key not in by_key])
     rest.keys = tuple(field_plan.key for field_plan in rest.fields)
     return SqlPlans(by_key, rest if rest.fields else None, plan.root.keys)
+
+
+def _nested_sql_plans(fields: list[FieldPlan], roots: dict, schema: GraphQLSchema) -> None:
+    """Give the SQL plan of ``sql_roots``' (type, field) entries to such fields below the Python plan's root."""
+    for field_plan in fields:
+        complete = field_plan.complete
+        while isinstance(complete, ListOf):
+            complete = complete.item
+        if not isinstance(complete, ObjectPlan):
+            continue
+        if field_plan.resolve is not None and field_plan.parent_type is not None:
+            try:
+                field_plan.sql = root_plan(field_plan, roots, schema, parent=field_plan.parent_type.name)
+                continue
+            except NoSqlForm as reason:
+                log.debug("%s.%s keeps its Python plan: %s", field_plan.parent_type.name, field_plan.key, reason)
+        _nested_sql_plans(complete.fields, roots, schema)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,12 @@
-"""The SQL dialects of the compiled path's SQL plans: how each builds JSON and formats leaf values.
+"""The SQL dialects of the compiled path's SQL plans: how each writes JSON text and formats leaf values.
+
+The SQL tier's statement gives the answer's JSON as text, byte for byte as the response prints it (orjson:
+no spaces, keys in the document's order, the same string escapes), so that the server passes it on without
+parsing it. Objects and lists are concatenated text (``'{"id":' || ... || '}'``, ``string_agg`` /
+``group_concat``), not ``json_build_object`` (PostgreSQL prints ``{"a" : 1}``); strings are quoted by the
+database (``to_json`` / ``json_quote``, whose escapes are orjson's); every leaf is formatted in SQL as the
+GraphQL type serialises it: Money's ``amount`` and ``formatted`` (derived at import from ``domain.language``'s
+``format_money``, one branch per currency of ``domain.money.EXPONENTS``), times, decimals, global ids, enums.
 
 PostgreSQL formats in SQL expressions; SQLite in SQL where its text storage allows and otherwise in
 functions registered on its connections that call the very Python the GraphQL types use."""
@@ -12,45 +20,88 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import literal_column, select
+from sqlalchemy import Integer, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from strawberry import relay
 
+from billing_graphql.domain.language import format_amount, format_money
+from billing_graphql.domain.money import EXPONENTS
 from billing_graphql.domain.proration import round_half_up
+from billing_graphql.graphql.common import CURSOR_PREFIX
 from billing_graphql.graphql.scalars import _serialize_decimal
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _money_prefixes() -> dict[str, str]:
+    """What ``format_money`` writes before the number, per currency (``$``, ``Rp ``, ``KWD ``)."""
+    prefixes = {}
+    for currency in EXPONENTS:
+        prefix = format_money(0, currency)[: -len(format_amount(0, currency))]
+        if any(character in prefix for character in "\"\\'") or any(ord(character) < 32 for character in prefix):
+            raise ValueError(f"{currency}'s symbol {prefix!r} needs quoting in JSON")  # none does
+        prefixes[currency] = prefix
+    return prefixes
+
+
+MONEY_PREFIXES = _money_prefixes()
+BY_PLACES: dict[int, tuple[str, ...]] = {
+    places: tuple(code for code, exponent in EXPONENTS.items() if exponent == places) for places in set(EXPONENTS.values())}
 
 
 class Postgres:
     name = "postgresql"
-    object_function = "json_build_object"
-    array_function = "json_build_array"
 
-    def json_object(self, pairs: list[tuple[str, str]]) -> str:
-        return f"{self.object_function}(" + ", ".join(f"'{key}', {value}" for key, value in pairs) + ")"
-
-    def json_array(self, values: tuple[str, ...]) -> str:
-        return f"{self.array_function}(" + ", ".join(values) + ")"
+    # -- JSON text --------------------------------------------------------------------------------
 
     @staticmethod
-    def json_rows(item: str, source: str, order_by: str, text: bool = False) -> str:
-        """A query of one value: the JSON array of ``item`` over the rows of ``source``, in ``order_by``
-        (``text``: as text, for the driver to hand over undecoded)."""
-        return f"SELECT coalesce(json_agg({item} ORDER BY {order_by}), '[]'::json){'::text' if text else ''} FROM {source}"
-
-    def json_list(self, item: str, source: str, order_by: str) -> str:
-        """``json_rows`` as a value inside a JSON object."""
-        return f"({self.json_rows(item, source, order_by)})"
+    def object_text(pairs: list[tuple[str, str]]) -> str:
+        """The JSON object of (key, JSON text expression) pairs, in order (keys are GraphQL names)."""
+        parts, head = [], "{"
+        for key, value in pairs:
+            parts.append(_literal(f'{head}"{key}":'))
+            parts.append(value)
+            head = ","
+        parts.append("'}'")
+        return "(" + " || ".join(parts) + ")"
 
     @staticmethod
-    def json_one(item: str, source: str) -> str:
-        """The JSON object ``item`` of the one row of ``source`` (null: none), as a value inside a JSON object."""
+    def list_text(item: str, source: str, order_by: str) -> str:
+        """The JSON array of the JSON text ``item`` over the rows of ``source``, in ``order_by``."""
+        return f"('[' || coalesce((SELECT string_agg({item}, ',' ORDER BY {order_by}) FROM {source}), '') || ']')"
+
+    @staticmethod
+    def one_text(item: str, source: str) -> str:
+        """The JSON text ``item`` of the one row of ``source`` (SQL NULL: none)."""
         return f"(SELECT {item} FROM {source})"
 
     @staticmethod
-    def json_of_rows(item: str, rows: Any, position: str) -> Any:
-        """A statement of one text value: the JSON array of ``item`` over ``rows`` (a subquery) in
-        ``position`` order, for the driver to hand over undecoded."""
-        return select(literal_column(
-            f"coalesce(json_agg({item} ORDER BY {position}), '[]'::json)::text")).select_from(rows)
+    def quoted(expression: str) -> str:
+        """A string as a JSON string, escaped."""
+        return f"to_json(({expression})::text)::text"
+
+    @staticmethod
+    def bare(expression: str) -> str:
+        """A string that needs no escaping (digits, ISO times, base64, enum names) as a JSON string."""
+        return f"('\"' || ({expression})::text || '\"')"
+
+    @staticmethod
+    def number(expression: str) -> str:
+        return f"(({expression})::text)"
+
+    @staticmethod
+    def boolean_text(expression: str) -> str:
+        return f"(CASE WHEN {expression} THEN 'true' WHEN NOT {expression} THEN 'false' END)"
+
+    @staticmethod
+    def string_list(expression: str) -> str:
+        """A JSON array of strings (a JSON column) as the response prints it."""
+        return (f"(SELECT '[' || coalesce(string_agg(to_json(bgq_e)::text, ',' ORDER BY bgq_n), '') || ']' "
+                f"FROM json_array_elements_text({expression}) WITH ORDINALITY AS bgq_t(bgq_e, bgq_n))")
+
+    # -- leaf values --------------------------------------------------------------------------------
 
     @staticmethod
     def boolean(column: str) -> str:
@@ -74,6 +125,11 @@ class Postgres:
         return f"replace(encode(convert_to('{type_name}:' || ({column})::text, 'UTF8'), 'base64'), E'\\n', '')"
 
     @staticmethod
+    def cursor(position: str) -> str:
+        """``common.cursor_at(position)``."""
+        return f"encode(convert_to('{CURSOR_PREFIX}:' || ({position})::text, 'UTF8'), 'base64')"
+
+    @staticmethod
     def datetime(column: str) -> str:
         utc = f"(({column}) AT TIME ZONE 'UTC')"
         return (f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
@@ -88,48 +144,85 @@ class Postgres:
     def rounded(column: str) -> str:
         return f"round(({column})::numeric)::bigint"  # numeric round(): halves away from zero
 
-    @staticmethod
-    def parameter_uuid(value: uuid.UUID) -> str:
-        return str(value)
+    def _by_places(self, currency: str, of_places: Callable[[int], str]) -> str:
+        branches = " ".join(f"WHEN {currency} IN ({', '.join(_literal(code) for code in codes)}) THEN {of_places(places)}"
+                            for places, codes in sorted(BY_PLACES.items()))
+        return f"CASE {branches} END"
+
+    def money_amount(self, minor: str, currency: str) -> str:
+        """``Money.amount`` as the Decimal scalar prints it: exactly the currency's places."""
+        return self._by_places(currency, lambda places: (
+            f"(({minor})::bigint)::text" if places == 0 else f"((({minor})::bigint) * 0.{'0' * (places - 1)}1)::text"))
+
+    def _grouped(self, whole: str) -> str:
+        return f"to_char({whole}, 'FM999,999,999,999,999,999,990')"
+
+    def _fraction(self, magnitude: str, places: int) -> str:
+        return f"lpad(({magnitude} % {10 ** places})::text, {places}, '0')"
 
     @staticmethod
-    def cast_uuid(parameter: str) -> str:
-        return f"CAST({parameter} AS uuid)"
+    def integer(expression: str) -> str:
+        return f"(({expression})::bigint)"
+
+    def money_formatted(self, minor: str, currency: str) -> str:
+        """``Money.formatted`` (``format_money`` in English): sign, symbol, grouped digits, fraction."""
+        magnitude = f"abs({self.integer(minor)})"
+        symbol = "CASE " + " ".join(f"WHEN {currency} = {_literal(code)} THEN {_literal(prefix)}"
+                                    for code, prefix in MONEY_PREFIXES.items()) + " END"
+        number = self._by_places(currency, lambda places: (
+            self._grouped(magnitude) if places == 0 else
+            f"{self._grouped(f'({magnitude} / {10 ** places})')} || '.' || {self._fraction(magnitude, places)}"))
+        return f"(CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END || {symbol} || {number})"
+
+    # -- the root statement -------------------------------------------------------------------------
+
+    @staticmethod
+    def page_statement(items: list[str], rows: Any, position: str, last: int | None) -> Any:
+        """One row: for each JSON text expression of ``items``, its values over ``rows`` (a subquery) in
+        ``position`` order joined by commas (rows past the position ``last`` left out), and the number of
+        rows."""
+        order = literal_column(f"{rows.name}.{position}")  # not rows.c: its column proxies cost ms per request
+        columns = []
+        for item in items:
+            aggregate = func.string_agg(aggregate_order_by(literal_column(f"{item}, ','"), order))
+            if last is not None:
+                aggregate = aggregate.filter(order <= bindparam("bgq_last", last, type_=Integer))
+            columns.append(aggregate)
+        return select(*columns, func.count()).select_from(rows)
 
 
 class Sqlite(Postgres):
-    """SQLite's JSON functions; leaf formats in SQL where its text storage allows, else by functions
+    """SQLite's text functions; leaf formats in SQL where its text storage allows, else by functions
     registered on the connection (``SQLITE_FUNCTIONS``) that call the types' own Python."""
 
     name = "sqlite"
-    object_function = "json_object"
-    array_function = "json_array"
 
     @staticmethod
-    def json_rows(item: str, source: str, order_by: str, text: bool = False) -> str:
+    def list_text(item: str, source: str, order_by: str) -> str:
         # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered sub-select.
-        return f"SELECT json_group_array(json(item)) FROM (SELECT {item} AS item FROM {source} ORDER BY {order_by})"
-
-    def json_list(self, item: str, source: str, order_by: str) -> str:
-        return f"json(({self.json_rows(item, source, order_by)}))"  # a sub-select's result loses its JSON type
+        return (f"('[' || coalesce((SELECT group_concat(bgq_item, ',') FROM (SELECT {item} AS bgq_item FROM {source} "
+                f"ORDER BY {order_by})), '') || ']')")
 
     @staticmethod
-    def json_one(item: str, source: str) -> str:
-        return f"json((SELECT {item} FROM {source}))"
+    def quoted(expression: str) -> str:
+        return f"json_quote(CAST(({expression}) AS TEXT))"
 
     @staticmethod
-    def json_of_rows(item: str, rows: Any, position: str) -> Any:
-        ordered = (select(literal_column(item).label("item")).select_from(rows)
-                   .order_by(literal_column(position)).subquery("ordered"))
-        return select(literal_column("coalesce(json_group_array(json(ordered.item)), '[]')")).select_from(ordered)
+    def bare(expression: str) -> str:
+        return f"('\"' || ({expression}) || '\"')"
+
+    @staticmethod
+    def number(expression: str) -> str:
+        return f"CAST(({expression}) AS TEXT)"
+
+    @staticmethod
+    def string_list(expression: str) -> str:
+        return (f"(SELECT '[' || coalesce(group_concat(json_quote(value), ','), '') || ']' "
+                f"FROM json_each({expression}))")
 
     @staticmethod
     def json_value(column: str) -> str:  # stored as text
         return f"json({column})"
-
-    @staticmethod
-    def boolean(column: str) -> str:  # stored as 0/1: JSON true/false
-        return f"CASE WHEN {column} IS NULL THEN NULL WHEN {column} THEN json('true') ELSE json('false') END"
 
     @staticmethod
     def uuid_text(column: str) -> str:  # stored as 32 hex digits
@@ -143,6 +236,10 @@ class Sqlite(Postgres):
     @staticmethod
     def global_id(type_name: str, column: str) -> str:
         return f"billing_global_id('{type_name}', {column})"
+
+    @staticmethod
+    def cursor(position: str) -> str:
+        return f"billing_cursor({position})"
 
     @staticmethod
     def datetime(column: str) -> str:  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff', UTC
@@ -162,12 +259,36 @@ class Sqlite(Postgres):
                 f"ELSE billing_rounded({column}) END")
 
     @staticmethod
-    def parameter_uuid(value: uuid.UUID) -> str:
-        return value.hex
+    def integer(expression: str) -> str:
+        return f"({expression})"
+
+    def money_amount(self, minor: str, currency: str) -> str:
+        magnitude = f"abs({minor})"
+        return self._by_places(currency, lambda places: (
+            f"CAST(({minor}) AS TEXT)" if places == 0 else
+            f"CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END || ({magnitude} / {10 ** places}) || '.' || "
+            f"{self._fraction(magnitude, places)}"))
+
+    def _grouped(self, whole: str) -> str:
+        return f"printf('%,d', {whole})"
+
+    def _fraction(self, magnitude: str, places: int) -> str:
+        return f"printf('%0{places}d', {magnitude} % {10 ** places})"
 
     @staticmethod
-    def cast_uuid(parameter: str) -> str:
-        return parameter
+    def page_statement(items: list[str], rows: Any, position: str, last: int | None) -> Any:
+        order = literal_column(f"{rows.name}.{position}")  # not rows.c: its column proxies cost ms per request
+        ordered = (select(*(literal_column(item).label(f"bgq_item{index}") for index, item in enumerate(items)),
+                          order.label("bgq_position"))
+                   .select_from(rows).order_by(order).subquery("ordered"))
+        columns = []
+        for index in range(len(items)):
+            aggregate = func.group_concat(literal_column(f"ordered.bgq_item{index}"), literal_column("','"))
+            if last is not None:
+                aggregate = aggregate.filter(literal_column("ordered.bgq_position")
+                                             <= bindparam("bgq_last", last, type_=Integer))
+            columns.append(aggregate)
+        return select(*columns, func.count()).select_from(ordered)
 
 
 def _nullable(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -176,6 +297,7 @@ def _nullable(function: Callable[..., Any]) -> Callable[..., Any]:
 
 SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "billing_global_id": (2, lambda type_name, value: relay.to_base64(type_name, str(uuid.UUID(value)))),
+    "billing_cursor": (1, lambda position: relay.to_base64(CURSOR_PREFIX, position)),
     "billing_decimal": (1, _nullable(lambda value: _serialize_decimal(Decimal(value)))),
     "billing_rounded": (1, _nullable(lambda value: round_half_up(Fraction(Decimal(value))))),
 }

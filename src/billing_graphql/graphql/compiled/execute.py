@@ -55,6 +55,9 @@ class Run:
                 values = [field_plan.typename] * len(sources)
             elif field_plan.attribute is not None:
                 values = [getattr(source, field_plan.attribute) for source in sources]
+            elif field_plan.sql is not None:  # answered by SQL, as JSON text: complete as it is
+                values = [field_plan.sql.answer(self, self.context.db, source) for source in sources]
+                awaited.extend((values, index) for index in range(len(values)))
             else:
                 info, arguments = self.info(field_plan), self.arguments(field_plan)
                 values = [field_plan.resolve(source, info, **arguments) for source in sources]
@@ -66,7 +69,9 @@ class Run:
                 values[index] = value
         nested = []
         for field_plan, values in resolved:
-            if isinstance(field_plan.complete, Leaf):
+            if field_plan.sql is not None:
+                pass
+            elif isinstance(field_plan.complete, Leaf):
                 values = _leaves(field_plan.complete, values)
             elif field_plan.complete is not None:  # a list or an object: completed below, side by side
                 nested.append((field_plan.key, self.complete(field_plan.complete, values)))

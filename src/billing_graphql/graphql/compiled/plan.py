@@ -71,6 +71,7 @@ class FieldPlan:
     node: FieldNode | None = None  # for arguments given by variables, and the resolver's info
     field_def: Any = None
     parent_type: GraphQLObjectType | None = None
+    sql: Any = None  # compiled.sql.SqlRootPlan: a connection below the root answered by one statement per parent
 
 
 @dataclass(slots=True)
@@ -88,7 +89,7 @@ class OperationPlan:
     document: Any
     root: ObjectPlan
     fragments: dict[str, FragmentDefinitionNode]
-    sql: Any = None  # compiled.sql.SqlConnectionPlan: the whole answer from one statement
+    sql: Any = None  # compiled.SqlPlans: the root fields answered by SQL statements that write their JSON
 
 
 def _plain_attribute(graphql_field: Any) -> str | None:

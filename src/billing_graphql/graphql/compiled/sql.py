@@ -1,13 +1,14 @@
-"""The compiled path's second tier: a query answered by one SQL statement that builds its JSON.
+"""The compiled path's second tier: a query answered by one SQL statement that writes its JSON.
 
 Where every field a document selects below a root list or connection has a SQL form (``graphql.columns``:
 derived from the Strawberry type and its model, or declared once beside the field), its plan
 (``compiled.ObjectPlan``) is turned into one statement: the resolver's own ``Select`` (``SqlRoot.query``,
-shared with the resolver), paged as the resolver pages it, wrapped in ``json_build_object``/``json_agg`` on
-PostgreSQL, ``json_object``/``json_group_array`` on SQLite, one correlated sub-select per child list or
-parent object. Leaf values are formatted in the database exactly as the types serialise them
-(``dialects``); value objects such as Money come out of SQL as their arguments and are finished in Python,
-once per distinct value. The connection around the nodes (cursors, ``pageInfo``) is assembled in Python.
+shared with the resolver), paged as the resolver pages it, whose rows are written as JSON text (``dialects``:
+concatenated text, one correlated sub-select per child list or parent object) and aggregated into one value
+per list of nodes or edges (cursors included). Every leaf is formatted by the database exactly as the
+GraphQL types serialise it (Money's amount and display text, times, decimals, global ids, enums), so the
+statement's text is the answer's bytes: the response carries it as it is (``orjson.Fragment``), with no
+``orjson.loads`` and no second serialisation. Only ``pageInfo`` (from the number of rows) is built in Python.
 
 A document with any field that has no SQL form keeps its Python plan (``compiled``); a request the
 SQL plan cannot answer (a permission refused, a bad argument) takes the generic path, as there.
@@ -15,21 +16,21 @@ SQL plan cannot answer (a permission refused, a bad argument) takes the generic 
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, Enum, Integer, JSON, Numeric, String, Text, Uuid, func, literal_column, select
+from graphql import GraphQLEnumType, GraphQLList, get_named_type, get_nullable_type
+from sqlalchemy import Boolean, Enum, Integer, JSON, Numeric, String, Text, Uuid, func
 from sqlalchemy.types import TypeDecorator
 from strawberry.permission import PermissionExtension
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.info import Info as StrawberryInfo
 
 from billing_graphql.db.types import DecimalText, UTCDateTime
-from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Finished, Nested, Parent, RootQuery
+from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Nested, Parent, RootQuery
 from billing_graphql.graphql.common import cursor_at
 from billing_graphql.graphql.compiled.dialects import DIALECTS, Postgres, sqlite_functions
 
@@ -45,21 +46,7 @@ class SqlRoot:
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
-
-
-def money_fields(minor: int, currency: str) -> dict[str, Any]:
-    """Money's fields as the type serialises them (``common.Money.of``)."""
-    from billing_graphql.graphql.common import Money
-    from billing_graphql.graphql.scalars import _serialize_decimal
-
-    money = Money.of(minor, currency)
-    return {"amount": _serialize_decimal(money.amount), "currency": currency, "formatted": money.formatted}
-
-
-# Value objects SQL gives as their arguments and Python finishes (cached: a page repeats amounts).
-FINISHED: dict[str, tuple[frozenset[str], Callable[..., dict[str, Any]]]] = {
-    "Money": (frozenset(("amount", "currency", "formatted")), money_fields),
-}
+    nested: bool = False  # a field of an object: ``query(context, parent, **arguments)``, None answering null
 
 
 class Rendering:
@@ -120,137 +107,86 @@ def column_form(model: type, attribute: str, type_name: str) -> Callable[..., st
 # -- planning -----------------------------------------------------------------------------------------
 
 
-Finish = Callable[[dict[str, Any]], None]
+SCALAR_TEXT = {  # how a scalar's SQL value becomes its JSON text (the way its ``serialize`` prints it)
+    "Boolean": "boolean_text", "Int": "number", "String": "quoted", "ID": "quoted",
+    "DateTime": "bare", "Decimal": "bare", "BigInt": "bare",
+}
 
 
-def object_sql(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) -> tuple[str, Finish | None]:
-    """The JSON object expression of ``plan`` (a ``compiled.ObjectPlan``) over the row ``arguments[0]``
-    (its parents' rows after it), and what completes the loaded object in Python (None: nothing)."""
-    pairs, steps = [], []
+def leaf_text(sql: Any, expression: str, graphql_type: Any, where: str) -> str:
+    """The JSON text of a leaf field's SQL value, as the response prints it (SQL NULL: ``null``)."""
+    named = get_named_type(graphql_type)
+    if isinstance(get_nullable_type(graphql_type), GraphQLList):
+        if named.name != "String" or isinstance(get_nullable_type(get_nullable_type(graphql_type).of_type),
+                                                GraphQLList):
+            raise NoSqlForm(f"{where}: a list of {named.name}")
+        return f"coalesce({sql.string_list(expression)}, 'null')"
+    if isinstance(named, GraphQLEnumType):
+        method = "bare"  # stored as the member's name, which is the GraphQL value
+    else:
+        method = SCALAR_TEXT.get(named.name)
+        if method is None:
+            raise NoSqlForm(f"{where}: a {named.name} in SQL")
+    return f"coalesce({getattr(sql, method)(expression)}, 'null')"
+
+
+MONEY_FIELDS = {"amount": "money_amount", "currency": None, "formatted": "money_formatted"}
+
+
+def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool) -> str:
+    """Money's selected fields over the minor-unit and currency expressions, formatted in SQL."""
+    pairs = []
+    for sub in plan.fields:
+        if sub.typename is not None:
+            pairs.append((sub.key, f"'\"{sub.typename}\"'"))
+        elif sub.name in MONEY_FIELDS:
+            method = MONEY_FIELDS[sub.name]
+            pairs.append((sub.key, sql.bare(currency if method is None else getattr(sql, method)(minor, currency))))
+        else:
+            raise NoSqlForm(f"Money.{sub.name}")
+    text = sql.object_text(pairs)
+    if nullable:
+        return f"(CASE WHEN ({minor}) IS NULL OR ({currency}) IS NULL THEN 'null' ELSE {text} END)"
+    return text
+
+
+def object_text(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) -> str:
+    """The JSON text expression of ``plan`` (a ``compiled.ObjectPlan``) over the row ``arguments[0]`` (its
+    parents' rows after it), every leaf formatted by the database."""
+    pairs = []
     row = arguments[0]
+    object_type = schema.type_map[plan.type_name]
     for field_plan in plan.fields:
         key = field_plan.key
         if field_plan.typename is not None:
-            pairs.append((key, f"'{field_plan.typename}'"))
+            pairs.append((key, f"'\"{field_plan.typename}\"'"))
             continue
+        where = f"{plan.type_name}.{field_plan.name}"
         if field_plan.node is not None and field_plan.node.arguments:
-            raise NoSqlForm(f"{plan.type_name}.{field_plan.name}: arguments")
+            raise NoSqlForm(f"{where}: arguments")
         form = field_form(schema, plan.type_name, field_plan.name)
-        if isinstance(form, Nested) and form.type_name in FINISHED:
-            values = form.arguments(sql, *arguments)
-            expression = sql.json_array(values)
-            if form.nullable:
-                expression = (f"CASE WHEN {' OR '.join(f'{value} IS NULL' for value in values)} THEN NULL "
-                              f"ELSE {expression} END")
-            pairs.append((key, expression))
-            steps.append(_finish_value(key, form.type_name, field_plan.complete))
+        if isinstance(form, Nested):
+            if form.type_name != "Money":
+                raise NoSqlForm(f"{where}: a nested {form.type_name}")
+            minor, currency = form.arguments(sql, *arguments)
+            pairs.append((key, money_text(sql, field_plan.complete, minor, currency, form.nullable)))
         elif isinstance(form, Children):
             alias = f"{row}_{form.table}"
-            item, finish = object_sql(sql, schema, field_plan.complete.item, (alias, *arguments))
+            item = object_text(sql, schema, field_plan.complete.item, (alias, *arguments))
             condition = (form.where(alias, row) if form.where is not None
                          else f"{alias}.{form.foreign_key} = {row}.id")
             source = f"{form.table} AS {alias} WHERE {condition}"
             order = (form.order_by(alias) if callable(form.order_by)
                      else ", ".join(f"{alias}.{column}" for column in form.order_by.split(", ")))
-            pairs.append((key, sql.json_list(item, source, order)))
-            if finish is not None:
-                steps.append(_finish_items(key, finish))
+            pairs.append((key, sql.list_text(item, source, order)))
         elif isinstance(form, Parent):
             alias = f"{row}_{form.table}"
-            item, finish = object_sql(sql, schema, field_plan.complete, (alias, *arguments))
-            pairs.append((key, sql.json_one(item, f"{form.table} AS {alias} WHERE {alias}.id = {row}.{form.foreign_key}")))
-            if finish is not None:
-                steps.append(_finish_object(key, finish))
-        elif isinstance(form, Finished):
-            pairs.append((key, sql.json_array(tuple(f"{row}.{name}" for name in form.columns))))
-            steps.append(_finish_leaf(key, form, BY_TYPE_NAME[plan.type_name].model, field_plan.complete))
-        elif isinstance(form, Nested):
-            raise NoSqlForm(f"{plan.type_name}.{field_plan.name}: a nested {form.type_name}")
+            item = object_text(sql, schema, field_plan.complete, (alias, *arguments))
+            source = f"{form.table} AS {alias} WHERE {alias}.id = {row}.{form.foreign_key}"
+            pairs.append((key, f"coalesce({sql.one_text(item, source)}, 'null')"))
         else:
-            pairs.append((key, form(sql, *arguments)))
-    return sql.json_object(pairs), _finish_steps(steps)
-
-
-def _finish_value(key: str, type_name: str, plan: Any) -> Finish:
-    """Replace the arguments array at ``key`` by the selected fields of the finished value object."""
-    fields, finish = FINISHED[type_name]
-    selected = []
-    for sub in plan.fields:
-        if sub.typename is None and sub.name not in fields:
-            raise NoSqlForm(f"{type_name}.{sub.name}")
-        selected.append((sub.key, sub.name, sub.typename))
-
-    @functools.lru_cache(maxsize=16384)  # a value object's fields depend on its arguments alone
-    def selection(*arguments: Any) -> dict[str, Any]:
-        values = finish(*arguments)
-        return {out: typename if typename is not None else values[name] for out, name, typename in selected}
-
-    def step(output: dict[str, Any]) -> None:
-        arguments = output[key]
-        if arguments is not None:
-            output[key] = selection(*arguments)  # shared between answers: read-only from here on
-
-    return step
-
-
-class _Columns:
-    """The columns a ``Finished`` leaf reads, as the row's attributes."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
-def _finish_leaf(key: str, form: Finished, model: type, leaf: Any) -> Finish:
-    """Replace the columns array at ``key`` by ``form.python`` of them, serialised as the leaf type does."""
-    converters = []
-    for name in form.columns:
-        kind = model.__mapper__.columns[name].type
-        if isinstance(kind, Enum):
-            converters.append(lambda value, enum_class=kind.enum_class: None if value is None else enum_class[value])
-        elif isinstance(kind, Integer | String | Text) and not isinstance(kind, TypeDecorator):
-            converters.append(None)
-        else:
-            raise NoSqlForm(f"{model.__name__}.{name}: a column of type {kind!r} read by Python")
-    names, python, serialize = form.columns, form.python, leaf.serialize
-
-    @functools.lru_cache(maxsize=4096)
-    def value(*arguments: Any) -> Any:
-        row = _Columns({name: argument if convert is None else convert(argument)
-                        for name, convert, argument in zip(names, converters, arguments, strict=True)})
-        result = python(row)
-        return None if result is None else serialize(result)
-
-    def step(output: dict[str, Any]) -> None:
-        output[key] = value(*output[key])
-
-    return step
-
-
-def _finish_object(key: str, finish: Finish) -> Finish:
-    def step(output: dict[str, Any]) -> None:
-        if output[key] is not None:
-            finish(output[key])
-
-    return step
-
-
-def _finish_items(key: str, finish: Finish) -> Finish:
-    def step(output: dict[str, Any]) -> None:
-        for item in output[key]:
-            finish(item)
-
-    return step
-
-
-def _finish_steps(steps: list[Finish]) -> Finish | None:
-    if not steps:
-        return None
-
-    def finish(output: dict[str, Any]) -> None:
-        for step in steps:
-            step(output)
-
-    return finish
+            pairs.append((key, leaf_text(sql, form(sql, *arguments), object_type.fields[field_plan.name].type, where)))
+    return sql.object_text(pairs)
 
 
 ROW = "i"  # the alias of the root field's rows
@@ -271,16 +207,17 @@ async def run_permissions(definition: Any, info: Any, arguments: dict[str, Any])
 
 @dataclass(eq=False)
 class SqlRootPlan:
-    """A root list or connection field answered by one statement."""
+    """A root list or connection field answered by one statement, whose JSON text the response carries
+    as it comes from the database (``orjson.Fragment``: not parsed, not serialised again)."""
 
     key: str
     field_plan: Any
     root: SqlRoot
     outer: Any  # the ObjectPlan of the connection, or the ListOf of a list
-    node_plan: Any  # the ObjectPlan of each node
     schema: Any
+    texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)  # items_sql, made once
 
-    async def answer(self, run: Any, db: Any) -> Any:
+    async def answer(self, run: Any, db: Any, parent: Any = None) -> Any:
         definition = self.field_plan.field_def.extensions["strawberry-definition"]
         info = StrawberryInfo(_raw_info=run.info(self.field_plan), _field=definition)
         strawberry_schema = run.schema._strawberry_schema  # noqa: SLF001
@@ -288,45 +225,79 @@ class SqlRootPlan:
                                       scalar_registry=strawberry_schema.schema_converter.scalar_registry,
                                       config=strawberry_schema.config, info=info)
         await run_permissions(definition, info, arguments)
-        query = self.root.query(info.context, **arguments)
-        nodes: list[Any] = []
-        if query is not None:
+        if self.root.nested:
+            query = self.root.query(info.context, parent, **arguments)
+            if query is None:
+                return None
+        else:
+            query = self.root.query(info.context, **arguments)
+        if query is None:
+            lists, count = [None] * len(self.item_plans()), 0
+        else:
             async with db.read() as session:
                 dialect = DIALECTS[session.bind.dialect.name]
                 if dialect.name == "sqlite":
                     await sqlite_functions(session)
-                node, finish = self.node_sql(dialect.name, run.context.settings.public_url)
-                document = await session.scalar(self.statement(dialect, node, query))
-            nodes = orjson.loads(document) if document else []
-            if finish is not None:
-                for item in nodes[:query.first] if self.root.connection else nodes:
-                    finish(item)
+                items = self.items_sql(dialect.name, run.context.settings.public_url)
+                *lists, count = (await session.execute(self.statement(dialect, items, query))).one()
+        texts = [orjson.Fragment("[" + (text or "") + "]") for text in lists]
         if not self.root.connection:
-            return nodes
+            return texts[0]
         first, offset = (query.first, query.offset) if query is not None else (0, 0)
-        return self.connection_answer(nodes, first, offset, empty=query is None)
+        return self.connection_answer(texts, min(count, first), count > first, offset, empty=query is None)
 
-    @functools.lru_cache(maxsize=8)  # noqa: B019  (plans are few per process: the LRU bounds them)
-    def node_sql(self, dialect: str, public_url: str) -> tuple[str, Finish | None]:
-        return object_sql(Rendering(DIALECTS[dialect], public_url), self.schema, self.node_plan, (ROW,))
+    def item_plans(self) -> list[tuple[Any, Any]]:
+        """What each aggregated column of the statement holds: (the edges field plan, the edge's plan) for
+        each ``edges`` of a connection, or (None, the node plan) for a list."""
+        if not self.root.connection:
+            return [(None, self.outer.item)]
+        return [(sub, sub.complete.item) for sub in self.outer.fields if sub.typename is None and sub.name == "edges"]
 
-    def statement(self, dialect: Postgres, node: str, query: RootQuery) -> Any:
-        """The resolver's statement, paged as it pages it, wrapped in the JSON of its nodes."""
+    def items_sql(self, dialect: str, public_url: str) -> list[str]:
+        """The JSON text expression of each aggregated column: a node, or an edge (cursor and node); made on
+        the plan's first answer and kept with the plan (the plan cache bounds them)."""
+        key = (dialect, public_url)
+        items = self.texts.get(key)
+        if items is None:
+            items = self.texts[key] = self.make_items_sql(dialect, public_url)
+        return items
+
+    def make_items_sql(self, dialect: str, public_url: str) -> list[str]:
+        sql = Rendering(DIALECTS[dialect], public_url)
+        items = []
+        for edges, plan in self.item_plans():
+            if edges is None:
+                items.append(object_text(sql, self.schema, plan, (ROW,)))
+                continue
+            pairs = []
+            for sub in plan.fields:
+                if sub.typename is not None:
+                    pairs.append((sub.key, f"'\"{sub.typename}\"'"))
+                elif sub.name == "cursor":
+                    pairs.append((sub.key, sql.bare(sql.cursor(f"{ROW}.{POSITION} - 1"))))
+                else:  # node
+                    pairs.append((sub.key, object_text(sql, self.schema, sub.complete, (ROW,))))
+            items.append(sql.object_text(pairs))
+        return items
+
+    def statement(self, dialect: Postgres, items: list[str], query: RootQuery) -> Any:
+        """The resolver's statement, paged as it pages it (one row more, to know whether there is a next
+        page), wrapped in the JSON text of its items and their number."""
         statement = query.statement
         ordering = statement._order_by_clauses  # noqa: SLF001
+        last = None
         if self.root.connection:
             statement = statement.limit(query.first + 1).offset(query.offset)
+            last = query.offset + query.first  # the row past the page is counted, not shown
+        # The row number is taken before LIMIT and OFFSET: a page's first row is offset + 1.
         rows = statement.add_columns(func.row_number().over(order_by=ordering).label(POSITION)).subquery(ROW)
-        return dialect.json_of_rows(node, rows, f"{ROW}.{POSITION}")
+        return dialect.page_statement(items, rows, POSITION, last)
 
-    def connection_answer(self, nodes: list[Any], first: int, offset: int, empty: bool) -> dict[str, Any]:
-        has_next = len(nodes) > first
-        nodes = nodes[:first]
-        cursors = [cursor_at(offset + index) for index in range(len(nodes))]
-        page_info = {
-            "hasNextPage": has_next, "hasPreviousPage": offset > 0 and not empty,
-            "startCursor": cursors[0] if cursors else None, "endCursor": cursors[-1] if cursors else None,
-        }
+    def connection_answer(self, edges: list[Any], size: int, has_next: bool, offset: int, empty: bool) -> dict:
+        cursors = (cursor_at(offset), cursor_at(offset + size - 1)) if size else (None, None)
+        page_info = {"hasNextPage": has_next, "hasPreviousPage": offset > 0 and not empty,
+                     "startCursor": cursors[0], "endCursor": cursors[1]}
+        edges_texts = iter(edges)
         answer: dict[str, Any] = {}
         for field_plan in self.outer.fields:
             if field_plan.typename is not None:
@@ -335,19 +306,13 @@ class SqlRootPlan:
                 answer[field_plan.key] = {
                     sub.key: sub.typename if sub.typename is not None else page_info[sub.name]
                     for sub in field_plan.complete.fields}
-            else:  # edges
-                edge_plan = field_plan.complete.item
-                answer[field_plan.key] = [
-                    {sub.key: sub.typename if sub.typename is not None
-                     else cursor if sub.name == "cursor" else node for sub in edge_plan.fields}
-                    for cursor, node in zip(cursors, nodes, strict=True)]
+            else:  # edges, in the order of ``item_plans``
+                answer[field_plan.key] = next(edges_texts)
         return answer
 
 
-def _connection_node(connection: Any) -> Any:
-    """The node plan of a connection's selection (``NoSqlForm`` for anything but edges, nodes, cursors
-    and pageInfo)."""
-    node_plan = None
+def _check_connection(connection: Any) -> None:
+    """``NoSqlForm`` for a connection selection of anything but edges (cursors, nodes) and pageInfo."""
     for sub in connection.fields:
         if sub.typename is not None:
             continue
@@ -357,22 +322,15 @@ def _connection_node(connection: Any) -> Any:
                 raise NoSqlForm("pageInfo")
         elif sub.name == "edges":
             for edge_field in sub.complete.item.fields:
-                if edge_field.name == "node":
-                    if node_plan is not None:
-                        raise NoSqlForm("node selected twice")
-                    node_plan = edge_field.complete
-                elif edge_field.typename is None and edge_field.name != "cursor":
+                if edge_field.typename is None and edge_field.name not in {"node", "cursor"}:
                     raise NoSqlForm(f"edges.{edge_field.name}")
         else:
             raise NoSqlForm(f"connection.{sub.name}")
-    if node_plan is None:
-        raise NoSqlForm("no node selected")
-    return node_plan
 
 
-def root_plan(field_plan: Any, roots: dict[str, SqlRoot], schema: Any) -> SqlRootPlan:
-    """The SQL plan of a root list or connection field, or ``NoSqlForm``."""
-    root = roots.get(field_plan.name)
+def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: str | None = None) -> SqlRootPlan:
+    """The SQL plan of a root list or connection field (or of a field of ``parent``), or ``NoSqlForm``."""
+    root = roots.get(field_plan.name if parent is None else (parent, field_plan.name))
     if root is None or field_plan.attribute is not None or field_plan.complete is None:
         raise NoSqlForm(field_plan.name)
     definition = field_plan.field_def.extensions["strawberry-definition"]
@@ -380,13 +338,10 @@ def root_plan(field_plan: Any, roots: dict[str, SqlRoot], schema: Any) -> SqlRoo
         raise NoSqlForm(f"{field_plan.name}: field extensions")
     outer = field_plan.complete
     if root.connection:
-        node_plan = _connection_node(outer)
-    else:
-        if not hasattr(outer, "item") or not hasattr(outer.item, "fields"):
-            raise NoSqlForm(f"{field_plan.name}: not a list of objects")
-        node_plan = outer.item
-    plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, node_plan=node_plan,
-                       schema=schema)
-    for name, dialect in DIALECTS.items():  # every field has a SQL form in both dialects, or NoSqlForm now
-        object_sql(Rendering(dialect, ""), schema, node_plan, (ROW,))
+        _check_connection(outer)
+    elif not hasattr(outer, "item") or not hasattr(outer.item, "fields"):
+        raise NoSqlForm(f"{field_plan.name}: not a list of objects")
+    plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema)
+    for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
+        plan.make_items_sql(name, "")
     return plan

@@ -9,6 +9,7 @@ from strawberry import relay
 
 from billing_graphql.db.models import CreditBalanceTransaction as TransactionRow
 from billing_graphql.domain.credit_balance import CreditSource
+from billing_graphql.graphql.columns import Form, columns, global_id, money
 from billing_graphql.graphql.common import Money, from_row
 
 CreditBalanceTransactionSource = strawberry.enum(
@@ -32,9 +33,18 @@ class CreditBalanceTransactionType:
 
     @classmethod
     def from_row(cls, row: TransactionRow) -> CreditBalanceTransactionType:
-        return from_row(cls, row, id=strawberry.ID(relay.to_base64("CreditBalanceTransaction", row.id)),
-                        amount=Money.of(row.amount, row.currency), balance_after=Money.of(row.balance_after, row.currency),
-                        invoice_id=strawberry.ID(relay.to_base64("Invoice", row.invoice_id)) if row.invoice_id else None)
+        return from_row(cls, row)
+
+
+columns(
+    CreditBalanceTransactionType, TransactionRow,
+    id=global_id("CreditBalanceTransaction"),
+    amount=money("amount"), balance_after=money("balance_after"),
+    invoice_id=Form(
+        lambda row: strawberry.ID(relay.to_base64("Invoice", row.invoice_id)) if row.invoice_id else None,
+        lambda sql, row, *parents: (f"CASE WHEN {row}.invoice_id IS NULL THEN NULL "
+                                    f"ELSE {sql.global_id('Invoice', f'{row}.invoice_id')} END")),
+)
 
 
 @strawberry.type

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -14,11 +14,20 @@ from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.graphql.context import Info
 from billing_graphql.domain.money import DEFAULT_CURRENCY
-from billing_graphql.graphql.columns import Form, Nested, columns, global_id, renamed
-from billing_graphql.graphql.common import Money, Role, from_row, load_nodes
+from billing_graphql.graphql.columns import Form, Nested, RootQuery, columns, global_id, renamed
+from billing_graphql.graphql.common import (
+    Money,
+    Role,
+    connection_from_page,
+    from_row,
+    load_nodes,
+    offset_after,
+    page_size,
+)
 from billing_graphql.graphql.permissions import MANAGERS, allow
 from billing_graphql.graphql.platform.balance import CreditBalanceTransactionConnection, CreditBalanceTransactionType
 from billing_graphql.graphql.platform.billing_details import BillingDetailsType
+from billing_graphql.services.pagination import read_page
 
 if TYPE_CHECKING:
     from billing_graphql.graphql.billing.credit_note_types import CreditNoteConnection
@@ -29,14 +38,33 @@ async def _billing_details(root: "OrganizationType", info: Info) -> BillingDetai
     return BillingDetailsType.from_value(value)
 
 
+def credit_balance_transactions_query(context: Info, organization: "OrganizationType", first: int | None = 10,
+                                      after: str | None = None) -> RootQuery:
+    """The statement and page of ``Organization.creditBalanceTransactions``: the resolver reads it, the SQL tier
+    (``graphql.sql_roots.FIELDS``) writes it as JSON."""
+    from billing_graphql.services.billing.balance import credit_balance_transactions_statement
+
+    return RootQuery(credit_balance_transactions_statement(uuid.UUID(organization.id)), page_size(first),
+                     offset_after(after))
+
+
 async def _credit_balance_transactions(root: "OrganizationType", info: Info, first: int | None = 10,
                                       after: str | None = None) -> CreditBalanceTransactionConnection | None:
-    from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
-    from billing_graphql.services.billing.balance import list_credit_balance_transactions
-
-    page = await list_credit_balance_transactions(info.context.db, uuid.UUID(root.id), first=page_size(first),
-                                                  offset=offset_after(after))
+    query = credit_balance_transactions_query(info.context, root, first, after)
+    page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
     return connection_from_page(CreditBalanceTransactionConnection, page, CreditBalanceTransactionType.from_row)
+
+
+def credit_notes_query(context: Any, organization: "OrganizationType", first: int | None = 10,
+                       after: str | None = None) -> RootQuery | None:
+    """The statement and page of ``Organization.creditNotes`` (None: not visible to the caller, null)."""
+    from billing_graphql.graphql.billing.credit_note_types import credit_note_visible
+    from billing_graphql.services.billing.credit_notes import credit_notes_statement
+
+    organization_id = uuid.UUID(organization.id)
+    if not credit_note_visible(context.actor, organization_id):
+        return None
+    return RootQuery(credit_notes_statement(organization_id), page_size(first), offset_after(after))
 
 
 @strawberry.type(name="Organization", description="A tenant of the SaaS.")
@@ -64,19 +92,12 @@ class OrganizationType(relay.Node):
     async def credit_notes(
         self, info: Info, first: int | None = 10, after: str | None = None
     ) -> Annotated[CreditNoteConnection, strawberry.lazy("billing_graphql.graphql.billing.credit_note_types")] | None:
-        from billing_graphql.graphql.billing.credit_note_types import (
-            CreditNoteConnection,
-            CreditNoteType,
-            credit_note_visible,
-        )
-        from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
-        from billing_graphql.services.billing.credit_notes import list_credit_notes
+        from billing_graphql.graphql.billing.credit_note_types import CreditNoteConnection, CreditNoteType
 
-        organization_id = uuid.UUID(self.id)
-        if not credit_note_visible(info, organization_id):
+        query = credit_notes_query(info.context, self, first, after)
+        if query is None:
             return None
-        page = await list_credit_notes(info.context.db, organization_id=organization_id, first=page_size(first),
-                                       offset=offset_after(after))
+        page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
         return connection_from_page(CreditNoteConnection, page, CreditNoteType.from_row)
 
     @classmethod

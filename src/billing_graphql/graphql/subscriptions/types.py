@@ -20,7 +20,7 @@ from billing_graphql.domain.status import trial_expired
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.types import DiscountType as CouponDiscountType
-from billing_graphql.graphql.columns import Parent, columns, from_columns, renamed, resolved
+from billing_graphql.graphql.columns import Parent, columns, computed, renamed, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.billing.lines import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
@@ -259,7 +259,8 @@ def _is_trial(row: SubscriptionRow) -> bool:
 columns(
     SubscriptionType, SubscriptionRow,
     trial_end_date=renamed("trial_ends_at"),
-    is_trial=from_columns(_is_trial, "status"),
+    is_trial=computed(lambda row, *parents: _is_trial(row),
+                      lambda sql, row, *parents: f"({row}.status = '{DomainSubscriptionStatus.TRIALING.name}')"),
     organization=resolved(Parent("organizations", "organization_id")),
     plan=resolved(Parent("plans", "plan_id")),
 )

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Select, select
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import CreditBalanceTransaction, Organization
@@ -78,6 +80,11 @@ async def adjust_credit_balance(
 async def list_credit_balance_transactions(db: Database, organization_id: uuid.UUID, *, first: int,
                                            offset: int) -> Page[CreditBalanceTransaction]:
     """The organization's ledger, newest entry first."""
-    statement = (select(CreditBalanceTransaction).where(CreditBalanceTransaction.organization_id == organization_id)
-                 .order_by(CreditBalanceTransaction.sequence.desc()))
-    return await read_page(db, statement, first=first, offset=offset)
+    return await read_page(db, credit_balance_transactions_statement(organization_id), first=first, offset=offset)
+
+
+def credit_balance_transactions_statement(organization_id: uuid.UUID) -> Select[Any]:
+    """The organization's ledger, newest entry first (read by ``list_credit_balance_transactions`` and the
+    compiled SQL tier)."""
+    return (select(CreditBalanceTransaction).where(CreditBalanceTransaction.organization_id == organization_id)
+            .order_by(CreditBalanceTransaction.sequence.desc()))

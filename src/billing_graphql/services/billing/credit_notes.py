@@ -320,14 +320,17 @@ async def issue_credit_note(
 
 # ---- reads ----------------------------------------------------------------------------------
 
+def credit_notes_statement(organization_id: uuid.UUID):
+    """An organization's credit notes, newest first (read by ``list_credit_notes`` and the compiled SQL tier)."""
+    return (select(CreditNote).where(CreditNote.organization_id == organization_id)
+            .order_by(CreditNote.created_at.desc(), CreditNote.number.desc(), CreditNote.id.desc()))
+
+
 async def list_credit_notes(db: Database, *, organization_id: uuid.UUID, first: int, offset: int):
     """An organization's credit notes, newest first."""
     from billing_graphql.services.pagination import read_page
 
-    statement = select(CreditNote).order_by(CreditNote.created_at.desc(), CreditNote.number.desc(),
-                                            CreditNote.id.desc())
-    return await read_page(db, statement, first=first, offset=offset,
-                           where_given=[(CreditNote.organization_id, organization_id)])
+    return await read_page(db, credit_notes_statement(organization_id), first=first, offset=offset)
 
 
 async def credit_note_refunds(db: Database, credit_note_id: uuid.UUID) -> list[Refund]:

@@ -1,0 +1,61 @@
+"""The SQL tier's leaves as the database writes them (``graphql.compiled.dialects``) are the bytes the
+response would print for the Python value (orjson of what the GraphQL type serialises), on both databases:
+Money's amount and display text in every currency at the edges (zero, negatives, one minor unit, groups of
+thousands, the largest amounts), and strings with every character JSON escapes."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from sqlalchemy import text
+
+from billing_graphql.domain.money import EXPONENTS
+from billing_graphql.graphql.common import Money, cursor_at
+from billing_graphql.graphql.compiled.dialects import DIALECTS, sqlite_functions
+from billing_graphql.graphql.scalars import _serialize_decimal
+
+MINORS = [0, 1, -1, 5, -5, 99, 100, 101, 999, 1000, 1001, -1999, 123456, 1663890, 10**9, -(10**12) - 7,
+          9_223_372_036_854_775_807, -9_223_372_036_854_775_807]
+STRINGS = ["", "plain", 'quote " and \\ backslash', "control \x01\x08\t\n\x0c\r\x1f end", "ünïcödé € ₹ Rp",
+           "line\u2028separator", "slash / and del \x7f", "'single'"]
+
+
+async def _values(db, expressions: list[str], parameters: dict) -> list[str]:
+    async with db.read() as session:
+        if session.bind.dialect.name == "sqlite":
+            await sqlite_functions(session)
+        return list((await session.execute(text("SELECT " + ", ".join(expressions)), parameters)).one())
+
+
+async def test_money_is_written_as_the_api_prints_it(db):
+    sql = DIALECTS[db.engine.dialect.name]
+    for currency in EXPONENTS:
+        expressions, expected = [], []
+        for index, minor in enumerate(MINORS):
+            money = Money.of(minor, currency)
+            expressions += [sql.money_amount(f":m{index}", ":c"), sql.money_formatted(f":m{index}", ":c")]
+            expected += [_serialize_decimal(money.amount), money.formatted]
+        values = await _values(db, expressions, {"c": currency, **{f"m{i}": m for i, m in enumerate(MINORS)}})
+        assert values == expected, currency
+
+
+async def test_strings_cursors_and_booleans_are_written_as_orjson_writes_them(db):
+    sql = DIALECTS[db.engine.dialect.name]
+    expressions = [sql.quoted(f":s{index}") for index in range(len(STRINGS))]
+    expressions += [sql.bare(sql.cursor(str(position))) for position in (0, 9, 10, 12345)]
+    expressions += [sql.boolean_text("1 = 1"), sql.boolean_text("1 = 0")]
+    values = await _values(db, expressions, {f"s{index}": value for index, value in enumerate(STRINGS)})
+    expected = [orjson.dumps(value).decode() for value in STRINGS]
+    expected += [orjson.dumps(cursor_at(position)).decode() for position in (0, 9, 10, 12345)]
+    assert values == [*expected, "true", "false"]
+
+
+@pytest.mark.parametrize("minor", [0, -1, 1663890])
+async def test_an_object_of_them_is_orjsons_bytes(db, minor):
+    sql = DIALECTS[db.engine.dialect.name]
+    money = Money.of(minor, "USD")
+    pairs = [("amount", sql.bare(sql.money_amount(":m", "'USD'"))), ("__typename", "'\"Money\"'"),
+             ("f", sql.bare(sql.money_formatted(":m", "'USD'"))), ("none", "coalesce(NULL, 'null')")]
+    (value,) = await _values(db, [sql.object_text(pairs)], {"m": minor})
+    assert value.encode() == orjson.dumps({"amount": _serialize_decimal(money.amount), "__typename": "Money",
+                                           "f": money.formatted, "none": None})
