@@ -188,13 +188,13 @@ def _app_for(settings, schema):
 
 
 def _hand_over(app, db: Database, gateways) -> None:
-    """This test's database, gateways and an empty live registry in a shared app's state."""
-    from billing_graphql.services.live.hub import Guard
+    """This test's database, gateways and empty live registries in a shared app's state."""
+    from billing_graphql.app import live_state
 
     app.state.db = db
     app.state.gateways = gateways
-    app.state.live_sockets = {}
-    app.state.live_guard = Guard()
+    for name, value in live_state(app.state.settings).items():
+        setattr(app.state, name, value)
 
 
 @pytest.fixture

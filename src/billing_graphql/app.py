@@ -88,6 +88,13 @@ def background_tasks(app: Litestar, settings: Settings) -> list[Callable[[], Awa
     ]
 
 
+def live_state(settings: Settings) -> dict:
+    """What an app keeps of its open sockets: their slots per credential, the guard re-checking
+    their credentials, and the groups sharing one execution per event."""
+    return {"live_sockets": SocketSlots(settings.redis_url, settings.database_url), "live_guard": Guard(),
+            "live_groups": LiveGroups()}
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -154,7 +161,7 @@ def create_app(
     if rate_limiter is not None:
         middleware.append(rate_limiter.middleware)
     state = {"settings": settings, "gateways": gateways, "rate_limiter": rate_limiter, "explorer": explorer,
-             "compiled": compiled, "live_sockets": SocketSlots(settings.redis_url, settings.database_url), "live_guard": Guard(), "live_groups": LiveGroups(),
+             "compiled": compiled, **live_state(settings),
              "live_documents": TrustedDocuments.load(require=settings.trusted_documents)}
     if db is not None:
         state["db"] = db  # handed in (tests, embedding): usable without running the lifespan
