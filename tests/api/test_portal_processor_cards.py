@@ -196,3 +196,5 @@ async def test_a_card_razorpay_checkout_authorised_is_saved_once_its_signature_i
     assert (method.gateway, method.gateway_payment_method_id, method.brand, method.last4, method.is_default) == (
         "razorpay", token, "Visa", "1111", True)
     assert razorpay_fake.tokens[token] == data(page.text, "customer")
+    # the authorisation payment (Rp 1, captured) is given back in full: saving a card costs nothing
+    assert razorpay_fake.refunded(payment_id) == razorpay_fake.payments[payment_id]["amount"] == 100

@@ -9,10 +9,13 @@ from what Checkout returns once its signature is verified.
   ``order_id + "|" + payment_id`` under the key secret (checked in constant time, as for a
   checkout); then Razorpay is asked for the payment (``saved_method``): its token, network and last
   4 are saved as a card. A wrong signature or a payment Razorpay kept no token for saves nothing.
+  The authorisation payment is then refunded in full (``refund_authorisation``): saving a card costs
+  the customer nothing, as with Stripe's SetupIntent.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +31,7 @@ from billing_graphql.services.payments import payment_methods
 from billing_graphql.services.payments.payment_methods import NewPaymentMethod
 
 RAZORPAY_CUSTOMER_PREFIX = "cust_"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,7 @@ async def start_card_authorisation(db: Database, gateways: GatewayRegistry, acto
     async with db.read() as session:
         organization = await session.get(Organization, actor.organization_id)
     currency = organization.currency
-    amount = 10 ** exponent(currency)  # one whole unit: Razorpay's authorisation payment
+    amount = _authorisation_amount(currency)
     key = f"card_{uuid.uuid4().hex}"
     try:
         order = await gateway.create_order(amount=amount, currency=currency, receipt=key, idempotency_key=key,
@@ -87,6 +91,11 @@ async def start_card_authorisation(db: Database, gateways: GatewayRegistry, acto
         raise _unavailable(exc) from None
     return CardAuthorisation(key_id=order.key_id or "", order_id=order.order_id, amount=amount, currency=currency,
                              customer_id=customer_id, name=organization.name, email=organization.billing_email)
+
+
+def _authorisation_amount(currency: str) -> int:
+    """One whole unit of ``currency`` in minor units: Razorpay's authorisation payment."""
+    return 10 ** exponent(currency)
 
 
 SIGNATURE_REFUSED = ("Razorpay's confirmation of this card could not be verified. Nothing was saved; "
@@ -109,6 +118,28 @@ async def save_authorised_card(db: Database, gateways: GatewayRegistry, actor: A
         raise BillingError(BillingErrorCode.PAYMENT_FAILED,
                            "Your card was not accepted: Razorpay kept no token for it. Nothing was saved; use another "
                            "card.", field="gatewayPaymentMethodId", decline_code="card_declined")
-    return await payment_methods.add_payment_method(db, actor, NewPaymentMethod(
+    method = await payment_methods.add_payment_method(db, actor, NewPaymentMethod(
         gateway="razorpay", gateway_payment_method_id=saved.token, type=PaymentMethodType(saved.type),
         label=saved.label, is_default=is_default, brand=saved.brand, last4=saved.last4), now=now)
+    await refund_authorisation(db, gateways, method.organization_id, payment_id=payment_id)
+    return method
+
+
+async def refund_authorisation(db: Database, gateways: GatewayRegistry, organization_id: uuid.UUID, *,
+                               payment_id: str) -> bool:
+    """The card's authorisation payment refunded in full, once (its idempotency key is the payment's).
+    The card stays saved when Razorpay refuses or cannot be reached: logged, and False."""
+    gateway = gateways.require("razorpay", "gateway")
+    async with db.read() as session:
+        currency = (await session.get(Organization, organization_id)).currency
+    try:
+        result = await gateway.refund(gateway_payment_id=payment_id, amount=_authorisation_amount(currency),
+                                      currency=currency, idempotency_key=f"card-authorisation-{payment_id}")
+    except GatewayError as exc:
+        logger.warning("authorisation payment %s of organization %s not refunded: %s", payment_id,
+                       organization_id, exc)
+        return False
+    if not result.succeeded:
+        logger.warning("authorisation payment %s of organization %s not refunded: %s", payment_id,
+                       organization_id, result.failure_message)
+    return result.succeeded
