@@ -255,7 +255,8 @@ async def main_async(args) -> None:
     base, ws_url = f"http://127.0.0.1:{args.port}", f"ws://127.0.0.1:{args.port}/graphql"
     try:
         print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores)")
-        await idle_memory(ws_url, key, process.pid, args.idle)
+        if args.idle:  # --idle 0: the fan-out alone
+            await idle_memory(ws_url, key, process.pid, args.idle)
         freshness = await fan_out(url, ws_url, key, organization_id, args.subscribers, args.rate, args.seconds,
                                   process.pid)
         await polling(base, key, args.subscribers, freshness)
