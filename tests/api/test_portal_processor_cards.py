@@ -165,7 +165,7 @@ async def test_a_razorpay_organizations_cards_page_opens_checkout_on_an_order_as
     order = razorpay_fake.orders[data(html, "order")]
     assert order["token"] == {"frequency": "as_presented"} and order["customer_id"] == data(html, "customer")
     assert (order["amount"], order["currency"]) == (100, "IDR")  # Rp 1 in Razorpay's hundredths
-    assert "Rp" in html and "authorises it" in html
+    assert "Rp" in html and "authorises it and is refunded at once" in html
     policy = page.headers["content-security-policy"]
     assert "script-src https://checkout.razorpay.com 'nonce-" in policy and policy.count("script-src") == 1
 
