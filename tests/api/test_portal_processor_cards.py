@@ -198,3 +198,20 @@ async def test_a_card_razorpay_checkout_authorised_is_saved_once_its_signature_i
     assert razorpay_fake.tokens[token] == data(page.text, "customer")
     # the authorisation payment (Rp 1, captured) is given back in full: saving a card costs nothing
     assert razorpay_fake.refunded(payment_id) == razorpay_fake.payments[payment_id]["amount"] == 100
+
+
+async def test_a_refused_refund_of_the_authorisation_keeps_the_card_and_is_logged(
+        razorpay_portal, razorpay_fake, keys, db, caplog):
+    path, page = await cards_page(razorpay_portal, keys.owner)
+    order_id = data(page.text, "order")
+    payment_id = razorpay_fake.pay_in_checkout(order_id)
+    razorpay_fake.payments[payment_id]["status"] = "authorized"  # Razorpay refunds only captured payments
+    saved = await razorpay_portal.client.post(f"{path}/actions/add-razorpay-card", data={
+        "csrf": field(page.text, "csrf"), "razorpay_order_id": order_id,
+        "order_quote": field(page.text, "order_quote"), "razorpay_payment_id": payment_id,
+        "razorpay_signature": checkout_signature(order_id, payment_id), "make_default": "yes"})
+    assert saved.status_code == 303 and saved.headers["location"].endswith("/cards?notice=card-added")
+    assert await count_rows(db, PaymentMethod) == 1 and razorpay_fake.refunded(payment_id) == 0
+    [record] = [r for r in caplog.records if r.name == "billing_graphql.services.payments.razorpay_methods"]
+    assert record.levelname == "WARNING" and payment_id in record.getMessage()
+    assert "not refundable" in record.getMessage()
