@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from billing_graphql.jobs.webhook_delivery import WebhookWorker
+from billing_graphql.services.live.hub import replay
 from billing_graphql.services.webhooks import deliveries, endpoints
+from billing_graphql.services.webhooks.dispatch import fan_out
 from billing_graphql.services.webhooks.sender import Sender
 from tests.helpers import T0, gid
 from tests.webhooks.conftest import STAFF, add_endpoint, emit
@@ -283,3 +285,25 @@ async def test_production_sends_to_the_checked_address_keeping_the_name_for_tls_
     assert request.headers["host"] == "hooks.example:8443"
     assert request.extensions["sni_hostname"] == "hooks.example"
     assert request.headers["webhook-id"] == "msg_1" and request.headers["webhook-signature"].startswith("v1,")
+
+
+async def test_events_of_one_transaction_are_read_in_the_order_they_were_written(db, organization, clock):
+    """One transaction's events share ``created_at``: their ids alone must keep the order, for the
+    dispatcher and for a live replay (a webhook consumer sees ``invoice.created`` before ``invoice.paid``)."""
+    await add_endpoint(db, "http://127.0.0.1:9/", organization_id=organization.id)
+    while await fan_out(db, clock.at):  # what adding the endpoint emitted
+        pass
+    await emit(db, organization.id, "invoice.updated", count=40)
+    async with db.read() as session:
+        written = (await session.scalars(select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+                                         .order_by(OutboxEvent.created_at, OutboxEvent.id))).all()
+    assert [event.payload["index"] for event in written] == list(range(40))
+    replayed = await replay(db, organization.id, written[0].id, now=clock.at)
+    assert [event.id for event in replayed] == [event.id for event in written[1:]]
+
+    assert await fan_out(db, clock.at, limit=15) == 15  # the first 15 written, not any 15
+    async with db.read() as session:
+        claimed = (await session.scalars(
+            select(OutboxEvent).join(WebhookDelivery, WebhookDelivery.event_id == OutboxEvent.id)
+            .where(OutboxEvent.event_type == "invoice.updated"))).all()
+    assert sorted(event.payload["index"] for event in claimed) == list(range(15))

@@ -49,10 +49,11 @@ class Events:
 
     async def check(self, *expected: str) -> None:
         async with self.db.read() as session:
-            rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.created_at))).all()
+            rows = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.created_at, OutboxEvent.id))).all()
         new = [row for row in rows if row.id not in self.seen]
         self.seen |= {row.id for row in new}
         types = [row.event_type for row in new]
+        self.types = types
         for event_type in expected:
             assert event_type in types, (event_type, types)
         latest = {}
@@ -114,6 +115,8 @@ async def test_every_event_object_is_the_object_graphql_shows(api, db, keys):
                               token=keys.owner)
     assert subscribed["subscribe"]["errors"] == [] and subscribed["subscribe"]["invoice"]["status"] == "PAID"
     await events.check("subscription.created", "invoice.created", "invoice.paid")
+    order = events.types[-3:]  # one transaction, one created_at: written and read in this order
+    assert order.index("invoice.created") < order.index("invoice.paid"), order
     credited = await api.ok("mutation($i: CreateCreditNoteInput!) { createCreditNote(input: $i) { errors { code } } }",
                             {"i": {"invoiceId": subscribed["subscribe"]["invoice"]["id"], "amount": "1000",
                                    "reason": "OTHER", "outcome": "CREDIT_BALANCE"}}, token=staff)
