@@ -9,6 +9,10 @@ request uses one shared read session, one at a time (the DataLoader batches of a
 their own and take turns on a lock), instead of a session, a pool checkout and a BEGIN/ROLLBACK each.
 A committed ``write()`` ends the shared read transaction, so later reads of the request see it.
 
+On PostgreSQL a read session sends its statements alone (autocommit): under READ COMMITTED a
+transaction gives each statement a new snapshot anyway, and BEGIN and ROLLBACK were two of a
+compiled page's three round trips. Writes happen only in ``write()``.
+
 PostgreSQL connections are not pinged on checkout (``pool_pre_ping`` cost a round trip per session):
 they are recycled after ``POOL_RECYCLE_SECONDS``, a connection the server closed is replaced at
 checkout without a round trip (asyncpg knows its socket closed), and one that fails during use is
@@ -102,7 +106,10 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         write_bind = engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else engine
-        self._read = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        # PostgreSQL reads run without BEGIN/ROLLBACK: under READ COMMITTED each statement takes its
+        # own snapshot inside a transaction too, so the two round trips bought nothing.
+        read_bind = engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read = async_sessionmaker(read_bind, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(write_bind, expire_on_commit=False, autoflush=False)
 
     @classmethod
