@@ -18,7 +18,6 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
-from billing_graphql.graphql.context import build_context
 from billing_graphql.graphql.persisted import TrustedDocuments, with_document_id
 from billing_graphql.graphql.schema import build_schema, compiled_documents
 from billing_graphql.http.graphql_controller import build_graphql_controller
@@ -118,7 +117,6 @@ def create_app(
         path="/graphql",
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=False,
-        context_getter=build_context,
     ))
     explorer = None
     if settings.graphiql and settings.graphiql_assets_dir:

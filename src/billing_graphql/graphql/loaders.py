@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
 from billing_graphql.db.engine import Database
+from billing_graphql.domain.billing_details import BillingDetailsValue
 from billing_graphql.graphql.platform.billing_details_loaders import billing_details_loader, invoice_buyer_loader
 from billing_graphql.db.models import (
     Addon,
@@ -80,29 +82,49 @@ def _agents_loader(db: Database) -> DataLoader[uuid.UUID, int | None]:
 
 
 class Loaders:
-    """Built for each request in the context getter, never shared between requests."""
+    """Built for each request in the context getter, never shared between requests. Each loader is made
+    the first time the request asks for it (most requests use one or two of them)."""
 
     def __init__(self, db: Database) -> None:
-        self.organization_by_id = _by_id_loader(db, Organization)
-        self.plan_by_id = _by_id_loader(db, Plan)
-        self.payment_method_by_id = _by_id_loader(db, PaymentMethod)
+        self.db = db
+
+    @cached_property
+    def organization_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, Organization)
+
+    @cached_property
+    def plan_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, Plan)
+
+    @cached_property
+    def payment_method_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, PaymentMethod)
+
+    @cached_property
+    def limits_by_plan(self) -> DataLoader[uuid.UUID, list[Any]]:
         # (PlanLimit, Metric) rows per plan, in metric code order.
-        self.limits_by_plan = _grouped_loader(
-            db,
+        return _grouped_loader(
+            self.db,
             lambda ids: select(PlanLimit, Metric)
             .join(Metric, Metric.id == PlanLimit.metric_id)
             .where(PlanLimit.plan_id.in_(ids))
             .order_by(Metric.code),
             lambda row: row[0].plan_id,
         )
-        self.features_by_plan = _grouped_loader(
-            db,
+
+    @cached_property
+    def features_by_plan(self) -> DataLoader[uuid.UUID, list[Any]]:
+        return _grouped_loader(
+            self.db,
             lambda ids: select(PlanFeature).where(PlanFeature.plan_id.in_(ids)).order_by(PlanFeature.key),
             lambda row: row[0].plan_id,
         )
+
+    @cached_property
+    def charges_by_plan(self) -> DataLoader[uuid.UUID, list[Any]]:
         # (PlanCharge, Metric) rows of each plan's current version, in their order.
-        self.charges_by_plan = _grouped_loader(
-            db,
+        return _grouped_loader(
+            self.db,
             lambda ids: select(PlanCharge, Metric)
             .join(Metric, Metric.id == PlanCharge.metric_id)
             .join(Plan, (Plan.id == PlanCharge.plan_id) & (Plan.version == PlanCharge.version))
@@ -110,59 +132,110 @@ class Loaders:
             .order_by(PlanCharge.position),
             lambda row: row[0].plan_id,
         )
-        self.subscription_by_id = _by_id_loader(db, Subscription)
-        self.invoice_by_id = _by_id_loader(db, Invoice)
-        self.invoice_item_by_id = _by_id_loader(db, InvoiceItem)
-        self.coupon_by_id = _by_id_loader(db, Coupon)
-        self.agents_by_organization = _agents_loader(db)
+
+    @cached_property
+    def subscription_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, Subscription)
+
+    @cached_property
+    def invoice_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, Invoice)
+
+    @cached_property
+    def invoice_item_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, InvoiceItem)
+
+    @cached_property
+    def coupon_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, Coupon)
+
+    @cached_property
+    def agents_by_organization(self) -> DataLoader[uuid.UUID, int | None]:
+        return _agents_loader(self.db)
+
+    @cached_property
+    def addons_by_subscription(self) -> DataLoader[uuid.UUID, list[Any]]:
         # (SubscriptionAddon, Addon) rows per subscription, in the catalog's order.
-        self.addons_by_subscription = _grouped_loader(
-            db,
+        return _grouped_loader(
+            self.db,
             lambda ids: select(SubscriptionAddon, Addon)
             .join(Addon, Addon.id == SubscriptionAddon.addon_id)
             .where(SubscriptionAddon.subscription_id.in_(ids))
             .order_by(Addon.sort_order, Addon.name, Addon.id),
             lambda row: row[0].subscription_id,
         )
-        self.lines_by_invoice = _grouped_loader(
-            db,
+
+    @cached_property
+    def lines_by_invoice(self) -> DataLoader[uuid.UUID, list[Any]]:
+        return _grouped_loader(
+            self.db,
             lambda ids: select(InvoiceLine).where(InvoiceLine.invoice_id.in_(ids)).order_by(InvoiceLine.position),
             lambda row: row[0].invoice_id,
         )
-        self.payments_by_invoice = _grouped_loader(
-            db,
+
+    @cached_property
+    def payments_by_invoice(self) -> DataLoader[uuid.UUID, list[Any]]:
+        return _grouped_loader(
+            self.db,
             lambda ids: select(Payment).where(Payment.invoice_id.in_(ids)).order_by(Payment.created_at, Payment.id),
             lambda row: row[0].invoice_id,
         )
-        self.refunds_by_invoice = _grouped_loader(
-            db,
+
+    @cached_property
+    def refunds_by_invoice(self) -> DataLoader[uuid.UUID, list[Any]]:
+        return _grouped_loader(
+            self.db,
             lambda ids: select(Refund).where(Refund.invoice_id.in_(ids)).order_by(Refund.created_at, Refund.id),
             lambda row: row[0].invoice_id,
         )
-        self.credit_note_by_id = _by_id_loader(db, CreditNote)
-        self.credit_notes_by_invoice = _grouped_loader(
-            db,
+
+    @cached_property
+    def credit_note_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, CreditNote)
+
+    @cached_property
+    def credit_notes_by_invoice(self) -> DataLoader[uuid.UUID, list[Any]]:
+        return _grouped_loader(
+            self.db,
             lambda ids: select(CreditNote).where(CreditNote.invoice_id.in_(ids))
             .order_by(CreditNote.created_at, CreditNote.number),
             lambda row: row[0].invoice_id,
         )
-        self.lines_by_credit_note = _grouped_loader(
-            db,
+
+    @cached_property
+    def lines_by_credit_note(self) -> DataLoader[uuid.UUID, list[Any]]:
+        return _grouped_loader(
+            self.db,
             lambda ids: select(CreditNoteLine).where(CreditNoteLine.credit_note_id.in_(ids))
             .order_by(CreditNoteLine.position),
             lambda row: row[0].credit_note_id,
         )
-        self.refunds_by_credit_note = _grouped_loader(
-            db,
+
+    @cached_property
+    def refunds_by_credit_note(self) -> DataLoader[uuid.UUID, list[Any]]:
+        return _grouped_loader(
+            self.db,
             lambda ids: select(Refund).where(Refund.credit_note_id.in_(ids)).order_by(Refund.created_at, Refund.id),
             lambda row: row[0].credit_note_id,
         )
-        self.addon_by_id = _by_id_loader(db, Addon)
-        self.billing_details_by_organization = billing_details_loader(db)
-        self.buyer_by_invoice = invoice_buyer_loader(db)
+
+    @cached_property
+    def addon_by_id(self) -> DataLoader[uuid.UUID, Any]:
+        return _by_id_loader(self.db, Addon)
+
+    @cached_property
+    def billing_details_by_organization(self) -> DataLoader[uuid.UUID, BillingDetailsValue]:
+        return billing_details_loader(self.db)
+
+    @cached_property
+    def buyer_by_invoice(self) -> DataLoader[uuid.UUID, BillingDetailsValue | None]:
+        return invoice_buyer_loader(self.db)
+
+    @cached_property
+    def plans_by_coupon(self) -> DataLoader[uuid.UUID, list[Any]]:
         # (coupon id, Plan) rows per coupon, in plan display order.
-        self.plans_by_coupon = _grouped_loader(
-            db,
+        return _grouped_loader(
+            self.db,
             lambda ids: select(CouponPlan.coupon_id, Plan)
             .join(Plan, Plan.id == CouponPlan.plan_id)
             .where(CouponPlan.coupon_id.in_(ids))

@@ -18,6 +18,7 @@ from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 
 from cross_web import HTTPException
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
 from litestar.enums import MediaType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -25,7 +26,7 @@ from strawberry.litestar import make_graphql_controller
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from billing_graphql.graphql.compiled import CompiledDocuments, Fallback
-from billing_graphql.graphql.context import build_ws_context
+from billing_graphql.graphql.context import Context, build_context, build_ws_context
 from billing_graphql.graphql.live.schema import OVER_WEBSOCKET
 from billing_graphql.graphql.live.transport import LimitedWebSocketAdapter, LiveTransport
 from billing_graphql.graphql.error_codes import INTERNAL
@@ -88,6 +89,34 @@ async def asks_subscription(request: Request[Any, Any, Any]) -> bool:
                                                                                   else None)
 
 
+async def no_root_value() -> None:
+    return None
+
+
+async def http_context(request: Request[Any, Any, Any], root_value: None) -> Context:
+    """The request's context, carrying the request and the response Strawberry fills in (status, headers)."""
+    context = await build_context(request)
+    context.request = request
+    context.response = Response({}, background=BackgroundTasks([]))
+    return context
+
+
+async def http_response(context: Context) -> Response:
+    return context.response
+
+
+# Strawberry's controller builds its response in a worker thread (`Provide(..., sync_to_thread=True)`)
+# and Litestar resolves dependencies of the same depth in a task group: a thread hop and two tasks a
+# request, ~20% of a cheap query's CPU. Here each depends on the one before, so they are plain awaits:
+# root value, then context, then response. (A WebSocket takes `context_ws` and the root value.)
+DEPENDENCIES = {
+    "root_value": Provide(no_root_value),
+    "context": Provide(http_context),
+    "response": Provide(http_response),
+    "context_ws": Provide(build_ws_context),
+}
+
+
 def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
     """``compiled``: the plans of the query documents (registered ones, and any other planned when first
     seen); a request whose document has one runs on its plan, and on the generic path whenever the plan
@@ -100,9 +129,9 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
     class BillingGraphQLController(base):  # type: ignore[misc,valid-type]
         graphql_transport_ws_handler_class = LiveTransport
         websocket_adapter_class = LimitedWebSocketAdapter
-        # A socket's context (no actor until connection_init); not an overriding handler: Litestar drops a
-        # WebSocket route registered before the HTTP handlers of the same path.
-        dependencies: ClassVar[dict] = {**base.dependencies, "context_ws": Provide(build_ws_context)}
+        # Dependencies, not overriding handlers: Litestar drops a WebSocket route registered before the HTTP
+        # handlers of the same path. A socket's context has no actor until connection_init.
+        dependencies: ClassVar[dict] = DEPENDENCIES
 
         def parse_json(self, data: str | bytes) -> Any:
             try:
