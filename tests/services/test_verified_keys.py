@@ -4,10 +4,12 @@ Two ``Database`` objects over one database stand for two processes: each has its
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from billing_graphql.db.engine import Database
 from billing_graphql.domain.roles import Role
@@ -15,6 +17,8 @@ from billing_graphql.services.platform.api_keys import create_api_key, revoke_ap
 from billing_graphql.services.platform.auth import (
     VERIFIED_SECONDS,
     AuthenticationFailed,
+    _verified_for,
+    hash_api_key,
     authenticate,
     issue_session_token,
 )
@@ -87,3 +91,30 @@ async def test_a_session_token_reads_its_organization_once(db, keys):
         assert await _check(db, token) == first
     assert counter.count == 0
     assert first.organization_id == keys.organization_id
+
+
+async def test_requests_that_miss_a_key_at_once_share_one_read_and_one_stamp(db, keys):
+    with count_statements(db) as counter:
+        actors = await asyncio.gather(*(authenticate(db, f"Bearer {keys.owner}", jwt_secret=SECRET,
+                                                     now=T0 + timedelta(minutes=5)) for _ in range(20)))
+    assert len(set(actors)) == 1 and actors[0].role is Role.OWNER
+    assert [statement.split()[0].upper() for statement in counter.statements] == ["SELECT", "UPDATE"]
+
+
+async def test_a_key_is_trusted_from_when_its_read_began(db, keys):
+    """A read that began before a revocation committed must expire by the time ``revoke_api_key`` returns
+    (it waits ``VERIFIED_SECONDS`` after its commit), however long the read took: here 0.3 s."""
+
+    def slow(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("SELECT") and "api_keys" in statement:
+            time.sleep(0.3)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", slow)
+    try:
+        before = time.monotonic()
+        await _check(db, keys.owner)
+        assert time.monotonic() - before >= 0.3
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", slow)
+    entry = _verified_for(db).keys[hash_api_key(keys.owner)]
+    assert before + VERIFIED_SECONDS <= entry.trusted_until < before + VERIFIED_SECONDS + 0.2

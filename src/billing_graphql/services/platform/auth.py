@@ -8,13 +8,13 @@ import secrets
 import time
 import uuid
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from collections.abc import MutableMapping
 from typing import Any
 
 import jwt
-from cachetools import TTLCache
+from cachetools import TLRUCache, TTLCache
 from sqlalchemy import select, update
 
 from billing_graphql.db.engine import Database
@@ -44,14 +44,23 @@ class _VerifiedKey:
     role: Role
     organization_id: uuid.UUID | None
     last_used_at: datetime | None
+    trusted_until: float  # time.monotonic(): VERIFIED_SECONDS after the read of the row *began*
+
+
+def _trusted_until(_key_hash: str, key: _VerifiedKey, _now: float) -> float:
+    return key.trusted_until
 
 
 class _Verified:
     """One database's verified credentials, in this process: by API key hash, and organizations'
-    ids by external id (session tokens). Bounded, and each entry lives ``VERIFIED_SECONDS``."""
+    ids by external id (session tokens). Bounded. A key is trusted ``VERIFIED_SECONDS`` from the
+    moment its row's read began (not ended: a read that began before a revocation committed is
+    never trusted past ``revoke_api_key``'s return), and requests that miss the same key at once
+    share one read (``reading``)."""
 
     def __init__(self) -> None:
-        self.keys: TTLCache[str, _VerifiedKey] = TTLCache(VERIFIED_ENTRIES, VERIFIED_SECONDS, timer=time.monotonic)
+        self.keys: TLRUCache[str, _VerifiedKey] = TLRUCache(VERIFIED_ENTRIES, _trusted_until, timer=time.monotonic)
+        self.reading: dict[str, asyncio.Future[_VerifiedKey | None]] = {}
         self.organizations: TTLCache[str, uuid.UUID] = TTLCache(
             VERIFIED_ENTRIES, VERIFIED_SECONDS, timer=time.monotonic
         )
@@ -139,24 +148,50 @@ async def authenticate_request(
     return actor
 
 
+async def _read_api_key(db: Database, key_hash: str) -> _VerifiedKey | None:
+    """The key's row as this moment's request may trust it; None for an unknown or revoked key."""
+    started = time.monotonic()
+    async with db.read() as session:  # the columns alone: no ORM object
+        row = (await session.execute(
+            select(ApiKey.id, ApiKey.role, ApiKey.organization_id, ApiKey.revoked_at, ApiKey.last_used_at)
+            .where(ApiKey.key_hash == key_hash)
+        )).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return _VerifiedKey(row.id, row.role, row.organization_id, row.last_used_at, started + VERIFIED_SECONDS)
+
+
+async def _verified_api_key(db: Database, key_hash: str) -> _VerifiedKey | None:
+    verified = _verified_for(db)
+    key = verified.keys.get(key_hash)
+    if key is not None:
+        return key
+    reading = verified.reading.get(key_hash)
+    if reading is None:  # the first request to miss reads; the others at the same moment wait for it
+        reading = verified.reading[key_hash] = asyncio.ensure_future(_read_api_key(db, key_hash))
+        reading.add_done_callback(lambda _: verified.reading.pop(key_hash, None))
+    key = await asyncio.shield(reading)  # a cancelled waiter does not cancel the others' read
+    if key is None:
+        return None
+    cached = verified.keys.get(key_hash)
+    if cached is not None:  # a waiter before this one put it there (and may have stamped its last use)
+        return cached
+    if key.trusted_until > time.monotonic():
+        verified.keys[key_hash] = key
+    return key
+
+
 async def _authenticate_api_key(db: Database, token: str, now: datetime) -> Actor:
     key_hash = hash_api_key(token)
-    cache = _verified_for(db).keys
-    key = cache.get(key_hash)
+    key = await _verified_api_key(db, key_hash)
     if key is None:
-        async with db.read() as session:  # the columns alone: no ORM object on every request
-            row = (await session.execute(
-                select(ApiKey.id, ApiKey.role, ApiKey.organization_id, ApiKey.revoked_at, ApiKey.last_used_at)
-                .where(ApiKey.key_hash == key_hash)
-            )).first()
-        if row is None or row.revoked_at is not None:
-            raise AuthenticationFailed("Invalid or revoked API key.")
-        key = cache[key_hash] = _VerifiedKey(row.id, row.role, row.organization_id, row.last_used_at)
+        raise AuthenticationFailed("Invalid or revoked API key.")
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        cache = _verified_for(db).keys
+        if key_hash in cache:  # stamped once: the requests after this one see the new time
+            cache[key_hash] = replace(key, last_used_at=now)
         async with db.write() as session:
             await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-        if key_hash in cache:
-            cache[key_hash] = _VerifiedKey(key.id, key.role, key.organization_id, now)
     return Actor(
         role=key.role,
         organization_id=key.organization_id,
