@@ -197,23 +197,31 @@ def _hand_over(app, db: Database, gateways) -> None:
         setattr(app.state, name, value)
 
 
+def app_on(db: Database, settings, schema, gateways=None):
+    """An app of these settings serving ``db``: one built by an earlier test, handed this test's state,
+    or a new one."""
+    from billing_graphql.app import create_app
+    from billing_graphql.gateways import GatewayRegistry
+
+    gateways = gateways or GatewayRegistry(settings)
+    app = _app_for(settings, schema)
+    if app is None:
+        return create_app(settings, db=db, gateways=gateways, schema=schema, freeze_gc=False)
+    _hand_over(app, db, gateways)
+    return app
+
+
 @pytest.fixture
 async def api(db: Database, settings, graphql_schema, gateway_overrides) -> AsyncIterator["GraphQLClient"]:
     """A GraphQL client over HTTP against the app, on this test's database."""
     import httpx
 
-    from billing_graphql.app import create_app
     from billing_graphql.gateways import GatewayRegistry
     from tests.helpers import GraphQLClient
 
     # httpx's ASGI transport runs the app on this test's event loop (Litestar's own test
     # client runs it on another, where the database's connections cannot be used).
-    gateways = GatewayRegistry(settings, overrides=gateway_overrides)
-    app = _app_for(settings, graphql_schema)
-    if app is None:
-        app = create_app(settings, db=db, gateways=gateways, schema=graphql_schema, freeze_gc=False)
-    else:
-        _hand_over(app, db, gateways)
+    app = app_on(db, settings, graphql_schema, GatewayRegistry(settings, overrides=gateway_overrides))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield GraphQLClient(client, db, app)

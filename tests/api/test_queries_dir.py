@@ -14,8 +14,9 @@ from sqlalchemy import select
 from strawberry import relay
 
 from billing_graphql.db.models import Addon, Coupon, Invoice, Organization, Plan
-from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID, seed_demo
+from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID
 from billing_graphql.domain.roles import Role
+from tests.demo_snapshot import demo_keys
 from tests.helpers import T0, count_statements
 
 QUERIES = Path(__file__).resolve().parents[2] / "queries"
@@ -117,7 +118,7 @@ def _substitute(value, values):
 
 async def seeded_request(db, settings, path: Path) -> tuple[Role, dict, str]:
     """The demo data, and the role, variables and API key a file's header asks for."""
-    keys = await seed_demo(db, T0, settings)
+    keys = await demo_keys(db, settings)
     meta = header(path)
     role = Role(meta["role"]) if "role" in meta else DEFAULT_ROLE[path.parent.name]
     values = await _substitutions(db)

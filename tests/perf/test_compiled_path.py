@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from strawberry import relay
 
-from billing_graphql.app import create_app
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import PaymentStatus
 from billing_graphql.domain.status import InvoiceStatus
@@ -26,6 +25,7 @@ from billing_graphql.graphql.persisted import QUERIES_DIR, document_id
 from billing_graphql.services.platform.api_keys import create_api_key
 from billing_graphql.services.platform.organizations import create_organization
 from tests.api.test_queries_dir import seeded_request
+from tests.conftest import app_on
 from tests.factories import Line, make_invoice, make_payment, make_refund
 from tests.helpers import T0, count_statements, test_settings
 
@@ -37,9 +37,8 @@ INVOICES = (QUERIES_DIR / "spa" / "Invoices.graphql").read_text()
 @asynccontextmanager
 async def two_paths(db: Database, settings, schema):
     """HTTP clients on the same database: one app with the compiled plans, one without."""
-    compiled_app = create_app(settings, db=db, schema=schema, freeze_gc=False)
-    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db, schema=schema,
-                             freeze_gc=False)
+    compiled_app = app_on(db, settings, schema)
+    generic_app = app_on(db, test_settings(settings.database_url, compiled_documents=False), schema)
     assert compiled_app.state.compiled is not None and generic_app.state.compiled is None
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://test") as compiled,
