@@ -6,7 +6,8 @@ GraphiQL's scripts installed by `billing-graphql install-explorer` into a cache 
 it over the DevTools protocol and gets its own context). axe-core, the accessibility checker, comes
 from npm into the same cache. Screenshots go to ``tests/browser/artifacts/`` (ignored by git;
 ``BILLING_TEST_ARTIFACTS`` moves them). Outside CI, a machine without chromium or npm skips these
-tests with the reason; under CI=true that is a failure (.ci/run installs chromium).
+tests with the reason; under CI=true that is a failure (.ci/run installs chromium). They run on
+PostgreSQL only (the ``backend`` fixture below).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 PORTAL_SECRET = "portal-secret-for-browser-tests-0123456789"
 JWT_SECRET = "test-secret-of-enough-length-for-hs256"
+
+
+@pytest.fixture(params=["postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Browser tests serve from PostgreSQL, as production does: what they check is the page in a browser
+    (scripts, forms, layout, accessibility); the database under it is tested on both in tests/api."""
+    return request.param
 
 
 def _unavailable(reason: str) -> None:
