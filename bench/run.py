@@ -382,6 +382,9 @@ def probe(dataset: dict, operations: list[Operation], base_port: int, variants: 
     proxy = CountingProxy(proxy_port, ("127.0.0.1", 5432))
     url = dataset["url"].replace("127.0.0.1:5432", f"127.0.0.1:{proxy_port}")
     servers = python_servers(url, base_port, variants)
+    for server in servers.values():  # the request's own statements: no billing run or webhook poll between them
+        if "serve" in server.command:
+            server.command = [*server.command, "--no-worker"]
     peer, _ = postgraphile_server(url, base_port + 2)
     if peer:
         servers["postgraphile"] = peer

@@ -11,7 +11,8 @@ A committed ``write()`` ends the shared read transaction, so later reads of the 
 
 On PostgreSQL a read session sends its statements alone (autocommit): under READ COMMITTED a
 transaction gives each statement a new snapshot anyway, and BEGIN and ROLLBACK were two of a
-compiled page's three round trips. Writes happen only in ``write()``.
+compiled page's three round trips. Writes happen only in ``write()``; a server-side cursor
+(``session.stream``) needs a transaction and takes ``stream()``.
 
 PostgreSQL connections are not pinged on checkout (``pool_pre_ping`` cost a round trip per session):
 they are recycled after ``POOL_RECYCLE_SECONDS``, a connection the server closed is replaced at
@@ -110,6 +111,7 @@ class Database:
         # own snapshot inside a transaction too, so the two round trips bought nothing.
         read_bind = engine if self.is_sqlite else engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read = async_sessionmaker(read_bind, expire_on_commit=False, autoflush=False)
+        self._stream = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(write_bind, expire_on_commit=False, autoflush=False)
 
     @classmethod
@@ -154,6 +156,13 @@ class Database:
                 raise
             finally:
                 scope.owner = None
+
+    @asynccontextmanager
+    async def stream(self) -> AsyncIterator[AsyncSession]:
+        """A session for ``session.stream(...)``: PostgreSQL's server-side cursor lives in a transaction
+        (rolled back on exit), which ``read()``'s autocommit sessions do not open."""
+        async with self._stream() as session:
+            yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

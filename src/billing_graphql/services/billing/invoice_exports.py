@@ -111,7 +111,7 @@ async def stream_tax_rows(db: Database, *, organization_id: uuid.UUID | None, st
         .order_by(rows.c.issued_at, rows.c.type.desc(), rows.c.number)
         .execution_options(yield_per=STREAM_BATCH)
     )
-    async with db.read() as session:
+    async with db.stream() as session:
         result = await session.stream(statement)
         async for row in result:
             yield TaxRow(

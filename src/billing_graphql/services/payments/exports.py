@@ -147,7 +147,7 @@ async def stream_payment_rows(
         .order_by(moves.c.created_at, moves.c.type, moves.c.id)
         .execution_options(yield_per=STREAM_BATCH)
     )
-    async with db.read() as session:
+    async with db.stream() as session:
         result = await session.stream(statement)
         batch: list[ExportRow] = []
         async for row in result:
