@@ -445,6 +445,8 @@ def main() -> None:
 
     console = Console(width=220)
     workdir = Path(tempfile.mkdtemp(prefix="billing-bench-"))
+    if args.soak and only is not None and not only & {"Invoices", "Viewer", "ViewerRoleText"}:
+        raise SystemExit("--soak drives Invoices, Viewer or ViewerRoleText: add one to --only")
     datasets = seed_all(backends, args.scale, workdir)
     rows: list[Row] = []
     notes: list[str] = []
@@ -491,8 +493,11 @@ def main() -> None:
                 soak.update(_cold(servers, backend_rows, args.cold, backend))
             soaked = args.soak_backends.split(",") if args.soak_backends else backends
             if args.soak and "gateway" in servers and backend in soaked:
-                soak.update(_soak(servers["gateway"], backend_rows, args.soak, backend, args.distinct,
-                                  args.soak_query))
+                try:  # a failed soak must not cost the timed rows above
+                    soak.update(_soak(servers["gateway"], backend_rows, args.soak, backend, args.distinct,
+                                      args.soak_query))
+                except SystemExit as exc:
+                    notes.append(f"{backend}: the soak stopped: {exc}")
             rows.extend(backend_rows)
         finally:
             for server in servers.values():
@@ -515,14 +520,23 @@ def _compare_plain(rows: list[Row], servers: dict[str, Server], notes: list[str]
                 notes.append(f"{rows[0].backend} {op}: the plain route returns the gateway's JSON exactly")
 
 
+def _soak_row(rows: list, distinct: int, query: str):
+    """The gateway's row the soak drives: the invoices page, or a viewer document (spa/Viewer or ViewerRoleText)."""
+    wanted = ("Invoices",) if distinct and query == "invoices" else ("Viewer", "ViewerRoleText")
+    for row in rows:
+        if row.contender.kind == "gateway" and row.contender.op in wanted:
+            return row
+    raise SystemExit(f"--soak needs one of {', '.join(wanted)} among the operations (--only)")
+
+
 def _soak(gateway: Server, rows: list[Row], total: int, backend: str, distinct: int = 0,
           query: str = "viewer") -> dict[str, float]:
     """RSS after 10,000 and after ``total`` requests of spa/Viewer (``distinct``: of that many distinct ad-hoc
     documents, ``query Q<n> { viewer { role } }`` or, ``query="invoices"``, the ad-hoc invoices page with the
     alias ``q<n>``, cycling), counted from wrk's own reports (runs of at most a minute, sized from the
     throughput seen so far)."""
-    op = "Invoices" if distinct and query == "invoices" else "Viewer"
-    row = next(row for row in rows if row.contender.kind == "gateway" and row.contender.op == op)
+    row = _soak_row(rows, distinct, query)
+    op = row.contender.op
     contender = row.contender
     if distinct:
         template = ({"query": ad_hoc_invoices(contender.body["query"], alias="q%d"),
