@@ -23,7 +23,7 @@ from strawberry import relay
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountKind, Invoice, InvoiceLine, Payment, Refund
 from billing_graphql.domain.money import Money
-from billing_graphql.domain.proration import round_half_up
+from billing_graphql.domain.proration import billed_agents, round_half_up
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.graphql.loaders import Loaders
 from billing_graphql.services.platform.auth import AuthenticationFailed, authenticate
@@ -183,7 +183,7 @@ async def plain_subscription(request: Request) -> Response:
         pending = {"plan": {"id": relay.to_base64("Plan", pending_plan.id), "name": pending_plan.name},
                    "billingPeriod": (row.pending_billing_period or row.billing_period).name,
                    "effectiveAt": _time(row.current_period_end)}
-    agents = row.agent_count if gauge is None else gauge
+    agents = billed_agents(gauge, row.agent_count)  # the seats the gateway's agentCount and spendingCap count
     minimum = plan_price(plan).seats(row.billing_period, agents)
     cap = row.spending_cap
     period = row.billing_period
@@ -200,7 +200,7 @@ async def plain_subscription(request: Request) -> Response:
         "currentPeriodStart": _time(row.current_period_start),
         "currentPeriodEnd": _time(row.current_period_end),
         "paymentGateway": row.payment_gateway,
-        "agentCount": row.agent_count,
+        "agentCount": agents,
         "createdAt": _time(row.created_at),
         "updatedAt": _time(row.updated_at),
         "plan": _plan(plan, limits, features),

@@ -267,7 +267,9 @@ def seed_all(backends: list[str], scale: int, workdir: Path) -> dict[str, dict]:
 # --- servers --------------------------------------------------------------------------------------------
 
 def _env(url: str) -> dict[str, str]:
+    # One public URL for every server: `serve` otherwise links to its own port (pdfUrl), the plain route to 8000.
     return {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_RATE_LIMIT": "0", "BILLING_PRODUCTION": "1",
+            "BILLING_PUBLIC_URL": "https://billing.example",
             "BILLING_JWT_SECRET": "bench-secret-bench-secret-bench-secret", "PYTHONUNBUFFERED": "1"}
 
 
