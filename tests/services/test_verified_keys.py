@@ -9,7 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from billing_graphql.db.engine import Database
 from billing_graphql.domain.roles import Role
@@ -118,3 +118,30 @@ async def test_a_key_is_trusted_from_when_its_read_began(db, keys):
         event.remove(db.engine.sync_engine, "before_cursor_execute", slow)
     entry = _verified_for(db).keys[hash_api_key(keys.owner)]
     assert before + VERIFIED_SECONDS <= entry.trusted_until < before + VERIFIED_SECONDS + 0.2
+
+
+async def test_a_request_that_goes_away_does_not_take_the_shared_read_with_it(db, keys):
+    """The first request to miss a key starts the read; when that request is cancelled and its read scope
+    closes, the requests waiting on the same read still get the key. (PostgreSQL: a table lock held
+    elsewhere keeps the read waiting without blocking the event loop.)"""
+    if db.is_sqlite:
+        pytest.skip("SQLite's readers do not wait on a writer's lock")
+
+    async def in_a_request():
+        async with db.request_scope():
+            return await _check(db, keys.owner)
+
+    other = Database.from_url(db.engine.url.render_as_string(hide_password=False))
+    try:
+        async with other.write() as session:
+            await session.execute(text("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE"))
+            first = asyncio.ensure_future(in_a_request())
+            await asyncio.sleep(0.3)  # its read waits on the lock
+            others = [asyncio.ensure_future(in_a_request()) for _ in range(3)]
+            await asyncio.sleep(0.05)
+            first.cancel()
+            await asyncio.sleep(0.05)
+        actors = await asyncio.gather(*others)
+    finally:
+        await other.dispose()
+    assert {actor.role for actor in actors} == {Role.OWNER}

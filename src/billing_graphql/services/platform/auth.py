@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import secrets
 import time
@@ -168,7 +169,10 @@ async def _verified_api_key(db: Database, key_hash: str) -> _VerifiedKey | None:
         return key
     reading = verified.reading.get(key_hash)
     if reading is None:  # the first request to miss reads; the others at the same moment wait for it
-        reading = verified.reading[key_hash] = asyncio.ensure_future(_read_api_key(db, key_hash))
+        # In a context of its own: not in the first request's read scope, which ends with that request
+        # (a client that goes away must not take the others' read with it).
+        reading = verified.reading[key_hash] = asyncio.get_running_loop().create_task(
+            _read_api_key(db, key_hash), context=contextvars.Context())
         reading.add_done_callback(lambda _: verified.reading.pop(key_hash, None))
     key = await asyncio.shield(reading)  # a cancelled waiter does not cancel the others' read
     if key is None:
