@@ -27,7 +27,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from contextvars import Context, ContextVar, copy_context
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import DisconnectionError
@@ -98,6 +98,14 @@ class _ReadScope:
 
 
 _READ_SCOPE: ContextVar[_ReadScope | None] = ContextVar("billing_read_scope", default=None)
+
+
+def outside_read_scope() -> Context:
+    """A copy of the current context without the request's read scope: for a task that may outlive the
+    request (its reads open their own session), still counted as the request's (metrics)."""
+    context = copy_context()
+    context.run(_READ_SCOPE.set, None)
+    return context
 
 
 class Database:

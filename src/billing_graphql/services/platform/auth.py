@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import hashlib
 import secrets
 import time
@@ -18,7 +17,7 @@ import jwt
 from cachetools import TLRUCache, TTLCache
 from sqlalchemy import select, update
 
-from billing_graphql.db.engine import Database
+from billing_graphql.db.engine import Database, outside_read_scope
 from billing_graphql.db.models import ApiKey, Organization
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
@@ -169,10 +168,10 @@ async def _verified_api_key(db: Database, key_hash: str) -> _VerifiedKey | None:
         return key
     reading = verified.reading.get(key_hash)
     if reading is None:  # the first request to miss reads; the others at the same moment wait for it
-        # In a context of its own: not in the first request's read scope, which ends with that request
-        # (a client that goes away must not take the others' read with it).
+        # Outside the first request's read scope, which ends with that request (a client that goes away
+        # must not take the others' read with it).
         reading = verified.reading[key_hash] = asyncio.get_running_loop().create_task(
-            _read_api_key(db, key_hash), context=contextvars.Context())
+            _read_api_key(db, key_hash), context=outside_read_scope())
         reading.add_done_callback(lambda _: verified.reading.pop(key_hash, None))
     key = await asyncio.shield(reading)  # a cancelled waiter does not cancel the others' read
     if key is None:
