@@ -12,10 +12,9 @@ from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Base
 from billing_graphql.demo import seed_demo
 from billing_graphql.domain.roles import Role
+from tests.conftest import KEPT_TABLES
 from tests.helpers import T0
 
-#: The tables whose reference rows the migrations wrote and every test keeps (tests/conftest.py).
-_KEPT = {"metrics", "tax_rates"}
 
 _SNAPSHOTS: dict[tuple[str, Any], tuple[dict[str, list[dict[str, Any]]], dict[Role, str]]] = {}
 
@@ -46,7 +45,7 @@ async def _restore(db: Database, rows: dict[str, list[dict[str, Any]]]) -> None:
     async with db.write() as session:
         for table in _tables():  # parents first
             wanted = rows[table.name]
-            if table.name in _KEPT:  # the reference rows are there already
+            if table.name in KEPT_TABLES:  # the reference rows the migrations wrote are there already
                 key = [column.name for column in table.primary_key.columns]
                 present = {tuple(row) for row in await session.execute(select(*table.primary_key.columns))}
                 wanted = [row for row in wanted if tuple(row[name] for name in key) not in present]

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing_graphql.db.models.base import Base, owned_by, uuid_pk
+from billing_graphql.db.models.base import Base, ordered_uuid, owned_by, uuid_pk
 
 
 class OutboxEvent(Base):
@@ -17,7 +17,7 @@ class OutboxEvent(Base):
 
     __tablename__ = "outbox_events"
 
-    id: Mapped[uuid.UUID] = uuid_pk()
+    id: Mapped[uuid.UUID] = uuid_pk(default=ordered_uuid)  # one transaction's events, in write order
     organization_id: Mapped[uuid.UUID | None] = owned_by(index=True)
     event_type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -10,9 +10,9 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from uuid6 import uuid7
 
 from billing_graphql.db.models import AuditEvent, OutboxEvent
+from billing_graphql.db.models.base import ordered_uuid
 from billing_graphql.domain.actors import Actor
 from billing_graphql.services.live.signals import note_event
 
@@ -83,13 +83,6 @@ def record_audit(
                    payload=event_data(object_type, subject, **extra), now=now)
 
 
-def event_id_now() -> uuid.UUID:
-    """An outbox event's id: a UUIDv7 above every one this process made before. Events of one
-    transaction share ``created_at``; ordered by ``(created_at, id)`` they are read, replayed and
-    delivered in the order they were written (``invoice.created`` before ``invoice.paid``)."""
-    return uuid.UUID(int=uuid7().int)
-
-
 def emit_event(
     session: AsyncSession,
     *,
@@ -98,7 +91,7 @@ def emit_event(
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
-    event_id = event_id_now()
+    event_id = ordered_uuid()  # OutboxEvent's own default, wanted here before the flush
     session.add(
         OutboxEvent(
             id=event_id,

@@ -15,7 +15,7 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import not_found
 from billing_graphql.services.webhooks.objects import event_data
 from billing_graphql.services.pagination import Page, read_page
-from billing_graphql.services.platform.audit import event_id_now, record_audit
+from billing_graphql.services.platform.audit import record_audit
 from billing_graphql.services.webhooks.dispatch import new_delivery
 
 TEST_EVENT = "webhook.test"
@@ -86,7 +86,7 @@ async def send_test(db: Database, actor: Actor, endpoint_id: uuid.UUID, *, now: 
         if endpoint is None:
             raise not_found("Webhook endpoint", "endpointId")
         event = OutboxEvent(
-            id=event_id_now(), organization_id=endpoint.organization_id, event_type=TEST_EVENT,
+            organization_id=endpoint.organization_id, event_type=TEST_EVENT,
             payload=event_data("WebhookEndpoint", endpoint, message="A test event from billing-graphql.",
                                sent_at=now),
             created_at=now, dispatched_at=now,  # fanned out here, to this endpoint only
