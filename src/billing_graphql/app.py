@@ -129,7 +129,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = db is None
         if owned:
-            app.state.db = Database.from_url(settings.database_url)
+            app.state.db = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
         app.state.live_hub = Hub(app.state.db, database_url=settings.database_url)
         await app.state.live_hub.start()  # this process's one LISTEN connection (services.live.hub)
         tasks = [asyncio.create_task(start()) for start in background_tasks(app, settings)] if run_workers else []

@@ -33,7 +33,7 @@ async def _migrate(settings: Settings) -> str:
             and not Path(url.database).parent.is_dir():  # said before aiosqlite's thread fails on it
         raise SettingsError(f"BILLING_DATABASE_URL: cannot open {url!s}: the directory "
                             f"{Path(url.database).parent} does not exist")
-    db = Database.from_url(settings.database_url)
+    db = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
     try:
         try:
             async with db.engine.connect():
@@ -50,7 +50,7 @@ async def _migrate(settings: Settings) -> str:
 async def _database(settings: Settings) -> AsyncIterator[Database]:
     """The migrated database of a command, disposed of when the command is done."""
     await _migrate(settings)
-    db = Database.from_url(settings.database_url)
+    db = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
     try:
         yield db
     finally:

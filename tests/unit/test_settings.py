@@ -36,7 +36,8 @@ def test_values_are_read():
     ("variable", "value"),
     [("BILLING_GRAPHIQL", "maybe"), ("BILLING_MAX_QUERY_DEPTH", "deep"), ("BILLING_MAX_QUERY_DEPTH", "1"),
      ("BILLING_RATE_LIMIT", "-1"), ("BILLING_DATABASE_URL", "mysql://x"), ("BILLING_JWT_SECRET", "short"),
-     ("BILLING_TEST_CLOCK", "yes please"), ("BILLING_PLAN_CACHE_SIZE", "many"), ("BILLING_PLAN_CACHE_SIZE", "-1")],
+     ("BILLING_TEST_CLOCK", "yes please"), ("BILLING_PLAN_CACHE_SIZE", "many"), ("BILLING_PLAN_CACHE_SIZE", "-1"),
+     ("BILLING_DB_POOL_SIZE", "0"), ("BILLING_DB_POOL_SIZE", "ten")],
 )
 def test_bad_value_names_the_variable(variable, value):
     with pytest.raises(SettingsError) as caught:
@@ -49,6 +50,11 @@ def test_plan_cache_size_is_read():
     assert Settings.from_env({}).plan_cache_size == 1000
     assert Settings.from_env({"BILLING_PLAN_CACHE_SIZE": "25"}).plan_cache_size == 25
     assert Settings.from_env({"BILLING_PLAN_CACHE_SIZE": "0"}).plan_cache_size == 0
+
+
+def test_db_pool_size_is_read():
+    assert Settings.from_env({}).db_pool_size == 30
+    assert Settings.from_env({"BILLING_DB_POOL_SIZE": "8"}).db_pool_size == 8
 
 
 def test_production_requires_a_secret_and_turns_explorer_off():

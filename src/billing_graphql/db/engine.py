@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 POOL_RECYCLE_SECONDS = 1800
+DEFAULT_POOL_SIZE = 30  # Settings.db_pool_size (BILLING_DB_POOL_SIZE)
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -56,16 +57,20 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, echo: bool = False, **pool: int) -> AsyncEngine:
-    """``pool``: the pool's ``pool_size``, ``max_overflow``, ``pool_timeout`` where the defaults do not do."""
+def make_engine(url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
+    """At most ``pool_size`` connections, each kept once opened (``max_overflow=0``): connections over a
+    pool's size are closed when returned, so a load above it opened and closed one every few requests,
+    each new PostgreSQL session parsing and planning its statements again (issue 24)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        in_memory = parsed.database in (None, "", ":memory:")  # one StaticPool connection, no size
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **pool
+            url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            **({} if in_memory else {"pool_size": pool_size, "max_overflow": 0}),
         )
         _install_sqlite_hooks(engine)
         return engine
-    engine = create_async_engine(url, echo=echo, **{"pool_size": 10, "max_overflow": 20, **pool},
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0,
                                  pool_recycle=POOL_RECYCLE_SECONDS)
     _install_closed_connection_check(engine)
     return engine
@@ -123,8 +128,8 @@ class Database:
         self._write = async_sessionmaker(write_bind, expire_on_commit=False, autoflush=False)
 
     @classmethod
-    def from_url(cls, url: str, *, echo: bool = False) -> Database:
-        return cls(make_engine(url, echo=echo))
+    def from_url(cls, url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
+        return cls(make_engine(url, echo=echo, pool_size=pool_size))
 
     @asynccontextmanager
     async def request_scope(self) -> AsyncIterator[None]:
