@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -147,9 +147,10 @@ async def charge_invoice(
 
 
 def pending_payment(invoice: Invoice, payment_method: PaymentMethod, gateway: PaymentGateway, now: datetime, *,
-                    payment_id: uuid.UUID) -> Payment:
-    """The PENDING payment of what ``invoice`` owes, keyed ``pay_<payment_id>`` (not added)."""
-    return pending_on_invoice(Payment, invoice, id=payment_id, gateway=gateway.name,
+                    payment_id: uuid.UUID, model: Callable[..., Payment] = Payment) -> Payment:
+    """The PENDING payment of what ``invoice`` owes, keyed ``pay_<payment_id>`` (not added);
+    ``model`` makes it from its columns (the billing run's batch: a plain record it inserts)."""
+    return pending_on_invoice(model, invoice, id=payment_id, gateway=gateway.name,
                               idempotency_key=payment_key(payment_id), amount=amount_due(invoice), now=now,
                               payment_method_id=payment_method.id, amount_refunded=0)
 
@@ -166,19 +167,19 @@ class Charge:
     now: datetime
 
 
-async def charge_invoices(session: AsyncSession, charges: Sequence[Charge], *,
-                          concurrency: int) -> list[Payment | BaseException]:
+async def charge_invoices(session: AsyncSession, charges: Sequence[Charge], *, concurrency: int,
+                          model: Callable[..., Payment] = Payment) -> list[Payment | BaseException]:
     """``charge_invoice`` for many OPEN invoices that owe something (the billing run's batch): a
-    PENDING payment each, then the processor is called for all of them, at most ``concurrency``
-    calls at once, each with its own key; each outcome is applied as ``charge_invoice`` applies it.
-    The payments are added to the session, not flushed: the caller's one flush inserts them with
-    their outcome. As in ``charge_invoice``, nothing is committed before the calls: what keeps a
-    call from being repeated after a crash is its key (``payment_id``, derived by the caller from
-    what it bills). What a call raised (other than a ``GatewayError``, which leaves its payment
-    PENDING) is returned in its place, so that the caller decides about that invoice alone."""
+    PENDING payment each (made by ``model`` from its columns), then the processor is called for all
+    of them, at most ``concurrency`` calls at once, each with its own key; each outcome is applied
+    as ``charge_invoice`` applies it (its events added to ``session``). The payments are not added
+    to the session: the caller inserts them, with their outcome, once the invoices are. As in
+    ``charge_invoice``, nothing is committed before the calls: what keeps a call from being
+    repeated after a crash is its key (``payment_id``, derived by the caller from what it bills).
+    What a call raised (other than a ``GatewayError``, which leaves its payment PENDING) is
+    returned in its place, so that the caller decides about that invoice alone."""
     payments = [pending_payment(charge.invoice, charge.payment_method, charge.gateway, charge.now,
-                                payment_id=charge.payment_id) for charge in charges]
-    session.add_all(payments)
+                                payment_id=charge.payment_id, model=model) for charge in charges]
     limit = asyncio.Semaphore(max(concurrency, 1))
 
     async def call(charge: Charge, payment: Payment) -> Payment:

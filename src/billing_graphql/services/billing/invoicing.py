@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -102,8 +103,19 @@ async def create_invoice(
     return invoice
 
 
-def new_invoice(
-    session: AsyncSession,
+def new_invoice(session: AsyncSession, organization: Organization, draft: InvoiceDraft, **placement: Any) -> Invoice:
+    """``create_invoice``'s row and lines (``placement``: ``invoice_values``'s keywords), added to
+    the session (nothing flushed); the caller then spends the credit with ``apply_credit`` once the
+    invoice is flushed."""
+    invoice = Invoice(**invoice_values(organization, draft, **placement))
+    invoice.lines = [
+        InvoiceLine.from_fields(line, id=uuid.uuid4(), position=position) for position, line in enumerate(draft.lines)
+    ]
+    session.add(invoice)
+    return invoice
+
+
+def invoice_values(
     organization: Organization,
     draft: InvoiceDraft,
     *,
@@ -112,14 +124,14 @@ def new_invoice(
     period_start: datetime | None,
     period_end: datetime | None,
     now: datetime,
-) -> Invoice:
-    """``create_invoice``'s row and lines, added to the session (nothing flushed: the billing run's
-    batch flushes many at once); the caller then spends the credit with ``apply_credit`` once the
-    invoice is flushed."""
+) -> dict[str, object]:
+    """The columns of ``new_invoice``'s DRAFT row (a new id), the organization touched at ``now``
+    (the billing run's batch writes its invoices' rows with one INSERT from these)."""
     if draft.credit_applied > available_credit(organization, draft.currency):
         raise ValueError("the draft spends more account credit than the organization holds")
     rule = draft.tax_rule
-    invoice = Invoice(
+    organization.updated_at = now
+    return dict(
         id=uuid.uuid4(),
         organization_id=organization.id,
         subscription_id=subscription_id,
@@ -146,12 +158,6 @@ def new_invoice(
         created_at=now,
         updated_at=now,
     )
-    invoice.lines = [
-        InvoiceLine.from_fields(line, id=uuid.uuid4(), position=position) for position, line in enumerate(draft.lines)
-    ]
-    organization.updated_at = now
-    session.add(invoice)
-    return invoice
 
 
 def apply_credit(organization: Organization, invoice: Invoice, now: datetime) -> None:

@@ -11,15 +11,19 @@ transaction (BEGIN IMMEDIATE) already makes the run the only writer. Under those
   priced by the single path's own functions (``renewals.price_renewal`` on ``RenewalInputs`` read
   in bulk: plans, seats, add-ons, coupons, pending items, tax rates, default cards, one statement
   each for the whole batch; usage through ``priced_usage`` for a plan version with charges) and
-  applied by them (``apply_renewal``, ``new_invoice``, ``bill_items``, ``mark_open``,
+  applied by them (``apply_renewal``, ``invoice_values``, ``bill_items``, ``mark_open``,
   ``dunning.settle``). The numbers of a month are one block of the gapless series
   (``next_block``, taken last so that the series' row is locked for as short as can be), then the
   processor is called for the batch concurrently (at most ``RunConfig.charge_concurrency`` at
   once), each call with the key derived from its
-  subscription, period and attempt (``dunning.payment_id``), as the single path does; then one
-  flush writes the batch: one INSERT each for the invoices, their lines, the payments (with their
-  outcome) and the outbox events, one UPDATE each (executemany) for the subscriptions and the
-  organizations;
+  subscription, period and attempt (``dunning.payment_id``), as the single path does; then the
+  batch's new rows are written with one Core INSERT (executemany) each: the invoices, their lines,
+  the payments (with their outcome), and last the outbox events in the order they were made. Those
+  rows are plain records (``_record``: every column, defaults filled in) that the shared helpers
+  change as they change ORM objects, and the events the helpers emit are kept by ``_Writes`` rather
+  than added to the session: the ORM's unit of work is left only the subscriptions and the
+  organizations (one UPDATE each, executemany, at the commit's flush) and a few rare rows (ledger
+  entries of account credit, the buyer's copy of billing details, the pending items billed);
 - a subscription renewed so that a step is still due (several periods behind, a dunning retry
   due already) goes on through the single path once the batch has committed;
 - every other subscription of the claimed organizations (several steps due, dunning, a
@@ -34,9 +38,9 @@ Failures, one subscription at a time:
   PENDING as in the single path) rolls the batch back (``RetryWithout``); the caller runs the
   batch again without that subscription's organization. The others are charged again with the
   same keys, so the processor answers with the first outcome: nothing is charged twice;
-- anything else failing the batch's transaction (a constraint at the flush) rolls it back and
-  the claimed subscriptions go one by one through the single path (``Batch.rest``), again with
-  the same keys.
+- anything else failing the batch's transaction (a constraint at an INSERT or at the flush) rolls
+  it back and the claimed subscriptions go one by one through the single path (``Batch.rest``),
+  again with the same keys.
 
 A crash (kill -9) anywhere before the commit loses the batch's writes and nothing else; the next
 run redoes the batch with the same keys.
@@ -47,10 +51,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -61,9 +67,12 @@ from billing_graphql.db.models import (
     Coupon,
     Invoice,
     InvoiceItem,
+    InvoiceLine,
     InvoiceNumberSequence,
     Metric,
     Organization,
+    OutboxEvent,
+    Payment,
     PaymentMethod,
     Plan,
     Subscription,
@@ -76,14 +85,15 @@ from billing_graphql.domain.proration import billed_agents
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.services.billing import dunning
 from billing_graphql.services.billing.charging import Charge, charge_invoices
+from billing_graphql.domain.records import fields_of
 from billing_graphql.services.billing.invoice_items import bill_items
 from billing_graphql.services.billing.invoicing import (
     amount_due,
     announce_created,
     apply_credit,
     invoice_number,
+    invoice_values,
     mark_open,
-    new_invoice,
     next_block,
     rule_in_force,
     tax_rates_of,
@@ -132,10 +142,10 @@ class _Renewing:
     """A subscription renewed in the batch, as the batch goes."""
 
     subscription: Subscription
-    uow: MoneyMove  # the organization's unit of work on the batch's session, at the step's instant
+    uow: MoneyMove  # the organization's unit of work on the batch's session (``_Writes``), at the step's instant
     renewal: Renewal
     trial_end: bool
-    invoice: Invoice | None = None
+    invoice: SimpleNamespace | None = None  # the invoice's row, a record (``_record``)
     outcome: dunning.Outcome | None = None
 
 
@@ -209,6 +219,7 @@ async def renew_batch(db: Database, config: RunConfig, now: datetime, *, after: 
 async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organization],
                  subscriptions: list[Subscription], now: datetime, config: RunConfig, batch: Batch) -> None:
     inputs = await _inputs(session, organizations, subscriptions, now)
+    writes = _Writes(session)
     renewing: list[_Renewing] = []
     for subscription in subscriptions:
         organization = organizations[subscription.organization_id]
@@ -221,19 +232,22 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
             log.exception("billing run: subscription %s could not be priced; left for the next run", subscription.id)
             batch.errors += 1
             continue
-        uow = MoneyMove(session=session, organization=organization, operation="billing_run", key=None, request={},
+        uow = MoneyMove(session=writes, organization=organization, operation="billing_run", key=None, request={},
                         actor=None, now=step.at, gateways=config.gateways)
         renewing.append(_Renewing(subscription, uow, renewal, trial_end))
     if not renewing:
         return
     months: dict[str, list[_Renewing]] = defaultdict(list)
-    for item in renewing:  # the single path's end_period, one subscription after another, nothing flushed
+    lines: list[dict[str, object]] = []
+    for item in renewing:  # the single path's end_period, one subscription after another, nothing written yet
         subscription, uow, renewal = item.subscription, item.uow, item.renewal
         apply_renewal(uow, subscription, renewal, trial_end=item.trial_end)
-        item.invoice = new_invoice(session, uow.organization, renewal.draft, subscription_id=subscription.id,
-                                   billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
-                                   period_start=subscription.current_period_start,
-                                   period_end=subscription.current_period_end, now=uow.now)
+        item.invoice = _INVOICE(**invoice_values(
+            uow.organization, renewal.draft, subscription_id=subscription.id,
+            billing_reason=BillingReason.SUBSCRIPTION_CYCLE, period_start=subscription.current_period_start,
+            period_end=subscription.current_period_end, now=uow.now))
+        lines += (dict(_LINE, **fields_of(line), id=uuid.uuid4(), invoice_id=item.invoice.id, position=position)
+                  for position, line in enumerate(renewal.draft.lines))
         bill_items(renewal.items, item.invoice, uow.now)
         months[uow.now.strftime("%Y%m")].append(item)
     # The numbers last: the series' row stays locked until the commit (as for one number).
@@ -243,11 +257,13 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
             item.invoice.number = invoice_number(month, value)
     for item in renewing:
         mark_open(item.invoice, item.uow.now)
-        announce_created(session, item.invoice, item.uow.now)
-    await _collect(session, renewing, inputs, config)
-    # One statement per kind of row: invoices, lines, payments, events; subscriptions, organizations.
-    await session.flush()
-    for item in renewing:  # rows that point at a flushed invoice: few (account credit, billing details)
+        announce_created(writes, item.invoice, item.uow.now)
+    payments = await _collect(writes, renewing, inputs, config)
+    # One INSERT each for the invoices, their lines and the payments (with their outcome).
+    await _insert(session, Invoice, [vars(item.invoice) for item in renewing])
+    await _insert(session, InvoiceLine, lines)
+    await _insert(session, Payment, [vars(payment) for payment in payments])
+    for item in renewing:  # rows that point at an invoice written: few (account credit, billing details)
         apply_credit(item.uow.organization, item.invoice, item.uow.now)
         if inputs.details.get(item.uow.organization.id) is not None:
             await copy_billing_details(session, item.invoice)
@@ -258,11 +274,67 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
             batch.tally.examined += 1
         else:  # more periods behind, or a retry due already: the single path goes on once this commits
             batch.rest.append((item.subscription.id, item.subscription.organization_id))
+    # One INSERT for the outbox events, in the order they were made. The subscriptions and
+    # organizations (one UPDATE each, executemany), the few ORM rows (ledger entries, the buyers'
+    # copies, the items billed) and the MRR history are written by the commit's flush.
+    await _insert(session, OutboxEvent, writes.events)
 
 
-async def _collect(session: AsyncSession, renewing: list[_Renewing], inputs: _Inputs, config: RunConfig) -> None:
+def _columns(model: type) -> dict[str, object]:
+    """Every column of ``model``'s table with what an insert gives it when nothing is given: its
+    scalar default, else None (the ids, whose defaults are functions, are always given)."""
+    return {column.key: column.default.arg if column.default is not None and column.default.is_scalar else None
+            for column in model.__table__.columns}
+
+
+def _record(model: type) -> Callable[..., SimpleNamespace]:
+    """Plain records of ``model``'s rows (every column an attribute), for the rows the batch writes
+    with one INSERT instead of the ORM's unit of work: the shared helpers read and change them as
+    they do the ORM's objects. A value for no column fails the INSERT (an unconsumed column)."""
+    template = _columns(model)
+
+    def record(**values: object) -> SimpleNamespace:
+        return SimpleNamespace(**{**template, **values})
+
+    return record
+
+
+_INVOICE = _record(Invoice)
+_PAYMENT = _record(Payment)
+_LINE = _columns(InvoiceLine)
+_EVENT = tuple(_columns(OutboxEvent))
+
+
+async def _insert(session: AsyncSession, model: type, rows: list[dict[str, object]]) -> None:
+    """One INSERT (executemany) of ``rows``, each with every column of ``model``'s table."""
+    if rows:
+        await session.execute(insert(model.__table__), rows)
+
+
+class _Writes:
+    """The batch's session as the shared helpers (``uow.emit``, ``mark_paid``, ...) see it: the
+    outbox events they add are kept, as rows in the order they were made (their ids,
+    ``ordered_uuid``, rise in that order), for one INSERT; everything else is the session's."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.events: list[dict[str, object]] = []
+
+    def add(self, row: object) -> None:
+        if isinstance(row, OutboxEvent):
+            self.events.append({name: getattr(row, name) for name in _EVENT})
+        else:
+            self.session.add(row)
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
+
+
+async def _collect(session: _Writes, renewing: list[_Renewing], inputs: _Inputs,
+                   config: RunConfig) -> list[SimpleNamespace]:
     """Charge the batch's invoices: those with an amount due, a default card and its gateway at
-    once (``charge_invoices``); the others (nothing due, no card) as the single path does."""
+    once (``charge_invoices``); the others (nothing due, no card) as the single path does. The
+    payments (records, to insert) are returned."""
     charged: list[_Renewing] = []
     charges: list[Charge] = []
     for item in renewing:
@@ -276,8 +348,8 @@ async def _collect(session: AsyncSession, renewing: list[_Renewing], inputs: _In
         charges.append(Charge(invoice, method, gateway, dunning.payment_id(invoice, 0),
                               organization.gateway_customer_id, item.uow.now))
     if not charges:
-        return
-    results = await charge_invoices(session, charges, concurrency=config.charge_concurrency)
+        return []
+    results = await charge_invoices(session, charges, concurrency=config.charge_concurrency, model=_PAYMENT)
     raised = {item.uow.organization.id for item, result in zip(charged, results, strict=True)
               if isinstance(result, BaseException)}
     for item, result in zip(charged, results, strict=True):
@@ -288,6 +360,7 @@ async def _collect(session: AsyncSession, renewing: list[_Renewing], inputs: _In
             item.outcome = dunning.outcome_of(result)
     if raised:
         raise RetryWithout(raised)
+    return results
 
 
 @dataclass(slots=True)
