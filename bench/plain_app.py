@@ -239,7 +239,7 @@ def create_app() -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar):
-        app.state.db = Database.from_url(settings.database_url)
+        app.state.db = Database.from_url(settings.database_url, pool_size=settings.db_pool_size)
         try:
             yield
         finally:

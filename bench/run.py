@@ -270,6 +270,8 @@ def _env(url: str) -> dict[str, str]:
     # One public URL for every server: `serve` otherwise links to its own port (pdfUrl), the plain route to 8000.
     return {**os.environ, "BILLING_DATABASE_URL": url, "BILLING_RATE_LIMIT": "0", "BILLING_PRODUCTION": "1",
             "BILLING_PUBLIC_URL": "https://billing.example",
+            # Up to five servers share one PostgreSQL (max_connections 100) and each keeps what it opened.
+            "BILLING_DB_POOL_SIZE": "16",
             "BILLING_JWT_SECRET": "bench-secret-bench-secret-bench-secret", "PYTHONUNBUFFERED": "1"}
 
 
