@@ -56,9 +56,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_graphql.db import mrr_history
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import (
     Addon,
@@ -274,10 +275,17 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
             batch.tally.examined += 1
         else:  # more periods behind, or a retry due already: the single path goes on once this commits
             batch.rest.append((item.subscription.id, item.subscription.organization_id))
-    # One INSERT for the outbox events, in the order they were made. The subscriptions and
-    # organizations (one UPDATE each, executemany), the few ORM rows (ledger entries, the buyers'
-    # copies, the items billed) and the MRR history are written by the commit's flush.
+    # One INSERT for the outbox events, in the order they were made; one UPDATE each for the
+    # subscriptions and the organizations. The few ORM rows left (ledger entries, the buyers'
+    # copies, the items billed) and the MRR history are written at the commit.
     await _insert(session, OutboxEvent, writes.events)
+    # The MRR history notes the subscriptions changed as its flush listener would have.
+    noted = session.info.get(mrr_history.NOTED) or mrr_history.Noted()
+    for subscription, columns in await _update(session, [item.subscription for item in renewing]):
+        if not columns.isdisjoint(mrr_history.SUBSCRIPTION_ATTRIBUTES):
+            noted.note(subscription.id, subscription)
+    session.info[mrr_history.NOTED] = noted
+    await _update(session, list({id(item.uow.organization): item.uow.organization for item in renewing}.values()))
 
 
 def _columns(model: type) -> dict[str, object]:
@@ -309,6 +317,26 @@ async def _insert(session: AsyncSession, model: type, rows: list[dict[str, objec
     """One INSERT (executemany) of ``rows``, each with every column of ``model``'s table."""
     if rows:
         await session.execute(insert(model.__table__), rows)
+
+
+async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[str]]]:
+    """One UPDATE (executemany) of ``rows`` (ORM objects of one model, changed by the batch): the
+    columns any of them changed, each row's values; then the rows leave the session, so that the
+    commit's flush has nothing of them to write again. Each row with the columns it changed."""
+    if not rows:
+        return []
+    table = type(rows[0]).__table__
+    keys = set(table.columns.keys())
+    changed = [(row, keys - inspect(row).unmodified) for row in rows]
+    columns = sorted(set().union(*(names for _, names in changed)))
+    if columns:
+        statement = (update(table).where(table.c.id == bindparam("row_id"))
+                     .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}))
+        await session.execute(statement, [{"row_id": row.id, **{f"new_{name}": getattr(row, name) for name in columns}}
+                                          for row in rows])
+    for row in rows:
+        session.expunge(row)
+    return changed
 
 
 class _Writes:
