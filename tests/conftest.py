@@ -42,24 +42,37 @@ def _worker() -> str:
     return f"{checkout}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
+def _running(pid: str) -> bool:
+    """Whether the process ``pid`` (a test run's, from its database's name) is still alive."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def _postgres_server_url() -> str:
     return os.environ.get("BILLING_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 
 
 async def _create_postgres_database() -> str:
     server = make_url(_postgres_server_url())
-    name = f"bgtest_{_worker()}_{uuid.uuid4().hex[:8]}"
+    name = f"bgtest_{_worker()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = make_engine(server.render_as_string(hide_password=False))
     try:
         async with admin.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            # Drop what earlier, interrupted runs of this worker left behind.
+            # Drop what earlier, interrupted runs of this worker left behind: not a database of a test
+            # run of this checkout that is still going (its process is alive), such as another terminal's.
             stale = await connection.execute(
                 text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
                 {"pattern": f"bgtest_{_worker()}_%"},
             )
             for (stale_name,) in stale.all():
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{stale_name}" WITH (FORCE)'))
+                if not _running(stale_name.removeprefix(f"bgtest_{_worker()}_").split("_")[0]):
+                    await connection.execute(text(f'DROP DATABASE IF EXISTS "{stale_name}" WITH (FORCE)'))
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         await admin.dispose()
