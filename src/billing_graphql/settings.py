@@ -23,7 +23,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
-    db_pool_size: int = 30  # connections a process opens at most and keeps open (no overflow to open and close)
+    db_pool_size: int = 20  # connections a process opens at most and keeps open (no overflow to open and close)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     graphiql: bool = True
     introspection: bool = True
@@ -119,7 +119,7 @@ class Settings:
             trusted_documents=reader.choice("BILLING_TRUSTED_DOCUMENTS", "off", ("off", "partner", "all")),
             compiled_documents=reader.boolean("BILLING_COMPILED_DOCUMENTS", True),
             plan_cache_size=reader.integer("BILLING_PLAN_CACHE_SIZE", 1000, minimum=0),
-            db_pool_size=reader.integer("BILLING_DB_POOL_SIZE", 30, minimum=1),
+            db_pool_size=reader.integer("BILLING_DB_POOL_SIZE", 20, minimum=1),
             default_currency=_currency(reader.text("BILLING_DEFAULT_CURRENCY")),
             billing_timezone=_timezone(reader.text("BILLING_TIMEZONE")),
             ws_max_per_credential=reader.integer("BILLING_WS_MAX_PER_CREDENTIAL", 20, minimum=1),

@@ -53,7 +53,7 @@ def test_plan_cache_size_is_read():
 
 
 def test_db_pool_size_is_read():
-    assert Settings.from_env({}).db_pool_size == 30
+    assert Settings.from_env({}).db_pool_size == 20
     assert Settings.from_env({"BILLING_DB_POOL_SIZE": "8"}).db_pool_size == 8
 
 

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 POOL_RECYCLE_SECONDS = 1800
-DEFAULT_POOL_SIZE = 30  # Settings.db_pool_size (BILLING_DB_POOL_SIZE)
+DEFAULT_POOL_SIZE = 20  # Settings.db_pool_size (BILLING_DB_POOL_SIZE)
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
