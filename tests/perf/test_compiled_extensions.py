@@ -32,8 +32,9 @@ SCHEMA_EXTENSIONS = {
 # Field extension (by class name) -> its compiled counterpart, or why none is needed.
 FIELD_EXTENSIONS = {
     "PermissionExtension": "the Python plan calls the schema's own resolver, extensions included; the SQL tier runs "
-                           "the same permission classes (compiled.sql.run_permissions) and refuses any other "
-                           "extension on a root, and any extension on a nested field (field_form: no SQL form)",
+                           "the same permission classes (compiled.sql.run_permissions, through field_query: for a root, "
+                           "an object answered by SQL and each connection paged in its statement) and refuses any "
+                           "other extension there, and any extension on a nested field (field_form: no SQL form)",
     "NodeExtension": "relay's node field returns the Node interface: an abstract type, never planned "
                      "(billing_graphql_plan_fallbacks_total{reason=abstract_type})",
 }

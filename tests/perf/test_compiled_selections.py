@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -179,31 +181,50 @@ async def seeded(db, settings):
     return await _seed(db, settings)
 
 
+@dataclass
+class Answers:
+    by_plan: httpx.Response
+    by_graphql_core: httpx.Response
+    plan_statements: Any  # tests.helpers' statement counters
+    generic_statements: Any
+    answered: bool  # the compiled app answered from its plan
+
+
+async def answers_on_both_paths(db: Database, schema, body: dict, token: str, cold_credentials: bool = True) -> Answers:
+    """The request's answers by an app with the compiled plans and by one without, on ``db``, and the SQL
+    statements each sent (``cold_credentials``: the key's lookup counted, as in ``count_statements``)."""
+    settings = test_settings(db.engine.url.render_as_string(hide_password=False))
+    compiled_app = create_app(settings, db=db, schema=schema, freeze_gc=False)
+    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db, schema=schema,
+                             freeze_gc=False)
+    documents = compiled_app.state.compiled
+    headers = {"authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://t") as compiled,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=generic_app), base_url="http://t") as generic,
+    ):
+        await generic.post("/graphql", json={"query": "{ clock { now } }"}, headers=headers)  # the key's first use
+        answered = documents.answered
+        with count_statements(db, cold_credentials=cold_credentials) as by_plan_statements:
+            by_plan = await compiled.post("/graphql", json=body, headers=headers)
+        with count_statements(db, cold_credentials=cold_credentials) as generic_statements:
+            by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
+    return Answers(by_plan, by_graphql_core, by_plan_statements, generic_statements,
+                   documents.answered == answered + 1)
+
+
 async def _both_paths(database_url: str, schema, body: dict, token: str) -> None:
     db = Database.from_url(database_url)
     try:
-        settings = test_settings(database_url)
-        compiled_app = create_app(settings, db=db, schema=schema, freeze_gc=False)
-        generic_app = create_app(test_settings(database_url, compiled_documents=False), db=db, schema=schema,
-                                 freeze_gc=False)
-        documents = compiled_app.state.compiled
-        headers = {"authorization": f"Bearer {token}"}
-        async with (
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://t") as compiled,
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=generic_app), base_url="http://t") as generic,
-        ):
-            await generic.post("/graphql", json={"query": "{ clock { now } }"}, headers=headers)  # the key's first use
-            answered = documents.answered
-            with count_statements(db) as by_plan_statements:
-                by_plan = await compiled.post("/graphql", json=body, headers=headers)
-            with count_statements(db) as generic_statements:
-                by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
+        answers = await answers_on_both_paths(db, schema, body, token)
+        by_plan, by_graphql_core = answers.by_plan, answers.by_graphql_core
+        by_plan_statements, generic_statements = answers.plan_statements, answers.generic_statements
         assert by_plan.status_code == by_graphql_core.status_code
         assert by_plan.content == by_graphql_core.content, (body, by_plan.content, by_graphql_core.content)
         event("graphql-core erred" if b'"errors"' in by_graphql_core.content else
               "answered by the SQL tier" if by_plan_statements.count <= 2 else "answered by the plan")
         if b'"errors"' not in by_graphql_core.content:
-            assert documents.answered == answered + 1, ("graphql-core answered, the plan did not", body)
+            assert answers.answered, ("graphql-core answered, the plan did not", body)
             assert by_plan_statements.count <= generic_statements.count, (
                 body, by_plan_statements.statements, generic_statements.statements)
     finally:

@@ -112,11 +112,13 @@ def python_values(cls: type, row: Any, parents: tuple[Any, ...], given: dict[str
 @dataclass(frozen=True)
 class RootQuery:
     """What a root list or connection reads: the ordered ``Select`` of its rows, and for a connection the
-    page. Its resolver reads the rows of it; the SQL tier wraps the same statement in JSON."""
+    page (for one object: the ``Select`` of its one row, and its id). Its resolver reads the rows of it; the SQL
+    tier wraps the same statement in JSON."""
 
     statement: Any
     first: int = 0
     offset: int = 0
+    key: Any = None  # one object (``SqlRoot(one=True)``): its row's id, which the connections below it are read for
 
 
 # -- the usual forms ----------------------------------------------------------------------------------

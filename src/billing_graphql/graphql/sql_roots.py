@@ -9,7 +9,8 @@ it reads its rows from, and add it here (``connection=False`` for a plain list).
 ``FIELDS``: connections below the root, by (object type, field): ``query(context, parent, **arguments)`` is
 the resolver's own statement for one parent object (None: the field is null for this caller). Where the
 document is on its Python plan, such a field is answered by one statement per parent, as its resolver reads
-one page per parent.
+one page per parent. A single object (``one=True``, e.g. ``viewer.organization``) is answered by one statement
+with the connections of ``FIELDS`` selected below it (``compiled.sql.SqlObjectPlan``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from billing_graphql.graphql.catalog.plans import plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
 from billing_graphql.graphql.payments.payment_methods import payment_methods_query
 from billing_graphql.graphql.platform.organizations import api_keys_query, organizations_query
-from billing_graphql.graphql.platform.types import credit_balance_transactions_query, credit_notes_query
+from billing_graphql.graphql.platform.types import (
+    credit_balance_transactions_query,
+    credit_notes_query,
+    viewer_organization_query,
+)
 from billing_graphql.graphql.subscriptions.schema import subscriptions_query
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
@@ -41,6 +46,7 @@ ROOTS: dict[str, SqlRoot] = {
 }
 
 FIELDS: dict[tuple[str, str], SqlRoot] = {
+    ("Viewer", "organization"): SqlRoot(viewer_organization_query, connection=False, nested=True, one=True),
     ("Organization", "creditNotes"): SqlRoot(credit_notes_query, nested=True),
     ("Organization", "creditBalanceTransactions"): SqlRoot(credit_balance_transactions_query, nested=True),
 }

@@ -10,6 +10,11 @@ GraphQL types serialise it (Money's amount and display text, times, decimals, gl
 statement's text is the answer's bytes: the response carries it as it is (``orjson.Fragment``), with no
 ``orjson.loads`` and no second serialisation. Only ``pageInfo`` (from the number of rows) is built in Python.
 
+One object (``SqlRoot(one=True)``, e.g. ``viewer.organization``) is answered the same way by one statement
+(``SqlObjectPlan``): its row's selected fields, each as JSON text, and beside it every connection selected
+below it (``sql_roots.FIELDS``), paged by its resolver's own statement for that object's id; the object's
+answer is put together from those texts. Its parents stay on the Python plan.
+
 A document with any field that has no SQL form keeps its Python plan (``compiled``); a request the
 SQL plan cannot answer (a permission refused, a bad argument) takes the generic path, as there.
 """
@@ -17,13 +22,19 @@ SQL plan cannot answer (a permission refused, a bad argument) takes the generic 
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from graphql import GraphQLEnumType, GraphQLList, get_named_type, get_nullable_type
-from sqlalchemy import Boolean, Enum, Integer, JSON, Numeric, String, Text, Uuid, func
+from sqlalchemy import (
+    JSON, Boolean, Enum, Integer, Numeric, String, Text, Uuid, bindparam, func, literal_column, select, true,
+)
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.selectable import Subquery
 from sqlalchemy.types import TypeDecorator
 from strawberry.permission import PermissionExtension
 from strawberry.types.arguments import convert_arguments
@@ -39,14 +50,26 @@ class NoSqlForm(Exception):
     """A selected field has no SQL form: the document keeps its Python plan."""
 
 
+def _node_id(parent: Any) -> uuid.UUID:
+    return uuid.UUID(parent.id)
+
+
 @dataclass(frozen=True)
 class SqlRoot:
     """A root list or connection answered by SQL. ``query(context, **arguments)`` is the resolver's own
-    statement (the resolver calls the same function): a ``RootQuery``, or None for the empty answer."""
+    statement (the resolver calls the same function): a ``RootQuery``, or None for the empty answer.
+
+    ``nested``: a field of an object, ``query(context, key(parent), **arguments)`` (None answering null), where
+    ``key`` gives the parent object's row id (a Relay node's ``id`` by default); below an object answered by
+    SQL (``one``) the query is made for that object's ``RootQuery.key``, and the connection is paged in the
+    object's statement. ``one``: one object (``connection=False`` too), ``query(context, parent, **arguments)``
+    the ``RootQuery`` of its row (None, or no row: null)."""
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
-    nested: bool = False  # a field of an object: ``query(context, parent, **arguments)``, None answering null
+    nested: bool = False
+    one: bool = False
+    key: Callable[[Any], Any] = _node_id
 
 
 class Rendering:
@@ -153,10 +176,16 @@ def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool) -
 def object_text(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) -> str:
     """The JSON text expression of ``plan`` (a ``compiled.ObjectPlan``) over the row ``arguments[0]`` (its
     parents' rows after it), every leaf formatted by the database."""
+    return sql.object_text(field_texts(sql, schema, plan, arguments, plan.fields))
+
+
+def field_texts(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...],
+                fields: list[Any]) -> list[tuple[str, str]]:
+    """(response key, JSON text expression) of each of ``fields`` (of ``plan``) over the row ``arguments[0]``."""
     pairs = []
     row = arguments[0]
     object_type = schema.type_map[plan.type_name]
-    for field_plan in plan.fields:
+    for field_plan in fields:
         key = field_plan.key
         if field_plan.typename is not None:
             pairs.append((key, f"'\"{field_plan.typename}\"'"))
@@ -186,7 +215,7 @@ def object_text(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) ->
             pairs.append((key, f"coalesce({sql.one_text(item, source)}, 'null')"))
         else:
             pairs.append((key, leaf_text(sql, form(sql, *arguments), object_type.fields[field_plan.name].type, where)))
-    return sql.object_text(pairs)
+    return pairs
 
 
 ROW = "i"  # the alias of the root field's rows
@@ -205,6 +234,23 @@ async def run_permissions(definition: Any, info: Any, arguments: dict[str, Any])
                 raise PermissionError(permission.message)
 
 
+async def field_query(run: Any, field_plan: Any, root: SqlRoot, parent: Any = None, key: Any = None) -> Any:
+    """A field answered by SQL: its arguments converted as Strawberry converts them, its permission classes
+    run (a refusal raises), and its ``RootQuery`` (None: none) made by the resolver's own function."""
+    definition = field_plan.field_def.extensions["strawberry-definition"]
+    info = StrawberryInfo(_raw_info=run.info(field_plan), _field=definition)
+    strawberry_schema = run.schema._strawberry_schema  # noqa: SLF001
+    arguments = convert_arguments(run.arguments(field_plan), definition.arguments,
+                                  scalar_registry=strawberry_schema.schema_converter.scalar_registry,
+                                  config=strawberry_schema.config, info=info)
+    await run_permissions(definition, info, arguments)
+    if root.one:
+        return root.query(info.context, parent, **arguments)
+    if root.nested:
+        return root.query(info.context, root.key(parent) if key is None else key, **arguments)
+    return root.query(info.context, **arguments)
+
+
 @dataclass(eq=False)
 class SqlRootPlan:
     """A root list or connection field answered by one statement, whose JSON text the response carries
@@ -217,20 +263,15 @@ class SqlRootPlan:
     schema: Any
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)  # items_sql, made once
 
+    async def prepare(self, run: Any, parent: Any = None, key: Any = None) -> RootQuery | None:
+        """The field's permissions run (a refusal raises), and its ``RootQuery`` (None: none); a nested field's
+        for its parent object, or for the row id ``key`` (below an object answered by SQL)."""
+        return await field_query(run, self.field_plan, self.root, parent, key)
+
     async def answer(self, run: Any, db: Any, parent: Any = None) -> Any:
-        definition = self.field_plan.field_def.extensions["strawberry-definition"]
-        info = StrawberryInfo(_raw_info=run.info(self.field_plan), _field=definition)
-        strawberry_schema = run.schema._strawberry_schema  # noqa: SLF001
-        arguments = convert_arguments(run.arguments(self.field_plan), definition.arguments,
-                                      scalar_registry=strawberry_schema.schema_converter.scalar_registry,
-                                      config=strawberry_schema.config, info=info)
-        await run_permissions(definition, info, arguments)
-        if self.root.nested:
-            query = self.root.query(info.context, parent, **arguments)
-            if query is None:
-                return None
-        else:
-            query = self.root.query(info.context, **arguments)
+        query = await self.prepare(run, parent)
+        if self.root.nested and query is None:
+            return None
         if query is None:
             lists, count = [None] * len(self.item_plans()), 0
         else:
@@ -337,6 +378,8 @@ def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: s
     if any(not isinstance(extension, PermissionExtension) for extension in definition.extensions):
         raise NoSqlForm(f"{field_plan.name}: field extensions")
     outer = field_plan.complete
+    if root.one:
+        return object_plan(field_plan, root, outer, roots, schema)
     if root.connection:
         _check_connection(outer)
     elif not hasattr(outer, "item") or not hasattr(outer.item, "fields"):
@@ -344,4 +387,123 @@ def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: s
     plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema)
     for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
         plan.make_items_sql(name, "")
+    return plan
+
+
+# -- one object ---------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class SqlObjectPlan:
+    """One object (e.g. ``viewer.organization``) answered by one statement: its row's selected fields, each as
+    JSON text (one column each), and every connection selected below it (``sql_roots.FIELDS``) paged in the same
+    statement (its items and number of rows, as ``SqlRootPlan`` writes them). The answer is put together from
+    those texts (``orjson.Fragment``) and the connections' ``pageInfo``."""
+
+    key: str
+    field_plan: Any
+    root: SqlRoot
+    outer: Any  # the object's ObjectPlan
+    schema: Any
+    connections: dict[str, SqlRootPlan]  # response key -> the connection's plan
+    texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
+
+    def fields_sql(self, dialect: str, public_url: str) -> list[str]:
+        """The JSON text expression of each selected field but ``__typename`` and the connections, in order."""
+        key = (dialect, public_url)
+        texts = self.texts.get(key)
+        if texts is None:
+            sql = Rendering(DIALECTS[dialect], public_url)
+            fields = [sub for sub in self.outer.fields if sub.typename is None and sub.key not in self.connections]
+            texts = self.texts[key] = [text for _, text in field_texts(sql, self.schema, self.outer, (ROW,), fields)]
+        return texts
+
+    async def answer(self, run: Any, db: Any, parent: Any = None) -> Any:
+        query = await field_query(run, self.field_plan, self.root, parent)
+        if query is None:
+            return self._null()
+        nested = {key: await plan.prepare(run, key=query.key) for key, plan in self.connections.items()}
+        async with db.read() as session:
+            dialect = DIALECTS[session.bind.dialect.name]
+            if dialect.name == "sqlite":
+                await sqlite_functions(session)
+            public_url = run.context.settings.public_url
+            row = (await session.execute(self.statement(dialect, public_url, query, nested))).first()
+        if row is None:
+            return self._null()
+        texts = len(self.fields_sql(dialect.name, public_url))
+        values, paged = iter(row[:texts]), iter(row[texts:])  # the fields' texts, then the connections' pages
+        answer: dict[str, Any] = {}
+        for sub in self.outer.fields:
+            if sub.typename is not None:
+                answer[sub.key] = sub.typename
+            elif sub.key in self.connections:
+                connection, page = self.connections[sub.key], nested[sub.key]
+                if page is None:
+                    answer[sub.key] = None
+                    continue
+                *lists, count = (next(paged) for _ in range(len(connection.item_plans()) + 1))
+                texts = [orjson.Fragment("[" + (text or "") + "]") for text in lists]
+                answer[sub.key] = connection.connection_answer(texts, min(count, page.first), count > page.first,
+                                                               page.offset, empty=False)
+            else:
+                answer[sub.key] = orjson.Fragment(next(values))
+        return answer
+
+    def _null(self) -> None:
+        if not self.outer.nullable:
+            raise NoRow(f"{self.key}: no row for a non-null object")
+        return None
+
+    def statement(self, dialect: Postgres, public_url: str, query: RootQuery, nested: dict[str, Any]) -> Any:
+        """The object's row (``query``'s statement, aliased as a root's rows are) with its fields' texts, beside
+        one row per connection: its page's items and number of rows (no row of the object: no row at all)."""
+        rows = query.statement.subquery(ROW)
+        columns: list[Any] = [literal_column(text) for text in self.fields_sql(dialect.name, public_url)]
+        source = rows
+        for number, (key, page) in enumerate(nested.items()):
+            if page is None:
+                continue
+            connection = self.connections[key]
+            statement = _own_parameters(connection.statement(
+                dialect, connection.items_sql(dialect.name, public_url), page), f"bgq_c{number}_")
+            paged = statement.subquery(f"bgq_c{number}")
+            columns.extend(paged.c)
+            source = source.join(paged, true())  # one row each: no row of the object, no row
+        return select(*columns).select_from(source)
+
+
+class NoRow(Exception):
+    """A non-null object whose statement found no row: the generic path answers (with its error)."""
+
+
+def _own_parameters(statement: Any, prefix: str) -> Any:
+    """``statement`` with its named bound parameters renamed with ``prefix``: several connections' page
+    statements (each with its ``bgq_last``) in one statement keep their own values."""
+    def rename(element: Any, **_: Any) -> Any:
+        if isinstance(element, Subquery) and element.name == ROW:
+            return element  # the resolver's rows: their parameters are anonymous, and copying them costs
+        if isinstance(element, BindParameter) and not element.unique:
+            return bindparam(prefix + element.key, element.value, type_=element.type)
+        return None
+
+    return visitors.replacement_traverse(statement, {}, rename)
+
+
+def object_plan(field_plan: Any, root: SqlRoot, outer: Any, roots: dict[Any, SqlRoot], schema: Any) -> SqlObjectPlan:
+    """The SQL plan of one object field, or ``NoSqlForm``: each field selected has a SQL form, or is a connection
+    with a SQL plan of its own (``sql_roots.FIELDS``)."""
+    if not hasattr(outer, "fields"):
+        raise NoSqlForm(f"{field_plan.name}: not an object")
+    connections = {}
+    for sub in outer.fields:
+        if sub.typename is None and (outer.type_name, sub.name) in roots and sub.resolve is not None:
+            nested = root_plan(sub, roots, schema, parent=outer.type_name)
+            if not isinstance(nested, SqlRootPlan) or not nested.root.connection or not nested.root.nested:
+                raise NoSqlForm(f"{outer.type_name}.{sub.name}: not a connection")
+            connections[sub.key] = nested
+    plan = SqlObjectPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema,
+                         connections=connections)
+    for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
+        plan.fields_sql(name, "")
     return plan

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from sqlalchemy import select
 from strawberry import relay
 
 from billing_graphql.db.models import ApiKey as ApiKeyRow
@@ -38,30 +39,29 @@ async def _billing_details(root: "OrganizationType", info: Info) -> BillingDetai
     return BillingDetailsType.from_value(value)
 
 
-def credit_balance_transactions_query(context: Info, organization: "OrganizationType", first: int | None = 10,
+def credit_balance_transactions_query(context: Info, organization_id: uuid.UUID, first: int | None = 10,
                                       after: str | None = None) -> RootQuery:
-    """The statement and page of ``Organization.creditBalanceTransactions``: the resolver reads it, the SQL tier
-    (``graphql.sql_roots.FIELDS``) writes it as JSON."""
+    """The statement and page of ``Organization.creditBalanceTransactions`` (of the organization
+    ``organization_id``): the resolver reads it, the SQL tier (``graphql.sql_roots.FIELDS``) writes it as JSON."""
     from billing_graphql.services.billing.balance import credit_balance_transactions_statement
 
-    return RootQuery(credit_balance_transactions_statement(uuid.UUID(organization.id)), page_size(first),
-                     offset_after(after))
+    return RootQuery(credit_balance_transactions_statement(organization_id), page_size(first), offset_after(after))
 
 
 async def _credit_balance_transactions(root: "OrganizationType", info: Info, first: int | None = 10,
                                       after: str | None = None) -> CreditBalanceTransactionConnection | None:
-    query = credit_balance_transactions_query(info.context, root, first, after)
+    query = credit_balance_transactions_query(info.context, uuid.UUID(root.id), first, after)
     page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
     return connection_from_page(CreditBalanceTransactionConnection, page, CreditBalanceTransactionType.from_row)
 
 
-def credit_notes_query(context: Any, organization: "OrganizationType", first: int | None = 10,
+def credit_notes_query(context: Any, organization_id: uuid.UUID, first: int | None = 10,
                        after: str | None = None) -> RootQuery | None:
-    """The statement and page of ``Organization.creditNotes`` (None: not visible to the caller, null)."""
+    """The statement and page of ``Organization.creditNotes`` of the organization ``organization_id`` (None: not
+    visible to the caller, null)."""
     from billing_graphql.graphql.billing.credit_note_types import credit_note_visible
     from billing_graphql.services.billing.credit_notes import credit_notes_statement
 
-    organization_id = uuid.UUID(organization.id)
     if not credit_note_visible(context.actor, organization_id):
         return None
     return RootQuery(credit_notes_statement(organization_id), page_size(first), offset_after(after))
@@ -94,7 +94,7 @@ class OrganizationType(relay.Node):
     ) -> Annotated[CreditNoteConnection, strawberry.lazy("billing_graphql.graphql.billing.credit_note_types")] | None:
         from billing_graphql.graphql.billing.credit_note_types import CreditNoteConnection, CreditNoteType
 
-        query = credit_notes_query(info.context, self, first, after)
+        query = credit_notes_query(info.context, uuid.UUID(self.id), first, after)
         if query is None:
             return None
         page = await read_page(info.context.db, query.statement, first=query.first, offset=query.offset)
@@ -153,10 +153,21 @@ class Viewer:
 
     @strawberry.field
     async def organization(self, info: Info) -> OrganizationType | None:
-        if self.organization_id is None:
+        query = viewer_organization_query(info.context, self)
+        if query is None:
             return None
-        row = await info.context.loaders.organization_by_id.load(self.organization_id)
+        row = await info.context.loaders.organization_by_id.load(query.key)
         return OrganizationType.from_row(row) if row else None
+
+
+def viewer_organization_query(context: Any, viewer: Viewer) -> RootQuery | None:
+    """The row of ``Viewer.organization``: the caller's own organization (None: the caller has none, null). Its
+    resolver loads that row by ``key`` (``organization_by_id``); the SQL tier (``graphql.sql_roots.FIELDS``) writes
+    the same row, and the connections selected below it, as JSON in one statement."""
+    if viewer.organization_id is None:
+        return None
+    return RootQuery(select(OrganizationRow).where(OrganizationRow.id == viewer.organization_id),
+                     key=viewer.organization_id)
 
 
 @strawberry.type

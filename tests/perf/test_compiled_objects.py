@@ -1,0 +1,97 @@
+"""One object answered by one SQL statement (``compiled.sql.SqlObjectPlan``, issue 24): ``viewer.organization``
+with the connections below it (credit notes, the balance's ledger) paged in the same statement. Both paths give
+the same bytes on both databases, for every caller and page, and the compiled path sends one statement where
+the Python plan sent one per object and connection."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+from strawberry import relay
+
+from billing_graphql.domain.roles import Role
+from billing_graphql.graphql.persisted import QUERIES_DIR
+from billing_graphql.services.billing.balance import adjust_credit_balance
+from billing_graphql.services.platform.api_keys import create_api_key
+from billing_graphql.services.platform.organizations import create_organization
+from tests.helpers import T0
+from tests.perf.test_compiled_selections import _seed, answers_on_both_paths
+
+CREDIT_NOTES = (QUERIES_DIR / "spa" / "CreditNotes.graphql").read_text()
+
+
+async def _answers(db, schema, body: dict, token: str) -> tuple[bytes, bytes, int, int, bool]:
+    """(compiled answer, graphql-core's answer, their statement counts with the key known, whether the plan
+    answered)."""
+    answers = await answers_on_both_paths(db, schema, body, token, cold_credentials=False)
+    assert answers.by_plan.status_code == answers.by_graphql_core.status_code == 200
+    return (answers.by_plan.content, answers.by_graphql_core.content, answers.plan_statements.count,
+            answers.generic_statements.count, answers.answered)
+
+
+PAGES = [
+    {},
+    {"first": 1},
+    {"first": 1, "ledgerFirst": 2},  # two pages of other sizes in one statement: each its own bounds
+    {"first": 0, "ledgerFirst": 1, "ledgerAfter": relay.to_base64("offset", 0)},
+    {"after": relay.to_base64("offset", 0), "ledgerAfter": relay.to_base64("offset", 1)},
+    {"after": relay.to_base64("offset", 30), "ledgerFirst": 0},  # past the end
+]
+
+
+@pytest.mark.parametrize("variables", PAGES, ids=[json.dumps(page) for page in PAGES])
+async def test_the_credit_notes_page_is_one_statement(db, settings, graphql_schema, variables):
+    keys, _ = await _seed(db, settings)
+    by_plan, by_graphql_core, statements, generic_statements, answered = await _answers(
+        db, graphql_schema, {"query": CREDIT_NOTES, "variables": variables}, keys[Role.OWNER])
+    assert by_plan == by_graphql_core
+    assert answered and b'"errors"' not in by_plan
+    assert statements == 1 < generic_statements
+    organization = json.loads(by_plan)["data"]["viewer"]["organization"]
+    assert organization["creditNotes"] is not None and organization["creditBalanceTransactions"] is not None
+
+
+@pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN, Role.MEMBER, Role.SUPER_ADMIN])
+async def test_every_caller_gets_what_graphql_core_gives(db, settings, graphql_schema, role):
+    """A member: the ledger refused (the generic path answers, with its error) and the credit notes null; a
+    super-admin has no organization of its own: null."""
+    keys, _ = await _seed(db, settings)
+    by_plan, by_graphql_core, _, _, answered = await _answers(db, graphql_schema, {"query": CREDIT_NOTES}, keys[role])
+    assert by_plan == by_graphql_core
+    assert answered == (b'"errors"' not in by_graphql_core)
+    if role is Role.SUPER_ADMIN:
+        assert json.loads(by_plan)["data"]["viewer"]["organization"] is None
+
+
+async def test_another_organization_sees_only_its_own(db, settings, graphql_schema):
+    keys, demo = await _seed(db, settings)
+    other = await create_organization(db, None, name="Other", external_id=uuid.uuid4().hex, now=T0)
+    _, owner = await create_api_key(db, None, role=Role.OWNER, organization_id=other.id, label="o", now=T0)
+    await adjust_credit_balance(db, None, organization_id=other.id, amount=Decimal("2500"), currency="IDR",
+                                reason="Welcome", idempotency_key=None, now=T0)
+    by_plan, by_graphql_core, statements, _, answered = await _answers(db, graphql_schema, {"query": CREDIT_NOTES},
+                                                                       owner)
+    assert by_plan == by_graphql_core and answered and statements == 1
+    organization = json.loads(by_plan)["data"]["viewer"]["organization"]
+    assert organization["id"] == relay.to_base64("Organization", other.id) != demo
+    assert organization["creditBalance"] == {"amount": "2500", "currency": "IDR", "formatted": "Rp 2,500"}
+    assert organization["creditNotes"]["edges"] == []
+    assert [edge["node"]["reason"] for edge in organization["creditBalanceTransactions"]["edges"]] == ["Welcome"]
+
+
+async def test_selections_beside_the_connections(db, settings, graphql_schema):
+    """Aliases, a connection twice under two keys with other pages, ``__typename`` at every level."""
+    keys, _ = await _seed(db, settings)
+    query = """query Shapes { viewer { role __typename org: organization { __typename name currency
+      a: creditNotes(first: 1) { pageInfo { hasPreviousPage startCursor endCursor hasNextPage } edges { cursor
+        node { __typename number lines { description amount { amount } } refunds { id } invoice { id } } } }
+      b: creditNotes(first: 2, after: "b2Zmc2V0OjA=") { edges { node { number memo } } __typename }
+      creditBalanceTransactions { __typename edges { cursor node { amount { formatted } source } } }
+      createdAt externalId } } }"""
+    by_plan, by_graphql_core, statements, _, answered = await _answers(db, graphql_schema, {"query": query},
+                                                                       keys[Role.ADMIN])
+    assert by_plan == by_graphql_core and answered and b'"errors"' not in by_plan
+    assert statements == 1
