@@ -94,7 +94,7 @@ async def test_more_first_uses_of_a_key_than_the_pool_has_connections_all_answer
     from billing_graphql.app import create_app
     from billing_graphql.db.engine import Database, make_engine
 
-    small = Database(make_engine(database_url, pool_size=2, max_overflow=0, pool_timeout=5))
+    small = Database(make_engine(database_url, pool_size=2, pool_timeout=5))
     try:
         app = create_app(settings, db=small, schema=graphql_schema, freeze_gc=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:

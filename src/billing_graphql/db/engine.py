@@ -57,20 +57,22 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
-    """At most ``pool_size`` connections, each kept once opened (``max_overflow=0``): connections over a
-    pool's size are closed when returned, so a load above it opened and closed one every few requests,
-    each new PostgreSQL session parsing and planning its statements again (issue 24)."""
+def make_engine(url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE,
+                pool_timeout: float = 30) -> AsyncEngine:
+    """At most ``pool_size`` connections, each kept once opened (``max_overflow=0``; connections over a
+    pool's size were closed when returned, so a load above it opened and closed one every few requests,
+    each new PostgreSQL session parsing and planning its statements again: issue 24). A checkout waits
+    up to ``pool_timeout`` seconds for a connection."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         in_memory = parsed.database in (None, "", ":memory:")  # one StaticPool connection, no size
         engine = create_async_engine(
             url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-            **({} if in_memory else {"pool_size": pool_size, "max_overflow": 0}),
+            **({} if in_memory else {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout}),
         )
         _install_sqlite_hooks(engine)
         return engine
-    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0,
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout,
                                  pool_recycle=POOL_RECYCLE_SECONDS)
     _install_closed_connection_check(engine)
     return engine
