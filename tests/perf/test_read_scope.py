@@ -106,3 +106,34 @@ async def test_more_first_uses_of_a_key_than_the_pool_has_connections_all_answer
         assert all(response.json() == {"data": {"viewer": {"role": "OWNER"}}} for response in responses)
     finally:
         await small.dispose()
+
+
+async def test_a_read_still_running_when_its_request_ends_keeps_its_connection_until_done(database_url, backend):
+    """A task of the request (a DataLoader batch nobody awaits any more) may still read when the request's
+    scope ends: the scope must not give the connection back under it (asyncpg: "another operation is in
+    progress" for the next user of that connection), and the task's later reads use their own session."""
+    from billing_graphql.db.engine import Database
+
+    if backend == "sqlite":
+        pytest.skip("SQLite's driver runs one operation at a time on a connection's own thread")
+    db = Database.from_url(database_url, pool_size=1)  # the next read can only have the same connection
+    reading, later = asyncio.Event(), []
+
+    async def straggler() -> None:
+        async with db.read() as session:
+            reading.set()
+            await session.execute(text("SELECT pg_sleep(0.3)"))
+        async with db.read() as session:  # after the request: a session of its own, closed with it
+            later.append(await session.scalar(text("SELECT 2")))
+
+    try:
+        async with db.request_scope():
+            task = asyncio.create_task(straggler())
+            await reading.wait()
+        async with db.read() as session:  # the next request's first read
+            assert await session.scalar(text("SELECT 1")) == 1
+        await asyncio.wait_for(task, timeout=10)
+        assert later == [2]
+        assert db.engine.pool.checkedout() == 0  # nothing left checked out
+    finally:
+        await db.dispose()

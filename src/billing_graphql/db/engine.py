@@ -97,6 +97,7 @@ class _ReadScope:
         self.lock = asyncio.Lock()
         self.owner: asyncio.Task | None = None
         self.stale = False
+        self.ended = False  # the request is over: a task of it still reading takes a session of its own
 
     async def release(self) -> None:
         if self.session is not None:
@@ -142,14 +143,18 @@ class Database:
             yield
         finally:
             _READ_SCOPE.reset(token)
-            await scope.release()
+            # A task of the request may still be reading (a DataLoader batch nobody awaits any more):
+            # its connection goes back to the pool when its read is done, not under it.
+            async with scope.lock:
+                scope.ended = True
+                await scope.release()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; whatever it began is rolled back on exit (or, in a request
         scope, when the request ends)."""
         scope = _READ_SCOPE.get()
-        if scope is None or scope.factory is not self._read:
+        if scope is None or scope.factory is not self._read or scope.ended:
             async with self._read() as session:
                 yield session
             return
@@ -158,6 +163,10 @@ class Database:
             yield scope.session
             return
         async with scope.lock:
+            if scope.ended:  # the request ended while this task waited
+                async with self._read() as session:
+                    yield session
+                return
             scope.owner = task
             try:
                 if scope.stale:
