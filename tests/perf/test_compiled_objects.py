@@ -95,3 +95,14 @@ async def test_selections_beside_the_connections(db, settings, graphql_schema):
                                                                        keys[Role.ADMIN])
     assert by_plan == by_graphql_core and answered and b'"errors"' not in by_plan
     assert statements == 1
+
+
+async def test_one_object_under_several_aliases_is_read_once(db, settings, graphql_schema):
+    """Found by the drawn selections: the organization under two aliases is one DataLoader read on the generic
+    path; the compiled path must not read it once per alias (it keeps its Python plan there)."""
+    keys, _ = await _seed(db, settings)
+    query = "query Q { viewer { a: organization { __typename id } b: organization { id name } } }"
+    by_plan, by_graphql_core, statements, generic_statements, _ = await _answers(
+        db, graphql_schema, {"query": query}, keys[Role.OWNER])
+    assert by_plan == by_graphql_core and b'"errors"' not in by_plan
+    assert statements <= generic_statements

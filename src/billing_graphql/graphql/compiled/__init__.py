@@ -34,7 +34,7 @@ whose document has a plan: ``answered`` by it, or ``fallback`` (the generic path
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,14 +126,21 @@ def _sql_plan(plan: OperationPlan, roots: dict, schema: GraphQLSchema) -> Any:
 
 
 def _nested_sql_plans(fields: list[FieldPlan], roots: dict, schema: GraphQLSchema) -> None:
-    """Give the SQL plan of ``sql_roots``' (type, field) entries to such fields below the Python plan's root."""
+    """Give the SQL plan of ``sql_roots``' (type, field) entries to such fields below the Python plan's root.
+    Not to one object selected under several aliases: its resolver's DataLoader reads its row once for all of
+    them, where each alias's statement would read it again."""
+    repeated = {name for name, count in Counter(field_plan.name for field_plan in fields).items() if count > 1}
     for field_plan in fields:
         complete = field_plan.complete
         while isinstance(complete, ListOf):
             complete = complete.item
         if not isinstance(complete, ObjectPlan):
             continue
-        if field_plan.resolve is not None and field_plan.parent_type is not None:
+        root = roots.get((field_plan.parent_type.name, field_plan.name)) if field_plan.parent_type else None
+        if field_plan.name in repeated and root is not None and root.one:
+            log.debug("%s.%s keeps its Python plan: selected under several aliases", field_plan.parent_type.name,
+                      field_plan.key)
+        elif field_plan.resolve is not None and field_plan.parent_type is not None:
             try:
                 field_plan.sql = root_plan(field_plan, roots, schema, parent=field_plan.parent_type.name)
                 continue
