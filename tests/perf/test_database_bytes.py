@@ -59,3 +59,38 @@ async def test_an_object_of_them_is_orjsons_bytes(db, minor):
     (value,) = await _values(db, [sql.object_text(pairs)], {"m": minor})
     assert value.encode() == orjson.dumps({"amount": _serialize_decimal(money.amount), "__typename": "Money",
                                            "f": money.formatted, "none": None})
+
+
+DECIMALS = ["0", "1", "-1", "7", "0.5", "-0.5", "2.5", "-2.5", "0.49999", "-0.49999", "9.999999", "-9.5", "1.05",
+            "180129.032258", "-180129.032258", "123456789012.5", "-123456789012.4999", "1E+2", "-125E-2", "2.5E-1"]
+
+
+async def test_rounded_amounts_are_the_domains_halves_away_from_zero(db):
+    """``rounded`` (a line's unit amount): SQLite rounds the stored text of a plain fraction in SQL and only
+    an exponent form in Python; PostgreSQL's numeric round(). Both as ``round_half_up``."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from billing_graphql.domain.proration import round_half_up
+
+    sql = DIALECTS[db.engine.dialect.name]
+    as_stored = (lambda text: text) if db.is_sqlite else Decimal  # DecimalText's str(Decimal); a numeric
+    values = await _values(db, [sql.rounded(f":d{index}") for index in range(len(DECIMALS))],
+                           {f"d{index}": as_stored(value) for index, value in enumerate(DECIMALS)})
+    assert values == [round_half_up(Fraction(Decimal(value))) for value in DECIMALS]
+
+
+async def test_global_ids_are_relays(db):
+    import uuid
+
+    from strawberry import relay
+
+    sql = DIALECTS[db.engine.dialect.name]
+    ids = [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.uuid4(), uuid.uuid4()]
+    # SQLite stores 32 hex digits (an upper-case one too); PostgreSQL a uuid column.
+    stored = [value.hex for value in ids] + [ids[2].hex.upper()] if db.is_sqlite else [*map(str, ids), str(ids[2])]
+    column = "{}" if db.is_sqlite else "CAST({} AS uuid)"
+    names = ["Invoice", "Payment", "Refund", "CreditNote", "Invoice"]
+    values = await _values(db, [sql.global_id(name, column.format(f":i{index}")) for index, name in enumerate(names)],
+                           {f"i{index}": value for index, value in enumerate(stored)})
+    assert values == [relay.to_base64(name, str(value)) for name, value in zip(names, [*ids, ids[2]], strict=True)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from base64 import b64encode
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
@@ -254,8 +255,14 @@ class Sqlite(Postgres):
 
     @staticmethod
     def rounded(column: str) -> str:
-        # A whole number is itself; anything with a fraction or an exponent rounds in Python.
+        # Stored as str(Decimal). A whole number is itself; a plain fraction ('-180129.032258') is its whole part
+        # and one more away from zero when its first decimal is 5 or more (halves away from zero, as
+        # ``round_half_up``); only an exponent form rounds in Python.
+        point = f"instr({column}, '.')"
+        away = f"CASE WHEN substr({column}, 1, 1) = '-' THEN -1 ELSE 1 END"
         return (f"CASE WHEN {column} NOT GLOB '*[^0-9-]*' THEN CAST({column} AS INTEGER) "
+                f"WHEN {column} NOT GLOB '*[^0-9.-]*' THEN CAST(substr({column}, 1, {point} - 1) AS INTEGER) + "
+                f"CASE WHEN substr({column}, {point} + 1, 1) >= '5' THEN {away} ELSE 0 END "
                 f"ELSE billing_rounded({column}) END")
 
     @staticmethod
@@ -295,8 +302,18 @@ def _nullable(function: Callable[..., Any]) -> Callable[..., Any]:
     return lambda *values: None if values[0] is None else function(*values)
 
 
+def _global_id(type_name: str, value: str) -> str:
+    """``relay.to_base64(type_name, str(uuid.UUID(value)))`` for a UUID stored as 32 hex digits, by slicing
+    (a third of the time: SQLite calls it for every id of a page)."""
+    if len(value) != 32:
+        return relay.to_base64(type_name, str(uuid.UUID(value)))
+    value = value.lower()
+    return b64encode(f"{type_name}:{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+                     .encode()).decode()
+
+
 SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
-    "billing_global_id": (2, lambda type_name, value: relay.to_base64(type_name, str(uuid.UUID(value)))),
+    "billing_global_id": (2, _global_id),
     "billing_cursor": (1, lambda position: relay.to_base64(CURSOR_PREFIX, position)),
     "billing_decimal": (1, _nullable(lambda value: _serialize_decimal(Decimal(value)))),
     "billing_rounded": (1, _nullable(lambda value: round_half_up(Fraction(Decimal(value))))),
