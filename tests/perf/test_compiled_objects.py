@@ -106,3 +106,15 @@ async def test_one_object_under_several_aliases_is_read_once(db, settings, graph
         db, graphql_schema, {"query": query}, keys[Role.OWNER])
     assert by_plan == by_graphql_core and b'"errors"' not in by_plan
     assert statements <= generic_statements
+
+
+async def test_a_connection_of_pageinfo_alone_twice_is_answered_by_the_plan(db, settings, graphql_schema):
+    """Found by the drawn selections: a page with no nodes selected (pageInfo alone) has no bound to rename;
+    the object's plan answers it instead of leaving it to graphql-core."""
+    keys, _ = await _seed(db, settings)
+    query = ("query Q { viewer { organization { a: creditBalanceTransactions { pageInfo { hasNextPage } } "
+             "b: creditBalanceTransactions(first: 1) { pageInfo { hasNextPage } edges { node { id } } } } } }")
+    by_plan, by_graphql_core, statements, generic_statements, answered = await _answers(
+        db, graphql_schema, {"query": query}, keys[Role.OWNER])
+    assert answered and by_plan == by_graphql_core and b'"errors"' not in by_plan
+    assert statements <= generic_statements

@@ -479,17 +479,18 @@ def _own_page(statement: Any, name: str) -> tuple[Any, list[Any]]:
     its columns there: its aggregates' bound ``bgq_last`` renamed (several connections' pages in one statement
     keep their own values) and its columns labelled. Built from the statement's own column list: its
     ``selected_columns`` and a subquery's ``c`` make column proxies that cost a quarter of a millisecond each."""
-    columns, renamed = [], 0
+    columns, renamed, filters = [], 0, 0
     for number, column in enumerate(statement._raw_columns):  # noqa: SLF001
         criterion = getattr(column, "criterion", None)  # an aggregate's FILTER (WHERE position <= :bgq_last)
+        filters += criterion is not None
         bound = getattr(criterion, "right", None)
         if isinstance(bound, BindParameter) and not bound.unique:
             column = column.func.filter(criterion.operator(
                 criterion.left, bindparam(f"{name}_{bound.key}", bound.value, type_=bound.type)))
             renamed += 1
         columns.append(column.label(f"{name}_{number}"))
-    if not renamed:
-        raise RuntimeError("a page statement without its bgq_last filter: two pages would share one bound")
+    if renamed != filters:  # a page of no nodes (only pageInfo) has no filter, and nothing to rename
+        raise RuntimeError("a page statement's filter without its bgq_last: two pages would share one bound")
     paged = statement.with_only_columns(*columns).subquery(name)
     return paged, [literal_column(f"{name}.{name}_{number}") for number in range(len(columns))]
 
