@@ -21,7 +21,8 @@ else the subscription's ``agent_count``), as the next renewal bills them: a chan
 (``note_gauge``; the ORM's ``UsageCounter`` rows of period key ``current`` are noted by the
 listener, ingestion's upserts call it) revises the MRR of the organization's live subscription.
 
-Bulk ``UPDATE subscriptions`` statements bypass flushes; change subscriptions through the ORM.
+Bulk ``UPDATE subscriptions`` statements bypass flushes: change subscriptions through the ORM, or
+say what such a statement changed with ``note_subscriptions`` (the billing run's batch).
 """
 
 from __future__ import annotations
@@ -157,6 +158,17 @@ def note_gauge(session, organization_id: uuid.UUID, instant: datetime) -> None:
     info = session.info
     noted = info.get(NOTED) or Noted()
     _note_organization(noted, organization_id, instant)
+    info[NOTED] = noted
+
+
+def note_subscriptions(session, changed: Iterable[tuple[object, Iterable[str]]]) -> None:
+    """Subscriptions written outside the ORM's flush (one bulk UPDATE), each with the columns it changed: those
+    whose MRR inputs changed are revised at commit, as the flush listener would have noted them."""
+    info = session.info
+    noted = info.get(NOTED) or Noted()
+    for subscription, columns in changed:
+        if not set(columns).isdisjoint(SUBSCRIPTION_ATTRIBUTES):
+            noted.note(subscription.id, subscription)
     info[NOTED] = noted
 
 

@@ -280,11 +280,7 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
     # copies, the items billed) and the MRR history are written at the commit.
     await _insert(session, OutboxEvent, writes.events)
     # The MRR history notes the subscriptions changed as its flush listener would have.
-    noted = session.info.get(mrr_history.NOTED) or mrr_history.Noted()
-    for subscription, columns in await _update(session, [item.subscription for item in renewing]):
-        if not columns.isdisjoint(mrr_history.SUBSCRIPTION_ATTRIBUTES):
-            noted.note(subscription.id, subscription)
-    session.info[mrr_history.NOTED] = noted
+    mrr_history.note_subscriptions(session, await _update(session, [item.subscription for item in renewing]))
     await _update(session, list({id(item.uow.organization): item.uow.organization for item in renewing}.values()))
 
 
