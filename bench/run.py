@@ -136,6 +136,25 @@ def _cpu_seconds(server: Server) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def settle(servers: list[Server], *, quiet: float = 0.3, limit: float = 10.0) -> float:
+    """Wait until no server spends CPU for ``quiet`` seconds (or ``limit`` passed); returns the seconds waited.
+
+    wrk stops at its deadline with up to -c requests still queued in the server it loaded, and every server
+    shares one core: without this, the next run (often the same server's c=1 run) starts behind that backlog
+    (the generic path's 32 queued requests are ~1.4 s of CPU) and reports it as its own latency."""
+    began = time.monotonic()
+    last = [_cpu_seconds(server) for server in servers]
+    still_since = time.monotonic()
+    while time.monotonic() - began < limit:
+        time.sleep(0.05)
+        now = [_cpu_seconds(server) for server in servers]
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            break
+    return time.monotonic() - began
+
+
 def timed(server: Server, contender: Contender, **options) -> Result:
     """One wrk run against ``server``, with the CPU time the server spent on it."""
     before = _cpu_seconds(server)
@@ -244,7 +263,7 @@ async def _webhook_endpoint(db, organization_id) -> tuple:
 
 # --- data sets ------------------------------------------------------------------------------------------
 
-def seed_all(backends: list[str], scale: int, workdir: Path) -> dict[str, dict]:
+def seed_all(backends: list[str], scale: int, workdir: Path, database: str = PG_DATABASE) -> dict[str, dict]:
     """Seed each backend afresh; returns {backend: {"url", "keys", "values"}}."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -256,9 +275,9 @@ def seed_all(backends: list[str], scale: int, workdir: Path) -> dict[str, dict]:
             if backend == "sqlite":
                 url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
             else:
-                subprocess.run(["psql", "-q", PG_ADMIN, "-c", f"DROP DATABASE IF EXISTS {PG_DATABASE}",
-                                "-c", f"CREATE DATABASE {PG_DATABASE}"], check=True, capture_output=True)
-                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DATABASE}"
+                subprocess.run(["psql", "-q", PG_ADMIN, "-c", f"DROP DATABASE IF EXISTS {database}",
+                                "-c", f"CREATE DATABASE {database}"], check=True, capture_output=True)
+                url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
             keys = asyncio.run(seed(url, scale=scale, progress=bar))
             datasets[backend] = {"url": url, "keys": keys, "values": asyncio.run(_placeholders(url))}
     return datasets
@@ -435,6 +454,9 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=0,
                         help="also: the first request of this many new ad-hoc invoices documents, against their second")
     parser.add_argument("--label", default="", help="a name for this run's result files")
+    parser.add_argument("--database", default=PG_DATABASE,
+                        help="the PostgreSQL database to seed (dropped first); two runs at once need two")
+    parser.add_argument("--port", type=int, default=18800, help="the first server port (20 a backend)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
                         help="also serve the gateway from DIR/src (a copy of an earlier state), as gateway@NAME")
     args = parser.parse_args()
@@ -451,13 +473,13 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="billing-bench-"))
     if args.soak and only is not None and not only & {"Invoices", "Viewer", "ViewerRoleText"}:
         raise SystemExit("--soak drives Invoices, Viewer or ViewerRoleText: add one to --only")
-    datasets = seed_all(backends, args.scale, workdir)
+    datasets = seed_all(backends, args.scale, workdir, args.database)
     rows: list[Row] = []
     notes: list[str] = []
     soak: dict[str, float] = {}
     for number, backend in enumerate(backends):
         dataset = datasets[backend]
-        base_port = 18800 + 20 * number
+        base_port = args.port + 20 * number
         operations = load_operations(dataset["keys"], dataset["values"], only)
         counts = probe(dataset, operations, base_port + 10, variants) if backend == "postgres" and args.probe else {}
         servers = python_servers(dataset["url"], base_port, variants)
@@ -486,9 +508,11 @@ def main() -> None:
                     server = servers[row.contender.server]
                     console.print(f"[dim]{backend} run {run + 1}/{args.runs}: {row.contender.op} / "
                                   f"{row.contender.kind}[/dim]")
+                    settle(list(servers.values()))
                     row.runs.append(timed(server, row.contender, duration=args.duration,
                                           connections=args.connections))
                     if args.unloaded_duration:
+                        settle(list(servers.values()))
                         row.unloaded.append(timed(server, row.contender, duration=args.unloaded_duration,
                                                   connections=1))
             for row in backend_rows:
