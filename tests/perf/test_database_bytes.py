@@ -94,3 +94,28 @@ async def test_global_ids_are_relays(db):
     values = await _values(db, [sql.global_id(name, column.format(f":i{index}")) for index, name in enumerate(names)],
                            {f"i{index}": value for index, value in enumerate(stored)})
     assert values == [relay.to_base64(name, str(value)) for name, value in zip(names, [*ids, ids[2]], strict=True)]
+
+
+async def test_times_are_the_scalars_isoformat_in_utc(db):
+    """``datetime``: what ``DateTime`` serialises (``isoformat`` in UTC, ``Z``, microseconds only when there are
+    any), from the column as each database stores it; NULL stays NULL for the caller's ``null``. (asyncpg sends
+    ``datetime.min``/``max`` as -infinity/infinity: not times the gateway stores.)"""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import bindparam
+
+    from billing_graphql.db.types import UTCDateTime
+    from billing_graphql.graphql.scalars import _serialize_datetime
+
+    jakarta = timezone(timedelta(hours=7))
+    times = [datetime(2026, 12, 6, 16, 0, tzinfo=UTC), datetime(2026, 12, 6, 16, 0, 0, 1, tzinfo=UTC),
+             datetime(2026, 12, 6, 16, 0, 0, 999_999, tzinfo=UTC), datetime(2026, 12, 6, 16, 0, 0, 500_000, tzinfo=UTC),
+             datetime(2026, 12, 7, 6, 59, 59, 100_000, tzinfo=jakarta), datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+             datetime(9999, 12, 31, 23, 59, 59, 999_998, tzinfo=UTC), datetime(2000, 2, 29, 0, 0, 0, 10, tzinfo=UTC)]
+    sql = DIALECTS[db.engine.dialect.name]
+    names = [f"t{index}" for index in range(len(times))] + ["none"]
+    statement = text("SELECT " + ", ".join(sql.datetime(f":{name}") for name in names)).bindparams(
+        *(bindparam(name, type_=UTCDateTime()) for name in names))
+    async with db.read() as session:
+        values = list((await session.execute(statement, {**dict(zip(names, times)), "none": None})).one())
+    assert values == [*map(_serialize_datetime, times), None]

@@ -132,10 +132,10 @@ class Postgres:
 
     @staticmethod
     def datetime(column: str) -> str:
-        utc = f"(({column}) AT TIME ZONE 'UTC')"
-        return (f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-                f"CASE WHEN extract(microseconds FROM {column})::bigint % 1000000 = 0 THEN '' "
-                f"ELSE to_char({utc}, '.US') END || 'Z' END")
+        """``isoformat()`` in UTC with ``Z``: microseconds when there are any. One ``to_char`` with them, whose
+        ``.000000Z`` (the only place it can occur) is then cut: a page has ~10 times a row."""
+        return (f"replace(to_char((({column}) AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+                "'.000000Z', 'Z')")
 
     @staticmethod
     def decimal(column: str) -> str:
