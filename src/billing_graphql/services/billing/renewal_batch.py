@@ -111,6 +111,7 @@ from billing_graphql.services.billing.renewals import (
 from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_condition, due_state
 from billing_graphql.services.billing.usage_charges import already_billed, priced_usage
 from billing_graphql.services.catalog.charges import charges_of_versions
+from billing_graphql.services.platform.audit import EventRows
 from billing_graphql.services.platform.billing_details import copy_billing_details
 from billing_graphql.services.subscriptions.pricing import version_price
 from billing_graphql.services.unit_of_work import MoneyMove
@@ -278,7 +279,7 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
     # One INSERT for the outbox events, in the order they were made; one UPDATE each for the
     # subscriptions and the organizations. The few ORM rows left (ledger entries, the buyers'
     # copies, the items billed) and the MRR history are written at the commit.
-    await _insert(session, OutboxEvent, writes.events)
+    await _insert(session, OutboxEvent, [{**_EVENT, **event} for event in writes.events])
     # The MRR history notes the subscriptions changed as its flush listener would have.
     mrr_history.note_subscriptions(session, await _update(session, [item.subscription for item in renewing]))
     await _update(session, list({id(item.uow.organization): item.uow.organization for item in renewing}.values()))
@@ -306,7 +307,7 @@ def _record(model: type) -> Callable[..., SimpleNamespace]:
 _INVOICE = _record(Invoice)
 _PAYMENT = _record(Payment)
 _LINE = _columns(InvoiceLine)
-_EVENT = tuple(_columns(OutboxEvent))
+_EVENT = _columns(OutboxEvent)
 
 
 async def _insert(session: AsyncSession, model: type, rows: list[dict[str, object]]) -> None:
@@ -335,20 +336,15 @@ async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[s
     return changed
 
 
-class _Writes:
+class _Writes(EventRows):
     """The batch's session as the shared helpers (``uow.emit``, ``mark_paid``, ...) see it: the
-    outbox events they add are kept, as rows in the order they were made (their ids,
-    ``ordered_uuid``, rise in that order), for one INSERT; everything else is the session's."""
+    outbox events they emit are kept (``EventRows``: ``emit_event`` makes no ORM object of them),
+    as rows in the order they were made (their ids, ``ordered_uuid``, rise in that order), for one
+    INSERT; everything else is the session's."""
 
     def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
         self.session = session
-        self.events: list[dict[str, object]] = []
-
-    def add(self, row: object) -> None:
-        if isinstance(row, OutboxEvent):
-            self.events.append({name: getattr(row, name) for name in _EVENT})
-        else:
-            self.session.add(row)
 
     def __getattr__(self, name: str):
         return getattr(self.session, name)

@@ -49,8 +49,13 @@ def _money_text(minor: int, currency: str) -> tuple[str, str]:
     return format(value.amount, "f"), value.format()
 
 
+_PLAIN = frozenset({str, int, bool, float})
+
+
 def scalar(value: Any) -> Any:
     """A value as the GraphQL scalars serialize it."""
+    if value is None or type(value) in _PLAIN:  # most of an object's fields: nothing to convert
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if isinstance(value, enum.Enum):
