@@ -58,6 +58,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.base import NO_VALUE
 
 from billing_graphql.db import mrr_history
 from billing_graphql.db.engine import Database
@@ -316,6 +317,15 @@ async def _insert(session: AsyncSession, model: type, rows: list[dict[str, objec
         await session.execute(insert(model.__table__), rows)
 
 
+def _changed(row: object, keys: set[str]) -> tuple[dict[str, object], set[str]]:
+    """``row``'s values, and its columns (of ``keys``) whose value differs from the one loaded: as
+    the flush tells a change (an attribute set to the value it had is no change)."""
+    state = inspect(row)
+    values = state.dict
+    return values, {name for name, loaded in state.committed_state.items()
+                    if name in keys and values.get(name, NO_VALUE) != loaded}
+
+
 async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[str]]]:
     """One UPDATE (executemany) of ``rows`` (ORM objects of one model, changed by the batch): the
     columns any of them changed, each row's values; then the rows leave the session, so that the
@@ -324,13 +334,14 @@ async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[s
         return []
     table = type(rows[0]).__table__
     keys = set(table.columns.keys())
-    changed = [(row, keys - inspect(row).unmodified) for row in rows]
-    columns = sorted(set().union(*(names for _, names in changed)))
+    found = [_changed(row, keys) for row in rows]
+    changed = [(row, names) for row, (_, names) in zip(rows, found, strict=True)]
+    columns = sorted(set().union(*(names for _, names in found)))
     if columns:
         statement = (update(table).where(table.c.id == bindparam("row_id"))
                      .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}))
-        await session.execute(statement, [{"row_id": row.id, **{f"new_{name}": getattr(row, name) for name in columns}}
-                                          for row in rows])
+        await session.execute(statement, [{"row_id": values["id"], **{f"new_{name}": values[name] for name in columns}}
+                                          for values, _ in found])
     for row in rows:
         session.expunge(row)
     return changed
