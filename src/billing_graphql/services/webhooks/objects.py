@@ -52,12 +52,17 @@ def _money_text(minor: int, currency: str) -> tuple[str, str]:
 _PLAIN = frozenset({str, int, bool, float})
 
 
+@functools.lru_cache(maxsize=4096)  # a billing run's events show the same few instants again and again
+def _instant_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def scalar(value: Any) -> Any:
     """A value as the GraphQL scalars serialize it."""
     if value is None or type(value) in _PLAIN:  # most of an object's fields: nothing to convert
         return value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return _instant_text(value)
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, Decimal):
@@ -85,13 +90,22 @@ class Shape:
     computed: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     omitted: tuple[str, ...] = ()
 
+    @functools.cached_property
+    def _named(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """The ``plain`` and ``money`` attributes, each with its field's (camelCase) name."""
+        return (tuple((name, camel(name)) for name in self.plain),
+                tuple((name, camel(name)) for name in self.money))
+
     def of(self, row: Any) -> dict[str, Any]:
         shown: dict[str, Any] = {"id": global_id(self.type_name, row.id)}
-        for name in self.plain:
-            shown[camel(name)] = scalar(getattr(row, name))
-        currency = self.currency(row) if self.money else None
-        for name in self.money:
-            shown[camel(name)] = money(getattr(row, name), currency)
+        plain, money_fields = self._named
+        for name, shown_as in plain:
+            value = getattr(row, name)
+            shown[shown_as] = value if value is None or type(value) in _PLAIN else scalar(value)
+        if money_fields:
+            currency = self.currency(row)
+            for name, shown_as in money_fields:
+                shown[shown_as] = money(getattr(row, name), currency)
         for name, (attribute, type_name) in self.refs.items():
             key = getattr(row, attribute)
             shown[name] = None if key is None else {"id": global_id(type_name, key)}
