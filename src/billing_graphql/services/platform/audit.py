@@ -20,9 +20,17 @@ from billing_graphql.services.live.signals import note_event
 _PLAIN = frozenset({str, int, bool, float})
 
 
+class JsonData(dict):
+    """An event's data made JSON-safe as it was built (``webhooks.objects.event_data``: every value
+    through the API's scalars, anything else through ``to_json``): ``to_json`` takes it as it is."""
+
+
 def to_json(value: Any) -> Any:
-    """A JSON-safe copy of plain values: UUIDs, datetimes, Decimals and enums become strings."""
+    """A JSON-safe copy of plain values: UUIDs, datetimes, Decimals and enums become strings
+    (``JsonData`` is JSON-safe already: itself, not a copy)."""
     if value is None or type(value) in _PLAIN:  # most of an event's payload: nothing to convert
+        return value
+    if type(value) is JsonData:
         return value
     # Plain keys and items are taken as they are here (a call each for the rest): the same copy.
     if isinstance(value, dict):

@@ -23,6 +23,7 @@ from typing import Any
 from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.money import DEFAULT_CURRENCY, Money
 from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.services.platform.audit import JsonData, to_json
 
 
 @functools.cache  # a field name: a few dozen of them, asked for on every event
@@ -73,7 +74,7 @@ def scalar(value: Any) -> Any:
         return [scalar(item) for item in value]
     if isinstance(value, Mapping):
         return {camel(str(key)): scalar(item) for key, item in value.items()}
-    return value
+    return to_json(value)  # a date, a set: as the outbox stores them
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,7 @@ def event_data(type_name: str, row: Any, *, before: Mapping[str, Any] | None = N
     which of them are global ids of which type)."""
     shape = SHAPES[type_name]
     shown = shape.of(row)
-    data: dict[str, Any] = {"object": shown}
+    data = JsonData(object=shown)  # every value made JSON-safe here: emit_event's to_json copies none of it
     if before is not None:
         former = shape.of(_restored(row, before))
         data["previousAttributes"] = {name: value for name, value in former.items() if shown[name] != value}
