@@ -58,6 +58,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient
 from sqlalchemy.orm.base import NO_VALUE
 
 from billing_graphql.db import mrr_history
@@ -342,8 +343,8 @@ async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[s
                      .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}))
         await session.execute(statement, [{"row_id": values["id"], **{f"new_{name}": values[name] for name in columns}}
                                           for values, _ in found])
-    for row in rows:
-        session.expunge(row)
+    for row in rows:  # out of the session with no cascade to walk (expunge's): nothing written refers to them
+        make_transient(row)
     return changed
 
 
