@@ -212,3 +212,26 @@ async def test_a_run_killed_mid_way_is_finished_by_four_runs_each_subscription_b
     assert len(processor.keys) == len(set(processor.keys)) == n - committed
     assert await _numbers(db) == [f"INV-202602-{k:06d}" for k in range(1, n + 1)]
     assert await count(db, Subscription, Subscription.current_period_start == T0) == 0
+
+
+async def test_the_batch_update_writes_and_reports_only_the_columns_whose_value_changed(db, settings):
+    """As the flush tells a change: an attribute set to the value it had is none (no column in the
+    UPDATE, no MRR revision noted); a value that moved is written and reported."""
+    from billing_graphql.db import mrr_history
+    from billing_graphql.services.billing.renewal_batch import _update
+    from tests.factories import make_organization, make_subscription
+
+    organization = await make_organization(db)
+    subscription = await make_subscription(db, organization.id, start=T0)
+    moved = subscription.current_period_end.replace(month=3)
+    async with db.write() as session:
+        row = await session.get(Subscription, subscription.id)
+        row.plan_id, row.agent_count = row.plan_id, row.agent_count  # set, but to what they were
+        row.current_period_end = moved
+        changed = await _update(session, [row])
+        assert changed == [(row, {"current_period_end"})]
+        mrr_history.note_subscriptions(session, changed)
+        assert not session.info.get(mrr_history.NOTED)
+    async with db.read() as session:
+        stored = await session.get(Subscription, subscription.id)
+        assert stored.current_period_end == moved and stored.plan_id == subscription.plan_id

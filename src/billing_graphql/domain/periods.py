@@ -59,8 +59,12 @@ def period_at(anchor: datetime, billing_period: BillingPeriod, index: int) -> Pe
     """The index-th period (0 = the first) of a subscription anchored at ``anchor``."""
     if index < 0:
         raise ValueError("period index must be >= 0")
-    step = billing_period.months
-    return Period(add_months(anchor, index * step), add_months(anchor, (index + 1) * step))
+    return Period(boundary(anchor, billing_period, index), boundary(anchor, billing_period, index + 1))
+
+
+def boundary(anchor: datetime, billing_period: BillingPeriod, index: int) -> datetime:
+    """Where the index-th period of a schedule anchored at ``anchor`` starts (and the one before ends)."""
+    return add_months(anchor, index * billing_period.months)
 
 
 def period_containing(anchor: datetime, billing_period: BillingPeriod, instant: datetime) -> Period:
@@ -72,8 +76,9 @@ def period_containing(anchor: datetime, billing_period: BillingPeriod, instant: 
     step = billing_period.months
     months_between = (instant.year - anchor.year) * 12 + (instant.month - anchor.month)
     index = max(months_between // step - 1, 0)
+    start = boundary(anchor, billing_period, index)  # period_at's, each boundary computed once
     while True:
-        period = period_at(anchor, billing_period, index)
-        if period.contains(instant):
-            return period
-        index += 1
+        end = boundary(anchor, billing_period, index + 1)
+        if start <= instant < end:
+            return Period(start, end)
+        start, index = end, index + 1

@@ -4,6 +4,7 @@ sides is carried over by itself."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, TypeVar
@@ -11,9 +12,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+@functools.cache  # a dataclass's fields do not change; ``fields`` makes them again on every call
+def _field_names(record_class: type) -> tuple[str, ...]:
+    return tuple(item.name for item in fields(record_class))
+
+
 def fields_of(source: Any) -> dict[str, Any]:
     """The fields of the dataclass instance ``source`` by name (not copied, not recursed into)."""
-    return {item.name: getattr(source, item.name) for item in fields(source)}
+    return {name: getattr(source, name) for name in _field_names(type(source))}
 
 
 def record_from(record_class: type[T], source: Any, convert: dict[str, Callable[[Any], Any]] | None = None,

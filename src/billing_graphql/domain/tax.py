@@ -15,6 +15,7 @@ rounded once, so the rate times the stated base may differ from the tax by less 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -39,7 +40,7 @@ class TaxRule:
 
     @property
     def exact_factor(self) -> Fraction:
-        return Fraction(self.rate) * Fraction(self.base_numerator, self.base_denominator)
+        return _exact_factor(self.rate, self.base_numerator, self.base_denominator)
 
     @property
     def effective_rate(self) -> Decimal:
@@ -55,6 +56,11 @@ class TaxRule:
     def base_on(self, taxable: int) -> int:
         """The base (DPP) of ``taxable`` minor units, as documents state it."""
         return tax_base(taxable, self.base_numerator, self.base_denominator)
+
+
+@functools.lru_cache(maxsize=256)  # a few rules, each asked on every invoice
+def _exact_factor(rate: Decimal, base_numerator: int, base_denominator: int) -> Fraction:
+    return Fraction(rate) * Fraction(base_numerator, base_denominator)
 
 
 def tax_on(taxable: int, rule: TaxRule | None) -> int:

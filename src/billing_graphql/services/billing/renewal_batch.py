@@ -58,6 +58,8 @@ from types import SimpleNamespace
 
 from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient
+from sqlalchemy.orm.base import NO_VALUE
 
 from billing_graphql.db import mrr_history
 from billing_graphql.db.engine import Database
@@ -111,6 +113,7 @@ from billing_graphql.services.billing.renewals import (
 from billing_graphql.services.billing.run_shared import RunConfig, Tally, due_condition, due_state
 from billing_graphql.services.billing.usage_charges import already_billed, priced_usage
 from billing_graphql.services.catalog.charges import charges_of_versions
+from billing_graphql.services.platform.audit import EventRows
 from billing_graphql.services.platform.billing_details import copy_billing_details
 from billing_graphql.services.subscriptions.pricing import version_price
 from billing_graphql.services.unit_of_work import MoneyMove
@@ -278,7 +281,7 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
     # One INSERT for the outbox events, in the order they were made; one UPDATE each for the
     # subscriptions and the organizations. The few ORM rows left (ledger entries, the buyers'
     # copies, the items billed) and the MRR history are written at the commit.
-    await _insert(session, OutboxEvent, writes.events)
+    await _insert(session, OutboxEvent, [{**_EVENT, **event} for event in writes.events])
     # The MRR history notes the subscriptions changed as its flush listener would have.
     mrr_history.note_subscriptions(session, await _update(session, [item.subscription for item in renewing]))
     await _update(session, list({id(item.uow.organization): item.uow.organization for item in renewing}.values()))
@@ -306,13 +309,22 @@ def _record(model: type) -> Callable[..., SimpleNamespace]:
 _INVOICE = _record(Invoice)
 _PAYMENT = _record(Payment)
 _LINE = _columns(InvoiceLine)
-_EVENT = tuple(_columns(OutboxEvent))
+_EVENT = _columns(OutboxEvent)
 
 
 async def _insert(session: AsyncSession, model: type, rows: list[dict[str, object]]) -> None:
     """One INSERT (executemany) of ``rows``, each with every column of ``model``'s table."""
     if rows:
         await session.execute(insert(model.__table__), rows)
+
+
+def _changed(row: object, keys: set[str]) -> tuple[dict[str, object], set[str]]:
+    """``row``'s values, and its columns (of ``keys``) whose value differs from the one loaded: as
+    the flush tells a change (an attribute set to the value it had is no change)."""
+    state = inspect(row)
+    values = state.dict
+    return values, {name for name, loaded in state.committed_state.items()
+                    if name in keys and values.get(name, NO_VALUE) != loaded}
 
 
 async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[str]]]:
@@ -323,32 +335,28 @@ async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[s
         return []
     table = type(rows[0]).__table__
     keys = set(table.columns.keys())
-    changed = [(row, keys - inspect(row).unmodified) for row in rows]
-    columns = sorted(set().union(*(names for _, names in changed)))
+    found = [_changed(row, keys) for row in rows]
+    changed = [(row, names) for row, (_, names) in zip(rows, found, strict=True)]
+    columns = sorted(set().union(*(names for _, names in found)))
     if columns:
         statement = (update(table).where(table.c.id == bindparam("row_id"))
                      .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}))
-        await session.execute(statement, [{"row_id": row.id, **{f"new_{name}": getattr(row, name) for name in columns}}
-                                          for row in rows])
-    for row in rows:
-        session.expunge(row)
+        await session.execute(statement, [{"row_id": values["id"], **{f"new_{name}": values[name] for name in columns}}
+                                          for values, _ in found])
+    for row in rows:  # out of the session with no cascade to walk (expunge's): nothing written refers to them
+        make_transient(row)
     return changed
 
 
-class _Writes:
+class _Writes(EventRows):
     """The batch's session as the shared helpers (``uow.emit``, ``mark_paid``, ...) see it: the
-    outbox events they add are kept, as rows in the order they were made (their ids,
-    ``ordered_uuid``, rise in that order), for one INSERT; everything else is the session's."""
+    outbox events they emit are kept (``EventRows``: ``emit_event`` makes no ORM object of them),
+    as rows in the order they were made (their ids, ``ordered_uuid``, rise in that order), for one
+    INSERT; everything else is the session's."""
 
     def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
         self.session = session
-        self.events: list[dict[str, object]] = []
-
-    def add(self, row: object) -> None:
-        if isinstance(row, OutboxEvent):
-            self.events.append({name: getattr(row, name) for name in _EVENT})
-        else:
-            self.session.add(row)
 
     def __getattr__(self, name: str):
         return getattr(self.session, name)

@@ -224,9 +224,10 @@ def apply_renewal(uow: MoneyMove, subscription: Subscription, renewal: Renewal, 
     """The subscription moves into the renewed period at ``uow.now`` (the scheduled change applied,
     a coupon month used), announced with ``subscription.updated`` when its plan or version moved."""
     at = uow.now
-    before = snapshot(subscription, *SUBSCRIPTION_FIELDS)
     plan_changed = (renewal.plan.id, renewal.billing_period) != (subscription.plan_id, subscription.billing_period)
     version_moved = not plan_changed and renewal.version != subscription.plan_version
+    announced = (plan_changed and not trial_end) or version_moved
+    before = snapshot(subscription, *SUBSCRIPTION_FIELDS) if announced else None  # only the event shows it
     subscription.plan_id, subscription.billing_period = renewal.plan.id, renewal.billing_period
     subscription.plan_version, subscription.pending_plan_version = renewal.version, None
     subscription.usage_billed = None  # the ended period's usage is billed: the new one starts from nothing
@@ -237,7 +238,7 @@ def apply_renewal(uow: MoneyMove, subscription: Subscription, renewal: Renewal, 
     if renewal.coupon_used:
         consume_coupon_period(subscription)
     subscription.updated_at = at
-    if (plan_changed and not trial_end) or version_moved:
+    if announced:
         uow.emit("subscription.updated", subscription_payload(subscription, before))
 
 

@@ -20,14 +20,24 @@ from billing_graphql.services.live.signals import note_event
 _PLAIN = frozenset({str, int, bool, float})
 
 
+class JsonData(dict):
+    """An event's data made JSON-safe as it was built (``webhooks.objects.event_data``: every value
+    through the API's scalars, anything else through ``to_json``): ``to_json`` takes it as it is."""
+
+
 def to_json(value: Any) -> Any:
-    """A JSON-safe copy of plain values: UUIDs, datetimes, Decimals and enums become strings."""
+    """A JSON-safe copy of plain values: UUIDs, datetimes, Decimals and enums become strings
+    (``JsonData`` is JSON-safe already: itself, not a copy)."""
     if value is None or type(value) in _PLAIN:  # most of an event's payload: nothing to convert
         return value
+    if type(value) is JsonData:
+        return value
+    # Plain keys and items are taken as they are here (a call each for the rest): the same copy.
     if isinstance(value, dict):
-        return {str(key): to_json(item) for key, item in value.items()}
+        return {key if type(key) is str else str(key): item if item is None or type(item) in _PLAIN else to_json(item)
+                for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [to_json(item) for item in value]
+        return [item if item is None or type(item) in _PLAIN else to_json(item) for item in value]
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     if isinstance(value, datetime | date):
@@ -83,25 +93,35 @@ def record_audit(
                    payload=event_data(object_type, subject, **extra), now=now)
 
 
+class EventRows:
+    """A session that keeps the outbox events it is given as rows (a dict of the columns' values
+    each, in the order they were made) in ``events``, for one INSERT of its own, rather than as ORM
+    objects added to it: the billing run's batch (``renewal_batch._Writes``)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+
 def emit_event(
-    session: AsyncSession,
+    session: AsyncSession | EventRows,
     *,
     event_type: str,
     organization_id: uuid.UUID | None,
     payload: dict[str, Any],
     now: datetime,
 ) -> None:
-    event_id = ordered_uuid()  # OutboxEvent's own default, wanted here before the flush
-    session.add(
-        OutboxEvent(
-            id=event_id,
-            organization_id=organization_id,
-            event_type=event_type,
-            payload=to_json(payload),
-            created_at=now,
-        )
-    )
-    note_event(session, organization_id, event_id)  # live subscribers hear of it once it commits
+    event = {
+        "id": ordered_uuid(),  # OutboxEvent's own default, wanted here before the flush
+        "organization_id": organization_id,
+        "event_type": event_type,
+        "payload": to_json(payload),
+        "created_at": now,
+    }
+    if isinstance(session, EventRows):
+        session.events.append(event)
+    else:
+        session.add(OutboxEvent(**event))
+    note_event(session, organization_id, event["id"])  # live subscribers hear of it once it commits
 
 
 #: An audit row and the outbox event named after its action (``record_audit(..., event=True)``).

@@ -23,6 +23,7 @@ from typing import Any
 from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.money import DEFAULT_CURRENCY, Money
 from billing_graphql.domain.status import SubscriptionStatus
+from billing_graphql.services.platform.audit import JsonData, to_json
 
 
 @functools.cache  # a field name: a few dozen of them, asked for on every event
@@ -49,10 +50,20 @@ def _money_text(minor: int, currency: str) -> tuple[str, str]:
     return format(value.amount, "f"), value.format()
 
 
+_PLAIN = frozenset({str, int, bool, float})
+
+
+@functools.lru_cache(maxsize=4096)  # a billing run's events show the same few instants again and again
+def _instant_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def scalar(value: Any) -> Any:
     """A value as the GraphQL scalars serialize it."""
+    if value is None or type(value) in _PLAIN:  # most of an object's fields: nothing to convert
+        return value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return _instant_text(value)
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, Decimal):
@@ -63,7 +74,7 @@ def scalar(value: Any) -> Any:
         return [scalar(item) for item in value]
     if isinstance(value, Mapping):
         return {camel(str(key)): scalar(item) for key, item in value.items()}
-    return value
+    return to_json(value)  # a date, a set: as the outbox stores them
 
 
 @dataclass(frozen=True)
@@ -80,13 +91,22 @@ class Shape:
     computed: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     omitted: tuple[str, ...] = ()
 
+    @functools.cached_property
+    def _named(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """The ``plain`` and ``money`` attributes, each with its field's (camelCase) name."""
+        return (tuple((name, camel(name)) for name in self.plain),
+                tuple((name, camel(name)) for name in self.money))
+
     def of(self, row: Any) -> dict[str, Any]:
         shown: dict[str, Any] = {"id": global_id(self.type_name, row.id)}
-        for name in self.plain:
-            shown[camel(name)] = scalar(getattr(row, name))
-        currency = self.currency(row) if self.money else None
-        for name in self.money:
-            shown[camel(name)] = money(getattr(row, name), currency)
+        plain, money_fields = self._named
+        for name, shown_as in plain:
+            value = getattr(row, name)
+            shown[shown_as] = value if value is None or type(value) in _PLAIN else scalar(value)
+        if money_fields:
+            currency = self.currency(row)
+            for name, shown_as in money_fields:
+                shown[shown_as] = money(getattr(row, name), currency)
         for name, (attribute, type_name) in self.refs.items():
             key = getattr(row, attribute)
             shown[name] = None if key is None else {"id": global_id(type_name, key)}
@@ -196,7 +216,7 @@ def event_data(type_name: str, row: Any, *, before: Mapping[str, Any] | None = N
     which of them are global ids of which type)."""
     shape = SHAPES[type_name]
     shown = shape.of(row)
-    data: dict[str, Any] = {"object": shown}
+    data = JsonData(object=shown)  # every value made JSON-safe here: emit_event's to_json copies none of it
     if before is not None:
         former = shape.of(_restored(row, before))
         data["previousAttributes"] = {name: value for name, value in former.items() if shown[name] != value}
