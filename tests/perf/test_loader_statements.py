@@ -4,6 +4,7 @@ millisecond (issue 24). Each batch still binds its own keys."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlalchemy import event
@@ -54,3 +55,19 @@ async def test_the_live_subscription_is_read_by_one_statement_for_every_organiza
             found = [await live_subscription(session, organization.id) for organization in organizations]
     assert [row.id for row in found] == [row.id for row in subscriptions]
     assert executed.statements[0] is executed.statements[1]
+
+
+async def test_a_batch_of_one_key_binds_it_and_a_batch_of_several_expands(db):
+    """A batch of one key (most of them) is ``= :ids``: SQLAlchemy renders an expanding ``IN`` again at every
+    run. Both give each key its own rows."""
+    cheap = await make_plan(db, name="Cheap", monthly=1000, limits={"agents": 3})
+    dear = await make_plan(db, name="Dear", monthly=9000, limits={"agents": 5, "contacts": None})
+    with Executed(db) as one:
+        alone = await Loaders(db).limits_by_plan.load(dear.id)
+    loaders = Loaders(db)
+    with Executed(db) as several:
+        together = await asyncio.gather(*(loaders.limits_by_plan.load(plan.id) for plan in (cheap, dear)))
+    codes = [[(metric.code, limit.limit_value) for limit, metric in rows] for rows in (alone, *together)]
+    assert codes == [[("agents", 5), ("contacts", None)], [("agents", 3)], [("agents", 5), ("contacts", None)]]
+    assert len(one.statements) == len(several.statements) == 1
+    assert "POSTCOMPILE" not in str(one.statements[0]) and "POSTCOMPILE" in str(several.statements[0])

@@ -1,8 +1,7 @@
 """Per-request DataLoaders; every batch opens its own session.
 
-Their statements are made once, at import, over the expanding bind parameter ``ids`` (``_in_ids``): building a
-statement and its cache key for each batch cost 0.1-0.2 ms of CPU, a subscription page's seven batches about a
-millisecond."""
+Their statements are made once, at import, over the bind parameter ``ids`` (``Batched``): building a statement
+and its cache key for each batch cost 0.1-0.2 ms of CPU, a subscription page's seven batches about a millisecond."""
 
 from __future__ import annotations
 
@@ -13,6 +12,8 @@ from functools import cache, cached_property
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 from strawberry.dataloader import DataLoader
 
 from billing_graphql.db.engine import Database
@@ -47,29 +48,51 @@ def _in_ids(column: Any) -> Any:
     return column.in_(bindparam("ids", expanding=True))
 
 
+class Batched:
+    """A loader's statement over ``ids`` (``_in_ids``), made once: ``IN (:ids)`` for a batch of several keys,
+    ``= :ids`` for a batch of one (most of them: SQLAlchemy renders an expanding parameter again at every run)."""
+
+    def __init__(self, statement: Any) -> None:
+        def one_key(element: Any) -> Any:
+            right = getattr(element, "right", None)
+            if isinstance(element, BinaryExpression) and isinstance(right, BindParameter) and right.key == "ids":
+                return element.left == bindparam("ids")
+            return None
+
+        self.many = statement
+        self.one = visitors.replacement_traverse(statement, {}, one_key)
+
+    def statement(self, ids: Sequence[Any]) -> tuple[Any, dict[str, Any]]:
+        """The statement for these keys, and its parameters."""
+        if len(ids) == 1:
+            return self.one, {"ids": ids[0]}
+        return self.many, {"ids": list(ids)}
+
+
 @cache
-def _by_id(model: type) -> Any:
-    return select(model).where(_in_ids(model.id))
+def _by_id(model: type) -> Batched:
+    return Batched(select(model).where(_in_ids(model.id)))
 
 
 def _by_id_loader(db: Database, model: type) -> DataLoader[uuid.UUID, Any]:
-    statement = _by_id(model)
+    batched = _by_id(model)
 
     async def load(ids: Sequence[uuid.UUID]) -> list[Any]:
         async with db.read() as session:
-            rows = (await session.scalars(statement, {"ids": list(ids)})).all()
+            rows = (await session.scalars(*batched.statement(ids))).all()
         found = {row.id: row for row in rows}
         return [found.get(key) for key in ids]
 
     return DataLoader(load_fn=load)
 
 
-def _grouped_loader(db: Database, statement: Any, key_of: Callable[[Any], uuid.UUID]) -> DataLoader[uuid.UUID, list[Any]]:
-    """Rows of ``statement`` (over ``ids``, see ``_in_ids``) grouped by ``key_of(row)``."""
+def _grouped_loader(db: Database, batched: Batched,
+                    key_of: Callable[[Any], uuid.UUID]) -> DataLoader[uuid.UUID, list[Any]]:
+    """Rows of ``batched``'s statement grouped by ``key_of(row)``."""
 
     async def load(ids: Sequence[uuid.UUID]) -> list[list[Any]]:
         async with db.read() as session:
-            rows = (await session.execute(statement, {"ids": list(ids)})).all()
+            rows = (await session.execute(*batched.statement(ids))).all()
         grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for row in rows:
             grouped[key_of(row)].append(row)
@@ -78,9 +101,10 @@ def _grouped_loader(db: Database, statement: Any, key_of: Callable[[Any], uuid.U
     return DataLoader(load_fn=load)
 
 
-_AGENTS = (select(UsageCounter.organization_id, UsageCounter.value)
-           .join(Metric, Metric.id == UsageCounter.metric_id)
-           .where(_in_ids(UsageCounter.organization_id), Metric.code == "agents", UsageCounter.period_key == "current"))
+_AGENTS = Batched(select(UsageCounter.organization_id, UsageCounter.value)
+                  .join(Metric, Metric.id == UsageCounter.metric_id)
+                  .where(_in_ids(UsageCounter.organization_id), Metric.code == "agents",
+                         UsageCounter.period_key == "current"))
 
 
 def _agents_loader(db: Database) -> DataLoader[uuid.UUID, int | None]:
@@ -88,7 +112,7 @@ def _agents_loader(db: Database) -> DataLoader[uuid.UUID, int | None]:
 
     async def load(ids: Sequence[uuid.UUID]) -> list[int | None]:
         async with db.read() as session:
-            rows = (await session.execute(_AGENTS, {"ids": list(ids)})).all()
+            rows = (await session.execute(*_AGENTS.statement(ids))).all()
         found = {organization_id: int(value) for organization_id, value in rows}
         return [found.get(key) for key in ids]
 
@@ -96,31 +120,31 @@ def _agents_loader(db: Database) -> DataLoader[uuid.UUID, int | None]:
 
 
 # (PlanLimit, Metric) rows per plan, in metric code order.
-_LIMITS_BY_PLAN = (select(PlanLimit, Metric).join(Metric, Metric.id == PlanLimit.metric_id)
-                   .where(_in_ids(PlanLimit.plan_id)).order_by(Metric.code))
-_FEATURES_BY_PLAN = select(PlanFeature).where(_in_ids(PlanFeature.plan_id)).order_by(PlanFeature.key)
+_LIMITS_BY_PLAN = Batched(select(PlanLimit, Metric).join(Metric, Metric.id == PlanLimit.metric_id)
+                          .where(_in_ids(PlanLimit.plan_id)).order_by(Metric.code))
+_FEATURES_BY_PLAN = Batched(select(PlanFeature).where(_in_ids(PlanFeature.plan_id)).order_by(PlanFeature.key))
 # (PlanCharge, Metric) rows of each plan's current version, in their order.
-_CHARGES_BY_PLAN = (select(PlanCharge, Metric).join(Metric, Metric.id == PlanCharge.metric_id)
-                    .join(Plan, (Plan.id == PlanCharge.plan_id) & (Plan.version == PlanCharge.version))
-                    .where(_in_ids(PlanCharge.plan_id)).order_by(PlanCharge.position))
+_CHARGES_BY_PLAN = Batched(select(PlanCharge, Metric).join(Metric, Metric.id == PlanCharge.metric_id)
+                           .join(Plan, (Plan.id == PlanCharge.plan_id) & (Plan.version == PlanCharge.version))
+                           .where(_in_ids(PlanCharge.plan_id)).order_by(PlanCharge.position))
 # (SubscriptionAddon, Addon) rows per subscription, in the catalog's order.
-_ADDONS_BY_SUBSCRIPTION = (select(SubscriptionAddon, Addon).join(Addon, Addon.id == SubscriptionAddon.addon_id)
-                           .where(_in_ids(SubscriptionAddon.subscription_id))
-                           .order_by(Addon.sort_order, Addon.name, Addon.id))
-_LINES_BY_INVOICE = select(InvoiceLine).where(_in_ids(InvoiceLine.invoice_id)).order_by(InvoiceLine.position)
-_PAYMENTS_BY_INVOICE = (select(Payment).where(_in_ids(Payment.invoice_id))
-                        .order_by(Payment.created_at, Payment.id))
-_REFUNDS_BY_INVOICE = select(Refund).where(_in_ids(Refund.invoice_id)).order_by(Refund.created_at, Refund.id)
-_CREDIT_NOTES_BY_INVOICE = (select(CreditNote).where(_in_ids(CreditNote.invoice_id))
-                            .order_by(CreditNote.created_at, CreditNote.number))
-_LINES_BY_CREDIT_NOTE = (select(CreditNoteLine).where(_in_ids(CreditNoteLine.credit_note_id))
-                         .order_by(CreditNoteLine.position))
-_REFUNDS_BY_CREDIT_NOTE = (select(Refund).where(_in_ids(Refund.credit_note_id))
-                           .order_by(Refund.created_at, Refund.id))
+_ADDONS_BY_SUBSCRIPTION = Batched(select(SubscriptionAddon, Addon).join(Addon, Addon.id == SubscriptionAddon.addon_id)
+                                  .where(_in_ids(SubscriptionAddon.subscription_id))
+                                  .order_by(Addon.sort_order, Addon.name, Addon.id))
+_LINES_BY_INVOICE = Batched(select(InvoiceLine).where(_in_ids(InvoiceLine.invoice_id)).order_by(InvoiceLine.position))
+_PAYMENTS_BY_INVOICE = Batched(select(Payment).where(_in_ids(Payment.invoice_id))
+                               .order_by(Payment.created_at, Payment.id))
+_REFUNDS_BY_INVOICE = Batched(select(Refund).where(_in_ids(Refund.invoice_id)).order_by(Refund.created_at, Refund.id))
+_CREDIT_NOTES_BY_INVOICE = Batched(select(CreditNote).where(_in_ids(CreditNote.invoice_id))
+                                   .order_by(CreditNote.created_at, CreditNote.number))
+_LINES_BY_CREDIT_NOTE = Batched(select(CreditNoteLine).where(_in_ids(CreditNoteLine.credit_note_id))
+                                .order_by(CreditNoteLine.position))
+_REFUNDS_BY_CREDIT_NOTE = Batched(select(Refund).where(_in_ids(Refund.credit_note_id))
+                                  .order_by(Refund.created_at, Refund.id))
 # (coupon id, Plan) rows per coupon, in plan display order.
-_PLANS_BY_COUPON = (select(CouponPlan.coupon_id, Plan).join(Plan, Plan.id == CouponPlan.plan_id)
-                    .where(_in_ids(CouponPlan.coupon_id))
-                    .order_by(Plan.sort_order, Plan.base_price_monthly, Plan.name, Plan.id))
+_PLANS_BY_COUPON = Batched(select(CouponPlan.coupon_id, Plan).join(Plan, Plan.id == CouponPlan.plan_id)
+                           .where(_in_ids(CouponPlan.coupon_id))
+                           .order_by(Plan.sort_order, Plan.base_price_monthly, Plan.name, Plan.id))
 
 
 class Loaders:
