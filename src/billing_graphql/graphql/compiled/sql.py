@@ -278,7 +278,7 @@ class SqlRootPlan:
                 if dialect.name == "sqlite":
                     await sqlite_functions(session)
                 items = self.items_sql(dialect.name, run.context.settings.public_url)
-                *lists, count = (await session.execute(self.statement(dialect, items, query))).one()
+                *lists, count = (await _core(session, self.statement(dialect, items, query))).one()
         texts = [orjson.Fragment("[" + (text or "") + "]") for text in lists]
         if not self.root.connection:
             return texts[0]
@@ -349,6 +349,12 @@ class SqlRootPlan:
             else:  # edges, in the order of ``item_plans``
                 answer[field_plan.key] = next(edges_texts)
         return answer
+
+
+async def _core(session: Any, statement: Any, values: dict[str, Any] | None = None) -> Any:
+    """``statement``'s rows, run on the session's connection: its text columns need none of the ORM's result
+    handling, which ``session.execute`` adds to a statement over a model (0.1 ms a request)."""
+    return await (await session.connection()).execute(statement, values)
 
 
 def page_bounds(query: RootQuery) -> tuple[int, int, int]:
@@ -434,7 +440,7 @@ class SqlObjectPlan:
             if dialect.name == "sqlite":
                 await sqlite_functions(session)
             public_url = run.context.settings.public_url
-            row = (await session.execute(*self.statement_and_values(dialect, public_url, query, nested))).first()
+            row = (await _core(session, *self.statement_and_values(dialect, public_url, query, nested))).first()
         if row is None:
             return self._null()
         texts = len(self.fields_sql(dialect.name, public_url))
