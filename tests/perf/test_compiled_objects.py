@@ -9,6 +9,7 @@ import json
 import uuid
 from decimal import Decimal
 
+import httpx
 import pytest
 from strawberry import relay
 
@@ -118,3 +119,51 @@ async def test_a_connection_of_pageinfo_alone_twice_is_answered_by_the_plan(db, 
         db, graphql_schema, {"query": query}, keys[Role.OWNER])
     assert answered and by_plan == by_graphql_core and b'"errors"' not in by_plan
     assert statements <= generic_statements
+
+
+async def test_the_statement_is_made_once_and_each_request_binds_its_own_values(db, settings, graphql_schema,
+                                                                                 monkeypatch):
+    """The object's statement is made on the plan's first answer, over bind parameters, and kept: the credit
+    notes' statement is built once for four requests of two organizations with other pages, and each answer is
+    graphql-core's for that caller and page (no organization's rows or bounds in another's answer)."""
+    from billing_graphql.app import create_app
+    from billing_graphql.services.billing import credit_notes
+    from tests.helpers import test_settings
+
+    keys, _ = await _seed(db, settings)
+    other = await create_organization(db, None, name="Other", external_id=uuid.uuid4().hex, now=T0)
+    _, other_owner = await create_api_key(db, None, role=Role.OWNER, organization_id=other.id, label="o", now=T0)
+    await adjust_credit_balance(db, None, organization_id=other.id, amount=Decimal("2500"), currency="IDR",
+                                reason="Welcome", idempotency_key=None, now=T0)
+    made = []
+    build = credit_notes.credit_notes_statement
+    monkeypatch.setattr(credit_notes, "credit_notes_statement",
+                        lambda organization_id: made.append(organization_id) or build(organization_id))
+    compiled_app = create_app(settings, db=db, schema=graphql_schema, freeze_gc=False)
+    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db,
+                             schema=graphql_schema, freeze_gc=False)
+    # A text of its own: the registered document's plan is kept by the process (other tests answered it).
+    document = f"{CREDIT_NOTES}# {uuid.uuid4()}\n"
+    answered = compiled_app.state.compiled.answered
+    requests = [(keys[Role.OWNER], {}), (other_owner, {"first": 1}),
+                (keys[Role.OWNER], {"first": 1, "ledgerFirst": 2, "after": relay.to_base64("offset", 0)}),
+                (other_owner, {})]
+    answers = []
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://t") as compiled,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=generic_app), base_url="http://t") as generic,
+    ):
+        for token, variables in requests:
+            body, headers = {"query": document, "variables": variables}, {"authorization": f"Bearer {token}"}
+            before = len(made)
+            by_plan = await compiled.post("/graphql", json=body, headers=headers)
+            by_plan_made = len(made) - before
+            by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
+            assert by_plan.content == by_graphql_core.content
+            answers.append((json.loads(by_plan.content)["data"]["viewer"]["organization"], by_plan_made))
+    assert compiled_app.state.compiled.answered == answered + len(requests)
+    assert [count for _, count in answers] == [1, 0, 0, 0]
+    demo_notes = [edge["node"]["number"] for edge in answers[0][0]["creditNotes"]["edges"]]
+    assert demo_notes and answers[1][0]["creditNotes"]["edges"] == answers[3][0]["creditNotes"]["edges"] == []
+    assert [edge["node"]["number"] for edge in answers[2][0]["creditNotes"]["edges"]] == demo_notes[1:2]
+    assert answers[1][0]["creditBalance"]["amount"] == "2500" and answers[1][0]["id"] != answers[0][0]["id"]

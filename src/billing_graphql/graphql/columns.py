@@ -110,15 +110,30 @@ def python_values(cls: type, row: Any, parents: tuple[Any, ...], given: dict[str
 
 
 @dataclass(frozen=True)
-class RootQuery:
-    """What a root list or connection reads: the ordered ``Select`` of its rows, and for a connection the
-    page (for one object: the ``Select`` of its one row, and its id). Its resolver reads the rows of it; the SQL
-    tier wraps the same statement in JSON."""
+class Statement:
+    """An ordered ``Select`` made by ``build(*values)``, where each value is only compared in SQL (never read by
+    ``build`` in Python): the resolver reads ``build(*values)``; the SQL tier makes its statement once over bind
+    parameters and binds each request's ``values`` (``compiled.sql.SqlObjectPlan``)."""
 
-    statement: Any
+    build: Callable[..., Any]
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RootQuery:
+    """What a root list or connection reads: the ordered ``Select`` of its rows (or the ``Statement`` that
+    makes it), and for a connection the page (for one object: the ``Select`` of its one row, and its id). Its
+    resolver reads the rows of it; the SQL tier wraps the same statement in JSON."""
+
+    source: Any  # a Select, or a Statement
     first: int = 0
     offset: int = 0
     key: Any = None  # one object (``SqlRoot(one=True)``): its row's id, which the connections below it are read for
+
+    @property
+    def statement(self) -> Any:
+        source = self.source
+        return source.build(*source.values) if isinstance(source, Statement) else source
 
 
 # -- the usual forms ----------------------------------------------------------------------------------

