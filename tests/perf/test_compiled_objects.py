@@ -167,3 +167,61 @@ async def test_the_statement_is_made_once_and_each_request_binds_its_own_values(
     assert demo_notes and answers[1][0]["creditNotes"]["edges"] == answers[3][0]["creditNotes"]["edges"] == []
     assert [edge["node"]["number"] for edge in answers[2][0]["creditNotes"]["edges"]] == demo_notes[1:2]
     assert answers[1][0]["creditBalance"]["amount"] == "2500" and answers[1][0]["id"] != answers[0][0]["id"]
+
+
+INVOICES = """query Page($first: Int, $after: String, $status: InvoiceStatus, $organizationId: ID) {
+  invoices(first: $first, after: $after, status: $status, organizationId: $organizationId) {
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node { id invoiceNumber status currency total { amount formatted } } }
+  }
+}
+"""
+
+
+async def test_a_root_pages_statement_is_made_once_for_each_pattern_of_its_filters(db, settings, graphql_schema,
+                                                                                     monkeypatch):
+    """The invoices page's statement is made on the plan's first answer for each pattern of the filters left
+    out (here: organization and no status, organization and a status, every organization), over bind parameters,
+    and kept; each request binds its organization, status and page, and its answer is graphql-core's for that
+    caller (no organization's rows or bounds in another's answer)."""
+    from billing_graphql.app import create_app
+    from billing_graphql.services.billing import invoicing
+    from tests.helpers import test_settings
+
+    keys, _ = await _seed(db, settings)
+    other = await create_organization(db, None, name="Other", external_id=uuid.uuid4().hex, now=T0)
+    _, other_owner = await create_api_key(db, None, role=Role.OWNER, organization_id=other.id, label="o", now=T0)
+    made = []
+    build = invoicing.invoices_statement
+    monkeypatch.setattr(invoicing, "invoices_statement",
+                        lambda **values: made.append(values) or build(**values))
+    compiled_app = create_app(settings, db=db, schema=graphql_schema, freeze_gc=False)
+    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db,
+                             schema=graphql_schema, freeze_gc=False)
+    document = f"{INVOICES}# {uuid.uuid4()}\n"  # a text of its own: plans are kept by the process
+    answered = compiled_app.state.compiled.answered
+    second = relay.to_base64("offset", 1)
+    requests = [(keys[Role.OWNER], {}, 1), (other_owner, {"first": 1}, 0), (keys[Role.OWNER], {"first": 2,
+                "after": second}, 0), (keys[Role.OWNER], {"status": "PAID"}, 1), (other_owner, {"status": "OPEN"}, 0),
+                (keys[Role.SUPER_ADMIN], {"first": 3}, 1), (keys[Role.OWNER], {"status": "VOID", "first": 1}, 0)]
+    pages = []
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://t") as compiled,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=generic_app), base_url="http://t") as generic,
+    ):
+        for token, variables, _ in requests:
+            body, headers = {"query": document, "variables": variables}, {"authorization": f"Bearer {token}"}
+            before = len(made)
+            by_plan = await compiled.post("/graphql", json=body, headers=headers)
+            built = len(made) - before
+            by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
+            assert by_plan.content == by_graphql_core.content and b'"errors"' not in by_plan.content
+            pages.append((json.loads(by_plan.content)["data"]["invoices"], built))
+    assert compiled_app.state.compiled.answered == answered + len(requests)
+    assert [built for _, built in pages] == [made_once for _, _, made_once in requests]
+    numbers = [edge["node"]["invoiceNumber"] for edge in pages[0][0]["edges"]]
+    assert len(numbers) > 3 and pages[1][0]["edges"] == [] and pages[4][0]["edges"] == []
+    assert [edge["node"]["invoiceNumber"] for edge in pages[2][0]["edges"]] == numbers[2:4]
+    assert {edge["node"]["status"] for edge in pages[3][0]["edges"]} == {"PAID"}
+    assert [edge["node"]["status"] for edge in pages[6][0]["edges"]] == ["VOID"]
+    assert len(pages[5][0]["edges"]) == 3 and pages[5][0]["pageInfo"]["hasNextPage"]

@@ -111,9 +111,10 @@ def python_values(cls: type, row: Any, parents: tuple[Any, ...], given: dict[str
 
 @dataclass(frozen=True)
 class Statement:
-    """An ordered ``Select`` made by ``build(*values)``, where each value is only compared in SQL (never read by
-    ``build`` in Python): the resolver reads ``build(*values)``; the SQL tier makes its statement once over bind
-    parameters and binds each request's ``values`` (``compiled.sql.SqlObjectPlan``)."""
+    """An ordered ``Select`` made by ``build(*values)``, where each value is only compared in SQL or left out when
+    None (``build`` reads nothing else of it in Python): the resolver reads ``build(*values)``; the SQL tier makes
+    its statement once over bind parameters for each pattern of None values and binds each request's ``values``
+    (``compiled.sql.SqlObjectPlan``, ``SqlRootPlan``)."""
 
     build: Callable[..., Any]
     values: tuple[Any, ...]

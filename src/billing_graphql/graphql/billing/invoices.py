@@ -11,7 +11,7 @@ from strawberry import relay
 from billing_graphql.domain.actors import Actor
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.permissions import MANAGERS, allow
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.graphql.common import connection_from_page, offset_after, page_size
 from billing_graphql.graphql.ids import NOWHERE, read_id
 from billing_graphql.graphql.scope import read_scope
@@ -52,7 +52,11 @@ def invoices_query(context: Any, status: Any = None, organization_id: str | None
     if request is None:
         return None
     scope, size, offset = request
-    return RootQuery(invoicing.invoices_statement(organization_id=scope, status=status), size, offset)
+    return RootQuery(Statement(_invoices_statement, (scope, status)), size, offset)
+
+
+def _invoices_statement(organization_id: uuid.UUID | None, status: Any) -> Any:
+    return invoicing.invoices_statement(organization_id=organization_id, status=status)
 
 
 def invoice_page_request(actor: Actor, organization_id: str | None, first: int | None, after: str | None) -> tuple[uuid.UUID | None, int, int] | None:
