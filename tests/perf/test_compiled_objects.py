@@ -5,6 +5,7 @@ the Python plan sent one per object and connection."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from decimal import Decimal
@@ -31,6 +32,33 @@ async def _answers(db, schema, body: dict, token: str) -> tuple[bytes, bytes, in
     assert answers.by_plan.status_code == answers.by_graphql_core.status_code == 200
     return (answers.by_plan.content, answers.by_graphql_core.content, answers.plan_statements.count,
             answers.generic_statements.count, answers.answered)
+
+
+@contextlib.asynccontextmanager
+async def _both_paths(db, settings, graphql_schema):
+    """An app on the compiled path (for its counters), a client of it, and a client of an app on graphql-core's."""
+    from billing_graphql.app import create_app
+    from tests.helpers import test_settings
+
+    compiled_app = create_app(settings, db=db, schema=graphql_schema, freeze_gc=False)
+    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db,
+                             schema=graphql_schema, freeze_gc=False)
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://t") as compiled,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=generic_app), base_url="http://t") as generic,
+    ):
+        yield compiled_app, compiled, generic
+
+
+async def _post_both(compiled, generic, document: str, variables: dict, token: str, made: list) -> tuple[bytes, int]:
+    """The compiled answer (the same bytes as graphql-core's, checked) and how many statements it built."""
+    body, headers = {"query": document, "variables": variables}, {"authorization": f"Bearer {token}"}
+    before = len(made)
+    by_plan = await compiled.post("/graphql", json=body, headers=headers)
+    built = len(made) - before
+    by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
+    assert by_plan.content == by_graphql_core.content
+    return by_plan.content, built
 
 
 PAGES = [
@@ -126,9 +154,7 @@ async def test_the_statement_is_made_once_and_each_request_binds_its_own_values(
     """The object's statement is made on the plan's first answer, over bind parameters, and kept: the credit
     notes' statement is built once for four requests of two organizations with other pages, and each answer is
     graphql-core's for that caller and page (no organization's rows or bounds in another's answer)."""
-    from billing_graphql.app import create_app
     from billing_graphql.services.billing import credit_notes
-    from tests.helpers import test_settings
 
     keys, _ = await _seed(db, settings)
     other = await create_organization(db, None, name="Other", external_id=uuid.uuid4().hex, now=T0)
@@ -139,28 +165,17 @@ async def test_the_statement_is_made_once_and_each_request_binds_its_own_values(
     build = credit_notes.credit_notes_statement
     monkeypatch.setattr(credit_notes, "credit_notes_statement",
                         lambda organization_id: made.append(organization_id) or build(organization_id))
-    compiled_app = create_app(settings, db=db, schema=graphql_schema, freeze_gc=False)
-    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db,
-                             schema=graphql_schema, freeze_gc=False)
     # A text of its own: the registered document's plan is kept by the process (other tests answered it).
     document = f"{CREDIT_NOTES}# {uuid.uuid4()}\n"
-    answered = compiled_app.state.compiled.answered
     requests = [(keys[Role.OWNER], {}), (other_owner, {"first": 1}),
                 (keys[Role.OWNER], {"first": 1, "ledgerFirst": 2, "after": relay.to_base64("offset", 0)}),
                 (other_owner, {})]
     answers = []
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://t") as compiled,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=generic_app), base_url="http://t") as generic,
-    ):
+    async with _both_paths(db, settings, graphql_schema) as (compiled_app, compiled, generic):
+        answered = compiled_app.state.compiled.answered
         for token, variables in requests:
-            body, headers = {"query": document, "variables": variables}, {"authorization": f"Bearer {token}"}
-            before = len(made)
-            by_plan = await compiled.post("/graphql", json=body, headers=headers)
-            by_plan_made = len(made) - before
-            by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
-            assert by_plan.content == by_graphql_core.content
-            answers.append((json.loads(by_plan.content)["data"]["viewer"]["organization"], by_plan_made))
+            content, built = await _post_both(compiled, generic, document, variables, token, made)
+            answers.append((json.loads(content)["data"]["viewer"]["organization"], built))
     assert compiled_app.state.compiled.answered == answered + len(requests)
     assert [count for _, count in answers] == [1, 0, 0, 0]
     demo_notes = [edge["node"]["number"] for edge in answers[0][0]["creditNotes"]["edges"]]
@@ -184,9 +199,7 @@ async def test_a_root_pages_statement_is_made_once_for_each_pattern_of_its_filte
     out (here: organization and no status, organization and a status, every organization), over bind parameters,
     and kept; each request binds its organization, status and page, and its answer is graphql-core's for that
     caller (no organization's rows or bounds in another's answer)."""
-    from billing_graphql.app import create_app
     from billing_graphql.services.billing import invoicing
-    from tests.helpers import test_settings
 
     keys, _ = await _seed(db, settings)
     other = await create_organization(db, None, name="Other", external_id=uuid.uuid4().hex, now=T0)
@@ -195,28 +208,18 @@ async def test_a_root_pages_statement_is_made_once_for_each_pattern_of_its_filte
     build = invoicing.invoices_statement
     monkeypatch.setattr(invoicing, "invoices_statement",
                         lambda **values: made.append(values) or build(**values))
-    compiled_app = create_app(settings, db=db, schema=graphql_schema, freeze_gc=False)
-    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db,
-                             schema=graphql_schema, freeze_gc=False)
     document = f"{INVOICES}# {uuid.uuid4()}\n"  # a text of its own: plans are kept by the process
-    answered = compiled_app.state.compiled.answered
     second = relay.to_base64("offset", 1)
     requests = [(keys[Role.OWNER], {}, 1), (other_owner, {"first": 1}, 0), (keys[Role.OWNER], {"first": 2,
                 "after": second}, 0), (keys[Role.OWNER], {"status": "PAID"}, 1), (other_owner, {"status": "OPEN"}, 0),
                 (keys[Role.SUPER_ADMIN], {"first": 3}, 1), (keys[Role.OWNER], {"status": "VOID", "first": 1}, 0)]
     pages = []
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=compiled_app), base_url="http://t") as compiled,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=generic_app), base_url="http://t") as generic,
-    ):
+    async with _both_paths(db, settings, graphql_schema) as (compiled_app, compiled, generic):
+        answered = compiled_app.state.compiled.answered
         for token, variables, _ in requests:
-            body, headers = {"query": document, "variables": variables}, {"authorization": f"Bearer {token}"}
-            before = len(made)
-            by_plan = await compiled.post("/graphql", json=body, headers=headers)
-            built = len(made) - before
-            by_graphql_core = await generic.post("/graphql", json=body, headers=headers)
-            assert by_plan.content == by_graphql_core.content and b'"errors"' not in by_plan.content
-            pages.append((json.loads(by_plan.content)["data"]["invoices"], built))
+            content, built = await _post_both(compiled, generic, document, variables, token, made)
+            assert b'"errors"' not in content
+            pages.append((json.loads(content)["data"]["invoices"], built))
     assert compiled_app.state.compiled.answered == answered + len(requests)
     assert [built for _, built in pages] == [made_once for _, _, made_once in requests]
     numbers = [edge["node"]["invoiceNumber"] for edge in pages[0][0]["edges"]]
@@ -225,3 +228,47 @@ async def test_a_root_pages_statement_is_made_once_for_each_pattern_of_its_filte
     assert {edge["node"]["status"] for edge in pages[3][0]["edges"]} == {"PAID"}
     assert [edge["node"]["status"] for edge in pages[6][0]["edges"]] == ["VOID"]
     assert len(pages[5][0]["edges"]) == 3 and pages[5][0]["pageInfo"]["hasNextPage"]
+
+
+PLANS = "query P($all: Boolean, $currency: String) { plans(includeInactive: $all, currency: $currency) { slug name } }\n"
+COUPONS = """query C($active: Boolean, $first: Int) {
+  coupons(isActive: $active, first: $first) { pageInfo { hasNextPage } edges { node { code isActive } } }
+}
+"""
+SHAPES = {
+    # The flag and whether a currency is given decide the form; the currency is bound ("usd" checked to "USD").
+    "plans": (PLANS, "billing_graphql.graphql.catalog.types", "catalog_rows",
+              [({}, 1), ({"all": True}, 1), ({"currency": "IDR"}, 1), ({"currency": "usd", "all": False}, 0),
+               ({"all": True}, 0), ({"currency": "IDR", "all": True}, 1), ({}, 0)]),
+    # isActive is read in Python (IS TRUE / IS FALSE / left out): each value its own form.
+    "coupons": (COUPONS, "billing_graphql.services.catalog.coupons", "coupons_statement",
+                [({}, 1), ({"active": True}, 1), ({"active": False, "first": 1}, 1), ({"active": True, "first": 1}, 0),
+                 ({"first": 1}, 0)]),
+}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+async def test_a_root_statement_is_made_once_for_each_shape(db, settings, graphql_schema, monkeypatch, name):
+    """A statement whose form depends on a flag (``Statement.shape``) is made once for each, and every answer
+    is graphql-core's: a flag's statement is never answered with another flag's rows."""
+    import importlib
+
+
+    document, module_name, attribute, requests = SHAPES[name]
+    keys, _ = await _seed(db, settings)
+    module = importlib.import_module(module_name)
+    made = []
+    build = getattr(module, attribute)
+    monkeypatch.setattr(module, attribute, lambda *values: made.append(values) or build(*values))
+    document = f"{document}# {uuid.uuid4()}\n"
+    built, answers = [], set()
+    async with _both_paths(db, settings, graphql_schema) as (compiled_app, compiled, generic):
+        answered = compiled_app.state.compiled.answered
+        for variables, _ in requests:
+            content, count = await _post_both(compiled, generic, document, variables, keys[Role.SUPER_ADMIN], made)
+            assert b'"errors"' not in content
+            built.append(count)
+            answers.add(content)
+    assert compiled_app.state.compiled.answered == answered + len(requests)
+    assert built == [made_once for _, made_once in requests]
+    assert len(answers) >= 4  # the forms give different rows: a mixed-up statement would show

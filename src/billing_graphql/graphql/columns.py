@@ -111,13 +111,22 @@ def python_values(cls: type, row: Any, parents: tuple[Any, ...], given: dict[str
 
 @dataclass(frozen=True)
 class Statement:
-    """An ordered ``Select`` made by ``build(*values)``, where each value is only compared in SQL or left out when
-    None (``build`` reads nothing else of it in Python): the resolver reads ``build(*values)``; the SQL tier makes
-    its statement once over bind parameters for each pattern of None values and binds each request's ``values``
+    """An ordered ``Select`` made by ``build(*shape, *values)``, where each of ``values`` is only compared in SQL or
+    left out when None (``build`` reads nothing else of it in Python) and ``shape`` holds what decides the
+    statement's form (flags read in Python, a model: hashable and the same from request to request): the resolver reads the statement made of them; the SQL tier makes it
+    once over bind parameters for each shape and pattern of None values, and binds each request's ``values``
     (``compiled.sql.SqlObjectPlan``, ``SqlRootPlan``)."""
 
     build: Callable[..., Any]
     values: tuple[Any, ...]
+    shape: tuple[Any, ...] = ()
+
+    def make(self) -> Any:
+        return self.build(*self.shape, *self.values)
+
+    def pattern(self) -> tuple:
+        """What the statement made over bind parameters depends on: the shape, and which values are None."""
+        return self.shape, tuple(value is None for value in self.values)
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,7 @@ class RootQuery:
     @property
     def statement(self) -> Any:
         source = self.source
-        return source.build(*source.values) if isinstance(source, Statement) else source
+        return source.make() if isinstance(source, Statement) else source
 
 
 # -- the usual forms ----------------------------------------------------------------------------------

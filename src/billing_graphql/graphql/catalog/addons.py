@@ -10,7 +10,7 @@ import strawberry
 
 from billing_graphql.db.models import Addon
 from billing_graphql.graphql.columns import RootQuery
-from billing_graphql.services.catalog.shared import catalog_statement
+from billing_graphql.graphql.catalog.types import catalog_source
 from billing_graphql.services.pagination import read_rows
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
@@ -70,7 +70,7 @@ def _addon_id(global_id: strawberry.ID):
 
 def addons_query(context: Any, include_inactive: bool = False, currency: str | None = None) -> RootQuery:
     """The rows ``addons`` lists (the SQL tier wraps the same statement in JSON)."""
-    return RootQuery(catalog_statement(Addon, addons.addon_order(), include_inactive=include_inactive, currency=currency))
+    return RootQuery(catalog_source(Addon, addons.addon_order, include_inactive, currency))
 
 
 @strawberry.type

@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.services.pagination import read_page
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
@@ -95,7 +95,7 @@ UpdateCouponPayload = node_payload("UpdateCouponPayload", "coupon", CouponType)
 def coupons_query(context: Any, first: int | None = 20, after: str | None = None,
                   is_active: bool | None = None) -> RootQuery:
     """The statement and page of ``coupons`` (the SQL tier wraps the same statement in JSON)."""
-    return RootQuery(coupons.coupons_statement(is_active), page_size(first, 20), offset_after(after))
+    return RootQuery(Statement(coupons.coupons_statement, (), (is_active,)), page_size(first, 20), offset_after(after))
 
 
 @strawberry.type

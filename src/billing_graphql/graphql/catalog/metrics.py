@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.services.pagination import read_rows
 
 from billing_graphql.domain.roles import Role as DomainRole
@@ -38,7 +38,7 @@ def metrics_query(context: object) -> RootQuery:
     """The rows ``metrics`` lists (the SQL tier wraps the same statement in JSON)."""
     from billing_graphql.services.catalog.metrics import metrics_statement
 
-    return RootQuery(metrics_statement())
+    return RootQuery(Statement(metrics_statement, ()))
 
 
 @strawberry.type

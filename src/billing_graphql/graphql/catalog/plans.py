@@ -10,7 +10,7 @@ import strawberry
 
 from billing_graphql.db.models import Plan
 from billing_graphql.graphql.columns import RootQuery
-from billing_graphql.services.catalog.shared import catalog_statement
+from billing_graphql.graphql.catalog.types import catalog_source
 from billing_graphql.services.pagination import read_rows
 from strawberry.permission import BasePermission, PermissionExtension
 
@@ -145,7 +145,7 @@ UpdatePlanPayload = node_payload("UpdatePlanPayload", "plan", PlanType)
 
 def plans_query(context: Any, include_inactive: bool = False, currency: str | None = None) -> RootQuery:
     """The rows ``plans`` lists (the SQL tier wraps the same statement in JSON)."""
-    return RootQuery(catalog_statement(Plan, plans.plan_order(), include_inactive=include_inactive, currency=currency))
+    return RootQuery(catalog_source(Plan, plans.plan_order, include_inactive, currency))
 
 
 @strawberry.type

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -16,15 +16,16 @@ from billing_graphql.db.models import AddonUnit as DomainAddonUnit
 from billing_graphql.db.models import Coupon as CouponRow
 from billing_graphql.domain.catalog import CouponDuration as DomainCouponDuration
 from billing_graphql.domain.invoices import DiscountKind
-from billing_graphql.domain.catalog import REFUSAL_MESSAGES
+from billing_graphql.domain.catalog import REFUSAL_MESSAGES, check_currency
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
 from billing_graphql.db.models import Plan as PlanRow
-from billing_graphql.graphql.columns import Children, columns, computed, money, money_or_null, resolved
+from billing_graphql.graphql.columns import Children, Statement, columns, computed, money, money_or_null, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.catalog.coupons import CouponCheck as CouponCheckResult
+from billing_graphql.services.catalog.shared import catalog_rows
 
 AddonUnit = strawberry.enum(
     DomainAddonUnit, name="AddonUnit", description="FLAT: one price per period; PER_AGENT: per agent (seat)."
@@ -179,3 +180,10 @@ class CouponCheck:
 @strawberry.type
 class CouponConnection(relay.Connection[CouponType]):
     """Coupons, newest first."""
+
+
+def catalog_source(model: Any, order_of: Callable[[], tuple], include_inactive: bool, currency: str | None) -> Statement:
+    """What ``plans`` and ``addons`` list (``services.catalog.shared.catalog_rows``), the currency checked here:
+    the SQL tier makes the statement once for each model, flag and currency given or not."""
+    checked = None if currency is None else check_currency(currency)
+    return Statement(catalog_rows, (checked,), (model, order_of, include_inactive))

@@ -333,7 +333,7 @@ class SqlRootPlan:
         values = {f"bgq_r_v{index}": value for index, value in enumerate(source.values) if value is not None}
         if self.root.connection:
             values.update(zip(("bgq_r_limit", "bgq_r_offset", "bgq_last"), page_bounds(query), strict=True))
-        key = (dialect.name, public_url, tuple(value is None for value in source.values))
+        key = (dialect.name, public_url, source.pattern())
         statement = self.bound.get(key)
         if statement is None:
             bounds = (bindparam("bgq_r_limit", type_=Integer), bindparam("bgq_r_offset", type_=Integer), 0)
@@ -503,7 +503,8 @@ class SqlObjectPlan:
             name = f"bgq_c{number}"
             values.update({f"{name}_v{index}": value for index, value in enumerate(page.source.values)})
             values.update(zip((f"{name}_limit", f"{name}_offset", f"{name}_bgq_last"), page_bounds(page), strict=True))
-        key = (dialect.name, public_url, tuple(page is None for page in nested.values()))
+        key = (dialect.name, public_url, query.source.pattern(),
+               tuple(None if page is None else page.source.pattern() for page in nested.values()))
         statement = self.bound.get(key)
         if statement is None:
             # The last row shown is the page statement's own ``bgq_last``, which ``_own_page`` names <name>_bgq_last.
@@ -540,7 +541,7 @@ def _over_parameters(query: RootQuery, name: str) -> RootQuery:
     source = query.source
     parameters = tuple(None if value is None else bindparam(f"{name}_v{index}")
                        for index, value in enumerate(source.values))
-    return RootQuery(Statement(source.build, parameters), query.first, query.offset, query.key)
+    return RootQuery(Statement(source.build, parameters, source.shape), query.first, query.offset, query.key)
 
 
 class NoRow(Exception):

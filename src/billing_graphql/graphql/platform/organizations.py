@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.services.pagination import read_page, read_rows
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
@@ -83,7 +83,7 @@ RevokeApiKeyPayload = node_payload("RevokeApiKeyPayload", "api_key", ApiKeyType)
 
 def organizations_query(context: Any, first: int | None = 10, after: str | None = None) -> RootQuery:
     """The statement and page of ``organizations`` (the SQL tier wraps the same statement in JSON)."""
-    return RootQuery(organizations.organizations_statement(), page_size(first), offset_after(after))
+    return RootQuery(Statement(organizations.organizations_statement, ()), page_size(first), offset_after(after))
 
 
 def api_keys_query(context: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:

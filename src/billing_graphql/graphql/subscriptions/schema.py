@@ -14,7 +14,7 @@ from typing import Any
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.services.pagination import read_page
 from billing_graphql.services.subscriptions import lifecycle
 from strawberry import relay
@@ -197,7 +197,11 @@ def subscriptions_query(context: Any, status: Any = None, plan_id: strawberry.ID
     """The statement and page of the staff list ``subscriptions`` (the SQL tier wraps the same statement)."""
     plan = read_optional_id(plan_id, "Plan", "planId")
     size, offset = page_size(first), offset_after(after)
-    return RootQuery(lifecycle.subscriptions_statement(status=status, plan_id=plan), size, offset)
+    return RootQuery(Statement(_subscriptions_statement, (status, plan)), size, offset)
+
+
+def _subscriptions_statement(status: Any, plan_id: Any) -> Any:
+    return lifecycle.subscriptions_statement(status=status, plan_id=plan_id)
 
 
 @strawberry.type

@@ -5,6 +5,7 @@ catalog table in display order."""
 from __future__ import annotations
 
 from dataclasses import field, fields, make_dataclass
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -50,11 +51,16 @@ def audited_fields(spec: type, *, extra: tuple[str, ...] = (), without: tuple[st
 def catalog_statement(model: Any, order: tuple, *, include_inactive: bool, currency: str | None) -> Any:
     """Rows of ``model`` in ``order``: active ones only unless ``include_inactive``; in one
     ``currency`` when given (checked)."""
-    statement = select(model).order_by(*order)
+    return catalog_rows(model, lambda: order, include_inactive, None if currency is None else check_currency(currency))
+
+
+def catalog_rows(model: Any, order_of: Callable[[], tuple], include_inactive: bool, currency: str | None) -> Any:
+    """``catalog_statement`` for a currency already checked, in the order ``order_of()`` gives."""
+    statement = select(model).order_by(*order_of())
     if not include_inactive:
         statement = statement.where(model.is_active.is_(True))
     if currency is not None:
-        statement = statement.where(model.currency == check_currency(currency))
+        statement = statement.where(model.currency == currency)
     return statement
 
 
