@@ -58,7 +58,8 @@ async def live_server(db, live_settings, graphql_schema) -> AsyncIterator[Server
         await asyncio.sleep(0.05)
     assert server.started
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        # httpx's 5 s default: one mutation on SQLite took longer once on a loaded machine (the full suite at -n 2).
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             yield Server(port, http, db, app)
     finally:
         server.should_exit = True
