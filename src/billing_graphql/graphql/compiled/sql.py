@@ -330,14 +330,14 @@ class SqlRootPlan:
         source = query.source
         if not isinstance(source, Statement):
             return self.statement(dialect, items, query), {}
-        values = {f"bgq_r_v{index}": value for index, value in enumerate(source.values) if value is not None}
+        values = _bound_values(query, "bgq_r")
         if self.root.connection:
-            values.update(zip(("bgq_r_limit", "bgq_r_offset", "bgq_last"), page_bounds(query), strict=True))
+            values.update(_page_values(query, "bgq_r", "bgq_last"))
         key = (dialect.name, public_url, source.pattern())
         statement = self.bound.get(key)
         if statement is None:
-            bounds = (bindparam("bgq_r_limit", type_=Integer), bindparam("bgq_r_offset", type_=Integer), 0)
-            statement = self.bound[key] = self.statement(dialect, items, _over_parameters(query, "bgq_r"), bounds)
+            statement = self.bound[key] = self.statement(dialect, items, _over_parameters(query, "bgq_r"),
+                                                         _bound_page("bgq_r"))
         return statement, values
 
     def statement(self, dialect: Postgres, items: list[str], query: RootQuery, bounds: tuple | None = None) -> Any:
@@ -498,18 +498,17 @@ class SqlObjectPlan:
         pages = {number: page for number, page in enumerate(nested.values()) if page is not None}
         if not all(isinstance(part.source, Statement) for part in (query, *pages.values())):
             return self.statement(dialect, public_url, query, nested), {}
-        values = {f"bgq_o_v{index}": value for index, value in enumerate(query.source.values)}
+        values = _bound_values(query, "bgq_o")
         for number, page in pages.items():
             name = f"bgq_c{number}"
-            values.update({f"{name}_v{index}": value for index, value in enumerate(page.source.values)})
-            values.update(zip((f"{name}_limit", f"{name}_offset", f"{name}_bgq_last"), page_bounds(page), strict=True))
+            values.update(_bound_values(page, name))
+            values.update(_page_values(page, name, f"{name}_bgq_last"))
         key = (dialect.name, public_url, query.source.pattern(),
                tuple(None if page is None else page.source.pattern() for page in nested.values()))
         statement = self.bound.get(key)
         if statement is None:
             # The last row shown is the page statement's own ``bgq_last``, which ``_own_page`` names <name>_bgq_last.
-            bounds = {f"bgq_c{number}": (bindparam(f"bgq_c{number}_limit", type_=Integer),
-                                         bindparam(f"bgq_c{number}_offset", type_=Integer), 0) for number in pages}
+            bounds = {f"bgq_c{number}": _bound_page(f"bgq_c{number}") for number in pages}
             statement = self.bound[key] = self.statement(
                 dialect, public_url, _over_parameters(query, "bgq_o"),
                 {key: None if page is None else _over_parameters(page, f"bgq_c{number}")
@@ -533,6 +532,22 @@ class SqlObjectPlan:
             columns.extend(paged_columns)
             source = source.join(paged, true())  # one row each: no row of the object, no row
         return select(*columns).select_from(source)
+
+
+def _bound_values(query: RootQuery, name: str) -> dict[str, Any]:
+    """The values ``_over_parameters(query, name)``'s statement binds (a None value has no parameter)."""
+    return {f"{name}_v{index}": value for index, value in enumerate(query.source.values) if value is not None}
+
+
+def _bound_page(name: str) -> tuple[Any, Any, int]:
+    """A page's limit and offset as the bind parameters ``<name>_limit``, ``<name>_offset`` (``statement``'s
+    ``bounds``; its last row shown is the page statement's own ``bgq_last``)."""
+    return bindparam(f"{name}_limit", type_=Integer), bindparam(f"{name}_offset", type_=Integer), 0
+
+
+def _page_values(query: RootQuery, name: str, last: str) -> dict[str, int]:
+    """The values of ``_bound_page(name)``'s parameters, and of the last row shown (the parameter ``last``)."""
+    return dict(zip((f"{name}_limit", f"{name}_offset", last), page_bounds(query), strict=True))
 
 
 def _over_parameters(query: RootQuery, name: str) -> RootQuery:

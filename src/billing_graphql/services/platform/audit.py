@@ -17,7 +17,7 @@ from billing_graphql.domain.actors import Actor
 from billing_graphql.services.live.signals import note_event
 
 
-_PLAIN = frozenset({str, int, bool, float})
+PLAIN_TYPES = frozenset({str, int, bool, float})  # JSON as they are
 
 
 class JsonData(dict):
@@ -28,16 +28,16 @@ class JsonData(dict):
 def to_json(value: Any) -> Any:
     """A JSON-safe copy of plain values: UUIDs, datetimes, Decimals and enums become strings
     (``JsonData`` is JSON-safe already: itself, not a copy)."""
-    if value is None or type(value) in _PLAIN:  # most of an event's payload: nothing to convert
+    if value is None or type(value) in PLAIN_TYPES:  # most of an event's payload: nothing to convert
         return value
     if type(value) is JsonData:
         return value
     # Plain keys and items are taken as they are here (a call each for the rest): the same copy.
     if isinstance(value, dict):
-        return {key if type(key) is str else str(key): item if item is None or type(item) in _PLAIN else to_json(item)
+        return {key if type(key) is str else str(key): item if item is None or type(item) in PLAIN_TYPES else to_json(item)
                 for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [item if item is None or type(item) in _PLAIN else to_json(item) for item in value]
+        return [item if item is None or type(item) in PLAIN_TYPES else to_json(item) for item in value]
     if isinstance(value, uuid.UUID | Decimal):
         return str(value)
     if isinstance(value, datetime | date):

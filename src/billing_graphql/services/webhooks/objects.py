@@ -23,7 +23,7 @@ from typing import Any
 from billing_graphql.domain.invoices import amount_due
 from billing_graphql.domain.money import DEFAULT_CURRENCY, Money
 from billing_graphql.domain.status import SubscriptionStatus
-from billing_graphql.services.platform.audit import JsonData, to_json
+from billing_graphql.services.platform.audit import PLAIN_TYPES, JsonData, to_json
 
 
 @functools.cache  # a field name: a few dozen of them, asked for on every event
@@ -50,9 +50,6 @@ def _money_text(minor: int, currency: str) -> tuple[str, str]:
     return format(value.amount, "f"), value.format()
 
 
-_PLAIN = frozenset({str, int, bool, float})
-
-
 @functools.lru_cache(maxsize=4096)  # a billing run's events show the same few instants again and again
 def _instant_text(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -60,7 +57,7 @@ def _instant_text(value: datetime) -> str:
 
 def scalar(value: Any) -> Any:
     """A value as the GraphQL scalars serialize it."""
-    if value is None or type(value) in _PLAIN:  # most of an object's fields: nothing to convert
+    if value is None or type(value) in PLAIN_TYPES:  # most of an object's fields: nothing to convert
         return value
     if isinstance(value, datetime):
         return _instant_text(value)
@@ -102,7 +99,7 @@ class Shape:
         plain, money_fields = self._named
         for name, shown_as in plain:
             value = getattr(row, name)
-            shown[shown_as] = value if value is None or type(value) in _PLAIN else scalar(value)
+            shown[shown_as] = value if value is None or type(value) in PLAIN_TYPES else scalar(value)
         if money_fields:
             currency = self.currency(row)
             for name, shown_as in money_fields:
