@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.graphql.persisted import TrustedDocuments, with_document_id
-from billing_graphql.graphql.schema import build_schema, compiled_documents
+from billing_graphql.graphql.schema import compiled_documents, schema_for
 from billing_graphql.http.graphql_controller import build_graphql_controller
 from billing_graphql.http.explorer import OfflineExplorer, cdn_ide_renderer, explorer_asset, offline_ide_renderer
 from billing_graphql.http.health import health
@@ -104,12 +104,12 @@ def create_app(
     workers: bool | None = None,
 ) -> Litestar:
     """``workers``: start the background tasks (default: ``settings.run_workers``). ``db``,
-    ``gateways`` and an already built ``schema`` (of these settings) may be handed in (tests
-    build the schema once per run)."""
+    ``gateways`` and an already built ``schema`` (of these settings) may be handed in; without one,
+    the app serves the process's schema of these settings' limits (``schema_for``)."""
     settings = settings or Settings.from_env()
     gateways = gateways or GatewayRegistry(settings)
     run_workers = settings.run_workers if workers is None else workers
-    schema = schema or build_schema(settings)
+    schema = schema or schema_for(settings)
     compiled = compiled_documents(schema, settings) if settings.compiled_documents else None
     controller = _orjson_controller(build_graphql_controller(
         schema,

@@ -145,14 +145,29 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     )
 
 
+def _limits(settings: Settings) -> tuple:
+    """Every setting ``build_schema`` reads: apps whose settings agree on these have the same schema."""
+    return (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens,
+            settings.trusted_documents)
+
+
+_SCHEMAS: dict[tuple, strawberry.Schema] = {}
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def schema_for(settings: Settings) -> strawberry.Schema:
+    """The schema of these settings' limits, built once per process: building it and planning its
+    registered documents takes ~0.25 s, which tests that build an app each paid every time."""
+    key = _limits(settings)
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = build_schema(settings)
+    return _SCHEMAS[key]
 
 
 def compiled_documents(schema: strawberry.Schema, settings: Settings) -> CompiledDocuments:
     """The plans of the registered queries for this schema and these limits, compiled once per process
     (tests build many apps on one schema), and the cache of the other documents' plans."""
-    key = (settings.max_query_depth, settings.max_aliases, settings.introspection, settings.max_tokens,
-           settings.plan_cache_size, settings.trusted_documents)
+    key = (*_limits(settings), settings.plan_cache_size)
     by_limits = _COMPILED.setdefault(schema, {})
     if key not in by_limits:
         from billing_graphql.graphql.sql_roots import FIELDS, ROOTS
