@@ -183,5 +183,8 @@ def create_app(
         stores=_stores(settings),
         request_max_body_size=settings.max_body_bytes,
         after_exception=[log_route_error],  # every unexpected error, once, with the request id
+        # No OpenAPI pages: Litestar's default served /schema (Swagger, ReDoc, ... from a CDN) describing
+        # every route, the portal's and the webhooks' included. The API is GraphQL: schema.graphql.
+        openapi_config=None,
         debug=False,
     )

@@ -66,6 +66,14 @@ async def test_operations_over_get_are_refused(api, keys):
     assert "viewer" not in response.text
 
 
+@pytest.mark.parametrize("path", ["/schema", "/schema/openapi.json", "/schema/swagger", "/schema/redoc"])
+async def test_no_openapi_pages_describe_the_routes(api, path):
+    """Litestar serves OpenAPI pages at /schema unless told not to; the gateway's API is its GraphQL schema."""
+    response = await api.client.get(path)
+    assert response.status_code == 404
+    assert "portal" not in response.text and "openapi" not in response.text.lower()
+
+
 async def test_graphiql_is_served_on_get_when_enabled(api):
     response = await api.client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
