@@ -156,8 +156,9 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def schema_for(settings: Settings) -> strawberry.Schema:
-    """The schema of these settings' limits, built once per process: building it and planning its
-    registered documents takes ~0.25 s, which tests that build an app each paid every time."""
+    """The schema of these settings' limits, built once per process. A new schema also meant planning the
+    registered documents again (``compiled_documents`` keeps plans per schema): ~0.25 s an app, which
+    tests that build an app each paid every time."""
     key = _limits(settings)
     if key not in _SCHEMAS:
         _SCHEMAS[key] = build_schema(settings)
