@@ -207,7 +207,7 @@ async def test_a_root_pages_statement_is_made_once_for_each_pattern_of_its_filte
     made = []
     build = invoicing.invoices_statement
     monkeypatch.setattr(invoicing, "invoices_statement",
-                        lambda **values: made.append(values) or build(**values))
+                        lambda *values: made.append(values) or build(*values))
     document = f"{INVOICES}# {uuid.uuid4()}\n"  # a text of its own: plans are kept by the process
     second = relay.to_base64("offset", 1)
     requests = [(keys[Role.OWNER], {}, 1), (other_owner, {"first": 1}, 0), (keys[Role.OWNER], {"first": 2,

@@ -52,11 +52,7 @@ def invoices_query(context: Any, status: Any = None, organization_id: str | None
     if request is None:
         return None
     scope, size, offset = request
-    return RootQuery(Statement(_invoices_statement, (scope, status)), size, offset)
-
-
-def _invoices_statement(organization_id: uuid.UUID | None, status: Any) -> Any:
-    return invoicing.invoices_statement(organization_id=organization_id, status=status)
+    return RootQuery(Statement(invoicing.invoices_statement, (scope, status)), size, offset)
 
 
 def invoice_page_request(actor: Actor, organization_id: str | None, first: int | None, after: str | None) -> tuple[uuid.UUID | None, int, int] | None:

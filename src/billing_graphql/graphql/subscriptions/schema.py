@@ -197,11 +197,7 @@ def subscriptions_query(context: Any, status: Any = None, plan_id: strawberry.ID
     """The statement and page of the staff list ``subscriptions`` (the SQL tier wraps the same statement)."""
     plan = read_optional_id(plan_id, "Plan", "planId")
     size, offset = page_size(first), offset_after(after)
-    return RootQuery(Statement(_subscriptions_statement, (status, plan)), size, offset)
-
-
-def _subscriptions_statement(status: Any, plan_id: Any) -> Any:
-    return lifecycle.subscriptions_statement(status=status, plan_id=plan_id)
+    return RootQuery(Statement(lifecycle.subscriptions_statement, (status, plan)), size, offset)
 
 
 @strawberry.type

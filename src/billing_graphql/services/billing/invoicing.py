@@ -257,7 +257,7 @@ def invoice_event_payload(invoice: Invoice, **extra: object) -> dict[str, object
 
 # ---- reads ----------------------------------------------------------------------------------
 
-def invoices_statement(*, organization_id: uuid.UUID | None, status: InvoiceStatus | None):
+def invoices_statement(organization_id: uuid.UUID | None, status: InvoiceStatus | None):
     """Invoices newest first (``organization_id`` None: every organization's, for super-admins)."""
     statement = select(Invoice).order_by(Invoice.created_at.desc(), Invoice.number.desc(), Invoice.id.desc())
     if organization_id is not None:

@@ -57,7 +57,7 @@ def addon_order():
 
 
 async def list_addons(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Addon]:
-    return await list_catalog(db, Addon, addon_order(), include_inactive=include_inactive, currency=currency)
+    return await list_catalog(db, Addon, addon_order, include_inactive=include_inactive, currency=currency)
 
 
 def _slug_exists(slug: str) -> BillingError:

@@ -118,7 +118,7 @@ def plan_order():
 
 async def list_plans(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Plan]:
     """Plans in display order: sort order, then monthly price (then name)."""
-    return await list_catalog(db, Plan, plan_order(), include_inactive=include_inactive, currency=currency)
+    return await list_catalog(db, Plan, plan_order, include_inactive=include_inactive, currency=currency)
 
 
 async def get_plan(

@@ -48,14 +48,9 @@ def audited_fields(spec: type, *, extra: tuple[str, ...] = (), without: tuple[st
     return ("id", *(f.name for f in fields(spec) if f.name not in without), *extra)
 
 
-def catalog_statement(model: Any, order: tuple, *, include_inactive: bool, currency: str | None) -> Any:
-    """Rows of ``model`` in ``order``: active ones only unless ``include_inactive``; in one
-    ``currency`` when given (checked)."""
-    return catalog_rows(model, lambda: order, include_inactive, None if currency is None else check_currency(currency))
-
-
 def catalog_rows(model: Any, order_of: Callable[[], tuple], include_inactive: bool, currency: str | None) -> Any:
-    """``catalog_statement`` for a currency already checked, in the order ``order_of()`` gives."""
+    """Rows of ``model`` in the order ``order_of()`` gives: active ones only unless ``include_inactive``; in one
+    ``currency`` when given (already checked)."""
     statement = select(model).order_by(*order_of())
     if not include_inactive:
         statement = statement.where(model.is_active.is_(True))
@@ -64,10 +59,11 @@ def catalog_rows(model: Any, order_of: Callable[[], tuple], include_inactive: bo
     return statement
 
 
-async def list_catalog(db: Database, model: Any, order: tuple, *, include_inactive: bool,
+async def list_catalog(db: Database, model: Any, order_of: Callable[[], tuple], *, include_inactive: bool,
                        currency: str | None) -> list[Any]:
-    """The rows of ``catalog_statement``."""
-    statement = catalog_statement(model, order, include_inactive=include_inactive, currency=currency)
+    """The rows of ``catalog_rows``, the currency checked."""
+    checked = None if currency is None else check_currency(currency)
+    statement = catalog_rows(model, order_of, include_inactive, checked)
     async with db.read() as session:
         return list((await session.scalars(statement)).all())
 

@@ -363,7 +363,7 @@ async def list_subscriptions(
     return await read_page(db, subscriptions_statement(status=status, plan_id=plan_id), first=first, offset=offset)
 
 
-def subscriptions_statement(*, status: SubscriptionStatus | None, plan_id: uuid.UUID | None) -> Any:
+def subscriptions_statement(status: SubscriptionStatus | None, plan_id: uuid.UUID | None) -> Any:
     """Every subscription, newest first (of one status, of one plan, when given)."""
     statement = select(Subscription).order_by(Subscription.created_at.desc(), Subscription.id)
     if status is not None:

@@ -37,6 +37,7 @@ from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
 from billing_graphql.domain.proration import billed_agents
 from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
+from billing_graphql.services.catalog.metrics import metrics_statement
 from billing_graphql.services.catalog.plans import plan_order
 from billing_graphql.services.usage.amounts import AmountsOf, usage_amounts
 from billing_graphql.services.usage.ingest import live_join
@@ -72,7 +73,7 @@ _ORGANIZATION_PLANS = (
     .outerjoin(Plan, Plan.id == Subscription.plan_id)
     .where(Organization.id.in_(bindparam("ids", expanding=True)))
 )
-_METRICS = select(Metric).order_by(Metric.code)
+_METRICS = metrics_statement()
 _PLAN_LIMITS = (select(PlanLimit.plan_id, PlanLimit.metric_id, PlanLimit.limit_value)
                 .where(PlanLimit.plan_id.in_(bindparam("plan_ids", expanding=True))))
 _COUNTERS = (
