@@ -17,12 +17,13 @@ transaction (BEGIN IMMEDIATE) already makes the run the only writer. Under those
   processor is called for the batch concurrently (at most ``RunConfig.charge_concurrency`` at
   once), each call with the key derived from its
   subscription, period and attempt (``dunning.payment_id``), as the single path does; then the
-  batch's new rows are written with one Core INSERT (executemany) each: the invoices, their lines,
-  the payments (with their outcome), and last the outbox events in the order they were made. Those
+  batch's new rows are written at once, a kind at a time (``db.bulk.insert_rows``: a COPY on
+  PostgreSQL, an executemany INSERT on SQLite): the invoices, their lines, the payments (with their
+  outcome), and last the outbox events in the order they were made. Those
   rows are plain records (``_record``: every column, defaults filled in) that the shared helpers
   change as they change ORM objects, and the events the helpers emit are kept by ``_Writes`` rather
   than added to the session: the ORM's unit of work is left only the subscriptions and the
-  organizations (one UPDATE each, executemany, at the commit's flush) and a few rare rows (ledger
+  organizations (one UPDATE each, ``db.bulk.update_rows``) and a few rare rows (ledger
   entries of account credit, the buyer's copy of billing details, the pending items billed);
 - a subscription renewed so that a step is still due (several periods behind, a dunning retry
   due already) goes on through the single path once the batch has committed;
@@ -56,12 +57,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, insert, inspect, select, update
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient
 from sqlalchemy.orm.base import NO_VALUE
 
 from billing_graphql.db import mrr_history
+from billing_graphql.db.bulk import insert_rows, update_rows
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import (
     Addon,
@@ -263,10 +265,10 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
         mark_open(item.invoice, item.uow.now)
         announce_created(writes, item.invoice, item.uow.now)
     payments = await _collect(writes, renewing, inputs, config)
-    # One INSERT each for the invoices, their lines and the payments (with their outcome).
-    await _insert(session, Invoice, [vars(item.invoice) for item in renewing])
-    await _insert(session, InvoiceLine, lines)
-    await _insert(session, Payment, [vars(payment) for payment in payments])
+    # The invoices, their lines and the payments (with their outcome), a kind at a time.
+    await insert_rows(session, Invoice.__table__, [vars(item.invoice) for item in renewing])
+    await insert_rows(session, InvoiceLine.__table__, lines)
+    await insert_rows(session, Payment.__table__, [vars(payment) for payment in payments])
     for item in renewing:  # rows that point at an invoice written: few (account credit, billing details)
         apply_credit(item.uow.organization, item.invoice, item.uow.now)
         if inputs.details.get(item.uow.organization.id) is not None:
@@ -278,10 +280,10 @@ async def _renew(session: AsyncSession, organizations: dict[uuid.UUID, Organizat
             batch.tally.examined += 1
         else:  # more periods behind, or a retry due already: the single path goes on once this commits
             batch.rest.append((item.subscription.id, item.subscription.organization_id))
-    # One INSERT for the outbox events, in the order they were made; one UPDATE each for the
+    # The outbox events at once, in the order they were made; one UPDATE each for the
     # subscriptions and the organizations. The few ORM rows left (ledger entries, the buyers'
     # copies, the items billed) and the MRR history are written at the commit.
-    await _insert(session, OutboxEvent, [{**_EVENT, **event} for event in writes.events])
+    await insert_rows(session, OutboxEvent.__table__, [{**_EVENT, **event} for event in writes.events])
     # The MRR history notes the subscriptions changed as its flush listener would have.
     mrr_history.note_subscriptions(session, await _update(session, [item.subscription for item in renewing]))
     await _update(session, list({id(item.uow.organization): item.uow.organization for item in renewing}.values()))
@@ -312,12 +314,6 @@ _LINE = _columns(InvoiceLine)
 _EVENT = _columns(OutboxEvent)
 
 
-async def _insert(session: AsyncSession, model: type, rows: list[dict[str, object]]) -> None:
-    """One INSERT (executemany) of ``rows``, each with every column of ``model``'s table."""
-    if rows:
-        await session.execute(insert(model.__table__), rows)
-
-
 def _changed(row: object, keys: set[str]) -> tuple[dict[str, object], set[str]]:
     """``row``'s values, and its columns (of ``keys``) whose value differs from the one loaded: as
     the flush tells a change (an attribute set to the value it had is no change)."""
@@ -328,8 +324,8 @@ def _changed(row: object, keys: set[str]) -> tuple[dict[str, object], set[str]]:
 
 
 async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[str]]]:
-    """One UPDATE (executemany) of ``rows`` (ORM objects of one model, changed by the batch): the
-    columns any of them changed, each row's values; then the rows leave the session, so that the
+    """One UPDATE (``db.bulk.update_rows``) of ``rows`` (ORM objects of one model, changed by the
+    batch): the columns any of them changed, each row's values; then the rows leave the session, so that the
     commit's flush has nothing of them to write again. Each row with the columns it changed."""
     if not rows:
         return []
@@ -337,12 +333,8 @@ async def _update(session: AsyncSession, rows: list) -> list[tuple[object, set[s
     keys = set(table.columns.keys())
     found = [_changed(row, keys) for row in rows]
     changed = [(row, names) for row, (_, names) in zip(rows, found, strict=True)]
-    columns = sorted(set().union(*(names for _, names in found)))
-    if columns:
-        statement = (update(table).where(table.c.id == bindparam("row_id"))
-                     .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in columns}))
-        await session.execute(statement, [{"row_id": values["id"], **{f"new_{name}": values[name] for name in columns}}
-                                          for values, _ in found])
+    await update_rows(session, table, [values for values, _ in found],
+                      sorted(set().union(*(names for _, names in found))))
     for row in rows:  # out of the session with no cascade to walk (expunge's): nothing written refers to them
         make_transient(row)
     return changed
