@@ -31,6 +31,12 @@ class Actor:
             return None
         return self.organization_id
 
+    def listing_scope(self, requested: uuid.UUID | None) -> tuple[bool, uuid.UUID | None]:
+        """Whether a list of organizations' rows may be read at all, and whose rows: the organization
+        ``organization_in_scope`` gives, or None for a super-admin who names none (every organization's)."""
+        scope = self.organization_in_scope(requested)
+        return scope is not None or self.is_super_admin, scope
+
     def may_see(self, organization_id: uuid.UUID | None) -> bool:
         """Whether rows of ``organization_id`` are visible: their own organization's for tenants,
         any organization's for super-admins."""

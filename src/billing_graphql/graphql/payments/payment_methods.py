@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.services.pagination import read_rows
 
 from billing_graphql.domain.roles import TENANT_MANAGERS
@@ -73,7 +73,8 @@ RemovePaymentMethodPayload = node_payload("RemovePaymentMethodPayload", "removed
 
 def payment_methods_query(context: Any) -> RootQuery:
     """The rows ``paymentMethods`` lists (the SQL tier wraps the same statement in JSON)."""
-    return RootQuery(payment_methods.payment_methods_statement(context.actor))
+    return RootQuery(Statement(payment_methods.payment_methods_statement,
+                               (payment_methods.organization_of(context.actor),)))
 
 
 @strawberry.type

@@ -88,9 +88,8 @@ def organizations_query(context: Any, first: int | None = 10, after: str | None 
 
 def api_keys_query(context: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
     """The rows ``apiKeys`` lists (None: none)."""
-    scope = read_scope(context.actor, organization_id, across=True)
-    statement = api_keys.api_keys_statement(context.actor, scope)
-    return RootQuery(statement) if statement is not None else None
+    readable, scope = context.actor.listing_scope(read_scope(context.actor, organization_id, across=True))
+    return RootQuery(Statement(api_keys.api_keys_statement, (scope,))) if readable else None
 
 
 @strawberry.type

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.services.pagination import read_page, read_rows
 
 from billing_graphql.graphql.common import attempt, connection_from_page, decode_id, offset_after, page_size
@@ -102,9 +102,8 @@ def _endpoint_id(value: str, field: str = "id"):
 
 def webhook_endpoints_query(context: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
     """The rows ``webhookEndpoints`` lists (None: none); the SQL tier wraps the same statement in JSON."""
-    scope = read_scope(context.actor, organization_id, across=True)
-    statement = endpoints.endpoints_statement(context.actor, scope)
-    return RootQuery(statement) if statement is not None else None
+    readable, scope = context.actor.listing_scope(read_scope(context.actor, organization_id, across=True))
+    return RootQuery(Statement(endpoints.endpoints_statement, (scope,))) if readable else None
 
 
 def webhook_deliveries_query(context: Any, endpoint_id: strawberry.ID | None = None, status: Any = None,
@@ -112,8 +111,9 @@ def webhook_deliveries_query(context: Any, endpoint_id: strawberry.ID | None = N
     """The statement and page of ``webhookDeliveries``."""
     size, offset = page_size(first), offset_after(after)
     endpoint = read_optional_id(endpoint_id, "WebhookEndpoint", "endpointId")
-    return RootQuery(deliveries.deliveries_statement(context.actor, endpoint_id=endpoint, status=status), size,
-                     offset)
+    actor = context.actor
+    return RootQuery(Statement(deliveries.deliveries_statement, (actor.organization_id, endpoint, status),
+                               (actor.is_super_admin,)), size, offset)
 
 
 @strawberry.type

@@ -61,7 +61,7 @@ class NewPaymentMethod:
     exp_year: int | None = None
 
 
-def _organization_of(actor: Actor) -> uuid.UUID:
+def organization_of(actor: Actor) -> uuid.UUID:
     if actor.organization_id is None:
         # Only OWNER/ADMIN reach here through the API; a caller without an organization has
         # no payment methods to manage.
@@ -144,7 +144,7 @@ async def _method_change(
 ) -> AsyncIterator[tuple[AsyncSession, PaymentMethod]]:
     """A change to one of the caller's methods, in one transaction: the organization's lock
     first, then the method (another organization's is NOT_FOUND)."""
-    organization_id = _organization_of(actor)
+    organization_id = organization_of(actor)
     async with db.write() as session:
         await lock_organization(session, organization_id)
         method = await session.scalar(
@@ -156,22 +156,15 @@ async def _method_change(
         yield session, method
 
 
-async def list_payment_methods(db: Database, actor: Actor) -> list[PaymentMethod]:
-    """The rows of ``payment_methods_statement``."""
-    async with db.read() as session:
-        return list((await session.scalars(payment_methods_statement(actor))).all())
-
-
-def payment_methods_statement(actor: Actor) -> Any:
-    """The caller's organization's methods: the default first, then oldest first."""
-    organization_id = _organization_of(actor)
+def payment_methods_statement(organization_id: uuid.UUID) -> Any:
+    """An organization's methods (``organization_of`` the caller): the default first, then oldest first."""
     return (select(PaymentMethod)
             .where(PaymentMethod.organization_id == organization_id)
             .order_by(PaymentMethod.is_default.desc(), PaymentMethod.created_at, PaymentMethod.id))
 
 
 async def add_payment_method(db: Database, actor: Actor, data: NewPaymentMethod, *, now: datetime) -> PaymentMethod:
-    organization_id = _organization_of(actor)
+    organization_id = organization_of(actor)
     data = clean_new_payment_method(data, now)
     async with db.write() as session:
         await lock_organization(session, organization_id)

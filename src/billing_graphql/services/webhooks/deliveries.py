@@ -14,7 +14,6 @@ from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelive
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.errors import not_found
 from billing_graphql.services.webhooks.objects import event_data
-from billing_graphql.services.pagination import Page, read_page
 from billing_graphql.services.platform.audit import record_audit
 from billing_graphql.services.webhooks.dispatch import new_delivery
 
@@ -29,19 +28,14 @@ def _scoped(statement, actor: Actor):
     )
 
 
-async def list_deliveries(
-    db: Database, actor: Actor, *, endpoint_id: uuid.UUID | None, status: DeliveryStatus | None,
-    first: int, offset: int,
-) -> Page[WebhookDelivery]:
-    """A page of ``deliveries_statement``."""
-    return await read_page(db, deliveries_statement(actor, endpoint_id=endpoint_id, status=status), first=first,
-                           offset=offset)
-
-
-def deliveries_statement(actor: Actor, *, endpoint_id: uuid.UUID | None, status: DeliveryStatus | None) -> Any:
-    """The deliveries the actor may see, newest first: one endpoint's, or all of its scope."""
-    statement = _scoped(select(WebhookDelivery), actor).order_by(WebhookDelivery.created_at.desc(),
-                                                                 WebhookDelivery.id.desc())
+def deliveries_statement(every_organization: bool, organization_id: uuid.UUID | None,
+                         endpoint_id: uuid.UUID | None, status: DeliveryStatus | None) -> Any:
+    """Deliveries newest first: of every organization's endpoints (super-admins) or of ``organization_id``'s
+    (the actor's own), one endpoint's or all, of one status or all."""
+    statement = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+    if not every_organization:
+        statement = statement.join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id).where(
+            WebhookEndpoint.organization_id == organization_id)
     if endpoint_id is not None:
         statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
