@@ -20,12 +20,13 @@ import httpx
 import pytest
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_type, is_leaf_type
 from hypothesis import HealthCheck, event, given, settings as hypothesis_settings, strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 from strawberry import relay
 
 from billing_graphql.app import create_app
 from billing_graphql.db.engine import Database
-from billing_graphql.db.models import CouponDuration, InvoiceLine, Organization
+from billing_graphql.db.models import CouponDuration, InvoiceLine, Organization, Subscription
+from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.credit_notes import CreditNoteOutcome, CreditNoteReason
 from billing_graphql.gateways import GatewayRegistry
 from billing_graphql.services.billing.balance import adjust_credit_balance
@@ -34,7 +35,15 @@ from billing_graphql.demo import DEMO_ORGANIZATION_EXTERNAL_ID, seed_demo
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.status import InvoiceStatus
 from billing_graphql.graphql.sql_roots import FIELDS, ROOTS
-from tests.factories import make_addon, make_coupon, make_invoice, make_payment_method, make_plan
+from tests.factories import (
+    make_addon,
+    make_coupon,
+    make_invoice,
+    make_organization,
+    make_payment_method,
+    make_plan,
+    make_subscription,
+)
 from tests.helpers import T0, count_statements, test_settings
 from tests.services.test_refunds import FakeProcessor
 
@@ -154,9 +163,18 @@ async def _seed(db: Database, settings) -> tuple[dict[Role, str], str]:
                            created_at=T0 + timedelta(minutes=minutes))
     usd = await make_plan(db, name="Dollar", currency="USD", monthly=1999, active=False)
     await make_addon(db, name="Old extra", currency="USD", monthly=505, active=False)
-    await make_coupon(db, code="TENOFF", percent_off=None, amount_off=1050, currency="USD", plans=[usd],
-                      duration=CouponDuration.REPEATING, months=3, max_uses=5)
-    await make_coupon(db, code="HALF", percent_off=50, active=False)
+    ten_off = await make_coupon(db, code="TENOFF", percent_off=None, amount_off=1050, currency="USD", plans=[usd],
+                                duration=CouponDuration.REPEATING, months=3, max_uses=5)
+    half = await make_coupon(db, code="HALF", percent_off=50, active=False)
+    # Staff lists' subscriptions with a coupon each (a FIXED one with periods left, a PERCENTAGE one forever) and
+    # pending changes (a plan and a period; a period alone), beside the demo's plain one.
+    for name, coupon, remaining, pending_plan, pending_period in (
+            ("Couponed", ten_off, 2, usd.id, BillingPeriod.ANNUAL), ("Forever", half, None, None, BillingPeriod.ANNUAL)):
+        subscription = await make_subscription(db, (await make_organization(db, name)).id)  # on a plan of its own
+        async with db.write() as session:
+            await session.execute(update(Subscription).where(Subscription.id == subscription.id).values(
+                coupon_id=coupon.id, coupon_periods_remaining=remaining, pending_plan_id=pending_plan,
+                pending_billing_period=pending_period))
     await make_payment_method(db, organization_id, token="pm_card_mastercard", is_default=False, label="Spare")
     await _webhook_substitutions(db)
     # Credit notes (one as account credit, one per line of another invoice with a memo to escape) and the

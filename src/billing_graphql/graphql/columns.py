@@ -56,10 +56,12 @@ class Children:
 
 @dataclass(frozen=True)
 class Parent:
-    """The row of ``table`` whose ``id`` is the row's ``foreign_key`` (a many-to-one object field)."""
+    """The row of ``table`` whose ``id`` is the row's ``foreign_key`` (a many-to-one object field); null when there
+    is none."""
 
     table: str
-    foreign_key: str
+    foreign_key: str | None
+    where: Callable[[str, str], str] | None = None  # (its alias, the row's alias) -> condition, instead of the key
 
 
 @dataclass(frozen=True)

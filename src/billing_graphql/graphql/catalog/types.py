@@ -70,7 +70,7 @@ class AddonType(relay.Node):
 def coupon_from_row(cls: type[C], row: CouponRow) -> C:
     """A coupon type (``Coupon``, ``CouponSummary``) from its row: its discount as Money and as
     ``discountValue``, the other fields as they are."""
-    return from_row(cls, row)  # both types' computed fields: _COUPON_FORMS
+    return from_row(cls, row)  # their computed fields: COUPON_FORMS
 
 
 async def _applicable_plans(root: CouponType, info: Info) -> list[PlanType]:
@@ -119,14 +119,16 @@ class CouponType(relay.Node):
 
 columns(AddonType, AddonRow, price_monthly=money("price_monthly"), price_annual=money("price_annual"))
 _PLAN_ORDER = ("sort_order", "base_price_monthly", "name", "id")  # services.catalog.plans.plan_order
-_COUPON_FORMS = dict(
+# A coupon's discount fields, for every type built from its row (Coupon, CouponSummary, Subscription's AppliedCoupon):
+# the constraints keep amount_off null on a PERCENTAGE coupon and percent_off null on a FIXED one.
+COUPON_FORMS = dict(
     amount_off=money_or_null("amount_off"),
     discount_value=computed(lambda row, *parents: discount_value(row), lambda sql, row, *parents: (
         f"CASE WHEN {row}.discount_type = '{DiscountKind.PERCENTAGE.name}' THEN {sql.to_text(f'{row}.percent_off')} "
         f"ELSE {sql.money_amount(f'{row}.amount_off', f'{row}.currency')} END")),
 )
 columns(
-    CouponType, CouponRow, **_COUPON_FORMS,
+    CouponType, CouponRow, **COUPON_FORMS,
     # plans_by_coupon: the coupon's plans in plan order
     applicable_plans=resolved(Children(
         PlanRow.__tablename__, None, ", ".join(_PLAN_ORDER),
@@ -151,7 +153,7 @@ class CouponSummary:
     from_row = classmethod(coupon_from_row)
 
 
-columns(CouponSummary, CouponRow, **_COUPON_FORMS)
+columns(CouponSummary, CouponRow, **COUPON_FORMS)
 
 
 @strawberry.type(description="Whether a coupon code can be used now (on the plan asked about).")

@@ -209,7 +209,9 @@ def field_texts(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...],
         elif isinstance(form, Parent):
             alias = f"{row}_{form.table}"
             item = object_text(sql, schema, field_plan.complete, (alias, *arguments))
-            source = f"{form.table} AS {alias} WHERE {alias}.id = {row}.{form.foreign_key}"
+            condition = (form.where(alias, row) if form.where is not None
+                         else f"{alias}.id = {row}.{form.foreign_key}")
+            source = f"{form.table} AS {alias} WHERE {condition}"
             pairs.append((key, f"coalesce({sql.one_text(item, source)}, 'null')"))
         else:
             pairs.append((key, leaf_text(sql, form(sql, *arguments), object_type.fields[field_plan.name].type, where)))

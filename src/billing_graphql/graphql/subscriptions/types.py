@@ -10,7 +10,8 @@ from decimal import Decimal
 import strawberry
 from strawberry import relay
 
-from billing_graphql.db.models import AddonUnit, CouponDuration, DiscountKind
+from billing_graphql.db.models import AddonUnit
+from billing_graphql.db.models import Coupon as CouponRow
 from billing_graphql.db.models import Subscription as SubscriptionRow
 from billing_graphql.domain.periods import BillingPeriod as DomainBillingPeriod
 from billing_graphql.domain.proration import Effective as DomainEffective
@@ -18,7 +19,7 @@ from billing_graphql.domain.proration import billed_agents, cap_too_low
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
 from billing_graphql.domain.status import trial_expired
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.catalog.coupon_values import discount_value
+from billing_graphql.graphql.catalog.types import COUPON_FORMS
 from billing_graphql.graphql.catalog.types import DiscountType as CouponDiscountType
 from billing_graphql.graphql.columns import Parent, columns, computed, renamed, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
@@ -129,32 +130,19 @@ async def _coupon(root: SubscriptionType, info: Info) -> AppliedCoupon | None:
     if root.row.coupon_id is None:
         return None
     coupon = await info.context.loaders.coupon_by_id.load(root.row.coupon_id)
-    if coupon is None:
-        return None
-    fixed = coupon.discount_type is DiscountKind.FIXED
-    return AppliedCoupon(
-        code=coupon.code,
-        name=coupon.name,
-        discount_type=coupon.discount_type,
-        discount_value=discount_value(coupon),
-        percent_off=None if fixed else coupon.percent_off,
-        amount_off=Money.of(coupon.amount_off, coupon.currency) if fixed else None,
-        duration=coupon.duration.value,
-        duration_in_months=coupon.duration_in_months if coupon.duration is CouponDuration.REPEATING else None,
-        periods_remaining=root.row.coupon_periods_remaining,
-    )
+    return from_row(AppliedCoupon, coupon, root.row) if coupon is not None else None
+
+
+def _has_pending_change(row: SubscriptionRow) -> bool:
+    return row.pending_plan_id is not None or row.pending_billing_period is not None
 
 
 async def _pending_change(root: SubscriptionType, info: Info) -> PendingChange | None:
     row = root.row
-    if row.pending_plan_id is None and row.pending_billing_period is None:
+    if not _has_pending_change(row):
         return None
     plan = await info.context.loaders.plan_by_id.load(row.pending_plan_id or row.plan_id)
-    return PendingChange(
-        plan=PlanType.from_row(plan) if plan else None,
-        billing_period=row.pending_billing_period or row.billing_period,
-        effective_at=row.current_period_end,
-    )
+    return from_row(PendingChange, row, plan=PlanType.from_row(plan) if plan else None)
 
 
 async def _upcoming_invoice(root: SubscriptionType, info: Info) -> InvoicePreview | None:
@@ -254,8 +242,8 @@ def _is_trial(row: SubscriptionRow) -> bool:
     return row.status is DomainSubscriptionStatus.TRIALING
 
 
-# The staff lists' fields with a SQL form; addons, coupon, pendingChange, spendingCap, agentCount, expiredTrial
-# and upcomingInvoice have none (computed by services through loaders): a selection of them keeps its Python plan.
+# The staff lists' fields with a SQL form; addons, spendingCap, agentCount, expiredTrial and upcomingInvoice have
+# none (computed by services through loaders and the request's clock): a selection of them keeps its Python plan.
 columns(
     SubscriptionType, SubscriptionRow,
     trial_end_date=renamed("trial_ends_at"),
@@ -263,6 +251,26 @@ columns(
                       lambda sql, row, *parents: f"({row}.status = '{DomainSubscriptionStatus.TRIALING.name}')"),
     organization=resolved(Parent("organizations", "organization_id")),
     plan=resolved(Parent("plans", "plan_id")),
+    coupon=resolved(Parent("coupons", "coupon_id")),
+    pending_change=resolved(Parent("subscriptions", None, where=lambda own, row: (
+        f"{own}.id = {row}.id AND ({row}.pending_plan_id IS NOT NULL OR {row}.pending_billing_period IS NOT NULL)"))),
+)
+
+# AppliedCoupon: a coupon's row under its subscription's (the parent, whose column periodsRemaining is).
+columns(
+    AppliedCoupon, CouponRow, **COUPON_FORMS,
+    duration=computed(lambda row, *parents: row.duration.value, lambda sql, row, *parents: f"{row}.duration"),
+    periods_remaining=computed(lambda row, subscription, *parents: subscription.coupon_periods_remaining,
+                               lambda sql, row, subscription, *parents: f"{subscription}.coupon_periods_remaining"),
+)
+# PendingChange: the subscription's own row (null unless a plan or period change is pending).
+columns(
+    PendingChange, SubscriptionRow,
+    plan=resolved(Parent("plans", None, where=lambda plan, row: (
+        f"{plan}.id = coalesce({row}.pending_plan_id, {row}.plan_id)"))),
+    billing_period=computed(lambda row, *parents: row.pending_billing_period or row.billing_period,
+                            lambda sql, row, *parents: f"coalesce({row}.pending_billing_period, {row}.billing_period)"),
+    effective_at=renamed("current_period_end"),
 )
 
 
