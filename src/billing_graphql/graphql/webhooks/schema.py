@@ -12,7 +12,7 @@ import strawberry
 from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.services.pagination import read_page, read_rows
 
-from billing_graphql.graphql.common import attempt, connection_from_page, decode_id, offset_after, page_size
+from billing_graphql.graphql.common import attempt, connection_from_page, offset_after, page_size
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError
 from billing_graphql.graphql.ids import decode_global_id, read_optional_id

@@ -267,16 +267,6 @@ def invoices_statement(organization_id: uuid.UUID | None, status: InvoiceStatus 
     return statement
 
 
-async def list_invoices(
-    db, *, organization_id: uuid.UUID | None, status: InvoiceStatus | None, first: int, offset: int
-):
-    """A page of ``invoices_statement``."""
-    from billing_graphql.services.pagination import read_page
-
-    return await read_page(db, invoices_statement(organization_id=organization_id, status=status), first=first,
-                           offset=offset)
-
-
 async def get_invoice(db, invoice_id: uuid.UUID, *, organization_id: uuid.UUID | None) -> Invoice | None:
     """One invoice; with ``organization_id`` only when it belongs to that organization."""
     statement = select(Invoice).where(Invoice.id == invoice_id)

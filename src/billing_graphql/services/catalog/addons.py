@@ -27,7 +27,7 @@ from billing_graphql.domain.catalog import (
 )
 from billing_graphql.domain.errors import BillingError, BillingErrorCode, validation
 from billing_graphql.services.catalog.shared import (
-    audited_fields, checked_columns, input_field, list_catalog, patch_of, record_catalog_change,
+    audited_fields, checked_columns, input_field, patch_of, record_catalog_change,
 )
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.catalog.metrics import not_null
@@ -54,10 +54,6 @@ ADDON_FIELDS = audited_fields(AddonSpec)
 
 def addon_order():
     return (Addon.sort_order, Addon.price_monthly, Addon.name, Addon.id)
-
-
-async def list_addons(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Addon]:
-    return await list_catalog(db, Addon, addon_order, include_inactive=include_inactive, currency=currency)
 
 
 def _slug_exists(slug: str) -> BillingError:

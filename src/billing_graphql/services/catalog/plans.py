@@ -65,7 +65,7 @@ from billing_graphql.services.catalog.charges import (
 )
 from billing_graphql.services.catalog.plan_versions import count_live_subscriptions, start_version
 from billing_graphql.services.catalog.shared import (
-    audited_fields, checked_columns, input_field, list_catalog, patch_of, record_catalog_change,
+    audited_fields, checked_columns, input_field, patch_of, record_catalog_change,
 )
 from billing_graphql.services.platform.audit import snapshot
 from billing_graphql.services.platform.writes import already_exists, unique_write
@@ -114,11 +114,6 @@ class _Values:
 
 def plan_order():
     return (Plan.sort_order, Plan.base_price_monthly, Plan.name, Plan.id)
-
-
-async def list_plans(db: Database, *, include_inactive: bool, currency: str | None = None) -> list[Plan]:
-    """Plans in display order: sort order, then monthly price (then name)."""
-    return await list_catalog(db, Plan, plan_order, include_inactive=include_inactive, currency=currency)
 
 
 async def get_plan(

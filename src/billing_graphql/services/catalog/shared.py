@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing_graphql.db.engine import Database
 from billing_graphql.domain.actors import Actor
-from billing_graphql.domain.catalog import KEEP, check_currency, check_slug, clean_description, clean_name, price_minor
+from billing_graphql.domain.catalog import KEEP, check_slug, clean_description, clean_name, price_minor
 from billing_graphql.services.platform.audit import record_change
 
 
@@ -57,15 +56,6 @@ def catalog_rows(model: Any, order_of: Callable[[], tuple], include_inactive: bo
     if currency is not None:
         statement = statement.where(model.currency == currency)
     return statement
-
-
-async def list_catalog(db: Database, model: Any, order_of: Callable[[], tuple], *, include_inactive: bool,
-                       currency: str | None) -> list[Any]:
-    """The rows of ``catalog_rows``, the currency checked."""
-    checked = None if currency is None else check_currency(currency)
-    statement = catalog_rows(model, order_of, include_inactive, checked)
-    async with db.read() as session:
-        return list((await session.scalars(statement)).all())
 
 
 _TEXT_CHECKS = {"name": clean_name, "slug": check_slug, "description": clean_description}

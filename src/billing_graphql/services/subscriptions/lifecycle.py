@@ -24,7 +24,6 @@ from billing_graphql.gateways import GATEWAY_NAMES, GatewayRegistry
 from billing_graphql.services.billing.charging import bill_subscription, payment_error, payment_method_for
 from billing_graphql.services.billing.credit_notes import drive_credit_note_refunds
 from billing_graphql.services.billing.invoicing import draft_invoice, tax_rule_for
-from billing_graphql.services.pagination import Page, read_page
 from billing_graphql.services.subscriptions.cancellation import credit_unused_period
 from billing_graphql.services.subscriptions.choice import PlanChoice
 from billing_graphql.services.subscriptions.coupons import (
@@ -355,12 +354,6 @@ def _clean_reason(reason: str | None) -> str | None:
 async def get_live_subscription(db: Database, organization_id: uuid.UUID) -> Subscription | None:
     async with db.read() as session:
         return await live_subscription(session, organization_id)
-
-
-async def list_subscriptions(
-    db: Database, *, status: SubscriptionStatus | None, plan_id: uuid.UUID | None, first: int, offset: int
-) -> Page[Subscription]:
-    return await read_page(db, subscriptions_statement(status=status, plan_id=plan_id), first=first, offset=offset)
 
 
 def subscriptions_statement(status: SubscriptionStatus | None, plan_id: uuid.UUID | None) -> Any:

@@ -21,11 +21,13 @@ TEST_EVENT = "webhook.test"
 
 
 def _scoped(statement, actor: Actor):
-    if actor.is_super_admin:
-        return statement
+    return statement if actor.is_super_admin else _of_organization(statement, actor.organization_id)
+
+
+def _of_organization(statement, organization_id: uuid.UUID | None):
+    """The deliveries of ``organization_id``'s endpoints."""
     return statement.join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id).where(
-        WebhookEndpoint.organization_id == actor.organization_id
-    )
+        WebhookEndpoint.organization_id == organization_id)
 
 
 def deliveries_statement(every_organization: bool, organization_id: uuid.UUID | None,
@@ -34,8 +36,7 @@ def deliveries_statement(every_organization: bool, organization_id: uuid.UUID | 
     (the actor's own), one endpoint's or all, of one status or all."""
     statement = select(WebhookDelivery).order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
     if not every_organization:
-        statement = statement.join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id).where(
-            WebhookEndpoint.organization_id == organization_id)
+        statement = _of_organization(statement, organization_id)
     if endpoint_id is not None:
         statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
