@@ -23,7 +23,8 @@ STRINGS = ["", "plain", 'quote " and \\ backslash', "control \x01\x08\t\n\x0c\r\
 async def _values(db, expressions: list[str], parameters: dict) -> list[str]:
     async with db.read() as session:
         if session.bind.dialect.name == "sqlite":
-            await sqlite_functions(session)
+            connection = await session.connection()
+            await sqlite_functions((await connection.get_raw_connection()).driver_connection)
         return list((await session.execute(text("SELECT " + ", ".join(expressions)), parameters)).one())
 
 

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import Context, ContextVar, copy_context
+from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 POOL_RECYCLE_SECONDS = 1800
@@ -72,8 +74,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_S
         )
         _install_sqlite_hooks(engine)
         return engine
+    # asyncpg keeps a statement prepared only up to 15 KiB of text by default; the SQL tier's statements
+    # (``Database.fetch``) are longer (the invoices page's: 26 KB), and preparing one again for every request
+    # halved that page's throughput. 0: every statement, 100 a connection (asyncpg's LRU), as SQLAlchemy's own
+    # cache of prepared statements keeps them.
     engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout,
-                                 pool_recycle=POOL_RECYCLE_SECONDS)
+                                 pool_recycle=POOL_RECYCLE_SECONDS, connect_args={"max_cacheable_statement_size": 0})
     _install_closed_connection_check(engine)
     return engine
 
@@ -114,6 +120,11 @@ def outside_read_scope() -> Context:
     context = copy_context()
     context.run(_READ_SCOPE.set, None)
     return context
+
+
+async def _driver_connection(session: AsyncSession) -> Any:
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
 
 
 class Database:
@@ -180,6 +191,61 @@ class Database:
                 raise
             finally:
                 scope.owner = None
+
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[Any]:
+        """The driver's own connection (asyncpg's, or aiosqlite's) for a statement its caller compiled (the
+        compiled path's SQL tier, ``graphql.compiled.sql.Prepared``): no session and, unless the request's read
+        session is open, no transaction. A lone SELECT reads one snapshot by itself; the session's bookkeeping
+        cost more than the statement on a one-row page (0.7 ms against asyncpg's 0.14), and on SQLite BEGIN and
+        ROLLBACK were two of its nine trips to the driver's thread. In a request scope it is the request's one
+        connection, one user at a time, as ``read()``'s session is: that session's, if it is open."""
+        scope = _READ_SCOPE.get()
+        if scope is None or scope.factory is not self._read or scope.ended:
+            async with self._checked_out() as connection:
+                yield connection
+            return
+        if scope.owner is asyncio.current_task():  # inside a read of the same task: its session's connection
+            yield await _driver_connection(scope.session)
+            return
+        async with scope.lock:
+            if scope.stale:
+                scope.stale = False
+                await scope.release()
+            if scope.session is None or scope.ended:
+                async with self._checked_out() as connection:
+                    yield connection
+                return
+            try:
+                yield await _driver_connection(scope.session)
+            except BaseException:
+                await scope.release()
+                raise
+
+    async def fetch(self, text: str, arguments: list[Any],
+                    setup: Callable[[Any], Awaitable[None]] | None = None) -> list[Sequence[Any]]:
+        """The rows of one statement compiled for this database's driver (``text`` in its parameter style,
+        ``arguments`` bound as SQLAlchemy binds them), read on the driver's own connection (``driver()``) after
+        ``setup(connection)``. The engine's ``before_cursor_execute`` listeners see it, as they see
+        SQLAlchemy's statements (the requests' statement counts)."""
+        self.engine.sync_engine.dispatch.before_cursor_execute(None, None, text, arguments, None, False)
+        async with self.driver() as connection:
+            if setup is not None:
+                await setup(connection)
+            if self.is_sqlite:
+                return await connection.execute_fetchall(text, arguments)
+            return await connection.fetch(text, *arguments)
+
+    @asynccontextmanager
+    async def _checked_out(self) -> AsyncIterator[Any]:
+        """A connection of the pool, as the driver's, returned when done: the pool's reset sends nothing on
+        PostgreSQL, where no transaction began. A cancelled statement is cancelled on the server by asyncpg,
+        and the connection serves the next one; one the server closed is replaced at the next checkout."""
+        pooled = await self.engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+        finally:
+            await greenlet_spawn(pooled.close)
 
     @asynccontextmanager
     async def stream(self) -> AsyncIterator[AsyncSession]:

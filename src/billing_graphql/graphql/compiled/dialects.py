@@ -325,16 +325,9 @@ DIALECTS = {"postgresql": Postgres(), "sqlite": Sqlite()}
 _REGISTERED: weakref.WeakSet = weakref.WeakSet()  # the SQLite driver connections that have them
 
 
-async def sqlite_functions(session: Any) -> None:
-    """Register the leaf formats on this SQLite connection, once."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    if raw.driver_connection not in _REGISTERED:
-        await connection.run_sync(_register_functions)
-        _REGISTERED.add(raw.driver_connection)
-
-
-def _register_functions(sync_connection: Any) -> None:
-    adapted = sync_connection.connection.dbapi_connection
-    for name, (arity, function) in SQLITE_FUNCTIONS.items():
-        adapted.create_function(name, arity, function, deterministic=True)
+async def sqlite_functions(connection: Any) -> None:
+    """Register the leaf formats on this SQLite connection (aiosqlite's), once."""
+    if connection not in _REGISTERED:
+        for name, (arity, function) in SQLITE_FUNCTIONS.items():
+            await connection.create_function(name, arity, function, deterministic=True)
+        _REGISTERED.add(connection)

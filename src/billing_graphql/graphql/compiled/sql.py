@@ -262,7 +262,7 @@ class SqlRootPlan:
     outer: Any  # the ObjectPlan of the connection, or the ListOf of a list
     schema: Any
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)  # items_sql, made once
-    bound: dict[tuple, Any] = field(default_factory=dict, repr=False)  # statements over bind parameters, made once
+    bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # statements over bind parameters, compiled once
 
     async def prepare(self, run: Any, parent: Any = None, key: Any = None) -> RootQuery | None:
         """The field's permissions run (a refusal raises), and its ``RootQuery`` (None: none); a nested field's
@@ -276,12 +276,8 @@ class SqlRootPlan:
         if query is None:
             lists, count = [None] * len(self.item_plans()), 0
         else:
-            async with db.read() as session:
-                dialect = DIALECTS[session.bind.dialect.name]
-                if dialect.name == "sqlite":
-                    await sqlite_functions(session)
-                *lists, count = (await _core(session, *self.statement_and_values(
-                    dialect, run.context.settings.public_url, query))).one()
+            prepared, values = self.statement_and_values(db.engine.dialect, run.context.settings.public_url, query)
+            *lists, count = (await prepared.rows(db, values))[0]
         texts = [orjson.Fragment("[" + (text or "") + "]") for text in lists]
         if not self.root.connection:
             return texts[0]
@@ -322,25 +318,26 @@ class SqlRootPlan:
             items.append(sql.object_text(pairs))
         return items
 
-    def statement_and_values(self, dialect: Postgres, public_url: str, query: RootQuery) -> tuple[Any, dict[str, Any]]:
-        """The statement and the values of its bind parameters. Where the resolver's statement is a
-        ``columns.Statement``, it is made once over bind parameters (kept with the plan, by dialect, public URL
-        and which of its values are None) and each request binds its values and page bounds: building the
-        statement and its cache key was about a tenth of the invoices page's CPU. Else it is made for this
-        request."""
+    def statement_and_values(self, engine_dialect: Any, public_url: str, query: RootQuery) -> tuple[Prepared, dict[str, Any]]:
+        """The statement, compiled for ``engine_dialect`` (SQLAlchemy's), and the values of its bind parameters.
+        Where the resolver's statement is a ``columns.Statement``, it is made and compiled once over bind
+        parameters (kept with the plan, by dialect, public URL and which of its values are None) and each request
+        binds its values and page bounds: building the statement and its cache key was about a tenth of the
+        invoices page's CPU. Else it is made for this request."""
+        dialect = DIALECTS[engine_dialect.name]
         items = self.items_sql(dialect.name, public_url)
         source = query.source
         if not isinstance(source, Statement):
-            return self.statement(dialect, items, query), {}
+            return Prepared.of(self.statement(dialect, items, query), engine_dialect), {}
         values = _bound_values(query, "bgq_r")
         if self.root.connection:
             values.update(_page_values(query, "bgq_r", "bgq_last"))
         key = (dialect.name, public_url, source.pattern())
-        statement = self.bound.get(key)
-        if statement is None:
-            statement = self.bound[key] = self.statement(dialect, items, _over_parameters(query, "bgq_r"),
-                                                         _bound_page("bgq_r"))
-        return statement, values
+        prepared = self.bound.get(key)
+        if prepared is None:
+            prepared = self.bound[key] = Prepared.of(self.statement(
+                dialect, items, _over_parameters(query, "bgq_r"), _bound_page("bgq_r")), engine_dialect)
+        return prepared, values
 
     def statement(self, dialect: Postgres, items: list[str], query: RootQuery, bounds: tuple | None = None) -> Any:
         """The resolver's statement, paged as it pages it (one row more, to know whether there is a next
@@ -374,10 +371,35 @@ class SqlRootPlan:
         return answer
 
 
-async def _core(session: Any, statement: Any, values: dict[str, Any] | None = None) -> Any:
-    """``statement``'s rows, run on the session's connection: its text columns need none of the ORM's result
-    handling, which ``session.execute`` adds to a statement over a model (0.1 ms a request)."""
-    return await (await session.connection()).execute(statement, values)
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement compiled once for the database's driver: its text in the driver's parameter style, and for
+    each parameter in order its name, its default and its type's bind processing (what SQLAlchemy applies to a
+    value before the driver has it). Run on the driver's connection (``Database.fetch``): SQLAlchemy's own
+    execution of an already compiled statement cost more than PostgreSQL answering a one-row page."""
+
+    text: str
+    parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
+
+    @classmethod
+    def of(cls, statement: Any, dialect: Any) -> Prepared:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
+            raise RuntimeError("a statement whose text SQLAlchemy finishes at execution")  # expanding IN, literals
+        return cls(compiled.string, tuple(
+            (name, compiled.binds[name].value,
+             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.positiontup))
+
+    def arguments(self, values: dict[str, Any]) -> list[Any]:
+        arguments = []
+        for name, default, process in self.parameters:
+            value = values.get(name, default)
+            arguments.append(value if process is None or value is None else process(value))
+        return arguments
+
+    async def rows(self, db: Any, values: dict[str, Any]) -> list[Any]:
+        return await db.fetch(self.text, self.arguments(values), sqlite_functions if db.is_sqlite else None)
 
 
 def page_bounds(query: RootQuery) -> tuple[int, int, int]:
@@ -441,7 +463,7 @@ class SqlObjectPlan:
     schema: Any
     connections: dict[str, SqlRootPlan]  # response key -> the connection's plan
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
-    bound: dict[tuple, Any] = field(default_factory=dict, repr=False)  # statements over bind parameters, made once
+    bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # statements over bind parameters, compiled once
 
     def fields_sql(self, dialect: str, public_url: str) -> list[str]:
         """The JSON text expression of each selected field but ``__typename`` and the connections, in order."""
@@ -458,15 +480,13 @@ class SqlObjectPlan:
         if query is None:
             return self._null()
         nested = {key: await plan.prepare(run, key=query.key) for key, plan in self.connections.items()}
-        async with db.read() as session:
-            dialect = DIALECTS[session.bind.dialect.name]
-            if dialect.name == "sqlite":
-                await sqlite_functions(session)
-            public_url = run.context.settings.public_url
-            row = (await _core(session, *self.statement_and_values(dialect, public_url, query, nested))).first()
-        if row is None:
+        public_url = run.context.settings.public_url
+        prepared, values = self.statement_and_values(db.engine.dialect, public_url, query, nested)
+        rows = await prepared.rows(db, values)
+        if not rows:
             return self._null()
-        texts = len(self.fields_sql(dialect.name, public_url))
+        row = rows[0]
+        texts = len(self.fields_sql(db.engine.dialect.name, public_url))
         values, paged = iter(row[:texts]), iter(row[texts:])  # the fields' texts, then the connections' pages
         answer: dict[str, Any] = {}
         for sub in self.outer.fields:
@@ -490,16 +510,17 @@ class SqlObjectPlan:
             raise NoRow(f"{self.key}: no row for a non-null object")
         return None
 
-    def statement_and_values(self, dialect: Postgres, public_url: str, query: RootQuery,
-                             nested: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-        """The statement and the values of its bind parameters. Where the object's and every connection's
-        statement is a ``columns.Statement``, the statement is made once over bind parameters (kept with the plan,
-        by dialect, public URL and which connections are null) and each request binds its own values: building
-        the statement and its cache key each time was half of a request's time. Else it is made for this
-        request."""
+    def statement_and_values(self, engine_dialect: Any, public_url: str, query: RootQuery,
+                             nested: dict[str, Any]) -> tuple[Prepared, dict[str, Any]]:
+        """The statement, compiled for ``engine_dialect`` (SQLAlchemy's), and the values of its bind parameters.
+        Where the object's and every connection's statement is a ``columns.Statement``, the statement is made and
+        compiled once over bind parameters (kept with the plan, by dialect, public URL and which connections are
+        null) and each request binds its own values: building the statement and its cache key each time was half
+        of a request's time. Else it is made for this request."""
+        dialect = DIALECTS[engine_dialect.name]
         pages = {number: page for number, page in enumerate(nested.values()) if page is not None}
         if not all(isinstance(part.source, Statement) for part in (query, *pages.values())):
-            return self.statement(dialect, public_url, query, nested), {}
+            return Prepared.of(self.statement(dialect, public_url, query, nested), engine_dialect), {}
         values = _bound_values(query, "bgq_o")
         for number, page in pages.items():
             name = f"bgq_c{number}"
@@ -507,15 +528,15 @@ class SqlObjectPlan:
             values.update(_page_values(page, name, f"{name}_bgq_last"))
         key = (dialect.name, public_url, query.source.pattern(),
                tuple(None if page is None else page.source.pattern() for page in nested.values()))
-        statement = self.bound.get(key)
-        if statement is None:
+        prepared = self.bound.get(key)
+        if prepared is None:
             # The last row shown is the page statement's own ``bgq_last``, which ``_own_page`` names <name>_bgq_last.
             bounds = {f"bgq_c{number}": _bound_page(f"bgq_c{number}") for number in pages}
-            statement = self.bound[key] = self.statement(
+            prepared = self.bound[key] = Prepared.of(self.statement(
                 dialect, public_url, _over_parameters(query, "bgq_o"),
                 {key: None if page is None else _over_parameters(page, f"bgq_c{number}")
-                 for number, (key, page) in enumerate(nested.items())}, bounds)
-        return statement, values
+                 for number, (key, page) in enumerate(nested.items())}, bounds), engine_dialect)
+        return prepared, values
 
     def statement(self, dialect: Postgres, public_url: str, query: RootQuery, nested: dict[str, Any],
                   bounds: dict[str, tuple] | None = None) -> Any:
