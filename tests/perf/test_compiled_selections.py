@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -68,6 +69,9 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
         "metrics": {},
         "subscriptions": {**page, "status": st.sampled_from(["ACTIVE", "TRIALING", "PAST_DUE"])},
         "viewer": {},
+        # The organization, one with no row (null) and a malformed id (an error on both paths).
+        "organization": {"id": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
+                                                "not-an-id"])},
     }
 
 
@@ -125,8 +129,8 @@ def document(draw, schema, organization: str) -> tuple[str, dict, str]:
         field = schema.query_type.fields[root]
         given = []
         for name, strategy in _arguments(organization)[root].items():
-            if not draw(st.booleans()):
-                continue
+            if not isinstance(field.args[name].type, GraphQLNonNull) and not draw(st.booleans()):
+                continue  # an argument it needs is always given
             value = draw(strategy)
             if draw(st.booleans()):
                 variable = f"{name}{number}"

@@ -22,7 +22,7 @@ from billing_graphql.graphql.catalog.metrics import metrics_query
 from billing_graphql.graphql.catalog.plans import plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
 from billing_graphql.graphql.payments.payment_methods import payment_methods_query
-from billing_graphql.graphql.platform.organizations import api_keys_query, organizations_query
+from billing_graphql.graphql.platform.organizations import api_keys_query, organization_query, organizations_query
 from billing_graphql.graphql.platform.types import (
     credit_balance_transactions_query,
     credit_notes_query,
@@ -41,6 +41,7 @@ ROOTS: dict[str, SqlRoot] = {
     "webhookEndpoints": SqlRoot(webhook_endpoints_query, connection=False),
     "webhookDeliveries": SqlRoot(webhook_deliveries_query),
     "organizations": SqlRoot(organizations_query),
+    "organization": SqlRoot(organization_query, connection=False, one=True),
     "apiKeys": SqlRoot(api_keys_query, connection=False),
     "subscriptions": SqlRoot(subscriptions_query),
 }

@@ -167,10 +167,10 @@ def viewer_organization_query(context: Any, viewer: Viewer) -> RootQuery | None:
     the same row, and the connections selected below it, as JSON in one statement."""
     if viewer.organization_id is None:
         return None
-    return RootQuery(Statement(_organization_row, (viewer.organization_id,)), key=viewer.organization_id)
+    return RootQuery(Statement(organization_row, (viewer.organization_id,)), key=viewer.organization_id)
 
 
-def _organization_row(organization_id: uuid.UUID) -> Any:
+def organization_row(organization_id: uuid.UUID) -> Any:
     return select(OrganizationRow).where(OrganizationRow.id == organization_id)
 
 

@@ -102,10 +102,3 @@ def organizations_statement() -> Any:
     """Every organization, oldest first."""
     return select(Organization).order_by(Organization.created_at, Organization.id)
 
-
-async def get_organization(db: Database, organization_id: uuid.UUID) -> Organization:
-    async with db.read() as session:
-        organization = await session.get(Organization, organization_id)
-    if organization is None:
-        raise not_found("Organization")
-    return organization
