@@ -62,10 +62,11 @@ async def make_plan(
     sort_order: int = 0,
     limits: dict[str, int | None] | None = None,
     now: datetime = T0,
+    id: uuid.UUID | None = None,
 ) -> Plan:
     number = next(_counter)
     plan = Plan(
-        id=uuid.uuid4(),
+        id=id or uuid.uuid4(),
         name=name or f"Plan {number}",
         slug=slug or f"plan-{number}-{uuid.uuid4().hex[:6]}",
         currency=currency,

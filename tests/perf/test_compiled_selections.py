@@ -49,6 +49,7 @@ from tests.helpers import T0, count_statements, test_settings
 from tests.services.test_refunds import FakeProcessor
 
 ALIASES = ["a", "b", "x1", "other"]
+DOLLAR_PLAN = uuid.UUID(int=8)  # the seeded inactive plan (``_seed``), for ``plan(id:)``
 
 
 def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
@@ -69,6 +70,9 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
         "metrics": {},
         "subscriptions": {**page, "status": st.sampled_from(["ACTIVE", "TRIALING", "PAST_DUE"])},
         "viewer": {},
+        # A slug, an inactive plan's (super-admins only), none; an id of no plan; a malformed id; both or neither: null.
+        "plan": {"slug": st.sampled_from(["growth-idr", "dollar", "nope"]), "id": st.sampled_from(
+            [relay.to_base64("Plan", DOLLAR_PLAN), relay.to_base64("Plan", uuid.UUID(int=7)), "not-an-id"])},
         # The organization, one with no row (null) and a malformed id (an error on both paths).
         "organization": {"id": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
                                                 "not-an-id"])},
@@ -165,7 +169,7 @@ async def _seed(db: Database, settings) -> tuple[dict[Role, str], str]:
                                       (9, "JPY", InvoiceStatus.DRAFT)):
         await make_invoice(db, organization_id, currency=currency, status=status,
                            created_at=T0 + timedelta(minutes=minutes))
-    usd = await make_plan(db, name="Dollar", currency="USD", monthly=1999, active=False)
+    usd = await make_plan(db, id=DOLLAR_PLAN, name="Dollar", slug="dollar", currency="USD", monthly=1999, active=False)
     await make_addon(db, name="Old extra", currency="USD", monthly=505, active=False)
     ten_off = await make_coupon(db, code="TENOFF", percent_off=None, amount_off=1050, currency="USD", plans=[usd],
                                 duration=CouponDuration.REPEATING, months=3, max_uses=5)

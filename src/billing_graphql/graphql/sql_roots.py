@@ -19,7 +19,7 @@ from billing_graphql.graphql.billing.invoices import invoices_query
 from billing_graphql.graphql.catalog.addons import addons_query
 from billing_graphql.graphql.catalog.coupons import coupons_query
 from billing_graphql.graphql.catalog.metrics import metrics_query
-from billing_graphql.graphql.catalog.plans import plans_query
+from billing_graphql.graphql.catalog.plans import plan_query, plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
 from billing_graphql.graphql.payments.payment_methods import payment_methods_query
 from billing_graphql.graphql.platform.organizations import api_keys_query, organization_query, organizations_query
@@ -34,6 +34,7 @@ from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, we
 ROOTS: dict[str, SqlRoot] = {
     "invoices": SqlRoot(invoices_query),
     "plans": SqlRoot(plans_query, connection=False),
+    "plan": SqlRoot(plan_query, connection=False, one=True),
     "addons": SqlRoot(addons_query, connection=False),
     "coupons": SqlRoot(coupons_query),
     "metrics": SqlRoot(metrics_query, connection=False),

@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 
 from billing_graphql.db.models import Plan
-from billing_graphql.graphql.columns import RootQuery
+from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.graphql.catalog.types import catalog_source
 from billing_graphql.services.pagination import read_rows
 from strawberry.permission import BasePermission, PermissionExtension
@@ -143,6 +143,15 @@ CreatePlanPayload = node_payload("CreatePlanPayload", "plan", PlanType)
 UpdatePlanPayload = node_payload("UpdatePlanPayload", "plan", PlanType)
 
 
+def plan_query(context: Any, parent: Any, id: strawberry.ID | None = None, slug: str | None = None) -> RootQuery | None:
+    """The row of ``plan(id:, slug:)`` (None: not exactly one of them given, null; a malformed id raises)."""
+    plan_id = read_optional_id(id, "Plan", "id")
+    if (plan_id is None) == (slug is None):
+        return None
+    include_inactive = context.actor.role is DomainRole.SUPER_ADMIN
+    return RootQuery(Statement(plans.plan_statement, (plan_id, slug), (include_inactive,)), key=plan_id)
+
+
 def plans_query(context: Any, include_inactive: bool = False, currency: str | None = None) -> RootQuery:
     """The rows ``plans`` lists (the SQL tier wraps the same statement in JSON)."""
     return RootQuery(catalog_source(Plan, plans.plan_order, include_inactive, currency))
@@ -167,13 +176,9 @@ class Query:
     async def plan(
         self, info: Info, id: strawberry.ID | None = None, slug: str | None = None
     ) -> PlanType | None:
-        see_inactive = info.context.actor.role is DomainRole.SUPER_ADMIN
-        plan_id = read_optional_id(id, "Plan", "id")
-        try:
-            row = await plans.get_plan(info.context.db, plan_id=plan_id, slug=slug, include_inactive=see_inactive)
-        except DomainBillingError:
-            return None
-        return PlanType.from_row(row)
+        query = plan_query(info.context, None, id, slug)
+        rows = await read_rows(info.context.db, query.statement) if query is not None else []
+        return PlanType.from_row(rows[0]) if rows else None
 
 
 @strawberry.type

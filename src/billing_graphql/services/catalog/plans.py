@@ -116,20 +116,14 @@ def plan_order():
     return (Plan.sort_order, Plan.base_price_monthly, Plan.name, Plan.id)
 
 
-async def get_plan(
-    db: Database, *, plan_id: uuid.UUID | None = None, slug: str | None = None, include_inactive: bool
-) -> Plan:
-    if (plan_id is None) == (slug is None):
-        raise validation("Give exactly one of 'id' and 'slug'.", "id")
+def plan_statement(include_inactive: bool, plan_id: uuid.UUID | None, slug: str | None) -> Any:
+    """The plan of an id or a slug (the caller gives one), and only an active one unless ``include_inactive``."""
     statement = select(Plan)
-    statement = statement.where(Plan.id == plan_id) if plan_id is not None else statement.where(Plan.slug == slug)
-    if not include_inactive:
-        statement = statement.where(Plan.is_active.is_(True))
-    async with db.read() as session:
-        plan = await session.scalar(statement)
-    if plan is None:
-        raise BillingError(BillingErrorCode.PLAN_NOT_FOUND, "Plan not found.", field="id" if plan_id else "slug")
-    return plan
+    if plan_id is not None:
+        statement = statement.where(Plan.id == plan_id)
+    if slug is not None:
+        statement = statement.where(Plan.slug == slug)
+    return statement if include_inactive else statement.where(Plan.is_active.is_(True))
 
 
 def _check_counts(columns: dict[str, Any]) -> None:
