@@ -62,6 +62,30 @@ async def test_an_object_of_them_is_orjsons_bytes(db, minor):
                                            "f": money.formatted, "none": None})
 
 
+
+@pytest.mark.parametrize("minor", [0, -1, 1663890, -(10**12) - 7])
+async def test_money_strings_are_orjsons_bytes(db, minor):
+    """``money_string``: Money's fields as JSON strings (SQLite: one printf each, quotes inside), in every
+    currency."""
+    sql = DIALECTS[db.engine.dialect.name]
+    for currency in EXPONENTS:
+        money = Money.of(minor, currency)
+        values = await _values(db, [sql.money_string(name, ":m", ":c") for name in ("amount", "currency", "formatted")],
+                               {"m": minor, "c": currency})
+        assert values == [orjson.dumps(value).decode() for value in
+                          (_serialize_decimal(money.amount), currency, money.formatted)], currency
+
+
+@pytest.mark.parametrize("size", [1, 100, 101, 130])
+async def test_objects_of_any_size_are_orjsons_bytes(db, size):
+    """SQLite writes an object with one printf up to 100 fields and joins its parts with ``||`` beyond
+    (a function takes at most 127 arguments)."""
+    sql = DIALECTS[db.engine.dialect.name]
+    pairs = [(f"f{index}", sql.number(f"{index} * :m")) for index in range(size)]
+    (value,) = await _values(db, [sql.object_text(pairs)], {"m": 3})
+    assert value.encode() == orjson.dumps({f"f{index}": 3 * index for index in range(size)})
+
+
 DECIMALS = ["0", "1", "-1", "7", "0.5", "-0.5", "2.5", "-2.5", "0.49999", "-0.49999", "9.999999", "-9.5", "1.05",
             "180129.032258", "-180129.032258", "123456789012.5", "-123456789012.4999", "1E+2", "-125E-2", "2.5E-1"]
 

@@ -175,6 +175,10 @@ class Postgres:
             f"{self._grouped(f'({magnitude} / {10 ** places})')} || '.' || {self._fraction(magnitude, places)}"))
         return f"(CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END || {symbol} || {number})"
 
+    def money_string(self, name: str, minor: str, currency: str) -> str:
+        """A field of Money ("amount", "currency", "formatted") as a JSON string, its values never NULL."""
+        return self.bare(currency if name == "currency" else getattr(self, f"money_{name}")(minor, currency))
+
     # -- the root statement -------------------------------------------------------------------------
 
     @staticmethod
@@ -192,11 +196,23 @@ class Postgres:
         return select(*columns, func.count()).select_from(rows)
 
 
+_PRINTF_ARGUMENTS = 100  # SQLite's functions take at most 127 arguments (SQLITE_MAX_FUNCTION_ARG)
+
+
 class Sqlite(Postgres):
     """SQLite's text functions; leaf formats in SQL where its text storage allows, else by functions
     registered on the connection (``SQLITE_FUNCTIONS``) that call the types' own Python."""
 
     name = "sqlite"
+
+    @classmethod
+    def object_text(cls, pairs: list[tuple[str, str]]) -> str:
+        # One printf: each ``||`` of a chain allocates and copies the text so far (SQLite 3.40 has no concat()),
+        # which was a fifth of the invoices page's statement. Its values are never NULL (coalesced to 'null').
+        if len(pairs) > _PRINTF_ARGUMENTS:
+            return super().object_text(pairs)
+        keys = ",".join(f'"{key}":%s' for key, _ in pairs)
+        return f"printf({_literal('{' + keys + '}')}, {', '.join(value for _, value in pairs)})"
 
     @staticmethod
     def list_text(item: str, source: str, order_by: str) -> str:
@@ -269,18 +285,37 @@ class Sqlite(Postgres):
     def integer(expression: str) -> str:
         return f"({expression})"
 
+    # Money in one printf a value: a chain of ``||`` allocates and copies at every step (SQLite 3.40 has no
+    # concat()); Money's leaves were a third of the invoices page's statement that way.
+
     def money_amount(self, minor: str, currency: str) -> str:
-        magnitude = f"abs({minor})"
-        return self._by_places(currency, lambda places: (
-            f"CAST(({minor}) AS TEXT)" if places == 0 else
-            f"CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END || ({magnitude} / {10 ** places}) || '.' || "
-            f"{self._fraction(magnitude, places)}"))
+        return self._money(minor, currency, grouped=False, quote="")
 
-    def _grouped(self, whole: str) -> str:
-        return f"printf('%,d', {whole})"
+    def money_formatted(self, minor: str, currency: str) -> str:
+        return self._money(minor, currency, grouped=True, quote="")
 
-    def _fraction(self, magnitude: str, places: int) -> str:
-        return f"printf('%0{places}d', {magnitude} % {10 ** places})"
+    def money_string(self, name: str, minor: str, currency: str) -> str:
+        if name == "currency":
+            return f"printf('\"%s\"', {currency})"
+        return self._money(minor, currency, grouped=name == "formatted", quote='"')
+
+    def _money(self, minor: str, currency: str, *, grouped: bool, quote: str) -> str:
+        """``amount`` (the digits, exactly the currency's places) or ``formatted`` (sign, symbol, grouped digits,
+        fraction), inside ``quote``."""
+        magnitude, sign = f"abs({minor})", f"CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END"
+
+        def of_places(places: int) -> str:
+            codes = BY_PLACES[places]
+            head, arguments = ("%s%s%,d", [sign, "CASE " + " ".join(
+                f"WHEN {currency} = {_literal(code)} THEN {_literal(MONEY_PREFIXES[code])}" for code in codes) + " END"]
+            ) if grouped else ("%s%d", [sign])
+            if places:
+                head += f".%0{places}d"
+                arguments += [f"{magnitude} / {10 ** places}", f"{magnitude} % {10 ** places}"]
+            else:
+                arguments.append(magnitude)
+            return f"printf({_literal(quote + head + quote)}, {', '.join(arguments)})"
+        return self._by_places(currency, of_places)
 
     @staticmethod
     def page_statement(items: list[str], rows: Any, position: str, last: int | None) -> Any:

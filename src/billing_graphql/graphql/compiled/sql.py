@@ -151,7 +151,7 @@ def leaf_text(sql: Any, expression: str, graphql_type: Any, where: str) -> str:
     return f"coalesce({getattr(sql, method)(expression)}, 'null')"
 
 
-MONEY_FIELDS = {"amount": "money_amount", "currency": None, "formatted": "money_formatted"}
+MONEY_FIELDS = {"amount", "currency", "formatted"}
 
 
 def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool) -> str:
@@ -161,8 +161,7 @@ def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool) -
         if sub.typename is not None:
             pairs.append((sub.key, f"'\"{sub.typename}\"'"))
         elif sub.name in MONEY_FIELDS:
-            method = MONEY_FIELDS[sub.name]
-            pairs.append((sub.key, sql.bare(currency if method is None else getattr(sql, method)(minor, currency))))
+            pairs.append((sub.key, sql.money_string(sub.name, minor, currency)))
         else:
             raise NoSqlForm(f"Money.{sub.name}")
     text = sql.object_text(pairs)
