@@ -193,7 +193,7 @@ class Database:
                 scope.owner = None
 
     @asynccontextmanager
-    async def driver(self) -> AsyncIterator[Any]:
+    async def _driver(self) -> AsyncIterator[Any]:
         """The driver's own connection (asyncpg's, or aiosqlite's) for a statement its caller compiled (the
         compiled path's SQL tier, ``graphql.compiled.sql.Prepared``): no session and, unless the request's read
         session is open, no transaction. A lone SELECT reads one snapshot by itself; the session's bookkeeping
@@ -225,11 +225,11 @@ class Database:
     async def fetch(self, text: str, arguments: list[Any],
                     setup: Callable[[Any], Awaitable[None]] | None = None) -> list[Sequence[Any]]:
         """The rows of one statement compiled for this database's driver (``text`` in its parameter style,
-        ``arguments`` bound as SQLAlchemy binds them), read on the driver's own connection (``driver()``) after
+        ``arguments`` bound as SQLAlchemy binds them), read on the driver's own connection (``_driver()``) after
         ``setup(connection)``. The engine's ``before_cursor_execute`` listeners see it, as they see
         SQLAlchemy's statements (the requests' statement counts)."""
         self.engine.sync_engine.dispatch.before_cursor_execute(None, None, text, arguments, None, False)
-        async with self.driver() as connection:
+        async with self._driver() as connection:
             if setup is not None:
                 await setup(connection)
             if self.is_sqlite:

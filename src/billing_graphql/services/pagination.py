@@ -49,6 +49,12 @@ async def read_page(db: Database, statement: Select[Any], *, first: int, offset:
         return await fetch_page(session, statement, first=first, offset=offset)
 
 
+async def read_first(db: Database, statement: Select[Any]) -> Any | None:
+    """The first row of ``statement`` in a read session (None: none)."""
+    async with db.read() as session:
+        return await session.scalar(statement)
+
+
 async def read_rows(db: Database, statement: Select[Any]) -> list[Any]:
     """Every row of ``statement`` in a read session."""
     async with db.read() as session:

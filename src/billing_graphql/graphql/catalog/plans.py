@@ -11,7 +11,7 @@ import strawberry
 from billing_graphql.db.models import Plan
 from billing_graphql.graphql.columns import RootQuery, Statement
 from billing_graphql.graphql.catalog.types import catalog_source
-from billing_graphql.services.pagination import read_rows
+from billing_graphql.services.pagination import read_first, read_rows
 from strawberry.permission import BasePermission, PermissionExtension
 
 from billing_graphql.domain.catalog import FeatureSpec, LimitSpec
@@ -177,8 +177,8 @@ class Query:
         self, info: Info, id: strawberry.ID | None = None, slug: str | None = None
     ) -> PlanType | None:
         query = plan_query(info.context, None, id, slug)
-        rows = await read_rows(info.context.db, query.statement) if query is not None else []
-        return PlanType.from_row(rows[0]) if rows else None
+        row = await read_first(info.context.db, query.statement) if query is not None else None
+        return PlanType.from_row(row) if row is not None else None
 
 
 @strawberry.type

@@ -261,7 +261,7 @@ class SqlRootPlan:
     outer: Any  # the ObjectPlan of the connection, or the ListOf of a list
     schema: Any
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)  # items_sql, made once
-    bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # statements over bind parameters, compiled once
+    bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # over bind parameters, compiled once
 
     async def prepare(self, run: Any, parent: Any = None, key: Any = None) -> RootQuery | None:
         """The field's permissions run (a refusal raises), and its ``RootQuery`` (None: none); a nested field's
@@ -317,7 +317,8 @@ class SqlRootPlan:
             items.append(sql.object_text(pairs))
         return items
 
-    def statement_and_values(self, engine_dialect: Any, public_url: str, query: RootQuery) -> tuple[Prepared, dict[str, Any]]:
+    def statement_and_values(self, engine_dialect: Any, public_url: str,
+                             query: RootQuery) -> tuple[Prepared, dict[str, Any]]:
         """The statement, compiled for ``engine_dialect`` (SQLAlchemy's), and the values of its bind parameters.
         Where the resolver's statement is a ``columns.Statement``, it is made and compiled once over bind
         parameters (kept with the plan, by dialect, public URL and which of its values are None) and each request
@@ -462,7 +463,7 @@ class SqlObjectPlan:
     schema: Any
     connections: dict[str, SqlRootPlan]  # response key -> the connection's plan
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
-    bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # statements over bind parameters, compiled once
+    bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # over bind parameters, compiled once
 
     def fields_sql(self, dialect: str, public_url: str) -> list[str]:
         """The JSON text expression of each selected field but ``__typename`` and the connections, in order."""

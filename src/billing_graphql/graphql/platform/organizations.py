@@ -7,7 +7,7 @@ from typing import Any
 import strawberry
 
 from billing_graphql.graphql.columns import RootQuery, Statement
-from billing_graphql.services.pagination import read_page, read_rows
+from billing_graphql.services.pagination import read_first, read_page, read_rows
 
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
@@ -29,7 +29,6 @@ from billing_graphql.graphql.platform.types import (
     OrganizationConnection,
     OrganizationType,
     Viewer,
-    organization_row,
 )
 from billing_graphql.services.platform import api_keys
 from billing_graphql.services.platform import organizations
@@ -89,7 +88,7 @@ def organizations_query(context: Any, first: int | None = 10, after: str | None 
 def organization_query(context: Any, parent: Any, id: strawberry.ID) -> RootQuery:
     """The row of ``organization(id:)`` (a malformed id raises, as the resolver's read does)."""
     organization_id = read_id(id, "Organization")
-    return RootQuery(Statement(organization_row, (organization_id,)), key=organization_id)
+    return RootQuery(Statement(organizations.organization_statement, (organization_id,)), key=organization_id)
 
 
 def api_keys_query(context: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
@@ -115,8 +114,8 @@ class Query:
 
     @strawberry.field(extensions=allow(DomainRole.SUPER_ADMIN))
     async def organization(self, info: Info, id: strawberry.ID) -> OrganizationType | None:
-        rows = await read_rows(info.context.db, organization_query(info.context, None, id).statement)
-        return OrganizationType.from_row(rows[0]) if rows else None  # a well-formed id of no organization: null
+        row = await read_first(info.context.db, organization_query(info.context, None, id).statement)
+        return OrganizationType.from_row(row) if row is not None else None  # a well-formed id of no organization
 
     @strawberry.field(
         extensions=allow(DomainRole.SUPER_ADMIN, DomainRole.OWNER),

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from sqlalchemy import select
 from strawberry import relay
 
 from billing_graphql.db.models import ApiKey as ApiKeyRow
@@ -165,13 +164,11 @@ def viewer_organization_query(context: Any, viewer: Viewer) -> RootQuery | None:
     """The row of ``Viewer.organization``: the caller's own organization (None: the caller has none, null). Its
     resolver loads that row by ``key`` (``organization_by_id``); the SQL tier (``graphql.sql_roots.FIELDS``) writes
     the same row, and the connections selected below it, as JSON in one statement."""
+    from billing_graphql.services.platform.organizations import organization_statement
+
     if viewer.organization_id is None:
         return None
-    return RootQuery(Statement(organization_row, (viewer.organization_id,)), key=viewer.organization_id)
-
-
-def organization_row(organization_id: uuid.UUID) -> Any:
-    return select(OrganizationRow).where(OrganizationRow.id == organization_id)
+    return RootQuery(Statement(organization_statement, (viewer.organization_id,)), key=viewer.organization_id)
 
 
 @strawberry.type

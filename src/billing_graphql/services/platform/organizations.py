@@ -102,3 +102,8 @@ def organizations_statement() -> Any:
     """Every organization, oldest first."""
     return select(Organization).order_by(Organization.created_at, Organization.id)
 
+
+def organization_statement(organization_id: uuid.UUID) -> Any:
+    """The organization of ``organization_id``."""
+    return select(Organization).where(Organization.id == organization_id)
+
