@@ -64,16 +64,19 @@ async def test_an_object_of_them_is_orjsons_bytes(db, minor):
 
 
 @pytest.mark.parametrize("minor", [0, -1, 1663890, -(10**12) - 7])
-async def test_money_strings_are_orjsons_bytes(db, minor):
-    """``money_string``: Money's fields as JSON strings (SQLite: one printf each, quotes inside), in every
-    currency."""
+async def test_money_objects_are_orjsons_bytes(db, minor):
+    """``money_object``: a Money object of any selection of its fields, aliased, with ``__typename`` (SQLite:
+    one printf a currency's number of places, for the whole object), in every currency."""
     sql = DIALECTS[db.engine.dialect.name]
+    selections = [[("amount", "amount")], [("formatted", "formatted"), ("currency", "currency")],
+                  [("t", "Money"), ("a", "amount"), ("c", "currency"), ("f", "formatted"), ("a2", "amount")]]
     for currency in EXPONENTS:
         money = Money.of(minor, currency)
-        values = await _values(db, [sql.money_string(name, ":m", ":c") for name in ("amount", "currency", "formatted")],
+        leaves = {"amount": _serialize_decimal(money.amount), "currency": currency, "formatted": money.formatted}
+        values = await _values(db, [sql.money_object(fields, ":m", ":c") for fields in selections],
                                {"m": minor, "c": currency})
-        assert values == [orjson.dumps(value).decode() for value in
-                          (_serialize_decimal(money.amount), currency, money.formatted)], currency
+        assert values == [orjson.dumps({key: leaves.get(name, name) for key, name in fields}).decode()
+                          for fields in selections], currency
 
 
 @pytest.mark.parametrize("size", [1, 100, 101, 130])

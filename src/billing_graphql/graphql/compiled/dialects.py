@@ -48,6 +48,9 @@ def _money_prefixes() -> dict[str, str]:
 
 
 MONEY_PREFIXES = _money_prefixes()
+MONEY_FIELDS = {"amount", "currency", "formatted"}
+ROW, POSITION = "i", "bgq_position"  # the alias of a root field's rows; their place in the resolver's order
+PAGE, PAGE_KEY = "bgq_page", "bgq_key"  # SQLite: the subquery of a page's keys
 BY_PLACES: dict[int, tuple[str, ...]] = {
     places: tuple(code for code, exponent in EXPONENTS.items() if exponent == places) for places in set(EXPONENTS.values())}
 
@@ -179,14 +182,26 @@ class Postgres:
         """A field of Money ("amount", "currency", "formatted") as a JSON string, its values never NULL."""
         return self.bare(currency if name == "currency" else getattr(self, f"money_{name}")(minor, currency))
 
+    def money_object(self, fields: list[tuple[str, str]], minor: str, currency: str) -> str:
+        """A Money object of ``fields``: (response key, "amount" / "currency" / "formatted" or a JSON string
+        literal, ``__typename``'s) over the minor-unit and currency expressions, never NULL."""
+        return self.object_text([(key, self.money_string(name, minor, currency) if name in MONEY_FIELDS
+                                  else _literal(f'"{name}"')) for key, name in fields])
+
     # -- the root statement -------------------------------------------------------------------------
 
+    position = f"{ROW}.{POSITION}"  # a row's place in the page statement's rows
+
     @staticmethod
-    def page_statement(items: list[str], rows: Any, position: str, last: int | None) -> Any:
-        """One row: for each JSON text expression of ``items``, its values over ``rows`` (a subquery) in
-        ``position`` order joined by commas (rows past the position ``last`` left out), and the number of
-        rows."""
-        order = literal_column(f"{rows.name}.{position}")  # not rows.c: its column proxies cost ms per request
+    def page_rows(statement: Any, position: Any) -> Any:
+        """The rows of the resolver's paged ``statement`` with their ``position`` (a labelled row number), as the
+        page statement reads them: the subquery ``ROW`` of its whole rows and their places."""
+        return statement.add_columns(position).subquery(ROW)
+
+    def page_statement(self, items: list[str], rows: Any, last: int | None) -> Any:
+        """One row: for each JSON text expression of ``items``, its values over ``rows`` (``page_rows``) in
+        position order joined by commas (rows past the position ``last`` left out), and the number of rows."""
+        order = literal_column(self.position)  # not a subquery's c: its column proxies cost ms per request
         columns = []
         for item in items:
             aggregate = func.string_agg(aggregate_order_by(literal_column(f"{item}, ','"), order))
@@ -285,41 +300,68 @@ class Sqlite(Postgres):
     def integer(expression: str) -> str:
         return f"({expression})"
 
-    # Money in one printf a value: a chain of ``||`` allocates and copies at every step (SQLite 3.40 has no
-    # concat()); Money's leaves were a third of the invoices page's statement that way.
+    # Money in one printf: a chain of ``||`` allocates and copies at every step (SQLite 3.40 has no concat()), and
+    # each printf allocates its text anew; Money's leaves were a third of the invoices page's statement as chains,
+    # and its objects of one printf a leaf still a fifth.
 
     def money_amount(self, minor: str, currency: str) -> str:
-        return self._money(minor, currency, grouped=False, quote="")
+        return self._by_places(currency, lambda places: self._printf(*self._money(minor, currency, places, "amount")))
 
     def money_formatted(self, minor: str, currency: str) -> str:
-        return self._money(minor, currency, grouped=True, quote="")
+        return self._by_places(currency, lambda places: self._printf(
+            *self._money(minor, currency, places, "formatted")))
 
-    def money_string(self, name: str, minor: str, currency: str) -> str:
-        if name == "currency":
-            return f"printf('\"%s\"', {currency})"
-        return self._money(minor, currency, grouped=name == "formatted", quote='"')
-
-    def _money(self, minor: str, currency: str, *, grouped: bool, quote: str) -> str:
-        """``amount`` (the digits, exactly the currency's places) or ``formatted`` (sign, symbol, grouped digits,
-        fraction), inside ``quote``."""
-        magnitude, sign = f"abs({minor})", f"CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END"
-
+    def money_object(self, fields: list[tuple[str, str]], minor: str, currency: str) -> str:
+        """One printf a currency's number of places, writing the whole object."""
         def of_places(places: int) -> str:
-            codes = BY_PLACES[places]
-            head, arguments = ("%s%s%,d", [sign, "CASE " + " ".join(
-                f"WHEN {currency} = {_literal(code)} THEN {_literal(MONEY_PREFIXES[code])}" for code in codes) + " END"]
-            ) if grouped else ("%s%d", [sign])
-            if places:
-                head += f".%0{places}d"
-                arguments += [f"{magnitude} / {10 ** places}", f"{magnitude} % {10 ** places}"]
-            else:
-                arguments.append(magnitude)
-            return f"printf({_literal(quote + head + quote)}, {', '.join(arguments)})"
+            head, arguments = [], []
+            for key, name in fields:
+                if name in MONEY_FIELDS:
+                    form, values = self._money(minor, currency, places, name)
+                    head.append(f'"{key}":"{form}"')
+                    arguments += values
+                else:  # __typename: a name, no % in it
+                    head.append(f'"{key}":"{name}"')
+            return self._printf("{" + ",".join(head) + "}", arguments)
         return self._by_places(currency, of_places)
 
     @staticmethod
-    def page_statement(items: list[str], rows: Any, position: str, last: int | None) -> Any:
-        order = literal_column(f"{rows.name}.{position}")  # not rows.c: its column proxies cost ms per request
+    def _printf(form: str, arguments: list[str]) -> str:
+        return f"printf({', '.join([_literal(form), *arguments])})" if arguments else _literal(form)
+
+    @staticmethod
+    def _money(minor: str, currency: str, places: int, name: str) -> tuple[str, list[str]]:
+        """A printf format and its arguments for Money's ``name`` in a currency of ``places``: ``amount`` (the
+        digits, exactly the currency's places), ``formatted`` (sign, symbol, grouped digits, fraction),
+        ``currency``."""
+        if name == "currency":
+            return "%s", [currency]
+        magnitude, sign = f"abs({minor})", f"CASE WHEN ({minor}) < 0 THEN '-' ELSE '' END"
+        codes = BY_PLACES[places]
+        head, arguments = ("%s%s%,d", [sign, "CASE " + " ".join(
+            f"WHEN {currency} = {_literal(code)} THEN {_literal(MONEY_PREFIXES[code])}" for code in codes) + " END"]
+        ) if name == "formatted" else ("%s%d", [sign])
+        if places:
+            head += f".%0{places}d"
+            arguments += [f"{magnitude} / {10 ** places}", f"{magnitude} % {10 ** places}"]
+        else:
+            arguments.append(magnitude)
+        return head, arguments
+
+    position = f"{PAGE}.{POSITION}"
+
+    @staticmethod
+    def page_rows(statement: Any, position: Any) -> Any:
+        """The page's keys and places (the subquery ``PAGE``) joined to its table (as ``ROW``) for the items'
+        columns. A subquery of whole rows cost a copy of every text value each time an item read it (a sixth of
+        the invoices page's statement); PostgreSQL reads a whole row's subquery faster than the join."""
+        table = statement._raw_columns[0]  # noqa: SLF001
+        (key,) = table.primary_key.columns
+        page = statement.with_only_columns(key.label(PAGE_KEY), position, maintain_column_froms=True).subquery(PAGE)
+        return page.join(table.alias(ROW), literal_column(f"{ROW}.{key.name}") == literal_column(f"{PAGE}.{PAGE_KEY}"))
+
+    def page_statement(self, items: list[str], rows: Any, last: int | None) -> Any:
+        order = literal_column(self.position)
         ordered = (select(*(literal_column(item).label(f"bgq_item{index}") for index, item in enumerate(items)),
                           order.label("bgq_position"))
                    .select_from(rows).order_by(order).subquery("ordered"))

@@ -41,7 +41,9 @@ from strawberry.types.info import Info as StrawberryInfo
 from billing_graphql.db.types import DecimalText, UTCDateTime
 from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Nested, Parent, RootQuery, Statement
 from billing_graphql.graphql.common import cursor_at
-from billing_graphql.graphql.compiled.dialects import DIALECTS, Postgres, sqlite_functions
+from billing_graphql.graphql.compiled.dialects import (
+    DIALECTS, MONEY_FIELDS, POSITION, ROW, Postgres, sqlite_functions,
+)
 
 
 class NoSqlForm(Exception):
@@ -151,20 +153,14 @@ def leaf_text(sql: Any, expression: str, graphql_type: Any, where: str) -> str:
     return f"coalesce({getattr(sql, method)(expression)}, 'null')"
 
 
-MONEY_FIELDS = {"amount", "currency", "formatted"}
-
-
 def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool) -> str:
     """Money's selected fields over the minor-unit and currency expressions, formatted in SQL."""
-    pairs = []
+    fields = []
     for sub in plan.fields:
-        if sub.typename is not None:
-            pairs.append((sub.key, f"'\"{sub.typename}\"'"))
-        elif sub.name in MONEY_FIELDS:
-            pairs.append((sub.key, sql.money_string(sub.name, minor, currency)))
-        else:
+        if sub.typename is None and sub.name not in MONEY_FIELDS:
             raise NoSqlForm(f"Money.{sub.name}")
-    text = sql.object_text(pairs)
+        fields.append((sub.key, sub.name if sub.typename is None else sub.typename))
+    text = sql.money_object(fields, minor, currency)
     if nullable:
         return f"(CASE WHEN ({minor}) IS NULL OR ({currency}) IS NULL THEN 'null' ELSE {text} END)"
     return text
@@ -215,10 +211,6 @@ def field_texts(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...],
         else:
             pairs.append((key, leaf_text(sql, form(sql, *arguments), object_type.fields[field_plan.name].type, where)))
     return pairs
-
-
-ROW = "i"  # the alias of the root field's rows
-POSITION = "bgq_position"  # their place in the resolver's order
 
 
 async def run_permissions(definition: Any, info: Any, arguments: dict[str, Any]) -> None:
@@ -311,7 +303,7 @@ class SqlRootPlan:
                 if sub.typename is not None:
                     pairs.append((sub.key, f"'\"{sub.typename}\"'"))
                 elif sub.name == "cursor":
-                    pairs.append((sub.key, sql.bare(sql.cursor(f"{ROW}.{POSITION} - 1"))))
+                    pairs.append((sub.key, sql.bare(sql.cursor(f"{sql.position} - 1"))))
                 else:  # node
                     pairs.append((sub.key, object_text(sql, self.schema, sub.complete, (ROW,))))
             items.append(sql.object_text(pairs))
@@ -350,8 +342,8 @@ class SqlRootPlan:
             limit, offset, last = page_bounds(query) if bounds is None else bounds
             statement = statement.limit(limit).offset(offset)
         # The row number is taken before LIMIT and OFFSET: a page's first row is offset + 1.
-        rows = statement.add_columns(func.row_number().over(order_by=ordering).label(POSITION)).subquery(ROW)
-        return dialect.page_statement(items, rows, POSITION, last)
+        rows = dialect.page_rows(statement, func.row_number().over(order_by=ordering).label(POSITION))
+        return dialect.page_statement(items, rows, last)
 
     def connection_answer(self, edges: list[Any], size: int, has_next: bool, offset: int, empty: bool) -> dict:
         cursors = (cursor_at(offset), cursor_at(offset + size - 1)) if size else (None, None)
