@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_type, is_leaf_type
+from graphql import GraphQLNonNull, GraphQLObjectType, get_named_type, is_leaf_type
 from hypothesis import HealthCheck, event, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import select, update
 from strawberry import relay

@@ -226,8 +226,7 @@ class Sqlite(Postgres):
         # which was a fifth of the invoices page's statement. Its values are never NULL (coalesced to 'null').
         if len(pairs) > _PRINTF_ARGUMENTS:
             return super().object_text(pairs)
-        keys = ",".join(f'"{key}":%s' for key, _ in pairs)
-        return f"printf({_literal('{' + keys + '}')}, {', '.join(value for _, value in pairs)})"
+        return cls._printf("{" + ",".join(f'"{key}":%s' for key, _ in pairs) + "}", [value for _, value in pairs])
 
     @staticmethod
     def list_text(item: str, source: str, order_by: str) -> str:
@@ -305,11 +304,13 @@ class Sqlite(Postgres):
     # and its objects of one printf a leaf still a fifth.
 
     def money_amount(self, minor: str, currency: str) -> str:
-        return self._by_places(currency, lambda places: self._printf(*self._money(minor, currency, places, "amount")))
+        return self._money_leaf(minor, currency, "amount")
 
     def money_formatted(self, minor: str, currency: str) -> str:
-        return self._by_places(currency, lambda places: self._printf(
-            *self._money(minor, currency, places, "formatted")))
+        return self._money_leaf(minor, currency, "formatted")
+
+    def _money_leaf(self, minor: str, currency: str, name: str) -> str:
+        return self._by_places(currency, lambda places: self._printf(*self._money(minor, currency, places, name)))
 
     def money_object(self, fields: list[tuple[str, str]], minor: str, currency: str) -> str:
         """One printf a currency's number of places, writing the whole object."""

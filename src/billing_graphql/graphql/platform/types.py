@@ -28,6 +28,7 @@ from billing_graphql.graphql.permissions import MANAGERS, allow
 from billing_graphql.graphql.platform.balance import CreditBalanceTransactionConnection, CreditBalanceTransactionType
 from billing_graphql.graphql.platform.billing_details import BillingDetailsType
 from billing_graphql.services.pagination import read_page
+from billing_graphql.services.platform.organizations import organization_statement
 
 if TYPE_CHECKING:
     from billing_graphql.graphql.billing.credit_note_types import CreditNoteConnection
@@ -164,8 +165,6 @@ def viewer_organization_query(context: Any, viewer: Viewer) -> RootQuery | None:
     """The row of ``Viewer.organization``: the caller's own organization (None: the caller has none, null). Its
     resolver loads that row by ``key`` (``organization_by_id``); the SQL tier (``graphql.sql_roots.FIELDS``) writes
     the same row, and the connections selected below it, as JSON in one statement."""
-    from billing_graphql.services.platform.organizations import organization_statement
-
     if viewer.organization_id is None:
         return None
     return RootQuery(Statement(organization_statement, (viewer.organization_id,)), key=viewer.organization_id)

@@ -106,4 +106,3 @@ def organizations_statement() -> Any:
 def organization_statement(organization_id: uuid.UUID) -> Any:
     """The organization of ``organization_id``."""
     return select(Organization).where(Organization.id == organization_id)
-
