@@ -76,6 +76,9 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
         # The organization, one with no row (null) and a malformed id (an error on both paths).
         "organization": {"id": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
                                                 "not-an-id"])},
+        # Its own (tenants; super-admins must name one), one with no row (null) and a malformed id (an error).
+        "entitlements": {"organizationId": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
+                                                            "not-an-id"])},
     }
 
 
@@ -216,13 +219,15 @@ class Answers:
     answered: bool  # the compiled app answered from its plan
 
 
-async def answers_on_both_paths(db: Database, schema, body: dict, token: str, cold_credentials: bool = True) -> Answers:
+async def answers_on_both_paths(db: Database, schema, body: dict, token: str, cold_credentials: bool = True,
+                                **overrides: Any) -> Answers:
     """The request's answers by an app with the compiled plans and by one without, on ``db``, and the SQL
-    statements each sent (``cold_credentials``: the key's lookup counted, as in ``count_statements``)."""
-    settings = test_settings(db.engine.url.render_as_string(hide_password=False))
+    statements each sent (``cold_credentials``: the key's lookup counted, as in ``count_statements``;
+    ``overrides``: settings of both apps, e.g. ``test_clock``)."""
+    settings = test_settings(db.engine.url.render_as_string(hide_password=False), **overrides)
     compiled_app = create_app(settings, db=db, schema=schema, freeze_gc=False)
-    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False), db=db, schema=schema,
-                             freeze_gc=False)
+    generic_app = create_app(test_settings(settings.database_url, compiled_documents=False, **overrides), db=db,
+                             schema=schema, freeze_gc=False)
     documents = compiled_app.state.compiled
     headers = {"authorization": f"Bearer {token}"}
     async with (

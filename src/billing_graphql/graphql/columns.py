@@ -131,6 +131,11 @@ class Statement:
         return self.shape, tuple(value is None for value in self.values)
 
 
+class GenericPathAnswers(Exception):
+    """Raised by a root's ``..._query`` function for a case its SQL form does not cover: the generic path answers
+    the request (``compiled.execute.Fallback``)."""
+
+
 @dataclass(frozen=True)
 class RootQuery:
     """What a root list or connection reads: the ordered ``Select`` of its rows (or the ``Statement`` that

@@ -29,6 +29,7 @@ from billing_graphql.graphql.platform.types import (
     viewer_organization_query,
 )
 from billing_graphql.graphql.subscriptions.schema import subscriptions_query
+from billing_graphql.graphql.usage.schema import entitlements_query
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
 ROOTS: dict[str, SqlRoot] = {
@@ -45,6 +46,7 @@ ROOTS: dict[str, SqlRoot] = {
     "organization": SqlRoot(organization_query, connection=False, one=True),
     "apiKeys": SqlRoot(api_keys_query, connection=False),
     "subscriptions": SqlRoot(subscriptions_query),
+    "entitlements": SqlRoot(entitlements_query, connection=False, one=True),
 }
 
 FIELDS: dict[tuple[str, str], SqlRoot] = {

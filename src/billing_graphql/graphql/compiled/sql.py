@@ -63,7 +63,8 @@ class SqlRoot:
     ``key`` gives the parent object's row id (a Relay node's ``id`` by default); below an object answered by
     SQL (``one``) the query is made for that object's ``RootQuery.key``, and the connection is paged in the
     object's statement. ``one``: one object (``connection=False`` too), ``query(context, parent, **arguments)``
-    the ``RootQuery`` of its row (None, or no row: null)."""
+    the ``RootQuery`` of its row (None, or no row: null). ``query`` may be a coroutine function: a computed object
+    whose row holds values its Python rules find from a first read (``entitlements``)."""
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
@@ -236,10 +237,12 @@ async def field_query(run: Any, field_plan: Any, root: SqlRoot, parent: Any = No
                                   config=strawberry_schema.config, info=info)
     await run_permissions(definition, info, arguments)
     if root.one:
-        return root.query(info.context, parent, **arguments)
-    if root.nested:
-        return root.query(info.context, root.key(parent) if key is None else key, **arguments)
-    return root.query(info.context, **arguments)
+        query = root.query(info.context, parent, **arguments)
+    elif root.nested:
+        query = root.query(info.context, root.key(parent) if key is None else key, **arguments)
+    else:
+        query = root.query(info.context, **arguments)
+    return await query if inspect.isawaitable(query) else query
 
 
 @dataclass(eq=False)

@@ -4,6 +4,7 @@ with the grants that open them."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -12,6 +13,7 @@ from strawberry.scalars import JSON
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.domain.usage import EventInput, parse_month
+from billing_graphql.graphql.columns import GenericPathAnswers, RootQuery, Statement
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingError, ClientError, Forbidden
@@ -21,6 +23,7 @@ from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.scope import organization_for, read_scope
 from billing_graphql.graphql.usage.types import (
     Entitlements,
+    entitlements_row,
     PlanLimitsType,
     Usage,
     UsageSnapshot,
@@ -29,7 +32,7 @@ from billing_graphql.graphql.usage.types import (
 from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
 from billing_graphql.services.usage import partners
 from billing_graphql.services.usage.ingest import record_usage
-from billing_graphql.services.usage.reading import entitlements, plan_limits_view, usage_now
+from billing_graphql.services.usage.reading import entitlement_basis, entitlements, plan_limits_view, usage_now
 
 ORGANIZATION_HELP = "Super-admins: the organization to read (required). Tenants read their own."
 
@@ -101,6 +104,23 @@ async def _read(info: Info, organization_id: str | None, load, convert):
             return convert(await load(session, scope))
     except DomainBillingError:
         return None
+
+
+async def entitlements_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
+    """The row the SQL tier writes ``entitlements`` from (``graphql.sql_roots``): ``entitlement_basis`` read first,
+    its values bound as ``entitlements_row``; None (null) as the resolver's: no such organization, or one out of
+    reach. Without a live plan or a free tier the resolver's answer (every known feature off) is the generic
+    path's."""
+    scope = read_scope(context.actor, organization_id)
+    async with context.db.read() as session:
+        basis = await entitlement_basis(session, scope, context.now)
+    if basis is None:
+        return None
+    if basis.plan_id is None:
+        raise GenericPathAnswers("no live plan and no free tier")
+    status = None if basis.status is None else basis.status.name
+    return RootQuery(Statement(entitlements_row, (basis.organization_id, basis.plan_id, basis.plan_slug, status,
+                                                  basis.month_key)), key=basis.organization_id)
 
 
 def _month(month: str | None) -> datetime | None:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 from decimal import Decimal
 
 import strawberry
+from sqlalchemy import String, Uuid, null, select, type_coerce
 from strawberry import relay
 
+from billing_graphql.db.models import MetricKind as DomainMetricKind
+from billing_graphql.db.models import Organization as OrganizationRow
+from billing_graphql.db.models import PlanLimit as PlanLimitRow
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
+from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
+from billing_graphql.graphql.columns import Children, Parent, columns, renamed, resolved
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
@@ -110,6 +117,46 @@ class Entitlements:
                                      amount=Money.maybe(value.amounts.get(use.metric.id), _currency(value.plan)))
                     for use in value.limits],
         )
+
+
+# ``entitlements`` on the SQL tier (``graphql.sql_roots``): its row is ``entitlements_row``, the values of
+# ``services.usage.reading.entitlement_basis`` (the plan shown and the key of the billing month in force, found
+# by the domain's rules in Python); the database writes the plan's features and limits with their use from it.
+# The Python forms are ``Entitlements.of`` over the service's ``entitlements``; the differential tests hold the
+# two to the same bytes.
+
+def entitlements_row(organization_id: Any, plan_id: Any, plan_slug: Any, status: Any, month_key: Any) -> Any:
+    """``EntitlementBasis``' values as one row (``status``: the enum's name; None: SQL NULL)."""
+    return select(*(null().label(name) if value is None else type_coerce(value, kind).label(name)
+                    for name, value, kind in (("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
+                                              ("plan_slug", plan_slug, String), ("status", status, String),
+                                              ("month_key", month_key, String))))
+
+
+def _used_sql(sql: Any, row: str, entitlements: str, *parents: str) -> str:
+    """``reading.metric_uses``: the limit's metric's counter for the billing month (a GAUGE's current value), else 0."""
+    return (f"coalesce((SELECT c.value FROM usage_counters AS c JOIN metrics AS m ON m.id = c.metric_id "
+            f"WHERE c.organization_id = {entitlements}.organization_id AND c.metric_id = {row}.metric_id AND "
+            f"c.period_key = CASE WHEN m.kind = '{DomainMetricKind.GAUGE.name}' THEN '{GAUGE_KEY}' "
+            f"ELSE {entitlements}.month_key END), 0)")
+
+
+def _exceeded_sql(sql: Any, row: str, *parents: str) -> str:
+    """``LimitUse.exceeded``: a limit, and more used than it."""
+    return f"({row}.limit_value IS NOT NULL AND {_used_sql(sql, row, *parents)} > {row}.limit_value)"
+
+
+columns(EntitlementLimit, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id")), limit=renamed("limit_value"),
+        used=resolved(_used_sql), exceeded=resolved(_exceeded_sql))
+columns(
+    Entitlements, OrganizationRow,
+    plan_slug=resolved(lambda sql, row, *parents: f"{row}.plan_slug"),
+    status=resolved(lambda sql, row, *parents: f"{row}.status"),
+    features=resolved(Children("plan_features", None, "key", where=lambda alias, row: f"{alias}.plan_id = {row}.plan_id")),
+    limits=resolved(Children("plan_limits", None,
+                             lambda alias: f"(SELECT code FROM metrics WHERE metrics.id = {alias}.metric_id)",
+                             where=lambda alias, row: f"{alias}.plan_id = {row}.plan_id")),
+)
 
 
 @strawberry.type(description="A limited metric's current value, in the shape of a plan's limit (`limit` is the value).")

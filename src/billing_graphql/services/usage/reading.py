@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import (
@@ -36,6 +36,7 @@ from billing_graphql.domain.money import Money
 from billing_graphql.domain.overage import usage_month_keys
 from billing_graphql.domain.periods import Period, add_months
 from billing_graphql.domain.proration import billed_agents
+from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
 from billing_graphql.services.catalog.metrics import metrics_statement
 from billing_graphql.services.catalog.plans import plan_order
@@ -212,6 +213,44 @@ async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: d
     amounts = await usage_amounts(session, [amounts_of(found, month, uses[organization_id])])
     return Entitlements(plan, found.subscription, [(key, enabled) for key, enabled in features], limits,
                         amounts[organization_id])
+
+
+# The free tier ``entitlements`` falls back to without a live plan: the first active plan priced 0.
+_FREE_TIER = (select(Plan.id, Plan.slug).where(Plan.is_active.is_(True), Plan.base_price_monthly == 0)
+              .order_by(Plan.sort_order, Plan.name).limit(1).subquery("free_tier"))
+_ENTITLEMENT_BASIS = (
+    select(Subscription.status, Subscription.period_anchor, func.coalesce(Plan.id, _FREE_TIER.c.id),
+           func.coalesce(Plan.slug, _FREE_TIER.c.slug))
+    .select_from(Organization)
+    .outerjoin(Subscription, live_join())
+    .outerjoin(Plan, Plan.id == Subscription.plan_id)
+    .outerjoin(_FREE_TIER, true())
+    .where(Organization.id == bindparam("organization_id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementBasis:
+    """What ``entitlements`` reads first, as values: the plan it shows (the live one, else the free tier; None:
+    neither), the live subscription's status, and the key of the billing month in force (``month_key``)."""
+
+    organization_id: uuid.UUID
+    plan_id: uuid.UUID | None
+    plan_slug: str | None
+    status: SubscriptionStatus | None
+    month_key: str
+
+
+async def entitlement_basis(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> EntitlementBasis | None:
+    """``entitlements``' first reads (the organization's live subscription and plan, the free tier) in one
+    statement, for the SQL tier, which writes the features and limits of ``plan_id`` for ``month_key`` itself
+    (``graphql.usage.types``); None: no such organization."""
+    row = (await session.execute(_ENTITLEMENT_BASIS, {"organization_id": organization_id})).one_or_none()
+    if row is None:
+        return None
+    status, anchor, plan_id, slug = row
+    return EntitlementBasis(organization_id, plan_id, slug, status,
+                            month_key(usage_period(anchor if status is not None else None, now).start))
 
 
 async def usage_in_period(

@@ -1,0 +1,109 @@
+"""``entitlements`` on the SQL tier (``graphql.usage.types``: ``entitlements_row`` and the forms of its features and
+limits): the same bytes as graphql-core over the service's ``entitlements`` on both databases, for the cases its
+rules tell apart. A live subscription anchored mid-month (the billing month in force is not the calendar month),
+COUNTER and GAUGE metrics with values in other months too, a limit exceeded, one unlimited; an organization
+without a subscription on the free tier (calendar months); and, with no free tier, the generic path's answer
+(every known feature off)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select, update
+from strawberry import relay
+
+from billing_graphql.db.models import Metric, Plan, PlanFeature, TestClock, UsageCounter
+from tests.factories import make_plan, make_subscription
+from tests.helpers import make_keys
+from tests.perf.test_compiled_selections import answers_on_both_paths
+
+NOW = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
+ANCHOR = datetime(2026, 3, 20, 15, 0, tzinfo=UTC)  # the billing month in force at NOW: 20 April - 20 May
+
+EVERYTHING = """query E($org: ID) { entitlements(organizationId: $org) {
+  __typename planSlug status s2: status
+  features { key enabled __typename }
+  limits { metric { code kind name } used limit exceeded again: used }
+  l2: limits { exceeded }
+} }"""
+
+
+async def _counter(db, organization_id: uuid.UUID, code: str, key: str, value: int) -> None:
+    async with db.write() as session:
+        metric_id = await session.scalar(select(Metric.id).where(Metric.code == code))
+        session.add(UsageCounter(organization_id=organization_id, metric_id=metric_id, period_key=key, value=value,
+                                 updated_at=NOW))
+
+
+async def _features(db, plan: Plan, **flags: bool) -> None:
+    async with db.write() as session:
+        session.add_all(PlanFeature(plan_id=plan.id, key=key, enabled=enabled) for key, enabled in flags.items())
+
+
+@pytest.fixture
+async def organizations(db):
+    """Acme on a plan of its own anchored mid-month, with usage; Globex with none; the test clock at NOW."""
+    keys = await make_keys(db)
+    async with db.write() as session:
+        session.add(TestClock(id=1, now=NOW))
+    plan = await make_plan(db, slug="team", limits={"messages": 100, "agents": 3, "contacts": None})
+    await _features(db, plan, sso=True, api=False)
+    await make_subscription(db, keys.organization_id, plan=plan, start=ANCHOR)
+    for code, key, value in (("messages", "2026-04", 150), ("messages", "2026-05", 7), ("agents", "current", 2),
+                             ("agents", "2026-04", 99), ("contacts", "current", 12),
+                             ("contacts", "2026-04", 5)):
+        await _counter(db, keys.organization_id, code, key, value)
+    for code, key, value in (("messages", "2026-05", 4), ("messages", "2026-04", 1000)):
+        await _counter(db, keys.other_organization_id, code, key, value)
+    return keys
+
+
+async def _same_answer(db, graphql_schema, token: str, organization: str | None, sql_tier: bool) -> bytes:
+    answers = await answers_on_both_paths(db, graphql_schema, {"query": EVERYTHING, "variables": {"org": organization}},
+                                          token, test_clock=True)
+    assert answers.by_plan.content == answers.by_graphql_core.content
+    if b'"errors"' not in answers.by_graphql_core.content:
+        assert answers.answered == sql_tier, answers.by_plan.content  # else handed to graphql-core
+        if sql_tier:  # else one statement more: the first read, before the generic path answers
+            assert answers.plan_statements.count <= answers.generic_statements.count
+    return answers.by_plan.content
+
+
+async def test_a_live_subscription_and_the_free_tier_answer_the_same_on_both_paths(db, graphql_schema, organizations):
+    keys = organizations
+    free = await make_plan(db, slug="free", monthly=0, sort_order=0, limits={"messages": 10})
+    await _features(db, free, sso=False)
+    acme = relay.to_base64("Organization", keys.organization_id)
+    globex = relay.to_base64("Organization", keys.other_organization_id)
+
+    own = await _same_answer(db, graphql_schema, keys.owner, None, sql_tier=True)
+    answers = await answers_on_both_paths(db, graphql_schema, {"query": EVERYTHING}, keys.owner, test_clock=True)
+    assert (answers.plan_statements.count, answers.generic_statements.count) == (4, 8)  # the clock, the key, and 2 or 6
+    assert own.startswith(b'{"data":{"entitlements":{"__typename":"Entitlements","planSlug":"team","status":"ACTIVE"')
+    # April's 150 messages (the billing month in force), over the limit; the agents gauge's current value.
+    assert b'{"metric":{"code":"messages","kind":"COUNTER","name":"Messages"},"used":"150","limit":"100","exceeded":true' in own
+    assert b'"code":"agents","kind":"GAUGE","name":"Agents"},"used":"2","limit":"3","exceeded":false' in own
+    assert b'"code":"contacts","kind":"GAUGE","name":"Contacts"},"used":"12","limit":null,"exceeded":false' in own
+    assert await _same_answer(db, graphql_schema, keys.super_admin, acme, sql_tier=True) == own
+    # Globex has no subscription: the free tier, over the calendar month (May's 4 messages).
+    other = await _same_answer(db, graphql_schema, keys.other_owner, None, sql_tier=True)
+    assert b'"planSlug":"free","status":null,"s2":null,"features":[{"key":"sso","enabled":false' in other
+    assert b'"code":"messages","kind":"COUNTER","name":"Messages"},"used":"4","limit":"10"' in other
+    # Out of reach: null; an organization of no row: null; a malformed id and a super-admin naming none: errors.
+    assert b'"entitlements":null' in await _same_answer(db, graphql_schema, keys.owner, globex, sql_tier=True)
+    assert b'"entitlements":null' in await _same_answer(
+        db, graphql_schema, keys.super_admin, relay.to_base64("Organization", uuid.UUID(int=7)), sql_tier=True)
+    assert b'"errors"' in await _same_answer(db, graphql_schema, keys.super_admin, "not-an-id", sql_tier=True)
+    assert b'"errors"' in await _same_answer(db, graphql_schema, keys.super_admin, None, sql_tier=True)
+
+
+async def test_without_a_plan_or_a_free_tier_the_generic_path_answers(db, graphql_schema, organizations):
+    keys = organizations
+    async with db.write() as session:  # a plan priced 0 that is not active is no free tier
+        await session.execute(update(Plan).values(is_active=False).where(Plan.slug != "team"))
+    await make_plan(db, slug="paused-free", monthly=0, active=False)
+    other = await _same_answer(db, graphql_schema, keys.other_owner, None, sql_tier=False)
+    assert other.startswith(b'{"data":{"entitlements":{"__typename":"Entitlements","planSlug":null,"status":null,'
+                            b'"s2":null,"features":[{"key":"api","enabled":false')
