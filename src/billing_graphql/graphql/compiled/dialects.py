@@ -28,6 +28,7 @@ from strawberry import relay
 from billing_graphql.domain.language import format_amount, format_money
 from billing_graphql.domain.money import EXPONENTS
 from billing_graphql.domain.proration import round_half_up
+from billing_graphql.domain.usage import LimitUse
 from billing_graphql.graphql.common import CURSOR_PREFIX
 from billing_graphql.graphql.scalars import _serialize_decimal
 
@@ -147,6 +148,18 @@ class Postgres:
     @staticmethod
     def rounded(column: str) -> str:
         return f"round(({column})::numeric)::bigint"  # numeric round(): halves away from zero
+
+    @staticmethod
+    def greatest(first: str, second: str) -> str:
+        return f"greatest({first}, {second})"
+
+    @staticmethod
+    def percent(used: str, limit: str) -> str:
+        """``LimitUse.percent_used`` as its text (two decimals, halves up; NULL without a limit): exact numeric
+        arithmetic, the percentage in hundredths rounded as ``floor((2 * 10000 * used + limit) / (2 * limit))``."""
+        return (f"CASE WHEN ({limit}) IS NULL THEN NULL WHEN ({limit}) = 0 THEN CASE WHEN ({used}) = 0 THEN '0.00' "
+                f"ELSE '100.00' END ELSE (div(({used})::numeric * 20000 + ({limit}), 2 * ({limit})::numeric) * 0.01)::text "
+                "END")
 
     def _by_places(self, currency: str, of_places: Callable[[int], str]) -> str:
         branches = " ".join(f"WHEN {currency} IN ({', '.join(_literal(code) for code in codes)}) THEN {of_places(places)}"
@@ -296,6 +309,15 @@ class Sqlite(Postgres):
                 f"ELSE billing_rounded({column}) END")
 
     @staticmethod
+    def greatest(first: str, second: str) -> str:
+        return f"max({first}, {second})"  # SQLite's max() of several arguments is a scalar function
+
+    @staticmethod
+    def percent(used: str, limit: str) -> str:
+        # SQLite's integers would overflow (to a float) past 2^63 / 20000: the domain's own Python.
+        return f"billing_percent({used}, {limit})"
+
+    @staticmethod
     def integer(expression: str) -> str:
         return f"({expression})"
 
@@ -395,6 +417,8 @@ SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "billing_cursor": (1, lambda position: relay.to_base64(CURSOR_PREFIX, position)),
     "billing_decimal": (1, _nullable(lambda value: _serialize_decimal(Decimal(value)))),
     "billing_rounded": (1, _nullable(lambda value: round_half_up(Fraction(Decimal(value))))),
+    "billing_percent": (2, lambda used, limit: None if limit is None else _serialize_decimal(
+        LimitUse(used, limit).percent_used)),
 }
 
 DIALECTS = {"postgresql": Postgres(), "sqlite": Sqlite()}

@@ -24,6 +24,7 @@ from billing_graphql.graphql.scope import organization_for, read_scope
 from billing_graphql.graphql.usage.types import (
     Entitlements,
     entitlements_row,
+    usage_row,
     PlanLimitsType,
     Usage,
     UsageSnapshot,
@@ -32,7 +33,7 @@ from billing_graphql.graphql.usage.types import (
 from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
 from billing_graphql.services.usage import partners
 from billing_graphql.services.usage.ingest import record_usage
-from billing_graphql.services.usage.reading import entitlement_basis, entitlements, plan_limits_view, usage_now
+from billing_graphql.services.usage.reading import UsageBasis, entitlements, plan_limits_view, usage_basis, usage_now
 
 ORGANIZATION_HELP = "Super-admins: the organization to read (required). Tenants read their own."
 
@@ -106,21 +107,37 @@ async def _read(info: Info, organization_id: str | None, load, convert):
         return None
 
 
-async def entitlements_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
-    """The row the SQL tier writes ``entitlements`` from (``graphql.sql_roots``): ``entitlement_basis`` read first,
-    its values bound as ``entitlements_row``; None (null) as the resolver's: no such organization, or one out of
-    reach. Without a live plan or a free tier the resolver's answer (every known feature off) is the generic
-    path's."""
+async def _basis(context: Any, organization_id: strawberry.ID | None) -> UsageBasis | None:
+    """The usage pages' first read for the organization in scope (None: no such organization, or one out of reach)."""
     scope = read_scope(context.actor, organization_id)
     async with context.db.read() as session:
-        basis = await entitlement_basis(session, scope, context.now)
+        return await usage_basis(session, scope, context.now)
+
+
+async def entitlements_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
+    """The row the SQL tier writes ``entitlements`` from (``graphql.sql_roots``): ``usage_basis`` read first (the
+    live plan, else the free tier), its values bound as ``entitlements_row``; None (null) as the resolver's. Without
+    a live plan or a free tier the resolver's answer (every known feature off) is the generic path's."""
+    basis = await _basis(context, organization_id)
     if basis is None:
         return None
-    if basis.plan_id is None:
+    plan_id, slug = (basis.plan_id, basis.plan_slug) if basis.plan_id is not None else (basis.free_plan_id,
+                                                                                         basis.free_plan_slug)
+    if plan_id is None:
         raise GenericPathAnswers("no live plan and no free tier")
     status = None if basis.status is None else basis.status.name
-    return RootQuery(Statement(entitlements_row, (basis.organization_id, basis.plan_id, basis.plan_slug, status,
-                                                  basis.month_key)), key=basis.organization_id)
+    return RootQuery(Statement(entitlements_row, (basis.organization_id, plan_id, slug, status, basis.month_key)),
+                     key=basis.organization_id)
+
+
+async def usage_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
+    """The row the SQL tier writes ``usage`` from: ``usage_basis`` read first, its values bound as ``usage_row``;
+    None (null) as the resolver's."""
+    basis = await _basis(context, organization_id)
+    if basis is None:
+        return None
+    return RootQuery(Statement(usage_row, (basis.organization_id, basis.plan_id, basis.agent_count, basis.month_key,
+                                           basis.month.start, basis.month.end)), key=basis.organization_id)
 
 
 def _month(month: str | None) -> datetime | None:

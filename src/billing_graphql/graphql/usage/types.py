@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 from decimal import Decimal
 
 import strawberry
-from sqlalchemy import String, Uuid, null, select, type_coerce
+from sqlalchemy import Integer, String, Uuid, cast, null, select, type_coerce
 from strawberry import relay
 
+from billing_graphql.db.models import Metric as MetricRow
 from billing_graphql.db.models import MetricKind as DomainMetricKind
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.db.models import PlanLimit as PlanLimitRow
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
+from billing_graphql.db.types import UTCDateTime
 from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
@@ -24,7 +27,7 @@ from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
 from billing_graphql.services.usage.partners import Snapshot
 from billing_graphql.services.usage.reading import Entitlements as EntitlementsValue
-from billing_graphql.services.usage.reading import MetricUse, UsageNow, plan_limits_view
+from billing_graphql.services.usage.reading import SEATS_METRIC, MetricUse, UsageNow, plan_limits_view
 from billing_graphql.services.usage.reading import PlanLimitsView as PlanLimitsValue
 
 
@@ -58,6 +61,10 @@ def _limits(uses: list[MetricUse]) -> list[PlanLimit]:
     return [PlanLimit(metric=Metric.from_row(use.metric), limit=use.use.limit) for use in uses if use.limited]
 
 
+# Usage's fields that are a metric's value now (0 without one): field -> metric code.
+COUNTED = {"contact_count": "contacts", "messages_this_month": "messages", "active_integrations": "integrations"}
+
+
 @strawberry.type(description="An organization's usage in its current billing month (the calendar month "
                              "without a subscription). GAUGEs are current counts; COUNTERs are this month's sums.")
 class Usage:
@@ -77,9 +84,7 @@ class Usage:
         return cls(
             organization_id=strawberry.ID(relay.to_base64("Organization", usage.organization.organization.id)),
             agent_count=usage.agent_count,
-            contact_count=usage.used("contacts"),
-            messages_this_month=usage.used("messages"),
-            active_integrations=usage.used("integrations"),
+            **{name: usage.used(code) for name, code in COUNTED.items()},
             usage_month=usage.usage_month,
             period_start=usage.month.start,
             period_end=usage.month.end,
@@ -119,43 +124,111 @@ class Entitlements:
         )
 
 
-# ``entitlements`` on the SQL tier (``graphql.sql_roots``): its row is ``entitlements_row``, the values of
-# ``services.usage.reading.entitlement_basis`` (the plan shown and the key of the billing month in force, found
-# by the domain's rules in Python); the database writes the plan's features and limits with their use from it.
-# The Python forms are ``Entitlements.of`` over the service's ``entitlements``; the differential tests hold the
-# two to the same bytes.
+# The usage pages on the SQL tier (``graphql.sql_roots``: ``usage``, ``entitlements``). Each row holds the values
+# of ``services.usage.reading.usage_basis`` (the plan, the billing month in force: found by the domain's rules in
+# Python), and the database writes the metrics, limits and features with their use from it. The Python forms are
+# ``Usage.of`` and ``Entitlements.of`` over the services' ``usage_now`` and ``entitlements``; the differential
+# tests hold the two to the same bytes.
+
+def _values_row(*values: tuple[str, Any, Any]) -> Any:
+    """One row of the (name, value, SQLAlchemy type) given; None is a NULL of that type."""
+    return select(*(cast(null(), kind).label(name) if value is None else type_coerce(value, kind).label(name)
+                    for name, value, kind in values))
+
 
 def entitlements_row(organization_id: Any, plan_id: Any, plan_slug: Any, status: Any, month_key: Any) -> Any:
-    """``EntitlementBasis``' values as one row (``status``: the enum's name; None: SQL NULL)."""
-    return select(*(null().label(name) if value is None else type_coerce(value, kind).label(name)
-                    for name, value, kind in (("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
-                                              ("plan_slug", plan_slug, String), ("status", status, String),
-                                              ("month_key", month_key, String))))
+    """``entitlements``' row: the plan shown (live, else the free tier), the live subscription's status (the
+    enum's name), the billing month's key."""
+    return _values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
+                       ("plan_slug", plan_slug, String), ("status", status, String), ("month_key", month_key, String))
 
 
-def _used_sql(sql: Any, row: str, entitlements: str, *parents: str) -> str:
-    """``reading.metric_uses``: the limit's metric's counter for the billing month (a GAUGE's current value), else 0."""
-    return (f"coalesce((SELECT c.value FROM usage_counters AS c JOIN metrics AS m ON m.id = c.metric_id "
-            f"WHERE c.organization_id = {entitlements}.organization_id AND c.metric_id = {row}.metric_id AND "
-            f"c.period_key = CASE WHEN m.kind = '{DomainMetricKind.GAUGE.name}' THEN '{GAUGE_KEY}' "
-            f"ELSE {entitlements}.month_key END), 0)")
+def usage_row(organization_id: Any, plan_id: Any, agent_count: Any, month_key: Any, period_start: Any,
+              period_end: Any) -> Any:
+    """``usage``'s row: the live plan, the live subscription's stored ``agent_count``, the billing month."""
+    return _values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
+                       ("agent_count", agent_count, Integer), ("month_key", month_key, String),
+                       ("period_start", period_start, UTCDateTime()), ("period_end", period_end, UTCDateTime()))
 
 
-def _exceeded_sql(sql: Any, row: str, *parents: str) -> str:
-    """``LimitUse.exceeded``: a limit, and more used than it."""
-    return f"({row}.limit_value IS NOT NULL AND {_used_sql(sql, row, *parents)} > {row}.limit_value)"
+def _counter(page: str, metric_id: str, kind: str) -> str:
+    """``reading.metric_uses``' value of a metric for the page's organization: its counter for the billing month,
+    a GAUGE's current one (NULL: none recorded)."""
+    return (f"(SELECT c.value FROM usage_counters AS c WHERE c.organization_id = {page}.organization_id AND "
+            f"c.metric_id = {metric_id} AND c.period_key = CASE WHEN {kind} = '{DomainMetricKind.GAUGE.name}' "
+            f"THEN '{GAUGE_KEY}' ELSE {page}.month_key END)")
 
 
-columns(EntitlementLimit, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id")), limit=renamed("limit_value"),
-        used=resolved(_used_sql), exceeded=resolved(_exceeded_sql))
+def _used_of(code: str, page: str) -> str:
+    """``UsageNow.used(code)``'s value, NULL when none is recorded."""
+    return _counter(page, f"(SELECT id FROM metrics WHERE code = '{code}')",
+                    f"(SELECT kind FROM metrics WHERE code = '{code}')")
+
+
+def _limit_used(sql: Any, row: str, page: str, *parents: str) -> str:
+    """An entitlement's use: its limit's metric's value, else 0."""
+    return f"coalesce({_counter(page, f'{row}.metric_id', f'(SELECT kind FROM metrics WHERE id = {row}.metric_id)')}, 0)"
+
+
+def _metric_used(sql: Any, row: str, page: str, *parents: str) -> str:
+    return f"coalesce({_counter(page, f'{row}.id', f'{row}.kind')}, 0)"
+
+
+def _metric_limit(sql: Any, row: str, page: str, *parents: str) -> str:
+    return f"(SELECT l.limit_value FROM plan_limits AS l WHERE l.plan_id = {page}.plan_id AND l.metric_id = {row}.id)"
+
+
+def _shown(alias: str, page: str) -> str:
+    """``reading.metric_uses``: a metric the plan limits or that has a value."""
+    return (f"(EXISTS (SELECT 1 FROM plan_limits AS l WHERE l.plan_id = {page}.plan_id AND l.metric_id = {alias}.id) "
+            f"OR {_counter(page, f'{alias}.id', f'{alias}.kind')} IS NOT NULL)")
+
+
+def _unless_unlimited(sql: Any, row: str, parents: tuple[str, ...], unlimited: str, rule: Callable[[str, str], str]) -> str:
+    """``LimitUse``'s ``remaining`` and ``overage``: ``unlimited`` without a limit, else ``rule(used, limit)``."""
+    limit = _metric_limit(sql, row, *parents)
+    return f"CASE WHEN {limit} IS NULL THEN {unlimited} ELSE {rule(_metric_used(sql, row, *parents), limit)} END"
+
+
+_BY_CODE = lambda alias: f"(SELECT code FROM metrics WHERE metrics.id = {alias}.metric_id)"  # noqa: E731
+_OF_PLAN = lambda alias, row: f"{alias}.plan_id = {row}.plan_id"  # noqa: E731
+
+# ``LimitUse``'s rules over the SQL forms of ``used`` and ``limit``.
+columns(
+    EntitlementLimit, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id")), limit=renamed("limit_value"),
+    used=resolved(_limit_used),
+    exceeded=resolved(lambda sql, row, *parents: (
+        f"({row}.limit_value IS NOT NULL AND {_limit_used(sql, row, *parents)} > {row}.limit_value)")),
+)
 columns(
     Entitlements, OrganizationRow,
     plan_slug=resolved(lambda sql, row, *parents: f"{row}.plan_slug"),
     status=resolved(lambda sql, row, *parents: f"{row}.status"),
-    features=resolved(Children("plan_features", None, "key", where=lambda alias, row: f"{alias}.plan_id = {row}.plan_id")),
-    limits=resolved(Children("plan_limits", None,
-                             lambda alias: f"(SELECT code FROM metrics WHERE metrics.id = {alias}.metric_id)",
-                             where=lambda alias, row: f"{alias}.plan_id = {row}.plan_id")),
+    features=resolved(Children("plan_features", None, "key", where=_OF_PLAN)),
+    limits=resolved(Children("plan_limits", None, _BY_CODE, where=_OF_PLAN)),
+)
+columns(
+    MetricUsage, MetricRow,
+    metric=resolved(Parent("metrics", None, where=lambda own, row: f"{own}.id = {row}.id")),
+    used=resolved(_metric_used), limit=resolved(_metric_limit),
+    remaining=resolved(lambda sql, row, *parents: _unless_unlimited(
+        sql, row, parents, "NULL", lambda used, limit: sql.greatest(f"{limit} - {used}", "0"))),
+    overage=resolved(lambda sql, row, *parents: _unless_unlimited(
+        sql, row, parents, "0", lambda used, limit: sql.greatest(f"{used} - {limit}", "0"))),
+    percent_used=resolved(lambda sql, row, *parents: sql.percent(_metric_used(sql, row, *parents),
+                                                                 _metric_limit(sql, row, *parents))),
+)
+columns(
+    Usage, OrganizationRow,
+    organization_id=resolved(lambda sql, row, *parents: sql.global_id("Organization", f"{row}.organization_id")),
+    agent_count=resolved(lambda sql, row, *parents: f"coalesce({_used_of(SEATS_METRIC, row)}, {row}.agent_count, 0)"),
+    **{name: resolved(lambda sql, row, *parents, code=code: f"coalesce({_used_of(code, row)}, 0)")
+       for name, code in COUNTED.items()},
+    usage_month=resolved(lambda sql, row, *parents: f"{row}.month_key"),
+    period_start=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_start")),
+    period_end=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_end")),
+    limits=resolved(Children("plan_limits", None, _BY_CODE, where=_OF_PLAN)),
+    metrics=resolved(Children("metrics", None, "code", where=lambda alias, row: _shown(alias, row))),
 )
 
 

@@ -218,9 +218,9 @@ async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: d
 # The free tier ``entitlements`` falls back to without a live plan: the first active plan priced 0.
 _FREE_TIER = (select(Plan.id, Plan.slug).where(Plan.is_active.is_(True), Plan.base_price_monthly == 0)
               .order_by(Plan.sort_order, Plan.name).limit(1).subquery("free_tier"))
-_ENTITLEMENT_BASIS = (
-    select(Subscription.status, Subscription.period_anchor, func.coalesce(Plan.id, _FREE_TIER.c.id),
-           func.coalesce(Plan.slug, _FREE_TIER.c.slug))
+_USAGE_BASIS = (
+    select(Subscription.status, Subscription.period_anchor, Subscription.agent_count, Plan.id, Plan.slug,
+           _FREE_TIER.c.id, _FREE_TIER.c.slug)
     .select_from(Organization)
     .outerjoin(Subscription, live_join())
     .outerjoin(Plan, Plan.id == Subscription.plan_id)
@@ -230,27 +230,34 @@ _ENTITLEMENT_BASIS = (
 
 
 @dataclass(frozen=True, slots=True)
-class EntitlementBasis:
-    """What ``entitlements`` reads first, as values: the plan it shows (the live one, else the free tier; None:
-    neither), the live subscription's status, and the key of the billing month in force (``month_key``)."""
+class UsageBasis:
+    """What ``usage`` and ``entitlements`` read first, as values, for the SQL tier (``graphql.usage.types``), which
+    writes the metrics, limits and features from them: the live subscription's status and stored ``agent_count``
+    (None without one), its plan, the free tier, and the billing month in force (``OrganizationPlan.month``)."""
 
     organization_id: uuid.UUID
+    status: SubscriptionStatus | None
+    agent_count: int | None
     plan_id: uuid.UUID | None
     plan_slug: str | None
-    status: SubscriptionStatus | None
-    month_key: str
+    free_plan_id: uuid.UUID | None
+    free_plan_slug: str | None
+    month: Period
+
+    @property
+    def month_key(self) -> str:
+        return month_key(self.month.start)
 
 
-async def entitlement_basis(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> EntitlementBasis | None:
-    """``entitlements``' first reads (the organization's live subscription and plan, the free tier) in one
-    statement, for the SQL tier, which writes the features and limits of ``plan_id`` for ``month_key`` itself
-    (``graphql.usage.types``); None: no such organization."""
-    row = (await session.execute(_ENTITLEMENT_BASIS, {"organization_id": organization_id})).one_or_none()
+async def usage_basis(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> UsageBasis | None:
+    """The usage pages' first reads (the organization's live subscription and plan, the free tier) in one
+    statement; None: no such organization."""
+    row = (await session.execute(_USAGE_BASIS, {"organization_id": organization_id})).one_or_none()
     if row is None:
         return None
-    status, anchor, plan_id, slug = row
-    return EntitlementBasis(organization_id, plan_id, slug, status,
-                            month_key(usage_period(anchor if status is not None else None, now).start))
+    status, anchor, agent_count, plan_id, slug, free_id, free_slug = row
+    return UsageBasis(organization_id, status, agent_count, plan_id, slug, free_id, free_slug,
+                      usage_period(anchor if status is not None else None, now))
 
 
 async def usage_in_period(

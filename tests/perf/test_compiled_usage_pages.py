@@ -1,9 +1,9 @@
-"""``entitlements`` on the SQL tier (``graphql.usage.types``: ``entitlements_row`` and the forms of its features and
-limits): the same bytes as graphql-core over the service's ``entitlements`` on both databases, for the cases its
-rules tell apart. A live subscription anchored mid-month (the billing month in force is not the calendar month),
+"""``entitlements`` and ``usage`` on the SQL tier (``graphql.usage.types``: their rows and the forms of their
+features, limits and metrics): the same bytes as graphql-core over the services' ``entitlements`` and ``usage_now``
+on both databases, for the cases their rules tell apart. A live subscription anchored mid-month (the billing month in force is not the calendar month),
 COUNTER and GAUGE metrics with values in other months too, a limit exceeded, one unlimited; an organization
 without a subscription on the free tier (calendar months); and, with no free tier, the generic path's answer
-(every known feature off)."""
+(every known feature off). ``percentUsed``'s rounding (halves up, a limit of 0, a value past 2^53)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select, update
 from strawberry import relay
 
-from billing_graphql.db.models import Metric, Plan, PlanFeature, TestClock, UsageCounter
-from tests.factories import make_plan, make_subscription
+from billing_graphql.db.models import Metric, Plan, PlanFeature, Subscription, TestClock, UsageCounter
+from tests.factories import make_organization, make_plan, make_subscription
 from tests.helpers import make_keys
 from tests.perf.test_compiled_selections import answers_on_both_paths
 
@@ -48,20 +48,23 @@ async def organizations(db):
     keys = await make_keys(db)
     async with db.write() as session:
         session.add(TestClock(id=1, now=NOW))
-    plan = await make_plan(db, slug="team", limits={"messages": 100, "agents": 3, "contacts": None})
+    plan = await make_plan(db, slug="team", limits={"messages": 100, "agents": 3, "contacts": None, "channels": 8,
+                                                    "integrations": 800, "ai_agents": 0, "api_calls": 3})
     await _features(db, plan, sso=True, api=False)
     await make_subscription(db, keys.organization_id, plan=plan, start=ANCHOR)
     for code, key, value in (("messages", "2026-04", 150), ("messages", "2026-05", 7), ("agents", "current", 2),
                              ("agents", "2026-04", 99), ("contacts", "current", 12),
-                             ("contacts", "2026-04", 5)):
+                             ("contacts", "2026-04", 5), ("channels", "current", 1), ("integrations", "current", 1),
+                             ("api_calls", "2026-04", 9007199254740991), ("api_calls", "2026-05", 1)):
         await _counter(db, keys.organization_id, code, key, value)
     for code, key, value in (("messages", "2026-05", 4), ("messages", "2026-04", 1000)):
         await _counter(db, keys.other_organization_id, code, key, value)
     return keys
 
 
-async def _same_answer(db, graphql_schema, token: str, organization: str | None, sql_tier: bool) -> bytes:
-    answers = await answers_on_both_paths(db, graphql_schema, {"query": EVERYTHING, "variables": {"org": organization}},
+async def _same_answer(db, graphql_schema, token: str, organization: str | None, sql_tier: bool,
+                       query: str = EVERYTHING) -> bytes:
+    answers = await answers_on_both_paths(db, graphql_schema, {"query": query, "variables": {"org": organization}},
                                           token, test_clock=True)
     assert answers.by_plan.content == answers.by_graphql_core.content
     if b'"errors"' not in answers.by_graphql_core.content:
@@ -107,3 +110,45 @@ async def test_without_a_plan_or_a_free_tier_the_generic_path_answers(db, graphq
     other = await _same_answer(db, graphql_schema, keys.other_owner, None, sql_tier=False)
     assert other.startswith(b'{"data":{"entitlements":{"__typename":"Entitlements","planSlug":null,"status":null,'
                             b'"s2":null,"features":[{"key":"api","enabled":false')
+
+
+USAGE = """query U($org: ID) { usage(organizationId: $org) {
+  __typename organizationId agentCount contactCount messagesThisMonth activeIntegrations usageMonth periodStart periodEnd
+  limits { metric { code } limit }
+  metrics { metric { code kind } used limit remaining overage percentUsed p: percentUsed }
+} }"""
+
+
+async def test_usage_answers_the_same_on_both_paths(db, graphql_schema, organizations):
+    keys = organizations
+    own = await _same_answer(db, graphql_schema, keys.owner, None, sql_tier=True, query=USAGE)
+    # The billing month in force (April 20 - May 20): April's counters, the gauges' current values.
+    assert (b'"agentCount":2,"contactCount":12,"messagesThisMonth":"150","activeIntegrations":1,"usageMonth":"2026-04",'
+            b'"periodStart":"2026-04-20T15:00:00Z","periodEnd":"2026-05-20T15:00:00Z"') in own
+    for metric in (b'"code":"agents","kind":"GAUGE"},"used":"2","limit":"3","remaining":"1","overage":"0","percentUsed":"66.67"',
+                   b'"code":"ai_agents","kind":"GAUGE"},"used":"0","limit":"0","remaining":"0","overage":"0","percentUsed":"0.00"',
+                   b'"code":"api_calls","kind":"COUNTER"},"used":"9007199254740991","limit":"3","remaining":"0",'
+                   b'"overage":"9007199254740988","percentUsed":"300239975158033033.33"',
+                   b'"code":"channels","kind":"GAUGE"},"used":"1","limit":"8","remaining":"7","overage":"0","percentUsed":"12.50"',
+                   b'"code":"contacts","kind":"GAUGE"},"used":"12","limit":null,"remaining":null,"overage":"0","percentUsed":null',
+                   b'"code":"integrations","kind":"GAUGE"},"used":"1","limit":"800","remaining":"799","overage":"0",'
+                   b'"percentUsed":"0.13"',
+                   b'"code":"messages","kind":"COUNTER"},"used":"150","limit":"100","remaining":"0","overage":"50",'
+                   b'"percentUsed":"150.00"'):
+        assert metric in own, metric
+    # Without a subscription: the calendar month, no limits, only the metrics with a value, no seats.
+    other = await _same_answer(db, graphql_schema, keys.other_owner, None, sql_tier=True, query=USAGE)
+    assert b'"agentCount":0,"contactCount":0,"messagesThisMonth":"4","activeIntegrations":0,"usageMonth":"2026-05"' in other
+    assert b'"limits":[],"metrics":[{"metric":{"code":"messages","kind":"COUNTER"},"used":"4","limit":null' in other
+    # A subscription without the agents gauge: its stored agent count.
+    initech = await make_organization(db, "Initech")
+    await make_subscription(db, initech.id, start=ANCHOR)
+    async with db.write() as session:
+        await session.execute(update(Subscription).where(Subscription.organization_id == initech.id)
+                              .values(agent_count=4))
+    stored = await _same_answer(db, graphql_schema, keys.super_admin, relay.to_base64("Organization", initech.id),
+                                sql_tier=True, query=USAGE)
+    assert b'"agentCount":4,' in stored
+    assert b'"usage":null' in await _same_answer(db, graphql_schema, keys.owner, relay.to_base64(
+        "Organization", keys.other_organization_id), sql_tier=True, query=USAGE)
+    assert b'"errors"' in await _same_answer(db, graphql_schema, keys.super_admin, None, sql_tier=True, query=USAGE)
