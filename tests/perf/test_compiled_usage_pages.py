@@ -8,13 +8,14 @@ without a subscription on the free tier (calendar months); and, with no free tie
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 from strawberry import relay
 
 from billing_graphql.db.models import Metric, Plan, PlanFeature, Subscription, TestClock, UsageCounter
+from billing_graphql.domain.status import SubscriptionStatus
 from tests.factories import make_organization, make_plan, make_subscription
 from tests.helpers import make_keys
 from tests.perf.test_compiled_selections import answers_on_both_paths
@@ -152,3 +153,34 @@ async def test_usage_answers_the_same_on_both_paths(db, graphql_schema, organiza
     assert b'"usage":null' in await _same_answer(db, graphql_schema, keys.owner, relay.to_base64(
         "Organization", keys.other_organization_id), sql_tier=True, query=USAGE)
     assert b'"errors"' in await _same_answer(db, graphql_schema, keys.super_admin, None, sql_tier=True, query=USAGE)
+
+
+PLAN_LIMITS = """query P($org: ID) { planLimits(organizationId: $org) {
+  __typename currentPlan { slug name } isTrial trialEndDate expiredTrial t: isTrial
+  plans { slug name includedAgents trialDays basePriceMonthly { amount currency formatted } limits { metric { code } limit } }
+  usage { __typename agentCount limits { metric { code } limit } }
+} }"""
+
+
+async def test_plan_limits_answer_the_same_on_both_paths(db, graphql_schema, organizations):
+    keys = organizations
+    await make_plan(db, slug="dollar", currency="USD")  # another currency: not offered
+    await make_plan(db, slug="retired", active=False)
+    own = await _same_answer(db, graphql_schema, keys.owner, None, sql_tier=True, query=PLAN_LIMITS)
+    assert b'"currentPlan":{"slug":"team"' in own and b'"isTrial":false,"trialEndDate":null,"expiredTrial":false' in own
+    assert b'"slug":"dollar"' not in own and b'"slug":"retired"' not in own
+    # Each limited metric's value now as its limit: April's messages, the gauges' current values.
+    assert (b'"usage":{"__typename":"PlanLimitsUsage","agentCount":2,"limits":[{"metric":{"code":"agents"},"limit":"2"},'
+            b'{"metric":{"code":"ai_agents"},"limit":"0"},{"metric":{"code":"api_calls"},"limit":"9007199254740991"}') in own
+    # Trials: one that ended (TRIALING past its end), one running; without a subscription, no current plan.
+    for status, ends, expired in ((SubscriptionStatus.TRIALING, NOW, b"true"),
+                                  (SubscriptionStatus.TRIALING, NOW + timedelta(seconds=1), b"false"),
+                                  (SubscriptionStatus.PAST_DUE, NOW - timedelta(days=1), b"true"),
+                                  (SubscriptionStatus.ACTIVE, NOW - timedelta(days=1), b"false")):
+        async with db.write() as session:
+            await session.execute(update(Subscription).where(Subscription.organization_id == keys.organization_id)
+                                  .values(status=status, trial_ends_at=ends))
+        answer = await _same_answer(db, graphql_schema, keys.owner, None, sql_tier=True, query=PLAN_LIMITS)
+        assert b'"expiredTrial":' + expired in answer, (status, ends, answer)
+    other = await _same_answer(db, graphql_schema, keys.other_owner, None, sql_tier=True, query=PLAN_LIMITS)
+    assert b'"currentPlan":null,"isTrial":false,"trialEndDate":null,"expiredTrial":false' in other

@@ -35,8 +35,9 @@ Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL e
 
 @dataclass(frozen=True)
 class Nested:
-    """An object built from expressions of its row (e.g. Money from an amount column and a currency).
-    ``nullable``: null when any argument is null."""
+    """An object built from expressions of its row (e.g. Money from an amount column and a currency), or of
+    another type read from the same row (``same_row``: ``arguments`` gives the row's and its parents' aliases).
+    ``nullable``: null when any argument is null (Money)."""
 
     type_name: str
     arguments: Callable[..., tuple[str, ...]]
@@ -184,6 +185,11 @@ def money_or_null(column: str, currency: str = "currency") -> Form:
 
     return Form(lambda row, *parents: Money.maybe(getattr(row, column), getattr(row, currency)),
                 Nested("Money", lambda sql, row, *parents: (f"{row}.{column}", f"{row}.{currency}"), nullable=True))
+
+
+def same_row(type_name: str) -> Form:
+    """A non-null object of type ``type_name`` whose fields' forms read the same row (and parents) as its parent's."""
+    return Form(None, Nested(type_name, lambda sql, row, *parents: (row, *parents)))
 
 
 def global_id(type_name: str) -> Form:

@@ -29,7 +29,7 @@ from billing_graphql.graphql.platform.types import (
     viewer_organization_query,
 )
 from billing_graphql.graphql.subscriptions.schema import subscriptions_query
-from billing_graphql.graphql.usage.schema import entitlements_query, usage_query
+from billing_graphql.graphql.usage.schema import entitlements_query, plan_limits_query, usage_query
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
 ROOTS: dict[str, SqlRoot] = {
@@ -48,6 +48,7 @@ ROOTS: dict[str, SqlRoot] = {
     "subscriptions": SqlRoot(subscriptions_query),
     "entitlements": SqlRoot(entitlements_query, connection=False, one=True),
     "usage": SqlRoot(usage_query, connection=False, one=True),
+    "planLimits": SqlRoot(plan_limits_query, connection=False, one=True),
 }
 
 FIELDS: dict[tuple[str, str], SqlRoot] = {

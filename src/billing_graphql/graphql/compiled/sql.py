@@ -188,9 +188,9 @@ def field_texts(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...],
         if field_plan.node is not None and field_plan.node.arguments:
             raise NoSqlForm(f"{where}: arguments")
         form = field_form(schema, plan.type_name, field_plan.name)
-        if isinstance(form, Nested):
-            if form.type_name != "Money":
-                raise NoSqlForm(f"{where}: a nested {form.type_name}")
+        if isinstance(form, Nested) and form.type_name != "Money":  # an object of the same row (``same_row``)
+            pairs.append((key, object_text(sql, schema, field_plan.complete, form.arguments(sql, *arguments))))
+        elif isinstance(form, Nested):
             minor, currency = form.arguments(sql, *arguments)
             pairs.append((key, money_text(sql, field_plan.complete, minor, currency, form.nullable)))
         elif isinstance(form, Children):

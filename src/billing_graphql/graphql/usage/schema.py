@@ -12,6 +12,8 @@ from strawberry.scalars import JSON
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
+from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
+from billing_graphql.domain.status import trial_expired
 from billing_graphql.domain.usage import EventInput, parse_month
 from billing_graphql.graphql.columns import GenericPathAnswers, RootQuery, Statement
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
@@ -24,6 +26,7 @@ from billing_graphql.graphql.scope import organization_for, read_scope
 from billing_graphql.graphql.usage.types import (
     Entitlements,
     entitlements_row,
+    plan_limits_row,
     usage_row,
     PlanLimitsType,
     Usage,
@@ -138,6 +141,19 @@ async def usage_query(context: Any, parent: Any, organization_id: strawberry.ID 
         return None
     return RootQuery(Statement(usage_row, (basis.organization_id, basis.plan_id, basis.agent_count, basis.month_key,
                                            basis.month.start, basis.month.end)), key=basis.organization_id)
+
+
+async def plan_limits_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
+    """The row the SQL tier writes ``planLimits`` from: ``usage_basis`` read first, the trial's flags found as
+    ``PlanLimitsType.of`` finds them, the values bound as ``plan_limits_row``; None (null) as the resolver's."""
+    basis = await _basis(context, organization_id)
+    if basis is None:
+        return None
+    status = basis.status
+    return RootQuery(Statement(plan_limits_row, (
+        basis.organization_id, basis.plan_id, basis.agent_count, basis.month_key, basis.subscription_id,
+        basis.trial_ends_at, status is DomainSubscriptionStatus.TRIALING,
+        status is not None and trial_expired(status, basis.trial_ends_at, context.now))), key=basis.organization_id)
 
 
 def _month(month: str | None) -> datetime | None:

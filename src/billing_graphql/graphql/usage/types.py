@@ -9,7 +9,7 @@ from typing import Any
 from decimal import Decimal
 
 import strawberry
-from sqlalchemy import Integer, String, Uuid, cast, null, select, type_coerce
+from sqlalchemy import Boolean, Integer, String, Uuid, cast, null, select, type_coerce
 from strawberry import relay
 
 from billing_graphql.db.models import Metric as MetricRow
@@ -17,11 +17,12 @@ from billing_graphql.db.models import MetricKind as DomainMetricKind
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.db.models import PlanLimit as PlanLimitRow
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
+from billing_graphql.domain.status import trial_expired
 from billing_graphql.db.types import UTCDateTime
 from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.columns import Children, Parent, columns, renamed, resolved
+from billing_graphql.graphql.columns import Children, Parent, columns, renamed, resolved, same_row
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
@@ -178,6 +179,11 @@ def _metric_limit(sql: Any, row: str, page: str, *parents: str) -> str:
     return f"(SELECT l.limit_value FROM plan_limits AS l WHERE l.plan_id = {page}.plan_id AND l.metric_id = {row}.id)"
 
 
+def _agent_count(sql: Any, row: str, *parents: str) -> str:
+    """``UsageNow.agent_count``: the agents gauge, else the live subscription's stored count, else 0."""
+    return f"coalesce({_used_of(SEATS_METRIC, row)}, {row}.agent_count, 0)"
+
+
 def _shown(alias: str, page: str) -> str:
     """``reading.metric_uses``: a metric the plan limits or that has a value."""
     return (f"(EXISTS (SELECT 1 FROM plan_limits AS l WHERE l.plan_id = {page}.plan_id AND l.metric_id = {alias}.id) "
@@ -221,7 +227,7 @@ columns(
 columns(
     Usage, OrganizationRow,
     organization_id=resolved(lambda sql, row, *parents: sql.global_id("Organization", f"{row}.organization_id")),
-    agent_count=resolved(lambda sql, row, *parents: f"coalesce({_used_of(SEATS_METRIC, row)}, {row}.agent_count, 0)"),
+    agent_count=resolved(_agent_count),
     **{name: resolved(lambda sql, row, *parents, code=code: f"coalesce({_used_of(code, row)}, 0)")
        for name, code in COUNTED.items()},
     usage_month=resolved(lambda sql, row, *parents: f"{row}.month_key"),
@@ -271,8 +277,7 @@ class PlanLimitsType:
             current_plan=PlanType.from_row(found.plan) if found.plan else None,
             is_trial=status is DomainSubscriptionStatus.TRIALING,
             trial_end_date=trial_end,
-            expired_trial=trial_end is not None and now >= trial_end and status in (
-                DomainSubscriptionStatus.TRIALING, DomainSubscriptionStatus.PAST_DUE, DomainSubscriptionStatus.UNPAID),
+            expired_trial=status is not None and trial_expired(status, trial_end, now),
             plans=[PlanType.from_row(plan) for plan in view.plans],
             usage=PlanLimitsUsage(
                 agent_count=view.usage.agent_count,
@@ -281,6 +286,34 @@ class PlanLimitsType:
             ),
             view=view,
         )
+
+
+def plan_limits_row(organization_id: Any, plan_id: Any, agent_count: Any, month_key: Any, subscription_id: Any,
+                    trial_ends_at: Any, is_trial: Any, expired_trial: Any) -> Any:
+    """``planLimits``' row: ``usage_row``'s values, the live subscription's id and trial end, and the trial's two
+    flags as ``PlanLimitsType.of`` finds them (``DomainSubscriptionStatus``, ``trial_expired``)."""
+    return _values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
+                       ("agent_count", agent_count, Integer), ("month_key", month_key, String),
+                       ("subscription_id", subscription_id, Uuid), ("trial_ends_at", trial_ends_at, UTCDateTime()),
+                       ("is_trial", is_trial, Boolean), ("expired_trial", expired_trial, Boolean))
+
+
+columns(PlanLimitValue, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id")), limit=resolved(_limit_used))
+columns(PlanLimitsUsage, OrganizationRow, agent_count=resolved(_agent_count),
+        limits=resolved(Children("plan_limits", None, _BY_CODE, where=_OF_PLAN)))
+columns(
+    PlanLimitsType, OrganizationRow,
+    current_plan=resolved(Parent("plans", None, where=lambda plan, row: f"{plan}.id = {row}.plan_id")),
+    is_trial=resolved(lambda sql, row, *parents: sql.boolean(f"{row}.is_trial")),
+    trial_end_date=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.trial_ends_at")),
+    expired_trial=resolved(lambda sql, row, *parents: sql.boolean(f"{row}.expired_trial")),
+    # ``plan_limits_view``: the active plans in the organization's currency, in ``plan_order``.
+    plans=resolved(Children(
+        "plans", None, lambda plan: f"{plan}.sort_order, {plan}.base_price_monthly, {plan}.name, {plan}.id",
+        where=lambda plan, row: (f"{plan}.is_active AND {plan}.currency = (SELECT o.currency FROM organizations AS o "
+                                 f"WHERE o.id = {row}.organization_id)"))),
+    usage=same_row("PlanLimitsUsage"),
+)
 
 
 @strawberry.type(description="The organization a snapshot is of.")

@@ -219,8 +219,8 @@ async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: d
 _FREE_TIER = (select(Plan.id, Plan.slug).where(Plan.is_active.is_(True), Plan.base_price_monthly == 0)
               .order_by(Plan.sort_order, Plan.name).limit(1).subquery("free_tier"))
 _USAGE_BASIS = (
-    select(Subscription.status, Subscription.period_anchor, Subscription.agent_count, Plan.id, Plan.slug,
-           _FREE_TIER.c.id, _FREE_TIER.c.slug)
+    select(Subscription.status, Subscription.period_anchor, Subscription.agent_count, Subscription.id,
+           Subscription.trial_ends_at, Plan.id, Plan.slug, _FREE_TIER.c.id, _FREE_TIER.c.slug)
     .select_from(Organization)
     .outerjoin(Subscription, live_join())
     .outerjoin(Plan, Plan.id == Subscription.plan_id)
@@ -231,13 +231,16 @@ _USAGE_BASIS = (
 
 @dataclass(frozen=True, slots=True)
 class UsageBasis:
-    """What ``usage`` and ``entitlements`` read first, as values, for the SQL tier (``graphql.usage.types``), which
-    writes the metrics, limits and features from them: the live subscription's status and stored ``agent_count``
-    (None without one), its plan, the free tier, and the billing month in force (``OrganizationPlan.month``)."""
+    """What ``usage``, ``entitlements`` and ``planLimits`` read first, as values, for the SQL tier
+    (``graphql.usage.types``), which writes the metrics, limits and features from them: the live subscription's
+    status, stored ``agent_count``, id and trial end (None without one), its plan, the free tier, and the billing
+    month in force (``OrganizationPlan.month``)."""
 
     organization_id: uuid.UUID
     status: SubscriptionStatus | None
     agent_count: int | None
+    subscription_id: uuid.UUID | None
+    trial_ends_at: datetime | None
     plan_id: uuid.UUID | None
     plan_slug: str | None
     free_plan_id: uuid.UUID | None
@@ -255,9 +258,9 @@ async def usage_basis(session: AsyncSession, organization_id: uuid.UUID, now: da
     row = (await session.execute(_USAGE_BASIS, {"organization_id": organization_id})).one_or_none()
     if row is None:
         return None
-    status, anchor, agent_count, plan_id, slug, free_id, free_slug = row
-    return UsageBasis(organization_id, status, agent_count, plan_id, slug, free_id, free_slug,
-                      usage_period(anchor if status is not None else None, now))
+    status, anchor, agent_count, subscription_id, trial_end, plan_id, slug, free_id, free_slug = row
+    return UsageBasis(organization_id, status, agent_count, subscription_id, trial_end, plan_id, slug, free_id,
+                      free_slug, usage_period(anchor if status is not None else None, now))
 
 
 async def usage_in_period(
