@@ -1,4 +1,4 @@
-"""The SQL tier's statements run on the driver's own connection (``Database.fetch``, ``compiled.sql.Prepared``):
+"""The SQL tier's statements run on the driver's own connection (``Database.fetch``, ``db.prepared.Prepared``):
 bound as SQLAlchemy binds them, one connection per request shared with its read session, a write of the request
 seen, a failed or cancelled read giving its connection back (the next read has it), and every statement counted."""
 
@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, select, text
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Organization
-from billing_graphql.graphql.compiled.sql import Prepared
+from billing_graphql.db.prepared import Prepared
 from tests.helpers import T0, count_statements
 
 

@@ -195,7 +195,7 @@ class Database:
     @asynccontextmanager
     async def _driver(self) -> AsyncIterator[Any]:
         """The driver's own connection (asyncpg's, or aiosqlite's) for a statement its caller compiled (the
-        compiled path's SQL tier, ``graphql.compiled.sql.Prepared``): no session and, unless the request's read
+        compiled path's SQL tier, ``db.prepared.Prepared``): no session and, unless the request's read
         session is open, no transaction. A lone SELECT reads one snapshot by itself; the session's bookkeeping
         cost more than the statement on a one-row page (0.7 ms against asyncpg's 0.14), and on SQLite BEGIN and
         ROLLBACK were two of its nine trips to the driver's thread. In a request scope it is the request's one

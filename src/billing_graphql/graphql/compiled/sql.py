@@ -38,6 +38,7 @@ from strawberry.permission import PermissionExtension
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.info import Info as StrawberryInfo
 
+from billing_graphql.db.prepared import Prepared
 from billing_graphql.db.types import DecimalText, UTCDateTime
 from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Nested, Parent, RootQuery, Statement
 from billing_graphql.graphql.common import cursor_at
@@ -271,7 +272,7 @@ class SqlRootPlan:
             lists, count = [None] * len(self.item_plans()), 0
         else:
             prepared, values = self.statement_and_values(db.engine.dialect, run.context.settings.public_url, query)
-            *lists, count = (await prepared.rows(db, values))[0]
+            *lists, count = (await _rows(prepared, db, values))[0]
         texts = [orjson.Fragment("[" + (text or "") + "]") for text in lists]
         if not self.root.connection:
             return texts[0]
@@ -366,35 +367,9 @@ class SqlRootPlan:
         return answer
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A statement compiled once for the database's driver: its text in the driver's parameter style, and for
-    each parameter in order its name, its default and its type's bind processing (what SQLAlchemy applies to a
-    value before the driver has it). Run on the driver's connection (``Database.fetch``): SQLAlchemy's own
-    execution of an already compiled statement cost more than PostgreSQL answering a one-row page."""
-
-    text: str
-    parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
-
-    @classmethod
-    def of(cls, statement: Any, dialect: Any) -> Prepared:
-        compiled = statement.compile(dialect=dialect)
-        if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
-            raise RuntimeError("a statement whose text SQLAlchemy finishes at execution")  # expanding IN, literals
-        return cls(compiled.string, tuple(
-            (name, compiled.binds[name].value,
-             compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in compiled.positiontup))
-
-    def arguments(self, values: dict[str, Any]) -> list[Any]:
-        arguments = []
-        for name, default, process in self.parameters:
-            value = values.get(name, default)
-            arguments.append(value if process is None or value is None else process(value))
-        return arguments
-
-    async def rows(self, db: Any, values: dict[str, Any]) -> list[Any]:
-        return await db.fetch(self.text, self.arguments(values), sqlite_functions if db.is_sqlite else None)
+async def _rows(prepared: Prepared, db: Any, values: dict[str, Any]) -> list[Any]:
+    """The rows of a SQL-tier statement: the leaf formats registered first on SQLite's connection."""
+    return await prepared.rows(db, values, sqlite_functions if db.is_sqlite else None)
 
 
 def page_bounds(query: RootQuery) -> tuple[int, int, int]:
@@ -477,7 +452,7 @@ class SqlObjectPlan:
         nested = {key: await plan.prepare(run, key=query.key) for key, plan in self.connections.items()}
         public_url = run.context.settings.public_url
         prepared, values = self.statement_and_values(db.engine.dialect, public_url, query, nested)
-        rows = await prepared.rows(db, values)
+        rows = await _rows(prepared, db, values)
         if not rows:
             return self._null()
         row = rows[0]

@@ -112,9 +112,7 @@ async def _read(info: Info, organization_id: str | None, load, convert):
 
 async def _basis(context: Any, organization_id: strawberry.ID | None) -> UsageBasis | None:
     """The usage pages' first read for the organization in scope (None: no such organization, or one out of reach)."""
-    scope = read_scope(context.actor, organization_id)
-    async with context.db.read() as session:
-        return await usage_basis(session, scope, context.now)
+    return await usage_basis(context.db, read_scope(context.actor, organization_id), context.now)
 
 
 async def entitlements_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:

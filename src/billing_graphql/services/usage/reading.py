@@ -19,6 +19,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing_graphql.db.engine import Database
 from billing_graphql.db.models import (
     Metric,
     MetricKind,
@@ -30,6 +31,7 @@ from billing_graphql.db.models import (
     UsageCounter,
     UsageUniqueValue,
 )
+from billing_graphql.db.prepared import Compiled
 from billing_graphql.domain.aggregation import Aggregation
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.money import Money
@@ -218,7 +220,7 @@ async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: d
 # The free tier ``entitlements`` falls back to without a live plan: the first active plan priced 0.
 _FREE_TIER = (select(Plan.id, Plan.slug).where(Plan.is_active.is_(True), Plan.base_price_monthly == 0)
               .order_by(Plan.sort_order, Plan.name).limit(1).subquery("free_tier"))
-_USAGE_BASIS = (
+_USAGE_BASIS = Compiled(
     select(Subscription.status, Subscription.period_anchor, Subscription.agent_count, Subscription.id,
            Subscription.trial_ends_at, Plan.id, Plan.slug, _FREE_TIER.c.id, _FREE_TIER.c.slug)
     .select_from(Organization)
@@ -252,13 +254,13 @@ class UsageBasis:
         return month_key(self.month.start)
 
 
-async def usage_basis(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> UsageBasis | None:
+async def usage_basis(db: Database, organization_id: uuid.UUID, now: datetime) -> UsageBasis | None:
     """The usage pages' first reads (the organization's live subscription and plan, the free tier) in one
-    statement; None: no such organization."""
-    row = (await session.execute(_USAGE_BASIS, {"organization_id": organization_id})).one_or_none()
-    if row is None:
+    statement on the driver's connection; None: no such organization."""
+    rows = await _USAGE_BASIS.on(db.engine.dialect).values(db, {"organization_id": organization_id})
+    if not rows:
         return None
-    status, anchor, agent_count, subscription_id, trial_end, plan_id, slug, free_id, free_slug = row
+    ((status, anchor, agent_count, subscription_id, trial_end, plan_id, slug, free_id, free_slug),) = rows
     return UsageBasis(organization_id, status, agent_count, subscription_id, trial_end, plan_id, slug, free_id,
                       free_slug, usage_period(anchor if status is not None else None, now))
 
