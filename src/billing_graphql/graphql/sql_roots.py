@@ -11,6 +11,13 @@ the resolver's own statement for one parent object (None: the field is null for 
 document is on its Python plan, such a field is answered by one statement per parent, as its resolver reads
 one page per parent. A single object (``one=True``, e.g. ``viewer.organization``) is answered by one statement
 with the connections of ``FIELDS`` selected below it (``compiled.sql.SqlObjectPlan``).
+
+A computed object (``usage``, ``entitlements``, ``planLimits``) has no row of its own: its ``..._query`` is a
+coroutine that reads first what the domain's Python rules need (``services.usage.reading.usage_basis``: the live
+subscription, its plan, the billing month in force), and its row is those values, bound (``usage.types``'
+``usage_row``, ...); the database writes the lists below from them. Its resolver keeps the service's answer, and
+the differential tests hold the two to the same bytes. A case its SQL form does not cover raises
+``columns.GenericPathAnswers`` (the generic path answers).
 """
 
 from __future__ import annotations
