@@ -79,6 +79,8 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
         # Its own (tenants; super-admins must name one), one with no row (null) and a malformed id (an error).
         "entitlements": {"organizationId": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
                                                             "not-an-id"])},
+        "subscription": {"organizationId": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
+                                                            "not-an-id"])},
     }
 
 

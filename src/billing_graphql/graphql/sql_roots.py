@@ -28,7 +28,7 @@ from billing_graphql.graphql.platform.types import (
     credit_notes_query,
     viewer_organization_query,
 )
-from billing_graphql.graphql.subscriptions.schema import subscriptions_query
+from billing_graphql.graphql.subscriptions.schema import subscription_query, subscriptions_query
 from billing_graphql.graphql.usage.schema import entitlements_query
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
@@ -46,6 +46,7 @@ ROOTS: dict[str, SqlRoot] = {
     "organization": SqlRoot(organization_query, connection=False, one=True),
     "apiKeys": SqlRoot(api_keys_query, connection=False),
     "subscriptions": SqlRoot(subscriptions_query),
+    "subscription": SqlRoot(subscription_query, connection=False, one=True),
     "entitlements": SqlRoot(entitlements_query, connection=False, one=True),
 }
 
