@@ -83,6 +83,8 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
                                                      "not-an-id"])},
         "planLimits": {"organizationId": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
                                                           "not-an-id"])},
+        "subscription": {"organizationId": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
+                                                            "not-an-id"])},
     }
 
 

@@ -57,10 +57,10 @@ def transition(current: SubscriptionStatus, target: SubscriptionStatus) -> Subsc
 
 
 # A trial that has ended while the subscription is still TRIALING or could not be paid for.
-_TRIAL_PROBLEM_STATUSES = frozenset({S.TRIALING, S.PAST_DUE, S.UNPAID})
+TRIAL_PROBLEM_STATUSES = frozenset({S.TRIALING, S.PAST_DUE, S.UNPAID})
 
 
 def trial_expired(status: SubscriptionStatus, trial_ends_at: datetime | None, now: datetime) -> bool:
     """The trial is over (``now`` at or past its end) and no paid period has taken over: the
     subscription is still TRIALING, or PAST_DUE/UNPAID (its first charge failed)."""
-    return trial_ends_at is not None and now >= trial_ends_at and status in _TRIAL_PROBLEM_STATUSES
+    return trial_ends_at is not None and now >= trial_ends_at and status in TRIAL_PROBLEM_STATUSES

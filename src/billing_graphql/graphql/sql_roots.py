@@ -35,7 +35,7 @@ from billing_graphql.graphql.platform.types import (
     credit_notes_query,
     viewer_organization_query,
 )
-from billing_graphql.graphql.subscriptions.schema import subscriptions_query
+from billing_graphql.graphql.subscriptions.schema import subscription_query, subscriptions_query
 from billing_graphql.graphql.usage.schema import entitlements_query, plan_limits_query, usage_query
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
@@ -53,6 +53,7 @@ ROOTS: dict[str, SqlRoot] = {
     "organization": SqlRoot(organization_query, connection=False, one=True),
     "apiKeys": SqlRoot(api_keys_query, connection=False),
     "subscriptions": SqlRoot(subscriptions_query),
+    "subscription": SqlRoot(subscription_query, connection=False, one=True),
     "entitlements": SqlRoot(entitlements_query, connection=False, one=True),
     "usage": SqlRoot(usage_query, connection=False, one=True),
     "planLimits": SqlRoot(plan_limits_query, connection=False, one=True),

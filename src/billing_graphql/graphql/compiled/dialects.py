@@ -377,11 +377,13 @@ class Sqlite(Postgres):
     def page_rows(statement: Any, position: Any) -> Any:
         """The page's keys and places (the subquery ``PAGE``) joined to its table (as ``ROW``) for the items'
         columns. A subquery of whole rows cost a copy of every text value each time an item read it (a sixth of
-        the invoices page's statement); PostgreSQL reads a whole row's subquery faster than the join."""
-        table = statement._raw_columns[0]  # noqa: SLF001
+        the invoices page's statement); PostgreSQL reads a whole row's subquery faster than the join. The statement's
+        labelled values after the table (e.g. ``subscriptions.types.at_now``'s clock) are columns of ``ROW`` too."""
+        table, *values = statement._raw_columns  # noqa: SLF001
         (key,) = table.primary_key.columns
         page = statement.with_only_columns(key.label(PAGE_KEY), position, maintain_column_froms=True).subquery(PAGE)
-        return page.join(table.alias(ROW), literal_column(f"{ROW}.{key.name}") == literal_column(f"{PAGE}.{PAGE_KEY}"))
+        rows = select(table, *values).subquery(ROW) if values else table.alias(ROW)
+        return page.join(rows, literal_column(f"{ROW}.{key.name}") == literal_column(f"{PAGE}.{PAGE_KEY}"))
 
     def page_statement(self, items: list[str], rows: Any, last: int | None) -> Any:
         order = literal_column(self.position)

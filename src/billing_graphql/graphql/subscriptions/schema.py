@@ -38,11 +38,13 @@ from billing_graphql.graphql.subscriptions.types import (
     SubscriptionStatus,
     SubscriptionAddon,
     SubscriptionType,
+    at_now,
     subscription_addons,
 )
 from billing_graphql.services.subscriptions import plan_changes
 from billing_graphql.services.subscriptions import lifecycle as subscriptions
 from billing_graphql.services.subscriptions.choice import PlanChoice
+from billing_graphql.services.subscriptions.loading import live_subscription_statement
 from billing_graphql.services.subscriptions.results import SubscriptionChange
 
 def _optional_id(global_id: strawberry.ID | None, type_name: str, field: str) -> uuid.UUID | None:
@@ -192,12 +194,29 @@ def _credit(result: SubscriptionChange | None) -> Money | None:
 
 # ---- root fields ----------------------------------------------------------------------------
 
+def _staff_list(status: Any, plan_id: Any, now: Any) -> Any:
+    return at_now(lifecycle.subscriptions_statement(status, plan_id), now)
+
+
+def _live(organization_id: Any, now: Any) -> Any:
+    return at_now(live_subscription_statement(organization_id), now)
+
+
 def subscriptions_query(context: Any, status: Any = None, plan_id: strawberry.ID | None = None,
                         first: int | None = 10, after: str | None = None) -> RootQuery:
-    """The statement and page of the staff list ``subscriptions`` (the SQL tier wraps the same statement)."""
+    """The statement and page of the staff list ``subscriptions`` (the SQL tier wraps the same statement), its
+    rows with the request's clock (``at_now``)."""
     plan = read_optional_id(plan_id, "Plan", "planId")
     size, offset = page_size(first), offset_after(after)
-    return RootQuery(Statement(lifecycle.subscriptions_statement, (status, plan)), size, offset)
+    return RootQuery(Statement(_staff_list, (status, plan, context.now)), size, offset)
+
+
+def subscription_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery:
+    """The row the SQL tier writes ``subscription`` from (``graphql.sql_roots``): the organization in scope's live
+    subscription, the statement the resolver reads (``live_subscription_statement``), with the request's clock
+    (``at_now``); no row (none live, an organization out of reach): null, as the resolver's."""
+    scope = read_scope(context.actor, organization_id)
+    return RootQuery(Statement(_live, (scope, context.now)))
 
 
 @strawberry.type

@@ -4,29 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-
 from decimal import Decimal
+from typing import Any
 
 import strawberry
+from sqlalchemy import type_coerce
 from strawberry import relay
 
 from billing_graphql.db.models import AddonUnit
 from billing_graphql.db.models import Coupon as CouponRow
+from billing_graphql.db.models import Plan as PlanRow
 from billing_graphql.db.models import Subscription as SubscriptionRow
+from billing_graphql.db.models import SubscriptionAddon as SubscriptionAddonRow
+from billing_graphql.db.types import UTCDateTime
 from billing_graphql.domain.periods import BillingPeriod as DomainBillingPeriod
 from billing_graphql.domain.proration import Effective as DomainEffective
 from billing_graphql.domain.proration import billed_agents, cap_too_low
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
-from billing_graphql.domain.status import trial_expired
+from billing_graphql.domain.status import TRIAL_PROBLEM_STATUSES, trial_expired
+from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.catalog.types import COUPON_FORMS
 from billing_graphql.graphql.catalog.types import DiscountType as CouponDiscountType
-from billing_graphql.graphql.columns import Parent, columns, computed, renamed, resolved
+from billing_graphql.graphql.columns import Children, Nested, Parent, columns, computed, global_id, renamed, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.billing.lines import InvoicePreview
 from billing_graphql.graphql.platform.types import OrganizationType
 from billing_graphql.graphql.catalog.plan_types import PlanType
 from billing_graphql.services.subscriptions.pricing import addon_price, plan_price, version_price
+from billing_graphql.services.usage.reading import SEATS_METRIC
 
 BillingPeriod = strawberry.enum(DomainBillingPeriod, name="BillingPeriod")
 SubscriptionStatus = strawberry.enum(DomainSubscriptionStatus, name="SubscriptionStatus")
@@ -242,18 +248,120 @@ def _is_trial(row: SubscriptionRow) -> bool:
     return row.status is DomainSubscriptionStatus.TRIALING
 
 
-# The staff lists' fields with a SQL form; addons, spendingCap, agentCount, expiredTrial and upcomingInvoice have
-# none (computed by services through loaders and the request's clock): a selection of them keeps its Python plan.
+# The SQL forms of the resolvers above, for the staff list ``subscriptions`` and the tenant's ``subscription``: rows of
+# ``subscriptions`` with the request's clock (``at_now``). upcomingInvoice has none (the billing run's own code): a
+# selection of it keeps its Python plan.
+
+NOW = "bgq_now"  # the column of a subscription's row on the SQL tier holding the request's clock
+
+
+def at_now(statement: Any, now: Any) -> Any:
+    """``statement`` (of subscription rows) with the request's clock as the column ``NOW``, in the form the
+    database stores times (SQLite: text), which ``expiredTrial``'s SQL form compares with ``trial_ends_at``."""
+    return statement.add_columns(type_coerce(now, UTCDateTime).label(NOW))
+
+
+def _agents_sql(subscription: str) -> str:
+    """``billable_agents``: the organization's ``agents`` gauge, else the subscription's ``agent_count``."""
+    return (f"coalesce((SELECT c.value FROM usage_counters AS c JOIN metrics AS m ON m.id = c.metric_id "
+            f"WHERE c.organization_id = {subscription}.organization_id AND m.code = '{SEATS_METRIC}' "
+            f"AND c.period_key = '{GAUGE_KEY}'), {subscription}.agent_count)")
+
+
+def _expired_trial_sql(sql: Any, row: str, *parents: str) -> str:
+    """``trial_expired``: a trial's end at or before the request's clock, and a status of a trial not paid for."""
+    statuses = ", ".join(f"'{name}'" for name in sorted(status.name for status in TRIAL_PROBLEM_STATUSES))
+    return (f"({row}.trial_ends_at IS NOT NULL AND {row}.{NOW} >= {row}.trial_ends_at "
+            f"AND {row}.status IN ({statuses}))")
+
+
+def _by_period(subscription: str, monthly: str, annual: str) -> str:
+    """``monthly`` on a MONTHLY subscription, else ``annual`` (``AddonPrice.unit_price``, ``BillingPeriod.months``)."""
+    return (f"CASE WHEN {subscription}.billing_period = '{DomainBillingPeriod.MONTHLY.name}' THEN {monthly} "
+            f"ELSE {annual} END")
+
+
+def _addon_sql(expression: str, attached: str) -> str:
+    """``expression`` of the add-on (``a``) of the attachment ``attached``."""
+    return f"(SELECT {expression} FROM addons AS a WHERE a.id = {attached}.addon_id)"
+
+
 columns(
     SubscriptionType, SubscriptionRow,
     trial_end_date=renamed("trial_ends_at"),
     is_trial=computed(lambda row, *parents: _is_trial(row),
                       lambda sql, row, *parents: f"({row}.status = '{DomainSubscriptionStatus.TRIALING.name}')"),
+    expired_trial=resolved(_expired_trial_sql),
+    agent_count=resolved(lambda sql, row, *parents: _agents_sql(row)),
     organization=resolved(Parent("organizations", "organization_id")),
     plan=resolved(Parent("plans", "plan_id")),
+    # ``attached_addons``' order: the add-ons' sort order, name, id.
+    addons=resolved(Children("subscription_addons", "subscription_id", lambda alias: (
+        f"{_addon_sql('a.sort_order', alias)}, {_addon_sql('a.name', alias)}, {alias}.addon_id"))),
     coupon=resolved(Parent("coupons", "coupon_id")),
     pending_change=resolved(Parent("subscriptions", None, where=lambda own, row: (
         f"{own}.id = {row}.id AND ({row}.pending_plan_id IS NOT NULL OR {row}.pending_billing_period IS NOT NULL)"))),
+    spending_cap=resolved(Parent("plans", "plan_id")),
+)
+
+
+# SubscriptionAddon: an attachment's row (of the table subscription_addons) under its subscription's, priced as
+# ``subscription_addons`` above prices it: at the subscription's period and billable agents.
+
+def _unit_price_sql(subscription: str) -> str:
+    """``AddonPrice.unit_price`` of the add-on ``a``."""
+    return _by_period(subscription, "a.price_monthly", "a.price_annual")
+
+
+def _addon_amount_sql(attached: str, subscription: str) -> str:
+    """``AddonPrice.amount``: the unit price x the quantity (x the billable agents, per agent)."""
+    return _addon_sql(f"({_unit_price_sql(subscription)}) * CASE WHEN a.unit = '{AddonUnit.PER_AGENT.name}' "
+                      f"THEN {attached}.quantity * {_agents_sql(subscription)} ELSE {attached}.quantity END", attached)
+
+
+columns(
+    SubscriptionAddon, SubscriptionAddonRow,
+    id=global_id("SubscriptionAddon"),
+    addon_id=resolved(lambda sql, row, *parents: sql.global_id("Addon", f"{row}.addon_id")),
+    name=resolved(lambda sql, row, *parents: _addon_sql("a.name", row)),
+    slug=resolved(lambda sql, row, *parents: _addon_sql("a.slug", row)),
+    per_agent=resolved(lambda sql, row, *parents: _addon_sql(f"a.unit = '{AddonUnit.PER_AGENT.name}'", row)),
+    unit_price=resolved(Nested("Money", lambda sql, row, subscription, *parents: (
+        _addon_sql(_unit_price_sql(subscription), row), _addon_sql("a.currency", row)))),
+    amount=resolved(Nested("Money", lambda sql, row, subscription, *parents: (
+        _addon_amount_sql(row, subscription), _addon_sql("a.currency", row)))),
+    attached_at=renamed("created_at"),
+)
+
+
+# SpendingCap: the subscription's plan's row under the subscription's (``spending_cap_of``).
+
+def _minimum_cap_sql(plan: str, subscription: str) -> str:
+    """``PlanPrice.seats`` of the version the subscription pays (an older one's frozen per-agent price): the
+    per-agent price x the billable agents beyond the included ones x the months of the billing period."""
+    per_agent = (f"CASE WHEN {subscription}.plan_version < {plan}.version THEN (SELECT v.per_agent_price FROM "
+                 f"plan_versions AS v WHERE v.plan_id = {plan}.id AND v.number = {subscription}.plan_version) "
+                 f"ELSE {plan}.per_agent_price END")
+    agents = _agents_sql(subscription)
+    beyond = f"CASE WHEN {agents} > {plan}.included_agents THEN {agents} - {plan}.included_agents ELSE 0 END"
+    months = _by_period(subscription, str(DomainBillingPeriod.MONTHLY.months), str(DomainBillingPeriod.ANNUAL.months))
+    return f"(({per_agent}) * ({beyond}) * ({months}))"
+
+
+def _cap_too_low_sql(sql: Any, plan: str, subscription: str, *parents: str) -> str:
+    """``cap_too_low``: a cap, below the minimum."""
+    cap = f"{subscription}.spending_cap"
+    return f"({cap} IS NOT NULL AND {cap} < {_minimum_cap_sql(plan, subscription)})"
+
+
+columns(
+    SpendingCap, PlanRow,
+    current_cap=resolved(Nested("Money", lambda sql, plan, subscription, *parents: (
+        f"{subscription}.spending_cap", f"{plan}.currency"), nullable=True)),
+    minimum_required_cap=resolved(Nested("Money", lambda sql, plan, subscription, *parents: (
+        _minimum_cap_sql(plan, subscription), f"{plan}.currency"))),
+    require_increase=resolved(_cap_too_low_sql),
+    current_agent_count=resolved(lambda sql, plan, subscription, *parents: _agents_sql(subscription)),
 )
 
 # AppliedCoupon: a coupon's row under its subscription's (the parent, whose column periodsRemaining is).

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -15,14 +16,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing_graphql.db.models import Organization, Plan, Subscription
 from billing_graphql.domain.errors import BillingError, BillingErrorCode
 from billing_graphql.domain.periods import BillingPeriod, period_at
-from billing_graphql.domain.status import LIVE_STATUSES, SubscriptionStatus
+from billing_graphql.domain.status import SubscriptionStatus
+
+
+def live_subscription_statement(organization_id: Any) -> Any:
+    """The organization's live subscription (at most one: not canceled), of ``organization_id`` (a value or a bind
+    parameter): what ``live_subscription`` reads, and the row the SQL tier writes ``subscription`` from. Live is
+    any status but CANCELED (``domain.status.LIVE_STATUSES``), compared as one value: SQLAlchemy finishes a list's
+    ``IN`` at execution, which a statement compiled once over bind parameters does not allow."""
+    return select(Subscription).where(
+        Subscription.organization_id == organization_id,
+        Subscription.status != SubscriptionStatus.CANCELED,
+    )
 
 
 # Made once: building the statement and its cache key cost more than a tenth of a millisecond a read.
-_LIVE_SUBSCRIPTION = select(Subscription).where(
-    Subscription.organization_id == bindparam("organization_id"),
-    Subscription.status.in_([status for status in LIVE_STATUSES]),
-)
+_LIVE_SUBSCRIPTION = live_subscription_statement(bindparam("organization_id"))
 
 
 async def live_subscription(session: AsyncSession, organization_id: uuid.UUID) -> Subscription | None:
