@@ -157,6 +157,7 @@ async def test_usage_answers_the_same_on_both_paths(db, graphql_schema, organiza
 
 PLAN_LIMITS = """query P($org: ID) { planLimits(organizationId: $org) {
   __typename currentPlan { slug name } isTrial trialEndDate expiredTrial t: isTrial
+  cappedAmount { currentCap { amount formatted } minimumRequiredCap { amount currency } requireIncrease currentAgentCount }
   plans { slug name includedAgents trialDays basePriceMonthly { amount currency formatted } limits { metric { code } limit } }
   usage { __typename agentCount limits { metric { code } limit } }
 } }"""
@@ -168,19 +169,27 @@ async def test_plan_limits_answer_the_same_on_both_paths(db, graphql_schema, org
     await make_plan(db, slug="retired", active=False)
     own = await _same_answer(db, graphql_schema, keys.owner, None, sql_tier=True, query=PLAN_LIMITS)
     assert b'"currentPlan":{"slug":"team"' in own and b'"isTrial":false,"trialEndDate":null,"expiredTrial":false' in own
+    assert b'"cappedAmount":{"currentCap":null,' in own and b'"currentAgentCount":2}' in own
     assert b'"slug":"dollar"' not in own and b'"slug":"retired"' not in own
     # Each limited metric's value now as its limit: April's messages, the gauges' current values.
     assert (b'"usage":{"__typename":"PlanLimitsUsage","agentCount":2,"limits":[{"metric":{"code":"agents"},"limit":"2"},'
             b'{"metric":{"code":"ai_agents"},"limit":"0"},{"metric":{"code":"api_calls"},"limit":"9007199254740991"}') in own
     # Trials: one that ended (TRIALING past its end), one running; without a subscription, no current plan.
-    for status, ends, expired in ((SubscriptionStatus.TRIALING, NOW, b"true"),
-                                  (SubscriptionStatus.TRIALING, NOW + timedelta(seconds=1), b"false"),
-                                  (SubscriptionStatus.PAST_DUE, NOW - timedelta(days=1), b"true"),
-                                  (SubscriptionStatus.ACTIVE, NOW - timedelta(days=1), b"false")):
+    # and spending caps: below what the seats cost (a per-agent price, agents beyond the included one), above.
+    async with db.write() as session:
+        await session.execute(update(Plan).where(Plan.slug == "team").values(per_agent_price=50000, included_agents=1))
+    for status, ends, expired, cap, low in ((SubscriptionStatus.TRIALING, NOW, b"true", 10000, b"true"),
+                                            (SubscriptionStatus.TRIALING, NOW + timedelta(seconds=1), b"false", None,
+                                             b"false"),
+                                            (SubscriptionStatus.PAST_DUE, NOW - timedelta(days=1), b"true", 50000,
+                                             b"false"),
+                                            (SubscriptionStatus.ACTIVE, NOW - timedelta(days=1), b"false", 49999,
+                                             b"true")):
         async with db.write() as session:
             await session.execute(update(Subscription).where(Subscription.organization_id == keys.organization_id)
-                                  .values(status=status, trial_ends_at=ends))
+                                  .values(status=status, trial_ends_at=ends, spending_cap=cap))
         answer = await _same_answer(db, graphql_schema, keys.owner, None, sql_tier=True, query=PLAN_LIMITS)
         assert b'"expiredTrial":' + expired in answer, (status, ends, answer)
+        assert b'"minimumRequiredCap":{"amount":"50000","currency":"IDR"},"requireIncrease":' + low in answer, answer
     other = await _same_answer(db, graphql_schema, keys.other_owner, None, sql_tier=True, query=PLAN_LIMITS)
-    assert b'"currentPlan":null,"isTrial":false,"trialEndDate":null,"expiredTrial":false' in other
+    assert b'"currentPlan":null,"isTrial":false,"trialEndDate":null,"expiredTrial":false,"t":false,"cappedAmount":null' in other

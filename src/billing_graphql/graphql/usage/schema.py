@@ -148,9 +148,10 @@ async def plan_limits_query(context: Any, parent: Any, organization_id: strawber
     if basis is None:
         return None
     status = basis.status
+    period = None if basis.billing_period is None else basis.billing_period.name
     return RootQuery(Statement(plan_limits_row, (
-        basis.organization_id, basis.plan_id, basis.agent_count, basis.month_key, basis.subscription_id,
-        basis.trial_ends_at, status is DomainSubscriptionStatus.TRIALING,
+        basis.organization_id, basis.plan_id, basis.agent_count, basis.month_key, basis.trial_ends_at, period,
+        basis.plan_version, basis.spending_cap, status is DomainSubscriptionStatus.TRIALING,
         status is not None and trial_expired(status, basis.trial_ends_at, context.now))), key=basis.organization_id)
 
 

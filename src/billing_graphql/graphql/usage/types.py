@@ -9,7 +9,7 @@ from typing import Any
 from decimal import Decimal
 
 import strawberry
-from sqlalchemy import Boolean, Integer, String, Uuid, cast, null, select, type_coerce
+from sqlalchemy import BigInteger, Boolean, Integer, String, Uuid, cast, null, select, type_coerce
 from strawberry import relay
 
 from billing_graphql.db.models import Metric as MetricRow
@@ -198,6 +198,7 @@ def _unless_unlimited(sql: Any, row: str, parents: tuple[str, ...], unlimited: s
 
 _BY_CODE = lambda alias: f"(SELECT code FROM metrics WHERE metrics.id = {alias}.metric_id)"  # noqa: E731
 _OF_PLAN = lambda alias, row: f"{alias}.plan_id = {row}.plan_id"  # noqa: E731
+_THE_PLAN = lambda plan, row: f"{plan}.id = {row}.plan_id"  # noqa: E731
 
 # ``LimitUse``'s rules over the SQL forms of ``used`` and ``limit``.
 columns(
@@ -288,13 +289,15 @@ class PlanLimitsType:
         )
 
 
-def plan_limits_row(organization_id: Any, plan_id: Any, agent_count: Any, month_key: Any, subscription_id: Any,
-                    trial_ends_at: Any, is_trial: Any, expired_trial: Any) -> Any:
-    """``planLimits``' row: ``usage_row``'s values, the live subscription's id and trial end, and the trial's two
-    flags as ``PlanLimitsType.of`` finds them (``DomainSubscriptionStatus``, ``trial_expired``)."""
+def plan_limits_row(organization_id: Any, plan_id: Any, agent_count: Any, month_key: Any, trial_ends_at: Any,
+                    billing_period: Any, plan_version: Any, spending_cap: Any, is_trial: Any, expired_trial: Any) -> Any:
+    """``planLimits``' row: ``usage_row``'s values; the live subscription's trial end, and the trial's two flags as
+    ``PlanLimitsType.of`` finds them (``DomainSubscriptionStatus``, ``trial_expired``); and the columns of the
+    subscription's row that ``SpendingCap``'s forms read (``subscriptions.types``), under the same names."""
     return _values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
                        ("agent_count", agent_count, Integer), ("month_key", month_key, String),
-                       ("subscription_id", subscription_id, Uuid), ("trial_ends_at", trial_ends_at, UTCDateTime()),
+                       ("trial_ends_at", trial_ends_at, UTCDateTime()), ("billing_period", billing_period, String),
+                       ("plan_version", plan_version, Integer), ("spending_cap", spending_cap, BigInteger),
                        ("is_trial", is_trial, Boolean), ("expired_trial", expired_trial, Boolean))
 
 
@@ -303,7 +306,9 @@ columns(PlanLimitsUsage, OrganizationRow, agent_count=resolved(_agent_count),
         limits=resolved(Children("plan_limits", None, _BY_CODE, where=_OF_PLAN)))
 columns(
     PlanLimitsType, OrganizationRow,
-    current_plan=resolved(Parent("plans", None, where=lambda plan, row: f"{plan}.id = {row}.plan_id")),
+    current_plan=resolved(Parent("plans", None, where=_THE_PLAN)),
+    # ``spending_cap_of`` over the live subscription's plan (null without one), this row as the subscription's.
+    capped_amount=resolved(Parent("plans", None, where=_THE_PLAN)),
     is_trial=resolved(lambda sql, row, *parents: sql.boolean(f"{row}.is_trial")),
     trial_end_date=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.trial_ends_at")),
     expired_trial=resolved(lambda sql, row, *parents: sql.boolean(f"{row}.expired_trial")),

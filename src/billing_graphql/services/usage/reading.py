@@ -36,7 +36,7 @@ from billing_graphql.domain.aggregation import Aggregation
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.money import Money
 from billing_graphql.domain.overage import usage_month_keys
-from billing_graphql.domain.periods import Period, add_months
+from billing_graphql.domain.periods import BillingPeriod, Period, add_months
 from billing_graphql.domain.proration import billed_agents
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
@@ -221,8 +221,9 @@ async def entitlements(session: AsyncSession, organization_id: uuid.UUID, now: d
 _FREE_TIER = (select(Plan.id, Plan.slug).where(Plan.is_active.is_(True), Plan.base_price_monthly == 0)
               .order_by(Plan.sort_order, Plan.name).limit(1).subquery("free_tier"))
 _USAGE_BASIS = Compiled(
-    select(Subscription.status, Subscription.period_anchor, Subscription.agent_count, Subscription.id,
-           Subscription.trial_ends_at, Plan.id, Plan.slug, _FREE_TIER.c.id, _FREE_TIER.c.slug)
+    select(Subscription.status, Subscription.period_anchor, Subscription.agent_count,
+           Subscription.trial_ends_at, Subscription.billing_period, Subscription.plan_version,
+           Subscription.spending_cap, Plan.id, Plan.slug, _FREE_TIER.c.id, _FREE_TIER.c.slug)
     .select_from(Organization)
     .outerjoin(Subscription, live_join())
     .outerjoin(Plan, Plan.id == Subscription.plan_id)
@@ -235,14 +236,16 @@ _USAGE_BASIS = Compiled(
 class UsageBasis:
     """What ``usage``, ``entitlements`` and ``planLimits`` read first, as values, for the SQL tier
     (``graphql.usage.types``), which writes the metrics, limits and features from them: the live subscription's
-    status, stored ``agent_count``, id and trial end (None without one), its plan, the free tier, and the billing
-    month in force (``OrganizationPlan.month``)."""
+    status, stored ``agent_count``, trial end, billing period, plan version and spending cap (None without one),
+    its plan, the free tier, and the billing month in force (``OrganizationPlan.month``)."""
 
     organization_id: uuid.UUID
     status: SubscriptionStatus | None
     agent_count: int | None
-    subscription_id: uuid.UUID | None
     trial_ends_at: datetime | None
+    billing_period: BillingPeriod | None
+    plan_version: int | None
+    spending_cap: int | None
     plan_id: uuid.UUID | None
     plan_slug: str | None
     free_plan_id: uuid.UUID | None
@@ -260,9 +263,10 @@ async def usage_basis(db: Database, organization_id: uuid.UUID, now: datetime) -
     rows = await _USAGE_BASIS.on(db.engine.dialect).values(db, {"organization_id": organization_id})
     if not rows:
         return None
-    ((status, anchor, agent_count, subscription_id, trial_end, plan_id, slug, free_id, free_slug),) = rows
-    return UsageBasis(organization_id, status, agent_count, subscription_id, trial_end, plan_id, slug, free_id,
-                      free_slug, usage_period(anchor if status is not None else None, now))
+    ((status, anchor, agent_count, trial_end, period, version, cap, plan_id, slug, free_id,
+      free_slug),) = rows
+    return UsageBasis(organization_id, status, agent_count, trial_end, period, version, cap, plan_id,
+                      slug, free_id, free_slug, usage_period(anchor if status is not None else None, now))
 
 
 async def usage_in_period(
