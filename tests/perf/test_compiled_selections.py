@@ -50,6 +50,7 @@ from tests.services.test_refunds import FakeProcessor
 
 ALIASES = ["a", "b", "x1", "other"]
 DOLLAR_PLAN = uuid.UUID(int=8)  # the seeded inactive plan (``_seed``), for ``plan(id:)``
+RUPIAH_PLAN = uuid.UUID(int=9)  # a seeded active IDR plan beside the demo's, for ``coupon(planId:)``
 
 
 def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
@@ -85,6 +86,13 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
                                                           "not-an-id"])},
         "subscription": {"organizationId": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
                                                             "not-an-id"])},
+        # The seeded coupons (TENOFF: FIXED in USD, for the inactive dollar plan; HALF: inactive) and the demo's,
+        # typed in mixed case and padded (an upper-case literal is drawn as an enum value), an unknown code and a
+        # malformed one; an active IDR plan, the inactive dollar plan (super-admins only), an id of no plan, a
+        # malformed id (an error on both paths).
+        "coupon": {"code": st.sampled_from(["TenOff", "half", "Welcome10", " launch50k ", "nope", "no way!"]),
+                   "planId": st.sampled_from([relay.to_base64("Plan", RUPIAH_PLAN), relay.to_base64("Plan", DOLLAR_PLAN),
+                                              relay.to_base64("Plan", uuid.UUID(int=7)), "not-an-id"])},
     }
 
 
@@ -179,6 +187,7 @@ async def _seed(db: Database, settings) -> tuple[dict[Role, str], str]:
         await make_invoice(db, organization_id, currency=currency, status=status,
                            created_at=T0 + timedelta(minutes=minutes))
     usd = await make_plan(db, id=DOLLAR_PLAN, name="Dollar", slug="dollar", currency="USD", monthly=1999, active=False)
+    await make_plan(db, id=RUPIAH_PLAN, name="Rupiah", slug="rupiah", currency="IDR", sort_order=20)
     await make_addon(db, name="Old extra", currency="USD", monthly=505, active=False)
     ten_off = await make_coupon(db, code="TENOFF", percent_off=None, amount_off=1050, currency="USD", plans=[usd],
                                 duration=CouponDuration.REPEATING, months=3, max_uses=5)

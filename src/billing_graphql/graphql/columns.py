@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from sqlalchemy import cast, null, select, type_coerce
 from strawberry import relay
 
 Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's value
@@ -135,6 +136,21 @@ class Statement:
 class GenericPathAnswers(Exception):
     """Raised by a root's ``..._query`` function for a case its SQL form does not cover: the generic path answers
     the request (``compiled.execute.Fallback``)."""
+
+
+@dataclass(frozen=True)
+class PythonAnswer:
+    """Returned by a computed object's ``..._query`` when its first read and Python rules found the whole answer,
+    with nothing more in the database to show (``coupon``: a code refused without its coupon): ``value``, the
+    object its resolver returns, completed on the Python plan without a statement."""
+
+    value: Any
+
+
+def values_row(*values: tuple[str, Any, Any]) -> Any:
+    """One row of the (name, value, SQLAlchemy type) given, a computed object's row; None is a NULL of that type."""
+    return select(*(cast(null(), kind).label(name) if value is None else type_coerce(value, kind).label(name)
+                    for name, value, kind in values))
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,16 @@ coroutine that reads first what the domain's Python rules need (``services.usage
 subscription, its plan, the billing month in force), and its row is those values, bound (``usage.types``'
 ``usage_row``, ...); the database writes the lists below from them. Its resolver keeps the service's answer, and
 the differential tests hold the two to the same bytes. A case its SQL form does not cover raises
-``columns.GenericPathAnswers`` (the generic path answers).
+``columns.GenericPathAnswers`` (the generic path answers). Where the first read leaves nothing more to read (``coupon``:
+a code refused without its coupon), the ``..._query`` gives the resolver's own object (``columns.PythonAnswer``), which
+the Python plan completes: no second statement.
 """
 
 from __future__ import annotations
 
 from billing_graphql.graphql.billing.invoices import invoices_query
 from billing_graphql.graphql.catalog.addons import addons_query
-from billing_graphql.graphql.catalog.coupons import coupons_query
+from billing_graphql.graphql.catalog.coupons import coupon_check_query, coupons_query
 from billing_graphql.graphql.catalog.metrics import metrics_query
 from billing_graphql.graphql.catalog.plans import plan_query, plans_query
 from billing_graphql.graphql.compiled.sql import SqlRoot
@@ -45,6 +47,7 @@ ROOTS: dict[str, SqlRoot] = {
     "plan": SqlRoot(plan_query, connection=False, one=True),
     "addons": SqlRoot(addons_query, connection=False),
     "coupons": SqlRoot(coupons_query),
+    "coupon": SqlRoot(coupon_check_query, connection=False, one=True),
     "metrics": SqlRoot(metrics_query, connection=False),
     "paymentMethods": SqlRoot(payment_methods_query, connection=False),
     "webhookEndpoints": SqlRoot(webhook_endpoints_query, connection=False),

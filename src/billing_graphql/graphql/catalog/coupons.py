@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery, Statement
+from billing_graphql.graphql.columns import PythonAnswer, RootQuery, Statement
 from billing_graphql.services.pagination import read_page
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
@@ -23,6 +23,8 @@ from billing_graphql.graphql.catalog.types import (
     CouponDuration,
     CouponType,
     DiscountType,
+    check_message,
+    coupon_check_row,
 )
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
 from billing_graphql.graphql.ids import read_optional_id
@@ -96,6 +98,19 @@ def coupons_query(context: Any, first: int | None = 20, after: str | None = None
                   is_active: bool | None = None) -> RootQuery:
     """The statement and page of ``coupons`` (the SQL tier wraps the same statement in JSON)."""
     return RootQuery(Statement(coupons.coupons_statement, (), (is_active,)), page_size(first, 20), offset_after(after))
+
+
+async def coupon_check_query(context: Any, parent: Any, code: str,
+                             plan_id: strawberry.ID | None = None) -> RootQuery | PythonAnswer:
+    """The row the SQL tier writes ``coupon`` from (``graphql.sql_roots``): ``check_coupon_basis`` read first (the
+    rules of the resolver's ``check_coupon``), its values bound as ``coupon_check_row``. A code refused without its
+    coupon leaves nothing to read: its answer is ``from_result``'s, on the Python plan."""
+    plan_uuid = read_optional_id(plan_id, "Plan", "planId")
+    basis = await coupons.check_coupon_basis(context.db, code, plan_uuid, context.now, context.actor.is_super_admin)
+    if basis.coupon_id is None:
+        return PythonAnswer(CouponCheck.from_result(coupons.CouponCheck(basis.code, basis.refusal, None)))
+    reason = None if basis.refusal is None else basis.refusal.name
+    return RootQuery(Statement(coupon_check_row, (basis.code, reason, check_message(basis.refusal), basis.coupon_id)))
 
 
 @strawberry.type

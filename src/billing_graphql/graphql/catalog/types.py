@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import strawberry
+from sqlalchemy import String, Uuid
 from strawberry import relay
 
 from billing_graphql.db.models import Addon as AddonRow
@@ -20,7 +21,9 @@ from billing_graphql.domain.catalog import REFUSAL_MESSAGES, check_currency
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.errors import BillingErrorCode
 from billing_graphql.db.models import Plan as PlanRow
-from billing_graphql.graphql.columns import Children, Statement, columns, computed, money, money_or_null, resolved
+from billing_graphql.graphql.columns import (
+    Children, Parent, Statement, columns, computed, money, money_or_null, resolved, values_row,
+)
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 from billing_graphql.graphql.catalog.coupon_values import discount_value
 from billing_graphql.graphql.catalog.plan_types import PlanType
@@ -156,6 +159,11 @@ class CouponSummary:
 columns(CouponSummary, CouponRow, **COUPON_FORMS)
 
 
+def check_message(refusal: BillingErrorCode | None) -> str:
+    """``CouponCheck.message``: why the code was refused, or that it can be used."""
+    return REFUSAL_MESSAGES[refusal] if refusal else "This coupon can be used."
+
+
 @strawberry.type(description="Whether a coupon code can be used now (on the plan asked about).")
 class CouponCheck:
     code: str = strawberry.field(description="The code as it is matched (upper-case).")
@@ -174,9 +182,31 @@ class CouponCheck:
             code=result.code,
             valid=result.valid,
             reason=result.refusal,
-            message=REFUSAL_MESSAGES[result.refusal] if result.refusal else "This coupon can be used.",
+            message=check_message(result.refusal),
             coupon=CouponSummary.from_row(result.coupon) if result.coupon is not None else None,
         )
+
+
+# ``coupon`` on the SQL tier (``graphql.sql_roots``): its row is ``coupon_check_row``, the values of
+# ``services.catalog.coupons.check_coupon_basis`` (the code, the refusal and the coupon shown, found by the same rules as
+# ``check_coupon`` in Python); the database writes the coupon shown (``CouponSummary``'s forms). ``from_result`` is the
+# Python form; the differential tests hold the two to the same bytes.
+
+def coupon_check_row(code: Any, reason: Any, message: Any, coupon_id: Any) -> Any:
+    """``coupon``'s row: the code as matched, the refusal (the enum's name; None: usable), its message, and the id of
+    the coupon shown (None: none)."""
+    return values_row(("code", code, String), ("reason", reason, String), ("message", message, String),
+                      ("coupon_id", coupon_id, Uuid))
+
+
+columns(
+    CouponCheck, CouponRow,
+    code=resolved(lambda sql, row, *parents: f"{row}.code"),
+    valid=resolved(lambda sql, row, *parents: f"({row}.reason IS NULL)"),
+    reason=resolved(lambda sql, row, *parents: f"{row}.reason"),
+    message=resolved(lambda sql, row, *parents: f"{row}.message"),
+    coupon=resolved(Parent(CouponRow.__tablename__, None, where=lambda coupon, row: f"{coupon}.id = {row}.coupon_id")),
+)
 
 
 @strawberry.type

@@ -40,7 +40,9 @@ from strawberry.types.info import Info as StrawberryInfo
 
 from billing_graphql.db.prepared import Prepared
 from billing_graphql.db.types import DecimalText, UTCDateTime
-from billing_graphql.graphql.columns import BY_TYPE_NAME, Children, Column, Nested, Parent, RootQuery, Statement
+from billing_graphql.graphql.columns import (
+    BY_TYPE_NAME, Children, Column, Nested, Parent, PythonAnswer, RootQuery, Statement,
+)
 from billing_graphql.graphql.common import cursor_at
 from billing_graphql.graphql.compiled.dialects import (
     DIALECTS, MONEY_FIELDS, POSITION, ROW, Postgres, sqlite_functions,
@@ -65,7 +67,8 @@ class SqlRoot:
     SQL (``one``) the query is made for that object's ``RootQuery.key``, and the connection is paged in the
     object's statement. ``one``: one object (``connection=False`` too), ``query(context, parent, **arguments)``
     the ``RootQuery`` of its row (None, or no row: null). ``query`` may be a coroutine function: a computed object
-    whose row holds values its Python rules find from a first read (``entitlements``)."""
+    whose row holds values its Python rules find from a first read (``entitlements``), or that gives its whole
+    answer when they found it (``columns.PythonAnswer``: no statement)."""
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
@@ -449,6 +452,9 @@ class SqlObjectPlan:
         query = await field_query(run, self.field_plan, self.root, parent)
         if query is None:
             return self._null()
+        if isinstance(query, PythonAnswer):  # nothing to read: the Python plan completes the object
+            (answer,) = await run.complete(self.outer, [query.value])
+            return answer
         nested = {key: await plan.prepare(run, key=query.key) for key, plan in self.connections.items()}
         public_url = run.context.settings.public_url
         prepared, values = self.statement_and_values(db.engine.dialect, public_url, query, nested)

@@ -9,7 +9,7 @@ from typing import Any
 from decimal import Decimal
 
 import strawberry
-from sqlalchemy import BigInteger, Boolean, Integer, String, Uuid, cast, null, select, type_coerce
+from sqlalchemy import BigInteger, Boolean, Integer, String, Uuid
 from strawberry import relay
 
 from billing_graphql.db.models import Metric as MetricRow
@@ -22,7 +22,7 @@ from billing_graphql.db.types import UTCDateTime
 from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.columns import Children, Parent, columns, renamed, resolved, same_row
+from billing_graphql.graphql.columns import Children, Parent, columns, renamed, resolved, same_row, values_row
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
@@ -131,25 +131,19 @@ class Entitlements:
 # ``Usage.of`` and ``Entitlements.of`` over the services' ``usage_now`` and ``entitlements``; the differential
 # tests hold the two to the same bytes.
 
-def _values_row(*values: tuple[str, Any, Any]) -> Any:
-    """One row of the (name, value, SQLAlchemy type) given; None is a NULL of that type."""
-    return select(*(cast(null(), kind).label(name) if value is None else type_coerce(value, kind).label(name)
-                    for name, value, kind in values))
-
-
 def entitlements_row(organization_id: Any, plan_id: Any, plan_slug: Any, status: Any, month_key: Any) -> Any:
     """``entitlements``' row: the plan shown (live, else the free tier), the live subscription's status (the
     enum's name), the billing month's key."""
-    return _values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
-                       ("plan_slug", plan_slug, String), ("status", status, String), ("month_key", month_key, String))
+    return values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
+                      ("plan_slug", plan_slug, String), ("status", status, String), ("month_key", month_key, String))
 
 
 def usage_row(organization_id: Any, plan_id: Any, agent_count: Any, month_key: Any, period_start: Any,
               period_end: Any) -> Any:
     """``usage``'s row: the live plan, the live subscription's stored ``agent_count``, the billing month."""
-    return _values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
-                       ("agent_count", agent_count, Integer), ("month_key", month_key, String),
-                       ("period_start", period_start, UTCDateTime()), ("period_end", period_end, UTCDateTime()))
+    return values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
+                      ("agent_count", agent_count, Integer), ("month_key", month_key, String),
+                      ("period_start", period_start, UTCDateTime()), ("period_end", period_end, UTCDateTime()))
 
 
 def _counter(page: str, metric_id: str, kind: str) -> str:
@@ -294,11 +288,11 @@ def plan_limits_row(organization_id: Any, plan_id: Any, agent_count: Any, month_
     """``planLimits``' row: ``usage_row``'s values; the live subscription's trial end, and the trial's two flags as
     ``PlanLimitsType.of`` finds them (``DomainSubscriptionStatus``, ``trial_expired``); and the columns of the
     subscription's row that ``SpendingCap``'s forms read (``subscriptions.types``), under the same names."""
-    return _values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
-                       ("agent_count", agent_count, Integer), ("month_key", month_key, String),
-                       ("trial_ends_at", trial_ends_at, UTCDateTime()), ("billing_period", billing_period, String),
-                       ("plan_version", plan_version, Integer), ("spending_cap", spending_cap, BigInteger),
-                       ("is_trial", is_trial, Boolean), ("expired_trial", expired_trial, Boolean))
+    return values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
+                      ("agent_count", agent_count, Integer), ("month_key", month_key, String),
+                      ("trial_ends_at", trial_ends_at, UTCDateTime()), ("billing_period", billing_period, String),
+                      ("plan_version", plan_version, Integer), ("spending_cap", spending_cap, BigInteger),
+                      ("is_trial", is_trial, Boolean), ("expired_trial", expired_trial, Boolean))
 
 
 columns(PlanLimitValue, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id")), limit=resolved(_limit_used))

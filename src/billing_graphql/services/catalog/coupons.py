@@ -14,11 +14,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
 from billing_graphql.db.models import Coupon, CouponPlan, Plan
+from billing_graphql.db.prepared import Compiled
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.catalog import (
     CouponState,
@@ -274,6 +275,48 @@ def coupons_statement(is_active: bool | None = None) -> Any:
     return statement
 
 
+def matched_code(code: str) -> tuple[str, bool]:
+    """``code`` as coupons are matched (trimmed, upper-case), and whether it is well-formed: a malformed code is
+    COUPON_INVALID without a read."""
+    try:
+        return normalize_coupon_code(code), True
+    except BillingError:
+        return (code or "").strip().upper(), False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTerms:
+    """What a coupon check reads of the plan asked about."""
+
+    id: uuid.UUID
+    is_active: bool
+    currency: str
+
+
+def check_decision(
+    coupon: CouponState | None,
+    plan: PlanTerms | Plan | None,
+    *,
+    now: datetime,
+    plan_id: uuid.UUID | None,
+    include_inactive_plans: bool,
+) -> tuple[BillingErrorCode | None, bool]:
+    """``check_coupon``'s rules over what it read (``coupon`` None: no coupon of the code; ``plan`` None: no plan of
+    ``plan_id``): why the coupon cannot be used now (None: it can), and whether its discount is shown (it is usable
+    now, perhaps on other plans only). An inactive plan is no plan unless ``include_inactive_plans``."""
+    if coupon is None:
+        return BillingErrorCode.COUPON_INVALID, False
+    if plan is not None and not plan.is_active and not include_inactive_plans:
+        plan = None
+    refusal = coupon_refusal(coupon, now=now)
+    if refusal is None and plan_id is not None:
+        if plan is None:
+            refusal = BillingErrorCode.PLAN_NOT_FOUND
+        else:
+            refusal = coupon_refusal(coupon, now=now, plan_id=plan.id, plan_currency=plan.currency)
+    return refusal, refusal in (None, BillingErrorCode.COUPON_NOT_APPLICABLE, BillingErrorCode.PLAN_NOT_FOUND)
+
+
 async def check_coupon(
     db: Database,
     *,
@@ -284,30 +327,58 @@ async def check_coupon(
 ) -> CouponCheck:
     """Whether ``code`` can be used now (on ``plan_id``). An unknown, inactive or not yet
     valid code gets the very same answer (COUPON_INVALID, no coupon)."""
-    try:
-        normalized = normalize_coupon_code(code)
-    except BillingError:
-        return CouponCheck(code=(code or "").strip().upper(), refusal=BillingErrorCode.COUPON_INVALID, coupon=None)
+    normalized, well_formed = matched_code(code)
+    if not well_formed:
+        return CouponCheck(code=normalized, refusal=BillingErrorCode.COUPON_INVALID, coupon=None)
     async with db.read() as session:
         coupon = await session.scalar(select(Coupon).where(Coupon.code == normalized))
-        plan = None
-        if plan_id is not None:
-            plan = await session.get(Plan, plan_id)
-            if plan is not None and not plan.is_active and not include_inactive_plans:
-                plan = None
+        plan = await session.get(Plan, plan_id) if plan_id is not None else None
         plan_ids = await coupon_plan_ids(session, coupon.id) if coupon is not None else []
-    if coupon is None:
-        return CouponCheck(code=normalized, refusal=BillingErrorCode.COUPON_INVALID, coupon=None)
-    refusal = coupon_refusal(coupon_state(coupon, plan_ids), now=now)
-    if refusal is None and plan_id is not None:
-        if plan is None:
-            refusal = BillingErrorCode.PLAN_NOT_FOUND
-        else:
-            refusal = coupon_refusal(
-                coupon_state(coupon, plan_ids), now=now, plan_id=plan.id, plan_currency=plan.currency
-            )
-    usable_elsewhere = refusal in (None, BillingErrorCode.COUPON_NOT_APPLICABLE, BillingErrorCode.PLAN_NOT_FOUND)
-    return CouponCheck(code=normalized, refusal=refusal, coupon=coupon if usable_elsewhere else None)
+    state = coupon_state(coupon, plan_ids) if coupon is not None else None
+    refusal, shown = check_decision(state, plan, now=now, plan_id=plan_id,
+                                    include_inactive_plans=include_inactive_plans)
+    return CouponCheck(code=normalized, refusal=refusal, coupon=coupon if shown else None)
+
+
+# ``check_coupon``'s reads as one statement, for the compiled path's SQL tier: one row per plan the coupon of the
+# code is limited to (one row without any), each with the plan of ``plan_id`` (NULLs where there is none).
+_ONE_ROW = select(literal_column("1").label("one")).subquery("one_row")
+_CHECK_BASIS = Compiled(
+    select(Coupon.id, Coupon.is_active, Coupon.valid_from, Coupon.valid_until, Coupon.max_uses, Coupon.current_uses,
+           Coupon.discount_type, Coupon.currency, CouponPlan.plan_id, Plan.id, Plan.is_active, Plan.currency)
+    .select_from(_ONE_ROW)
+    .outerjoin(Coupon, Coupon.code == bindparam("code"))
+    .outerjoin(CouponPlan, CouponPlan.coupon_id == Coupon.id)
+    .outerjoin(Plan, Plan.id == bindparam("plan_id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CouponCheckBasis:
+    """``check_coupon``'s answer with the id of the coupon shown in place of its row (None: none shown)."""
+
+    code: str
+    refusal: BillingErrorCode | None
+    coupon_id: uuid.UUID | None
+
+
+async def check_coupon_basis(db: Database, code: str, plan_id: uuid.UUID | None, now: datetime,
+                             include_inactive_plans: bool) -> CouponCheckBasis:
+    """``check_coupon`` for the SQL tier, which writes the coupon shown itself: one statement on the driver's
+    connection (none for a malformed code), the same rules (``check_decision``)."""
+    normalized, well_formed = matched_code(code)
+    if not well_formed:
+        return CouponCheckBasis(normalized, BillingErrorCode.COUPON_INVALID, None)
+    rows = await _CHECK_BASIS.on(db.engine.dialect).values(db, {"code": normalized, "plan_id": plan_id})
+    coupon_id, is_active, valid_from, valid_until, max_uses, current_uses, discount_type, currency = rows[0][:8]
+    limited_to = frozenset(row[8] for row in rows if row[8] is not None)
+    coupon = None if coupon_id is None else CouponState(
+        is_active=is_active, valid_from=valid_from, valid_until=valid_until, max_uses=max_uses,
+        current_uses=current_uses, discount_type=discount_type, currency=currency, plan_ids=limited_to)
+    plan = None if rows[0][9] is None else PlanTerms(*rows[0][9:])
+    refusal, shown = check_decision(coupon, plan, now=now, plan_id=plan_id,
+                                    include_inactive_plans=include_inactive_plans)
+    return CouponCheckBasis(normalized, refusal, coupon_id if shown else None)
 
 
 def coupon_state(coupon: Coupon, plan_ids: Sequence[uuid.UUID]) -> CouponState:
