@@ -165,10 +165,20 @@ def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool) -
         if sub.typename is None and sub.name not in MONEY_FIELDS:
             raise NoSqlForm(f"Money.{sub.name}")
         fields.append((sub.key, sub.name if sub.typename is None else sub.typename))
+    given = minor, currency
+    if "SELECT" in minor.upper() or "SELECT" in currency.upper():
+        # A computed amount (sub-selects: an add-on's price, a spending cap's minimum) is evaluated once, not once
+        # for each leaf and sign of each currency's branch: SQLite evaluates every occurrence again.
+        minor, currency = f"{MONEY_VALUES}.minor", f"{MONEY_VALUES}.currency"
     text = sql.money_object(fields, minor, currency)
     if nullable:
-        return f"(CASE WHEN ({minor}) IS NULL OR ({currency}) IS NULL THEN 'null' ELSE {text} END)"
+        text = f"(CASE WHEN ({minor}) IS NULL OR ({currency}) IS NULL THEN 'null' ELSE {text} END)"
+    if given != (minor, currency):
+        text = f"(SELECT {text} FROM (SELECT ({given[0]}) AS minor, ({given[1]}) AS currency) AS {MONEY_VALUES})"
     return text
+
+
+MONEY_VALUES = "bgq_money"  # the one row of a computed Money's minor amount and currency
 
 
 def object_text(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...]) -> str:
