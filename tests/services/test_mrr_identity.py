@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from types import SimpleNamespace
 
 from hypothesis import HealthCheck, example, given, settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -105,14 +104,14 @@ async def _live(db, settings, drawn, plans, addon) -> None:
 async def _check(db, now: datetime) -> None:
     report = await revenue_analytics(db, first=date(2026, 1, 1), last=now.date(), currency="IDR", now=now)
     async with db.read() as session:
-        carried = (await _start_state(session, "IDR", SimpleNamespace(start=datetime(2026, 1, 1, tzinfo=UTC)))).mrr
+        carried = (await _start_state(session, {"currency": "IDR", "start": datetime(2026, 1, 1, tzinfo=UTC)})).mrr
         for month in report.months:
             assert month.mrr == (carried + month.new_mrr + month.expansion_mrr - month.contraction_mrr
                                  - month.churned_mrr), month
             year, number = map(int, month.month.split("-"))
             end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
             if end <= now:
-                assert month.mrr == (await _start_state(session, "IDR", SimpleNamespace(start=end))).mrr, month
+                assert month.mrr == (await _start_state(session, {"currency": "IDR", "start": end})).mrr, month
             carried = month.mrr
         assert report.mrr == carried
         renewals = 0
