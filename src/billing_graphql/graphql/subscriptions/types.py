@@ -261,8 +261,9 @@ def at_now(statement: Any, now: Any) -> Any:
     return statement.add_columns(type_coerce(now, UTCDateTime).label(NOW))
 
 
-def _agents_sql(subscription: str) -> str:
-    """``billable_agents``: the organization's ``agents`` gauge, else the subscription's ``agent_count``."""
+def agents_sql(subscription: str) -> str:
+    """``billable_agents``: the organization's ``agents`` gauge, else the subscription's ``agent_count`` (of the row
+    ``subscription``: a subscription's, or a computed row with its ``organization_id`` and ``agent_count``)."""
     return (f"coalesce((SELECT c.value FROM usage_counters AS c JOIN metrics AS m ON m.id = c.metric_id "
             f"WHERE c.organization_id = {subscription}.organization_id AND m.code = '{SEATS_METRIC}' "
             f"AND c.period_key = '{GAUGE_KEY}'), {subscription}.agent_count)")
@@ -292,7 +293,7 @@ columns(
     is_trial=computed(lambda row, *parents: _is_trial(row),
                       lambda sql, row, *parents: f"({row}.status = '{DomainSubscriptionStatus.TRIALING.name}')"),
     expired_trial=resolved(_expired_trial_sql),
-    agent_count=resolved(lambda sql, row, *parents: _agents_sql(row)),
+    agent_count=resolved(lambda sql, row, *parents: agents_sql(row)),
     organization=resolved(Parent("organizations", "organization_id")),
     plan=resolved(Parent("plans", "plan_id")),
     # ``attached_addons``' order: the add-ons' sort order, name, id.
@@ -316,7 +317,7 @@ def _unit_price_sql(subscription: str) -> str:
 def _addon_amount_sql(attached: str, subscription: str) -> str:
     """``AddonPrice.amount``: the unit price x the quantity (x the billable agents, per agent)."""
     return _addon_sql(f"({_unit_price_sql(subscription)}) * CASE WHEN a.unit = '{AddonUnit.PER_AGENT.name}' "
-                      f"THEN {attached}.quantity * {_agents_sql(subscription)} ELSE {attached}.quantity END", attached)
+                      f"THEN {attached}.quantity * {agents_sql(subscription)} ELSE {attached}.quantity END", attached)
 
 
 columns(
@@ -342,7 +343,7 @@ def _minimum_cap_sql(plan: str, subscription: str) -> str:
     per_agent = (f"CASE WHEN {subscription}.plan_version < {plan}.version THEN (SELECT v.per_agent_price FROM "
                  f"plan_versions AS v WHERE v.plan_id = {plan}.id AND v.number = {subscription}.plan_version) "
                  f"ELSE {plan}.per_agent_price END")
-    agents = _agents_sql(subscription)
+    agents = agents_sql(subscription)
     beyond = f"CASE WHEN {agents} > {plan}.included_agents THEN {agents} - {plan}.included_agents ELSE 0 END"
     months = _by_period(subscription, str(DomainBillingPeriod.MONTHLY.months), str(DomainBillingPeriod.ANNUAL.months))
     return f"(({per_agent}) * ({beyond}) * ({months}))"
@@ -361,7 +362,7 @@ columns(
     minimum_required_cap=resolved(Nested("Money", lambda sql, plan, subscription, *parents: (
         _minimum_cap_sql(plan, subscription), f"{plan}.currency"))),
     require_increase=resolved(_cap_too_low_sql),
-    current_agent_count=resolved(lambda sql, plan, subscription, *parents: _agents_sql(subscription)),
+    current_agent_count=resolved(lambda sql, plan, subscription, *parents: agents_sql(subscription)),
 )
 
 # AppliedCoupon: a coupon's row under its subscription's (the parent, whose column periodsRemaining is).

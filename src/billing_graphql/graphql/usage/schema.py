@@ -12,8 +12,6 @@ from strawberry.scalars import JSON
 
 from billing_graphql.domain.errors import BillingError as DomainBillingError
 from billing_graphql.domain.roles import Role as DomainRole
-from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
-from billing_graphql.domain.status import trial_expired
 from billing_graphql.domain.usage import EventInput, parse_month
 from billing_graphql.graphql.columns import GenericPathAnswers, RootQuery, Statement
 from billing_graphql.graphql.common import connection_from_page, decode_id, offset_after, page_size
@@ -27,6 +25,7 @@ from billing_graphql.graphql.usage.types import (
     Entitlements,
     entitlements_row,
     plan_limits_row,
+    trial_flags,
     usage_row,
     PlanLimitsType,
     Usage,
@@ -122,8 +121,7 @@ async def entitlements_query(context: Any, parent: Any, organization_id: strawbe
     basis = await _basis(context, organization_id)
     if basis is None:
         return None
-    plan_id, slug = (basis.plan_id, basis.plan_slug) if basis.plan_id is not None else (basis.free_plan_id,
-                                                                                         basis.free_plan_slug)
+    plan_id, slug = basis.entitlement_plan
     if plan_id is None:
         raise GenericPathAnswers("no live plan and no free tier")
     status = None if basis.status is None else basis.status.name
@@ -147,12 +145,11 @@ async def plan_limits_query(context: Any, parent: Any, organization_id: strawber
     basis = await _basis(context, organization_id)
     if basis is None:
         return None
-    status = basis.status
     period = None if basis.billing_period is None else basis.billing_period.name
+    flags = trial_flags(basis.status, basis.trial_ends_at, context.now)
     return RootQuery(Statement(plan_limits_row, (
         basis.organization_id, basis.plan_id, basis.agent_count, basis.month_key, basis.trial_ends_at, period,
-        basis.plan_version, basis.spending_cap, status is DomainSubscriptionStatus.TRIALING,
-        status is not None and trial_expired(status, basis.trial_ends_at, context.now))), key=basis.organization_id)
+        basis.plan_version, basis.spending_cap, flags["is_trial"], flags["expired_trial"])), key=basis.organization_id)
 
 
 def _month(month: str | None) -> datetime | None:

@@ -25,10 +25,10 @@ from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.columns import Children, Parent, columns, renamed, resolved, same_row, values_row
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
-from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, spending_cap_of
+from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, agents_sql, spending_cap_of
 from billing_graphql.services.usage.partners import Snapshot
 from billing_graphql.services.usage.reading import Entitlements as EntitlementsValue
-from billing_graphql.services.usage.reading import SEATS_METRIC, MetricUse, UsageNow, plan_limits_view
+from billing_graphql.services.usage.reading import MetricUse, UsageNow, plan_limits_view
 from billing_graphql.services.usage.reading import PlanLimitsView as PlanLimitsValue
 
 
@@ -174,8 +174,8 @@ def _metric_limit(sql: Any, row: str, page: str, *parents: str) -> str:
 
 
 def _agent_count(sql: Any, row: str, *parents: str) -> str:
-    """``UsageNow.agent_count``: the agents gauge, else the live subscription's stored count, else 0."""
-    return f"coalesce({_used_of(SEATS_METRIC, row)}, {row}.agent_count, 0)"
+    """``UsageNow.agent_count``: the billable agents (``subscriptions.types``' form), 0 without a subscription."""
+    return f"coalesce({agents_sql(row)}, 0)"
 
 
 def _shown(alias: str, page: str) -> str:
@@ -246,6 +246,12 @@ class PlanLimitsUsage:
         description="Each limited metric with its current value as `limit`.")
 
 
+def trial_flags(status: DomainSubscriptionStatus | None, trial_end: datetime | None, now: datetime) -> dict[str, bool]:
+    """``PlanLimits``' ``isTrial`` and ``expiredTrial`` of the live subscription's status and trial end (none: false)."""
+    return {"is_trial": status is DomainSubscriptionStatus.TRIALING,
+            "expired_trial": status is not None and trial_expired(status, trial_end, now)}
+
+
 @strawberry.type(name="PlanLimits", description="Seed 004's plan-limits view.")
 class PlanLimitsType:
     current_plan: PlanType | None
@@ -270,9 +276,8 @@ class PlanLimitsType:
         status = subscription.status if subscription else None
         return cls(
             current_plan=PlanType.from_row(found.plan) if found.plan else None,
-            is_trial=status is DomainSubscriptionStatus.TRIALING,
             trial_end_date=trial_end,
-            expired_trial=status is not None and trial_expired(status, trial_end, now),
+            **trial_flags(status, trial_end, now),
             plans=[PlanType.from_row(plan) for plan in view.plans],
             usage=PlanLimitsUsage(
                 agent_count=view.usage.agent_count,

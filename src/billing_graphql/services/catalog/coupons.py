@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, delete, literal_column, select
@@ -343,9 +344,11 @@ async def check_coupon(
 # ``check_coupon``'s reads as one statement, for the compiled path's SQL tier: one row per plan the coupon of the
 # code is limited to (one row without any), each with the plan of ``plan_id`` (NULLs where there is none).
 _ONE_ROW = select(literal_column("1").label("one")).subquery("one_row")
+# The coupon's columns ``CouponState`` is made of (its fields but the plans, which are rows of their own).
+_STATE_FIELDS = tuple(item.name for item in fields(CouponState) if item.name != "plan_ids")
 _CHECK_BASIS = Compiled(
-    select(Coupon.id, Coupon.is_active, Coupon.valid_from, Coupon.valid_until, Coupon.max_uses, Coupon.current_uses,
-           Coupon.discount_type, Coupon.currency, CouponPlan.plan_id, Plan.id, Plan.is_active, Plan.currency)
+    select(Coupon.id, *(getattr(Coupon, name) for name in _STATE_FIELDS), CouponPlan.plan_id, Plan.id,
+           Plan.is_active, Plan.currency)
     .select_from(_ONE_ROW)
     .outerjoin(Coupon, Coupon.code == bindparam("code"))
     .outerjoin(CouponPlan, CouponPlan.coupon_id == Coupon.id)
@@ -370,12 +373,11 @@ async def check_coupon_basis(db: Database, code: str, plan_id: uuid.UUID | None,
     if not well_formed:
         return CouponCheckBasis(normalized, BillingErrorCode.COUPON_INVALID, None)
     rows = await _CHECK_BASIS.on(db.engine.dialect).values(db, {"code": normalized, "plan_id": plan_id})
-    coupon_id, is_active, valid_from, valid_until, max_uses, current_uses, discount_type, currency = rows[0][:8]
-    limited_to = frozenset(row[8] for row in rows if row[8] is not None)
-    coupon = None if coupon_id is None else CouponState(
-        is_active=is_active, valid_from=valid_from, valid_until=valid_until, max_uses=max_uses,
-        current_uses=current_uses, discount_type=discount_type, currency=currency, plan_ids=limited_to)
-    plan = None if rows[0][9] is None else PlanTerms(*rows[0][9:])
+    coupon_id, *state, _, plan_key, plan_active, plan_currency = rows[0]
+    coupon = None if coupon_id is None else coupon_state(
+        SimpleNamespace(**dict(zip(_STATE_FIELDS, state, strict=True))),
+        [row[1 + len(_STATE_FIELDS)] for row in rows if row[1 + len(_STATE_FIELDS)] is not None])
+    plan = None if plan_key is None else PlanTerms(plan_key, plan_active, plan_currency)
     refusal, shown = check_decision(coupon, plan, now=now, plan_id=plan_id,
                                     include_inactive_plans=include_inactive_plans)
     return CouponCheckBasis(normalized, refusal, coupon_id if shown else None)

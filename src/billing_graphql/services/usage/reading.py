@@ -256,6 +256,13 @@ class UsageBasis:
     def month_key(self) -> str:
         return month_key(self.month.start)
 
+    @property
+    def entitlement_plan(self) -> tuple[uuid.UUID | None, str | None]:
+        """The plan ``entitlements`` shows (id, slug): the live one, else the free tier (None: neither)."""
+        if self.plan_id is not None:
+            return self.plan_id, self.plan_slug
+        return self.free_plan_id, self.free_plan_slug
+
 
 async def usage_basis(db: Database, organization_id: uuid.UUID, now: datetime) -> UsageBasis | None:
     """The usage pages' first reads (the organization's live subscription and plan, the free tier) in one
