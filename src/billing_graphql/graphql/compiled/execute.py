@@ -63,7 +63,10 @@ class Run:
                 values = [field_plan.resolve(source, info, **arguments) for source in sources]
                 awaited.extend((values, index) for index, value in enumerate(values) if inspect.isawaitable(value))
             resolved.append((field_plan, values))
-        if awaited:
+        if len(awaited) == 1:  # nothing to run beside it: awaited in this task (no Task, no turn of the loop)
+            values, index = awaited[0]
+            values[index] = await values[index]
+        elif awaited:
             done = await asyncio.gather(*(values[index] for values, index in awaited))
             for (values, index), value in zip(awaited, done, strict=True):
                 values[index] = value
@@ -78,7 +81,11 @@ class Run:
                 continue
             for output, value in zip(outputs, values, strict=True):
                 output[field_plan.key] = value
-        if nested:
+        if len(nested) == 1:
+            key, coroutine = nested[0]
+            for output, value in zip(outputs, await coroutine, strict=True):
+                output[key] = value
+        elif nested:
             completed = await asyncio.gather(*(coroutine for _, coroutine in nested))
             for (key, _), values in zip(nested, completed, strict=True):
                 for output, value in zip(outputs, values, strict=True):
