@@ -57,7 +57,7 @@ from billing_graphql.graphql.compiled.plan import (
 from billing_graphql.graphql.compiled.sql import NoSqlForm, root_plan
 from billing_graphql.graphql.input_validation import check_request
 from billing_graphql.graphql.persisted import TrustedDocuments, document_id, requested_id
-from billing_graphql.metrics import COMPILED_REQUESTS, PLAN_FALLBACKS
+from billing_graphql.metrics import COMPILED_REQUESTS, PLAN_FALLBACKS, labelled
 
 __all__ = ["CompiledDocuments", "Fallback", "NotCompilable", "PlanCache", "compile_document"]
 
@@ -265,7 +265,7 @@ class CompiledDocuments:
             self.cache.put(query, entry)
         if isinstance(entry, Unplanned):
             if entry.reason != NOT_A_QUERY:
-                PLAN_FALLBACKS.labels(entry.reason).inc()
+                labelled(PLAN_FALLBACKS, entry.reason).inc()
             return None
         return entry
 
@@ -275,11 +275,11 @@ class CompiledDocuments:
             result = await self._execute(plan, request, context, root_value)
         except Fallback as reason:
             self.fallbacks += 1
-            COMPILED_REQUESTS.labels("fallback").inc()
+            labelled(COMPILED_REQUESTS, "fallback").inc()
             log.debug("%s runs on the generic path: %s", plan.name, reason)
             raise
         self.answered += 1
-        COMPILED_REQUESTS.labels("answered").inc()
+        labelled(COMPILED_REQUESTS, "answered").inc()
         return result
 
     async def _execute(self, plan: OperationPlan, request: dict, context: Any, root_value: Any) -> dict[str, Any]:
