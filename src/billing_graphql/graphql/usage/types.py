@@ -131,9 +131,10 @@ class Entitlements:
 
 # The usage pages on the SQL tier (``graphql.sql_roots``: ``usage``, ``entitlements``). Each row holds the values
 # of ``services.usage.reading.usage_basis`` (the plan, the billing month in force: found by the domain's rules in
-# Python), and the database writes the metrics, limits and features with their use from it. The Python forms are
-# ``Usage.of`` and ``Entitlements.of`` over the services' ``usage_now`` and ``entitlements``; the differential
-# tests hold the two to the same bytes.
+# Python) and, where an ``amount`` is selected, the charged metrics' amounts (priced in Python by
+# ``services.usage.amounts``), and the database writes the metrics, limits and features with their use from it.
+# The Python forms are ``Usage.of`` and ``Entitlements.of`` over the services' ``usage_now`` and ``entitlements``;
+# the differential tests hold the two to the same bytes.
 
 def entitlements_row(organization_id: Any, plan_id: Any, plan_slug: Any, status: Any, month_key: Any,
                      amounts: Any) -> Any:
