@@ -15,7 +15,9 @@ with the connections of ``FIELDS`` selected below it (``compiled.sql.SqlObjectPl
 A computed object (``usage``, ``entitlements``, ``planLimits``) has no row of its own: its ``..._query`` is a
 coroutine that reads first what the domain's Python rules need (``services.usage.reading.usage_basis``: the live
 subscription, its plan, the billing month in force), and its row is those values, bound (``usage.types``'
-``usage_row``, ...); the database writes the lists below from them. Its resolver keeps the service's answer, and
+``usage_row``, ...); the database writes the lists below from them. What only some of its fields need it reads
+only when they are selected (``SqlRoot.selection``: ``usage``'s and ``entitlements``' amounts, priced in Python by
+``services.usage.amounts`` and bound as the row's ``amounts``). Its resolver keeps the service's answer, and
 the differential tests hold the two to the same bytes. A case its SQL form does not cover raises
 ``columns.GenericPathAnswers`` (the generic path answers). Where the first read leaves nothing more to read (``coupon``:
 a code refused without its coupon), the ``..._query`` gives the resolver's own object (``columns.PythonAnswer``), which
@@ -57,8 +59,8 @@ ROOTS: dict[str, SqlRoot] = {
     "apiKeys": SqlRoot(api_keys_query, connection=False),
     "subscriptions": SqlRoot(subscriptions_query),
     "subscription": SqlRoot(subscription_query, connection=False, one=True),
-    "entitlements": SqlRoot(entitlements_query, connection=False, one=True),
-    "usage": SqlRoot(usage_query, connection=False, one=True),
+    "entitlements": SqlRoot(entitlements_query, connection=False, one=True, selection=True),
+    "usage": SqlRoot(usage_query, connection=False, one=True, selection=True),
     "planLimits": SqlRoot(plan_limits_query, connection=False, one=True),
 }
 

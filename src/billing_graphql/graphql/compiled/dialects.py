@@ -122,6 +122,11 @@ class Postgres:
         return f"({column})::text"
 
     @staticmethod
+    def json_integer(json_text: str, key: str) -> str:
+        """The integer under the text ``key`` of a JSON object given as text (NULL: no such key, or no object)."""
+        return f"((({json_text})::json ->> ({key}))::bigint)"
+
+    @staticmethod
     def to_text(expression: str) -> str:
         return f"({expression})::text"
 
@@ -267,6 +272,10 @@ class Sqlite(Postgres):
     @staticmethod
     def json_value(column: str) -> str:  # stored as text
         return f"json({column})"
+
+    @staticmethod
+    def json_integer(json_text: str, key: str) -> str:
+        return f"json_extract({json_text}, '$.\"' || ({key}) || '\"')"
 
     @staticmethod
     def uuid_text(column: str) -> str:  # stored as 32 hex digits

@@ -68,13 +68,31 @@ class SqlRoot:
     object's statement. ``one``: one object (``connection=False`` too), ``query(context, parent, **arguments)``
     the ``RootQuery`` of its row (None, or no row: null). ``query`` may be a coroutine function: a computed object
     whose row holds values its Python rules find from a first read (``entitlements``), or that gives its whole
-    answer when they found it (``columns.PythonAnswer``: no statement)."""
+    answer when they found it (``columns.PythonAnswer``: no statement). ``selection`` (one object): ``query`` also takes
+    ``selected``, the ``Type.field`` names selected below the field (``selected_fields``), so that a first read
+    reads what only some fields need when they are selected (``usage``'s amounts)."""
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
     nested: bool = False
     one: bool = False
     key: Callable[[Any], Any] = _node_id
+    selection: bool = False
+
+
+def selected_fields(complete: Any) -> frozenset[str]:
+    """The ``Type.field`` name of each field selected in ``complete`` (a field's ``ObjectPlan`` or ``ListOf``) and
+    below it, ``__typename`` left out."""
+    found, plans = set(), [complete]
+    while plans:
+        plan = plans.pop()
+        while hasattr(plan, "item"):
+            plan = plan.item
+        for sub in getattr(plan, "fields", ()):
+            if sub.typename is None:
+                found.add(f"{plan.type_name}.{sub.name}")
+                plans.append(sub.complete)
+    return frozenset(found)
 
 
 class Rendering:
@@ -240,9 +258,11 @@ async def run_permissions(definition: Any, info: Any, arguments: dict[str, Any])
                 raise PermissionError(permission.message)
 
 
-async def field_query(run: Any, field_plan: Any, root: SqlRoot, parent: Any = None, key: Any = None) -> Any:
+async def field_query(run: Any, field_plan: Any, root: SqlRoot, parent: Any = None, key: Any = None,
+                      selected: frozenset[str] = frozenset()) -> Any:
     """A field answered by SQL: its arguments converted as Strawberry converts them, its permission classes
-    run (a refusal raises), and its ``RootQuery`` (None: none) made by the resolver's own function."""
+    run (a refusal raises), and its ``RootQuery`` (None: none) made by the resolver's own function (given the
+    ``selected`` fields where it asks for them: ``SqlRoot.selection``)."""
     definition = field_plan.field_def.extensions["strawberry-definition"]
     info = StrawberryInfo(_raw_info=run.info(field_plan), _field=definition)
     strawberry_schema = run.schema._strawberry_schema  # noqa: SLF001
@@ -250,6 +270,8 @@ async def field_query(run: Any, field_plan: Any, root: SqlRoot, parent: Any = No
                                   scalar_registry=strawberry_schema.schema_converter.scalar_registry,
                                   config=strawberry_schema.config, info=info)
     await run_permissions(definition, info, arguments)
+    if root.selection:
+        arguments["selected"] = selected
     if root.one:
         query = root.query(info.context, parent, **arguments)
     elif root.nested:
@@ -445,6 +467,7 @@ class SqlObjectPlan:
     outer: Any  # the object's ObjectPlan
     schema: Any
     connections: dict[str, SqlRootPlan]  # response key -> the connection's plan
+    selected: frozenset[str] = frozenset()  # ``selected_fields`` of the object
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # over bind parameters, compiled once
 
@@ -459,7 +482,7 @@ class SqlObjectPlan:
         return texts
 
     async def answer(self, run: Any, db: Any, parent: Any = None) -> Any:
-        query = await field_query(run, self.field_plan, self.root, parent)
+        query = await field_query(run, self.field_plan, self.root, parent, selected=self.selected)
         if query is None:
             return self._null()
         if isinstance(query, PythonAnswer):  # nothing to read: the Python plan completes the object
@@ -606,7 +629,7 @@ def object_plan(field_plan: Any, root: SqlRoot, outer: Any, roots: dict[Any, Sql
                 raise NoSqlForm(f"{outer.type_name}.{sub.name}: not a connection")
             connections[sub.key] = nested
     plan = SqlObjectPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema,
-                         connections=connections)
+                         connections=connections, selected=selected_fields(outer))
     for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
         plan.fields_sql(name, "")
     return plan

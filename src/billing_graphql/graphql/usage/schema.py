@@ -23,6 +23,7 @@ from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.scope import organization_for, read_scope
 from billing_graphql.graphql.usage.types import (
     Entitlements,
+    amounts_text,
     entitlements_row,
     plan_limits_row,
     trial_flags,
@@ -35,7 +36,9 @@ from billing_graphql.graphql.usage.types import (
 from billing_graphql.services.pagination import MAX_PAGE_SIZE, Page
 from billing_graphql.services.usage import partners
 from billing_graphql.services.usage.ingest import record_usage
-from billing_graphql.services.usage.reading import UsageBasis, entitlements, plan_limits_view, usage_basis, usage_now
+from billing_graphql.services.usage.reading import (
+    UsageBasis, basis_amounts, entitlements, plan_limits_view, usage_basis, usage_now,
+)
 
 ORGANIZATION_HELP = "Super-admins: the organization to read (required). Tenants read their own."
 
@@ -114,10 +117,18 @@ async def _basis(context: Any, organization_id: strawberry.ID | None) -> UsageBa
     return await usage_basis(context.db, read_scope(context.actor, organization_id), context.now)
 
 
-async def entitlements_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
+async def _amounts(context: Any, basis: UsageBasis, selected: frozenset[str], field: str) -> str | None:
+    """The row's amounts so far (``amounts_text``), read after the basis only where ``field`` (an ``amount``) is
+    selected: one statement more with a live subscription, none without one."""
+    return amounts_text(await basis_amounts(context.db, basis)) if field in selected else None
+
+
+async def entitlements_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None,
+                             selected: frozenset[str] = frozenset()) -> RootQuery | None:
     """The row the SQL tier writes ``entitlements`` from (``graphql.sql_roots``): ``usage_basis`` read first (the
-    live plan, else the free tier), its values bound as ``entitlements_row``; None (null) as the resolver's. Without
-    a live plan or a free tier the resolver's answer (every known feature off) is the generic path's."""
+    live plan, else the free tier), its values bound as ``entitlements_row`` with the limits' amounts where selected;
+    None (null) as the resolver's. Without a live plan or a free tier the resolver's answer (every known feature off)
+    is the generic path's."""
     basis = await _basis(context, organization_id)
     if basis is None:
         return None
@@ -125,18 +136,21 @@ async def entitlements_query(context: Any, parent: Any, organization_id: strawbe
     if plan_id is None:
         raise GenericPathAnswers("no live plan and no free tier")
     status = None if basis.status is None else basis.status.name
-    return RootQuery(Statement(entitlements_row, (basis.organization_id, plan_id, slug, status, basis.month_key)),
-                     key=basis.organization_id)
+    amounts = await _amounts(context, basis, selected, "EntitlementLimit.amount")
+    return RootQuery(Statement(entitlements_row, (basis.organization_id, plan_id, slug, status, basis.month_key,
+                                                  amounts)), key=basis.organization_id)
 
 
-async def usage_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:
-    """The row the SQL tier writes ``usage`` from: ``usage_basis`` read first, its values bound as ``usage_row``;
-    None (null) as the resolver's."""
+async def usage_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None,
+                      selected: frozenset[str] = frozenset()) -> RootQuery | None:
+    """The row the SQL tier writes ``usage`` from: ``usage_basis`` read first, its values bound as ``usage_row``
+    with the metrics' amounts where selected; None (null) as the resolver's."""
     basis = await _basis(context, organization_id)
     if basis is None:
         return None
+    amounts = await _amounts(context, basis, selected, "MetricUsage.amount")
     return RootQuery(Statement(usage_row, (basis.organization_id, basis.plan_id, basis.agent_count, basis.month_key,
-                                           basis.month.start, basis.month.end)), key=basis.organization_id)
+                                           basis.month.start, basis.month.end, amounts)), key=basis.organization_id)
 
 
 async def plan_limits_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from collections.abc import Callable
@@ -16,13 +17,16 @@ from billing_graphql.db.models import Metric as MetricRow
 from billing_graphql.db.models import MetricKind as DomainMetricKind
 from billing_graphql.db.models import Organization as OrganizationRow
 from billing_graphql.db.models import PlanLimit as PlanLimitRow
+from billing_graphql.domain.numbers import INT64_MAX
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
 from billing_graphql.domain.status import trial_expired
 from billing_graphql.db.types import UTCDateTime
 from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
-from billing_graphql.graphql.columns import Children, Parent, columns, renamed, resolved, same_row, values_row
+from billing_graphql.graphql.columns import (
+    Children, Form, GenericPathAnswers, Nested, Parent, columns, renamed, resolved, same_row, values_row,
+)
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, agents_sql, spending_cap_of
@@ -127,23 +131,48 @@ class Entitlements:
 
 # The usage pages on the SQL tier (``graphql.sql_roots``: ``usage``, ``entitlements``). Each row holds the values
 # of ``services.usage.reading.usage_basis`` (the plan, the billing month in force: found by the domain's rules in
-# Python), and the database writes the metrics, limits and features with their use from it. The Python forms are
-# ``Usage.of`` and ``Entitlements.of`` over the services' ``usage_now`` and ``entitlements``; the differential
-# tests hold the two to the same bytes.
+# Python) and, where an ``amount`` is selected, the charged metrics' amounts (priced in Python by
+# ``services.usage.amounts``), and the database writes the metrics, limits and features with their use from it.
+# The Python forms are ``Usage.of`` and ``Entitlements.of`` over the services' ``usage_now`` and ``entitlements``;
+# the differential tests hold the two to the same bytes.
 
-def entitlements_row(organization_id: Any, plan_id: Any, plan_slug: Any, status: Any, month_key: Any) -> Any:
+def entitlements_row(organization_id: Any, plan_id: Any, plan_slug: Any, status: Any, month_key: Any,
+                     amounts: Any) -> Any:
     """``entitlements``' row: the plan shown (live, else the free tier), the live subscription's status (the
-    enum's name), the billing month's key."""
+    enum's name), the billing month's key, the amounts so far (``amounts_text``)."""
     return values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
-                      ("plan_slug", plan_slug, String), ("status", status, String), ("month_key", month_key, String))
+                      ("plan_slug", plan_slug, String), ("status", status, String), ("month_key", month_key, String),
+                      ("amounts", amounts, String))
 
 
 def usage_row(organization_id: Any, plan_id: Any, agent_count: Any, month_key: Any, period_start: Any,
-              period_end: Any) -> Any:
-    """``usage``'s row: the live plan, the live subscription's stored ``agent_count``, the billing month."""
+              period_end: Any, amounts: Any) -> Any:
+    """``usage``'s row: the live plan, the live subscription's stored ``agent_count``, the billing month, the
+    amounts so far (``amounts_text``)."""
     return values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
                       ("agent_count", agent_count, Integer), ("month_key", month_key, String),
-                      ("period_start", period_start, UTCDateTime()), ("period_end", period_end, UTCDateTime()))
+                      ("period_start", period_start, UTCDateTime()), ("period_end", period_end, UTCDateTime()),
+                      ("amounts", amounts, String))
+
+
+def amounts_text(amounts: dict[uuid.UUID, int] | None) -> str | None:
+    """The usage pages' row's ``amounts``: each charged metric's amount so far (``services.usage.amounts``, minor
+    units of the live plan's currency, found in Python by the domain's rules) as a JSON object by the metric id's
+    text (as ``uuid_text`` writes it in SQL); None for none (no live subscription, or no amount selected). An
+    amount past BIGINT, which SQL's Money cannot hold, leaves the request to the generic path."""
+    if amounts is None:
+        return None
+    if any(abs(amount) > INT64_MAX for amount in amounts.values()):
+        raise GenericPathAnswers("an amount past BIGINT")
+    return json.dumps({str(metric_id): amount for metric_id, amount in amounts.items()}, separators=(",", ":"))
+
+
+def _amount(metric_id: Callable[[str], str]) -> Form:
+    """``amount``'s SQL form: the page row's ``amounts`` at the metric's id (``metric_id`` of the row's alias), as
+    Money in the plan's currency; null without one (a metric without a charge, no live subscription)."""
+    return resolved(Nested("Money", lambda sql, row, page, *parents: (
+        sql.json_integer(f"{page}.amounts", sql.uuid_text(metric_id(row))),
+        f"(SELECT p.currency FROM plans AS p WHERE p.id = {page}.plan_id)"), nullable=True))
 
 
 def _counter(page: str, metric_id: str, kind: str) -> str:
@@ -200,6 +229,7 @@ columns(
     used=resolved(_limit_used),
     exceeded=resolved(lambda sql, row, *parents: (
         f"({row}.limit_value IS NOT NULL AND {_limit_used(sql, row, *parents)} > {row}.limit_value)")),
+    amount=_amount(lambda row: f"{row}.metric_id"),
 )
 columns(
     Entitlements, OrganizationRow,
@@ -218,6 +248,7 @@ columns(
         sql, row, parents, "0", lambda used, limit: sql.greatest(f"{used} - {limit}", "0"))),
     percent_used=resolved(lambda sql, row, *parents: sql.percent(_metric_used(sql, row, *parents),
                                                                  _metric_limit(sql, row, *parents))),
+    amount=_amount(lambda row: f"{row}.id"),
 )
 columns(
     Usage, OrganizationRow,

@@ -20,8 +20,8 @@ from billing_graphql.domain.errors import validation
 from billing_graphql.services.catalog.metrics import known_metric_codes, metric_ids_by_code
 
 
-def charge_of(row: PlanCharge) -> Charge:
-    """The domain's charge of a row."""
+def charge_of(row: Any) -> Charge:
+    """The domain's charge of a row: a ``PlanCharge``, or any with its columns (``usage.reading.ChargedUse``)."""
     tiers = tuple(
         Tier(tier["up_to"], Decimal(tier["unit_amount"]), Decimal(tier["flat_amount"])) for tier in row.tiers or ()
     )

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select, true
+from sqlalchemy import String, bindparam, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -25,6 +26,7 @@ from billing_graphql.db.models import (
     MetricKind,
     Organization,
     Plan,
+    PlanCharge,
     PlanFeature,
     PlanLimit,
     Subscription,
@@ -33,6 +35,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.db.prepared import Compiled
 from billing_graphql.domain.aggregation import Aggregation
+from billing_graphql.domain.charges import ChargeModel
 from billing_graphql.domain.errors import not_found
 from billing_graphql.domain.money import Money
 from billing_graphql.domain.overage import usage_month_keys
@@ -40,9 +43,10 @@ from billing_graphql.domain.periods import BillingPeriod, Period, add_months
 from billing_graphql.domain.proration import billed_agents
 from billing_graphql.domain.status import SubscriptionStatus
 from billing_graphql.domain.usage import GAUGE_KEY, LimitUse, month_key, usage_period
+from billing_graphql.services.catalog.charges import charge_of
 from billing_graphql.services.catalog.metrics import metrics_statement
 from billing_graphql.services.catalog.plans import plan_order
-from billing_graphql.services.usage.amounts import AmountsOf, usage_amounts
+from billing_graphql.services.usage.amounts import AmountsOf, metric_amounts, usage_amounts
 from billing_graphql.services.usage.ingest import live_join
 
 SEATS_METRIC = "agents"
@@ -223,7 +227,8 @@ _FREE_TIER = (select(Plan.id, Plan.slug).where(Plan.is_active.is_(True), Plan.ba
 _USAGE_BASIS = Compiled(
     select(Subscription.status, Subscription.period_anchor, Subscription.agent_count,
            Subscription.trial_ends_at, Subscription.billing_period, Subscription.plan_version,
-           Subscription.spending_cap, Plan.id, Plan.slug, _FREE_TIER.c.id, _FREE_TIER.c.slug)
+           Subscription.spending_cap, Subscription.usage_billed, Plan.id, Plan.slug, _FREE_TIER.c.id,
+           _FREE_TIER.c.slug)
     .select_from(Organization)
     .outerjoin(Subscription, live_join())
     .outerjoin(Plan, Plan.id == Subscription.plan_id)
@@ -236,8 +241,9 @@ _USAGE_BASIS = Compiled(
 class UsageBasis:
     """What ``usage``, ``entitlements`` and ``planLimits`` read first, as values, for the SQL tier
     (``graphql.usage.types``), which writes the metrics, limits and features from them: the live subscription's
-    status, stored ``agent_count``, trial end, billing period, plan version and spending cap (None without one),
-    its plan, the free tier, and the billing month in force (``OrganizationPlan.month``)."""
+    status, stored ``agent_count``, trial end, billing period, plan version, spending cap and what a plan change's
+    invoice billed of its usage (None without one), its plan, the free tier, and the billing month in force
+    (``OrganizationPlan.month``)."""
 
     organization_id: uuid.UUID
     status: SubscriptionStatus | None
@@ -246,6 +252,7 @@ class UsageBasis:
     billing_period: BillingPeriod | None
     plan_version: int | None
     spending_cap: int | None
+    usage_billed: dict | None
     plan_id: uuid.UUID | None
     plan_slug: str | None
     free_plan_id: uuid.UUID | None
@@ -270,10 +277,50 @@ async def usage_basis(db: Database, organization_id: uuid.UUID, now: datetime) -
     rows = await _USAGE_BASIS.on(db.engine.dialect).values(db, {"organization_id": organization_id})
     if not rows:
         return None
-    ((status, anchor, agent_count, trial_end, period, version, cap, plan_id, slug, free_id,
+    ((status, anchor, agent_count, trial_end, period, version, cap, billed, plan_id, slug, free_id,
       free_slug),) = rows
-    return UsageBasis(organization_id, status, agent_count, trial_end, period, version, cap, plan_id,
+    return UsageBasis(organization_id, status, agent_count, trial_end, period, version, cap, billed, plan_id,
                       slug, free_id, free_slug, usage_period(anchor if status is not None else None, now))
+
+
+class ChargedUse(NamedTuple):
+    """A charge of the plan version the live subscription pays (its columns, as ``charge_of`` reads them), its
+    metric's kind, and the metric's value the usage pages show (``metric_uses``: None when none is recorded)."""
+
+    metric_id: uuid.UUID
+    kind: MetricKind
+    model: ChargeModel
+    included_units: int | None
+    unit_amount: Decimal
+    package_size: int | None
+    tiers: list[dict[str, Any]] | None
+    value: int | None
+
+
+# The charges of one plan version with the organization's value of each metric in the billing month (a GAUGE's
+# current one), as ``metric_uses`` reads them.
+_CHARGED_USES = Compiled(
+    select(PlanCharge.metric_id, Metric.kind, PlanCharge.model, PlanCharge.included_units, PlanCharge.unit_amount,
+           PlanCharge.package_size, PlanCharge.tiers, UsageCounter.value)
+    .join(Metric, Metric.id == PlanCharge.metric_id)
+    .outerjoin(UsageCounter, (UsageCounter.organization_id == bindparam("organization_id"))
+               & (UsageCounter.metric_id == PlanCharge.metric_id)
+               & (UsageCounter.period_key == case((Metric.kind == MetricKind.GAUGE, GAUGE_KEY),
+                                                  else_=bindparam("month_key", type_=String))))
+    .where(PlanCharge.plan_id == bindparam("plan_id"), PlanCharge.version == bindparam("version"))
+)
+
+
+async def basis_amounts(db: Database, basis: UsageBasis) -> dict[uuid.UUID, int] | None:
+    """``usage_amounts`` of the basis's organization (its charged metrics' amounts, minor units of the live plan's
+    currency), read in one statement on the driver's connection; None without a live subscription (no statement)."""
+    if basis.status is None or basis.plan_id is None or basis.plan_version is None:
+        return None
+    rows = [ChargedUse(*row) for row in await _CHARGED_USES.on(db.engine.dialect).values(db, {
+        "organization_id": basis.organization_id, "month_key": basis.month_key, "plan_id": basis.plan_id,
+        "version": basis.plan_version})]
+    return metric_amounts(((row.metric_id, row.kind, charge_of(row)) for row in rows),
+                          {row.metric_id: row.value or 0 for row in rows}, basis.usage_billed, basis.month)
 
 
 async def usage_in_period(
