@@ -27,7 +27,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from contextvars import Context, ContextVar, copy_context
+from contextvars import Context, ContextVar, Token, copy_context
 from typing import Any
 
 from sqlalchemy import event, select
@@ -95,7 +95,8 @@ def _install_closed_connection_check(engine: AsyncEngine) -> None:
 
 
 class _ReadScope:
-    """The read session one request shares; one user at a time."""
+    """The read session one request shares; one user at a time. Entered (``Database.request_scope``), it is the
+    current task's and the tasks' it starts."""
 
     def __init__(self, factory: async_sessionmaker) -> None:
         self.factory = factory
@@ -104,6 +105,21 @@ class _ReadScope:
         self.owner: asyncio.Task | None = None
         self.stale = False
         self.ended = False  # the request is over: a task of it still reading takes a session of its own
+        self.token: Token | None = None
+
+    async def __aenter__(self) -> None:
+        self.token = _READ_SCOPE.set(self)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        _READ_SCOPE.reset(self.token)
+        if self.session is None and not self.lock.locked():  # nothing read, nothing reading or waiting
+            self.ended = True
+            return
+        # A task of the request may still be reading (a DataLoader batch nobody awaits any more): its
+        # connection goes back to the pool when its read is done, not under it.
+        async with self.lock:
+            self.ended = True
+            await self.release()
 
     async def release(self) -> None:
         if self.session is not None:
@@ -145,20 +161,9 @@ class Database:
     def from_url(cls, url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
         return cls(make_engine(url, echo=echo, pool_size=pool_size))
 
-    @asynccontextmanager
-    async def request_scope(self) -> AsyncIterator[None]:
-        """Share one read session among the reads of the current task and the tasks it starts."""
-        scope = _ReadScope(self._read)
-        token = _READ_SCOPE.set(scope)
-        try:
-            yield
-        finally:
-            _READ_SCOPE.reset(token)
-            # A task of the request may still be reading (a DataLoader batch nobody awaits any more):
-            # its connection goes back to the pool when its read is done, not under it.
-            async with scope.lock:
-                scope.ended = True
-                await scope.release()
+    def request_scope(self) -> _ReadScope:
+        """``async with``: share one read session among the reads of the current task and the tasks it starts."""
+        return _ReadScope(self._read)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -90,18 +90,12 @@ def request_metrics_middleware(settings: Settings):
                     status = message["status"]
                 await send(message)
 
-            async def run() -> None:
-                # Litestar's rate limiter raises its 429; the exception handler outside us sends it.
-                nonlocal status
-                try:
-                    await app(scope, receive, send_status)
-                except Exception as exc:
-                    status = getattr(exc, "status_code", 500)
-                    raise
-
             if not is_graphql:
                 try:
-                    await run()
+                    await app(scope, receive, send_status)
+                except Exception as exc:  # Litestar's rate limiter raises its 429; the handler outside sends it
+                    status = getattr(exc, "status_code", 500)
+                    raise
                 finally:
                     if status == 429:
                         metrics.record_rate_limited()
@@ -110,7 +104,10 @@ def request_metrics_middleware(settings: Settings):
             token = metrics.CURRENT_REQUEST.set(record)
             started = time.perf_counter()
             try:
-                await run()
+                await app(scope, receive, send_status)
+            except Exception as exc:
+                status = getattr(exc, "status_code", 500)
+                raise
             finally:
                 duration = time.perf_counter() - started
                 metrics.CURRENT_REQUEST.reset(token)
