@@ -92,6 +92,11 @@ class Invoice(Base):
             postgresql_where=text("billing_reason = 'SUBSCRIPTION_CYCLE'"),
         ),
         Index("ix_invoices_org_created", "organization_id", "created_at"),
+        # The revenue analytics: the outstanding amount, and bad debt per month (``services.analytics.report``).
+        Index("ix_invoices_open_currency", "currency", sqlite_where=text("status = 'OPEN'"),
+              postgresql_where=text("status = 'OPEN'")),
+        Index("ix_invoices_uncollectible_currency_marked", "currency", "marked_uncollectible_at",
+              sqlite_where=text("status = 'UNCOLLECTIBLE'"), postgresql_where=text("status = 'UNCOLLECTIBLE'")),
         CheckConstraint("total = subtotal - discount + tax", name="total_adds_up"),
         CheckConstraint(
             "subtotal >= 0 AND discount >= 0 AND tax >= 0 AND discount <= subtotal",

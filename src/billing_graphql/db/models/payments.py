@@ -84,6 +84,7 @@ class Payment(Base):
             "amount_refunded >= 0 AND amount_refunded <= amount", name="refunds_within_amount"
         ),
         Index("ix_payments_org_created", "organization_id", "created_at"),
+        Index("ix_payments_currency_created", "currency", "created_at"),  # the revenue analytics' months
     )
 
 
@@ -109,4 +110,5 @@ class Refund(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         Index("ix_refunds_org_created", "organization_id", "created_at"),
+        Index("ix_refunds_currency_created", "currency", "created_at"),  # the revenue analytics' months
     )
