@@ -243,9 +243,11 @@ class Sqlite(Postgres):
 
     @staticmethod
     def list_text(item: str, source: str, order_by: str) -> str:
-        # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered sub-select.
-        return (f"('[' || coalesce((SELECT group_concat(bgq_item, ',') FROM (SELECT {item} AS bgq_item FROM {source} "
-                f"ORDER BY {order_by})), '') || ']')")
+        # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered sub-select. The brackets are
+        # written in the aggregate's select (one row, also over no rows), not around it: a level less of nesting
+        # for SQLite's short parser stack (``sql.parses_on_sqlite``).
+        return (f"(SELECT '[' || coalesce(group_concat(bgq_item, ','), '') || ']' FROM (SELECT {item} AS bgq_item "
+                f"FROM {source} ORDER BY {order_by}))")
 
     @staticmethod
     def quoted(expression: str) -> str:

@@ -22,6 +22,7 @@ SQL plan cannot answer (a permission refused, a bad argument) takes the generic 
 from __future__ import annotations
 
 import inspect
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -424,9 +425,31 @@ def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: s
     elif not hasattr(outer, "item") or not hasattr(outer.item, "fields"):
         raise NoSqlForm(f"{field_plan.name}: not a list of objects")
     plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema)
-    for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
-        plan.make_items_sql(name, "")
+    items = {name: plan.make_items_sql(name, "") for name in DIALECTS}  # a SQL form in both dialects, or NoSqlForm
+    # A page's items are selected in a sub-select of the page statement; below an object, that is a sub-select too.
+    parses_on_sqlite(items["sqlite"], 2 if root.nested else 1, field_plan.name)
     return plan
+
+
+def parses_on_sqlite(texts: list[str], levels: int, where: str) -> None:
+    """``NoSqlForm`` when SQLite's parser cannot read one of the JSON text expressions ``texts`` as the statement holds
+    them (in ``levels`` sub-selects of FROM clauses): its stack is short (YYSTACKDEPTH, 100 entries in SQLite 3.40), and
+    a deep selection (lists of objects with lists of objects with Money...) overflows it. The statement would fail,
+    one statement more than the generic path: the document keeps its Python plan (on both databases, as one plan serves
+    both). Checked once per plan, on an empty in-memory database: parsing comes before names are looked up."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        for text in texts:
+            statement = f"SELECT {text} AS bgq_item"
+            for level in range(levels):
+                statement = f"SELECT 1 FROM ({statement}) AS bgq_{level}"
+            try:
+                connection.execute(f"EXPLAIN {statement}")
+            except sqlite3.Error as error:
+                if "parser stack overflow" in str(error):
+                    raise NoSqlForm(f"{where}: too deep for SQLite's parser") from None
+    finally:
+        connection.close()
 
 
 # -- one object ---------------------------------------------------------------------------------------
@@ -609,4 +632,5 @@ def object_plan(field_plan: Any, root: SqlRoot, outer: Any, roots: dict[Any, Sql
                          connections=connections)
     for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
         plan.fields_sql(name, "")
+    parses_on_sqlite(plan.fields_sql("sqlite", ""), 0, field_plan.name)  # the statement's own columns
     return plan
