@@ -9,9 +9,11 @@ declared once, as a ``Form``: its Python value (what ``from_row`` gives the gene
 expression (what the SQL tier selects), e.g. ``money("total")``, ``amount_due``, ``renamed("number")``.
 A leaf's SQL form is an expression of its value (text, number, boolean): the SQL tier writes it as JSON
 text the way the field's GraphQL type prints it; Money is given as its minor amount and currency
-(``Nested``) and formatted by the database.
+(``Nested``) and formatted by the database (``Nested(exact=True)``: an exact decimal amount of minor units
+that may hold fractions of one, as ``Money.exact`` shows it).
 A field with a resolver may declare its SQL form (``resolved(sql)``; e.g. ``pdfUrl``, a child list
-``Children``); without one, a selection of it keeps the document on the Python plan.
+``Children``, a list of objects read from a JSON column of the row ``JsonItems``); without one, a selection
+of it keeps the document on the Python plan.
 
 The differential tests (``tests/perf/test_compiled_path.py``, ``tests/perf/test_compiled_selections.py``)
 hold the two forms of every field to the same bytes on both databases.
@@ -43,6 +45,7 @@ class Nested:
     type_name: str
     arguments: Callable[..., tuple[str, ...]]
     nullable: bool = False
+    exact: bool = False  # Money of an exact decimal of minor units (text or numeric), shown as ``Money.exact`` does
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,16 @@ class Children:
     foreign_key: str | None
     order_by: str | Callable[[str], str]
     where: Callable[[str, str], str] | None = None  # (child alias, parent alias) -> condition, instead of the key
+
+
+@dataclass(frozen=True)
+class JsonItems:
+    """A list of objects read from the JSON array in the row's column ``column`` (an empty list when the column is
+    null), one per element, in the array's order. The item type's forms read the element with
+    ``sql.json_member(alias, key)`` (a member's value as text, SQL NULL for a JSON null or a missing member);
+    after the element's alias they are given the row's and its parents' aliases."""
+
+    column: str
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,7 @@ class Column:
     name: str
 
 
-SqlForm = Builder | Nested | Children | Parent | Column
+SqlForm = Builder | Nested | Children | JsonItems | Parent | Column
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class Form:
 
 @dataclass
 class TableForms:
-    model: type
+    model: type | None  # None: no table (the elements of a JSON column: every field declares its form)
     forms: dict[str, Form] = field(default_factory=dict)  # python field name -> form
 
 
@@ -95,8 +108,9 @@ BY_CLASS: dict[type, TableForms] = {}
 BY_TYPE_NAME: dict[str, TableForms] = {}  # GraphQL type name -> its forms
 
 
-def columns(cls: type, model: type, **forms: Form) -> type:
-    """Register ``cls`` (a Strawberry type) as built from rows of ``model``, with its computed fields' forms."""
+def columns(cls: type, model: type | None, **forms: Form) -> type:
+    """Register ``cls`` (a Strawberry type) as built from rows of ``model``, with its computed fields' forms
+    (``model`` None: a type read from no table, e.g. the elements of ``JsonItems``, each field's form declared)."""
     table = TableForms(model, forms)
     BY_CLASS[cls] = table
     BY_TYPE_NAME[cls.__strawberry_definition__.name] = table  # type: ignore[attr-defined]

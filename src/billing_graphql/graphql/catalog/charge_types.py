@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import strawberry
@@ -12,6 +13,7 @@ from billing_graphql.domain.charges import ChargeModel as DomainChargeModel
 from billing_graphql.domain.charges import ChargeSpec, TierSpec
 from billing_graphql.domain.plan_versions import ApplyTo as DomainApplyTo
 from billing_graphql.graphql.catalog.plan_types import Metric
+from billing_graphql.graphql.columns import Form, JsonItems, Nested, Parent, columns, resolved
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.services.catalog.charges import charge_of
@@ -50,6 +52,31 @@ class Charge:
                    unit_amount=Money.exact(charge.unit_amount, currency), package_size=charge.package_size,
                    tiers=[ChargeTier(up_to=tier.up_to, unit_amount=Money.exact(tier.unit_amount, currency),
                                      flat_amount=Money.exact(tier.flat_amount, currency)) for tier in charge.tiers])
+
+
+# The SQL forms of ``Charge.of`` (below ``Plan.charges``: the rows ``charges_by_plan`` reads): ``charge_of``'s values,
+# the tiers from the JSON column, amounts shown as ``Money.exact`` shows them in the plan's currency (the row after the
+# charge's). The differential tests (tests/perf/test_compiled_charges.py) hold the two to the same bytes.
+
+def _exact_money(minor: Callable[..., str], plan: int) -> Form:
+    """``Money.exact`` of the exact minor amount ``minor(sql, row)`` in the currency of the plan, the ``plan``-th
+    of the row's parents."""
+    return resolved(Nested("Money", lambda sql, row, *parents: (minor(sql, row), f"{parents[plan]}.currency"),
+                           exact=True))
+
+
+columns(
+    ChargeTier, None,  # an element of ``plan_charges.tiers``; its parents: the charge, the plan
+    up_to=resolved(lambda sql, tier, *parents: sql.json_member(tier, "up_to")),
+    unit_amount=_exact_money(lambda sql, tier: sql.json_member(tier, "unit_amount"), plan=1),
+    flat_amount=_exact_money(lambda sql, tier: sql.json_member(tier, "flat_amount"), plan=1),
+)
+columns(
+    Charge, PlanChargeRow,
+    metric=resolved(Parent("metrics", "metric_id")),
+    unit_amount=_exact_money(lambda sql, charge: f"{charge}.unit_amount", plan=0),
+    tiers=resolved(JsonItems("tiers")),
+)
 
 
 @strawberry.input(description="A tier; amounts in major units of the plan's currency.")

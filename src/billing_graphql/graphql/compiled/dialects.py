@@ -6,7 +6,9 @@ parsing it. Objects and lists are concatenated text (``'{"id":' || ... || '}'``,
 ``group_concat``), not ``json_build_object`` (PostgreSQL prints ``{"a" : 1}``); strings are quoted by the
 database (``to_json`` / ``json_quote``, whose escapes are orjson's); every leaf is formatted in SQL as the
 GraphQL type serialises it: Money's ``amount`` and ``formatted`` (derived at import from ``domain.language``'s
-``format_money``, one branch per currency of ``domain.money.EXPONENTS``), times, decimals, global ids, enums.
+``format_money``, one branch per currency of ``domain.money.EXPONENTS``; ``Money.exact``'s of an exact decimal
+of minor units by exact numeric arithmetic on PostgreSQL, by ``Money.exact`` itself on SQLite), times, decimals,
+global ids, enums; lists of objects from a JSON column (``json_elements``, ``json_member``).
 
 PostgreSQL formats in SQL expressions; SQLite in SQL where its text storage allows and otherwise in
 functions registered on its connections that call the very Python the GraphQL types use."""
@@ -29,7 +31,7 @@ from billing_graphql.domain.language import format_amount, format_money
 from billing_graphql.domain.money import EXPONENTS
 from billing_graphql.domain.proration import round_half_up
 from billing_graphql.domain.usage import LimitUse
-from billing_graphql.graphql.common import CURSOR_PREFIX
+from billing_graphql.graphql.common import CURSOR_PREFIX, Money
 from billing_graphql.graphql.scalars import _serialize_decimal
 
 
@@ -105,6 +107,18 @@ class Postgres:
         """A JSON array of strings (a JSON column) as the response prints it."""
         return (f"(SELECT '[' || coalesce(string_agg(to_json(bgq_e)::text, ',' ORDER BY bgq_n), '') || ']' "
                 f"FROM json_array_elements_text({expression}) WITH ORDINALITY AS bgq_t(bgq_e, bgq_n))")
+
+    @staticmethod
+    def json_elements(column: str, alias: str) -> tuple[str, str]:
+        """The elements of the JSON array ``column`` (none when it is null) as the rows ``alias``, and their order."""
+        return (f"json_array_elements(({column})::json) WITH ORDINALITY AS {alias}(bgq_value, bgq_n)",
+                f"{alias}.bgq_n")
+
+    @staticmethod
+    def json_member(element: str, key: str) -> str:
+        """The member ``key`` of the JSON object ``element`` (a ``json_elements`` alias) as text; NULL for a JSON null
+        or a missing member."""
+        return f"({element}.bgq_value ->> {_literal(key)})"
 
     # -- leaf values --------------------------------------------------------------------------------
 
@@ -206,6 +220,29 @@ class Postgres:
         return self.object_text([(key, self.money_string(name, minor, currency) if name in MONEY_FIELDS
                                   else _literal(f'"{name}"')) for key, name in fields])
 
+    def exact_amount(self, minor: str, currency: str) -> str:
+        """``Money.exact``'s amount (``minor``: an exact decimal of minor units, text or numeric) as the Decimal scalar
+        prints it: in major units, with exactly the currency's places when it has no more, else with its own (trailing
+        zeros cut). Exact numeric arithmetic."""
+        def of_places(places: int) -> str:
+            major = f"(({minor})::numeric * 0.{'0' * (places - 1)}1)" if places else f"(({minor})::numeric)"
+            return (f"(CASE WHEN scale(trim_scale({major})) > {places} THEN trim_scale({major})::text "
+                    f"ELSE round({major}, {places})::text END)")
+        return self._by_places(currency, of_places)
+
+    def exact_money_object(self, fields: list[tuple[str, str]], minor: str, currency: str) -> str:
+        """``Money.exact``'s object of ``fields`` (as ``money_object``) over an exact decimal of minor units that may
+        hold fractions of one: ``amount`` exact (``exact_amount``), ``formatted`` of the amount rounded half up
+        (``rounded``). The values are evaluated once, in one-row sub-selects, not once for each leaf and branch."""
+        given = f"(SELECT ({minor}) AS minor, ({currency}) AS currency) AS bgq_exact"
+        values = (f"(SELECT {self.rounded('bgq_exact.minor')} AS minor, bgq_exact.currency AS currency, "
+                  f"{self.exact_amount('bgq_exact.minor', 'bgq_exact.currency')} AS amount FROM {given}) AS bgq_money")
+        texts = {"amount": self.bare("bgq_money.amount"),
+                 **{name: self.money_string(name, "bgq_money.minor", "bgq_money.currency")
+                    for name in ("currency", "formatted")}}
+        pairs = [(key, texts[name] if name in MONEY_FIELDS else _literal(f'"{name}"')) for key, name in fields]
+        return f"(SELECT {self.object_text(pairs)} FROM {values})"
+
     # -- the root statement -------------------------------------------------------------------------
 
     position = f"{ROW}.{POSITION}"  # a row's place in the page statement's rows
@@ -248,9 +285,11 @@ class Sqlite(Postgres):
 
     @staticmethod
     def list_text(item: str, source: str, order_by: str) -> str:
-        # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered sub-select.
-        return (f"('[' || coalesce((SELECT group_concat(bgq_item, ',') FROM (SELECT {item} AS bgq_item FROM {source} "
-                f"ORDER BY {order_by})), '') || ']')")
+        # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered sub-select. The brackets are
+        # written in the aggregate's select (one row, also over no rows), not around it: a level less of nesting
+        # for SQLite's short parser stack (``sql.parses_on_sqlite``).
+        return (f"(SELECT '[' || coalesce(group_concat(bgq_item, ','), '') || ']' FROM (SELECT {item} AS bgq_item "
+                f"FROM {source} ORDER BY {order_by}))")
 
     @staticmethod
     def quoted(expression: str) -> str:
@@ -268,6 +307,14 @@ class Sqlite(Postgres):
     def string_list(expression: str) -> str:
         return (f"(SELECT '[' || coalesce(group_concat(json_quote(value), ','), '') || ']' "
                 f"FROM json_each({expression}))")
+
+    @staticmethod
+    def json_elements(column: str, alias: str) -> tuple[str, str]:
+        return f"json_each({column}) AS {alias}", f"{alias}.key"  # an array's key: the element's index
+
+    @staticmethod
+    def json_member(element: str, key: str) -> str:
+        return f"json_extract({element}.value, {_literal('$.' + key)})"
 
     @staticmethod
     def json_value(column: str) -> str:  # stored as text
@@ -329,6 +376,20 @@ class Sqlite(Postgres):
     @staticmethod
     def integer(expression: str) -> str:
         return f"({expression})"
+
+    def exact_money_object(self, fields: list[tuple[str, str]], minor: str, currency: str) -> str:
+        # SQLite's numbers are not exact (a float past 2^53, no decimal scale): ``Money.exact``'s own Python writes
+        # amount and formatted, in one printf with no sub-select: SQLite's parser stack is short
+        # (``sql.parses_on_sqlite``).
+        head, arguments = [], []
+        for key, name in fields:
+            if name in MONEY_FIELDS:
+                head.append(f'"{key}":"%s"')
+                arguments.append(currency if name == "currency"
+                                 else f"billing_money_exact({minor}, {currency}, '{name}')")
+            else:  # __typename: a name, no % in it
+                head.append(f'"{key}":"{name}"')
+        return self._printf("{" + ",".join(head) + "}", arguments)
 
     # Money in one printf: a chain of ``||`` allocates and copies at every step (SQLite 3.40 has no concat()), and
     # each printf allocates its text anew; Money's leaves were a third of the invoices page's statement as chains,
@@ -423,6 +484,14 @@ def _global_id(type_name: str, value: str) -> str:
                      .encode()).decode()
 
 
+def _money_exact(minor: str | None, currency: str, name: str) -> str | None:
+    """``Money.exact(minor, currency)``'s ``amount`` (as the Decimal scalar prints it) or ``formatted``."""
+    if minor is None:
+        return None
+    money = Money.exact(Decimal(minor), currency)
+    return _serialize_decimal(money.amount) if name == "amount" else money.formatted
+
+
 SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "billing_global_id": (2, _global_id),
     "billing_cursor": (1, lambda position: relay.to_base64(CURSOR_PREFIX, position)),
@@ -430,6 +499,7 @@ SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "billing_rounded": (1, _nullable(lambda value: round_half_up(Fraction(Decimal(value))))),
     "billing_percent": (2, lambda used, limit: None if limit is None else _serialize_decimal(
         LimitUse(used, limit).percent_used)),
+    "billing_money_exact": (3, _money_exact),
 }
 
 DIALECTS = {"postgresql": Postgres(), "sqlite": Sqlite()}

@@ -22,6 +22,7 @@ SQL plan cannot answer (a permission refused, a bad argument) takes the generic 
 from __future__ import annotations
 
 import inspect
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from strawberry.types.info import Info as StrawberryInfo
 from billing_graphql.db.prepared import Prepared
 from billing_graphql.db.types import DecimalText, UTCDateTime
 from billing_graphql.graphql.columns import (
-    BY_TYPE_NAME, Children, Column, Nested, Parent, PythonAnswer, RootQuery, Statement,
+    BY_TYPE_NAME, Children, Column, JsonItems, Nested, Parent, PythonAnswer, RootQuery, Statement,
 )
 from billing_graphql.graphql.common import cursor_at
 from billing_graphql.graphql.compiled.dialects import (
@@ -110,7 +111,7 @@ class Rendering:
 
 
 def field_form(schema: Any, type_name: str, field_name: str) -> Any:
-    """The SQL form of ``type_name.field_name``: a builder, ``Nested``, ``Children`` or ``Parent``."""
+    """The SQL form of ``type_name.field_name``: a builder, ``Nested``, ``Children``, ``JsonItems`` or ``Parent``."""
     table = BY_TYPE_NAME.get(type_name)
     if table is None:
         raise NoSqlForm(f"{type_name} has no table")
@@ -131,9 +132,9 @@ def field_form(schema: Any, type_name: str, field_name: str) -> Any:
     raise NoSqlForm(f"{type_name}.{field_name}")
 
 
-def column_form(model: type, attribute: str, type_name: str) -> Callable[..., str]:
+def column_form(model: type | None, attribute: str, type_name: str) -> Callable[..., str]:
     """The SQL form of a plain field read from ``model``'s column ``attribute``, by the column's type."""
-    column = model.__mapper__.columns.get(attribute)
+    column = None if model is None else model.__mapper__.columns.get(attribute)
     if column is None:
         raise NoSqlForm(f"{type_name}.{attribute}: no such column")
     name, kind = column.name, column.type
@@ -176,13 +177,19 @@ def leaf_text(sql: Any, expression: str, graphql_type: Any, where: str) -> str:
     return f"coalesce({getattr(sql, method)(expression)}, 'null')"
 
 
-def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool) -> str:
-    """Money's selected fields over the minor-unit and currency expressions, formatted in SQL."""
+def money_text(sql: Any, plan: Any, minor: str, currency: str, nullable: bool, exact: bool = False) -> str:
+    """Money's selected fields over the minor-unit and currency expressions, formatted in SQL (``exact``: the minor
+    amount is an exact decimal, ``Money.exact``)."""
     fields = []
     for sub in plan.fields:
         if sub.typename is None and sub.name not in MONEY_FIELDS:
             raise NoSqlForm(f"Money.{sub.name}")
         fields.append((sub.key, sub.name if sub.typename is None else sub.typename))
+    if exact:
+        text = sql.exact_money_object(fields, minor, currency)
+        if nullable:
+            text = f"(CASE WHEN ({minor}) IS NULL OR ({currency}) IS NULL THEN 'null' ELSE {text} END)"
+        return text
     given = minor, currency
     if "SELECT" in minor.upper() or "SELECT" in currency.upper():
         # A computed amount (sub-selects: an add-on's price, a spending cap's minimum) is evaluated once, not once
@@ -224,7 +231,7 @@ def field_texts(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...],
             pairs.append((key, object_text(sql, schema, field_plan.complete, form.arguments(sql, *arguments))))
         elif isinstance(form, Nested):
             minor, currency = form.arguments(sql, *arguments)
-            pairs.append((key, money_text(sql, field_plan.complete, minor, currency, form.nullable)))
+            pairs.append((key, money_text(sql, field_plan.complete, minor, currency, form.nullable, form.exact)))
         elif isinstance(form, Children):
             alias = f"{row}_{form.table}"
             item = object_text(sql, schema, field_plan.complete.item, (alias, *arguments))
@@ -233,6 +240,11 @@ def field_texts(sql: Any, schema: Any, plan: Any, arguments: tuple[str, ...],
             source = f"{form.table} AS {alias} WHERE {condition}"
             order = (form.order_by(alias) if callable(form.order_by)
                      else ", ".join(f"{alias}.{column}" for column in form.order_by.split(", ")))
+            pairs.append((key, sql.list_text(item, source, order)))
+        elif isinstance(form, JsonItems):
+            alias = f"{row}_{form.column}"
+            item = object_text(sql, schema, field_plan.complete.item, (alias, *arguments))
+            source, order = sql.json_elements(f"{row}.{form.column}", alias)
             pairs.append((key, sql.list_text(item, source, order)))
         elif isinstance(form, Parent):
             alias = f"{row}_{form.table}"
@@ -446,9 +458,31 @@ def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: s
     elif not hasattr(outer, "item") or not hasattr(outer.item, "fields"):
         raise NoSqlForm(f"{field_plan.name}: not a list of objects")
     plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema)
-    for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
-        plan.make_items_sql(name, "")
+    items = {name: plan.make_items_sql(name, "") for name in DIALECTS}  # a SQL form in both dialects, or NoSqlForm
+    # A page's items are selected in a sub-select of the page statement; below an object, that is a sub-select too.
+    parses_on_sqlite(items["sqlite"], 2 if root.nested else 1, field_plan.name)
     return plan
+
+
+def parses_on_sqlite(texts: list[str], levels: int, where: str) -> None:
+    """``NoSqlForm`` when SQLite's parser cannot read one of the JSON text expressions ``texts`` as the statement holds
+    them (in ``levels`` sub-selects of FROM clauses): its stack is short (YYSTACKDEPTH, 100 entries in SQLite 3.40), and
+    a deep selection (lists of objects with lists of objects with Money...) overflows it. The statement would fail,
+    one statement more than the generic path: the document keeps its Python plan (on both databases, as one plan serves
+    both). Checked once per plan, on an empty in-memory database: parsing comes before names are looked up."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        for text in texts:
+            statement = f"SELECT {text} AS bgq_item"
+            for level in range(levels):
+                statement = f"SELECT 1 FROM ({statement}) AS bgq_{level}"
+            try:
+                connection.execute(f"EXPLAIN {statement}")
+            except sqlite3.Error as error:
+                if "parser stack overflow" in str(error):
+                    raise NoSqlForm(f"{where}: too deep for SQLite's parser") from None
+    finally:
+        connection.close()
 
 
 # -- one object ---------------------------------------------------------------------------------------
@@ -632,4 +666,5 @@ def object_plan(field_plan: Any, root: SqlRoot, outer: Any, roots: dict[Any, Sql
                          connections=connections, selected=selected_fields(outer))
     for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
         plan.fields_sql(name, "")
+    parses_on_sqlite(plan.fields_sql("sqlite", ""), 0, field_plan.name)  # the statement's own columns
     return plan
