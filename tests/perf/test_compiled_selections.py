@@ -86,6 +86,11 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
                                                           "not-an-id"])},
         "subscription": {"organizationId": st.sampled_from([organization, relay.to_base64("Organization", uuid.UUID(int=7)),
                                                             "not-an-id"])},
+        # The organization (twice: shown once), none, one of no row (super-admins: left out) and a malformed id;
+        # the billing month in force, the one that starts in a month, no such month (an error on both paths).
+        "usageSnapshots": {**page, "organizationIds": st.sampled_from(
+            [[organization], [organization, organization], [], [relay.to_base64("Organization", uuid.UUID(int=7))],
+             ["not-an-id"]]), "month": st.sampled_from(["2026-01", "2025-12", "2026-13"])},
         # The seeded coupons (TENOFF: FIXED in USD, for the inactive dollar plan; HALF: inactive) and the demo's,
         # typed in mixed case and padded (an upper-case literal is drawn as an enum value), an unknown code and a
         # malformed one; an active IDR plan, the inactive dollar plan (super-admins only), an id of no plan, a

@@ -25,12 +25,12 @@ statement (see there); nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import cast, null, select, type_coerce
+from sqlalchemy import Integer, cast, null, select, type_coerce, union_all
 from strawberry import relay
 
 Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's value
@@ -167,6 +167,20 @@ def values_row(*values: tuple[str, Any, Any]) -> Any:
                     for name, value, kind in values))
 
 
+PLACE, VALUES = "bgq_place", "bgq_values"  # ``values_rows``: a row's place among them; their relation
+
+
+def values_rows(columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]) -> Any:
+    """Computed rows (a computed page's, ``RootQuery.has_next``), in order: for each of ``rows`` (at least one) its
+    values of ``columns`` ((name, SQLAlchemy type); None is a NULL of that type) and its place (``PLACE``, from 1),
+    a UNION ALL of ``values_row``s as the CTE ``VALUES`` (its rows made once however often a statement reads them),
+    selected in their order. A relation with no table, keyed by its place (``dialects.Sqlite.page_rows``)."""
+    selects = [values_row(*((name, value, kind) for (name, kind), value in zip(columns, row, strict=True)),
+                          (PLACE, place, Integer)) for place, row in enumerate(rows, 1)]
+    relation = (union_all(*selects) if len(selects) > 1 else selects[0]).cte(VALUES)
+    return select(relation).order_by(relation.c[PLACE])
+
+
 @dataclass(frozen=True)
 class RootQuery:
     """What a root list or connection reads: the ordered ``Select`` of its rows (or the ``Statement`` that
@@ -177,6 +191,10 @@ class RootQuery:
     first: int = 0
     offset: int = 0
     key: Any = None  # one object (``SqlRoot(one=True)``): its row's id, which the connections below it are read for
+    # A computed page (``values_rows``, e.g. ``usageSnapshots``): whether a next page follows, known from its first
+    # read. Its statement's rows are the page itself, ``first`` of them (the SQL tier neither limits nor offsets
+    # them, and their positions count on from ``offset``); ``source`` None: a page of no rows, no statement.
+    has_next: bool | None = None
 
     @property
     def statement(self) -> Any:

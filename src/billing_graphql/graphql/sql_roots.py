@@ -18,7 +18,9 @@ subscription, its plan, the billing month in force), and its row is those values
 ``usage_row``, ...); the database writes the lists below from them. What only some of its fields need it reads
 only when they are selected (``SqlRoot.selection``: ``usage``'s and ``entitlements``' amounts, priced in Python by
 ``services.usage.amounts`` and bound as the row's ``amounts``). Its resolver keeps the service's answer, and
-the differential tests hold the two to the same bytes. A case its SQL form does not cover raises
+the differential tests hold the two to the same bytes. A computed page (``usageSnapshots``) is the same per row:
+its first read finds the page's organizations and each one's values, and its rows are bound as a relation of
+values (``columns.values_rows``, ``RootQuery.has_next``). A case its SQL form does not cover raises
 ``columns.GenericPathAnswers`` (the generic path answers). Where the first read leaves nothing more to read (``coupon``:
 a code refused without its coupon), the ``..._query`` gives the resolver's own object (``columns.PythonAnswer``), which
 the Python plan completes: no second statement.
@@ -40,7 +42,9 @@ from billing_graphql.graphql.platform.types import (
     viewer_organization_query,
 )
 from billing_graphql.graphql.subscriptions.schema import subscription_query, subscriptions_query
-from billing_graphql.graphql.usage.schema import entitlements_query, plan_limits_query, usage_query
+from billing_graphql.graphql.usage.schema import (
+    entitlements_query, plan_limits_query, usage_query, usage_snapshots_query,
+)
 from billing_graphql.graphql.webhooks.schema import webhook_deliveries_query, webhook_endpoints_query
 
 ROOTS: dict[str, SqlRoot] = {
@@ -62,6 +66,7 @@ ROOTS: dict[str, SqlRoot] = {
     "entitlements": SqlRoot(entitlements_query, connection=False, one=True, selection=True),
     "usage": SqlRoot(usage_query, connection=False, one=True, selection=True),
     "planLimits": SqlRoot(plan_limits_query, connection=False, one=True),
+    "usageSnapshots": SqlRoot(usage_snapshots_query, selection=True),
 }
 
 FIELDS: dict[tuple[str, str], SqlRoot] = {

@@ -31,6 +31,7 @@ from billing_graphql.domain.language import format_amount, format_money
 from billing_graphql.domain.money import EXPONENTS
 from billing_graphql.domain.proration import round_half_up
 from billing_graphql.domain.usage import LimitUse
+from billing_graphql.graphql.columns import PLACE
 from billing_graphql.graphql.common import CURSOR_PREFIX, Money
 from billing_graphql.graphql.scalars import _serialize_decimal
 
@@ -448,9 +449,10 @@ class Sqlite(Postgres):
         """The page's keys and places (the subquery ``PAGE``) joined to its table (as ``ROW``) for the items'
         columns. A subquery of whole rows cost a copy of every text value each time an item read it (a sixth of
         the invoices page's statement); PostgreSQL reads a whole row's subquery faster than the join. The statement's
-        labelled values after the table (e.g. ``subscriptions.types.at_now``'s clock) are columns of ``ROW`` too."""
+        labelled values after the table (e.g. ``subscriptions.types.at_now``'s clock) are columns of ``ROW`` too.
+        Computed rows (``columns.values_rows``: a CTE, no table and no primary key) are keyed by their place."""
         table, *values = statement._raw_columns  # noqa: SLF001
-        (key,) = table.primary_key.columns
+        (key,) = list(table.primary_key) or [table.c[PLACE]]  # a table's constraint, a CTE's (empty) ColumnSet
         page = statement.with_only_columns(key.label(PAGE_KEY), position, maintain_column_froms=True).subquery(PAGE)
         rows = select(table, *values).subquery(ROW) if values else table.alias(ROW)
         return page.join(rows, literal_column(f"{ROW}.{key.name}") == literal_column(f"{PAGE}.{PAGE_KEY}"))

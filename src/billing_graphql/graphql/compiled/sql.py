@@ -25,7 +25,7 @@ import inspect
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -69,9 +69,10 @@ class SqlRoot:
     object's statement. ``one``: one object (``connection=False`` too), ``query(context, parent, **arguments)``
     the ``RootQuery`` of its row (None, or no row: null). ``query`` may be a coroutine function: a computed object
     whose row holds values its Python rules find from a first read (``entitlements``), or that gives its whole
-    answer when they found it (``columns.PythonAnswer``: no statement). ``selection`` (one object): ``query`` also takes
-    ``selected``, the ``Type.field`` names selected below the field (``selected_fields``), so that a first read
-    reads what only some fields need when they are selected (``usage``'s amounts)."""
+    answer when they found it (``columns.PythonAnswer``: no statement); or a computed page (``RootQuery.has_next``:
+    ``usageSnapshots``). ``selection``: ``query`` also takes ``selected``, the ``Type.field`` names selected below the
+    field (``selected_fields``), so that a first read reads what only some fields need when they are selected
+    (``usage``'s and ``usageSnapshots``' amounts)."""
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
@@ -303,19 +304,20 @@ class SqlRootPlan:
     root: SqlRoot
     outer: Any  # the ObjectPlan of the connection, or the ListOf of a list
     schema: Any
+    selected: frozenset[str] = frozenset()  # ``selected_fields`` below the field (``SqlRoot.selection``)
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)  # items_sql, made once
     bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # over bind parameters, compiled once
 
     async def prepare(self, run: Any, parent: Any = None, key: Any = None) -> RootQuery | None:
         """The field's permissions run (a refusal raises), and its ``RootQuery`` (None: none); a nested field's
         for its parent object, or for the row id ``key`` (below an object answered by SQL)."""
-        return await field_query(run, self.field_plan, self.root, parent, key)
+        return await field_query(run, self.field_plan, self.root, parent, key, selected=self.selected)
 
     async def answer(self, run: Any, db: Any, parent: Any = None) -> Any:
         query = await self.prepare(run, parent)
         if self.root.nested and query is None:
             return None
-        if query is None:
+        if query is None or query.source is None:  # nothing to read (a computed page of no rows: no statement)
             lists, count = [None] * len(self.item_plans()), 0
         else:
             prepared, values = self.statement_and_values(db.engine.dialect, run.context.settings.public_url, query)
@@ -324,7 +326,8 @@ class SqlRootPlan:
         if not self.root.connection:
             return texts[0]
         first, offset = (query.first, query.offset) if query is not None else (0, 0)
-        return self.connection_answer(texts, min(count, first), count > first, offset, empty=query is None)
+        has_next = count > first if query is None or query.has_next is None else query.has_next
+        return self.connection_answer(texts, min(count, first), has_next, offset, empty=query is None)
 
     def item_plans(self) -> list[tuple[Any, Any]]:
         """What each aggregated column of the statement holds: (the edges field plan, the edge's plan) for
@@ -389,11 +392,14 @@ class SqlRootPlan:
         statement = query.statement
         ordering = statement._order_by_clauses  # noqa: SLF001
         last = None
-        if self.root.connection:
+        position = func.row_number().over(order_by=ordering)
+        if self.root.connection and query.has_next is not None:  # a computed page: its rows are the page
+            position = position + (query.offset if bounds is None else bounds[1])
+        elif self.root.connection:
             limit, offset, last = page_bounds(query) if bounds is None else bounds
             statement = statement.limit(limit).offset(offset)
         # The row number is taken before LIMIT and OFFSET: a page's first row is offset + 1.
-        rows = dialect.page_rows(statement, func.row_number().over(order_by=ordering).label(POSITION))
+        rows = dialect.page_rows(statement, position.label(POSITION))
         return dialect.page_statement(items, rows, last)
 
     def connection_answer(self, edges: list[Any], size: int, has_next: bool, offset: int, empty: bool) -> dict:
@@ -457,7 +463,8 @@ def root_plan(field_plan: Any, roots: dict[Any, SqlRoot], schema: Any, parent: s
         _check_connection(outer)
     elif not hasattr(outer, "item") or not hasattr(outer.item, "fields"):
         raise NoSqlForm(f"{field_plan.name}: not a list of objects")
-    plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema)
+    plan = SqlRootPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema,
+                       selected=selected_fields(outer) if root.selection else frozenset())
     items = {name: plan.make_items_sql(name, "") for name in DIALECTS}  # a SQL form in both dialects, or NoSqlForm
     # A page's items are selected in a sub-select of the page statement; below an object, that is a sub-select too.
     parses_on_sqlite(items["sqlite"], 2 if root.nested else 1, field_plan.name)
@@ -622,7 +629,7 @@ def _over_parameters(query: RootQuery, name: str) -> RootQuery:
     source = query.source
     parameters = tuple(None if value is None else bindparam(f"{name}_v{index}")
                        for index, value in enumerate(source.values))
-    return RootQuery(Statement(source.build, parameters, source.shape), query.first, query.offset, query.key)
+    return replace(query, source=Statement(source.build, parameters, source.shape))
 
 
 class NoRow(Exception):

@@ -26,6 +26,7 @@ from billing_graphql.graphql.usage.types import (
     amounts_text,
     entitlements_row,
     plan_limits_row,
+    snapshot_rows,
     trial_flags,
     usage_row,
     PlanLimitsType,
@@ -176,6 +177,42 @@ def _month(month: str | None) -> datetime | None:
         raise ClientError(error.message) from None
 
 
+def _snapshot_ids(organization_ids: list[strawberry.ID]) -> list:
+    """The organizations asked for (``organizationIds``): at most a page of them, each read as an Organization's id
+    (another type's: one of no organization); a malformed one is BAD_USER_INPUT."""
+    if len(organization_ids) > MAX_PAGE_SIZE:
+        raise ClientError(f"At most {MAX_PAGE_SIZE} organizationIds.")
+    return [read_id(global_id, "Organization", "organizationIds") for global_id in organization_ids]
+
+
+async def usage_snapshots_query(context: Any, organization_ids: list[strawberry.ID] | None = None,
+                                month: str | None = None, first: int | None = 10, after: str | None = None,
+                                selected: frozenset[str] = frozenset()) -> RootQuery:
+    """The computed page the SQL tier writes ``usageSnapshots`` from (``graphql.sql_roots``): the resolver's first
+    reads (``partners.snapshot_bases_of``, ``snapshot_basis_page``: the grants, the organizations, their live plans,
+    each one's billing month found in Python, the amounts where ``SnapshotMetric.amount`` is selected), its rows bound
+    as ``snapshot_rows``; no rows, no statement. What the resolver refuses (a bad ``month``, cursor or id, an
+    organization not granted: FORBIDDEN for the whole request) the generic path answers."""
+    start = _month(month)
+    amounts = "SnapshotMetric.amount" in selected
+    if organization_ids is None:
+        try:
+            page = await partners.snapshot_basis_page(context.db, context.actor, context.now, start,
+                                                      first=page_size(first), offset=offset_after(after),
+                                                      amounts=amounts)
+        except DomainBillingError as error:
+            raise ClientError(error.message) from None
+    else:
+        try:
+            items = await partners.snapshot_bases_of(context.db, context.actor, _snapshot_ids(organization_ids),
+                                                     context.now, start, amounts=amounts)
+        except partners.SnapshotsForbidden:
+            raise GenericPathAnswers("an organization not granted: FORBIDDEN") from None
+        page = Page(items=items, offset=0, has_next=False)
+    return RootQuery(snapshot_rows(list(page.items)) if page.items else None, first=len(page.items),
+                     offset=page.offset, has_next=page.has_next)
+
+
 @strawberry.type
 class Query:
     @strawberry.field(extensions=allow(*READERS), description="Usage in the current billing month, with limits.")
@@ -217,9 +254,7 @@ class Query:
             except DomainBillingError as error:
                 raise ClientError(error.message) from None
             return connection_from_page(UsageSnapshotConnection, page, UsageSnapshot.of)
-        if len(organization_ids) > MAX_PAGE_SIZE:
-            raise ClientError(f"At most {MAX_PAGE_SIZE} organizationIds.")
-        requested = [read_id(global_id, "Organization", "organizationIds") for global_id in organization_ids]
+        requested = _snapshot_ids(organization_ids)
         try:
             items = await partners.snapshots_of(context.db, context.actor, requested, context.now, start)
         except partners.SnapshotsForbidden:

@@ -16,6 +16,7 @@ from strawberry import relay
 from billing_graphql.db.models import Metric as MetricRow
 from billing_graphql.db.models import MetricKind as DomainMetricKind
 from billing_graphql.db.models import Organization as OrganizationRow
+from billing_graphql.db.models import Plan as PlanRow
 from billing_graphql.db.models import PlanLimit as PlanLimitRow
 from billing_graphql.domain.numbers import INT64_MAX
 from billing_graphql.domain.status import SubscriptionStatus as DomainSubscriptionStatus
@@ -25,12 +26,13 @@ from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.columns import (
-    Children, Form, GenericPathAnswers, Nested, Parent, columns, renamed, resolved, same_row, values_row,
+    Children, Form, GenericPathAnswers, Nested, Parent, columns, global_id, renamed, resolved, same_row, values_row,
+    values_rows,
 )
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
 from billing_graphql.graphql.subscriptions.types import SpendingCap, SubscriptionStatus, agents_sql, spending_cap_of
-from billing_graphql.services.usage.partners import Snapshot
+from billing_graphql.services.usage.partners import Snapshot, SnapshotBasis
 from billing_graphql.services.usage.reading import Entitlements as EntitlementsValue
 from billing_graphql.services.usage.reading import MetricUse, UsageNow, plan_limits_view
 from billing_graphql.services.usage.reading import PlanLimitsView as PlanLimitsValue
@@ -238,17 +240,22 @@ columns(
     features=resolved(Children("plan_features", None, "key", where=_OF_PLAN)),
     limits=resolved(Children("plan_limits", None, _BY_CODE, where=_OF_PLAN)),
 )
-columns(
-    MetricUsage, MetricRow,
+# A metric's use below a page row (``usage``'s and a snapshot's metrics, rows of ``metrics``): its forms.
+METRIC_USE = dict(
     metric=resolved(Parent("metrics", None, where=lambda own, row: f"{own}.id = {row}.id")),
     used=resolved(_metric_used), limit=resolved(_metric_limit),
-    remaining=resolved(lambda sql, row, *parents: _unless_unlimited(
-        sql, row, parents, "NULL", lambda used, limit: sql.greatest(f"{limit} - {used}", "0"))),
     overage=resolved(lambda sql, row, *parents: _unless_unlimited(
         sql, row, parents, "0", lambda used, limit: sql.greatest(f"{used} - {limit}", "0"))),
+    amount=_amount(lambda row: f"{row}.id"),
+)
+# The metrics a page row shows (``reading.metric_uses``), by code.
+METRICS_SHOWN = resolved(Children("metrics", None, "code", where=lambda alias, row: _shown(alias, row)))
+columns(
+    MetricUsage, MetricRow, **METRIC_USE,
+    remaining=resolved(lambda sql, row, *parents: _unless_unlimited(
+        sql, row, parents, "NULL", lambda used, limit: sql.greatest(f"{limit} - {used}", "0"))),
     percent_used=resolved(lambda sql, row, *parents: sql.percent(_metric_used(sql, row, *parents),
                                                                  _metric_limit(sql, row, *parents))),
-    amount=_amount(lambda row: f"{row}.id"),
 )
 columns(
     Usage, OrganizationRow,
@@ -260,7 +267,7 @@ columns(
     period_start=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_start")),
     period_end=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_end")),
     limits=resolved(Children("plan_limits", None, _BY_CODE, where=_OF_PLAN)),
-    metrics=resolved(Children("metrics", None, "code", where=lambda alias, row: _shown(alias, row))),
+    metrics=METRICS_SHOWN,
 )
 
 
@@ -403,6 +410,36 @@ class UsageSnapshot:
 @strawberry.type
 class UsageSnapshotConnection(relay.Connection[UsageSnapshot]):
     pass
+
+
+# ``usageSnapshots`` on the SQL tier (``graphql.sql_roots``): a computed page, one row per snapshot of the values of
+# ``partners.SnapshotBasis`` (the live plan, the billing month: found by the domain's rules in Python; the amounts,
+# priced in Python, where selected), from which the database writes the organization, plan and metrics with their
+# use, as for ``usage``. The Python form is ``UsageSnapshot.of``; the differential tests hold the two to the same bytes.
+
+SNAPSHOT_COLUMNS = (("organization_id", Uuid), ("plan_id", Uuid), ("month_key", String),
+                    ("period_start", UTCDateTime()), ("period_end", UTCDateTime()), ("amounts", String))
+
+
+def snapshot_rows(bases: list[SnapshotBasis]) -> Any:
+    """The page's rows (``columns.values_rows``), in the page's order: each ``usage_row``'s values but the agents."""
+    return values_rows(SNAPSHOT_COLUMNS, [
+        (basis.organization_id, basis.plan_id, basis.month_key, basis.month.start, basis.month.end,
+         amounts_text(basis.amounts)) for basis in bases])
+
+
+columns(SnapshotOrganization, OrganizationRow, id=global_id("Organization"))
+columns(SnapshotPlan, PlanRow)
+columns(SnapshotMetric, MetricRow, **METRIC_USE)
+columns(
+    UsageSnapshot, OrganizationRow,
+    organization=resolved(Parent("organizations", None, where=lambda own, row: f"{own}.id = {row}.organization_id")),
+    plan=resolved(Parent("plans", None, where=_THE_PLAN)),
+    month=resolved(lambda sql, row, *parents: f"{row}.month_key"),
+    period_start=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_start")),
+    period_end=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_end")),
+    metrics=METRICS_SHOWN,
+)
 
 
 async def plan_limits_of(info: Info, organization_id: uuid.UUID) -> PlanLimitsType:

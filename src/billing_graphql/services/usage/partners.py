@@ -26,6 +26,7 @@ from billing_graphql.services.usage.reading import (
     OrganizationPlan,
     amounts_of,
     metric_uses,
+    organization_amounts,
     organization_plans,
 )
 
@@ -92,11 +93,10 @@ class Snapshot:
         return month_key(self.period.start)
 
 
-async def _snapshots(session: AsyncSession, organization_ids: list[uuid.UUID], now: datetime,
+async def _snapshots(session: AsyncSession, found: list[OrganizationPlan], now: datetime,
                      month: datetime | None) -> list[Snapshot]:
     """Each organization's usage in its billing month in force at ``now``, or in the one starting
     in the calendar month ``month`` (the month ``usage`` means: ``OrganizationPlan.month``)."""
-    found = await organization_plans(session, organization_ids)
     periods = {item.organization.id: item.month(now, month) for item in found}
     uses = await metric_uses(session, {item.organization.id: (item.plan.id if item.plan else None,
                                                               month_key(periods[item.organization.id].start))
@@ -107,33 +107,91 @@ async def _snapshots(session: AsyncSession, organization_ids: list[uuid.UUID], n
             for item in found]
 
 
+async def _granted(session: AsyncSession, actor: Actor, organization_ids: list[uuid.UUID | None]
+                   ) -> list[OrganizationPlan]:
+    """The organizations asked for (each once, in the order asked; missing ones left out) with their live
+    subscription and plan. A partner asking for any one not granted to it (or malformed, or missing) gets
+    SnapshotsForbidden for the whole request."""
+    wanted = list(dict.fromkeys(organization_ids))
+    if actor.role is not Role.SUPER_ADMIN:
+        ids = [item for item in wanted if item is not None]
+        granted = await session.scalar(
+            select(func.count()).select_from(PartnerGrant)
+            .where(PartnerGrant.api_key_id == actor.api_key_id, PartnerGrant.organization_id.in_(ids))
+        ) if ids and actor.api_key_id is not None else 0
+        if len(ids) != len(wanted) or granted != len(ids):
+            raise SnapshotsForbidden()
+    return await organization_plans(session, [item for item in wanted if item is not None])
+
+
+async def _granted_page(session: AsyncSession, actor: Actor, *, first: int, offset: int) -> Page[OrganizationPlan]:
+    """A page of the granted organizations (every organization for super-admins), by name, with their live
+    subscription and plan."""
+    statement = select(Organization.id).order_by(Organization.name, Organization.id)
+    if actor.role is not Role.SUPER_ADMIN:
+        statement = statement.join(PartnerGrant, PartnerGrant.organization_id == Organization.id).where(
+            PartnerGrant.api_key_id == actor.api_key_id
+        )
+    page = await fetch_page(session, statement, first=first, offset=offset)
+    found = await organization_plans(session, list(page.items)) if page.items else []
+    return Page(items=found, offset=page.offset, has_next=page.has_next)
+
+
 async def snapshots_of(
     db: Database, actor: Actor, organization_ids: list[uuid.UUID | None], now: datetime, month: datetime | None
 ) -> list[Snapshot]:
     """Snapshots of the organizations asked for, in that order. A partner asking for any one not
     granted to it (or malformed, or missing) gets SnapshotsForbidden for the whole request."""
     async with db.read() as session:
-        wanted = list(dict.fromkeys(organization_ids))
-        if actor.role is not Role.SUPER_ADMIN:
-            ids = [item for item in wanted if item is not None]
-            granted = await session.scalar(
-                select(func.count()).select_from(PartnerGrant)
-                .where(PartnerGrant.api_key_id == actor.api_key_id, PartnerGrant.organization_id.in_(ids))
-            ) if ids and actor.api_key_id is not None else 0
-            if len(ids) != len(wanted) or granted != len(ids):
-                raise SnapshotsForbidden()
-        return await _snapshots(session, [item for item in wanted if item is not None], now, month)
+        return await _snapshots(session, await _granted(session, actor, organization_ids), now, month)
 
 
 async def snapshot_page(db: Database, actor: Actor, now: datetime, month: datetime | None, *, first: int,
                         offset: int) -> Page[Snapshot]:
     """A page of the granted organizations' snapshots (every organization's for super-admins), by name."""
-    statement = select(Organization.id).order_by(Organization.name, Organization.id)
-    if actor.role is not Role.SUPER_ADMIN:
-        statement = statement.join(PartnerGrant, PartnerGrant.organization_id == Organization.id).where(
-            PartnerGrant.api_key_id == actor.api_key_id
-        )
     async with db.read() as session:
-        page = await fetch_page(session, statement, first=first, offset=offset)
+        page = await _granted_page(session, actor, first=first, offset=offset)
         items = await _snapshots(session, list(page.items), now, month) if page.items else []
+    return Page(items=items, offset=page.offset, has_next=page.has_next)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotBasis:
+    """What the SQL tier writes a snapshot from (``graphql.usage.types.snapshot_rows``), as values: the organization,
+    its live plan (None without a live subscription), the billing month shown (``OrganizationPlan.month``: found by
+    the domain's rules in Python) and, where asked, the charged metrics' amounts so far (``organization_amounts``)."""
+
+    organization_id: uuid.UUID
+    plan_id: uuid.UUID | None
+    month: Period
+    amounts: dict[uuid.UUID, int] | None
+
+    @property
+    def month_key(self) -> str:
+        return month_key(self.month.start)
+
+
+async def _bases(session: AsyncSession, found: list[OrganizationPlan], now: datetime, month: datetime | None,
+                 amounts: bool) -> list[SnapshotBasis]:
+    periods = [item.month(now, month) for item in found]
+    priced = await organization_amounts(session, list(zip(found, periods, strict=True))) if amounts else {}
+    return [SnapshotBasis(item.organization.id, item.plan.id if item.plan else None, period,
+                          priced.get(item.organization.id) if amounts else None)
+            for item, period in zip(found, periods, strict=True)]
+
+
+async def snapshot_bases_of(db: Database, actor: Actor, organization_ids: list[uuid.UUID | None], now: datetime,
+                            month: datetime | None, *, amounts: bool) -> list[SnapshotBasis]:
+    """``snapshots_of``'s first reads, for the SQL tier: the same organizations (SnapshotsForbidden as there), each
+    with its plan and month, and its amounts where ``amounts`` (one statement more, with a live subscription)."""
+    async with db.read() as session:
+        return await _bases(session, await _granted(session, actor, organization_ids), now, month, amounts)
+
+
+async def snapshot_basis_page(db: Database, actor: Actor, now: datetime, month: datetime | None, *, first: int,
+                              offset: int, amounts: bool) -> Page[SnapshotBasis]:
+    """``snapshot_page``'s first reads, for the SQL tier (as ``snapshot_bases_of``)."""
+    async with db.read() as session:
+        page = await _granted_page(session, actor, first=first, offset=offset)
+        items = await _bases(session, list(page.items), now, month, amounts) if page.items else []
     return Page(items=items, offset=page.offset, has_next=page.has_next)

@@ -11,7 +11,7 @@ which ``usage`` and limits read. Nothing here reads ``usage_events``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -321,6 +321,42 @@ async def basis_amounts(db: Database, basis: UsageBasis) -> dict[uuid.UUID, int]
         "version": basis.plan_version})]
     return metric_amounts(((row.metric_id, row.kind, charge_of(row)) for row in rows),
                           {row.metric_id: row.value or 0 for row in rows}, basis.usage_billed, basis.month)
+
+
+async def organization_amounts(session: AsyncSession, items: Sequence[tuple[OrganizationPlan, Period]]
+                               ) -> dict[uuid.UUID, dict[uuid.UUID, int]]:
+    """``usage_amounts`` of several organizations, each in its billing month (their charged metrics' amounts, minor
+    units of the live plan's currency), read in one statement: the charges of the plan version each live subscription
+    pays with the organization's value of each metric, as ``metric_uses`` reads it (the month's counter, a GAUGE's
+    current one). An organization without a live subscription has none (no statement for none)."""
+    priced = {found.organization.id: (found, month_key(period.start), period) for found, period in items
+              if found.subscription is not None and found.plan is not None}
+    if not priced:
+        return {}
+    keys = {key for _, key, _ in priced.values()} | {GAUGE_KEY}
+    rows = (await session.execute(
+        select(Subscription.organization_id, PlanCharge.metric_id, Metric.kind, PlanCharge.model,
+               PlanCharge.included_units, PlanCharge.unit_amount, PlanCharge.package_size, PlanCharge.tiers,
+               UsageCounter.period_key, UsageCounter.value)
+        .join(PlanCharge, (PlanCharge.plan_id == Subscription.plan_id)
+              & (PlanCharge.version == Subscription.plan_version))
+        .join(Metric, Metric.id == PlanCharge.metric_id)
+        .outerjoin(UsageCounter, (UsageCounter.organization_id == Subscription.organization_id)
+                   & (UsageCounter.metric_id == PlanCharge.metric_id) & UsageCounter.period_key.in_(keys))
+        .where(Subscription.id.in_([found.subscription.id for found, _, _ in priced.values()]))
+    )).all()
+    charged: dict[uuid.UUID, dict[uuid.UUID, ChargedUse]] = {organization_id: {} for organization_id in priced}
+    for organization_id, *charge, key, value in rows:
+        use = ChargedUse(*charge, None)
+        wanted = GAUGE_KEY if use.kind is MetricKind.GAUGE else priced[organization_id][1]
+        known = charged[organization_id].get(use.metric_id)
+        if known is None or key == wanted:  # a counter of another month counts as none
+            charged[organization_id][use.metric_id] = use._replace(value=value if key == wanted else None)
+    return {organization_id: metric_amounts(
+        ((use.metric_id, use.kind, charge_of(use)) for use in uses.values()),
+        {use.metric_id: use.value or 0 for use in uses.values()},
+        priced[organization_id][0].subscription.usage_billed, priced[organization_id][2])
+        for organization_id, uses in charged.items()}
 
 
 async def usage_in_period(
