@@ -230,3 +230,18 @@ async def test_the_registered_document_runs_on_the_sql_tier(db, graphql_schema, 
     document = (Path(__file__).parents[2] / "queries" / "partner" / "UsageSnapshots.graphql").read_text()
     await _same(db, graphql_schema, keys.partner, {"organizationIds": [gid(keys.organization_id), gid(initech)]},
                 query=document)
+
+
+def test_a_page_of_snapshots_is_one_statement_form_per_number_of_rows():
+    """Every value of a page's rows is bound, None as NULL: pages of as many organizations share the statement the
+    SQL tier compiled (with or without a plan, with or without amounts); another number of rows is another form."""
+    from billing_graphql.domain.periods import Period
+    from billing_graphql.graphql.usage.types import snapshot_rows
+    from billing_graphql.services.usage.partners import SnapshotBasis
+
+    month = Period(ANCHOR, NOW)
+    planned = SnapshotBasis(uuid.uuid4(), uuid.uuid4(), month, {uuid.uuid4(): 5})
+    bare = SnapshotBasis(uuid.uuid4(), None, month, None)
+    assert snapshot_rows([planned, bare]).pattern() == snapshot_rows([bare, bare]).pattern()
+    assert snapshot_rows([planned]).pattern() != snapshot_rows([planned, planned]).pattern()
+    assert None in snapshot_rows([bare]).values  # bound as NULL, not left out

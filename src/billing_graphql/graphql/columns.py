@@ -138,13 +138,15 @@ class Statement:
     build: Callable[..., Any]
     values: tuple[Any, ...]
     shape: tuple[Any, ...] = ()
+    binds_none: bool = False  # every value is bound, None as a NULL of its type (``values_rows``' values)
 
     def make(self) -> Any:
         return self.build(*self.shape, *self.values)
 
     def pattern(self) -> tuple:
-        """What the statement made over bind parameters depends on: the shape, and which values are None."""
-        return self.shape, tuple(value is None for value in self.values)
+        """What the statement made over bind parameters depends on: the shape, and which values are None (unless
+        they are bound too)."""
+        return self.shape, () if self.binds_none else tuple(value is None for value in self.values)
 
 
 class GenericPathAnswers(Exception):

@@ -608,8 +608,11 @@ class SqlObjectPlan:
 
 
 def _bound_values(query: RootQuery, name: str) -> dict[str, Any]:
-    """The values ``_over_parameters(query, name)``'s statement binds (a None value has no parameter)."""
-    return {f"{name}_v{index}": value for index, value in enumerate(query.source.values) if value is not None}
+    """The values ``_over_parameters(query, name)``'s statement binds (a None value has no parameter, unless the
+    statement ``binds_none``)."""
+    source = query.source
+    return {f"{name}_v{index}": value for index, value in enumerate(source.values)
+            if value is not None or source.binds_none}
 
 
 def _bound_page(name: str) -> tuple[Any, Any, int]:
@@ -625,11 +628,11 @@ def _page_values(query: RootQuery, name: str, last: str) -> dict[str, int]:
 
 def _over_parameters(query: RootQuery, name: str) -> RootQuery:
     """``query`` with its statement made over the bind parameters ``<name>_v<n>`` instead of its values (a value
-    None stays None: the builder leaves its condition out)."""
+    None stays None: the builder leaves its condition out; unless the statement ``binds_none``)."""
     source = query.source
-    parameters = tuple(None if value is None else bindparam(f"{name}_v{index}")
+    parameters = tuple(None if value is None and not source.binds_none else bindparam(f"{name}_v{index}")
                        for index, value in enumerate(source.values))
-    return replace(query, source=Statement(source.build, parameters, source.shape))
+    return replace(query, source=replace(source, values=parameters))
 
 
 class NoRow(Exception):

@@ -26,8 +26,8 @@ from billing_graphql.domain.usage import GAUGE_KEY
 from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, PlanLimit, PlanType
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.columns import (
-    Children, Form, GenericPathAnswers, Nested, Parent, columns, global_id, renamed, resolved, same_row, values_row,
-    values_rows,
+    Children, Form, GenericPathAnswers, Nested, Parent, Statement, columns, global_id, renamed, resolved, same_row,
+    values_row, values_rows,
 )
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
@@ -421,11 +421,19 @@ SNAPSHOT_COLUMNS = (("organization_id", Uuid), ("plan_id", Uuid), ("month_key", 
                     ("period_start", UTCDateTime()), ("period_end", UTCDateTime()), ("amounts", String))
 
 
-def snapshot_rows(bases: list[SnapshotBasis]) -> Any:
-    """The page's rows (``columns.values_rows``), in the page's order: each ``usage_row``'s values but the agents."""
-    return values_rows(SNAPSHOT_COLUMNS, [
-        (basis.organization_id, basis.plan_id, basis.month_key, basis.month.start, basis.month.end,
-         amounts_text(basis.amounts)) for basis in bases])
+def _snapshot_values(count: int, *values: Any) -> Any:
+    """``count`` rows of ``SNAPSHOT_COLUMNS``' values, one after the other, as ``columns.values_rows``."""
+    width = len(SNAPSHOT_COLUMNS)
+    return values_rows(SNAPSHOT_COLUMNS, [values[start:start + width] for start in range(0, count * width, width)])
+
+
+def snapshot_rows(bases: list[SnapshotBasis]) -> Statement:
+    """The page's rows, in the page's order: each ``usage_row``'s values but the agents. The statement's form
+    depends only on their number (every value bound, None as NULL): the SQL tier compiles it once for each."""
+    values = [value for basis in bases for value in (
+        basis.organization_id, basis.plan_id, basis.month_key, basis.month.start, basis.month.end,
+        amounts_text(basis.amounts))]
+    return Statement(_snapshot_values, tuple(values), shape=(len(bases),), binds_none=True)
 
 
 columns(SnapshotOrganization, OrganizationRow, id=global_id("Organization"))
