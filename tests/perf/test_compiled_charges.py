@@ -220,3 +220,21 @@ async def test_a_document_too_deep_for_sqlite_keeps_its_python_plan(db, graphql_
     assert answers.by_plan.content == answers.by_graphql_core.content
     assert b'"errors"' not in answers.by_plan.content and answers.answered
     assert answers.plan_statements.count <= answers.generic_statements.count
+
+
+async def test_charges_with_the_same_position_answer_in_the_same_order_on_both_paths(db, graphql_schema, catalog):
+    """The services write each version's charges at positions 0, 1, ...; rows written otherwise (a script, a test
+    factory) may share one. Both paths then order them by id after the position, never as the database happens to."""
+    from billing_graphql.db.models import Plan
+
+    keys = catalog
+    async with db.write() as session:
+        await session.execute(update(PlanCharge).values(position=0))
+    answer = await _same_answer(db, graphql_schema, keys.owner, PLAN, {"slug": "rupiah"})
+    shown = [part.split(b'"')[0].decode() for part in answer.split(b'"metric":{"code":"')[1:]]
+    async with db.read() as session:
+        rupiah = await session.scalar(select(Plan).where(Plan.slug == "rupiah"))
+        by_id = (await session.scalars(select(Metric.code).join(PlanCharge, PlanCharge.metric_id == Metric.id)
+                                       .where(PlanCharge.plan_id == rupiah.id, PlanCharge.version == rupiah.version)
+                                       .order_by(PlanCharge.id))).all()
+    assert len(by_id) >= 2 and shown == list(by_id), (shown, by_id)

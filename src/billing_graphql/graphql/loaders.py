@@ -126,7 +126,7 @@ _FEATURES_BY_PLAN = Batched(select(PlanFeature).where(_in_ids(PlanFeature.plan_i
 # (PlanCharge, Metric) rows of each plan's current version, in their order.
 _CHARGES_BY_PLAN = Batched(select(PlanCharge, Metric).join(Metric, Metric.id == PlanCharge.metric_id)
                            .join(Plan, (Plan.id == PlanCharge.plan_id) & (Plan.version == PlanCharge.version))
-                           .where(_in_ids(PlanCharge.plan_id)).order_by(PlanCharge.position))
+                           .where(_in_ids(PlanCharge.plan_id)).order_by(PlanCharge.position, PlanCharge.id))
 # (SubscriptionAddon, Addon) rows per subscription, in the catalog's order.
 _ADDONS_BY_SUBSCRIPTION = Batched(select(SubscriptionAddon, Addon).join(Addon, Addon.id == SubscriptionAddon.addon_id)
                                   .where(_in_ids(SubscriptionAddon.subscription_id))

@@ -185,9 +185,11 @@ columns(PlanLimit, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id"))
 columns(
     PlanType, PlanRow,
     **{name: money(name) for name in _PRICES},
-    # ``charges_by_plan``: the charges of the plan's current version, in their order (forms: catalog.charge_types).
-    charges=resolved(Children("plan_charges", None, "position", where=lambda charge, plan: (
-        f"{charge}.plan_id = {plan}.id AND {charge}.version = {plan}.version"))),
+    # ``charges_by_plan``: the charges of the plan's current version, in their order, the id after a tie of positions
+    # (forms: catalog.charge_types).
+    charges=resolved(Children(
+        "plan_charges", None, lambda charge: f"{charge}.position, {charge}.id",
+        where=lambda charge, plan: f"{charge}.plan_id = {plan}.id AND {charge}.version = {plan}.version")),
     limits=resolved(Children("plan_limits", "plan_id",
                              lambda alias: f"(SELECT code FROM metrics WHERE metrics.id = {alias}.metric_id)")),
     features=resolved(Children("plan_features", "plan_id", "key")),
