@@ -169,6 +169,11 @@ def values_row(*values: tuple[str, Any, Any]) -> Any:
                     for name, value, kind in values))
 
 
+def typed_row(columns: Sequence[tuple[str, Any]], values: Sequence[Any], *more: tuple[str, Any, Any]) -> Any:
+    """``values_row`` of ``values`` for ``columns`` ((name, SQLAlchemy type), in order), and ``more``."""
+    return values_row(*((name, value, kind) for (name, kind), value in zip(columns, values, strict=True)), *more)
+
+
 PLACE, VALUES = "bgq_place", "bgq_values"  # ``values_rows``: a row's place among them; their relation
 
 
@@ -177,8 +182,7 @@ def values_rows(columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]
     values of ``columns`` ((name, SQLAlchemy type); None is a NULL of that type) and its place (``PLACE``, from 1),
     a UNION ALL of ``values_row``s as the CTE ``VALUES`` (its rows made once however often a statement reads them),
     selected in their order. A relation with no table, keyed by its place (``dialects.Sqlite.page_rows``)."""
-    selects = [values_row(*((name, value, kind) for (name, kind), value in zip(columns, row, strict=True)),
-                          (PLACE, place, Integer)) for place, row in enumerate(rows, 1)]
+    selects = [typed_row(columns, row, (PLACE, place, Integer)) for place, row in enumerate(rows, 1)]
     relation = (union_all(*selects) if len(selects) > 1 else selects[0]).cte(VALUES)
     return select(relation).order_by(relation.c[PLACE])
 

@@ -90,35 +90,29 @@ def request_metrics_middleware(settings: Settings):
                     status = message["status"]
                 await send(message)
 
-            if not is_graphql:
-                try:
-                    await app(scope, receive, send_status)
-                except Exception as exc:  # Litestar's rate limiter raises its 429; the handler outside sends it
-                    status = getattr(exc, "status_code", 500)
-                    raise
-                finally:
-                    if status == 429:
-                        metrics.record_rate_limited()
-                return
-            record = metrics.RequestRecord()
-            token = metrics.CURRENT_REQUEST.set(record)
+            # A GraphQL request is recorded (its operation, outcome, duration, statements); any other only counted
+            # when the rate limit refused it.
+            record = metrics.RequestRecord() if is_graphql else None
+            token = metrics.CURRENT_REQUEST.set(record) if record is not None else None
             started = time.perf_counter()
             try:
                 await app(scope, receive, send_status)
-            except Exception as exc:
+            except Exception as exc:  # Litestar's rate limiter raises its 429; the handler outside sends it
                 status = getattr(exc, "status_code", 500)
                 raise
             finally:
-                duration = time.perf_counter() - started
-                metrics.CURRENT_REQUEST.reset(token)
                 if status == 429:
                     metrics.record_rate_limited()
-                    record.outcome, record.operation = "rate_limited", "none"
-                elif status >= 500:
-                    record.outcome = "server_error"
-                metrics.observe_request(record.operation, record.outcome, duration, record.statements)
-                if json_log:
-                    request_log.info(log_line(record, status, duration))
+                if record is not None:
+                    duration = time.perf_counter() - started
+                    metrics.CURRENT_REQUEST.reset(token)
+                    if status == 429:
+                        record.outcome, record.operation = "rate_limited", "none"
+                    elif status >= 500:
+                        record.outcome = "server_error"
+                    metrics.observe_request(record.operation, record.outcome, duration, record.statements)
+                    if json_log:
+                        request_log.info(log_line(record, status, duration))
 
         return middleware
 

@@ -508,7 +508,7 @@ class SqlObjectPlan:
     outer: Any  # the object's ObjectPlan
     schema: Any
     connections: dict[str, SqlRootPlan]  # response key -> the connection's plan
-    selected: frozenset[str] = frozenset()  # ``selected_fields`` of the object
+    selected: frozenset[str] = frozenset()  # ``selected_fields`` of the object (``SqlRoot.selection``)
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # over bind parameters, compiled once
 
@@ -673,7 +673,8 @@ def object_plan(field_plan: Any, root: SqlRoot, outer: Any, roots: dict[Any, Sql
                 raise NoSqlForm(f"{outer.type_name}.{sub.name}: not a connection")
             connections[sub.key] = nested
     plan = SqlObjectPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema,
-                         connections=connections, selected=selected_fields(outer))
+                         connections=connections,
+                         selected=selected_fields(outer) if root.selection else frozenset())
     for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
         plan.fields_sql(name, "")
     parses_on_sqlite(plan.fields_sql("sqlite", ""), 0, field_plan.name)  # the statement's own columns

@@ -27,7 +27,7 @@ from billing_graphql.graphql.catalog.plan_types import Metric, PlanFeature, Plan
 from billing_graphql.graphql.context import Info
 from billing_graphql.graphql.columns import (
     Children, Form, GenericPathAnswers, Nested, Parent, Statement, columns, global_id, renamed, resolved, same_row,
-    values_row, values_rows,
+    typed_row, values_row, values_rows,
 )
 from billing_graphql.graphql.common import Money
 from billing_graphql.graphql.scalars import BigInt
@@ -147,14 +147,20 @@ def entitlements_row(organization_id: Any, plan_id: Any, plan_slug: Any, status:
                       ("amounts", amounts, String))
 
 
+# The columns of a row of one organization's billing month (``usage``'s, a snapshot's): the organization, its live
+# plan, the month (key, first and next month's first instant), the amounts so far (``amounts_text``).
+MONTH_COLUMNS = (("organization_id", Uuid), ("plan_id", Uuid), ("month_key", String),
+                 ("period_start", UTCDateTime()), ("period_end", UTCDateTime()), ("amounts", String))
+# Their forms where the row's type shows the month's bounds.
+MONTH_BOUNDS = dict(period_start=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_start")),
+                    period_end=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_end")))
+
+
 def usage_row(organization_id: Any, plan_id: Any, agent_count: Any, month_key: Any, period_start: Any,
               period_end: Any, amounts: Any) -> Any:
-    """``usage``'s row: the live plan, the live subscription's stored ``agent_count``, the billing month, the
-    amounts so far (``amounts_text``)."""
-    return values_row(("organization_id", organization_id, Uuid), ("plan_id", plan_id, Uuid),
-                      ("agent_count", agent_count, Integer), ("month_key", month_key, String),
-                      ("period_start", period_start, UTCDateTime()), ("period_end", period_end, UTCDateTime()),
-                      ("amounts", amounts, String))
+    """``usage``'s row: ``MONTH_COLUMNS``, and the live subscription's stored ``agent_count``."""
+    return typed_row(MONTH_COLUMNS, (organization_id, plan_id, month_key, period_start, period_end, amounts),
+                     ("agent_count", agent_count, Integer))
 
 
 def amounts_text(amounts: dict[uuid.UUID, int] | None) -> str | None:
@@ -264,8 +270,7 @@ columns(
     **{name: resolved(lambda sql, row, *parents, code=code: f"coalesce({_used_of(code, row)}, 0)")
        for name, code in COUNTED.items()},
     usage_month=resolved(lambda sql, row, *parents: f"{row}.month_key"),
-    period_start=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_start")),
-    period_end=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_end")),
+    **MONTH_BOUNDS,
     limits=resolved(Children("plan_limits", None, _BY_CODE, where=_OF_PLAN)),
     metrics=METRICS_SHOWN,
 )
@@ -417,18 +422,14 @@ class UsageSnapshotConnection(relay.Connection[UsageSnapshot]):
 # priced in Python, where selected), from which the database writes the organization, plan and metrics with their
 # use, as for ``usage``. The Python form is ``UsageSnapshot.of``; the differential tests hold the two to the same bytes.
 
-SNAPSHOT_COLUMNS = (("organization_id", Uuid), ("plan_id", Uuid), ("month_key", String),
-                    ("period_start", UTCDateTime()), ("period_end", UTCDateTime()), ("amounts", String))
-
-
 def _snapshot_values(count: int, *values: Any) -> Any:
-    """``count`` rows of ``SNAPSHOT_COLUMNS``' values, one after the other, as ``columns.values_rows``."""
-    width = len(SNAPSHOT_COLUMNS)
-    return values_rows(SNAPSHOT_COLUMNS, [values[start:start + width] for start in range(0, count * width, width)])
+    """``count`` rows of ``MONTH_COLUMNS``' values, one after the other, as ``columns.values_rows``."""
+    width = len(MONTH_COLUMNS)
+    return values_rows(MONTH_COLUMNS, [values[start:start + width] for start in range(0, count * width, width)])
 
 
 def snapshot_rows(bases: list[SnapshotBasis]) -> Statement:
-    """The page's rows, in the page's order: each ``usage_row``'s values but the agents. The statement's form
+    """The page's rows, in the page's order: each of ``MONTH_COLUMNS``' values. The statement's form
     depends only on their number (every value bound, None as NULL): the SQL tier compiles it once for each."""
     values = [value for basis in bases for value in (
         basis.organization_id, basis.plan_id, basis.month_key, basis.month.start, basis.month.end,
@@ -444,8 +445,7 @@ columns(
     organization=resolved(Parent("organizations", None, where=lambda own, row: f"{own}.id = {row}.organization_id")),
     plan=resolved(Parent("plans", None, where=_THE_PLAN)),
     month=resolved(lambda sql, row, *parents: f"{row}.month_key"),
-    period_start=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_start")),
-    period_end=resolved(lambda sql, row, *parents: sql.datetime(f"{row}.period_end")),
+    **MONTH_BOUNDS,
     metrics=METRICS_SHOWN,
 )
 

@@ -319,8 +319,13 @@ async def basis_amounts(db: Database, basis: UsageBasis) -> dict[uuid.UUID, int]
     rows = [ChargedUse(*row) for row in await _CHARGED_USES.on(db.engine.dialect).values(db, {
         "organization_id": basis.organization_id, "month_key": basis.month_key, "plan_id": basis.plan_id,
         "version": basis.plan_version})]
-    return metric_amounts(((row.metric_id, row.kind, charge_of(row)) for row in rows),
-                          {row.metric_id: row.value or 0 for row in rows}, basis.usage_billed, basis.month)
+    return _priced(rows, basis.usage_billed, basis.month)
+
+
+def _priced(uses: Sequence[ChargedUse], usage_billed: dict | None, month: Period) -> dict[uuid.UUID, int]:
+    """``metric_amounts`` of charged uses (a metric with no value: 0)."""
+    return metric_amounts(((use.metric_id, use.kind, charge_of(use)) for use in uses),
+                          {use.metric_id: use.value or 0 for use in uses}, usage_billed, month)
 
 
 async def organization_amounts(session: AsyncSession, items: Sequence[tuple[OrganizationPlan, Period]]
@@ -352,11 +357,9 @@ async def organization_amounts(session: AsyncSession, items: Sequence[tuple[Orga
         known = charged[organization_id].get(use.metric_id)
         if known is None or key == wanted:  # a counter of another month counts as none
             charged[organization_id][use.metric_id] = use._replace(value=value if key == wanted else None)
-    return {organization_id: metric_amounts(
-        ((use.metric_id, use.kind, charge_of(use)) for use in uses.values()),
-        {use.metric_id: use.value or 0 for use in uses.values()},
-        priced[organization_id][0].subscription.usage_billed, priced[organization_id][2])
-        for organization_id, uses in charged.items()}
+    return {organization_id: _priced(list(uses.values()), priced[organization_id][0].subscription.usage_billed,
+                                     priced[organization_id][2])
+            for organization_id, uses in charged.items()}
 
 
 async def usage_in_period(
