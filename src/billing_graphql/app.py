@@ -6,7 +6,6 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import orjson
 import strawberry
@@ -14,7 +13,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from billing_graphql.db.engine import Database
 from billing_graphql.gateways import GatewayRegistry
@@ -25,29 +23,17 @@ from billing_graphql.http.explorer import OfflineExplorer, cdn_ide_renderer, exp
 from billing_graphql.http.health import health
 from billing_graphql.http.invoice_pay import invoice_pay
 from billing_graphql.http.invoice_pdf import credit_note_pdf, invoice_pdf
-from billing_graphql.http.metrics import metrics_endpoint, request_metrics_middleware
+from billing_graphql.http.metrics import metrics_endpoint
+from billing_graphql.http.middleware import request_middleware
 from billing_graphql.http.payments_csv import invoices_csv, payments_csv
 from billing_graphql.http.portal import portal_routes
 from billing_graphql.http.rate_limit import RateLimiter
-from billing_graphql.http.request_ids import log_route_error, request_id_middleware
+from billing_graphql.http.request_ids import log_route_error
 from billing_graphql.http.webhooks import gateway_webhook
 from billing_graphql.graphql.live.groups import LiveGroups
 from billing_graphql.services.live.hub import Guard, Hub
 from billing_graphql.services.live.slots import SocketSlots
 from billing_graphql.settings import Settings
-
-
-def read_scope_middleware(app: ASGIApp) -> ASGIApp:
-    """Each HTTP request reads through one shared read session (``Database.request_scope``)."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        async with scope["app"].state.db.request_scope():
-            await app(scope, receive, send)
-
-    return middleware
 
 
 def _orjson_controller(controller: type) -> type:
@@ -152,9 +138,9 @@ def create_app(
             if owned:
                 await app.state.db.dispose()
 
-    # outermost: the request's id (sent back, and in the log of an unexpected error); the metrics see
-    # the rate limiter's 429s; every request reads through one session
-    middleware: list = [request_id_middleware, request_metrics_middleware(settings), read_scope_middleware]
+    # outermost (``http.middleware``): the request's id, its metrics (which see the rate limiter's 429s), its one
+    # read session
+    middleware: list = [request_middleware(settings)]
     rate_limiter = RateLimiter(settings) if settings.rate_limit else None
     if rate_limiter is not None:
         middleware.append(rate_limiter.middleware)

@@ -1,9 +1,9 @@
-"""GET /metrics (Prometheus text format) and the per-request metrics middleware and JSON log line.
+"""GET /metrics (Prometheus text format), and each request's metrics and JSON log line (kept by ``http.middleware``).
 
 ``/metrics`` asks for ``Authorization: Bearer <BILLING_METRICS_TOKEN>`` when that setting is
 set (open otherwise, for a scraper on a private network), and is never rate limited.
 
-The middleware costs one ``perf_counter`` pair, a context variable and a few metric updates per
+Each request costs one ``perf_counter`` pair, a context variable and a few metric updates per
 GraphQL request (``POST /graphql``); other routes only have their status looked at, to count
 rate-limit refusals. With ``BILLING_LOG_FORMAT=json`` it writes one JSON line per GraphQL
 request to the ``billing_graphql.requests`` logger (stderr):
@@ -17,12 +17,10 @@ import hmac
 import json
 import logging
 import sys
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, get
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from billing_graphql import metrics
 from billing_graphql.settings import Settings
@@ -68,52 +66,20 @@ def log_line(record: metrics.RequestRecord, status: int, duration: float) -> str
     }, separators=(",", ":"))
 
 
-def request_metrics_middleware(settings: Settings):
-    """The middleware factory for ``Litestar(middleware=[...])``; put it first (outermost) so it
-    sees the rate limiter's 429s."""
-    json_log = settings.log_format == "json"
+def json_log_enabled(settings: Settings) -> bool:
+    """Whether each GraphQL request writes its JSON line (``BILLING_LOG_FORMAT=json``; its handler installed)."""
+    if settings.log_format != "json":
+        return False
+    _json_log_handler()
+    return True
+
+
+def finish_record(record: metrics.RequestRecord, status: int, duration: float, json_log: bool) -> None:
+    """A GraphQL request's metrics once it is answered with ``status`` (and its JSON line)."""
+    if status == 429:
+        record.outcome, record.operation = "rate_limited", "none"
+    elif status >= 500:
+        record.outcome = "server_error"
+    metrics.observe_request(record.operation, record.outcome, duration, record.statements)
     if json_log:
-        _json_log_handler()
-    metrics.install_statement_counter()
-
-    def factory(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            status = 500
-            is_graphql = scope["path"] == "/graphql" and scope["method"] == "POST"
-
-            async def send_status(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
-
-            # A GraphQL request is recorded (its operation, outcome, duration, statements); any other only counted
-            # when the rate limit refused it.
-            record = metrics.RequestRecord() if is_graphql else None
-            token = metrics.CURRENT_REQUEST.set(record) if record is not None else None
-            started = time.perf_counter()
-            try:
-                await app(scope, receive, send_status)
-            except Exception as exc:  # Litestar's rate limiter raises its 429; the handler outside sends it
-                status = getattr(exc, "status_code", 500)
-                raise
-            finally:
-                if status == 429:
-                    metrics.record_rate_limited()
-                if record is not None:
-                    duration = time.perf_counter() - started
-                    metrics.CURRENT_REQUEST.reset(token)
-                    if status == 429:
-                        record.outcome, record.operation = "rate_limited", "none"
-                    elif status >= 500:
-                        record.outcome = "server_error"
-                    metrics.observe_request(record.operation, record.outcome, duration, record.statements)
-                    if json_log:
-                        request_log.info(log_line(record, status, duration))
-
-        return middleware
-
-    return factory
+        request_log.info(log_line(record, status, duration))

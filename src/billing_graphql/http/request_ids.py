@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from litestar.exceptions import HTTPException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 
 log = logging.getLogger("billing_graphql.errors")
 
@@ -71,32 +71,21 @@ async def log_route_error(error: Exception, scope: Scope) -> None:
         log_unexpected(error, state.get("request_id") or current_request_id(), _where(scope))
 
 
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Outermost middleware: gives the request its id and sends it back; logs what fails after the answer began."""
+def enter_request(scope: Scope) -> tuple[str, Token]:
+    """The request's id, kept in its state and as the current one until ``leave_request``."""
+    request_id = _request_id(scope)
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id, _CURRENT.set(request_id)
 
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = _CURRENT.set(request_id)
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (HEADER, request_id.encode())]
-            await send(message)
+def leave_request(token: Token) -> None:
+    _CURRENT.reset(token)
 
-        try:
-            await app(scope, receive, send_with_id)
-        except Exception as error:
-            cause: BaseException = error.__cause__ if error.__cause__ is not None else error
-            while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:  # a stream's task group
-                cause = cause.exceptions[0]
-            if is_unexpected(cause):
-                log_unexpected(cause, request_id, _where(scope))
-            raise
-        finally:
-            _CURRENT.reset(token)
 
-    return middleware
+def log_failure(error: Exception, request_id: str, scope: Scope) -> None:
+    """Log what escaped the app (a route that failed after its answer began: a broken stream) when unexpected."""
+    cause: BaseException = error.__cause__ if error.__cause__ is not None else error
+    while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:  # a stream's task group
+        cause = cause.exceptions[0]
+    if is_unexpected(cause):
+        log_unexpected(cause, request_id, _where(scope))
