@@ -33,22 +33,26 @@ Info = StrawberryInfo[Context, Any]
 
 
 async def build_context(request: Request[Any, Any, Any]) -> Context:
-    settings: Settings = request.app.state.settings
-    db: Database = request.app.state.db
+    return await context_of(request.app.state, request.scope, request.headers.get("authorization"))
+
+
+async def context_of(state: Any, scope: Any, authorization: str | None) -> Context:
+    """An HTTP request's context, from the app's ``state``, the request's ``scope`` and its Authorization header."""
+    settings: Settings = state.settings
+    db: Database = state.db
     now = await current_time(db, test_clock=settings.test_clock)
     actor: Actor | None = None
     auth_error: str | None = None
-    authorization = request.headers.get("authorization")
     try:
         # The request's state carries the answer (the rate limiter may have checked the
         # credential already, and reads the answer after the response).
-        actor = await authenticate_request(request.scope.setdefault("state", {}), db, authorization,
+        actor = await authenticate_request(scope.setdefault("state", {}), db, authorization,
                                            jwt_secret=settings.jwt_secret, now=now)
     except AuthenticationFailed as exc:
         auth_error = str(exc)
     return Context(
         settings=settings, db=db, actor=actor, auth_error=auth_error, now=now, loaders=Loaders(db),
-        gateways=request.app.state.gateways,
+        gateways=state.gateways,
     )
 
 

@@ -10,6 +10,7 @@ A body over ``BILLING_MAX_BODY_BYTES`` (announced or streamed) is HTTP 413 with 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -22,14 +23,14 @@ from litestar.background_tasks import BackgroundTasks
 from litestar.di import Provide
 from litestar.enums import MediaType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.response.base import ASGIResponse
 from litestar.status_codes import HTTP_200_OK
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 from strawberry.litestar import make_graphql_controller
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from billing_graphql.graphql.compiled import CompiledDocuments, Fallback
-from billing_graphql.graphql.context import Context, build_context, build_ws_context
+from billing_graphql.graphql.context import Context, build_context, build_ws_context, context_of
 from billing_graphql.graphql.live.schema import OVER_WEBSOCKET
 from billing_graphql.graphql.live.transport import LimitedWebSocketAdapter, LiveTransport
 from billing_graphql.graphql.error_codes import INTERNAL
@@ -129,6 +130,92 @@ DEPENDENCIES = {
 }
 
 
+CONTEXT = "graphql_context"  # the scope's key of the context ``compiled_answers`` built, for the handler
+
+
+def compiled_answers(compiled: CompiledDocuments) -> Callable[[ASGIApp], ASGIApp]:
+    """The controller's middleware: a POST with a JSON body whose document has a plan is answered on its plan
+    before Litestar makes a Request, checks the handler's signature and builds a Response (those were a fifth of
+    ``{ viewer { role } }``'s time in process). Anything else, and a request its plan hands back (``Fallback``),
+    goes on to the handler with the body read (Litestar's ``ScopeState.body``) and the context built
+    (``scope[CONTEXT]``): the generic path answers it. A body over BILLING_MAX_BODY_BYTES goes on unread
+    (announced) or replayed (streamed), and the handler answers 413. Bodies are JSON by orjson, as
+    ``app._orjson_controller``'s."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["method"] != "POST":
+                await app(scope, receive, send)
+                return
+            authorization = content_type = length = None
+            for name, value in scope["headers"]:
+                if name == b"authorization" and authorization is None:
+                    authorization = value.decode("latin-1")
+                elif name == b"content-type" and content_type is None:
+                    content_type = value
+                elif name == b"content-length":
+                    length = value
+            state = scope["app"].state
+            limit = state.settings.max_body_bytes
+            if content_type is None or b"json" not in content_type or (
+                    length is not None and (not length.isdigit() or int(length) > limit)):
+                await app(scope, receive, send)
+                return
+            body, receive = await _read_body(receive, limit)
+            if body is None:  # over the limit, or the client went away: the handler answers
+                await app(scope, receive, send)
+                return
+            ScopeState.from_scope(scope).body = body
+            context = scope[CONTEXT] = await context_of(state, scope, authorization)
+            try:
+                request = orjson.loads(body)
+            except ValueError:
+                request = None
+            plan = compiled.plan_for(request, context)
+            if plan is None:
+                await app(scope, receive, send)
+                return
+            try:
+                data = await compiled.execute(plan, request, context, None)
+            except Fallback:
+                await app(scope, receive, send)
+                return
+            scope.pop(CONTEXT)
+            note_operation(operation_label(plan.name), context, "ok")
+            answer = orjson.dumps(data)
+            await send({"type": "http.response.start", "status": HTTP_200_OK,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(answer)).encode())]})
+            await send({"type": "http.response.body", "body": answer, "more_body": False})
+
+        return middleware
+
+    return factory
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """The request's body, and a receive for what follows; None, and a receive replaying what was read, for a
+    body over ``limit`` bytes or a client gone before its end."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > limit:
+            break
+        if not message.get("more_body", False):
+            return b"".join(item.get("body", b"") for item in messages), receive
+    pending = iter(messages)
+
+    async def replay() -> Message:
+        return next(pending, None) or await receive()
+
+    return None, replay
+
+
 def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = None, **options: Any) -> type:
     """``compiled``: the plans of the query documents (registered ones, and any other planned when first
     seen); a request whose document has one runs on its plan, and on the generic path whenever the plan
@@ -144,12 +231,19 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
         # Dependencies, not overriding handlers: Litestar drops a WebSocket route registered before the HTTP
         # handlers of the same path. A socket's context has no actor until connection_init.
         dependencies: ClassVar[dict] = DEPENDENCIES
+        middleware: ClassVar[list] = [compiled_answers(compiled)] if compiled is not None else []
 
         @post(status_code=HTTP_200_OK)
         async def handle_http_post(self, request: Request[Any, Any, Any]) -> ASGIApp:
-            """POST: Strawberry's handler without Litestar's dependency injection (its signature models and three
-            providers cost a sixth of a small query's time); the context is built as the providers build it."""
-            return await self.execute_request(request, await http_context(request, None), None)
+            """POST on the generic path (a document with a plan was answered before, by ``compiled_answers``):
+            Strawberry's handler without Litestar's dependency injection (its signature models and three providers
+            cost a sixth of a small query's time); the context is the one ``compiled_answers`` built, else built as
+            the providers build it."""
+            context = request.scope.pop(CONTEXT, None)
+            if context is None:
+                return await self.execute_request(request, await http_context(request, None), None)
+            context.request = request
+            return await self.execute_request(request, context, None)
 
         async def get_sub_response(self, request: Request[Any, Any, Any]) -> Response:
             return request.scope["graphql_sub_response"]
@@ -174,10 +268,6 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
                 return payload_too_large(request)
 
         async def answer(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response:
-            if compiled is not None and request.method == "POST":
-                response = await self.execute_compiled(request, context, root_value)
-                if response is not None:
-                    return response
             if await asks_subscription(request):
                 return graphql_error_response(400, OVER_WEBSOCKET, BAD_REQUEST)
             sub_response(context, request)
@@ -186,24 +276,6 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
             except HTTPException as exc:
                 code = BAD_REQUEST if exc.status_code == 400 else f"HTTP_{exc.status_code}"
                 return graphql_error_response(exc.status_code, exc.reason, code)
-
-        async def execute_compiled(self, request: Request[Any, Any, Any], context: Any, root_value: Any) -> Response | None:
-            """The answer of the document's plan; None where the generic path must answer."""
-            if "json" not in request.headers.get("content-type", ""):
-                return None
-            try:
-                body = self.decode_json(await request.body())
-            except ValueError:
-                return None
-            plan = compiled.plan_for(body, context)
-            if plan is None:
-                return None
-            try:
-                data = await compiled.execute(plan, body, context, root_value)
-            except Fallback:
-                return None
-            note_operation(operation_label(plan.name), context, "ok")
-            return ASGIResponse(body=self.encode_json(data), media_type=MediaType.JSON)
 
         async def process_result(self, request: Request[Any, Any, Any], result: Any) -> Any:
             data = await super().process_result(request, result)
