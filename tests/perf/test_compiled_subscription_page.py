@@ -61,6 +61,17 @@ async def _agents(db, organization_id: uuid.UUID, value: int) -> None:
                                  value=value, updated_at=NOW))
 
 
+async def attach_addons(db, subscription_id: uuid.UUID) -> None:
+    """Two of a per-agent add-on (Rp 1,000 a month, 10,500 a year) and three of a flat one (50,000, 480,000), the
+    per-agent one first in the catalog's order."""
+    per_agent = await make_addon(db, name="Zeta seats", monthly=1000, annual=10500, per_agent=True)
+    flat = await make_addon(db, name="Alpha flat", monthly=50000, annual=480000)
+    async with db.write() as session:
+        session.add_all(SubscriptionAddon(subscription_id=subscription_id, addon_id=addon.id, quantity=quantity,
+                                          created_at=NOW, updated_at=NOW)
+                        for addon, quantity in ((per_agent, 2), (flat, 3)))
+
+
 @pytest.fixture
 async def acme(db):
     """Acme on a seats plan (Rp 5,000 an agent beyond 2) with 3 agents stored, a per-agent and a flat add-on;
@@ -71,12 +82,7 @@ async def acme(db):
     plan = await make_plan(db, name="Seats", per_agent=5000, included_agents=2)
     subscription = await make_subscription(db, keys.organization_id, plan=plan, start=NOW - timedelta(days=5))
     await _set(db, subscription.id, agent_count=3)
-    per_agent = await make_addon(db, name="Zeta seats", monthly=1000, annual=10500, per_agent=True)
-    flat = await make_addon(db, name="Alpha flat", monthly=50000, annual=480000)
-    async with db.write() as session:
-        session.add_all(SubscriptionAddon(subscription_id=subscription.id, addon_id=addon.id, quantity=quantity,
-                                          created_at=NOW, updated_at=NOW)
-                        for addon, quantity in ((per_agent, 2), (flat, 3)))
+    await attach_addons(db, subscription.id)
     await make_subscription(db, keys.other_organization_id, status=SubscriptionStatus.CANCELED)
     return keys, subscription, plan
 

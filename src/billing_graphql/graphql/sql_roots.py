@@ -23,7 +23,10 @@ its first read finds the page's organizations and each one's values, and its row
 values (``columns.values_rows``, ``RootQuery.has_next``). A case its SQL form does not cover raises
 ``columns.GenericPathAnswers`` (the generic path answers). Where the first read leaves nothing more to read (``coupon``:
 a code refused without its coupon), the ``..._query`` gives the resolver's own object (``columns.PythonAnswer``), which
-the Python plan completes: no second statement.
+the Python plan completes: no second statement. A field with no SQL form whose value the first reads and Python
+rules find (``subscription``'s ``upcomingInvoice``: the renewal's inputs read in one statement, priced by the billing
+run's code) is named in ``SqlRoot.python``: where it is selected, the ``..._query`` always gives the
+``PythonAnswer``, its other fields answered by their resolvers.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from billing_graphql.graphql.platform.types import (
     credit_notes_query,
     viewer_organization_query,
 )
-from billing_graphql.graphql.subscriptions.schema import subscription_query, subscriptions_query
+from billing_graphql.graphql.subscriptions.schema import UPCOMING, subscription_query, subscriptions_query
 from billing_graphql.graphql.usage.schema import (
     entitlements_query, plan_limits_query, usage_query, usage_snapshots_query,
 )
@@ -62,7 +65,8 @@ ROOTS: dict[str, SqlRoot] = {
     "organization": SqlRoot(organization_query, connection=False, one=True),
     "apiKeys": SqlRoot(api_keys_query, connection=False),
     "subscriptions": SqlRoot(subscriptions_query),
-    "subscription": SqlRoot(subscription_query, connection=False, one=True),
+    "subscription": SqlRoot(subscription_query, connection=False, one=True, selection=True,
+                            python=frozenset({UPCOMING})),
     "entitlements": SqlRoot(entitlements_query, connection=False, one=True, selection=True),
     "usage": SqlRoot(usage_query, connection=False, one=True, selection=True),
     "planLimits": SqlRoot(plan_limits_query, connection=False, one=True),

@@ -72,7 +72,10 @@ class SqlRoot:
     answer when they found it (``columns.PythonAnswer``: no statement); or a computed page (``RootQuery.has_next``:
     ``usageSnapshots``). ``selection``: ``query`` also takes ``selected``, the ``Type.field`` names selected below the
     field (``selected_fields``), so that a first read reads what only some fields need when they are selected
-    (``usage``'s and ``usageSnapshots``' amounts)."""
+    (``usage``'s and ``usageSnapshots``' amounts). ``python`` (one object, with ``selection``): ``Type.field`` names
+    of fields with no SQL form that ``query`` answers on the Python plan: where one is selected, ``query`` gives a
+    ``columns.PythonAnswer`` (None: null), its first reads having found all they show (``subscription``'s
+    ``upcomingInvoice``, priced in Python from them), and the object's plan has no statement of its own."""
 
     query: Callable[..., RootQuery | None]
     connection: bool = True
@@ -80,6 +83,7 @@ class SqlRoot:
     one: bool = False
     key: Callable[[Any], Any] = _node_id
     selection: bool = False
+    python: frozenset[str] = frozenset()
 
 
 def selected_fields(complete: Any) -> frozenset[str]:
@@ -509,6 +513,7 @@ class SqlObjectPlan:
     schema: Any
     connections: dict[str, SqlRootPlan]  # response key -> the connection's plan
     selected: frozenset[str] = frozenset()  # ``selected_fields`` of the object (``SqlRoot.selection``)
+    in_python: bool = False  # a field of ``SqlRoot.python`` is selected: the query's ``PythonAnswer`` is the answer
     texts: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
     bound: dict[tuple, Prepared] = field(default_factory=dict, repr=False)  # over bind parameters, compiled once
 
@@ -529,6 +534,8 @@ class SqlObjectPlan:
         if isinstance(query, PythonAnswer):  # nothing to read: the Python plan completes the object
             (answer,) = await run.complete(self.outer, [query.value])
             return answer
+        if self.in_python:
+            raise RuntimeError(f"{self.key}: a field answered in Python is selected and its query read no answer")
         nested = {key: await plan.prepare(run, key=query.key) for key, plan in self.connections.items()}
         public_url = run.context.settings.public_url
         prepared, values = self.statement_and_values(db.engine.dialect, public_url, query, nested)
@@ -665,6 +672,10 @@ def object_plan(field_plan: Any, root: SqlRoot, outer: Any, roots: dict[Any, Sql
     with a SQL plan of its own (``sql_roots.FIELDS``)."""
     if not hasattr(outer, "fields"):
         raise NoSqlForm(f"{field_plan.name}: not an object")
+    selected = selected_fields(outer) if root.selection else frozenset()
+    if root.python & selected:  # the query's answer, completed by the Python plan: nothing of it in SQL
+        return SqlObjectPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema,
+                             connections={}, selected=selected, in_python=True)
     connections = {}
     for sub in outer.fields:
         if sub.typename is None and (outer.type_name, sub.name) in roots and sub.resolve is not None:
@@ -673,8 +684,7 @@ def object_plan(field_plan: Any, root: SqlRoot, outer: Any, roots: dict[Any, Sql
                 raise NoSqlForm(f"{outer.type_name}.{sub.name}: not a connection")
             connections[sub.key] = nested
     plan = SqlObjectPlan(key=field_plan.key, field_plan=field_plan, root=root, outer=outer, schema=schema,
-                         connections=connections,
-                         selected=selected_fields(outer) if root.selection else frozenset())
+                         connections=connections, selected=selected)
     for name in DIALECTS:  # every field has a SQL form in both dialects, or NoSqlForm now
         plan.fields_sql(name, "")
     parses_on_sqlite(plan.fields_sql("sqlite", ""), 0, field_plan.name)  # the statement's own columns

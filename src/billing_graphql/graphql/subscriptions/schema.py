@@ -14,7 +14,8 @@ from typing import Any
 
 import strawberry
 
-from billing_graphql.graphql.columns import RootQuery, Statement
+from billing_graphql.graphql.columns import PythonAnswer, RootQuery, Statement
+from billing_graphql.services.billing.renewal_reads import live_upcoming
 from billing_graphql.services.pagination import read_page
 from billing_graphql.services.subscriptions import lifecycle
 from strawberry import relay
@@ -211,12 +212,26 @@ def subscriptions_query(context: Any, status: Any = None, plan_id: strawberry.ID
     return RootQuery(Statement(_staff_list, (status, plan, context.now)), size, offset)
 
 
-def subscription_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None) -> RootQuery:
+UPCOMING = "Subscription.upcomingInvoice"  # answered on the Python plan (``SqlRoot.python``)
+
+
+async def subscription_query(context: Any, parent: Any, organization_id: strawberry.ID | None = None,
+                             selected: frozenset[str] = frozenset()) -> RootQuery | PythonAnswer | None:
     """The row the SQL tier writes ``subscription`` from (``graphql.sql_roots``): the organization in scope's live
     subscription, the statement the resolver reads (``live_subscription_statement``), with the request's clock
-    (``at_now``); no row (none live, an organization out of reach): null, as the resolver's."""
+    (``at_now``); no row (none live, an organization out of reach): null, as the resolver's.
+
+    With ``upcomingInvoice`` selected: the live subscription and its renewal's inputs read first on the driver's
+    connection, priced by the billing run's own code (``renewal_reads.live_upcoming``: two statements where the
+    resolver's ``upcoming_invoice`` sends about ten), and the object with its preview completed on the Python plan
+    (``PythonAnswer``: no further statement; its other fields as their resolvers answer them)."""
     scope = read_scope(context.actor, organization_id)
-    return RootQuery(Statement(_live, (scope, context.now)))
+    if UPCOMING not in selected:
+        return RootQuery(Statement(_live, (scope, context.now)))
+    found = await live_upcoming(context.db, scope)
+    if found is None:
+        return None
+    return PythonAnswer(SubscriptionType.from_row(found.subscription, InvoicePreview.from_value(found.preview)))
 
 
 @strawberry.type

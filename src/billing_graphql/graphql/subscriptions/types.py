@@ -154,6 +154,8 @@ async def _pending_change(root: SubscriptionType, info: Info) -> PendingChange |
 async def _upcoming_invoice(root: SubscriptionType, info: Info) -> InvoicePreview | None:
     from billing_graphql.services.billing.renewals import upcoming_invoice
 
+    if root.upcoming is not UNREAD:  # read with the row (the compiled path: ``subscription_query``)
+        return root.upcoming
     async with info.context.db.read() as session:
         return InvoicePreview.from_value(await upcoming_invoice(session, root.row))
 
@@ -180,14 +182,19 @@ async def spending_cap_of(info: Info, row: SubscriptionRow) -> SpendingCap:
     )
 
 
+UNREAD = object()  # ``SubscriptionType.upcoming``: not read with the row, the resolver reads it
+
+
 @strawberry.type(name="Subscription", description="An organization's subscription to a plan.")
 class SubscriptionType(relay.Node):
     id: relay.NodeID[str]
     row: strawberry.Private[SubscriptionRow]
+    # ``upcomingInvoice`` where it was read and priced with the row (None: null), else ``UNREAD``.
+    upcoming: strawberry.Private[Any] = UNREAD
 
     @classmethod
-    def from_row(cls, row: SubscriptionRow) -> SubscriptionType:
-        return from_row(cls, row)
+    def from_row(cls, row: SubscriptionRow, upcoming: Any = UNREAD) -> SubscriptionType:
+        return from_row(cls, row, upcoming=upcoming)
 
     @classmethod
     def maybe(cls, row: SubscriptionRow | None) -> SubscriptionType | None:

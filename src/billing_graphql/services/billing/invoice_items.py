@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
@@ -70,14 +71,16 @@ def _checked(item: ItemInput, currency: str, prefix: str = "") -> OneOffItem:
 
 # ---- pending items on the next invoice ------------------------------------------------------
 
+def pending_items_statement(organization_id: Any, currency: Any) -> Select:
+    """The organization's items not invoiced yet, in ``currency`` (values or SQL expressions), oldest first."""
+    return (select(InvoiceItem).where(InvoiceItem.organization_id == organization_id, InvoiceItem.invoice_id.is_(None),
+                                      InvoiceItem.deleted_at.is_(None), InvoiceItem.currency == currency)
+            .order_by(InvoiceItem.created_at, InvoiceItem.id))
+
+
 async def pending_items(session: AsyncSession, organization_id: uuid.UUID, currency: str) -> list[InvoiceItem]:
     """The organization's items not invoiced yet, in ``currency``, oldest first."""
-    rows = await session.scalars(
-        select(InvoiceItem).where(InvoiceItem.organization_id == organization_id, InvoiceItem.invoice_id.is_(None),
-                                  InvoiceItem.deleted_at.is_(None), InvoiceItem.currency == currency)
-        .order_by(InvoiceItem.created_at, InvoiceItem.id)
-    )
-    return list(rows.all())
+    return list((await session.scalars(pending_items_statement(organization_id, currency))).all())
 
 
 def item_lines(items: Sequence[InvoiceItem]) -> tuple[LineDraft, ...]:

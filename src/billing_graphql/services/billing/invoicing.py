@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,10 +40,15 @@ from billing_graphql.services.platform.billing_details import copy_billing_detai
 from billing_graphql.services.webhooks.objects import event_data
 
 
+def rate_in_force(currency: Any, at: Any) -> Select:
+    """The rate in force at ``at`` for ``currency`` (values or SQL expressions): the latest ``effective_from`` not
+    after it (``rule_in_force`` of its row)."""
+    return _rates_newest_first([currency]).where(TaxRate.effective_from <= at).limit(1)
+
+
 async def tax_rule_for(session: AsyncSession, currency: str, at: datetime) -> TaxRule | None:
     """The rate in force at ``at`` for ``currency`` (the latest ``effective_from`` not after it)."""
-    return rule_in_force(await session.scalars(_rates_newest_first([currency]).where(TaxRate.effective_from <= at)
-                                               .limit(1)), at)
+    return rule_in_force(await session.scalars(rate_in_force(currency, at)), at)
 
 
 def _rates_newest_first(currencies: list[str]):

@@ -166,14 +166,24 @@ async def renewal_draft(session: AsyncSession, organization: Organization, subsc
     return price_renewal(organization, subscription, inputs, at=at, trial_end=trial_end)
 
 
-async def upcoming_invoice(session: AsyncSession, subscription: Subscription) -> InvoicePreview | None:
-    """What the next period end will bill (the run's own computation, nothing written); None when
-    the subscription ends then or has ended."""
+def upcoming_renewal(subscription: Subscription) -> tuple[datetime, bool] | None:
+    """When the next renewal is priced and whether it ends a trial: at the current period's end (a
+    trial's end); None when the subscription ends then or has ended."""
     if subscription.status is SubscriptionStatus.CANCELED or subscription.cancel_at_period_end:
         return None
+    return subscription.current_period_end, subscription.status is SubscriptionStatus.TRIALING
+
+
+async def upcoming_invoice(session: AsyncSession, subscription: Subscription) -> InvoicePreview | None:
+    """What the next period end will bill (the run's own computation, nothing written); None when
+    the subscription ends then or has ended (``upcoming_renewal``). The compiled path reads the
+    same on the driver's connection: ``services.billing.renewal_reads.live_upcoming``."""
+    due = upcoming_renewal(subscription)
+    if due is None:
+        return None
+    at, trial_end = due
     organization = await session.get(Organization, subscription.organization_id)
-    renewal = await renewal_draft(session, organization, subscription, at=subscription.current_period_end,
-                                  trial_end=subscription.status is SubscriptionStatus.TRIALING)
+    renewal = await renewal_draft(session, organization, subscription, at=at, trial_end=trial_end)
     return InvoicePreview.of_invoice(renewal.draft)
 
 

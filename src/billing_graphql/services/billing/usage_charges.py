@@ -20,9 +20,10 @@ bills the whole period's aggregate once, at the charges of the plan in force at 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,11 +82,23 @@ async def priced_usage(session: AsyncSession, organization_id: uuid.UUID, versio
     """The charges of each (plan, version) applied to the organization's quantities in ``period``,
     less what was ``billed`` already (SUMMED metrics; ``already_billed``)."""
     charges = await charges_of_versions(session, versions)
-    metrics = {metric.id: metric for rows in charges.values() for _, metric in rows}
     # Imported here: ``services.usage.reading`` reads the amounts so far through this module.
     from billing_graphql.services.usage.reading import period_quantities
 
-    counted = await period_quantities(session, organization_id, list(metrics), period)
+    counted = await period_quantities(session, organization_id, list(_metrics(charges)), period)
+    return usage_priced(charges, counted, period, billed=billed)
+
+
+def _metrics(charges: Mapping[Any, Sequence[tuple[Any, Metric]]]) -> dict[uuid.UUID, Metric]:
+    return {metric.id: metric for rows in charges.values() for _, metric in rows}
+
+
+def usage_priced(charges: Mapping[tuple[uuid.UUID, int], Sequence[tuple[PlanCharge, Metric]]],
+                 counted: dict[uuid.UUID, int], period: Period, *,
+                 billed: dict[uuid.UUID, int] | None = None) -> PeriodUsage:
+    """``priced_usage`` of what it reads: each version's charges in their order with their metrics
+    (``charges_of_versions``) and the period's quantities of those metrics (``period_quantities``)."""
+    metrics = _metrics(charges)
     counters = frozenset(metric_id for metric_id, metric in metrics.items() if summed(metric))
     billed = billed or {}
     months = len(usage_month_keys(period))

@@ -41,6 +41,11 @@ def charge_row(plan_id: uuid.UUID, version: int, position: int, metric_id: uuid.
                       package_size=charge.package_size, tiers=_tiers_json(charge))
 
 
+# A version's charges in their order: by position, the id after a tie (rows written outside the services may share
+# a position), as ``Plan.charges`` shows them.
+CHARGE_ORDER = (PlanCharge.position, PlanCharge.id)
+
+
 async def charges_of_versions(session: AsyncSession, versions: Iterable[tuple[uuid.UUID, int]]
                               ) -> dict[tuple[uuid.UUID, int], list[tuple[PlanCharge, Metric]]]:
     """The charges of each (plan id, version number), in their order, with their metrics: one statement."""
@@ -51,7 +56,7 @@ async def charges_of_versions(session: AsyncSession, versions: Iterable[tuple[uu
     rows = await session.execute(
         select(PlanCharge, Metric).join(Metric, Metric.id == PlanCharge.metric_id)
         .where(tuple_(PlanCharge.plan_id, PlanCharge.version).in_(keys))
-        .order_by(PlanCharge.plan_id, PlanCharge.version, PlanCharge.position)
+        .order_by(PlanCharge.plan_id, PlanCharge.version, *CHARGE_ORDER)
     )
     for charge, metric in rows.all():
         found[(charge.plan_id, charge.version)].append((charge, metric))

@@ -10,8 +10,9 @@ and a later change credits exactly that.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.models import Addon, AddonUnit, Metric, Plan, PlanVersion, SubscriptionAddon, UsageCounter
@@ -19,14 +20,17 @@ from billing_graphql.domain.periods import BillingPeriod
 from billing_graphql.domain.proration import AddonPrice, PlanPrice, Recurring, billed_agents
 
 
+def agents_gauge(organization_id: Any) -> Select:
+    """The organization's ``agents`` gauge (its ``current`` counter), of ``organization_id`` (a value or a column)."""
+    return (select(UsageCounter.value)
+            .join(Metric, Metric.id == UsageCounter.metric_id)
+            .where(UsageCounter.organization_id == organization_id, Metric.code == "agents",
+                   UsageCounter.period_key == "current"))
+
+
 async def current_agents(session: AsyncSession, organization_id: uuid.UUID, fallback: int) -> int:
     """The billed agent count (``domain.proration.billed_agents``): the gauge, else ``fallback``."""
-    value = await session.scalar(
-        select(UsageCounter.value)
-        .join(Metric, Metric.id == UsageCounter.metric_id)
-        .where(UsageCounter.organization_id == organization_id, Metric.code == "agents",
-               UsageCounter.period_key == "current")
-    )
+    value = await session.scalar(agents_gauge(organization_id))
     return billed_agents(None if value is None else int(value), fallback)
 
 
@@ -36,15 +40,25 @@ def plan_price(plan: Plan) -> PlanPrice:
                      plan.per_agent_price, plan.included_agents)
 
 
-async def version_price(session: AsyncSession, plan: Plan, version: int) -> PlanPrice:
-    """The prices of version ``version`` of ``plan``: the row's for its current version, else the
-    frozen ``plan_versions`` row (``domain.plan_versions``). What a subscription pays is read here."""
+def frozen_version(plan_id: Any, number: Any) -> Select:
+    """The frozen ``plan_versions`` row of a plan's older version ``number`` (values or bind parameters)."""
+    return select(PlanVersion).where(PlanVersion.plan_id == plan_id, PlanVersion.number == number)
+
+
+def version_price_of(plan: Plan, version: int, frozen: PlanVersion | None) -> PlanPrice:
+    """The prices of version ``version`` of ``plan``: the row's for its current version, else those of ``frozen``,
+    its ``plan_versions`` row (``frozen_version``; ``domain.plan_versions``)."""
     if version >= plan.version:
         return plan_price(plan)
-    frozen = await session.scalar(select(PlanVersion).where(PlanVersion.plan_id == plan.id,
-                                                            PlanVersion.number == version))
     return PlanPrice(plan.name, plan.currency, frozen.base_price_monthly, frozen.base_price_annual,
                      frozen.per_agent_price, plan.included_agents)
+
+
+async def version_price(session: AsyncSession, plan: Plan, version: int) -> PlanPrice:
+    """The prices of version ``version`` of ``plan`` (``version_price_of``), its frozen row read only for an older
+    version. What a subscription pays is read here."""
+    older = version < plan.version
+    return version_price_of(plan, version, await session.scalar(frozen_version(plan.id, version)) if older else None)
 
 
 def addon_price(addon: Addon, quantity: int) -> AddonPrice:
@@ -52,13 +66,16 @@ def addon_price(addon: Addon, quantity: int) -> AddonPrice:
                       per_agent=addon.unit is AddonUnit.PER_AGENT)
 
 
+def attached_addons_statement(subscription_id: Any) -> Select:
+    """A subscription's attachments with their add-ons, in the add-ons' order (sort order, name, id)."""
+    return (select(SubscriptionAddon, Addon)
+            .join(Addon, Addon.id == SubscriptionAddon.addon_id)
+            .where(SubscriptionAddon.subscription_id == subscription_id)
+            .order_by(Addon.sort_order, Addon.name, Addon.id))
+
+
 async def attached_addons(session: AsyncSession, subscription_id: uuid.UUID) -> list[tuple[SubscriptionAddon, Addon]]:
-    rows = await session.execute(
-        select(SubscriptionAddon, Addon)
-        .join(Addon, Addon.id == SubscriptionAddon.addon_id)
-        .where(SubscriptionAddon.subscription_id == subscription_id)
-        .order_by(Addon.sort_order, Addon.name, Addon.id)
-    )
+    rows = await session.execute(attached_addons_statement(subscription_id))
     return [(attached, addon) for attached, addon in rows.all()]
 
 

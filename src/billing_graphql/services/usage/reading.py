@@ -399,17 +399,40 @@ async def period_quantities(
     metrics; never reads ``usage_events``. Pass the session of the caller's transaction.
     """
     ids = list(dict.fromkeys(metric_ids))
-    result = {metric_id: 0 for metric_id in ids}
     keys = usage_month_keys(period)
     if not ids or not keys:
-        return result
-    rows = (await session.execute(
-        select(UsageCounter.metric_id, Metric.aggregation, UsageCounter.period_key, UsageCounter.value,
-               UsageCounter.updated_at)
-        .join(Metric, Metric.id == UsageCounter.metric_id)
-        .where(UsageCounter.organization_id == organization_id, UsageCounter.metric_id.in_(ids),
-               (UsageCounter.period_key <= keys[-1]) | (UsageCounter.period_key == GAUGE_KEY))
-    )).all()
+        return {metric_id: 0 for metric_id in ids}
+    rows = (await session.execute(counter_rows(organization_id, ids, keys[-1]))).all()
+    result, spanning = fold_counters(ids, period, rows)
+    if spanning:
+        with_distinct_counts(result, spanning, (await session.execute(
+            select(UsageUniqueValue.metric_id, func.count(func.distinct(UsageUniqueValue.value)))
+            .where(UsageUniqueValue.organization_id == organization_id,
+                   UsageUniqueValue.metric_id.in_(set(spanning)), UsageUniqueValue.period_key.in_(keys))
+            .group_by(UsageUniqueValue.metric_id)
+        )).all())
+    return result
+
+
+def counter_rows(organization_id: Any, metric_ids: Any, last_key: Any) -> Any:
+    """The counters ``period_quantities`` folds (``fold_counters``): the organization's of ``metric_ids`` (ids, or
+    a sub-select of them) of billing months up to ``last_key`` (the period's last), and the ``current`` ones."""
+    return (select(UsageCounter.metric_id, Metric.aggregation, UsageCounter.period_key, UsageCounter.value,
+                   UsageCounter.updated_at)
+            .join(Metric, Metric.id == UsageCounter.metric_id)
+            .where(UsageCounter.organization_id == organization_id, UsageCounter.metric_id.in_(metric_ids),
+                   (UsageCounter.period_key <= last_key) | (UsageCounter.period_key == GAUGE_KEY)))
+
+
+def fold_counters(ids: Sequence[uuid.UUID], period: Period, rows: Iterable[Sequence[Any]]
+                  ) -> tuple[dict[uuid.UUID, int], list[uuid.UUID]]:
+    """``period_quantities`` of ``counter_rows``' rows (metric id, aggregation, key, value, updated at), every one of
+    ``ids`` in the result (0 without usage; all 0 for a period of no billing month), and the UNIQUE_COUNT metrics
+    whose quantity is their distinct values across the period's months (``with_distinct_counts``)."""
+    result = {metric_id: 0 for metric_id in ids}
+    keys = usage_month_keys(period)
+    if not keys:
+        return result, []
     in_period = set(keys)
     latest: dict[uuid.UUID, tuple[str, int]] = {}
     current: dict[uuid.UUID, int] = {}
@@ -431,15 +454,16 @@ async def period_quantities(
             result[metric_id] += value
     for metric_id in {*latest, *current}:
         result[metric_id] = latest[metric_id][1] if metric_id in latest else current[metric_id]
-    if spanning:
-        for metric_id, count in (await session.execute(
-            select(UsageUniqueValue.metric_id, func.count(func.distinct(UsageUniqueValue.value)))
-            .where(UsageUniqueValue.organization_id == organization_id,
-                   UsageUniqueValue.metric_id.in_(set(spanning)), UsageUniqueValue.period_key.in_(keys))
-            .group_by(UsageUniqueValue.metric_id)
-        )).all():
+    return result, spanning
+
+
+def with_distinct_counts(result: dict[uuid.UUID, int], spanning: Sequence[uuid.UUID],
+                         counts: Iterable[tuple[uuid.UUID, int]]) -> None:
+    """The quantities of the ``spanning`` metrics: their distinct values across the period's months (``counts``:
+    metric id and number of distinct values, of the metrics that have any)."""
+    for metric_id, count in counts:
+        if metric_id in spanning:
             result[metric_id] = int(count)
-    return result
 
 
 @dataclass(frozen=True, slots=True)
