@@ -97,6 +97,11 @@ def _arguments(organization: str) -> dict[str, dict[str, st.SearchStrategy]]:
         # typed in mixed case and padded (an upper-case literal is drawn as an enum value), an unknown code and a
         # malformed one; an active IDR plan, the inactive dollar plan (super-admins only), an id of no plan, a
         # malformed id (an error on both paths).
+        # Ranges over the demo's months and across a year, in the future, one day, reversed (an error on both paths);
+        # the demo's currency, one of no subscriptions, one in lower case, an unknown one (an error).
+        "analytics": {"from": st.sampled_from(["2025-12-01", "2026-01-15", "2099-01-01"]),
+                      "to": st.sampled_from(["2026-01-15", "2026-06-30", "2099-02-28"]),
+                      "currency": st.sampled_from(["IDR", "USD", "idr", "XYZ"])},
         "coupon": {"code": st.sampled_from(["TenOff", "half", "Welcome10", " launch50k ", "nope", "no way!"]),
                    "planId": st.sampled_from([relay.to_base64("Plan", RUPIAH_PLAN), relay.to_base64("Plan", DOLLAR_PLAN),
                                               relay.to_base64("Plan", uuid.UUID(int=7)), "not-an-id"])},

@@ -119,6 +119,8 @@ USAGE = """query U($org: ID) { usage(organizationId: $org) {
   metrics { metric { code kind } used limit remaining overage percentUsed p: percentUsed }
 } }"""
 
+TYPENAME = "query U($org: ID) { usage(organizationId: $org) { __typename } }"
+
 
 async def test_usage_answers_the_same_on_both_paths(db, graphql_schema, organizations):
     keys = organizations
@@ -153,6 +155,9 @@ async def test_usage_answers_the_same_on_both_paths(db, graphql_schema, organiza
     assert b'"usage":null' in await _same_answer(db, graphql_schema, keys.owner, relay.to_base64(
         "Organization", keys.other_organization_id), sql_tier=True, query=USAGE)
     assert b'"errors"' in await _same_answer(db, graphql_schema, keys.super_admin, None, sql_tier=True, query=USAGE)
+    # Only __typename: whether there is a row (SQLite has no SELECT of no columns).
+    assert await _same_answer(db, graphql_schema, keys.owner, None, sql_tier=True, query=TYPENAME) == (
+        b'{"data":{"usage":{"__typename":"Usage"}}}')
 
 
 PLAN_LIMITS = """query P($org: ID) { planLimits(organizationId: $org) {

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Integer, cast, null, select, type_coerce, union_all
+from sqlalchemy import Integer, cast, false, null, select, type_coerce, union_all
 from strawberry import relay
 
 Builder = Callable[..., str]  # (dialect, row alias, *parent aliases) -> a SQL expression of the field's value
@@ -175,15 +175,28 @@ def typed_row(columns: Sequence[tuple[str, Any]], values: Sequence[Any], *more: 
 
 
 PLACE, VALUES = "bgq_place", "bgq_values"  # ``values_rows``: a row's place among them; their relation
+COMPOUND_TERMS = 500  # SQLite's most SELECTs in one UNION ALL (SQLITE_MAX_COMPOUND_SELECT)
+
+
+def values_relation(name: str, columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]) -> Any:
+    """Computed rows as the CTE ``name`` (its rows made once however often a statement reads them): for each of
+    ``rows`` its values of ``columns`` ((name, SQLAlchemy type); None is a NULL of that type) and its place (``PLACE``,
+    from 1), a UNION ALL of ``values_row``s; no rows, an empty relation of those columns. A computed object's lists
+    read such relations (``Children`` of the CTE's name: ``Statement.make`` adds them to its row, ``add_cte``)."""
+    if not rows:
+        return typed_row(columns, [None] * len(columns), (PLACE, None, Integer)).where(false()).cte(name)
+    selects = [typed_row(columns, row, (PLACE, place, Integer)) for place, row in enumerate(rows, 1)]
+    while len(selects) > COMPOUND_TERMS:  # UNION ALLs of UNION ALLs
+        selects = [select(union_all(*selects[start:start + COMPOUND_TERMS]).subquery())
+                   for start in range(0, len(selects), COMPOUND_TERMS)]
+    return (union_all(*selects) if len(selects) > 1 else selects[0]).cte(name)
 
 
 def values_rows(columns: Sequence[tuple[str, Any]], rows: Sequence[Sequence[Any]]) -> Any:
-    """Computed rows (a computed page's, ``RootQuery.has_next``), in order: for each of ``rows`` (at least one) its
-    values of ``columns`` ((name, SQLAlchemy type); None is a NULL of that type) and its place (``PLACE``, from 1),
-    a UNION ALL of ``values_row``s as the CTE ``VALUES`` (its rows made once however often a statement reads them),
-    selected in their order. A relation with no table, keyed by its place (``dialects.Sqlite.page_rows``)."""
-    selects = [typed_row(columns, row, (PLACE, place, Integer)) for place, row in enumerate(rows, 1)]
-    relation = (union_all(*selects) if len(selects) > 1 else selects[0]).cte(VALUES)
+    """Computed rows (a computed page's, ``RootQuery.has_next``), in order: ``values_relation`` of ``rows`` (at least
+    one) as the CTE ``VALUES``, selected in their order. A relation with no table, keyed by its place
+    (``dialects.Sqlite.page_rows``)."""
+    relation = values_relation(VALUES, columns, rows)
     return select(relation).order_by(relation.c[PLACE])
 
 

@@ -12,25 +12,28 @@ document is on its Python plan, such a field is answered by one statement per pa
 one page per parent. A single object (``one=True``, e.g. ``viewer.organization``) is answered by one statement
 with the connections of ``FIELDS`` selected below it (``compiled.sql.SqlObjectPlan``).
 
-A computed object (``usage``, ``entitlements``, ``planLimits``) has no row of its own: its ``..._query`` is a
-coroutine that reads first what the domain's Python rules need (``services.usage.reading.usage_basis``: the live
-subscription, its plan, the billing month in force), and its row is those values, bound (``usage.types``'
-``usage_row``, ...); the database writes the lists below from them. What only some of its fields need it reads
-only when they are selected (``SqlRoot.selection``: ``usage``'s and ``entitlements``' amounts, priced in Python by
-``services.usage.amounts`` and bound as the row's ``amounts``). Its resolver keeps the service's answer, and
-the differential tests hold the two to the same bytes. A computed page (``usageSnapshots``) is the same per row:
-its first read finds the page's organizations and each one's values, and its rows are bound as a relation of
-values (``columns.values_rows``, ``RootQuery.has_next``). A case its SQL form does not cover raises
-``columns.GenericPathAnswers`` (the generic path answers). Where the first read leaves nothing more to read (``coupon``:
-a code refused without its coupon), the ``..._query`` gives the resolver's own object (``columns.PythonAnswer``), which
-the Python plan completes: no second statement. A field with no SQL form whose value the first reads and Python
-rules find (``subscription``'s ``upcomingInvoice``: the renewal's inputs read in one statement, priced by the billing
-run's code) is named in ``SqlRoot.python``: where it is selected, the ``..._query`` always gives the
-``PythonAnswer``, its other fields answered by their resolvers.
+A computed object (``usage``, ``entitlements``, ``planLimits``, ``analytics``) has no row of its own: its
+``..._query`` is a coroutine that reads first what the domain's Python rules need
+(``services.usage.reading.usage_basis``: the live subscription, its plan, the billing month in force), and its row
+is those values, bound (``usage.types``' ``usage_row``, ...); the database writes the lists below from them. What
+only some of its fields need it reads only when they are selected (``SqlRoot.selection``: ``usage``'s and
+``entitlements``' amounts, priced in Python by ``services.usage.amounts`` and bound as the row's ``amounts``). Lists
+computed in Python are bound beside the row as relations of values that its lists read (``columns.values_relation``:
+``analytics``' months, statuses and plans). Its resolver keeps the service's answer, and the differential tests hold
+the two to the same bytes. A computed page (``usageSnapshots``) is the same per row: its first read finds the page's
+organizations and each one's values, and its rows are bound as a relation of values (``columns.values_rows``,
+``RootQuery.has_next``). A case its SQL form does not cover raises ``columns.GenericPathAnswers`` (the generic path
+answers). Where the first read leaves nothing more to read (``coupon``: a code refused without its coupon), the
+``..._query`` gives the resolver's own object (``columns.PythonAnswer``), which the Python plan completes: no second
+statement. A field with no SQL form whose value the first reads and Python rules find (``subscription``'s
+``upcomingInvoice``: the renewal's inputs read in one statement, priced by the billing run's code) is named in
+``SqlRoot.python``: where it is selected, the ``..._query`` always gives the ``PythonAnswer``, its other fields
+answered by their resolvers.
 """
 
 from __future__ import annotations
 
+from billing_graphql.graphql.analytics.schema import analytics_query
 from billing_graphql.graphql.billing.invoices import invoices_query
 from billing_graphql.graphql.catalog.addons import addons_query
 from billing_graphql.graphql.catalog.coupons import coupon_check_query, coupons_query
@@ -71,6 +74,7 @@ ROOTS: dict[str, SqlRoot] = {
     "usage": SqlRoot(usage_query, connection=False, one=True, selection=True),
     "planLimits": SqlRoot(plan_limits_query, connection=False, one=True),
     "usageSnapshots": SqlRoot(usage_snapshots_query, selection=True),
+    "analytics": SqlRoot(analytics_query, connection=False, one=True),
 }
 
 FIELDS: dict[tuple[str, str], SqlRoot] = {

@@ -611,7 +611,8 @@ class SqlObjectPlan:
                 dialect, connection.items_sql(dialect.name, public_url), page, (bounds or {}).get(name)), name)
             columns.extend(paged_columns)
             source = source.join(paged, true())  # one row each: no row of the object, no row
-        return select(*columns).select_from(source)
+        # Only ``__typename`` selected: whether there is a row (SQLite has no SELECT of no columns).
+        return select(*(columns or [literal_column("1")])).select_from(source)
 
 
 def _bound_values(query: RootQuery, name: str) -> dict[str, Any]:

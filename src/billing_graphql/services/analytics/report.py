@@ -13,24 +13,33 @@ Four statements whatever the number of subscriptions or months (none loads rows 
 4. the open revisions (each subscription's state now) counted and summed per plan and status,
    beside the plans of the currency.
 
-``domain.analytics`` defines each figure and carries the start state through the months.
+``domain.analytics`` defines each figure and carries the start state through the months. The compiled path's SQL
+tier reads the four in one statement (``revenue_analytics_read``), with the same rules after it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, literal, null, or_, select, union_all
+from sqlalchemy import (
+    BigInteger, Boolean, Integer, String, and_, bindparam, case, cast, func, literal, literal_column, null, or_, select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing_graphql.db.engine import Database
+from billing_graphql.db.prepared import Compiled
 from billing_graphql.db.models import Invoice, Payment, PaymentStatus, Plan, Refund
 from billing_graphql.db.models.analytics import SubscriptionMrrRevision as Revision
 from billing_graphql.domain.analytics import (
     CashFlow,
     MonthFigures,
     Movements,
+    Range,
     Snapshot,
     analytics_range,
     month_figures,
@@ -45,7 +54,7 @@ MRR_STATUS_VALUES = (S.ACTIVE, S.PAST_DUE)
 
 @dataclass(frozen=True, slots=True)
 class PlanBreakdown:
-    plan: Plan
+    plan: Plan | uuid.UUID  # its row (``revenue_analytics``), or its id (``revenue_analytics_read``)
     subscriptions: int
     mrr: int
 
@@ -85,9 +94,12 @@ _START_STATE = select(
 ).where(Revision.currency == CURRENCY, _valid_at(START))
 
 
-async def _start_state(session: AsyncSession, values: dict) -> Snapshot:
-    row = (await session.execute(_START_STATE, values)).one()
+def _snapshot(row: Sequence[Any]) -> Snapshot:
     return Snapshot(mrr=_int(row[0]), live=_int(row[1]), paying=_int(row[2]))
+
+
+async def _start_state(session: AsyncSession, values: dict) -> Snapshot:
+    return _snapshot((await session.execute(_START_STATE, values)).one())
 
 
 def _movements_statement():
@@ -120,7 +132,8 @@ def _movements_statement():
             total(and_(before > 0, mrr > before), mrr - before),
             total(and_(mrr > 0, mrr < before), before - mrr),
             total(and_(before > 0, mrr == 0), before),
-            func.count(case((and_(before_status == S.TRIALING, status.in_(MRR_STATUS_VALUES)), 1))),
+            func.count(case((and_(before_status == S.TRIALING, or_(*(status == value for value in MRR_STATUS_VALUES))),
+                             1))),
             total(and_(before == 0, mrr > 0), 1) - total(and_(before > 0, mrr == 0), 1),
         )
         .where(sequence.c.valid_from >= START)
@@ -131,8 +144,7 @@ def _movements_statement():
 _MOVEMENTS = _movements_statement()
 
 
-async def _movements(session: AsyncSession, values: dict) -> dict[str, Movements]:
-    rows = (await session.execute(_MOVEMENTS, values)).all()
+def _moved(rows: Iterable[Sequence[Any]]) -> dict[str, Movements]:
     return {row[0]: Movements(*(_int(value) for value in row[1:])) for row in rows}
 
 
@@ -177,25 +189,28 @@ def _money_statement():
 _MONEY = _money_statement()
 
 
-async def _money(session: AsyncSession, values: dict) -> tuple[dict[str, CashFlow], int]:
-    cash: dict[str, CashFlow] = {}
+def _cash(rows: Iterable[Sequence[Any]]) -> tuple[dict[str, CashFlow], int]:
+    """Each month's ``CashFlow`` and the outstanding amount, of ``_MONEY``'s rows."""
+    flows: dict[str, dict[str, int]] = {}
     owed = 0
-    for kind, month, amount, succeeded, failures in (await session.execute(_MONEY, values)):
+    for kind, month, amount, succeeded, failures in rows:
         if kind == "outstanding":
             owed = _int(amount)
-            continue
-        flow = cash.get(month, CashFlow())
-        if kind == "payments":
-            cash[month] = replace(flow, payments=_int(amount), succeeded_payments=_int(succeeded),
-                                  failed_payments=_int(failures))
-        elif kind == "refunds":
-            cash[month] = replace(flow, refunds=_int(amount))
-        else:
-            cash[month] = replace(flow, uncollectible=_int(amount))
-    return cash, owed
+        elif kind == "payments":
+            flows.setdefault(month, {}).update(payments=_int(amount), succeeded_payments=_int(succeeded),
+                                               failed_payments=_int(failures))
+        else:  # refunds, uncollectible
+            flows.setdefault(month, {})[kind] = _int(amount)
+    return {month: CashFlow(**flow) for month, flow in flows.items()}, owed
 
 
-def _now_statement():
+PLAN_ORDER = (Plan.sort_order, Plan.base_price_monthly, Plan.slug)
+
+
+def _now_statement(*plan: Any):
+    """The open revisions (one per subscription: its state now) counted and summed per plan and status, beside the
+    currency's plans, in the plans' order: each row ``plan`` (the plan's row, or some of its columns), the status, the
+    number of subscriptions and their MRR."""
     current = (
         select(Revision.plan_id, Revision.status, func.count().label("subscriptions"),
                func.sum(Revision.mrr_minor).label("mrr"))
@@ -204,30 +219,52 @@ def _now_statement():
         .subquery()
     )
     return (
-        select(Plan, current.c.status, current.c.subscriptions, current.c.mrr)
+        select(*plan, current.c.status, current.c.subscriptions, current.c.mrr)
         .outerjoin(current, current.c.plan_id == Plan.id)
         .where(or_(Plan.currency == CURRENCY, current.c.plan_id.is_not(None)))
-        .order_by(Plan.sort_order, Plan.base_price_monthly, Plan.slug)
+        .order_by(*PLAN_ORDER)
     )
 
 
-_NOW = _now_statement()
+_NOW = _now_statement(Plan)
+
+
+def _plans_and_statuses(rows: Iterable[Sequence[Any]]) -> tuple[tuple[PlanBreakdown, ...], tuple[tuple[S, int], ...]]:
+    """Live subscriptions and MRR per plan (the active plans, and the others with live subscriptions), and
+    subscriptions per status (every status), of ``_now_statement``'s rows, each (plan id, the plan shown (its row,
+    or its id), whether it is active, status, subscriptions, MRR)."""
+    plans: dict[object, list] = {}
+    statuses = dict.fromkeys(SubscriptionStatus, 0)
+    for plan_id, plan, is_active, status, count, mrr in rows:
+        entry = plans.setdefault(plan_id, [plan, is_active, 0, 0])
+        if status is not None:
+            statuses[status] += _int(count)
+            entry[2] += _int(count) if status is not S.CANCELED else 0
+            entry[3] += _int(mrr)
+    by_plan = tuple(PlanBreakdown(plan, live, mrr) for plan, is_active, live, mrr in plans.values()
+                    if is_active or live)
+    return by_plan, tuple(statuses.items())
 
 
 async def _now(session: AsyncSession, values: dict) -> tuple[tuple[PlanBreakdown, ...], tuple[tuple[S, int], ...]]:
-    """Subscriptions per plan and status now, with their MRR: the open revisions (one per
-    subscription: its state now) counted per plan and status, beside the currency's plans."""
-    rows = (await session.execute(_NOW, values)).all()
-    plans: dict[object, list] = {}
-    statuses = dict.fromkeys(SubscriptionStatus, 0)
-    for plan, status, count, mrr in rows:
-        entry = plans.setdefault(plan.id, [plan, 0, 0])
-        if status is not None:
-            statuses[status] += _int(count)
-            entry[1] += _int(count) if status is not S.CANCELED else 0
-            entry[2] += _int(mrr)
-    by_plan = tuple(PlanBreakdown(plan, live, mrr) for plan, live, mrr in plans.values() if plan.is_active or live)
-    return by_plan, tuple(statuses.items())
+    """Subscriptions per plan and status now, with their MRR (``_plans_and_statuses``), the plans' rows shown."""
+    return _plans_and_statuses((plan.id, plan, plan.is_active, *rest) for plan, *rest in
+                               (await session.execute(_NOW, values)))
+
+
+def _report(currency: str, span: Range, start: Snapshot, moved: dict[str, Movements], cash: dict[str, CashFlow],
+            owed: int, now: tuple[tuple[PlanBreakdown, ...], tuple[tuple[S, int], ...]]) -> AnalyticsReport:
+    by_plan, by_status = now
+    figures = month_figures(span, start, moved, cash)
+    return AnalyticsReport(
+        currency=currency,
+        mrr=sum(row.mrr for row in by_plan),
+        months=figures.months,
+        by_status=by_status,
+        by_plan=by_plan,
+        outstanding=owed,
+        failed_payments_rate=figures.failed_payments_rate,
+    )
 
 
 async def revenue_analytics(db: Database, *, first: date, last: date, currency: str, now: datetime) -> AnalyticsReport:
@@ -239,16 +276,56 @@ async def revenue_analytics(db: Database, *, first: date, last: date, currency: 
         # An empty range runs the same statements; they find nothing in [start, start).
         values = {"currency": currency, "start": span.start, "end": span.end}
         start = await _start_state(session, values)
-        moved = await _movements(session, values)
-        cash, owed = await _money(session, values)
-        by_plan, by_status = await _now(session, values)
-    figures = month_figures(span, start, moved, cash)
-    return AnalyticsReport(
-        currency=currency,
-        mrr=sum(row.mrr for row in by_plan),
-        months=figures.months,
-        by_status=by_status,
-        by_plan=by_plan,
-        outstanding=owed,
-        failed_payments_rate=figures.failed_payments_rate,
-    )
+        moved = _moved((await session.execute(_MOVEMENTS, values)).all())
+        cash, owed = _cash(await session.execute(_MONEY, values))
+        current = await _now(session, values)
+    return _report(currency, span, start, moved, cash, owed, current)
+
+
+# The four statements' rows in one statement, for the compiled path's SQL tier (``graphql.analytics``), which writes
+# the answer in one statement more from the figures: each statement's columns in their slots of one row layout (the
+# others NULL), told apart by ``kind`` (``_MONEY``'s own kinds, "start", "movements", "now"); the plans' rows in their
+# order by ``place`` instead of ``ORDER BY``, and by their id and whether they are active instead of their row.
+_LAYOUT = {"kind": String(), "month": String(), "plan_id": Plan.id.type, "is_active": Boolean(),
+           "status": Revision.status.type, "place": Integer(), **{f"n{index}": BigInteger() for index in range(8)}}
+
+
+def _in_layout(statement: Any, kind: str | None, *slots: str) -> Any:
+    """``statement`` selecting its columns in ``slots`` of ``_LAYOUT`` (and ``kind``, unless its first slot is it)."""
+    given = dict(zip(slots, statement.selected_columns, strict=True))
+    if kind is not None:
+        given["kind"] = literal(kind, String())
+    return statement.with_only_columns(*(given.get(name, cast(null(), type_)).label(name)
+                                         for name, type_ in _LAYOUT.items()), maintain_column_froms=True)
+
+
+_PLACED_NOW = _now_statement(Plan.id, Plan.is_active).order_by(None).add_columns(
+    func.row_number().over(order_by=PLAN_ORDER))
+_ONE_READ = Compiled(union_all(
+    _in_layout(_START_STATE, "start", "n0", "n1", "n2"),
+    _in_layout(_MOVEMENTS, "movements", "month", *(f"n{index}" for index in range(8))),
+    *(_in_layout(part, None, "kind", "month", "n0", "n1", "n2") for part in _MONEY.selects),
+    _in_layout(_PLACED_NOW, "now", "plan_id", "is_active", "status", "n0", "n1", "place"),
+).order_by(literal_column("place")))
+
+
+async def revenue_analytics_read(db: Database, *, first: date, last: date, currency: str,
+                                 now: datetime) -> AnalyticsReport:
+    """``revenue_analytics`` read in one statement on the driver's connection (``_ONE_READ``), each plan given by its
+    id (``PlanBreakdown.plan``)."""
+    currency = normalize_currency(currency)
+    span = analytics_range(first, last, now)
+    rows = await _ONE_READ.on(db.engine.dialect).values(db, {"currency": currency, "start": span.start,
+                                                               "end": span.end})
+    start, moved, money, plans = Snapshot(), [], [], []
+    for kind, month, plan_id, is_active, status, _, *numbers in rows:
+        if kind == "start":
+            start = _snapshot(numbers)
+        elif kind == "movements":
+            moved.append((month, *numbers))
+        elif kind == "now":
+            plans.append((plan_id, plan_id, is_active, status, *numbers[:2]))
+        else:
+            money.append((kind, month, *numbers[:3]))
+    cash, owed = _cash(money)
+    return _report(currency, span, start, _moved(moved), cash, owed, _plans_and_statuses(plans))
