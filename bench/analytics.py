@@ -6,7 +6,7 @@ Creates a scratch database on the server, migrates it, seeds ``--subscriptions``
 with a subscription each started over 2025 (a quarter upgraded 15 days later, a seventh canceled
 40 days later, a paid first invoice each, a failed attempt for a tenth: tests/analytics_factories.py,
 the MRR history written by the session listeners as in production), then times, warm, the
-service call (``revenue_analytics``: the five SQL statements and their assembly) and the whole
+service call (``revenue_analytics``: the four SQL statements and their assembly) and the whole
 GraphQL request over ASGI (auth, execution, serialization) for 2025-01-01..2025-12-31 in USD.
 Prints the medians and the statement count; drops the database. Figures go into notes, never
 into a timed test.
