@@ -221,3 +221,18 @@ async def test_the_read_is_the_reports(db, figures):
         report = await revenue_analytics(db, **dates, currency=currency, now=NOW)
         assert read == replace(report, by_plan=tuple(replace(row, plan=row.plan.id) for row in report.by_plan))
         assert all(isinstance(row.plan, uuid.UUID) for row in read.by_plan)
+
+
+def test_the_reads_only_parameters_are_the_currency_and_the_range():
+    """The one read's constants (statuses, kinds, zeros) are written in its text (``db.prepared.constants_written``):
+    as parameters too, they kept PostgreSQL from a plan for any range and currency (its generic plan cost 3-4 ms
+    against 1.3 ms planned anew at each request, so it planned anew each time); written, the two cost the same."""
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect as postgresql
+    from sqlalchemy.dialects.sqlite.aiosqlite import dialect as sqlite
+
+    from billing_graphql.services.analytics.report import _ONE_READ
+
+    for dialect in (postgresql(), sqlite()):
+        prepared = _ONE_READ.on(dialect)
+        assert {name for name, _, _ in prepared.parameters} == {"currency", "start", "end"}
+        assert "'CANCELED'" in prepared.text and "'movements'" in prepared.text

@@ -11,6 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import literal_column
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -53,15 +57,35 @@ class Prepared:
                 for row in await self.rows(db, values)]
 
 
-class Compiled:
-    """One statement, made ``Prepared`` once for each database dialect it runs on."""
+def constants_written(statement: Any, dialect: Any) -> Any:
+    """``statement`` with each constant it was made with (a bind parameter given its value: a status, a kind, a 0)
+    written in its text for ``dialect``; the parameters given at each execution stay parameters. PostgreSQL plans a
+    prepared statement anew at each execution while its plan for any parameters (the generic plan) costs more than
+    those: with its constants as parameters too, that plan cannot use them and never does."""
 
-    def __init__(self, statement: Any) -> None:
+    def written(element: Any) -> Any:
+        if (isinstance(element, BindParameter) and not element.required and not element.expanding
+                and element.callable is None and element.value is not None):
+            render = element.type.dialect_impl(dialect).literal_processor(dialect)
+            if render is not None:
+                return literal_column(render(element.value), element.type)
+        return None
+
+    return visitors.replacement_traverse(statement, {}, written)
+
+
+class Compiled:
+    """One statement, made ``Prepared`` once for each database dialect it runs on (``constants``: with its constants
+    written in its text, ``constants_written``)."""
+
+    def __init__(self, statement: Any, *, constants: bool = False) -> None:
         self.statement = statement
+        self.constants = constants
         self.by_dialect: dict[str, Prepared] = {}
 
     def on(self, dialect: Any) -> Prepared:
         prepared = self.by_dialect.get(dialect.name)
         if prepared is None:
-            prepared = self.by_dialect[dialect.name] = Prepared.of(self.statement, dialect)
+            statement = constants_written(self.statement, dialect) if self.constants else self.statement
+            prepared = self.by_dialect[dialect.name] = Prepared.of(statement, dialect)
         return prepared
