@@ -15,10 +15,11 @@ from typing import Any
 
 import jwt
 from cachetools import TLRUCache, TTLCache
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from billing_graphql.db.engine import Database, outside_read_scope
 from billing_graphql.db.models import ApiKey, Organization
+from billing_graphql.db.prepared import Compiled
 from billing_graphql.domain.actors import Actor
 from billing_graphql.domain.roles import Role
 from billing_graphql.domain.text import forbidden_character
@@ -148,17 +149,23 @@ async def authenticate_request(
     return actor
 
 
+# The key's row, the columns alone, read on the driver's connection: a process reads each key it serves again every
+# VERIFIED_SECONDS, and that request waited for a session, a statement built anew and the ORM's execution (~1.3 ms
+# at c=1 on the invoices page, the p99's slowest requests).
+_KEY_ROW = Compiled(select(ApiKey.id, ApiKey.role, ApiKey.organization_id, ApiKey.revoked_at, ApiKey.last_used_at)
+                    .where(ApiKey.key_hash == bindparam("key_hash")))
+
+
 async def _read_api_key(db: Database, key_hash: str) -> _VerifiedKey | None:
     """The key's row as this moment's request may trust it; None for an unknown or revoked key."""
     started = time.monotonic()
-    async with db.read() as session:  # the columns alone: no ORM object
-        row = (await session.execute(
-            select(ApiKey.id, ApiKey.role, ApiKey.organization_id, ApiKey.revoked_at, ApiKey.last_used_at)
-            .where(ApiKey.key_hash == key_hash)
-        )).first()
-    if row is None or row.revoked_at is not None:
+    rows = await _KEY_ROW.on(db.engine.dialect).values(db, {"key_hash": key_hash})
+    if not rows:
         return None
-    return _VerifiedKey(row.id, row.role, row.organization_id, row.last_used_at, started + VERIFIED_SECONDS)
+    key_id, role, organization_id, revoked_at, last_used_at = rows[0]
+    if revoked_at is not None:
+        return None
+    return _VerifiedKey(key_id, role, organization_id, last_used_at, started + VERIFIED_SECONDS)
 
 
 async def _verified_api_key(db: Database, key_hash: str) -> _VerifiedKey | None:
