@@ -116,3 +116,20 @@ async def test_a_long_statement_stays_prepared(database_url, backend):
         assert prepared[0][0] == 1
     finally:
         await small.dispose()
+
+
+async def test_a_compiled_statements_constants_are_written_in_its_text(db: Database):
+    """``Compiled`` writes the constants a statement was made with in its text (``constants_written``); only what is
+    given at each execution stays a parameter. PostgreSQL's plan for any parameters cannot use a constant that is a
+    parameter, and with it costlier than a plan made for each execution, it planned each execution anew."""
+    from billing_graphql.db.prepared import Compiled
+
+    statement = select(Organization.name).where(Organization.external_id == bindparam("external_id"),
+                                                Organization.name != "nobody's", Organization.credit_balance >= 0)
+    prepared = Compiled(statement).on(db.engine.dialect)
+    assert [name for name, _, _ in prepared.parameters] == ["external_id"]
+    assert "'nobody''s'" in prepared.text
+    from tests.factories import make_organization
+
+    await make_organization(db, "Const Ltd", external_id="const")
+    assert await prepared.values(db, {"external_id": "const"}) == [("Const Ltd",)]

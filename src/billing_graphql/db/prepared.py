@@ -75,17 +75,15 @@ def constants_written(statement: Any, dialect: Any) -> Any:
 
 
 class Compiled:
-    """One statement, made ``Prepared`` once for each database dialect it runs on (``constants``: with its constants
-    written in its text, ``constants_written``)."""
+    """One statement, made ``Prepared`` once for each database dialect it runs on, with its constants written in its
+    text (``constants_written``)."""
 
-    def __init__(self, statement: Any, *, constants: bool = False) -> None:
+    def __init__(self, statement: Any) -> None:
         self.statement = statement
-        self.constants = constants
         self.by_dialect: dict[str, Prepared] = {}
 
     def on(self, dialect: Any) -> Prepared:
         prepared = self.by_dialect.get(dialect.name)
         if prepared is None:
-            statement = constants_written(self.statement, dialect) if self.constants else self.statement
-            prepared = self.by_dialect[dialect.name] = Prepared.of(statement, dialect)
+            prepared = self.by_dialect[dialect.name] = Prepared.of(constants_written(self.statement, dialect), dialect)
         return prepared

@@ -18,6 +18,7 @@ from strawberry.dataloader import DataLoader
 
 from billing_graphql.db.engine import Database
 from billing_graphql.domain.billing_details import BillingDetailsValue
+from billing_graphql.services.catalog.charges import CHARGE_ORDER
 from billing_graphql.graphql.platform.billing_details_loaders import billing_details_loader, invoice_buyer_loader
 from billing_graphql.db.models import (
     Addon,
@@ -123,10 +124,10 @@ def _agents_loader(db: Database) -> DataLoader[uuid.UUID, int | None]:
 _LIMITS_BY_PLAN = Batched(select(PlanLimit, Metric).join(Metric, Metric.id == PlanLimit.metric_id)
                           .where(_in_ids(PlanLimit.plan_id)).order_by(Metric.code))
 _FEATURES_BY_PLAN = Batched(select(PlanFeature).where(_in_ids(PlanFeature.plan_id)).order_by(PlanFeature.key))
-# (PlanCharge, Metric) rows of each plan's current version, in their order.
+# (PlanCharge, Metric) rows of each plan's current version, in their order (``CHARGE_ORDER``).
 _CHARGES_BY_PLAN = Batched(select(PlanCharge, Metric).join(Metric, Metric.id == PlanCharge.metric_id)
                            .join(Plan, (Plan.id == PlanCharge.plan_id) & (Plan.version == PlanCharge.version))
-                           .where(_in_ids(PlanCharge.plan_id)).order_by(PlanCharge.position, PlanCharge.id))
+                           .where(_in_ids(PlanCharge.plan_id)).order_by(*CHARGE_ORDER))
 # (SubscriptionAddon, Addon) rows per subscription, in the catalog's order.
 _ADDONS_BY_SUBSCRIPTION = Batched(select(SubscriptionAddon, Addon).join(Addon, Addon.id == SubscriptionAddon.addon_id)
                                   .where(_in_ids(SubscriptionAddon.subscription_id))

@@ -241,7 +241,7 @@ def build_graphql_controller(schema: Any, compiled: CompiledDocuments | None = N
             the providers build it."""
             context = request.scope.pop(CONTEXT, None)
             if context is None:
-                return await self.execute_request(request, await http_context(request, None), None)
+                context = await build_context(request)
             context.request = request
             return await self.execute_request(request, context, None)
 

@@ -17,6 +17,7 @@ from billing_graphql.domain.aggregation import Aggregation as DomainAggregation
 from billing_graphql.domain.aggregation import MetricKind as DomainMetricKind
 from billing_graphql.domain.roles import Role as DomainRole
 from billing_graphql.graphql.context import Info
+from billing_graphql.services.catalog.charges import CHARGE_ORDER
 from billing_graphql.graphql.columns import Children, Parent, columns, money, renamed, resolved
 from billing_graphql.graphql.common import Money, from_row, load_nodes
 
@@ -185,10 +186,10 @@ columns(PlanLimit, PlanLimitRow, metric=resolved(Parent("metrics", "metric_id"))
 columns(
     PlanType, PlanRow,
     **{name: money(name) for name in _PRICES},
-    # ``charges_by_plan``: the charges of the plan's current version, in their order, the id after a tie of positions
-    # (forms: catalog.charge_types).
+    # ``charges_by_plan``: the charges of the plan's current version, in their order (``CHARGE_ORDER``; forms:
+    # catalog.charge_types).
     charges=resolved(Children(
-        "plan_charges", None, lambda charge: f"{charge}.position, {charge}.id",
+        "plan_charges", None, lambda charge: ", ".join(f"{charge}.{column.key}" for column in CHARGE_ORDER),
         where=lambda charge, plan: f"{charge}.plan_id = {plan}.id AND {charge}.version = {plan}.version")),
     limits=resolved(Children("plan_limits", "plan_id",
                              lambda alias: f"(SELECT code FROM metrics WHERE metrics.id = {alias}.metric_id)")),

@@ -306,7 +306,7 @@ _ONE_READ = Compiled(union_all(
     _in_layout(_MOVEMENTS, "movements", "month", *(f"n{index}" for index in range(8))),
     *(_in_layout(part, None, "kind", "month", "n0", "n1", "n2") for part in _MONEY.selects),
     _in_layout(_PLACED_NOW, "now", "plan_id", "is_active", "status", "n0", "n1", "place"),
-).order_by(literal_column("place")), constants=True)  # PostgreSQL plans it once: its plan for any range is as good
+).order_by(literal_column("place")))
 
 
 async def revenue_analytics_read(db: Database, *, first: date, last: date, currency: str,
