@@ -1,6 +1,7 @@
 """The webhook delivery loop: fan out new outbox events, claim due deliveries, send them
 concurrently, record the answers; poll again after a short sleep when there was nothing to do
-(so a committed event is attempted within about a second).
+(so a committed event is attempted within about a second). A poll that finds nothing to do is one
+read (``dispatch.waiting``), not the three transactions of a round.
 
 Run by ``serve`` beside the HTTP server (unless ``--no-worker``) and alone by
 ``billing-graphql deliver-webhooks``. Several processes may run it at once on PostgreSQL
@@ -65,8 +66,13 @@ class WebhookWorker:
 
     async def run_once(self) -> int:
         """One round: fan out, then claim and send one batch, and report the attempts and the
-        backlog left to ``/metrics``. The number of attempts made."""
-        await dispatch.fan_out(self.db, self.now())
+        backlog left to ``/metrics``. The number of attempts made. A round that finds nothing to do is one read."""
+        waiting = await dispatch.waiting(self.db, self.now())
+        if not (waiting.undispatched or waiting.due):
+            self._report(waiting.backlog)
+            return 0
+        if waiting.undispatched:
+            await dispatch.fan_out(self.db, self.now())
         claims = await dispatch.claim(self.db, self.now(), limit=self.batch_size, lease=self.lease)
         if claims:
             if self.on_claimed is not None:
@@ -77,10 +83,12 @@ class WebhookWorker:
             for claim, (_, seconds) in zip(claims, timed, strict=True):
                 outcome = outcomes.get(claim.delivery_id)
                 metrics.record_webhook_delivery("skipped" if outcome is None else OUTCOME_LABELS[outcome], seconds)
-        left = await dispatch.backlog(self.db)
+        self._report(await dispatch.backlog(self.db))
+        return len(claims)
+
+    def _report(self, left: dispatch.Backlog) -> None:
         age = (self.now() - left.oldest_event_at).total_seconds() if left.oldest_event_at else 0.0
         metrics.set_webhook_backlog(left.pending, age)
-        return len(claims)
 
     async def _send(self, message: Message) -> tuple[AttemptResult, float]:
         started = time.perf_counter()

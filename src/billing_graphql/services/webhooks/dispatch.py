@@ -23,10 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from billing_graphql.db.engine import Database
+from billing_graphql.db.prepared import Compiled
 from billing_graphql.db.models import DeliveryStatus, OutboxEvent, WebhookDelivery, WebhookEndpoint
 from billing_graphql.domain.webhooks import Outcome, Random, decide, failing_too_long, matches
 from billing_graphql.services.platform.audit import emit_event
@@ -171,16 +173,46 @@ class Backlog:
     oldest_event_at: datetime | None  # when the oldest of their events happened
 
 
+_BACKLOG = (select(func.count(WebhookDelivery.id), func.min(OutboxEvent.created_at))
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookEndpoint.enabled.is_(True)))
+
+
 async def backlog(db: Database) -> Backlog:
     """What waits for delivery: one aggregate statement."""
     async with db.read() as session:
-        pending, oldest = (await session.execute(
-            select(func.count(WebhookDelivery.id), func.min(OutboxEvent.created_at))
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-            .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookEndpoint.enabled.is_(True))
-        )).one()
+        pending, oldest = (await session.execute(_BACKLOG)).one()
     return Backlog(pending=pending, oldest_event_at=oldest)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """What a round would find: events to fan out, deliveries ``claim`` would take, and the backlog."""
+
+    undispatched: bool
+    due: bool
+    backlog: Backlog
+
+
+_due, _to = aliased(WebhookDelivery), aliased(WebhookEndpoint)
+_NOW = bindparam("now", type_=WebhookDelivery.next_attempt_at.type)
+_WAITING = Compiled(_BACKLOG.add_columns(
+    exists().where(OutboxEvent.dispatched_at.is_(None)).correlate(None).label("undispatched"),
+    exists().where(  # claim's conditions
+        _to.id == _due.endpoint_id, _due.status == DeliveryStatus.PENDING, _due.next_attempt_at <= _NOW,
+        or_(_due.claimed_until.is_(None), _due.claimed_until <= _NOW), _to.enabled.is_(True),
+    ).correlate(None).label("due"),
+))
+
+
+async def waiting(db: Database, now: datetime) -> Waiting:
+    """What a round would find, in one read on the driver's connection: an idle worker's round is this statement
+    alone (the three transactions of fan out, claim and backlog took ~3.5 ms of the process's CPU every
+    ``POLL_SECONDS``, and on SQLite two of them took the write lock)."""
+    (pending, oldest, undispatched, due), = await _WAITING.on(db.engine.dialect).values(db, {"now": now})
+    return Waiting(undispatched=bool(undispatched), due=bool(due),
+                   backlog=Backlog(pending=pending, oldest_event_at=oldest))
 
 
 def _apply(delivery: WebhookDelivery, result: AttemptResult, now: datetime, rand: Random) -> Outcome:
