@@ -69,3 +69,16 @@ async def test_the_server_sizes_its_pool_from_settings(settings):
     async with AsyncTestClient(app):
         pool = app.state.db.engine.pool
         assert (pool.size(), pool._max_overflow) == (7, 0)
+
+
+async def test_one_request_at_a_time_is_served_by_the_connection_returned_last(database_url: str):
+    """After a load has opened several connections, requests one at a time take the connection returned last
+    (LIFO), not each of the load's connections in turn: one warm PostgreSQL session instead of a round of them."""
+    db = Database.from_url(database_url, pool_size=WIDTH)
+    try:
+        opened = await _connections_at_once(db, 4)
+        one_at_a_time = [await _connections_at_once(db, 1) for _ in range(8)]
+        assert len(opened) == 4
+        assert len(set().union(*one_at_a_time)) == 1
+    finally:
+        await db.dispose()

@@ -64,13 +64,17 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_S
     """At most ``pool_size`` connections, each kept once opened (``max_overflow=0``; connections over a
     pool's size were closed when returned, so a load above it opened and closed one every few requests,
     each new PostgreSQL session parsing and planning its statements again: issue 24). A checkout waits
-    up to ``pool_timeout`` seconds for a connection."""
+    up to ``pool_timeout`` seconds for a connection, and takes the connection returned last (``pool_use_lifo``):
+    one request at a time is served by one connection, its server process and caches warm, instead of each
+    connection a load opened in turn (after a load of 32 at once, the invoices page one request at a time went
+    through 16 PostgreSQL sessions in turn: ~0.3 ms slower at the median, and slower still in its slowest 1%)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         in_memory = parsed.database in (None, "", ":memory:")  # one StaticPool connection, no size
         engine = create_async_engine(
             url, echo=echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-            **({} if in_memory else {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout}),
+            **({} if in_memory else {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout,
+                                     "pool_use_lifo": True}),
         )
         _install_sqlite_hooks(engine)
         return engine
@@ -79,7 +83,8 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = DEFAULT_POOL_S
     # halved that page's throughput. 0: every statement, 100 a connection (asyncpg's LRU), as SQLAlchemy's own
     # cache of prepared statements keeps them.
     engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0, pool_timeout=pool_timeout,
-                                 pool_recycle=POOL_RECYCLE_SECONDS, connect_args={"max_cacheable_statement_size": 0})
+                                 pool_recycle=POOL_RECYCLE_SECONDS, pool_use_lifo=True,
+                                 connect_args={"max_cacheable_statement_size": 0})
     _install_closed_connection_check(engine)
     return engine
 
