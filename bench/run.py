@@ -29,6 +29,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench import host_noise  # noqa: E402  (bench/ on the path first, as for bench.seed)
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 PEER = BENCH / "peers" / "postgraphile"
@@ -475,7 +476,7 @@ def main() -> None:
         raise SystemExit("--soak drives Invoices, Viewer or ViewerRoleText: add one to --only")
     datasets = seed_all(backends, args.scale, workdir, args.database)
     rows: list[Row] = []
-    notes: list[str] = []
+    notes: list[str] = [host_noise.describe(host_noise.measure(), "before the runs")]
     soak: dict[str, float] = {}
     for number, backend in enumerate(backends):
         dataset = datasets[backend]
@@ -530,6 +531,7 @@ def main() -> None:
         finally:
             for server in servers.values():
                 server.stop()
+    notes.append(host_noise.describe(host_noise.measure(), "after the runs"))
     report(rows, args, notes, soak, console)
 
 
