@@ -43,7 +43,7 @@ from billing_graphql.db.models import (
 )
 from billing_graphql.domain.billing_run import Step, next_period, next_step
 from billing_graphql.domain.coupon_duration import coupon_applies
-from billing_graphql.domain.invoices import InvoiceDraft, InvoiceLineKind, LineDraft, period_lines
+from billing_graphql.domain.invoices import InvoiceDraft, period_lines
 from billing_graphql.domain.plan_versions import version_at_renewal
 from billing_graphql.domain.periods import BillingPeriod, Period
 from billing_graphql.domain.status import SubscriptionStatus
