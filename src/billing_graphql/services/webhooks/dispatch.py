@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,12 +58,21 @@ def _skip_locked(session: AsyncSession, statement, *of):
     return statement.with_for_update(skip_locked=True, of=of or None)
 
 
+_UNDISPATCHED = OutboxEvent.dispatched_at.is_(None)  # an event fan_out takes
+
+
+def _claimable(delivery: Any, endpoint: Any, now: Any) -> tuple[Any, ...]:
+    """A delivery ``claim`` takes (of an endpoint joined to it): due, not leased, to an enabled endpoint."""
+    return (delivery.status == DeliveryStatus.PENDING, delivery.next_attempt_at <= now,
+            or_(delivery.claimed_until.is_(None), delivery.claimed_until <= now), endpoint.enabled.is_(True))
+
+
 async def fan_out(db: Database, now: datetime, *, limit: int = 500) -> int:
     """Turn up to ``limit`` undispatched outbox events into deliveries; the number of events."""
     async with db.write() as session:
         events = (await session.scalars(_skip_locked(
             session,
-            select(OutboxEvent).where(OutboxEvent.dispatched_at.is_(None))
+            select(OutboxEvent).where(_UNDISPATCHED)
             .order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit),
         ))).all()
         if not events:
@@ -114,12 +124,7 @@ async def claim(db: Database, now: datetime, *, limit: int = 50, lease: timedelt
             select(WebhookDelivery, WebhookEndpoint, OutboxEvent)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-            .where(
-                WebhookDelivery.status == DeliveryStatus.PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until <= now),
-                WebhookEndpoint.enabled.is_(True),
-            )
+            .where(*_claimable(WebhookDelivery, WebhookEndpoint, now))
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
             .limit(limit),
             WebhookDelivery,
@@ -198,11 +203,8 @@ class Waiting:
 _due, _to = aliased(WebhookDelivery), aliased(WebhookEndpoint)
 _NOW = bindparam("now", type_=WebhookDelivery.next_attempt_at.type)
 _WAITING = Compiled(_BACKLOG.add_columns(
-    exists().where(OutboxEvent.dispatched_at.is_(None)).correlate(None).label("undispatched"),
-    exists().where(  # claim's conditions
-        _to.id == _due.endpoint_id, _due.status == DeliveryStatus.PENDING, _due.next_attempt_at <= _NOW,
-        or_(_due.claimed_until.is_(None), _due.claimed_until <= _NOW), _to.enabled.is_(True),
-    ).correlate(None).label("due"),
+    exists().where(_UNDISPATCHED).correlate(None).label("undispatched"),
+    exists().where(_to.id == _due.endpoint_id, *_claimable(_due, _to, _NOW)).correlate(None).label("due"),
 ))
 
 
