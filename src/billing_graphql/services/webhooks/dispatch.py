@@ -61,10 +61,15 @@ def _skip_locked(session: AsyncSession, statement, *of):
 _UNDISPATCHED = OutboxEvent.dispatched_at.is_(None)  # an event fan_out takes
 
 
+def _pending(delivery: Any, endpoint: Any) -> tuple[Any, ...]:
+    """A delivery still to be made (of an endpoint joined to it): the backlog's."""
+    return delivery.status == DeliveryStatus.PENDING, endpoint.enabled.is_(True)
+
+
 def _claimable(delivery: Any, endpoint: Any, now: Any) -> tuple[Any, ...]:
-    """A delivery ``claim`` takes (of an endpoint joined to it): due, not leased, to an enabled endpoint."""
-    return (delivery.status == DeliveryStatus.PENDING, delivery.next_attempt_at <= now,
-            or_(delivery.claimed_until.is_(None), delivery.claimed_until <= now), endpoint.enabled.is_(True))
+    """A delivery ``claim`` takes: pending, due and not leased."""
+    return (*_pending(delivery, endpoint), delivery.next_attempt_at <= now,
+            or_(delivery.claimed_until.is_(None), delivery.claimed_until <= now))
 
 
 async def fan_out(db: Database, now: datetime, *, limit: int = 500) -> int:
@@ -181,13 +186,13 @@ class Backlog:
 _BACKLOG = (select(func.count(WebhookDelivery.id), func.min(OutboxEvent.created_at))
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-            .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookEndpoint.enabled.is_(True)))
+            .where(*_pending(WebhookDelivery, WebhookEndpoint)))
+_BACKLOG_READ = Compiled(_BACKLOG)
 
 
 async def backlog(db: Database) -> Backlog:
-    """What waits for delivery: one aggregate statement."""
-    async with db.read() as session:
-        pending, oldest = (await session.execute(_BACKLOG)).one()
+    """What waits for delivery: one aggregate statement, on the driver's connection as ``waiting``'s."""
+    (pending, oldest), = await _BACKLOG_READ.on(db.engine.dialect).values(db, {})
     return Backlog(pending=pending, oldest_event_at=oldest)
 
 
